@@ -1,0 +1,395 @@
+"""The drop-in facade: ``OpenAI`` and ``AsyncOpenAI`` with openai's constructor and resources.
+
+``client.chat.completions.create(...)``, ``client.embeddings.create(...)`` and
+``client.models.list()`` take openai's keyword arguments and return openai-shaped objects;
+``provider=`` and ``config=`` are the only additions. Everything below the resource methods
+is the engine's; the sync and async classes differ only in ``await``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cached_property
+from typing import Any, Generic, Optional, TypeVar, Union
+
+import httpx
+
+from ._config import Config, load_config
+from ._engine import (
+    DEFAULT_MAX_RETRIES,
+    AsyncEngine,
+    Engine,
+    RawResult,
+    RequestOptions,
+    SyncEngine,
+)
+from ._errors import NotFoundError, local_error
+from ._response import LegacyAPIResponse
+from ._streaming import AsyncStream, Stream
+from .types.chat import ChatCompletion
+from .types.create_embedding_response import CreateEmbeddingResponse
+from .types.model import Model
+
+__all__ = ["AsyncOpenAI", "OpenAI"]
+
+ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config, None]
+_OPTION_NAMES = ("extra_headers", "extra_query", "extra_body", "timeout")
+M = TypeVar("M")
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    """Drop omitted values, including openai's ``NOT_GIVEN``/``omit`` sentinels."""
+    return {
+        k: v
+        for k, v in params.items()
+        if v is not None and type(v).__name__ not in ("NotGiven", "Omit")
+    }
+
+
+def _split(params: dict[str, Any], *, raw: bool) -> tuple[dict[str, Any], RequestOptions]:
+    options = {name: params.pop(name) for name in _OPTION_NAMES if name in params}
+    return params, RequestOptions(**options, raw=raw)
+
+
+def _result(result: RawResult, raw: bool) -> Any:
+    if raw:
+        return LegacyAPIResponse(result.response, result.parsed, retries_taken=result.retries_taken)
+    return result.parsed
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelPage(Generic[M]):
+    """``client.models.list()``: iterable, with ``.data``, like openai's page."""
+
+    object = "list"
+
+    def __init__(self, data: list[M]) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[M]:  # type: ignore[override]
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"ModelPage(data=[{len(self.data)} models])"
+
+
+class AsyncModelPage(ModelPage[M]):
+    """The async page: ``await client.models.list()`` or ``async for m in client.models.list()``."""
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        async def itself() -> AsyncModelPage[M]:
+            return self
+
+        return itself().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[M]:  # type: ignore[override]
+        for model in self.data:
+            yield model
+
+
+def _catalogue(engine: Engine) -> list[Model]:
+    """The models this client can reach: its provider's catalogue, or all of them plus aliases."""
+    config = engine.config
+    names = [engine.provider] if engine.provider else list(config.providers)
+    models = [
+        Model(id=name, created=0, object="model", owned_by=provider)
+        for provider in names
+        for name in config.providers[provider].models
+    ]
+    models.extend(
+        Model(id=alias, created=0, object="model", owned_by="llm-bridge-alias")
+        for alias in config.aliases
+    )
+    return models
+
+
+def _retrieve(engine: Engine, model: str) -> Model:
+    route = engine.routes(model)[0]
+    if (
+        model not in engine.config.aliases
+        and engine.config.provider(route.provider).model(route.model) is None
+    ):
+        request = httpx.Request("GET", f"models/{model}")
+        raise local_error(
+            NotFoundError,
+            f"The model {model!r} is not in the {route.provider} catalogue",
+            request=request,
+            code="model_not_found",
+            provider=route.provider,
+        )
+    return Model(id=model, created=0, object="model", owned_by=route.provider)
+
+
+# --------------------------------------------------------------------------- sync resources
+
+
+class Completions:
+    def __init__(self, client: OpenAI, *, raw: bool = False) -> None:
+        self._client = client
+        self._raw = raw
+
+    def create(
+        self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
+    ) -> Union[ChatCompletion, Stream]:
+        """Create a chat completion (``stream=True`` returns a `Stream` of chunks)."""
+        params, options = _split(
+            _given({"messages": messages, "model": model, "stream": stream, **params}),
+            raw=self._raw,
+        )
+        engine = self._client._engine
+        engine.check_chat(params)
+        return _result(engine.call("chat", params, options), self._raw)
+
+    @cached_property
+    def with_raw_response(self) -> Completions:
+        return Completions(self._client, raw=True)
+
+
+class Chat:
+    def __init__(self, client: OpenAI) -> None:
+        self.completions = Completions(client)
+
+
+class Embeddings:
+    def __init__(self, client: OpenAI, *, raw: bool = False) -> None:
+        self._client = client
+        self._raw = raw
+
+    def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
+        """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
+        params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
+        engine = self._client._engine
+        results = [
+            engine.call("embeddings", batch, options) for batch in engine.embedding_batches(params)
+        ]
+        merged = engine.merge_embeddings([r.parsed for r in results])
+        return _result(
+            RawResult(results[-1].response, merged, results[-1].retries_taken), self._raw
+        )
+
+    @cached_property
+    def with_raw_response(self) -> Embeddings:
+        return Embeddings(self._client, raw=True)
+
+
+class Models:
+    def __init__(self, client: OpenAI) -> None:
+        self._client = client
+
+    def list(self) -> ModelPage[Model]:
+        return ModelPage(_catalogue(self._client._engine))
+
+    def retrieve(self, model: str) -> Model:
+        return _retrieve(self._client._engine, model)
+
+
+# --------------------------------------------------------------------------- async resources
+
+
+class AsyncCompletions:
+    def __init__(self, client: AsyncOpenAI, *, raw: bool = False) -> None:
+        self._client = client
+        self._raw = raw
+
+    async def create(
+        self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
+    ) -> Union[ChatCompletion, AsyncStream]:
+        """Create a chat completion (``stream=True`` returns an `AsyncStream` of chunks)."""
+        params, options = _split(
+            _given({"messages": messages, "model": model, "stream": stream, **params}),
+            raw=self._raw,
+        )
+        engine = self._client._engine
+        engine.check_chat(params)
+        return _result(await engine.call("chat", params, options), self._raw)
+
+    @cached_property
+    def with_raw_response(self) -> AsyncCompletions:
+        return AsyncCompletions(self._client, raw=True)
+
+
+class AsyncChat:
+    def __init__(self, client: AsyncOpenAI) -> None:
+        self.completions = AsyncCompletions(client)
+
+
+class AsyncEmbeddings:
+    def __init__(self, client: AsyncOpenAI, *, raw: bool = False) -> None:
+        self._client = client
+        self._raw = raw
+
+    async def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
+        """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
+        params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
+        engine = self._client._engine
+        results = [
+            await engine.call("embeddings", batch, options)
+            for batch in engine.embedding_batches(params)
+        ]
+        merged = engine.merge_embeddings([r.parsed for r in results])
+        return _result(
+            RawResult(results[-1].response, merged, results[-1].retries_taken), self._raw
+        )
+
+    @cached_property
+    def with_raw_response(self) -> AsyncEmbeddings:
+        return AsyncEmbeddings(self._client, raw=True)
+
+
+class AsyncModels:
+    def __init__(self, client: AsyncOpenAI) -> None:
+        self._client = client
+
+    def list(self) -> AsyncModelPage[Model]:
+        return AsyncModelPage(_catalogue(self._client._engine))
+
+    async def retrieve(self, model: str) -> Model:
+        return _retrieve(self._client._engine, model)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class _ClientBase:
+    _engine: Engine
+
+    def _settings(self) -> dict[str, Any]:
+        engine = self._engine
+        return {
+            "api_key": engine._api_key,
+            "base_url": engine._base_url,
+            "timeout": engine.timeout,
+            "max_retries": engine.max_retries,
+            "default_headers": engine.default_headers,
+            "default_query": engine.default_query,
+            "http_client": engine.http,
+            "provider": engine.provider,
+            "config": engine.config,
+        }
+
+    @property
+    def config(self) -> Config:
+        return self._engine.config
+
+    @property
+    def provider(self) -> Optional[str]:
+        return self._engine.provider
+
+    @property
+    def max_retries(self) -> int:
+        return self._engine.max_retries
+
+    @property
+    def timeout(self) -> Union[float, httpx.Timeout]:
+        return self._engine.timeout
+
+    def __repr__(self) -> str:
+        # Never the key: reprs end up in logs and bug reports.
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, "
+            f"config={self.config.source!r}, max_retries={self.max_retries})"
+        )
+
+
+class OpenAI(_ClientBase):
+    """Drop-in for ``openai.OpenAI`` that speaks Zhipu, Qianfan and DashScope natively."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        base_url: Union[str, httpx.URL, None] = None,
+        timeout: Union[float, httpx.Timeout, None] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Optional[Mapping[str, str]] = None,
+        default_query: Optional[Mapping[str, Any]] = None,
+        http_client: Optional[httpx.Client] = None,
+        provider: Optional[str] = None,
+        config: ConfigSource = None,
+        organization: Optional[str] = None,  # accepted for drop-in compatibility; unused
+        project: Optional[str] = None,  # accepted for drop-in compatibility; unused
+    ) -> None:
+        self._engine: SyncEngine = SyncEngine(
+            config if isinstance(config, Config) else load_config(config),
+            http_client=http_client,
+            provider=provider,
+            api_key=api_key,
+            base_url=str(base_url) if base_url is not None else None,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=dict(default_headers or {}),
+            default_query=dict(default_query or {}),
+        )
+        self.chat = Chat(self)
+        self.embeddings = Embeddings(self)
+        self.models = Models(self)
+
+    def with_options(self, **overrides: Any) -> OpenAI:
+        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
+        return type(self)(**{**self._settings(), **overrides})
+
+    copy = with_options
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def __enter__(self) -> OpenAI:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class AsyncOpenAI(_ClientBase):
+    """Drop-in for ``openai.AsyncOpenAI``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        base_url: Union[str, httpx.URL, None] = None,
+        timeout: Union[float, httpx.Timeout, None] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Optional[Mapping[str, str]] = None,
+        default_query: Optional[Mapping[str, Any]] = None,
+        http_client: Optional[httpx.AsyncClient] = None,
+        provider: Optional[str] = None,
+        config: ConfigSource = None,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> None:
+        self._engine: AsyncEngine = AsyncEngine(
+            config if isinstance(config, Config) else load_config(config),
+            http_client=http_client,
+            provider=provider,
+            api_key=api_key,
+            base_url=str(base_url) if base_url is not None else None,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=dict(default_headers or {}),
+            default_query=dict(default_query or {}),
+        )
+        self.chat = AsyncChat(self)
+        self.embeddings = AsyncEmbeddings(self)
+        self.models = AsyncModels(self)
+
+    def with_options(self, **overrides: Any) -> AsyncOpenAI:
+        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
+        return type(self)(**{**self._settings(), **overrides})
+
+    copy = with_options
+
+    async def close(self) -> None:
+        await self._engine.close()
+
+    async def __aenter__(self) -> AsyncOpenAI:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()

@@ -1,0 +1,456 @@
+"""Configuration: the shipped provider tables, the user's config file, and the environment.
+
+Two sources share one schema (`ProviderConfig`): the provider tables shipped in
+``providers/*.toml`` (base URLs, models, prices, parameter ranges, error codes) and the
+``[providers.NAME]`` blocks of a user's ``llm_bridge.toml``, which override or extend
+them (credentials, a base URL, a whole new OpenAI-compatible provider). Keeping it one
+schema means a user-defined provider can say everything a shipped one does.
+
+Every mistake is reported as a `ConfigError` naming the file, the key path and what was
+expected, because a config error found at the first request, in production, is the
+expensive kind. Secrets are held as `pydantic.SecretStr` so they never print.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ._errors import EXCEPTIONS_BY_NAME, APIStatusError, ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+__all__ = ["Config", "ErrorRule", "ModelInfo", "ParamRule", "ProviderConfig", "load_config"]
+
+CONFIG_ENV = "LLM_BRIDGE_CONFIG"
+DEFAULT_CONFIG_FILE = "llm_bridge.toml"
+PROTOCOLS = ("openai_compat", "zhipu", "qianfan", "dashscope")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a config file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class ModelInfo(_Strict):
+    """One catalogue entry: what the model is, what it can do, what it costs."""
+
+    kind: Literal["chat", "embedding", "image"] = "chat"
+    context_window: Optional[int] = Field(default=None, gt=0)
+    max_output_tokens: Optional[int] = Field(default=None, gt=0)
+    capabilities: List[str] = []
+    # Prices in CNY per million tokens.
+    input_price: Optional[Decimal] = Field(default=None, ge=0)
+    output_price: Optional[Decimal] = Field(default=None, ge=0)
+    cached_input_price: Optional[Decimal] = Field(default=None, ge=0)
+    # Embedding models.
+    dimensions: List[int] = []
+    default_dimensions: Optional[int] = None
+    max_batch: Optional[int] = Field(default=None, gt=0)
+    max_input_tokens: Optional[int] = Field(default=None, gt=0)
+    # Protocol-specific routing facts (Qianfan v1 endpoint suffix, v2 model id, ...).
+    endpoint: Optional[str] = None
+    v2_model: Optional[str] = None
+    stream_only: bool = False
+    stream_only_when_thinking: bool = False
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+class ParamRule(_Strict):
+    """How a provider bounds one OpenAI parameter (values outside are clamped)."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+    max_items: Optional[int] = Field(default=None, gt=0)
+    min_length: Optional[int] = Field(default=None, ge=0)
+    max_length: Optional[int] = Field(default=None, gt=0)
+
+
+class ErrorRule(_Strict):
+    """What a provider's own error code means in openai's terms."""
+
+    exception: str
+    code: Optional[str] = None  # the OpenAI `code` to report, e.g. "insufficient_quota"
+    retryable: bool = False
+    reauth: bool = False  # a fresh credential (new JWT, new access token) may cure it
+    meaning: Optional[str] = None
+
+    @field_validator("exception")
+    @classmethod
+    def _known_exception(cls, value: str) -> str:
+        if value not in EXCEPTIONS_BY_NAME:
+            raise ValueError(
+                f"unknown exception {value!r}; expected one of {sorted(EXCEPTIONS_BY_NAME)}"
+            )
+        return value
+
+    @property
+    def exception_class(self) -> type[APIStatusError]:
+        return EXCEPTIONS_BY_NAME[self.exception]
+
+
+class ProviderConfig(_Strict):
+    """A provider: shipped table, user override, or a provider the user defines."""
+
+    protocol: Optional[str] = None
+    display_name: Optional[str] = None
+    base_url: Optional[str] = None
+    base_url_env: Optional[str] = None
+    auth: Optional[str] = None
+    auth_choices: List[str] = []
+    api_key: Optional[SecretStr] = None
+    api_key_env: List[str] = []
+    headers: Dict[str, str] = {}
+    prices_read: Optional[str] = None
+    prices_source: Optional[str] = None
+    params: Dict[str, ParamRule] = {}
+    models: Dict[str, ModelInfo] = {}
+    errors: Dict[str, ErrorRule] = {}
+    # The provider's finish_reason words in OpenAI's vocabulary; "error" means it raises.
+    finish_reasons: Dict[str, str] = {}
+    # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
+    token_ttl: float = Field(default=210.0, gt=30)
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {value!r}; expected one of {list(PROTOCOLS)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/") if value else value
+
+    def model(self, name: str) -> Optional[ModelInfo]:
+        """The catalogue entry for ``name`` (case-insensitive), if any."""
+        info = self.models.get(name)
+        if info is None:
+            canonical = self.canonical_model(name)
+            info = self.models.get(canonical) if canonical else None
+        return info
+
+    def canonical_model(self, name: str) -> Optional[str]:
+        """The catalogue's spelling of ``name``: providers' docs capitalise inconsistently."""
+        if name in self.models:
+            return name
+        return _lowercase_index(self).get(name.lower())
+
+
+def _lowercase_index(provider: ProviderConfig) -> dict[str, str]:
+    # Cached on the (frozen) instance: catalogue lookups sit on the request path.
+    index = provider.__dict__.get("_lower_index")
+    if index is None:
+        index = {name.lower(): name for name in provider.models}
+        object.__setattr__(provider, "_lower_index", index)
+    return index
+
+
+class Policy(_Strict):
+    """How to treat what a provider cannot do."""
+
+    unsupported_params: Literal["warn", "drop", "error"] = "warn"
+    preflight: bool = True
+
+
+Target = Union[str, List[str]]
+
+
+class _UserConfig(_Strict):
+    default_provider: Optional[str] = None
+    providers: Dict[str, ProviderConfig] = {}
+    models: Dict[str, Target] = {}
+    policy: Policy = Policy()
+
+    @field_validator("models")
+    @classmethod
+    def _non_empty_targets(cls, value: Dict[str, Target]) -> Dict[str, Target]:
+        for alias, target in value.items():
+            if isinstance(target, list) and not target:
+                raise ValueError(f"alias {alias!r} has an empty list of targets")
+        return value
+
+
+class Config:
+    """The resolved configuration a client works from (immutable once built)."""
+
+    def __init__(
+        self,
+        *,
+        providers: dict[str, ProviderConfig],
+        aliases: dict[str, list[str]],
+        default_provider: Optional[str],
+        policy: Policy,
+        source: str,
+    ) -> None:
+        self.providers = providers
+        self.aliases = aliases
+        self.default_provider = default_provider
+        self.policy = policy
+        self.source = source
+
+    def __repr__(self) -> str:
+        return (
+            f"Config(source={self.source!r}, providers={sorted(self.providers)}, "
+            f"aliases={sorted(self.aliases)}, default_provider={self.default_provider!r})"
+        )
+
+    def provider(self, name: str) -> ProviderConfig:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown provider {name!r} (known: {', '.join(sorted(self.providers))})"
+                + _did_you_mean(name, self.providers)
+            ) from None
+
+    def api_key(self, name: str) -> Optional[str]:
+        """The configured key for a provider, else the first of its environment variables."""
+        provider = self.provider(name)
+        if provider.api_key is not None:
+            return provider.api_key.get_secret_value()
+        for variable in provider.api_key_env:
+            value = os.environ.get(variable)
+            if value:
+                return value
+        return None
+
+    def base_url(self, name: str) -> str:
+        provider = self.provider(name)
+        if provider.base_url_env and os.environ.get(provider.base_url_env):
+            return os.environ[provider.base_url_env].rstrip("/")
+        assert provider.base_url is not None  # checked when the config was built
+        return provider.base_url
+
+
+# --------------------------------------------------------------------------- shipped tables
+
+
+def _providers_dir() -> Path:
+    """Where the shipped tables are: inside the wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).with_name("providers")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "providers"
+
+
+@cache
+def builtin_providers() -> dict[str, ProviderConfig]:
+    """Parse ``providers/*.toml`` once per process (never at import: imports stay cheap)."""
+    tables = {}
+    for path in sorted(_providers_dir().glob("*.toml")):
+        raw = _read_toml(path)
+        tables[path.stem] = _validate(ProviderConfig, raw, str(path), prefix="")
+    if not tables:
+        raise ConfigError(f"no provider tables found in {_providers_dir()}")
+    return tables
+
+
+# --------------------------------------------------------------------------- user config
+
+
+def load_config(source: Union[str, os.PathLike, Mapping[str, Any], None] = None) -> Config:
+    """Build a `Config` from a TOML file path, a mapping of the same schema, or defaults.
+
+    With no argument: ``$LLM_BRIDGE_CONFIG`` if set, else ``./llm_bridge.toml`` if it
+    exists, else the shipped tables with credentials from the providers' usual
+    environment variables.
+    """
+    if source is None:
+        env_path = os.environ.get(CONFIG_ENV)
+        if env_path:
+            source = env_path
+        elif Path(DEFAULT_CONFIG_FILE).is_file():
+            source = DEFAULT_CONFIG_FILE
+        else:
+            return _build({}, "defaults")
+    if isinstance(source, Mapping):
+        return _build(_interpolate(dict(source), "<mapping>", ""), "<mapping>")
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    return _build(_interpolate(_read_toml(path), str(path), ""), str(path))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _interpolate(value: Any, source: str, path: str) -> Any:
+    """Replace ``${VAR}`` in every string with the environment's value, or say which is unset."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, source, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{source}: {path}: environment variable {name} is not set "
+                    f"(referenced as ${{{name}}})"
+                )
+            return os.environ[name]
+
+        return _VAR.sub(substitute, value)
+    return value
+
+
+def _validate(model: type[BaseModel], raw: Any, source: str, *, prefix: str) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+            got = "" if error["type"] == "missing" else f" (got {_safe_input(where, error)})"
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{source}: {where}: {message}{got}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def _safe_input(where: str, error: Any) -> str:
+    if any(word in where for word in ("key", "secret", "token")):
+        return "<redacted>"
+    text = repr(error.get("input"))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _build(raw: dict[str, Any], source: str) -> Config:
+    user = _validate(_UserConfig, raw, source, prefix="")
+    builtins = builtin_providers()
+    providers = dict(builtins)
+    for name, block in user.providers.items():
+        if name in builtins:
+            providers[name] = _merge(builtins[name], block)
+        else:
+            _check_new_provider(name, block, source, builtins)
+            providers[name] = block
+    for name, provider in providers.items():
+        if provider.auth_choices and provider.auth not in provider.auth_choices:
+            raise ConfigError(
+                f"{source}: providers.{name}.auth: expected one of {provider.auth_choices}, "
+                f"got {provider.auth!r}"
+            )
+    default = user.default_provider
+    if default is not None and default not in providers:
+        raise ConfigError(
+            f"{source}: default_provider: unknown provider {default!r} "
+            f"(known: {', '.join(sorted(providers))})" + _did_you_mean(default, providers)
+        )
+    aliases = {
+        alias: target if isinstance(target, list) else [target]
+        for alias, target in user.models.items()
+    }
+    _check_aliases(aliases, providers, default, source)
+    return Config(
+        providers=providers,
+        aliases=aliases,
+        default_provider=default,
+        policy=user.policy,
+        source=source,
+    )
+
+
+def _merge(base: ProviderConfig, override: ProviderConfig) -> ProviderConfig:
+    """The user's block wins key by key; catalogues and tables merge entry by entry."""
+    merged = base.model_dump()
+    for key in override.model_fields_set:
+        value = getattr(override, key)
+        if key in ("models", "errors", "params", "headers", "finish_reasons"):
+            merged[key] = {
+                **merged[key],
+                **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()},
+            }
+        else:
+            merged[key] = value
+    return ProviderConfig.model_validate(merged)
+
+
+def _check_new_provider(
+    name: str, block: ProviderConfig, source: str, builtins: Mapping[str, ProviderConfig]
+) -> None:
+    missing = [key for key in ("protocol", "base_url") if getattr(block, key) is None]
+    if missing:
+        raise ConfigError(
+            f"{source}: providers.{name}: unknown provider {name!r}"
+            + _did_you_mean(name, builtins)
+            + f". Built-in providers are {', '.join(sorted(builtins))}; to define a new one, "
+            f'set {" and ".join(missing)} (e.g. protocol = "openai_compat")'
+        )
+
+
+def _check_aliases(
+    aliases: dict[str, list[str]],
+    providers: Mapping[str, ProviderConfig],
+    default: Optional[str],
+    source: str,
+) -> None:
+    def visit(alias: str, trail: list[str]) -> None:
+        if alias in trail:
+            cycle = " -> ".join([*trail[trail.index(alias) :], alias])
+            raise ConfigError(f"{source}: models.{trail[0]}: alias cycle: {cycle}")
+        for target in aliases[alias]:
+            if target in aliases:
+                visit(target, [*trail, alias])
+            else:
+                _check_target(alias if not trail else trail[0], target, providers, default, source)
+
+    for alias in aliases:
+        visit(alias, [])
+
+
+def _check_target(
+    alias: str,
+    target: str,
+    providers: Mapping[str, ProviderConfig],
+    default: Optional[str],
+    source: str,
+) -> None:
+    if "/" in target:
+        provider_name, model = target.split("/", 1)
+        if provider_name in providers:
+            if not model:
+                raise ConfigError(f"{source}: models.{alias}: {target!r} names no model")
+            return
+    if any(p.canonical_model(target) for p in providers.values()) or default is not None:
+        return
+    known = [f"{p}/{m}" for p, cfg in providers.items() for m in cfg.models]
+    raise ConfigError(
+        f"{source}: models.{alias}: {target!r} points nowhere: it is not an alias, not in any "
+        f"provider's catalogue, and has no 'provider/' prefix" + _did_you_mean(target, known)
+    )
+
+
+def _did_you_mean(name: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""

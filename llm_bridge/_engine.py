@@ -1,0 +1,511 @@
+"""The one layer that does I/O: routing, adapters, retries and fallbacks around httpx.
+
+`Engine` holds everything that is not I/O and is shared by both flavours: routing a
+model name, building an adapter per provider (once per client), turning an adapter's
+`HTTPRequest` into an ``httpx.Request``, and turning the response into the result.
+`SyncEngine` and `AsyncEngine` add only the loops that send, retry and fall back; they
+are kept line for line alike so that a fix to one is visibly owed to the other.
+
+Nothing here knows about the facade's resources, so the httpx transport (for the real
+``openai`` client) and the gateway can drive the same engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import warnings
+from array import array
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import httpx
+
+from ._config import Config
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    InternalServerError,
+    OpenAIError,
+    RateLimitError,
+    UnsupportedParameterWarning,
+)
+from ._retry import RetryPolicy
+from ._routing import Route, resolve_model
+from ._streaming import AsyncStream, ChunkPipeline, Stream
+from ._version import __version__
+from .adapters import adapter_class
+from .adapters._base import Adapter, CallContext, HTTPRequest, JSONDict, parse_json
+from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
+from .adapters._stop import cut_at_stop
+from .types.chat import ChatCompletion
+from .types.create_embedding_response import CreateEmbeddingResponse
+
+__all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
+
+log = logging.getLogger("llm_bridge")
+
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+USER_AGENT = f"llm-bridge-cn/{__version__}"
+
+
+class RequestOptions:
+    """Per-call HTTP options: ``extra_headers``, ``extra_query``, ``extra_body``, ``timeout``."""
+
+    __slots__ = ("extra_body", "extra_headers", "extra_query", "max_retries", "raw", "timeout")
+
+    def __init__(
+        self,
+        *,
+        extra_headers: Optional[dict[str, str]] = None,
+        extra_query: Optional[dict[str, Any]] = None,
+        extra_body: Optional[dict[str, Any]] = None,
+        timeout: Union[float, httpx.Timeout, None] = None,
+        max_retries: Optional[int] = None,
+        raw: bool = False,
+    ) -> None:
+        self.extra_headers = extra_headers or {}
+        self.extra_query = extra_query or {}
+        self.extra_body = extra_body or {}
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.raw = raw
+
+
+class Operation:
+    """One call (chat or embeddings) against one route: what to send and how to read it."""
+
+    def __init__(
+        self, engine: Engine, kind: str, route: Route, params: JSONDict, options: RequestOptions
+    ) -> None:
+        self.engine = engine
+        self.kind = kind
+        self.route = route
+        self.adapter = engine.adapter(route.provider)
+        self.params = params
+        self.options = options
+        info = self.adapter.spec.model(route.model)
+        stream_options = params.get("stream_options") or {}
+        self.call = CallContext(
+            provider=route.provider,
+            model=route.model,
+            requested_model=params["model"],
+            stream=bool(params.get("stream")),
+            include_usage=bool(stream_options.get("include_usage")),
+            encoding_format=params.get("encoding_format"),
+            info=info,
+        )
+
+    @property
+    def stream(self) -> bool:
+        return self.call.stream
+
+    def build(self, client: Union[httpx.Client, httpx.AsyncClient]) -> httpx.Request:
+        """A fresh request per attempt: auth headers may renew between attempts."""
+        if self.kind == "chat":
+            spec = self.adapter.chat_request(self.params, self.call)
+        else:
+            spec = self.adapter.embeddings_request(self.params, self.call)
+        return self.engine.http_request(client, spec, self.options, stream=self.stream)
+
+    def error(self, response: httpx.Response) -> Optional[APIStatusError]:
+        """The error in a response whose body has been read, if any."""
+        return self.adapter.find_error(response, parse_json(response))
+
+    def needs_body(self, response: httpx.Response) -> bool:
+        """A stream request answered with something other than an event stream."""
+        content_type = response.headers.get("content-type", "")
+        return response.status_code >= 400 or "event-stream" not in content_type
+
+    def result(self, response: httpx.Response) -> Any:
+        body = parse_json(response)
+        error = self.adapter.find_error(response, body)
+        if error is not None:
+            raise error
+        if self.kind == "chat":
+            data = self.adapter.chat_response(response, body, self.call)
+            return self.engine.completion(data, self.call)
+        data = self.adapter.embeddings_response(response, body, self.call)
+        return self.engine.embeddings(data, self.call)
+
+    def pipeline(self, response: httpx.Response) -> ChunkPipeline:
+        return ChunkPipeline(self.adapter.stream_parser(response, self.call), self.call, response)
+
+    def unreadable_stream(self, response: httpx.Response) -> APIError:
+        """A 200 stream request answered without SSE and without an error: cannot be read."""
+        return self.adapter.invalid_body(
+            response,
+            parse_json(response),
+            f"a {response.headers.get('content-type', 'non-SSE')} body to a stream request",
+        )
+
+
+class Engine:
+    """Shared, I/O-free state of a client: config, routing, adapters, defaults."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        provider: Optional[str],
+        api_key: Optional[str],
+        base_url: Optional[str],
+        timeout: Union[float, httpx.Timeout, None],
+        max_retries: int,
+        default_headers: Optional[dict[str, str]],
+        default_query: Optional[dict[str, Any]],
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self._api_key = api_key
+        self._base_url = base_url
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.max_retries = max_retries
+        self.default_headers = dict(default_headers or {})
+        self.default_query = dict(default_query or {})
+        self._adapters: dict[str, Adapter] = {}
+        self._lock = threading.Lock()
+        if provider is not None:
+            config.provider(provider)  # an unknown provider= fails at construction
+            self._require_key(provider)
+
+    # ------------------------------------------------------------------ providers
+
+    def primary_provider(self) -> Optional[str]:
+        return self.provider or self.config.default_provider
+
+    def _key_for(self, name: str) -> Optional[str]:
+        primary = self.primary_provider()
+        if self._api_key is not None and (primary is None or primary == name):
+            return self._api_key
+        return self.config.api_key(name)
+
+    def _require_key(self, name: str) -> str:
+        key = self._key_for(name)
+        if key:
+            return key
+        spec = self.config.provider(name)
+        env = " or ".join(spec.api_key_env) or "an environment variable"
+        raise OpenAIError(
+            f"no API key for provider {name!r}: pass api_key=..., set {env}, or set "
+            f"api_key under [providers.{name}] in the config ({self.config.source})"
+        )
+
+    def adapter(self, name: str) -> Adapter:
+        """The provider's adapter, built on first use and kept for the client's life."""
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._lock:
+                adapter = self._adapters.get(name) or self._build_adapter(name)
+                self._adapters[name] = adapter
+        return adapter
+
+    def _build_adapter(self, name: str) -> Adapter:
+        spec = self.config.provider(name)
+        assert spec.protocol is not None  # checked when the config was built
+        cls = adapter_class(spec.protocol)
+        primary = self.primary_provider()
+        base_url = self._base_url if self._base_url and primary in (None, name) else None
+        try:
+            credentials = cls.credentials(spec, self._require_key(name))
+        except ValueError as exc:  # a key that cannot work with the configured auth
+            raise OpenAIError(f"provider {name!r}: {exc}") from None
+        return cls(
+            name,
+            spec,
+            base_url=base_url or self.config.base_url(name),
+            credentials=credentials,
+            policy=self.config.policy,
+            warn=lambda param, message: _warn(name, param, message),
+        )
+
+    def routes(self, model: str) -> list[Route]:
+        return resolve_model(self.config, model, client_provider=self.provider)
+
+    # ------------------------------------------------------------------ requests
+
+    def http_request(
+        self,
+        client: Union[httpx.Client, httpx.AsyncClient],
+        spec: HTTPRequest,
+        options: RequestOptions,
+        *,
+        stream: bool,
+    ) -> httpx.Request:
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "text/event-stream" if stream else "application/json",
+            **self.default_headers,
+            **spec.headers,
+            **options.extra_headers,
+        }
+        params = {**self.default_query, **spec.params, **options.extra_query}
+        body = spec.json
+        if options.extra_body and isinstance(body, dict):
+            body = {**body, **options.extra_body}
+        content = None
+        if body is not None:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        timeout = self.timeout if options.timeout is None else options.timeout
+        return client.build_request(
+            spec.method,
+            spec.url,
+            headers=headers,
+            params=params or None,
+            content=content,
+            timeout=timeout,
+        )
+
+    def operations(self, kind: str, params: JSONDict, options: RequestOptions) -> list[Operation]:
+        """The operation for each route of the model, in fallback order (built lazily)."""
+        return [
+            Operation(self, kind, route, params, options) for route in self.routes(params["model"])
+        ]
+
+    def retry_policy(self, operation: Operation) -> RetryPolicy:
+        max_retries = operation.options.max_retries
+        policy = RetryPolicy(
+            self.max_retries if max_retries is None else max_retries,
+            provider=operation.route.provider,
+            what=operation.kind,
+        )
+        policy.credentials = operation.adapter.credentials
+        return policy
+
+    @staticmethod
+    def should_fall_back(error: BaseException) -> bool:
+        """Move to the next target on faults of this provider, not on faults of the request."""
+        return isinstance(error, (APIConnectionError, InternalServerError, RateLimitError))
+
+    # ------------------------------------------------------------------ results
+
+    def completion(self, data: JSONDict, call: CallContext) -> ChatCompletion:
+        if call.emulated_stop:
+            for choice in data.get("choices", []):
+                message = choice.get("message") or {}
+                if isinstance(message.get("content"), str):
+                    message["content"], hit = cut_at_stop(message["content"], call.emulated_stop)
+                    if hit:
+                        choice["finish_reason"] = "stop"
+        data["provider"] = call.provider
+        return ChatCompletion.model_validate(data)
+
+    def embeddings(self, data: JSONDict, call: CallContext) -> CreateEmbeddingResponse:
+        data["provider"] = call.provider
+        if call.encoding_format == "base64":
+            for item in data["data"]:
+                if isinstance(item.get("embedding"), list):
+                    item["embedding"] = base64.b64encode(
+                        array("f", item["embedding"]).tobytes()
+                    ).decode("ascii")
+        return CreateEmbeddingResponse.model_validate(data)
+
+    def embedding_batches(self, params: JSONDict) -> list[JSONDict]:
+        """Split ``input`` to the model's batch limit (from the catalogue); one call if none."""
+        unknown = set(params) - EMBEDDING_PARAMS
+        if unknown:
+            raise TypeError(f"create() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+        texts = params.get("input")
+        if texts is None:
+            raise TypeError("create() missing required keyword argument: 'input'")
+        if isinstance(texts, str) or not isinstance(texts, list) or not texts:
+            if isinstance(texts, list):
+                raise ValueError("input must not be an empty list")
+            return [params]
+        route = self.routes(params["model"])[0]
+        info = self.config.provider(route.provider).model(route.model)
+        size = info.max_batch if info is not None and info.max_batch else len(texts)
+        return [{**params, "input": texts[i : i + size]} for i in range(0, len(texts), size)]
+
+    @staticmethod
+    def merge_embeddings(parts: Sequence[CreateEmbeddingResponse]) -> CreateEmbeddingResponse:
+        """Reassemble batches in input order, usage summed."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        data, offset, prompt, total = [], 0, 0, 0
+        for part in parts:
+            for item in sorted(part.data, key=lambda e: e.index):
+                data.append(item.model_copy(update={"index": offset + item.index}))
+            offset += len(part.data)
+            prompt += part.usage.prompt_tokens
+            total += part.usage.total_tokens
+        usage = first.usage.model_copy(update={"prompt_tokens": prompt, "total_tokens": total})
+        return first.model_copy(update={"data": data, "usage": usage})
+
+    def check_chat(self, params: JSONDict) -> None:
+        check_chat_params(params)
+
+
+def _warn(provider: str, param: str, message: str) -> None:
+    warn_once(
+        provider,
+        param,
+        message,
+        lambda text: warnings.warn(text, UnsupportedParameterWarning, stacklevel=6),
+    )
+
+
+def _log_fallback(operation: Operation, error: BaseException, nxt: Operation) -> None:
+    log.warning(
+        "%s/%s failed (%s); falling back to %s/%s",
+        operation.route.provider,
+        operation.route.model,
+        type(error).__name__,
+        nxt.route.provider,
+        nxt.route.model,
+    )
+
+
+def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
+    if isinstance(error, httpx.TimeoutException):
+        return APITimeoutError(request, provider=provider)
+    return APIConnectionError(
+        message=f"Connection error: {error}", request=request, provider=provider
+    )
+
+
+class RawResult:
+    """What the retry loop hands back: the HTTP response, the parsed result, retries taken."""
+
+    __slots__ = ("parsed", "response", "retries_taken")
+
+    def __init__(self, response: httpx.Response, parsed: Any, retries_taken: int) -> None:
+        self.response = response
+        self.parsed = parsed
+        self.retries_taken = retries_taken
+
+
+class SyncEngine(Engine):
+    """Sends with ``httpx.Client``."""
+
+    def __init__(self, config: Config, *, http_client: Optional[httpx.Client], **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.owns_client = http_client is None
+        self.http = http_client or httpx.Client(
+            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+        )
+
+    def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
+        operations = self.operations(kind, params, options)
+        for position, operation in enumerate(operations):
+            try:
+                return self._attempts(operation)
+            except APIError as error:
+                if position + 1 < len(operations) and self.should_fall_back(error):
+                    _log_fallback(operation, error, operations[position + 1])
+                    continue
+                raise
+        raise AssertionError("unreachable: routes are never empty")
+
+    def _attempts(self, operation: Operation) -> RawResult:
+        for attempt in self.retry_policy(operation).sync():
+            with attempt:
+                request = operation.build(self.http)
+                response = self._send(request, operation)
+                retries = attempt.retry_state.attempt_number - 1
+                if not operation.stream:
+                    return RawResult(response, operation.result(response), retries)
+                if operation.needs_body(response):
+                    response.read()
+                    response.close()
+                    raise operation.error(response) or operation.unreadable_stream(response)
+                return RawResult(response, Stream(response, operation.pipeline(response)), retries)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _send(self, request: httpx.Request, operation: Operation) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = self.http.send(request, stream=operation.stream)
+        except httpx.HTTPError as error:
+            raise _transport_error(error, request, operation.route.provider) from error
+        log.debug(
+            "%s %s -> %d (%.0f ms)",
+            request.method,
+            _redacted(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    def close(self) -> None:
+        if self.owns_client:
+            self.http.close()
+
+
+class AsyncEngine(Engine):
+    """Sends with ``httpx.AsyncClient``: the twin of `SyncEngine`, awaiting where it calls."""
+
+    def __init__(self, config: Config, *, http_client: Optional[httpx.AsyncClient], **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self.owns_client = http_client is None
+        self.http = http_client or httpx.AsyncClient(
+            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
+        )
+
+    async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
+        operations = self.operations(kind, params, options)
+        for position, operation in enumerate(operations):
+            try:
+                return await self._attempts(operation)
+            except APIError as error:
+                if position + 1 < len(operations) and self.should_fall_back(error):
+                    _log_fallback(operation, error, operations[position + 1])
+                    continue
+                raise
+        raise AssertionError("unreachable: routes are never empty")
+
+    async def _attempts(self, operation: Operation) -> RawResult:
+        async for attempt in self.retry_policy(operation).async_():
+            with attempt:
+                request = operation.build(self.http)
+                response = await self._send(request, operation)
+                retries = attempt.retry_state.attempt_number - 1
+                if not operation.stream:
+                    return RawResult(response, operation.result(response), retries)
+                if operation.needs_body(response):
+                    await response.aread()
+                    await response.aclose()
+                    raise operation.error(response) or operation.unreadable_stream(response)
+                return RawResult(
+                    response, AsyncStream(response, operation.pipeline(response)), retries
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _send(self, request: httpx.Request, operation: Operation) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = await self.http.send(request, stream=operation.stream)
+        except httpx.HTTPError as error:
+            raise _transport_error(error, request, operation.route.provider) from error
+        log.debug(
+            "%s %s -> %d (%.0f ms)",
+            request.method,
+            _redacted(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    async def close(self) -> None:
+        if self.owns_client:
+            await self.http.aclose()
+
+
+def _redacted(url: httpx.URL) -> str:
+    """The URL for logs, with token-bearing query values hidden."""
+    if not url.query:
+        return str(url)
+    params = [
+        (k, "<redacted>" if "token" in k.lower() or "key" in k.lower() else v)
+        for k, v in url.params.multi_items()
+    ]
+    return str(url.copy_with(params=params))

@@ -1,0 +1,277 @@
+"""The exception hierarchy, with openai's names, attributes and status-code keying.
+
+Code written against ``openai`` catches ``openai.RateLimitError`` and reads ``.status_code``,
+``.code`` and ``.request_id``; moving it here must not change a single ``except`` clause, so
+the classes mirror openai's one for one. Each error also says which provider raised it and
+the provider's own error code (``provider``, ``provider_code``), because "1113" or
+"Arrearage" is what a support ticket needs.
+
+Errors raised *before* anything is sent (a parameter the provider cannot take under the
+``error`` policy, a prompt over the context window) still carry an ``httpx.Request`` and a
+synthetic ``httpx.Response`` so that every attribute an ``except`` block reads exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigError",
+    "ConflictError",
+    "InternalServerError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "OpenAIError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+    "UnsupportedParameterWarning",
+]
+
+
+class OpenAIError(Exception):
+    """Root of every error this package raises on purpose (as in openai)."""
+
+
+class ConfigError(OpenAIError, ValueError):
+    """A config file or mapping is unreadable, malformed or inconsistent.
+
+    The message names the file, the key path and what was expected.
+    """
+
+
+class ModelNotFoundError(OpenAIError, ValueError):
+    """A model name routes to no provider; raised before any request is sent."""
+
+    def __init__(self, message: str, *, model: str, suggestions: list[str]) -> None:
+        super().__init__(message)
+        self.model = model
+        self.suggestions = suggestions
+
+
+class UnsupportedParameterWarning(UserWarning):
+    """An OpenAI parameter the provider cannot honour was dropped (policy ``warn``)."""
+
+
+class APIError(OpenAIError):
+    """An error tied to an HTTP exchange with a provider."""
+
+    message: str
+    request: httpx.Request
+    body: object | None
+    code: Optional[str] = None
+    param: Optional[str] = None
+    type: Optional[str] = None
+    provider: Optional[str] = None
+    provider_code: Optional[str] = None
+
+    def __init__(
+        self,
+        message: str,
+        request: httpx.Request,
+        *,
+        body: object | None,
+        code: Optional[str] = None,
+        param: Optional[str] = None,
+        type: Optional[str] = None,
+        provider: Optional[str] = None,
+        provider_code: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+        self.body = body
+        # openai reads code/param/type from an OpenAI-shaped body; explicit values (from a
+        # provider's code table) win, because provider bodies are not OpenAI-shaped.
+        fields = _openai_error_fields(body)
+        self.code = code if code is not None else fields.get("code")
+        self.param = param if param is not None else fields.get("param")
+        self.type = type if type is not None else fields.get("type")
+        self.provider = provider
+        self.provider_code = provider_code
+
+
+def _openai_error_fields(body: object) -> dict[str, Optional[str]]:
+    if not isinstance(body, dict):
+        return {}
+    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    return {
+        key: (str(inner[key]) if inner.get(key) is not None else None)
+        for key in ("code", "param", "type")
+        if key in inner
+    }
+
+
+class APIResponseValidationError(APIError):
+    """The provider answered, but not in a shape the adapter can translate."""
+
+    response: httpx.Response
+    status_code: int
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        body: object | None,
+        *,
+        message: str | None = None,
+        provider: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            message or "Data returned by API invalid for expected schema.",
+            response.request,
+            body=body,
+            provider=provider,
+        )
+        self.response = response
+        self.status_code = response.status_code
+
+
+class APIStatusError(APIError):
+    """The provider reported a failure (a 4xx/5xx status, or an error inside a 200 body)."""
+
+    response: httpx.Response
+    status_code: int
+    request_id: Optional[str]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        body: object | None,
+        request_id: Optional[str] = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message, response.request, body=body, **fields)
+        self.response = response
+        self.status_code = response.status_code
+        self.request_id = request_id or _request_id_from(response, body)
+
+
+def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
+    for header in ("x-request-id", "x-acs-request-id", "x-bce-request-id", "x-log-id"):
+        if header in response.headers:
+            return response.headers[header]
+    if isinstance(body, dict):
+        for key in ("request_id", "requestId", "id"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    status_code = 409
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+class APIConnectionError(APIError):
+    """The provider could not be reached, or the connection broke (also mid-stream)."""
+
+    def __init__(
+        self,
+        *,
+        message: str = "Connection error.",
+        request: httpx.Request,
+        provider: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, request, body=None, provider=provider)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request, or a stream between two events, took longer than the timeout."""
+
+    def __init__(self, request: httpx.Request, *, provider: Optional[str] = None) -> None:
+        super().__init__(message="Request timed out.", request=request, provider=provider)
+
+
+#: Status code -> exception class, exactly as openai keys them.
+STATUS_EXCEPTIONS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+#: Names a provider table may use in its error-code section.
+EXCEPTIONS_BY_NAME: dict[str, type[APIStatusError]] = {
+    cls.__name__: cls for cls in (*STATUS_EXCEPTIONS.values(), InternalServerError, APIStatusError)
+}
+
+
+def exception_for_status(status: int) -> type[APIStatusError]:
+    """The openai exception class for an HTTP status (>=500 is InternalServerError)."""
+    if status >= 500:
+        return InternalServerError
+    return STATUS_EXCEPTIONS.get(status, APIStatusError)
+
+
+def local_error(
+    cls: type[APIStatusError],
+    message: str,
+    *,
+    request: httpx.Request,
+    code: Optional[str] = None,
+    param: Optional[str] = None,
+    provider: Optional[str] = None,
+) -> APIStatusError:
+    """An error detected here, before sending, shaped as if the server had said it.
+
+    The synthetic response carries the class's status code, so ``err.status_code`` reads
+    as it would have from the server.
+    """
+    status = getattr(cls, "status_code", None)
+    if not isinstance(status, int):
+        status = 500 if issubclass(cls, InternalServerError) else 400
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
+    response = httpx.Response(status, json=body, request=request)
+    return cls(
+        message,
+        response=response,
+        body=body,
+        code=code,
+        param=param,
+        type="invalid_request_error",
+        provider=provider,
+    )

@@ -1,0 +1,153 @@
+"""One retry policy, on openai's contract, shared by the sync and async I/O paths.
+
+What is retried: connection errors and timeouts; HTTP 408, 409, 429 and >=500; and any
+provider code its table marks ``retryable`` even inside an HTTP 200 body. What is not:
+other 4xx, and codes the table marks not retryable even when their status says otherwise
+(Zhipu 1113 "in arrears" arrives as 429; retrying it only burns time). A provider's
+``retry-after-ms`` / ``retry-after`` is obeyed up to `MAX_RETRY_AFTER`; otherwise the wait
+is exponential with jitter, 0.5 s doubling to 8 s, as openai does.
+
+The tenacity objects are built here once per call; `Retrying` and `AsyncRetrying` take the
+same arguments, so only the loop statement differs between the two paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from typing import Any, Optional
+
+from tenacity import AsyncRetrying, RetryCallState, Retrying
+
+from ._errors import APIConnectionError, APIError, APIStatusError
+
+__all__ = ["RetryPolicy", "is_retryable", "retry_delay"]
+
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+
+log = logging.getLogger("llm_bridge")
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Would openai retry this (with the provider's code table having the last word)?"""
+    if isinstance(error, APIConnectionError):
+        return True
+    if not isinstance(error, APIStatusError):
+        return False
+    verdict = getattr(error, "retryable", None)
+    if verdict is not None:
+        return bool(verdict)
+    header = error.response.headers.get("x-should-retry")
+    if header in ("true", "false"):
+        return header == "true"
+    status = error.status_code
+    return status in (408, 409, 429) or status >= 500
+
+
+def retry_delay(error: Optional[BaseException], retries_done: int) -> float:
+    """Seconds to wait before the next attempt (``retries_done`` >= 1)."""
+    if isinstance(error, APIStatusError):
+        after = _retry_after(error.response.headers)
+        if after is not None and 0 <= after <= MAX_RETRY_AFTER:
+            return after
+    delay = min(INITIAL_RETRY_DELAY * 2 ** (retries_done - 1), MAX_RETRY_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def _retry_after(headers: Any) -> Optional[float]:
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else parsed.timestamp() - time.time()
+
+
+def sleep(seconds: float) -> None:
+    """The sync wait between attempts (a module function so tests can replace it)."""
+    time.sleep(seconds)
+
+
+async def async_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class RetryPolicy:
+    """The retry decision for one call: ``max_retries`` plus one re-authentication."""
+
+    def __init__(self, max_retries: int, *, provider: str, what: str) -> None:
+        self.max_retries = max_retries
+        self.provider = provider
+        self.what = what
+        self.reauthenticated = False
+        self.credentials: Any = None  # set by the caller before each attempt
+
+    # tenacity callbacks ---------------------------------------------------------------
+
+    def _should_retry(self, state: RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        error = outcome.exception()
+        if getattr(error, "should_reauth", False) and not self.reauthenticated:
+            self.reauthenticated = bool(self.credentials and self.credentials.invalidate())
+            return self.reauthenticated
+        return is_retryable(error)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        allowed = self.max_retries + 1 + (1 if self.reauthenticated else 0)
+        return state.attempt_number >= allowed
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if getattr(error, "should_reauth", False):
+            return 0.0
+        return retry_delay(error, state.attempt_number)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "%s %s: attempt %d failed (%s); retrying in %.2fs",
+            self.provider,
+            self.what,
+            state.attempt_number,
+            _describe(error),
+            wait,
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "retry": self._should_retry,
+            "stop": self._stop,
+            "wait": self._wait,
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
+
+    def sync(self) -> Retrying:
+        return Retrying(sleep=lambda seconds: sleep(seconds), **self._kwargs())
+
+    def async_(self) -> AsyncRetrying:
+        return AsyncRetrying(sleep=lambda seconds: async_sleep(seconds), **self._kwargs())
+
+
+def _describe(error: Optional[BaseException]) -> str:
+    if isinstance(error, APIStatusError):
+        return f"{type(error).__name__} {error.status_code} {error.provider_code or ''}".strip()
+    if isinstance(error, APIError):
+        return type(error).__name__
+    return repr(error)

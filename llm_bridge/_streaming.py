@@ -1,0 +1,213 @@
+"""`Stream` and `AsyncStream`: what ``create(stream=True)`` returns, as in openai.
+
+Both are thin loops over `ChunkPipeline`, which holds everything that is not I/O: SSE
+decoding, the adapter's event parser, usage bookkeeping, client-side stop sequences and
+the end-of-stream checks. OpenAI's stream contract, kept for every provider:
+
+* with ``stream_options={"include_usage": True}`` the last chunk has ``choices == []``
+  and ``usage`` set; without it no chunk carries usage (providers that put usage on
+  every event, or on the finish chunk, are normalised);
+* a stream that ends before the provider said it was finished, or breaks, raises an
+  `APIError` subclass: it never just stops;
+* leaving the ``with`` block or calling ``close()`` releases the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Optional
+
+import httpx
+
+from ._errors import APIConnectionError, APITimeoutError
+from ._sse import SSEDecoder
+from .adapters._base import CallContext, JSONDict, StreamParser
+from .adapters._stop import StopScanner
+from .types.chat import ChatCompletionChunk
+from .types.completion_usage import CompletionUsage
+
+__all__ = ["AsyncStream", "ChunkPipeline", "Stream"]
+
+
+class ChunkPipeline:
+    """Bytes of one provider stream in, OpenAI chunk models out. No I/O."""
+
+    def __init__(self, parser: StreamParser, call: CallContext, response: httpx.Response) -> None:
+        self.parser = parser
+        self.call = call
+        self.response = response
+        self.usage: Optional[JSONDict] = None
+        self._decoder = SSEDecoder()
+        self._template: Optional[JSONDict] = None
+        self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
+        self._stopped = False
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        chunks = []
+        for event in self._decoder.feed(data):
+            for raw in self.parser.feed(event):
+                chunk = self._normalise(raw)
+                if chunk is not None:
+                    chunks.append(chunk)
+        return chunks
+
+    def end(self) -> list[ChatCompletionChunk]:
+        """Called when the body ends: flush, check the provider finished, add the usage chunk."""
+        chunks = [
+            c
+            for e in self._decoder.flush()
+            for r in self.parser.feed(e)
+            if (c := self._normalise(r)) is not None
+        ]
+        if not (self.parser.done or getattr(self.parser, "finished", False) or self._stopped):
+            raise APIConnectionError(
+                message=f"{self.call.provider} stream ended before the provider finished it "
+                f"(connection closed early; {self._consumed()})",
+                request=self.response.request,
+                provider=self.call.provider,
+            )
+        if self.call.include_usage and self.usage is not None and self._template is not None:
+            chunks.append(self._model({**self._template, "choices": [], "usage": self.usage}))
+        return chunks
+
+    def _consumed(self) -> str:
+        return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"
+
+    def _normalise(self, chunk: JSONDict) -> Optional[ChatCompletionChunk]:
+        usage = chunk.pop("usage", None)
+        if usage:
+            self.usage = usage  # cumulative where providers repeat it: the last one counts
+        if self._template is None:
+            self._template = {
+                k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
+            }
+            self._template["provider"] = self.call.provider
+        if not chunk.get("choices"):
+            return None  # a usage-only chunk: its figures are kept for the end
+        if self._stop is not None and not self._apply_stop(chunk):
+            return None
+        chunk["provider"] = self.call.provider
+        return self._model(chunk)
+
+    def _apply_stop(self, chunk: JSONDict) -> bool:
+        """Cut content at an emulated stop sequence; False when the chunk has nothing left."""
+        assert self._stop is not None
+        if self._stopped:
+            return False
+        for choice in chunk["choices"]:
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                delta["content"] = self._stop.feed(delta["content"])
+            if self._stop.stopped:
+                choice["finish_reason"] = "stop"
+                self._stopped = True
+            elif choice.get("finish_reason") is not None:
+                held = self._stop.flush()
+                if held:
+                    delta["content"] = (delta.get("content") or "") + held
+        return True
+
+    def _model(self, chunk: JSONDict) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate(chunk)
+
+    @property
+    def usage_model(self) -> Optional[CompletionUsage]:
+        return None if self.usage is None else CompletionUsage.model_validate(self.usage)
+
+
+def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionError:
+    request = pipeline.response.request
+    if isinstance(error, httpx.TimeoutException):
+        return APITimeoutError(request, provider=pipeline.call.provider)
+    return APIConnectionError(
+        message=f"{pipeline.call.provider} stream broke mid-way: {error} ({pipeline._consumed()})",
+        request=request,
+        provider=pipeline.call.provider,
+    )
+
+
+class _StreamBase:
+    response: httpx.Response
+    _pipeline: ChunkPipeline
+
+    @property
+    def usage(self) -> Optional[CompletionUsage]:
+        """The usage the provider reported so far (the final figures once consumed)."""
+        return self._pipeline.usage_model
+
+    @property
+    def provider(self) -> str:
+        return self._pipeline.call.provider
+
+
+class Stream(_StreamBase):
+    """A synchronous stream of `ChatCompletionChunk`; iterate it, then it closes itself."""
+
+    def __init__(self, response: httpx.Response, pipeline: ChunkPipeline) -> None:
+        self.response = response
+        self._pipeline = pipeline
+        self._iterator = self._chunks()
+
+    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+        try:
+            for data in self.response.iter_bytes():
+                yield from self._pipeline.feed(data)
+            yield from self._pipeline.end()
+        except httpx.HTTPError as error:
+            raise _broken(error, self._pipeline) from error
+        finally:
+            self.response.close()
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._iterator
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._iterator)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection; iteration stops."""
+        self._iterator.close()
+        self.response.close()
+
+
+class AsyncStream(_StreamBase):
+    """The asynchronous twin of `Stream`: ``async for chunk in stream``."""
+
+    def __init__(self, response: httpx.Response, pipeline: ChunkPipeline) -> None:
+        self.response = response
+        self._pipeline = pipeline
+        self._iterator = self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            async for data in self.response.aiter_bytes():
+                for chunk in self._pipeline.feed(data):
+                    yield chunk
+            for chunk in self._pipeline.end():
+                yield chunk
+        except httpx.HTTPError as error:
+            raise _broken(error, self._pipeline) from error
+        finally:
+            await self.response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterator
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._iterator.__anext__()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._iterator.aclose()
+        await self.response.aclose()

@@ -1,0 +1,29 @@
+"""Protocol adapters: one module per wire protocol, pure translation (no I/O).
+
+`adapter_class` maps a provider table's ``protocol`` to its adapter. Qianfan v1 and the
+DashScope native protocol join here in their own modules.
+"""
+
+from __future__ import annotations
+
+from ._base import Adapter, CallContext, HTTPRequest, StreamParser
+from .openai_compat import OpenAICompatAdapter
+from .zhipu import ZhipuAdapter
+
+__all__ = ["Adapter", "CallContext", "HTTPRequest", "StreamParser", "adapter_class"]
+
+_ADAPTERS: dict[str, type[Adapter]] = {
+    OpenAICompatAdapter.protocol: OpenAICompatAdapter,
+    ZhipuAdapter.protocol: ZhipuAdapter,
+}
+
+
+def adapter_class(protocol: str) -> type[Adapter]:
+    """The adapter for a wire protocol named in a provider table."""
+    try:
+        return _ADAPTERS[protocol]
+    except KeyError:
+        raise NotImplementedError(
+            f"the {protocol!r} protocol is not implemented yet (available: "
+            f"{', '.join(sorted(_ADAPTERS))})"
+        ) from None

@@ -1,0 +1,215 @@
+"""What every adapter is: pure translation between OpenAI's wire JSON and a provider's.
+
+An adapter never opens a socket, sleeps or reads a clock on its own (the clock it needs for
+signing is passed in through its credentials). It turns OpenAI parameters into an
+`HTTPRequest`, and turns the provider's response, stream events and error bodies back
+into OpenAI-shaped dicts or openai-style exceptions. The I/O layer (`llm_bridge._engine`)
+sends what it is given and hands back what came in; so the same adapter serves the
+``llm_bridge.OpenAI`` facade, the httpx transport for the real ``openai`` client and the
+gateway, sync and async alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
+
+import httpx
+
+from .._auth import BearerKey, Credentials
+from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig
+from .._errors import (
+    APIResponseValidationError,
+    APIStatusError,
+    BadRequestError,
+    exception_for_status,
+    local_error,
+)
+from ._params import ParamContext
+
+__all__ = ["Adapter", "CallContext", "Credentials", "HTTPRequest", "StreamParser"]
+
+JSONDict = dict[str, Any]
+
+
+@dataclass
+class HTTPRequest:
+    """A request to send, fully described; the I/O layer adds client-wide headers."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CallContext:
+    """Facts about one call that the response side needs (it sees no parameters)."""
+
+    provider: str
+    model: str  # the upstream model name actually sent
+    requested_model: str  # what the caller wrote, before aliases
+    stream: bool = False
+    include_usage: bool = False
+    emulated_stop: list[str] = field(default_factory=list)
+    encoding_format: Optional[str] = None
+    info: Optional[ModelInfo] = None
+
+
+class StreamParser:
+    """Turns a provider's stream events into OpenAI chunk dicts; one per stream.
+
+    ``feed`` returns the chunks an event produces (often one, sometimes none); ``done``
+    is True once the provider signalled the end. Chunks may carry ``usage``; the stream
+    layer decides whether the caller sees it (``include_usage``).
+    """
+
+    done: bool = False
+
+    def feed(self, event: Any) -> list[JSONDict]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Adapter:
+    """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts."""
+
+    protocol: ClassVar[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: ProviderConfig,
+        *,
+        base_url: str,
+        credentials: Credentials,
+        policy: Policy,
+        warn: Callable[[str, str], None],
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.policy = policy
+        self._warn = warn
+
+    @classmethod
+    def credentials(cls, spec: ProviderConfig, api_key: str) -> Credentials:
+        """How this protocol authenticates with ``api_key`` (a bearer key unless overridden)."""
+        return BearerKey(api_key)
+
+    # ------------------------------------------------------------------ parameters
+
+    def params(self, params: JSONDict, url: str) -> ParamContext:
+        """A view of the caller's parameters that applies the unsupported-parameter policy."""
+        return ParamContext(
+            params,
+            provider=self.name,
+            url=url,
+            policy=self.policy.unsupported_params,
+            rules=self.spec.params,
+            warn=lambda param, message: self._warn(param, message),
+        )
+
+    # ------------------------------------------------------------------ chat
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        raise NotImplementedError
+
+    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+        raise NotImplementedError
+
+    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        raise NotImplementedError
+
+    def embeddings_response(
+        self, response: httpx.Response, body: Any, call: CallContext
+    ) -> JSONDict:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ errors
+
+    def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        """The provider's own (code, message) from an error body; (None, None) if not one."""
+        raise NotImplementedError
+
+    def find_error(self, response: httpx.Response, body: Any) -> Optional[APIStatusError]:
+        """The error a response carries: a 4xx/5xx status, or an error inside a 200 body."""
+        code, message = self.error_fields(body)
+        if response.status_code < 400 and code is None:
+            return None
+        return self.make_error(response, body, code, message)
+
+    def make_error(
+        self,
+        response: httpx.Response,
+        body: Any,
+        code: Optional[str],
+        message: Optional[str],
+    ) -> APIStatusError:
+        """Map a provider error to openai's class through the provider's code table."""
+        rule: Optional[ErrorRule] = self.spec.errors.get(code) if code is not None else None
+        status = response.status_code
+        if rule is not None:
+            cls = rule.exception_class
+        elif status >= 400:
+            cls = exception_for_status(status)
+        else:  # an error inside a 200 body with a code we have no row for
+            cls = APIStatusError
+        text = message or (response.text[:500] if not isinstance(body, dict) else str(body))
+        openai_code = rule.code if rule is not None and rule.code else None
+        label = f"{self.name} {code}" if code is not None else self.name
+        suffix = f" ({openai_code})" if openai_code else ""
+        error = cls(
+            f"Error code: {status} - [{label}] {text}{suffix}",
+            response=response,
+            body=body,
+            code=openai_code or code,
+            provider=self.name,
+            provider_code=code,
+        )
+        error.retryable = rule.retryable if rule is not None else None  # type: ignore[attr-defined]
+        error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
+        return error
+
+    def invalid_body(
+        self, response: httpx.Response, body: Any, what: str
+    ) -> APIResponseValidationError:
+        return APIResponseValidationError(
+            response, body, message=f"{self.name} returned {what}", provider=self.name
+        )
+
+    def reject(
+        self,
+        request: httpx.Request,
+        message: str,
+        *,
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+    ) -> APIStatusError:
+        """A `BadRequestError` raised before sending, for a request the provider cannot take."""
+        return local_error(
+            BadRequestError, message, request=request, param=param, code=code, provider=self.name
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+
+def parse_json(response: httpx.Response) -> Any:
+    """The body as JSON, or the raw text when it is not JSON (errors can be HTML pages)."""
+    content = response.content
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return response.text

@@ -1,0 +1,256 @@
+"""OpenAI parameter checks and the unsupported-parameter policy, shared by all adapters.
+
+The caller wrote parameters for OpenAI. Before any adapter maps them, this module checks
+them as OpenAI's server would (types, ranges, roles), so a mistake fails here, naming the
+parameter, instead of as a provider's 400 in another language. When a provider cannot
+honour a parameter, `ParamContext.unsupported` applies the configured policy: warn once
+and drop (default), drop silently, or raise `BadRequestError` before sending.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .._config import ParamRule
+from .._errors import BadRequestError, local_error
+
+__all__ = ["CHAT_PARAMS", "EMBEDDING_PARAMS", "ParamContext", "check_chat_params", "warn_once"]
+
+#: Every keyword ``chat.completions.create`` accepts, as in openai (plus the extras).
+CHAT_PARAMS = frozenset(
+    {
+        "messages",
+        "model",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+EMBEDDING_PARAMS = frozenset({"input", "model", "dimensions", "encoding_format", "user"})
+#: Keywords that shape the HTTP call rather than the body, accepted by every method.
+REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(provider: str, param: str, message: str, emit: Callable[[str], None]) -> None:
+    """Emit ``message`` the first time (provider, param) is dropped in this process."""
+    with _warned_lock:
+        if (provider, param) in _warned:
+            return
+        _warned.add((provider, param))
+    emit(message)
+
+
+class ParamContext:
+    """The caller's parameters plus the policy for what the provider cannot take."""
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        provider: str,
+        url: str,
+        policy: str,
+        rules: Mapping[str, ParamRule],
+        warn: Callable[[str, str], None],
+    ) -> None:
+        self.params = params
+        self.provider = provider
+        self.url = url
+        self.policy = policy
+        self.rules = rules
+        self._warn = warn
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.params.get(name, default)
+        return default if value is None else value
+
+    def unsupported(self, name: str, reason: str) -> None:
+        """Apply the policy to a parameter the provider cannot honour."""
+        message = f"{self.provider} does not support {name}: {reason}"
+        if self.policy == "error":
+            raise self.error(
+                f'{message} (policy unsupported_params = "error")',
+                param=name,
+                code="unsupported_parameter",
+            )
+        if self.policy == "warn":
+            self._warn(
+                name,
+                f"{message}; it was dropped. Set [policy] unsupported_params = "
+                f'"drop" to silence this or "error" to refuse such requests.',
+            )
+
+    def error(
+        self, message: str, *, param: Optional[str] = None, code: Optional[str] = None
+    ) -> BadRequestError:
+        request = httpx.Request("POST", self.url)
+        return local_error(
+            BadRequestError,
+            message,
+            request=request,
+            param=param,
+            code=code,
+            provider=self.provider,
+        )  # type: ignore[return-value]
+
+    def clamp(self, name: str, value: float) -> float:
+        """``value`` kept inside the provider's range for ``name`` (from its table)."""
+        rule = self.rules.get(name)
+        if rule is None:
+            return value
+        if rule.min is not None and value < rule.min:
+            return rule.min
+        if rule.max is not None and value > rule.max:
+            return rule.max
+        return value
+
+
+# --------------------------------------------------------------------------- OpenAI checks
+
+
+def check_chat_params(params: Mapping[str, Any]) -> None:
+    """Raise ``TypeError``/``ValueError`` for what OpenAI itself would reject.
+
+    Wrong types and structural errors are programming errors and raise ``TypeError`` or
+    ``ValueError`` (as openai's client does for bad arguments), naming the parameter.
+    """
+    unknown = set(params) - CHAT_PARAMS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise TypeError(
+            f"create() got an unexpected keyword argument {name!r}; provider-only fields go "
+            f"in extra_body={{{name!r}: ...}}"
+        )
+    _check_messages(params.get("messages"))
+    _check_number(params, "temperature", 0.0, 2.0)
+    _check_number(params, "top_p", 0.0, 1.0)
+    _check_number(params, "presence_penalty", -2.0, 2.0)
+    _check_number(params, "frequency_penalty", -2.0, 2.0)
+    for name in ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"):
+        value = params.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    for name in ("max_tokens", "max_completion_tokens", "n"):
+        value = params.get(name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    stop = params.get("stop")
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise TypeError("stop must be a string or a list of strings")
+    _check_tools(params.get("tools"))
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise TypeError("create() missing required keyword argument: 'messages'")
+    if isinstance(messages, (str, bytes)) or not hasattr(messages, "__iter__"):
+        raise TypeError(f"messages must be a list of message dicts, got {type(messages).__name__}")
+    messages = list(messages)
+    if not messages:
+        raise ValueError("messages must contain at least one message")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"messages[{index}] must be a dict with 'role' and 'content', "
+                f"got {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(f"messages[{index}].role must be one of {sorted(ROLES)}, got {role!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise TypeError(
+                f"messages[{index}].content must be a string or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if role == "tool" and not message.get("tool_call_id"):
+            raise ValueError(f"messages[{index}] has role 'tool' but no 'tool_call_id'")
+
+
+def _check_number(params: Mapping[str, Any], name: str, low: float, high: float) -> None:
+    value = params.get(name)
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value}")
+
+
+def _check_tools(tools: Any) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise TypeError(f"tools must be a list, got {type(tools).__name__}")
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or tool.get("type") not in ("function", None):
+            kind = tool.get("type") if isinstance(tool, Mapping) else type(tool).__name__
+            raise TypeError(
+                f"tools[{index}] must be {{'type': 'function', 'function': {{...}}}}, got {kind!r}"
+            )
+        function = tool.get("function")
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise TypeError(f"tools[{index}].function must be a dict with a string 'name'")
+        try:
+            json.dumps(function.get("parameters", {}))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"tools[{index}].function.parameters is not JSON-serialisable: {exc}"
+            ) from None
+
+
+def legacy_functions_as_tools(params: dict[str, Any]) -> dict[str, Any]:
+    """openai's deprecated ``functions``/``function_call`` as ``tools``/``tool_choice``."""
+    if params.get("functions") is None:
+        return params
+    params = dict(params)
+    params["tools"] = [{"type": "function", "function": f} for f in params.pop("functions")]
+    choice = params.pop("function_call", None)
+    if isinstance(choice, Mapping):
+        params["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    elif choice is not None:
+        params["tool_choice"] = choice
+    return params

@@ -1,0 +1,223 @@
+"""The OpenAI-shaped wire, as the compatible endpoints actually speak it.
+
+OpenAI itself, Qianfan v2, DashScope compatible mode, DeepSeek, Moonshot, Ark and Zhipu v4
+all take OpenAI's JSON, but each bends it somewhere: usage on the finish chunk instead of a
+separate one (DeepSeek, Zhipu), usage inside ``choices[0]`` (Moonshot), ``: keep-alive``
+comments (DeepSeek), no ``object`` field (Zhipu), their own ``finish_reason`` words. This
+adapter reads all of those variants, so a provider defined in a user's config with
+``protocol = "openai_compat"`` works without code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import httpx
+
+from .._errors import InternalServerError
+from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+from ._params import ParamContext, legacy_functions_as_tools
+
+__all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
+
+#: Parameters answered here, never forwarded: streaming options are the stream layer's.
+_LOCAL_PARAMS = frozenset({"stream", "stream_options"})
+
+
+class OpenAICompatAdapter(Adapter):
+    protocol = "openai_compat"
+
+    chat_path = "chat/completions"
+    embeddings_path = "embeddings"
+
+    # ------------------------------------------------------------------ chat
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        url = self.url(self.chat_path)
+        ctx = self.params(legacy_functions_as_tools(params), url)
+        body = self.chat_body(ctx, call)
+        body["model"] = call.model
+        if call.stream:
+            body["stream"] = True
+            # Always ask for usage: the ledger needs it even when the caller did not.
+            body["stream_options"] = {"include_usage": True}
+        return HTTPRequest("POST", url, headers=self.credentials.headers(), json=body)
+
+    def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
+        """The provider's body from OpenAI parameters. Compatible providers take them as is."""
+        body = {k: v for k, v in ctx.params.items() if v is not None and k not in _LOCAL_PARAMS}
+        body["messages"] = list(body["messages"])
+        return body
+
+    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+            raise self.invalid_body(response, body, "a chat response without 'choices'")
+        body.setdefault("object", "chat.completion")
+        body.setdefault("model", call.model)
+        for choice in body["choices"]:
+            choice["finish_reason"] = self.finish_reason(
+                choice.get("finish_reason"), response, body
+            )
+            message = choice.get("message") or {}
+            choice["message"] = message
+            if message.get("tool_calls"):
+                message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
+        _hoist_choice_usage(body)
+        return body
+
+    def finish_reason(
+        self, value: Optional[str], response: httpx.Response, body: Any
+    ) -> Optional[str]:
+        """The provider's finish word in OpenAI's vocabulary; ``error`` words raise."""
+        if value is None:
+            return None
+        mapped = self.spec.finish_reasons.get(value, value)
+        if mapped == "error":
+            raise self.make_error(
+                response,
+                body,
+                value,
+                f"the provider ended the generation with finish_reason={value!r}",
+            )
+        return mapped
+
+    @staticmethod
+    def function_tool_calls(tool_calls: list[JSONDict]) -> list[JSONDict]:
+        """Only function calls map to OpenAI; built-in tools (web search) are not the caller's."""
+        calls = []
+        for call in tool_calls:
+            if call.get("type", "function") != "function":
+                continue
+            function = dict(call.get("function") or {})
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):
+                function["arguments"] = json.dumps(arguments or {}, ensure_ascii=False)
+            calls.append({**call, "type": "function", "function": function})
+        return calls
+
+    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
+        return OpenAICompatStreamParser(self, response, call)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        body = {k: v for k, v in params.items() if v is not None}
+        body["model"] = call.model
+        # Floats are asked for and, when the caller wanted base64, encoded here: not every
+        # compatible provider implements encoding_format.
+        body.pop("encoding_format", None)
+        return HTTPRequest(
+            "POST", self.url(self.embeddings_path), headers=self.credentials.headers(), json=body
+        )
+
+    def embeddings_response(
+        self, response: httpx.Response, body: Any, call: CallContext
+    ) -> JSONDict:
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise self.invalid_body(response, body, "an embeddings response without 'data'")
+        body.setdefault("object", "list")
+        body.setdefault("model", call.model)
+        usage = body.get("usage") or {}
+        body["usage"] = {
+            "prompt_tokens": usage.get("prompt_tokens", 0),
+            "total_tokens": usage.get("total_tokens", usage.get("prompt_tokens", 0)),
+        }
+        return body
+
+    # ------------------------------------------------------------------ errors
+
+    def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        if not isinstance(body, dict):
+            return None, None
+        error = body.get("error")
+        if isinstance(error, dict):
+            code = error.get("code") or error.get("type")
+            return (str(code) if code is not None else None), error.get("message")
+        if isinstance(error, str):  # some gateways send {"error": "text"}
+            return None, error
+        return None, None
+
+
+class OpenAICompatStreamParser(StreamParser):
+    """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant."""
+
+    def __init__(self, adapter: OpenAICompatAdapter, response: httpx.Response, call: CallContext):
+        self.adapter = adapter
+        self.response = response
+        self.call = call
+        self.done = False
+        self._finished = False
+        self._roles_sent: set[int] = set()
+
+    def feed(self, event: Any) -> list[JSONDict]:
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        if not data.strip():
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise self.adapter.invalid_body(
+                self.response, data, "malformed JSON in a stream event"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise self.adapter.invalid_body(
+                self.response, chunk, "a stream event that is not an object"
+            )
+        if event.event == "error" or "error" in chunk:
+            code, message = self.adapter.error_fields(chunk)
+            raise self.adapter.make_error(self.response, chunk, code, message or data)
+        return [self.chunk(chunk)]
+
+    def chunk(self, chunk: JSONDict) -> JSONDict:
+        chunk["object"] = "chat.completion.chunk"
+        chunk.setdefault("model", self.call.model)
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            chunk["choices"] = choices = []
+        for choice in choices:
+            self._choice(choice, chunk)
+        _hoist_choice_usage(chunk)
+        return chunk
+
+    def _choice(self, choice: JSONDict, chunk: JSONDict) -> None:
+        index = choice.setdefault("index", 0)
+        delta = choice.get("delta") or {}
+        choice["delta"] = delta
+        # OpenAI names the role once, on a choice's first chunk; some providers repeat it.
+        if index in self._roles_sent:
+            delta.pop("role", None)
+        elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
+            delta.setdefault("role", "assistant")
+            self._roles_sent.add(index)
+        if delta.get("tool_calls"):
+            for position, call in enumerate(delta["tool_calls"]):
+                call.setdefault("index", position)
+        try:
+            choice["finish_reason"] = self.adapter.finish_reason(
+                choice.get("finish_reason"), self.response, chunk
+            )
+        except InternalServerError:
+            self.done = True
+            raise
+        if choice["finish_reason"] is not None:
+            self._finished = True
+
+    @property
+    def finished(self) -> bool:
+        """True once a choice carried a finish_reason (enough to accept a missing [DONE])."""
+        return self._finished
+
+
+def _hoist_choice_usage(body: JSONDict) -> None:
+    """Moonshot puts usage inside ``choices[0]``; OpenAI has it at the top level."""
+    if body.get("usage"):
+        return
+    for choice in body.get("choices") or []:
+        usage = choice.pop("usage", None) if isinstance(choice, dict) else None
+        if usage:
+            body["usage"] = usage
+            return

@@ -1,0 +1,53 @@
+"""Offline fakes of the providers' HTTP APIs, speaking their real native wire formats.
+
+Use them to test code built on ``llm_bridge`` without network access or API keys. A fake is an
+ordinary httpx request handler, so it plugs in wherever httpx does.
+
+As an httpx transport::
+
+    import httpx
+    from llm_bridge import OpenAI
+    from llm_bridge.testing import FakeZhipu
+
+    fake = FakeZhipu(api_key="id.secret")
+    fake.reply("你好！").fail("rate_limit").tool_call("get_weather", {"city": "北京"})
+    client = OpenAI(
+        provider="zhipu",
+        api_key="id.secret",
+        http_client=httpx.Client(transport=fake.transport()),  # or httpx.AsyncClient
+    )
+
+Or through respx::
+
+    def test_chat(respx_mock):
+        fake = FakeZhipu()
+        respx_mock.route(host="open.bigmodel.cn").mock(side_effect=fake.handler)
+
+Scripted outcomes are answered in FIFO order (``reply``, ``tool_call``, ``fail``, ``raw``,
+``cut_stream``, ``error_mid_stream``, ``sensitive``, or ``then(outcome)``); once the queue is
+empty every chat request gets a deterministic echo such as
+``"(offline fake glm-4-flash) You said: 你好"``. Every request received is kept in
+``fake.requests`` and ``fake.last_json`` is the last request's parsed body. Pass
+``split_bytes=N`` to deliver stream bodies in N-byte reads that split SSE events and UTF-8
+characters, the way real networks do.
+
+This package depends only on httpx and the standard library.
+"""
+
+from __future__ import annotations
+
+from ._fake import FakeProvider
+from ._script import Failure, MidStreamError, Raw, Reply, Sensitive, StreamCut, ToolCallSpec
+from .zhipu import FakeZhipu
+
+__all__ = [
+    "Failure",
+    "FakeProvider",
+    "FakeZhipu",
+    "MidStreamError",
+    "Raw",
+    "Reply",
+    "Sensitive",
+    "StreamCut",
+    "ToolCallSpec",
+]
