@@ -30,6 +30,7 @@ from ._errors import (
     UnprocessableEntityError,
     UnsupportedParameterWarning,
 )
+from ._logs import setup_logging as _setup_logging
 from ._response import LegacyAPIResponse
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
@@ -62,3 +63,5 @@ __all__ = [
     "load_config",
     "types",
 ]
+
+_setup_logging()
