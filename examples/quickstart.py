@@ -32,8 +32,11 @@ def make_client() -> OpenAI:
     fake = FakeZhipu(api_key="demo-id.demo-secret")
     fake.reply("北京是中华人民共和国的首都，也是全国的政治和文化中心。")
     fake.reply("Beijing is the capital of China: a city of palaces, hutongs and dumplings.")
-    return OpenAI(config=CONFIG, api_key="demo-id.demo-secret",
-                  http_client=httpx.Client(transport=fake.transport()))
+    return OpenAI(
+        config=CONFIG,
+        api_key="demo-id.demo-secret",
+        http_client=httpx.Client(transport=fake.transport()),
+    )
 
 
 def main() -> None:
@@ -42,9 +45,11 @@ def main() -> None:
 
         completion = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
         print(f"[{completion.provider}/{completion.model}] {completion.choices[0].message.content}")
-        print(f"usage: {completion.usage.prompt_tokens} prompt + "
-              f"{completion.usage.completion_tokens} completion = "
-              f"{completion.usage.total_tokens} tokens\n")
+        print(
+            f"usage: {completion.usage.prompt_tokens} prompt + "
+            f"{completion.usage.completion_tokens} completion = "
+            f"{completion.usage.total_tokens} tokens\n"
+        )
 
         print("streamed: ", end="", flush=True)
         stream = client.chat.completions.create(
@@ -58,9 +63,11 @@ def main() -> None:
                 if chunk.choices:
                     print(chunk.choices[0].delta.content or "", end="", flush=True)
                 elif chunk.usage is not None:
-                    print(f"\nusage: {chunk.usage.total_tokens} tokens "
-                          f"({chunk.usage.prompt_tokens} prompt, "
-                          f"{chunk.usage.completion_tokens} completion)")
+                    print(
+                        f"\nusage: {chunk.usage.total_tokens} tokens "
+                        f"({chunk.usage.prompt_tokens} prompt, "
+                        f"{chunk.usage.completion_tokens} completion)"
+                    )
 
 
 if __name__ == "__main__":

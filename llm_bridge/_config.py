@@ -330,19 +330,56 @@ def _validate(model: type[BaseModel], raw: Any, source: str, *, prefix: str) -> 
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+            loc = tuple(str(part) for part in error["loc"])
+            where = ".".join(filter(None, (prefix, *loc)))
+            if error["type"] == "extra_forbidden":
+                known = _keys_at(model, loc[:-1])
+                hint = _did_you_mean(loc[-1], known) or f"; expected one of: {', '.join(known)}"
+                # The value is not repeated: a misspelt api_key must not print the key.
+                problems.append(f"{source}: {where}: unknown key{hint}")
+                continue
             got = "" if error["type"] == "missing" else f" (got {_safe_input(where, error)})"
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{source}: {where}: {message}{got}")
+            problems.append(f"{source}: {where}: {error['msg']}{got}")
         raise ConfigError("\n".join(problems)) from None
 
 
+_SENSITIVE = ("key", "secret", "token", "header", "auth", "password", "credential")
+
+
 def _safe_input(where: str, error: Any) -> str:
-    if any(word in where for word in ("key", "secret", "token")):
-        return "<redacted>"
-    text = repr(error.get("input"))
-    return text if len(text) <= 60 else text[:57] + "..."
+    """The offending value for the message, unless it may be a credential (then its type)."""
+    value = error.get("input")
+    sensitive = any(word in where.lower() for word in _SENSITIVE)
+    if sensitive or len(repr(value)) > 60:
+        return f"a value of type {type(value).__name__}"
+    return repr(value)
+
+
+def _keys_at(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
+    """The keys allowed at ``path`` inside ``model`` (for "did you mean" on unknown keys)."""
+    current: Any = model
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            current = field.annotation if field is not None else None
+        else:  # a Dict[str, X] level: ``part`` is a user-chosen name
+            current = _dict_value_type(current)
+        current = _unwrap_optional(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if getattr(annotation, "__origin__", None) is Union and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _dict_value_type(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", ())
+    return args[1] if getattr(annotation, "__origin__", None) is dict and len(args) == 2 else None
 
 
 def _build(raw: dict[str, Any], source: str) -> Config:
@@ -382,15 +419,21 @@ def _build(raw: dict[str, Any], source: str) -> Config:
 
 
 def _merge(base: ProviderConfig, override: ProviderConfig) -> ProviderConfig:
-    """The user's block wins key by key; catalogues and tables merge entry by entry."""
+    """The user's block wins key by key; table entries (a model, an error code, a parameter
+    range) merge field by field, so overriding a price keeps the model's context window."""
     merged = base.model_dump()
     for key in override.model_fields_set:
         value = getattr(override, key)
-        if key in ("models", "errors", "params", "headers", "finish_reasons"):
-            merged[key] = {
-                **merged[key],
-                **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()},
-            }
+        if isinstance(value, dict):
+            table = dict(merged.get(key) or {})
+            for name, entry in value.items():
+                if isinstance(entry, BaseModel):
+                    entry = {
+                        **(table.get(name) or {}),
+                        **entry.model_dump(include=entry.model_fields_set),
+                    }
+                table[name] = entry
+            merged[key] = table
         else:
             merged[key] = value
     return ProviderConfig.model_validate(merged)

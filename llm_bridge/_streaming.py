@@ -20,7 +20,7 @@ from typing import Any, Optional
 import httpx
 
 from ._errors import APIConnectionError, APITimeoutError
-from ._sse import SSEDecoder
+from ._sse import SSEDecoder, SSEEvent
 from .adapters._base import CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 from .types.chat import ChatCompletionChunk
@@ -42,23 +42,16 @@ class ChunkPipeline:
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False
 
-    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
-        chunks = []
+    def feed(self, data: bytes) -> Iterator[ChatCompletionChunk]:
+        """The chunks ``data`` completes. A generator, so chunks that precede an error event
+        in the same network read still reach the caller before the error is raised."""
         for event in self._decoder.feed(data):
-            for raw in self.parser.feed(event):
-                chunk = self._normalise(raw)
-                if chunk is not None:
-                    chunks.append(chunk)
-        return chunks
+            yield from self._parse(event)
 
-    def end(self) -> list[ChatCompletionChunk]:
+    def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
-        chunks = [
-            c
-            for e in self._decoder.flush()
-            for r in self.parser.feed(e)
-            if (c := self._normalise(r)) is not None
-        ]
+        for event in self._decoder.flush():
+            yield from self._parse(event)
         if not (self.parser.done or getattr(self.parser, "finished", False) or self._stopped):
             raise APIConnectionError(
                 message=f"{self.call.provider} stream ended before the provider finished it "
@@ -67,8 +60,13 @@ class ChunkPipeline:
                 provider=self.call.provider,
             )
         if self.call.include_usage and self.usage is not None and self._template is not None:
-            chunks.append(self._model({**self._template, "choices": [], "usage": self.usage}))
-        return chunks
+            yield self._model({**self._template, "choices": [], "usage": self.usage})
+
+    def _parse(self, event: SSEEvent) -> Iterator[ChatCompletionChunk]:
+        for raw in self.parser.feed(event):
+            chunk = self._normalise(raw)
+            if chunk is not None:
+                yield chunk
 
     def _consumed(self) -> str:
         return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"

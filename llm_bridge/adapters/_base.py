@@ -23,6 +23,7 @@ from .._errors import (
     APIResponseValidationError,
     APIStatusError,
     BadRequestError,
+    InternalServerError,
     exception_for_status,
     local_error,
 )
@@ -152,16 +153,22 @@ class Adapter:
         body: Any,
         code: Optional[str],
         message: Optional[str],
+        *,
+        default: type[APIStatusError] = APIStatusError,
     ) -> APIStatusError:
-        """Map a provider error to openai's class through the provider's code table."""
+        """Map a provider error to openai's class through the provider's code table.
+
+        Without a row for the code, the HTTP status decides; an error inside a 200 body
+        with no row becomes ``default``.
+        """
         rule: Optional[ErrorRule] = self.spec.errors.get(code) if code is not None else None
         status = response.status_code
         if rule is not None:
             cls = rule.exception_class
         elif status >= 400:
             cls = exception_for_status(status)
-        else:  # an error inside a 200 body with a code we have no row for
-            cls = APIStatusError
+        else:
+            cls = default
         text = message or (response.text[:500] if not isinstance(body, dict) else str(body))
         openai_code = rule.code if rule is not None and rule.code else None
         label = f"{self.name} {code}" if code is not None else self.name
@@ -174,7 +181,10 @@ class Adapter:
             provider=self.name,
             provider_code=code,
         )
-        error.retryable = rule.retryable if rule is not None else None  # type: ignore[attr-defined]
+        retryable = rule.retryable if rule is not None else None
+        if retryable is None and cls is InternalServerError:
+            retryable = True
+        error.retryable = retryable  # type: ignore[attr-defined]
         error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
         return error
 

@@ -79,6 +79,7 @@ class OpenAICompatAdapter(Adapter):
                 body,
                 value,
                 f"the provider ended the generation with finish_reason={value!r}",
+                default=InternalServerError,
             )
         return mapped
 
@@ -196,13 +197,9 @@ class OpenAICompatStreamParser(StreamParser):
         if delta.get("tool_calls"):
             for position, call in enumerate(delta["tool_calls"]):
                 call.setdefault("index", position)
-        try:
-            choice["finish_reason"] = self.adapter.finish_reason(
-                choice.get("finish_reason"), self.response, chunk
-            )
-        except InternalServerError:
-            self.done = True
-            raise
+        choice["finish_reason"] = self.adapter.finish_reason(
+            choice.get("finish_reason"), self.response, chunk
+        )
         if choice["finish_reason"] is not None:
             self._finished = True
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
-from ._base import CallContext, JSONDict
+from ._base import CallContext, HTTPRequest, JSONDict
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
 
@@ -192,25 +192,24 @@ class ZhipuAdapter(OpenAICompatAdapter):
 
     # ------------------------------------------------------------------ embeddings
 
-    def embeddings_request(self, params: JSONDict, call: CallContext):  # type: ignore[override]
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         dimensions = params.get("dimensions")
         info = call.info
-        if (
-            dimensions is not None
-            and info is not None
-            and info.dimensions
-            and (dimensions not in info.dimensions)
-        ):
-            raise self.params(params, self.url(self.embeddings_path)).error(
-                f"dimensions={dimensions} is not offered by {call.model}; allowed: "
-                f"{', '.join(map(str, info.dimensions))}",
-                param="dimensions",
-            )
-        if dimensions is not None and info is not None and not info.dimensions:
-            params = {k: v for k, v in params.items() if k != "dimensions"}
-            self.params(params, self.url(self.embeddings_path)).unsupported(
-                "dimensions", f"{call.model} has a fixed size"
-            )
+        if dimensions is not None and info is not None and info.dimensions:
+            ctx = self.params(params, self.url(self.embeddings_path))
+            if len(info.dimensions) == 1:
+                # A fixed-size model (embedding-2): GLM rejects the field, so it never goes.
+                params = {k: v for k, v in params.items() if k != "dimensions"}
+                if dimensions != info.dimensions[0]:
+                    ctx.unsupported(
+                        "dimensions", f"{call.model} always returns {info.dimensions[0]} dimensions"
+                    )
+            elif dimensions not in info.dimensions:
+                raise ctx.error(
+                    f"dimensions={dimensions} is not offered by {call.model}; allowed: "
+                    f"{', '.join(map(str, info.dimensions))}",
+                    param="dimensions",
+                )
         return super().embeddings_request(params, call)
 
 
