@@ -11,36 +11,83 @@ Signing is a few lines of stdlib HMAC, so no JWT library is needed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import threading
 import time
-from typing import Callable, Optional
+import weakref
+from typing import Any, Callable, Optional
 
-__all__ = ["BearerKey", "Credentials", "ZhipuJWT", "sign_zhipu_jwt"]
+import httpx
+
+__all__ = [
+    "BearerKey",
+    "Credentials",
+    "TokenCredentials",
+    "ZhipuJWT",
+    "sign_zhipu_jwt",
+]
 
 
 class Credentials:
-    """Produces the auth headers for a request; may cache and renew tokens."""
+    """Authenticates requests; may hold a token that needs fetching, caching and renewing.
 
-    def headers(self) -> dict[str, str]:
-        return {}
+    `sign` adds the credentials to a finished ``httpx.Request`` (a header, a query value or
+    a signature over the request). Credentials that need a token from a token endpoint say
+    so through `token_request` (None while the cached token is good); the I/O layer sends
+    it, single-flight, and hands the answer to `accept_token`. Nothing here does I/O.
+    """
 
-    def invalidate(self) -> bool:
-        """Drop a cached token after the provider rejected it; True if a retry may help."""
+    def sign(self, request: httpx.Request) -> None:
+        raise NotImplementedError
+
+    def token_request(self) -> Optional[httpx.Request]:
+        return None
+
+    def accept_token(self, response: httpx.Response) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def invalidate(self, request: httpx.Request) -> bool:
+        """The provider rejected the credential ``request`` carried: drop it if it is still
+        the current one. True when a retry with a fresh credential may succeed."""
         return False
+
+
+class TokenCredentials(Credentials):
+    """Credentials with a fetched token, refreshed single-flight across threads and tasks.
+
+    Fifty threads (or tasks) that find the token missing or expired queue on one lock; the
+    first fetches, the rest find the fresh token when they get the lock. asyncio locks
+    belong to one event loop, so there is one per loop.
+    """
+
+    def __init__(self) -> None:
+        self.thread_lock = threading.Lock()
+        self._guard = threading.Lock()  # guards the dict below, never held across I/O
+        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._async_locks.get(loop)
+            if lock is None:
+                lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
 
 
 class BearerKey(Credentials):
     """``Authorization: Bearer <key>``; the key never appears in ``repr``."""
 
     def __init__(self, key: str) -> None:
-        self._header = {"Authorization": f"Bearer {key}"}
+        self._value = f"Bearer {key}"
 
-    def headers(self) -> dict[str, str]:
-        return self._header
+    def sign(self, request: httpx.Request) -> None:
+        request.headers["Authorization"] = self._value
 
     def __repr__(self) -> str:
         return "BearerKey(<redacted>)"
@@ -88,9 +135,12 @@ class _TokenCache:
         with self._lock:
             self._tokens[key] = (token, renew_at)
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str, *, only: str) -> None:
+        """Forget ``key``'s token if it is still ``only`` (another caller may have renewed it)."""
         with self._lock:
-            self._tokens.pop(key, None)
+            entry = self._tokens.get(key)
+            if entry is not None and entry[0] == only:
+                del self._tokens[key]
 
 
 _ZHIPU_TOKENS = _TokenCache()
@@ -110,16 +160,17 @@ class ZhipuJWT(Credentials):
         self._ttl = ttl
         self._clock = clock
 
-    def headers(self) -> dict[str, str]:
+    def sign(self, request: httpx.Request) -> None:
         now = self._clock()
         token = _ZHIPU_TOKENS.get(self._key, now)
         if token is None:
             token = sign_zhipu_jwt(self._key, now_ms=int(now * 1000), ttl_ms=int(self._ttl * 1000))
             _ZHIPU_TOKENS.put(self._key, token, now + self._ttl - self.RENEW_MARGIN)
-        return {"Authorization": f"Bearer {token}"}
+        request.headers["Authorization"] = f"Bearer {token}"
 
-    def invalidate(self) -> bool:
-        _ZHIPU_TOKENS.drop(self._key)
+    def invalidate(self, request: httpx.Request) -> bool:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        _ZHIPU_TOKENS.drop(self._key, only=sent)
         return True
 
     def __repr__(self) -> str:

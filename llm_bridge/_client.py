@@ -262,7 +262,8 @@ class _ClientBase:
     def _settings(self) -> dict[str, Any]:
         engine = self._engine
         return {
-            "api_key": engine._api_key,
+            "api_key": engine.client_key("api_key"),
+            "secret_key": engine.client_key("secret_key"),
             "base_url": engine._base_url,
             "timeout": engine.timeout,
             "max_retries": engine.max_retries,
@@ -304,6 +305,7 @@ class OpenAI(_ClientBase):
         self,
         *,
         api_key: Optional[str] = None,
+        secret_key: Optional[str] = None,
         base_url: Union[str, httpx.URL, None] = None,
         timeout: Union[float, httpx.Timeout, None] = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -320,6 +322,7 @@ class OpenAI(_ClientBase):
             http_client=http_client,
             provider=provider,
             api_key=api_key,
+            secret_key=secret_key,
             base_url=str(base_url) if base_url is not None else None,
             timeout=timeout,
             max_retries=max_retries,
@@ -353,6 +356,7 @@ class AsyncOpenAI(_ClientBase):
         self,
         *,
         api_key: Optional[str] = None,
+        secret_key: Optional[str] = None,
         base_url: Union[str, httpx.URL, None] = None,
         timeout: Union[float, httpx.Timeout, None] = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -369,6 +373,7 @@ class AsyncOpenAI(_ClientBase):
             http_client=http_client,
             provider=provider,
             api_key=api_key,
+            secret_key=secret_key,
             base_url=str(base_url) if base_url is not None else None,
             timeout=timeout,
             max_retries=max_retries,

@@ -32,11 +32,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-__all__ = ["Config", "ErrorRule", "ModelInfo", "ParamRule", "ProviderConfig", "load_config"]
+__all__ = [
+    "CREDENTIAL_FIELDS",
+    "Config",
+    "ErrorRule",
+    "ModelInfo",
+    "ParamRule",
+    "ProviderConfig",
+    "load_config",
+]
 
 CONFIG_ENV = "LLM_BRIDGE_CONFIG"
 DEFAULT_CONFIG_FILE = "llm_bridge.toml"
 PROTOCOLS = ("openai_compat", "zhipu", "qianfan", "dashscope")
+CREDENTIAL_FIELDS = ("api_key", "secret_key", "iam_access_key", "iam_secret_key")
 
 
 class _Strict(BaseModel):
@@ -113,8 +122,15 @@ class ProviderConfig(_Strict):
     base_url_env: Optional[str] = None
     auth: Optional[str] = None
     auth_choices: List[str] = []
+    # Credentials: a value here wins; else the first set variable of the matching *_env list.
     api_key: Optional[SecretStr] = None
     api_key_env: List[str] = []
+    secret_key: Optional[SecretStr] = None
+    secret_key_env: List[str] = []
+    iam_access_key: Optional[SecretStr] = None
+    iam_access_key_env: List[str] = []
+    iam_secret_key: Optional[SecretStr] = None
+    iam_secret_key_env: List[str] = []
     headers: Dict[str, str] = {}
     prices_read: Optional[str] = None
     prices_source: Optional[str] = None
@@ -223,14 +239,19 @@ class Config:
             ) from None
 
     def api_key(self, name: str) -> Optional[str]:
-        """The configured key for a provider, else the first of its environment variables."""
+        """The provider's API key: configured, else from its environment variables."""
+        return self.secret(name, "api_key")
+
+    def secret(self, name: str, field: str = "api_key") -> Optional[str]:
+        """A credential of a provider (``api_key``, ``secret_key``, ``iam_access_key`` ...):
+        the configured value, else the first of its environment variables that is set."""
         provider = self.provider(name)
-        if provider.api_key is not None:
-            return provider.api_key.get_secret_value()
-        for variable in provider.api_key_env:
-            value = os.environ.get(variable)
-            if value:
-                return value
+        value: Optional[SecretStr] = getattr(provider, field)
+        if value is not None:
+            return value.get_secret_value()
+        for variable in getattr(provider, f"{field}_env"):
+            if os.environ.get(variable):
+                return os.environ[variable]
         return None
 
     def base_url(self, name: str) -> str:

@@ -24,14 +24,14 @@ from typing import Any, Optional, Union
 
 import httpx
 
-from ._config import Config
+from ._auth import Credentials, TokenCredentials
+from ._config import CREDENTIAL_FIELDS, Config
 from ._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
     InternalServerError,
-    OpenAIError,
     RateLimitError,
     UnsupportedParameterWarning,
 )
@@ -113,7 +113,9 @@ class Operation:
             spec = self.adapter.chat_request(self.params, self.call)
         else:
             spec = self.adapter.embeddings_request(self.params, self.call)
-        return self.engine.http_request(client, spec, self.options, stream=self.stream)
+        request = self.engine.http_request(client, spec, self.options, stream=self.stream)
+        self.adapter.credentials.sign(request)
+        return request
 
     def error(self, response: httpx.Response) -> Optional[APIStatusError]:
         """The error in a response whose body has been read, if any."""
@@ -156,6 +158,7 @@ class Engine:
         *,
         provider: Optional[str],
         api_key: Optional[str],
+        secret_key: Optional[str] = None,
         base_url: Optional[str],
         timeout: Union[float, httpx.Timeout, None],
         max_retries: int,
@@ -164,7 +167,7 @@ class Engine:
     ) -> None:
         self.config = config
         self.provider = provider
-        self._api_key = api_key
+        self._client_keys = {"api_key": api_key, "secret_key": secret_key}
         self._base_url = base_url
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.max_retries = max_retries
@@ -173,30 +176,27 @@ class Engine:
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
         if provider is not None:
-            config.provider(provider)  # an unknown provider= fails at construction
-            self._require_key(provider)
+            # An unknown provider= or missing credentials fail at construction, as in openai.
+            self.adapter(provider)
 
     # ------------------------------------------------------------------ providers
 
     def primary_provider(self) -> Optional[str]:
         return self.provider or self.config.default_provider
 
-    def _key_for(self, name: str) -> Optional[str]:
-        primary = self.primary_provider()
-        if self._api_key is not None and (primary is None or primary == name):
-            return self._api_key
-        return self.config.api_key(name)
+    def client_key(self, field: str) -> Optional[str]:
+        return self._client_keys.get(field)
 
-    def _require_key(self, name: str) -> str:
-        key = self._key_for(name)
-        if key:
-            return key
-        spec = self.config.provider(name)
-        env = " or ".join(spec.api_key_env) or "an environment variable"
-        raise OpenAIError(
-            f"no API key for provider {name!r}: pass api_key=..., set {env}, or set "
-            f"api_key under [providers.{name}] in the config ({self.config.source})"
-        )
+    def _keys(self, name: str) -> dict[str, Optional[str]]:
+        """Credentials for a provider: the client's arguments apply to its primary provider
+        (or to any provider when it has none), the config and environment to the rest."""
+        primary = self.primary_provider()
+        mine = primary is None or primary == name
+        keys = {field: self.config.secret(name, field) for field in CREDENTIAL_FIELDS}
+        for field, value in self._client_keys.items():
+            if value is not None and mine:
+                keys[field] = value
+        return keys
 
     def adapter(self, name: str) -> Adapter:
         """The provider's adapter, built on first use and kept for the client's life."""
@@ -210,18 +210,13 @@ class Engine:
     def _build_adapter(self, name: str) -> Adapter:
         spec = self.config.provider(name)
         assert spec.protocol is not None  # checked when the config was built
-        cls = adapter_class(spec.protocol)
         primary = self.primary_provider()
         base_url = self._base_url if self._base_url and primary in (None, name) else None
-        try:
-            credentials = cls.credentials(spec, self._require_key(name))
-        except ValueError as exc:  # a key that cannot work with the configured auth
-            raise OpenAIError(f"provider {name!r}: {exc}") from None
-        return cls(
+        return adapter_class(spec.protocol).create(
             name,
             spec,
+            keys=self._keys(name),
             base_url=base_url or self.config.base_url(name),
-            credentials=credentials,
             policy=self.config.policy,
             warn=lambda param, message: _warn(name, param, message),
         )
@@ -279,6 +274,13 @@ class Engine:
         )
         policy.credentials = operation.adapter.credentials
         return policy
+
+    @staticmethod
+    def token_request(credentials: Credentials) -> Optional[httpx.Request]:
+        """The token fetch that must happen before the next request, if any."""
+        if isinstance(credentials, TokenCredentials):
+            return credentials.token_request()
+        return None
 
     @staticmethod
     def should_fall_back(error: BaseException) -> bool:
@@ -409,6 +411,7 @@ class SyncEngine(Engine):
     def _attempts(self, operation: Operation) -> RawResult:
         for attempt in self.retry_policy(operation).sync():
             with attempt:
+                self._ensure_token(operation)
                 request = operation.build(self.http)
                 response = self._send(request, operation)
                 retries = attempt.retry_state.attempt_number - 1
@@ -421,10 +424,24 @@ class SyncEngine(Engine):
                 return RawResult(response, Stream(response, operation.pipeline(response)), retries)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _send(self, request: httpx.Request, operation: Operation) -> httpx.Response:
+    def _ensure_token(self, operation: Operation) -> None:
+        credentials = operation.adapter.credentials
+        if self.token_request(credentials) is None:
+            return
+        assert isinstance(credentials, TokenCredentials)
+        with credentials.thread_lock:
+            request = self.token_request(credentials)  # another thread may have fetched it
+            if request is not None:
+                credentials.accept_token(self._send(request, operation, stream=False))
+
+    def _send(
+        self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
+    ) -> httpx.Response:
         started = time.monotonic()
         try:
-            response = self.http.send(request, stream=operation.stream)
+            response = self.http.send(
+                request, stream=operation.stream if stream is None else stream
+            )
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
         log.debug(
@@ -466,6 +483,7 @@ class AsyncEngine(Engine):
     async def _attempts(self, operation: Operation) -> RawResult:
         async for attempt in self.retry_policy(operation).async_():
             with attempt:
+                await self._ensure_token(operation)
                 request = operation.build(self.http)
                 response = await self._send(request, operation)
                 retries = attempt.retry_state.attempt_number - 1
@@ -480,10 +498,24 @@ class AsyncEngine(Engine):
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _send(self, request: httpx.Request, operation: Operation) -> httpx.Response:
+    async def _ensure_token(self, operation: Operation) -> None:
+        credentials = operation.adapter.credentials
+        if self.token_request(credentials) is None:
+            return
+        assert isinstance(credentials, TokenCredentials)
+        async with credentials.async_lock():
+            request = self.token_request(credentials)  # another task may have fetched it
+            if request is not None:
+                credentials.accept_token(await self._send(request, operation, stream=False))
+
+    async def _send(
+        self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
+    ) -> httpx.Response:
         started = time.monotonic()
         try:
-            response = await self.http.send(request, stream=operation.stream)
+            response = await self.http.send(
+                request, stream=operation.stream if stream is None else stream
+            )
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
         log.debug(

@@ -103,7 +103,10 @@ class RetryPolicy:
             return False
         error = outcome.exception()
         if getattr(error, "should_reauth", False) and not self.reauthenticated:
-            self.reauthenticated = bool(self.credentials and self.credentials.invalidate())
+            request = getattr(error, "request", None)
+            self.reauthenticated = bool(
+                self.credentials and request is not None and self.credentials.invalidate(request)
+            )
             return self.reauthenticated
         return is_retryable(error)
 

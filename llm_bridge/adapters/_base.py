@@ -12,6 +12,7 @@ gateway, sync and async alike.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
 
@@ -24,6 +25,7 @@ from .._errors import (
     APIStatusError,
     BadRequestError,
     InternalServerError,
+    OpenAIError,
     exception_for_status,
     local_error,
 )
@@ -96,9 +98,30 @@ class Adapter:
         self._warn = warn
 
     @classmethod
-    def credentials(cls, spec: ProviderConfig, api_key: str) -> Credentials:
-        """How this protocol authenticates with ``api_key`` (a bearer key unless overridden)."""
-        return BearerKey(api_key)
+    def create(
+        cls,
+        name: str,
+        spec: ProviderConfig,
+        *,
+        keys: Mapping[str, Optional[str]],
+        base_url: str,
+        policy: Policy,
+        warn: Callable[[str, str], None],
+    ) -> Adapter:
+        """The adapter for a provider, with credentials made from ``keys``.
+
+        A protocol with more than one API generation (Qianfan v1/v2) overrides this to pick
+        the one its credentials speak.
+        """
+        credentials = cls.make_credentials(name, spec, keys)
+        return cls(name, spec, base_url=base_url, credentials=credentials, policy=policy, warn=warn)
+
+    @classmethod
+    def make_credentials(
+        cls, name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
+    ) -> Credentials:
+        """How this protocol authenticates (a bearer key unless overridden)."""
+        return BearerKey(require_key(name, spec, keys, "api_key"))
 
     # ------------------------------------------------------------------ parameters
 
@@ -212,6 +235,20 @@ class Adapter:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
+
+
+def require_key(
+    name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]], field: str
+) -> str:
+    """``keys[field]``, or an error that says every way to provide it."""
+    value = keys.get(field)
+    if value:
+        return value
+    env = " or ".join(getattr(spec, f"{field}_env")) or "its environment variable"
+    raise OpenAIError(
+        f"no {field} for provider {name!r}: pass {field}=..., set {env}, or set {field} "
+        f"under [providers.{name}] in the config"
+    )
 
 
 def parse_json(response: httpx.Response) -> Any:

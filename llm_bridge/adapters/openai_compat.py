@@ -42,7 +42,7 @@ class OpenAICompatAdapter(Adapter):
             body["stream"] = True
             # Always ask for usage: the ledger needs it even when the caller did not.
             body["stream_options"] = {"include_usage": True}
-        return HTTPRequest("POST", url, headers=self.credentials.headers(), json=body)
+        return HTTPRequest("POST", url, json=body)
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         """The provider's body from OpenAI parameters. Compatible providers take them as is."""
@@ -108,9 +108,7 @@ class OpenAICompatAdapter(Adapter):
         # Floats are asked for and, when the caller wanted base64, encoded here: not every
         # compatible provider implements encoding_format.
         body.pop("encoding_format", None)
-        return HTTPRequest(
-            "POST", self.url(self.embeddings_path), headers=self.credentials.headers(), json=body
-        )
+        return HTTPRequest("POST", self.url(self.embeddings_path), json=body)
 
     def embeddings_response(
         self, response: httpx.Response, body: Any, call: CallContext

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
-from ._base import CallContext, HTTPRequest, JSONDict
+from .._errors import OpenAIError
+from ._base import CallContext, HTTPRequest, JSONDict, require_key
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
 
@@ -54,9 +56,15 @@ class ZhipuAdapter(OpenAICompatAdapter):
     protocol = "zhipu"
 
     @classmethod
-    def credentials(cls, spec: ProviderConfig, api_key: str) -> Credentials:
+    def make_credentials(
+        cls, name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
+    ) -> Credentials:
+        api_key = require_key(name, spec, keys, "api_key")
         if spec.auth == "jwt":
-            return ZhipuJWT(api_key, ttl=spec.token_ttl)
+            try:
+                return ZhipuJWT(api_key, ttl=spec.token_ttl)
+            except ValueError as exc:
+                raise OpenAIError(f"provider {name!r}: {exc}") from None
         return BearerKey(api_key)
 
     # ------------------------------------------------------------------ chat
