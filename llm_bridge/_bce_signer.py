@@ -29,6 +29,8 @@ from typing import Callable, Iterable, List, Mapping, Optional, Tuple, Union
 
 import httpx
 
+from ._auth import Credentials
+
 __all__ = ["BceSigner", "bce_timestamp", "sign_request"]
 
 _AUTH_VERSION = "bce-auth-v1"
@@ -146,7 +148,7 @@ def sign_request(
     return f"{auth_prefix}/{';'.join(signed_list)}/{signature}"
 
 
-class BceSigner:
+class BceSigner(Credentials):
     """Signs ``httpx.Request`` objects in place with an IAM Access Key / Secret Key pair.
 
     ``clock`` returns the current epoch time in seconds; inject a fixed one in tests.
