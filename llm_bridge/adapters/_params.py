@@ -132,6 +132,37 @@ class ParamContext:
             provider=self.provider,
         )  # type: ignore[return-value]
 
+    def stops(self) -> tuple[list[str], list[str]]:
+        """The stop sequences to send and those to apply client-side (beyond ``max_items``)."""
+        stop = self.get("stop")
+        if not stop:
+            return [], []
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        rule = self.rules.get("stop")
+        limit = rule.max_items if rule is not None and rule.max_items else len(stops)
+        return stops[:limit], stops[limit:]
+
+    def dimensions(self, model: str, offered: list[int]) -> Optional[int]:
+        """The ``dimensions`` value to send for an embedding model offering ``offered``.
+
+        A fixed-size model (one entry) gets nothing sent: its providers reject the field;
+        asking for another size is unsupported. A size the model does not offer is refused.
+        """
+        dimensions = self.get("dimensions")
+        if dimensions is None or not offered:
+            return dimensions
+        if len(offered) == 1:
+            if dimensions != offered[0]:
+                self.unsupported("dimensions", f"{model} always returns {offered[0]} dimensions")
+            return None
+        if dimensions not in offered:
+            raise self.error(
+                f"dimensions={dimensions} is not offered by {model}; allowed: "
+                f"{', '.join(map(str, offered))}",
+                param="dimensions",
+            )
+        return dimensions
+
     def clamp(self, name: str, value: float) -> float:
         """``value`` kept inside the provider's range for ``name`` (from its table)."""
         rule = self.rules.get(name)

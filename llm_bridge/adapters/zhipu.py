@@ -102,15 +102,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
             body["top_p"] = ctx.clamp("top_p", top_p)
 
     def _stop(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
-        stop = ctx.get("stop")
-        if not stop:
-            return
-        stops = [stop] if isinstance(stop, str) else list(stop)
-        rule = ctx.rules.get("stop")
-        limit = rule.max_items if rule is not None and rule.max_items else len(stops)
-        body["stop"] = stops[:limit]
-        # The rest are applied to the output here, so the caller sees OpenAI's behaviour.
-        call.emulated_stop = stops[limit:]
+        sent, call.emulated_stop = ctx.stops()
+        if sent:
+            body["stop"] = sent
 
     def _tools(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
         tools = ctx.get("tools")
@@ -201,23 +195,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
     # ------------------------------------------------------------------ embeddings
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
-        dimensions = params.get("dimensions")
-        info = call.info
-        if dimensions is not None and info is not None and info.dimensions:
-            ctx = self.params(params, self.url(self.embeddings_path))
-            if len(info.dimensions) == 1:
-                # A fixed-size model (embedding-2): GLM rejects the field, so it never goes.
-                params = {k: v for k, v in params.items() if k != "dimensions"}
-                if dimensions != info.dimensions[0]:
-                    ctx.unsupported(
-                        "dimensions", f"{call.model} always returns {info.dimensions[0]} dimensions"
-                    )
-            elif dimensions not in info.dimensions:
-                raise ctx.error(
-                    f"dimensions={dimensions} is not offered by {call.model}; allowed: "
-                    f"{', '.join(map(str, info.dimensions))}",
-                    param="dimensions",
-                )
+        ctx = self.params(params, self.url(self.embeddings_path))
+        offered = call.info.dimensions if call.info is not None else []
+        params = {**params, "dimensions": ctx.dimensions(call.model, offered)}
         return super().embeddings_request(params, call)
 
 
