@@ -23,9 +23,12 @@ from typing import Any, Callable, Optional
 
 import httpx
 
+from ._errors import APIStatusError, AuthenticationError, InternalServerError
+
 __all__ = [
     "BearerKey",
     "Credentials",
+    "QianfanAccessToken",
     "TokenCredentials",
     "ZhipuJWT",
     "sign_zhipu_jwt",
@@ -175,3 +178,121 @@ class ZhipuJWT(Credentials):
 
     def __repr__(self) -> str:
         return f"ZhipuJWT(<redacted>, ttl={self._ttl})"
+
+
+class QianfanAccessToken(TokenCredentials):
+    """Qianfan v1 OAuth: an application's API Key + Secret Key buy a 30-day access token.
+
+    The token is fetched lazily on first use, cached until shortly before ``expires_in``,
+    shared by every client in the process that holds the same keys (see `shared`), and
+    dropped when Qianfan answers 110/111 so that the next request fetches a new one.
+    It travels as the ``access_token`` query value.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        token_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self._api_key = api_key
+        self._secret_key = secret_key
+        self._token_url = token_url
+        self._clock = clock
+        self._token: Optional[str] = None
+        self._renew_at = 0.0
+        self.fetches = 0  # how many tokens this process fetched for these keys
+
+    @classmethod
+    def shared(cls, api_key: str, secret_key: str, *, token_url: str) -> QianfanAccessToken:
+        """The process-wide instance for these keys, so all clients share one token."""
+        digest = hashlib.sha256(f"{token_url}\0{api_key}\0{secret_key}".encode()).hexdigest()
+        with _SHARED_LOCK:
+            instance = _SHARED_TOKENS.get(digest)
+            if instance is None:
+                instance = _SHARED_TOKENS[digest] = cls(api_key, secret_key, token_url=token_url)
+        return instance
+
+    def token_request(self) -> Optional[httpx.Request]:
+        if self._token is not None and self._clock() < self._renew_at:
+            return None
+        params = {
+            "grant_type": "client_credentials",
+            "client_id": self._api_key,
+            "client_secret": self._secret_key,
+        }
+        return httpx.Request(
+            "POST", self._token_url, params=params, headers={"Accept": "application/json"}
+        )
+
+    def accept_token(self, response: httpx.Response) -> None:
+        """Keep the token from a token-endpoint answer, or raise what went wrong."""
+        response.read()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise _token_error(response, body)
+        expires_in = float(body.get("expires_in") or 0) or 2592000.0
+        self._token = token
+        self._renew_at = self._clock() + expires_in - min(3600.0, expires_in / 10)
+        self.fetches += 1
+
+    def sign(self, request: httpx.Request) -> None:
+        if self._token is None:  # pragma: no cover - the engine fetches before signing
+            raise RuntimeError("no Qianfan access token: token_request() was not honoured")
+        request.url = request.url.copy_merge_params({"access_token": self._token})
+
+    def invalidate(self, request: httpx.Request) -> bool:
+        sent = request.url.params.get("access_token")
+        with self.thread_lock:
+            if sent is not None and sent == self._token:
+                self._token = None
+        return True
+
+    def __repr__(self) -> str:
+        return f"QianfanAccessToken(api_key={self._api_key[:4]}…(redacted))"
+
+
+_SHARED_TOKENS: dict[str, QianfanAccessToken] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _token_error(response: httpx.Response, body: Any) -> Exception:
+    """Qianfan's token endpoint refused the keys: say which one, without showing either."""
+    description = body.get("error_description") if isinstance(body, dict) else None
+    code = body.get("error") if isinstance(body, dict) else None
+    hints = {
+        "unknown client id": "the API Key (QIANFAN_AK) is not a known application key",
+        "Client authentication failed": "the Secret Key (QIANFAN_SK) does not match the API Key",
+    }
+    # The failed request's URL carries the secret; the error keeps a copy without it.
+    safe_request = httpx.Request("POST", response.request.url.copy_with(query=None))
+    safe = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=response.content,
+        request=safe_request,
+    )
+    if code == "invalid_client" or response.status_code in (400, 401):
+        reason = hints.get(str(description), description or "the keys were rejected")
+        return AuthenticationError(
+            f"Qianfan refused the access-token request: {reason} ({code}: {description})",
+            response=safe,
+            body=body,
+            code="invalid_api_key",
+            provider="qianfan",
+            provider_code=str(code) if code else None,
+        )
+    cls = InternalServerError if response.status_code >= 500 else APIStatusError
+    return cls(
+        f"Qianfan's token endpoint answered {response.status_code} without a token",
+        response=safe,
+        body=body,
+        provider="qianfan",
+    )

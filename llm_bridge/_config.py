@@ -58,6 +58,7 @@ class ModelInfo(_Strict):
     """One catalogue entry: what the model is, what it can do, what it costs."""
 
     kind: Literal["chat", "embedding", "image"] = "chat"
+    aliases: List[str] = []  # other names the provider accepts for it (ERNIE-Bot-4 ...)
     context_window: Optional[int] = Field(default=None, gt=0)
     max_output_tokens: Optional[int] = Field(default=None, gt=0)
     capabilities: List[str] = []
@@ -137,6 +138,10 @@ class ProviderConfig(_Strict):
     params: Dict[str, ParamRule] = {}
     models: Dict[str, ModelInfo] = {}
     errors: Dict[str, ErrorRule] = {}
+    # Qianfan: the v2 API root, the OAuth token endpoint, and the app id sent as `appid`.
+    v2_base_url: Optional[str] = None
+    token_url: Optional[str] = None
+    appid: Optional[str] = None
     # The provider's finish_reason words in OpenAI's vocabulary; "error" means it raises.
     finish_reasons: Dict[str, str] = {}
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
@@ -175,7 +180,10 @@ def _lowercase_index(provider: ProviderConfig) -> dict[str, str]:
     # Cached on the (frozen) instance: catalogue lookups sit on the request path.
     index = provider.__dict__.get("_lower_index")
     if index is None:
-        index = {name.lower(): name for name in provider.models}
+        index = {
+            alias.lower(): name for name, info in provider.models.items() for alias in info.aliases
+        }
+        index.update({name.lower(): name for name in provider.models})
         object.__setattr__(provider, "_lower_index", index)
     return index
 

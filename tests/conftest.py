@@ -50,3 +50,12 @@ def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     from llm_bridge.adapters import _params
 
     monkeypatch.setattr(_params, "_warned", set())
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Process-wide credential caches (JWTs, Qianfan access tokens) start empty per test."""
+    from llm_bridge import _auth
+
+    monkeypatch.setattr(_auth, "_SHARED_TOKENS", {})
+    monkeypatch.setattr(_auth, "_ZHIPU_TOKENS", _auth._TokenCache())

@@ -1,13 +1,13 @@
 """Protocol adapters: one module per wire protocol, pure translation (no I/O).
 
-`adapter_class` maps a provider table's ``protocol`` to its adapter. Qianfan v1 and the
-DashScope native protocol join here in their own modules.
+`adapter_class` maps a provider table's ``protocol`` to its adapter.
 """
 
 from __future__ import annotations
 
 from ._base import Adapter, CallContext, HTTPRequest, StreamParser
 from .openai_compat import OpenAICompatAdapter
+from .qianfan import QianfanAdapter
 from .zhipu import ZhipuAdapter
 
 __all__ = ["Adapter", "CallContext", "HTTPRequest", "StreamParser", "adapter_class"]
@@ -15,6 +15,7 @@ __all__ = ["Adapter", "CallContext", "HTTPRequest", "StreamParser", "adapter_cla
 _ADAPTERS: dict[str, type[Adapter]] = {
     OpenAICompatAdapter.protocol: OpenAICompatAdapter,
     ZhipuAdapter.protocol: ZhipuAdapter,
+    QianfanAdapter.protocol: QianfanAdapter,
 }
 
 

@@ -147,6 +147,23 @@ class Adapter:
     def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
         raise NotImplementedError
 
+    def finish_reason(
+        self, value: Optional[str], response: httpx.Response, body: Any
+    ) -> Optional[str]:
+        """The provider's finish word in OpenAI's vocabulary; ``error`` words raise."""
+        if value is None:
+            return None
+        mapped = self.spec.finish_reasons.get(value, value)
+        if mapped == "error":
+            raise self.make_error(
+                response,
+                body,
+                value,
+                f"the provider ended the generation with finish_reason={value!r}",
+                default=InternalServerError,
+            )
+        return mapped
+
     # ------------------------------------------------------------------ embeddings
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:

@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 import httpx
 
-from .._errors import InternalServerError
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
 
@@ -65,23 +64,6 @@ class OpenAICompatAdapter(Adapter):
                 message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
         _hoist_choice_usage(body)
         return body
-
-    def finish_reason(
-        self, value: Optional[str], response: httpx.Response, body: Any
-    ) -> Optional[str]:
-        """The provider's finish word in OpenAI's vocabulary; ``error`` words raise."""
-        if value is None:
-            return None
-        mapped = self.spec.finish_reasons.get(value, value)
-        if mapped == "error":
-            raise self.make_error(
-                response,
-                body,
-                value,
-                f"the provider ended the generation with finish_reason={value!r}",
-                default=InternalServerError,
-            )
-        return mapped
 
     @staticmethod
     def function_tool_calls(tool_calls: list[JSONDict]) -> list[JSONDict]:

@@ -1,0 +1,500 @@
+"""Baidu Qianfan / ERNIE: the v1 "wenxinworkshop" protocol, and v2 through the compatible one.
+
+v1 is nothing like OpenAI's wire (``protocols.md`` §2A): the model is a URL suffix, the
+system prompt is a body field, the conversation must alternate user/assistant with an odd
+number of messages, tools are ``functions`` and a call comes back as one ``function_call``,
+the answer is a flat ``result``, ``finish_reason`` is ``normal`` on every stream event
+(the end is ``is_end``), usage repeats cumulatively on every event, and errors arrive as
+``{"error_code": N}`` inside HTTP 200 bodies — also for stream requests. This module
+translates all of that both ways.
+
+Which API a client speaks depends on its credentials: an application API Key + Secret Key
+(OAuth access token) or IAM account keys (bce-auth-v1 signing) speak v1; a ``bce-v3/…``
+API key alone speaks v2, which is OpenAI-shaped and served by `QianfanV2Adapter`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .._auth import BearerKey, Credentials, QianfanAccessToken
+from .._bce_signer import BceSigner
+from .._config import Policy, ProviderConfig
+from .._errors import OpenAIError
+from ._base import (
+    Adapter,
+    CallContext,
+    HTTPRequest,
+    JSONDict,
+    StreamParser,
+    require_key,
+)
+from ._params import ParamContext, legacy_functions_as_tools
+from .openai_compat import OpenAICompatAdapter
+
+__all__ = ["QianfanAdapter", "QianfanV2Adapter", "repair_messages"]
+
+_V1_ROOT = "rpc/2.0/ai_custom/v1/wenxinworkshop"
+#: Appended when a conversation ends on an assistant turn: v1 answers only a user turn.
+CONTINUE_PROMPT = "请继续。"
+
+_QUIET_DROPS = (
+    "parallel_tool_calls",
+    "store",
+    "metadata",
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+)
+_UNSUPPORTED = {
+    "frequency_penalty": "ERNIE v1 has no frequency penalty on most endpoints",
+    "logit_bias": "ERNIE has no logit bias",
+    "logprobs": "ERNIE returns no log probabilities",
+    "top_logprobs": "ERNIE returns no log probabilities",
+    "seed": "ERNIE v1 has no seed",
+    "audio": "ERNIE v1 returns text",
+    "modalities": "ERNIE v1 returns text",
+    "prediction": "ERNIE has no predicted outputs",
+    "reasoning_effort": "ERNIE v1 has no reasoning setting",
+    "web_search_options": "use extra_body={'disable_search': False}",
+    "verbosity": "ERNIE has no verbosity setting",
+}
+
+
+class QianfanAdapter(Adapter):
+    """Qianfan v1 (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``)."""
+
+    protocol = "qianfan"
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        spec: ProviderConfig,
+        *,
+        keys: Mapping[str, Optional[str]],
+        base_url: str,
+        policy: Policy,
+        warn: Callable[[str, str], None],
+    ) -> Adapter:
+        api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
+        if api_key and api_key.startswith("bce-v3/") and not secret_key:
+            v2_url = spec.v2_base_url or base_url
+            return QianfanV2Adapter(
+                name,
+                spec,
+                base_url=v2_url,
+                credentials=BearerKey(api_key),
+                policy=policy,
+                warn=warn,
+            )
+        return cls(
+            name,
+            spec,
+            base_url=base_url,
+            credentials=cls.make_credentials(name, spec, keys),
+            policy=policy,
+            warn=warn,
+        )
+
+    @classmethod
+    def make_credentials(
+        cls, name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
+    ) -> Credentials:
+        if keys.get("api_key") and keys.get("secret_key"):
+            assert spec.token_url is not None, "the qianfan table names its token_url"
+            return QianfanAccessToken.shared(
+                keys["api_key"] or "", keys["secret_key"] or "", token_url=spec.token_url
+            )
+        if keys.get("iam_access_key") and keys.get("iam_secret_key"):
+            return BceSigner(keys["iam_access_key"] or "", keys["iam_secret_key"] or "")
+        if keys.get("api_key"):
+            raise OpenAIError(
+                f"provider {name!r}: an application API Key needs its Secret Key "
+                f"(secret_key=..., QIANFAN_SK, or secret_key under [providers.{name}]); "
+                f"a v2 key starts with 'bce-v3/'"
+            )
+        require_key(name, spec, keys, "api_key")  # raises, naming every way to give one
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ chat
+
+    def endpoint_url(self, kind: str, call: CallContext) -> str:
+        endpoint = call.info.endpoint if call.info is not None and call.info.endpoint else None
+        return self.url(f"{_V1_ROOT}/{kind}/{endpoint or call.model.lower()}")
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        url = self.endpoint_url("chat", call)
+        ctx = self.params(legacy_functions_as_tools(params), url)
+        body = self._body(ctx, call)
+        if call.stream:
+            body["stream"] = True
+        return HTTPRequest("POST", url, json=body)
+
+    def _body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
+        functions, forced = self._functions(ctx)
+        system, messages = repair_messages(ctx.params["messages"], ctx)
+        body: JSONDict = {"messages": messages}
+        if system:
+            body["system"] = system
+        if functions:
+            body["functions"] = functions
+        if forced:
+            body["tool_choice"] = {"type": "function", "function": {"name": forced}}
+        temperature = ctx.get("temperature")
+        if temperature is not None:
+            body["temperature"] = ctx.clamp("temperature", temperature)
+        if ctx.get("top_p") is not None:
+            body["top_p"] = ctx.clamp("top_p", ctx.get("top_p"))
+        if ctx.get("presence_penalty") is not None:
+            # OpenAI's [-2, 2] onto ERNIE's penalty_score [1, 2], as Baidu's SDK maps it.
+            body["penalty_score"] = ctx.clamp(
+                "penalty_score", ctx.get("presence_penalty") / 4 + 1.5
+            )
+        max_tokens = ctx.get("max_completion_tokens", ctx.get("max_tokens"))
+        if max_tokens is not None:
+            body["max_output_tokens"] = int(ctx.clamp("max_output_tokens", max_tokens))
+        sent, call.emulated_stop = ctx.stops()
+        if sent:
+            body["stop"] = sent
+        user = ctx.get("user") or ctx.get("safety_identifier")
+        if user:
+            body["user_id"] = user
+        self._response_format(ctx, body)
+        if ctx.get("n", 1) > 1:
+            ctx.unsupported("n", "ERNIE returns one answer per request; you get one")
+        for name, reason in _UNSUPPORTED.items():
+            if ctx.get(name) not in (None, False):
+                ctx.unsupported(name, reason)
+        return body
+
+    def _functions(self, ctx: ParamContext) -> tuple[list[JSONDict], Optional[str]]:
+        """OpenAI tools as v1 ``functions``, and the name of a function to force, if any."""
+        tools = ctx.get("tools")
+        choice = ctx.get("tool_choice")
+        if not tools or choice == "none":
+            return [], None
+        functions = []
+        for tool in tools:
+            function = tool["function"]
+            functions.append(
+                {
+                    "name": function["name"],
+                    "description": function.get("description", ""),
+                    "parameters": function.get("parameters")
+                    or {"type": "object", "properties": {}},
+                }
+            )
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            name = (choice.get("function") or {}).get("name")
+            if name not in {f["name"] for f in functions}:
+                raise ctx.error(
+                    f"tool_choice names function {name!r}, which is not in tools",
+                    param="tool_choice",
+                )
+            return functions, name
+        if choice not in (None, "auto"):
+            ctx.unsupported(
+                "tool_choice",
+                f"ERNIE can force a named function or choose "
+                f"freely, so {choice!r} was sent as 'auto'",
+            )
+        return functions, None
+
+    def _response_format(self, ctx: ParamContext, body: JSONDict) -> None:
+        fmt = ctx.get("response_format")
+        kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+        if kind is None:
+            return
+        if kind == "json_schema":
+            ctx.unsupported(
+                "response_format",
+                "json_schema is sent as json_object; ERNIE "
+                "returns JSON but does not enforce the schema",
+            )
+            kind = "json_object"
+        if kind not in ("text", "json_object"):
+            raise ctx.error(
+                f"response_format type must be text, json_object or json_schema, got {kind!r}",
+                param="response_format",
+            )
+        body["response_format"] = kind  # v1 takes a plain string, not an object
+
+    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+        if not isinstance(body, dict) or ("result" not in body and "function_call" not in body):
+            raise self.invalid_body(response, body, "a chat response without 'result'")
+        message: JSONDict = {"role": "assistant", "content": body.get("result") or ""}
+        finish = self._finish(body, response)
+        function_call = body.get("function_call")
+        if isinstance(function_call, dict) and function_call.get("name"):
+            message["content"] = body.get("result") or None
+            message["tool_calls"] = [_tool_call(function_call, body.get("id"), 0)]
+            if function_call.get("thoughts"):
+                message["thoughts"] = function_call["thoughts"]
+            finish = "tool_calls"
+        extras = {
+            k: v
+            for k, v in body.items()
+            if k not in ("result", "function_call", "finish_reason", "usage", "object")
+        }
+        return {
+            **extras,
+            "id": body.get("id") or f"as-{uuid.uuid4().hex[:10]}",
+            "object": "chat.completion",
+            "created": body.get("created") or int(time.time()),
+            "model": call.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": body.get("usage"),
+        }
+
+    def _finish(self, body: JSONDict, response: httpx.Response) -> Optional[str]:
+        """v1's finish word, with its content-filter signals folded into ``content_filter``."""
+        if body.get("need_clear_history") and not body.get("result"):
+            return "content_filter"
+        return self.finish_reason(body.get("finish_reason") or "normal", response, body)
+
+    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
+        return QianfanStreamParser(self, response, call)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        url = self.endpoint_url("embeddings", call)
+        ctx = self.params(params, url)
+        offered = call.info.dimensions if call.info is not None else []
+        if ctx.dimensions(call.model, offered) is not None:
+            ctx.unsupported("dimensions", f"{call.model} has a fixed size")
+        texts = params["input"]
+        body: JSONDict = {"input": [texts] if isinstance(texts, str) else list(texts)}
+        if params.get("user"):
+            body["user_id"] = params["user"]
+        return HTTPRequest("POST", url, json=body)
+
+    def embeddings_response(
+        self, response: httpx.Response, body: Any, call: CallContext
+    ) -> JSONDict:
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise self.invalid_body(response, body, "an embeddings response without 'data'")
+        usage = body.get("usage") or {}
+        prompt = usage.get("prompt_tokens", usage.get("total_tokens", 0))
+        data = sorted(body["data"], key=lambda item: item.get("index", 0))
+        return {
+            "id": body.get("id"),
+            "object": "list",
+            "model": call.model,
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": item.get("index", position),
+                    "embedding": item["embedding"],
+                }
+                for position, item in enumerate(data)
+            ],
+            "usage": {"prompt_tokens": prompt, "total_tokens": usage.get("total_tokens", prompt)},
+        }
+
+    # ------------------------------------------------------------------ errors
+
+    def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        if isinstance(body, dict):
+            if body.get("error_code") not in (None, 0, "0"):
+                return str(body["error_code"]), body.get("error_msg")
+            if isinstance(body.get("code"), str):  # BCE gateway bodies (IAM signing)
+                return body["code"], body.get("message")
+        return None, None
+
+    def find_error(self, response: httpx.Response, body: Any):  # type: ignore[no-untyped-def]
+        header_code = response.headers.get("x-bce-error-code")
+        if header_code and response.status_code >= 400:
+            message = response.headers.get("x-bce-error-message")
+            return self.make_error(response, body, header_code, message)
+        return super().find_error(response, body)
+
+
+class QianfanStreamParser(StreamParser):
+    """v1 SSE events (``result`` increments, ``is_end``, cumulative usage) -> OpenAI chunks."""
+
+    def __init__(self, adapter: QianfanAdapter, response: httpx.Response, call: CallContext):
+        self.adapter = adapter
+        self.response = response
+        self.call = call
+        self.done = False
+        self._started = False
+
+    def feed(self, event: Any) -> list[JSONDict]:
+        if not event.data.strip():
+            return []
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            raise self.adapter.invalid_body(
+                self.response, event.data, "malformed JSON in a stream event"
+            ) from None
+        if not isinstance(data, dict):
+            raise self.adapter.invalid_body(
+                self.response, data, "a stream event that is not an object"
+            )
+        code, message = self.adapter.error_fields(data)
+        if code is not None:
+            raise self.adapter.make_error(self.response, data, code, message)
+        delta: JSONDict = {}
+        if not self._started:
+            delta["role"] = "assistant"
+            self._started = True
+        if data.get("result"):
+            delta["content"] = data["result"]
+        finish = None
+        function_call = data.get("function_call")
+        if isinstance(function_call, dict) and function_call.get("name"):
+            delta["tool_calls"] = [{**_tool_call(function_call, data.get("id"), 0), "index": 0}]
+            finish = "tool_calls"
+        if data.get("is_end"):
+            self.done = True
+            finish = finish or self.adapter._finish(data, self.response)
+        chunk = {
+            "id": data.get("id"),
+            "object": "chat.completion.chunk",
+            "created": data.get("created") or int(time.time()),
+            "model": self.call.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if data.get("usage"):
+            chunk["usage"] = data["usage"]  # cumulative: the stream layer keeps the last
+        return [chunk]
+
+
+class QianfanV2Adapter(OpenAICompatAdapter):
+    """Qianfan v2 (``qianfan.baidubce.com/v2``): OpenAI-shaped, with ERNIE's ranges and ids."""
+
+    protocol = "qianfan"
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        request = super().chat_request(params, call)
+        request.json["model"] = self._v2_model(call)
+        return self._with_appid(request)
+
+    def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
+        body = super().chat_body(ctx, call)
+        for name in ("temperature", "top_p"):
+            if body.get(name) is not None:
+                body[name] = ctx.clamp(name, body[name])
+        return body
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        request = super().embeddings_request(params, call)
+        request.json["model"] = self._v2_model(call)
+        return self._with_appid(request)
+
+    def _v2_model(self, call: CallContext) -> str:
+        return call.info.v2_model if call.info is not None and call.info.v2_model else call.model
+
+    def _with_appid(self, request: HTTPRequest) -> HTTPRequest:
+        if self.spec.appid:
+            request.headers["appid"] = self.spec.appid
+        return request
+
+
+def _tool_call(function_call: JSONDict, response_id: Optional[str], index: int) -> JSONDict:
+    """v1's single ``function_call`` as an OpenAI tool call with a fresh, unique id."""
+    arguments = function_call.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments or {}, ensure_ascii=False)
+    return {
+        "id": f"call_{response_id or uuid.uuid4().hex[:12]}_{index}",
+        "type": "function",
+        "function": {"name": function_call["name"], "arguments": arguments},
+    }
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDict]]:
+    """OpenAI messages as v1 accepts them: (system prompt, alternating odd list from user).
+
+    System and developer messages join the ``system`` field; tool results become
+    ``function`` messages named after the call they answer; consecutive same-role
+    messages merge; empty messages go; a leading assistant turn is kept in the system
+    prompt and a trailing one is followed by a request to continue. No text is dropped.
+    """
+    system: list[str] = []
+    pending: dict[str, JSONDict] = {}  # tool calls awaiting their result, by call id
+    out: list[JSONDict] = []
+
+    def flush_pending() -> None:
+        for call in pending.values():
+            out.append({"role": "assistant", "content": "", "function_call": call})
+        pending.clear()
+
+    for index, message in enumerate(messages):
+        role = message["role"]
+        text = _text(message.get("content"), ctx, index)
+        if role in ("tool", "function"):
+            # v1 takes one call per assistant turn: each call is replayed right before its
+            # result, so several parallel calls become alternating call/result pairs.
+            call_id = message.get("tool_call_id", "")
+            call = pending.pop(call_id, None) or (
+                pending.pop(next(iter(pending))) if pending else None
+            )
+            name = message.get("name") or (call or {}).get("name", "")
+            if call is not None:
+                out.append({"role": "assistant", "content": "", "function_call": call})
+            out.append({"role": "function", "name": name, "content": text or "{}"})
+            continue
+        flush_pending()
+        if role in ("system", "developer"):
+            if text:
+                system.append(text)
+        elif role == "assistant" and message.get("tool_calls"):
+            if text:
+                _append(out, "assistant", text)
+            for position, call in enumerate(message["tool_calls"]):
+                function = call.get("function") or {}
+                pending[call.get("id") or f"#{index}.{position}"] = {
+                    "name": function.get("name", ""),
+                    "arguments": function.get("arguments") or "{}",
+                }
+        elif text:
+            _append(out, role, text)
+    flush_pending()
+    while out and out[0]["role"] == "assistant" and "function_call" not in out[0]:
+        # v1 conversations start with the user: an opening assistant line becomes context.
+        system.append(f"(The assistant opened the conversation with: {out.pop(0)['content']})")
+    if out and out[-1]["role"] == "assistant" and "function_call" not in out[-1]:
+        out.append({"role": "user", "content": CONTINUE_PROMPT})
+    if not out:
+        raise ctx.error(
+            "messages need at least one user message with text for Qianfan v1", param="messages"
+        )
+    return "\n\n".join(system), out
+
+
+def _append(out: list[JSONDict], role: str, text: str) -> None:
+    """Add a message, merging it into the previous one when the role repeats."""
+    if out and out[-1]["role"] == role and "function_call" not in out[-1]:
+        out[-1]["content"] += "\n\n" + text
+    else:
+        out.append({"role": role, "content": text})
+
+
+def _text(content: Any, ctx: ParamContext, index: int) -> str:
+    if content is None or isinstance(content, str):
+        return content if content and content.strip() else ""
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "text":
+            parts.append(part.get("text", ""))
+        else:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise ctx.error(
+                f"messages[{index}] has a {kind!r} part; Qianfan v1 takes text only "
+                f"(vision models are on v2: use a 'bce-v3/' API key)",
+                param=f"messages[{index}].content",
+            )
+    return "\n".join(parts)
