@@ -8,6 +8,7 @@ is the engine's; the sync and async classes differ only in ``await``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
@@ -144,6 +145,11 @@ class Completions:
         )
         engine = self._client._engine
         engine.check_chat(params)
+        copies = engine.copies(params)
+        if copies > 1:
+            single = {**params, "n": None}
+            results = [engine.call("chat", single, options) for _ in range(copies)]
+            return _result(engine.merge_choices(results), self._raw)
         return _result(engine.call("chat", params, options), self._raw)
 
     @cached_property
@@ -207,6 +213,11 @@ class AsyncCompletions:
         )
         engine = self._client._engine
         engine.check_chat(params)
+        copies = engine.copies(params)
+        if copies > 1:
+            single = {**params, "n": None}
+            calls = [engine.call("chat", single, options) for _ in range(copies)]
+            return _result(engine.merge_choices(await asyncio.gather(*calls)), self._raw)
         return _result(await engine.call("chat", params, options), self._raw)
 
     @cached_property

@@ -346,6 +346,34 @@ class Engine:
     def check_chat(self, params: JSONDict) -> None:
         check_chat_params(params)
 
+    def copies(self, params: JSONDict) -> int:
+        """How many requests a non-stream ``n > 1`` call takes (1 where the provider does n)."""
+        n = params.get("n") or 1
+        if n <= 1 or params.get("stream"):
+            return 1
+        return 1 if self.adapter(self.routes(params["model"])[0].provider).native_n else n
+
+    @staticmethod
+    def merge_choices(results: Sequence[RawResult]) -> RawResult:
+        """``n`` one-choice completions as one completion with ``n`` choices, usage summed
+        (each request was billed for its prompt, so the prompt counts ``n`` times)."""
+        first = results[0].parsed
+        choices = [
+            c.model_copy(update={"index": i})
+            for i, c in enumerate(c for r in results for c in r.parsed.choices)
+        ]
+        usages = [r.parsed.usage for r in results if r.parsed.usage is not None]
+        usage = None
+        if usages:
+            usage = usages[0].model_copy(
+                update={
+                    field: sum(getattr(u, field) for u in usages)
+                    for field in ("prompt_tokens", "completion_tokens", "total_tokens")
+                }
+            )
+        merged = first.model_copy(update={"choices": choices, "usage": usage})
+        return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
+
 
 def _warn(provider: str, param: str, message: str) -> None:
     warn_once(

@@ -412,17 +412,43 @@ async def test_user_within_length_rule_passes_as_user_id(mode: str, user: str):
 
 
 @MODES
-async def test_n_above_one_warns_once_per_process_and_is_not_sent(mode: str):
+async def test_unsupported_parameter_warns_once_per_process_and_is_not_sent(mode: str):
     f = fake()
-    with pytest.warns(UnsupportedParameterWarning, match=r"\bn\b") as record:
-        result = await create(mode, f, n=2)
+    with pytest.warns(UnsupportedParameterWarning, match="logit_bias") as record:
+        await create(mode, f, logit_bias={"1": 5})
     assert len([w for w in record if w.category is UnsupportedParameterWarning]) == 1
-    assert "n" not in f.last_json
-    assert len(result.choices) == 1
+    assert "logit_bias" not in f.last_json
     with no_unsupported_warnings():
-        await create(mode, f, n=2)
-    assert "n" not in f.last_json
+        await create(mode, f, logit_bias={"1": 5})
+    assert "logit_bias" not in f.last_json
     assert len(f.requests) == 2
+
+
+@MODES
+async def test_n_above_one_is_served_by_n_requests_merged_into_n_choices(mode: str):
+    f = fake().reply("first", usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})
+    f.reply("second", usage={"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8})
+    f.reply("third", usage={"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9})
+    with no_unsupported_warnings():
+        result = await create(mode, f, n=3)
+    assert len(f.requests) == 3
+    assert all("n" not in json.loads(r.content) for r in f.requests)
+    assert [c.index for c in result.choices] == [0, 1, 2]
+    assert sorted(c.message.content for c in result.choices) == ["first", "second", "third"]
+    # Each request was billed for its prompt: the prompt counts three times.
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (15, 9)
+    assert result.usage.total_tokens == 24
+
+
+@MODES
+async def test_n_above_one_in_a_stream_warns_and_streams_one_choice(mode: str):
+    f = fake()
+    with pytest.warns(UnsupportedParameterWarning, match=r"\bn\b"):
+        stream = await create(mode, f, n=2, stream=True)
+        chunks = [c async for c in stream] if mode == "async" else list(stream)
+    assert len(f.requests) == 1
+    assert "n" not in f.last_json
+    assert {c.choices[0].index for c in chunks if c.choices} == {0}
 
 
 @MODES
@@ -437,9 +463,9 @@ async def test_presence_penalty_under_policy_drop_is_silent_and_not_sent(mode: s
     f = fake()
     options = {"config": {"policy": {"unsupported_params": "drop"}}}
     with no_unsupported_warnings():
-        await create(mode, f, options=options, presence_penalty=0.5, n=2)
+        await create(mode, f, options=options, presence_penalty=0.5, logit_bias={"1": 1})
     assert "presence_penalty" not in f.last_json
-    assert "n" not in f.last_json
+    assert "logit_bias" not in f.last_json
 
 
 @MODES

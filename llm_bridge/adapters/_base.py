@@ -79,6 +79,9 @@ class Adapter:
     """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts."""
 
     protocol: ClassVar[str]
+    #: False when the provider returns one choice per request: ``n > 1`` is then served by
+    #: sending ``n`` requests and merging their choices (non-stream calls).
+    native_n: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -71,6 +71,7 @@ class QianfanAdapter(Adapter):
     """Qianfan v1 (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``)."""
 
     protocol = "qianfan"
+    native_n = False
 
     @classmethod
     def create(
@@ -168,7 +169,11 @@ class QianfanAdapter(Adapter):
             body["user_id"] = user
         self._response_format(ctx, body)
         if ctx.get("n", 1) > 1:
-            ctx.unsupported("n", "ERNIE returns one answer per request; you get one")
+            ctx.unsupported(
+                "n",
+                "ERNIE returns one answer per request, and a stream cannot be "
+                "fanned out: you get one",
+            )
         for name, reason in _UNSUPPORTED.items():
             if ctx.get(name) not in (None, False):
                 ctx.unsupported(name, reason)

@@ -54,6 +54,7 @@ _UNSUPPORTED = {
 
 class ZhipuAdapter(OpenAICompatAdapter):
     protocol = "zhipu"
+    native_n = False
 
     @classmethod
     def make_credentials(
@@ -80,7 +81,11 @@ class ZhipuAdapter(OpenAICompatAdapter):
         if ctx.get("seed") is not None:
             body["seed"] = ctx.get("seed")
         if ctx.get("n", 1) > 1:
-            ctx.unsupported("n", "GLM returns one choice per request; you get one")
+            ctx.unsupported(
+                "n",
+                "GLM returns one choice per request, and a stream cannot be "
+                "fanned out: you get one",
+            )
         self._user(ctx, body)
         self._response_format(ctx, body)
         self._reasoning(ctx, call, body)
