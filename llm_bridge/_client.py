@@ -268,11 +268,58 @@ class AsyncModels:
 
 
 class _ClientBase:
-    _engine: Engine
+    """What both clients share: the constructor, settings, ``with_options`` and ``repr``."""
 
-    def _settings(self) -> dict[str, Any]:
+    _engine_class: type[Engine]
+    _engine: Any
+
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        secret_key: Optional[str] = None,
+        base_url: Union[str, httpx.URL, None] = None,
+        timeout: Union[float, httpx.Timeout, None] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Optional[Mapping[str, str]] = None,
+        default_query: Optional[Mapping[str, Any]] = None,
+        http_client: Union[httpx.Client, httpx.AsyncClient, None] = None,
+        provider: Optional[str] = None,
+        config: ConfigSource = None,
+        organization: Optional[str] = None,  # accepted for drop-in compatibility; unused
+        project: Optional[str] = None,  # accepted for drop-in compatibility; unused
+    ) -> None:
+        """openai's constructor arguments, plus:
+
+        - ``provider``: where bare model names go (``"zhipu"``, ``"qianfan"``, ...);
+        - ``config``: a TOML path or a mapping of the same schema (default: the
+          ``$LLM_BRIDGE_CONFIG`` file, else ``./llm_bridge.toml``, else the environment);
+        - ``secret_key``: the second half of a key pair (Qianfan's application Secret Key).
+
+        ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
+        ``default_provider``); other providers take theirs from the config or environment.
+        """
+        self._engine = self._engine_class(
+            config if isinstance(config, Config) else load_config(config),
+            http_client=http_client,
+            provider=provider,
+            api_key=api_key,
+            secret_key=secret_key,
+            base_url=str(base_url) if base_url is not None else None,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=dict(default_headers or {}),
+            default_query=dict(default_query or {}),
+        )
+        self._mount_resources()
+
+    def _mount_resources(self) -> None:
+        raise NotImplementedError
+
+    def with_options(self, **overrides: Any) -> Any:
+        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
         engine = self._engine
-        return {
+        settings = {
             "api_key": engine.client_key("api_key"),
             "secret_key": engine.client_key("secret_key"),
             "base_url": engine._base_url,
@@ -284,6 +331,9 @@ class _ClientBase:
             "provider": engine.provider,
             "config": engine.config,
         }
+        return type(self)(**{**settings, **overrides})
+
+    copy = with_options
 
     @property
     def config(self) -> Config:
@@ -312,43 +362,13 @@ class _ClientBase:
 class OpenAI(_ClientBase):
     """Drop-in for ``openai.OpenAI`` that speaks Zhipu, Qianfan and DashScope natively."""
 
-    def __init__(
-        self,
-        *,
-        api_key: Optional[str] = None,
-        secret_key: Optional[str] = None,
-        base_url: Union[str, httpx.URL, None] = None,
-        timeout: Union[float, httpx.Timeout, None] = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Optional[Mapping[str, str]] = None,
-        default_query: Optional[Mapping[str, Any]] = None,
-        http_client: Optional[httpx.Client] = None,
-        provider: Optional[str] = None,
-        config: ConfigSource = None,
-        organization: Optional[str] = None,  # accepted for drop-in compatibility; unused
-        project: Optional[str] = None,  # accepted for drop-in compatibility; unused
-    ) -> None:
-        self._engine: SyncEngine = SyncEngine(
-            config if isinstance(config, Config) else load_config(config),
-            http_client=http_client,
-            provider=provider,
-            api_key=api_key,
-            secret_key=secret_key,
-            base_url=str(base_url) if base_url is not None else None,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=dict(default_headers or {}),
-            default_query=dict(default_query or {}),
-        )
+    _engine_class = SyncEngine
+    _engine: SyncEngine
+
+    def _mount_resources(self) -> None:
         self.chat = Chat(self)
         self.embeddings = Embeddings(self)
         self.models = Models(self)
-
-    def with_options(self, **overrides: Any) -> OpenAI:
-        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
-        return type(self)(**{**self._settings(), **overrides})
-
-    copy = with_options
 
     def close(self) -> None:
         self._engine.close()
@@ -363,43 +383,13 @@ class OpenAI(_ClientBase):
 class AsyncOpenAI(_ClientBase):
     """Drop-in for ``openai.AsyncOpenAI``."""
 
-    def __init__(
-        self,
-        *,
-        api_key: Optional[str] = None,
-        secret_key: Optional[str] = None,
-        base_url: Union[str, httpx.URL, None] = None,
-        timeout: Union[float, httpx.Timeout, None] = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Optional[Mapping[str, str]] = None,
-        default_query: Optional[Mapping[str, Any]] = None,
-        http_client: Optional[httpx.AsyncClient] = None,
-        provider: Optional[str] = None,
-        config: ConfigSource = None,
-        organization: Optional[str] = None,
-        project: Optional[str] = None,
-    ) -> None:
-        self._engine: AsyncEngine = AsyncEngine(
-            config if isinstance(config, Config) else load_config(config),
-            http_client=http_client,
-            provider=provider,
-            api_key=api_key,
-            secret_key=secret_key,
-            base_url=str(base_url) if base_url is not None else None,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=dict(default_headers or {}),
-            default_query=dict(default_query or {}),
-        )
+    _engine_class = AsyncEngine
+    _engine: AsyncEngine
+
+    def _mount_resources(self) -> None:
         self.chat = AsyncChat(self)
         self.embeddings = AsyncEmbeddings(self)
         self.models = AsyncModels(self)
-
-    def with_options(self, **overrides: Any) -> AsyncOpenAI:
-        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
-        return type(self)(**{**self._settings(), **overrides})
-
-    copy = with_options
 
     async def close(self) -> None:
         await self._engine.close()

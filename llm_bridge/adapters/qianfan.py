@@ -44,14 +44,7 @@ _V1_ROOT = "rpc/2.0/ai_custom/v1/wenxinworkshop"
 #: Appended when a conversation ends on an assistant turn: v1 answers only a user turn.
 CONTINUE_PROMPT = "请继续。"
 
-_QUIET_DROPS = (
-    "parallel_tool_calls",
-    "store",
-    "metadata",
-    "service_tier",
-    "prompt_cache_key",
-    "safety_identifier",
-)
+#: OpenAI parameters v1 cannot honour (the policy decides); pure hints are not mapped.
 _UNSUPPORTED = {
     "frequency_penalty": "ERNIE v1 has no frequency penalty on most endpoints",
     "logit_bias": "ERNIE has no logit bias",

@@ -28,16 +28,9 @@ __all__ = ["ZhipuAdapter"]
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
-#: OpenAI parameters GLM has no use for and that change nothing the caller sees: dropped quietly.
-_QUIET_DROPS = (
-    "parallel_tool_calls",
-    "store",
-    "metadata",
-    "service_tier",
-    "prompt_cache_key",
-    "safety_identifier",
-)
-#: OpenAI parameters GLM cannot honour: the unsupported-parameter policy decides.
+#: OpenAI parameters GLM cannot honour: the unsupported-parameter policy decides. Hints
+#: that change nothing the caller sees (parallel_tool_calls, store, metadata, service_tier)
+#: are simply not mapped, so they are dropped without a word.
 _UNSUPPORTED = {
     "presence_penalty": "GLM has no presence penalty",
     "frequency_penalty": "GLM has no frequency penalty",
