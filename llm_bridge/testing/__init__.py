@@ -31,6 +31,12 @@ empty every chat request gets a deterministic echo such as
 ``split_bytes=N`` to deliver stream bodies in N-byte reads that split SSE events and UTF-8
 characters, the way real networks do.
 
+``FakeQianfan`` is Baidu Qianfan's v1 API on ``https://aip.baidubce.com``: it issues OAuth
+access tokens (``fake.token_requests``, ``fake.expire_tokens()``, ``fake.revoke_tokens()``),
+accepts ``bce-auth-v1`` signed requests, enforces v1's message rules and answers errors as
+``{"error_code": N}`` in HTTP 200 bodies. ``FakeQianfanV2`` is the OpenAI-compatible
+``https://qianfan.baidubce.com/v2``.
+
 This package depends only on httpx and the standard library.
 """
 
@@ -38,11 +44,14 @@ from __future__ import annotations
 
 from ._fake import FakeProvider
 from ._script import Failure, MidStreamError, Raw, Reply, Sensitive, StreamCut, ToolCallSpec
+from .qianfan import FakeQianfan, FakeQianfanV2
 from .zhipu import FakeZhipu
 
 __all__ = [
     "Failure",
     "FakeProvider",
+    "FakeQianfan",
+    "FakeQianfanV2",
     "FakeZhipu",
     "MidStreamError",
     "Raw",
