@@ -1,0 +1,50 @@
+"""The examples run offline, end to end, as a new user would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str) -> str:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ZHIPUAI_", "QIANFAN_", "DASHSCOPE_", "LLM_BRIDGE_"))
+    }
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_quickstart_prints_an_answer_a_stream_and_usage() -> None:
+    out = run_example("quickstart.py")
+    assert "offline fake Zhipu" in out
+    assert "[zhipu/glm-4-flash] 北京是中华人民共和国的首都" in out
+    assert "streamed: Beijing is the capital of China" in out
+    assert out.count("usage:") == 2
+
+
+def test_qianfan_tools_runs_a_tool_round_trip() -> None:
+    out = run_example("qianfan_tools.py")
+    assert "finish_reason: tool_calls" in out
+    assert "tool call: get_current_weather({'location': '北京'})" in out
+    assert "answer: 北京今天晴" in out
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+def test_every_example_runs_offline(name: str) -> None:
+    assert run_example(name).strip()
