@@ -74,8 +74,9 @@ class ModelInfo(_Strict):
     # Protocol-specific routing facts (Qianfan v1 endpoint suffix, v2 model id, ...).
     endpoint: Optional[str] = None
     v2_model: Optional[str] = None
-    stream_only: bool = False
+    stream_only: bool = False  # refuses non-stream calls: they are streamed and aggregated
     stream_only_when_thinking: bool = False
+    thinking_by_default: bool = False  # a hybrid model that thinks unless told not to
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -142,6 +143,12 @@ class ProviderConfig(_Strict):
     v2_base_url: Optional[str] = None
     token_url: Optional[str] = None
     appid: Optional[str] = None
+    # DashScope: which API ("native" | "compatible"), which region ("cn" | "intl"), their
+    # roots keyed "native", "native_intl", ..., and the workspace (X-DashScope-WorkSpace).
+    api: Optional[Literal["native", "compatible"]] = None
+    region: Optional[Literal["cn", "intl"]] = None
+    base_urls: Dict[str, str] = {}
+    workspace: Optional[str] = None
     # The provider's finish_reason words in OpenAI's vocabulary; "error" means it raises.
     finish_reasons: Dict[str, str] = {}
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
@@ -160,6 +167,24 @@ class ProviderConfig(_Strict):
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value.rstrip("/") if value else value
+
+    def error_rule(self, code: str, message: Optional[str] = None) -> Optional[ErrorRule]:
+        """The row for a provider error code: ``CODE:text`` rows (matched when the message
+        contains text) first, then ``CODE``, then the longest ``PREFIX.*`` row."""
+        if message:
+            for key, rule in self.errors.items():
+                row_code, sep, text = key.partition(":")
+                if sep and row_code == code and text in message:
+                    return rule
+        rule = self.errors.get(code)
+        if rule is not None:
+            return rule
+        parts = code.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            rule = self.errors.get(".".join(parts[:cut]) + ".*")
+            if rule is not None:
+                return rule
+        return None
 
     def model(self, name: str) -> Optional[ModelInfo]:
         """The catalogue entry for ``name`` (case-insensitive), if any."""
@@ -262,11 +287,15 @@ class Config:
                 return os.environ[variable]
         return None
 
-    def base_url(self, name: str) -> str:
+    def base_url(self, name: str) -> Optional[str]:
+        """The provider's API root from its environment variable or table, if either says.
+
+        None for a provider whose root depends on other settings (DashScope's ``api`` and
+        ``region`` pick one of its ``base_urls``).
+        """
         provider = self.provider(name)
         if provider.base_url_env and os.environ.get(provider.base_url_env):
             return os.environ[provider.base_url_env].rstrip("/")
-        assert provider.base_url is not None  # checked when the config was built
         return provider.base_url
 
 

@@ -37,7 +37,7 @@ from ._errors import (
 )
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
-from ._streaming import AsyncStream, ChunkPipeline, Stream
+from ._streaming import AsyncStream, ChunkPipeline, Stream, aggregate
 from ._version import __version__
 from .adapters import adapter_class
 from .adapters._base import Adapter, CallContext, HTTPRequest, JSONDict, parse_json
@@ -101,7 +101,15 @@ class Operation:
             include_usage=bool(stream_options.get("include_usage")),
             encoding_format=params.get("encoding_format"),
             info=info,
+            extra_body=options.extra_body,
         )
+        # A model that only streams, called without stream=True, is streamed here and its
+        # chunks aggregated into the ChatCompletion the caller asked for.
+        self.aggregate = (
+            kind == "chat" and not self.call.stream and self.adapter.must_stream(params, self.call)
+        )
+        if self.aggregate:
+            self.call.stream = True
 
     @property
     def stream(self) -> bool:
@@ -113,6 +121,8 @@ class Operation:
             spec = self.adapter.chat_request(self.params, self.call)
         else:
             spec = self.adapter.embeddings_request(self.params, self.call)
+        if self.options.extra_body and isinstance(spec.json, dict):
+            spec.json = self.adapter.merge_extra_body(spec.json, self.options.extra_body)
         request = self.engine.http_request(client, spec, self.options, stream=self.stream)
         self.adapter.credentials.sign(request)
         return request
@@ -243,8 +253,6 @@ class Engine:
         }
         params = {**self.default_query, **spec.params, **options.extra_query}
         body = spec.json
-        if options.extra_body and isinstance(body, dict):
-            body = {**body, **options.extra_body}
         content = None
         if body is not None:
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -449,7 +457,10 @@ class SyncEngine(Engine):
                     response.read()
                     response.close()
                     raise operation.error(response) or operation.unreadable_stream(response)
-                return RawResult(response, Stream(response, operation.pipeline(response)), retries)
+                stream = Stream(response, operation.pipeline(response))
+                if operation.aggregate:
+                    return RawResult(response, aggregate(list(stream), stream.usage), retries)
+                return RawResult(response, stream, retries)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _ensure_token(self, operation: Operation) -> None:
@@ -521,9 +532,11 @@ class AsyncEngine(Engine):
                     await response.aread()
                     await response.aclose()
                     raise operation.error(response) or operation.unreadable_stream(response)
-                return RawResult(
-                    response, AsyncStream(response, operation.pipeline(response)), retries
-                )
+                stream = AsyncStream(response, operation.pipeline(response))
+                if operation.aggregate:
+                    chunks = [chunk async for chunk in stream]
+                    return RawResult(response, aggregate(chunks, stream.usage), retries)
+                return RawResult(response, stream, retries)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _ensure_token(self, operation: Operation) -> None:

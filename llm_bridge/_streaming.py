@@ -23,10 +23,10 @@ from ._errors import APIConnectionError, APITimeoutError
 from ._sse import SSEDecoder, SSEEvent
 from .adapters._base import CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
-from .types.chat import ChatCompletionChunk
+from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completion_usage import CompletionUsage
 
-__all__ = ["AsyncStream", "ChunkPipeline", "Stream"]
+__all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
 
 
 class ChunkPipeline:
@@ -209,3 +209,55 @@ class AsyncStream(_StreamBase):
     async def close(self) -> None:
         await self._iterator.aclose()
         await self.response.aclose()
+
+
+def aggregate(
+    chunks: list[ChatCompletionChunk], usage: Optional[CompletionUsage]
+) -> ChatCompletion:
+    """A whole stream as the `ChatCompletion` a non-stream call returns.
+
+    Serves models that only stream (QwQ, Qwen3 thinking) when the caller did not ask for a
+    stream: content, reasoning and tool-call fragments are joined per choice.
+    """
+    choices: dict[int, JSONDict] = {}
+    tools: dict[int, dict[int, JSONDict]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            into = choices.setdefault(
+                choice.index,
+                {
+                    "index": choice.index,
+                    "finish_reason": None,
+                    "message": {"role": "assistant", "content": None},
+                },
+            )
+            _merge_delta(into["message"], choice.delta, tools.setdefault(choice.index, {}))
+            if choice.finish_reason is not None:
+                into["finish_reason"] = choice.finish_reason
+    for index, calls in tools.items():
+        if calls:
+            choices[index]["message"]["tool_calls"] = [calls[i] for i in sorted(calls)]
+    head = chunks[0].model_dump(exclude={"choices", "usage", "object"}) if chunks else {}
+    return ChatCompletion.model_validate(
+        {
+            **head,
+            "object": "chat.completion",
+            "choices": [choices[i] for i in sorted(choices)],
+            "usage": usage.model_dump() if usage is not None else None,
+        }
+    )
+
+
+def _merge_delta(message: JSONDict, delta: Any, calls: dict[int, JSONDict]) -> None:
+    for field in ("content", "reasoning_content"):
+        piece = getattr(delta, field, None)
+        if isinstance(piece, str):
+            message[field] = (message.get(field) or "") + piece
+    for call in delta.tool_calls or []:
+        into = calls.setdefault(
+            call.index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        into["id"] = call.id or into["id"]
+        if call.function is not None:
+            into["function"]["name"] += call.function.name or ""
+            into["function"]["arguments"] += call.function.arguments or ""

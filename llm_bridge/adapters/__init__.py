@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ._base import Adapter, CallContext, HTTPRequest, StreamParser
+from .dashscope import DashScopeAdapter
 from .openai_compat import OpenAICompatAdapter
 from .qianfan import QianfanAdapter
 from .zhipu import ZhipuAdapter
@@ -16,6 +17,7 @@ _ADAPTERS: dict[str, type[Adapter]] = {
     OpenAICompatAdapter.protocol: OpenAICompatAdapter,
     ZhipuAdapter.protocol: ZhipuAdapter,
     QianfanAdapter.protocol: QianfanAdapter,
+    DashScopeAdapter.protocol: DashScopeAdapter,
 }
 
 

@@ -59,6 +59,7 @@ class CallContext:
     emulated_stop: list[str] = field(default_factory=list)
     encoding_format: Optional[str] = None
     info: Optional[ModelInfo] = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
 
 class StreamParser:
@@ -107,11 +108,13 @@ class Adapter:
         spec: ProviderConfig,
         *,
         keys: Mapping[str, Optional[str]],
-        base_url: str,
+        base_url: Optional[str],
         policy: Policy,
         warn: Callable[[str, str], None],
     ) -> Adapter:
         """The adapter for a provider, with credentials made from ``keys``.
+
+        ``base_url`` is the caller's or the config's API root; None means the table's.
 
         A protocol with more than one API generation (Qianfan v1/v2) overrides this to pick
         the one its credentials speak.
@@ -138,6 +141,15 @@ class Adapter:
             rules=self.spec.params,
             warn=lambda param, message: self._warn(param, message),
         )
+
+    def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
+        """``extra_body`` merged into the provider's body (top level unless overridden)."""
+        return {**body, **extra}
+
+    def must_stream(self, params: JSONDict, call: CallContext) -> bool:
+        """True when the model refuses non-stream calls (the engine then streams and
+        aggregates); from the catalogue's ``stream_only``."""
+        return bool(call.info is not None and call.info.stream_only)
 
     # ------------------------------------------------------------------ chat
 
@@ -204,7 +216,9 @@ class Adapter:
         Without a row for the code, the HTTP status decides; an error inside a 200 body
         with no row becomes ``default``.
         """
-        rule: Optional[ErrorRule] = self.spec.errors.get(code) if code is not None else None
+        rule: Optional[ErrorRule] = (
+            self.spec.error_rule(code, message) if code is not None else None
+        )
         status = response.status_code
         if rule is not None:
             cls = rule.exception_class
@@ -230,6 +244,18 @@ class Adapter:
         error.retryable = retryable  # type: ignore[attr-defined]
         error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
         return error
+
+    def event_json(self, response: httpx.Response, data: str) -> Optional[JSONDict]:
+        """A stream event's JSON object (None for an empty event); anything else raises."""
+        if not data.strip():
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise self.invalid_body(response, data, "malformed JSON in a stream event") from None
+        if not isinstance(value, dict):
+            raise self.invalid_body(response, value, "a stream event that is not an object")
+        return value
 
     def invalid_body(
         self, response: httpx.Response, body: Any, what: str

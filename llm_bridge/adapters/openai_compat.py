@@ -136,18 +136,9 @@ class OpenAICompatStreamParser(StreamParser):
         if data == "[DONE]":
             self.done = True
             return []
-        if not data.strip():
+        chunk = self.adapter.event_json(self.response, data)
+        if chunk is None:
             return []
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise self.adapter.invalid_body(
-                self.response, data, "malformed JSON in a stream event"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise self.adapter.invalid_body(
-                self.response, chunk, "a stream event that is not an object"
-            )
         if event.event == "error" or "error" in chunk:
             code, message = self.adapter.error_fields(chunk)
             raise self.adapter.make_error(self.response, chunk, code, message or data)

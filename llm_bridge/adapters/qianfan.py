@@ -73,13 +73,13 @@ class QianfanAdapter(Adapter):
         spec: ProviderConfig,
         *,
         keys: Mapping[str, Optional[str]],
-        base_url: str,
+        base_url: Optional[str],
         policy: Policy,
         warn: Callable[[str, str], None],
     ) -> Adapter:
         api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
         if api_key and api_key.startswith("bce-v3/") and not secret_key:
-            v2_url = spec.v2_base_url or base_url
+            v2_url = base_url or spec.v2_base_url or ""
             return QianfanV2Adapter(
                 name,
                 spec,
@@ -326,18 +326,9 @@ class QianfanStreamParser(StreamParser):
         self._started = False
 
     def feed(self, event: Any) -> list[JSONDict]:
-        if not event.data.strip():
+        data = self.adapter.event_json(self.response, event.data)
+        if data is None:
             return []
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            raise self.adapter.invalid_body(
-                self.response, event.data, "malformed JSON in a stream event"
-            ) from None
-        if not isinstance(data, dict):
-            raise self.adapter.invalid_body(
-                self.response, data, "a stream event that is not an object"
-            )
         code, message = self.adapter.error_fields(data)
         if code is not None:
             raise self.adapter.make_error(self.response, data, code, message)

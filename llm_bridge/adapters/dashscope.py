@@ -1,0 +1,543 @@
+"""Alibaba DashScope / Qwen: the native protocol, and compatible mode through the shared adapter.
+
+Native DashScope (``protocols.md`` §3) wraps the conversation as
+``{model, input: {messages}, parameters: {...}}``; streaming is switched on by a header, not
+the body; vision models live on a separate multimodal path with their own content parts
+(``{"image": url}``, ``{"text": ...}``); usage is ``input_tokens``/``output_tokens`` and
+repeats on every stream event; ``finish_reason`` is the *string* ``"null"`` mid-stream; in
+cumulative mode every event repeats the whole text so far; errors are flat
+``{code, message, request_id}`` bodies, SSE-framed on stream requests even when the
+content type says JSON, and sometimes inside HTTP 200. This module turns all of that into
+OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .._config import Policy, ProviderConfig
+from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+from ._params import ParamContext, legacy_functions_as_tools
+from .openai_compat import OpenAICompatAdapter
+
+__all__ = ["DashScopeAdapter", "DashScopeCompatAdapter"]
+
+_TEXT_PATH = "services/aigc/text-generation/generation"
+_MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
+_EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
+#: Body keys of the native envelope; every other ``extra_body`` key is a parameter.
+_ENVELOPE = frozenset({"model", "input", "parameters", "resources"})
+#: Name stems of vision models, for names the catalogue does not know yet.
+_VISION_STEMS = ("qwen-vl", "qvq", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "-vl-", "omni")
+
+#: OpenAI parameters the native API takes under the same name in ``parameters``.
+_PASSTHROUGH = ("seed", "presence_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "n")
+_UNSUPPORTED = {
+    "frequency_penalty": "DashScope has repetition_penalty instead (pass it in extra_body)",
+    "logit_bias": "DashScope has no logit bias",
+    "audio": "audio output needs the Qwen-Omni models through extra_body",
+    "prediction": "DashScope has no predicted outputs",
+    "web_search_options": "use extra_body={'enable_search': True}",
+    "verbosity": "DashScope has no verbosity setting",
+}
+
+
+def _base_url(spec: ProviderConfig, api: str) -> Optional[str]:
+    region = spec.region or "cn"
+    return spec.base_urls.get(api if region == "cn" else f"{api}_{region}")
+
+
+class DashScopeAdapter(Adapter):
+    """Native DashScope (``dashscope.aliyuncs.com/api/v1``)."""
+
+    protocol = "dashscope"
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        spec: ProviderConfig,
+        *,
+        keys: Mapping[str, Optional[str]],
+        base_url: Optional[str],
+        policy: Policy,
+        warn: Callable[[str, str], None],
+    ) -> Adapter:
+        api = spec.api or "native"
+        # An explicit base_url (argument, environment or config) wins over the default
+        # root of the configured api and region.
+        base_url = base_url or _base_url(spec, api) or ""
+        adapter_cls = DashScopeCompatAdapter if api == "compatible" else cls
+        return adapter_cls(
+            name,
+            spec,
+            base_url=base_url,
+            credentials=cls.make_credentials(name, spec, keys),
+            policy=policy,
+            warn=warn,
+        )
+
+    # ------------------------------------------------------------------ request
+
+    def must_stream(self, params: JSONDict, call: CallContext) -> bool:
+        info = call.info
+        if info is None:
+            return False
+        return info.stream_only or (info.stream_only_when_thinking and _thinking(params, call))
+
+    def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
+        """``extra_body`` keys that are not part of the envelope are DashScope parameters
+        (``enable_thinking``, ``enable_search``, ``top_k`` ...), so they go there."""
+        body = dict(body)
+        parameters = dict(body.get("parameters") or {})
+        for key, value in extra.items():
+            if key in _ENVELOPE and isinstance(value, dict) and isinstance(body.get(key), dict):
+                body[key] = {**body[key], **value}
+            elif key in _ENVELOPE:
+                body[key] = value
+            else:
+                parameters[key] = value
+        body["parameters"] = parameters
+        return body
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        multimodal = self._multimodal(params, call)
+        url = self.url(_MULTIMODAL_PATH if multimodal else _TEXT_PATH)
+        ctx = self.params(legacy_functions_as_tools(params), url)
+        messages = [_message(m, multimodal) for m in ctx.params["messages"]]
+        self._check_messages(ctx, messages)
+        body = {
+            "model": call.model,
+            "input": {"messages": messages},
+            "parameters": self._parameters(ctx, call),
+        }
+        headers = self._headers()
+        if call.stream:
+            headers.update({"X-DashScope-SSE": "enable", "Accept": "text/event-stream"})
+        return HTTPRequest("POST", url, headers=headers, json=body)
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-DashScope-WorkSpace": self.spec.workspace} if self.spec.workspace else {}
+
+    def _multimodal(self, params: JSONDict, call: CallContext) -> bool:
+        has_media = any(
+            isinstance(m.get("content"), list)
+            and any(
+                isinstance(p, dict) and p.get("type") not in (None, "text") for p in m["content"]
+            )
+            for m in params["messages"]
+        )
+        info = call.info
+        vision = (
+            info.supports("vision")
+            if info is not None
+            else any(stem in call.model.lower() for stem in _VISION_STEMS)
+        )
+        if has_media and info is not None and not vision:
+            url = self.url(_TEXT_PATH)
+            raise self.params(params, url).error(
+                f"{call.model} is a text-only model and cannot take image, audio or video "
+                f"parts; use a vision model such as qwen-vl-max",
+                param="messages",
+            )
+        return vision or has_media
+
+    def _check_messages(self, ctx: ParamContext, messages: list[JSONDict]) -> None:
+        last = messages[-1]["role"]
+        if last not in ("user", "tool", "function"):
+            raise ctx.error(
+                f"DashScope needs the last message to be from the user or a tool, not {last!r}",
+                param="messages",
+            )
+        fmt = ctx.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+            text = json.dumps([m.get("content") for m in messages], ensure_ascii=False)
+            if "json" not in text.lower():
+                raise ctx.error(
+                    "response_format json_object needs the word 'json' somewhere in the "
+                    "messages (DashScope rejects the request otherwise); say e.g. 'answer "
+                    "in JSON'",
+                    param="response_format",
+                )
+
+    def _parameters(self, ctx: ParamContext, call: CallContext) -> JSONDict:
+        parameters: JSONDict = {"result_format": "message"}
+        if call.stream:
+            # Incremental output is what thinking models require and what the official SDK
+            # now always asks for; cumulative streams (extra_body) are diffed by the parser.
+            parameters["incremental_output"] = True
+        for name in ("temperature", "top_p"):
+            if ctx.get(name) is not None:
+                parameters[name] = ctx.clamp(name, ctx.get(name))
+        max_tokens = ctx.get("max_completion_tokens", ctx.get("max_tokens"))
+        if max_tokens is not None:
+            parameters["max_tokens"] = max_tokens
+        for name in _PASSTHROUGH:
+            if ctx.get(name) is not None:
+                parameters[name] = ctx.get(name)
+        if ctx.get("stop"):
+            parameters["stop"] = ctx.get("stop")
+        if ctx.get("tools") and ctx.get("tool_choice") != "none":
+            parameters["tools"] = ctx.get("tools")
+            choice = ctx.get("tool_choice")
+            if choice == "required":
+                ctx.unsupported(
+                    "tool_choice",
+                    "DashScope accepts auto, none or a named "
+                    "function, so 'required' was sent as 'auto'",
+                )
+            elif choice is not None:
+                parameters["tool_choice"] = choice
+        fmt = ctx.get("response_format")
+        if fmt:
+            parameters["response_format"] = fmt
+        effort = ctx.get("reasoning_effort")
+        if effort is not None:
+            parameters["enable_thinking"] = effort not in ("none", "minimal")
+        for name, reason in _UNSUPPORTED.items():
+            if ctx.get(name) not in (None, False):
+                ctx.unsupported(name, reason)
+        return parameters
+
+    # ------------------------------------------------------------------ response
+
+    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+        output = body.get("output") if isinstance(body, dict) else None
+        if not isinstance(output, dict):
+            raise self.invalid_body(response, body, "a response without 'output'")
+        choices = []
+        for position, choice in enumerate(_choices(output)):
+            message = dict(choice.get("message") or {})
+            message["role"] = message.get("role") or "assistant"
+            message["content"] = _text(message.get("content"))
+            if message.get("tool_calls"):
+                message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
+                message["content"] = message["content"] or None
+            choices.append(
+                {
+                    "index": choice.get("index", position),
+                    "message": message,
+                    "finish_reason": _finish(choice.get("finish_reason")),
+                }
+            )
+        return {
+            "id": body.get("request_id") or "",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": call.model,
+            "choices": choices,
+            "usage": openai_usage(body.get("usage")),
+            "request_id": body.get("request_id"),
+            **{k: v for k, v in output.items() if k in ("search_info", "tool_info")},
+        }
+
+    function_tool_calls = staticmethod(OpenAICompatAdapter.function_tool_calls)
+
+    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
+        return DashScopeStreamParser(self, response, call)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        url = self.url(_EMBEDDING_PATH)
+        ctx = self.params(params, url)
+        offered = call.info.dimensions if call.info is not None else []
+        texts = params["input"]
+        parameters: JSONDict = {}
+        dimensions = ctx.dimensions(call.model, offered)
+        if dimensions is not None:
+            parameters["dimension"] = dimensions
+        body = {
+            "model": call.model,
+            "input": {"texts": [texts] if isinstance(texts, str) else list(texts)},
+            "parameters": parameters,
+        }
+        return HTTPRequest("POST", url, headers=self._headers(), json=body)
+
+    def embeddings_response(
+        self, response: httpx.Response, body: Any, call: CallContext
+    ) -> JSONDict:
+        output = body.get("output") if isinstance(body, dict) else None
+        if not isinstance(output, dict) or not isinstance(output.get("embeddings"), list):
+            raise self.invalid_body(response, body, "an embeddings response without 'embeddings'")
+        items = sorted(output["embeddings"], key=lambda item: item.get("text_index", 0))
+        total = (body.get("usage") or {}).get("total_tokens", 0)
+        return {
+            "object": "list",
+            "model": call.model,
+            "data": [
+                {
+                    "object": "embedding",
+                    "index": item.get("text_index", position),
+                    "embedding": item["embedding"],
+                }
+                for position, item in enumerate(items)
+            ],
+            "usage": {"prompt_tokens": total, "total_tokens": total},
+            "request_id": body.get("request_id"),
+        }
+
+    # ------------------------------------------------------------------ errors
+
+    def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        if isinstance(body, str):  # an SSE-framed error body (content type notwithstanding)
+            body = _first_sse_data(body)
+        if not isinstance(body, dict):
+            return None, None
+        if isinstance(body.get("error"), dict):  # the OpenAI-style 404 some gateways send
+            error = body["error"]
+            return error.get("code") or error.get("type"), error.get("message")
+        code = body.get("code")
+        return (str(code) if code else None), body.get("message")
+
+    def find_error(self, response: httpx.Response, body: Any):  # type: ignore[no-untyped-def]
+        if isinstance(body, str):
+            body = _first_sse_data(body) or body
+        return super().find_error(response, body)
+
+
+class DashScopeStreamParser(StreamParser):
+    """Native SSE events -> OpenAI chunks, for incremental and cumulative streams alike.
+
+    In cumulative mode each event repeats everything so far (text, reasoning and tool-call
+    arguments); only the new suffix becomes the delta. In incremental mode the suffix is the
+    whole piece, so the same diffing code serves both.
+    """
+
+    def __init__(self, adapter: DashScopeAdapter, response: httpx.Response, call: CallContext):
+        self.adapter = adapter
+        self.response = response
+        self.call = call
+        self.done = False
+        self.cumulative = not _incremental(call)
+        self._seen: dict[tuple[int, str], str] = {}  # (choice, field) -> text so far
+        self._tools_seen: dict[tuple[int, int], JSONDict] = {}
+        self._started: set[int] = set()
+
+    def feed(self, event: Any) -> list[JSONDict]:
+        data = self.adapter.event_json(self.response, event.data)
+        if data is None:
+            return []
+        code, message = self.adapter.error_fields(data)
+        if event.event == "error" or code is not None:
+            raise self.adapter.make_error(self.response, data, code, message or event.data)
+        output = data.get("output") or {}
+        choices = [
+            self._choice(position, choice) for position, choice in enumerate(_choices(output))
+        ]
+        chunk: JSONDict = {
+            "id": data.get("request_id") or "",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.call.model,
+            "choices": choices,
+            "request_id": data.get("request_id"),
+        }
+        usage = openai_usage(data.get("usage"))
+        if usage:
+            chunk["usage"] = usage  # cumulative: the stream layer keeps the last
+        return [chunk]
+
+    def _choice(self, position: int, choice: JSONDict) -> JSONDict:
+        index = choice.get("index", position)
+        message = choice.get("message") or {}
+        delta: JSONDict = {}
+        if index not in self._started:
+            delta["role"] = "assistant"
+            self._started.add(index)
+        for field in ("reasoning_content", "content"):
+            piece = self._new_text(index, field, _text(message.get(field)))
+            if piece:
+                delta[field] = piece
+        calls = [
+            self._tool_delta(index, position, call)
+            for position, call in enumerate(message.get("tool_calls") or [])
+        ]
+        calls = [call for call in calls if call is not None]
+        if calls:
+            delta["tool_calls"] = calls
+        finish = _finish(choice.get("finish_reason"))
+        if finish is not None:
+            self.done = True
+        return {"index": index, "delta": delta, "finish_reason": finish}
+
+    def _new_text(self, index: int, field: str, text: Optional[str]) -> str:
+        if not text:
+            return ""
+        if not self.cumulative:
+            return text
+        before = self._seen.get((index, field), "")
+        self._seen[(index, field)] = text
+        # Normally a prefix; if the provider rewrote earlier text, send it all again.
+        return text[len(before) :] if text.startswith(before) else text
+
+    def _tool_delta(self, index: int, position: int, call: JSONDict) -> Optional[JSONDict]:
+        slot = call.get("index", position)
+        function = call.get("function") or {}
+        seen = self._tools_seen.setdefault((index, slot), {"arguments": "", "announced": False})
+        arguments = function.get("arguments") or ""
+        if self.cumulative:
+            piece = (
+                arguments[len(seen["arguments"]) :]
+                if arguments.startswith(seen["arguments"])
+                else arguments
+            )
+            seen["arguments"] = arguments
+        else:
+            piece = arguments
+        delta: JSONDict = {"index": slot}
+        if not seen["announced"] and (call.get("id") or function.get("name")):
+            seen["announced"] = True
+            delta.update(
+                {
+                    "id": call.get("id"),
+                    "type": "function",
+                    "function": {"name": function.get("name") or "", "arguments": piece},
+                }
+            )
+            return delta
+        if not piece:
+            return None
+        delta["function"] = {"arguments": piece}
+        return delta
+
+
+class DashScopeCompatAdapter(OpenAICompatAdapter):
+    """DashScope compatible mode (``/compatible-mode/v1``): OpenAI-shaped, workspace aware."""
+
+    protocol = "dashscope"
+
+    def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        request = super().chat_request(params, call)
+        for name in ("temperature", "top_p"):
+            if request.json.get(name) is not None:
+                request.json[name] = self.params(params, request.url).clamp(
+                    name, request.json[name]
+                )
+        return self._workspace(request)
+
+    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        return self._workspace(super().embeddings_request(params, call))
+
+    def _workspace(self, request: HTTPRequest) -> HTTPRequest:
+        if self.spec.workspace:
+            request.headers["X-DashScope-WorkSpace"] = self.spec.workspace
+        return request
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def openai_usage(usage: Any) -> Optional[JSONDict]:
+    """DashScope's ``input_tokens``/``output_tokens`` in OpenAI's names, details kept."""
+    if not isinstance(usage, dict) or not usage:
+        return None
+    prompt = usage.get("input_tokens", 0)
+    completion = usage.get("output_tokens", 0)
+    result: JSONDict = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": usage.get("total_tokens", prompt + completion),
+    }
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning is not None:
+        result["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if cached is not None:
+        result["prompt_tokens_details"] = {"cached_tokens": cached}
+    return result
+
+
+def _choices(output: JSONDict) -> list[JSONDict]:
+    """``output.choices``, or the ``result_format: text`` shape as one choice."""
+    if isinstance(output.get("choices"), list):
+        return output["choices"]
+    if "text" in output:
+        return [
+            {
+                "message": {"role": "assistant", "content": output.get("text")},
+                "finish_reason": output.get("finish_reason"),
+            }
+        ]
+    return []
+
+
+def _finish(value: Any) -> Optional[str]:
+    """DashScope marks "not finished" with the string "null"."""
+    return None if value in (None, "null", "") else value
+
+
+def _text(content: Any) -> Optional[str]:
+    """Message content as a string; the multimodal endpoint answers with ``[{"text": ...}]``."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content
+
+
+def _thinking(params: JSONDict, call: CallContext) -> bool:
+    if "enable_thinking" in call.extra_body:
+        return bool(call.extra_body["enable_thinking"])
+    effort = params.get("reasoning_effort")
+    if effort is not None:
+        return effort not in ("none", "minimal")
+    return bool(call.info is not None and call.info.thinking_by_default)
+
+
+def _incremental(call: CallContext) -> bool:
+    flag = call.extra_body.get("incremental_output")
+    return True if flag is None else bool(flag)
+
+
+def _message(message: Mapping[str, Any], multimodal: bool) -> JSONDict:
+    """One OpenAI message as the native API takes it."""
+    out = dict(message)
+    role = out.get("role")
+    if role == "developer":
+        out["role"] = "system"
+    elif role == "function":
+        out["role"] = "tool"
+    if role == "assistant" and out.get("tool_calls") and out.get("content") is None:
+        out["content"] = ""  # the native API wants a string next to tool calls
+    content = out.get("content")
+    if multimodal:
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        out["content"] = [_native_part(p) for p in parts or []]
+    elif isinstance(content, list):
+        out["content"] = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return out
+
+
+def _native_part(part: Any) -> JSONDict:
+    """An OpenAI content part as a DashScope multimodal part."""
+    if not isinstance(part, dict):
+        return {"text": str(part)}
+    kind = part.get("type")
+    if kind == "text":
+        return {"text": part.get("text", "")}
+    if kind == "image_url":
+        image = part.get("image_url")
+        return {"image": image.get("url") if isinstance(image, dict) else image}
+    if kind == "video_url":
+        video = part.get("video_url")
+        return {"video": video.get("url") if isinstance(video, dict) else video}
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        return {"audio": f"data:audio/{audio.get('format', 'wav')};base64,{audio.get('data', '')}"}
+    return {key: value for key, value in part.items() if key != "type"}
+
+
+def _first_sse_data(text: str) -> Optional[JSONDict]:
+    """The JSON of the first ``data:`` line of an SSE-framed body, if it has one."""
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            try:
+                value = json.loads(line[5:].strip())
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
