@@ -249,10 +249,12 @@ class QianfanAccessToken(TokenCredentials):
         request.url = request.url.copy_merge_params({"access_token": self._token})
 
     def invalidate(self, request: httpx.Request) -> bool:
+        """Mark the token stale (never remove it: another thread may be signing with it
+        right now; a stale token is renewed before the next request anyway)."""
         sent = request.url.params.get("access_token")
-        with self.thread_lock:
+        with self._guard:
             if sent is not None and sent == self._token:
-                self._token = None
+                self._renew_at = 0.0
         return True
 
     def __repr__(self) -> str:

@@ -288,15 +288,19 @@ class Config:
         return None
 
     def base_url(self, name: str) -> Optional[str]:
-        """The provider's API root from its environment variable or table, if either says.
+        """The API root the environment or the provider's table declares, if any."""
+        return self.base_url_from_env(name) or self.provider(name).base_url
 
-        None for a provider whose root depends on other settings (DashScope's ``api`` and
-        ``region`` pick one of its ``base_urls``).
+    def base_url_from_env(self, name: str) -> Optional[str]:
+        """The API root the provider's environment variable sets (``ZHIPUAI_BASE_URL`` ...).
+
+        Otherwise each adapter picks its root from the table: ``base_url``, or Qianfan's
+        ``v2_base_url``, or DashScope's ``base_urls`` for its ``api`` and ``region``.
         """
         provider = self.provider(name)
         if provider.base_url_env and os.environ.get(provider.base_url_env):
             return os.environ[provider.base_url_env].rstrip("/")
-        return provider.base_url
+        return None
 
 
 # --------------------------------------------------------------------------- shipped tables

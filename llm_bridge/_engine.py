@@ -226,7 +226,7 @@ class Engine:
             name,
             spec,
             keys=self._keys(name),
-            base_url=base_url or self.config.base_url(name),
+            base_url=base_url or self.config.base_url_from_env(name),
             policy=self.config.policy,
             warn=lambda param, message: _warn(name, param, message),
         )
@@ -573,12 +573,15 @@ class AsyncEngine(Engine):
             await self.http.aclose()
 
 
+_SECRET_WORDS = ("token", "key", "secret", "client_id", "signature", "auth", "password")
+
+
 def _redacted(url: httpx.URL) -> str:
     """The URL for logs, with token-bearing query values hidden."""
     if not url.query:
         return str(url)
     params = [
-        (k, "<redacted>" if "token" in k.lower() or "key" in k.lower() else v)
+        (k, "<redacted>" if any(word in k.lower() for word in _SECRET_WORDS) else v)
         for k, v in url.params.multi_items()
     ]
     return str(url.copy_with(params=params))

@@ -102,6 +102,11 @@ class SSEDecoder:
         if line.startswith(":"):
             self._comments.append(line[1:].lstrip(" "))
             return None
+        if line.startswith("{"):
+            # Not SSE: a bare JSON line, which Qianfan v1 sends for errors inside an event
+            # stream. The specification would ignore it; it is taken as data instead.
+            self._data.append(line)
+            return None
         name, sep, value = line.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]

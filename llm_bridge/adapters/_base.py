@@ -114,13 +114,17 @@ class Adapter:
     ) -> Adapter:
         """The adapter for a provider, with credentials made from ``keys``.
 
-        ``base_url`` is the caller's or the config's API root; None means the table's.
+        ``base_url`` is an explicit API root (argument or environment); None means the
+        table's ``base_url``.
 
         A protocol with more than one API generation (Qianfan v1/v2) overrides this to pick
         the one its credentials speak.
         """
         credentials = cls.make_credentials(name, spec, keys)
-        return cls(name, spec, base_url=base_url, credentials=credentials, policy=policy, warn=warn)
+        root = base_url or spec.base_url
+        if not root:
+            raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
+        return cls(name, spec, base_url=root, credentials=credentials, policy=policy, warn=warn)
 
     @classmethod
     def make_credentials(

@@ -71,7 +71,7 @@ class DashScopeAdapter(Adapter):
         api = spec.api or "native"
         # An explicit base_url (argument, environment or config) wins over the default
         # root of the configured api and region.
-        base_url = base_url or _base_url(spec, api) or ""
+        base_url = base_url or spec.base_url or _base_url(spec, api) or ""
         adapter_cls = DashScopeCompatAdapter if api == "compatible" else cls
         return adapter_cls(
             name,

@@ -43,6 +43,8 @@ __all__ = ["QianfanAdapter", "QianfanV2Adapter", "repair_messages"]
 _V1_ROOT = "rpc/2.0/ai_custom/v1/wenxinworkshop"
 #: Appended when a conversation ends on an assistant turn: v1 answers only a user turn.
 CONTINUE_PROMPT = "请继续。"
+#: Put between a function result and a following user turn, where v1 needs the assistant.
+BRIDGE_REPLY = "好的。"
 
 #: OpenAI parameters v1 cannot honour (the policy decides); pure hints are not mapped.
 _UNSUPPORTED = {
@@ -91,7 +93,7 @@ class QianfanAdapter(Adapter):
         return cls(
             name,
             spec,
-            base_url=base_url,
+            base_url=base_url or spec.base_url or "",
             credentials=cls.make_credentials(name, spec, keys),
             policy=policy,
             warn=warn,
@@ -408,9 +410,11 @@ def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDic
     """OpenAI messages as v1 accepts them: (system prompt, alternating odd list from user).
 
     System and developer messages join the ``system`` field; tool results become
-    ``function`` messages named after the call they answer; consecutive same-role
-    messages merge; empty messages go; a leading assistant turn is kept in the system
-    prompt and a trailing one is followed by a request to continue. No text is dropped.
+    ``function`` messages named after the call they answer, each right after the call it
+    answers; consecutive same-role messages merge; empty messages go; a leading assistant
+    turn is kept in the system prompt, a trailing one is followed by `CONTINUE_PROMPT`, and
+    a user turn straight after a tool result is preceded by `BRIDGE_REPLY`. No text is
+    dropped.
     """
     system: list[str] = []
     pending: dict[str, JSONDict] = {}  # tool calls awaiting their result, by call id
@@ -418,7 +422,7 @@ def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDic
 
     def flush_pending() -> None:
         for call in pending.values():
-            out.append({"role": "assistant", "content": "", "function_call": call})
+            out.append(_call_turn(call))
         pending.clear()
 
     for index, message in enumerate(messages):
@@ -433,7 +437,7 @@ def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDic
             )
             name = message.get("name") or (call or {}).get("name", "")
             if call is not None:
-                out.append({"role": "assistant", "content": "", "function_call": call})
+                out.append(_call_turn(call))
             out.append({"role": "function", "name": name, "content": text or "{}"})
             continue
         flush_pending()
@@ -441,13 +445,13 @@ def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDic
             if text:
                 system.append(text)
         elif role == "assistant" and message.get("tool_calls"):
-            if text:
-                _append(out, "assistant", text)
             for position, call in enumerate(message["tool_calls"]):
                 function = call.get("function") or {}
                 pending[call.get("id") or f"#{index}.{position}"] = {
                     "name": function.get("name", ""),
                     "arguments": function.get("arguments") or "{}",
+                    # Text said alongside the calls rides on the first call's turn.
+                    "text": text if position == 0 else "",
                 }
         elif text:
             _append(out, role, text)
@@ -464,12 +468,26 @@ def repair_messages(messages: Any, ctx: ParamContext) -> tuple[str, list[JSONDic
     return "\n\n".join(system), out
 
 
+def _call_turn(call: JSONDict) -> JSONDict:
+    """The assistant turn that made one function call."""
+    return {
+        "role": "assistant",
+        "content": call["text"],
+        "function_call": {"name": call["name"], "arguments": call["arguments"]},
+    }
+
+
 def _append(out: list[JSONDict], role: str, text: str) -> None:
-    """Add a message, merging it into the previous one when the role repeats."""
-    if out and out[-1]["role"] == role and "function_call" not in out[-1]:
-        out[-1]["content"] += "\n\n" + text
-    else:
-        out.append({"role": role, "content": text})
+    """Add a message keeping v1's alternation: a repeated role merges into the previous
+    message, and a user turn right after a function result gets a brief assistant reply
+    in between (v1 expects the assistant to speak after every result)."""
+    last = out[-1] if out else None
+    if last is not None and last["role"] == role and "function_call" not in last:
+        last["content"] += "\n\n" + text
+        return
+    if role == "user" and last is not None and last["role"] == "function":
+        out.append({"role": "assistant", "content": BRIDGE_REPLY})
+    out.append({"role": role, "content": text})
 
 
 def _text(content: Any, ctx: ParamContext, index: int) -> str:

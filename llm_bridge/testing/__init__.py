@@ -37,6 +37,14 @@ accepts ``bce-auth-v1`` signed requests, enforces v1's message rules and answers
 ``{"error_code": N}`` in HTTP 200 bodies. ``FakeQianfanV2`` is the OpenAI-compatible
 ``https://qianfan.baidubce.com/v2``.
 
+``FakeDashScope`` is Alibaba DashScope's native API on ``https://dashscope.aliyuncs.com/api/v1``
+(``host="dashscope-intl.aliyuncs.com"`` for the international region): streaming by the
+``X-DashScope-SSE: enable`` header with ``id:``/``event:``/``:HTTP_STATUS/200`` framing,
+cumulative content unless ``incremental_output`` is true, flat ``{code, message, request_id}``
+errors (SSE-framed on stream requests), embeddings answered out of ``text_index`` order, and
+the server's request rules (last role, json_object, multimodal path, stream-only models).
+``FakeDashScopeCompatible`` is its OpenAI-compatible ``/compatible-mode/v1``.
+
 This package depends only on httpx and the standard library.
 """
 
@@ -44,11 +52,14 @@ from __future__ import annotations
 
 from ._fake import FakeProvider
 from ._script import Failure, MidStreamError, Raw, Reply, Sensitive, StreamCut, ToolCallSpec
+from .dashscope import FakeDashScope, FakeDashScopeCompatible
 from .qianfan import FakeQianfan, FakeQianfanV2
 from .zhipu import FakeZhipu
 
 __all__ = [
     "Failure",
+    "FakeDashScope",
+    "FakeDashScopeCompatible",
     "FakeProvider",
     "FakeQianfan",
     "FakeQianfanV2",
