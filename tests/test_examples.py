@@ -48,3 +48,10 @@ def test_qianfan_tools_runs_a_tool_round_trip() -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_every_example_runs_offline(name: str) -> None:
     assert run_example(name).strip()
+
+
+def test_qwen_vision_and_embeddings_runs_both_calls() -> None:
+    out = run_example("qwen_vision_and_embeddings.py")
+    assert "[dashscope/qwen-vl-max] 图中是一位女孩和一只狗" in out
+    assert "12 embeddings of 512 dimensions" in out
+    assert "closest to '衣服的质量杠杠的'" in out
