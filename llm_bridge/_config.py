@@ -151,6 +151,11 @@ class ProviderConfig(_Strict):
     workspace: Optional[str] = None
     # The provider's finish_reason words in OpenAI's vocabulary; "error" means it raises.
     finish_reasons: Dict[str, str] = {}
+    # Token counting (llm_bridge.tokens): the vocabulary that counts for this provider,
+    # whether its counts equal the provider's, and the chat template whose overhead to add.
+    tokenizer: Optional[str] = None
+    tokenizer_exact: bool = False
+    chat_template: Optional[str] = None
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
     token_ttl: float = Field(default=210.0, gt=30)
 
