@@ -12,7 +12,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
-from typing import Any, Generic, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 import httpx
 
@@ -31,6 +31,7 @@ from ._streaming import AsyncStream, Stream
 from .types.chat import ChatCompletion
 from .types.create_embedding_response import CreateEmbeddingResponse
 from .types.model import Model
+from .usage import UsageLedger, UsageRecord
 
 __all__ = ["AsyncOpenAI", "OpenAI"]
 
@@ -286,15 +287,18 @@ class _ClientBase:
         http_client: Union[httpx.Client, httpx.AsyncClient, None] = None,
         provider: Optional[str] = None,
         config: ConfigSource = None,
+        on_usage: Optional[Callable[[UsageRecord], Any]] = None,
         organization: Optional[str] = None,  # accepted for drop-in compatibility; unused
         project: Optional[str] = None,  # accepted for drop-in compatibility; unused
+        _usage: Optional[UsageLedger] = None,
     ) -> None:
         """openai's constructor arguments, plus:
 
         - ``provider``: where bare model names go (``"zhipu"``, ``"qianfan"``, ...);
         - ``config``: a TOML path or a mapping of the same schema (default: the
           ``$LLM_BRIDGE_CONFIG`` file, else ``./llm_bridge.toml``, else the environment);
-        - ``secret_key``: the second half of a key pair (Qianfan's application Secret Key).
+        - ``secret_key``: the second half of a key pair (Qianfan's application Secret Key);
+        - ``on_usage``: called with each `UsageRecord` (tokens, yuan, estimated or not).
 
         ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
         ``default_provider``); other providers take theirs from the config or environment.
@@ -310,6 +314,8 @@ class _ClientBase:
             max_retries=max_retries,
             default_headers=dict(default_headers or {}),
             default_query=dict(default_query or {}),
+            on_usage=on_usage,
+            usage=_usage,
         )
         self._mount_resources()
 
@@ -330,10 +336,16 @@ class _ClientBase:
             "http_client": engine.http,
             "provider": engine.provider,
             "config": engine.config,
+            "_usage": engine.usage,
         }
         return type(self)(**{**settings, **overrides})
 
     copy = with_options
+
+    @property
+    def usage(self) -> UsageLedger:
+        """What this client (and its ``with_options`` copies) spent: tokens and yuan."""
+        return self._engine.usage
 
     @property
     def config(self) -> Config:

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import EXCEPTIONS_BY_NAME, APIStatusError, ConfigError
+from .usage import Price
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -222,7 +223,16 @@ class Policy(_Strict):
     """How to treat what a provider cannot do."""
 
     unsupported_params: Literal["warn", "drop", "error"] = "warn"
+    # Refuse, before sending, a prompt that cannot fit the model's context window.
     preflight: bool = True
+
+
+class PriceOverride(_Strict):
+    """A ``[prices."provider/model"]`` row: CNY per million tokens."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Optional[Decimal] = Field(default=None, ge=0)
 
 
 Target = Union[str, List[str]]
@@ -233,6 +243,8 @@ class _UserConfig(_Strict):
     providers: Dict[str, ProviderConfig] = {}
     models: Dict[str, Target] = {}
     policy: Policy = Policy()
+    prices: Dict[str, PriceOverride] = {}
+    on_usage: Optional[str] = None  # "package.module:function", called with each UsageRecord
 
     @field_validator("models")
     @classmethod
@@ -254,12 +266,27 @@ class Config:
         default_provider: Optional[str],
         policy: Policy,
         source: str,
+        prices: Optional[dict[str, PriceOverride]] = None,
+        on_usage: Optional[str] = None,
     ) -> None:
         self.providers = providers
         self.aliases = aliases
         self.default_provider = default_provider
         self.policy = policy
         self.source = source
+        self.prices = prices or {}
+        self.on_usage = on_usage
+
+    def price(self, provider: str, model: str) -> Optional[Price]:
+        """CNY per million tokens for a model: the config's override, else the catalogue's."""
+        override = self.prices.get(f"{provider}/{model}")
+        if override is not None:
+            return Price(override.input, override.output, override.cached_input)
+        info = self.provider(provider).model(model)
+        if info is None or info.input_price is None:
+            return None
+        output = info.output_price if info.output_price is not None else Decimal(0)
+        return Price(info.input_price, output, info.cached_input_price)
 
     def __repr__(self) -> str:
         return (
@@ -476,12 +503,20 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         for alias, target in user.models.items()
     }
     _check_aliases(aliases, providers, default, source)
+    for key in user.prices:
+        if key.split("/", 1)[0] not in providers or "/" not in key:
+            raise ConfigError(
+                f'{source}: prices.{key}: expected "provider/model" with a known provider '
+                f"(known: {', '.join(sorted(providers))})"
+            )
     return Config(
         providers=providers,
         aliases=aliases,
         default_provider=default,
         policy=user.policy,
         source=source,
+        prices=dict(user.prices),
+        on_usage=user.on_usage,
     )
 
 

@@ -13,6 +13,7 @@ Nothing here knows about the facade's resources, so the httpx transport (for the
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import threading
@@ -20,7 +21,7 @@ import time
 import warnings
 from array import array
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import httpx
 
@@ -31,9 +32,12 @@ from ._errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
+    BadRequestError,
+    ConfigError,
     InternalServerError,
     RateLimitError,
     UnsupportedParameterWarning,
+    local_error,
 )
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
@@ -43,8 +47,11 @@ from .adapters import adapter_class
 from .adapters._base import Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
+from .tokens import count_message_tokens, count_tokens
 from .types.chat import ChatCompletion
+from .types.completion_usage import CompletionUsage
 from .types.create_embedding_response import CreateEmbeddingResponse
+from .usage import UsageLedger, UsageRecord, cost_of
 
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
@@ -108,6 +115,8 @@ class Operation:
         self.aggregate = (
             kind == "chat" and not self.call.stream and self.adapter.must_stream(params, self.call)
         )
+        if kind == "chat" and engine.config.policy.preflight:
+            self.preflight()
         if self.aggregate:
             self.call.stream = True
 
@@ -143,12 +152,96 @@ class Operation:
             raise error
         if self.kind == "chat":
             data = self.adapter.chat_response(response, body, self.call)
-            return self.engine.completion(data, self.call)
+            completion = self.engine.completion(data, self.call)
+            if completion.usage is None:
+                text = "".join(c.message.content or "" for c in completion.choices)
+                completion.usage = self.estimate(text)
+            self.record(completion.usage, getattr(completion, "request_id", None) or completion.id)
+            return completion
         data = self.adapter.embeddings_response(response, body, self.call)
-        return self.engine.embeddings(data, self.call)
+        embeddings = self.engine.embeddings(data, self.call)
+        usage = embeddings.usage
+        self.record(
+            CompletionUsage(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=0,
+                total_tokens=usage.total_tokens,
+                estimated=usage.estimated,
+            ),
+            getattr(embeddings, "request_id", None),
+        )
+        return embeddings
 
     def pipeline(self, response: httpx.Response) -> ChunkPipeline:
-        return ChunkPipeline(self.adapter.stream_parser(response, self.call), self.call, response)
+        parser = self.adapter.stream_parser(response, self.call)
+        return ChunkPipeline(parser, self.call, response, settle=self.settle_stream)
+
+    # ------------------------------------------------------------------ usage
+
+    def settle_stream(
+        self, usage: Optional[JSONDict], text: str, request_id: Optional[str]
+    ) -> JSONDict:
+        """A finished, broken or abandoned stream's usage: the provider's, else estimated."""
+        final = CompletionUsage.model_validate(usage) if usage is not None else self.estimate(text)
+        self.record(final, request_id)
+        return final.model_dump(exclude_none=True)
+
+    def estimate(self, completion_text: str) -> CompletionUsage:
+        """Usage counted here, for a response or stream the provider gave none for."""
+        provider, model = self.route.provider, self.route.model
+        prompt = count_message_tokens(self.params["messages"], model, provider=provider)
+        completion = count_tokens(completion_text, model, provider=provider)
+        return CompletionUsage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            estimated=True,
+        )
+
+    def record(self, usage: CompletionUsage, request_id: Optional[str]) -> None:
+        provider, model = self.route.provider, self.route.model
+        self.engine.usage.record(
+            UsageRecord(
+                provider=provider,
+                model=model,
+                usage=usage,
+                cost_cny=cost_of(usage, self.engine.config.price(provider, model)),
+                estimated=bool(usage.estimated),
+                request_id=request_id,
+                kind=self.kind,
+            )
+        )
+
+    def preflight(self) -> None:
+        """Refuse, before sending, a prompt plus ``max_tokens`` beyond the context window.
+
+        The tokenizer runs only when a cheap bound says the prompt might not fit: a token
+        is at least one UTF-8 byte, so a prompt of fewer bytes than the window has room.
+        """
+        info = self.call.info
+        if info is None or not info.context_window:
+            return
+        wanted = self.params.get("max_completion_tokens") or self.params.get("max_tokens") or 0
+        room = info.context_window - wanted
+        size = sum(len(json.dumps(m, ensure_ascii=False).encode()) for m in self.params["messages"])
+        if size < room:
+            return
+        prompt = count_message_tokens(
+            self.params["messages"], self.route.model, provider=self.route.provider
+        )
+        if prompt > room:
+            request = httpx.Request("POST", self.adapter.base_url)
+            raise local_error(
+                BadRequestError,
+                f"This model's maximum context length is {info.context_window} tokens. However, "
+                f"you requested {prompt + wanted} tokens ({prompt} in the messages, {wanted} in "
+                f"the completion). Please reduce the length of the messages or completion. "
+                f"({self.route.provider}/{self.route.model}; counted before sending)",
+                request=request,
+                param="messages",
+                code="context_length_exceeded",
+                provider=self.route.provider,
+            )
 
     def unreadable_stream(self, response: httpx.Response) -> APIError:
         """A 200 stream request answered without SSE and without an error: cannot be read."""
@@ -174,8 +267,12 @@ class Engine:
         max_retries: int,
         default_headers: Optional[dict[str, str]],
         default_query: Optional[dict[str, Any]],
+        on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+        usage: Optional[UsageLedger] = None,
     ) -> None:
         self.config = config
+        # A copy made by with_options shares its parent's ledger.
+        self.usage = usage or UsageLedger(on_usage or _import_callback(config.on_usage))
         self.provider = provider
         self._client_keys = {"api_key": api_key, "secret_key": secret_key}
         self._base_url = base_url
@@ -381,6 +478,19 @@ class Engine:
             )
         merged = first.model_copy(update={"choices": choices, "usage": usage})
         return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
+
+
+def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], Any]]:
+    """The config's ``on_usage = "package.module:function"``, imported."""
+    if not path:
+        return None
+    module_name, _, attribute = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f'on_usage: cannot import {path!r} ({exc}); expected "package.module:function"'
+        ) from None
 
 
 def _warn(provider: str, param: str, message: str) -> None:

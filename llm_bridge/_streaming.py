@@ -15,7 +15,7 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpx
 
@@ -32,11 +32,22 @@ __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
 class ChunkPipeline:
     """Bytes of one provider stream in, OpenAI chunk models out. No I/O."""
 
-    def __init__(self, parser: StreamParser, call: CallContext, response: httpx.Response) -> None:
+    def __init__(
+        self,
+        parser: StreamParser,
+        call: CallContext,
+        response: httpx.Response,
+        settle: Optional[
+            Callable[[Optional[JSONDict], str, Optional[str]], Optional[JSONDict]]
+        ] = None,
+    ) -> None:
         self.parser = parser
         self.call = call
         self.response = response
         self.usage: Optional[JSONDict] = None
+        self._settle = settle
+        self._settled = False
+        self._text: list[str] = []  # what reached the caller, to estimate usage if need be
         self._decoder = SSEDecoder()
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
@@ -59,8 +70,19 @@ class ChunkPipeline:
                 request=self.response.request,
                 provider=self.call.provider,
             )
-        if self.call.include_usage and self.usage is not None and self._template is not None:
-            yield self._model({**self._template, "choices": [], "usage": self.usage})
+        usage = self.settle()
+        if self.call.include_usage and usage is not None and self._template is not None:
+            yield self._model({**self._template, "choices": [], "usage": usage})
+
+    def settle(self) -> Optional[JSONDict]:
+        """Final usage, once: the provider's last figures, else an estimate of what was
+        consumed. Called at the end of the stream, and when it breaks or is closed early."""
+        if not self._settled:
+            self._settled = True
+            if self._settle is not None:
+                request_id = (self._template or {}).get("id") or None
+                self.usage = self._settle(self.usage, "".join(self._text), request_id)
+        return self.usage
 
     def _parse(self, event: SSEEvent) -> Iterator[ChatCompletionChunk]:
         for raw in self.parser.feed(event):
@@ -85,7 +107,17 @@ class ChunkPipeline:
         if self._stop is not None and not self._apply_stop(chunk):
             return None
         chunk["provider"] = self.call.provider
+        for choice in chunk["choices"]:
+            self._remember(choice.get("delta") or {})
         return self._model(chunk)
+
+    def _remember(self, delta: JSONDict) -> None:
+        for field in ("content", "reasoning_content"):
+            if isinstance(delta.get(field), str):
+                self._text.append(delta[field])
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            self._text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
 
     def _apply_stop(self, chunk: JSONDict) -> bool:
         """Cut content at an emulated stop sequence; False when the chunk has nothing left."""
@@ -154,6 +186,7 @@ class Stream(_StreamBase):
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
         finally:
+            self._pipeline.settle()
             self.response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
@@ -169,8 +202,9 @@ class Stream(_StreamBase):
         self.close()
 
     def close(self) -> None:
-        """Release the connection; iteration stops."""
+        """Release the connection; iteration stops; what was consumed is recorded."""
         self._iterator.close()
+        self._pipeline.settle()
         self.response.close()
 
 
@@ -192,6 +226,7 @@ class AsyncStream(_StreamBase):
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
         finally:
+            self._pipeline.settle()
             await self.response.aclose()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -208,6 +243,7 @@ class AsyncStream(_StreamBase):
 
     async def close(self) -> None:
         await self._iterator.aclose()
+        self._pipeline.settle()
         await self.response.aclose()
 
 

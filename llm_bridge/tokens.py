@@ -21,7 +21,7 @@ import hashlib
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,8 +44,10 @@ class _Vocabulary:
 _QWEN = _Vocabulary(
     file="qwen.tiktoken",
     sha256="b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186",
-    pattern=(r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"""
-             r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""),
+    pattern=(
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"""
+        r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
     specials=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
     first_special=151643,
 )
@@ -70,7 +72,7 @@ class VocabularyError(RuntimeError):
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _encoding(name: str) -> Any:
     """The tiktoken encoding for a shipped vocabulary, built once per process."""
     import tiktoken  # imported here: importing llm_bridge must stay cheap
@@ -88,11 +90,14 @@ def _encoding(name: str) -> Any:
                 f"vocabulary {name!r} at {path} is damaged: SHA-256 {digest}, expected "
                 f"{vocab.sha256}; reinstall llm-bridge-cn"
             )
-        ranks = {base64.b64decode(token): int(rank)
-                 for token, rank in (line.split() for line in data.splitlines() if line)}
+        ranks = {
+            base64.b64decode(token): int(rank)
+            for token, rank in (line.split() for line in data.splitlines() if line)
+        }
     specials = {token: vocab.first_special + i for i, token in enumerate(vocab.specials)}
-    return tiktoken.Encoding(name=name, pat_str=vocab.pattern, mergeable_ranks=ranks,
-                             special_tokens=specials)
+    return tiktoken.Encoding(
+        name=name, pat_str=vocab.pattern, mergeable_ranks=ranks, special_tokens=specials
+    )
 
 
 def tokenizer_info(model: str, *, provider: Optional[str] = None) -> TokenizerInfo:
@@ -103,14 +108,16 @@ def tokenizer_info(model: str, *, provider: Optional[str] = None) -> TokenizerIn
     if provider is None and "/" in model and model.split("/", 1)[0] in tables:
         provider, model = model.split("/", 1)
     if provider is None:
-        provider = next((name for name, table in tables.items()
-                         if table.canonical_model(model)), None)
+        provider = next(
+            (name for name, table in tables.items() if table.canonical_model(model)), None
+        )
     table = tables.get(provider) if provider else None
     if table is None or table.tokenizer is None:
         # Unknown provider or model: Qwen's vocabulary is the closest we ship for Chinese.
         return TokenizerInfo(model, provider, "qwen", False, None)
-    return TokenizerInfo(model, provider, table.tokenizer, table.tokenizer_exact,
-                         table.chat_template)
+    return TokenizerInfo(
+        model, provider, table.tokenizer, table.tokenizer_exact, table.chat_template
+    )
 
 
 def count_tokens(text: str, model: str, *, provider: Optional[str] = None) -> int:
@@ -157,6 +164,9 @@ def _message_text(message: Mapping[str, Any]) -> str:
         text = content or ""
     calls = message.get("tool_calls")
     if calls:
-        text += json.dumps([dict(call) if isinstance(call, Mapping) else call for call in calls],
-                           ensure_ascii=False, default=str)
+        text += json.dumps(
+            [dict(call) if isinstance(call, Mapping) else call for call in calls],
+            ensure_ascii=False,
+            default=str,
+        )
     return text
