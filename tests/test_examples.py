@@ -55,3 +55,10 @@ def test_qwen_vision_and_embeddings_runs_both_calls() -> None:
     assert "[dashscope/qwen-vl-max] 图中是一位女孩和一只狗" in out
     assert "12 embeddings of 512 dimensions" in out
     assert "closest to '衣服的质量杠杠的'" in out
+
+
+def test_usage_report_prints_a_row_per_provider() -> None:
+    out = run_example("usage_report.py")
+    for key in ("zhipu/glm-4-flash", "qianfan/ernie-3.5-8k", "dashscope/qwen-plus"):
+        line = next(line for line in out.splitlines() if line.startswith(key))
+        assert line.split()[1] == "2"  # two requests each: one plain, one streamed
