@@ -179,10 +179,18 @@ class Operation:
     # ------------------------------------------------------------------ usage
 
     def settle_stream(
-        self, usage: Optional[JSONDict], text: str, request_id: Optional[str]
+        self, usage: Optional[JSONDict], text: str, request_id: Optional[str], complete: bool
     ) -> JSONDict:
-        """A finished, broken or abandoned stream's usage: the provider's, else estimated."""
-        final = CompletionUsage.model_validate(usage) if usage is not None else self.estimate(text)
+        """A finished, broken or abandoned stream's usage: the provider's, else estimated.
+
+        A stream that did not finish keeps the provider's last running figures when it
+        sent any (closer to the bill than a local count), marked estimated."""
+        if usage is None:
+            final = self.estimate(text)
+        else:
+            final = CompletionUsage.model_validate(usage)
+            if not complete:
+                final.estimated = True
         self.record(final, request_id)
         return final.model_dump(exclude_none=True)
 
@@ -272,7 +280,11 @@ class Engine:
     ) -> None:
         self.config = config
         # A copy made by with_options shares its parent's ledger.
-        self.usage = usage or UsageLedger(on_usage or _import_callback(config.on_usage))
+        self.usage = (
+            usage
+            if usage is not None
+            else UsageLedger(on_usage or _import_callback(config.on_usage))
+        )
         self.provider = provider
         self._client_keys = {"api_key": api_key, "secret_key": secret_key}
         self._base_url = base_url

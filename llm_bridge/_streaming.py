@@ -63,7 +63,7 @@ class ChunkPipeline:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
         for event in self._decoder.flush():
             yield from self._parse(event)
-        if not (self.parser.done or getattr(self.parser, "finished", False) or self._stopped):
+        if not self.complete:
             raise APIConnectionError(
                 message=f"{self.call.provider} stream ended before the provider finished it "
                 f"(connection closed early; {self._consumed()})",
@@ -74,6 +74,11 @@ class ChunkPipeline:
         if self.call.include_usage and usage is not None and self._template is not None:
             yield self._model({**self._template, "choices": [], "usage": usage})
 
+    @property
+    def complete(self) -> bool:
+        """True once the provider said the stream is finished (or a stop word ended it)."""
+        return bool(self.parser.done or getattr(self.parser, "finished", False) or self._stopped)
+
     def settle(self) -> Optional[JSONDict]:
         """Final usage, once: the provider's last figures, else an estimate of what was
         consumed. Called at the end of the stream, and when it breaks or is closed early."""
@@ -81,7 +86,9 @@ class ChunkPipeline:
             self._settled = True
             if self._settle is not None:
                 request_id = (self._template or {}).get("id") or None
-                self.usage = self._settle(self.usage, "".join(self._text), request_id)
+                self.usage = self._settle(
+                    self.usage, "".join(self._text), request_id, self.complete
+                )
         return self.usage
 
     def _parse(self, event: SSEEvent) -> Iterator[ChatCompletionChunk]:
