@@ -58,6 +58,18 @@ class Credentials:
         the current one. True when a retry with a fresh credential may succeed."""
         return False
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string this credential holds, so error text can be scrubbed of them
+        (a provider may echo the key it rejected)."""
+        return ()
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret (of 6+ characters) replaced by ``<redacted>``."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
 
 class TokenCredentials(Credentials):
     """Credentials with a fetched token, refreshed single-flight across threads and tasks.
@@ -87,7 +99,11 @@ class BearerKey(Credentials):
     """``Authorization: Bearer <key>``; the key never appears in ``repr``."""
 
     def __init__(self, key: str) -> None:
+        self._key = key
         self._value = f"Bearer {key}"
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._key,)
 
     def sign(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = self._value
@@ -171,6 +187,10 @@ class ZhipuJWT(Credentials):
             _ZHIPU_TOKENS.put(self._key, token, now + self._ttl - self.RENEW_MARGIN)
         request.headers["Authorization"] = f"Bearer {token}"
 
+    def secrets(self) -> tuple[str, ...]:
+        token = _ZHIPU_TOKENS.get(self._key, 0.0)
+        return (self._key, *split_zhipu_key(self._key), *((token,) if token else ()))
+
     def invalidate(self, request: httpx.Request) -> bool:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
         _ZHIPU_TOKENS.drop(self._key, only=sent)
@@ -247,6 +267,9 @@ class QianfanAccessToken(TokenCredentials):
         if self._token is None:  # pragma: no cover - the engine fetches before signing
             raise RuntimeError("no Qianfan access token: token_request() was not honoured")
         request.url = request.url.copy_merge_params({"access_token": self._token})
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self._api_key, self._secret_key, self._token) if s)
 
     def invalidate(self, request: httpx.Request) -> bool:
         """Mark the token stale (never remove it: another thread may be signing with it

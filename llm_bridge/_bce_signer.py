@@ -169,6 +169,9 @@ class BceSigner(Credentials):
         self.expiration = int(expiration)
         self._clock = clock
 
+    def secrets(self) -> tuple[str, ...]:
+        return (self._access_key, self._secret_key)
+
     def sign(self, request: httpx.Request) -> None:
         """Add ``Host`` and ``x-bce-date`` (if absent) and the ``Authorization`` header.
 

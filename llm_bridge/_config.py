@@ -219,12 +219,31 @@ def _lowercase_index(provider: ProviderConfig) -> dict[str, str]:
     return index
 
 
+FallbackKind = Literal[
+    "connection",
+    "timeout",
+    "server_error",
+    "rate_limit",
+    "quota",
+    "content_filter",
+    "bad_request",
+    "auth",
+    "permission",
+    "not_found",
+    "other",
+]
+#: Faults of one provider that another may not have: the default fallback triggers.
+DEFAULT_FALLBACK_ON = ("connection", "timeout", "server_error", "rate_limit", "quota")
+
+
 class Policy(_Strict):
     """How to treat what a provider cannot do."""
 
     unsupported_params: Literal["warn", "drop", "error"] = "warn"
     # Refuse, before sending, a prompt that cannot fit the model's context window.
     preflight: bool = True
+    # Errors that move an alias's fallback chain to its next target (after retries).
+    fallback_on: List[FallbackKind] = list(DEFAULT_FALLBACK_ON)
 
 
 class PriceOverride(_Strict):

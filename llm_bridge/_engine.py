@@ -180,11 +180,13 @@ class Operation:
 
     def settle_stream(
         self, usage: Optional[JSONDict], text: str, request_id: Optional[str], complete: bool
-    ) -> JSONDict:
+    ) -> Optional[JSONDict]:
         """A finished, broken or abandoned stream's usage: the provider's, else estimated.
 
         A stream that did not finish keeps the provider's last running figures when it
         sent any (closer to the bill than a local count), marked estimated."""
+        if usage is None and not text and not complete:
+            return None  # broke before anything was generated (and is retried): no record
         if usage is None:
             final = self.estimate(text)
         else:
@@ -399,10 +401,10 @@ class Engine:
             return credentials.token_request()
         return None
 
-    @staticmethod
-    def should_fall_back(error: BaseException) -> bool:
-        """Move to the next target on faults of this provider, not on faults of the request."""
-        return isinstance(error, (APIConnectionError, InternalServerError, RateLimitError))
+    def should_fall_back(self, error: BaseException) -> bool:
+        """Move to the next target when the error's kind is in ``[policy] fallback_on``:
+        by default faults of this provider, not faults of the request."""
+        return error_kind(error) in self.config.policy.fallback_on
 
     # ------------------------------------------------------------------ results
 
@@ -490,6 +492,25 @@ class Engine:
             )
         merged = first.model_copy(update={"choices": choices, "usage": usage})
         return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
+
+
+def error_kind(error: BaseException) -> str:
+    """The ``[policy] fallback_on`` word for an error."""
+    if isinstance(error, APITimeoutError):
+        return "timeout"
+    if isinstance(error, APIConnectionError):
+        return "connection"
+    code = getattr(error, "code", None)
+    if code == "content_filter":
+        return "content_filter"
+    if code == "insufficient_quota":
+        return "quota"
+    if isinstance(error, RateLimitError):
+        return "rate_limit"
+    if isinstance(error, InternalServerError):
+        return "server_error"
+    kinds = {400: "bad_request", 401: "auth", 403: "permission", 404: "not_found"}
+    return kinds.get(getattr(error, "status_code", 0), "other")
 
 
 def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], Any]]:
@@ -582,6 +603,7 @@ class SyncEngine(Engine):
                 stream = Stream(response, operation.pipeline(response))
                 if operation.aggregate:
                     return RawResult(response, aggregate(list(stream), stream.usage), retries)
+                stream.prime()  # a failure before the first chunk is still retried
                 return RawResult(response, stream, retries)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -658,6 +680,7 @@ class AsyncEngine(Engine):
                 if operation.aggregate:
                     chunks = [chunk async for chunk in stream]
                     return RawResult(response, aggregate(chunks, stream.usage), retries)
+                await stream.prime()  # a failure before the first chunk is still retried
                 return RawResult(response, stream, retries)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

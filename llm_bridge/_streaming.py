@@ -184,6 +184,14 @@ class Stream(_StreamBase):
         self.response = response
         self._pipeline = pipeline
         self._iterator = self._chunks()
+        self._head: list[ChatCompletionChunk] = []
+
+    def prime(self) -> None:
+        """Read up to the first chunk now, so that a failure before it (an error event, a
+        cut connection) happens while the call can still be retried."""
+        for chunk in self._iterator:
+            self._head.append(chunk)
+            break
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
         try:
@@ -197,9 +205,11 @@ class Stream(_StreamBase):
             self.response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self._iterator
+        return self
 
     def __next__(self) -> ChatCompletionChunk:
+        if self._head:
+            return self._head.pop()
         return next(self._iterator)
 
     def __enter__(self) -> Stream:
@@ -222,6 +232,13 @@ class AsyncStream(_StreamBase):
         self.response = response
         self._pipeline = pipeline
         self._iterator = self._chunks()
+        self._head: list[ChatCompletionChunk] = []
+
+    async def prime(self) -> None:
+        """Read up to the first chunk now (see `Stream.prime`)."""
+        async for chunk in self._iterator:
+            self._head.append(chunk)
+            break
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         try:
@@ -237,9 +254,11 @@ class AsyncStream(_StreamBase):
             await self.response.aclose()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._iterator
+        return self
 
     async def __anext__(self) -> ChatCompletionChunk:
+        if self._head:
+            return self._head.pop()
         return await self._iterator.__anext__()
 
     async def __aenter__(self) -> AsyncStream:

@@ -430,8 +430,9 @@ def test_malformed_json_event_raises_an_api_error(split: int | None):
 
 
 def test_non_object_json_event_raises_an_api_error():
-    _, error = collect_until_error(stream(client(fake().raw(200, b"data: [1,2]\n\n", SSE))))
-    assert isinstance(error, llm_bridge.APIError)
+    # The bad event comes before any chunk, so create() itself raises (while it could retry).
+    with pytest.raises(llm_bridge.APIError):
+        stream(client(fake().raw(200, b"data: [1,2]\n\n", SSE)))
 
 
 # --------------------------------------------------------------------------- stop emulation

@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 import httpx
 
-from .._auth import BearerKey, Credentials
+from .._auth import BearerKey, Credentials, scrub
 from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig
 from .._errors import (
     APIResponseValidationError,
@@ -231,6 +231,7 @@ class Adapter:
         else:
             cls = default
         text = message or (response.text[:500] if not isinstance(body, dict) else str(body))
+        text = scrub(str(text), self.credentials.secrets())
         openai_code = rule.code if rule is not None and rule.code else None
         label = f"{self.name} {code}" if code is not None else self.name
         suffix = f" ({openai_code})" if openai_code else ""
