@@ -96,7 +96,9 @@ class DashScopeAdapter(Adapter):
         body = dict(body)
         parameters = dict(body.get("parameters") or {})
         for key, value in extra.items():
-            if key in _ENVELOPE and isinstance(value, dict) and isinstance(body.get(key), dict):
+            if key == "parameters" and isinstance(value, dict):
+                parameters.update(value)
+            elif key in _ENVELOPE and isinstance(value, dict) and isinstance(body.get(key), dict):
                 body[key] = {**body[key], **value}
             elif key in _ENVELOPE:
                 body[key] = value
@@ -109,7 +111,7 @@ class DashScopeAdapter(Adapter):
         multimodal = self._multimodal(params, call)
         url = self.url(_MULTIMODAL_PATH if multimodal else _TEXT_PATH)
         ctx = self.params(legacy_functions_as_tools(params), url)
-        messages = [_message(m, multimodal) for m in ctx.params["messages"]]
+        messages = _with_tool_names([_message(m, multimodal) for m in ctx.params["messages"]])
         self._check_messages(ctx, messages)
         body = {
             "model": call.model,
@@ -510,6 +512,19 @@ def _message(message: Mapping[str, Any], multimodal: bool) -> JSONDict:
     elif isinstance(content, list):
         out["content"] = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return out
+
+
+def _with_tool_names(messages: list[JSONDict]) -> list[JSONDict]:
+    """Tool results also carry the function's ``name`` (older models read it, not the id)."""
+    names: dict[str, str] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            names[call.get("id", "")] = (call.get("function") or {}).get("name", "")
+        if message["role"] == "tool" and not message.get("name"):
+            name = names.get(message.get("tool_call_id", ""))
+            if name:
+                message["name"] = name
+    return messages
 
 
 def _native_part(part: Any) -> JSONDict:
