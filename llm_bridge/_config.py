@@ -157,6 +157,8 @@ class ProviderConfig(_Strict):
     tokenizer: Optional[str] = None
     tokenizer_exact: bool = False
     chat_template: Optional[str] = None
+    # A system prompt the provider adds when the request has none (it is billed).
+    default_system_prompt: Optional[str] = None
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
     token_ttl: float = Field(default=210.0, gt=30)
 

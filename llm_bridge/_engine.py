@@ -199,7 +199,9 @@ class Operation:
     def estimate(self, completion_text: str) -> CompletionUsage:
         """Usage counted here, for a response or stream the provider gave none for."""
         provider, model = self.route.provider, self.route.model
-        prompt = count_message_tokens(self.params["messages"], model, provider=provider)
+        prompt = count_message_tokens(
+            self.params["messages"], model, provider=provider, api=self.adapter.api
+        )
         completion = count_tokens(completion_text, model, provider=provider)
         return CompletionUsage(
             prompt_tokens=prompt,
@@ -237,7 +239,10 @@ class Operation:
         if size < room:
             return
         prompt = count_message_tokens(
-            self.params["messages"], self.route.model, provider=self.route.provider
+            self.params["messages"],
+            self.route.model,
+            provider=self.route.provider,
+            api=self.adapter.api,
         )
         if prompt > room:
             request = httpx.Request("POST", self.adapter.base_url)

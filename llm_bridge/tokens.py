@@ -63,6 +63,7 @@ class TokenizerInfo:
     vocabulary: str
     exact: bool
     template: Optional[str]  # the chat template whose overhead count_message_tokens adds
+    default_system_prompt: Optional[str] = None  # billed when a request has no system message
 
 
 class VocabularyError(RuntimeError):
@@ -116,7 +117,12 @@ def tokenizer_info(model: str, *, provider: Optional[str] = None) -> TokenizerIn
         # Unknown provider or model: Qwen's vocabulary is the closest we ship for Chinese.
         return TokenizerInfo(model, provider, "qwen", False, None)
     return TokenizerInfo(
-        model, provider, table.tokenizer, table.tokenizer_exact, table.chat_template
+        model,
+        provider,
+        table.tokenizer,
+        table.tokenizer_exact,
+        table.chat_template,
+        table.default_system_prompt,
     )
 
 
@@ -136,17 +142,27 @@ _TEMPLATES = {
 
 
 def count_message_tokens(
-    messages: Iterable[Mapping[str, Any]], model: str, *, provider: Optional[str] = None
+    messages: Iterable[Mapping[str, Any]],
+    model: str,
+    *,
+    provider: Optional[str] = None,
+    api: Optional[str] = None,
 ) -> int:
     """Prompt tokens of a chat, chat-template overhead included where it is known.
 
     Text parts count; images and audio do not (their cost is provider-specific).
     Tool calls count as their JSON. ChatML (Qwen) adds the role name's tokens too.
+    ``api`` is the provider's API flavour when it has several (DashScope's native API bills
+    a default system prompt when there is none; its compatible mode does not).
     """
     info = tokenizer_info(model, provider=provider)
     encoding = _encoding(info.vocabulary)
     once, per_message, primer = _TEMPLATES.get(info.template or "", (0, 0, 0))
     total = once + primer
+    messages = list(messages)
+    injects = info.default_system_prompt and (api or "native") == "native"
+    if injects and not any(m.get("role") in ("system", "developer") for m in messages):
+        messages.insert(0, {"role": "system", "content": info.default_system_prompt or ""})
     for message in messages:
         total += per_message + len(encoding.encode(_message_text(message), disallowed_special=()))
         if info.template == "chatml":

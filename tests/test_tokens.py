@@ -133,7 +133,16 @@ def test_d1_figures_billed_by_dashscope() -> None:
 
 
 def test_d8_prompt_without_system_message() -> None:
-    assert count_message_tokens(D8_MESSAGES, "qwen-plus") == D8_PROMPT_TOKENS
+    # D8 was captured in compatible mode, which adds no default system prompt.
+    assert count_message_tokens(D8_MESSAGES, "qwen-plus", api="compatible") == D8_PROMPT_TOKENS
+
+
+def test_native_api_bills_its_default_system_prompt_when_there_is_none() -> None:
+    # A captured qwen-turbo exchange on the native API: the user text alone billed 24.
+    messages = [{"role": "user", "content": "你好，你是谁？"}]
+    assert count_message_tokens(messages, "qwen-turbo") == 24
+    with_system = [{"role": "system", "content": "You are a helpful assistant."}, *messages]
+    assert count_message_tokens(with_system, "qwen-turbo") == 24
 
 
 def test_message_overhead_grows_per_message_and_counts_text_parts() -> None:

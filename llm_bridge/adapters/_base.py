@@ -80,6 +80,8 @@ class Adapter:
     """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts."""
 
     protocol: ClassVar[str]
+    #: The API flavour, where a provider has several (token counting differs between them).
+    api: ClassVar[Optional[str]] = None
     #: False when the provider returns one choice per request: ``n > 1`` is then served by
     #: sending ``n`` requests and merging their choices (non-stream calls).
     native_n: ClassVar[bool] = True

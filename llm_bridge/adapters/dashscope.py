@@ -56,6 +56,7 @@ class DashScopeAdapter(Adapter):
     """Native DashScope (``dashscope.aliyuncs.com/api/v1``)."""
 
     protocol = "dashscope"
+    api = "native"
 
     @classmethod
     def create(
@@ -413,6 +414,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     """DashScope compatible mode (``/compatible-mode/v1``): OpenAI-shaped, workspace aware."""
 
     protocol = "dashscope"
+    api = "compatible"
 
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         request = super().chat_request(params, call)
