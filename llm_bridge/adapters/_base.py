@@ -202,7 +202,12 @@ class Adapter:
         raise NotImplementedError
 
     def find_error(self, response: httpx.Response, body: Any) -> Optional[APIStatusError]:
-        """The error a response carries: a 4xx/5xx status, or an error inside a 200 body."""
+        """The error a response carries: a 4xx/5xx status, or an error inside a 200 body.
+
+        A body that is SSE-framed text (a failed stream request, whatever its content type
+        says) is read by content: its first ``data:`` line is the error."""
+        if isinstance(body, str):
+            body = first_sse_data(body) or body
         code, message = self.error_fields(body)
         if response.status_code < 400 and code is None:
             return None
@@ -302,6 +307,18 @@ def require_key(
         f"no {field} for provider {name!r}: pass {field}=..., set {env}, or set {field} "
         f"under [providers.{name}] in the config"
     )
+
+
+def first_sse_data(text: str) -> Optional[JSONDict]:
+    """The JSON object on the first ``data:`` line of an SSE-framed body, if there is one."""
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            try:
+                value = json.loads(line[5:].strip())
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
 
 
 def parse_json(response: httpx.Response) -> Any:

@@ -288,8 +288,6 @@ class DashScopeAdapter(Adapter):
     # ------------------------------------------------------------------ errors
 
     def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
-        if isinstance(body, str):  # an SSE-framed error body (content type notwithstanding)
-            body = _first_sse_data(body)
         if not isinstance(body, dict):
             return None, None
         if isinstance(body.get("error"), dict):  # the OpenAI-style 404 some gateways send
@@ -297,11 +295,6 @@ class DashScopeAdapter(Adapter):
             return error.get("code") or error.get("type"), error.get("message")
         code = body.get("code")
         return (str(code) if code else None), body.get("message")
-
-    def find_error(self, response: httpx.Response, body: Any):  # type: ignore[no-untyped-def]
-        if isinstance(body, str):
-            body = _first_sse_data(body) or body
-        return super().find_error(response, body)
 
 
 class DashScopeStreamParser(StreamParser):
@@ -546,15 +539,3 @@ def _native_part(part: Any) -> JSONDict:
         audio = part.get("input_audio") or {}
         return {"audio": f"data:audio/{audio.get('format', 'wav')};base64,{audio.get('data', '')}"}
     return {key: value for key, value in part.items() if key != "type"}
-
-
-def _first_sse_data(text: str) -> Optional[JSONDict]:
-    """The JSON of the first ``data:`` line of an SSE-framed body, if it has one."""
-    for line in text.splitlines():
-        if line.startswith("data:"):
-            try:
-                value = json.loads(line[5:].strip())
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None

@@ -85,6 +85,9 @@ class OpenAICompatAdapter(Adapter):
     # ------------------------------------------------------------------ embeddings
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        ctx = self.params(params, self.url(self.embeddings_path))
+        offered = call.info.dimensions if call.info is not None else []
+        params = {**params, "dimensions": ctx.dimensions(call.model, offered)}
         body = {k: v for k, v in params.items() if v is not None}
         body["model"] = call.model
         # Floats are asked for and, when the caller wanted base64, encoded here: not every

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
 from .._errors import OpenAIError
-from ._base import CallContext, HTTPRequest, JSONDict, require_key
+from ._base import CallContext, JSONDict, require_key
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
 
@@ -191,12 +191,6 @@ class ZhipuAdapter(OpenAICompatAdapter):
         body["thinking"] = {"type": "disabled" if effort in ("none", "minimal") else "enabled"}
 
     # ------------------------------------------------------------------ embeddings
-
-    def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
-        ctx = self.params(params, self.url(self.embeddings_path))
-        offered = call.info.dimensions if call.info is not None else []
-        params = {**params, "dimensions": ctx.dimensions(call.model, offered)}
-        return super().embeddings_request(params, call)
 
 
 def _message(message: Any) -> JSONDict:
