@@ -45,6 +45,9 @@ errors (SSE-framed on stream requests), embeddings answered out of ``text_index`
 the server's request rules (last role, json_object, multimodal path, stream-only models).
 ``FakeDashScopeCompatible`` is its OpenAI-compatible ``/compatible-mode/v1``.
 
+``serve(fake, faults=[Fault.reset_before(), ...])`` runs any fake behind a real loopback HTTP
+server (127.0.0.1, ephemeral port) that injects resets, stalls, truncations and delays.
+
 This package depends only on httpx and the standard library.
 """
 
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 from ._fake import FakeProvider
 from ._script import Failure, MidStreamError, Raw, Reply, Sensitive, StreamCut, ToolCallSpec
+from ._server import Fault, LoopbackServer, serve
 from .dashscope import FakeDashScope, FakeDashScopeCompatible
 from .qianfan import FakeQianfan, FakeQianfanV2
 from .zhipu import FakeZhipu
@@ -64,10 +68,13 @@ __all__ = [
     "FakeQianfan",
     "FakeQianfanV2",
     "FakeZhipu",
+    "Fault",
+    "LoopbackServer",
     "MidStreamError",
     "Raw",
     "Reply",
     "Sensitive",
     "StreamCut",
     "ToolCallSpec",
+    "serve",
 ]
