@@ -30,6 +30,7 @@ from ._errors import (
     UnprocessableEntityError,
     UnsupportedParameterWarning,
 )
+from ._http_clients import DefaultAioHttpClient, DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._logs import setup_logging as _setup_logging
 from ._response import LegacyAPIResponse
 from ._streaming import AsyncStream, Stream
@@ -48,6 +49,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictError",
+    "DefaultAioHttpClient",
+    "DefaultAsyncHttpxClient",
+    "DefaultHttpxClient",
     "InternalServerError",
     "LegacyAPIResponse",
     "ModelNotFoundError",
