@@ -562,15 +562,16 @@ def test_price_override_from_toml_file_without_cached_price(tmp_path: Path) -> N
 
 
 def test_model_without_a_price_costs_none_and_is_not_added() -> None:
+    # A model the catalogue does not know (provider= sends it anyway) has no price.
     assert (
-        "input_price"
-        not in tomllib.loads((PROVIDERS_DIR / "zhipu.toml").read_text())["models"]["glm-4-air"]
+        "glm-4-experimental"
+        not in tomllib.loads((PROVIDERS_DIR / "zhipu.toml").read_text())["models"]
     )
     usage = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("a", usage=usage).reply("b", usage=usage)
     client = make_client("zhipu", fake)
 
-    client.chat.completions.create(model="glm-4-air", messages=HELLO)
+    client.chat.completions.create(model="glm-4-experimental", messages=HELLO)
     client.chat.completions.create(model="glm-4-plus", messages=HELLO)
 
     unpriced, priced = client.usage.records()
@@ -578,8 +579,8 @@ def test_model_without_a_price_costs_none_and_is_not_added() -> None:
     assert priced.cost_cny == hand_cost("zhipu", "glm-4-plus", 100, 50)
     assert client.usage.total().cost_cny == priced.cost_cny
     assert client.usage.total().requests == 2
-    assert client.usage.by_model()["zhipu/glm-4-air"].cost_cny == 0
-    assert client.usage.by_model()["zhipu/glm-4-air"].prompt_tokens == 100
+    assert client.usage.by_model()["zhipu/glm-4-experimental"].cost_cny == 0
+    assert client.usage.by_model()["zhipu/glm-4-experimental"].prompt_tokens == 100
 
 
 # --------------------------------------------------------------------------- on_usage
