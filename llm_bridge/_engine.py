@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Union
 
 import httpx
 
+from . import _retry
 from ._auth import Credentials, TokenCredentials
 from ._config import CREDENTIAL_FIELDS, Config
 from ._errors import (
@@ -51,7 +52,7 @@ from .tokens import count_message_tokens, count_tokens
 from .types.chat import ChatCompletion
 from .types.completion_usage import CompletionUsage
 from .types.create_embedding_response import CreateEmbeddingResponse
-from .usage import UsageLedger, UsageRecord, cost_of
+from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
@@ -217,7 +218,7 @@ class Operation:
                 provider=provider,
                 model=model,
                 usage=usage,
-                cost_cny=cost_of(usage, self.engine.config.price(provider, model)),
+                cost_cny=cost_of(usage, self.engine.price(provider, model)),
                 estimated=bool(usage.estimated),
                 request_id=request_id,
                 kind=self.kind,
@@ -235,7 +236,7 @@ class Operation:
             return
         wanted = self.params.get("max_completion_tokens") or self.params.get("max_tokens") or 0
         room = info.context_window - wanted
-        size = sum(len(json.dumps(m, ensure_ascii=False).encode()) for m in self.params["messages"])
+        size = sum(_byte_bound(m) for m in self.params["messages"])
         if size < room:
             return
         prompt = count_message_tokens(
@@ -300,6 +301,7 @@ class Engine:
         self.default_headers = dict(default_headers or {})
         self.default_query = dict(default_query or {})
         self._adapters: dict[str, Adapter] = {}
+        self._prices: dict[tuple[str, str], Optional[Price]] = {}
         self._lock = threading.Lock()
         if provider is not None:
             # An unknown provider= or missing credentials fail at construction, as in openai.
@@ -346,6 +348,13 @@ class Engine:
             policy=self.config.policy,
             warn=lambda param, message: _warn(name, param, message),
         )
+
+    def price(self, provider: str, model: str) -> Optional[Price]:
+        """The model's price, looked up once per client (the config does not change)."""
+        key = (provider, model)
+        if key not in self._prices:
+            self._prices[key] = self.config.price(provider, model)
+        return self._prices[key]
 
     def routes(self, model: str) -> list[Route]:
         return resolve_model(self.config, model, client_provider=self.provider)
@@ -499,6 +508,15 @@ class Engine:
         return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
 
 
+def _byte_bound(message: JSONDict) -> int:
+    """At least the tokens a message can take: its text's UTF-8 length (plain text is the
+    fast path; anything else is measured as JSON) plus a template allowance."""
+    content = message.get("content")
+    if isinstance(content, str) and len(message) <= 2:
+        return len(content.encode()) + 16
+    return len(json.dumps(message, ensure_ascii=False, default=str).encode()) + 16
+
+
 def error_kind(error: BaseException) -> str:
     """The ``[policy] fallback_on`` word for an error."""
     if isinstance(error, APITimeoutError):
@@ -593,24 +611,34 @@ class SyncEngine(Engine):
         raise AssertionError("unreachable: routes are never empty")
 
     def _attempts(self, operation: Operation) -> RawResult:
-        for attempt in self.retry_policy(operation).sync():
+        policy = self.retry_policy(operation)
+        try:  # the common case, one attempt, without the retry machinery's cost
+            return self._attempt(operation, 0)
+        except APIError as error:
+            wait = policy.first_retry_wait(error)
+            if wait is None:
+                raise
+        _retry.sleep(wait)
+        for attempt in policy.sync():
             with attempt:
-                self._ensure_token(operation)
-                request = operation.build(self.http)
-                response = self._send(request, operation)
-                retries = attempt.retry_state.attempt_number - 1
-                if not operation.stream:
-                    return RawResult(response, operation.result(response), retries)
-                if operation.needs_body(response):
-                    response.read()
-                    response.close()
-                    raise operation.error(response) or operation.unreadable_stream(response)
-                stream = Stream(response, operation.pipeline(response))
-                if operation.aggregate:
-                    return RawResult(response, aggregate(list(stream), stream.usage), retries)
-                stream.prime()  # a failure before the first chunk is still retried
-                return RawResult(response, stream, retries)
+                return self._attempt(operation, policy.retries_taken(attempt.retry_state))
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _attempt(self, operation: Operation, retries: int) -> RawResult:
+        self._ensure_token(operation)
+        request = operation.build(self.http)
+        response = self._send(request, operation)
+        if not operation.stream:
+            return RawResult(response, operation.result(response), retries)
+        if operation.needs_body(response):
+            response.read()
+            response.close()
+            raise operation.error(response) or operation.unreadable_stream(response)
+        stream = Stream(response, operation.pipeline(response))
+        if operation.aggregate:
+            return RawResult(response, aggregate(list(stream), stream.usage), retries)
+        stream.prime()  # a failure before the first chunk is still retried
+        return RawResult(response, stream, retries)
 
     def _ensure_token(self, operation: Operation) -> None:
         credentials = operation.adapter.credentials
@@ -632,13 +660,7 @@ class SyncEngine(Engine):
             )
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
-        log.debug(
-            "%s %s -> %d (%.0f ms)",
-            request.method,
-            _redacted(request.url),
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
+        _log_response(request, response, started)
         return response
 
     def close(self) -> None:
@@ -669,25 +691,35 @@ class AsyncEngine(Engine):
         raise AssertionError("unreachable: routes are never empty")
 
     async def _attempts(self, operation: Operation) -> RawResult:
-        async for attempt in self.retry_policy(operation).async_():
+        policy = self.retry_policy(operation)
+        try:  # the common case, one attempt, without the retry machinery's cost
+            return await self._attempt(operation, 0)
+        except APIError as error:
+            wait = policy.first_retry_wait(error)
+            if wait is None:
+                raise
+        await _retry.async_sleep(wait)
+        async for attempt in policy.async_():
             with attempt:
-                await self._ensure_token(operation)
-                request = operation.build(self.http)
-                response = await self._send(request, operation)
-                retries = attempt.retry_state.attempt_number - 1
-                if not operation.stream:
-                    return RawResult(response, operation.result(response), retries)
-                if operation.needs_body(response):
-                    await response.aread()
-                    await response.aclose()
-                    raise operation.error(response) or operation.unreadable_stream(response)
-                stream = AsyncStream(response, operation.pipeline(response))
-                if operation.aggregate:
-                    chunks = [chunk async for chunk in stream]
-                    return RawResult(response, aggregate(chunks, stream.usage), retries)
-                await stream.prime()  # a failure before the first chunk is still retried
-                return RawResult(response, stream, retries)
+                return await self._attempt(operation, policy.retries_taken(attempt.retry_state))
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(self, operation: Operation, retries: int) -> RawResult:
+        await self._ensure_token(operation)
+        request = operation.build(self.http)
+        response = await self._send(request, operation)
+        if not operation.stream:
+            return RawResult(response, operation.result(response), retries)
+        if operation.needs_body(response):
+            await response.aread()
+            await response.aclose()
+            raise operation.error(response) or operation.unreadable_stream(response)
+        stream = AsyncStream(response, operation.pipeline(response))
+        if operation.aggregate:
+            chunks = [chunk async for chunk in stream]
+            return RawResult(response, aggregate(chunks, stream.usage), retries)
+        await stream.prime()  # a failure before the first chunk is still retried
+        return RawResult(response, stream, retries)
 
     async def _ensure_token(self, operation: Operation) -> None:
         credentials = operation.adapter.credentials
@@ -709,13 +741,7 @@ class AsyncEngine(Engine):
             )
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
-        log.debug(
-            "%s %s -> %d (%.0f ms)",
-            request.method,
-            _redacted(request.url),
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
+        _log_response(request, response, started)
         return response
 
     async def close(self) -> None:
@@ -724,6 +750,17 @@ class AsyncEngine(Engine):
 
 
 _SECRET_WORDS = ("token", "key", "secret", "client_id", "signature", "auth", "password")
+
+
+def _log_response(request: httpx.Request, response: httpx.Response, started: float) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s %s -> %d (%.0f ms)",
+            request.method,
+            _redacted(request.url),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 def _redacted(url: httpx.URL) -> str:

@@ -86,51 +86,82 @@ async def async_sleep(seconds: float) -> None:
 
 
 class RetryPolicy:
-    """The retry decision for one call: ``max_retries`` plus one re-authentication."""
+    """The retry decision for one call: ``max_retries`` plus one re-authentication.
+
+    The call's first attempt runs outside tenacity, because most calls need just one and
+    tenacity's bookkeeping is not free; when it fails, `first_retry_wait` decides, and
+    tenacity drives the remaining attempts with the same rules (its attempt 1 is the
+    call's attempt 2).
+    """
 
     def __init__(self, max_retries: int, *, provider: str, what: str) -> None:
         self.max_retries = max_retries
         self.provider = provider
         self.what = what
         self.reauthenticated = False
-        self.credentials: Any = None  # set by the caller before each attempt
+        self.credentials: Any = None  # the provider's credentials, renewed on reauth errors
 
-    # tenacity callbacks ---------------------------------------------------------------
+    def first_retry_wait(self, error: BaseException) -> Optional[float]:
+        """Seconds to wait before retrying the call's failed first attempt, or None."""
+        if not self._decide(error, attempt=1):
+            return None
+        wait = self._delay(error, 1)
+        self._log(1, error, wait)
+        return wait
 
-    def _should_retry(self, state: RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
+    @staticmethod
+    def retries_taken(state: RetryCallState) -> int:
+        return state.attempt_number  # tenacity's attempt N is the call's attempt N + 1
+
+    def _decide(self, error: Optional[BaseException], *, attempt: int) -> bool:
+        """Whether the call's failed ``attempt`` (1-based) is followed by another."""
+        if error is None:
             return False
-        error = outcome.exception()
         if getattr(error, "should_reauth", False) and not self.reauthenticated:
             request = getattr(error, "request", None)
             self.reauthenticated = bool(
                 self.credentials and request is not None and self.credentials.invalidate(request)
             )
             return self.reauthenticated
-        return is_retryable(error)
-
-    def _stop(self, state: RetryCallState) -> bool:
         allowed = self.max_retries + 1 + (1 if self.reauthenticated else 0)
-        return state.attempt_number >= allowed
+        return attempt < allowed and is_retryable(error)
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
+    @staticmethod
+    def _delay(error: Optional[BaseException], retries_done: int) -> float:
         if getattr(error, "should_reauth", False):
             return 0.0
-        return retry_delay(error, state.attempt_number)
+        return retry_delay(error, retries_done)
 
-    def _before_sleep(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
+    def _log(self, attempt: int, error: Optional[BaseException], wait: float) -> None:
         log.info(
             "%s %s: attempt %d failed (%s); retrying in %.2fs",
             self.provider,
             self.what,
-            state.attempt_number,
+            attempt,
             _describe(error),
             wait,
         )
+
+    # tenacity callbacks (attempt numbers shifted by the first attempt made outside) ------
+
+    def _should_retry(self, state: RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        return self._decide(outcome.exception(), attempt=state.attempt_number + 1)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        allowed = self.max_retries + 1 + (1 if self.reauthenticated else 0)
+        return state.attempt_number + 1 >= allowed
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return self._delay(error, state.attempt_number + 1)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        self._log(state.attempt_number + 1, error, wait)
 
     def _kwargs(self) -> dict[str, Any]:
         return {
