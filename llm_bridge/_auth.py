@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 import weakref
@@ -64,11 +65,19 @@ class Credentials:
         return ()
 
 
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret (of 6+ characters) replaced by ``<redacted>``."""
+_SECRET_QUERY = re.compile(
+    r"((?:access_token|token|api_key|key|client_secret|client_id|secret|signature|"
+    r"authorization)=)[^&\s'\"]+",
+    re.IGNORECASE,
+)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every secret (of 6+ characters) and every credential-like URL query
+    value (``access_token=...``) replaced by ``<redacted>``: transport errors quote URLs."""
     for secret in sorted((s for s in secrets if s and len(s) >= 6), key=len, reverse=True):
         text = text.replace(secret, "<redacted>")
-    return text
+    return _SECRET_QUERY.sub(r"\1<redacted>", text)
 
 
 class TokenCredentials(Credentials):
@@ -103,7 +112,8 @@ class BearerKey(Credentials):
         self._value = f"Bearer {key}"
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._key,)
+        # A dotted key (Zhipu's "<id>.<secret>") may be echoed in halves.
+        return (self._key, *self._key.split("."))
 
     def sign(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = self._value
@@ -257,7 +267,7 @@ class QianfanAccessToken(TokenCredentials):
             body = None
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise _token_error(response, body)
+            raise _token_error(response, body, self.secrets())
         expires_in = float(body.get("expires_in") or 0) or 2592000.0
         self._token = token
         self._renew_at = self._clock() + expires_in - min(3600.0, expires_in / 10)
@@ -288,7 +298,7 @@ _SHARED_TOKENS: dict[str, QianfanAccessToken] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _token_error(response: httpx.Response, body: Any) -> Exception:
+def _token_error(response: httpx.Response, body: Any, secrets: tuple[str, ...]) -> Exception:
     """Qianfan's token endpoint refused the keys: say which one, without showing either."""
     description = body.get("error_description") if isinstance(body, dict) else None
     code = body.get("error") if isinstance(body, dict) else None
@@ -307,7 +317,10 @@ def _token_error(response: httpx.Response, body: Any) -> Exception:
     if code == "invalid_client" or response.status_code in (400, 401):
         reason = hints.get(str(description), description or "the keys were rejected")
         return AuthenticationError(
-            f"Qianfan refused the access-token request: {reason} ({code}: {description})",
+            scrub(
+                f"Qianfan refused the access-token request: {reason} ({code}: {description})",
+                secrets,
+            ),
             response=safe,
             body=body,
             code="invalid_api_key",

@@ -21,12 +21,12 @@ import time
 import warnings
 from array import array
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import httpx
 
 from . import _retry
-from ._auth import Credentials, TokenCredentials
+from ._auth import Credentials, TokenCredentials, scrub
 from ._config import CREDENTIAL_FIELDS, Config
 from ._errors import (
     APIConnectionError,
@@ -45,7 +45,7 @@ from ._routing import Route, resolve_model
 from ._streaming import AsyncStream, ChunkPipeline, Stream, aggregate
 from ._version import __version__
 from .adapters import adapter_class
-from .adapters._base import Adapter, CallContext, HTTPRequest, JSONDict, parse_json
+from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
 from .tokens import count_message_tokens, count_tokens
@@ -57,6 +57,7 @@ from .usage import Price, UsageLedger, UsageRecord, cost_of
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
 log = logging.getLogger("llm_bridge")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 DEFAULT_MAX_RETRIES = 2
@@ -153,14 +154,14 @@ class Operation:
             raise error
         if self.kind == "chat":
             data = self.adapter.chat_response(response, body, self.call)
-            completion = self.engine.completion(data, self.call)
+            completion = self._typed(self.engine.completion, data, response)
             if completion.usage is None:
                 text = "".join(c.message.content or "" for c in completion.choices)
                 completion.usage = self.estimate(text)
             self.record(completion.usage, getattr(completion, "request_id", None) or completion.id)
             return completion
         data = self.adapter.embeddings_response(response, body, self.call)
-        embeddings = self.engine.embeddings(data, self.call)
+        embeddings = self._typed(self.engine.embeddings, data, response)
         usage = embeddings.usage
         self.record(
             CompletionUsage(
@@ -172,6 +173,17 @@ class Operation:
             getattr(embeddings, "request_id", None),
         )
         return embeddings
+
+    def _typed(
+        self, build: Callable[[JSONDict, CallContext], T], data: JSONDict, response: httpx.Response
+    ) -> T:
+        """The response model for translated data; a shape it cannot take is an APIError."""
+        try:
+            return build(data, self.call)
+        except MALFORMED as exc:
+            raise self.adapter.invalid_body(
+                response, data, f"a response the OpenAI types cannot hold ({exc})"
+            ) from exc
 
     def pipeline(self, response: httpx.Response) -> ChunkPipeline:
         parser = self.adapter.stream_parser(response, self.call)
@@ -188,12 +200,16 @@ class Operation:
         sent any (closer to the bill than a local count), marked estimated."""
         if usage is None and not text and not complete:
             return None  # broke before anything was generated (and is retried): no record
-        if usage is None:
-            final = self.estimate(text)
-        else:
-            final = CompletionUsage.model_validate(usage)
-            if not complete:
+        final = None
+        if usage is not None:
+            try:
+                final = CompletionUsage.model_validate(usage)
+            except ValueError:  # figures of an unexpected shape: counted here instead
+                final = None
+            if final is not None and not complete:
                 final.estimated = True
+        if final is None:
+            final = self.estimate(text)
         self.record(final, request_id)
         return final.model_dump(exclude_none=True)
 
@@ -572,8 +588,9 @@ def _log_fallback(operation: Operation, error: BaseException, nxt: Operation) ->
 def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=provider)
+    # httpx quotes the URL in some messages, and Qianfan's carries its access token.
     return APIConnectionError(
-        message=f"Connection error: {error}", request=request, provider=provider
+        message=scrub(f"Connection error: {error}"), request=request, provider=provider
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 
+from ._auth import scrub
 from ._errors import APIConnectionError, APITimeoutError
 from ._sse import SSEDecoder, SSEEvent
 from .adapters._base import CallContext, JSONDict, StreamParser
@@ -102,7 +103,7 @@ class ChunkPipeline:
 
     def _normalise(self, chunk: JSONDict) -> Optional[ChatCompletionChunk]:
         usage = chunk.pop("usage", None)
-        if usage:
+        if usage and isinstance(usage, dict):
             self.usage = usage  # cumulative where providers repeat it: the last one counts
         if self._template is None:
             self._template = {
@@ -145,7 +146,12 @@ class ChunkPipeline:
         return True
 
     def _model(self, chunk: JSONDict) -> ChatCompletionChunk:
-        return ChatCompletionChunk.model_validate(chunk)
+        try:
+            return ChatCompletionChunk.model_validate(chunk)
+        except ValueError as exc:  # pydantic's ValidationError: a chunk OpenAI's type rejects
+            raise self.parser.adapter.invalid_body(
+                self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
+            ) from exc
 
     @property
     def usage_model(self) -> Optional[CompletionUsage]:
@@ -157,7 +163,9 @@ def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionErr
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=pipeline.call.provider)
     return APIConnectionError(
-        message=f"{pipeline.call.provider} stream broke mid-way: {error} ({pipeline._consumed()})",
+        message=scrub(
+            f"{pipeline.call.provider} stream broke mid-way: {error} ({pipeline._consumed()})"
+        ),
         request=request,
         provider=pipeline.call.provider,
     )

@@ -11,6 +11,7 @@ gateway, sync and async alike.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import httpx
 from .._auth import BearerKey, Credentials, scrub
 from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig
 from .._errors import (
+    APIError,
     APIResponseValidationError,
     APIStatusError,
     BadRequestError,
@@ -62,6 +64,49 @@ class CallContext:
     extra_body: dict[str, Any] = field(default_factory=dict)
 
 
+#: Exceptions a parser hits on a body of an unexpected shape (pydantic's included).
+MALFORMED = (TypeError, KeyError, AttributeError, IndexError, ValueError)
+
+#: The parsing entry points of adapters, guarded in every subclass (see `Adapter`).
+_GUARDED = {
+    "chat_response": "a chat response",
+    "embeddings_response": "an embeddings response",
+    "find_error": "an error response",
+}
+
+
+def _guard(method: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """``method(response, body, ...)`` raising only APIError: anything a malformed body
+    makes it trip over becomes an `APIResponseValidationError` carrying the body."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, response: httpx.Response, body: Any, *args: Any) -> Any:
+        try:
+            return method(self, response, body, *args)
+        except APIError:
+            raise
+        except MALFORMED as exc:
+            raise self.invalid_body(
+                response, body, f"{what} of an unexpected shape ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    return guarded
+
+
+def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``error_fields`` returning strings (or None) whatever types the body held."""
+
+    @functools.wraps(method)
+    def normalised(self: Any, body: Any) -> tuple[Optional[str], Optional[str]]:
+        try:
+            code, message = method(self, body)
+        except MALFORMED:
+            return None, None
+        return (None if code is None else str(code)), (None if message is None else str(message))
+
+    return normalised
+
+
 class StreamParser:
     """Turns a provider's stream events into OpenAI chunk dicts; one per stream.
 
@@ -71,13 +116,49 @@ class StreamParser:
     """
 
     done: bool = False
+    adapter: Adapter
+    response: httpx.Response
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "feed" in cls.__dict__:
+            feed = cls.__dict__["feed"]
+
+            @functools.wraps(feed)
+            def guarded(self: StreamParser, event: Any) -> list[JSONDict]:
+                try:
+                    return feed(self, event)
+                except APIError:
+                    raise
+                except MALFORMED as exc:
+                    raise self.adapter.invalid_body(
+                        self.response,
+                        getattr(event, "data", event),
+                        f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
+                    ) from exc
+
+            cls.feed = guarded  # type: ignore[method-assign]
 
     def feed(self, event: Any) -> list[JSONDict]:  # pragma: no cover - interface
         raise NotImplementedError
 
 
 class Adapter:
-    """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts."""
+    """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts.
+
+    Whatever a provider sends, parsing raises only the `APIError` family: each subclass's
+    ``chat_response``, ``embeddings_response``, ``find_error`` and stream parsers' ``feed``
+    are wrapped so that a body of an unexpected shape becomes an
+    `APIResponseValidationError`, and ``error_fields`` always yields strings.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, what in _GUARDED.items():
+            if name in cls.__dict__:
+                setattr(cls, name, _guard(cls.__dict__[name], what))
+        if "error_fields" in cls.__dict__:
+            cls.error_fields = _as_strings(cls.__dict__["error_fields"])  # type: ignore[method-assign]
 
     protocol: ClassVar[str]
     #: The API flavour, where a provider has several (token counting differs between them).

@@ -1,0 +1,545 @@
+"""Property-based fault suite (issue 6): parsers take anything and raise only `APIError`s.
+
+The SSE decoder is fed arbitrary bytes split at arbitrary points; every adapter's response,
+embeddings, error and stream-event parser is fed arbitrary JSON (random and shaped like the
+real bodies). A `TypeError`/`KeyError`/`AttributeError` escaping a parser is a bug: a
+provider (or a proxy in between) that answers something odd must surface as an
+``openai``-style error the caller's ``except`` clauses already handle, never as a crash.
+
+Seeds are fixed (``derandomize=True``) so a failure here is reproducible run to run; the
+``@example`` rows pin the shapes that crashed when this file was written.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from typing import Any, Callable
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from llm_bridge import APIError, OpenAI
+from llm_bridge._sse import SSEDecoder, SSEEvent
+from llm_bridge.adapters._base import Adapter, CallContext
+from llm_bridge.testing import (
+    FakeDashScope,
+    FakeDashScopeCompatible,
+    FakeQianfan,
+    FakeQianfanV2,
+    FakeZhipu,
+)
+
+PROFILE = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+# --------------------------------------------------------------------------- strategies
+
+#: Keys the adapters look up somewhere, so random dicts reach past the first ``get``.
+KNOWN_KEYS = [
+    "choices",
+    "message",
+    "delta",
+    "content",
+    "reasoning_content",
+    "role",
+    "finish_reason",
+    "index",
+    "tool_calls",
+    "function",
+    "function_call",
+    "name",
+    "arguments",
+    "thoughts",
+    "id",
+    "type",
+    "usage",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "output_tokens_details",
+    "prompt_tokens_details",
+    "reasoning_tokens",
+    "cached_tokens",
+    "output",
+    "text",
+    "search_info",
+    "tool_info",
+    "request_id",
+    "data",
+    "embedding",
+    "embeddings",
+    "text_index",
+    "object",
+    "model",
+    "created",
+    "error",
+    "code",
+    "error_code",
+    "error_msg",
+    "result",
+    "is_end",
+    "need_clear_history",
+]
+
+#: Words with meaning somewhere (finish reasons, roles, tool types, error codes).
+WORDS = st.sampled_from(
+    [
+        "stop",
+        "length",
+        "null",
+        "normal",
+        "sensitive",
+        "network_error",
+        "tool_calls",
+        "content_filter",
+        "function",
+        "assistant",
+        "user",
+        "web_search",
+        "1113",
+        "1003",
+        "110",
+        "111",
+        "18",
+        "Arrearage",
+        "Throttling.RateQuota",
+        "InvalidApiKey",
+        "[DONE]",
+        "",
+    ]
+)
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**40), max_value=2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | WORDS
+)
+
+#: Any JSON value, with arbitrary keys.
+ANY_JSON = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+#: JSON whose objects use the keys real bodies have, nested arbitrarily.
+SHAPED_JSON = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(KNOWN_KEYS), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+def _wrap(key: str) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(lambda value: {key: value}, SHAPED_JSON)
+
+
+#: Bodies shaped like each provider's: the top-level key right, anything underneath.
+TOP_LEVEL = st.one_of(
+    [_wrap(key) for key in ("choices", "output", "error_code", "result", "data", "error", "code")]
+)
+BODIES = st.one_of(
+    ANY_JSON,
+    SHAPED_JSON,
+    TOP_LEVEL,
+    st.dictionaries(st.sampled_from(KNOWN_KEYS), SHAPED_JSON, max_size=6),
+)
+
+#: What a stream event's ``data`` can be: JSON of any shape, text, or the end marker.
+EVENT_DATA = st.one_of(
+    BODIES.map(lambda value: json.dumps(value, ensure_ascii=False)),
+    st.text(max_size=20),
+    st.just("[DONE]"),
+    st.just(""),
+)
+EVENTS = st.builds(
+    SSEEvent,
+    data=EVENT_DATA,
+    event=st.none() | st.just("error") | st.just("result") | st.text(max_size=6),
+)
+
+#: Lines that look like SSE, so split points land inside real framing too.
+SSE_LINES = st.one_of(
+    st.sampled_from(
+        [
+            b"data: [DONE]",
+            b'data: {"a": 1}',
+            b"data:x",
+            b"data",
+            b"event: error",
+            b"event:result",
+            b"id:1",
+            b"id: a\x00b",
+            b"retry: 3000",
+            b"retry: x",
+            b":HTTP_STATUS/200",
+            b": keep-alive",
+            b'{"error_code": 110}',
+            "data: 你好".encode(),
+            b"",
+        ]
+    ),
+    st.binary(max_size=12),
+)
+SSE_BYTES = st.lists(
+    st.tuples(SSE_LINES, st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n", b""])),
+    max_size=12,
+).map(lambda pairs: b"".join(line + end for line, end in pairs))
+
+# --------------------------------------------------------------------------- SSE decoder
+
+
+def _decode(pieces: list[bytes]) -> list[SSEEvent]:
+    decoder = SSEDecoder()
+    events: list[SSEEvent] = []
+    for piece in pieces:
+        events += decoder.feed(piece)
+    return events + decoder.flush()
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({cut % (len(data) + 1) for cut in cuts})
+    bounds = [0, *points, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+@PROFILE
+@given(data=st.binary(max_size=300) | SSE_BYTES, cuts=st.lists(st.integers(0, 10_000)))
+def test_sse_decoder_split_anywhere_decodes_the_same(data: bytes, cuts: list[int]) -> None:
+    whole = _decode([data])
+    pieces = _split(data, cuts)
+    assert b"".join(pieces) == data
+    assert _decode(pieces) == whole
+
+
+@PROFILE
+@given(data=st.binary(max_size=300) | SSE_BYTES)
+def test_sse_decoder_byte_by_byte_decodes_the_same(data: bytes) -> None:
+    assert _decode([data[i : i + 1] for i in range(len(data))]) == _decode([data])
+
+
+@PROFILE
+@given(data=st.binary(max_size=200) | SSE_BYTES, cuts=st.lists(st.integers(0, 10_000)))
+def test_sse_decoder_flush_never_raises_and_empties(data: bytes, cuts: list[int]) -> None:
+    decoder = SSEDecoder()
+    for piece in _split(data, cuts):
+        decoder.feed(piece)
+        decoder.flush()  # mid-body flushes (a stream cut anywhere) must not raise either
+    decoder.flush()
+    assert not decoder.pending
+    assert decoder.flush() == []
+
+
+@PROFILE
+@given(data=SSE_BYTES)
+def test_sse_decoder_events_carry_text(data: bytes) -> None:
+    for event in _decode([data]):
+        assert isinstance(event.data, str)
+        assert event.event is None or isinstance(event.event, str)
+        assert event.retry is None or isinstance(event.retry, int)
+
+
+# --------------------------------------------------------------------------- adapters
+
+ZHIPU_KEY = "propId.propSecret"
+
+#: name -> (provider, client keyword arguments, fake) for each adapter class there is.
+CLIENTS: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
+    "zhipu": ("zhipu", {"api_key": ZHIPU_KEY}, FakeZhipu),
+    "zhipu-jwt": (
+        "zhipu",
+        {"api_key": ZHIPU_KEY, "config": {"providers": {"zhipu": {"auth": "jwt"}}}},
+        FakeZhipu,
+    ),
+    "openai": ("openai", {"api_key": "sk-prop-openai"}, FakeZhipu),
+    "qianfan-v1": (
+        "qianfan",
+        {"api_key": "propAppKey", "secret_key": "propAppSecret"},
+        FakeQianfan,
+    ),
+    "qianfan-v2": ("qianfan", {"api_key": "bce-v3/ALTAK-prop/secret"}, FakeQianfanV2),
+    "dashscope": ("dashscope", {"api_key": "sk-prop-dashscope"}, FakeDashScope),
+    "dashscope-compatible": (
+        "dashscope",
+        {
+            "api_key": "sk-prop-dashscope",
+            "config": {"providers": {"dashscope": {"api": "compatible"}}},
+        },
+        FakeDashScopeCompatible,
+    ),
+}
+
+
+@functools.cache
+def adapter(name: str) -> Adapter:
+    provider, kwargs, fake = CLIENTS[name]
+    client = OpenAI(
+        provider=provider, http_client=httpx.Client(transport=fake().transport()), **kwargs
+    )
+    return client._engine.adapter(provider)
+
+
+def test_every_adapter_class_is_covered() -> None:
+    classes = {type(adapter(name)).__name__ for name in CLIENTS}
+    assert classes == {
+        "ZhipuAdapter",
+        "OpenAICompatAdapter",
+        "QianfanAdapter",
+        "QianfanV2Adapter",
+        "DashScopeAdapter",
+        "DashScopeCompatAdapter",
+    }
+
+
+def response(a: Adapter, status: int = 200, headers: Any = None) -> httpx.Response:
+    return httpx.Response(status, headers=headers, request=httpx.Request("POST", a.url("x")))
+
+
+def call(a: Adapter, *, stream: bool = False, cumulative: bool = False) -> CallContext:
+    return CallContext(
+        provider=a.name,
+        model="m",
+        requested_model="m",
+        stream=stream,
+        extra_body={"incremental_output": False} if cumulative else {},
+    )
+
+
+def only_api_errors(what: str, function: Callable[..., Any], *args: Any, shown: Any) -> None:
+    """Run ``function``; an `APIError` is fine, anything else is the bug being looked for."""
+    try:
+        function(*args)
+    except APIError:
+        pass
+    except Exception as exc:  # re-raised with the input that caused it
+        raise AssertionError(
+            f"{what} let {type(exc).__name__}: {exc} escape for input {shown!r}"
+        ) from exc
+
+
+ADAPTERS = pytest.mark.parametrize("name", list(CLIENTS))
+#: Seven adapters share the budget: 100 examples each keeps the file well under 30 s.
+PER_ADAPTER = settings(PROFILE, max_examples=100)
+
+
+@ADAPTERS
+@PER_ADAPTER
+@given(body=BODIES)
+@example(body={"choices": [1]})
+@example(body={"choices": [{"message": 1}]})
+@example(body={"output": {"choices": [1]}})
+@example(body={"choices": [None]})
+@example(body={"result": "x", "finish_reason": [None]})
+@example(body={"result": "x", "usage": 1})
+@example(body={"output": {"choices": [{"message": {"content": [1]}}]}})
+@example(body={"output": {}, "usage": {"output_tokens_details": 1}})
+def test_chat_response_raises_only_api_errors(name: str, body: Any) -> None:
+    a = adapter(name)
+    only_api_errors(
+        f"{name} chat_response",
+        a.chat_response,
+        response(a),
+        copy.deepcopy(body),
+        call(a),
+        shown=body,
+    )
+
+
+@ADAPTERS
+@PER_ADAPTER
+@given(body=BODIES)
+@example(body={"data": [1]})
+@example(body={"data": [{}]})
+@example(body={"data": [None]})
+@example(body={"data": [], "usage": 1})
+@example(body={"output": {"embeddings": [1]}})
+@example(body={"output": {"embeddings": [{}]}})
+def test_embeddings_response_raises_only_api_errors(name: str, body: Any) -> None:
+    a = adapter(name)
+    only_api_errors(
+        f"{name} embeddings_response",
+        a.embeddings_response,
+        response(a),
+        copy.deepcopy(body),
+        call(a),
+        shown=body,
+    )
+
+
+@ADAPTERS
+@PER_ADAPTER
+@given(
+    body=BODIES | st.text(max_size=40) | SHAPED_JSON.map(lambda v: "data:" + json.dumps(v)),
+    status=st.sampled_from([200, 400, 401, 429, 500, 503]),
+    bce_code=st.none() | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=8),
+)
+@example(body={"error": {"code": 1}}, status=200, bce_code=None)
+@example(body={"error": {"code": "1113", "message": 1}}, status=429, bce_code=None)
+@example(body={"error_code": 110, "error_msg": 1}, status=200, bce_code=None)
+@example(body={"code": "Arrearage", "message": [1]}, status=400, bce_code=None)
+@example(body={"code": "InvalidParameter", "message": 5}, status=400, bce_code=None)
+@example(
+    body={"error": {"code": "invalid_parameter_error", "message": 5}}, status=400, bce_code=None
+)
+def test_find_error_raises_only_api_errors(
+    name: str, body: Any, status: int, bce_code: Any
+) -> None:
+    a = adapter(name)
+    headers = {"x-bce-error-code": bce_code} if bce_code else None
+    resp = response(a, status, headers)
+
+    def find() -> None:
+        error = a.find_error(resp, copy.deepcopy(body))
+        assert error is None or isinstance(error, APIError)
+        if error is not None:
+            str(error), repr(error)
+
+    only_api_errors(f"{name} find_error", find, shown=body)
+
+
+@ADAPTERS
+@PER_ADAPTER
+@given(body=BODIES | st.text(max_size=40))
+@example(body={"error": {"code": 1}})
+@example(body={"error": {"type": ["x"]}})
+@example(body={"code": "x", "error_code": 0})
+def test_error_fields_return_strings_or_none(name: str, body: Any) -> None:
+    a = adapter(name)
+    try:
+        code, _ = a.error_fields(copy.deepcopy(body))
+    except Exception as exc:
+        raise AssertionError(f"{name} error_fields raised {exc!r} for {body!r}") from exc
+    assert code is None or isinstance(code, str), (code, body)
+
+
+@ADAPTERS
+@PER_ADAPTER
+@given(events=st.lists(EVENTS, min_size=1, max_size=6), cumulative=st.booleans())
+@example(events=[SSEEvent('{"choices": [null]}')], cumulative=False)
+@example(events=[SSEEvent('{"choices": [{"delta": true}]}')], cumulative=False)
+@example(events=[SSEEvent('{"choices": [{"delta": {"tool_calls": [1]}}]}')], cumulative=False)
+@example(events=[SSEEvent('{"output": {"choices": [{"message": 1}]}}')], cumulative=False)
+@example(events=[SSEEvent('{"output": 1}')], cumulative=False)
+@example(
+    events=[SSEEvent('{"result": "x", "is_end": true, "finish_reason": [1]}')], cumulative=False
+)
+@example(events=[SSEEvent('{"result": "x", "function_call": {"name": 1}}')], cumulative=False)
+@example(events=[SSEEvent('{"error": {"type": []}}')], cumulative=False)
+@example(events=[SSEEvent('{"error": {"code": false, "type": false}}')], cumulative=False)
+@example(events=[SSEEvent('{"error": 1}', event="error")], cumulative=False)
+def test_stream_parser_raises_only_api_errors(
+    name: str, events: list[SSEEvent], cumulative: bool
+) -> None:
+    a = adapter(name)
+    parser = a.stream_parser(response(a), call(a, stream=True, cumulative=cumulative))
+
+    def feed_all() -> None:
+        for event in events:
+            chunks = parser.feed(event)
+            assert isinstance(chunks, list)
+            assert all(isinstance(chunk, dict) for chunk in chunks)
+
+    only_api_errors(f"{name} stream parser", feed_all, shown=events)
+
+
+# --------------------------------------------------------------------------- through a client
+
+#: name -> (chat model, embedding model) for the end-to-end properties.
+MODELS = {
+    "zhipu": ("glm-4-flash", "embedding-3"),
+    "zhipu-jwt": ("glm-4-flash", "embedding-3"),
+    "openai": ("gpt-4o-mini", "text-embedding-3-small"),
+    "qianfan-v1": ("ernie-4.0-8k", "embedding-v1"),
+    "qianfan-v2": ("ernie-4.0-8k", "embedding-v1"),
+    "dashscope": ("qwen-plus", "text-embedding-v3"),
+    "dashscope-compatible": ("qwen-plus", "text-embedding-v3"),
+}
+HELLO = [{"role": "user", "content": "hi"}]
+TOKEN = {"access_token": "24.prop-token", "expires_in": 2592000}
+E2E = settings(PROFILE, max_examples=20)
+
+
+def answering(name: str, content: bytes, content_type: str) -> OpenAI:
+    """A client of ``name`` whose provider answers every request with ``content``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/2.0/token"):
+            return httpx.Response(200, json=TOKEN)
+        return httpx.Response(200, content=content, headers={"Content-Type": content_type})
+
+    provider, kwargs, _ = CLIENTS[name]
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return OpenAI(provider=provider, http_client=http, max_retries=0, **kwargs)
+
+
+def sse(events: list[Any], done: bool) -> bytes:
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    return body + (b"data: [DONE]\n\n" if done else b"")
+
+
+@ADAPTERS
+@E2E
+@given(body=BODIES)
+@example(body={"choices": [{"message": {"content": 5}}]})
+@example(body={"output": {"choices": [{"message": {"content": 5}}]}})
+@example(body={"result": 5})
+def test_client_chat_raises_only_api_errors(name: str, body: Any) -> None:
+    """What an adapter lets through, the response models must not choke on either."""
+    client = answering(name, json.dumps(body).encode(), "application/json")
+    only_api_errors(
+        f"{name} chat.completions.create",
+        lambda: client.chat.completions.create(model=MODELS[name][0], messages=HELLO),
+        shown=body,
+    )
+
+
+@ADAPTERS
+@E2E
+@given(events=st.lists(BODIES, min_size=1, max_size=4), done=st.booleans())
+@example(events=[{"choices": [{"delta": {"content": 5}}]}], done=True)
+@example(events=[{"output": {"choices": [{"message": {"content": 5}}]}}], done=True)
+@example(events=[{"result": 5, "is_end": True}], done=False)
+def test_client_stream_raises_only_api_errors(name: str, events: list[Any], done: bool) -> None:
+    client = answering(name, sse(events, done), "text/event-stream")
+
+    def consume() -> None:
+        stream = client.chat.completions.create(model=MODELS[name][0], messages=HELLO, stream=True)
+        for _ in stream:
+            pass
+
+    only_api_errors(f"{name} stream", consume, shown=events)
+
+
+@ADAPTERS
+@E2E
+@given(body=BODIES)
+@example(body={"data": [{"embedding": "x", "index": 0}]})
+@example(body={"output": {"embeddings": [{"embedding": "x", "text_index": 0}]}})
+@example(body={"data": [None]})
+@example(body={"data": [{"embedding": None}]})
+@example(body={"output": {"embeddings": [{"embedding": None}]}})
+def test_client_embeddings_raise_only_api_errors(name: str, body: Any) -> None:
+    client = answering(name, json.dumps(body).encode(), "application/json")
+    only_api_errors(
+        f"{name} embeddings.create",
+        lambda: client.embeddings.create(model=MODELS[name][1], input=["a"]),
+        shown=body,
+    )
