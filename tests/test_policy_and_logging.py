@@ -1,0 +1,109 @@
+"""[policy] fallback_on, and the LLM_BRIDGE_LOG switch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from llm_bridge import BadRequestError, OpenAI, RateLimitError
+from llm_bridge.testing import FakeDashScope, FakeZhipu
+
+HELLO = [{"role": "user", "content": "你好"}]
+
+
+def two_provider_client(
+    fallback_on: list[str] | None, zhipu: FakeZhipu, dashscope: FakeDashScope
+) -> OpenAI:
+    def route(request: httpx.Request) -> httpx.Response:
+        fake = zhipu if request.url.host == "open.bigmodel.cn" else dashscope
+        return fake.handler(request)
+
+    config: dict = {
+        "providers": {"zhipu": {"api_key": "id.secret"}, "dashscope": {"api_key": "sk-x"}},
+        "models": {"chat": ["zhipu/glm-4-flash", "dashscope/qwen-plus"]},
+    }
+    if fallback_on is not None:
+        config["policy"] = {"fallback_on": fallback_on}
+    return OpenAI(
+        config=config, max_retries=0, http_client=httpx.Client(transport=httpx.MockTransport(route))
+    )
+
+
+def test_content_filter_does_not_fall_back_by_default() -> None:
+    zhipu, dashscope = FakeZhipu().fail("content_filter"), FakeDashScope()
+    with pytest.raises(BadRequestError) as info:
+        two_provider_client(None, zhipu, dashscope).chat.completions.create(
+            model="chat", messages=HELLO
+        )
+    assert info.value.code == "content_filter"
+    assert dashscope.requests == []
+
+
+def test_fallback_on_content_filter_when_configured() -> None:
+    zhipu, dashscope = FakeZhipu().fail("content_filter"), FakeDashScope().reply("换个模型回答")
+    client = two_provider_client(["content_filter"], zhipu, dashscope)
+    answer = client.chat.completions.create(model="chat", messages=HELLO)
+    assert (answer.provider, answer.model) == ("dashscope", "qwen-plus")
+    assert answer.choices[0].message.content == "换个模型回答"
+
+
+def test_quota_falls_back_by_default_but_not_when_left_out() -> None:
+    zhipu, dashscope = FakeZhipu().fail("arrears"), FakeDashScope().reply("ok")
+    answer = two_provider_client(None, zhipu, dashscope).chat.completions.create(
+        model="chat", messages=HELLO
+    )
+    assert answer.provider == "dashscope"
+
+    zhipu, dashscope = FakeZhipu().fail("arrears"), FakeDashScope()
+    with pytest.raises(RateLimitError) as info:
+        two_provider_client(
+            ["connection", "server_error"], zhipu, dashscope
+        ).chat.completions.create(model="chat", messages=HELLO)
+    assert info.value.code == "insufficient_quota"
+    assert dashscope.requests == []
+
+
+def test_unknown_fallback_kind_is_a_config_error() -> None:
+    from llm_bridge import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"policy\.fallback_on"):
+        load_config({"policy": {"fallback_on": ["everything"]}})
+
+
+def test_llm_bridge_log_debug_logs_request_lines_without_keys() -> None:
+    script = textwrap.dedent("""
+        import httpx
+        from llm_bridge import OpenAI
+        from llm_bridge.testing import FakeZhipu
+        fake = FakeZhipu(api_key="logid.logsecretvalue")
+        client = OpenAI(provider="zhipu", api_key="logid.logsecretvalue",
+                        http_client=httpx.Client(transport=fake.transport()))
+        client.chat.completions.create(model="glm-4-flash",
+                                       messages=[{"role": "user", "content": "hi"}])
+    """)
+    env = {**os.environ, "LLM_BRIDGE_LOG": "debug"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert "POST https://open.bigmodel.cn/api/paas/v4/chat/completions -> 200" in result.stderr
+    assert "logsecretvalue" not in result.stderr
+
+    quiet = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in env.items() if k != "LLM_BRIDGE_LOG"},
+        timeout=60,
+        check=True,
+    )
+    assert "chat/completions" not in quiet.stderr
