@@ -8,9 +8,8 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
-from . import types
-from ._client import AsyncOpenAI, OpenAI
-from ._config import Config, load_config
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -30,11 +29,50 @@ from ._errors import (
     UnprocessableEntityError,
     UnsupportedParameterWarning,
 )
-from ._http_clients import DefaultAioHttpClient, DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._logs import setup_logging as _setup_logging
-from ._response import LegacyAPIResponse
-from ._streaming import AsyncStream, Stream
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import types
+    from ._client import AsyncOpenAI, OpenAI
+    from ._config import Config, load_config
+    from ._http_clients import DefaultAioHttpClient, DefaultAsyncHttpxClient, DefaultHttpxClient
+    from ._response import LegacyAPIResponse
+    from ._streaming import AsyncStream, Stream
+
+# The clients pull in pydantic, the response types and the adapters. They load on first
+# use, so that `import llm_bridge` (and code that only catches its exceptions) stays as
+# cheap as importing httpx.
+_LAZY = {
+    "OpenAI": "._client",
+    "AsyncOpenAI": "._client",
+    "Config": "._config",
+    "load_config": "._config",
+    "DefaultAioHttpClient": "._http_clients",
+    "DefaultAsyncHttpxClient": "._http_clients",
+    "DefaultHttpxClient": "._http_clients",
+    "LegacyAPIResponse": "._response",
+    "Stream": "._streaming",
+    "AsyncStream": "._streaming",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "types":
+        return importlib.import_module(".types", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIConnectionError",
