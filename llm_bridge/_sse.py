@@ -97,6 +97,11 @@ class SSEDecoder:
     def _line(self, raw: bytes) -> Optional[SSEEvent]:
         if not raw:
             return self._dispatch()
+        if raw.startswith(b"data:"):  # nearly every line of a stream: the short way
+            self._dirty = True
+            value = raw[6:] if raw[5:6] == b" " else raw[5:]
+            self._data.append(value.decode("utf-8", errors="replace"))
+            return None
         line = raw.decode("utf-8", errors="replace")
         self._dirty = True
         if line.startswith(":"):
@@ -125,9 +130,14 @@ class SSEDecoder:
         if not self._dirty:
             return None
         event = None
-        if self._data or self._event is not None:
+        data = self._data
+        if data or self._event is not None:
             event = SSEEvent(
-                "\n".join(self._data), self._event, self._id, self._retry, tuple(self._comments)
+                data[0] if len(data) == 1 else "\n".join(data),
+                self._event,
+                self._id,
+                self._retry,
+                tuple(self._comments),
             )
         self._reset()
         return event
