@@ -45,8 +45,12 @@ class Credentials:
     it, single-flight, and hands the answer to `accept_token`. Nothing here does I/O.
     """
 
+    def query(self) -> dict[str, str]:
+        """Query parameters that carry the credential (added before the URL is built)."""
+        return {}
+
     def sign(self, request: httpx.Request) -> None:
-        raise NotImplementedError
+        """Add the credential to the built request (headers, a signature over it)."""
 
     def token_request(self) -> Optional[httpx.Request]:
         return None
@@ -273,10 +277,10 @@ class QianfanAccessToken(TokenCredentials):
         self._renew_at = self._clock() + expires_in - min(3600.0, expires_in / 10)
         self.fetches += 1
 
-    def sign(self, request: httpx.Request) -> None:
+    def query(self) -> dict[str, str]:
         if self._token is None:  # pragma: no cover - the engine fetches before signing
             raise RuntimeError("no Qianfan access token: token_request() was not honoured")
-        request.url = request.url.copy_merge_params({"access_token": self._token})
+        return {"access_token": self._token}
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self._api_key, self._secret_key, self._token) if s)

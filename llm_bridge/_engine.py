@@ -134,8 +134,10 @@ class Operation:
             spec = self.adapter.embeddings_request(self.params, self.call)
         if self.options.extra_body and isinstance(spec.json, dict):
             spec.json = self.adapter.merge_extra_body(spec.json, self.options.extra_body)
+        credentials = self.adapter.credentials
+        spec.params.update(credentials.query())  # before building: URLs are costly to redo
         request = self.engine.http_request(client, spec, self.options, stream=self.stream)
-        self.adapter.credentials.sign(request)
+        credentials.sign(request)
         return request
 
     def error(self, response: httpx.Response) -> Optional[APIStatusError]:
