@@ -7,8 +7,10 @@ library so that ``llm_bridge.testing`` is importable without the rest of the SDK
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -41,6 +43,48 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> str:
 def approx_tokens(text: str) -> int:
     """A deterministic stand-in for a tokenizer: two characters per token, at least one."""
     return max(1, len(text) // 2)
+
+
+def sse_event(payload: Mapping[str, Any]) -> bytes:
+    """One SSE event: a single ``data: `` line and a blank line."""
+    return f"data: {dumps(payload)}\n\n".encode()
+
+
+def message_text(message: Any) -> str:
+    """The text of a chat message: string content or the joined text parts."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = (part.get("text") for part in content if isinstance(part, dict))
+        return " ".join(text for text in texts if isinstance(text, str))
+    return ""
+
+
+def last_user_text(messages: list[Any], text_of: Callable[[Any], str] = message_text) -> str:
+    """The text of the last ``user`` message, for the echo reply."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return text_of(message)
+    return ""
+
+
+def is_text_list(value: object) -> bool:
+    """True for a list of strings."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def unit_vector(text: str, size: int) -> list[float]:
+    """A deterministic unit vector derived from SHA-256 of the text (fake embeddings)."""
+    raw: list[float] = []
+    block = 0
+    while len(raw) < size:
+        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
+        raw += [(n / 0xFFFF) * 2 - 1 for n in struct.unpack(">16H", digest)]
+        block += 1
+    raw = raw[:size]
+    norm = sum(x * x for x in raw) ** 0.5 or 1.0
+    return [round(x / norm, 6) for x in raw]
 
 
 def rechunk(chunks: Iterable[bytes], size: int | None) -> list[bytes]:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import httpx
 
-from ._fake import FakeProvider, approx_tokens, dumps
+from ._fake import FakeProvider, approx_tokens, dumps, is_text_list, last_user_text, unit_vector
 from ._script import (
     Failure,
     MidStreamError,
@@ -253,7 +252,7 @@ class FakeDashScope(FakeProvider):
         model = body["model"]
         source = body.get("input")
         texts = source.get("texts") if isinstance(source, dict) else None
-        if not _is_text_list(texts) or not texts:
+        if not is_text_list(texts) or not texts:
             return self._invalid("input.texts must be a non-empty list of strings", sse=False)
         rule = _embedding_rule(model, body.get("parameters"))
         if isinstance(rule, str):
@@ -263,7 +262,7 @@ class FakeDashScope(FakeProvider):
             return self._invalid(_batch_error(limit), sse=False)
         # Deterministically shuffled (reversed): clients must order by text_index.
         embeddings = [
-            {"embedding": _vector(texts[i], size), "text_index": i}
+            {"embedding": unit_vector(texts[i], size), "text_index": i}
             for i in reversed(range(len(texts)))
         ]
         payload = {
@@ -313,7 +312,9 @@ class FakeDashScope(FakeProvider):
         broken = self._check(model, messages, parameters, sse=sse, multimodal_path=multimodal_path)
         if broken is not None:
             return self._invalid(broken, sse=sse)
-        outcome = self.next_outcome() or self.default_reply(model, _last_user_text(messages))
+        outcome = self.next_outcome() or self.default_reply(
+            model, last_user_text(messages, _message_text)
+        )
         call = _Call(
             request_id=self._request_id(),
             model=model,
@@ -851,7 +852,9 @@ class FakeDashScopeCompatible(FakeProvider):
         stream = body.get("stream") is True
         if self.is_stream_only(model) and not stream:
             return self._invalid(STREAM_ONLY)
-        outcome = self.next_outcome() or self.default_reply(model, _last_user_text(messages))
+        outcome = self.next_outcome() or self.default_reply(
+            model, last_user_text(messages, _message_text)
+        )
         options = body.get("stream_options")
         call = _CompatCall(
             uuid=self._uuid(),
@@ -878,7 +881,7 @@ class FakeDashScopeCompatible(FakeProvider):
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if not _is_text_list(texts) or not texts:
+        if not is_text_list(texts) or not texts:
             return self._invalid("input must be a string or a non-empty list of strings")
         rule = _embedding_rule(model, {"dimension": body.get("dimensions")})
         if isinstance(rule, str):
@@ -889,7 +892,7 @@ class FakeDashScopeCompatible(FakeProvider):
         tokens = sum(approx_tokens(text) for text in texts)
         payload = {
             "data": [
-                {"embedding": _vector(text, size), "index": i, "object": "embedding"}
+                {"embedding": unit_vector(text, size), "index": i, "object": "embedding"}
                 for i, text in enumerate(texts)
             ],
             "model": model,
@@ -1131,29 +1134,3 @@ def _message_text(message: Any) -> str:
         texts = (part.get("text") for part in content if isinstance(part, dict))
         return " ".join(text for text in texts if isinstance(text, str))
     return ""
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    """The text of the last ``user`` message, for the echo reply."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _message_text(message)
-    return ""
-
-
-def _is_text_list(value: object) -> bool:
-    """True for a list of strings."""
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-def _vector(text: str, size: int) -> list[float]:
-    """A deterministic unit vector derived from SHA-256 of the text."""
-    raw: list[float] = []
-    block = 0
-    while len(raw) < size:
-        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        raw += [(n / 0xFFFF) * 2 - 1 for n in struct.unpack(">16H", digest)]
-        block += 1
-    raw = raw[:size]
-    norm = sum(x * x for x in raw) ** 0.5 or 1.0
-    return [round(x / norm, 6) for x in raw]

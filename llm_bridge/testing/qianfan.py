@@ -18,14 +18,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
 
 import httpx
 
-from ._fake import FakeProvider, approx_tokens, dumps
+from ._fake import (
+    FakeProvider,
+    approx_tokens,
+    dumps,
+    is_text_list,
+    last_user_text,
+    message_text,
+    sse_event,
+    unit_vector,
+)
 from ._script import (
     Failure,
     MidStreamError,
@@ -272,9 +280,9 @@ class FakeQianfan(FakeProvider):
         if broken is not None:
             return self._error_response(*broken)
         model = (self.endpoints or {}).get(endpoint, endpoint)
-        outcome = self.next_outcome() or self.default_reply(model, _last_user_text(messages))
+        outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
         system = body.get("system") if isinstance(body.get("system"), str) else ""
-        prompt = sum(approx_tokens(_message_text(m)) for m in messages)
+        prompt = sum(approx_tokens(message_text(m)) for m in messages)
         call = _V1Call(
             id=_as_id(self.next_serial()),
             created=int(self.clock()),
@@ -299,7 +307,7 @@ class FakeQianfan(FakeProvider):
         if isinstance(outcome, Failure):
             return self._error(outcome)
         texts = body.get("input")
-        if not _is_text_list(texts) or not texts:
+        if not is_text_list(texts) or not texts:
             return self._error_response(336003, "input must be a non-empty array of strings")
         limit = MAX_EMBEDDING_INPUTS_BY_ENDPOINT.get(endpoint, MAX_EMBEDDING_INPUTS)
         if len(texts) > limit:
@@ -311,7 +319,7 @@ class FakeQianfan(FakeProvider):
             "object": "embedding_list",
             "created": int(self.clock()),
             "data": [
-                {"object": "embedding", "embedding": _vector(text, size), "index": i}
+                {"object": "embedding", "embedding": unit_vector(text, size), "index": i}
                 for i, text in enumerate(texts)
             ],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
@@ -466,7 +474,7 @@ class FakeQianfan(FakeProvider):
         if isinstance(outcome, MidStreamError):
             # UNSURE: framed as a ``data:`` event; QF-SDK also accepts a bare JSON line.
             code, message = V1_ERRORS[outcome.kind]
-            events.append(_sse({"error_code": code, "error_msg": message}))
+            events.append(sse_event({"error_code": code, "error_msg": message}))
             return self.stream_response(200, events, SSE_HEADERS)
         # Sensitive: the last event ends the stream with B6's safety fields (UNSURE for streams).
         final = self._event(call, len(events), "", "content_filter", usage, banned=True)
@@ -521,7 +529,7 @@ class FakeQianfan(FakeProvider):
         if function_call is not None:
             event["function_call"] = dict(function_call)
         event["usage"] = dict(usage)
-        return _sse(event)
+        return sse_event(event)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -645,13 +653,13 @@ class FakeQianfanV2(FakeProvider):
             return rejection
         messages = body.get("messages") if isinstance(body.get("messages"), list) else []
         model = str(body["model"])
-        outcome = self.next_outcome() or self.default_reply(model, _last_user_text(messages))
+        outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
         options = body.get("stream_options")
         call = _V2Call(
             id=_as_id(self.next_serial()),
             created=int(self.clock()),
             model=model,
-            prompt_tokens=sum(approx_tokens(_message_text(m)) for m in messages),
+            prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
         )
         if body.get("stream"):
@@ -671,7 +679,7 @@ class FakeQianfanV2(FakeProvider):
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if not _is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
+        if not is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
             limit = f"input must be 1 to {MAX_EMBEDDING_INPUTS} strings"
             return self._error_response(400, "invalid_argument", limit, "invalid_request_error")
         tokens = sum(approx_tokens(text) for text in texts)
@@ -683,7 +691,7 @@ class FakeQianfanV2(FakeProvider):
             "data": [
                 {
                     "object": "embedding",
-                    "embedding": _vector(text, V2_EMBEDDING_DIMENSIONS),
+                    "embedding": unit_vector(text, V2_EMBEDDING_DIMENSIONS),
                     "index": i,
                 }
                 for i, text in enumerate(texts)
@@ -786,7 +794,9 @@ class FakeQianfanV2(FakeProvider):
             # UNSURE: v2's in-stream error framing; the v2 error object as a data event.
             _, code, message, kind = V2_ERRORS[outcome.kind]
             events.append(
-                _sse({"error": {"code": code, "message": message, "type": kind}, "id": call.id})
+                sse_event(
+                    {"error": {"code": code, "message": message, "type": kind}, "id": call.id}
+                )
             )
             return self.stream_response(200, events, SSE_HEADERS)
         partial = Reply("".join(sent_chunks(outcome)), finish_reason="content_filter")
@@ -814,7 +824,7 @@ class FakeQianfanV2(FakeProvider):
         """One ``chat.completion.chunk`` with a single choice (B8 key order)."""
         choice = {"index": 0, "delta": delta, **choice_extra}
         choice.setdefault("flag", 0)
-        return _sse({**call.header(), "choices": [choice]})
+        return sse_event({**call.header(), "choices": [choice]})
 
     def _finish_events(
         self, call: _V2Call, reply: Reply, delta: dict[str, Any], *, flag: int = 0
@@ -822,7 +832,9 @@ class FakeQianfanV2(FakeProvider):
         """The finish chunk, then a ``choices: []`` usage chunk when include_usage was asked."""
         events = [self._chunk(call, delta, finish_reason=_v2_finish(reply), flag=flag)]
         if call.include_usage:
-            events.append(_sse({**call.header(), "choices": [], "usage": self._usage(call, reply)}))
+            events.append(
+                sse_event({**call.header(), "choices": [], "usage": self._usage(call, reply)})
+            )
         return events
 
     # -- errors ----------------------------------------------------------------------------
@@ -950,45 +962,3 @@ def _request_id(serial: int) -> str:
     """A BCE gateway request id (UUID-shaped, deterministic)."""
     h = hashlib.sha256(f"bce-request/{serial}".encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
-def _sse(payload: Mapping[str, Any]) -> bytes:
-    """One SSE event: a single ``data: `` line and a blank line."""
-    return f"data: {dumps(payload)}\n\n".encode()
-
-
-def _message_text(message: Any) -> str:
-    """The text of a chat message: string content or the joined text parts."""
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = (part.get("text") for part in content if isinstance(part, dict))
-        return " ".join(text for text in texts if isinstance(text, str))
-    return ""
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    """The text of the last ``user`` message, for the echo reply."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _message_text(message)
-    return ""
-
-
-def _is_text_list(value: object) -> bool:
-    """True for a list of strings."""
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-def _vector(text: str, size: int) -> list[float]:
-    """A deterministic unit vector derived from SHA-256 of the text."""
-    raw: list[float] = []
-    block = 0
-    while len(raw) < size:
-        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        raw += [(n / 0xFFFF) * 2 - 1 for n in struct.unpack(">16H", digest)]
-        block += 1
-    raw = raw[:size]
-    norm = sum(x * x for x in raw) ** 0.5 or 1.0
-    return [round(x / norm, 6) for x in raw]

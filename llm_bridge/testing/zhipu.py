@@ -13,14 +13,22 @@ import binascii
 import hashlib
 import hmac
 import json
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import httpx
 
-from ._fake import FakeProvider, approx_tokens, dumps
+from ._fake import (
+    FakeProvider,
+    approx_tokens,
+    dumps,
+    is_text_list,
+    last_user_text,
+    message_text,
+    sse_event,
+    unit_vector,
+)
 from ._script import (
     Failure,
     MidStreamError,
@@ -98,13 +106,13 @@ class FakeZhipu(FakeProvider):
             return rejection
         messages = body.get("messages") or []
         model = str(body.get("model", ""))
-        outcome = self.next_outcome() or self.default_reply(model, _last_user_text(messages))
+        outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
         call = _Call(
             task_id=self._task_id(),
             created=int(self.clock()),
             model=model,
             request_id=body.get("request_id"),
-            prompt_tokens=sum(approx_tokens(_message_text(m)) for m in messages),
+            prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
         )
         if body.get("stream"):
             return self._stream(call, outcome)
@@ -128,7 +136,7 @@ class FakeZhipu(FakeProvider):
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if not _is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
+        if not is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
             return self._invalid("input")
         size = _embedding_size(model, body.get("dimensions"))
         if size is None:
@@ -136,7 +144,7 @@ class FakeZhipu(FakeProvider):
         tokens = sum(approx_tokens(text) for text in texts)
         payload = {
             "data": [
-                {"embedding": _vector(text, size), "index": i, "object": "embedding"}
+                {"embedding": unit_vector(text, size), "index": i, "object": "embedding"}
                 for i, text in enumerate(texts)
             ],
             "model": model,
@@ -252,7 +260,7 @@ class FakeZhipu(FakeProvider):
             return self.stream_response(200, events, SSE_HEADERS, cut=outcome.cut_raises)
         if isinstance(outcome, MidStreamError):
             _, code, message = ERRORS[outcome.kind]
-            events.append(_sse({"error": {"code": code, "message": message}}))
+            events.append(sse_event({"error": {"code": code, "message": message}}))
             return self.stream_response(200, events, SSE_HEADERS)
         partial = Reply("".join(sent_chunks(outcome)), finish_reason="sensitive")
         events.append(self._final_event(call, partial, {"content": ""}))
@@ -276,7 +284,7 @@ class FakeZhipu(FakeProvider):
     def _event(self, call: _Call, delta: dict[str, Any]) -> bytes:
         """An intermediate chunk: ``finish_reason`` absent, role repeated."""
         choice = {"index": 0, "delta": {"role": "assistant", **delta}}
-        return _sse({**call.chunk_header(), "choices": [choice]})
+        return sse_event({**call.chunk_header(), "choices": [choice]})
 
     def _final_event(self, call: _Call, reply: Reply, delta: dict[str, Any]) -> bytes:
         """The last chunk: ``finish_reason`` set and ``usage`` at top level."""
@@ -286,7 +294,7 @@ class FakeZhipu(FakeProvider):
             "delta": {"role": "assistant", **delta},
         }
         chunk = {**call.chunk_header(), "choices": [choice], "usage": self._usage(call, reply)}
-        return _sse(chunk)
+        return sse_event(chunk)
 
     # -- errors and ids --------------------------------------------------------------------
 
@@ -374,35 +382,6 @@ def _b64url(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def _sse(payload: Mapping[str, Any]) -> bytes:
-    """One SSE event: a single ``data:`` line and a blank line."""
-    return f"data: {dumps(payload)}\n\n".encode()
-
-
-def _message_text(message: Any) -> str:
-    """The text of a chat message: string content or the joined text parts."""
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = (part.get("text") for part in content if isinstance(part, dict))
-        return " ".join(text for text in texts if isinstance(text, str))
-    return ""
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    """The text of the last ``user`` message, for the echo reply."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return _message_text(message)
-    return ""
-
-
-def _is_text_list(value: object) -> bool:
-    """True for a list of strings."""
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
 def _embedding_size(model: str, dimensions: object) -> int | None:
     """Vector length for a model: embedding-2 is fixed; others take an allowed ``dimensions``."""
     if model == "embedding-2":
@@ -412,19 +391,6 @@ def _embedding_size(model: str, dimensions: object) -> int | None:
     if isinstance(dimensions, int) and dimensions in EMBEDDING_3_DIMENSIONS:
         return dimensions
     return None
-
-
-def _vector(text: str, size: int) -> list[float]:
-    """A deterministic unit vector derived from SHA-256 of the text."""
-    raw: list[float] = []
-    block = 0
-    while len(raw) < size:
-        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        raw += [(n / 0xFFFF) * 2 - 1 for n in struct.unpack(">16H", digest)]
-        block += 1
-    raw = raw[:size]
-    norm = sum(x * x for x in raw) ** 0.5 or 1.0
-    return [round(x / norm, 6) for x in raw]
 
 
 def _digits(seed: str, count: int) -> str:
