@@ -11,7 +11,6 @@ Signing is a few lines of stdlib HMAC, so no JWT library is needed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -95,11 +94,14 @@ class TokenCredentials(Credentials):
     def __init__(self) -> None:
         self.thread_lock = threading.Lock()
         self._guard = threading.Lock()  # guards the dict below, never held across I/O
-        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+        self._async_locks: weakref.WeakKeyDictionary[Any, Any] = (
             weakref.WeakKeyDictionary()
         )
 
-    def async_lock(self) -> asyncio.Lock:
+    def async_lock(self) -> Any:
+        """This event loop's lock (an ``asyncio.Lock``)."""
+        import asyncio  # here: sync-only programs need not load asyncio at all
+
         loop = asyncio.get_running_loop()
         with self._guard:
             lock = self._async_locks.get(loop)

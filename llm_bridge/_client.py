@@ -8,7 +8,6 @@ is the engine's; the sync and async classes differ only in ``await``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
@@ -218,6 +217,8 @@ class AsyncCompletions:
         if copies > 1:
             single = {**params, "n": None}
             calls = [engine.call("chat", single, options) for _ in range(copies)]
+            import asyncio
+
             return _result(engine.merge_choices(await asyncio.gather(*calls)), self._raw)
         return _result(await engine.call("chat", params, options), self._raw)
 

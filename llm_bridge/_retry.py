@@ -13,8 +13,6 @@ same arguments, so only the loop statement differs between the two paths.
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import logging
 import random
 import time
@@ -72,6 +70,8 @@ def _retry_after(headers: Any) -> Optional[float]:
     try:
         return float(value)
     except ValueError:
+        import email.utils  # rare: only for a Retry-After given as an HTTP date
+
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return None if parsed is None else parsed.timestamp() - time.time()
 
@@ -82,6 +82,8 @@ def sleep(seconds: float) -> None:
 
 
 async def async_sleep(seconds: float) -> None:
+    import asyncio  # imported on first use: sync-only programs never load it
+
     await asyncio.sleep(seconds)
 
 
