@@ -94,9 +94,7 @@ class TokenCredentials(Credentials):
     def __init__(self) -> None:
         self.thread_lock = threading.Lock()
         self._guard = threading.Lock()  # guards the dict below, never held across I/O
-        self._async_locks: weakref.WeakKeyDictionary[Any, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def async_lock(self) -> Any:
         """This event loop's lock (an ``asyncio.Lock``)."""

@@ -410,12 +410,6 @@ class Engine:
             timeout=timeout,
         )
 
-    def operations(self, kind: str, params: JSONDict, options: RequestOptions) -> list[Operation]:
-        """The operation for each route of the model, in fallback order (built lazily)."""
-        return [
-            Operation(self, kind, route, params, options) for route in self.routes(params["model"])
-        ]
-
     def retry_policy(self, operation: Operation) -> RetryPolicy:
         max_retries = operation.options.max_retries
         policy = RetryPolicy(
@@ -433,10 +427,23 @@ class Engine:
             return credentials.token_request()
         return None
 
-    def should_fall_back(self, error: BaseException) -> bool:
-        """Move to the next target when the error's kind is in ``[policy] fallback_on``:
-        by default faults of this provider, not faults of the request."""
-        return error_kind(error) in self.config.policy.fallback_on
+    def falls_back(self, error: BaseException, routes: list[Route], position: int) -> bool:
+        """Whether a call moves from ``routes[position]`` to the next target: there is one,
+        and the error's kind is in ``[policy] fallback_on`` (by default faults of this
+        provider, not faults of the request). Each route's operation is built only when it
+        is tried, so a fallback target's checks never stop the first target."""
+        if position + 1 >= len(routes) or error_kind(error) not in self.config.policy.fallback_on:
+            return False
+        here, there = routes[position], routes[position + 1]
+        log.warning(
+            "%s/%s failed (%s); falling back to %s/%s",
+            here.provider,
+            here.model,
+            type(error).__name__,
+            there.provider,
+            there.model,
+        )
+        return True
 
     # ------------------------------------------------------------------ results
 
@@ -576,17 +583,6 @@ def _warn(provider: str, param: str, message: str) -> None:
     )
 
 
-def _log_fallback(operation: Operation, error: BaseException, nxt: Operation) -> None:
-    log.warning(
-        "%s/%s failed (%s); falling back to %s/%s",
-        operation.route.provider,
-        operation.route.model,
-        type(error).__name__,
-        nxt.route.provider,
-        nxt.route.model,
-    )
-
-
 def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=provider)
@@ -618,15 +614,13 @@ class SyncEngine(Engine):
         )
 
     def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
-        operations = self.operations(kind, params, options)
-        for position, operation in enumerate(operations):
+        routes = self.routes(params["model"])
+        for position, route in enumerate(routes):
             try:
-                return self._attempts(operation)
+                return self._attempts(Operation(self, kind, route, params, options))
             except APIError as error:
-                if position + 1 < len(operations) and self.should_fall_back(error):
-                    _log_fallback(operation, error, operations[position + 1])
-                    continue
-                raise
+                if not self.falls_back(error, routes, position):
+                    raise
         raise AssertionError("unreachable: routes are never empty")
 
     def _attempts(self, operation: Operation) -> RawResult:
@@ -698,15 +692,13 @@ class AsyncEngine(Engine):
         )
 
     async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
-        operations = self.operations(kind, params, options)
-        for position, operation in enumerate(operations):
+        routes = self.routes(params["model"])
+        for position, route in enumerate(routes):
             try:
-                return await self._attempts(operation)
+                return await self._attempts(Operation(self, kind, route, params, options))
             except APIError as error:
-                if position + 1 < len(operations) and self.should_fall_back(error):
-                    _log_fallback(operation, error, operations[position + 1])
-                    continue
-                raise
+                if not self.falls_back(error, routes, position):
+                    raise
         raise AssertionError("unreachable: routes are never empty")
 
     async def _attempts(self, operation: Operation) -> RawResult:

@@ -107,3 +107,20 @@ def test_llm_bridge_log_debug_logs_request_lines_without_keys() -> None:
         check=True,
     )
     assert "chat/completions" not in quiet.stderr
+
+
+def test_a_fallback_targets_checks_never_stop_the_first_target() -> None:
+    """ernie-4.0-8k's 8K window cannot hold this prompt; glm-4-flash's can, and goes first."""
+    zhipu = FakeZhipu().reply("装得下")
+    config = {
+        "providers": {
+            "zhipu": {"api_key": "id.secret"},
+            "qianfan": {"api_key": "ak", "secret_key": "sk"},
+        },
+        "models": {"long": ["zhipu/glm-4-flash", "qianfan/ernie-4.0-8k"]},
+    }
+    client = OpenAI(config=config, http_client=httpx.Client(transport=zhipu.transport()))
+    answer = client.chat.completions.create(
+        model="long", messages=[{"role": "user", "content": "长" * 20000}]
+    )
+    assert (answer.provider, answer.choices[0].message.content) == ("zhipu", "装得下")
