@@ -143,14 +143,7 @@ class Completions:
             _given({"messages": messages, "model": model, "stream": stream, **params}),
             raw=self._raw,
         )
-        engine = self._client._engine
-        engine.check_chat(params)
-        copies = engine.copies(params)
-        if copies > 1:
-            single = {**params, "n": None}
-            results = [engine.call("chat", single, options) for _ in range(copies)]
-            return _result(engine.merge_choices(results), self._raw)
-        return _result(engine.call("chat", params, options), self._raw)
+        return _result(self._client._engine.chat(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> Completions:
@@ -170,14 +163,7 @@ class Embeddings:
     def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
         """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
         params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
-        engine = self._client._engine
-        results = [
-            engine.call("embeddings", batch, options) for batch in engine.embedding_batches(params)
-        ]
-        merged = engine.merge_embeddings([r.parsed for r in results])
-        return _result(
-            RawResult(results[-1].response, merged, results[-1].retries_taken), self._raw
-        )
+        return _result(self._client._engine.embed(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> Embeddings:
@@ -211,16 +197,7 @@ class AsyncCompletions:
             _given({"messages": messages, "model": model, "stream": stream, **params}),
             raw=self._raw,
         )
-        engine = self._client._engine
-        engine.check_chat(params)
-        copies = engine.copies(params)
-        if copies > 1:
-            single = {**params, "n": None}
-            calls = [engine.call("chat", single, options) for _ in range(copies)]
-            import asyncio
-
-            return _result(engine.merge_choices(await asyncio.gather(*calls)), self._raw)
-        return _result(await engine.call("chat", params, options), self._raw)
+        return _result(await self._client._engine.chat(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> AsyncCompletions:
@@ -240,15 +217,7 @@ class AsyncEmbeddings:
     async def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
         """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
         params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
-        engine = self._client._engine
-        results = [
-            await engine.call("embeddings", batch, options)
-            for batch in engine.embedding_batches(params)
-        ]
-        merged = engine.merge_embeddings([r.parsed for r in results])
-        return _result(
-            RawResult(results[-1].response, merged, results[-1].retries_taken), self._raw
-        )
+        return _result(await self._client._engine.embed(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> AsyncEmbeddings:

@@ -486,10 +486,11 @@ class Engine:
         return [{**params, "input": texts[i : i + size]} for i in range(0, len(texts), size)]
 
     @staticmethod
-    def merge_embeddings(parts: Sequence[CreateEmbeddingResponse]) -> CreateEmbeddingResponse:
+    def merge_embeddings(results: Sequence[RawResult]) -> RawResult:
         """Reassemble batches in input order, usage summed."""
-        if len(parts) == 1:
-            return parts[0]
+        if len(results) == 1:
+            return results[0]
+        parts = [r.parsed for r in results]
         first = parts[0]
         data, offset, prompt, total = [], 0, 0, 0
         for part in parts:
@@ -499,17 +500,22 @@ class Engine:
             prompt += part.usage.prompt_tokens
             total += part.usage.total_tokens
         usage = first.usage.model_copy(update={"prompt_tokens": prompt, "total_tokens": total})
-        return first.model_copy(update={"data": data, "usage": usage})
+        merged = first.model_copy(update={"data": data, "usage": usage})
+        return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
 
-    def check_chat(self, params: JSONDict) -> None:
+    def chat_requests(self, params: JSONDict) -> list[JSONDict]:
+        """The checked parameters of each request a chat call takes: one, or ``n`` copies
+        without ``n`` for a non-stream ``n > 1`` on a provider that answers one choice."""
         check_chat_params(params)
-
-    def copies(self, params: JSONDict) -> int:
-        """How many requests a non-stream ``n > 1`` call takes (1 where the provider does n)."""
         n = params.get("n") or 1
         if n <= 1 or params.get("stream"):
-            return 1
-        return 1 if self.adapter(self.routes(params["model"])[0].provider).native_n else n
+            return [params]
+        if self.adapter(self.routes(params["model"])[0].provider).native_n:
+            return [params]
+        return [{**params, "n": None}] * n
+
+    def merge_chat(self, results: Sequence[RawResult]) -> RawResult:
+        return results[0] if len(results) == 1 else self.merge_choices(results)
 
     @staticmethod
     def merge_choices(results: Sequence[RawResult]) -> RawResult:
@@ -613,6 +619,15 @@ class SyncEngine(Engine):
             timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
         )
 
+    def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
+        """A chat call: its requests (see `chat_requests`), merged."""
+        return self.merge_chat([self.call("chat", p, options) for p in self.chat_requests(params)])
+
+    def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
+        """An embeddings call: its batches, in order, merged."""
+        batches = self.embedding_batches(params)
+        return self.merge_embeddings([self.call("embeddings", b, options) for b in batches])
+
     def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
         routes = self.routes(params["model"])
         for position, route in enumerate(routes):
@@ -690,6 +705,22 @@ class AsyncEngine(Engine):
         self.http = http_client or httpx.AsyncClient(
             timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
         )
+
+    async def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
+        """A chat call: its requests (see `chat_requests`, sent concurrently), merged."""
+        requests = self.chat_requests(params)
+        if len(requests) == 1:
+            return await self.call("chat", requests[0], options)
+        import asyncio  # only a fanned-out call needs it
+
+        return self.merge_chat(
+            await asyncio.gather(*(self.call("chat", p, options) for p in requests))
+        )
+
+    async def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
+        """An embeddings call: its batches, in order (one at a time, as rate limits prefer)."""
+        batches = self.embedding_batches(params)
+        return self.merge_embeddings([await self.call("embeddings", b, options) for b in batches])
 
     async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
         routes = self.routes(params["model"])
