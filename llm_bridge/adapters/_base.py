@@ -198,16 +198,23 @@ class Adapter:
         """The adapter for a provider, with credentials made from ``keys``.
 
         ``base_url`` is an explicit API root (argument or environment); None means the
-        table's ``base_url``.
-
-        A protocol with more than one API generation (Qianfan v1/v2) overrides this to pick
-        the one its credentials speak.
+        one `variant` picks from the table.
         """
-        credentials = cls.make_credentials(name, spec, keys)
-        root = base_url or spec.base_url
+        adapter_cls, root = cls.variant(spec, keys, base_url)
         if not root:
             raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
-        return cls(name, spec, base_url=root, credentials=credentials, policy=policy, warn=warn)
+        credentials = adapter_cls.make_credentials(name, spec, keys)
+        return adapter_cls(
+            name, spec, base_url=root, credentials=credentials, policy=policy, warn=warn
+        )
+
+    @classmethod
+    def variant(
+        cls, spec: ProviderConfig, keys: Mapping[str, Optional[str]], base_url: Optional[str]
+    ) -> tuple[type[Adapter], Optional[str]]:
+        """Which adapter class and API root serve this provider. A protocol with several
+        APIs (Qianfan v1/v2, DashScope native/compatible) picks by credentials or config."""
+        return cls, base_url or spec.base_url
 
     @classmethod
     def make_credentials(

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httpx
 
-from .._config import Policy, ProviderConfig
+from .._config import ProviderConfig
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
@@ -59,29 +59,14 @@ class DashScopeAdapter(Adapter):
     api = "native"
 
     @classmethod
-    def create(
-        cls,
-        name: str,
-        spec: ProviderConfig,
-        *,
-        keys: Mapping[str, Optional[str]],
-        base_url: Optional[str],
-        policy: Policy,
-        warn: Callable[[str, str], None],
-    ) -> Adapter:
+    def variant(
+        cls, spec: ProviderConfig, keys: Mapping[str, Optional[str]], base_url: Optional[str]
+    ) -> tuple[type[Adapter], Optional[str]]:
         api = spec.api or "native"
         # An explicit base_url (argument, environment or config) wins over the default
         # root of the configured api and region.
-        base_url = base_url or spec.base_url or _base_url(spec, api) or ""
         adapter_cls = DashScopeCompatAdapter if api == "compatible" else cls
-        return adapter_cls(
-            name,
-            spec,
-            base_url=base_url,
-            credentials=cls.make_credentials(name, spec, keys),
-            policy=policy,
-            warn=warn,
-        )
+        return adapter_cls, base_url or spec.base_url or _base_url(spec, api)
 
     # ------------------------------------------------------------------ request
 

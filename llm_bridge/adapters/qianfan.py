@@ -19,13 +19,13 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httpx
 
-from .._auth import BearerKey, Credentials, QianfanAccessToken
+from .._auth import Credentials, QianfanAccessToken
 from .._bce_signer import BceSigner
-from .._config import Policy, ProviderConfig
+from .._config import ProviderConfig
 from .._errors import OpenAIError
 from ._base import (
     Adapter,
@@ -69,35 +69,13 @@ class QianfanAdapter(Adapter):
     native_n = False
 
     @classmethod
-    def create(
-        cls,
-        name: str,
-        spec: ProviderConfig,
-        *,
-        keys: Mapping[str, Optional[str]],
-        base_url: Optional[str],
-        policy: Policy,
-        warn: Callable[[str, str], None],
-    ) -> Adapter:
+    def variant(
+        cls, spec: ProviderConfig, keys: Mapping[str, Optional[str]], base_url: Optional[str]
+    ) -> tuple[type[Adapter], Optional[str]]:
         api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
         if api_key and api_key.startswith("bce-v3/") and not secret_key:
-            v2_url = base_url or spec.v2_base_url or ""
-            return QianfanV2Adapter(
-                name,
-                spec,
-                base_url=v2_url,
-                credentials=BearerKey(api_key),
-                policy=policy,
-                warn=warn,
-            )
-        return cls(
-            name,
-            spec,
-            base_url=base_url or spec.base_url or "",
-            credentials=cls.make_credentials(name, spec, keys),
-            policy=policy,
-            warn=warn,
-        )
+            return QianfanV2Adapter, base_url or spec.v2_base_url
+        return cls, base_url or spec.base_url
 
     @classmethod
     def make_credentials(
