@@ -150,6 +150,10 @@ class ProviderConfig(_Strict):
     region: Optional[Literal["cn", "intl"]] = None
     base_urls: Dict[str, str] = {}
     workspace: Optional[str] = None
+    # OpenAI parameters the native protocol cannot honour -> why (the policy applies).
+    unsupported: Dict[str, str] = {}
+    # Name stems of vision models, for names the catalogue does not list yet.
+    vision_name_stems: List[str] = []
     # The provider's finish_reason words in OpenAI's vocabulary; "error" means it raises.
     finish_reasons: Dict[str, str] = {}
     # Token counting (llm_bridge.tokens): the vocabulary that counts for this provider,

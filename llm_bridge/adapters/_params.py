@@ -119,6 +119,12 @@ class ParamContext:
                 f'"drop" to silence this or "error" to refuse such requests.',
             )
 
+    def refuse(self, unsupported: Mapping[str, str]) -> None:
+        """Apply the policy to every given parameter the provider table lists as unsupported."""
+        for name, reason in unsupported.items():
+            if self.params.get(name) not in (None, False):
+                self.unsupported(name, reason)
+
     def error(
         self, message: str, *, param: Optional[str] = None, code: Optional[str] = None
     ) -> BadRequestError:

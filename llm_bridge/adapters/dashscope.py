@@ -32,19 +32,9 @@ _MULTIMODAL_PATH = "services/aigc/multimodal-generation/generation"
 _EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
 #: Body keys of the native envelope; every other ``extra_body`` key is a parameter.
 _ENVELOPE = frozenset({"model", "input", "parameters", "resources"})
-#: Name stems of vision models, for names the catalogue does not know yet.
-_VISION_STEMS = ("qwen-vl", "qvq", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "-vl-", "omni")
 
 #: OpenAI parameters the native API takes under the same name in ``parameters``.
 _PASSTHROUGH = ("seed", "presence_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "n")
-_UNSUPPORTED = {
-    "frequency_penalty": "DashScope has repetition_penalty instead (pass it in extra_body)",
-    "logit_bias": "DashScope has no logit bias",
-    "audio": "audio output needs the Qwen-Omni models through extra_body",
-    "prediction": "DashScope has no predicted outputs",
-    "web_search_options": "use extra_body={'enable_search': True}",
-    "verbosity": "DashScope has no verbosity setting",
-}
 
 
 def _base_url(spec: ProviderConfig, api: str) -> Optional[str]:
@@ -124,7 +114,7 @@ class DashScopeAdapter(Adapter):
         vision = (
             info.supports("vision")
             if info is not None
-            else any(stem in call.model.lower() for stem in _VISION_STEMS)
+            else any(stem in call.model.lower() for stem in self.spec.vision_name_stems)
         )
         if has_media and info is not None and not vision:
             url = self.url(_TEXT_PATH)
@@ -187,9 +177,7 @@ class DashScopeAdapter(Adapter):
         effort = ctx.get("reasoning_effort")
         if effort is not None:
             parameters["enable_thinking"] = effort not in ("none", "minimal")
-        for name, reason in _UNSUPPORTED.items():
-            if ctx.get(name) not in (None, False):
-                ctx.unsupported(name, reason)
+        ctx.refuse(self.spec.unsupported)
         return parameters
 
     # ------------------------------------------------------------------ response

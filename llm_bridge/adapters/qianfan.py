@@ -46,21 +46,6 @@ CONTINUE_PROMPT = "请继续。"
 #: Put between a function result and a following user turn, where v1 needs the assistant.
 BRIDGE_REPLY = "好的。"
 
-#: OpenAI parameters v1 cannot honour (the policy decides); pure hints are not mapped.
-_UNSUPPORTED = {
-    "frequency_penalty": "ERNIE v1 has no frequency penalty on most endpoints",
-    "logit_bias": "ERNIE has no logit bias",
-    "logprobs": "ERNIE returns no log probabilities",
-    "top_logprobs": "ERNIE returns no log probabilities",
-    "seed": "ERNIE v1 has no seed",
-    "audio": "ERNIE v1 returns text",
-    "modalities": "ERNIE v1 returns text",
-    "prediction": "ERNIE has no predicted outputs",
-    "reasoning_effort": "ERNIE v1 has no reasoning setting",
-    "web_search_options": "use extra_body={'disable_search': False}",
-    "verbosity": "ERNIE has no verbosity setting",
-}
-
 
 class QianfanAdapter(Adapter):
     """Qianfan v1 (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``)."""
@@ -147,9 +132,7 @@ class QianfanAdapter(Adapter):
                 "ERNIE returns one answer per request, and a stream cannot be "
                 "fanned out: you get one",
             )
-        for name, reason in _UNSUPPORTED.items():
-            if ctx.get(name) not in (None, False):
-                ctx.unsupported(name, reason)
+        ctx.refuse(self.spec.unsupported)
         return body
 
     def _functions(self, ctx: ParamContext) -> tuple[list[JSONDict], Optional[str]]:

@@ -28,22 +28,6 @@ __all__ = ["ZhipuAdapter"]
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
-#: OpenAI parameters GLM cannot honour: the unsupported-parameter policy decides. Hints
-#: that change nothing the caller sees (parallel_tool_calls, store, metadata, service_tier)
-#: are simply not mapped, so they are dropped without a word.
-_UNSUPPORTED = {
-    "presence_penalty": "GLM has no presence penalty",
-    "frequency_penalty": "GLM has no frequency penalty",
-    "logit_bias": "GLM has no logit bias",
-    "logprobs": "GLM returns no log probabilities",
-    "top_logprobs": "GLM returns no log probabilities",
-    "audio": "audio output is only on glm-4-voice, through extra_body",
-    "modalities": "GLM chat models return text",
-    "prediction": "GLM has no predicted outputs",
-    "web_search_options": "use the web_search tool through extra_body",
-    "verbosity": "GLM has no verbosity setting",
-}
-
 
 class ZhipuAdapter(OpenAICompatAdapter):
     protocol = "zhipu"
@@ -82,9 +66,7 @@ class ZhipuAdapter(OpenAICompatAdapter):
         self._user(ctx, body)
         self._response_format(ctx, body)
         self._reasoning(ctx, call, body)
-        for name, reason in _UNSUPPORTED.items():
-            if ctx.get(name) not in (None, False):
-                ctx.unsupported(name, reason)
+        ctx.refuse(self.spec.unsupported)
         return body
 
     def _sampling(self, ctx: ParamContext, body: JSONDict) -> None:
