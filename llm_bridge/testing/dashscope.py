@@ -161,7 +161,64 @@ class _Call:
     incremental: bool
 
 
-class FakeDashScope(FakeProvider):
+class _DashScopeGateway(FakeProvider):
+    """What both DashScope fakes share: the region host, the key, the workspace log, the
+    stream-only models, and the gateway's checks before a request reaches a model."""
+
+    #: The API root below the host ("/api/v1" or "/compatible-mode/v1").
+    root = ""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        host: str = DEFAULT_HOST,
+        model_names: set[str] | None = None,
+        stream_only_models: set[str] | None = None,
+        split_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(split_bytes=split_bytes, clock=clock)
+        self.api_key = api_key
+        self.host = host
+        self.base_url = f"https://{host}{self.root}"
+        self.model_names = model_names
+        self.stream_only_models = stream_only_models
+        #: The ``X-DashScope-WorkSpace`` header of each request, None when absent.
+        self.workspaces: list[Optional[str]] = []
+
+    def is_stream_only(self, model: str) -> bool:
+        """True for models that answer only to streaming requests."""
+        if self.stream_only_models is not None:
+            return model in self.stream_only_models
+        return model == "qwq-plus" or "qwq" in model
+
+    def _gate(self, request: httpx.Request) -> tuple[dict[str, Any], Optional[str]]:
+        """The JSON body and what the gateway refuses it for: "auth" (key or region),
+        "json", "model" (empty) or "unknown_model"; None when it passes. The workspace
+        header is recorded either way."""
+        with self._lock:
+            self.workspaces.append(request.headers.get("X-DashScope-WorkSpace"))
+        host = request.url.host
+        wrong_region = host != self.host and host in REGION_HOSTS
+        bearer = request.headers.get("Authorization", "")
+        if wrong_region or (self.api_key is not None and bearer != f"Bearer {self.api_key}"):
+            return {}, "auth"
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return {}, "json"
+        if not isinstance(body, dict):
+            return {}, "json"
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return body, "model"
+        if self.model_names is not None and model not in self.model_names:
+            return body, "unknown_model"
+        return body, None
+
+
+class FakeDashScope(_DashScopeGateway):
     """Fake native DashScope on ``https://dashscope.aliyuncs.com/api/v1``.
 
     Routes: ``POST /services/aigc/text-generation/generation``,
@@ -183,7 +240,8 @@ class FakeDashScope(FakeProvider):
     An "HTTP 200 with a non-empty ``code``" answer is scripted with ``raw``.
     """
 
-    base_url = f"https://{DEFAULT_HOST}/api/v1"
+    root = "/api/v1"
+    base_url = f"https://{DEFAULT_HOST}{root}"
     routes = (
         ("POST", re.escape(TEXT_PATH), "text_generation"),
         ("POST", re.escape(MULTIMODAL_PATH), "multimodal_generation"),
@@ -201,15 +259,15 @@ class FakeDashScope(FakeProvider):
         split_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(split_bytes=split_bytes, clock=clock)
-        self.api_key = api_key
-        self.host = host
-        self.base_url = f"https://{host}/api/v1"
-        self.model_names = model_names
+        super().__init__(
+            api_key,
+            host=host,
+            model_names=model_names,
+            stream_only_models=stream_only_models,
+            split_bytes=split_bytes,
+            clock=clock,
+        )
         self.multimodal_models = multimodal_models
-        self.stream_only_models = stream_only_models
-        #: The ``X-DashScope-WorkSpace`` header of each request, None when absent.
-        self.workspaces: list[Optional[str]] = []
 
     # -- model families --------------------------------------------------------------------
 
@@ -218,12 +276,6 @@ class FakeDashScope(FakeProvider):
         if self.multimodal_models is not None:
             return model in self.multimodal_models
         return model.startswith(("qwen-vl", "qvq"))
-
-    def is_stream_only(self, model: str) -> bool:
-        """True for models that answer only with ``X-DashScope-SSE: enable``."""
-        if self.stream_only_models is not None:
-            return model in self.stream_only_models
-        return model == "qwq-plus" or "qwq" in model
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -278,22 +330,14 @@ class FakeDashScope(FakeProvider):
         self, request: httpx.Request, *, sse: bool
     ) -> tuple[dict[str, Any], httpx.Response | None]:
         """Check region, key, JSON body and model the way the gateway does; record workspace."""
-        with self._lock:
-            self.workspaces.append(request.headers.get("X-DashScope-WorkSpace"))
-        host = request.url.host
-        wrong_region = host != self.host and host in REGION_HOSTS
-        bearer = request.headers.get("Authorization", "")
-        if wrong_region or (self.api_key is not None and bearer != f"Bearer {self.api_key}"):
-            return {}, self._error(Failure("auth"), sse=sse)
-        try:
-            body = json.loads(request.content)
-        except ValueError:
-            return {}, self._invalid(BAD_JSON, sse=sse)
-        if not isinstance(body, dict):
-            return {}, self._invalid(BAD_JSON, sse=sse)
-        if not isinstance(body.get("model"), str) or not body["model"]:
+        body, refused = self._gate(request)
+        if refused == "auth":
+            return body, self._error(Failure("auth"), sse=sse)
+        if refused == "json":
+            return body, self._invalid(BAD_JSON, sse=sse)
+        if refused == "model":
             return body, self._error_response(400, *EMPTY_MODEL, sse=sse)
-        if self.model_names is not None and body["model"] not in self.model_names:
+        if refused == "unknown_model":
             return body, self._error(Failure("model_not_found"), sse=sse)
         return body, None
 
@@ -791,7 +835,7 @@ class _CompatCall:
         }
 
 
-class FakeDashScopeCompatible(FakeProvider):
+class FakeDashScopeCompatible(_DashScopeGateway):
     """Fake DashScope compatible mode on ``https://dashscope.aliyuncs.com/compatible-mode/v1``.
 
     ``POST /chat/completions`` and ``POST /embeddings`` in OpenAI's shapes with DashScope's
@@ -803,36 +847,12 @@ class FakeDashScopeCompatible(FakeProvider):
     :class:`FakeDashScope`.
     """
 
-    base_url = f"https://{DEFAULT_HOST}/compatible-mode/v1"
+    root = "/compatible-mode/v1"
+    base_url = f"https://{DEFAULT_HOST}{root}"
     routes = (
         ("POST", "/chat/completions", "chat_completions"),
         ("POST", "/embeddings", "embeddings"),
     )
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        host: str = DEFAULT_HOST,
-        model_names: set[str] | None = None,
-        stream_only_models: set[str] | None = None,
-        split_bytes: int | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(split_bytes=split_bytes, clock=clock)
-        self.api_key = api_key
-        self.host = host
-        self.base_url = f"https://{host}/compatible-mode/v1"
-        self.model_names = model_names
-        self.stream_only_models = stream_only_models
-        #: The ``X-DashScope-WorkSpace`` header of each request, None when absent.
-        self.workspaces: list[Optional[str]] = []
-
-    def is_stream_only(self, model: str) -> bool:
-        """True for models that answer only to ``stream: true``."""
-        if self.stream_only_models is not None:
-            return model in self.stream_only_models
-        return model == "qwq-plus" or "qwq" in model
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -906,24 +926,15 @@ class FakeDashScopeCompatible(FakeProvider):
 
     def _admit(self, request: httpx.Request) -> tuple[dict[str, Any], httpx.Response | None]:
         """Check region, key, JSON body and model; record the workspace header."""
-        with self._lock:
-            self.workspaces.append(request.headers.get("X-DashScope-WorkSpace"))
-        host = request.url.host
-        wrong_region = host != self.host and host in REGION_HOSTS
-        bearer = request.headers.get("Authorization", "")
-        if wrong_region or (self.api_key is not None and bearer != f"Bearer {self.api_key}"):
-            return {}, self._error(Failure("auth"))
-        try:
-            body = json.loads(request.content)
-        except ValueError:
-            return {}, self._invalid(BAD_JSON)
-        if not isinstance(body, dict):
-            return {}, self._invalid(BAD_JSON)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
+        body, refused = self._gate(request)
+        if refused == "auth":
+            return body, self._error(Failure("auth"))
+        if refused == "json":
+            return body, self._invalid(BAD_JSON)
+        if refused == "model":
             return body, self._invalid(EMPTY_MODEL[1])
-        if self.model_names is not None and model not in self.model_names:
-            message = f"The model `{model}` does not exist or you do not have access to it."
+        if refused == "unknown_model":
+            message = f"The model `{body['model']}` does not exist or you do not have access to it."
             return body, self._error(Failure("model_not_found", message=message))
         return body, None
 
