@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from llm_bridge import _retry
@@ -59,3 +63,75 @@ def fresh_token_caches(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_auth, "_SHARED_TOKENS", {})
     monkeypatch.setattr(_auth, "_ZHIPU_TOKENS", _auth._TokenCache())
+
+
+# --------------------------------------------------------------------------- secret scan
+# Every log record the suite produces and every API error's text is kept, with every
+# credential the suite handed to a client or that a client minted (access tokens, JWTs);
+# tests/test_zz_secret_scan.py, collected last, scans the one for the other.
+
+SUITE_TEXTS: list[str] = []
+SUITE_SECRETS: set[str] = set()
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        SUITE_TEXTS.append(self.format(record))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def collect_logs_and_secrets() -> Iterator[None]:
+    from llm_bridge import _auth, _engine, _errors
+
+    logger = logging.getLogger("llm_bridge")
+    handler = _Collect(level=logging.DEBUG)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+    original_error_init = _errors.APIError.__init__
+    original_engine_init = _engine.Engine.__init__
+    original_accept = _auth.QianfanAccessToken.accept_token
+    original_sign = _auth.sign_zhipu_jwt
+
+    def error_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_error_init(self, *args, **kwargs)
+        SUITE_TEXTS.append(f"{self!s} {self!r}")
+
+    def engine_init(self: Any, config: Any, **kwargs: Any) -> None:
+        for field in ("api_key", "secret_key"):
+            if kwargs.get(field):
+                SUITE_SECRETS.add(kwargs[field])
+        for name in config.providers:
+            for field in ("api_key", "secret_key", "iam_access_key", "iam_secret_key"):
+                value = getattr(config.providers[name], field)
+                if value is not None:
+                    SUITE_SECRETS.add(value.get_secret_value())
+        original_engine_init(self, config, **kwargs)
+
+    def accept(self: Any, response: Any) -> None:
+        original_accept(self, response)
+        if self._token:
+            SUITE_SECRETS.add(self._token)
+
+    def sign(api_key: str, **kwargs: Any) -> str:
+        token = original_sign(api_key, **kwargs)
+        SUITE_SECRETS.add(token)
+        return token
+
+    patches = [
+        (_errors.APIError, "__init__", error_init),
+        (_engine.Engine, "__init__", engine_init),
+        (_auth.QianfanAccessToken, "accept_token", accept),
+        (_auth, "sign_zhipu_jwt", sign),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
