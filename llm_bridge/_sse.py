@@ -58,10 +58,14 @@ class SSEDecoder:
         self._retry: Optional[int] = None
         self._comments: list[str] = []
         self._dirty = False
+        self._plain = True  # only data lines so far: the event is made the short way
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """The events completed by ``chunk`` (possibly none)."""
-        buffer = self._buffer + chunk
+        """The events completed by ``chunk`` (possibly none).
+
+        The loop handles blank and ``data:`` lines inline: they are nearly every line of a
+        stream, and this runs once per network read of every stream."""
+        buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
             # A CR at the very end may be the first half of CRLF: wait for the next chunk.
             held = b"\r" if buffer.endswith(b"\r") else b""
@@ -70,10 +74,23 @@ class SSEDecoder:
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         events = []
-        for line in lines:
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+        for raw in lines:
+            if not raw:
+                data = self._data
+                if data and self._plain:
+                    events.append(SSEEvent(data[0] if len(data) == 1 else "\n".join(data)))
+                    self._data = []
+                    self._dirty = False
+                elif self._dirty:
+                    event = self._dispatch()
+                    if event is not None:
+                        events.append(event)
+            elif raw.startswith(b"data:"):
+                self._dirty = True
+                value = raw[6:] if raw[5:6] == b" " else raw[5:]
+                self._data.append(value.decode("utf-8", errors="replace"))
+            else:
+                self._line(raw)
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -104,6 +121,7 @@ class SSEDecoder:
             return None
         line = raw.decode("utf-8", errors="replace")
         self._dirty = True
+        self._plain = False
         if line.startswith(":"):
             self._comments.append(line[1:].lstrip(" "))
             return None
@@ -137,7 +155,7 @@ class SSEDecoder:
                 self._event,
                 self._id,
                 self._retry,
-                tuple(self._comments),
+                tuple(self._comments) if self._comments else (),
             )
         self._reset()
         return event

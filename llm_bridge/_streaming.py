@@ -29,6 +29,9 @@ from .types.completion_usage import CompletionUsage
 
 __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
 
+#: `ChatCompletionChunk.model_validate` without its Python-level wrapper (runs per chunk).
+_validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_python
+
 
 class ChunkPipeline:
     """Bytes of one provider stream in, OpenAI chunk models out. No I/O."""
@@ -56,9 +59,15 @@ class ChunkPipeline:
 
     def feed(self, data: bytes) -> Iterator[ChatCompletionChunk]:
         """The chunks ``data`` completes. A generator, so chunks that precede an error event
-        in the same network read still reach the caller before the error is raised."""
+        in the same network read still reach the caller before the error is raised.
+
+        This is the per-event hot path of every stream, hence one flat loop."""
+        parse, normalise = self.parser.feed, self._normalise
         for event in self._decoder.feed(data):
-            yield from self._parse(event)
+            for raw in parse(event):
+                chunk = normalise(raw)
+                if chunk is not None:
+                    yield chunk
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
@@ -73,7 +82,9 @@ class ChunkPipeline:
             )
         usage = self.settle()
         if self.call.include_usage and usage is not None and self._template is not None:
-            yield self._model({**self._template, "choices": [], "usage": usage})
+            yield ChatCompletionChunk.model_validate(
+                {**self._template, "choices": [], "usage": usage}
+            )
 
     @property
     def complete(self) -> bool:
@@ -102,28 +113,44 @@ class ChunkPipeline:
         return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"
 
     def _normalise(self, chunk: JSONDict) -> Optional[ChatCompletionChunk]:
-        usage = chunk.pop("usage", None)
-        if usage and isinstance(usage, dict):
-            self.usage = usage  # cumulative where providers repeat it: the last one counts
+        """An adapter's chunk dict as the caller's chunk model, or None when it only
+        carried usage. Runs once per event of every stream, so the common case (a delta
+        with content) is written out inline."""
+        if "usage" in chunk:
+            usage = chunk.pop("usage")
+            if usage and isinstance(usage, dict):
+                self.usage = usage  # cumulative where providers repeat it: the last one counts
         if self._template is None:
             self._template = {
                 k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
             }
             self._template["provider"] = self.call.provider
-        if not chunk.get("choices"):
+        choices = chunk.get("choices")
+        if not choices:
             return None  # a usage-only chunk: its figures are kept for the end
         if self._stop is not None and not self._apply_stop(chunk):
             return None
         chunk["provider"] = self.call.provider
-        for choice in chunk["choices"]:
-            self._remember(choice.get("delta") or {})
-        return self._model(chunk)
+        for choice in choices:
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content.__class__ is str:
+                    self._text.append(content)
+                if "reasoning_content" in delta or "tool_calls" in delta:
+                    self._remember(delta)
+        try:
+            return _validate_chunk(chunk)
+        except ValueError as exc:  # pydantic's ValidationError: a chunk OpenAI's type rejects
+            raise self.parser.adapter.invalid_body(
+                self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
+            ) from exc
 
     def _remember(self, delta: JSONDict) -> None:
-        for field in ("content", "reasoning_content"):
-            if isinstance(delta.get(field), str):
-                self._text.append(delta[field])
-        for call in delta.get("tool_calls") or []:
+        """Keep a delta's reasoning and tool-call text (its content is kept by the caller)."""
+        if isinstance(delta.get("reasoning_content"), str):
+            self._text.append(delta["reasoning_content"])
+        for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             self._text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
 
@@ -144,14 +171,6 @@ class ChunkPipeline:
                 if held:
                     delta["content"] = (delta.get("content") or "") + held
         return True
-
-    def _model(self, chunk: JSONDict) -> ChatCompletionChunk:
-        try:
-            return ChatCompletionChunk.model_validate(chunk)
-        except ValueError as exc:  # pydantic's ValidationError: a chunk OpenAI's type rejects
-            raise self.parser.adapter.invalid_body(
-                self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
-            ) from exc
 
     @property
     def usage_model(self) -> Optional[CompletionUsage]:

@@ -148,34 +148,45 @@ class OpenAICompatStreamParser(StreamParser):
         return [self.chunk(chunk)]
 
     def chunk(self, chunk: JSONDict) -> JSONDict:
+        """One event's object as an OpenAI chunk dict (runs per event: kept lean)."""
         chunk["object"] = "chat.completion.chunk"
-        chunk.setdefault("model", self.call.model)
+        if "model" not in chunk:
+            chunk["model"] = self.call.model
         choices = chunk.get("choices")
-        if not isinstance(choices, list):
+        if choices.__class__ is not list:
             chunk["choices"] = choices = []
         for choice in choices:
             self._choice(choice, chunk)
-        _hoist_choice_usage(chunk)
         return chunk
 
     def _choice(self, choice: JSONDict, chunk: JSONDict) -> None:
-        index = choice.setdefault("index", 0)
-        delta = choice.get("delta") or {}
-        choice["delta"] = delta
+        index = choice.get("index")
+        if index is None:
+            choice["index"] = index = 0
+        delta = choice.get("delta")
+        if not delta:
+            choice["delta"] = delta = {}
         # OpenAI names the role once, on a choice's first chunk; some providers repeat it.
         if index in self._roles_sent:
-            delta.pop("role", None)
+            if "role" in delta:
+                del delta["role"]
         elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
             delta.setdefault("role", "assistant")
             self._roles_sent.add(index)
         if delta.get("tool_calls"):
             for position, call in enumerate(delta["tool_calls"]):
                 call.setdefault("index", position)
-        choice["finish_reason"] = self.adapter.finish_reason(
-            choice.get("finish_reason"), self.response, chunk
-        )
-        if choice["finish_reason"] is not None:
-            self._finished = True
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            choice["finish_reason"] = finish = self.adapter.finish_reason(
+                finish, self.response, chunk
+            )
+            if finish is not None:
+                self._finished = True
+        if "usage" in choice:  # Moonshot's place for it; OpenAI's is the chunk's top level
+            usage = choice.pop("usage")
+            if usage and not chunk.get("usage"):
+                chunk["usage"] = usage
 
     @property
     def finished(self) -> bool:
