@@ -4,6 +4,10 @@
 ``client.models.list()`` take openai's keyword arguments and return openai-shaped objects;
 ``provider=`` and ``config=`` are the only additions. Everything below the resource methods
 is the engine's; the sync and async classes differ only in ``await``.
+
+This module imports only httpx and the exceptions: the engine, the configuration and the
+response types (pydantic models) load when the first client is made, so that
+``from llm_bridge import OpenAI`` costs about what ``import httpx`` does.
 """
 
 from __future__ import annotations
@@ -11,30 +15,25 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
-from typing import Any, Callable, Generic, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 
 import httpx
 
-from ._config import Config, load_config
-from ._engine import (
-    DEFAULT_MAX_RETRIES,
-    AsyncEngine,
-    Engine,
-    RawResult,
-    RequestOptions,
-    SyncEngine,
-)
+from ._constants import DEFAULT_MAX_RETRIES
 from ._errors import NotFoundError, local_error
-from ._response import LegacyAPIResponse
-from ._streaming import AsyncStream, Stream
-from .types.chat import ChatCompletion
-from .types.create_embedding_response import CreateEmbeddingResponse
-from .types.model import Model
-from .usage import UsageLedger, UsageRecord
+
+if TYPE_CHECKING:
+    from ._config import Config
+    from ._engine import AsyncEngine, Engine, RawResult, RequestOptions, SyncEngine
+    from ._streaming import AsyncStream, Stream
+    from .types.chat import ChatCompletion
+    from .types.create_embedding_response import CreateEmbeddingResponse
+    from .types.model import Model
+    from .usage import UsageLedger, UsageRecord
 
 __all__ = ["AsyncOpenAI", "OpenAI"]
 
-ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Config, None]
+ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config", None]
 _OPTION_NAMES = ("extra_headers", "extra_query", "extra_body", "timeout")
 M = TypeVar("M")
 
@@ -49,12 +48,16 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _split(params: dict[str, Any], *, raw: bool) -> tuple[dict[str, Any], RequestOptions]:
+    from ._engine import RequestOptions
+
     options = {name: params.pop(name) for name in _OPTION_NAMES if name in params}
     return params, RequestOptions(**options, raw=raw)
 
 
 def _result(result: RawResult, raw: bool) -> Any:
     if raw:
+        from ._response import LegacyAPIResponse
+
         return LegacyAPIResponse(result.response, result.parsed, retries_taken=result.retries_taken)
     return result.parsed
 
@@ -96,6 +99,8 @@ class AsyncModelPage(ModelPage[M]):
 
 def _catalogue(engine: Engine) -> list[Model]:
     """The models this client can reach: its provider's catalogue, or all of them plus aliases."""
+    from .types.model import Model
+
     config = engine.config
     names = [engine.provider] if engine.provider else list(config.providers)
     models = [
@@ -111,6 +116,8 @@ def _catalogue(engine: Engine) -> list[Model]:
 
 
 def _retrieve(engine: Engine, model: str) -> Model:
+    from .types.model import Model
+
     route = engine.routes(model)[0]
     if (
         model not in engine.config.aliases
@@ -241,8 +248,12 @@ class AsyncModels:
 class _ClientBase:
     """What both clients share: the constructor, settings, ``with_options`` and ``repr``."""
 
-    _engine_class: type[Engine]
     _engine: Any
+
+    @staticmethod
+    def _engine_class() -> type[Engine]:
+        """The engine flavour (imported here: see the module docstring)."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -273,7 +284,9 @@ class _ClientBase:
         ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
         ``default_provider``); other providers take theirs from the config or environment.
         """
-        self._engine = self._engine_class(
+        from ._config import Config, load_config
+
+        self._engine = self._engine_class()(
             config if isinstance(config, Config) else load_config(config),
             http_client=http_client,
             provider=provider,
@@ -344,8 +357,13 @@ class _ClientBase:
 class OpenAI(_ClientBase):
     """Drop-in for ``openai.OpenAI`` that speaks Zhipu, Qianfan and DashScope natively."""
 
-    _engine_class = SyncEngine
     _engine: SyncEngine
+
+    @staticmethod
+    def _engine_class() -> type[SyncEngine]:
+        from ._engine import SyncEngine
+
+        return SyncEngine
 
     def _mount_resources(self) -> None:
         self.chat = Chat(self)
@@ -365,8 +383,13 @@ class OpenAI(_ClientBase):
 class AsyncOpenAI(_ClientBase):
     """Drop-in for ``openai.AsyncOpenAI``."""
 
-    _engine_class = AsyncEngine
     _engine: AsyncEngine
+
+    @staticmethod
+    def _engine_class() -> type[AsyncEngine]:
+        from ._engine import AsyncEngine
+
+        return AsyncEngine
 
     def _mount_resources(self) -> None:
         self.chat = AsyncChat(self)

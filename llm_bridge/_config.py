@@ -13,7 +13,6 @@ expensive kind. Secrets are held as `pydantic.SecretStr` so they never print.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -622,5 +621,7 @@ def _check_target(
 
 
 def _did_you_mean(name: str, candidates: Any) -> str:
+    import difflib  # only an error message needs it
+
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""

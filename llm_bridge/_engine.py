@@ -28,6 +28,7 @@ import httpx
 from . import _retry
 from ._auth import Credentials, TokenCredentials, scrub
 from ._config import CREDENTIAL_FIELDS, Config
+from ._constants import DEFAULT_LIMITS, DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -43,7 +44,6 @@ from ._errors import (
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._streaming import AsyncStream, ChunkPipeline, Stream, aggregate
-from ._version import __version__
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
@@ -58,11 +58,6 @@ __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", 
 
 log = logging.getLogger("llm_bridge")
 T = TypeVar("T")
-
-DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
-DEFAULT_MAX_RETRIES = 2
-DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-USER_AGENT = f"llm-bridge-cn/{__version__}"
 
 
 class RequestOptions:

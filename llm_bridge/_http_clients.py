@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ._engine import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from ._constants import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 
 __all__ = ["DefaultAioHttpClient", "DefaultAsyncHttpxClient", "DefaultHttpxClient"]
 

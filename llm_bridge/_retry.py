@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any, Optional
-
-from tenacity import AsyncRetrying, RetryCallState, Retrying
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._errors import APIConnectionError, APIError, APIStatusError
+
+if TYPE_CHECKING:  # tenacity itself loads on the first retry: most calls never need it
+    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 __all__ = ["RetryPolicy", "is_retryable", "retry_delay"]
 
@@ -175,9 +176,13 @@ class RetryPolicy:
         }
 
     def sync(self) -> Retrying:
+        from tenacity import Retrying
+
         return Retrying(sleep=lambda seconds: sleep(seconds), **self._kwargs())
 
     def async_(self) -> AsyncRetrying:
+        from tenacity import AsyncRetrying
+
         return AsyncRetrying(sleep=lambda seconds: async_sleep(seconds), **self._kwargs())
 
 

@@ -15,7 +15,6 @@ Anything else is a `ModelNotFoundError` naming the nearest known names.
 
 from __future__ import annotations
 
-import difflib
 from typing import NamedTuple, Optional
 
 from ._config import Config
@@ -97,4 +96,6 @@ def _nearest(config: Config, model: str) -> list[str]:
     for name, provider in config.providers.items():
         candidates.extend(provider.models)
         candidates.extend(f"{name}/{m}" for m in provider.models)
+    import difflib  # only an error message needs it
+
     return difflib.get_close_matches(model, candidates, n=5, cutoff=0.5)

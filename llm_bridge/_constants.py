@@ -1,0 +1,11 @@
+"""Client defaults, in a module of their own so that the facade can name them without
+importing the engine (which ``from llm_bridge import OpenAI`` must not pay for)."""
+
+import httpx
+
+from ._version import __version__
+
+DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+USER_AGENT = f"llm-bridge-cn/{__version__}"
