@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncOpenAI", "OpenAI"]
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config", None]
-_OPTION_NAMES = ("extra_headers", "extra_query", "extra_body", "timeout")
+_OPTION_NAMES = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 M = TypeVar("M")
 
 
@@ -47,11 +47,14 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _split(params: dict[str, Any], *, raw: bool) -> tuple[dict[str, Any], RequestOptions]:
-    from ._engine import RequestOptions
-
+def _split(
+    engine: Engine, params: dict[str, Any], *, raw: bool
+) -> tuple[dict[str, Any], RequestOptions]:
+    """The API parameters, and the per-call HTTP options (``extra_headers``, ...)."""
+    if _OPTION_NAMES.isdisjoint(params):
+        return params, engine.options(raw=raw)
     options = {name: params.pop(name) for name in _OPTION_NAMES if name in params}
-    return params, RequestOptions(**options, raw=raw)
+    return params, engine.options(raw=raw, **options)
 
 
 def _result(result: RawResult, raw: bool) -> Any:
@@ -146,11 +149,13 @@ class Completions:
         self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
     ) -> Union[ChatCompletion, Stream]:
         """Create a chat completion (``stream=True`` returns a `Stream` of chunks)."""
+        engine = self._client._engine
         params, options = _split(
+            engine,
             _given({"messages": messages, "model": model, "stream": stream, **params}),
             raw=self._raw,
         )
-        return _result(self._client._engine.chat(params, options), self._raw)
+        return _result(engine.chat(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> Completions:
@@ -169,8 +174,11 @@ class Embeddings:
 
     def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
         """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
-        params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
-        return _result(self._client._engine.embed(params, options), self._raw)
+        engine = self._client._engine
+        params, options = _split(
+            engine, _given({"input": input, "model": model, **params}), raw=self._raw
+        )
+        return _result(engine.embed(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> Embeddings:
@@ -200,11 +208,13 @@ class AsyncCompletions:
         self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
     ) -> Union[ChatCompletion, AsyncStream]:
         """Create a chat completion (``stream=True`` returns an `AsyncStream` of chunks)."""
+        engine = self._client._engine
         params, options = _split(
+            engine,
             _given({"messages": messages, "model": model, "stream": stream, **params}),
             raw=self._raw,
         )
-        return _result(await self._client._engine.chat(params, options), self._raw)
+        return _result(await engine.chat(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> AsyncCompletions:
@@ -223,8 +233,11 @@ class AsyncEmbeddings:
 
     async def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
         """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
-        params, options = _split(_given({"input": input, "model": model, **params}), raw=self._raw)
-        return _result(await self._client._engine.embed(params, options), self._raw)
+        engine = self._client._engine
+        params, options = _split(
+            engine, _given({"input": input, "model": model, **params}), raw=self._raw
+        )
+        return _result(await engine.embed(params, options), self._raw)
 
     @cached_property
     def with_raw_response(self) -> AsyncEmbeddings:

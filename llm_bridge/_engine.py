@@ -57,6 +57,12 @@ from .usage import Price, UsageLedger, UsageRecord, cost_of
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
 log = logging.getLogger("llm_bridge")
+
+#: Parsed request URLs kept per client (see `Engine._url`); more distinct URLs than this
+#: (a stream of new access tokens, say) start the collection over.
+_URL_CACHE_SIZE = 64
+#: Model names whose routes a client remembers.
+_ROUTE_CACHE_SIZE = 256
 T = TypeVar("T")
 
 
@@ -155,7 +161,8 @@ class Operation:
             if completion.usage is None:
                 text = "".join(c.message.content or "" for c in completion.choices)
                 completion.usage = self.estimate(text)
-            self.record(completion.usage, getattr(completion, "request_id", None) or completion.id)
+            extra = completion.__pydantic_extra__ or {}  # a missing extra costs an exception
+            self.record(completion.usage, extra.get("request_id") or completion.id)
             return completion
         data = self.adapter.embeddings_response(response, body, self.call)
         embeddings = self._typed(self.engine.embeddings, data, response)
@@ -167,7 +174,7 @@ class Operation:
                 total_tokens=usage.total_tokens,
                 estimated=usage.estimated,
             ),
-            getattr(embeddings, "request_id", None),
+            (embeddings.__pydantic_extra__ or {}).get("request_id"),
         )
         return embeddings
 
@@ -315,10 +322,19 @@ class Engine:
         self.default_query = dict(default_query or {})
         self._adapters: dict[str, Adapter] = {}
         self._prices: dict[tuple[str, str], Optional[Price]] = {}
+        self._urls: dict[tuple[str, tuple[tuple[str, Any], ...]], httpx.URL] = {}
+        self._routes: dict[str, list[Route]] = {}
+        self._plain_options = (RequestOptions(), RequestOptions(raw=True))
         self._lock = threading.Lock()
         if provider is not None:
             # An unknown provider= or missing credentials fail at construction, as in openai.
             self.adapter(provider)
+
+    def options(self, *, raw: bool = False, **given: Any) -> RequestOptions:
+        """Per-call options; a call without any shares one read-only instance."""
+        if given:
+            return RequestOptions(raw=raw, **given)
+        return self._plain_options[raw]
 
     # ------------------------------------------------------------------ providers
 
@@ -370,7 +386,13 @@ class Engine:
         return self._prices[key]
 
     def routes(self, model: str) -> list[Route]:
-        return resolve_model(self.config, model, client_provider=self.provider)
+        """Where ``model`` goes, resolved once per name (the config does not change)."""
+        routes = self._routes.get(model) if isinstance(model, str) else None
+        if routes is None:
+            routes = resolve_model(self.config, model, client_provider=self.provider)
+            if len(self._routes) < _ROUTE_CACHE_SIZE:
+                self._routes[model] = routes
+        return routes
 
     # ------------------------------------------------------------------ requests
 
@@ -398,12 +420,30 @@ class Engine:
         timeout = self.timeout if options.timeout is None else options.timeout
         return client.build_request(
             spec.method,
-            spec.url,
+            self._url(spec.url, params),
             headers=headers,
-            params=params or None,
             content=content,
             timeout=timeout,
         )
+
+    def _url(self, url: str, params: dict[str, Any]) -> httpx.URL:
+        """``url`` with ``params`` merged into its query, parsed once per distinct pair.
+
+        httpx parses and validates a URL character by character (twice when a query is
+        merged in), which for Qianfan's URL with its long access token was the largest
+        cost of a request. A client sends the same few URLs over and over, and an
+        `httpx.URL` is immutable, so they are kept (a bounded number of them)."""
+        try:
+            key = (url, tuple(params.items()))
+            cached = self._urls.get(key)
+        except TypeError:  # a list-valued extra_query: not hashable, not worth keeping
+            return httpx.URL(url).copy_merge_params(params)
+        if cached is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            cached = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+            self._urls[key] = cached
+        return cached
 
     def retry_policy(self, operation: Operation) -> RetryPolicy:
         max_retries = operation.options.max_retries
@@ -634,10 +674,10 @@ class SyncEngine(Engine):
         raise AssertionError("unreachable: routes are never empty")
 
     def _attempts(self, operation: Operation) -> RawResult:
-        policy = self.retry_policy(operation)
         try:  # the common case, one attempt, without the retry machinery's cost
             return self._attempt(operation, 0)
         except APIError as error:
+            policy = self.retry_policy(operation)
             wait = policy.first_retry_wait(error)
             if wait is None:
                 raise
@@ -728,10 +768,10 @@ class AsyncEngine(Engine):
         raise AssertionError("unreachable: routes are never empty")
 
     async def _attempts(self, operation: Operation) -> RawResult:
-        policy = self.retry_policy(operation)
         try:  # the common case, one attempt, without the retry machinery's cost
             return await self._attempt(operation, 0)
         except APIError as error:
+            policy = self.retry_policy(operation)
             wait = policy.first_retry_wait(error)
             if wait is None:
                 raise

@@ -12,8 +12,9 @@ under a lock and no ``await`` happens while it is held.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
@@ -82,48 +83,76 @@ class UsageSummary:
         if record.cost_cny is not None:
             self.cost_cny += record.cost_cny
 
+    def merge(self, other: UsageSummary) -> None:
+        """Add another summary's sums to this one."""
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.estimated_requests += other.estimated_requests
+        self.cost_cny += other.cost_cny
+
+
+#: How many of the latest records a ledger keeps for `UsageLedger.records`.
+KEEP_RECORDS = 256
+
 
 class UsageLedger:
-    """What a client has spent: ``total()``, ``by_model()`` and the records themselves."""
+    """What a client has spent: ``total()``, ``by_model()`` and the latest records.
 
-    def __init__(self, on_usage: Optional[Callable[[UsageRecord], Any]] = None) -> None:
-        self._records: list[UsageRecord] = []
+    Sums are kept per model as calls are recorded, not recomputed from every record ever
+    made: a long-lived client (a gateway, a worker) must not grow with its traffic. So
+    ``records()`` holds only the latest ``keep`` calls; an ``on_usage`` callback sees
+    every one, for whoever needs the full history.
+    """
+
+    def __init__(
+        self, on_usage: Optional[Callable[[UsageRecord], Any]] = None, *, keep: int = KEEP_RECORDS
+    ) -> None:
+        self._recent: deque[UsageRecord] = deque(maxlen=keep)
+        self._by_model: dict[str, UsageSummary] = {}
         self._lock = threading.Lock()
         self.on_usage = on_usage
 
     def record(self, record: UsageRecord) -> None:
+        key = record.key
         with self._lock:
-            self._records.append(record)
+            self._recent.append(record)
+            summary = self._by_model.get(key)
+            if summary is None:
+                summary = self._by_model[key] = UsageSummary()
+            summary.add(record)
         if self.on_usage is not None:
             self.on_usage(record)
 
     def records(self) -> list[UsageRecord]:
+        """The latest records (up to ``keep``), oldest first."""
         with self._lock:
-            return list(self._records)
+            return list(self._recent)
 
     def total(self) -> UsageSummary:
-        summary = UsageSummary()
-        for record in self.records():
-            summary.add(record)
-        return summary
+        total = UsageSummary()
+        for summary in self.by_model().values():
+            total.merge(summary)
+        return total
 
     def by_model(self) -> dict[str, UsageSummary]:
-        """Summaries keyed ``"provider/model"``."""
-        summaries: dict[str, UsageSummary] = {}
-        for record in self.records():
-            summaries.setdefault(record.key, UsageSummary()).add(record)
-        return summaries
+        """Summaries keyed ``"provider/model"`` (copies: the ledger keeps counting)."""
+        with self._lock:
+            return {key: replace(summary) for key, summary in self._by_model.items()}
 
     def reset(self) -> None:
         with self._lock:
-            self._records.clear()
+            self._recent.clear()
+            self._by_model.clear()
 
     def __iter__(self) -> Iterator[UsageRecord]:
         return iter(self.records())
 
     def __len__(self) -> int:
+        """Calls recorded since the ledger was made or reset (not only those kept)."""
         with self._lock:
-            return len(self._records)
+            return sum(summary.requests for summary in self._by_model.values())
 
     def __repr__(self) -> str:
         total = self.total()

@@ -190,26 +190,25 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
     Wrong types and structural errors are programming errors and raise ``TypeError`` or
     ``ValueError`` (as openai's client does for bad arguments), naming the parameter.
     """
-    unknown = set(params) - CHAT_PARAMS
-    if unknown:
-        name = sorted(unknown)[0]
+    if not CHAT_PARAMS.issuperset(params):
+        name = sorted(set(params) - CHAT_PARAMS)[0]
         raise TypeError(
             f"create() got an unexpected keyword argument {name!r}; provider-only fields go "
             f"in extra_body={{{name!r}: ...}}"
         )
     _check_messages(params.get("messages"))
-    _check_number(params, "temperature", 0.0, 2.0)
-    _check_number(params, "top_p", 0.0, 1.0)
-    _check_number(params, "presence_penalty", -2.0, 2.0)
-    _check_number(params, "frequency_penalty", -2.0, 2.0)
-    for name in ("max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"):
+    for name, low, high in _RANGES:
         value = params.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        if value is not None:
+            _check_number(name, value, low, high)
+    for name, least in _INTEGERS:
+        value = params.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        value = params.get(name)
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+        if least is not None and value < least:
+            raise ValueError(f"{name} must be >= {least}, got {value}")
     stop = params.get("stop")
     if (
         stop is not None
@@ -218,6 +217,23 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
     ):
         raise TypeError("stop must be a string or a list of strings")
     _check_tools(params.get("tools"))
+
+
+#: (parameter, lowest, highest) of OpenAI's numeric ranges.
+_RANGES = (
+    ("temperature", 0.0, 2.0),
+    ("top_p", 0.0, 1.0),
+    ("presence_penalty", -2.0, 2.0),
+    ("frequency_penalty", -2.0, 2.0),
+)
+#: Integer parameters and their least value (None: any).
+_INTEGERS = (
+    ("max_tokens", 1),
+    ("max_completion_tokens", 1),
+    ("n", 1),
+    ("seed", None),
+    ("top_logprobs", None),
+)
 
 
 def _check_messages(messages: Any) -> None:
@@ -229,7 +245,7 @@ def _check_messages(messages: Any) -> None:
     if not messages:
         raise ValueError("messages must contain at least one message")
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise TypeError(
                 f"messages[{index}] must be a dict with 'role' and 'content', "
                 f"got {type(message).__name__}"
@@ -247,10 +263,7 @@ def _check_messages(messages: Any) -> None:
             raise ValueError(f"messages[{index}] has role 'tool' but no 'tool_call_id'")
 
 
-def _check_number(params: Mapping[str, Any], name: str, low: float, high: float) -> None:
-    value = params.get(name)
-    if value is None:
-        return
+def _check_number(name: str, value: Any, low: float, high: float) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not low <= value <= high:

@@ -1,0 +1,126 @@
+"""What keeps the runtime lean, checked as behaviour (timings live in benchmarks/).
+
+Imports that are deferred stay deferred; the per-client caches on the request path (routes,
+parsed URLs, shared call options) never change what is sent; the usage ledger's memory
+does not grow with traffic while its sums stay exact.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from llm_bridge import ModelNotFoundError, OpenAI
+from llm_bridge.adapters import ADAPTERS, adapter_class
+from llm_bridge.testing import FakeQianfan, FakeZhipu
+from llm_bridge.types.completion_usage import CompletionUsage
+from llm_bridge.usage import UsageLedger, UsageRecord
+
+HELLO = [{"role": "user", "content": "你好"}]
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return set(out.stdout.split())
+
+
+def test_importing_the_client_loads_neither_pydantic_nor_the_engine() -> None:
+    loaded = modules_after("from llm_bridge import OpenAI, AsyncOpenAI")
+    for heavy in ("pydantic", "tenacity", "tiktoken", "llm_bridge._engine", "llm_bridge._config"):
+        assert heavy not in loaded
+
+
+def test_a_client_loads_only_its_own_protocol_and_no_retry_machinery() -> None:
+    loaded = modules_after(
+        "from llm_bridge import OpenAI\nOpenAI(provider='zhipu', api_key='id.secret')"
+    )
+    assert "llm_bridge.adapters.zhipu" in loaded
+    for other in ("llm_bridge.adapters.qianfan", "llm_bridge.adapters.dashscope", "tenacity"):
+        assert other not in loaded
+
+
+@pytest.mark.parametrize("protocol", sorted(ADAPTERS))
+def test_every_protocol_names_the_class_that_speaks_it(protocol: str) -> None:
+    assert adapter_class(protocol).protocol == protocol
+
+
+def zhipu_client(fake: FakeZhipu) -> OpenAI:
+    return OpenAI(
+        provider="zhipu", api_key="id.secret", http_client=httpx.Client(transport=fake.transport())
+    )
+
+
+def test_per_call_options_never_leak_into_later_calls() -> None:
+    fake = FakeZhipu(api_key="id.secret")
+    client = zhipu_client(fake)
+    client.chat.completions.create(
+        model="glm-4-flash",
+        messages=HELLO,
+        extra_headers={"X-Trace": "one"},
+        extra_query={"tag": ["a", "b"]},  # list-valued: not cacheable, still sent
+    )
+    client.chat.completions.create(model="glm-4-flash", messages=HELLO, extra_query={"tag": "c"})
+    client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    first, second, third = fake.requests
+    assert first.headers["X-Trace"] == "one"
+    assert first.url.params.get_list("tag") == ["a", "b"]
+    assert "X-Trace" not in second.headers and second.url.params.get_list("tag") == ["c"]
+    assert "X-Trace" not in third.headers and "tag" not in third.url.params
+
+
+def test_a_renewed_access_token_goes_into_the_next_url() -> None:
+    fake = FakeQianfan("qf-ak", "qf-sk")
+    client = OpenAI(
+        provider="qianfan",
+        api_key="qf-ak",
+        secret_key="qf-sk",
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    client.chat.completions.create(model="ernie-speed-8k", messages=HELLO)
+    first = fake.requests[-1].url.params["access_token"]
+    fake.expire_tokens()
+    client.chat.completions.create(model="ernie-speed-8k", messages=HELLO)
+    second = fake.requests[-1].url.params["access_token"]
+    assert first != second
+
+
+def test_an_unknown_model_fails_every_time() -> None:
+    client = OpenAI(api_key="k", config={"providers": {"zhipu": {}}})
+    for _ in range(2):
+        with pytest.raises(ModelNotFoundError):
+            client.chat.completions.create(model="no-such-model-anywhere", messages=HELLO)
+
+
+def record(model: str, prompt: int, completion: int) -> UsageRecord:
+    usage = CompletionUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+    return UsageRecord("zhipu", model, usage, Decimal(prompt), False, None)
+
+
+def test_the_ledger_keeps_the_latest_records_and_exact_sums_of_all() -> None:
+    ledger = UsageLedger(keep=3)
+    for i in range(1, 6):
+        ledger.record(record("glm-4-flash" if i % 2 else "glm-4-air", i, 10))
+    assert [r.usage.prompt_tokens for r in ledger.records()] == [3, 4, 5]
+    assert len(ledger) == 5
+    total = ledger.total()
+    assert (total.requests, total.prompt_tokens, total.completion_tokens) == (5, 15, 50)
+    assert total.cost_cny == Decimal(15)
+    by_model = ledger.by_model()
+    assert by_model["zhipu/glm-4-flash"].prompt_tokens == 1 + 3 + 5
+    assert by_model["zhipu/glm-4-air"].prompt_tokens == 2 + 4
+    by_model["zhipu/glm-4-air"].prompt_tokens = 0  # a copy: the ledger is not changed
+    assert ledger.by_model()["zhipu/glm-4-air"].prompt_tokens == 6
+    ledger.reset()
+    assert len(ledger) == 0 and ledger.records() == [] and ledger.total().requests == 0
