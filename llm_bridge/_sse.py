@@ -44,118 +44,83 @@ class SSEEvent:
         )
 
 
+_CR, _LF = ord("\r"), ord("\n")
+
+
 class SSEDecoder:
-    """Feed it the body chunk by chunk; call `flush` when the body ends."""
+    """Feed it the body chunk by chunk; call `flush` when the body ends.
+
+    The body is cut into events at blank lines (``\\n\\n``) while still bytes, and each
+    complete event is parsed on its own; an unfinished one waits in the buffer. The
+    common event, a single ``data:`` line, is recognised without looking at its lines.
+    """
 
     def __init__(self) -> None:
         self._buffer = b""
-        self._reset()
-
-    def _reset(self) -> None:
-        self._data: list[str] = []
-        self._event: Optional[str] = None
-        self._id: Optional[str] = None
-        self._retry: Optional[int] = None
-        self._comments: list[str] = []
-        self._dirty = False
-        self._plain = True  # only data lines so far: the event is made the short way
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """The events completed by ``chunk`` (possibly none).
-
-        The loop handles blank and ``data:`` lines inline: they are nearly every line of a
-        stream, and this runs once per network read of every stream."""
+        """The events completed by ``chunk`` (possibly none)."""
         buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
+        if _CR in buffer:  # (an int: a byte test, several times faster than b"\r" in ...)
             # A CR at the very end may be the first half of CRLF: wait for the next chunk.
             held = b"\r" if buffer.endswith(b"\r") else b""
             buffer = buffer[: len(buffer) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             buffer += held
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
         events = []
-        for raw in lines:
-            if not raw:
-                data = self._data
-                if data and self._plain:
-                    events.append(SSEEvent(data[0] if len(data) == 1 else "\n".join(data)))
-                    self._data = []
-                    self._dirty = False
-                elif self._dirty:
-                    event = self._dispatch()
-                    if event is not None:
-                        events.append(event)
-            elif raw.startswith(b"data:"):
-                self._dirty = True
-                value = raw[6:] if raw[5:6] == b" " else raw[5:]
-                self._data.append(value.decode("utf-8", errors="replace"))
-            else:
-                self._line(raw)
-        return events
-
-    def flush(self) -> list[SSEEvent]:
-        """Dispatch what is left when the body ends without a final blank line."""
-        events = []
-        if self._buffer:
-            leftover, self._buffer = self._buffer.rstrip(b"\r"), b""
-            event = self._line(leftover)
-            if event is not None:
-                events.append(event)
-        event = self._line(b"")
-        if event is not None:
-            events.append(event)
+        for block in blocks:
+            if block.startswith(b"data:") and _LF not in block:  # nearly every event
+                value = block[6:] if block[5:6] == b" " else block[5:]
+                events.append(SSEEvent(value.decode("utf-8", errors="replace")))
+            elif block:
+                event = _parse_event(block)
+                if event is not None:
+                    events.append(event)
         return events
 
     @property
     def pending(self) -> bool:
         """True when bytes of an undispatched event are buffered."""
-        return bool(self._buffer) or self._dirty
+        return bool(self._buffer.strip(b"\r\n"))
 
-    def _line(self, raw: bytes) -> Optional[SSEEvent]:
+    def flush(self) -> list[SSEEvent]:
+        """Dispatch what is left when the body ends without a final blank line."""
+        block, self._buffer = self._buffer.rstrip(b"\r\n"), b""
+        event = _parse_event(block.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        return [] if event is None else [event]
+
+
+def _parse_event(block: bytes) -> Optional[SSEEvent]:
+    """One event's lines (no blank line among them but leading ones), as the WHATWG rules
+    read them; None when it carries neither data nor an event name."""
+    data: list[str] = []
+    event = id = None
+    retry = None
+    comments: list[str] = []
+    for raw in block.split(b"\n"):
         if not raw:
-            return self._dispatch()
-        if raw.startswith(b"data:"):  # nearly every line of a stream: the short way
-            self._dirty = True
-            value = raw[6:] if raw[5:6] == b" " else raw[5:]
-            self._data.append(value.decode("utf-8", errors="replace"))
-            return None
-        line = raw.decode("utf-8", errors="replace")
-        self._dirty = True
-        self._plain = False
-        if line.startswith(":"):
-            self._comments.append(line[1:].lstrip(" "))
-            return None
-        if line.startswith("{"):
+            continue  # a leading blank line ends an event that was already dispatched
+        if raw.startswith(b":"):
+            comments.append(raw[1:].decode("utf-8", errors="replace").lstrip(" "))
+            continue
+        if raw.startswith(b"{"):
             # Not SSE: a bare JSON line, which Qianfan v1 sends for errors inside an event
             # stream. The specification would ignore it; it is taken as data instead.
-            self._data.append(line)
-            return None
-        name, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
+            data.append(raw.decode("utf-8", errors="replace"))
+            continue
+        name, sep, value = raw.partition(b":")
+        if sep and value.startswith(b" "):
             value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        elif name == "retry" and value.isdigit():
-            self._retry = int(value)
+        if name == b"data":
+            data.append(value.decode("utf-8", errors="replace"))
+        elif name == b"event":
+            event = value.decode("utf-8", errors="replace")
+        elif name == b"id" and b"\0" not in value:
+            id = value.decode("utf-8", errors="replace")
+        elif name == b"retry" and value.isdigit():
+            retry = int(value)
         # Unknown field names are ignored, as the SSE specification says.
+    if not data and event is None:
         return None
-
-    def _dispatch(self) -> Optional[SSEEvent]:
-        if not self._dirty:
-            return None
-        event = None
-        data = self._data
-        if data or self._event is not None:
-            event = SSEEvent(
-                data[0] if len(data) == 1 else "\n".join(data),
-                self._event,
-                self._id,
-                self._retry,
-                tuple(self._comments) if self._comments else (),
-            )
-        self._reset()
-        return event
+    return SSEEvent("\n".join(data), event, id, retry, tuple(comments))

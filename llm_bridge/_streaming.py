@@ -14,13 +14,14 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
 
 import httpx
 
 from ._auth import scrub
-from ._errors import APIConnectionError, APITimeoutError
+from ._errors import APIConnectionError, APIError, APITimeoutError
 from ._sse import SSEDecoder, SSEEvent
 from .adapters._base import CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
@@ -56,18 +57,28 @@ class ChunkPipeline:
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False
+        self.held: Optional[APIError] = None  # see `feed`
 
-    def feed(self, data: bytes) -> Iterator[ChatCompletionChunk]:
-        """The chunks ``data`` completes. A generator, so chunks that precede an error event
-        in the same network read still reach the caller before the error is raised.
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        """The chunks ``data`` (one network read) completes.
 
-        This is the per-event hot path of every stream, hence one flat loop."""
+        An error in a later event of the same read is held in `held` rather than raised,
+        so that the chunks before it still reach the caller first; the stream raises it
+        right after them. This is the per-event hot path of every stream: one flat loop,
+        and a list rather than a generator."""
+        chunks: list[ChatCompletionChunk] = []
         parse, normalise = self.parser.feed, self._normalise
-        for event in self._decoder.feed(data):
-            for raw in parse(event):
-                chunk = normalise(raw)
-                if chunk is not None:
-                    yield chunk
+        try:
+            for event in self._decoder.feed(data):
+                for raw in parse(event):
+                    chunk = normalise(raw)
+                    if chunk is not None:
+                        chunks.append(chunk)
+        except APIError as error:
+            if not chunks:
+                raise
+            self.held = error
+        return chunks
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
@@ -177,6 +188,14 @@ class ChunkPipeline:
         return None if self.usage is None else CompletionUsage.model_validate(self.usage)
 
 
+def _identity(response: httpx.Response) -> bool:
+    """True when the body is not content-encoded: its raw bytes are then read directly,
+    skipping httpx's decoder layers (one call per network read each)."""
+    if response.is_stream_consumed:  # already read into memory: only iter_bytes serves it
+        return False
+    return response.headers.get("content-encoding", "identity").lower() in ("identity", "")
+
+
 def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionError:
     request = pipeline.response.request
     if isinstance(error, httpx.TimeoutException):
@@ -221,10 +240,14 @@ class Stream(_StreamBase):
             break
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
+        pipeline = self._pipeline
         try:
-            for data in self.response.iter_bytes():
-                yield from self._pipeline.feed(data)
-            yield from self._pipeline.end()
+            body = self.response.iter_raw() if _identity(self.response) else None
+            for data in body or self.response.iter_bytes():
+                yield from pipeline.feed(data)
+                if pipeline.held is not None:
+                    raise pipeline.held
+            yield from pipeline.end()
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
         finally:
@@ -232,7 +255,12 @@ class Stream(_StreamBase):
             self.response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self
+        # The generator itself, not `self`: a for loop then resumes it directly, without a
+        # Python-level __next__ per chunk. The primed first chunk comes first.
+        if self._head:
+            head, self._head = self._head, []
+            return itertools.chain(head, self._iterator)
+        return self._iterator
 
     def __next__(self) -> ChatCompletionChunk:
         if self._head:
@@ -268,11 +296,15 @@ class AsyncStream(_StreamBase):
             break
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        pipeline = self._pipeline
         try:
-            async for data in self.response.aiter_bytes():
-                for chunk in self._pipeline.feed(data):
+            body = self.response.aiter_raw() if _identity(self.response) else None
+            async for data in body or self.response.aiter_bytes():
+                for chunk in pipeline.feed(data):
                     yield chunk
-            for chunk in self._pipeline.end():
+                if pipeline.held is not None:
+                    raise pipeline.held
+            for chunk in pipeline.end():
                 yield chunk
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
@@ -281,7 +313,11 @@ class AsyncStream(_StreamBase):
             await self.response.aclose()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self
+        # As `Stream.__iter__`: the async generator itself, the primed chunk first.
+        if self._head:
+            head, self._head = self._head, []
+            return _prepend(head, self._iterator)
+        return self._iterator
 
     async def __anext__(self) -> ChatCompletionChunk:
         if self._head:
@@ -298,6 +334,15 @@ class AsyncStream(_StreamBase):
         await self._iterator.aclose()
         self._pipeline.settle()
         await self.response.aclose()
+
+
+async def _prepend(
+    head: list[ChatCompletionChunk], rest: AsyncIterator[ChatCompletionChunk]
+) -> AsyncIterator[ChatCompletionChunk]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 def aggregate(

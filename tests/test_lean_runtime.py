@@ -7,12 +7,16 @@ does not grow with traffic while its sums stay exact.
 
 from __future__ import annotations
 
+import gzip
+import json
 import subprocess
 import sys
 from decimal import Decimal
+from typing import Optional
 
 import httpx
 import pytest
+import respx
 
 from llm_bridge import ModelNotFoundError, OpenAI
 from llm_bridge.adapters import ADAPTERS, adapter_class
@@ -124,3 +128,33 @@ def test_the_ledger_keeps_the_latest_records_and_exact_sums_of_all() -> None:
     assert ledger.by_model()["zhipu/glm-4-air"].prompt_tokens == 6
     ledger.reset()
     assert len(ledger) == 0 and ledger.records() == [] and ledger.total().requests == 0
+
+
+ZHIPU_CHAT = "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+
+
+def sse_body() -> bytes:
+    events = [
+        {"id": "t", "created": 1, "model": "glm-4", "choices": [{"index": 0, "delta": d}]}
+        for d in ({"role": "assistant", "content": "你"}, {"content": "好"})
+    ]
+    events[-1]["choices"][0]["finish_reason"] = "stop"
+    lines = [f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events]
+    return ("".join(lines) + "data: [DONE]\n\n").encode()
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_streams_are_read_raw_only_when_not_content_encoded(encoding: Optional[str]) -> None:
+    body = sse_body()
+    headers = {"Content-Type": "text/event-stream"}
+    if encoding:
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = encoding
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, headers=headers, content=body)
+        client = OpenAI(provider="zhipu", api_key="id.secret")
+        chunks = list(
+            client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+        )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "你好"
+    assert chunks[-1].choices[0].finish_reason == "stop"

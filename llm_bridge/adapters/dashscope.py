@@ -287,25 +287,28 @@ class DashScopeStreamParser(StreamParser):
         self._seen: dict[tuple[int, str], str] = {}  # (choice, field) -> text so far
         self._tools_seen: dict[tuple[int, int], JSONDict] = {}
         self._started: set[int] = set()
+        self._created = int(time.time())  # one stream, one creation time (as OpenAI's)
 
     def feed(self, event: Any) -> list[JSONDict]:
         data = self.adapter.event_json(self.response, event.data)
         if data is None:
             return []
-        code, message = self.adapter.error_fields(data)
-        if event.event == "error" or code is not None:
-            raise self.adapter.make_error(self.response, data, code, message or event.data)
+        if event.event == "error" or "code" in data or "error" in data:
+            code, message = self.adapter.error_fields(data)
+            if event.event == "error" or code is not None:
+                raise self.adapter.make_error(self.response, data, code, message or event.data)
         output = data.get("output") or {}
         choices = [
             self._choice(position, choice) for position, choice in enumerate(_choices(output))
         ]
+        request_id = data.get("request_id")
         chunk: JSONDict = {
-            "id": data.get("request_id") or "",
+            "id": request_id or "",
             "object": "chat.completion.chunk",
-            "created": int(time.time()),
+            "created": self._created,
             "model": self.call.model,
             "choices": choices,
-            "request_id": data.get("request_id"),
+            "request_id": request_id,
         }
         usage = openai_usage(data.get("usage"))
         if usage:
@@ -319,17 +322,21 @@ class DashScopeStreamParser(StreamParser):
         if index not in self._started:
             delta["role"] = "assistant"
             self._started.add(index)
-        for field in ("reasoning_content", "content"):
-            piece = self._new_text(index, field, _text(message.get(field)))
+        if "reasoning_content" in message:
+            piece = self._new_text(index, "reasoning_content", _text(message["reasoning_content"]))
             if piece:
-                delta[field] = piece
-        calls = [
-            self._tool_delta(index, position, call)
-            for position, call in enumerate(message.get("tool_calls") or [])
-        ]
-        calls = [call for call in calls if call is not None]
-        if calls:
-            delta["tool_calls"] = calls
+                delta["reasoning_content"] = piece
+        piece = self._new_text(index, "content", _text(message.get("content")))
+        if piece:
+            delta["content"] = piece
+        if message.get("tool_calls"):
+            calls = [
+                self._tool_delta(index, position, call)
+                for position, call in enumerate(message["tool_calls"])
+            ]
+            calls = [call for call in calls if call is not None]
+            if calls:
+                delta["tool_calls"] = calls
         finish = _finish(choice.get("finish_reason"))
         if finish is not None:
             self.done = True
@@ -444,7 +451,7 @@ def _finish(value: Any) -> Optional[str]:
 
 def _text(content: Any) -> Optional[str]:
     """Message content as a string; the multimodal endpoint answers with ``[{"text": ...}]``."""
-    if isinstance(content, list):
+    if content.__class__ is list:
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return content
 

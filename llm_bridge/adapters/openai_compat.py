@@ -148,7 +148,7 @@ class OpenAICompatStreamParser(StreamParser):
         return [self.chunk(chunk)]
 
     def chunk(self, chunk: JSONDict) -> JSONDict:
-        """One event's object as an OpenAI chunk dict (runs per event: kept lean)."""
+        """One event's object as an OpenAI chunk dict (once per event: one flat loop)."""
         chunk["object"] = "chat.completion.chunk"
         if "model" not in chunk:
             chunk["model"] = self.call.model
@@ -156,37 +156,34 @@ class OpenAICompatStreamParser(StreamParser):
         if choices.__class__ is not list:
             chunk["choices"] = choices = []
         for choice in choices:
-            self._choice(choice, chunk)
-        return chunk
-
-    def _choice(self, choice: JSONDict, chunk: JSONDict) -> None:
-        index = choice.get("index")
-        if index is None:
-            choice["index"] = index = 0
-        delta = choice.get("delta")
-        if not delta:
-            choice["delta"] = delta = {}
-        # OpenAI names the role once, on a choice's first chunk; some providers repeat it.
-        if index in self._roles_sent:
-            if "role" in delta:
-                del delta["role"]
-        elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
-            delta.setdefault("role", "assistant")
-            self._roles_sent.add(index)
-        if delta.get("tool_calls"):
-            for position, call in enumerate(delta["tool_calls"]):
-                call.setdefault("index", position)
-        finish = choice.get("finish_reason")
-        if finish is not None:
-            choice["finish_reason"] = finish = self.adapter.finish_reason(
-                finish, self.response, chunk
-            )
+            index = choice.get("index")
+            if index is None:
+                choice["index"] = index = 0
+            delta = choice.get("delta")
+            if not delta:
+                choice["delta"] = delta = {}
+            # OpenAI names the role once, on a choice's first chunk; some providers repeat it.
+            if index in self._roles_sent:
+                if "role" in delta:
+                    del delta["role"]
+            elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
+                delta.setdefault("role", "assistant")
+                self._roles_sent.add(index)
+            if delta.get("tool_calls"):
+                for position, call in enumerate(delta["tool_calls"]):
+                    call.setdefault("index", position)
+            finish = choice.get("finish_reason")
             if finish is not None:
-                self._finished = True
-        if "usage" in choice:  # Moonshot's place for it; OpenAI's is the chunk's top level
-            usage = choice.pop("usage")
-            if usage and not chunk.get("usage"):
-                chunk["usage"] = usage
+                choice["finish_reason"] = finish = self.adapter.finish_reason(
+                    finish, self.response, chunk
+                )
+                if finish is not None:
+                    self._finished = True
+            if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
+                usage = choice.pop("usage")
+                if usage and not chunk.get("usage"):
+                    chunk["usage"] = usage
+        return chunk
 
     @property
     def finished(self) -> bool:
