@@ -49,7 +49,10 @@ class ChunkPipeline:
         self.parser = parser
         self.call = call
         self.response = response
-        self.usage: Optional[JSONDict] = None
+        # The latest usage as the parser gave it, put in OpenAI's names only when read: a
+        # provider that repeats running figures on every event has most never read.
+        self._usage_given: Optional[JSONDict] = None
+        self._usage: Optional[JSONDict] = None
         self._settle = settle
         self._settled = False
         self._text: list[str] = []  # what reached the caller, to estimate usage if need be
@@ -98,6 +101,18 @@ class ChunkPipeline:
             )
 
     @property
+    def usage(self) -> Optional[JSONDict]:
+        """The provider's latest usage figures, in OpenAI's names (final once settled)."""
+        if self._usage_given is not None:
+            self._usage = self.parser.usage_of(self._usage_given)
+            self._usage_given = None
+        return self._usage
+
+    @usage.setter
+    def usage(self, value: Optional[JSONDict]) -> None:
+        self._usage, self._usage_given = value, None
+
+    @property
     def complete(self) -> bool:
         """True once the provider said the stream is finished (or a stop word ended it)."""
         return bool(self.parser.done or getattr(self.parser, "finished", False) or self._stopped)
@@ -130,7 +145,7 @@ class ChunkPipeline:
         if "usage" in chunk:
             usage = chunk.pop("usage")
             if usage and isinstance(usage, dict):
-                self.usage = usage  # cumulative where providers repeat it: the last one counts
+                self._usage_given = usage  # cumulative where repeated: the last one counts
         if self._template is None:
             self._template = {
                 k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk

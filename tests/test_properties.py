@@ -230,6 +230,62 @@ def test_sse_decoder_split_anywhere_decodes_the_same(data: bytes, cuts: list[int
     assert _decode(pieces) == whole
 
 
+def _reference_sse(data: bytes) -> list[SSEEvent]:
+    """The event-stream algorithm read line by line, as plainly as the WHATWG text puts
+    it (plus our two departures: a bare JSON line is data, and the body's end dispatches
+    a last event without its blank line). The decoder's fast paths must agree with it."""
+    events: list[SSEEvent] = []
+    state: dict[str, Any] = {}
+
+    def reset() -> None:
+        state.update(data=[], event=None, id=None, retry=None, comments=[])
+
+    def dispatch() -> None:
+        if state["data"] or state["event"] is not None:
+            events.append(
+                SSEEvent(
+                    "\n".join(state["data"]),
+                    state["event"],
+                    state["id"],
+                    state["retry"],
+                    tuple(state["comments"]),
+                )
+            )
+        reset()
+
+    reset()
+    for line in data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"):
+        text = line.decode("utf-8", errors="replace")
+        if not line:
+            dispatch()
+        elif line.startswith(b":"):
+            state["comments"].append(text[1:].lstrip(" "))
+        elif line.startswith(b"{"):
+            state["data"].append(text)
+        else:
+            name, sep, value = line.partition(b":")
+            value = value[1:] if sep and value.startswith(b" ") else value
+            decoded = value.decode("utf-8", errors="replace")
+            if name == b"data":
+                state["data"].append(decoded)
+            elif name == b"event":
+                state["event"] = decoded
+            elif name == b"id" and b"\0" not in value:
+                state["id"] = decoded
+            elif name == b"retry" and value.isdigit():
+                state["retry"] = int(value)
+    dispatch()
+    return events
+
+
+@PROFILE
+@given(data=st.binary(max_size=300) | SSE_BYTES, cuts=st.lists(st.integers(0, 10_000)))
+@example(data=b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{}\n\nid: 2\ndata: x\n\n", cuts=[])
+@example(data=b"event: error\n: a\n:b\ndata:  two spaces\n\nid:a\x00b\ndata:y\n\n", cuts=[9])
+def test_sse_decoder_agrees_with_the_line_by_line_algorithm(data: bytes, cuts: list[int]) -> None:
+    assert _decode(_split(data, cuts)) == _reference_sse(data)
+
+
 @PROFILE
 @given(data=st.binary(max_size=300) | SSE_BYTES)
 def test_sse_decoder_byte_by_byte_decodes_the_same(data: bytes) -> None:

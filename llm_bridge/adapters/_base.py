@@ -143,6 +143,12 @@ class StreamParser:
     def feed(self, event: Any) -> list[JSONDict]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
+        """A chunk's ``usage`` in OpenAI's names. Chunks may carry the provider's own
+        figures and leave the conversion to this, which the stream layer calls only for the
+        figures it keeps (the last), not for every event that repeats them."""
+        return usage
+
 
 class Adapter:
     """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts.

@@ -298,24 +298,28 @@ class DashScopeStreamParser(StreamParser):
             if event.event == "error" or code is not None:
                 raise self.adapter.make_error(self.response, data, code, message or event.data)
         output = data.get("output") or {}
-        choices = [
-            self._choice(position, choice) for position, choice in enumerate(_choices(output))
-        ]
+        choices = output.get("choices")
+        if choices.__class__ is not list:
+            choices = _choices(output)
         request_id = data.get("request_id")
         chunk: JSONDict = {
             "id": request_id or "",
             "object": "chat.completion.chunk",
             "created": self._created,
             "model": self.call.model,
-            "choices": choices,
+            "choices": [self._choice(position, choice) for position, choice in enumerate(choices)],
             "request_id": request_id,
         }
-        usage = openai_usage(data.get("usage"))
+        usage = data.get("usage")
         if usage:
-            chunk["usage"] = usage  # cumulative: the stream layer keeps the last
+            chunk["usage"] = usage  # running figures: the stream layer keeps the last
         return [chunk]
 
+    def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
+        return openai_usage(usage)
+
     def _choice(self, position: int, choice: JSONDict) -> JSONDict:
+        """One native choice as a delta (once per event: the common case inline)."""
         index = choice.get("index", position)
         message = choice.get("message") or {}
         delta: JSONDict = {}
@@ -326,9 +330,14 @@ class DashScopeStreamParser(StreamParser):
             piece = self._new_text(index, "reasoning_content", _text(message["reasoning_content"]))
             if piece:
                 delta["reasoning_content"] = piece
-        piece = self._new_text(index, "content", _text(message.get("content")))
-        if piece:
-            delta["content"] = piece
+        content = message.get("content")
+        if content:
+            if content.__class__ is not str:
+                content = _text(content)
+            if self.cumulative:
+                content = self._new_text(index, "content", content)
+            if content:
+                delta["content"] = content
         if message.get("tool_calls"):
             calls = [
                 self._tool_delta(index, position, call)

@@ -287,14 +287,16 @@ class QianfanStreamParser(StreamParser):
         self.call = call
         self.done = False
         self._started = False
+        self._created = int(time.time())  # for events without their own
 
     def feed(self, event: Any) -> list[JSONDict]:
         data = self.adapter.event_json(self.response, event.data)
         if data is None:
             return []
-        code, message = self.adapter.error_fields(data)
-        if code is not None:
-            raise self.adapter.make_error(self.response, data, code, message)
+        if "error_code" in data or "code" in data:  # (the keys `error_fields` reads)
+            code, message = self.adapter.error_fields(data)
+            if code is not None:
+                raise self.adapter.make_error(self.response, data, code, message)
         delta: JSONDict = {}
         if not self._started:
             delta["role"] = "assistant"
@@ -312,7 +314,7 @@ class QianfanStreamParser(StreamParser):
         chunk = {
             "id": data.get("id"),
             "object": "chat.completion.chunk",
-            "created": data.get("created") or int(time.time()),
+            "created": data.get("created") or self._created,
             "model": self.call.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
