@@ -41,6 +41,7 @@ from ._errors import (
     UnsupportedParameterWarning,
     local_error,
 )
+from ._request_builder import RequestBuilder
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._streaming import AsyncStream, ChunkPipeline, Stream, aggregate
@@ -58,9 +59,6 @@ __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", 
 
 log = logging.getLogger("llm_bridge")
 
-#: Parsed request URLs kept per client (see `Engine._url`); more distinct URLs than this
-#: (a stream of new access tokens, say) start the collection over.
-_URL_CACHE_SIZE = 64
 #: Model names whose routes a client remembers.
 _ROUTE_CACHE_SIZE = 256
 T = TypeVar("T")
@@ -322,7 +320,7 @@ class Engine:
         self.default_query = dict(default_query or {})
         self._adapters: dict[str, Adapter] = {}
         self._prices: dict[tuple[str, str], Optional[Price]] = {}
-        self._urls: dict[tuple[str, tuple[tuple[str, Any], ...]], httpx.URL] = {}
+        self._requests = RequestBuilder()
         self._routes: dict[str, list[Route]] = {}
         self._plain_options = (RequestOptions(), RequestOptions(raw=True))
         self._lock = threading.Lock()
@@ -418,32 +416,15 @@ class Engine:
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         timeout = self.timeout if options.timeout is None else options.timeout
-        return client.build_request(
+        return self._requests.build(
+            client,
             spec.method,
-            self._url(spec.url, params),
+            spec.url,
+            params=params,
             headers=headers,
             content=content,
             timeout=timeout,
         )
-
-    def _url(self, url: str, params: dict[str, Any]) -> httpx.URL:
-        """``url`` with ``params`` merged into its query, parsed once per distinct pair.
-
-        httpx parses and validates a URL character by character (twice when a query is
-        merged in), which for Qianfan's URL with its long access token was the largest
-        cost of a request. A client sends the same few URLs over and over, and an
-        `httpx.URL` is immutable, so they are kept (a bounded number of them)."""
-        try:
-            key = (url, tuple(params.items()))
-            cached = self._urls.get(key)
-        except TypeError:  # a list-valued extra_query: not hashable, not worth keeping
-            return httpx.URL(url).copy_merge_params(params)
-        if cached is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            cached = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
-            self._urls[key] = cached
-        return cached
 
     def retry_policy(self, operation: Operation) -> RetryPolicy:
         max_retries = operation.options.max_retries

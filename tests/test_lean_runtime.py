@@ -12,13 +12,14 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
-from typing import Optional
+from typing import Any, Optional
 
 import httpx
 import pytest
 import respx
 
 from llm_bridge import ModelNotFoundError, OpenAI
+from llm_bridge._request_builder import RequestBuilder
 from llm_bridge.adapters import ADAPTERS, adapter_class
 from llm_bridge.testing import FakeQianfan, FakeZhipu
 from llm_bridge.types.completion_usage import CompletionUsage
@@ -158,3 +159,68 @@ def test_streams_are_read_raw_only_when_not_content_encoded(encoding: Optional[s
         )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "你好"
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+# --------------------------------------------------------------------------- RequestBuilder
+
+BUILD_CASES = [
+    ("POST", "https://open.bigmodel.cn/api/paas/v4/chat/completions", {}, 2.5),
+    ("POST", "https://aip.baidubce.com/rpc/2.0/x?a=1", {"access_token": "24.abc"}, None),
+    ("GET", "http://127.0.0.1:8000/v1/models", {"tag": ["a", "b"]}, httpx.Timeout(3, read=9)),
+]
+
+
+def built_both_ways(
+    client: httpx.Client, method: str, url: str, params: dict, timeout: Any
+) -> tuple[httpx.Request, httpx.Request]:
+    headers = {"User-Agent": "llm-bridge-cn/test", "Accept": "application/json", "X-A": "1"}
+    content = b'{"model":"m"}'
+    ours = RequestBuilder().build(
+        client, method, url, params=params, headers=headers, content=content, timeout=timeout
+    )
+    theirs = client.build_request(
+        method,
+        httpx.URL(url).copy_merge_params(params),
+        headers=headers,
+        content=content,
+        timeout=timeout,
+    )
+    return ours, theirs
+
+
+def same_request(a: httpx.Request, b: httpx.Request) -> bool:
+    return (a.method, a.url, a.headers.raw, a.read(), a.extensions) == (
+        b.method,
+        b.url,
+        b.headers.raw,
+        b.read(),
+        b.extensions,
+    )
+
+
+@pytest.mark.parametrize(("method", "url", "params", "timeout"), BUILD_CASES)
+@pytest.mark.parametrize(
+    "client_kwargs",
+    [
+        {},
+        {"headers": {"x-a": "client", "X-Client": "y"}},
+        {"cookies": {"session": "s"}},  # state to merge: httpx's build_request does it
+        {"params": {"debug": "1"}},
+        {"base_url": "http://elsewhere.example"},
+    ],
+)
+def test_built_requests_are_what_httpx_builds(
+    method: str, url: str, params: dict, timeout: Any, client_kwargs: dict
+) -> None:
+    with httpx.Client(**client_kwargs) as client:
+        ours, theirs = built_both_ways(client, method, url, params, timeout)
+        assert same_request(ours, theirs)
+
+
+def test_the_builder_sees_a_change_to_the_clients_headers() -> None:
+    with httpx.Client() as client:
+        builder = RequestBuilder()
+        kwargs: dict[str, Any] = {"params": {}, "headers": {}, "content": None, "timeout": 1.0}
+        builder.build(client, "GET", "http://x.test/", **kwargs)
+        client.headers["X-Later"] = "yes"
+        assert builder.build(client, "GET", "http://x.test/", **kwargs).headers["X-Later"] == "yes"
