@@ -21,7 +21,7 @@ import time
 import warnings
 from array import array
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import httpx
 
@@ -637,7 +637,10 @@ class SyncEngine(Engine):
 
     def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """A chat call: its requests (see `chat_requests`), merged."""
-        return self.merge_chat([self.call("chat", p, options) for p in self.chat_requests(params)])
+        requests = self.chat_requests(params)
+        if len(requests) == 1:
+            return self.call("chat", requests[0], options)
+        return self.merge_chat([self.call("chat", p, options) for p in requests])
 
     def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order, merged."""
@@ -645,23 +648,28 @@ class SyncEngine(Engine):
         return self.merge_embeddings([self.call("embeddings", b, options) for b in batches])
 
     def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
+        """One request along its routes: each route's first attempt made directly (the
+        common case, without the retry machinery's cost), then retries, then fallback."""
         routes = self.routes(params["model"])
         for position, route in enumerate(routes):
+            operation = Operation(self, kind, route, params, options)
             try:
-                return self._attempts(Operation(self, kind, route, params, options))
+                try:
+                    return self._attempt(operation, 0)
+                except APIError as error:
+                    failed = error
+                return self._retries(operation, failed)
             except APIError as error:
                 if not self.falls_back(error, routes, position):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
-    def _attempts(self, operation: Operation) -> RawResult:
-        try:  # the common case, one attempt, without the retry machinery's cost
-            return self._attempt(operation, 0)
-        except APIError as error:
-            policy = self.retry_policy(operation)
-            wait = policy.first_retry_wait(error)
-            if wait is None:
-                raise
+    def _retries(self, operation: Operation, failed: APIError) -> RawResult:
+        """The attempts after a failed first one, if the policy allows any."""
+        policy = self.retry_policy(operation)
+        wait = policy.first_retry_wait(failed)
+        if wait is None:
+            raise failed
         _retry.sleep(wait)
         for attempt in policy.sync():
             with attempt:
@@ -722,11 +730,18 @@ class AsyncEngine(Engine):
             timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
         )
 
-    async def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
-        """A chat call: its requests (see `chat_requests`, sent concurrently), merged."""
+    def chat(self, params: JSONDict, options: RequestOptions) -> Awaitable[RawResult]:
+        """A chat call: its requests (see `chat_requests`, sent concurrently), merged.
+
+        Not itself a coroutine: a single request hands back `call`'s, so that the caller
+        awaits it directly (every suspension of a request passes back through each
+        coroutine in the chain: one level less)."""
         requests = self.chat_requests(params)
         if len(requests) == 1:
-            return await self.call("chat", requests[0], options)
+            return self.call("chat", requests[0], options)
+        return self._fan_out(requests, options)
+
+    async def _fan_out(self, requests: list[JSONDict], options: RequestOptions) -> RawResult:
         import asyncio  # only a fanned-out call needs it
 
         return self.merge_chat(
@@ -739,23 +754,27 @@ class AsyncEngine(Engine):
         return self.merge_embeddings([await self.call("embeddings", b, options) for b in batches])
 
     async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
+        """As `SyncEngine.call`."""
         routes = self.routes(params["model"])
         for position, route in enumerate(routes):
+            operation = Operation(self, kind, route, params, options)
             try:
-                return await self._attempts(Operation(self, kind, route, params, options))
+                try:
+                    return await self._attempt(operation, 0)
+                except APIError as error:
+                    failed = error
+                return await self._retries(operation, failed)
             except APIError as error:
                 if not self.falls_back(error, routes, position):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
-    async def _attempts(self, operation: Operation) -> RawResult:
-        try:  # the common case, one attempt, without the retry machinery's cost
-            return await self._attempt(operation, 0)
-        except APIError as error:
-            policy = self.retry_policy(operation)
-            wait = policy.first_retry_wait(error)
-            if wait is None:
-                raise
+    async def _retries(self, operation: Operation, failed: APIError) -> RawResult:
+        """The attempts after a failed first one, if the policy allows any."""
+        policy = self.retry_policy(operation)
+        wait = policy.first_retry_wait(failed)
+        if wait is None:
+            raise failed
         await _retry.async_sleep(wait)
         async for attempt in policy.async_():
             with attempt:
@@ -763,7 +782,8 @@ class AsyncEngine(Engine):
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(self, operation: Operation, retries: int) -> RawResult:
-        await self._ensure_token(operation)
+        if self.token_request(operation.adapter.credentials) is not None:
+            await self._ensure_token(operation)
         request = operation.build(self.http)
         response = await self._send(request, operation)
         if not operation.stream:
