@@ -20,25 +20,39 @@ __all__ = ["SSEDecoder", "SSEEvent"]
 class SSEEvent:
     """One dispatched event. ``comments`` keeps ``:`` lines (DashScope puts status there).
 
-    Comments may be given as the raw ``:``-lines of the event (bytes), decoded only if
-    someone reads them: DashScope sends one with every event and nothing here needs it.
+    The decoder gives ``data`` as the bytes it read: `raw` hands them to a JSON parser
+    as they are, and `data` decodes them (once) only for whoever wants text. Comments
+    may likewise be the raw ``:``-lines, decoded only if read: DashScope sends one with
+    every event and nothing here needs it.
     """
 
-    __slots__ = ("_comments", "data", "event", "id", "retry")
+    __slots__ = ("_comments", "_data", "event", "id", "retry")
 
     def __init__(
         self,
-        data: str,
+        data: Union[str, bytes],
         event: Optional[str] = None,
         id: Optional[str] = None,
         retry: Optional[int] = None,
         comments: Union[tuple[str, ...], bytes] = (),
     ) -> None:
-        self.data = data
+        self._data = data
         self.event = event
         self.id = id
         self.retry = retry
         self._comments = comments
+
+    @property
+    def data(self) -> str:
+        """The event's data as text (invalid UTF-8 replaced, never an error)."""
+        if self._data.__class__ is bytes:
+            self._data = self._data.decode("utf-8", errors="replace")  # type: ignore[union-attr]
+        return self._data  # type: ignore[return-value]
+
+    @property
+    def raw(self) -> Union[bytes, str]:
+        """The data as received (bytes from the decoder): what a JSON parser should take."""
+        return self._data
 
     @property
     def comments(self) -> tuple[str, ...]:
@@ -94,8 +108,7 @@ class SSEDecoder:
         events = []
         for block in blocks:
             if block.startswith(b"data:") and _LF not in block:  # nearly every event
-                value = block[6:] if block[5:6] == b" " else block[5:]
-                events.append(SSEEvent(value.decode("utf-8", errors="replace")))
+                events.append(SSEEvent(block[6:] if block[5:6] == b" " else block[5:]))
             elif block:
                 event = _framed_event(block) or _parse_event(block)
                 if event is not None:
@@ -121,7 +134,7 @@ def _framed_event(block: bytes) -> Optional[SSEEvent]:
         return None
     id, name, comments, data = match.groups()
     return SSEEvent(
-        data.decode("utf-8", errors="replace"),
+        data,
         None if name is None else name.decode("utf-8", errors="replace"),
         None if id is None else id.decode("utf-8", errors="replace"),
         None,

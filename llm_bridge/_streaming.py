@@ -67,26 +67,17 @@ class ChunkPipeline:
 
         An error in a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
-        right after them. This is the per-event hot path of every stream: one flat loop,
-        and a list rather than a generator."""
-        chunks: list[ChatCompletionChunk] = []
-        parse, normalise = self.parser.feed, self._normalise
-        try:
-            for event in self._decoder.feed(data):
-                for raw in parse(event):
-                    chunk = normalise(raw)
-                    if chunk is not None:
-                        chunks.append(chunk)
-        except APIError as error:
-            if not chunks:
-                raise
-            self.held = error
-        return chunks
+        right after them."""
+        events = self._decoder.feed(data)
+        return self._chunks(events) if events else []
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
-        for event in self._decoder.flush():
-            yield from self._parse(event)
+        events = self._decoder.flush()
+        if events:
+            yield from self._chunks(events)
+            if self.held is not None:
+                raise self.held
         if not self.complete:
             raise APIConnectionError(
                 message=f"{self.call.provider} stream ended before the provider finished it "
@@ -129,48 +120,57 @@ class ChunkPipeline:
                 )
         return self.usage
 
-    def _parse(self, event: SSEEvent) -> Iterator[ChatCompletionChunk]:
-        for raw in self.parser.feed(event):
-            chunk = self._normalise(raw)
-            if chunk is not None:
-                yield chunk
-
     def _consumed(self) -> str:
         return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"
 
-    def _normalise(self, chunk: JSONDict) -> Optional[ChatCompletionChunk]:
-        """An adapter's chunk dict as the caller's chunk model, or None when it only
-        carried usage. Runs once per event of every stream, so the common case (a delta
-        with content) is written out inline."""
-        if "usage" in chunk:
-            usage = chunk.pop("usage")
-            if usage and isinstance(usage, dict):
-                self._usage_given = usage  # cumulative where repeated: the last one counts
-        if self._template is None:
-            self._template = {
-                k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
-            }
-            self._template["provider"] = self.call.provider
-        choices = chunk.get("choices")
-        if not choices:
-            return None  # a usage-only chunk: its figures are kept for the end
-        if self._stop is not None and not self._apply_stop(chunk):
-            return None
-        chunk["provider"] = self.call.provider
-        for choice in choices:
-            delta = choice.get("delta")
-            if delta:
-                content = delta.get("content")
-                if content.__class__ is str:
-                    self._text.append(content)
-                if "reasoning_content" in delta or "tool_calls" in delta:
-                    self._remember(delta)
+    def _chunks(self, events: list[SSEEvent]) -> list[ChatCompletionChunk]:
+        """The caller's chunk models for one read's events.
+
+        The parser turns all the events into chunk dicts in one call, and this loop makes
+        them chunks: usage kept aside (the caller sees it only on the include_usage chunk
+        at the end), emulated stop sequences applied, the text kept for an estimate, the
+        model validated. A stream's cost over raw httpx is mostly Python calls per
+        event, so there is one loop per read and no call per event but the validation."""
+        raws: list[JSONDict] = []
         try:
-            return _validate_chunk(chunk)
-        except ValueError as exc:  # pydantic's ValidationError: a chunk OpenAI's type rejects
-            raise self.parser.adapter.invalid_body(
-                self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
-            ) from exc
+            self.parser.parse(events, raws)
+        except APIError as error:
+            if not raws:
+                raise
+            self.held = error
+        chunks = []
+        provider = self.call.provider
+        for chunk in raws:
+            if "usage" in chunk:
+                usage = chunk.pop("usage")
+                if usage and isinstance(usage, dict):
+                    self._usage_given = usage  # cumulative where repeated: the last counts
+            if self._template is None:
+                self._template = {
+                    k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
+                }
+                self._template["provider"] = provider
+            choices = chunk.get("choices")
+            if not choices:
+                continue  # a usage-only chunk: its figures are kept for the end
+            if self._stop is not None and not self._apply_stop(chunk):
+                continue
+            chunk["provider"] = provider
+            for choice in choices:
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content.__class__ is str:
+                        self._text.append(content)
+                    if "reasoning_content" in delta or "tool_calls" in delta:
+                        self._remember(delta)
+            try:
+                chunks.append(_validate_chunk(chunk))
+            except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
+                raise self.parser.adapter.invalid_body(
+                    self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
+                ) from exc
+        return chunks
 
     def _remember(self, delta: JSONDict) -> None:
         """Keep a delta's reasoning and tool-call text (its content is kept by the caller)."""

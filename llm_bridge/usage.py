@@ -94,7 +94,7 @@ class UsageSummary:
 
 
 #: How many of the latest records a ledger keeps for `UsageLedger.records`.
-KEEP_RECORDS = 256
+KEEP_RECORDS = 100
 
 
 class UsageLedger:

@@ -111,9 +111,12 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
 class StreamParser:
     """Turns a provider's stream events into OpenAI chunk dicts; one per stream.
 
-    ``feed`` returns the chunks an event produces (often one, sometimes none); ``done``
-    is True once the provider signalled the end. Chunks may carry ``usage``; the stream
-    layer decides whether the caller sees it (``include_usage``).
+    ``parse(events, out)`` appends to ``out`` the chunks of one network read's events (an
+    event gives one, sometimes none) and raises at an error event, the chunks of the
+    events before it already in ``out``. It takes a read's events at once, with its loop
+    inside, because what a stream costs over raw httpx is mostly Python calls per event.
+    ``done`` is True once the provider signalled the end. Chunks may carry ``usage``;
+    the stream layer decides whether the caller sees it (``include_usage``).
     """
 
     done: bool = False
@@ -122,26 +125,32 @@ class StreamParser:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "feed" in cls.__dict__:
-            feed = cls.__dict__["feed"]
+        if "parse" in cls.__dict__:
+            parse = cls.__dict__["parse"]
 
-            @functools.wraps(feed)
-            def guarded(self: StreamParser, event: Any) -> list[JSONDict]:
+            @functools.wraps(parse)
+            def guarded(self: StreamParser, events: list[Any], out: list[JSONDict]) -> None:
                 try:
-                    return feed(self, event)
+                    parse(self, events, out)
                 except APIError:
                     raise
                 except MALFORMED as exc:
                     raise self.adapter.invalid_body(
                         self.response,
-                        getattr(event, "data", event),
+                        "\n\n".join(getattr(event, "data", str(event)) for event in events),
                         f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
                     ) from exc
 
-            cls.feed = guarded  # type: ignore[method-assign]
+            cls.parse = guarded  # type: ignore[method-assign]
 
-    def feed(self, event: Any) -> list[JSONDict]:  # pragma: no cover - interface
+    def parse(self, events: list[Any], out: list[JSONDict]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def feed(self, event: Any) -> list[JSONDict]:
+        """The chunks of one event (`parse` for a single event)."""
+        out: list[JSONDict] = []
+        self.parse([event], out)
+        return out
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
         """A chunk's ``usage`` in OpenAI's names. Chunks may carry the provider's own
@@ -352,22 +361,33 @@ class Adapter:
         error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
         return error
 
-    def event_json(self, response: httpx.Response, data: str) -> Optional[JSONDict]:
-        """A stream event's JSON object (None for an empty event); anything else raises."""
-        if not data or data.isspace():
-            return None
+    def event_json(self, response: httpx.Response, data: Union[bytes, str]) -> Optional[JSONDict]:
+        """A stream event's JSON object (None for an empty event); anything else raises.
+
+        ``data`` is best the event's bytes (`SSEEvent.raw`): pydantic-core parses them as
+        they are, where text would be encoded back to UTF-8 first. Runs once per event,
+        so the usual case is tried first and the rest only when it fails."""
         try:
-            value = from_json(data)  # `loads`, inlined: this runs once per stream event
+            value = from_json(data)
         except ValueError:
-            try:
-                value = json.loads(data)
-            except ValueError:
-                raise self.invalid_body(
-                    response, data, "malformed JSON in a stream event"
-                ) from None
-        if not isinstance(value, dict):
+            value = self._event_json_slowly(response, data)
+            if value is None:
+                return None
+        if value.__class__ is not dict:
             raise self.invalid_body(response, value, "a stream event that is not an object")
         return value
+
+    def _event_json_slowly(self, response: httpx.Response, data: Union[bytes, str]) -> Any:
+        """What pydantic-core refused: an empty event (None), what the standard library
+        parses (lone surrogates), text that is not UTF-8 (read with U+FFFD, as the
+        decoder always has), or an error."""
+        text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self.invalid_body(response, text, "malformed JSON in a stream event") from None
 
     def invalid_body(
         self, response: httpx.Response, body: Any, what: str

@@ -134,56 +134,57 @@ class OpenAICompatStreamParser(StreamParser):
         self._finished = False
         self._roles_sent: set[int] = set()
 
-    def feed(self, event: Any) -> list[JSONDict]:
-        data = event.data
-        if data == "[DONE]":
-            self.done = True
-            return []
-        chunk = self.adapter.event_json(self.response, data)
-        if chunk is None:
-            return []
-        if event.event == "error" or "error" in chunk:
-            code, message = self.adapter.error_fields(chunk)
-            raise self.adapter.make_error(self.response, chunk, code, message or data)
-        return [self.chunk(chunk)]
-
-    def chunk(self, chunk: JSONDict) -> JSONDict:
-        """One event's object as an OpenAI chunk dict (once per event: one flat loop)."""
-        chunk["object"] = "chat.completion.chunk"
-        if "model" not in chunk:
-            chunk["model"] = self.call.model
-        choices = chunk.get("choices")
-        if choices.__class__ is not list:
-            chunk["choices"] = choices = []
-        for choice in choices:
-            index = choice.get("index")
-            if index is None:
-                choice["index"] = index = 0
-            delta = choice.get("delta")
-            if not delta:
-                choice["delta"] = delta = {}
-            # OpenAI names the role once, on a choice's first chunk; some providers repeat it.
-            if index in self._roles_sent:
-                if "role" in delta:
-                    del delta["role"]
-            elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
-                delta.setdefault("role", "assistant")
-                self._roles_sent.add(index)
-            if delta.get("tool_calls"):
-                for position, call in enumerate(delta["tool_calls"]):
-                    call.setdefault("index", position)
-            finish = choice.get("finish_reason")
-            if finish is not None:
-                choice["finish_reason"] = finish = self.adapter.finish_reason(
-                    finish, self.response, chunk
-                )
+    def parse(self, events: list[Any], out: list[JSONDict]) -> None:
+        """Each event's object as an OpenAI chunk dict, in one flat loop (see `StreamParser`)."""
+        event_json, model, roles_sent = self.adapter.event_json, self.call.model, self._roles_sent
+        for event in events:
+            raw = event.raw
+            if raw == b"[DONE]" or raw == "[DONE]":
+                self.done = True
+                continue
+            chunk = event_json(self.response, raw)
+            if chunk is None:
+                continue
+            if event.event == "error" or "error" in chunk:
+                code, message = self.adapter.error_fields(chunk)
+                raise self.adapter.make_error(self.response, chunk, code, message or event.data)
+            chunk["object"] = "chat.completion.chunk"
+            if "model" not in chunk:
+                chunk["model"] = model
+            choices = chunk.get("choices")
+            if choices.__class__ is not list:
+                chunk["choices"] = choices = []
+            for choice in choices:
+                index = choice.get("index")
+                if index is None:
+                    choice["index"] = index = 0
+                delta = choice.get("delta")
+                if not delta:
+                    choice["delta"] = delta = {}
+                # OpenAI names the role once, on a choice's first chunk; some repeat it.
+                if index in roles_sent:
+                    if "role" in delta:
+                        del delta["role"]
+                elif (
+                    delta.get("role") or delta.get("content") is not None or delta.get("tool_calls")
+                ):
+                    delta.setdefault("role", "assistant")
+                    roles_sent.add(index)
+                if delta.get("tool_calls"):
+                    for position, call in enumerate(delta["tool_calls"]):
+                        call.setdefault("index", position)
+                finish = choice.get("finish_reason")
                 if finish is not None:
-                    self._finished = True
-            if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
-                usage = choice.pop("usage")
-                if usage and not chunk.get("usage"):
-                    chunk["usage"] = usage
-        return chunk
+                    choice["finish_reason"] = finish = self.adapter.finish_reason(
+                        finish, self.response, chunk
+                    )
+                    if finish is not None:
+                        self._finished = True
+                if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
+                    usage = choice.pop("usage")
+                    if usage and not chunk.get("usage"):
+                        chunk["usage"] = usage
+            out.append(chunk)
 
     @property
     def finished(self) -> bool:
