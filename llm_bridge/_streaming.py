@@ -22,8 +22,8 @@ import httpx
 
 from ._auth import scrub
 from ._errors import APIConnectionError, APIError, APITimeoutError
-from ._sse import SSEDecoder, SSEEvent
-from .adapters._base import CallContext, JSONDict, StreamParser
+from ._sse import SSEDecoder
+from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 from .types.chat import ChatCompletion, ChatCompletionChunk
 from .types.completion_usage import CompletionUsage
@@ -61,23 +61,13 @@ class ChunkPipeline:
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False
         self.held: Optional[APIError] = None  # see `feed`
-
-    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
-        """The chunks ``data`` (one network read) completes.
-
-        An error in a later event of the same read is held in `held` rather than raised,
-        so that the chunks before it still reach the caller first; the stream raises it
-        right after them."""
-        events = self._decoder.feed(data)
-        return self._chunks(events) if events else []
+        self._parse = getattr(parser, "parse_unguarded", parser.parse)  # guarded in `feed`
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
-        events = self._decoder.flush()
-        if events:
-            yield from self._chunks(events)
-            if self.held is not None:
-                raise self.held
+        yield from self.feed(b"", final=True)
+        if self.held is not None:
+            raise self.held
         if not self.complete:
             raise APIConnectionError(
                 message=f"{self.call.provider} stream ended before the provider finished it "
@@ -123,23 +113,37 @@ class ChunkPipeline:
     def _consumed(self) -> str:
         return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"
 
-    def _chunks(self, events: list[SSEEvent]) -> list[ChatCompletionChunk]:
-        """The caller's chunk models for one read's events.
+    def feed(self, data: bytes, *, final: bool = False) -> list[ChatCompletionChunk]:
+        """The chunks ``data`` (one network read) completes; ``final`` flushes the rest.
 
-        The parser turns all the events into chunk dicts in one call, and this loop makes
-        them chunks: usage kept aside (the caller sees it only on the include_usage chunk
-        at the end), emulated stop sequences applied, the text kept for an estimate, the
-        model validated. A stream's cost over raw httpx is mostly Python calls per
-        event, so there is one loop per read and no call per event but the validation."""
+        The parser turns the read's events into chunk dicts in one call, and this loop
+        makes them chunks: usage kept aside (the caller sees it only on the include_usage
+        chunk at the end), emulated stop sequences applied, the text kept for an
+        estimate, the model validated. What a stream costs over raw httpx is mostly
+        Python calls per event, so there is one loop per read and no call per event but
+        the validation.
+
+        An error in a later event of the same read is held in `held` rather than raised,
+        so that the chunks before it still reach the caller first; the stream raises it
+        right after them."""
+        events = self._decoder.flush() if final else self._decoder.feed(data)
+        if not events:
+            return []
         raws: list[JSONDict] = []
+        failure: Optional[APIError] = None
         try:
-            self.parser.parse(events, raws)
+            self._parse(events, raws)
         except APIError as error:
+            failure = error
+        except MALFORMED as exc:
+            failure = self.parser.malformed(events, exc)
+            failure.__cause__ = exc
+        if failure is not None:
             if not raws:
-                raise
-            self.held = error
+                raise failure
+            self.held = failure
         chunks = []
-        provider = self.call.provider
+        provider, text = self.call.provider, self._text
         for chunk in raws:
             if "usage" in chunk:
                 usage = chunk.pop("usage")
@@ -161,7 +165,7 @@ class ChunkPipeline:
                 if delta:
                     content = delta.get("content")
                     if content.__class__ is str:
-                        self._text.append(content)
+                        text.append(content)
                     if "reasoning_content" in delta or "tool_calls" in delta:
                         self._remember(delta)
             try:

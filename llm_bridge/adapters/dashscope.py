@@ -350,8 +350,10 @@ class DashScopeStreamParser(StreamParser):
             calls = [call for call in calls if call is not None]
             if calls:
                 delta["tool_calls"] = calls
-        finish = _finish(choice.get("finish_reason"))
-        if finish is not None:
+        finish = choice.get("finish_reason")
+        if finish in _NOT_FINISHED:
+            finish = None
+        else:
             self.done = True
         return {"index": index, "delta": delta, "finish_reason": finish}
 
@@ -457,9 +459,13 @@ def _choices(output: JSONDict) -> list[JSONDict]:
     return []
 
 
+#: How DashScope says "not finished": the string "null", mostly.
+_NOT_FINISHED = (None, "null", "")
+
+
 def _finish(value: Any) -> Optional[str]:
     """DashScope marks "not finished" with the string "null"."""
-    return None if value in (None, "null", "") else value
+    return None if value in _NOT_FINISHED else value
 
 
 def _text(content: Any) -> Optional[str]:
