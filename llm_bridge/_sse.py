@@ -26,7 +26,7 @@ class SSEEvent:
     every event and nothing here needs it.
     """
 
-    __slots__ = ("_comments", "_data", "event", "id", "retry")
+    __slots__ = ("_comments", "_text", "event", "id", "raw", "retry")
 
     def __init__(
         self,
@@ -36,7 +36,8 @@ class SSEEvent:
         retry: Optional[int] = None,
         comments: Union[tuple[str, ...], bytes] = (),
     ) -> None:
-        self._data = data
+        self.raw = data  # as received (bytes from the decoder): what a JSON parser should take
+        self._text: Optional[str] = None
         self.event = event
         self.id = id
         self.retry = retry
@@ -45,14 +46,10 @@ class SSEEvent:
     @property
     def data(self) -> str:
         """The event's data as text (invalid UTF-8 replaced, never an error)."""
-        if self._data.__class__ is bytes:
-            self._data = self._data.decode("utf-8", errors="replace")  # type: ignore[union-attr]
-        return self._data  # type: ignore[return-value]
-
-    @property
-    def raw(self) -> Union[bytes, str]:
-        """The data as received (bytes from the decoder): what a JSON parser should take."""
-        return self._data
+        if self._text is None:
+            raw = self.raw
+            self._text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        return self._text
 
     @property
     def comments(self) -> tuple[str, ...]:

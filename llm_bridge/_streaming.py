@@ -143,7 +143,7 @@ class ChunkPipeline:
                 raise failure
             self.held = failure
         chunks = []
-        provider, text = self.call.provider, self._text
+        provider, text, stop = self.call.provider, self._text, self._stop
         for chunk in raws:
             if "usage" in chunk:
                 usage = chunk.pop("usage")
@@ -157,7 +157,7 @@ class ChunkPipeline:
             choices = chunk.get("choices")
             if not choices:
                 continue  # a usage-only chunk: its figures are kept for the end
-            if self._stop is not None and not self._apply_stop(chunk):
+            if stop is not None and not self._apply_stop(chunk):
                 continue
             chunk["provider"] = provider
             for choice in choices:
