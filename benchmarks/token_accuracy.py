@@ -31,21 +31,30 @@ def measure() -> dict[str, list[tuple[str, int, int]]]:
             rows.append(("prompt", pair["prompt_tokens"], ours))
         if pair.get("completion") and pair.get("completion_tokens"):
             text = (pair.get("reasoning_content") or "") + pair["completion"]
-            rows.append(("completion", pair["completion_tokens"], count_tokens(text, model,
-                                                                              provider=provider)))
+            rows.append(
+                (
+                    "completion",
+                    pair["completion_tokens"],
+                    count_tokens(text, model, provider=provider),
+                )
+            )
     return results
 
 
 def main() -> None:
-    print(f"{'provider':<11}{'exact?':>7}{'figures':>9}{'mean |error|':>14}{'median':>9}"
-          f"{'worst':>8}{'bias':>8}")
+    print(
+        f"{'provider':<11}{'exact?':>7}{'figures':>9}{'mean |error|':>14}{'median':>9}"
+        f"{'worst':>8}{'bias':>8}"
+    )
     for provider, rows in sorted(measure().items()):
         errors = [(ours - theirs) / theirs * 100 for _, theirs, ours in rows if theirs]
         exact = tokenizer_info("x", provider=provider).exact
-        print(f"{provider:<11}{'yes' if exact else 'no':>7}{len(errors):>9}"
-              f"{statistics.mean(abs(e) for e in errors):>13.1f}%"
-              f"{statistics.median(abs(e) for e in errors):>8.1f}%"
-              f"{max(abs(e) for e in errors):>7.0f}%{statistics.mean(errors):>+7.1f}%")
+        print(
+            f"{provider:<11}{'yes' if exact else 'no':>7}{len(errors):>9}"
+            f"{statistics.mean(abs(e) for e in errors):>13.1f}%"
+            f"{statistics.median(abs(e) for e in errors):>8.1f}%"
+            f"{max(abs(e) for e in errors):>7.0f}%{statistics.mean(errors):>+7.1f}%"
+        )
 
 
 if __name__ == "__main__":
