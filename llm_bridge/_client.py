@@ -21,6 +21,7 @@ import httpx
 
 from ._constants import DEFAULT_MAX_RETRIES
 from ._errors import NotFoundError, local_error
+from ._response import LegacyAPIResponse  # httpx only: with_raw_response is a hot path too
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -59,8 +60,6 @@ def _split(
 
 def _result(result: RawResult, raw: bool) -> Any:
     if raw:
-        from ._response import LegacyAPIResponse
-
         return LegacyAPIResponse(result.response, result.parsed, retries_taken=result.retries_taken)
     return result.parsed
 
