@@ -652,8 +652,8 @@ class SyncEngine(Engine):
         common case, without the retry machinery's cost), then retries, then fallback."""
         routes = self.routes(params["model"])
         for position, route in enumerate(routes):
-            operation = Operation(self, kind, route, params, options)
-            try:
+            try:  # (the operation too: its pre-flight check may fall back)
+                operation = Operation(self, kind, route, params, options)
                 try:
                     return self._attempt(operation, 0)
                 except APIError as error:
@@ -757,8 +757,8 @@ class AsyncEngine(Engine):
         """As `SyncEngine.call`."""
         routes = self.routes(params["model"])
         for position, route in enumerate(routes):
-            operation = Operation(self, kind, route, params, options)
-            try:
+            try:  # (the operation too: its pre-flight check may fall back)
+                operation = Operation(self, kind, route, params, options)
                 try:
                     return await self._attempt(operation, 0)
                 except APIError as error:

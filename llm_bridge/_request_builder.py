@@ -10,8 +10,10 @@ a non-stream request cost on top of raw httpx.
 
 It does exactly what ``build_request`` does for an absolute URL, no ``cookies=`` and no
 ``params=`` argument, and defers to it when the client has state that needs merging (a
-cookie jar with cookies, default query parameters). A test compares the two on every
-provider's requests.
+cookie jar with cookies, default query parameters) or the URL is relative. One thing it
+does differently on purpose: a query already in the URL is kept and the call's params
+merged into it, where ``build_request(url, params=...)`` would drop it. A test compares
+the two.
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ class RequestBuilder:
         """What ``client.build_request(method, url + params, headers=..., content=...,
         timeout=...)`` returns."""
         target = self.url(url, params)
-        if client.cookies or client.params:
+        if client.cookies or client.params or target.is_relative_url:
+            # State of the client's to merge in: httpx's way, with the query of the call's
+            # URL over the client's default params (httpx replaces a URL's query by them).
             return client.build_request(
-                method, target, headers=headers, content=content, timeout=timeout
+                method,
+                target,
+                params=target.params,
+                headers=headers,
+                content=content,
+                timeout=timeout,
             )
         return httpx.Request(
             method,
@@ -63,12 +72,14 @@ class RequestBuilder:
         )
 
     def url(self, url: str, params: dict[str, Any]) -> httpx.URL:
-        """``url`` with ``params`` merged into its query, parsed once per distinct pair."""
-        try:
-            key = (url, tuple(params.items()))
-            cached = self._urls.get(key)
-        except TypeError:  # a list-valued extra_query: not hashable, not worth keeping
+        """``url`` with ``params`` merged into its query, parsed once per distinct pair.
+
+        Only text values are keyed: ``True == 1`` would make ``flag=true`` and ``flag=1``
+        one entry, and lists are not hashable."""
+        if not all(value.__class__ is str for value in params.values()):
             return httpx.URL(url).copy_merge_params(params)
+        key = (url, tuple(params.items()))
+        cached = self._urls.get(key)
         if cached is None:
             cached = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
             _put(self._urls, key, cached)

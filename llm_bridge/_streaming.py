@@ -14,6 +14,7 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
@@ -77,16 +78,16 @@ class ChunkPipeline:
             )
         usage = self.settle()
         if self.call.include_usage and usage is not None and self._template is not None:
-            yield ChatCompletionChunk.model_validate(
-                {**self._template, "choices": [], "usage": usage}
-            )
+            yield self._validated({**self._template, "choices": [], "usage": usage})
 
     @property
     def usage(self) -> Optional[JSONDict]:
         """The provider's latest usage figures, in OpenAI's names (final once settled)."""
         if self._usage_given is not None:
-            self._usage = self.parser.usage_of(self._usage_given)
-            self._usage_given = None
+            given, self._usage_given = self._usage_given, None
+            # Figures of a shape that cannot be read are dropped: the last good ones stand.
+            with contextlib.suppress(*MALFORMED):
+                self._usage = self.parser.usage_of(given)
         return self._usage
 
     @usage.setter
@@ -171,18 +172,34 @@ class ChunkPipeline:
             try:
                 chunks.append(_validate_chunk(chunk))
             except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
-                raise self.parser.adapter.invalid_body(
-                    self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({exc})"
-                ) from exc
+                error = self._invalid(chunk, exc)
+                if not chunks:
+                    raise error from None
+                self.held = error  # first in order: it replaces a later parse error
+                break
         return chunks
+
+    def _validated(self, chunk: JSONDict) -> ChatCompletionChunk:
+        try:
+            return _validate_chunk(chunk)
+        except ValueError as exc:
+            raise self._invalid(chunk, exc) from None
+
+    def _invalid(self, chunk: JSONDict, reason: Exception) -> APIError:
+        """The error for a chunk OpenAI's type cannot hold."""
+        return self.parser.adapter.invalid_body(
+            self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
+        )
 
     def _remember(self, delta: JSONDict) -> None:
         """Keep a delta's reasoning and tool-call text (its content is kept by the caller)."""
         if isinstance(delta.get("reasoning_content"), str):
             self._text.append(delta["reasoning_content"])
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") or {}
-            self._text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):  # any other shape fails validation just after
+                self._text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
 
     def _apply_stop(self, chunk: JSONDict) -> bool:
         """Cut content at an emulated stop sequence; False when the chunk has nothing left."""
@@ -270,16 +287,20 @@ class Stream(_StreamBase):
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
         finally:
-            self._pipeline.settle()
-            self.response.close()
+            try:
+                self._pipeline.settle()
+            finally:
+                self.response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        # The generator itself, not `self`: a for loop then resumes it directly, without a
-        # Python-level __next__ per chunk. The primed first chunk comes first.
-        if self._head:
-            head, self._head = self._head, []
-            return itertools.chain(head, self._iterator)
-        return self._iterator
+        # The chunks generator behind a C-level chain, not `self`: a for loop then runs
+        # without a Python-level __next__ per chunk. A chain, unlike `yield from`, leaves
+        # the generator open when a loop is left early, so iterating can resume.
+        return itertools.chain(self._drain_head(), self._iterator)
+
+    def _drain_head(self) -> Iterator[ChatCompletionChunk]:
+        while self._head:  # the primed first chunk, unless next() took it already
+            yield self._head.pop()
 
     def __next__(self) -> ChatCompletionChunk:
         if self._head:
@@ -294,9 +315,11 @@ class Stream(_StreamBase):
 
     def close(self) -> None:
         """Release the connection; iteration stops; what was consumed is recorded."""
-        self._iterator.close()
-        self._pipeline.settle()
-        self.response.close()
+        try:
+            self._iterator.close()
+            self._pipeline.settle()
+        finally:
+            self.response.close()
 
 
 class AsyncStream(_StreamBase):
@@ -328,15 +351,16 @@ class AsyncStream(_StreamBase):
         except httpx.HTTPError as error:
             raise _broken(error, self._pipeline) from error
         finally:
-            self._pipeline.settle()
-            await self.response.aclose()
+            try:
+                self._pipeline.settle()
+            finally:
+                await self.response.aclose()
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        # As `Stream.__iter__`: the async generator itself, the primed chunk first.
-        if self._head:
-            head, self._head = self._head, []
-            return _prepend(head, self._iterator)
-        return self._iterator
+    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        while self._head:  # the primed first chunk, unless __anext__ took it already
+            yield self._head.pop()
+        async for chunk in self._iterator:
+            yield chunk
 
     async def __anext__(self) -> ChatCompletionChunk:
         if self._head:
@@ -350,18 +374,11 @@ class AsyncStream(_StreamBase):
         await self.close()
 
     async def close(self) -> None:
-        await self._iterator.aclose()
-        self._pipeline.settle()
-        await self.response.aclose()
-
-
-async def _prepend(
-    head: list[ChatCompletionChunk], rest: AsyncIterator[ChatCompletionChunk]
-) -> AsyncIterator[ChatCompletionChunk]:
-    for chunk in head:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
+        try:
+            await self._iterator.aclose()
+            self._pipeline.settle()
+        finally:
+            await self.response.aclose()
 
 
 def aggregate(

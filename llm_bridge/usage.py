@@ -150,9 +150,10 @@ class UsageLedger:
         return iter(self.records())
 
     def __len__(self) -> int:
-        """Calls recorded since the ledger was made or reset (not only those kept)."""
+        """The records kept (the latest ``keep``), as iterating gives them; the number of
+        calls ever recorded is ``total().requests``."""
         with self._lock:
-            return sum(summary.requests for summary in self._by_model.values())
+            return len(self._recent)
 
     def __repr__(self) -> str:
         total = self.total()

@@ -118,7 +118,7 @@ def test_the_ledger_keeps_the_latest_records_and_exact_sums_of_all() -> None:
     for i in range(1, 6):
         ledger.record(record("glm-4-flash" if i % 2 else "glm-4-air", i, 10))
     assert [r.usage.prompt_tokens for r in ledger.records()] == [3, 4, 5]
-    assert len(ledger) == 5
+    assert len(ledger) == len(list(ledger)) == 3
     total = ledger.total()
     assert (total.requests, total.prompt_tokens, total.completion_tokens) == (5, 15, 50)
     assert total.cost_cny == Decimal(15)
@@ -165,8 +165,9 @@ def test_streams_are_read_raw_only_when_not_content_encoded(encoding: Optional[s
 
 BUILD_CASES = [
     ("POST", "https://open.bigmodel.cn/api/paas/v4/chat/completions", {}, 2.5),
-    ("POST", "https://aip.baidubce.com/rpc/2.0/x?a=1", {"access_token": "24.abc"}, None),
+    ("POST", "https://aip.baidubce.com/rpc/2.0/x", {"access_token": "24.abc"}, None),
     ("GET", "http://127.0.0.1:8000/v1/models", {"tag": ["a", "b"]}, httpx.Timeout(3, read=9)),
+    ("GET", "http://127.0.0.1:8000/v1/models", {"debug": "call"}, 1.0),
 ]
 
 
@@ -178,12 +179,9 @@ def built_both_ways(
     ours = RequestBuilder().build(
         client, method, url, params=params, headers=headers, content=content, timeout=timeout
     )
+    # What the engine did before it had a builder: the call's params over the client's.
     theirs = client.build_request(
-        method,
-        httpx.URL(url).copy_merge_params(params),
-        headers=headers,
-        content=content,
-        timeout=timeout,
+        method, url, params=params, headers=headers, content=content, timeout=timeout
     )
     return ours, theirs
 
@@ -205,7 +203,7 @@ def same_request(a: httpx.Request, b: httpx.Request) -> bool:
         {},
         {"headers": {"x-a": "client", "X-Client": "y"}},
         {"cookies": {"session": "s"}},  # state to merge: httpx's build_request does it
-        {"params": {"debug": "1"}},
+        {"params": {"debug": "client"}},
         {"base_url": "http://elsewhere.example"},
     ],
 )
@@ -215,6 +213,43 @@ def test_built_requests_are_what_httpx_builds(
     with httpx.Client(**client_kwargs) as client:
         ours, theirs = built_both_ways(client, method, url, params, timeout)
         assert same_request(ours, theirs)
+
+
+@pytest.mark.parametrize("client_params", [{}, {"debug": "client", "a": "client"}])
+def test_a_query_in_the_url_is_kept_and_wins_over_the_clients(client_params: dict) -> None:
+    with httpx.Client(params=client_params) as client:
+        request = RequestBuilder().build(
+            client,
+            "GET",
+            "http://x.test/p?a=1",
+            params={"t": "2"},
+            headers={},
+            content=None,
+            timeout=1.0,
+        )
+    assert dict(request.url.params) == {**client_params, "a": "1", "t": "2"}
+
+
+def test_a_relative_url_gets_the_clients_base_url() -> None:
+    with httpx.Client(base_url="http://base.test/v1/") as client:
+        ours, theirs = built_both_ways(client, "GET", "models", {"a": "1"}, 1.0)
+        assert same_request(ours, theirs)
+        assert str(ours.url) == "http://base.test/v1/models?a=1"
+
+
+def test_equal_but_different_query_values_are_not_confused() -> None:
+    with httpx.Client() as client:
+        builder = RequestBuilder()
+        kwargs: dict[str, Any] = {"headers": {}, "content": None, "timeout": 1.0}
+        urls = [
+            builder.build(client, "GET", "http://x.test/", params={"flag": value}, **kwargs).url
+            for value in (True, 1, "1")
+        ]
+    assert [str(u) for u in urls] == [
+        "http://x.test/?flag=true",
+        "http://x.test/?flag=1",
+        "http://x.test/?flag=1",
+    ]
 
 
 def test_the_builder_sees_a_change_to_the_clients_headers() -> None:

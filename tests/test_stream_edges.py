@@ -1,0 +1,171 @@
+"""Stream edge cases around the per-read pipeline: what is delivered before an error in the
+same network read, malformed usage and templates, resuming iteration, and a pre-flight
+refusal that falls back to the next route."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import respx
+
+from llm_bridge import APIResponseValidationError, AsyncOpenAI, OpenAI
+
+ZHIPU_CHAT = "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+DASHSCOPE_CHAT = "https://dashscope.aliyuncs.com/api/v1/services/aigc/text-generation/generation"
+SSE = {"Content-Type": "text/event-stream"}
+HELLO = [{"role": "user", "content": "你好"}]
+
+
+def zhipu_event(content: Any, finish: Any = None, **extra: Any) -> str:
+    chunk = {"id": "t", "created": 1, "model": "glm-4", **extra}
+    chunk["choices"] = [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+
+def dashscope_event(content: str, finish: str, usage: dict) -> str:
+    body = {
+        "output": {"choices": [{"message": {"role": "assistant", "content": content}}]},
+        "usage": usage,
+        "request_id": "r1",
+    }
+    body["output"]["choices"][0]["finish_reason"] = finish
+    return f"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(body)}\n\n"
+
+
+def zhipu_stream(body: str, **params: Any) -> Any:
+    client = OpenAI(provider="zhipu", api_key="id.secret", max_retries=0)
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(
+            model="glm-4-flash", messages=HELLO, stream=True, **params
+        )
+        chunks: list[Any] = []
+        error = None
+        try:
+            for chunk in stream:
+                chunks.append(chunk)
+        except Exception as exc:  # the test asserts its type
+            error = exc
+    return chunks, error, stream
+
+
+def test_chunks_before_an_invalid_chunk_in_the_same_read_are_delivered_first() -> None:
+    # One network read (respx delivers the body whole): a good chunk, then one whose
+    # content is a number, which OpenAI's chunk type cannot hold.
+    chunks, error, _ = zhipu_stream(zhipu_event("你好") + zhipu_event(5) + zhipu_event("!"))
+    assert [c.choices[0].delta.content for c in chunks] == ["你好"]
+    assert isinstance(error, APIResponseValidationError)
+
+
+def test_a_template_an_include_usage_chunk_cannot_be_made_from_is_an_api_error() -> None:
+    first = 'data: {"created": 1, "model": "glm-4", "choices": []}\n\n'  # no id
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    body = first + zhipu_event("好", "stop", usage=usage) + "data: [DONE]\n\n"
+    chunks, error, _ = zhipu_stream(body, stream_options={"include_usage": True})
+    assert [c.choices[0].delta.content for c in chunks] == ["好"]
+    assert isinstance(error, APIResponseValidationError)
+
+
+@pytest.mark.parametrize(
+    "usage", [{"input_tokens": 3, "output_tokens": None}, {"output_tokens_details": "x"}]
+)
+def test_running_usage_of_an_unreadable_shape_is_estimated_instead(usage: dict) -> None:
+    body = dashscope_event("你好", "null", usage) + dashscope_event("!", "stop", usage)
+    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    with respx.mock() as mock:
+        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(
+            model="qwen-plus",
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "你好!"
+    assert chunks[-1].usage is not None and chunks[-1].usage.estimated is True
+    assert stream.response.is_closed
+
+
+def test_iteration_resumes_after_a_loop_is_left_and_next_keeps_the_first_chunk() -> None:
+    body = zhipu_event("a") + zhipu_event("b") + zhipu_event("c", "stop") + "data: [DONE]\n\n"
+    client = OpenAI(provider="zhipu", api_key="id.secret")
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+        seen = []
+        for chunk in stream:
+            seen.append(chunk.choices[0].delta.content)
+            break
+        seen += [chunk.choices[0].delta.content for chunk in stream]
+        assert seen == ["a", "b", "c"]
+
+        again = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+        iterator = iter(again)
+        first = next(again)
+        assert [first.choices[0].delta.content] + [
+            c.choices[0].delta.content for c in iterator
+        ] == ["a", "b", "c"]
+
+
+async def test_async_iteration_resumes_after_a_loop_is_left() -> None:
+    body = zhipu_event("a") + zhipu_event("b") + zhipu_event("c", "stop") + "data: [DONE]\n\n"
+    client = AsyncOpenAI(provider="zhipu", api_key="id.secret")
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = await client.chat.completions.create(
+            model="glm-4-flash", messages=HELLO, stream=True
+        )
+        seen = []
+        async for chunk in stream:
+            seen.append(chunk.choices[0].delta.content)
+            break
+        first_after = await stream.__anext__()
+        seen.append(first_after.choices[0].delta.content)
+        seen += [chunk.choices[0].delta.content async for chunk in stream]
+    assert seen == ["a", "b", "c"]
+
+
+def test_a_preflight_refusal_falls_back_when_bad_request_is_in_fallback_on() -> None:
+    """ernie-4.0-8k's window cannot hold the prompt; with bad_request in fallback_on the
+    call goes on to glm-4-flash instead of failing."""
+    config = {
+        "providers": {
+            "zhipu": {"api_key": "id.secret"},
+            "qianfan": {"api_key": "ak", "secret_key": "sk"},
+        },
+        "models": {"long": ["qianfan/ernie-4.0-8k", "zhipu/glm-4-flash"]},
+        "policy": {"fallback_on": ["bad_request"]},
+    }
+    reply = {
+        "id": "x",
+        "created": 1,
+        "model": "glm-4-flash",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    client = OpenAI(config=config)
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, json=reply)
+        answer = client.chat.completions.create(
+            model="long", messages=[{"role": "user", "content": "长" * 20000}]
+        )
+    assert answer.provider == "zhipu"
+
+
+def test_an_unreadable_tool_call_fragment_is_an_api_error() -> None:
+    event = {
+        "id": "t",
+        "created": 1,
+        "model": "glm-4",
+        "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "x"}]}}],
+    }
+    client = OpenAI(provider="zhipu", api_key="id.secret", max_retries=0)
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, headers=SSE, content=f"data: {json.dumps(event)}\n\n")
+        # Before the first chunk: raised by create() itself, where it could be retried.
+        with pytest.raises(APIResponseValidationError):
+            client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
