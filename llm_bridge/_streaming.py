@@ -44,7 +44,7 @@ class ChunkPipeline:
         call: CallContext,
         response: httpx.Response,
         settle: Optional[
-            Callable[[Optional[JSONDict], str, Optional[str]], Optional[JSONDict]]
+            Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]]
         ] = None,
     ) -> None:
         self.parser = parser
