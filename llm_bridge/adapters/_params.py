@@ -121,8 +121,11 @@ class ParamContext:
 
     def refuse(self, unsupported: Mapping[str, str]) -> None:
         """Apply the policy to every given parameter the provider table lists as unsupported."""
-        for name, reason in unsupported.items():
-            if self.params.get(name) not in (None, False):
+        given = unsupported.keys() & self.params.keys()
+        if not given:  # the usual case
+            return
+        for name, reason in unsupported.items():  # in the table's order: errors are stable
+            if name in given and self.params[name] not in (None, False):
                 self.unsupported(name, reason)
 
     def error(

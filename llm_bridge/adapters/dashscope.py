@@ -150,16 +150,19 @@ class DashScopeAdapter(Adapter):
             # now always asks for; cumulative streams (extra_body) are diffed by the parser.
             parameters["incremental_output"] = True
         for name in ("temperature", "top_p"):
-            if ctx.get(name) is not None:
-                parameters[name] = ctx.clamp(name, ctx.get(name))
+            value = ctx.get(name)
+            if value is not None:
+                parameters[name] = ctx.clamp(name, value)
         max_tokens = ctx.get("max_completion_tokens", ctx.get("max_tokens"))
         if max_tokens is not None:
             parameters["max_tokens"] = max_tokens
         for name in _PASSTHROUGH:
-            if ctx.get(name) is not None:
-                parameters[name] = ctx.get(name)
-        if ctx.get("stop"):
-            parameters["stop"] = ctx.get("stop")
+            value = ctx.get(name)
+            if value is not None:
+                parameters[name] = value
+        stop = ctx.get("stop")
+        if stop:
+            parameters["stop"] = stop
         if ctx.get("tools") and ctx.get("tool_choice") != "none":
             parameters["tools"] = ctx.get("tools")
             choice = ctx.get("tool_choice")
