@@ -19,8 +19,11 @@ same request is made by
 
 * raw httpx: the exact URL, headers and JSON body llm-bridge's adapter sends (checked at
   start-up against a captured llm-bridge request), then ``response.json()``; streams are read
-  with ``iter_lines()`` and every ``data:`` event is ``json.loads``-ed. This is the floor;
-* llm-bridge (``llm_bridge.OpenAI(provider=...)``, base URL pointed at the loopback server);
+  with ``iter_lines()`` and every ``data:`` event is ``json.loads``-ed. This is the floor, with
+  httpx's defaults (which include keeping response cookies);
+* llm-bridge (``llm_bridge.OpenAI(provider=...)``, base URL pointed at the loopback server),
+  with its own default client, which keeps no response cookies (see ``_http_clients``): it can
+  come out under 1.0x on non-stream and concurrent requests for that reason;
 * the ``openai`` client, against the OpenAI-shaped endpoint only.
 
 Measured: cold import time (fresh interpreter, median, minus an empty interpreter; and, with no

@@ -28,7 +28,7 @@ import httpx
 from . import _retry
 from ._auth import Credentials, TokenCredentials, scrub
 from ._config import CREDENTIAL_FIELDS, Config
-from ._constants import DEFAULT_LIMITS, DEFAULT_TIMEOUT, USER_AGENT
+from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -41,6 +41,7 @@ from ._errors import (
     UnsupportedParameterWarning,
     local_error,
 )
+from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._request_builder import RequestBuilder
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
@@ -631,9 +632,7 @@ class SyncEngine(Engine):
     def __init__(self, config: Config, *, http_client: Optional[httpx.Client], **kwargs: Any):
         super().__init__(config, **kwargs)
         self.owns_client = http_client is None
-        self.http = http_client or httpx.Client(
-            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
-        )
+        self.http = http_client or DefaultHttpxClient(timeout=self.timeout)
 
     def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """A chat call: its requests (see `chat_requests`), merged."""
@@ -726,9 +725,7 @@ class AsyncEngine(Engine):
     def __init__(self, config: Config, *, http_client: Optional[httpx.AsyncClient], **kwargs: Any):
         super().__init__(config, **kwargs)
         self.owns_client = http_client is None
-        self.http = http_client or httpx.AsyncClient(
-            timeout=self.timeout, limits=DEFAULT_LIMITS, follow_redirects=True
-        )
+        self.http = http_client or DefaultAsyncHttpxClient(timeout=self.timeout)
 
     def chat(self, params: JSONDict, options: RequestOptions) -> Awaitable[RawResult]:
         """A chat call: its requests (see `chat_requests`, sent concurrently), merged.

@@ -1,14 +1,21 @@
 """HTTP clients with llm-bridge's defaults, for ``http_client=`` (as openai offers them).
 
 ``DefaultHttpxClient`` / ``DefaultAsyncHttpxClient`` are httpx clients with our timeout,
-pool limits and redirects. ``DefaultAioHttpClient`` is the opt-in async client backed by
-aiohttp (``pip install "llm-bridge-cn[aiohttp]"``): under heavy concurrency httpx's own
-async pool is the bottleneck, aiohttp's is not. It is imported only when asked for, so
+pool limits and redirects; the clients made when no ``http_client`` is given are these.
+``DefaultAioHttpClient`` is the opt-in async client backed by aiohttp
+(``pip install "llm-bridge-cn[aiohttp]"``): under heavy concurrency httpx's own async pool
+is the bottleneck, aiohttp's is not. It is imported only when asked for, so
 ``import llm_bridge`` never pays for aiohttp.
+
+All three keep no cookies from responses. Every provider here authenticates by header or
+query, and httpx spends 15-25 us on every response wrapping it for the standard
+library's cookie jar (a twentieth of a whole request to a nearby server). Cookies set on
+the client are still sent; to keep the ones responses set, pass a plain ``httpx.Client``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import httpx
@@ -18,6 +25,30 @@ from ._constants import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 __all__ = ["DefaultAioHttpClient", "DefaultAsyncHttpxClient", "DefaultHttpxClient"]
 
 
+class ResponseCookiesIgnored(httpx.Cookies):
+    """The cookies of a client that sends what it is given and takes none from responses."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _NoResponseCookies:
+    """Mixed into an httpx client: its ``cookies`` are `ResponseCookiesIgnored`."""
+
+    _cookies: httpx.Cookies
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        cookies = self.__dict__.get("_kept_cookies")
+        if cookies is None:  # httpx's constructor sets _cookies without the setter
+            cookies = self.__dict__["_kept_cookies"] = ResponseCookiesIgnored(self._cookies)
+        return cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self.__dict__["_kept_cookies"] = ResponseCookiesIgnored(cookies)
+
+
 def _defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
     kwargs.setdefault("limits", DEFAULT_LIMITS)
@@ -25,12 +56,12 @@ def _defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class DefaultHttpxClient(httpx.Client):
+class DefaultHttpxClient(_NoResponseCookies, httpx.Client):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_defaults(kwargs))
 
 
-class DefaultAsyncHttpxClient(httpx.AsyncClient):
+class DefaultAsyncHttpxClient(_NoResponseCookies, httpx.AsyncClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_defaults(kwargs))
 
@@ -42,10 +73,19 @@ class DefaultAioHttpClient:
     """
 
     def __new__(cls, **kwargs: Any) -> httpx.AsyncClient:  # type: ignore[misc]
-        try:
-            from httpx_aiohttp import HttpxAiohttpClient
-        except ImportError:
-            raise RuntimeError(
-                'DefaultAioHttpClient needs aiohttp: pip install "llm-bridge-cn[aiohttp]"'
-            ) from None
-        return HttpxAiohttpClient(**_defaults(kwargs))
+        return _aiohttp_client_class()(**_defaults(kwargs))
+
+
+@functools.cache
+def _aiohttp_client_class() -> type[httpx.AsyncClient]:
+    try:
+        from httpx_aiohttp import HttpxAiohttpClient
+    except ImportError:
+        raise RuntimeError(
+            'DefaultAioHttpClient needs aiohttp: pip install "llm-bridge-cn[aiohttp]"'
+        ) from None
+
+    class AioHttpClient(_NoResponseCookies, HttpxAiohttpClient):  # type: ignore[misc]
+        pass
+
+    return AioHttpClient

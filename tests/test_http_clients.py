@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+import respx
 
 import llm_bridge
 from llm_bridge.testing import FakeZhipu, serve
@@ -73,3 +74,43 @@ async def test_aiohttp_client_under_concurrency() -> None:
     assert {r.choices[0].message.content for r in results} == {
         f"(offline fake glm-4-flash) You said: q{i}" for i in range(50)
     }
+
+
+ZHIPU_CHAT = "https://open.bigmodel.cn/api/paas/v4/chat/completions"
+REPLY = {
+    "id": "x",
+    "created": 1,
+    "model": "glm-4-flash",
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+def cookie_headers_sent(client: llm_bridge.OpenAI) -> list:
+    with respx.mock() as mock:
+        route = mock.post(ZHIPU_CHAT).respond(
+            200, json=REPLY, headers={"Set-Cookie": "lb=node-7; Path=/"}
+        )
+        for _ in range(2):
+            client.chat.completions.create(
+                model="glm-4-flash", messages=[{"role": "user", "content": "x"}]
+            )
+    return [call.request.headers.get("cookie") for call in route.calls]
+
+
+def test_the_default_client_keeps_no_cookies_from_responses() -> None:
+    client = llm_bridge.OpenAI(provider="zhipu", api_key="id.secret")
+    assert cookie_headers_sent(client) == [None, None]
+
+
+def test_cookies_given_to_a_default_client_are_sent_and_a_plain_client_keeps_its_own() -> None:
+    given = llm_bridge.DefaultHttpxClient(cookies={"tenant": "t1"})
+    client = llm_bridge.OpenAI(provider="zhipu", api_key="id.secret", http_client=given)
+    assert cookie_headers_sent(client) == ["tenant=t1", "tenant=t1"]
+    given.cookies = {"tenant": "t2"}
+    assert cookie_headers_sent(client) == ["tenant=t2", "tenant=t2"]
+
+    plain = llm_bridge.OpenAI(provider="zhipu", api_key="id.secret", http_client=httpx.Client())
+    assert cookie_headers_sent(plain) == [None, "lb=node-7"]
