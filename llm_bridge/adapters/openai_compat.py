@@ -14,6 +14,7 @@ import json
 from typing import Any, Optional
 
 import httpx
+from pydantic_core import from_json
 
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
@@ -142,9 +143,14 @@ class OpenAICompatStreamParser(StreamParser):
             if raw == b"[DONE]" or raw == "[DONE]":
                 self.done = True
                 continue
-            chunk = event_json(self.response, raw)
-            if chunk is None:
-                continue
+            try:  # `event_json`'s usual case inline: this loop runs once per event
+                chunk = from_json(raw)
+            except ValueError:
+                chunk = None
+            if chunk.__class__ is not dict:
+                chunk = event_json(self.response, raw)  # empty, unusual or malformed
+                if chunk is None:
+                    continue
             if event.event == "error" or "error" in chunk:
                 code, message = self.adapter.error_fields(chunk)
                 raise self.adapter.make_error(self.response, chunk, code, message or event.data)
