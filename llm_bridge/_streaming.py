@@ -134,6 +134,7 @@ class ChunkPipeline:
         failure: Optional[APIError] = None
         try:
             self._parse(events, raws)
+            self.parser.raise_failure()
         except APIError as error:
             failure = error
         except MALFORMED as exc:

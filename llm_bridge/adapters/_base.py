@@ -120,6 +120,7 @@ class StreamParser:
     """
 
     done: bool = False
+    failure: Optional[APIError] = None  # see `objects`
     adapter: Adapter
     response: httpx.Response
 
@@ -132,6 +133,7 @@ class StreamParser:
             def guarded(self: StreamParser, events: list[Any], out: list[JSONDict]) -> None:
                 try:
                     parse(self, events, out)
+                    self.raise_failure()
                 except APIError:
                     raise
                 except MALFORMED as exc:
@@ -152,6 +154,41 @@ class StreamParser:
 
     def parse(self, events: list[Any], out: list[JSONDict]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def objects(self, events: list[Any]) -> list[tuple[Any, JSONDict]]:
+        """Each event of a read with its JSON object, for `parse` to translate.
+
+        Empty events are left out, ``data: [DONE]`` (OpenAI's end sentinel) sets `done`,
+        and anything that is not a JSON object raises. The usual event is parsed by
+        pydantic-core straight from its bytes with no call per event: the rest goes
+        through `Adapter.event_json`."""
+        out = []
+        for event in events:
+            raw = event.raw
+            try:
+                value = from_json(raw)
+            except ValueError:
+                value = None
+            if value.__class__ is not dict:
+                if raw == b"[DONE]" or raw == "[DONE]":
+                    self.done = True
+                    continue
+                try:
+                    value = self.adapter.event_json(self.response, raw)
+                except APIError as error:
+                    # The events before it are translated first; `raise_failure` then.
+                    self.failure = error
+                    break
+                if value is None:
+                    continue
+            out.append((event, value))
+        return out
+
+    def raise_failure(self) -> None:
+        """Raise what `objects` stopped at, once the chunks before it are out."""
+        error, self.failure = self.failure, None
+        if error is not None:
+            raise error
 
     def feed(self, event: Any) -> list[JSONDict]:
         """The chunks of one event (`parse` for a single event)."""

@@ -294,10 +294,7 @@ class DashScopeStreamParser(StreamParser):
 
     def parse(self, events: list[Any], out: list[JSONDict]) -> None:
         """Each event as an OpenAI chunk dict, in one loop (see `StreamParser`)."""
-        for event in events:
-            data = self.adapter.event_json(self.response, event.raw)
-            if data is None:
-                continue
+        for event, data in self.objects(events):
             if event.event == "error" or "code" in data or "error" in data:
                 code, message = self.adapter.error_fields(data)
                 if event.event == "error" or code is not None:

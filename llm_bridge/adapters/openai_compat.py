@@ -14,7 +14,6 @@ import json
 from typing import Any, Optional
 
 import httpx
-from pydantic_core import from_json
 
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
@@ -137,20 +136,8 @@ class OpenAICompatStreamParser(StreamParser):
 
     def parse(self, events: list[Any], out: list[JSONDict]) -> None:
         """Each event's object as an OpenAI chunk dict, in one flat loop (see `StreamParser`)."""
-        event_json, model, roles_sent = self.adapter.event_json, self.call.model, self._roles_sent
-        for event in events:
-            raw = event.raw
-            if raw == b"[DONE]" or raw == "[DONE]":
-                self.done = True
-                continue
-            try:  # `event_json`'s usual case inline: this loop runs once per event
-                chunk = from_json(raw)
-            except ValueError:
-                chunk = None
-            if chunk.__class__ is not dict:
-                chunk = event_json(self.response, raw)  # empty, unusual or malformed
-                if chunk is None:
-                    continue
+        model, roles_sent = self.call.model, self._roles_sent
+        for event, chunk in self.objects(events):
             if event.event == "error" or "error" in chunk:
                 code, message = self.adapter.error_fields(chunk)
                 raise self.adapter.make_error(self.response, chunk, code, message or event.data)

@@ -291,10 +291,7 @@ class QianfanStreamParser(StreamParser):
 
     def parse(self, events: list[Any], out: list[JSONDict]) -> None:
         """Each event as an OpenAI chunk dict, in one loop (see `StreamParser`)."""
-        for event in events:
-            data = self.adapter.event_json(self.response, event.raw)
-            if data is None:
-                continue
+        for _event, data in self.objects(events):
             if "error_code" in data or "code" in data:  # (the keys `error_fields` reads)
                 code, message = self.adapter.error_fields(data)
                 if code is not None:
