@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 import respx
 
 from llm_bridge import APIResponseValidationError, AsyncOpenAI, OpenAI
+from llm_bridge.testing import FakeZhipu
 
 ZHIPU_CHAT = "https://open.bigmodel.cn/api/paas/v4/chat/completions"
 DASHSCOPE_CHAT = "https://dashscope.aliyuncs.com/api/v1/services/aigc/text-generation/generation"
@@ -138,21 +140,11 @@ def test_a_preflight_refusal_falls_back_when_bad_request_is_in_fallback_on() -> 
         "models": {"long": ["qianfan/ernie-4.0-8k", "zhipu/glm-4-flash"]},
         "policy": {"fallback_on": ["bad_request"]},
     }
-    reply = {
-        "id": "x",
-        "created": 1,
-        "model": "glm-4-flash",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
-    client = OpenAI(config=config)
-    with respx.mock() as mock:
-        mock.post(ZHIPU_CHAT).respond(200, json=reply)
-        answer = client.chat.completions.create(
-            model="long", messages=[{"role": "user", "content": "长" * 20000}]
-        )
+    zhipu = FakeZhipu().reply("好")
+    client = OpenAI(config=config, http_client=httpx.Client(transport=zhipu.transport()))
+    answer = client.chat.completions.create(
+        model="long", messages=[{"role": "user", "content": "长" * 20000}]
+    )
     assert answer.provider == "zhipu"
 
 
