@@ -62,7 +62,6 @@ class ChunkPipeline:
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False
         self.held: Optional[APIError] = None  # see `feed`
-        self._parse = getattr(parser, "parse_unguarded", parser.parse)  # guarded in `feed`
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends: flush, check the provider finished, add the usage chunk."""
@@ -131,19 +130,12 @@ class ChunkPipeline:
         if not events:
             return []
         raws: list[JSONDict] = []
-        failure: Optional[APIError] = None
         try:
-            self._parse(events, raws)
-            self.parser.raise_failure()
+            self.parser.parse(events, raws)  # guarded: only the APIError family escapes
         except APIError as error:
-            failure = error
-        except MALFORMED as exc:
-            failure = self.parser.malformed(events, exc)
-            failure.__cause__ = exc
-        if failure is not None:
             if not raws:
-                raise failure
-            self.held = failure
+                raise
+            self.held = error
         chunks = []
         provider, text, stop = self.call.provider, self._text, self._stop
         for chunk in raws:

@@ -137,20 +137,13 @@ class StreamParser:
                 except APIError:
                     raise
                 except MALFORMED as exc:
-                    raise self.malformed(events, exc) from exc
+                    raise self.adapter.invalid_body(
+                        self.response,
+                        "\n\n".join(getattr(event, "data", str(event)) for event in events),
+                        f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
+                    ) from exc
 
             cls.parse = guarded  # type: ignore[method-assign]
-            # The stream layer calls the unguarded one inside a guard of its own: one
-            # Python call less per network read.
-            cls.parse_unguarded = parse  # type: ignore[attr-defined]
-
-    def malformed(self, events: list[Any], exc: BaseException) -> APIError:
-        """The error for events whose shape made parsing trip (the body: their data)."""
-        return self.adapter.invalid_body(
-            self.response,
-            "\n\n".join(getattr(event, "data", str(event)) for event in events),
-            f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
-        )
 
     def parse(self, events: list[Any], out: list[JSONDict]) -> None:  # pragma: no cover
         raise NotImplementedError
