@@ -399,32 +399,20 @@ class Adapter:
         return error
 
     def event_json(self, response: httpx.Response, data: Union[bytes, str]) -> Optional[JSONDict]:
-        """A stream event's JSON object (None for an empty event); anything else raises.
-
-        ``data`` is best the event's bytes (`SSEEvent.raw`): pydantic-core parses them as
-        they are, where text would be encoded back to UTF-8 first. Runs once per event,
-        so the usual case is tried first and the rest only when it fails."""
-        try:
-            value = from_json(data)
-        except ValueError:
-            value = self._event_json_slowly(response, data)
-            if value is None:
-                return None
-        if value.__class__ is not dict:
-            raise self.invalid_body(response, value, "a stream event that is not an object")
-        return value
-
-    def _event_json_slowly(self, response: httpx.Response, data: Union[bytes, str]) -> Any:
-        """What pydantic-core refused: an empty event (None), what the standard library
-        parses (lone surrogates), text that is not UTF-8 (read with U+FFFD, as the
-        decoder always has), or an error."""
+        """A stream event's JSON object, the slow way: what pydantic-core did not make an
+        object of in `StreamParser.objects`. None for an empty event; else what the standard
+        library reads (lone surrogates; data that is not UTF-8 is read with U+FFFD, as the
+        decoder always has), and an error for anything that is not a JSON object."""
         text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
         if not text.strip():
             return None
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except ValueError:
             raise self.invalid_body(response, text, "malformed JSON in a stream event") from None
+        if not isinstance(value, dict):
+            raise self.invalid_body(response, value, "a stream event that is not an object")
+        return value
 
     def invalid_body(
         self, response: httpx.Response, body: Any, what: str
