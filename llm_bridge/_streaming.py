@@ -116,59 +116,56 @@ class ChunkPipeline:
     def feed(self, data: bytes, *, final: bool = False) -> list[ChatCompletionChunk]:
         """The chunks ``data`` (one network read) completes; ``final`` flushes the rest.
 
-        The parser turns the read's events into chunk dicts in one call, and this loop
-        makes them chunks: usage kept aside (the caller sees it only on the include_usage
-        chunk at the end), emulated stop sequences applied, the text kept for an
-        estimate, the model validated. What a stream costs over raw httpx is mostly
-        Python calls per event, so there is one loop per read and no call per event but
-        the validation.
+        Each event the read completes goes through the parser's `translate`, and its
+        chunk through this loop: usage kept aside (the caller sees it only on the
+        include_usage chunk at the end), emulated stop sequences applied, the text kept
+        for an estimate, the model validated. What a stream costs over raw httpx is
+        mostly Python work per event, so this is one flat loop with nothing per event
+        but the parse, the translation and the validation.
 
-        An error in a later event of the same read is held in `held` rather than raised,
+        An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
         right after them."""
         events = self._decoder.flush() if final else self._decoder.feed(data)
-        if not events:
-            return []
-        raws: list[JSONDict] = []
-        try:
-            self.parser.parse(events, raws)  # guarded: only the APIError family escapes
-        except APIError as error:
-            if not raws:
-                raise
-            self.held = error
-        chunks = []
+        chunks: list[ChatCompletionChunk] = []
+        translate = self.parser.translate
         provider, text, stop = self.call.provider, self._text, self._stop
-        for chunk in raws:
-            if "usage" in chunk:
-                usage = chunk.pop("usage")
-                if usage and isinstance(usage, dict):
-                    self._usage_given = usage  # cumulative where repeated: the last counts
-            if self._template is None:
-                self._template = {
-                    k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
-                }
-                self._template["provider"] = provider
-            choices = chunk.get("choices")
-            if not choices:
-                continue  # a usage-only chunk: its figures are kept for the end
-            if stop is not None and not self._apply_stop(chunk):
-                continue
-            chunk["provider"] = provider
-            for choice in choices:
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content.__class__ is str:
-                        text.append(content)
-                    if "reasoning_content" in delta or "tool_calls" in delta:
-                        self._remember(delta)
+        for event in events:
             try:
-                chunks.append(_validate_chunk(chunk))
-            except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
-                error = self._invalid(chunk, exc)
+                chunk = translate(event)  # raises only the APIError family
+                if chunk is None:
+                    continue
+                if "usage" in chunk:
+                    usage = chunk.pop("usage")
+                    if usage and usage.__class__ is dict:
+                        self._usage_given = usage  # cumulative where repeated: the last counts
+                if self._template is None:
+                    self._template = {
+                        k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
+                    }
+                    self._template["provider"] = provider
+                choices = chunk.get("choices")
+                if not choices:
+                    continue  # a usage-only chunk: its figures are kept for the end
+                if stop is not None and not self._apply_stop(chunk):
+                    continue
+                chunk["provider"] = provider
+                for choice in choices:
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content.__class__ is str:
+                            text.append(content)
+                        if "reasoning_content" in delta or "tool_calls" in delta:
+                            self._remember(delta)
+                try:
+                    chunks.append(_validate_chunk(chunk))
+                except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
+                    raise self._invalid(chunk, exc) from None
+            except APIError as error:
                 if not chunks:
-                    raise error from None
-                self.held = error  # first in order: it replaces a later parse error
+                    raise
+                self.held = error
                 break
         return chunks
 

@@ -9,6 +9,15 @@ import pytest
 
 from llm_bridge._sse import SSEDecoder, SSEEvent
 
+
+class EventDecoder(SSEDecoder):
+    """The decoder with every event as an `SSEEvent`: `SSEDecoder.feed` hands a plain
+    ``data:`` event over as its bytes (see `test_a_plain_data_event_comes_as_its_bytes`)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:  # type: ignore[override]
+        return [SSEEvent(e) if isinstance(e, bytes) else e for e in super().feed(chunk)]
+
+
 # Z2 from protocols.md §7.1, byte for byte.
 Z2 = (
     'data: {"id":"20240722102053e7277a4f94e848248ff9588ed37fb6e6","created":1721614853,'
@@ -42,7 +51,7 @@ DASHSCOPE = (
 
 def decode(*pieces: bytes) -> list[SSEEvent]:
     """Feed ``pieces`` one by one, then flush; every event in order."""
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     events: list[SSEEvent] = []
     for piece in pieces:
         events += decoder.feed(piece)
@@ -58,7 +67,7 @@ def datas(events: list[SSEEvent]) -> list[str]:
 
 
 def test_zhipu_framing_gives_one_event_per_data_line_and_the_done_sentinel():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     events = decoder.feed(Z2)
     assert len(events) == 5
     assert events[-1].data == "[DONE]"
@@ -107,7 +116,7 @@ def test_dashscope_events_do_not_leak_fields_into_the_next_event():
 
 
 def test_deepseek_keep_alive_comments_yield_no_event():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     assert decoder.feed(b": keep-alive\n\n: keep-alive\n\n") == []
     assert not decoder.pending
     events = decoder.feed(b': keep-alive\n\ndata: {"a":1}\n\n')
@@ -152,7 +161,7 @@ def test_mixed_line_endings():
 
 
 def test_crlf_split_across_two_feeds_is_one_line_ending():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     assert decoder.feed(b"data: a\r") == []
     events = decoder.feed(b"\n\r\n")
     assert datas(events) == ["a"]
@@ -160,7 +169,7 @@ def test_crlf_split_across_two_feeds_is_one_line_ending():
 
 
 def test_blank_line_crlf_split_across_feeds_gives_a_single_event():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     events = decoder.feed(b"data: a\r\n\r")
     events += decoder.feed(b"\ndata: b\r\n\r\n")
     events += decoder.flush()
@@ -189,7 +198,7 @@ def test_multibyte_utf8_character_split_across_feeds():
     raw = "data: 人工智能👋\n\n".encode()
     start = raw.index("工".encode())
     emoji = raw.index("👋".encode())
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     events = decoder.feed(raw[: start + 1])  # first byte of 工
     events += decoder.feed(raw[start + 1 : emoji + 2])  # half of the emoji
     events += decoder.feed(raw[emoji + 2 :])
@@ -240,7 +249,7 @@ def test_random_multi_way_splits_of_z2_yield_the_same_events():
 
 
 def test_events_are_dispatched_as_soon_as_their_blank_line_arrives():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     first_end = Z2.index(b"\n\n") + 2
     assert len(decoder.feed(Z2[: first_end - 1])) == 0
     assert len(decoder.feed(Z2[first_end - 1 : first_end])) == 1
@@ -250,7 +259,7 @@ def test_events_are_dispatched_as_soon_as_their_blank_line_arrives():
 
 
 def test_flush_dispatches_a_final_event_without_trailing_newline():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     assert decoder.feed(b"data: [DONE]") == []
     assert decoder.pending
     assert datas(decoder.flush()) == ["[DONE]"]
@@ -259,7 +268,7 @@ def test_flush_dispatches_a_final_event_without_trailing_newline():
 
 
 def test_flush_dispatches_a_final_event_without_blank_line():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     assert decoder.feed(b'data: {"a":1}\n') == []
     assert decoder.pending
     assert datas(decoder.flush()) == ['{"a":1}']
@@ -267,21 +276,21 @@ def test_flush_dispatches_a_final_event_without_blank_line():
 
 
 def test_flush_after_a_trailing_lone_cr():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     events = decoder.feed(b"data: a\r")
     events += decoder.flush()
     assert datas(events) == ["a"]
 
 
 def test_flush_of_nothing_or_only_comments_gives_nothing():
-    assert SSEDecoder().flush() == []
-    decoder = SSEDecoder()
+    assert EventDecoder().flush() == []
+    decoder = EventDecoder()
     decoder.feed(b": keep-alive")
     assert decoder.flush() == []
 
 
 def test_pending_tracks_undispatched_bytes():
-    decoder = SSEDecoder()
+    decoder = EventDecoder()
     assert not decoder.pending
     decoder.feed(b"da")
     assert decoder.pending  # a partial line
@@ -301,3 +310,23 @@ def test_event_repr_and_equality():
     assert a != SSEEvent("x", event="result", id="2")
     assert a != "x"
     assert "result" in repr(a)
+
+
+def test_a_plain_data_event_comes_as_its_bytes_and_any_other_as_an_event() -> None:
+    items = SSEDecoder().feed(
+        b'data: {"a":1}\n\ndata:[DONE]\n\nevent: error\ndata: x\n\ndata: a\ndata: b\n\n'
+    )
+    assert items[:2] == [b'{"a":1}', b"[DONE]"]  # the data, leading space stripped
+    assert [(e.event, e.data) for e in items[2:]] == [("error", "x"), (None, "a\nb")]
+
+
+def test_dashscope_framing_with_a_line_break_after_the_data_is_read_line_by_line() -> None:
+    # The framed fast path takes the data to the end of the block only when it is one
+    # line; a second data line (or any other) makes the generic reading take over.
+    (event,) = EventDecoder().feed(b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:a\ndata:b\n\n")
+    assert (event.id, event.event, event.data, event.comments) == (
+        "1",
+        "result",
+        "a\nb",
+        ("HTTP_STATUS/200",),
+    )

@@ -32,6 +32,7 @@ from .._errors import (
     exception_for_status,
     local_error,
 )
+from .._sse import SSEEvent
 from ._params import ParamContext
 
 __all__ = ["Adapter", "CallContext", "Credentials", "HTTPRequest", "StreamParser"]
@@ -111,83 +112,56 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
 class StreamParser:
     """Turns a provider's stream events into OpenAI chunk dicts; one per stream.
 
-    ``parse(events, out)`` appends to ``out`` the chunks of one network read's events (an
-    event gives one, sometimes none) and raises at an error event, the chunks of the
-    events before it already in ``out``. It takes a read's events at once, with its loop
-    inside, because what a stream costs over raw httpx is mostly Python calls per event.
-    ``done`` is True once the provider signalled the end. Chunks may carry ``usage``;
-    the stream layer decides whether the caller sees it (``include_usage``).
+    `translate` takes one event, as the SSE decoder gave it, and returns its chunk (or
+    None when it holds nothing for the caller); a subclass writes only `chunk`, the
+    translation of one event's JSON object. Whatever an event holds, `translate` raises
+    only the `APIError` family. ``done`` is True once the provider signalled the end.
+    Chunks may carry ``usage``; the stream layer decides whether the caller sees it
+    (``include_usage``).
+
+    The stream layer calls `translate` once per event, so that is all the Python a
+    usual event costs here: one parse by pydantic-core straight from the event's bytes,
+    and one `chunk`.
     """
 
     done: bool = False
-    failure: Optional[APIError] = None  # see `objects`
     adapter: Adapter
     response: httpx.Response
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "parse" in cls.__dict__:
-            parse = cls.__dict__["parse"]
-
-            @functools.wraps(parse)
-            def guarded(self: StreamParser, events: list[Any], out: list[JSONDict]) -> None:
-                try:
-                    parse(self, events, out)
-                    self.raise_failure()
-                except APIError:
-                    raise
-                except MALFORMED as exc:
-                    raise self.adapter.invalid_body(
-                        self.response,
-                        "\n\n".join(getattr(event, "data", str(event)) for event in events),
-                        f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
-                    ) from exc
-
-            cls.parse = guarded  # type: ignore[method-assign]
-
-    def parse(self, events: list[Any], out: list[JSONDict]) -> None:  # pragma: no cover
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
+        """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
+        name, if the event had one. Raises the provider's error for an error event."""
         raise NotImplementedError
 
-    def objects(self, events: list[Any]) -> list[tuple[Any, JSONDict]]:
-        """Each event of a read with its JSON object, for `parse` to translate.
+    def translate(self, event: Union[bytes, SSEEvent]) -> Optional[JSONDict]:
+        """One event (its data bytes, or an `SSEEvent`) as an OpenAI chunk dict, or None.
 
-        Empty events are left out, ``data: [DONE]`` (OpenAI's end sentinel) sets `done`,
-        and anything that is not a JSON object raises. The usual event is parsed by
-        pydantic-core straight from its bytes with no call per event: the rest goes
-        through `Adapter.event_json`."""
-        out = []
-        for event in events:
-            raw = event.raw
-            try:
-                value = from_json(raw)
-            except ValueError:
-                value = None
-            if value.__class__ is not dict:
+        Empty events give None, and so does ``data: [DONE]`` (OpenAI's end sentinel),
+        which sets `done`; anything that is not a JSON object raises."""
+        plain = event.__class__ is bytes
+        raw = event if plain else event.raw  # type: ignore[union-attr]
+        try:
+            data = from_json(raw)
+        except ValueError:
+            data = None
+        try:
+            if data.__class__ is not dict:
                 if raw == b"[DONE]" or raw == "[DONE]":
                     self.done = True
-                    continue
-                try:
-                    value = self.adapter.event_json(self.response, raw)
-                except APIError as error:
-                    # The events before it are translated first; `raise_failure` then.
-                    self.failure = error
-                    break
-                if value is None:
-                    continue
-            out.append((event, value))
-        return out
-
-    def raise_failure(self) -> None:
-        """Raise what `objects` stopped at, once the chunks before it are out."""
-        error, self.failure = self.failure, None
-        if error is not None:
-            raise error
-
-    def feed(self, event: Any) -> list[JSONDict]:
-        """The chunks of one event (`parse` for a single event)."""
-        out: list[JSONDict] = []
-        self.parse([event], out)
-        return out
+                    return None
+                data = self.adapter.event_json(self.response, raw)
+                if data is None:
+                    return None
+            return self.chunk(data, None if plain else event.event)  # type: ignore[union-attr]
+        except APIError:
+            raise
+        except MALFORMED as exc:
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            raise self.adapter.invalid_body(
+                self.response,
+                text,
+                f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
+            ) from exc
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
         """A chunk's ``usage`` in OpenAI's names. Chunks may carry the provider's own
@@ -378,8 +352,9 @@ class Adapter:
             cls = exception_for_status(status)
         else:
             cls = default
-        text = message or (response.text[:500] if not isinstance(body, dict) else str(body))
-        text = scrub(str(text), self.credentials.secrets())
+        if not message:
+            message = _json_text(body) if isinstance(body, dict) else response.text[:500]
+        text = scrub(str(message), self.credentials.secrets())
         openai_code = rule.code if rule is not None and rule.code else None
         label = f"{self.name} {code}" if code is not None else self.name
         suffix = f" ({openai_code})" if openai_code else ""
@@ -400,7 +375,7 @@ class Adapter:
 
     def event_json(self, response: httpx.Response, data: Union[bytes, str]) -> Optional[JSONDict]:
         """A stream event's JSON object, the slow way: what pydantic-core did not make an
-        object of in `StreamParser.objects`. None for an empty event; else what the standard
+        object of in `StreamParser.translate`. None for an empty event; else what the standard
         library reads (lone surrogates; data that is not UTF-8 is read with U+FFFD, as the
         decoder always has), and an error for anything that is not a JSON object."""
         text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
@@ -486,3 +461,11 @@ def parse_json(response: httpx.Response) -> Any:
         return loads(content)
     except ValueError:
         return response.text
+
+
+def _json_text(body: JSONDict) -> str:
+    """A body as JSON text for a message (a stream event's, say), whatever it holds."""
+    try:
+        return json.dumps(body, ensure_ascii=False)[:500]
+    except (TypeError, ValueError):
+        return str(body)[:500]

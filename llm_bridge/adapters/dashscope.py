@@ -292,32 +292,30 @@ class DashScopeStreamParser(StreamParser):
         self._started: set[int] = set()
         self._created = int(time.time())  # one stream, one creation time (as OpenAI's)
 
-    def parse(self, events: list[Any], out: list[JSONDict]) -> None:
-        """Each event as an OpenAI chunk dict, in one loop (see `StreamParser`)."""
-        for event, data in self.objects(events):
-            if event.event == "error" or "code" in data or "error" in data:
-                code, message = self.adapter.error_fields(data)
-                if event.event == "error" or code is not None:
-                    raise self.adapter.make_error(self.response, data, code, message or event.data)
-            output = data.get("output") or {}
-            choices = output.get("choices")
-            if choices.__class__ is not list:
-                choices = _choices(output)
-            request_id = data.get("request_id")
-            chunk: JSONDict = {
-                "id": request_id or "",
-                "object": "chat.completion.chunk",
-                "created": self._created,
-                "model": self.call.model,
-                "choices": [
-                    self._choice(position, choice) for position, choice in enumerate(choices)
-                ],
-                "request_id": request_id,
-            }
-            usage = data.get("usage")
-            if usage:
-                chunk["usage"] = usage  # running figures: the stream layer keeps the last
-            out.append(chunk)
+    def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
+        if event == "error" or "code" in data or "error" in data:
+            code, message = self.adapter.error_fields(data)
+            if event == "error" or code is not None:
+                raise self.adapter.make_error(self.response, data, code, message)
+        output = data.get("output") or {}
+        choices = output.get("choices")
+        if choices.__class__ is not list:
+            choices = _choices(output)
+        request_id = data.get("request_id")
+        chunk: JSONDict = {
+            "id": request_id or "",
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self.call.model,
+            "choices": [self._choice(0, choices[0])]  # nearly always one
+            if len(choices) == 1
+            else [self._choice(position, choice) for position, choice in enumerate(choices)],
+            "request_id": request_id,
+        }
+        usage = data.get("usage")
+        if usage:
+            chunk["usage"] = usage  # running figures: the stream layer keeps the last
+        return chunk
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
         return openai_usage(usage)

@@ -134,50 +134,46 @@ class OpenAICompatStreamParser(StreamParser):
         self._finished = False
         self._roles_sent: set[int] = set()
 
-    def parse(self, events: list[Any], out: list[JSONDict]) -> None:
-        """Each event's object as an OpenAI chunk dict, in one flat loop (see `StreamParser`)."""
-        model, roles_sent = self.call.model, self._roles_sent
-        for event, chunk in self.objects(events):
-            if event.event == "error" or "error" in chunk:
-                code, message = self.adapter.error_fields(chunk)
-                raise self.adapter.make_error(self.response, chunk, code, message or event.data)
-            chunk["object"] = "chat.completion.chunk"
-            if "model" not in chunk:
-                chunk["model"] = model
-            choices = chunk.get("choices")
-            if choices.__class__ is not list:
-                chunk["choices"] = choices = []
-            for choice in choices:
-                index = choice.get("index")
-                if index is None:
-                    choice["index"] = index = 0
-                delta = choice.get("delta")
-                if not delta:
-                    choice["delta"] = delta = {}
-                # OpenAI names the role once, on a choice's first chunk; some repeat it.
-                if index in roles_sent:
-                    if "role" in delta:
-                        del delta["role"]
-                elif (
-                    delta.get("role") or delta.get("content") is not None or delta.get("tool_calls")
-                ):
-                    delta.setdefault("role", "assistant")
-                    roles_sent.add(index)
-                if delta.get("tool_calls"):
-                    for position, call in enumerate(delta["tool_calls"]):
-                        call.setdefault("index", position)
-                finish = choice.get("finish_reason")
+    def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
+        if event == "error" or "error" in data:
+            code, message = self.adapter.error_fields(data)
+            raise self.adapter.make_error(self.response, data, code, message)
+        data["object"] = "chat.completion.chunk"
+        if "model" not in data:
+            data["model"] = self.call.model
+        choices = data.get("choices")
+        if choices.__class__ is not list:
+            data["choices"] = choices = []
+        roles_sent = self._roles_sent
+        for choice in choices:
+            index = choice.get("index")
+            if index is None:
+                choice["index"] = index = 0
+            delta = choice.get("delta")
+            if not delta:
+                choice["delta"] = delta = {}
+            # OpenAI names the role once, on a choice's first chunk; some repeat it.
+            if index in roles_sent:
+                if "role" in delta:
+                    del delta["role"]
+            elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
+                delta.setdefault("role", "assistant")
+                roles_sent.add(index)
+            if delta.get("tool_calls"):
+                for position, call in enumerate(delta["tool_calls"]):
+                    call.setdefault("index", position)
+            finish = choice.get("finish_reason")
+            if finish is not None:
+                choice["finish_reason"] = finish = self.adapter.finish_reason(
+                    finish, self.response, data
+                )
                 if finish is not None:
-                    choice["finish_reason"] = finish = self.adapter.finish_reason(
-                        finish, self.response, chunk
-                    )
-                    if finish is not None:
-                        self._finished = True
-                if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
-                    usage = choice.pop("usage")
-                    if usage and not chunk.get("usage"):
-                        chunk["usage"] = usage
-            out.append(chunk)
+                    self._finished = True
+            if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
+                usage = choice.pop("usage")
+                if usage and not data.get("usage"):
+                    data["usage"] = usage
+        return data
 
     @property
     def finished(self) -> bool:

@@ -289,37 +289,35 @@ class QianfanStreamParser(StreamParser):
         self._started = False
         self._created = int(time.time())  # for events without their own
 
-    def parse(self, events: list[Any], out: list[JSONDict]) -> None:
-        """Each event as an OpenAI chunk dict, in one loop (see `StreamParser`)."""
-        for _event, data in self.objects(events):
-            if "error_code" in data or "code" in data:  # (the keys `error_fields` reads)
-                code, message = self.adapter.error_fields(data)
-                if code is not None:
-                    raise self.adapter.make_error(self.response, data, code, message)
-            delta: JSONDict = {}
-            if not self._started:
-                delta["role"] = "assistant"
-                self._started = True
-            if data.get("result"):
-                delta["content"] = data["result"]
-            finish = None
-            function_call = data.get("function_call")
-            if isinstance(function_call, dict) and function_call.get("name"):
-                delta["tool_calls"] = [{**_tool_call(function_call, data.get("id"), 0), "index": 0}]
-                finish = "tool_calls"
-            if data.get("is_end"):
-                self.done = True
-                finish = finish or self.adapter._finish(data, self.response)
-            chunk = {
-                "id": data.get("id"),
-                "object": "chat.completion.chunk",
-                "created": data.get("created") or self._created,
-                "model": self.call.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            if data.get("usage"):
-                chunk["usage"] = data["usage"]  # cumulative: the stream layer keeps the last
-            out.append(chunk)
+    def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
+        if "error_code" in data or "code" in data:  # (the keys `error_fields` reads)
+            code, message = self.adapter.error_fields(data)
+            if code is not None:
+                raise self.adapter.make_error(self.response, data, code, message)
+        delta: JSONDict = {}
+        if not self._started:
+            delta["role"] = "assistant"
+            self._started = True
+        if data.get("result"):
+            delta["content"] = data["result"]
+        finish = None
+        function_call = data.get("function_call")
+        if isinstance(function_call, dict) and function_call.get("name"):
+            delta["tool_calls"] = [{**_tool_call(function_call, data.get("id"), 0), "index": 0}]
+            finish = "tool_calls"
+        if data.get("is_end"):
+            self.done = True
+            finish = finish or self.adapter._finish(data, self.response)
+        chunk = {
+            "id": data.get("id"),
+            "object": "chat.completion.chunk",
+            "created": data.get("created") or self._created,
+            "model": self.call.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        if data.get("usage"):
+            chunk["usage"] = data["usage"]  # cumulative: the stream layer keeps the last
+        return chunk
 
 
 class QianfanV2Adapter(OpenAICompatAdapter):
