@@ -12,6 +12,7 @@ network read cut in two is reassembled, never replaced by U+FFFD.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Optional, Union
 
 __all__ = ["SSEDecoder", "SSEEvent"]
@@ -90,8 +91,11 @@ class SSEDecoder:
     per event, and an object per event was a measurable part of it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plain_names: Iterable[str] = ()) -> None:
         self._buffer = b""
+        #: Event names the reader treats as ordinary data (DashScope's ``result``): an event
+        #: of one of these names, framed as `_FRAMED_HEAD` reads, comes as its data bytes too.
+        self._plain_names = frozenset(name.encode() for name in plain_names)
 
     def feed(self, chunk: bytes) -> list[Union[bytes, SSEEvent]]:
         """The events completed by ``chunk`` (possibly none), in order.
@@ -111,10 +115,30 @@ class SSEDecoder:
             if block.startswith(b"data:") and _LF not in block:  # nearly every event: its data
                 events.append(block[6:] if block[5:6] == b" " else block[5:])
             elif block:
-                event = _framed_event(block) or _parse_event(block)
+                event = self._framed_event(block) or _parse_event(block)
                 if event is not None:
                     events.append(event)
         return events
+
+    def _framed_event(self, block: bytes) -> Union[bytes, SSEEvent, None]:
+        """The event of a block in `_FRAMED_HEAD`'s shape (its data bytes when its name is
+        plain), else None (`_parse_event` reads it)."""
+        match = _FRAMED_HEAD.match(block)
+        if match is None:
+            return None
+        data = block[match.end() :]
+        if _LF in data:
+            return None
+        id, name, comments = match.groups()
+        if name in self._plain_names:
+            return data
+        return SSEEvent(
+            data,
+            None if name is None else name.decode("utf-8", errors="replace"),
+            None if id is None else id.decode("utf-8", errors="replace"),
+            None,
+            comments,  # the raw lines, decoded on first read
+        )
 
     @property
     def pending(self) -> bool:
@@ -126,24 +150,6 @@ class SSEDecoder:
         block, self._buffer = self._buffer.rstrip(b"\r\n"), b""
         event = _parse_event(block.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
         return [] if event is None else [event]
-
-
-def _framed_event(block: bytes) -> Optional[SSEEvent]:
-    """The event of a block in `_FRAMED_HEAD`'s shape, else None (`_parse_event` reads it)."""
-    match = _FRAMED_HEAD.match(block)
-    if match is None:
-        return None
-    data = block[match.end() :]
-    if _LF in data:
-        return None
-    id, name, comments = match.groups()
-    return SSEEvent(
-        data,
-        None if name is None else name.decode("utf-8", errors="replace"),
-        None if id is None else id.decode("utf-8", errors="replace"),
-        None,
-        comments,  # the raw lines, decoded on first read
-    )
 
 
 def _parse_event(block: bytes) -> Optional[SSEEvent]:

@@ -56,8 +56,10 @@ class ChunkPipeline:
         self._usage: Optional[JSONDict] = None
         self._settle = settle
         self._settled = False
-        self._text: list[str] = []  # what reached the caller, to estimate usage if need be
-        self._decoder = SSEDecoder()
+        # What reached the caller, to estimate usage if need be; None once the provider
+        # gave figures of its own, which then stand (its later ones replace them).
+        self._text: Optional[list[str]] = []
+        self._decoder = SSEDecoder(parser.plain_events)
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False
@@ -86,7 +88,9 @@ class ChunkPipeline:
             given, self._usage_given = self._usage_given, None
             # Figures of a shape that cannot be read are dropped: the last good ones stand.
             with contextlib.suppress(*MALFORMED):
-                self._usage = self.parser.usage_of(given)
+                usage = self.parser.usage_of(given)
+                CompletionUsage.model_validate(usage)
+                self._usage = usage
         return self._usage
 
     @usage.setter
@@ -106,7 +110,7 @@ class ChunkPipeline:
             if self._settle is not None:
                 request_id = (self._template or {}).get("id") or None
                 self.usage = self._settle(
-                    self.usage, "".join(self._text), request_id, self.complete
+                    self.usage, "".join(self._text or ()), request_id, self.complete
                 )
         return self.usage
 
@@ -139,6 +143,8 @@ class ChunkPipeline:
                     usage = chunk.pop("usage")
                     if usage and usage.__class__ is dict:
                         self._usage_given = usage  # cumulative where repeated: the last counts
+                        if text is not None and self.usage is not None:
+                            text = self._text = None  # the provider counts: no estimate needed
                 if self._template is None:
                     self._template = {
                         k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
@@ -150,14 +156,15 @@ class ChunkPipeline:
                 if stop is not None and not self._apply_stop(chunk):
                     continue
                 chunk["provider"] = provider
-                for choice in choices:
-                    delta = choice.get("delta")
-                    if delta:
-                        content = delta.get("content")
-                        if content.__class__ is str:
-                            text.append(content)
-                        if "reasoning_content" in delta or "tool_calls" in delta:
-                            self._remember(delta)
+                if text is not None:
+                    for choice in choices:
+                        delta = choice.get("delta")
+                        if delta:
+                            content = delta.get("content")
+                            if content.__class__ is str:
+                                text.append(content)
+                            if "reasoning_content" in delta or "tool_calls" in delta:
+                                self._remember(text, delta)
                 try:
                     chunks.append(_validate_chunk(chunk))
                 except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
@@ -181,15 +188,16 @@ class ChunkPipeline:
             self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
         )
 
-    def _remember(self, delta: JSONDict) -> None:
+    @staticmethod
+    def _remember(text: list[str], delta: JSONDict) -> None:
         """Keep a delta's reasoning and tool-call text (its content is kept by the caller)."""
         if isinstance(delta.get("reasoning_content"), str):
-            self._text.append(delta["reasoning_content"])
+            text.append(delta["reasoning_content"])
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):  # any other shape fails validation just after
-                self._text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
+                text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
 
     def _apply_stop(self, chunk: JSONDict) -> bool:
         """Cut content at an emulated stop sequence; False when the chunk has nothing left."""

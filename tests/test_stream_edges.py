@@ -90,6 +90,39 @@ def test_running_usage_of_an_unreadable_shape_is_estimated_instead(usage: dict) 
     assert stream.response.is_closed
 
 
+def test_running_usage_keeps_its_last_readable_figures_over_a_later_unreadable_one() -> None:
+    # Once the provider has given readable figures, the text is no longer kept for an
+    # estimate: a later unreadable figure must not leave the stream with nothing to settle.
+    good = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+    body = dashscope_event("你好", "null", good) + dashscope_event(
+        "!", "stop", {"input_tokens": 3, "output_tokens": None}
+    )
+    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    with respx.mock() as mock:
+        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(
+            model="qwen-plus",
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+    usage = chunks[-1].usage
+    assert usage is not None and not usage.estimated
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (3, 2, 5)
+    assert client.usage.total().completion_tokens == 2
+
+
+def test_dashscope_result_events_come_from_the_decoder_as_bytes_and_errors_as_events() -> None:
+    from llm_bridge._sse import SSEDecoder
+
+    body = dashscope_event("你好", "null", {"input_tokens": 1, "output_tokens": 1})
+    body += 'id:2\nevent:error\n:HTTP_STATUS/400\ndata:{"code":"X","message":"m"}\n\n'
+    result, error = SSEDecoder(["result"]).feed(body.encode())
+    assert isinstance(result, bytes) and json.loads(result)["request_id"] == "r1"
+    assert (error.event, error.id, error.comments) == ("error", "2", ("HTTP_STATUS/400",))
+
+
 def test_iteration_resumes_after_a_loop_is_left_and_next_keeps_the_first_chunk() -> None:
     body = zhipu_event("a") + zhipu_event("b") + zhipu_event("c", "stop") + "data: [DONE]\n\n"
     client = OpenAI(provider="zhipu", api_key="id.secret")

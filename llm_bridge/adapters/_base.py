@@ -127,6 +127,9 @@ class StreamParser:
     done: bool = False
     adapter: Adapter
     response: httpx.Response
+    #: Names of events that carry ordinary data (besides unnamed ones): the SSE decoder
+    #: hands such events over as their bytes, and `chunk` sees them with no name.
+    plain_events: ClassVar[tuple[str, ...]] = ()
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
         """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
