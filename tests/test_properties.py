@@ -287,6 +287,34 @@ def test_sse_decoder_agrees_with_the_line_by_line_algorithm(data: bytes, cuts: l
 
 
 @PROFILE
+@given(data=st.binary(max_size=300) | SSE_BYTES, cuts=st.lists(st.integers(0, 10_000)))
+@example(data=b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{}\n\n", cuts=[])
+@example(data=b"id:1\nevent:result\n:event:error\ndata:{}\n\n", cuts=[])
+@example(data=b"id:1\nevent:result\nevent:error\ndata: x\n\n", cuts=[])
+@example(data=b"data:a\nevent:result\ndata:b\n\n", cuts=[])
+@example(data=b"id:1\nevent: result\n:c\ndata: x\n\n", cuts=[4])
+@example(data=b"retry: 3000\nevent:result\ndata:\n\n", cuts=[])
+def test_sse_decoder_with_plain_names_agrees_with_the_line_by_line_algorithm(
+    data: bytes, cuts: list[int]
+) -> None:
+    # With "result" declared plain (DashScope), such events come as their data bytes and
+    # lose only what no reader needs (id, retry, comments); everything else is unchanged.
+    decoder = SSEDecoder(["result"])
+    items: list[Any] = []
+    for piece in _split(data, cuts):
+        items += decoder.feed(piece)
+    items += decoder.flush()
+    reference = _reference_sse(data)
+    assert len(items) == len(reference)
+    for item, event in zip(items, reference):
+        if isinstance(item, bytes):
+            assert event.event in (None, "result")
+            assert item.decode("utf-8", errors="replace") == event.data
+        else:
+            assert item == event
+
+
+@PROFILE
 @given(data=st.binary(max_size=300) | SSE_BYTES)
 def test_sse_decoder_byte_by_byte_decodes_the_same(data: bytes) -> None:
     assert _decode([data[i : i + 1] for i in range(len(data))]) == _decode([data])
