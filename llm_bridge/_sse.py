@@ -91,17 +91,20 @@ class SSEDecoder:
     per event, and an object per event was a measurable part of it.
     """
 
-    def __init__(self, plain_names: Iterable[str] = ()) -> None:
+    def __init__(self, names: Optional[Iterable[str]] = None) -> None:
+        """``names`` are the event names the reader tells apart (an ``error`` event, say).
+        None keeps every named event whole; given, an event of another name may come as
+        its data bytes (see `feed`), its name, id and comments dropped."""
         self._buffer = b""
-        #: Event names the reader treats as ordinary data (DashScope's ``result``): an event
-        #: of one of these names, framed as `_FRAMED_HEAD` reads, comes as its data bytes too.
-        self._plain_names = frozenset(name.encode() for name in plain_names)
+        self._names = None if names is None else frozenset(name.encode() for name in names)
 
     def feed(self, chunk: bytes) -> list[Union[bytes, SSEEvent]]:
         """The events completed by ``chunk`` (possibly none), in order.
 
         An event that is a single ``data:`` line and nothing else (nearly all of them) comes
-        as its data bytes, with no event object made for it; any other as an `SSEEvent`."""
+        as its data bytes, with no event object made for it, and so does, when the decoder
+        was given ``names``, one framed as DashScope frames its events and not of those
+        names; any other comes as an `SSEEvent`."""
         buffer = self._buffer + chunk if self._buffer else chunk
         if _CR in buffer:  # (an int: a byte test, several times faster than b"\r" in ...)
             # A CR at the very end may be the first half of CRLF: wait for the next chunk.
@@ -115,14 +118,16 @@ class SSEDecoder:
             if block.startswith(b"data:") and _LF not in block:  # nearly every event: its data
                 events.append(block[6:] if block[5:6] == b" " else block[5:])
             elif block:
-                event = self._framed_event(block) or _parse_event(block)
+                event = self._framed_event(block)
+                if event is None:
+                    event = _parse_event(block)
                 if event is not None:
                     events.append(event)
         return events
 
     def _framed_event(self, block: bytes) -> Union[bytes, SSEEvent, None]:
         """The event of a block in `_FRAMED_HEAD`'s shape (its data bytes when its name is
-        plain), else None (`_parse_event` reads it)."""
+        not one the reader asked for), else None (`_parse_event` reads it)."""
         match = _FRAMED_HEAD.match(block)
         if match is None:
             return None
@@ -130,7 +135,7 @@ class SSEDecoder:
         if _LF in data:
             return None
         id, name, comments = match.groups()
-        if name in self._plain_names:
+        if self._names is not None and name not in self._names:
             return data
         return SSEEvent(
             data,

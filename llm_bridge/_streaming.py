@@ -59,7 +59,7 @@ class ChunkPipeline:
         # What reached the caller, to estimate usage if need be; None once the provider
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
-        self._decoder = SSEDecoder(parser.plain_events)
+        self._decoder = SSEDecoder(parser.event_names)
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._stopped = False

@@ -113,12 +113,12 @@ def test_running_usage_keeps_its_last_readable_figures_over_a_later_unreadable_o
     assert client.usage.total().completion_tokens == 2
 
 
-def test_dashscope_result_events_come_from_the_decoder_as_bytes_and_errors_as_events() -> None:
+def test_dashscope_events_come_from_the_decoder_as_bytes_and_error_events_whole() -> None:
     from llm_bridge._sse import SSEDecoder
 
     body = dashscope_event("你好", "null", {"input_tokens": 1, "output_tokens": 1})
     body += 'id:2\nevent:error\n:HTTP_STATUS/400\ndata:{"code":"X","message":"m"}\n\n'
-    result, error = SSEDecoder(["result"]).feed(body.encode())
+    result, error = SSEDecoder(["error"]).feed(body.encode())
     assert isinstance(result, bytes) and json.loads(result)["request_id"] == "r1"
     assert (error.event, error.id, error.comments) == ("error", "2", ("HTTP_STATUS/400",))
 

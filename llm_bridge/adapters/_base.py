@@ -127,9 +127,9 @@ class StreamParser:
     done: bool = False
     adapter: Adapter
     response: httpx.Response
-    #: Names of events that carry ordinary data (besides unnamed ones): the SSE decoder
-    #: hands such events over as their bytes, and `chunk` sees them with no name.
-    plain_events: ClassVar[tuple[str, ...]] = ()
+    #: The SSE event names `chunk` tells apart: it sees any other event with no name (the
+    #: decoder then hands it over as its data bytes: DashScope names every event).
+    event_names: ClassVar[tuple[str, ...]] = ("error",)
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
         """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event

@@ -281,8 +281,6 @@ class DashScopeStreamParser(StreamParser):
     whole piece, so the same diffing code serves both.
     """
 
-    plain_events = ("result",)  # every data event; failures come as ``event:error``
-
     def __init__(self, adapter: DashScopeAdapter, response: httpx.Response, call: CallContext):
         self.adapter = adapter
         self.response = response
