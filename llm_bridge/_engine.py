@@ -21,7 +21,7 @@ import time
 import warnings
 from array import array
 from collections.abc import Sequence
-from typing import Any, Awaitable, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import httpx
 
@@ -45,16 +45,20 @@ from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._request_builder import RequestBuilder
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
-from ._streaming import AsyncStream, ChunkPipeline, Stream, aggregate
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
-from .tokens import count_message_tokens, count_tokens
 from .types.chat import ChatCompletion
 from .types.completion_usage import CompletionUsage
 from .types.create_embedding_response import CreateEmbeddingResponse
 from .usage import Price, UsageLedger, UsageRecord, cost_of
+
+if TYPE_CHECKING:
+    from ._streaming import ChunkPipeline
+
+# Streams (`_streaming`) and the tokenizers (`tokens`) are imported where first needed: a
+# client that never streams or estimates does not carry them.
 
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
@@ -189,6 +193,8 @@ class Operation:
             ) from exc
 
     def pipeline(self, response: httpx.Response) -> ChunkPipeline:
+        from ._streaming import ChunkPipeline
+
         parser = self.adapter.stream_parser(response, self.call)
         return ChunkPipeline(parser, self.call, response, settle=self.settle_stream)
 
@@ -218,6 +224,8 @@ class Operation:
 
     def estimate(self, completion_text: str) -> CompletionUsage:
         """Usage counted here, for a response or stream the provider gave none for."""
+        from .tokens import count_message_tokens, count_tokens
+
         provider, model = self.route.provider, self.route.model
         prompt = count_message_tokens(
             self.params["messages"], model, provider=provider, api=self.adapter.api
@@ -258,6 +266,8 @@ class Operation:
         size = sum(_byte_bound(m) for m in self.params["messages"])
         if size < room:
             return
+        from .tokens import count_message_tokens
+
         prompt = count_message_tokens(
             self.params["messages"],
             self.route.model,
@@ -685,6 +695,8 @@ class SyncEngine(Engine):
             response.read()
             response.close()
             raise operation.error(response) or operation.unreadable_stream(response)
+        from ._streaming import Stream, aggregate
+
         stream = Stream(response, operation.pipeline(response))
         if operation.aggregate:
             return RawResult(response, aggregate(list(stream), stream.usage), retries)
@@ -789,6 +801,8 @@ class AsyncEngine(Engine):
             await response.aread()
             await response.aclose()
             raise operation.error(response) or operation.unreadable_stream(response)
+        from ._streaming import AsyncStream, aggregate
+
         stream = AsyncStream(response, operation.pipeline(response))
         if operation.aggregate:
             chunks = [chunk async for chunk in stream]

@@ -96,6 +96,8 @@ class SSEDecoder:
         None keeps every named event whole; given, an event of another name may come as
         its data bytes (see `feed`), its name, id and comments dropped."""
         self._buffer = b""
+        if isinstance(names, str):
+            names = (names,)  # one name, not its letters
         self._names = None if names is None else frozenset(name.encode() for name in names)
 
     def feed(self, chunk: bytes) -> list[Union[bytes, SSEEvent]]:
@@ -150,7 +152,7 @@ class SSEDecoder:
         """True when bytes of an undispatched event are buffered."""
         return bool(self._buffer.strip(b"\r\n"))
 
-    def flush(self) -> list[SSEEvent]:
+    def flush(self) -> list[Union[bytes, SSEEvent]]:
         """Dispatch what is left when the body ends without a final blank line."""
         block, self._buffer = self._buffer.rstrip(b"\r\n"), b""
         event = _parse_event(block.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
@@ -160,7 +162,7 @@ class SSEDecoder:
 def _parse_event(block: bytes) -> Optional[SSEEvent]:
     """One event's lines (no blank line among them but leading ones), as the WHATWG rules
     read them; None when it carries neither data nor an event name."""
-    data: list[str] = []
+    data: list[bytes] = []
     event = id = None
     retry = None
     comments: list[str] = []
@@ -173,13 +175,13 @@ def _parse_event(block: bytes) -> Optional[SSEEvent]:
         if raw.startswith(b"{"):
             # Not SSE: a bare JSON line, which Qianfan v1 sends for errors inside an event
             # stream. The specification would ignore it; it is taken as data instead.
-            data.append(raw.decode("utf-8", errors="replace"))
+            data.append(raw)
             continue
         name, sep, value = raw.partition(b":")
         if sep and value.startswith(b" "):
             value = value[1:]
         if name == b"data":
-            data.append(value.decode("utf-8", errors="replace"))
+            data.append(value)
         elif name == b"event":
             event = value.decode("utf-8", errors="replace")
         elif name == b"id" and b"\0" not in value:
@@ -189,4 +191,4 @@ def _parse_event(block: bytes) -> Optional[SSEEvent]:
         # Unknown field names are ignored, as the SSE specification says.
     if not data and event is None:
         return None
-    return SSEEvent("\n".join(data), event, id, retry, tuple(comments))
+    return SSEEvent(b"\n".join(data), event, id, retry, tuple(comments))

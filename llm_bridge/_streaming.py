@@ -14,7 +14,6 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
@@ -86,10 +85,15 @@ class ChunkPipeline:
         """The provider's latest usage figures, in OpenAI's names (final once settled)."""
         if self._usage_given is not None:
             given, self._usage_given = self._usage_given, None
-            # Figures of a shape that cannot be read are dropped: the last good ones stand.
-            with contextlib.suppress(*MALFORMED):
+            try:
                 usage = self.parser.usage_of(given)
                 CompletionUsage.model_validate(usage)
+            except MALFORMED:
+                # Figures of a shape that cannot be read are dropped. The last good ones
+                # stand, marked estimated: running figures undercount what came after them.
+                if self._usage is not None:
+                    self._usage = {**self._usage, "estimated": True}
+            else:
                 self._usage = usage
         return self._usage
 

@@ -54,6 +54,21 @@ def test_a_client_loads_only_its_own_protocol_and_no_retry_machinery() -> None:
         assert other not in loaded
 
 
+def test_streams_and_tokenizers_load_only_when_a_call_needs_them() -> None:
+    code = (
+        "import httpx\nfrom llm_bridge import OpenAI\nfrom llm_bridge.testing import FakeZhipu\n"
+        "fake = FakeZhipu(api_key='id.secret').reply('hi')\n"
+        "client = OpenAI(provider='zhipu', api_key='id.secret',\n"
+        "                http_client=httpx.Client(transport=fake.transport()))\n"
+        "out = client.chat.completions.create(model='glm-4-flash',\n"
+        "    messages=[{'role': 'user', 'content': 'hi'}], stream=STREAM)\n"
+        "assert 'hi' in str(list(out) if STREAM else out)\n"
+    )
+    loaded = modules_after(code.replace("STREAM", "False"))
+    assert not {"llm_bridge._streaming", "llm_bridge.tokens"} & loaded
+    assert "llm_bridge._streaming" in modules_after(code.replace("STREAM", "True"))
+
+
 @pytest.mark.parametrize("protocol", sorted(ADAPTERS))
 def test_every_protocol_names_the_class_that_speaks_it(protocol: str) -> None:
     assert adapter_class(protocol).protocol == protocol

@@ -175,6 +175,10 @@ EVENTS = st.builds(
     data=EVENT_DATA,
     event=st.none() | st.just("error") | st.just("result") | st.text(max_size=6),
 )
+#: Events as the decoder hands most of them over: their data bytes (any bytes at all).
+DATA_EVENTS = EVENT_DATA.map(lambda text: text.encode("utf-8", "surrogatepass")) | st.binary(
+    max_size=40
+)
 
 #: Lines that look like SSE, so split points land inside real framing too.
 SSE_LINES = st.one_of(
@@ -521,7 +525,7 @@ def test_error_fields_return_strings_or_none(name: str, body: Any) -> None:
 
 @ADAPTERS
 @PER_ADAPTER
-@given(events=st.lists(EVENTS, min_size=1, max_size=6), cumulative=st.booleans())
+@given(events=st.lists(EVENTS | DATA_EVENTS, min_size=1, max_size=6), cumulative=st.booleans())
 @example(events=[SSEEvent('{"choices": [null]}')], cumulative=False)
 @example(events=[SSEEvent('{"choices": [{"delta": true}]}')], cumulative=False)
 @example(events=[SSEEvent('{"choices": [{"delta": {"tool_calls": [1]}}]}')], cumulative=False)
@@ -535,7 +539,7 @@ def test_error_fields_return_strings_or_none(name: str, body: Any) -> None:
 @example(events=[SSEEvent('{"error": {"code": false, "type": false}}')], cumulative=False)
 @example(events=[SSEEvent('{"error": 1}', event="error")], cumulative=False)
 def test_stream_parser_raises_only_api_errors(
-    name: str, events: list[SSEEvent], cumulative: bool
+    name: str, events: list[SSEEvent | bytes], cumulative: bool
 ) -> None:
     a = adapter(name)
     parser = a.stream_parser(response(a), call(a, stream=True, cumulative=cumulative))

@@ -1,6 +1,6 @@
-"""Stream edge cases around the per-read pipeline: what is delivered before an error in the
-same network read, malformed usage and templates, resuming iteration, and a pre-flight
-refusal that falls back to the next route."""
+"""Stream edge cases around the chunk pipeline: what is delivered before an error in the
+same network read, malformed usage and templates, resuming iteration, the SSE decoder's
+bytes for DashScope events, and a pre-flight refusal that falls back to the next route."""
 
 from __future__ import annotations
 
@@ -90,13 +90,13 @@ def test_running_usage_of_an_unreadable_shape_is_estimated_instead(usage: dict) 
     assert stream.response.is_closed
 
 
-def test_running_usage_keeps_its_last_readable_figures_over_a_later_unreadable_one() -> None:
+def test_running_usage_keeps_its_last_readable_figures_marked_estimated() -> None:
     # Once the provider has given readable figures, the text is no longer kept for an
-    # estimate: a later unreadable figure must not leave the stream with nothing to settle.
+    # estimate: a later unreadable figure leaves the earlier ones, which undercount what
+    # followed them, so they are marked estimated.
     good = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
-    body = dashscope_event("你好", "null", good) + dashscope_event(
-        "!", "stop", {"input_tokens": 3, "output_tokens": None}
-    )
+    bad = {"input_tokens": 3, "output_tokens": None}
+    body = dashscope_event("你好", "null", good) + dashscope_event("!", "stop", bad)
     client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
     with respx.mock() as mock:
         mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
@@ -108,9 +108,28 @@ def test_running_usage_keeps_its_last_readable_figures_over_a_later_unreadable_o
         )
         chunks = list(stream)
     usage = chunks[-1].usage
-    assert usage is not None and not usage.estimated
+    assert usage is not None and usage.estimated
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (3, 2, 5)
     assert client.usage.total().completion_tokens == 2
+
+
+def test_a_readable_figure_after_an_unreadable_one_is_exact_again() -> None:
+    good = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+    bad = {"input_tokens": 3, "output_tokens": None}
+    final = {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    with respx.mock() as mock:
+        body = dashscope_event("好", "null", good)  # the first read; the rest fed below
+        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(model="qwen-plus", messages=HELLO, stream=True)
+        pipeline = stream._pipeline
+        assert pipeline.usage is not None and pipeline._text is None  # figures: no text kept
+        pipeline.feed(dashscope_event("!", "null", bad).encode())
+        assert pipeline.usage == {**pipeline.usage, "completion_tokens": 2, "estimated": True}
+        pipeline.feed(dashscope_event("?", "stop", final).encode())
+        assert pipeline.usage is not None and "estimated" not in pipeline.usage
+        assert pipeline.usage["completion_tokens"] == 4
+        stream.close()
 
 
 def test_dashscope_events_come_from_the_decoder_as_bytes_and_error_events_whole() -> None:
