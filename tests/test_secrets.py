@@ -827,6 +827,26 @@ def test_qianfan_token_refusal_that_echoes_the_keys_is_scrubbed() -> None:
     assert QF_AK not in text and QF_SK not in text, text
 
 
+@pytest.mark.parametrize("pad", [440, 450, 460, 470])
+def test_a_body_quoted_in_an_error_is_cut_only_after_it_is_scrubbed(pad: int) -> None:
+    """A body with no message is quoted in the error, cut to 500 characters: a key the
+    provider echoed right across the cut must not show in part."""
+    key = "myid.SUPERSECRETVALUE0123456789"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"pad": "x" * pad, "echo": key})
+
+    client = OpenAI(
+        provider="zhipu",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    with pytest.raises(APIError) as caught:
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert "SUPERSEC" not in str(caught.value), str(caught.value)
+
+
 class BrokenBody(httpx.SyncByteStream):
     """One SSE event, then the read fails with an error that quotes the request URL."""
 
