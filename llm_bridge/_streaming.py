@@ -127,9 +127,10 @@ class ChunkPipeline:
         Each event the read completes goes through the parser's `translate`, and its
         chunk through this loop: usage kept aside (the caller sees it only on the
         include_usage chunk at the end), emulated stop sequences applied, the text kept
-        for an estimate, the model validated. What a stream costs over raw httpx is
-        mostly Python work per event, so this is one flat loop with nothing per event
-        but the parse, the translation and the validation.
+        for an estimate, the model validated (unless the parser gave a finished one).
+        What a stream costs over raw httpx is mostly Python work per event, so this is
+        one flat loop with nothing per event but the parse, the translation and the
+        validation.
 
         An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
@@ -142,6 +143,16 @@ class ChunkPipeline:
             try:
                 chunk = translate(event)  # raises only the APIError family
                 if chunk is None:
+                    continue
+                if chunk.__class__ is not dict:  # a finished chunk (see `StreamParser.translate`)
+                    if self._template is None:
+                        self._template = self._template_of(chunk)
+                    if text is not None:
+                        for choice in chunk.choices:
+                            content = choice.delta.content
+                            if content is not None:
+                                text.append(content)
+                    chunks.append(chunk)
                     continue
                 if "usage" in chunk:
                     usage = chunk.pop("usage")
@@ -180,6 +191,11 @@ class ChunkPipeline:
                 break
         return chunks
 
+    def _template_of(self, chunk: ChatCompletionChunk) -> JSONDict:
+        """What every chunk of the stream shares, for the include_usage chunk at the end."""
+        template = {k: getattr(chunk, k) for k in ("id", "created", "model", "object")}
+        return {**template, "provider": self.call.provider}
+
     def _validated(self, chunk: JSONDict) -> ChatCompletionChunk:
         try:
             return _validate_chunk(chunk)
@@ -217,8 +233,9 @@ class ChunkPipeline:
                 self._stopped = True
             elif choice.get("finish_reason") is not None:
                 held = self._stop.flush()
-                if held:
-                    delta["content"] = (delta.get("content") or "") + held
+                content = delta.get("content")
+                if held and (content is None or isinstance(content, str)):
+                    delta["content"] = (content or "") + held  # (other content fails validation)
         return True
 
     @property

@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Union
 
 import httpx
 from pydantic_core import from_json
@@ -34,6 +34,9 @@ from .._errors import (
 )
 from .._sse import SSEEvent
 from ._params import ParamContext
+
+if TYPE_CHECKING:
+    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
 
 __all__ = ["Adapter", "CallContext", "Credentials", "HTTPRequest", "StreamParser"]
 
@@ -136,11 +139,16 @@ class StreamParser:
         name, if the event had one. Raises the provider's error for an error event."""
         raise NotImplementedError
 
-    def translate(self, event: Union[bytes, SSEEvent]) -> Optional[JSONDict]:
+    def translate(
+        self, event: Union[bytes, SSEEvent]
+    ) -> Union[JSONDict, ChatCompletionChunk, None]:
         """One event (its data bytes, or an `SSEEvent`) as an OpenAI chunk dict, or None.
 
         Empty events give None, and so does ``data: [DONE]`` (OpenAI's end sentinel),
-        which sets `done`; anything that is not a JSON object raises."""
+        which sets `done`; anything that is not a JSON object raises. A parser may instead
+        return a finished `ChatCompletionChunk` (validated, with no ``usage``), for an
+        event that is already one, when the call emulates no stop sequences (see
+        `OpenAICompatStreamParser`)."""
         if isinstance(event, SSEEvent):
             raw, name = event.raw, event.event
             if name not in self.event_names:

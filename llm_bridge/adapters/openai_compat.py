@@ -11,10 +11,12 @@ adapter reads all of those variants, so a provider defined in a user's config wi
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import httpx
 
+from .._sse import SSEEvent
+from ..types.chat.chat_completion_chunk import ChatCompletionChunk
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
 
@@ -22,6 +24,9 @@ __all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
 
 #: Parameters answered here, never forwarded: streaming options are the stream layer's.
 _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
+
+#: `ChatCompletionChunk.model_validate_json` without its Python-level wrapper (per event).
+_validate_chunk_json = ChatCompletionChunk.__pydantic_validator__.validate_json
 
 
 class OpenAICompatAdapter(Adapter):
@@ -124,7 +129,13 @@ class OpenAICompatAdapter(Adapter):
 
 
 class OpenAICompatStreamParser(StreamParser):
-    """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant."""
+    """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant.
+
+    The usual event is already an OpenAI chunk but for the role rule, so it is validated
+    straight from its bytes into `ChatCompletionChunk` (`_typed`), skipping the JSON
+    objects and the dict translation; any event that needs more (usage, a finish word,
+    tool calls, reasoning text, an error, a missing field) takes the general way, `chunk`.
+    """
 
     def __init__(self, adapter: OpenAICompatAdapter, response: httpx.Response, call: CallContext):
         self.adapter = adapter
@@ -133,6 +144,57 @@ class OpenAICompatStreamParser(StreamParser):
         self.done = False
         self._finished = False
         self._roles_sent: set[int] = set()
+        # The stream layer cuts emulated stop sequences out of chunk dicts only.
+        self._typed_events = not call.emulated_stop
+
+    def translate(
+        self, event: Union[bytes, SSEEvent]
+    ) -> Union[JSONDict, ChatCompletionChunk, None]:
+        if self._typed_events and event.__class__ is bytes:
+            chunk = self._typed(event)  # type: ignore[arg-type]
+            if chunk is not None:
+                return chunk
+        return super().translate(event)
+
+    def _typed(self, raw: bytes) -> Optional[ChatCompletionChunk]:
+        """The event validated into its chunk and given what `chunk` would give it (the
+        role rule, ``object``, ``provider``, no ``usage``), or None if it needs more."""
+        try:
+            # Strict: exact JSON types only, so nothing is coerced that `chunk` would have
+            # seen differently first (an index of "0" is not the 0 of the role rule).
+            chunk = _validate_chunk_json(raw, strict=True)
+        except ValueError:
+            return None
+        if chunk.usage is not None or not chunk.choices or "error" in chunk.__pydantic_extra__:
+            return None
+        for choice in chunk.choices:
+            delta = choice.delta
+            if (
+                choice.finish_reason is not None
+                or choice.__pydantic_extra__
+                or delta.__pydantic_extra__
+                or delta.tool_calls is not None
+            ):
+                return None
+        roles_sent = self._roles_sent
+        for choice in chunk.choices:  # the role rule of `chunk`, on the model
+            delta = choice.delta
+            fields = delta.__pydantic_fields_set__
+            if choice.index in roles_sent:
+                if "role" in fields:
+                    fields.discard("role")
+                    delta.__dict__["role"] = None
+            elif delta.role or delta.content is not None:
+                if "role" not in fields:
+                    fields.add("role")
+                    delta.__dict__["role"] = "assistant"
+                roles_sent.add(choice.index)
+        fields = chunk.__pydantic_fields_set__
+        fields.discard("usage")  # a null one: `chunk` leaves it to the stream layer
+        fields.update(("object", "provider"))
+        chunk.__dict__["object"] = "chat.completion.chunk"
+        chunk.__pydantic_extra__["provider"] = self.call.provider
+        return chunk
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
         if event == "error" or "error" in data:
