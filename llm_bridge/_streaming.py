@@ -61,6 +61,8 @@ class ChunkPipeline:
         self._decoder = SSEDecoder(parser.event_names)
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
+        if self._stop is not None:
+            parser.finished_chunks = False  # stop sequences are cut out of dicts
         self._stopped = False
         self.held: Optional[APIError] = None  # see `feed`
 
@@ -147,11 +149,15 @@ class ChunkPipeline:
                 if chunk.__class__ is not dict:  # a finished chunk (see `StreamParser.translate`)
                     if self._template is None:
                         self._template = self._template_of(chunk)
-                    if text is not None:
+                    if text is not None:  # the text the dict way keeps, for such a chunk
                         for choice in chunk.choices:
-                            content = choice.delta.content
-                            if content is not None:
-                                text.append(content)
+                            delta = choice.delta
+                            if delta.content is not None:
+                                text.append(delta.content)
+                            if delta.__pydantic_extra__:
+                                reasoning = delta.__pydantic_extra__.get("reasoning_content")
+                                if isinstance(reasoning, str):
+                                    text.append(reasoning)
                     chunks.append(chunk)
                     continue
                 if "usage" in chunk:
@@ -225,7 +231,9 @@ class ChunkPipeline:
         if self._stopped:
             return False
         for choice in chunk["choices"]:
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta")
+            if not delta:
+                delta = choice["delta"] = {}  # (attached: held text may be released into it)
             if isinstance(delta.get("content"), str):
                 delta["content"] = self._stop.feed(delta["content"])
             if self._stop.stopped:

@@ -124,7 +124,7 @@ class StreamParser:
 
     The stream layer calls `translate` once per event, so that is all the Python a
     usual event costs here: one parse by pydantic-core straight from the event's bytes,
-    and one `chunk`.
+    and one `chunk` (or, for OpenAI's own chunks, one validation straight into the type).
     """
 
     done: bool = False
@@ -133,6 +133,9 @@ class StreamParser:
     #: The SSE event names `chunk` tells apart: it sees any other event with no name (and
     #: the decoder hands such events over as their data bytes: DashScope names every one).
     event_names: ClassVar[tuple[str, ...]] = ("error",)
+    #: Whether `translate` may hand over finished chunks; the stream layer turns it off
+    #: when it must see every chunk as a dict (to cut emulated stop sequences out).
+    finished_chunks: bool = True
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
         """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
@@ -145,10 +148,14 @@ class StreamParser:
         """One event (its data bytes, or an `SSEEvent`) as an OpenAI chunk dict, or None.
 
         Empty events give None, and so does ``data: [DONE]`` (OpenAI's end sentinel),
-        which sets `done`; anything that is not a JSON object raises. A parser may instead
-        return a finished `ChatCompletionChunk` (validated, with no ``usage``), for an
-        event that is already one, when the call emulates no stop sequences (see
-        `OpenAICompatStreamParser`)."""
+        which sets `done`; anything that is not a JSON object raises.
+
+        While `finished_chunks` is on, a parser may instead return a finished
+        `ChatCompletionChunk` for an event that already is one (`OpenAICompatStreamParser`
+        does). The stream layer then only keeps its text (``content``, and a delta's
+        ``reasoning_content``) and passes it on, so it must be exactly what the dict
+        would have become: validated, with ``provider`` set, no ``usage``, at least one
+        choice, and no text elsewhere (no tool calls)."""
         if isinstance(event, SSEEvent):
             raw, name = event.raw, event.event
             if name not in self.event_names:

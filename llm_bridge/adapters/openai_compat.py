@@ -28,6 +28,9 @@ _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 #: `ChatCompletionChunk.model_validate_json` without its Python-level wrapper (per event).
 _validate_chunk_json = ChatCompletionChunk.__pydantic_validator__.validate_json
 
+#: The delta extras a finished chunk may carry (the stream layer keeps their text).
+_DELTA_EXTRAS = frozenset({"reasoning_content"})
+
 
 class OpenAICompatAdapter(Adapter):
     protocol = "openai_compat"
@@ -132,10 +135,17 @@ class OpenAICompatStreamParser(StreamParser):
     """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant.
 
     The usual event is already an OpenAI chunk but for the role rule, so it is validated
-    straight from its bytes into `ChatCompletionChunk` (`_typed`), skipping the JSON
-    objects and the dict translation; any event that needs more (usage, a finish word,
-    tool calls, reasoning text, an error, a missing field) takes the general way, `chunk`.
+    straight from its bytes into `ChatCompletionChunk` (`_finished_chunk`), skipping the
+    JSON objects and the dict translation. An event that needs more takes the general
+    way, `chunk`: usage, no choices, a finish word, tool calls, an extra on a choice or
+    on a delta other than ``reasoning_content``, an ``error``, a missing field or a
+    field of another JSON type. tests/test_typed_chunks.py holds the two ways equal.
     """
+
+    #: After this many events in a row that the short cut refuses (a provider that never
+    #: sends ``model``, a stream of tool calls), the stream stops trying it: a refused
+    #: event is validated twice.
+    MAX_REFUSALS = 8
 
     def __init__(self, adapter: OpenAICompatAdapter, response: httpx.Response, call: CallContext):
         self.adapter = adapter
@@ -144,19 +154,23 @@ class OpenAICompatStreamParser(StreamParser):
         self.done = False
         self._finished = False
         self._roles_sent: set[int] = set()
-        # The stream layer cuts emulated stop sequences out of chunk dicts only.
-        self._typed_events = not call.emulated_stop
+        self._refusals = 0
 
     def translate(
         self, event: Union[bytes, SSEEvent]
     ) -> Union[JSONDict, ChatCompletionChunk, None]:
-        if self._typed_events and event.__class__ is bytes:
-            chunk = self._typed(event)  # type: ignore[arg-type]
+        """`StreamParser.translate`, with the short cut tried first for a plain event."""
+        if self.finished_chunks and type(event) is bytes:
+            chunk = self._finished_chunk(event)
             if chunk is not None:
+                self._refusals = 0
                 return chunk
+            self._refusals += 1
+            if self._refusals >= self.MAX_REFUSALS:
+                self.finished_chunks = False
         return super().translate(event)
 
-    def _typed(self, raw: bytes) -> Optional[ChatCompletionChunk]:
+    def _finished_chunk(self, raw: bytes) -> Optional[ChatCompletionChunk]:
         """The event validated into its chunk and given what `chunk` would give it (the
         role rule, ``object``, ``provider``, no ``usage``), or None if it needs more."""
         try:
@@ -167,17 +181,19 @@ class OpenAICompatStreamParser(StreamParser):
             return None
         if chunk.usage is not None or not chunk.choices or "error" in chunk.__pydantic_extra__:
             return None
+        # Every refusal is decided before anything changes: a refused event goes the
+        # general way, which must find the role state as this event found it.
         for choice in chunk.choices:
             delta = choice.delta
             if (
                 choice.finish_reason is not None
                 or choice.__pydantic_extra__
-                or delta.__pydantic_extra__
                 or delta.tool_calls is not None
+                or (delta.__pydantic_extra__ and delta.__pydantic_extra__.keys() - _DELTA_EXTRAS)
             ):
                 return None
         roles_sent = self._roles_sent
-        for choice in chunk.choices:  # the role rule of `chunk`, on the model
+        for choice in chunk.choices:  # the role rule of `chunk` (no tool calls here), on the model
             delta = choice.delta
             fields = delta.__pydantic_fields_set__
             if choice.index in roles_sent:
@@ -190,7 +206,7 @@ class OpenAICompatStreamParser(StreamParser):
                     delta.__dict__["role"] = "assistant"
                 roles_sent.add(choice.index)
         fields = chunk.__pydantic_fields_set__
-        fields.discard("usage")  # a null one: `chunk` leaves it to the stream layer
+        fields.discard("usage")  # a null one, which the stream layer pops from a dict
         fields.update(("object", "provider"))
         chunk.__dict__["object"] = "chat.completion.chunk"
         chunk.__pydantic_extra__["provider"] = self.call.provider
@@ -215,6 +231,7 @@ class OpenAICompatStreamParser(StreamParser):
             if not delta:
                 choice["delta"] = delta = {}
             # OpenAI names the role once, on a choice's first chunk; some repeat it.
+            # (`_finished_chunk` applies the same rule to a validated chunk.)
             if index in roles_sent:
                 if "role" in delta:
                     del delta["role"]
