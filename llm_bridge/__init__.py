@@ -8,7 +8,7 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import (
     APIConnectionError,
@@ -29,6 +29,7 @@ from ._errors import (
     UnprocessableEntityError,
     UnsupportedParameterWarning,
 )
+from ._lazy import lazy_getattr
 from ._logs import setup_logging as _setup_logging
 from ._version import __version__
 
@@ -57,17 +58,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name == "types":
-        return importlib.import_module(".types", __name__)
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'llm_bridge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, {**_LAZY, "types": ".types"})
 
 
 def __dir__() -> list[str]:

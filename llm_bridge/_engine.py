@@ -51,14 +51,14 @@ from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
 from .types.chat import ChatCompletion
 from .types.completion_usage import CompletionUsage
-from .types.create_embedding_response import CreateEmbeddingResponse
 from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 if TYPE_CHECKING:
     from ._streaming import ChunkPipeline
+    from .types.create_embedding_response import CreateEmbeddingResponse
 
-# Streams (`_streaming`) and the tokenizers (`tokens`) are imported where first needed: a
-# client that never streams or estimates does not carry them.
+# Streams (`_streaming`), the tokenizers (`tokens`) and the embedding types are imported
+# where first needed: a client that never streams, estimates or embeds does not carry them.
 
 __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", "SyncEngine"]
 
@@ -493,6 +493,8 @@ class Engine:
                     item["embedding"] = base64.b64encode(
                         array("f", item["embedding"]).tobytes()
                     ).decode("ascii")
+        from .types.create_embedding_response import CreateEmbeddingResponse
+
         return CreateEmbeddingResponse.model_validate(data)
 
     def embedding_batches(self, params: JSONDict) -> list[JSONDict]:

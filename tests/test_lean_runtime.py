@@ -54,7 +54,7 @@ def test_a_client_loads_only_its_own_protocol_and_no_retry_machinery() -> None:
         assert other not in loaded
 
 
-def test_streams_and_tokenizers_load_only_when_a_call_needs_them() -> None:
+def test_streams_tokenizers_and_unused_types_load_only_when_a_call_needs_them() -> None:
     code = (
         "import httpx\nfrom llm_bridge import OpenAI\nfrom llm_bridge.testing import FakeZhipu\n"
         "fake = FakeZhipu(api_key='id.secret').reply('hi')\n"
@@ -66,6 +66,12 @@ def test_streams_and_tokenizers_load_only_when_a_call_needs_them() -> None:
     )
     loaded = modules_after(code.replace("STREAM", "False"))
     assert not {"llm_bridge._streaming", "llm_bridge.tokens"} & loaded
+    unused_types = {
+        "llm_bridge.types.chat.chat_completion_chunk",
+        "llm_bridge.types.create_embedding_response",
+        "llm_bridge.types.model",
+    }
+    assert not unused_types & loaded  # pydantic classes cost memory to create
     assert "llm_bridge._streaming" in modules_after(code.replace("STREAM", "True"))
 
 
@@ -274,3 +280,15 @@ def test_the_builder_sees_a_change_to_the_clients_headers() -> None:
         builder.build(client, "GET", "http://x.test/", **kwargs)
         client.headers["X-Later"] = "yes"
         assert builder.build(client, "GET", "http://x.test/", **kwargs).headers["X-Later"] == "yes"
+
+
+def test_every_type_name_resolves_and_is_listed() -> None:
+    import llm_bridge.types
+    import llm_bridge.types.chat
+
+    for package in (llm_bridge.types, llm_bridge.types.chat):
+        assert dir(package) == sorted(package.__all__)
+        for name in package.__all__:
+            assert getattr(package, name) is not None
+        with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+            package.Nope  # noqa: B018

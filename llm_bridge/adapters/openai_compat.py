@@ -10,23 +10,24 @@ adapter reads all of those variants, so a provider defined in a user's config wi
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
 
 from .._sse import SSEEvent
-from ..types.chat.chat_completion_chunk import ChatCompletionChunk
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
+
+if TYPE_CHECKING:
+    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
 
 __all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
 
 #: Parameters answered here, never forwarded: streaming options are the stream layer's.
 _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 
-#: `ChatCompletionChunk.model_validate_json` without its Python-level wrapper (per event).
-_validate_chunk_json = ChatCompletionChunk.__pydantic_validator__.validate_json
 
 #: The delta extras a finished chunk may carry (the stream layer keeps their text).
 _DELTA_EXTRAS = frozenset({"reasoning_content"})
@@ -155,6 +156,7 @@ class OpenAICompatStreamParser(StreamParser):
         self._finished = False
         self._roles_sent: set[int] = set()
         self._refusals = 0
+        self._validate_json = _chunk_json_validator()
 
     def translate(
         self, event: Union[bytes, SSEEvent]
@@ -176,7 +178,7 @@ class OpenAICompatStreamParser(StreamParser):
         try:
             # Strict: exact JSON types only, so nothing is coerced that `chunk` would have
             # seen differently first (an index of "0" is not the 0 of the role rule).
-            chunk = _validate_chunk_json(raw, strict=True)
+            chunk = self._validate_json(raw, strict=True)
         except ValueError:
             return None
         if chunk.usage is not None or not chunk.choices or "error" in chunk.__pydantic_extra__:
@@ -269,3 +271,12 @@ def _hoist_choice_usage(body: JSONDict) -> None:
         if usage:
             body["usage"] = usage
             return
+
+
+@functools.cache
+def _chunk_json_validator() -> Callable[..., ChatCompletionChunk]:
+    """`ChatCompletionChunk.model_validate_json` without its Python-level wrapper (it runs
+    per event), from the chunk types loaded with the first stream."""
+    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
+
+    return ChatCompletionChunk.__pydantic_validator__.validate_json

@@ -2,12 +2,37 @@
 
 Code written against ``openai.types`` can import the same names from ``llm_bridge.types``;
 the models additionally keep provider-specific fields (see ``_base``).
+
+Each model's module loads when the name is first used: a client that only chats does not
+build the embedding and model classes (pydantic classes cost memory to create).
 """
 
-from . import chat
-from .completion_usage import CompletionUsage
-from .create_embedding_response import CreateEmbeddingResponse
-from .embedding import Embedding
-from .model import Model
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from . import chat
+    from .completion_usage import CompletionUsage
+    from .create_embedding_response import CreateEmbeddingResponse
+    from .embedding import Embedding
+    from .model import Model
+
+_MODULES = {
+    "chat": ".chat",
+    "CompletionUsage": ".completion_usage",
+    "CreateEmbeddingResponse": ".create_embedding_response",
+    "Embedding": ".embedding",
+    "Model": ".model",
+}
 
 __all__ = ["CompletionUsage", "CreateEmbeddingResponse", "Embedding", "Model", "chat"]
+
+
+__getattr__ = lazy_getattr(__name__, _MODULES)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
