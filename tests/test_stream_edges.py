@@ -53,6 +53,21 @@ def zhipu_stream(body: str, **params: Any) -> Any:
     return chunks, error, stream
 
 
+def dashscope_stream(body: str) -> Any:
+    """The chunks of a DashScope stream of ``body`` (with include_usage), the stream, the client."""
+    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    with respx.mock() as mock:
+        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
+        stream = client.chat.completions.create(
+            model="qwen-plus",
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+    return chunks, stream, client
+
+
 def test_chunks_before_an_invalid_chunk_in_the_same_read_are_delivered_first() -> None:
     # One network read (respx delivers the body whole): a good chunk, then one whose
     # content is a number, which OpenAI's chunk type cannot hold.
@@ -75,16 +90,7 @@ def test_a_template_an_include_usage_chunk_cannot_be_made_from_is_an_api_error()
 )
 def test_running_usage_of_an_unreadable_shape_is_estimated_instead(usage: dict) -> None:
     body = dashscope_event("你好", "null", usage) + dashscope_event("!", "stop", usage)
-    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
-    with respx.mock() as mock:
-        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
-        stream = client.chat.completions.create(
-            model="qwen-plus",
-            messages=HELLO,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = list(stream)
+    chunks, stream, _ = dashscope_stream(body)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "你好!"
     assert chunks[-1].usage is not None and chunks[-1].usage.estimated is True
     assert stream.response.is_closed
@@ -97,16 +103,7 @@ def test_running_usage_keeps_its_last_readable_figures_marked_estimated() -> Non
     good = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
     bad = {"input_tokens": 3, "output_tokens": None}
     body = dashscope_event("你好", "null", good) + dashscope_event("!", "stop", bad)
-    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
-    with respx.mock() as mock:
-        mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
-        stream = client.chat.completions.create(
-            model="qwen-plus",
-            messages=HELLO,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = list(stream)
+    chunks, _, client = dashscope_stream(body)
     usage = chunks[-1].usage
     assert usage is not None and usage.estimated
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (3, 2, 5)

@@ -235,13 +235,16 @@ def test_the_short_cut_gives_what_the_general_way_gives(
     assert typed == general
 
 
+def plain_parser(provider: str) -> Any:
+    """A stream parser of ``provider`` for a call without stop sequences."""
+    call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
+    response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+    return adapter(provider).stream_parser(response, call)
+
+
 def test_the_short_cut_is_taken_for_the_usual_event() -> None:
     # Guards the test above from comparing the general way with itself.
-    client = OpenAI(provider="zhipu", api_key="id.secret")
-    adapter = client._engine.adapter("zhipu")
-    call = CallContext(provider="zhipu", model="m", requested_model="m", stream=True)
-    response = httpx.Response(200, request=httpx.Request("POST", adapter.url("x")))
-    parser = adapter.stream_parser(response, call)
+    parser = plain_parser("zhipu")
     event = json.dumps({**Z2, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
     first = parser.translate(event.encode())
     assert first is not None and not isinstance(first, dict)
@@ -255,11 +258,7 @@ def test_the_short_cut_is_taken_for_the_usual_event() -> None:
 
 
 def test_a_stream_of_refused_events_stops_trying_the_short_cut() -> None:
-    client = OpenAI(provider="openai", api_key="k")
-    adapter = client._engine.adapter("openai")
-    call = CallContext(provider="openai", model="m", requested_model="m", stream=True)
-    response = httpx.Response(200, request=httpx.Request("POST", adapter.url("x")))
-    parser = adapter.stream_parser(response, call)
+    parser = plain_parser("openai")
     no_model = json.dumps({"id": "c", "created": 1, "choices": [{"index": 0, "delta": {}}]})
     for _ in range(OpenAICompatStreamParser.MAX_REFUSALS):
         assert parser.finished_chunks
