@@ -58,7 +58,8 @@ _LAZY = {
 }
 
 
-__getattr__ = lazy_getattr(__name__, {**_LAZY, "types": ".types"})
+if not TYPE_CHECKING:  # (type checkers see the imports above, and flag unknown names)
+    __getattr__ = lazy_getattr(__name__, {**_LAZY, "types": ".types"})
 
 
 def __dir__() -> list[str]:

@@ -14,9 +14,10 @@ from typing import Any, Callable
 
 
 def lazy_getattr(package: str, modules: Mapping[str, str]) -> Callable[[str], Any]:
-    """A ``__getattr__`` for ``package``: ``modules`` maps a name to the module (relative
-    to the package) that defines it, or that is it when the name is the module's own.
-    A name is looked up once; after that it is an ordinary attribute of the package."""
+    """A ``__getattr__`` for ``package``: ``modules`` maps each name to the module,
+    relative to the package, that defines it. A name mapped to the module of its own
+    name (``"chat": ".chat"``) is that submodule itself. A name is looked up once; after
+    that it is an ordinary attribute of the package."""
 
     def __getattr__(name: str) -> Any:
         module_name = modules.get(name)

@@ -62,7 +62,7 @@ class ChunkPipeline:
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         if self._stop is not None:
-            parser.finished_chunks = False  # stop sequences are cut out of dicts
+            parser.typed_chunks = False  # stop sequences are cut out of dicts
         self._stopped = False
         self.held: Optional[APIError] = None  # see `feed`
 
@@ -129,7 +129,7 @@ class ChunkPipeline:
         Each event the read completes goes through the parser's `translate`, and its
         chunk through this loop: usage kept aside (the caller sees it only on the
         include_usage chunk at the end), emulated stop sequences applied, the text kept
-        for an estimate, the model validated (unless the parser gave a finished one).
+        for an estimate, the model validated (unless the parser gave a typed one).
         What a stream costs over raw httpx is mostly Python work per event, so this is
         one flat loop with nothing per event but the parse, the translation and the
         validation.
@@ -146,7 +146,7 @@ class ChunkPipeline:
                 chunk = translate(event)  # raises only the APIError family
                 if chunk is None:
                     continue
-                if chunk.__class__ is not dict:  # a finished chunk (see `StreamParser.translate`)
+                if chunk.__class__ is not dict:  # a typed chunk (see `StreamParser.translate`)
                     if self._template is None:
                         self._template = self._template_of(chunk)
                     if text is not None:  # the text the dict way keeps, for such a chunk

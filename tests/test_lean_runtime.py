@@ -69,6 +69,7 @@ def test_streams_tokenizers_and_unused_types_load_only_when_a_call_needs_them() 
     unused_types = {
         "llm_bridge.types.chat.chat_completion_chunk",
         "llm_bridge.types.create_embedding_response",
+        "llm_bridge.types.embedding",
         "llm_bridge.types.model",
     }
     assert not unused_types & loaded  # pydantic classes cost memory to create
@@ -288,6 +289,7 @@ def test_every_type_name_resolves_and_is_listed() -> None:
 
     for package in (llm_bridge.types, llm_bridge.types.chat):
         assert dir(package) == sorted(package.__all__)
+        assert set(package.__all__) == set(package._MODULES)
         for name in package.__all__:
             assert getattr(package, name) is not None
         with pytest.raises(AttributeError, match="no attribute 'Nope'"):

@@ -66,6 +66,7 @@ USUAL_DELTAS = st.builds(
     maybe("reasoning_content", st.one_of(TEXT, st.none(), st.just(["x"]))),
     maybe("refusal", st.none()),
     maybe("function_call", st.just({"name": "f", "arguments": "{}"})),
+    maybe("matched_stop", st.sampled_from([None, 2, "x"])),  # SGLang-style extras
 )
 USUAL_CHOICES = st.builds(
     lambda index, delta, rest: {"index": index, "delta": delta, **rest},
@@ -76,6 +77,8 @@ USUAL_CHOICES = st.builds(
         st.just({"finish_reason": None}),
         st.just({"logprobs": None}),
         st.just({"finish_reason": "stop"}),
+        st.just({"stop_reason": None}),  # vLLM puts it on every choice
+        st.just({"usage": None}),  # Moonshot's place for usage, here empty
     ),
 )
 USUAL_CHUNKS = st.builds(
@@ -92,6 +95,7 @@ USUAL_CHUNKS = st.builds(
         st.just({"object": "chat.completion.chunk", "usage": None}),
         st.just({"object": "chat.completion", "system_fingerprint": "fp"}),
         st.just({"request_id": "r"}),
+        st.just({"error": None}),  # gateways that always send the key
         st.just({"usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}),
     ),
 )
@@ -129,10 +133,10 @@ def run(
     response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
     parser = adapter(provider).stream_parser(response, call)
     assert isinstance(parser, OpenAICompatStreamParser)
-    parser.finished_chunks = typed
+    parser.typed_chunks = typed
     pipeline = ChunkPipeline(parser, call, response)  # turns the short cut off for stop
     if stop:
-        assert not parser.finished_chunks
+        assert not parser.typed_chunks
     chunks: list[Any] = []
     error = None
     try:
@@ -261,9 +265,9 @@ def test_a_stream_of_refused_events_stops_trying_the_short_cut() -> None:
     parser = plain_parser("openai")
     no_model = json.dumps({"id": "c", "created": 1, "choices": [{"index": 0, "delta": {}}]})
     for _ in range(OpenAICompatStreamParser.MAX_REFUSALS):
-        assert parser.finished_chunks
+        assert parser.typed_chunks
         assert isinstance(parser.translate(no_model.encode()), dict)  # the general way
-    assert not parser.finished_chunks
+    assert not parser.typed_chunks
 
 
 def test_released_stop_text_reaches_a_finish_chunk_with_an_empty_delta() -> None:

@@ -113,7 +113,8 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class StreamParser:
-    """Turns a provider's stream events into OpenAI chunk dicts; one per stream.
+    """Turns a provider's stream events into OpenAI chunks (dicts the stream layer then
+    validates, or typed chunks); one per stream.
 
     `translate` takes one event, as the SSE decoder gave it, and returns its chunk (or
     None when it holds nothing for the caller); a subclass writes only `chunk`, the
@@ -133,9 +134,9 @@ class StreamParser:
     #: The SSE event names `chunk` tells apart: it sees any other event with no name (and
     #: the decoder hands such events over as their data bytes: DashScope names every one).
     event_names: ClassVar[tuple[str, ...]] = ("error",)
-    #: Whether `translate` may hand over finished chunks; the stream layer turns it off
+    #: Whether `translate` may hand over typed chunks; the stream layer turns it off
     #: when it must see every chunk as a dict (to cut emulated stop sequences out).
-    finished_chunks: bool = True
+    typed_chunks: bool = True
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
         """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
@@ -150,7 +151,7 @@ class StreamParser:
         Empty events give None, and so does ``data: [DONE]`` (OpenAI's end sentinel),
         which sets `done`; anything that is not a JSON object raises.
 
-        While `finished_chunks` is on, a parser may instead return a finished
+        While `typed_chunks` is on, a parser may instead return a typed
         `ChatCompletionChunk` for an event that already is one (`OpenAICompatStreamParser`
         does). The stream layer then only keeps its text (``content``, and a delta's
         ``reasoning_content``) and passes it on, so it must be exactly what the dict

@@ -29,10 +29,6 @@ __all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
 _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 
 
-#: The delta extras a finished chunk may carry (the stream layer keeps their text).
-_DELTA_EXTRAS = frozenset({"reasoning_content"})
-
-
 class OpenAICompatAdapter(Adapter):
     protocol = "openai_compat"
 
@@ -136,11 +132,11 @@ class OpenAICompatStreamParser(StreamParser):
     """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant.
 
     The usual event is already an OpenAI chunk but for the role rule, so it is validated
-    straight from its bytes into `ChatCompletionChunk` (`_finished_chunk`), skipping the
+    straight from its bytes into `ChatCompletionChunk` (`_typed_chunk`), skipping the
     JSON objects and the dict translation. An event that needs more takes the general
-    way, `chunk`: usage, no choices, a finish word, tool calls, an extra on a choice or
-    on a delta other than ``reasoning_content``, an ``error``, a missing field or a
-    field of another JSON type. tests/test_typed_chunks.py holds the two ways equal.
+    way, `chunk`: usage (also inside a choice, as Moonshot puts it), no choices, a
+    finish word, tool calls, an ``error``, a missing field or a field of another JSON
+    type. tests/test_typed_chunks.py holds the two ways equal.
     """
 
     #: After this many events in a row that the short cut refuses (a provider that never
@@ -162,17 +158,17 @@ class OpenAICompatStreamParser(StreamParser):
         self, event: Union[bytes, SSEEvent]
     ) -> Union[JSONDict, ChatCompletionChunk, None]:
         """`StreamParser.translate`, with the short cut tried first for a plain event."""
-        if self.finished_chunks and type(event) is bytes:
-            chunk = self._finished_chunk(event)
+        if self.typed_chunks and type(event) is bytes:
+            chunk = self._typed_chunk(event)
             if chunk is not None:
                 self._refusals = 0
                 return chunk
             self._refusals += 1
             if self._refusals >= self.MAX_REFUSALS:
-                self.finished_chunks = False
+                self.typed_chunks = False
         return super().translate(event)
 
-    def _finished_chunk(self, raw: bytes) -> Optional[ChatCompletionChunk]:
+    def _typed_chunk(self, raw: bytes) -> Optional[ChatCompletionChunk]:
         """The event validated into its chunk and given what `chunk` would give it (the
         role rule, ``object``, ``provider``, no ``usage``), or None if it needs more."""
         try:
@@ -181,7 +177,11 @@ class OpenAICompatStreamParser(StreamParser):
             chunk = self._validate_json(raw, strict=True)
         except ValueError:
             return None
-        if chunk.usage is not None or not chunk.choices or "error" in chunk.__pydantic_extra__:
+        if (
+            chunk.usage is not None
+            or not chunk.choices
+            or chunk.__pydantic_extra__.get("error") is not None
+        ):
             return None
         # Every refusal is decided before anything changes: a refused event goes the
         # general way, which must find the role state as this event found it.
@@ -189,9 +189,8 @@ class OpenAICompatStreamParser(StreamParser):
             delta = choice.delta
             if (
                 choice.finish_reason is not None
-                or choice.__pydantic_extra__
                 or delta.tool_calls is not None
-                or (delta.__pydantic_extra__ and delta.__pydantic_extra__.keys() - _DELTA_EXTRAS)
+                or (choice.__pydantic_extra__ and "usage" in choice.__pydantic_extra__)
             ):
                 return None
         roles_sent = self._roles_sent
@@ -215,7 +214,7 @@ class OpenAICompatStreamParser(StreamParser):
         return chunk
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
-        if event == "error" or "error" in data:
+        if event == "error" or data.get("error") is not None:
             code, message = self.adapter.error_fields(data)
             raise self.adapter.make_error(self.response, data, code, message)
         data["object"] = "chat.completion.chunk"
@@ -233,7 +232,7 @@ class OpenAICompatStreamParser(StreamParser):
             if not delta:
                 choice["delta"] = delta = {}
             # OpenAI names the role once, on a choice's first chunk; some repeat it.
-            # (`_finished_chunk` applies the same rule to a validated chunk.)
+            # (`_typed_chunk` applies the same rule to a validated chunk.)
             if index in roles_sent:
                 if "role" in delta:
                     del delta["role"]

@@ -31,7 +31,8 @@ _MODULES = {
 __all__ = ["CompletionUsage", "CreateEmbeddingResponse", "Embedding", "Model", "chat"]
 
 
-__getattr__ = lazy_getattr(__name__, _MODULES)
+if not TYPE_CHECKING:  # (type checkers see the imports above, and flag unknown names)
+    __getattr__ = lazy_getattr(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr(__name__, _MODULES)
+if not TYPE_CHECKING:  # (type checkers see the imports above, and flag unknown names)
+    __getattr__ = lazy_getattr(__name__, _MODULES)
 
 
 def __dir__() -> list[str]:
