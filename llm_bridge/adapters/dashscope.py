@@ -264,6 +264,7 @@ class DashScopeAdapter(Adapter):
     # ------------------------------------------------------------------ errors
 
     def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        # Reads only `_ERROR_KEYS` for the code: a body without them is no error.
         if not isinstance(body, dict):
             return None, None
         if isinstance(body.get("error"), dict):  # the OpenAI-style 404 some gateways send
@@ -271,6 +272,11 @@ class DashScopeAdapter(Adapter):
             return error.get("code") or error.get("type"), error.get("message")
         code = body.get("code")
         return (str(code) if code else None), body.get("message")
+
+
+#: The keys `DashScopeAdapter.error_fields` finds a code under (native and OpenAI-style
+#: bodies): a stream event with neither, and not named ``error``, is no error.
+_ERROR_KEYS = frozenset({"code", "error"})
 
 
 class DashScopeStreamParser(StreamParser):
@@ -293,7 +299,7 @@ class DashScopeStreamParser(StreamParser):
         self._created = int(time.time())  # one stream, one creation time (as OpenAI's)
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
-        if event == "error" or "code" in data or "error" in data:
+        if event == "error" or not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if event == "error" or code is not None:
                 raise self.adapter.make_error(self.response, data, code, message)

@@ -263,6 +263,7 @@ class QianfanAdapter(Adapter):
     # ------------------------------------------------------------------ errors
 
     def error_fields(self, body: Any) -> tuple[Optional[str], Optional[str]]:
+        # Reads only `_ERROR_KEYS` for the code: a body without them is no error.
         if isinstance(body, dict):
             if body.get("error_code") not in (None, 0, "0"):
                 return str(body["error_code"]), body.get("error_msg")
@@ -278,6 +279,11 @@ class QianfanAdapter(Adapter):
         return super().find_error(response, body)
 
 
+#: The keys `QianfanAdapter.error_fields` finds a code under (v1 and BCE gateway bodies):
+#: a stream event with neither is not looked at as an error.
+_ERROR_KEYS = frozenset({"error_code", "code"})
+
+
 class QianfanStreamParser(StreamParser):
     """v1 SSE events (``result`` increments, ``is_end``, cumulative usage) -> OpenAI chunks."""
 
@@ -290,7 +296,7 @@ class QianfanStreamParser(StreamParser):
         self._created = int(time.time())  # for events without their own
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
-        if "error_code" in data or "code" in data:  # (the keys `error_fields` reads)
+        if not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if code is not None:
                 raise self.adapter.make_error(self.response, data, code, message)
