@@ -305,6 +305,10 @@ def test_sse_decoder_agrees_with_the_line_by_line_algorithm(data: bytes, cuts: l
 def test_sse_decoder_telling_apart_some_names_agrees_with_the_line_by_line_algorithm(
     data: bytes, cuts: list[int]
 ) -> None:
+    _check_decoding_telling_errors_apart(data, cuts)
+
+
+def _check_decoding_telling_errors_apart(data: bytes, cuts: list[int]) -> None:
     # Told to tell "error" apart (what the stream parsers ask), the decoder hands every
     # other event over as its data bytes, losing only what no reader then needs (its
     # name, id, retry and comments); an "error" event comes whole, as without names.
@@ -321,6 +325,58 @@ def test_sse_decoder_telling_apart_some_names_agrees_with_the_line_by_line_algor
             assert item.decode("utf-8", errors="replace") == event.data
         else:
             assert item == event
+
+
+#: DashScope-framed events and near misses, so that the framing the decoder learns from
+#: one event (see `SSEDecoder._framed_event`) meets events framed a little differently.
+FRAMED_LINES = st.sampled_from(
+    [
+        b"id:1",
+        b"id: 2",
+        b"id:3\x00",
+        b"event:result",
+        b"event:error",
+        b"event: result",
+        b"event",
+        b":HTTP_STATUS/200",
+        b":HTTP_STATUS/400",
+        b'data:{"a": 1}',
+        b"data: x",
+        b"data:",
+        b"data:\ndata",
+        b"retry:5",
+    ]
+)
+FRAMED_EVENTS = st.one_of(
+    st.lists(FRAMED_LINES, min_size=1, max_size=5),
+    # DashScope's framing after lines other than one id line, before other data lines
+    st.tuples(
+        st.sampled_from(
+            [b"id:7", b"id: 8", b"id:9\x00", b"data: x", b"data:", b"id:1\ndata:a", b":a", b""]
+        ),
+        st.just(b"event:result\n:HTTP_STATUS/200"),
+        st.lists(FRAMED_LINES, min_size=1, max_size=2),
+    ).map(lambda parts: [parts[0], parts[1], *parts[2]]),
+).map(lambda lines: b"\n".join(lines) + b"\n\n")
+
+
+@PROFILE
+@given(
+    events=st.lists(FRAMED_EVENTS, max_size=6),
+    first=st.integers(1, 99),
+    cuts=st.lists(st.integers(0, 10_000)),
+)
+@example(events=[b"id:2\nevent:result\n:HTTP_STATUS/200\ndata: x\n\n"], first=1, cuts=[])
+@example(events=[b"id:2\n:HTTP_STATUS/200\nevent:result\ndata:x\n\n"], first=1, cuts=[])
+@example(events=[b"id:2\nevent:result\n:HTTP_STATUS/200\ndata:x\ndata:y\n\n"], first=1, cuts=[])
+@example(events=[b"id:2\nid:3\nevent:result\n:HTTP_STATUS/200\ndata:x\n\n"], first=1, cuts=[])
+@example(events=[b"id:2\nevent:error\n:HTTP_STATUS/200\ndata:x\n\n"], first=1, cuts=[])
+def test_sse_decoder_learning_a_framing_agrees_with_the_line_by_line_algorithm(
+    events: list[bytes], first: int, cuts: list[int]
+) -> None:
+    # A stream that opens as DashScope's do, then goes on with events framed alike or not.
+    data = b"id:%d\nevent:result\n:HTTP_STATUS/200\ndata:{}\n\n" % first + b"".join(events)
+    _check_decoding_telling_errors_apart(data, cuts)
 
 
 @PROFILE
