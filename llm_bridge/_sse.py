@@ -123,9 +123,6 @@ class SSEDecoder:
         events = []
         tail = self._tail
         for block in blocks:
-            if block.startswith(b"data:") and _LF not in block:  # nearly every event: its data
-                events.append(block[6:] if block[5:6] == b" " else block[5:])
-                continue
             if tail is not None:  # one id line, the framing learnt, one data line
                 head, found, data = block.partition(tail)
                 if (
@@ -137,6 +134,9 @@ class SSEDecoder:
                 ):
                     events.append(data)
                     continue
+            if block.startswith(b"data:") and _LF not in block:  # nearly every event: its data
+                events.append(block[6:] if block[5:6] == b" " else block[5:])
+                continue
             if block:
                 event = self._framed_event(block)
                 if event is None:

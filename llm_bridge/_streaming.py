@@ -139,7 +139,8 @@ class ChunkPipeline:
         right after them."""
         events = self._decoder.flush() if final else self._decoder.feed(data)
         chunks: list[ChatCompletionChunk] = []
-        translate = self.parser.translate
+        parser = self.parser
+        translate = parser.translate
         provider, text, stop = self.call.provider, self._text, self._stop
         for event in events:
             try:
@@ -147,6 +148,9 @@ class ChunkPipeline:
                 if chunk is None:
                     continue
                 if chunk.__class__ is not dict:  # a typed chunk (see `StreamParser.translate`)
+                    if parser.usage_given is not None:
+                        usage, parser.usage_given = parser.usage_given, None
+                        text = self._given(usage)
                     if self._template is None:
                         self._template = self._template_of(chunk)
                     if text is not None:  # the text the dict way keeps, for such a chunk
@@ -161,11 +165,7 @@ class ChunkPipeline:
                     chunks.append(chunk)
                     continue
                 if "usage" in chunk:
-                    usage = chunk.pop("usage")
-                    if usage and usage.__class__ is dict:
-                        self._usage_given = usage  # cumulative where repeated: the last counts
-                        if text is not None and self.usage is not None:
-                            text = self._text = None  # the provider counts: no estimate needed
+                    text = self._given(chunk.pop("usage"))
                 if self._template is None:
                     self._template = {
                         k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
@@ -196,6 +196,16 @@ class ChunkPipeline:
                 self.held = error
                 break
         return chunks
+
+    def _given(self, usage: Any) -> Optional[list[str]]:
+        """Keep an event's usage figures aside (where a provider repeats running figures,
+        the last count); returns the text still kept for an estimate, which is none once
+        the provider's own figures can be read."""
+        if usage and usage.__class__ is dict:
+            self._usage_given = usage
+            if self._text is not None and self.usage is not None:
+                self._text = None
+        return self._text
 
     def _template_of(self, chunk: ChatCompletionChunk) -> JSONDict:
         """What every chunk of the stream shares, for the include_usage chunk at the end."""

@@ -1,19 +1,22 @@
-"""OpenAI-shaped stream events validated straight into `ChatCompletionChunk`.
+"""Stream events that become typed chunks without the general way's chunk dict.
 
 `OpenAICompatStreamParser` takes a short cut for the usual event: it validates the event's
 bytes into the chunk type and applies the role rule on the model, instead of parsing JSON
-into dicts, translating them and validating those. The short cut must be invisible: for
-any sequence of events, the chunks (values, which fields count as set, extras and their
-order), the errors, the kept text and the usage must be what the general way gives.
+into dicts, translating them and validating those. DashScope's and Qianfan v1's parsers
+make the chunk of an event that is a piece of text directly (`_text_chunks`), with no
+validation pass. Each short cut must be invisible: for any sequence of events, the chunks
+(values, which fields count as set, extras and their order, the classes), the errors,
+the kept text and the usage must be what the general way gives.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, Optional
 
 import httpx
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -111,13 +114,27 @@ EVENTS = st.one_of(
 Z2 = {"id": "c1", "created": 1, "model": "glm-4"}
 
 
+#: Client keyword arguments per provider (Qianfan's key and secret make it speak v1).
+KEYS: dict[str, dict[str, str]] = {
+    "qianfan": {"api_key": "appKey", "secret_key": "appSecret"},
+    "dashscope": {"api_key": "sk-dashscope"},
+}
+
+
 @functools.cache
 def adapter(provider: str) -> Any:
-    return OpenAI(provider=provider, api_key="id.secret", max_retries=0)._engine.adapter(provider)
+    keys = KEYS.get(provider, {"api_key": "id.secret"})
+    return OpenAI(provider=provider, max_retries=0, **keys)._engine.adapter(provider)
 
 
 def run(
-    events: list[bytes], *, typed: bool, provider: str, stop: bool, per_read: int = 1
+    events: list[bytes],
+    *,
+    typed: bool,
+    provider: str,
+    stop: bool,
+    per_read: int = 1,
+    extra_body: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """What a stream of ``events`` (``per_read`` to a network read) gives, with or
     without the short cut: every chunk as dumped and as set, the error, the text, the
@@ -129,11 +146,13 @@ def run(
         stream=True,
         include_usage=True,
         emulated_stop=["STOP"] if stop else [],
+        extra_body=extra_body or {},
     )
     response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
     parser = adapter(provider).stream_parser(response, call)
-    assert isinstance(parser, OpenAICompatStreamParser)
     parser.typed_chunks = typed
+    if hasattr(parser, "_created"):  # the stream's own time: the same for both runs
+        parser._created = 1721614853
     pipeline = ChunkPipeline(parser, call, response)  # turns the short cut off for stop
     if stop:
         assert not parser.typed_chunks
@@ -155,6 +174,10 @@ def run(
                 chunk.model_dump(),
                 chunk.model_fields_set,
                 [(c.model_fields_set, c.delta.model_fields_set) for c in chunk.choices],
+                [
+                    (type(model), model.__pydantic_private__, model.__pydantic_extra__)
+                    for model in (chunk, *chunk.choices, *(c.delta for c in chunk.choices))
+                ],
             )
             for chunk in chunks
         ],
@@ -286,3 +309,188 @@ def test_released_stop_text_reaches_a_finish_chunk_with_an_empty_delta() -> None
     ]
     assert "".join(t or "" for t in texts) == "abST"
     assert "".join(result["text"]) == "abST"  # kept as it reached the caller
+
+
+# --------------------------------------------------------------- pieces of text, built
+
+
+def parts(*parts: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """One dict of the keys each strategy gives (or leaves out)."""
+    return st.builds(lambda *ds: {k: v for d in ds for k, v in d.items()}, *parts)
+
+
+DS_USAGE = {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4}
+#: Native DashScope messages, choices and events: mostly the usual piece of text or
+#: reasoning, now and then a shape the short cut must leave to the general way.
+DS_MESSAGES = parts(
+    maybe("role", st.sampled_from(["assistant", "assistant", None, 1])),
+    maybe("content", st.one_of(TEXT, TEXT, st.none(), st.just(3), st.just([{"text": "p"}]))),
+    maybe("reasoning_content", st.one_of(TEXT, st.none(), st.just(["x"]))),
+    maybe("tool_calls", st.sampled_from([[], [{"id": "c", "function": {"name": "f"}}]])),
+    maybe("partial", st.just(True)),  # a key the general way ignores
+)
+DS_CHOICES = parts(
+    maybe("message", st.one_of(DS_MESSAGES, DS_MESSAGES, st.none(), st.just("x"))),
+    maybe("finish_reason", st.sampled_from(["null", "null", None, "", "stop", False])),
+    maybe("index", st.sampled_from([0, 0, 1, "0", True])),
+    maybe("logprobs", st.none()),
+)
+DS_EVENTS = st.builds(
+    lambda output, rest: {**output, **rest},
+    st.one_of(
+        st.lists(DS_CHOICES, min_size=1, max_size=1).map(lambda c: {"output": {"choices": c}}),
+        st.lists(DS_CHOICES, max_size=2).map(lambda c: {"output": {"choices": c}}),
+        st.just({"output": {"text": "t", "finish_reason": "null"}}),  # result_format text
+        st.just({}),
+    ),
+    parts(
+        maybe(
+            "usage", st.sampled_from([DS_USAGE, DS_USAGE, {}, None, [1], {"output_tokens": "x"}])
+        ),
+        maybe("request_id", st.sampled_from(["r1", "r1", None, 5, ""])),
+        maybe("code", st.sampled_from(["Throttling", None])),
+    ),
+)
+
+
+def dashscope_event(data: Any, number: int = 1, name: str = "result") -> bytes:
+    head = b"id:%d\nevent:%s\n:HTTP_STATUS/200\ndata:" % (number, name.encode())
+    return head + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    events=st.lists(DS_EVENTS.map(dashscope_event), min_size=1, max_size=5),
+    incremental=st.booleans(),
+    stop=st.booleans(),
+    per_read=st.sampled_from([1, 1, 2, 3]),
+)
+@example(  # the usual stream: text, then the finish
+    events=[
+        dashscope_event(
+            {"output": {"choices": [{"message": m, "finish_reason": f}]}, "usage": DS_USAGE}
+        )
+        for m, f in (
+            ({"role": "assistant", "content": "", "reasoning_content": "hm"}, "null"),
+            ({"role": "assistant", "content": "a"}, "null"),
+            ({"role": "assistant", "content": ""}, "stop"),
+        )
+    ],
+    incremental=True,
+    stop=False,
+    per_read=1,
+)
+@example(  # cumulative: each event repeats the text so far; one rewrites it
+    events=[
+        dashscope_event({"output": {"choices": [{"message": {"content": c}}]}})
+        for c in ("a", "ab", "xy")
+    ],
+    incremental=False,
+    stop=False,
+    per_read=2,
+)
+@example(  # tool calls, and indexes validation would read as 0 and 1
+    events=[
+        dashscope_event({"output": {"choices": [{"message": m, "index": i}]}})
+        for m, i in (
+            ({"content": "a", "tool_calls": [{"id": "c", "function": {"name": "f"}}]}, 0),
+            ({"content": "b"}, "0"),
+            ({"content": "c"}, True),
+        )
+    ],
+    incremental=True,
+    stop=False,
+    per_read=1,
+)
+@example(  # an error event
+    events=[dashscope_event({"code": "Throttling", "message": "slow down"}, name="error")],
+    incremental=True,
+    stop=False,
+    per_read=1,
+)
+def test_dashscope_text_chunks_are_what_the_general_way_gives(
+    events: list[bytes], incremental: bool, stop: bool, per_read: int
+) -> None:
+    extra_body = {"incremental_output": incremental}
+    options = dict(provider="dashscope", stop=stop, per_read=per_read, extra_body=extra_body)
+    assert run(events, typed=True, **options) == run(events, typed=False, **options)
+
+
+QF_USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+#: Qianfan v1 events: ``result`` pieces, ``is_end`` on the last, now and then an error,
+#: a function call or a field of another type.
+QF_EVENTS = st.builds(
+    lambda base, rest: {**base, **rest},
+    st.just({"object": "chat.completion", "sentence_id": 0, "need_clear_history": False}),
+    parts(
+        maybe("id", st.sampled_from(["as-1", "as-1", None, 5])),
+        maybe("created", st.sampled_from([1721614853, 1721614853, 0, "17", 1.5, True])),
+        maybe("result", st.one_of(TEXT, TEXT, st.none(), st.just(3))),
+        maybe("is_end", st.sampled_from([False, False, True, None])),
+        maybe("function_call", st.sampled_from([None, {}, {"name": "f", "arguments": "{}"}])),
+        maybe("usage", st.sampled_from([QF_USAGE, QF_USAGE, {}, None, "x"])),
+        maybe("error_code", st.sampled_from([336100, None])),
+        maybe("error_msg", st.just("busy")),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    events=st.lists(
+        QF_EVENTS.map(lambda e: b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n"),
+        min_size=1,
+        max_size=5,
+    ),
+    stop=st.booleans(),
+    per_read=st.sampled_from([1, 1, 2, 3]),
+)
+@example(
+    events=[
+        b'data: {"id": "as-1", "created": 1, "result": "%s", "is_end": %s, "usage": %s}\n\n'
+        % (text, end, json.dumps(QF_USAGE).encode())
+        for text, end in ((b"a", b"false"), (b"b", b"false"), (b"", b"true"))
+    ],
+    stop=False,
+    per_read=1,
+)
+def test_qianfan_v1_text_chunks_are_what_the_general_way_gives(
+    events: list[bytes], stop: bool, per_read: int
+) -> None:
+    options = dict(provider="qianfan", stop=stop, per_read=per_read)
+    assert run(events, typed=True, **options) == run(events, typed=False, **options)
+
+
+@pytest.mark.parametrize(
+    ("provider", "event"),
+    [
+        (
+            "dashscope",
+            dashscope_event(
+                {
+                    "output": {"choices": [{"message": {"role": "assistant", "content": "a"}}]},
+                    "usage": DS_USAGE,
+                    "request_id": "r1",
+                }
+            ),
+        ),
+        (
+            "qianfan",
+            b'data: {"id": "as-1", "created": 1, "result": "a", "is_end": false,'
+            b' "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}\n\n',
+        ),
+    ],
+)
+def test_a_piece_of_text_is_built_as_a_typed_chunk(provider: str, event: bytes) -> None:
+    # Guards the tests above from comparing the general way with itself.
+    call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
+    response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+    parser = adapter(provider).stream_parser(response, call)
+    raw = event.split(b"data:", 1)[1].strip()
+    chunk = parser.translate(raw)
+    assert chunk is not None and not isinstance(chunk, dict)
+    assert chunk.choices[0].delta.content == "a" and chunk.provider == provider
+    assert parser.usage_given  # the running figures, for the stream layer to take
+    pipeline = ChunkPipeline(parser, call, response)
+    assert pipeline.feed(event)[0].choices[0].delta.content == "a"
+    assert pipeline.usage is not None and pipeline.usage["total_tokens"] == 4

@@ -137,6 +137,9 @@ class StreamParser:
     #: Whether `translate` may hand over typed chunks; the stream layer turns it off
     #: when it must see every chunk as a dict (to cut emulated stop sequences out).
     typed_chunks: bool = True
+    #: The usage figures of the event a typed chunk came from, as the provider named them
+    #: (a chunk dict carries them as ``usage``); the stream layer takes them from here.
+    usage_given: Optional[JSONDict] = None
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
         """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
@@ -152,17 +155,19 @@ class StreamParser:
         which sets `done`; anything that is not a JSON object raises.
 
         While `typed_chunks` is on, a parser may instead return a typed
-        `ChatCompletionChunk` for an event that already is one (`OpenAICompatStreamParser`
-        does). The stream layer then only keeps its text (``content``, and a delta's
-        ``reasoning_content``) and passes it on, so it must be exactly what the dict
-        would have become: validated, with ``provider`` set, no ``usage``, at least one
-        choice, and no text elsewhere (no tool calls)."""
-        if isinstance(event, SSEEvent):
+        `ChatCompletionChunk`: `OpenAICompatStreamParser` for an event that already is
+        one, DashScope's and Qianfan v1's for an event that is one choice's next piece of
+        text (see `_text_chunks`). The stream layer then only keeps its text
+        (``content``, and a delta's ``reasoning_content``) and the event's usage from
+        `usage_given`, and passes it on, so it must be exactly what the dict would have
+        become: validated, with ``provider`` set, no ``usage``, at least one choice, and
+        no text elsewhere (no tool calls)."""
+        if event.__class__ is bytes:  # (nearly always: a plain or an unnamed event)
+            raw, name = event, None
+        else:
             raw, name = event.raw, event.event
             if name not in self.event_names:
                 name = None
-        else:
-            raw, name = event, None
         try:
             data = from_json(raw)
         except ValueError:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 
 from .._config import ProviderConfig
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+
+if TYPE_CHECKING:
+    from ..types.chat import ChatCompletionChunk
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
 
@@ -285,9 +288,15 @@ class DashScopeStreamParser(StreamParser):
     In cumulative mode each event repeats everything so far (text, reasoning and tool-call
     arguments); only the new suffix becomes the delta. In incremental mode the suffix is the
     whole piece, so the same diffing code serves both.
+
+    An event that is the one choice's next piece of text or reasoning becomes a typed
+    chunk directly (`_text_chunk`), with no chunk dict to validate.
     """
 
     def __init__(self, adapter: DashScopeAdapter, response: httpx.Response, call: CallContext):
+        from ._text_chunks import text_chunk  # the chunk types load with the first stream
+
+        self._text_chunk_of = text_chunk
         self.adapter = adapter
         self.response = response
         self.call = call
@@ -308,6 +317,13 @@ class DashScopeStreamParser(StreamParser):
         if choices.__class__ is not list:
             choices = _choices(output)
         request_id = data.get("request_id")
+        if self.typed_chunks and len(choices) == 1:
+            typed = self._text_chunk(choices[0], request_id)
+            if typed is not None:
+                usage = data.get("usage")
+                if usage:
+                    self.usage_given = usage
+                return typed  # type: ignore[return-value]  # (see `StreamParser.translate`)
         chunk: JSONDict = {
             "id": request_id or "",
             "object": "chat.completion.chunk",
@@ -325,6 +341,44 @@ class DashScopeStreamParser(StreamParser):
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
         return openai_usage(usage)
+
+    def _text_chunk(self, choice: Any, request_id: Any) -> Optional[ChatCompletionChunk]:
+        """The typed chunk `_choice` would give the one choice, if it is a piece of text or
+        reasoning and nothing else (no tool calls, no finish word); else None, with
+        nothing changed."""
+        if choice.__class__ is not dict:
+            return None
+        message = choice.get("message")
+        index = choice.get("index", 0)
+        if (
+            message.__class__ is not dict
+            or index.__class__ is not int
+            or choice.get("finish_reason") not in _NOT_FINISHED
+            or message.get("tool_calls")
+            or (request_id is not None and request_id.__class__ is not str)
+        ):
+            return None
+        content = message.get("content")
+        reasoning = message.get("reasoning_content")
+        if (content is not None and content.__class__ is not str) or (
+            reasoning is not None and reasoning.__class__ is not str
+        ):
+            return None  # (multimodal content parts take the general way)
+        if self.cumulative:
+            content = self._new_text(index, "content", content)
+            reasoning = self._new_text(index, "reasoning_content", reasoning)
+        role = index not in self._started
+        self._started.add(index)
+        return self._text_chunk_of(
+            request_id or "",
+            self._created,
+            self.call.model,
+            index,
+            content,
+            reasoning,
+            role,
+            {"request_id": request_id, "provider": self.call.provider},
+        )
 
     def _choice(self, position: int, choice: JSONDict) -> JSONDict:
         """One native choice as a delta (once per event: the common case inline)."""

@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 
@@ -37,6 +37,9 @@ from ._base import (
 )
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
+
+if TYPE_CHECKING:
+    from ..types.chat import ChatCompletionChunk
 
 __all__ = ["QianfanAdapter", "QianfanV2Adapter", "repair_messages"]
 
@@ -285,9 +288,16 @@ _ERROR_KEYS = frozenset({"error_code", "code"})
 
 
 class QianfanStreamParser(StreamParser):
-    """v1 SSE events (``result`` increments, ``is_end``, cumulative usage) -> OpenAI chunks."""
+    """v1 SSE events (``result`` increments, ``is_end``, cumulative usage) -> OpenAI chunks.
+
+    An event that is only the next piece of text becomes a typed chunk directly
+    (`_text_chunks`), with no chunk dict to validate.
+    """
 
     def __init__(self, adapter: QianfanAdapter, response: httpx.Response, call: CallContext):
+        from ._text_chunks import text_chunk  # the chunk types load with the first stream
+
+        self._text_chunk_of = text_chunk
         self.adapter = adapter
         self.response = response
         self.call = call
@@ -300,6 +310,13 @@ class QianfanStreamParser(StreamParser):
             code, message = self.adapter.error_fields(data)
             if code is not None:
                 raise self.adapter.make_error(self.response, data, code, message)
+        elif self.typed_chunks:
+            typed = self._text_chunk(data)
+            if typed is not None:
+                usage = data.get("usage")
+                if usage:
+                    self.usage_given = usage
+                return typed  # type: ignore[return-value]  # (see `StreamParser.translate`)
         delta: JSONDict = {}
         if not self._started:
             delta["role"] = "assistant"
@@ -324,6 +341,26 @@ class QianfanStreamParser(StreamParser):
         if data.get("usage"):
             chunk["usage"] = data["usage"]  # cumulative: the stream layer keeps the last
         return chunk
+
+    def _text_chunk(self, data: JSONDict) -> Optional[ChatCompletionChunk]:
+        """The typed chunk `chunk` would give an event that is a piece of text and
+        nothing else (no function call, not the end); else None, with nothing changed."""
+        result, id, created = data.get("result"), data.get("id"), data.get("created")
+        if (
+            data.get("is_end")
+            or data.get("function_call")
+            or id.__class__ is not str
+            or (result is not None and result.__class__ is not str)
+        ):
+            return None
+        if not created:
+            created = self._created
+        elif created.__class__ is not int:
+            return None
+        role, self._started = not self._started, True
+        return self._text_chunk_of(
+            id, created, self.call.model, 0, result, None, role, {"provider": self.call.provider}
+        )
 
 
 class QianfanV2Adapter(OpenAICompatAdapter):
