@@ -7,6 +7,9 @@ pool limits and redirects; the clients made when no ``http_client`` is given are
 is the bottleneck, aiohttp's is not. It is imported only when asked for, so
 ``import llm_bridge`` never pays for aiohttp.
 
+``DefaultAsyncHttpxClient``'s connection pools check idle connections more cheaply than
+httpcore does by itself on asyncio (see `_async_pool`), which shows under concurrency.
+
 All three keep no cookies from responses. Every provider here authenticates by header or
 query, and httpx spends 15-25 us on every response wrapping it for the standard
 library's cookie jar (a twentieth of a whole request to a nearby server). Cookies set on
@@ -64,6 +67,9 @@ class DefaultHttpxClient(_NoResponseCookies, httpx.Client):
 class DefaultAsyncHttpxClient(_NoResponseCookies, httpx.AsyncClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_defaults(kwargs))
+        from ._async_pool import cache_socket_lookups  # (httpcore loads with a transport)
+
+        cache_socket_lookups(self)
 
 
 class DefaultAioHttpClient:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
 import respx
 
 import llm_bridge
+import llm_bridge._async_pool
 from llm_bridge.testing import FakeZhipu, serve
 
 
@@ -114,3 +116,61 @@ def test_cookies_given_to_a_default_client_are_sent_and_a_plain_client_keeps_its
 
     plain = llm_bridge.OpenAI(provider="zhipu", api_key="id.secret", http_client=httpx.Client())
     assert cookie_headers_sent(plain) == [None, "lb=node-7"]
+
+
+def test_the_default_async_client_looks_sockets_up_once_per_connection() -> None:
+    # Guards `_async_pool` against httpx or httpcore internals it relies on changing.
+    from llm_bridge._async_pool import _SocketCachingBackend
+
+    client = llm_bridge.DefaultAsyncHttpxClient()
+    assert isinstance(client._transport._pool._network_backend, _SocketCachingBackend)
+    llm_bridge._async_pool.cache_socket_lookups(client)  # a second call wraps nothing twice
+    backend = client._transport._pool._network_backend
+    assert not isinstance(backend._backend, _SocketCachingBackend)
+    plain = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    llm_bridge._async_pool.cache_socket_lookups(plain)  # not httpcore's pool: left alone
+
+
+@pytest.mark.timeout(30)
+async def test_the_default_async_client_reuses_live_connections_and_drops_closed_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_bridge import _async_pool
+
+    checks: list[bool] = []
+    readable = _async_pool._readable
+    monkeypatch.setattr(
+        _async_pool, "_readable", lambda sock: checks.append(readable(sock)) or checks[-1]
+    )
+    fake = FakeZhipu(api_key="id.secret")
+    with serve(fake) as server:
+        client = llm_bridge.AsyncOpenAI(
+            provider="zhipu",
+            api_key="id.secret",
+            base_url=server.url + "/api/paas/v4",
+            max_retries=0,  # a dead connection reused would fail, not be retried
+        )
+
+        async def ask(text: str) -> str:
+            answer = await client.chat.completions.create(
+                model="glm-4-flash", messages=[{"role": "user", "content": text}]
+            )
+            return answer.choices[0].message.content or ""
+
+        answers = await asyncio.gather(*(ask(f"q{i}") for i in range(30)))
+        assert answers == [f"(offline fake glm-4-flash) You said: q{i}" for i in range(30)]
+        opened = server.connections_opened
+        for i in range(3):  # one at a time: a kept connection serves each
+            await ask(f"again {i}")
+        assert server.connections_opened == opened
+        assert checks and not any(checks)  # idle connections were checked: none readable
+
+        with server._lock:  # the server hangs up on every idle connection
+            sockets = list(server._sockets)
+        for sock in sockets:
+            sock.shutdown(socket.SHUT_RDWR)
+        assert server.wait_for_connections(0)
+        assert await ask("after") == "(offline fake glm-4-flash) You said: after"
+        assert any(checks)  # a closed one was seen as such, and a new one made
+        assert server.connections_opened == opened + 1
+        await client.close()

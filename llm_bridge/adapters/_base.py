@@ -141,9 +141,12 @@ class StreamParser:
     #: (a chunk dict carries them as ``usage``); the stream layer takes them from here.
     usage_given: Optional[JSONDict] = None
 
-    def chunk(self, data: JSONDict, event: Optional[str]) -> Optional[JSONDict]:  # pragma: no cover
-        """One event's JSON object as an OpenAI chunk dict; ``event`` is the SSE event
-        name, if the event had one. Raises the provider's error for an error event."""
+    def chunk(
+        self, data: JSONDict, event: Optional[str]
+    ) -> Union[JSONDict, ChatCompletionChunk, None]:  # pragma: no cover
+        """One event's JSON object as an OpenAI chunk dict (or a typed chunk, see
+        `translate`); ``event`` is the SSE event name, if the event had one. Raises the
+        provider's error for an error event."""
         raise NotImplementedError
 
     def translate(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import httpx
 
@@ -296,7 +296,7 @@ class DashScopeStreamParser(StreamParser):
     def __init__(self, adapter: DashScopeAdapter, response: httpx.Response, call: CallContext):
         from ._text_chunks import text_chunk  # the chunk types load with the first stream
 
-        self._text_chunk_of = text_chunk
+        self._make_text_chunk = text_chunk
         self.adapter = adapter
         self.response = response
         self.call = call
@@ -307,7 +307,7 @@ class DashScopeStreamParser(StreamParser):
         self._started: set[int] = set()
         self._created = int(time.time())  # one stream, one creation time (as OpenAI's)
 
-    def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
         if event == "error" or not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if event == "error" or code is not None:
@@ -323,7 +323,7 @@ class DashScopeStreamParser(StreamParser):
                 usage = data.get("usage")
                 if usage:
                     self.usage_given = usage
-                return typed  # type: ignore[return-value]  # (see `StreamParser.translate`)
+                return typed  # (see `StreamParser.translate`)
         chunk: JSONDict = {
             "id": request_id or "",
             "object": "chat.completion.chunk",
@@ -369,7 +369,7 @@ class DashScopeStreamParser(StreamParser):
             reasoning = self._new_text(index, "reasoning_content", reasoning)
         role = index not in self._started
         self._started.add(index)
-        return self._text_chunk_of(
+        return self._make_text_chunk(
             request_id or "",
             self._created,
             self.call.model,

@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import httpx
 
@@ -297,7 +297,7 @@ class QianfanStreamParser(StreamParser):
     def __init__(self, adapter: QianfanAdapter, response: httpx.Response, call: CallContext):
         from ._text_chunks import text_chunk  # the chunk types load with the first stream
 
-        self._text_chunk_of = text_chunk
+        self._make_text_chunk = text_chunk
         self.adapter = adapter
         self.response = response
         self.call = call
@@ -305,7 +305,7 @@ class QianfanStreamParser(StreamParser):
         self._started = False
         self._created = int(time.time())  # for events without their own
 
-    def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
         if not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if code is not None:
@@ -316,7 +316,7 @@ class QianfanStreamParser(StreamParser):
                 usage = data.get("usage")
                 if usage:
                     self.usage_given = usage
-                return typed  # type: ignore[return-value]  # (see `StreamParser.translate`)
+                return typed  # (see `StreamParser.translate`)
         delta: JSONDict = {}
         if not self._started:
             delta["role"] = "assistant"
@@ -358,7 +358,7 @@ class QianfanStreamParser(StreamParser):
         elif created.__class__ is not int:
             return None
         role, self._started = not self._started, True
-        return self._text_chunk_of(
+        return self._make_text_chunk(
             id, created, self.call.model, 0, result, None, role, {"provider": self.call.provider}
         )
 
