@@ -2,11 +2,12 @@
 
 Whenever a request starts or ends, httpcore's async connection pool asks every
 connection it holds whether it has expired, and for an idle one that means asking the
-network stream ``get_extra_info("is_readable")`` (a readable idle socket is one the
-server closed). On asyncio, httpcore answers that through anyio, which builds a dict of
-all of a socket's attributes on every call to look up the socket itself. With 200
-requests in flight on a loopback server, that lookup was a fifth of the time of a burst,
-raw httpx's and ours alike (the aiohttp-backed client avoids httpcore altogether).
+network stream ``get_extra_info("is_readable")`` (an idle socket with something to read
+is one the server closed, or sent what it should not have: either way, not reusable).
+On asyncio, httpcore answers that through anyio, which builds a dict of all of a
+socket's attributes on every call to look up the socket itself. With 200 requests in
+flight on a loopback server, that lookup was a fifth of the time of a burst, raw httpx's
+and ours alike (the aiohttp-backed client avoids httpcore altogether).
 
 `cache_socket_lookups` gives a client's connection pools a network backend that wraps
 each stream: the socket is looked up once, when the connection is made, and the

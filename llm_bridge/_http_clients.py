@@ -66,10 +66,12 @@ class DefaultHttpxClient(_NoResponseCookies, httpx.Client):
 
 class DefaultAsyncHttpxClient(_NoResponseCookies, httpx.AsyncClient):
     def __init__(self, **kwargs: Any) -> None:
+        own_transports = "transport" not in kwargs and "mounts" not in kwargs
         super().__init__(**_defaults(kwargs))
-        from ._async_pool import cache_socket_lookups  # (httpcore loads with a transport)
+        if own_transports:  # (one given may be shared with other clients: left as it is)
+            from ._async_pool import cache_socket_lookups  # (httpcore loads with a transport)
 
-        cache_socket_lookups(self)
+            cache_socket_lookups(self)
 
 
 class DefaultAioHttpClient:

@@ -159,8 +159,9 @@ class SSEDecoder:
         if self._names is not None and name not in self._names:
             if id is not None and block.endswith(b"data:", 0, match.end()):
                 # An id line, then this framing, then one data line with no space after
-                # "data:" is this same event for any id and data: `feed` then cuts it
-                # at the framing (the id is dropped here anyway).
+                # "data:" is an event of this same name for any id and data: `feed` then
+                # cuts it at the framing (the id is dropped anyway, even one the regular
+                # expression refuses for a NUL in it).
                 self._tail = block[block.index(b"\n") : match.end()]
             return data
         return SSEEvent(

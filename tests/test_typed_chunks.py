@@ -11,6 +11,7 @@ the kept text and the usage must be what the general way gives.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 from typing import Any, Optional
@@ -127,6 +128,15 @@ def adapter(provider: str) -> Any:
     return OpenAI(provider=provider, max_retries=0, **keys)._engine.adapter(provider)
 
 
+def types_of(value: Any) -> Any:
+    """``value`` with every leaf replaced by its type."""
+    if isinstance(value, dict):
+        return {key: types_of(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [types_of(item) for item in value]
+    return type(value)
+
+
 def run(
     events: list[bytes],
     *,
@@ -135,14 +145,15 @@ def run(
     stop: bool,
     per_read: int = 1,
     extra_body: Optional[dict[str, Any]] = None,
+    model: str = "m",
 ) -> dict[str, Any]:
     """What a stream of ``events`` (``per_read`` to a network read) gives, with or
     without the short cut: every chunk as dumped and as set, the error, the text, the
     usage and the template."""
     call = CallContext(
         provider=provider,
-        model="m",
-        requested_model="m",
+        model=model,
+        requested_model=model,
         stream=True,
         include_usage=True,
         emulated_stop=["STOP"] if stop else [],
@@ -172,6 +183,7 @@ def run(
             (
                 chunk.to_json(indent=None),
                 chunk.model_dump(),
+                types_of(chunk.model_dump()),  # (a str subclass equals its str)
                 chunk.model_fields_set,
                 [(c.model_fields_set, c.delta.model_fields_set) for c in chunk.choices],
                 [
@@ -494,3 +506,19 @@ def test_a_piece_of_text_is_built_as_a_typed_chunk(provider: str, event: bytes) 
     pipeline = ChunkPipeline(parser, call, response)
     assert pipeline.feed(event)[0].choices[0].delta.content == "a"
     assert pipeline.usage is not None and pipeline.usage["total_tokens"] == 4
+
+
+class ModelName(str, enum.Enum):
+    QWEN = "qwen-plus"
+
+
+@pytest.mark.parametrize("provider", ["dashscope", "qianfan"])
+def test_a_model_named_by_a_str_subclass_comes_back_as_a_plain_str(provider: str) -> None:
+    if provider == "dashscope":
+        event = dashscope_event({"output": {"choices": [{"message": {"content": "a"}}]}})
+    else:
+        event = b'data: {"id": "as-1", "created": 1, "result": "a", "is_end": false}\n\n'
+    options = dict(provider=provider, stop=False, model=ModelName.QWEN)
+    typed = run([event], typed=True, **options)
+    assert typed == run([event], typed=False, **options)
+    assert typed["chunks"][0][1]["model"].__class__ is str

@@ -68,6 +68,11 @@ class CallContext:
     info: Optional[ModelInfo] = None
     extra_body: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A str subclass (an enum member naming the model, say) as the plain string it
+        # holds: responses carry this name, as validation would make it (a plain str).
+        self.model = str.__str__(self.model)
+
 
 #: Exceptions a parser hits on a body of an unexpected shape (pydantic's included).
 MALFORMED = (TypeError, KeyError, AttributeError, IndexError, ValueError)

@@ -10,7 +10,8 @@ the CPU's caches.
 `text_chunk` makes the same three objects (chunk, choice, delta) directly, exactly as
 validating the dict makes them: the same field values, extras and fields counted as set.
 It is given only values its caller has checked are of the exact types validation hands
-back unchanged (``str``, ``int``), so nothing is skipped but the checking itself.
+back unchanged (``str``, ``int``; `CallContext` holds the model name as a plain ``str``),
+so nothing is skipped but the checking itself.
 tests/test_typed_chunks.py holds it equal to the dict way over generated events.
 """
 
@@ -26,12 +27,16 @@ __all__ = ["text_chunk"]
 
 
 def _defaults(model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """Every field of ``model`` in validation's order, at its default (None if required;
-    the defaults are all None or strings, so the dict may be copied shallowly)."""
-    return {
+    """Every field of ``model`` in validation's order, at its default (None if required),
+    for copying shallowly: a default that is not None or a string would be shared."""
+    defaults = {
         name: None if field.is_required() else field.default
         for name, field in model.model_fields.items()
     }
+    shared = [name for name, value in defaults.items() if not isinstance(value, (str, type(None)))]
+    if shared:
+        raise TypeError(f"{model.__name__} fields {shared} have defaults text_chunk cannot copy")
+    return defaults
 
 
 _CHUNK = _defaults(ChatCompletionChunk)
