@@ -129,6 +129,9 @@ def test_the_default_async_client_looks_sockets_up_once_per_connection() -> None
     assert not isinstance(backend._backend, _SocketCachingBackend)
     plain = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     llm_bridge._async_pool.cache_socket_lookups(plain)  # not httpcore's pool: left alone
+    given = httpx.AsyncHTTPTransport()  # the caller's, perhaps shared: left alone too
+    llm_bridge.DefaultAsyncHttpxClient(transport=given)
+    assert not isinstance(given._pool._network_backend, _SocketCachingBackend)
 
 
 @pytest.mark.timeout(30)
