@@ -154,6 +154,13 @@ class StreamParser:
         provider's error for an error event."""
         raise NotImplementedError
 
+    def typed(self, chunk: ChatCompletionChunk, usage: Any) -> ChatCompletionChunk:
+        """What `chunk` returns for a typed chunk (see `translate`): the chunk, its event's
+        usage figures (if any) left in `usage_given` for the stream layer."""
+        if usage:
+            self.usage_given = usage
+        return chunk
+
     def translate(
         self, event: Union[bytes, SSEEvent]
     ) -> Union[JSONDict, ChatCompletionChunk, None]:

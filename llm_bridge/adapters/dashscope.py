@@ -22,11 +22,11 @@ import httpx
 
 from .._config import ProviderConfig
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+from ._params import ParamContext, legacy_functions_as_tools
+from .openai_compat import OpenAICompatAdapter
 
 if TYPE_CHECKING:
     from ..types.chat import ChatCompletionChunk
-from ._params import ParamContext, legacy_functions_as_tools
-from .openai_compat import OpenAICompatAdapter
 
 __all__ = ["DashScopeAdapter", "DashScopeCompatAdapter"]
 
@@ -320,18 +320,13 @@ class DashScopeStreamParser(StreamParser):
         if self.typed_chunks and len(choices) == 1:
             typed = self._text_chunk(choices[0], request_id)
             if typed is not None:
-                usage = data.get("usage")
-                if usage:
-                    self.usage_given = usage
-                return typed  # (see `StreamParser.translate`)
+                return self.typed(typed, data.get("usage"))
         chunk: JSONDict = {
             "id": request_id or "",
             "object": "chat.completion.chunk",
             "created": self._created,
             "model": self.call.model,
-            "choices": [self._choice(0, choices[0])]  # nearly always one
-            if len(choices) == 1
-            else [self._choice(position, choice) for position, choice in enumerate(choices)],
+            "choices": [self._choice(position, choice) for position, choice in enumerate(choices)],
             "request_id": request_id,
         }
         usage = data.get("usage")
@@ -381,7 +376,8 @@ class DashScopeStreamParser(StreamParser):
         )
 
     def _choice(self, position: int, choice: JSONDict) -> JSONDict:
-        """One native choice as a delta (once per event: the common case inline)."""
+        """One native choice as a delta: any choice (`_text_chunk` takes a plain piece of
+        text or reasoning straight to its typed chunk)."""
         index = choice.get("index", position)
         message = choice.get("message") or {}
         delta: JSONDict = {}

@@ -313,10 +313,7 @@ class QianfanStreamParser(StreamParser):
         elif self.typed_chunks:
             typed = self._text_chunk(data)
             if typed is not None:
-                usage = data.get("usage")
-                if usage:
-                    self.usage_given = usage
-                return typed  # (see `StreamParser.translate`)
+                return self.typed(typed, data.get("usage"))
         delta: JSONDict = {}
         if not self._started:
             delta["role"] = "assistant"
