@@ -34,16 +34,18 @@ from ._logs import setup_logging as _setup_logging
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from openai import AsyncStream, Stream
+    from openai._legacy_response import LegacyAPIResponse
+
     from . import types
     from ._client import AsyncOpenAI, OpenAI
     from ._config import Config, load_config
     from ._http_clients import DefaultAioHttpClient, DefaultAsyncHttpxClient, DefaultHttpxClient
-    from ._response import LegacyAPIResponse
-    from ._streaming import AsyncStream, Stream
+    from ._transport import async_http_client, http_client
 
-# The clients pull in pydantic, the response types and the adapters. They load on first
-# use, so that `import llm_bridge` (and code that only catches its exceptions) stays as
-# cheap as importing httpx.
+# The clients pull in the configuration, the engine and the adapters. They load on first
+# use, so that `import llm_bridge` (and code that only catches its exceptions) costs
+# about what `import openai` does.
 _LAZY = {
     "OpenAI": "._client",
     "AsyncOpenAI": "._client",
@@ -52,13 +54,15 @@ _LAZY = {
     "DefaultAioHttpClient": "._http_clients",
     "DefaultAsyncHttpxClient": "._http_clients",
     "DefaultHttpxClient": "._http_clients",
-    "LegacyAPIResponse": "._response",
-    "Stream": "._streaming",
-    "AsyncStream": "._streaming",
+    "http_client": "._transport",
+    "async_http_client": "._transport",
 }
 
 
 if not TYPE_CHECKING:  # (type checkers see the imports above, and flag unknown names)
+    from openai import AsyncStream, Stream
+    from openai._legacy_response import LegacyAPIResponse
+
     __getattr__ = lazy_getattr(__name__, {**_LAZY, "types": ".types"})
 
 
@@ -94,6 +98,8 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsupportedParameterWarning",
     "__version__",
+    "async_http_client",
+    "http_client",
     "load_config",
     "types",
 ]

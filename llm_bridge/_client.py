@@ -1,271 +1,181 @@
-"""The drop-in facade: ``OpenAI`` and ``AsyncOpenAI`` with openai's constructor and resources.
+"""``llm_bridge.OpenAI`` and ``AsyncOpenAI``: openai's own clients, talking through llm-bridge.
 
-``client.chat.completions.create(...)``, ``client.embeddings.create(...)`` and
-``client.models.list()`` take openai's keyword arguments and return openai-shaped objects;
-``provider=`` and ``config=`` are the only additions. Everything below the resource methods
-is the engine's; the sync and async classes differ only in ``await``.
+Each is a subclass of openai's client whose HTTP client holds llm-bridge's transport
+(`_transport`). Every resource, helper, type and exception path is openai's own —
+``chat.completions.create/parse/stream``, ``with_raw_response``, ``with_streaming_response``,
+``beta``, ``base_url`` — so code and libraries written for openai see openai. The
+constructor adds ``provider=``, ``config=``, ``secret_key=`` and ``on_usage=``; the
+``http_client`` given carries the traffic to the providers, as before.
 
-This module imports only httpx and the exceptions: the engine, the configuration and the
-response types (pydantic models) load when the first client is made, so that
-``from llm_bridge import OpenAI`` costs about what ``import httpx`` does.
+With one provider (``provider=``, the config's ``default_provider``, or a recognised
+``base_url``), ``client.base_url`` is that provider's real API root.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
+import openai
 
 from ._constants import DEFAULT_MAX_RETRIES
-from ._errors import NotFoundError, local_error
-from ._response import LegacyAPIResponse  # httpx only: with_raw_response is a hot path too
+from ._front import ERROR_EXTENSION
 
 if TYPE_CHECKING:
     from ._config import Config
-    from ._engine import AsyncEngine, Engine, RawResult, RequestOptions, SyncEngine
-    from ._streaming import AsyncStream, Stream
-    from .types.chat import ChatCompletion
-    from .types.create_embedding_response import CreateEmbeddingResponse
-    from .types.model import Model
     from .usage import UsageLedger, UsageRecord
 
 __all__ = ["AsyncOpenAI", "OpenAI"]
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config", None]
-_OPTION_NAMES = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
-M = TypeVar("M")
+
+#: ``base_url`` of a client that routes to several providers: requests never leave the
+#: process for it (the transport answers them), and ``.invalid`` can never resolve.
+ROUTER_BASE_URL = "https://llm-bridge.invalid/v1"
+#: What ``client.api_key`` holds when no single provider key applies.
+PLACEHOLDER_KEY = "llm-bridge"
+
+#: Constructor arguments openai's ``copy()`` merges rather than replaces.
+_MERGED = {"default_headers": "set_default_headers", "default_query": "set_default_query"}
 
 
-def _given(params: dict[str, Any]) -> dict[str, Any]:
-    """Drop omitted values, including openai's ``NOT_GIVEN``/``omit`` sentinels."""
-    return {
-        k: v
-        for k, v in params.items()
-        if v is not None and type(v).__name__ not in ("NotGiven", "Omit")
-    }
+class _Bridged:
+    """What both clients share: building the engine and transport, ``copy``, errors."""
 
+    _bridge: dict[str, Any]
+    _transport: Any
 
-def _split(
-    engine: Engine, params: dict[str, Any], *, raw: bool
-) -> tuple[dict[str, Any], RequestOptions]:
-    """The API parameters, and the per-call HTTP options (``extra_headers``, ...)."""
-    if _OPTION_NAMES.isdisjoint(params):
-        return params, engine.options(raw=raw)
-    options = {name: params.pop(name) for name in _OPTION_NAMES if name in params}
-    return params, engine.options(raw=raw, **options)
+    def _setup(
+        self,
+        flavour: str,
+        *,
+        api_key: Optional[str],
+        secret_key: Optional[str],
+        base_url: Union[str, httpx.URL, None],
+        timeout: Any,
+        max_retries: int,
+        http_client: Any,
+        provider: Optional[str],
+        config: ConfigSource,
+        on_usage: Optional[Callable[[UsageRecord], Any]],
+        usage: Optional[UsageLedger],
+    ) -> dict[str, Any]:
+        """Build the engine and transport; return what openai's constructor needs."""
+        from ._config import Config, load_config
+        from ._endpoints import recognise
+        from ._engine import AsyncEngine, SyncEngine
+        from ._transport import (
+            AsyncBridgeTransport,
+            BridgeTransport,
+            EngineFactory,
+            FixedEngine,
+            _client_library,
+        )
 
+        resolved = config if isinstance(config, Config) else load_config(config)
+        url = str(base_url) if base_url is not None else os.environ.get("OPENAI_BASE_URL")
+        known = recognise(resolved, url) if url else None
+        if known is not None:
+            resolved = resolved.with_provider_settings(known.provider, known.settings)
+            provider = provider or known.provider
+            url = known.root
+        elif base_url is None:
+            url = None  # OPENAI_BASE_URL for no known provider: the openai provider's own
+        factory = EngineFactory(
+            SyncEngine if flavour == "sync" else AsyncEngine,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=max_retries,
+            on_usage=on_usage,
+            usage=usage,
+        )
+        engine = factory(
+            resolved, provider=provider, api_key=api_key, base_url=url, secret_key=secret_key
+        )
+        primary = engine.primary_provider()
+        root = engine.adapter(primary).base_url if primary else ROUTER_BASE_URL
+        root_path = httpx.URL(root).path
+        self._bridge = {
+            "api_key": api_key,
+            "secret_key": secret_key,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "http_client": factory.http,
+            "provider": provider,
+            "config": resolved,
+            "on_usage": on_usage,
+            "_usage": engine.usage,
+        }
+        self._engine = engine
+        source = FixedEngine(factory, engine, root_path)
+        lib = _client_library(None)
+        if flavour == "sync":
+            self._transport = BridgeTransport(source, stash_errors=True)
+            front = lib.Client(transport=self._transport)
+        else:
+            self._transport = AsyncBridgeTransport(source, stash_errors=True)
+            front = lib.AsyncClient(transport=self._transport)
+        key = api_key or (resolved.api_key(primary) if primary else None) or PLACEHOLDER_KEY
+        return {"api_key": key, "base_url": root, "http_client": front}
 
-def _result(result: RawResult, raw: bool) -> Any:
-    if raw:
-        return LegacyAPIResponse(result.response, result.parsed, retries_taken=result.retries_taken)
-    return result.parsed
+    # ------------------------------------------------------------------ openai hooks
 
+    def _make_status_error(self, err_msg: str, *, body: object, response: Any) -> Any:
+        """The exception the transport reported (ours, with ``provider``), else openai's."""
+        stashed = response.extensions.get(ERROR_EXTENSION)
+        if stashed is not None:
+            return stashed
+        return super()._make_status_error(err_msg, body=body, response=response)  # type: ignore[misc]
 
-# --------------------------------------------------------------------------- models
+    def copy(self, **overrides: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """A client like this one with some constructor arguments changed (as openai's).
 
+        The copy shares this client's provider connections and usage ledger."""
+        settings = dict(self._bridge)
+        settings["default_headers"] = dict(getattr(self, "_custom_headers", {}))
+        settings["default_query"] = dict(getattr(self, "_custom_query", {}))
+        for name in ("organization", "project"):
+            settings[name] = getattr(self, name, None)
+        for name, replacing in _MERGED.items():
+            if overrides.get(name) is not None:
+                settings[name] = {**settings[name], **overrides.pop(name)}
+            if overrides.get(replacing) is not None:
+                settings[name] = dict(overrides.pop(replacing))
+            overrides.pop(replacing, None)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self)(**settings)
 
-class ModelPage(Generic[M]):
-    """``client.models.list()``: iterable, with ``.data``, like openai's page."""
+    with_options = copy
 
-    object = "list"
+    @property
+    def provider(self) -> Optional[str]:
+        """Where bare model names go (``provider=``, a recognised ``base_url`` or the
+        config's ``default_provider``), or None for a client that routes by config."""
+        return self._engine.primary_provider()
 
-    def __init__(self, data: list[M]) -> None:
-        self.data = data
+    @property
+    def config(self) -> Config:
+        return self._bridge["config"]
 
-    def __iter__(self) -> Iterator[M]:  # type: ignore[override]
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
+    @property
+    def usage(self) -> UsageLedger:
+        """What this client (and its copies) spent: tokens and yuan."""
+        return self._bridge["_usage"]
 
     def __repr__(self) -> str:
-        return f"ModelPage(data=[{len(self.data)} models])"
-
-
-class AsyncModelPage(ModelPage[M]):
-    """The async page: ``await client.models.list()`` or ``async for m in client.models.list()``."""
-
-    def __await__(self):  # type: ignore[no-untyped-def]
-        async def itself() -> AsyncModelPage[M]:
-            return self
-
-        return itself().__await__()
-
-    async def __aiter__(self) -> AsyncIterator[M]:  # type: ignore[override]
-        for model in self.data:
-            yield model
-
-
-def _catalogue(engine: Engine) -> list[Model]:
-    """The models this client can reach: its provider's catalogue, or all of them plus aliases."""
-    from .types.model import Model
-
-    config = engine.config
-    names = [engine.provider] if engine.provider else list(config.providers)
-    models = [
-        Model(id=name, created=0, object="model", owned_by=provider)
-        for provider in names
-        for name in config.providers[provider].models
-    ]
-    models.extend(
-        Model(id=alias, created=0, object="model", owned_by="llm-bridge-alias")
-        for alias in config.aliases
-    )
-    return models
-
-
-def _retrieve(engine: Engine, model: str) -> Model:
-    from .types.model import Model
-
-    route = engine.routes(model)[0]
-    if (
-        model not in engine.config.aliases
-        and engine.config.provider(route.provider).model(route.model) is None
-    ):
-        request = httpx.Request("GET", f"models/{model}")
-        raise local_error(
-            NotFoundError,
-            f"The model {model!r} is not in the {route.provider} catalogue",
-            request=request,
-            code="model_not_found",
-            provider=route.provider,
+        # Never the key: reprs end up in logs and bug reports.
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, "
+            f"base_url={str(getattr(self, 'base_url', ''))!r}, "
+            f"config={self.config.source!r}, max_retries={getattr(self, 'max_retries', None)})"
         )
-    return Model(id=model, created=0, object="model", owned_by=route.provider)
 
 
-# --------------------------------------------------------------------------- sync resources
-
-
-class Completions:
-    def __init__(self, client: OpenAI, *, raw: bool = False) -> None:
-        self._client = client
-        self._raw = raw
-
-    def create(
-        self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
-    ) -> Union[ChatCompletion, Stream]:
-        """Create a chat completion (``stream=True`` returns a `Stream` of chunks)."""
-        engine = self._client._engine
-        params, options = _split(
-            engine,
-            _given({"messages": messages, "model": model, "stream": stream, **params}),
-            raw=self._raw,
-        )
-        return _result(engine.chat(params, options), self._raw)
-
-    @cached_property
-    def with_raw_response(self) -> Completions:
-        return Completions(self._client, raw=True)
-
-
-class Chat:
-    def __init__(self, client: OpenAI) -> None:
-        self.completions = Completions(client)
-
-
-class Embeddings:
-    def __init__(self, client: OpenAI, *, raw: bool = False) -> None:
-        self._client = client
-        self._raw = raw
-
-    def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
-        """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
-        engine = self._client._engine
-        params, options = _split(
-            engine, _given({"input": input, "model": model, **params}), raw=self._raw
-        )
-        return _result(engine.embed(params, options), self._raw)
-
-    @cached_property
-    def with_raw_response(self) -> Embeddings:
-        return Embeddings(self._client, raw=True)
-
-
-class Models:
-    def __init__(self, client: OpenAI) -> None:
-        self._client = client
-
-    def list(self) -> ModelPage[Model]:
-        return ModelPage(_catalogue(self._client._engine))
-
-    def retrieve(self, model: str) -> Model:
-        return _retrieve(self._client._engine, model)
-
-
-# --------------------------------------------------------------------------- async resources
-
-
-class AsyncCompletions:
-    def __init__(self, client: AsyncOpenAI, *, raw: bool = False) -> None:
-        self._client = client
-        self._raw = raw
-
-    async def create(
-        self, *, messages: Any, model: str, stream: Optional[bool] = None, **params: Any
-    ) -> Union[ChatCompletion, AsyncStream]:
-        """Create a chat completion (``stream=True`` returns an `AsyncStream` of chunks)."""
-        engine = self._client._engine
-        params, options = _split(
-            engine,
-            _given({"messages": messages, "model": model, "stream": stream, **params}),
-            raw=self._raw,
-        )
-        return _result(await engine.chat(params, options), self._raw)
-
-    @cached_property
-    def with_raw_response(self) -> AsyncCompletions:
-        return AsyncCompletions(self._client, raw=True)
-
-
-class AsyncChat:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self.completions = AsyncCompletions(client)
-
-
-class AsyncEmbeddings:
-    def __init__(self, client: AsyncOpenAI, *, raw: bool = False) -> None:
-        self._client = client
-        self._raw = raw
-
-    async def create(self, *, input: Any, model: str, **params: Any) -> CreateEmbeddingResponse:
-        """Create embeddings; inputs beyond the model's batch limit are split and reassembled."""
-        engine = self._client._engine
-        params, options = _split(
-            engine, _given({"input": input, "model": model, **params}), raw=self._raw
-        )
-        return _result(await engine.embed(params, options), self._raw)
-
-    @cached_property
-    def with_raw_response(self) -> AsyncEmbeddings:
-        return AsyncEmbeddings(self._client, raw=True)
-
-
-class AsyncModels:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self._client = client
-
-    def list(self) -> AsyncModelPage[Model]:
-        return AsyncModelPage(_catalogue(self._client._engine))
-
-    async def retrieve(self, model: str) -> Model:
-        return _retrieve(self._client._engine, model)
-
-
-# --------------------------------------------------------------------------- clients
-
-
-class _ClientBase:
-    """What both clients share: the constructor, settings, ``with_options`` and ``repr``."""
-
-    _engine: Any
-
-    @staticmethod
-    def _engine_class() -> type[Engine]:
-        """The engine flavour (imported here: see the module docstring)."""
-        raise NotImplementedError
+class OpenAI(_Bridged, openai.OpenAI):
+    """``openai.OpenAI``, answered by Zhipu, Qianfan and DashScope through llm-bridge."""
 
     def __init__(
         self,
@@ -276,13 +186,13 @@ class _ClientBase:
         timeout: Union[float, httpx.Timeout, None] = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Optional[Mapping[str, str]] = None,
-        default_query: Optional[Mapping[str, Any]] = None,
-        http_client: Union[httpx.Client, httpx.AsyncClient, None] = None,
+        default_query: Optional[Mapping[str, object]] = None,
+        http_client: Optional[httpx.Client] = None,
         provider: Optional[str] = None,
         config: ConfigSource = None,
         on_usage: Optional[Callable[[UsageRecord], Any]] = None,
-        organization: Optional[str] = None,  # accepted for drop-in compatibility; unused
-        project: Optional[str] = None,  # accepted for drop-in compatibility; unused
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
         _usage: Optional[UsageLedger] = None,
     ) -> None:
         """openai's constructor arguments, plus:
@@ -290,129 +200,84 @@ class _ClientBase:
         - ``provider``: where bare model names go (``"zhipu"``, ``"qianfan"``, ...);
         - ``config``: a TOML path or a mapping of the same schema (default: the
           ``$LLM_BRIDGE_CONFIG`` file, else ``./llm_bridge.toml``, else the environment);
-        - ``secret_key``: the second half of a key pair (Qianfan's application Secret Key);
+        - ``secret_key``: the second half of a key pair (Qianfan's Secret Key);
         - ``on_usage``: called with each `UsageRecord` (tokens, yuan, estimated or not).
 
+        ``http_client`` (an ``httpx.Client``) carries the traffic to the providers.
         ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
         ``default_provider``); other providers take theirs from the config or environment.
         """
-        from ._config import Config, load_config
-
-        self._engine = self._engine_class()(
-            config if isinstance(config, Config) else load_config(config),
-            http_client=http_client,
-            provider=provider,
+        front = self._setup(
+            "sync",
             api_key=api_key,
             secret_key=secret_key,
-            base_url=str(base_url) if base_url is not None else None,
+            base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
-            default_headers=dict(default_headers or {}),
-            default_query=dict(default_query or {}),
+            http_client=http_client,
+            provider=provider,
+            config=config,
             on_usage=on_usage,
             usage=_usage,
         )
-        self._mount_resources()
-
-    def _mount_resources(self) -> None:
-        raise NotImplementedError
-
-    def with_options(self, **overrides: Any) -> Any:
-        """A copy with some constructor arguments changed; it shares the HTTP connection pool."""
-        engine = self._engine
-        settings = {
-            "api_key": engine.client_key("api_key"),
-            "secret_key": engine.client_key("secret_key"),
-            "base_url": engine._base_url,
-            "timeout": engine.timeout,
-            "max_retries": engine.max_retries,
-            "default_headers": engine.default_headers,
-            "default_query": engine.default_query,
-            "http_client": engine.http,
-            "provider": engine.provider,
-            "config": engine.config,
-            "_usage": engine.usage,
-        }
-        return type(self)(**{**settings, **overrides})
-
-    copy = with_options
-
-    @property
-    def usage(self) -> UsageLedger:
-        """What this client (and its ``with_options`` copies) spent: tokens and yuan."""
-        return self._engine.usage
-
-    @property
-    def config(self) -> Config:
-        return self._engine.config
-
-    @property
-    def provider(self) -> Optional[str]:
-        return self._engine.provider
-
-    @property
-    def max_retries(self) -> int:
-        return self._engine.max_retries
-
-    @property
-    def timeout(self) -> Union[float, httpx.Timeout]:
-        return self._engine.timeout
-
-    def __repr__(self) -> str:
-        # Never the key: reprs end up in logs and bug reports.
-        return (
-            f"{type(self).__name__}(provider={self.provider!r}, "
-            f"config={self.config.source!r}, max_retries={self.max_retries})"
+        super().__init__(
+            **front,
+            timeout=timeout if timeout is not None else _default_timeout(),
+            max_retries=max_retries,
+            default_headers=default_headers,
+            default_query=default_query,
+            organization=organization,
+            project=project,
         )
 
 
-class OpenAI(_ClientBase):
-    """Drop-in for ``openai.OpenAI`` that speaks Zhipu, Qianfan and DashScope natively."""
+class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
+    """``openai.AsyncOpenAI``, answered through llm-bridge."""
 
-    _engine: SyncEngine
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        secret_key: Optional[str] = None,
+        base_url: Union[str, httpx.URL, None] = None,
+        timeout: Union[float, httpx.Timeout, None] = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Optional[Mapping[str, str]] = None,
+        default_query: Optional[Mapping[str, object]] = None,
+        http_client: Optional[httpx.AsyncClient] = None,
+        provider: Optional[str] = None,
+        config: ConfigSource = None,
+        on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+        organization: Optional[str] = None,
+        project: Optional[str] = None,
+        _usage: Optional[UsageLedger] = None,
+    ) -> None:
+        """As `OpenAI`; ``http_client`` is an ``httpx.AsyncClient``."""
+        front = self._setup(
+            "async",
+            api_key=api_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            provider=provider,
+            config=config,
+            on_usage=on_usage,
+            usage=_usage,
+        )
+        super().__init__(
+            **front,
+            timeout=timeout if timeout is not None else _default_timeout(),
+            max_retries=max_retries,
+            default_headers=default_headers,
+            default_query=default_query,
+            organization=organization,
+            project=project,
+        )
 
-    @staticmethod
-    def _engine_class() -> type[SyncEngine]:
-        from ._engine import SyncEngine
 
-        return SyncEngine
+def _default_timeout() -> Any:
+    from ._constants import DEFAULT_TIMEOUT
 
-    def _mount_resources(self) -> None:
-        self.chat = Chat(self)
-        self.embeddings = Embeddings(self)
-        self.models = Models(self)
-
-    def close(self) -> None:
-        self._engine.close()
-
-    def __enter__(self) -> OpenAI:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-
-class AsyncOpenAI(_ClientBase):
-    """Drop-in for ``openai.AsyncOpenAI``."""
-
-    _engine: AsyncEngine
-
-    @staticmethod
-    def _engine_class() -> type[AsyncEngine]:
-        from ._engine import AsyncEngine
-
-        return AsyncEngine
-
-    def _mount_resources(self) -> None:
-        self.chat = AsyncChat(self)
-        self.embeddings = AsyncEmbeddings(self)
-        self.models = AsyncModels(self)
-
-    async def close(self) -> None:
-        await self._engine.close()
-
-    async def __aenter__(self) -> AsyncOpenAI:
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.close()
+    return DEFAULT_TIMEOUT

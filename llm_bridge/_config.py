@@ -312,6 +312,21 @@ class Config:
         output = info.output_price if info.output_price is not None else Decimal(0)
         return Price(info.input_price, output, info.cached_input_price)
 
+    def with_provider_settings(self, name: str, settings: Mapping[str, Any]) -> Config:
+        """A copy in which provider ``name`` has ``settings`` (e.g. ``api``, ``region``)."""
+        if not settings:
+            return self
+        spec = self.provider(name).model_copy(update=dict(settings))
+        return Config(
+            providers={**self.providers, name: spec},
+            aliases=self.aliases,
+            default_provider=self.default_provider,
+            policy=self.policy,
+            source=self.source,
+            prices=self.prices,
+            on_usage=self.on_usage,
+        )
+
     def __repr__(self) -> str:
         return (
             f"Config(source={self.source!r}, providers={sorted(self.providers)}, "

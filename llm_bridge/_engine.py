@@ -49,13 +49,13 @@ from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
-from .types.chat import ChatCompletion
-from .types.completion_usage import CompletionUsage
+from ._shapes.chat import ChatCompletion
+from ._shapes.completion_usage import CompletionUsage
 from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 if TYPE_CHECKING:
     from ._streaming import ChunkPipeline
-    from .types.create_embedding_response import CreateEmbeddingResponse
+    from ._shapes.create_embedding_response import CreateEmbeddingResponse
 
 # Streams (`_streaming`), the tokenizers (`tokens`) and the embedding types are imported
 # where first needed: a client that never streams, estimates or embeds does not carry them.
@@ -493,7 +493,7 @@ class Engine:
                     item["embedding"] = base64.b64encode(
                         array("f", item["embedding"]).tobytes()
                     ).decode("ascii")
-        from .types.create_embedding_response import CreateEmbeddingResponse
+        from ._shapes.create_embedding_response import CreateEmbeddingResponse
 
         return CreateEmbeddingResponse.model_validate(data)
 

@@ -1,10 +1,15 @@
-"""The exception hierarchy, with openai's names, attributes and status-code keying.
+"""The exception hierarchy: openai's own classes, with the provider's side added.
 
 Code written against ``openai`` catches ``openai.RateLimitError`` and reads ``.status_code``,
 ``.code`` and ``.request_id``; moving it here must not change a single ``except`` clause, so
-the classes mirror openai's one for one. Each error also says which provider raised it and
-the provider's own error code (``provider``, ``provider_code``), because "1113" or
-"Arrearage" is what a support ticket needs.
+each class here subclasses openai's class of the same name (``llm_bridge.RateLimitError`` is
+an ``openai.RateLimitError``). Each error also says which provider raised it and the
+provider's own error code (``provider``, ``provider_code``), because "1113" or "Arrearage"
+is what a support ticket needs.
+
+The constructors are ours, not openai's: the request and response here are the upstream
+exchange with the provider (``httpx`` objects), and ``code``/``param``/``type`` come from the
+provider's code table rather than from an OpenAI-shaped body.
 
 Errors raised *before* anything is sent (a parameter the provider cannot take under the
 ``error`` policy, a prompt over the context window) still carry an ``httpx.Request`` and a
@@ -16,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import httpx
+import openai
 
 __all__ = [
     "APIConnectionError",
@@ -38,8 +44,8 @@ __all__ = [
 ]
 
 
-class OpenAIError(Exception):
-    """Root of every error this package raises on purpose (as in openai)."""
+#: The root of every error raised on purpose: openai's own class.
+OpenAIError = openai.OpenAIError
 
 
 class ConfigError(OpenAIError, ValueError):
@@ -62,11 +68,11 @@ class UnsupportedParameterWarning(UserWarning):
     """An OpenAI parameter the provider cannot honour was dropped (policy ``warn``)."""
 
 
-class APIError(OpenAIError):
+class APIError(openai.APIError):
     """An error tied to an HTTP exchange with a provider."""
 
     message: str
-    request: httpx.Request
+    request: Any  # the upstream ``httpx.Request``
     body: object | None
     code: Optional[str] = None
     param: Optional[str] = None
@@ -86,7 +92,7 @@ class APIError(OpenAIError):
         provider: Optional[str] = None,
         provider_code: Optional[str] = None,
     ) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)  # (openai's __init__ reads another body shape)
         self.message = message
         self.request = request
         self.body = body
@@ -111,10 +117,10 @@ def _openai_error_fields(body: object) -> dict[str, Optional[str]]:
     }
 
 
-class APIResponseValidationError(APIError):
+class APIResponseValidationError(APIError, openai.APIResponseValidationError):
     """The provider answered, but not in a shape the adapter can translate."""
 
-    response: httpx.Response
+    response: Any  # the upstream ``httpx.Response``
     status_code: int
 
     def __init__(
@@ -135,10 +141,10 @@ class APIResponseValidationError(APIError):
         self.status_code = response.status_code
 
 
-class APIStatusError(APIError):
+class APIStatusError(APIError, openai.APIStatusError):
     """The provider reported a failure (a 4xx/5xx status, or an error inside a 200 body)."""
 
-    response: httpx.Response
+    response: Any  # the upstream ``httpx.Response``
     status_code: int
     request_id: Optional[str]
 
@@ -169,39 +175,39 @@ def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
     return None
 
 
-class BadRequestError(APIStatusError):
-    status_code = 400
-
-
-class AuthenticationError(APIStatusError):
-    status_code = 401
-
-
-class PermissionDeniedError(APIStatusError):
-    status_code = 403
-
-
-class NotFoundError(APIStatusError):
-    status_code = 404
-
-
-class ConflictError(APIStatusError):
-    status_code = 409
-
-
-class UnprocessableEntityError(APIStatusError):
-    status_code = 422
-
-
-class RateLimitError(APIStatusError):
-    status_code = 429
-
-
-class InternalServerError(APIStatusError):
+class BadRequestError(APIStatusError, openai.BadRequestError):
     pass
 
 
-class APIConnectionError(APIError):
+class AuthenticationError(APIStatusError, openai.AuthenticationError):
+    pass
+
+
+class PermissionDeniedError(APIStatusError, openai.PermissionDeniedError):
+    pass
+
+
+class NotFoundError(APIStatusError, openai.NotFoundError):
+    pass
+
+
+class ConflictError(APIStatusError, openai.ConflictError):
+    pass
+
+
+class UnprocessableEntityError(APIStatusError, openai.UnprocessableEntityError):
+    pass
+
+
+class RateLimitError(APIStatusError, openai.RateLimitError):
+    pass
+
+
+class InternalServerError(APIStatusError, openai.InternalServerError):
+    pass
+
+
+class APIConnectionError(APIError, openai.APIConnectionError):
     """The provider could not be reached, or the connection broke (also mid-stream)."""
 
     def __init__(
@@ -214,7 +220,7 @@ class APIConnectionError(APIError):
         super().__init__(message, request, body=None, provider=provider)
 
 
-class APITimeoutError(APIConnectionError):
+class APITimeoutError(APIConnectionError, openai.APITimeoutError):
     """The request, or a stream between two events, took longer than the timeout."""
 
     def __init__(self, request: httpx.Request, *, provider: Optional[str] = None) -> None:

@@ -25,8 +25,8 @@ from ._errors import APIConnectionError, APIError, APITimeoutError
 from ._sse import SSEDecoder
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
-from .types.chat import ChatCompletion, ChatCompletionChunk
-from .types.completion_usage import CompletionUsage
+from ._shapes.chat import ChatCompletion, ChatCompletionChunk
+from ._shapes.completion_usage import CompletionUsage
 
 __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
 

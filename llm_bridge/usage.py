@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from .types.completion_usage import CompletionUsage
+from ._shapes.completion_usage import CompletionUsage
 
 __all__ = ["Price", "UsageLedger", "UsageRecord", "UsageSummary", "cost_of"]
 

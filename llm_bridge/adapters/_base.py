@@ -36,7 +36,7 @@ from .._sse import SSEEvent
 from ._params import ParamContext
 
 if TYPE_CHECKING:
-    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
+    from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
 
 __all__ = ["Adapter", "CallContext", "Credentials", "HTTPRequest", "StreamParser"]
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import pydantic
 
-from ..types.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
+from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk, Choice, ChoiceDelta
 
 __all__ = ["text_chunk"]
 

@@ -21,7 +21,7 @@ from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
 from ._params import ParamContext, legacy_functions_as_tools
 
 if TYPE_CHECKING:
-    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
+    from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
 
 __all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
 
@@ -276,6 +276,6 @@ def _hoist_choice_usage(body: JSONDict) -> None:
 def _chunk_json_validator() -> Callable[..., ChatCompletionChunk]:
     """`ChatCompletionChunk.model_validate_json` without its Python-level wrapper (it runs
     per event), from the chunk types loaded with the first stream."""
-    from ..types.chat.chat_completion_chunk import ChatCompletionChunk
+    from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
 
     return ChatCompletionChunk.__pydantic_validator__.validate_json

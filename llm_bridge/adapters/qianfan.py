@@ -39,7 +39,7 @@ from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
 
 if TYPE_CHECKING:
-    from ..types.chat import ChatCompletionChunk
+    from .._shapes.chat import ChatCompletionChunk
 
 __all__ = ["QianfanAdapter", "QianfanV2Adapter", "repair_messages"]
 

@@ -1,39 +1,26 @@
-"""Response models of llm-bridge, at the module paths of ``openai.types``.
+"""``llm_bridge.types`` is ``openai.types``: the classes responses arrive as.
 
-Code written against ``openai.types`` can import the same names from ``llm_bridge.types``;
-the models additionally keep provider-specific fields (see ``_base``).
-
-Each model's module loads when the name is first used: a client that only chats does not
-build the embedding and model classes (pydantic classes cost memory to create).
+Kept so that code importing response types from here keeps working; every name (and
+submodule, such as ``llm_bridge.types.chat``) is openai's own object.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import Any
 
-from .._lazy import lazy_getattr
+from openai.types import *  # noqa: F403
+from openai.types import CompletionUsage, CreateEmbeddingResponse, Embedding, Model
 
-if TYPE_CHECKING:
-    from . import chat
-    from .completion_usage import CompletionUsage
-    from .create_embedding_response import CreateEmbeddingResponse
-    from .embedding import Embedding
-    from .model import Model
+from . import chat
 
-_MODULES = {
-    "chat": ".chat",
-    "CompletionUsage": ".completion_usage",
-    "CreateEmbeddingResponse": ".create_embedding_response",
-    "Embedding": ".embedding",
-    "Model": ".model",
-}
+
+def __getattr__(name: str) -> Any:
+    module = importlib.import_module("openai.types")
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        return importlib.import_module(f"openai.types.{name}")
+
 
 __all__ = ["CompletionUsage", "CreateEmbeddingResponse", "Embedding", "Model", "chat"]
-
-
-if not TYPE_CHECKING:  # (type checkers see the imports above, and flag unknown names)
-    __getattr__ = lazy_getattr(__name__, _MODULES)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)

@@ -1,0 +1,51 @@
+"""``GET /models`` and ``GET /models/{id}`` answered from the provider tables and aliases.
+
+The catalogue is what llm-bridge knows a client can reach: the routed provider's models
+(or every provider's, for a client without one) and the config's aliases, whose
+``owned_by`` says ``llm-bridge-alias``. Asking the providers themselves is the CLI's
+``models --remote``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+import httpx
+
+from ._errors import NotFoundError, local_error
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["model_entry", "model_list"]
+
+
+def _model(name: str, owner: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": owner}
+
+
+def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
+    """The page ``client.models.list()`` reads."""
+    config = engine.config
+    names = [provider] if provider else list(config.providers)
+    data = [
+        _model(model, name) for name in names for model in config.providers[name].models
+    ]
+    data.extend(_model(alias, "llm-bridge-alias") for alias in config.aliases)
+    return {"object": "list", "data": data}
+
+
+def model_entry(engine: Engine, model: str) -> dict[str, Any]:
+    """One model, if the config can route it and it is an alias or catalogued."""
+    route = engine.routes(model)[0]
+    config = engine.config
+    if model not in config.aliases and config.provider(route.provider).model(route.model) is None:
+        raise local_error(
+            NotFoundError,
+            f"The model {model!r} is not in the {route.provider} catalogue",
+            request=httpx.Request("GET", f"models/{model}"),
+            code="model_not_found",
+            provider=route.provider,
+        )
+    owner = "llm-bridge-alias" if model in config.aliases else route.provider
+    return _model(model, owner)

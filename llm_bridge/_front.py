@@ -1,0 +1,287 @@
+"""OpenAI's wire in and out of the engine: the seam every front door shares. No I/O.
+
+A front door receives what an OpenAI client sends (method, URL, headers, JSON body) and
+must answer as OpenAI's server would. This module reads such a request into an engine
+call (which API, the parameters, the per-call options) and writes the engine's result, or
+its error, back as OpenAI's status, headers and body. The transport under the openai
+client uses it; so will the gateway.
+
+What arrives is the body openai built: the API's parameters with the caller's
+``extra_body`` already merged in. Parameters the API does not have are therefore the
+caller's provider extras, and go to the engine as ``extra_body`` again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple, Optional
+
+import httpx
+
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    BadRequestError,
+    ConfigError,
+    ModelNotFoundError,
+    NotFoundError,
+    OpenAIError,
+    local_error,
+)
+from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
+
+__all__ = [
+    "ERROR_EXTENSION",
+    "Endpoint",
+    "ErrorReply",
+    "endpoint_of",
+    "error_reply",
+    "forwarded_headers",
+    "split_body",
+    "sse_lines",
+    "unserved",
+]
+
+#: Where a front-door response keeps the exception object it reports, so that
+#: ``llm_bridge.OpenAI`` raises that very object (with ``provider``) rather than openai's.
+ERROR_EXTENSION = "llm_bridge.error"
+
+#: The first path segment of each OpenAI API, with the name an error message uses.
+_APIS = {
+    "chat": "chat completions",
+    "completions": "the legacy completions API",
+    "embeddings": "embeddings",
+    "models": "models",
+    "responses": "the Responses API",
+    "images": "image generation",
+    "audio": "audio (speech, transcription, translation)",
+    "files": "files",
+    "batches": "batches",
+    "moderations": "moderations",
+    "fine_tuning": "fine-tuning",
+    "uploads": "uploads",
+    "vector_stores": "vector stores",
+    "assistants": "assistants",
+    "threads": "threads",
+    "realtime": "the Realtime API",
+    "conversations": "conversations",
+    "evals": "evals",
+    "containers": "containers",
+    "videos": "videos",
+    "skills": "skills",
+    "organization": "the administration API",
+    "admin": "the administration API",
+}
+
+#: Request headers that belong to the openai client's conversation with us, not to the
+#: provider: its own key, its telemetry, the body's framing. The rest (the caller's
+#: ``default_headers`` and ``extra_headers``) go upstream.
+_LOCAL_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "authorization",
+        "api-key",
+        "openai-organization",
+        "openai-project",
+        "idempotency-key",
+        "x-stainless-raw-response",
+    }
+)
+
+
+class Endpoint(NamedTuple):
+    """Which API a request is for: ``chat``, ``embeddings``, ``models``, ``model`` (one
+    model, named by ``model_id``) or ``unserved`` (``api`` says which)."""
+
+    kind: str
+    api: str
+    model_id: Optional[str] = None
+
+
+def endpoint_of(method: str, path: str, root_path: str = "") -> Endpoint:
+    """The API a request path addresses, below ``root_path`` when known, else by the first
+    segment that names an OpenAI API."""
+    path = path.rstrip("/")
+    if root_path and path.startswith(root_path.rstrip("/") + "/"):
+        segments = path[len(root_path.rstrip("/")) + 1 :].split("/")
+    else:
+        segments = path.strip("/").split("/")
+        starts = [i for i, segment in enumerate(segments) if segment in _APIS]
+        segments = segments[starts[0] :] if starts else segments
+    head = segments[0] if segments else ""
+    api = _APIS.get(head, "/".join(segments) or "/")
+    if method == "POST" and segments == ["chat", "completions"]:
+        return Endpoint("chat", api)
+    if method == "POST" and segments == ["embeddings"]:
+        return Endpoint("embeddings", api)
+    if method == "GET" and segments == ["models"]:
+        return Endpoint("models", api)
+    if method == "GET" and head == "models" and len(segments) > 1:
+        return Endpoint("model", api, "/".join(segments[1:]))
+    if head == "chat":
+        api = "stored chat completions"
+    return Endpoint("unserved", api)
+
+
+def split_body(kind: str, body: object) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The API's parameters, and the rest (the caller's provider extras)."""
+    if not isinstance(body, dict):
+        raise invalid_request("the request body must be a JSON object", param=None)
+    known = CHAT_PARAMS if kind == "chat" else EMBEDDING_PARAMS
+    params = {k: v for k, v in body.items() if k in known and v is not None}
+    extras = {k: v for k, v in body.items() if k not in known}
+    return params, extras
+
+
+def read_json(content: bytes) -> object:
+    try:
+        return json.loads(content) if content else {}
+    except ValueError as exc:
+        raise invalid_request(f"the request body is not valid JSON ({exc})", param=None) from None
+
+
+def invalid_request(message: str, *, param: Optional[str]) -> APIStatusError:
+    """A request OpenAI's server would answer with 400, as the error it would raise."""
+    return local_error(
+        BadRequestError, message, request=httpx.Request("POST", "/"), param=param, code=None
+    )
+
+
+def unserved(endpoint: Endpoint, provider: Optional[str]) -> APIStatusError:
+    """The error for an API the routed provider does not serve: never a call elsewhere."""
+    who = f"provider {provider!r}" if provider else "llm-bridge"
+    return local_error(
+        NotFoundError,
+        f"{who} does not serve {endpoint.api} through llm-bridge; it serves chat "
+        f"completions, embeddings and models",
+        request=httpx.Request("POST", "/"),
+        code="unsupported_api",
+        provider=provider,
+    )
+
+
+def forwarded_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The caller's own headers among those a request carries (see `_LOCAL_HEADERS`)."""
+    return {
+        name: value
+        for name, value in headers
+        if name.lower() not in _LOCAL_HEADERS
+        and not name.lower().startswith(("x-stainless-", "x-llm-bridge-"))
+    }
+
+
+def timeout_from(extensions: Mapping[str, Any]) -> Optional[httpx.Timeout]:
+    """The timeout the openai client set on a request (httpx's and httpx2's shape)."""
+    timeout = extensions.get("timeout")
+    if not isinstance(timeout, dict):
+        return None
+    return httpx.Timeout(**{k: timeout.get(k) for k in ("connect", "read", "write", "pool")})
+
+
+def bearer_of(headers: Mapping[str, str]) -> Optional[str]:
+    value = headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class ErrorReply(NamedTuple):
+    """The status, headers and body a front door answers an error with."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def as_openai_error(error: BaseException) -> Optional[OpenAIError]:
+    """The OpenAI error a front door reports for an exception, if it is one to report.
+
+    Parameter checks raise ``TypeError``/``ValueError`` naming the parameter; OpenAI's
+    server answers such requests with 400, so that is what they become here."""
+    if isinstance(error, OpenAIError):
+        return error
+    if isinstance(error, (TypeError, ValueError)):
+        return invalid_request(str(error), param=None)
+    return None
+
+
+def error_reply(error: OpenAIError) -> ErrorReply:
+    """OpenAI's answer to a failed request: status, headers, ``{"error": {...}}``.
+
+    ``x-should-retry: false`` tells the openai client not to retry: the engine has made
+    every attempt the caller's ``max_retries`` allows already."""
+    status, kind = 500, "server_error"
+    code = getattr(error, "code", None)
+    if isinstance(error, APIStatusError):
+        status, kind = error.status_code, getattr(error, "type", None) or _kind(error.status_code)
+    elif isinstance(error, APITimeoutError):
+        status, kind, code = 504, "timeout", code or "timeout"
+    elif isinstance(error, APIConnectionError):
+        status, kind, code = 502, "connection_error", code or "connection_error"
+    elif isinstance(error, ModelNotFoundError):
+        status, kind, code = 404, "invalid_request_error", "model_not_found"
+    elif isinstance(error, ConfigError):
+        status, kind = 500, "configuration_error"
+    elif not isinstance(error, APIError):
+        status, kind = 400, "invalid_request_error"
+    message = getattr(error, "message", None) or str(error)
+    payload: dict[str, Any] = {
+        "message": message,
+        "type": kind,
+        "param": getattr(error, "param", None),
+        "code": code,
+    }
+    for extra in ("provider", "provider_code"):
+        value = getattr(error, extra, None)
+        if value is not None:
+            payload[extra] = value
+    headers = {"content-type": "application/json", "x-should-retry": "false"}
+    request_id = getattr(error, "request_id", None)
+    if request_id:
+        headers["x-request-id"] = request_id
+    body = json.dumps({"error": payload}, ensure_ascii=False).encode()
+    return ErrorReply(status, headers, body)
+
+
+def _kind(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error"
+    )
+
+
+def success_headers(parsed: Any, provider: Optional[str]) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    extra = getattr(parsed, "__pydantic_extra__", None) or {}
+    request_id = extra.get("request_id") or getattr(parsed, "id", None)
+    if isinstance(request_id, str) and request_id:
+        headers["x-request-id"] = request_id
+    if provider:
+        headers["x-llm-bridge-provider"] = provider
+    return headers
+
+
+def json_body(parsed: Any) -> bytes:
+    """A response model (or a plain value) as OpenAI's JSON."""
+    if hasattr(parsed, "model_dump_json"):
+        return parsed.model_dump_json().encode()
+    return json.dumps(parsed, ensure_ascii=False).encode()
+
+
+def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:
+    """Chunk models as OpenAI's server-sent events, ending with ``[DONE]``."""
+    for chunk in chunks:
+        yield b"data: " + chunk.model_dump_json().encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}

@@ -1,0 +1,460 @@
+"""The transport under the genuine openai client: OpenAI requests in, provider calls out.
+
+``llm_bridge.OpenAI`` is openai's client with this transport in its HTTP client, and
+``llm_bridge.http_client()`` hands the same transport to any openai client. A request
+openai sends (``POST .../chat/completions`` with OpenAI JSON) is read by `_front`, routed
+and sent to the provider by the engine (retries, fallbacks, usage), and answered with the
+OpenAI JSON or server-sent events openai expects. Nothing reaches the network from here
+except the engine's calls to providers.
+
+Errors become OpenAI-shaped error responses with ``x-should-retry: false`` (the engine
+made every attempt already, so openai's own loop must not multiply them), each carrying
+the exception object in its extensions: ``llm_bridge.OpenAI`` raises that object, with
+``provider`` and ``provider_code``; a plain openai client raises openai's class for the
+status. A provider that cannot be reached is raised as `APIConnectionError` /
+`APITimeoutError` to a plain client (openai 2 and later pass an ``OpenAIError`` from the
+transport through unchanged), since no status fits it.
+
+The transport classes serve both HTTP libraries openai has used: ``httpx2`` (openai 3.x)
+and ``httpx``; which one a request came from decides the response type.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import httpx
+
+from . import _front
+from ._catalogue import model_entry, model_list
+from ._endpoints import recognise
+from ._errors import APIConnectionError, OpenAIError
+
+if TYPE_CHECKING:
+    from ._config import Config
+    from ._engine import AsyncEngine, Engine, SyncEngine
+    from .usage import UsageLedger, UsageRecord
+
+try:  # openai 3.x speaks httpx2; earlier versions, and legacy clients, httpx
+    import httpx2
+except ImportError:  # pragma: no cover - only without openai 3.x
+    httpx2 = None  # type: ignore[assignment]
+
+__all__ = [
+    "AsyncBridgeTransport",
+    "BridgeTransport",
+    "EngineFactory",
+    "FixedEngine",
+    "RoutedEngines",
+    "async_http_client",
+    "http_client",
+]
+
+_SYNC_STREAM_BASES: tuple[type, ...] = (httpx.SyncByteStream,) + (
+    (httpx2.SyncByteStream,) if httpx2 is not None else ()
+)
+_ASYNC_STREAM_BASES: tuple[type, ...] = (httpx.AsyncByteStream,) + (
+    (httpx2.AsyncByteStream,) if httpx2 is not None else ()
+)
+_SYNC_TRANSPORT_BASES: tuple[type, ...] = (httpx.BaseTransport,) + (
+    (httpx2.BaseTransport,) if httpx2 is not None else ()
+)
+_ASYNC_TRANSPORT_BASES: tuple[type, ...] = (httpx.AsyncBaseTransport,) + (
+    (httpx2.AsyncBaseTransport,) if httpx2 is not None else ()
+)
+
+#: Engines a routing transport keeps (one per provider root and request key).
+_MAX_ROUTED_ENGINES = 64
+
+
+class EngineChoice:
+    """The engine a request goes to, and the API root its path is read below."""
+
+    def __init__(self, engine: Any, root_path: str = "") -> None:
+        self.engine = engine
+        self.root_path = root_path
+
+
+class FixedEngine:
+    """``llm_bridge.OpenAI``'s own: every request goes to the client's engine."""
+
+    def __init__(self, factory: EngineFactory, engine: Any, root_path: str) -> None:
+        self.factory = factory
+        self.engine = engine
+        self._choice = EngineChoice(engine, root_path)
+
+    def choose(self, request: Any) -> EngineChoice:
+        return self._choice
+
+
+class RoutedEngines:
+    """``llm_bridge.http_client()``'s: the request's host and key pick the engine.
+
+    A request to a known provider root (DashScope's compatible mode, Zhipu, Qianfan v2
+    ...) goes to that provider, with that root's settings; anything else to ``provider``
+    (or wherever the config routes the model). The key is the config's or environment's
+    for the provider, else the request's own bearer key.
+    """
+
+    def __init__(self, factory: EngineFactory, config: Config, provider: Optional[str]) -> None:
+        self.factory = factory
+        self.config = config
+        self.provider = provider
+        self._engines: dict[tuple[Any, ...], EngineChoice] = {}
+        self._lock = threading.Lock()
+        self.default = EngineChoice(factory(config, provider=provider, api_key=None, base_url=None))
+
+    def choose(self, request: Any) -> EngineChoice:
+        known = recognise(self.config, str(request.url))
+        if known is None:
+            return self.default
+        config = self.config.with_provider_settings(known.provider, known.settings)
+        has_key = any(config.secret(known.provider, f) for f in ("api_key", "iam_access_key"))
+        key = None if has_key else _front.bearer_of(request.headers)
+        cache_key = (known.provider, known.root, key)
+        choice = self._engines.get(cache_key)
+        if choice is None:
+            with self._lock:
+                choice = self._engines.get(cache_key)
+                if choice is None:
+                    if len(self._engines) >= _MAX_ROUTED_ENGINES:
+                        self._engines.pop(next(iter(self._engines)))
+                    engine = self.factory(
+                        config, provider=known.provider, api_key=key, base_url=known.root
+                    )
+                    root_path = httpx.URL(known.root).path
+                    choice = self._engines[cache_key] = EngineChoice(engine, root_path)
+        return choice
+
+
+class _Call:
+    """One front-door request, read: where it goes and what it asks."""
+
+    __slots__ = ("endpoint", "engine", "options", "params")
+
+    def __init__(self, source: Any, request: Any, *, stream_ok: bool = True) -> None:
+        choice = source.choose(request)
+        self.engine = choice.engine
+        self.endpoint = _front.endpoint_of(request.method, request.url.path, choice.root_path)
+        self.params: dict[str, Any] = {}
+        self.options: Any = None
+        kind = self.endpoint.kind
+        if kind == "unserved":
+            raise _front.unserved(self.endpoint, self.engine.primary_provider())
+        if kind in ("chat", "embeddings"):
+            body = _front.read_json(request.content)
+            self.params, extras = _front.split_body(kind, body)
+            given: dict[str, Any] = {}
+            headers = _front.forwarded_headers(request.headers.multi_items())
+            if headers:
+                given["extra_headers"] = headers
+            query = dict(request.url.params.multi_items())
+            if query:
+                given["extra_query"] = query
+            if extras:
+                given["extra_body"] = extras
+            timeout = _front.timeout_from(request.extensions)
+            if timeout is not None:
+                given["timeout"] = timeout
+            self.options = self.engine.options(**given)
+
+    def local_answer(self) -> Any:
+        """``models`` and ``model``: answered from the catalogue, no provider call."""
+        if self.endpoint.kind == "models":
+            return model_list(self.engine, self.engine.provider)
+        return model_entry(self.engine, self.endpoint.model_id or "")
+
+
+def _library(request: Any) -> Any:
+    """The HTTP library a request is from (the response must be of the same)."""
+    if httpx2 is not None and isinstance(request, httpx2.Request):
+        return httpx2
+    return httpx
+
+
+class _TransportBase:
+    """What both transport flavours share: reading requests and writing answers."""
+
+    def __init__(self, source: Any, *, stash_errors: bool) -> None:
+        self.source = source
+        self.stash_errors = stash_errors
+
+    def _json(self, request: Any, call: _Call, parsed: Any) -> Any:
+        provider = getattr(parsed, "provider", None) or call.engine.primary_provider()
+        return _library(request).Response(
+            200,
+            headers=_front.success_headers(parsed, provider),
+            content=_front.json_body(parsed),
+            request=request,
+        )
+
+    def _failure(self, error: BaseException, request: Any) -> Any:
+        reported = _front.as_openai_error(error)
+        if reported is None:
+            raise error
+        if not self.stash_errors and isinstance(reported, APIConnectionError):
+            raise reported  # no status fits; openai passes OpenAIErrors through
+        reply = _front.error_reply(reported)
+        extensions = {_front.ERROR_EXTENSION: reported} if self.stash_errors else {}
+        return _library(request).Response(
+            reply.status,
+            headers=reply.headers,
+            content=reply.body,
+            request=request,
+            extensions=extensions,
+        )
+
+
+class _SSEBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
+    """A chat stream as OpenAI's server-sent events; closing it closes the provider's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        return _front.sse_lines(self._stream)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncSSEBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
+    """The asynchronous twin of `_SSEBody`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield b"data: " + chunk.model_dump_json().encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        await self._stream.close()
+
+
+class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[misc]
+    """The synchronous transport (``httpx.Client`` / ``httpx2.Client``)."""
+
+    def handle_request(self, request: Any) -> Any:
+        try:
+            request.read()
+            call = _Call(self.source, request)
+            kind = call.endpoint.kind
+            if kind == "chat":
+                result = call.engine.chat(call.params, call.options)
+            elif kind == "embeddings":
+                result = call.engine.embed(call.params, call.options)
+            else:
+                return self._json(request, call, call.local_answer())
+            parsed = result.parsed
+            if not call.params.get("stream") or not hasattr(parsed, "close"):
+                return self._json(request, call, parsed)
+            return _library(request).Response(
+                200, headers=_front.SSE_HEADERS, stream=_SSEBody(parsed), request=request
+            )
+        except Exception as error:
+            return self._failure(error, request)
+
+    def close(self) -> None:
+        factory = self.source.factory
+        if factory.owns_http:
+            factory.http.close()
+
+
+class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ignore[misc]
+    """The asynchronous transport (``httpx.AsyncClient`` / ``httpx2.AsyncClient``)."""
+
+    async def handle_async_request(self, request: Any) -> Any:
+        try:
+            await request.aread()
+            call = _Call(self.source, request)
+            kind = call.endpoint.kind
+            if kind == "chat":
+                result = await call.engine.chat(call.params, call.options)
+            elif kind == "embeddings":
+                result = await call.engine.embed(call.params, call.options)
+            else:
+                return self._json(request, call, call.local_answer())
+            parsed = result.parsed
+            if not call.params.get("stream") or not hasattr(parsed, "close"):
+                return self._json(request, call, parsed)
+            return _library(request).Response(
+                200, headers=_front.SSE_HEADERS, stream=_AsyncSSEBody(parsed), request=request
+            )
+        except Exception as error:
+            return self._failure(error, request)
+
+    async def aclose(self) -> None:
+        factory = self.source.factory
+        if factory.owns_http:
+            await factory.http.aclose()
+
+
+# --------------------------------------------------------------------------- factories
+
+
+class EngineFactory:
+    """Makes the engines of one front client: one upstream HTTP client, one usage ledger.
+
+    The upstream client is the caller's ``http_client`` (never closed here) or a default
+    one the factory owns and the transport closes."""
+
+    def __init__(
+        self,
+        engine_class: type[Engine],
+        *,
+        http_client: Union[httpx.Client, httpx.AsyncClient, None],
+        timeout: Any,
+        max_retries: int,
+        secret_key: Optional[str] = None,
+        on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+        usage: Optional[UsageLedger] = None,
+    ) -> None:
+        from ._constants import DEFAULT_TIMEOUT
+        from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
+
+        from ._engine import SyncEngine
+
+        self.engine_class = engine_class
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.max_retries = max_retries
+        self.secret_key = secret_key
+        self.on_usage = on_usage
+        self.usage = usage
+        self.owns_http = http_client is None
+        if http_client is None:
+            sync = issubclass(engine_class, SyncEngine)
+            make = DefaultHttpxClient if sync else DefaultAsyncHttpxClient
+            http_client = make(timeout=self.timeout)
+        self.http = http_client
+
+    def __call__(
+        self,
+        config: Config,
+        *,
+        provider: Optional[str],
+        api_key: Optional[str],
+        base_url: Optional[str],
+        secret_key: Optional[str] = None,
+    ) -> Any:
+        engine = self.engine_class(  # type: ignore[call-arg]
+            config,
+            http_client=self.http,
+            provider=provider,
+            api_key=api_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=None,
+            default_query=None,
+            on_usage=self.on_usage,
+            usage=self.usage,
+        )
+        self.usage = engine.usage  # the first engine's ledger serves the rest
+        return engine
+
+
+def _http_client(
+    flavour: str,
+    *,
+    config: Any = None,
+    provider: Optional[str] = None,
+    http_client: Any = None,
+    timeout: Any = None,
+    max_retries: int = 2,
+    on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+    library: Optional[str] = None,
+) -> Any:
+    from ._config import Config, load_config
+    from ._engine import AsyncEngine, SyncEngine
+
+    lib = _client_library(library)
+    resolved = config if isinstance(config, Config) else load_config(config)
+    make = EngineFactory(
+        SyncEngine if flavour == "sync" else AsyncEngine,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=max_retries,
+        on_usage=on_usage,
+    )
+    source = RoutedEngines(make, resolved, provider)
+    if flavour == "sync":
+        return lib.Client(transport=BridgeTransport(source, stash_errors=False))
+    return lib.AsyncClient(transport=AsyncBridgeTransport(source, stash_errors=False))
+
+
+def _client_library(library: Optional[str]) -> Any:
+    """The HTTP library to build a front client with: the one openai uses by default."""
+    if library is None:
+        library = "httpx2" if openai_uses_httpx2() else "httpx"
+    if library == "httpx":
+        return httpx
+    if library == "httpx2":
+        if httpx2 is None:
+            raise OpenAIError('library="httpx2" needs the httpx2 package (openai 3.x brings it)')
+        return httpx2
+    raise ValueError(f'library must be "httpx" or "httpx2", got {library!r}')
+
+
+def openai_uses_httpx2() -> bool:
+    import openai
+
+    return httpx2 is not None and int(openai.__version__.split(".", 1)[0]) >= 3
+
+
+def http_client(
+    *,
+    config: Any = None,
+    provider: Optional[str] = None,
+    http_client: Optional[httpx.Client] = None,
+    timeout: Any = None,
+    max_retries: int = 2,
+    on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+    library: Optional[str] = None,
+) -> Any:
+    """An HTTP client for ``openai.OpenAI(http_client=...)`` that goes through llm-bridge.
+
+    Requests to a known provider root keep going there, with every quirk handled;
+    anything else is routed by the config (aliases, ``provider/model``) or to
+    ``provider``. ``http_client`` carries the upstream traffic (proxies, TLS, test
+    transports); ``max_retries`` and ``timeout`` govern the provider calls (the openai
+    client's own retries are switched off per response). ``library`` is ``"httpx2"``
+    (openai 3.x's default) or ``"httpx"``.
+    """
+    return _http_client(
+        "sync",
+        config=config,
+        provider=provider,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=max_retries,
+        on_usage=on_usage,
+        library=library,
+    )
+
+
+def async_http_client(
+    *,
+    config: Any = None,
+    provider: Optional[str] = None,
+    http_client: Optional[httpx.AsyncClient] = None,
+    timeout: Any = None,
+    max_retries: int = 2,
+    on_usage: Optional[Callable[[UsageRecord], Any]] = None,
+    library: Optional[str] = None,
+) -> Any:
+    """`http_client` for ``openai.AsyncOpenAI``."""
+    return _http_client(
+        "async",
+        config=config,
+        provider=provider,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=max_retries,
+        on_usage=on_usage,
+        library=library,
+    )
