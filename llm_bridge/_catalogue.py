@@ -28,9 +28,7 @@ def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
     """The page ``client.models.list()`` reads."""
     config = engine.config
     names = [provider] if provider else list(config.providers)
-    data = [
-        _model(model, name) for name in names for model in config.providers[name].models
-    ]
+    data = [_model(model, name) for name in names for model in config.providers[name].models]
     data.extend(_model(alias, "llm-bridge-alias") for alias in config.aliases)
     return {"object": "list", "data": data}
 

@@ -21,7 +21,6 @@ import httpx
 import openai
 
 from ._constants import DEFAULT_MAX_RETRIES
-from ._front import ERROR_EXTENSION
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -125,6 +124,8 @@ class _Bridged:
 
     def _make_status_error(self, err_msg: str, *, body: object, response: Any) -> Any:
         """The exception the transport reported (ours, with ``provider``), else openai's."""
+        from ._front import ERROR_EXTENSION
+
         stashed = response.extensions.get(ERROR_EXTENSION)
         if stashed is not None:
             return stashed
@@ -230,6 +231,14 @@ class OpenAI(_Bridged, openai.OpenAI):
             project=project,
         )
 
+    def _process_response(self, **kwargs: Any) -> Any:
+        """openai's, with ``retries_taken`` counting the engine's retries too."""
+        from ._front import retries_of
+
+        if "retries_taken" in kwargs:
+            kwargs["retries_taken"] += retries_of(kwargs.get("response"))
+        return super()._process_response(**kwargs)
+
 
 class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
     """``openai.AsyncOpenAI``, answered through llm-bridge."""
@@ -275,6 +284,14 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
             organization=organization,
             project=project,
         )
+
+    async def _process_response(self, **kwargs: Any) -> Any:
+        """openai's, with ``retries_taken`` counting the engine's retries too."""
+        from ._front import retries_of
+
+        if "retries_taken" in kwargs:
+            kwargs["retries_taken"] += retries_of(kwargs.get("response"))
+        return await super()._process_response(**kwargs)
 
 
 def _default_timeout() -> Any:

@@ -45,17 +45,17 @@ from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._request_builder import RequestBuilder
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
+from ._shapes.chat import ChatCompletion
+from ._shapes.completion_usage import CompletionUsage
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
 from .adapters._stop import cut_at_stop
-from ._shapes.chat import ChatCompletion
-from ._shapes.completion_usage import CompletionUsage
 from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 if TYPE_CHECKING:
-    from ._streaming import ChunkPipeline
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
+    from ._streaming import ChunkPipeline
 
 # Streams (`_streaming`), the tokenizers (`tokens`) and the embedding types are imported
 # where first needed: a client that never streams, estimates or embeds does not carry them.
@@ -487,12 +487,15 @@ class Engine:
 
     def embeddings(self, data: JSONDict, call: CallContext) -> CreateEmbeddingResponse:
         data["provider"] = call.provider
+        if not data["data"]:  # (openai raises a bare ValueError on an empty list)
+            raise ValueError("a response without embeddings")
         if call.encoding_format == "base64":
             for item in data["data"]:
-                if isinstance(item.get("embedding"), list):
-                    item["embedding"] = base64.b64encode(
-                        array("f", item["embedding"]).tobytes()
-                    ).decode("ascii")
+                vector = item.get("embedding")
+                if isinstance(vector, list):
+                    item["embedding"] = base64.b64encode(array("f", vector).tobytes()).decode()
+                elif isinstance(vector, str) and len(base64.b64decode(vector, validate=True)) % 4:
+                    raise ValueError("a base64 embedding that is not float32 values")
         from ._shapes.create_embedding_response import CreateEmbeddingResponse
 
         return CreateEmbeddingResponse.model_validate(data)

@@ -14,6 +14,7 @@ caller's provider extras, and go to the engine as ``extra_body`` again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
@@ -44,6 +45,9 @@ __all__ = [
     "sse_lines",
     "unserved",
 ]
+
+#: The parameter a check's message starts with: ``messages[0].role must be ...``.
+_PARAM_PATH = re.compile(r"[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*(?= )")
 
 #: Where a front-door response keeps the exception object it reports, so that
 #: ``llm_bridge.OpenAI`` raises that very object (with ``provider``) rather than openai's.
@@ -179,6 +183,15 @@ def forwarded_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     }
 
 
+def query_of(params: Any) -> dict[str, Any]:
+    """A request's query as a mapping (a repeated key as a list, as it came)."""
+    query: dict[str, Any] = {}
+    for key in params:
+        values = params.get_list(key)
+        query[key] = values if len(values) > 1 else values[0]
+    return query
+
+
 def timeout_from(extensions: Mapping[str, Any]) -> Optional[httpx.Timeout]:
     """The timeout the openai client set on a request (httpx's and httpx2's shape)."""
     timeout = extensions.get("timeout")
@@ -209,7 +222,9 @@ def as_openai_error(error: BaseException) -> Optional[OpenAIError]:
     if isinstance(error, OpenAIError):
         return error
     if isinstance(error, (TypeError, ValueError)):
-        return invalid_request(str(error), param=None)
+        message = str(error)
+        named = _PARAM_PATH.match(message)
+        return invalid_request(message, param=named.group(0) if named else None)
     return None
 
 
@@ -221,7 +236,9 @@ def error_reply(error: OpenAIError) -> ErrorReply:
     status, kind = 500, "server_error"
     code = getattr(error, "code", None)
     if isinstance(error, APIStatusError):
-        status, kind = error.status_code, getattr(error, "type", None) or _kind(error.status_code)
+        # An error inside an HTTP 200 body answers with its class's status.
+        status = error.status_code if error.status_code >= 400 else _class_status(error)
+        kind = getattr(error, "type", None) or _kind(status)
     elif isinstance(error, APITimeoutError):
         status, kind, code = 504, "timeout", code or "timeout"
     elif isinstance(error, APIConnectionError):
@@ -251,6 +268,11 @@ def error_reply(error: OpenAIError) -> ErrorReply:
     return ErrorReply(status, headers, body)
 
 
+def _class_status(error: APIStatusError) -> int:
+    status = getattr(type(error), "status_code", None)
+    return status if isinstance(status, int) and status >= 400 else 500
+
+
 def _kind(status: int) -> str:
     if status >= 500:
         return "server_error"
@@ -259,8 +281,22 @@ def _kind(status: int) -> str:
     )
 
 
-def success_headers(parsed: Any, provider: Optional[str]) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
+#: How many retries the engine took for a response (openai counts only its own).
+RETRIES_HEADER = "x-llm-bridge-retries"
+
+
+def retry_header(retries: int) -> dict[str, str]:
+    return {RETRIES_HEADER: str(retries)} if retries else {}
+
+
+def retries_of(response: Any) -> int:
+    """The engine's retries a front-door response reports (0 for any other response)."""
+    value = response.headers.get(RETRIES_HEADER) if response is not None else None
+    return int(value) if value and value.isdigit() else 0
+
+
+def success_headers(parsed: Any, provider: Optional[str], retries: int = 0) -> dict[str, str]:
+    headers = {"content-type": "application/json", **retry_header(retries)}
     extra = getattr(parsed, "__pydantic_extra__", None) or {}
     request_id = extra.get("request_id") or getattr(parsed, "id", None)
     if isinstance(request_id, str) and request_id:

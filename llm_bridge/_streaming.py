@@ -22,11 +22,11 @@ import httpx
 
 from ._auth import scrub
 from ._errors import APIConnectionError, APIError, APITimeoutError
+from ._shapes.chat import ChatCompletion, ChatCompletionChunk
+from ._shapes.completion_usage import CompletionUsage
 from ._sse import SSEDecoder
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
-from ._shapes.chat import ChatCompletion, ChatCompletionChunk
-from ._shapes.completion_usage import CompletionUsage
 
 __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
 

@@ -34,7 +34,7 @@ from ._errors import APIConnectionError, OpenAIError
 
 if TYPE_CHECKING:
     from ._config import Config
-    from ._engine import AsyncEngine, Engine, SyncEngine
+    from ._engine import Engine
     from .usage import UsageLedger, UsageRecord
 
 try:  # openai 3.x speaks httpx2; earlier versions, and legacy clients, httpx
@@ -150,7 +150,7 @@ class _Call:
             headers = _front.forwarded_headers(request.headers.multi_items())
             if headers:
                 given["extra_headers"] = headers
-            query = dict(request.url.params.multi_items())
+            query = _front.query_of(request.url.params)
             if query:
                 given["extra_query"] = query
             if extras:
@@ -181,14 +181,23 @@ class _TransportBase:
         self.source = source
         self.stash_errors = stash_errors
 
-    def _json(self, request: Any, call: _Call, parsed: Any) -> Any:
+    def _json(self, request: Any, call: _Call, parsed: Any, retries: int = 0) -> Any:
         provider = getattr(parsed, "provider", None) or call.engine.primary_provider()
         return _library(request).Response(
             200,
-            headers=_front.success_headers(parsed, provider),
+            headers=_front.success_headers(parsed, provider, retries),
             content=_front.json_body(parsed),
             request=request,
         )
+
+    def _answer(self, request: Any, call: _Call, result: Any) -> Any:
+        """An engine result as openai's JSON, or as its event stream."""
+        parsed = result.parsed
+        if not call.params.get("stream") or not hasattr(parsed, "close"):
+            return self._json(request, call, parsed, result.retries_taken)
+        headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
+        body = _SSEBody(parsed) if isinstance(self, BridgeTransport) else _AsyncSSEBody(parsed)
+        return _library(request).Response(200, headers=headers, stream=body, request=request)
 
     def _failure(self, error: BaseException, request: Any) -> Any:
         reported = _front.as_openai_error(error)
@@ -249,12 +258,7 @@ class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[m
                 result = call.engine.embed(call.params, call.options)
             else:
                 return self._json(request, call, call.local_answer())
-            parsed = result.parsed
-            if not call.params.get("stream") or not hasattr(parsed, "close"):
-                return self._json(request, call, parsed)
-            return _library(request).Response(
-                200, headers=_front.SSE_HEADERS, stream=_SSEBody(parsed), request=request
-            )
+            return self._answer(request, call, result)
         except Exception as error:
             return self._failure(error, request)
 
@@ -278,12 +282,7 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
                 result = await call.engine.embed(call.params, call.options)
             else:
                 return self._json(request, call, call.local_answer())
-            parsed = result.parsed
-            if not call.params.get("stream") or not hasattr(parsed, "close"):
-                return self._json(request, call, parsed)
-            return _library(request).Response(
-                200, headers=_front.SSE_HEADERS, stream=_AsyncSSEBody(parsed), request=request
-            )
+            return self._answer(request, call, result)
         except Exception as error:
             return self._failure(error, request)
 
@@ -314,9 +313,8 @@ class EngineFactory:
         usage: Optional[UsageLedger] = None,
     ) -> None:
         from ._constants import DEFAULT_TIMEOUT
-        from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
-
         from ._engine import SyncEngine
+        from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 
         self.engine_class = engine_class
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout

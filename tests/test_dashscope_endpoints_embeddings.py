@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from helpers import float32
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -652,7 +653,7 @@ async def test_results_sorted_by_text_index(mode: str):
     assert [e["text_index"] for e in sent] != sorted(e["text_index"] for e in sent)  # shuffled
     assert [e.index for e in result.data] == [0, 1, 2, 3]
     by_index = {e["text_index"]: e["embedding"] for e in sent}
-    assert [e.embedding for e in result.data] == [by_index[i] for i in range(4)]
+    assert [e.embedding for e in result.data] == float32([by_index[i] for i in range(4)])
     assert len({tuple(e.embedding) for e in result.data}) == 4
 
 
@@ -681,7 +682,7 @@ async def test_d7_byte_exact_through_respx(mode: str):
             extra_body={"text_type": "query"},
         )
     assert json.loads(route.calls.last.request.content) == D7_REQUEST
-    assert result.data[0].embedding == [-0.0485, 0.0257, -0.0124]
+    assert result.data[0].embedding == float32([-0.0485, 0.0257, -0.0124])
     assert result.data[0].index == 0
     assert result.usage.prompt_tokens == 7
     assert result.usage.total_tokens == 7
@@ -708,7 +709,7 @@ async def test_out_of_order_answer_is_reordered_by_text_index(mode: str):
         mode, make_client(mode, handler), model="text-embedding-v3", input=["a", "b", "c"]
     )
     assert [e.index for e in result.data] == [0, 1, 2]
-    assert [e.embedding for e in result.data] == [[0.0], [1.0], [2.0]]
+    assert [e.embedding for e in result.data] == float32([[0.0], [1.0], [2.0]])
 
 
 @MODES
@@ -724,7 +725,7 @@ async def test_25_inputs_to_v3_are_batched_to_the_catalogue_limit(mode: str):
     assert [t for b in batches for t in b] == texts
     assert all(body["parameters"] == {"dimension": 256} for body in rec.bodies)
     assert [e.index for e in result.data] == list(range(25))
-    assert [e.embedding for e in result.data] == native_vectors(rec.answers)
+    assert [e.embedding for e in result.data] == float32(native_vectors(rec.answers))
     assert len({tuple(e.embedding) for e in result.data}) == 25
     assert result.usage.prompt_tokens == sum(a["usage"]["total_tokens"] for a in rec.answers)
     assert result.usage.total_tokens == result.usage.prompt_tokens
@@ -740,7 +741,7 @@ async def test_60_inputs_to_v1_are_batched_to_its_limit(mode: str):
     assert [len(b) for b in batches[:-1]] == [V1_BATCH] * (len(batches) - 1)
     assert [t for b in batches for t in b] == texts
     assert [e.index for e in result.data] == list(range(60))
-    assert [e.embedding for e in result.data] == native_vectors(rec.answers)
+    assert [e.embedding for e in result.data] == float32(native_vectors(rec.answers))
     assert all(
         len(e.embedding) == CATALOGUE["text-embedding-v1"]["dimensions"][0] for e in result.data
     )
@@ -764,7 +765,7 @@ async def test_a_throttled_later_batch_is_retried_and_order_kept(mode: str):
     assert len(f.requests) == 3
     assert [len(b["input"]["texts"]) for b in rec.bodies] == [V3_BATCH, 3, 3]
     assert [e.index for e in result.data] == list(range(len(texts)))
-    assert [e.embedding for e in result.data] == native_vectors(rec.answers)
+    assert [e.embedding for e in result.data] == float32(native_vectors(rec.answers))
 
 
 @MODES
@@ -774,7 +775,7 @@ async def test_a_single_string_input(mode: str):
     assert rec.bodies[0]["input"] == {"texts": ["just one"]}
     assert len(result.data) == 1
     assert result.data[0].index == 0
-    assert result.data[0].embedding == native_vectors(rec.answers)[0]
+    assert result.data[0].embedding == float32(native_vectors(rec.answers)[0])
 
 
 @MODES
@@ -930,7 +931,9 @@ async def test_compatible_embeddings_openai_shape(mode: str):
     assert rec.requests[0].url == url(CN, COMPAT_EMBED)
     assert rec.bodies == [{"model": "text-embedding-v3", "input": ["a", "b"], "dimensions": 512}]
     assert [e.index for e in result.data] == [0, 1]
-    assert [e.embedding for e in result.data] == [d["embedding"] for d in rec.answers[0]["data"]]
+    assert [e.embedding for e in result.data] == float32(
+        [d["embedding"] for d in rec.answers[0]["data"]]
+    )
     assert result.usage.prompt_tokens == rec.answers[0]["usage"]["prompt_tokens"]
 
 

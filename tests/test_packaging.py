@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from pathlib import Path
@@ -68,13 +69,19 @@ def test_wheel_contains_provider_tables_and_marker(wheel: Path) -> None:
 
 def test_installed_wheel_finds_provider_tables(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    # The venv sees the system site-packages for the runtime dependencies (and pip);
-    # the package itself comes only from the wheel installed into it.
-    _run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        cwd=tmp_path,
-    )
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # The runtime dependencies (and pip) come from the environment running the tests,
+    # whatever it is (a fresh venv's packages are not the system's): its site-packages
+    # directories are added by a path file. Path files inside them are not run, so an
+    # editable install of llm_bridge there stays invisible; the package itself comes
+    # only from the wheel installed below.
+    nested = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        cwd=tmp_path,
+    ).stdout.strip()
+    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(nested, "outer_environment.pth").write_text("\n".join(sorted(outer)) + "\n")
     _run(
         [
             str(python),

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from llm_bridge import APIError, OpenAI
+from llm_bridge._shapes.chat import ChatCompletionChunk
 from llm_bridge._sse import SSEDecoder, SSEEvent
 from llm_bridge.adapters._base import Adapter, CallContext
 from llm_bridge.testing import (
@@ -32,7 +33,6 @@ from llm_bridge.testing import (
     FakeQianfanV2,
     FakeZhipu,
 )
-from llm_bridge.types.chat import ChatCompletionChunk
 
 PROFILE = settings(
     max_examples=200,

@@ -118,7 +118,9 @@ def test_a_readable_figure_after_an_unreadable_one_is_exact_again() -> None:
     with respx.mock() as mock:
         body = dashscope_event("好", "null", good)  # the first read; the rest fed below
         mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
-        stream = client.chat.completions.create(model="qwen-plus", messages=HELLO, stream=True)
+        engine = client._engine  # the engine's own stream, under openai's
+        params = {"model": "qwen-plus", "messages": HELLO, "stream": True}
+        stream = engine.chat(params, engine.options()).parsed
         pipeline = stream._pipeline
         assert pipeline.usage is not None and pipeline._text is None  # figures: no text kept
         pipeline.feed(dashscope_event("!", "null", bad).encode())

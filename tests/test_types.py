@@ -1,4 +1,4 @@
-"""Tests for the response models in ``llm_bridge.types``.
+"""Tests for the response models in ``llm_bridge._shapes``.
 
 They check that OpenAI-shaped payloads validate, that provider extras (Zhipu's
 ``request_id`` / ``web_search``, ``reasoning_content``, our ``provider`` tag) survive as
@@ -9,14 +9,14 @@ shared fields dump exactly as openai's own models do.
 import copy
 import json
 
-from llm_bridge.types import (
+from llm_bridge._shapes import (
     CompletionUsage,
     CreateEmbeddingResponse,
     Embedding,
     Model,
     chat,
 )
-from llm_bridge.types.chat import (
+from llm_bridge._shapes.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
@@ -24,7 +24,7 @@ from llm_bridge.types.chat import (
     ChatCompletionMessageToolCall,
     ChatCompletionTokenLogprob,
 )
-from llm_bridge.types.chat.chat_completion_chunk import ChoiceDelta
+from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDelta
 
 OPENAI_COMPLETION = {
     "id": "chatcmpl-abc123",

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from helpers import float32
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -111,7 +112,7 @@ def test_embedding_3_body_and_result(rec: Recorder):
     assert [type(e) for e in result.data] == [Embedding, Embedding]
     assert [e.index for e in result.data] == [0, 1]
     assert all(len(e.embedding) == 256 for e in result.data)
-    assert [e.embedding for e in result.data] == rec.vectors()
+    assert [e.embedding for e in result.data] == float32(rec.vectors())
     usage = rec.answers[0]["usage"]
     assert result.usage.prompt_tokens == usage["prompt_tokens"] > 0
     assert result.usage.total_tokens == usage["total_tokens"]
@@ -131,7 +132,7 @@ def test_embedding_z7_byte_exact_through_respx():
         "input": ["智谱AI是一家专注于大模型的公司"],
         "dimensions": 256,
     }
-    assert result.data[0].embedding == [-0.0277, 0.0153, 0.0331]
+    assert result.data[0].embedding == float32([-0.0277, 0.0153, 0.0331])
     assert result.usage.prompt_tokens == 11
     assert result.usage.total_tokens == 11
     assert result.provider == "zhipu"
@@ -161,7 +162,7 @@ def test_many_inputs_are_batched_to_the_catalogue_limit(rec: Recorder):
     assert [t for batch in batches for t in batch] == texts
     assert all(body["dimensions"] == 256 for body in rec.bodies)
     assert [e.index for e in result.data] == list(range(150))
-    assert [e.embedding for e in result.data] == rec.vectors()
+    assert [e.embedding for e in result.data] == float32(rec.vectors())
     assert len({tuple(e.embedding) for e in result.data}) == 150  # order really matters
     assert result.usage.prompt_tokens == sum(a["usage"]["prompt_tokens"] for a in rec.answers)
     assert result.usage.total_tokens == sum(a["usage"]["total_tokens"] for a in rec.answers)
@@ -253,8 +254,8 @@ def test_base64_encoding_with_batches(rec: Recorder):
         assert list(decoded) == pytest.approx(floats, rel=1e-6, abs=1e-7)
 
 
-def test_empty_list_input_raises_value_error(rec: Recorder):
-    with pytest.raises(ValueError):
+def test_empty_list_input_is_a_bad_request(rec: Recorder):
+    with pytest.raises(BadRequestError, match="input"):
         rec.client().embeddings.create(model="embedding-3", input=[])
     assert rec.fake.requests == []
 
@@ -280,7 +281,7 @@ async def test_async_embeddings_batched(rec: Recorder):
     result = await rec.aclient().embeddings.create(model="embedding-3", input=texts)
     assert len(rec.fake.requests) == math.ceil(150 / MAX_BATCH)
     assert [e.index for e in result.data] == list(range(150))
-    assert [e.embedding for e in result.data] == rec.vectors()
+    assert [e.embedding for e in result.data] == float32(rec.vectors())
     assert result.usage.total_tokens == sum(a["usage"]["total_tokens"] for a in rec.answers)
 
 
@@ -288,7 +289,7 @@ async def test_async_embeddings_errors(rec: Recorder):
     c = rec.aclient()
     with pytest.raises(BadRequestError):
         await c.embeddings.create(model="embedding-3", input=["a"], dimensions=300)
-    with pytest.raises(ValueError):
+    with pytest.raises(BadRequestError, match="input"):
         await c.embeddings.create(model="embedding-3", input=[])
     assert rec.fake.requests == []
 
