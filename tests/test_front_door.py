@@ -1,0 +1,308 @@
+"""The genuine openai client as the front door, through both routes.
+
+``llm_bridge.OpenAI`` *is* an ``openai.OpenAI``; ``llm_bridge.http_client()`` puts any openai
+client on the same path. What openai code relies on holds on each: isinstance checks,
+``except openai.RateLimitError``, the tool loop that appends the returned message, the
+``parse`` and ``stream`` helpers, exactly ``max_retries + 1`` attempts, and a clear
+``NotFoundError`` for an API the provider does not serve. Offline, against the fakes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import openai
+import pydantic
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+import llm_bridge
+from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible, FakeZhipu
+
+KEY = "id.secret"
+ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
+HELLO = [{"role": "user", "content": "你好"}]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def bridged(fake: Any, **kwargs: Any) -> openai.OpenAI:
+    """``llm_bridge.OpenAI`` on Zhipu, its provider traffic answered by ``fake``."""
+    kwargs.setdefault("provider", "zhipu")
+    kwargs.setdefault("api_key", KEY)
+    return llm_bridge.OpenAI(http_client=httpx.Client(transport=fake.transport()), **kwargs)
+
+
+def plain(fake: Any, base_url: str = ZHIPU_ROOT, **kwargs: Any) -> openai.OpenAI:
+    """A plain ``openai.OpenAI`` given ``llm_bridge.http_client()``."""
+    bridge = llm_bridge.http_client(http_client=httpx.Client(transport=fake.transport()), **kwargs)
+    return openai.OpenAI(api_key=KEY, base_url=base_url, http_client=bridge)
+
+
+DOORS = pytest.mark.parametrize("door", [bridged, plain], ids=["llm_bridge.OpenAI", "http_client"])
+
+
+def test_the_client_is_openais_and_so_are_its_answers() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("你好！")
+    client = bridged(fake)
+    assert isinstance(client, openai.OpenAI)
+    assert str(client.base_url) == ZHIPU_ROOT + "/"  # the provider's real root
+    assert client.api_key == KEY
+    result = client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert type(result) is ChatCompletion
+    assert result.choices[0].message.content == "你好！"
+    assert result.provider == "zhipu"  # extras stay reachable
+    assert result.usage is not None and result.usage.estimated is False
+    assert result._request_id  # openai's own request id, from our header
+
+
+@DOORS
+def test_openais_exception_classes_catch_provider_errors(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).fail("rate_limit").fail("rate_limit").fail("rate_limit")
+    client = door(fake, max_retries=0) if door is bridged else door(fake, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert info.value.status_code == 429
+    assert info.value.code == "rate_limit_exceeded"
+    assert len(fake.requests) == 1  # no retry by openai on top of llm-bridge's (none here)
+    if door is bridged:  # our own object, with the provider's side
+        assert isinstance(info.value, llm_bridge.RateLimitError)
+        assert (info.value.provider, info.value.provider_code) == ("zhipu", "1302")
+    else:  # openai's class for the status; the body names the provider
+        assert info.value.body["provider_code"] == "1302"
+
+
+@DOORS
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_a_target_makes_exactly_max_retries_plus_one_attempts(door: Any, max_retries: int) -> None:
+    fake = FakeZhipu(api_key=KEY)
+    for _ in range(max_retries + 2):
+        fake.fail("server_error")
+    client = door(fake, max_retries=max_retries)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert len(fake.requests) == max_retries + 1
+
+
+def test_with_options_max_retries_governs_the_engine() -> None:
+    fake = FakeZhipu(api_key=KEY).fail("server_error").fail("server_error").reply("ok")
+    client = bridged(fake, max_retries=0)
+    copy = client.with_options(max_retries=2)
+    assert copy.max_retries == 2 and isinstance(copy, llm_bridge.OpenAI)
+    assert copy.chat.completions.create(model="glm-4-flash", messages=HELLO).choices
+    assert len(fake.requests) == 3
+    raw = copy.chat.completions.with_raw_response.create(model="glm-4-flash", messages=HELLO)
+    assert raw.retries_taken == 0 and raw.http_response.headers["x-llm-bridge-provider"] == "zhipu"
+
+
+@DOORS
+def test_the_tool_loop_appends_the_returned_message(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).tool_call("get_weather", {"city": "北京"}, id="call_1")
+    fake.reply("北京晴")
+    client = door(fake)
+    messages: list[Any] = [{"role": "user", "content": "北京天气？"}]
+    first = client.chat.completions.create(
+        model="glm-4-flash", messages=messages, tools=[WEATHER_TOOL]
+    )
+    message = first.choices[0].message
+    (call,) = message.tool_calls or []
+    assert json.loads(call.function.arguments) == {"city": "北京"}
+    messages.append(message)  # the returned object itself, as openai's examples do
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "晴"})
+    second = client.chat.completions.create(
+        model="glm-4-flash", messages=messages, tools=[WEATHER_TOOL]
+    )
+    assert second.choices[0].message.content == "北京晴"
+    sent = fake.last_json["messages"]
+    assert sent[1]["role"] == "assistant" and sent[1]["tool_calls"][0]["id"] == "call_1"
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "晴"}
+
+
+def test_an_assistant_message_keeps_its_reasoning_content_when_sent_back() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("答")
+    client = bridged(fake)
+    first = client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    message = first.choices[0].message
+    message.reasoning_content = "想了想"  # as a thinking model returns it
+    client.chat.completions.create(
+        model="glm-4-flash", messages=[*HELLO, message, {"role": "user", "content": "再说"}]
+    )
+    assert fake.last_json["messages"][1]["reasoning_content"] == "想了想"
+
+
+class Weather(pydantic.BaseModel):
+    city: str
+
+
+@DOORS
+def test_parse_with_a_pydantic_tool(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).tool_call("Weather", {"city": "杭州"})
+    client = door(fake)
+    completion = client.chat.completions.parse(
+        model="glm-4-flash", messages=HELLO, tools=[openai.pydantic_function_tool(Weather)]
+    )
+    (call,) = completion.choices[0].message.tool_calls or []
+    assert call.function.parsed_arguments == Weather(city="杭州")
+
+
+@DOORS
+def test_the_stream_helper_accumulates_the_final_completion(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).reply("一二三四五六", chunk_size=2)
+    client = door(fake)
+    with client.chat.completions.stream(model="glm-4-flash", messages=HELLO) as stream:
+        deltas = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(deltas) == "一二三四五六"
+    assert final.choices[0].message.content == "一二三四五六"
+
+
+@DOORS
+def test_streams_are_openais_and_carry_usage_when_asked(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).reply("你好", chunk_size=1)
+    client = door(fake)
+    stream = client.chat.completions.create(
+        model="glm-4-flash", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
+    assert isinstance(stream, openai.Stream)
+    chunks = list(stream)
+    assert all(type(c) is ChatCompletionChunk for c in chunks)
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "你好"
+
+
+def test_a_mid_stream_provider_error_raises_its_mapped_class() -> None:
+    fake = FakeZhipu(api_key=KEY).error_mid_stream(1, "content_filter", content="一二三四")
+    stream = bridged(fake, max_retries=0).chat.completions.create(
+        model="glm-4-flash", messages=HELLO, stream=True
+    )
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert isinstance(info.value, llm_bridge.APIError)
+    assert info.value.code == "content_filter"
+
+
+def test_closing_a_stream_early_closes_upstream_and_records_usage_once() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("一二三四五六七八九十", chunk_size=1)
+    client = bridged(fake)
+    stream = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+    next(iter(stream))
+    stream.close()
+    assert stream.response.is_closed
+    (record,) = client.usage.records()
+    assert record.estimated
+
+
+@DOORS
+def test_an_api_the_provider_does_not_serve_is_a_not_found_naming_both(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY)
+    client = door(fake)
+    with pytest.raises(openai.NotFoundError, match="zhipu.*image generation"):
+        client.images.generate(prompt="猫")
+    with pytest.raises(openai.NotFoundError, match="the Responses API"):
+        client.responses.create(model="glm-4-flash", input="hi")
+    assert fake.requests == []  # never a call elsewhere
+
+
+@DOORS
+def test_models_come_from_the_catalogue(door: Any) -> None:
+    client = door(FakeZhipu(api_key=KEY))
+    ids = [m.id for m in client.models.list()]
+    assert "glm-4-flash" in ids
+    assert client.models.retrieve("glm-4-flash").owned_by == "zhipu"
+
+
+def test_a_dashscope_compatible_base_url_goes_to_compatible_mode() -> None:
+    fake = FakeDashScopeCompatible(api_key="sk-ds").reply("通义")
+    client = llm_bridge.OpenAI(
+        api_key="sk-ds",
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    assert client.provider == "dashscope"
+    result = client.chat.completions.create(model="qwen-plus", messages=HELLO)
+    assert result.choices[0].message.content == "通义"
+    assert fake.requests[0].url.path == "/compatible-mode/v1/chat/completions"
+
+
+def test_openai_base_url_in_the_environment_is_recognised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://dashscope.aliyuncs.com/compatible-mode/v1")
+    fake = FakeDashScopeCompatible(api_key="sk-ds").reply("好")
+    client = llm_bridge.OpenAI(api_key="sk-ds", http_client=httpx.Client(transport=fake.transport()))
+    assert client.chat.completions.create(model="qwen-plus", messages=HELLO).choices
+    assert fake.requests[0].url.path == "/compatible-mode/v1/chat/completions"
+
+
+def test_http_client_routes_by_host_with_the_requests_own_key() -> None:
+    zhipu = FakeZhipu(api_key=KEY).reply("智谱")
+    dashscope = FakeDashScopeCompatible(api_key="sk-ds").reply("通义")
+
+    def route(request: httpx.Request) -> httpx.Response:
+        fake = zhipu if request.url.host == "open.bigmodel.cn" else dashscope
+        return fake.handler(request)
+
+    bridge = llm_bridge.http_client(http_client=httpx.Client(transport=httpx.MockTransport(route)))
+    to_zhipu = openai.OpenAI(api_key=KEY, base_url=ZHIPU_ROOT, http_client=bridge)
+    to_dashscope = openai.OpenAI(
+        api_key="sk-ds",
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        http_client=bridge,
+    )
+    one = to_zhipu.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    two = to_dashscope.chat.completions.create(model="qwen-plus", messages=HELLO)
+    assert (one.choices[0].message.content, two.choices[0].message.content) == ("智谱", "通义")
+    assert dashscope.requests[0].headers["Authorization"] == "Bearer sk-ds"
+
+
+def test_http_client_prefers_the_configured_key_over_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-configured")
+    fake = FakeDashScopeCompatible(api_key="sk-configured").reply("好")
+    client = plain(fake, base_url="https://dashscope.aliyuncs.com/compatible-mode/v1")
+    assert client.chat.completions.create(model="qwen-plus", messages=HELLO).choices
+    assert fake.requests[0].headers["Authorization"] == "Bearer sk-configured"
+
+
+def test_http_client_follows_config_aliases_before_the_host() -> None:
+    fake = FakeDashScope(api_key="sk-ds").reply("原生")
+    config = {
+        "providers": {"dashscope": {"api_key": "sk-ds"}},
+        "models": {"gpt-4o": "dashscope/qwen-plus"},
+    }
+    client = plain(fake, base_url="https://api.openai.com/v1", config=config)
+    result = client.chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert result.choices[0].message.content == "原生"
+    assert fake.last_json["model"] == "qwen-plus"
+
+
+def test_unknown_body_fields_are_provider_extras() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("ok")
+    bridged(fake).chat.completions.create(
+        model="glm-4-flash", messages=HELLO, extra_body={"do_sample": False}
+    )
+    assert fake.last_json["do_sample"] is False
+
+
+async def test_the_async_client_is_openais_and_streams() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("异步", chunk_size=1)
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu", api_key=KEY, http_client=httpx.AsyncClient(transport=fake.transport())
+    )
+    assert isinstance(client, openai.AsyncOpenAI)
+    stream = await client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+    assert isinstance(stream, openai.AsyncStream)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "异步"
+    fake.fail("rate_limit")
+    with pytest.raises(openai.RateLimitError) as info:
+        await client.with_options(max_retries=0).chat.completions.create(
+            model="glm-4-flash", messages=HELLO
+        )
+    assert isinstance(info.value, llm_bridge.RateLimitError)
