@@ -223,7 +223,7 @@ class OpenAI(_Bridged, openai.OpenAI):
         )
         super().__init__(
             **front,
-            timeout=timeout if timeout is not None else _default_timeout(),
+            timeout=_openai_timeout(timeout),
             max_retries=max_retries,
             default_headers=default_headers,
             default_query=default_query,
@@ -277,7 +277,7 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         )
         super().__init__(
             **front,
-            timeout=timeout if timeout is not None else _default_timeout(),
+            timeout=_openai_timeout(timeout),
             max_retries=max_retries,
             default_headers=default_headers,
             default_query=default_query,
@@ -294,7 +294,9 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         return await super()._process_response(**kwargs)
 
 
-def _default_timeout() -> Any:
+def _openai_timeout(timeout: Union[float, httpx.Timeout, None]) -> Any:
+    """The timeout openai's constructor gets: the caller's, else llm-bridge's default (the
+    same figures as openai's). Per request it reaches the engine, which applies it."""
     from ._constants import DEFAULT_TIMEOUT
 
-    return DEFAULT_TIMEOUT
+    return DEFAULT_TIMEOUT if timeout is None else timeout

@@ -18,7 +18,7 @@ synthetic ``httpx.Response`` so that every attribute an ``except`` block reads e
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import httpx
 import openai
@@ -109,7 +109,8 @@ class APIError(openai.APIError):
 def _openai_error_fields(body: object) -> dict[str, Optional[str]]:
     if not isinstance(body, dict):
         return {}
-    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    error: Any = body.get("error")
+    inner: dict[Any, Any] = error if isinstance(error, dict) else body
     return {
         key: (str(inner[key]) if inner.get(key) is not None else None)
         for key in ("code", "param", "type")
@@ -176,31 +177,31 @@ def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
 
 
 class BadRequestError(APIStatusError, openai.BadRequestError):
-    pass
+    status_code: Literal[400] = 400  # type: ignore[assignment]
 
 
 class AuthenticationError(APIStatusError, openai.AuthenticationError):
-    pass
+    status_code: Literal[401] = 401  # type: ignore[assignment]
 
 
 class PermissionDeniedError(APIStatusError, openai.PermissionDeniedError):
-    pass
+    status_code: Literal[403] = 403  # type: ignore[assignment]
 
 
 class NotFoundError(APIStatusError, openai.NotFoundError):
-    pass
+    status_code: Literal[404] = 404  # type: ignore[assignment]
 
 
 class ConflictError(APIStatusError, openai.ConflictError):
-    pass
+    status_code: Literal[409] = 409  # type: ignore[assignment]
 
 
 class UnprocessableEntityError(APIStatusError, openai.UnprocessableEntityError):
-    pass
+    status_code: Literal[422] = 422  # type: ignore[assignment]
 
 
 class RateLimitError(APIStatusError, openai.RateLimitError):
-    pass
+    status_code: Literal[429] = 429  # type: ignore[assignment]
 
 
 class InternalServerError(APIStatusError, openai.InternalServerError):

@@ -34,7 +34,7 @@ from ._errors import APIConnectionError, OpenAIError
 
 if TYPE_CHECKING:
     from ._config import Config
-    from ._engine import Engine
+    from ._engine import AsyncEngine, SyncEngine
     from .usage import UsageLedger, UsageRecord
 
 try:  # openai 3.x speaks httpx2; earlier versions, and legacy clients, httpx
@@ -303,7 +303,7 @@ class EngineFactory:
 
     def __init__(
         self,
-        engine_class: type[Engine],
+        engine_class: Union[type[SyncEngine], type[AsyncEngine]],
         *,
         http_client: Union[httpx.Client, httpx.AsyncClient, None],
         timeout: Any,
@@ -313,7 +313,7 @@ class EngineFactory:
         usage: Optional[UsageLedger] = None,
     ) -> None:
         from ._constants import DEFAULT_TIMEOUT
-        from ._engine import SyncEngine
+        from ._engine import SyncEngine as _SyncEngine
         from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 
         self.engine_class = engine_class
@@ -324,10 +324,10 @@ class EngineFactory:
         self.usage = usage
         self.owns_http = http_client is None
         if http_client is None:
-            sync = issubclass(engine_class, SyncEngine)
+            sync = issubclass(engine_class, _SyncEngine)
             make = DefaultHttpxClient if sync else DefaultAsyncHttpxClient
             http_client = make(timeout=self.timeout)
-        self.http = http_client
+        self.http: Any = http_client  # (the flavour matches engine_class)
 
     def __call__(
         self,
@@ -338,7 +338,7 @@ class EngineFactory:
         base_url: Optional[str],
         secret_key: Optional[str] = None,
     ) -> Any:
-        engine = self.engine_class(  # type: ignore[call-arg]
+        engine = self.engine_class(
             config,
             http_client=self.http,
             provider=provider,

@@ -191,7 +191,12 @@ def test_langchain_bind_tools_round_trip(door: str, fake: FakeZhipu) -> None:
     question = HumanMessage("北京天气怎么样？")
     asked = llm.invoke([question])
     assert asked.tool_calls == [
-        {"name": "get_weather", "args": {"city": "北京"}, "id": "call_weather_1", "type": "tool_call"}
+        {
+            "name": "get_weather",
+            "args": {"city": "北京"},
+            "id": "call_weather_1",
+            "type": "tool_call",
+        }
     ]
     tool_message = get_weather.invoke(asked.tool_calls[0])
     final = llm.invoke([question, asked, tool_message])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from openai.types import *  # noqa: F403
 from openai.types import CompletionUsage, CreateEmbeddingResponse, Embedding, Model
 
 from . import chat

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from openai.types.chat import *  # noqa: F403
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
