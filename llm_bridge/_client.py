@@ -120,6 +120,33 @@ class _Bridged:
         key = api_key or (resolved.api_key(primary) if primary else None) or PLACEHOLDER_KEY
         return {"api_key": key, "base_url": root, "http_client": front}
 
+    def _init(self, flavour: str, arguments: dict[str, Any]) -> None:
+        """The constructors' shared body: ``arguments`` are their own (``locals()``)."""
+        args = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        front = self._setup(
+            flavour,
+            api_key=args["api_key"],
+            secret_key=args["secret_key"],
+            base_url=args["base_url"],
+            timeout=args["timeout"],
+            max_retries=args["max_retries"],
+            http_client=args["http_client"],
+            provider=args["provider"],
+            config=args["config"],
+            on_usage=args["on_usage"],
+            usage=args["_usage"],
+        )
+        openai_init: Any = super().__init__  # openai's client: next in the MRO
+        openai_init(
+            **front,
+            timeout=_openai_timeout(args["timeout"]),
+            max_retries=args["max_retries"],
+            default_headers=args["default_headers"],
+            default_query=args["default_query"],
+            organization=args["organization"],
+            project=args["project"],
+        )
+
     # ------------------------------------------------------------------ openai hooks
 
     def _make_status_error(self, err_msg: str, *, body: object, response: Any) -> Any:
@@ -208,28 +235,7 @@ class OpenAI(_Bridged, openai.OpenAI):
         ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
         ``default_provider``); other providers take theirs from the config or environment.
         """
-        front = self._setup(
-            "sync",
-            api_key=api_key,
-            secret_key=secret_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            http_client=http_client,
-            provider=provider,
-            config=config,
-            on_usage=on_usage,
-            usage=_usage,
-        )
-        super().__init__(
-            **front,
-            timeout=_openai_timeout(timeout),
-            max_retries=max_retries,
-            default_headers=default_headers,
-            default_query=default_query,
-            organization=organization,
-            project=project,
-        )
+        self._init("sync", locals())
 
     def _process_response(self, **kwargs: Any) -> Any:
         """openai's, with ``retries_taken`` counting the engine's retries too."""
@@ -262,28 +268,7 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         _usage: Optional[UsageLedger] = None,
     ) -> None:
         """As `OpenAI`; ``http_client`` is an ``httpx.AsyncClient``."""
-        front = self._setup(
-            "async",
-            api_key=api_key,
-            secret_key=secret_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            http_client=http_client,
-            provider=provider,
-            config=config,
-            on_usage=on_usage,
-            usage=_usage,
-        )
-        super().__init__(
-            **front,
-            timeout=_openai_timeout(timeout),
-            max_retries=max_retries,
-            default_headers=default_headers,
-            default_query=default_query,
-            organization=organization,
-            project=project,
-        )
+        self._init("async", locals())
 
     async def _process_response(self, **kwargs: Any) -> Any:
         """openai's, with ``retries_taken`` counting the engine's retries too."""
