@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ._config import Config
 
-__all__ = ["KnownRoot", "known_roots", "recognise"]
+__all__ = ["KnownRoot", "find_root", "known_roots", "recognise"]
 
 #: The ``api`` words a ``base_urls`` key may start with (DashScope's two protocols).
 _APIS = ("native", "compatible")
@@ -61,8 +61,13 @@ def known_roots(config: Config) -> list[KnownRoot]:
 
 def recognise(config: Config, url: str) -> Optional[KnownRoot]:
     """The known root ``url`` starts with (a base URL, or a request URL below it), if any."""
+    return find_root(known_roots(config), url)
+
+
+def find_root(roots: list[KnownRoot], url: str) -> Optional[KnownRoot]:
+    """`recognise` over roots listed once (a transport asks for every request)."""
     target = _normalise(url)
-    for known in known_roots(config):
+    for known in roots:
         if target == known.root or target.startswith(known.root + "/"):
             return known
     return None

@@ -29,7 +29,7 @@ import httpx
 
 from . import _front
 from ._catalogue import model_entry, model_list
-from ._endpoints import recognise
+from ._endpoints import find_root, known_roots
 from ._errors import APIConnectionError, OpenAIError
 
 if TYPE_CHECKING:
@@ -102,31 +102,37 @@ class RoutedEngines:
         self.factory = factory
         self.config = config
         self.provider = provider
+        self._roots = known_roots(config)  # the tables do not change: listed once
+        self._keyed: dict[str, bool] = {}  # provider -> the config or environment has a key
         self._engines: dict[tuple[Any, ...], EngineChoice] = {}
         self._lock = threading.Lock()
         self.default = EngineChoice(factory(config, provider=provider, api_key=None, base_url=None))
 
     def choose(self, request: Any) -> EngineChoice:
-        known = recognise(self.config, str(request.url))
+        known = find_root(self._roots, str(request.url))
         if known is None:
             return self.default
-        config = self.config.with_provider_settings(known.provider, known.settings)
-        has_key = any(config.secret(known.provider, f) for f in ("api_key", "iam_access_key"))
-        key = None if has_key else _front.bearer_of(request.headers)
+        keyed = self._keyed.get(known.provider)
+        if keyed is None:
+            fields = ("api_key", "iam_access_key")
+            keyed = any(self.config.secret(known.provider, f) for f in fields)
+            self._keyed[known.provider] = keyed
+        key = None if keyed else _front.bearer_of(request.headers)
         cache_key = (known.provider, known.root, key)
         choice = self._engines.get(cache_key)
         if choice is None:
             with self._lock:
-                choice = self._engines.get(cache_key)
-                if choice is None:
-                    if len(self._engines) >= _MAX_ROUTED_ENGINES:
-                        self._engines.pop(next(iter(self._engines)))
-                    engine = self.factory(
-                        config, provider=known.provider, api_key=key, base_url=known.root
-                    )
-                    root_path = httpx.URL(known.root).path
-                    choice = self._engines[cache_key] = EngineChoice(engine, root_path)
+                choice = self._engines.get(cache_key) or self._new_choice(known, key)
+                self._engines[cache_key] = choice
         return choice
+
+    def _new_choice(self, known: Any, key: Optional[str]) -> EngineChoice:
+        """An engine for a provider root (and request key) not seen before."""
+        if len(self._engines) >= _MAX_ROUTED_ENGINES:
+            self._engines.pop(next(iter(self._engines)))
+        config = self.config.with_provider_settings(known.provider, known.settings)
+        engine = self.factory(config, provider=known.provider, api_key=key, base_url=known.root)
+        return EngineChoice(engine, httpx.URL(known.root).path)
 
 
 class _Call:
@@ -134,7 +140,7 @@ class _Call:
 
     __slots__ = ("endpoint", "engine", "options", "params")
 
-    def __init__(self, source: Any, request: Any, *, stream_ok: bool = True) -> None:
+    def __init__(self, source: Any, request: Any) -> None:
         choice = source.choose(request)
         self.engine = choice.engine
         self.endpoint = _front.endpoint_of(request.method, request.url.path, choice.root_path)
