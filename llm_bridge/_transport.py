@@ -429,16 +429,7 @@ def http_client(
     client's own retries are switched off per response). ``library`` is ``"httpx2"``
     (openai 3.x's default) or ``"httpx"``.
     """
-    return _http_client(
-        "sync",
-        config=config,
-        provider=provider,
-        http_client=http_client,
-        timeout=timeout,
-        max_retries=max_retries,
-        on_usage=on_usage,
-        library=library,
-    )
+    return _http_client("sync", **locals())
 
 
 def async_http_client(
@@ -452,13 +443,4 @@ def async_http_client(
     library: Optional[str] = None,
 ) -> Any:
     """`http_client` for ``openai.AsyncOpenAI``."""
-    return _http_client(
-        "async",
-        config=config,
-        provider=provider,
-        http_client=http_client,
-        timeout=timeout,
-        max_retries=max_retries,
-        on_usage=on_usage,
-        library=library,
-    )
+    return _http_client("async", **locals())
