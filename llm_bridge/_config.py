@@ -115,6 +115,31 @@ class ErrorRule(_Strict):
         return EXCEPTIONS_BY_NAME[self.exception]
 
 
+class Endpoint(_Strict):
+    """One API root of a provider: which protocol generation it speaks, for which region
+    and billing plan. Keys are bound to their region and plan (a DashScope Beijing key is
+    refused in Singapore, a Coding-Plan key on the pay-as-you-go host), so an error from
+    an endpoint can say which one the key was sent to."""
+
+    url: str
+    api: str  # "v4" (Zhipu), "native" | "compatible" (DashScope), "v1" | "v2" (Qianfan)
+    region: str = "cn"
+    plan: str = "standard"  # "standard" (pay as you go) or "coding" (Coding Plan)
+    label: Optional[str] = None  # how errors name it: "Singapore (international)"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def describe(self) -> str:
+        """``Singapore (international), standard plan, compatible API`` for errors."""
+        where = self.label or f"region {self.region!r}"
+        return f"{where}, {self.plan} plan, {self.api} API ({self.url})"
+
+
 class ProviderConfig(_Strict):
     """A provider: shipped table, user override, or a provider the user defines."""
 
@@ -139,15 +164,19 @@ class ProviderConfig(_Strict):
     params: Dict[str, ParamRule] = {}
     models: Dict[str, ModelInfo] = {}
     errors: Dict[str, ErrorRule] = {}
-    # Qianfan: the v2 API root, the OAuth token endpoint, and the app id sent as `appid`.
-    v2_base_url: Optional[str] = None
+    # Qianfan: the v1 OAuth token endpoint, the IAM endpoint that mints v2 bearer tokens
+    # from account keys, and the app id sent as `appid`.
     token_url: Optional[str] = None
+    iam_token_url: Optional[str] = None
     appid: Optional[str] = None
-    # DashScope: which API ("native" | "compatible"), which region ("cn" | "intl"), their
-    # roots keyed "native", "native_intl", ..., and the workspace (X-DashScope-WorkSpace).
-    api: Optional[Literal["native", "compatible"]] = None
-    region: Optional[Literal["cn", "intl"]] = None
-    base_urls: Dict[str, str] = {}
+    # The provider's API roots by api, region and plan, and which of them to use: the
+    # first endpoint matching `api`, `region` and `plan` (each defaulting to the first
+    # endpoint's value). An explicit `base_url` wins over all of them.
+    endpoints: List[Endpoint] = []
+    api: Optional[str] = None
+    region: Optional[str] = None
+    plan: Optional[str] = None
+    # DashScope: the workspace (X-DashScope-WorkSpace header).
     workspace: Optional[str] = None
     # OpenAI parameters the native protocol cannot honour -> why (the policy applies).
     unsupported: Dict[str, str] = {}
@@ -195,6 +224,32 @@ class ProviderConfig(_Strict):
             rule = self.errors.get(".".join(parts[:cut]) + ".*")
             if rule is not None:
                 return rule
+        return None
+
+    def endpoint(
+        self, api: Optional[str] = None, *, region: Optional[str] = None
+    ) -> Optional[Endpoint]:
+        """The endpoint for ``api`` (default: the configured one) in the configured region
+        and plan; None when the table lists no endpoints."""
+        if not self.endpoints:
+            return None
+        first = self.endpoints[0]
+        want = (
+            api or self.api or first.api,
+            region or self.region or first.region,
+            self.plan or first.plan,
+        )
+        for endpoint in self.endpoints:
+            if (endpoint.api, endpoint.region, endpoint.plan) == want:
+                return endpoint
+        return None
+
+    def endpoint_of(self, url: str) -> Optional[Endpoint]:
+        """The listed endpoint whose root ``url`` is (or is below)."""
+        url = url.rstrip("/")
+        for endpoint in self.endpoints:
+            if url == endpoint.url or url.startswith(endpoint.url + "/"):
+                return endpoint
         return None
 
     def model(self, name: str) -> Optional[ModelInfo]:
@@ -365,8 +420,8 @@ class Config:
     def base_url_from_env(self, name: str) -> Optional[str]:
         """The API root the provider's environment variable sets (``ZHIPUAI_BASE_URL`` ...).
 
-        Otherwise each adapter picks its root from the table: ``base_url``, or Qianfan's
-        ``v2_base_url``, or DashScope's ``base_urls`` for its ``api`` and ``region``.
+        Otherwise each adapter picks its root from the table: ``base_url``, else the
+        ``endpoints`` entry for the configured ``api``, ``region`` and ``plan``.
         """
         provider = self.provider(name)
         if provider.base_url_env and os.environ.get(provider.base_url_env):
@@ -526,6 +581,7 @@ def _build(raw: dict[str, Any], source: str) -> Config:
             _check_new_provider(name, block, source, builtins)
             providers[name] = block
     for name, provider in providers.items():
+        _check_endpoint_choice(name, provider, source)
         if provider.auth_choices and provider.auth not in provider.auth_choices:
             raise ConfigError(
                 f"{source}: providers.{name}.auth: expected one of {provider.auth_choices}, "
@@ -580,10 +636,34 @@ def _merge(base: ProviderConfig, override: ProviderConfig) -> ProviderConfig:
     return ProviderConfig.model_validate(merged)
 
 
+def _check_endpoint_choice(name: str, provider: ProviderConfig, source: str) -> None:
+    """``api``, ``region`` and ``plan`` must name an endpoint the table lists."""
+    if not provider.endpoints:
+        return
+    for key in ("api", "region", "plan"):
+        value = getattr(provider, key)
+        choices = sorted({getattr(endpoint, key) for endpoint in provider.endpoints})
+        if value is not None and value not in choices:
+            raise ConfigError(
+                f"{source}: providers.{name}.{key}: expected one of {choices}, got {value!r}"
+                + _did_you_mean(value, choices)
+            )
+    if provider.endpoint() is None:
+        listed = "; ".join(
+            f"api={e.api!r} region={e.region!r} plan={e.plan!r}" for e in provider.endpoints
+        )
+        raise ConfigError(
+            f"{source}: providers.{name}: no endpoint for api={provider.api!r}, "
+            f"region={provider.region!r}, plan={provider.plan!r} (listed: {listed})"
+        )
+
+
 def _check_new_provider(
     name: str, block: ProviderConfig, source: str, builtins: Mapping[str, ProviderConfig]
 ) -> None:
     missing = [key for key in ("protocol", "base_url") if getattr(block, key) is None]
+    if block.endpoints and "base_url" in missing:
+        missing.remove("base_url")
     if missing:
         raise ConfigError(
             f"{source}: providers.{name}: unknown provider {name!r}"

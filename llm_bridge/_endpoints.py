@@ -6,8 +6,8 @@ that endpoint as its ``base_url``. Recognising it lets such code keep its ``base
 gain the provider's quirks handled: through ``llm_bridge.OpenAI(base_url=...)``,
 ``OPENAI_BASE_URL``, or a plain openai client given ``llm_bridge.http_client()``.
 
-The roots are data: every provider table's ``base_url``, ``v2_base_url`` and ``base_urls``
-(keyed ``api`` or ``api_region``, e.g. ``compatible_intl``). OpenAI's own root is not a
+The roots are data: every provider table's ``[[endpoints]]`` (each with its ``api``,
+``region`` and ``plan``) and any ``base_url`` a config sets. OpenAI's own root is not a
 provider root here: it is the openai client's default, so it says nothing about where the
 user meant to go.
 """
@@ -20,10 +20,6 @@ from urllib.parse import urlsplit
 from ._config import Config
 
 __all__ = ["KnownRoot", "find_root", "known_roots", "recognise"]
-
-#: The ``api`` words a ``base_urls`` key may start with (DashScope's two protocols).
-_APIS = ("native", "compatible")
-
 
 class KnownRoot(NamedTuple):
     """A provider's API root, and the provider settings that root implies."""
@@ -47,15 +43,9 @@ def known_roots(config: Config) -> list[KnownRoot]:
             continue
         if spec.base_url:
             roots.append(KnownRoot(name, _normalise(spec.base_url), {}))
-        if spec.v2_base_url:
-            roots.append(KnownRoot(name, _normalise(spec.v2_base_url), {}))
-        for key, url in spec.base_urls.items():
-            api, _, region = key.partition("_")
-            settings: dict[str, Any] = {}
-            if api in _APIS:
-                settings["api"] = api
-                settings["region"] = region or "cn"
-            roots.append(KnownRoot(name, _normalise(url), settings))
+        for endpoint in spec.endpoints:
+            settings = {"api": endpoint.api, "region": endpoint.region, "plan": endpoint.plan}
+            roots.append(KnownRoot(name, _normalise(endpoint.url), settings))
     return sorted(roots, key=lambda r: len(r.root), reverse=True)
 
 

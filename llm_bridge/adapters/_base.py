@@ -117,6 +117,12 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
     return normalised
 
 
+def _endpoint_url(spec: ProviderConfig, api: Optional[str]) -> Optional[str]:
+    """The root the table lists for ``api`` in the configured region and plan."""
+    endpoint = spec.endpoint(api)
+    return endpoint.url if endpoint is not None else None
+
+
 class StreamParser:
     """Turns a provider's stream events into OpenAI chunks (dicts the stream layer then
     validates, or typed chunks); one per stream.
@@ -284,7 +290,7 @@ class Adapter:
     ) -> tuple[type[Adapter], Optional[str]]:
         """Which adapter class and API root serve this provider. A protocol with several
         APIs (Qianfan v1/v2, DashScope native/compatible) picks by credentials or config."""
-        return cls, base_url or spec.base_url
+        return cls, base_url or spec.base_url or _endpoint_url(spec, None)
 
     @classmethod
     def make_credentials(

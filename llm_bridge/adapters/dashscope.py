@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import httpx
 
 from .._config import ProviderConfig
-from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser, _endpoint_url
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
 
@@ -40,11 +40,6 @@ _ENVELOPE = frozenset({"model", "input", "parameters", "resources"})
 _PASSTHROUGH = ("seed", "presence_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "n")
 
 
-def _base_url(spec: ProviderConfig, api: str) -> Optional[str]:
-    region = spec.region or "cn"
-    return spec.base_urls.get(api if region == "cn" else f"{api}_{region}")
-
-
 class DashScopeAdapter(Adapter):
     """Native DashScope (``dashscope.aliyuncs.com/api/v1``)."""
 
@@ -59,7 +54,7 @@ class DashScopeAdapter(Adapter):
         # An explicit base_url (argument, environment or config) wins over the default
         # root of the configured api and region.
         adapter_cls = DashScopeCompatAdapter if api == "compatible" else cls
-        return adapter_cls, base_url or spec.base_url or _base_url(spec, api)
+        return adapter_cls, base_url or spec.base_url or _endpoint_url(spec, api)
 
     # ------------------------------------------------------------------ request
 

@@ -33,6 +33,7 @@ from ._base import (
     HTTPRequest,
     JSONDict,
     StreamParser,
+    _endpoint_url,
     require_key,
 )
 from ._params import ParamContext, legacy_functions_as_tools
@@ -62,8 +63,8 @@ class QianfanAdapter(Adapter):
     ) -> tuple[type[Adapter], Optional[str]]:
         api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
         if api_key and api_key.startswith("bce-v3/") and not secret_key:
-            return QianfanV2Adapter, base_url or spec.v2_base_url
-        return cls, base_url or spec.base_url
+            return QianfanV2Adapter, base_url or spec.base_url or _endpoint_url(spec, "v2")
+        return cls, base_url or spec.base_url or _endpoint_url(spec, "v1")
 
     @classmethod
     def make_credentials(

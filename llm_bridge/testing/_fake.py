@@ -141,6 +141,8 @@ class FakeProvider:
 
     base_url: ClassVar[str]
     routes: ClassVar[tuple[Route, ...]] = ()
+    #: Further path roots (besides ``base_url``'s) under which the same routes answer.
+    other_roots: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, *, split_bytes: int | None = None, clock: Callable[[], float] = time.time
@@ -245,8 +247,9 @@ class FakeProvider:
         with self._lock:
             self.requests.append(request)
         method, path = request.method.upper(), request.url.path
-        base_path = urlsplit(self.base_url).path.rstrip("/")
-        if path.startswith(base_path):
+        for base_path in (urlsplit(self.base_url).path.rstrip("/"), *self.other_roots):
+            if not path.startswith(base_path + "/"):
+                continue
             relative = path[len(base_path) :]
             for route_method, pattern, name in self.routes:
                 match = re.fullmatch(pattern, relative)

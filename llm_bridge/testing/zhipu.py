@@ -80,6 +80,8 @@ class FakeZhipu(FakeProvider):
     """
 
     base_url = "https://open.bigmodel.cn/api/paas/v4"
+    #: The Coding Plan's root serves the same API (on either host).
+    other_roots = ("/api/coding/paas/v4",)
     routes = (
         ("POST", "/chat/completions", "chat_completions"),
         ("POST", "/embeddings", "embeddings"),
