@@ -77,6 +77,19 @@ class ModelInfo(_Strict):
     stream_only: bool = False  # refuses non-stream calls: they are streamed and aggregated
     stream_only_when_thinking: bool = False
     thinking_by_default: bool = False  # a hybrid model that thinks unless told not to
+    # Reasoning (see llm_bridge/_reasoning.py): "hybrid" models think or not on request,
+    # "always" models cannot stop thinking; the reasoning_effort values the model takes
+    # natively (else effort maps to the on/off switch and a thinking budget); whether a
+    # budget must accompany thinking, and the largest budget it takes.
+    thinking: Optional[Literal["hybrid", "always"]] = None
+    reasoning_efforts: List[str] = []
+    thinking_budget_required: bool = False
+    max_thinking_budget: Optional[int] = Field(default=None, gt=0)
+    # Cache tiers: explicit cache creation (DashScope cache_control) in CNY per million.
+    cache_creation_price: Optional[Decimal] = Field(default=None, ge=0)
+    # Retirement: the date the provider retired it (YYYY-MM-DD) and what replaces it.
+    retired: Optional[str] = None
+    successor: Optional[str] = None
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -191,6 +204,8 @@ class ProviderConfig(_Strict):
     chat_template: Optional[str] = None
     # A system prompt the provider adds when the request has none (it is billed).
     default_system_prompt: Optional[str] = None
+    # reasoning_effort -> thinking budget (tokens) for models switched by a budget.
+    thinking_budgets: Dict[str, int] = {}
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
     token_ttl: float = Field(default=210.0, gt=30)
 
