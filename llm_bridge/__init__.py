@@ -26,6 +26,7 @@ from ._errors import (
     OpenAIError,
     PermissionDeniedError,
     RateLimitError,
+    StructuredOutputError,
     UnprocessableEntityError,
     UnsupportedParameterWarning,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "Stream",
+    "StructuredOutputError",
     "UnprocessableEntityError",
     "UnsupportedParameterWarning",
     "__version__",

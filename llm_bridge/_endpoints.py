@@ -21,6 +21,7 @@ from ._config import Config
 
 __all__ = ["KnownRoot", "find_root", "known_roots", "recognise"]
 
+
 class KnownRoot(NamedTuple):
     """A provider's API root, and the provider settings that root implies."""
 

@@ -47,6 +47,15 @@ from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._shapes.chat import ChatCompletion
 from ._shapes.completion_usage import CompletionUsage
+from ._structured import (
+    Schema,
+    StructuredOutputError,
+    check,
+    correction,
+    emulate,
+    emulates,
+    mismatch,
+)
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
 from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
@@ -116,6 +125,11 @@ class Operation:
             info=info,
             extra_body=options.extra_body,
         )
+        # json_schema from a model without it: json_object plus the schema, checked here.
+        self.schema: Optional[Schema] = None
+        self.last_chance = False
+        if kind == "chat" and emulates(self.adapter.protocol, info, params):
+            self.params, self.schema = emulate(params)
         # A model that only streams, called without stream=True, is streamed here and its
         # chunks aggregated into the ChatCompletion the caller asked for.
         self.aggregate = (
@@ -166,6 +180,8 @@ class Operation:
                 completion.usage = self.estimate(text)
             extra = completion.__pydantic_extra__ or {}  # a missing extra costs an exception
             self.record(completion.usage, extra.get("request_id") or completion.id)
+            if self.schema is not None:
+                self.check_schema(completion, response)
             return completion
         data = self.adapter.embeddings_response(response, body, self.call)
         embeddings = self._typed(self.engine.embeddings, data, response)
@@ -180,6 +196,33 @@ class Operation:
             (embeddings.__pydantic_extra__ or {}).get("request_id"),
         )
         return embeddings
+
+    def check_schema(self, completion: ChatCompletion, response: httpx.Response) -> None:
+        """Each choice's answer against the emulated schema, code fences removed; a
+        mismatch raises `StructuredOutputError` (``final`` on the corrected attempt)."""
+        assert self.schema is not None
+        for choice in completion.choices:
+            if choice.message.tool_calls:  # the model chose a tool: nothing to check
+                continue
+            text, problem = check(choice.message.content, self.schema)
+            choice.message.content = text
+            if problem is not None:
+                raise mismatch(
+                    response,
+                    self.schema,
+                    text,
+                    problem,
+                    final=self.last_chance,
+                    provider=self.route.provider,
+                )
+
+    def corrected(self, error: StructuredOutputError) -> Operation:
+        """The same call once more, quoting the answer that did not match and why."""
+        assert self.schema is not None
+        params = correction(self.params, error.raw_text, error.problem)
+        operation = Operation(self.engine, self.kind, self.route, params, self.options)
+        operation.schema, operation.last_chance = self.schema, True
+        return operation
 
     def _typed(
         self, build: Callable[[JSONDict, CallContext], T], data: JSONDict, response: httpx.Response
@@ -670,6 +713,10 @@ class SyncEngine(Engine):
                 operation = Operation(self, kind, route, params, options)
                 try:
                     return self._attempt(operation, 0)
+                except StructuredOutputError as error:
+                    if error.final:
+                        raise
+                    return self._attempt(operation.corrected(error), 0)
                 except APIError as error:
                     failed = error
                 return self._retries(operation, failed)
@@ -775,6 +822,10 @@ class AsyncEngine(Engine):
                 operation = Operation(self, kind, route, params, options)
                 try:
                     return await self._attempt(operation, 0)
+                except StructuredOutputError as error:
+                    if error.final:
+                        raise
+                    return await self._attempt(operation.corrected(error), 0)
                 except APIError as error:
                     failed = error
                 return await self._retries(operation, failed)

@@ -39,6 +39,7 @@ __all__ = [
     "OpenAIError",
     "PermissionDeniedError",
     "RateLimitError",
+    "StructuredOutputError",
     "UnprocessableEntityError",
     "UnsupportedParameterWarning",
 ]
@@ -140,6 +141,19 @@ class APIResponseValidationError(APIError, openai.APIResponseValidationError):
         )
         self.response = response
         self.status_code = response.status_code
+
+
+class StructuredOutputError(APIResponseValidationError):
+    """The model's answer did not match the requested JSON schema (``json_schema`` emulated
+    on a provider or model without it natively).
+
+    ``raw_text`` is what the model said and ``problem`` what is wrong with it (``body``
+    holds both). ``final`` is False on a first answer, which the engine asks for once
+    more, quoting the problem; the caller sees only a final one."""
+
+    raw_text: str
+    problem: str
+    final: bool
 
 
 class APIStatusError(APIError, openai.APIStatusError):

@@ -227,16 +227,19 @@ def test_langchain_structured_output_by_function_calling(door: str, fake: FakeZh
     assert body["messages"] == user_says("西湖在哪里？")
 
 
-@pytest.mark.filterwarnings("ignore::llm_bridge.UnsupportedParameterWarning")
 @by_door
 def test_langchain_structured_output_by_json_schema(door: str, fake: FakeZhipu) -> None:
-    # GLM has no native json_schema: llm-bridge may downgrade or drop response_format, so
-    # only the answer is checked; the fake replies with the JSON object as text.
+    # GLM has no native json_schema: llm-bridge sends json_object with the schema in a
+    # system instruction and checks the answer; the fake replies with the JSON object.
     fake.reply(HANGZHOU.model_dump_json())
     structured = chat_model(door, fake).with_structured_output(City)  # method="json_schema"
 
     assert structured.invoke("西湖在哪里？") == HANGZHOU
-    assert bodies(fake)[0]["messages"] == user_says("西湖在哪里？")
+    sent = bodies(fake)[0]
+    assert sent["response_format"] == {"type": "json_object"}
+    instruction = sent["messages"][0]
+    assert instruction["role"] == "system" and "JSON Schema" in instruction["content"]
+    assert sent["messages"][1:] == user_says("西湖在哪里？")
 
 
 # --------------------------------------------------------------------------- openai-agents

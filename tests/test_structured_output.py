@@ -1,0 +1,177 @@
+"""``response_format: json_schema`` (and so ``chat.completions.parse``) on every provider.
+
+Zhipu has only ``json_object``: the engine sends that with the schema in a system
+instruction, checks the answer against the schema, asks once more quoting what was wrong,
+and raises `StructuredOutputError` carrying the raw text when the second answer fails too.
+The validator itself is tested directly on the JSON Schema subset structured outputs use.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Optional
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+import llm_bridge
+from llm_bridge._structured import Schema, check
+from llm_bridge.testing import FakeZhipu
+
+KEY = "id.secret"
+ASK = [{"role": "user", "content": "杭州在哪个国家?"}]
+
+
+class City(BaseModel):
+    name: str
+    country: str
+    population_millions: Optional[float]
+    kind: Literal["city", "town"]
+
+
+GOOD = {"name": "杭州", "country": "中国", "population_millions": 12.5, "kind": "city"}
+
+
+def client(fake: FakeZhipu, door: str) -> openai.OpenAI:
+    upstream = httpx.Client(transport=fake.transport())
+    if door == "bridge":
+        return llm_bridge.OpenAI(provider="zhipu", api_key=KEY, http_client=upstream)
+    bridge = llm_bridge.http_client(http_client=upstream)
+    return openai.OpenAI(
+        api_key=KEY, base_url="https://open.bigmodel.cn/api/paas/v4", http_client=bridge
+    )
+
+
+by_door = pytest.mark.parametrize("door", ["bridge", "http_client"])
+
+
+@by_door
+def test_parse_works_on_a_provider_with_json_object_only(door: str) -> None:
+    fake = FakeZhipu(api_key=KEY).reply(json.dumps(GOOD, ensure_ascii=False))
+    parsed = client(fake, door).chat.completions.parse(
+        model="glm-4-flash", messages=ASK, response_format=City
+    )
+    assert parsed.choices[0].message.parsed == City(**GOOD)
+    sent = json.loads(fake.requests[0].content)
+    assert sent["response_format"] == {"type": "json_object"}
+    instruction = sent["messages"][0]
+    assert instruction["role"] == "system" and "JSON Schema" in instruction["content"]
+    assert '"population_millions"' in instruction["content"]
+    assert sent["messages"][1:] == ASK  # the caller's messages follow, unchanged
+
+
+@by_door
+def test_code_fences_around_the_answer_are_removed(door: str) -> None:
+    fenced = "```json\n" + json.dumps(GOOD, ensure_ascii=False) + "\n```"
+    fake = FakeZhipu(api_key=KEY).reply(fenced)
+    parsed = client(fake, door).chat.completions.parse(
+        model="glm-4-flash", messages=ASK, response_format=City
+    )
+    assert parsed.choices[0].message.parsed == City(**GOOD)
+    assert len(fake.requests) == 1
+
+
+@by_door
+def test_a_mismatching_answer_is_asked_for_once_more_quoting_the_problem(door: str) -> None:
+    wrong = {**GOOD, "kind": "metropolis"}
+    fake = FakeZhipu(api_key=KEY).reply(json.dumps(wrong)).reply(json.dumps(GOOD))
+    parsed = client(fake, door).chat.completions.parse(
+        model="glm-4-flash", messages=ASK, response_format=City
+    )
+    assert parsed.choices[0].message.parsed == City(**GOOD)
+    assert len(fake.requests) == 2
+    retry = json.loads(fake.requests[1].content)["messages"]
+    assert retry[-2] == {"role": "assistant", "content": json.dumps(wrong)}
+    assert retry[-1]["role"] == "user" and "$.kind" in retry[-1]["content"]
+    assert "metropolis" in retry[-1]["content"]
+
+
+def test_two_mismatches_raise_an_error_carrying_the_raw_text() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("我不知道").reply('{"name": "杭州"}')
+    with pytest.raises(openai.APIResponseValidationError) as caught:
+        client(fake, "bridge").chat.completions.parse(
+            model="glm-4-flash", messages=ASK, response_format=City
+        )
+    error: Any = caught.value
+    assert isinstance(error, llm_bridge.StructuredOutputError)
+    assert error.raw_text == '{"name": "杭州"}' and "'country' is missing" in error.problem
+    assert "City" in str(error) and "also when asked again" in str(error)
+    assert len(fake.requests) == 2
+
+
+def test_a_plain_client_gets_an_openai_error_naming_the_schema() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("no").reply("still no")
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(fake, "http_client").with_options(max_retries=0).chat.completions.parse(
+            model="glm-4-flash", messages=ASK, response_format=City
+        )
+    assert "does not match the JSON schema 'City'" in str(caught.value)
+
+
+def test_the_usage_of_both_attempts_is_recorded() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("{}").reply(json.dumps(GOOD, ensure_ascii=False))
+    bridged = client(fake, "bridge")
+    bridged.chat.completions.parse(model="glm-4-flash", messages=ASK, response_format=City)
+    assert len(bridged.usage.records()) == 2
+
+
+def test_json_object_and_plain_requests_are_left_alone() -> None:
+    fake = FakeZhipu(api_key=KEY).reply("{}").reply("hi")
+    bridged = client(fake, "bridge")
+    bridged.chat.completions.create(
+        model="glm-4-flash", messages=ASK, response_format={"type": "json_object"}
+    )
+    bridged.chat.completions.create(model="glm-4-flash", messages=ASK)
+    first, second = (json.loads(r.content) for r in fake.requests)
+    assert first["messages"] == ASK and first["response_format"] == {"type": "json_object"}
+    assert second["messages"] == ASK and "response_format" not in second
+
+
+# --------------------------------------------------------------------------- the validator
+
+SCHEMA = City.model_json_schema()
+
+
+@pytest.mark.parametrize(
+    "answer, problem",
+    [
+        (GOOD, None),
+        ({**GOOD, "population_millions": None}, None),
+        ({**GOOD, "population_millions": "many"}, "$.population_millions"),
+        ({k: v for k, v in GOOD.items() if k != "name"}, "'name' is missing"),
+        ({**GOOD, "kind": "village"}, "not one of"),
+        ([GOOD], "expected object, got array"),
+    ],
+)
+def test_the_validator_names_the_first_problem(answer: Any, problem: Optional[str]) -> None:
+    _, found = check(json.dumps(answer), Schema("City", SCHEMA))
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_refs_arrays_and_strict_objects() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"cities": {"type": "array", "items": {"$ref": "#/$defs/C"}}},
+        "required": ["cities"],
+        "additionalProperties": False,
+        "$defs": {
+            "C": {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}},
+                "required": ["n"],
+                "additionalProperties": False,
+            }
+        },
+    }
+    target = Schema("S", schema)
+    assert check('{"cities": [{"n": 1}, {"n": 2}]}', target)[1] is None
+    assert "$.cities[1].n: expected integer" in (
+        check('{"cities": [{"n": 1}, {"n": 2.5}]}', target)[1] or ""
+    )
+    assert "'extra' is not allowed" in (check('{"cities": [], "extra": 1}', target)[1] or "")
+    assert "not JSON" in (check("cities: none", target)[1] or "")
