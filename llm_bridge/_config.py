@@ -327,6 +327,7 @@ class PriceOverride(_Strict):
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
     cached_input: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation: Optional[Decimal] = Field(default=None, ge=0)
 
 
 Target = Union[str, List[str]]
@@ -375,12 +376,14 @@ class Config:
         """CNY per million tokens for a model: the config's override, else the catalogue's."""
         override = self.prices.get(f"{provider}/{model}")
         if override is not None:
-            return Price(override.input, override.output, override.cached_input)
+            return Price(
+                override.input, override.output, override.cached_input, override.cache_creation
+            )
         info = self.provider(provider).model(model)
         if info is None or info.input_price is None:
             return None
         output = info.output_price if info.output_price is not None else Decimal(0)
-        return Price(info.input_price, output, info.cached_input_price)
+        return Price(info.input_price, output, info.cached_input_price, info.cache_creation_price)
 
     def with_provider_settings(self, name: str, settings: Mapping[str, Any]) -> Config:
         """A copy in which provider ``name`` has ``settings`` (e.g. ``api``, ``region``)."""

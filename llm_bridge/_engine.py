@@ -27,7 +27,7 @@ import httpx
 
 from . import _retry
 from ._auth import Credentials, TokenCredentials, scrub
-from ._config import CREDENTIAL_FIELDS, Config
+from ._config import CREDENTIAL_FIELDS, Config, ModelInfo
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
     APIConnectionError,
@@ -37,6 +37,7 @@ from ._errors import (
     BadRequestError,
     ConfigError,
     InternalServerError,
+    ModelRetiredWarning,
     RateLimitError,
     UnsupportedParameterWarning,
     local_error,
@@ -114,6 +115,8 @@ class Operation:
         self.params = params
         self.options = options
         info = self.adapter.spec.model(route.model)
+        if info is not None and info.retired:
+            _warn_retired(route.provider, route.model, info)
         stream_options = params.get("stream_options") or {}
         self.call = CallContext(
             provider=route.provider,
@@ -661,6 +664,21 @@ def _warn(provider: str, param: str, message: str) -> None:
         param,
         message,
         lambda text: warnings.warn(text, UnsupportedParameterWarning, stacklevel=6),
+    )
+
+
+def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
+    """Once per process and model: it is retired, since when, and what replaces it."""
+    successor = f"; its successor is {info.successor!r}" if info.successor else ""
+    message = (
+        f"{provider}/{model} was retired by {provider} on {info.retired}{successor}. "
+        f"The request is sent anyway (some regions retire later), but expect it to fail."
+    )
+    warn_once(
+        provider,
+        f"retired:{model}",
+        message,
+        lambda text: warnings.warn(text, ModelRetiredWarning, stacklevel=2),
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "ConflictError",
     "InternalServerError",
     "ModelNotFoundError",
+    "ModelRetiredWarning",
     "NotFoundError",
     "OpenAIError",
     "PermissionDeniedError",
@@ -67,6 +68,11 @@ class ModelNotFoundError(OpenAIError, ValueError):
 
 class UnsupportedParameterWarning(UserWarning):
     """An OpenAI parameter the provider cannot honour was dropped (policy ``warn``)."""
+
+
+class ModelRetiredWarning(UserWarning):
+    """The model was retired by its provider; the request is still sent (some regions lag
+    behind), and the warning names the retirement date and the successor."""
 
 
 class APIError(openai.APIError):

@@ -32,18 +32,39 @@ class Price:
     input: Decimal
     output: Decimal
     cached_input: Optional[Decimal] = None
+    cache_creation: Optional[Decimal] = None  # writing an explicit cache (DashScope: 125%)
 
 
 def cost_of(usage: CompletionUsage, price: Optional[Price]) -> Optional[Decimal]:
-    """Yuan for ``usage`` at ``price`` (None when the model has no price)."""
+    """Yuan for ``usage`` at ``price`` (None when the model has no price).
+
+    Prompt tokens fall in three tiers: read from the provider's cache (``cached_tokens``,
+    at the cached-input price), written to an explicit cache (``cache_write_tokens``, or
+    DashScope's ``cache_creation_input_tokens``, at the cache-creation price), and the rest
+    at the input price. A tier without a price of its own costs the input price."""
     if price is None:
         return None
-    details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
+    cached, written = cache_tiers(usage)
     cached_price = price.cached_input if price.cached_input is not None else price.input
-    uncached = max(usage.prompt_tokens - cached, 0)
-    total = uncached * price.input + cached * cached_price + usage.completion_tokens * price.output
+    written_price = price.cache_creation if price.cache_creation is not None else price.input
+    uncached = max(usage.prompt_tokens - cached - written, 0)
+    total = (
+        uncached * price.input
+        + cached * cached_price
+        + written * written_price
+        + usage.completion_tokens * price.output
+    )
     return total / MILLION
+
+
+def cache_tiers(usage: CompletionUsage) -> tuple[int, int]:
+    """(prompt tokens read from a cache, prompt tokens written to one)."""
+    details = usage.prompt_tokens_details
+    if details is None:
+        return 0, 0
+    extra = details.__pydantic_extra__ or {}
+    written = details.cache_write_tokens or extra.get("cache_creation_input_tokens") or 0
+    return details.cached_tokens or 0, written if isinstance(written, int) else 0
 
 
 @dataclass(frozen=True)
