@@ -88,3 +88,16 @@ def test_a_plain_client_on_the_international_host_reaches_it() -> None:
     client = openai.OpenAI(api_key=KEY, base_url="https://api.z.ai/api/paas/v4", http_client=bridge)
     assert client.chat.completions.create(model="glm-4-flash", messages=HELLO).choices
     assert fake.requests[0].url.host == "api.z.ai"
+
+
+def test_a_refused_key_says_which_region_and_plan_it_was_sent_to() -> None:
+    fake = FakeZhipu(api_key="other.key")
+    client = zhipu_client({"providers": {"zhipu": {"region": "intl"}}}, fake)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.with_options(max_retries=0).chat.completions.create(
+            model="glm-4-flash", messages=HELLO
+        )
+    message = str(caught.value)
+    assert "api.z.ai (international), standard plan" in message
+    assert "region (one of ['cn', 'intl'])" in message and "[providers.zhipu]" in message
+    assert KEY not in message

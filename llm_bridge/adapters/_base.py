@@ -26,6 +26,7 @@ from .._errors import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
+    AuthenticationError,
     BadRequestError,
     InternalServerError,
     OpenAIError,
@@ -410,6 +411,8 @@ class Adapter:
         openai_code = rule.code if rule is not None and rule.code else None
         label = f"{self.name} {code}" if code is not None else self.name
         suffix = f" ({openai_code})" if openai_code else ""
+        if issubclass(cls, AuthenticationError):
+            suffix += self.auth_hint(response)
         error = cls(
             f"Error code: {status} - [{label}] {text}{suffix}",
             response=response,
@@ -424,6 +427,25 @@ class Adapter:
         error.retryable = retryable  # type: ignore[attr-defined]
         error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
         return error
+
+    def auth_hint(self, response: httpx.Response) -> str:
+        """For a refused key, where it was sent, when the provider has several regions or
+        plans: keys belong to one of them, and a mismatch is a bare 401 otherwise."""
+        endpoints = self.spec.endpoints
+        if len({(e.region, e.plan) for e in endpoints}) < 2:
+            return ""
+        try:
+            endpoint = self.spec.endpoint_of(str(response.request.url))
+        except RuntimeError:  # a response built without its request
+            endpoint = None
+        where = endpoint.describe() if endpoint is not None else self.base_url
+        choices = sorted({e.region for e in endpoints}), sorted({e.plan for e in endpoints})
+        return (
+            f". The key was sent to {where}; {self.spec.display_name or self.name} keys "
+            f"work only in the region and billing plan they were made for: use that key "
+            f"here, or set region (one of {choices[0]}) and plan (one of {choices[1]}) "
+            f"under [providers.{self.name}]"
+        )
 
     def event_json(self, response: httpx.Response, data: Union[bytes, str]) -> Optional[JSONDict]:
         """A stream event's JSON object, the slow way: what pydantic-core did not make an
