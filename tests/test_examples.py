@@ -62,3 +62,13 @@ def test_usage_report_prints_a_row_per_provider() -> None:
     for key in ("zhipu/glm-4-flash", "qianfan/ernie-3.5-8k", "dashscope/qwen-plus"):
         line = next(line for line in out.splitlines() if line.startswith(key))
         assert line.split()[1] == "2"  # two requests each: one plain, one streamed
+
+
+def test_the_migration_example_falls_back_parses_embeds_and_reports_usage() -> None:
+    out = run_example("migration/app.py")
+    assert "[glm-4-flash] 西湖位于浙江省杭州市。" in out
+    assert "[qwen-plus] 苏堤春晓是西湖十景之首。" in out  # Zhipu rate limited: fallback
+    assert "parsed: name='西湖' city='杭州' best_season='春季'" in out
+    assert "embeddings: 2 vectors of 1024 floats" in out
+    assert "usage: zhipu/glm-4-flash: 2 calls" in out
+    assert "usage: dashscope/qwen-plus: 1 calls" in out
