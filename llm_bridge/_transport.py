@@ -321,6 +321,7 @@ class EngineFactory:
         from ._constants import DEFAULT_TIMEOUT
         from ._engine import SyncEngine as _SyncEngine
         from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
+        from ._upstream import upstream_client
 
         self.engine_class = engine_class
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -328,9 +329,10 @@ class EngineFactory:
         self.secret_key = secret_key
         self.on_usage = on_usage
         self.usage = usage
+        sync = issubclass(engine_class, _SyncEngine)
+        http_client = upstream_client(http_client, sync=sync)
         self.owns_http = http_client is None
         if http_client is None:
-            sync = issubclass(engine_class, _SyncEngine)
             make = DefaultHttpxClient if sync else DefaultAsyncHttpxClient
             http_client = make(timeout=self.timeout)
         self.http: Any = http_client  # (the flavour matches engine_class)
