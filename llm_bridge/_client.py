@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
 import openai
+from typing_extensions import Self
 
 from ._constants import DEFAULT_MAX_RETRIES
 
@@ -158,7 +159,7 @@ class _Bridged:
             return stashed
         return super()._make_status_error(err_msg, body=body, response=response)  # type: ignore[misc]
 
-    def copy(self, **overrides: Any) -> Any:  # pyright: ignore[reportIncompatibleMethodOverride]
+    def copy(self, **overrides: Any) -> Self:  # pyright: ignore[reportIncompatibleMethodOverride]
         """A client like this one with some constructor arguments changed (as openai's).
 
         The copy shares this client's provider connections and usage ledger."""

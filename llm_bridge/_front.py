@@ -316,8 +316,50 @@ def json_body(parsed: Any) -> bytes:
 def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:
     """Chunk models as OpenAI's server-sent events, ending with ``[DONE]``."""
     for chunk in chunks:
-        yield b"data: " + chunk.model_dump_json().encode() + b"\n\n"
-    yield b"data: [DONE]\n\n"
+        yield from sse_events(chunk)
+    yield DONE_EVENT
+
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def sse_events(chunk: Any) -> list[bytes]:
+    """One chunk as the events OpenAI's server would send for it.
+
+    Chunks with tool calls are written as OpenAI writes them: a continuation delta carries
+    no ``id``/``type``/``name`` keys at all (openai's stream helper copies a ``null`` type
+    over the call's "function"), and a finish reason arrives in a chunk of its own after
+    the last tool-call delta (providers such as Zhipu send both at once, and openai's
+    helper then never reports the last call's arguments as done)."""
+    if not any(choice.delta.tool_calls for choice in chunk.choices):
+        return [b"data: " + chunk.model_dump_json().encode() + b"\n\n"]
+    data = chunk.model_dump(mode="json")
+    ending = []
+    for choice in data["choices"]:
+        for call in choice["delta"].get("tool_calls") or ():
+            _drop_nones(call, ("id", "type"))
+            _drop_nones(call.get("function") or {}, ("name", "arguments"))
+        if choice.get("finish_reason") and choice["delta"].get("tool_calls"):
+            ending.append(
+                {"index": choice["index"], "delta": {}, "finish_reason": choice["finish_reason"]}
+            )
+            choice["finish_reason"] = None
+    if not ending:
+        return [_event(data)]
+    usage = data.pop("usage", None)
+    return [_event(data), _event({**data, "choices": ending, "usage": usage})]
+
+
+def _drop_nones(mapping: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in mapping and mapping[key] is None:
+            del mapping[key]
+
+
+def _event(data: Any) -> bytes:
+    return (
+        b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    )
 
 
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}

@@ -15,6 +15,7 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable, Optional
 
@@ -110,10 +111,13 @@ class ChunkPipeline:
 
     def settle(self) -> Optional[JSONDict]:
         """Final usage, once: the provider's last figures, else an estimate of what was
-        consumed. Called at the end of the stream, and when it breaks or is closed early."""
+        consumed. Called at the end of the stream, and when it breaks or is closed early.
+
+        A stream abandoned until the interpreter exits is settled without a record: counting
+        tokens then would import the tokenizer while imports no longer work."""
         if not self._settled:
             self._settled = True
-            if self._settle is not None:
+            if self._settle is not None and not sys.is_finalizing():
                 request_id = (self._template or {}).get("id") or None
                 self.usage = self._settle(
                     self.usage, "".join(self._text or ()), request_id, self.complete

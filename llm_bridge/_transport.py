@@ -21,6 +21,7 @@ and ``httpx``; which one a request came from decides the response type.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -202,6 +203,10 @@ class _TransportBase:
         if not call.params.get("stream") or not hasattr(parsed, "close"):
             return self._json(request, call, parsed, result.retries_taken)
         headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
+        upstream_id = result.response.headers.get("x-request-id")
+        if upstream_id:
+            headers["x-request-id"] = upstream_id
+        _preload_openai_stream_errors()
         body = _SSEBody(parsed) if isinstance(self, BridgeTransport) else _AsyncSSEBody(parsed)
         return _library(request).Response(200, headers=headers, stream=body, request=request)
 
@@ -220,6 +225,17 @@ class _TransportBase:
             request=request,
             extensions=extensions,
         )
+
+
+def _preload_openai_stream_errors() -> None:
+    """Resolve ``anyio.EndOfStream`` now, while imports work.
+
+    openai 3.x's stream iterator names it in an ``except`` clause, and anyio resolves it
+    lazily (an import). A stream abandoned until the interpreter exits is closed when
+    imports no longer work, and that import then prints a traceback at exit."""
+    anyio = sys.modules.get("anyio")
+    if anyio is not None:
+        getattr(anyio, "EndOfStream", None)
 
 
 class _SSEBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
@@ -243,8 +259,9 @@ class _AsyncSSEBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
-            yield b"data: " + chunk.model_dump_json().encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
+            for event in _front.sse_events(chunk):
+                yield event
+        yield _front.DONE_EVENT
 
     async def aclose(self) -> None:
         await self._stream.close()
