@@ -2,9 +2,11 @@
 
     python examples/qwen_vision_and_embeddings.py
 
-With ``DASHSCOPE_API_KEY`` set it talks to DashScope for real; without it, it runs
-offline against ``llm_bridge.testing.FakeDashScope``, which speaks the same native wire
-(multimodal path, ``{"image": url}`` parts, ``input.texts`` embeddings out of order).
+It speaks DashScope's native protocol (``api = "native"``; compatible mode is the default),
+to show the translation: the multimodal path, ``{"image": url}`` parts, ``input.texts``
+embeddings answered out of order. With ``DASHSCOPE_API_KEY`` set it talks to DashScope for
+real; without it, it runs offline against ``llm_bridge.testing.FakeDashScope``, which
+speaks the same wire.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from llm_bridge import OpenAI
 from llm_bridge.testing import FakeDashScope
 
 IMAGE = "https://dashscope.oss-cn-beijing.aliyuncs.com/images/dog_and_girl.jpeg"
+NATIVE = {"providers": {"dashscope": {"api": "native"}}}
 SENTENCES = [
     "衣服的质量杠杠的",
     "这件衣服质量很好",
@@ -37,13 +40,14 @@ SENTENCES = [
 def make_client() -> OpenAI:
     if os.environ.get("DASHSCOPE_API_KEY"):
         print("Using DashScope live (DASHSCOPE_API_KEY is set).\n")
-        return OpenAI(provider="dashscope")
+        return OpenAI(provider="dashscope", config=NATIVE)
     print("No DASHSCOPE_API_KEY: answering from the offline fake DashScope (native wire).\n")
     fake = FakeDashScope(api_key="sk-demo")
     fake.reply("图中是一位女孩和一只狗在海滩上玩耍，夕阳西下，气氛温馨。")
     return OpenAI(
         provider="dashscope",
         api_key="sk-demo",
+        config=NATIVE,
         http_client=httpx.Client(transport=fake.transport()),
     )
 
@@ -56,7 +60,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 def main() -> None:
     with make_client() as client:
         answer = client.chat.completions.create(
-            model="qwen-vl-max",
+            model="qwen3-vl-plus",
             messages=[
                 {
                     "role": "user",

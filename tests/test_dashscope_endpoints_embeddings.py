@@ -53,6 +53,7 @@ MODEL = "qwen-plus"
 HELLO = [{"role": "user", "content": "你好"}]
 INTL_CONFIG = {"providers": {"dashscope": {"region": "intl"}}}
 COMPAT_CONFIG = {"providers": {"dashscope": {"api": "compatible"}}}
+NATIVE_CONFIG = {"providers": {"dashscope": {"api": "native"}}}
 
 CATALOGUE: dict[str, dict[str, Any]] = tomllib.loads(
     (Path(__file__).resolve().parents[1] / "providers" / "dashscope.toml").read_text("utf-8")
@@ -139,7 +140,16 @@ class Recorder:
 
 
 def make_client(mode: str, handler: Any, **kwargs: Any) -> Any:
-    """A sync or async facade client answered by ``handler`` (a fake, a Recorder or callable)."""
+    """A sync or async facade client answered by ``handler`` (a fake, a Recorder or callable).
+
+    Compatible mode is DashScope's default api; a native fake's client opts into the native
+    protocol (``api = "native"``) unless its config says otherwise."""
+    if isinstance(getattr(handler, "fake", handler), FakeDashScope):
+        config = kwargs.get("config", {})
+        if isinstance(config, dict):
+            block = config.get("providers", {}).get("dashscope", {})
+            block = {"api": "native", **block}
+            kwargs["config"] = {**config, "providers": {"dashscope": block}}
     if hasattr(handler, "handler"):
         handler = handler.handler
     kwargs.setdefault("api_key", KEY)
@@ -200,9 +210,26 @@ def native_vectors(answers: list[dict[str, Any]]) -> list[list[float]]:
 
 
 @MODES
-async def test_default_is_the_native_api_on_the_beijing_host(mode: str):
+async def test_default_is_compatible_mode_on_the_beijing_host(mode: str):
+    f = FakeDashScopeCompatible(KEY)
+    transport = httpx.MockTransport(f.handler)
+    if mode == "sync":
+        c: Any = OpenAI(
+            provider="dashscope", api_key=KEY, http_client=httpx.Client(transport=transport)
+        )
+    else:
+        c = AsyncOpenAI(
+            provider="dashscope", api_key=KEY, http_client=httpx.AsyncClient(transport=transport)
+        )
+    await chat(mode, c)
+    await embed(mode, c, model="text-embedding-v3", input=["a"])
+    assert [r.url for r in f.requests] == [url(CN, COMPAT_CHAT), url(CN, COMPAT_EMBED)]
+
+
+@MODES
+async def test_native_api_opt_in_on_the_beijing_host(mode: str):
     f = FakeDashScope(KEY)
-    c = make_client(mode, f)
+    c = make_client(mode, f, config=NATIVE_CONFIG)
     await chat(mode, c)
     await embed(mode, c, model="text-embedding-v3", input=["a"])
     assert [r.url for r in f.requests] == [url(CN, TEXT), url(CN, EMBED)]
@@ -269,7 +296,7 @@ async def test_compatible_and_intl_use_the_international_compatible_host(mode: s
 
 
 @MODES
-async def test_explicit_native_api_setting_is_the_default(mode: str):
+async def test_explicit_native_api_setting_reaches_text_generation(mode: str):
     f = FakeDashScope(KEY)
     await chat(mode, make_client(mode, f, config={"providers": {"dashscope": {"api": "native"}}}))
     assert f.requests[0].url == url(CN, TEXT)
@@ -672,7 +699,7 @@ async def test_d7_byte_exact_through_respx(mode: str):
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(f"https://{CN}{EMBED}").respond(200, headers=JSON_HEADERS, content=D7)
         cls = OpenAI if mode == "sync" else AsyncOpenAI
-        c = cls(provider="dashscope", api_key=KEY)
+        c = cls(provider="dashscope", api_key=KEY, config=NATIVE_CONFIG)
         result = await embed(
             mode,
             c,
@@ -706,7 +733,10 @@ async def test_out_of_order_answer_is_reordered_by_text_index(mode: str):
         return httpx.Response(200, json=body)
 
     result = await embed(
-        mode, make_client(mode, handler), model="text-embedding-v3", input=["a", "b", "c"]
+        mode,
+        make_client(mode, handler, config=NATIVE_CONFIG),
+        model="text-embedding-v3",
+        input=["a", "b", "c"],
     )
     assert [e.index for e in result.data] == [0, 1, 2]
     assert [e.embedding for e in result.data] == float32([[0.0], [1.0], [2.0]])
@@ -761,7 +791,8 @@ async def test_a_throttled_later_batch_is_retried_and_order_kept(mode: str):
             f.fail("rate_limit")
         return rec.handler(request)
 
-    result = await embed(mode, make_client(mode, handler), model="text-embedding-v3", input=texts)
+    c = make_client(mode, handler, config=NATIVE_CONFIG)
+    result = await embed(mode, c, model="text-embedding-v3", input=texts)
     assert len(f.requests) == 3
     assert [len(b["input"]["texts"]) for b in rec.bodies] == [V3_BATCH, 3, 3]
     assert [e.index for e in result.data] == list(range(len(texts)))

@@ -52,7 +52,7 @@ def test_every_example_runs_offline(name: str) -> None:
 
 def test_qwen_vision_and_embeddings_runs_both_calls() -> None:
     out = run_example("qwen_vision_and_embeddings.py")
-    assert "[dashscope/qwen-vl-max] 图中是一位女孩和一只狗" in out
+    assert "[dashscope/qwen3-vl-plus] 图中是一位女孩和一只狗" in out
     assert "12 embeddings of 512 dimensions" in out
     assert "closest to '衣服的质量杠杠的'" in out
 

@@ -274,7 +274,7 @@ def test_http_client_prefers_the_configured_key_over_the_requests(
 def test_http_client_follows_config_aliases_before_the_host() -> None:
     fake = FakeDashScope(api_key="sk-ds").reply("原生")
     config = {
-        "providers": {"dashscope": {"api_key": "sk-ds"}},
+        "providers": {"dashscope": {"api_key": "sk-ds", "api": "native"}},
         "models": {"gpt-4o": "dashscope/qwen-plus"},
     }
     client = plain(fake, base_url="https://api.openai.com/v1", config=config)

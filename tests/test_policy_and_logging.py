@@ -24,7 +24,10 @@ def two_provider_client(
         return fake.handler(request)
 
     config: dict = {
-        "providers": {"zhipu": {"api_key": "id.secret"}, "dashscope": {"api_key": "sk-x"}},
+        "providers": {
+            "zhipu": {"api_key": "id.secret"},
+            "dashscope": {"api_key": "sk-x", "api": "native"},
+        },
         "models": {"chat": ["zhipu/glm-4-flash", "dashscope/qwen-plus"]},
     }
     if fallback_on is not None:

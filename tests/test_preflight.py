@@ -48,7 +48,7 @@ def make(provider: str, mode: str = "sync", **kwargs: Any) -> tuple[Any, Any]:
         keys = {"api_key": "ak", "secret_key": "sk"}
     else:
         fake = FakeDashScope("sk-test")
-        keys = {"api_key": "sk-test"}
+        keys = {"api_key": "sk-test", "config": {"providers": {"dashscope": {"api": "native"}}}}
     if mode == "sync":
         http: Any = httpx.Client(transport=fake.transport())
         return OpenAI(provider=provider, http_client=http, **keys, **kwargs), fake

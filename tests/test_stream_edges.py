@@ -16,6 +16,7 @@ from llm_bridge.testing import FakeZhipu
 
 ZHIPU_CHAT = "https://open.bigmodel.cn/api/paas/v4/chat/completions"
 DASHSCOPE_CHAT = "https://dashscope.aliyuncs.com/api/v1/services/aigc/text-generation/generation"
+NATIVE = {"providers": {"dashscope": {"api": "native"}}}
 SSE = {"Content-Type": "text/event-stream"}
 HELLO = [{"role": "user", "content": "你好"}]
 
@@ -55,7 +56,12 @@ def zhipu_stream(body: str, **params: Any) -> Any:
 
 def dashscope_stream(body: str) -> Any:
     """The chunks of a DashScope stream of ``body`` (with include_usage), the stream, the client."""
-    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    client = OpenAI(
+        provider="dashscope",
+        api_key="sk-x",
+        max_retries=0,
+        config={"providers": {"dashscope": {"api": "native"}}},
+    )
     with respx.mock() as mock:
         mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())
         stream = client.chat.completions.create(
@@ -114,7 +120,7 @@ def test_a_readable_figure_after_an_unreadable_one_is_exact_again() -> None:
     good = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
     bad = {"input_tokens": 3, "output_tokens": None}
     final = {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
-    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0)
+    client = OpenAI(provider="dashscope", api_key="sk-x", max_retries=0, config=NATIVE)
     with respx.mock() as mock:
         body = dashscope_event("好", "null", good)  # the first read; the rest fed below
         mock.post(DASHSCOPE_CHAT).respond(200, headers=SSE, content=body.encode())

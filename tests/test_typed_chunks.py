@@ -116,9 +116,12 @@ Z2 = {"id": "c1", "created": 1, "model": "glm-4"}
 
 
 #: Client keyword arguments per provider (Qianfan's key and secret make it speak v1).
-KEYS: dict[str, dict[str, str]] = {
+KEYS: dict[str, dict[str, Any]] = {
     "qianfan": {"api_key": "appKey", "secret_key": "appSecret"},
-    "dashscope": {"api_key": "sk-dashscope"},
+    "dashscope": {
+        "api_key": "sk-dashscope",
+        "config": {"providers": {"dashscope": {"api": "native"}}},
+    },
 }
 
 

@@ -107,6 +107,8 @@ def make_client(provider: str, fake: Any, mode: str = "sync", **kwargs: Any) -> 
         "qianfan": {"api_key": QF_AK, "secret_key": QF_SK},
         "dashscope": {"api_key": DS_KEY},
     }[provider]
+    if provider == "dashscope":  # these tests exercise the native wire (cumulative usage ...)
+        kwargs.setdefault("config", {"providers": {"dashscope": {"api": "native"}}})
     if mode == "sync":
         return OpenAI(
             provider=provider,
@@ -451,7 +453,7 @@ def multi_provider_client(mode: str = "sync", **kwargs: Any) -> tuple[Any, dict[
         {
             "zhipu": {"api_key": ZHIPU_KEY},
             "qianfan": {"api_key": QF_AK, "secret_key": QF_SK},
-            "dashscope": {"api_key": DS_KEY},
+            "dashscope": {"api_key": DS_KEY, "api": "native"},
         },
     )
     transport = httpx.MockTransport(route)
@@ -637,7 +639,8 @@ async def test_on_usage_from_config_module_function(
     monkeypatch.delitem(sys.modules, module, raising=False)
     usage = {"input_tokens": 22, "output_tokens": 17, "total_tokens": 39}
     fake = FakeDashScope(DS_KEY).reply("我是通义千问。", usage=usage)
-    client = make_client("dashscope", fake, mode, config={"on_usage": f"{module}:collect"})
+    config = {"on_usage": f"{module}:collect", "providers": {"dashscope": {"api": "native"}}}
+    client = make_client("dashscope", fake, mode, config=config)
 
     completion = await create(client, model="qwen-plus", messages=HELLO)
 

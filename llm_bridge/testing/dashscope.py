@@ -122,6 +122,16 @@ INCREMENTAL_WITHOUT_STREAM = "parameter incremental_output only support stream c
 EMPTY_MODEL = ("BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
 EMPTY_INPUT = ("BadRequest.EmptyInput", 'Required parameter "input" missing from request.')
 BAD_JSON = "Request body is not valid JSON."  # UNSURE: wording
+# Thinking-mode rules (providers-2026.md §1.3; wordings UNSURE but for the first, quoted
+# from a user report as "restricted to True").
+THINKING_ONLY = "The value of the enable_thinking parameter is restricted to True."
+FORCED_TOOL_WHEN_THINKING = (
+    "The tool_choice parameter does not support being set to required or object in thinking mode"
+)
+SCHEMA_WHEN_THINKING = "The json_schema response_format is not supported in thinking mode"
+BUDGET_OVER_LIMIT = (
+    "The value of thinking_budget must be less than the value of max_completion_tokens"
+)
 
 MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool", "function", "plugin"})
 LAST_ROLES = frozenset({"user", "tool", "function"})
@@ -159,6 +169,7 @@ class _Call:
     message_format: bool
     multimodal: bool
     incremental: bool
+    cache: Optional[dict[str, Any]] = None
 
 
 class _DashScopeGateway(FakeProvider):
@@ -186,6 +197,59 @@ class _DashScopeGateway(FakeProvider):
         self.stream_only_models = stream_only_models
         #: The ``X-DashScope-WorkSpace`` header of each request, None when absent.
         self.workspaces: list[Optional[str]] = []
+        #: Explicit-cache prefixes created so far (``cache_control`` markers).
+        self._cache_blocks: set[str] = set()
+
+    def is_thinking_only(self, model: str) -> bool:
+        """True for models that cannot stop thinking (qwen3.8-max, *-thinking-*)."""
+        return model.startswith("qwen3.8-max") or "-thinking" in model
+
+    def thinking_problem(self, model: str, fields: Mapping[str, Any]) -> str | None:
+        """The 400 message for thinking-mode rules ``fields`` (body or parameters) break."""
+        flag = fields.get("enable_thinking")
+        if self.is_thinking_only(model) and flag is False:
+            return THINKING_ONLY
+        if not (flag is True or self.is_thinking_only(model)):
+            return None
+        choice = fields.get("tool_choice")
+        if fields.get("tools") and (choice == "required" or isinstance(choice, dict)):
+            return FORCED_TOOL_WHEN_THINKING
+        fmt = fields.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            return SCHEMA_WHEN_THINKING
+        budget = fields.get("thinking_budget")
+        limit = fields.get("max_completion_tokens") or fields.get("max_tokens")
+        if isinstance(budget, int) and isinstance(limit, int) and budget >= limit:
+            return BUDGET_OVER_LIMIT
+        return None
+
+    def cache_details(self, messages: list[Any]) -> dict[str, Any] | None:
+        """Explicit-cache usage for messages with ``cache_control`` markers: the prefix up to
+        the last marker is created on first sight (``cache_creation_input_tokens``) and hit
+        afterwards (``cached_tokens``). None without markers (implicit cache: 0 hits)."""
+        end = None
+        for position, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(
+                isinstance(p, dict) and "cache_control" in p for p in content
+            ):
+                end = position
+        if end is None:
+            return None
+        prefix = messages[: end + 1]
+        tokens = sum(approx_tokens(_message_text(m)) for m in prefix)
+        key = hashlib.sha256(dumps(prefix).encode()).hexdigest()
+        with self._lock:
+            hit = key in self._cache_blocks
+            self._cache_blocks.add(key)
+        if hit:
+            return {"cached_tokens": tokens}
+        return {
+            "cached_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": tokens},
+            "cache_creation_input_tokens": tokens,
+            "cache_type": "ephemeral",
+        }
 
     def is_stream_only(self, model: str) -> bool:
         """True for models that answer only to streaming requests."""
@@ -275,7 +339,10 @@ class FakeDashScope(_DashScopeGateway):
         """True for models served on the multimodal-generation path."""
         if self.multimodal_models is not None:
             return model in self.multimodal_models
-        return model.startswith(("qwen-vl", "qvq"))
+        # Qwen3.5+ plus/flash and qwen3.8-max are vision-language models (url error on the
+        # text path), as are the VL families (qwen-vl*, qwen2/2.5/3-vl*) and qvq*.
+        vl = ("qwen-vl", "qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qvq", "qwen3.8-max")
+        return model.startswith(vl) or bool(re.match(r"qwen3\.[5-9]-(plus|flash)", model))
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -366,6 +433,7 @@ class FakeDashScope(_DashScopeGateway):
             message_format=parameters.get("result_format") == "message",
             multimodal=multimodal_path,
             incremental=parameters.get("incremental_output") is True,
+            cache=self.cache_details(messages),
         )
         if sse:
             return self._stream(call, outcome)
@@ -393,6 +461,9 @@ class FakeDashScope(_DashScopeGateway):
             return MEDIA_ON_TEXT_PATH
         if _wants_json_object(parameters) and not _mentions_json(messages):
             return JSON_WORD
+        thinking = self.thinking_problem(model, parameters)
+        if thinking is not None:
+            return thinking
         incremental = parameters.get("incremental_output") is True
         if self.is_stream_only(model):
             if not sse:
@@ -463,7 +534,10 @@ class FakeDashScope(_DashScopeGateway):
             return dict(reply.usage)
         reasoning = reply.reasoning_content if not _text_format(call, reply) else None
         completion = approx_tokens(reply.completion_text())
-        return _native_usage(call.prompt_tokens, completion, reasoning, stream=stream)
+        usage = _native_usage(call.prompt_tokens, completion, reasoning, stream=stream)
+        if call.cache is not None:
+            usage["prompt_tokens_details"] = dict(call.cache)
+        return usage
 
     # -- stream rendering ------------------------------------------------------------------
 
@@ -818,6 +892,7 @@ class _CompatCall:
     model: str
     prompt_tokens: int
     include_usage: bool
+    cache: Optional[dict[str, Any]] = None
 
     @property
     def id(self) -> str:
@@ -869,6 +944,9 @@ class FakeDashScopeCompatible(_DashScopeGateway):
             return self._invalid(BAD_PARAMETER)
         if _wants_json_object(body) and not _mentions_json(messages):
             return self._invalid(JSON_WORD)
+        thinking = self.thinking_problem(model, body)
+        if thinking is not None:
+            return self._invalid(thinking)
         stream = body.get("stream") is True
         if self.is_stream_only(model) and not stream:
             return self._invalid(STREAM_ONLY)
@@ -882,6 +960,7 @@ class FakeDashScopeCompatible(_DashScopeGateway):
             model=model,
             prompt_tokens=sum(approx_tokens(_message_text(m)) for m in messages),
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            cache=self.cache_details(messages),
         )
         if stream:
             return self._stream(call, outcome)
@@ -1002,7 +1081,7 @@ class FakeDashScopeCompatible(_DashScopeGateway):
             "prompt_tokens": call.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": call.prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": dict(call.cache or {"cached_tokens": 0}),
         }
 
     # -- stream rendering ------------------------------------------------------------------
