@@ -300,7 +300,11 @@ def _assert_single_tool_chunk(chunks: list[ChatCompletionChunk], call_id: str | 
     tool_chunks = [c for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     assert len(tool_chunks) == 1
     choice = tool_chunks[0].choices[0]
-    assert choice.finish_reason == "tool_calls"
+    # GLM sends the call and its finish reason at once; OpenAI's wire (and openai's stream
+    # helper) has the finish reason in the next chunk, with an empty delta.
+    assert choice.finish_reason is None
+    after = chunks[chunks.index(tool_chunks[0]) + 1].choices[0]
+    assert after.finish_reason == "tool_calls" and not after.delta.tool_calls
     (call,) = choice.delta.tool_calls
     assert call.index == 0
     assert call.id and (call_id is None or call.id == call_id)

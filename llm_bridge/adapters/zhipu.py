@@ -7,6 +7,18 @@ The body is OpenAI's JSON, so this adapter is the compatible one plus GLM's rule
 ``user_id`` of 6 to 128 characters; base64 images without their ``data:`` prefix;
 ``finish_reason`` ``sensitive`` (content filter) and ``network_error`` (raises). The
 numbers live in ``providers/zhipu.toml``; this module holds only the logic.
+
+Thinking (docs/providers/zhipu.md): openai's ``reasoning_effort`` becomes GLM's
+``thinking: {"type": ...}`` and, on models that take it (GLM-5.2 on), ``reasoning_effort``,
+from the model's catalogue entry through `plan_reasoning`; a caller's own ``thinking`` in
+``extra_body`` wins key by key. GLM wants the reasoning of an assistant turn that called
+tools sent back with the tool results (interleaved thinking): ``reasoning_content`` on
+assistant messages is kept, and, while thinking is on, an assistant tool-call message
+without it gets an empty one rather than a 400. History is repaired where GLM's rules
+differ from OpenAI's, never dropping text: ``developer`` is ``system``; a conversation
+without a user message has its last system message sent as the user's; an assistant
+message with tool calls and empty content gets ``content: null``; an assistant message
+with nothing in it is left out.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from typing import Any, Optional
 from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
 from .._errors import OpenAIError
+from .._reasoning import ReasoningPlan, plan_reasoning
 from ._base import CallContext, JSONDict, require_key
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
@@ -27,6 +40,9 @@ __all__ = ["ZhipuAdapter"]
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
+#: Assistant-message fields openai's returned message objects carry that GLM has no use
+#: for (sent back as they are when a caller appends ``resp.choices[0].message``).
+_OPENAI_ONLY_FIELDS = ("refusal", "annotations", "audio", "function_call", "provider")
 
 
 class ZhipuAdapter(OpenAICompatAdapter):
@@ -48,13 +64,12 @@ class ZhipuAdapter(OpenAICompatAdapter):
     # ------------------------------------------------------------------ chat
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
-        body: JSONDict = {"messages": [_message(m) for m in ctx.params["messages"]]}
+        thinking_fields, thinking_on = self._reasoning(ctx, call)
+        body: JSONDict = {"messages": _messages(ctx.params["messages"], thinking_on)}
         self._sampling(ctx, body)
         self._tools(ctx, call, body)
         self._stop(ctx, call, body)
-        max_tokens = ctx.get("max_completion_tokens", ctx.get("max_tokens"))
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
+        self._max_tokens(ctx, body)
         if ctx.get("seed") is not None:
             body["seed"] = ctx.get("seed")
         if ctx.get("n", 1) > 1:
@@ -65,9 +80,25 @@ class ZhipuAdapter(OpenAICompatAdapter):
             )
         self._user(ctx, body)
         self._response_format(ctx, body)
-        self._reasoning(ctx, call, body)
+        body.update(thinking_fields)
         ctx.refuse(self.spec.unsupported)
         return body
+
+    def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
+        """``extra_body`` at the top level, but a caller's ``thinking`` merged key by key
+        into the one ``reasoning_effort`` made (``{"clear_thinking": False}`` keeps the
+        type). A caller who turns thinking off there also drops the effort sent for it."""
+        merged = {**body, **extra}
+        ours, theirs = body.get("thinking"), extra.get("thinking")
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            merged["thinking"] = {**ours, **theirs}
+        if (
+            isinstance(theirs, dict)
+            and theirs.get("type") == "disabled"
+            and "reasoning_effort" not in extra
+        ):
+            merged.pop("reasoning_effort", None)
+        return merged
 
     def _sampling(self, ctx: ParamContext, body: JSONDict) -> None:
         temperature = ctx.get("temperature")
@@ -130,6 +161,18 @@ class ZhipuAdapter(OpenAICompatAdapter):
         function.pop("strict", None)
         return {"type": "function", "function": function}
 
+    def _max_tokens(self, ctx: ParamContext, body: JSONDict) -> None:
+        """GLM reads only ``max_tokens`` (``max_completion_tokens`` is ignored there, so an
+        unsent limit would silently not apply). Given both, the smaller limit holds: each
+        of them is a ceiling the caller asked for."""
+        limits = [
+            value
+            for value in (ctx.get("max_completion_tokens"), ctx.get("max_tokens"))
+            if value is not None
+        ]
+        if limits:
+            body["max_tokens"] = min(limits)
+
     def _user(self, ctx: ParamContext, body: JSONDict) -> None:
         user = ctx.get("user") or ctx.get("safety_identifier")
         if not user:
@@ -163,19 +206,75 @@ class ZhipuAdapter(OpenAICompatAdapter):
                 param="response_format",
             )
 
-    def _reasoning(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
+    def _reasoning(self, ctx: ParamContext, call: CallContext) -> tuple[JSONDict, Optional[bool]]:
+        """The body fields for ``reasoning_effort`` and whether the model will think (None:
+        unknown, GLM-4.5/4.6 decide for themselves).
+
+        Models up to GLM-5.1 take only ``thinking.type``; GLM-5.2 and later also take
+        ``reasoning_effort`` (the catalogue's ``reasoning_efforts``), sent with thinking
+        enabled. A model that always thinks refuses "none" here, before any request
+        (GLM-5.3 answers ``thinking.type: "disabled"`` with a 400, code 1210)."""
         effort = ctx.get("reasoning_effort")
-        if effort is None:
-            return
-        if call.info is not None and not call.info.supports("reasoning"):
-            ctx.unsupported("reasoning_effort", f"{call.model} is not a thinking model")
-            return
-        body["thinking"] = {"type": "disabled" if effort in ("none", "minimal") else "enabled"}
+        info = call.info
+        fields: JSONDict = {}
+        if effort is not None:
+            plan = plan_reasoning(
+                effort,
+                info,
+                budgets=self.spec.thinking_budgets,
+                max_tokens=None,
+                error=lambda message: ctx.error(message, param="reasoning_effort"),
+            )
+            if plan is None and info is None:
+                # A model the catalogue does not know yet: GLM's own switch, as GLM-4.5+ take it.
+                plan = ReasoningPlan(thinking=effort not in ("none", "minimal"))
+            if plan is None:
+                ctx.unsupported("reasoning_effort", f"{call.model} is not a thinking model")
+            else:
+                fields = self._thinking_fields(plan, info)
+        return fields, _thinking_on(fields, call)
+
+    @staticmethod
+    def _thinking_fields(plan: ReasoningPlan, info: Any) -> JSONDict:
+        if not plan.thinking:
+            return {"thinking": {"type": "disabled"}}
+        if plan.effort is None and info is not None and info.thinking == "always":
+            return {}  # it thinks anyway, and has no level to set (GLM-Z1, GLM-4.1V-Thinking)
+        fields: JSONDict = {"thinking": {"type": "enabled"}}
+        if plan.effort is not None:
+            fields["reasoning_effort"] = plan.effort
+        return fields
 
     # ------------------------------------------------------------------ embeddings
 
 
-def _message(message: Any) -> JSONDict:
+def _thinking_on(fields: JSONDict, call: CallContext) -> Optional[bool]:
+    """Whether GLM will think for this call: the caller's ``thinking`` in extra_body, else
+    what ``reasoning_effort`` asked for, else the model's default (None: its own choice)."""
+    for given in (call.extra_body.get("thinking"), fields.get("thinking")):
+        if isinstance(given, dict) and given.get("type") in ("enabled", "disabled"):
+            return given["type"] == "enabled"
+    info = call.info
+    if info is not None and (info.thinking == "always" or info.thinking_by_default):
+        return True
+    return None
+
+
+def _messages(messages: Any, thinking_on: Optional[bool]) -> list[JSONDict]:
+    """The conversation as GLM takes it (see the module docstring)."""
+    out = [_message(m, thinking_on) for m in messages]
+    out = [m for m in out if not _empty_assistant(m)]
+    if not any(m.get("role") == "user" for m in out):
+        # GLM refuses a conversation without a user message (400, code 1214); the last
+        # system message carries the instruction, so it is sent as the user's.
+        for message in reversed(out):
+            if message.get("role") == "system":
+                message["role"] = "user"
+                break
+    return out
+
+
+def _message(message: Any, thinking_on: Optional[bool] = None) -> JSONDict:
     """One OpenAI message as GLM takes it."""
     out = dict(message)
     role = out.get("role")
@@ -184,10 +283,35 @@ def _message(message: Any) -> JSONDict:
     elif role == "function":  # openai's deprecated function-result message
         out["role"] = "tool"
         out.setdefault("tool_call_id", out.get("name", ""))
+    elif role == "assistant":
+        for name in _OPENAI_ONLY_FIELDS:
+            if out.get(name) is None or name == "provider":
+                out.pop(name, None)
+        if out.get("tool_calls"):
+            if out.get("content") in ("", []):
+                out["content"] = None  # GLM: empty content next to tool_calls is invalid
+            if thinking_on is not False and out.get("reasoning_content") is None:
+                # Interleaved thinking: GLM wants the turn's reasoning back with the tool
+                # results and refuses a tool-call message without it. History written by
+                # hand has none to give; an empty one keeps the request valid.
+                out["reasoning_content"] = ""
+        elif out.get("tool_calls") is not None:
+            out.pop("tool_calls")  # an empty list: GLM takes it as a malformed message
     content = out.get("content")
     if isinstance(content, list):
         out["content"] = [_content_part(part) for part in content]
     return out
+
+
+def _empty_assistant(message: JSONDict) -> bool:
+    """An assistant message with no text, no tool calls and no reasoning: GLM refuses it
+    (400, code 1214) and it says nothing, so it is left out."""
+    return (
+        message.get("role") == "assistant"
+        and not message.get("content")
+        and not message.get("tool_calls")
+        and not message.get("reasoning_content")
+    )
 
 
 def _content_part(part: Any) -> Any:

@@ -4,12 +4,23 @@ It follows /work/shared/protocols.md §1 and the §7.1 fixtures: non-stream bodi
 key-sorted compact JSON without an ``object`` field (Z1, Z3), streams are ``data: {json}``
 events in Z2 order ending with ``data: [DONE]``, and errors are
 ``{"error":{"code":"<digits>","message":...}}`` with Zhipu's business codes.
+
+Thinking, as docs/providers/zhipu.md records it: ``thinking: {"type": ...}`` is honoured
+(a reply's ``reasoning_content`` is left out when thinking is off); GLM-5.3 and
+GLM-5.3-Flash always think and answer ``"disabled"`` with 400 code 1210 on the standard
+root (the Coding Plan's root takes it and thinks anyway); while thinking is on, an
+assistant message with tool calls but no ``reasoning_content`` is refused (interleaved
+thinking). Messages follow GLM's rules: at least one user message, and no assistant
+message without both content and tool calls (400 code 1214). The implicit context cache
+is modelled: a request whose leading messages were the leading messages of an earlier
+request reports them as ``usage.prompt_tokens_details.cached_tokens``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -63,6 +74,16 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "bad_request": (400, "1214", "参数非法，请检查文档。"),
 }
 EXPIRED_TOKEN = (401, "1003", "Authentication Token 已过期，请重新生成/获取")
+#: GLM-5.3 refusing thinking.type "disabled" (THU-MAIC/OpenMAIC#1400, OpenCSGs/csglite#195).
+ALWAYS_THINKS = (400, "1210", "该模型始终思考，不支持关闭思考；请使用 low、high 或 max。")
+MISSING_REASONING = (
+    "thinking is enabled but reasoning_content is missing in assistant tool call message "
+    "at index {index}"
+)
+
+#: Model-name stems by thinking behaviour (docs.bigmodel.cn thinking-mode; GLM-5.3 notes).
+ALWAYS_THINKING_STEMS = ("glm-5.3",)
+THINKING_BY_DEFAULT_STEMS = ("glm-4.7", "glm-5")
 
 EMBEDDING_3_DIMENSIONS = frozenset({256, 512, 1024, 2048})
 EMBEDDING_3_DEFAULT_DIMENSIONS = 2048
@@ -98,6 +119,7 @@ class FakeZhipu(FakeProvider):
         super().__init__(split_bytes=split_bytes, clock=clock)
         self.api_key = api_key
         self.model_names = model_names
+        self._cached_prefixes: set[str] = set()
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -108,13 +130,23 @@ class FakeZhipu(FakeProvider):
             return rejection
         messages = body.get("messages") or []
         model = str(body.get("model", ""))
+        coding = "/coding/" in request.url.path
+        thinking = _thinking(model, body.get("thinking"), coding)
+        if thinking == "refused":
+            return self._error_response(*ALWAYS_THINKS)
+        rejection = self._check_messages(messages, thinking is True)
+        if rejection is not None:
+            return rejection
         outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
+        if thinking is False and isinstance(outcome, Reply) and outcome.reasoning_content:
+            outcome = dataclasses.replace(outcome, reasoning_content=None)
         call = _Call(
             task_id=self._task_id(),
             created=int(self.clock()),
             model=model,
             request_id=body.get("request_id"),
             prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
+            cached_tokens=self._cache(messages),
         )
         if body.get("stream"):
             return self._stream(call, outcome)
@@ -186,6 +218,37 @@ class FakeZhipu(FakeProvider):
             return EXPIRED_TOKEN
         return None
 
+    def _check_messages(self, messages: list[Any], thinking: bool) -> httpx.Response | None:
+        """GLM's message rules (400 code 1214), checked before generating."""
+        if not isinstance(messages, list) or not messages:
+            return self._invalid("messages")
+        if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
+            return self._invalid("messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") != "assistant":
+                continue
+            if not message.get("content") and not message.get("tool_calls"):
+                status, code, _ = ERRORS["bad_request"]
+                text = f"messages[{index}]:content和tool_calls 字段不能同时为空"
+                return self._error_response(status, code, text)
+            if thinking and message.get("tool_calls") and message.get("reasoning_content") is None:
+                status, code, _ = ERRORS["bad_request"]
+                return self._error_response(status, code, MISSING_REASONING.format(index=index))
+        return None
+
+    def _cache(self, messages: list[Any]) -> int:
+        """Tokens of the longest leading run of ``messages`` an earlier request began with
+        (GLM's implicit cache); this request's leading runs are remembered."""
+        keys = [dumps(messages[:length], sort_keys=True) for length in range(1, len(messages))]
+        cached = 0
+        with self._lock:
+            for length in range(len(keys), 0, -1):
+                if keys[length - 1] in self._cached_prefixes:
+                    cached = sum(approx_tokens(message_text(m)) for m in messages[:length])
+                    break
+            self._cached_prefixes.update(keys)
+        return cached
+
     # -- non-stream rendering --------------------------------------------------------------
 
     def _complete(self, call: _Call, outcome: Outcome) -> httpx.Response:
@@ -241,11 +304,14 @@ class FakeZhipu(FakeProvider):
         if reply.usage is not None:
             return dict(reply.usage)
         completion = approx_tokens(reply.completion_text())
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": call.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": call.prompt_tokens + completion,
         }
+        if call.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": call.cached_tokens}
+        return usage
 
     # -- stream rendering ------------------------------------------------------------------
 
@@ -338,10 +404,27 @@ class _Call:
     model: str
     request_id: Optional[str]
     prompt_tokens: int
+    cached_tokens: int = 0
 
     def chunk_header(self) -> dict[str, Any]:
         """The leading keys of every stream chunk, in Z2 order."""
         return {"id": self.task_id, "created": self.created, "model": self.model}
+
+
+def _thinking(model: str, given: object, coding: bool) -> bool | str | None:
+    """Whether ``model`` thinks for a request with ``thinking: given``: True, False (turned
+    off), None (the model's own default where it has no fixed one: GLM-4.5/4.6 decide per
+    request, older models do not think; a scripted reasoning_content is sent as given),
+    or "refused" (turning it off on a model that always thinks, on the standard root)."""
+    always = model.startswith(ALWAYS_THINKING_STEMS)
+    kind = given.get("type") if isinstance(given, dict) else None
+    if kind == "disabled":
+        if always:
+            return True if coding else "refused"
+        return False
+    if kind == "enabled" or always or model.startswith(THINKING_BY_DEFAULT_STEMS):
+        return True
+    return None
 
 
 def verify_jwt(token: str, api_key: str) -> int | None:
