@@ -67,7 +67,8 @@ class ModelNotFoundError(OpenAIError, ValueError):
 
 
 class UnsupportedParameterWarning(UserWarning):
-    """An OpenAI parameter the provider cannot honour was dropped (policy ``warn``)."""
+    """An OpenAI parameter the provider cannot honour was dropped or replaced (policy
+    ``warn``); the message says which."""
 
 
 class ModelRetiredWarning(UserWarning):

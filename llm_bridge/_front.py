@@ -261,6 +261,12 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         if value is not None:
             payload[extra] = value
     headers = {"content-type": "application/json", "x-should-retry": "false"}
+    # The provider's wait, for a library's own retry layer (llama-index honours it).
+    upstream = getattr(error, "response", None)
+    for name in ("retry-after", "retry-after-ms"):
+        value = upstream.headers.get(name) if upstream is not None else None
+        if value:
+            headers[name] = value
     request_id = getattr(error, "request_id", None)
     if request_id:
         headers["x-request-id"] = request_id

@@ -307,3 +307,11 @@ async def test_the_async_client_is_openais_and_streams() -> None:
             model="glm-4-flash", messages=HELLO
         )
     assert isinstance(info.value, llm_bridge.RateLimitError)
+
+
+@pytest.mark.parametrize("door", [bridged, plain], ids=["bridge", "http_client"])
+def test_the_providers_retry_after_reaches_the_caller(door: Any) -> None:
+    fake = FakeZhipu(api_key=KEY).fail("rate_limit", headers={"Retry-After": "7"})
+    with pytest.raises(openai.RateLimitError) as caught:
+        door(fake, max_retries=0).chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert caught.value.response.headers["retry-after"] == "7"

@@ -104,7 +104,9 @@ class ParamContext:
         return default if value is None else value
 
     def unsupported(self, name: str, reason: str) -> None:
-        """Apply the policy to a parameter the provider cannot honour."""
+        """Apply the policy to a parameter the provider cannot honour. ``reason`` says why,
+        and what was done instead where something was ("... so 'required' was sent as
+        'auto'")."""
         message = f"{self.provider} does not support {name}: {reason}"
         if self.policy == "error":
             raise self.error(
@@ -115,7 +117,7 @@ class ParamContext:
         if self.policy == "warn":
             self._warn(
                 name,
-                f"{message}; it was dropped. Set [policy] unsupported_params = "
+                f"{message}. Set [policy] unsupported_params = "
                 f'"drop" to silence this or "error" to refuse such requests.',
             )
 
@@ -126,7 +128,7 @@ class ParamContext:
             return
         for name, reason in unsupported.items():  # in the table's order: errors are stable
             if name in given and self.params[name] not in (None, False):
-                self.unsupported(name, reason)
+                self.unsupported(name, f"{reason}; it was not sent")
 
     def error(
         self, message: str, *, param: Optional[str] = None, code: Optional[str] = None
