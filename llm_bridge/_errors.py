@@ -31,6 +31,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "CodingPlanWarning",
     "ConfigError",
     "ConflictError",
     "InternalServerError",
@@ -69,6 +70,11 @@ class ModelNotFoundError(OpenAIError, ValueError):
 class UnsupportedParameterWarning(UserWarning):
     """An OpenAI parameter the provider cannot honour was dropped or replaced (policy
     ``warn``); the message says which."""
+
+
+class CodingPlanWarning(UserWarning):
+    """Requests go to a Coding Plan host (Zhipu's GLM Coding Plan, DashScope's Coding
+    Plan): the plans' terms allow interactive coding tools only, not scripts or back-ends."""
 
 
 class ModelRetiredWarning(UserWarning):

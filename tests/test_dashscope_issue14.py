@@ -14,7 +14,6 @@ import pytest
 
 import llm_bridge
 from llm_bridge import AuthenticationError, BadRequestError
-from llm_bridge.adapters import dashscope as ds
 from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible
 
 KEY = "sk-test"
@@ -256,7 +255,6 @@ def test_a_coding_plan_key_off_the_coding_host_fails_before_any_request() -> Non
 
 
 def test_a_coding_plan_key_on_its_host_warns_once() -> None:
-    ds._CODING_WARNED.clear()
     compat = FakeDashScopeCompatible(host="coding.dashscope.aliyuncs.com")
 
     class Coding:  # the plan's root is /v1, the fake's /compatible-mode/v1

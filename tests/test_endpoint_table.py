@@ -39,7 +39,11 @@ def zhipu_client(config: dict, fake: FakeZhipu) -> llm_bridge.OpenAI:
 )
 def test_zhipu_region_and_plan_pick_the_host(settings: dict, root: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("好")
-    client = zhipu_client({"providers": {"zhipu": settings}}, fake)
+    if settings.get("plan") == "coding":  # the plan's terms: interactive coding tools only
+        with pytest.warns(llm_bridge.CodingPlanWarning, match="forbid use from automated"):
+            client = zhipu_client({"providers": {"zhipu": settings}}, fake)
+    else:
+        client = zhipu_client({"providers": {"zhipu": settings}}, fake)
     assert str(client.base_url).rstrip("/") == root
     client.chat.completions.create(model="glm-4-flash", messages=HELLO)
     assert str(fake.requests[0].url) == root + "/chat/completions"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Union
@@ -21,20 +22,21 @@ import httpx
 from pydantic_core import from_json
 
 from .._auth import BearerKey, Credentials, scrub
-from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig
+from .._config import Endpoint, ErrorRule, ModelInfo, Policy, ProviderConfig
 from .._errors import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    CodingPlanWarning,
     InternalServerError,
     OpenAIError,
     exception_for_status,
     local_error,
 )
 from .._sse import SSEEvent
-from ._params import ParamContext
+from ._params import ParamContext, warn_once
 
 if TYPE_CHECKING:
     from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
@@ -116,6 +118,22 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
         return (None if code is None else str(code)), (None if message is None else str(message))
 
     return normalised
+
+
+def _warn_coding_plan(provider: str, endpoint: Endpoint) -> None:
+    """Once per process and host: Coding Plans are for interactive coding tools."""
+    message = (
+        f"{provider}: requests go to the Coding Plan host {endpoint.url}. The plan is meant "
+        f"for interactive coding tools; its terms forbid use from automated scripts and "
+        f"application back-ends, and the provider may suspend keys used so. Use a "
+        f"pay-as-you-go key and the standard plan for programs."
+    )
+    warn_once(
+        provider,
+        f"coding-plan:{endpoint.url}",
+        message,
+        lambda text: warnings.warn(text, CodingPlanWarning, stacklevel=2),
+    )
 
 
 def _endpoint_url(spec: ProviderConfig, api: Optional[str]) -> Optional[str]:
@@ -281,6 +299,9 @@ class Adapter:
         if not root:
             raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
         credentials = adapter_cls.make_credentials(name, spec, keys)
+        endpoint = spec.endpoint_of(root)
+        if endpoint is not None and endpoint.plan == "coding":
+            _warn_coding_plan(name, endpoint)
         return adapter_cls(
             name, spec, base_url=root, credentials=credentials, policy=policy, warn=warn
         )

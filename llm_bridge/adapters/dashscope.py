@@ -14,9 +14,7 @@ OpenAI's shapes.
 from __future__ import annotations
 
 import json
-import threading
 import time
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -618,14 +616,12 @@ def _api_of(spec: ProviderConfig, root: str) -> str:
 
 #: Coding Plan keys start so; they work only on the plan's own host.
 _CODING_KEY_PREFIX = "sk-sp-"
-_CODING_WARNED: set[str] = set()
-_CODING_LOCK = threading.Lock()
 
 
 def _check_key_plan(spec: ProviderConfig, key: Optional[str], root: Optional[str]) -> None:
     """A Coding-Plan key (``sk-sp-``) off the plan's host fails here, before any request
-    (the host would answer 401); on the plan's host it is warned about once per process:
-    the plan's terms forbid use from scripts and application back-ends."""
+    (the host would answer 401). On the plan's host, `Adapter.create` warns about the
+    plan's terms."""
     if not key or not key.startswith(_CODING_KEY_PREFIX) or not root:
         return
     endpoint = spec.endpoint_of(root)
@@ -638,19 +634,6 @@ def _check_key_plan(spec: ProviderConfig, key: Optional[str], root: Optional[str
             f'(401). Set plan = "coding" under [providers.dashscope] to use the plan, or use a '
             f"pay-as-you-go key (sk-...) for this endpoint. Note that the Coding Plan's terms "
             f"forbid its use from scripts and application back-ends."
-        )
-    if endpoint is not None and endpoint.plan == "coding":
-        with _CODING_LOCK:
-            if endpoint.url in _CODING_WARNED:
-                return
-            _CODING_WARNED.add(endpoint.url)
-        warnings.warn(
-            "dashscope: a Coding Plan key (sk-sp-...) is in use. The plan is meant for "
-            "interactive coding tools; its terms forbid use from automated scripts and "
-            "application back-ends, and Alibaba may suspend keys used so. Use a "
-            "pay-as-you-go key for programs.",
-            UserWarning,
-            stacklevel=2,
         )
 
 
