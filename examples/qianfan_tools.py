@@ -2,10 +2,11 @@
 
     python examples/qianfan_tools.py
 
-With ``QIANFAN_AK`` and ``QIANFAN_SK`` (a Qianfan application's API Key and Secret Key)
-set, it talks to ERNIE for real (v1 API, OAuth access token fetched and cached for you).
-Without them it runs offline against ``llm_bridge.testing.FakeQianfan``, which speaks
-the same v1 wire: ``functions``, ``function_call`` answers, ``error_code`` bodies.
+With ``QIANFAN_API_KEY`` (a ``bce-v3/...`` API key from the Qianfan console) or IAM keys
+(``QIANFAN_ACCESS_KEY``/``QIANFAN_SECRET_KEY``: a bearer token is minted and renewed for
+you) set, it talks to ERNIE for real, on the v2 API. Without them it runs offline against
+``llm_bridge.testing.FakeQianfanV2``, which speaks the same wire, including v2's message
+rules (strict alternation, the last turn from the user on ERNIE 4.5), repaired for you.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import os
 import httpx
 
 from llm_bridge import OpenAI
-from llm_bridge.testing import FakeQianfan
+from llm_bridge.testing import FakeQianfanV2
 
-MODEL = "ernie-4.0-8k"
+MODEL = "ernie-4.5-turbo-128k"
+DEMO_KEY = "bce-v3/ALTAK-demo/0123456789abcdef"
 TOOLS = [
     {
         "type": "function",
@@ -41,17 +43,16 @@ def get_current_weather(location: str) -> dict[str, str]:
 
 
 def make_client() -> OpenAI:
-    if os.environ.get("QIANFAN_AK") and os.environ.get("QIANFAN_SK"):
-        print("Using Qianfan live (QIANFAN_AK / QIANFAN_SK are set).\n")
+    if os.environ.get("QIANFAN_API_KEY") or os.environ.get("QIANFAN_ACCESS_KEY"):
+        print("Using Qianfan live (v2 API).\n")
         return OpenAI(provider="qianfan")
-    print("No QIANFAN_AK / QIANFAN_SK: answering from the offline fake Qianfan (v1 wire).\n")
-    fake = FakeQianfan(api_key="demo-ak", secret_key="demo-sk")
+    print("No Qianfan keys: answering from the offline fake Qianfan (v2 wire).\n")
+    fake = FakeQianfanV2(api_key=DEMO_KEY)
     fake.tool_call("get_current_weather", {"location": "北京"})
     fake.reply("北京今天晴，气温25℃，适合出门散步。")
     return OpenAI(
         provider="qianfan",
-        api_key="demo-ak",
-        secret_key="demo-sk",
+        api_key=DEMO_KEY,
         http_client=httpx.Client(transport=fake.transport()),
     )
 

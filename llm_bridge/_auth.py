@@ -1,4 +1,4 @@
-"""Credentials that turn into request headers: bearer keys and Zhipu's signed JWTs.
+"""Credentials that turn into request headers: bearer keys, Zhipu's signed JWTs, Qianfan tokens.
 
 Zhipu accepts its API key ``<id>.<secret>`` either as a plain bearer token or as a
 short-lived HS256 JWT signed with the secret (``auth = "jwt"``). The JWT's timestamps are
@@ -7,6 +7,10 @@ every request is a 401. Tokens are cached per key, shared by every client in the
 and renewed well before they expire (and at once after a 1003 "token expired").
 
 Signing is a few lines of stdlib HMAC, so no JWT library is needed.
+
+Qianfan has two fetched tokens: v1's OAuth access token (`QianfanAccessToken`, application
+keys, the closed v1 API) and v2's bearer token minted from IAM account keys
+(`QianfanIamToken`, a bce-auth-v1 signed ``GET /v1/BCE-BEARER/token``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import threading
 import time
 import weakref
+from datetime import datetime
 from typing import Any, Callable, Optional
 
 import httpx
@@ -29,6 +34,7 @@ __all__ = [
     "BearerKey",
     "Credentials",
     "QianfanAccessToken",
+    "QianfanIamToken",
     "TokenCredentials",
     "ZhipuJWT",
     "sign_zhipu_jwt",
@@ -246,7 +252,7 @@ class QianfanAccessToken(TokenCredentials):
         digest = hashlib.sha256(f"{token_url}\0{api_key}\0{secret_key}".encode()).hexdigest()
         with _SHARED_LOCK:
             instance = _SHARED_TOKENS.get(digest)
-            if instance is None:
+            if not isinstance(instance, cls):
                 instance = _SHARED_TOKENS[digest] = cls(api_key, secret_key, token_url=token_url)
         return instance
 
@@ -298,7 +304,7 @@ class QianfanAccessToken(TokenCredentials):
         return f"QianfanAccessToken(api_key={self._api_key[:4]}…(redacted))"
 
 
-_SHARED_TOKENS: dict[str, QianfanAccessToken] = {}
+_SHARED_TOKENS: dict[str, TokenCredentials] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -334,6 +340,206 @@ def _token_error(response: httpx.Response, body: Any, secrets: tuple[str, ...]) 
     cls = InternalServerError if response.status_code >= 500 else APIStatusError
     return cls(
         f"Qianfan's token endpoint answered {response.status_code} without a token",
+        response=safe,
+        body=body,
+        provider="qianfan",
+    )
+
+
+class QianfanIamToken(TokenCredentials):
+    """Qianfan v2 with IAM account keys: the Access Key / Secret Key mint a bearer token.
+
+    ``GET {iam_token_url}?expireInSeconds=N``, signed with bce-auth-v1, answers
+    ``{"userId", "token": "bce-v3/...", "status", "createTime", "expireTime"}`` (times in
+    ISO-8601 UTC). The token is fetched lazily, single-flight (the engine holds
+    `thread_lock` / `async_lock` around the fetch), shared by every client in the process
+    holding the same keys (see `shared`), renewed shortly before it lapses, and marked
+    stale when v2 answers 401 ``invalid_iam_token`` so the request is sent once more with
+    a fresh one. It travels as ``Authorization: Bearer <token>``.
+
+    ``assumed`` says, for error messages, why the keys were taken as IAM keys (keys given
+    as ``api_key``/``secret_key`` whose form is ambiguous); the token endpoint's refusal
+    then names it, so a caller holding application keys learns what went wrong.
+    """
+
+    #: The lifetime asked for (Baidu allows 5 minutes to 30 days; its SDK asks for 12 h).
+    EXPIRE_SECONDS = 43200
+
+    def __init__(
+        self,
+        access_key: str,
+        secret_key: str,
+        *,
+        iam_token_url: str,
+        assumed: Optional[str] = None,
+        expire_seconds: int = EXPIRE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        if not access_key or not secret_key:
+            raise ValueError("QianfanIamToken needs both an access key and a secret key")
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._url = iam_token_url
+        self.assumed = assumed
+        self.expire_seconds = int(expire_seconds)
+        self.clock = clock
+        self._token: Optional[str] = None
+        self._renew_at = 0.0
+        self.fetches = 0  # how many tokens this process minted for these keys
+
+    @classmethod
+    def shared(
+        cls,
+        access_key: str,
+        secret_key: str,
+        *,
+        iam_token_url: str,
+        assumed: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> QianfanIamToken:
+        """The process-wide instance for these keys, so all clients share one token."""
+        digest = hashlib.sha256(
+            f"iam\0{iam_token_url}\0{access_key}\0{secret_key}".encode()
+        ).hexdigest()
+        with _SHARED_LOCK:
+            instance = _SHARED_TOKENS.get(digest)
+            if not isinstance(instance, cls):
+                instance = _SHARED_TOKENS[digest] = cls(
+                    access_key,
+                    secret_key,
+                    iam_token_url=iam_token_url,
+                    assumed=assumed,
+                    clock=clock,
+                )
+        return instance
+
+    def token_request(self) -> Optional[httpx.Request]:
+        if self._token is not None and self.clock() < self._renew_at:
+            return None
+        from ._bce_signer import BceSigner  # (that module builds on this one)
+
+        request = httpx.Request(
+            "GET",
+            self._url,
+            params={"expireInSeconds": str(self.expire_seconds)},
+            headers={"Accept": "application/json"},
+        )
+        BceSigner(self._access_key, self._secret_key, clock=self.clock).sign(request)
+        return request
+
+    def accept_token(self, response: httpx.Response) -> None:
+        """Keep the token from IAM's answer, or raise what went wrong (keys never shown)."""
+        response.read()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("token") if isinstance(body, dict) else None
+        if response.status_code >= 400 or not isinstance(token, str) or not token:
+            raise _iam_error(response, body, self.secrets(), self.assumed)
+        assert isinstance(body, dict)
+        now = self.clock()
+        lifetime = _lifetime(body.get("createTime"), body.get("expireTime"), now)
+        if lifetime is None or lifetime <= 0:
+            lifetime = float(self.expire_seconds)
+        with self._guard:
+            self._token = token
+            # Renew with a tenth of the lifetime (at most 10 minutes) to spare.
+            self._renew_at = now + lifetime - min(600.0, lifetime / 10)
+            self.fetches += 1
+
+    def sign(self, request: httpx.Request) -> None:
+        if self._token is None:  # pragma: no cover - the engine fetches before signing
+            raise RuntimeError("no Qianfan bearer token: token_request() was not honoured")
+        request.headers["Authorization"] = f"Bearer {self._token}"
+
+    def secrets(self) -> tuple[str, ...]:
+        token = self._token
+        parts = tuple(token.split("/")[1:]) if token else ()
+        return tuple(s for s in (self._access_key, self._secret_key, token, *parts) if s)
+
+    def invalidate(self, request: httpx.Request) -> bool:
+        """Mark the token stale if ``request`` carried it (another thread may already have
+        minted a new one); the next request mints before it is sent."""
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        with self._guard:
+            if sent and sent == self._token:
+                self._renew_at = 0.0
+        return True
+
+    def __repr__(self) -> str:
+        return f"QianfanIamToken(access_key={self._access_key[:4]}…(redacted))"
+
+
+def _parse_utc(value: Any) -> Optional[float]:
+    """An ISO-8601 time (``2026-12-05T08:00:00Z``, with or without fractions) as epoch
+    seconds; None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None  # a time without a zone is not IAM's; the requested lifetime is used
+    return moment.timestamp()
+
+
+def _lifetime(created: Any, expires: Any, now: float) -> Optional[float]:
+    """Seconds the minted token lives. From IAM's own ``createTime`` to ``expireTime`` when
+    both are there (so a skewed local clock does not matter), else until ``expireTime``
+    by the local clock."""
+    end = _parse_utc(expires)
+    if end is None:
+        return None
+    start = _parse_utc(created)
+    return end - (start if start is not None else now)
+
+
+def _iam_error(
+    response: httpx.Response, body: Any, secrets: tuple[str, ...], assumed: Optional[str]
+) -> Exception:
+    """IAM refused to mint a v2 token: say so, and which kind of keys was assumed."""
+    code = response.headers.get("x-bce-error-code")
+    message = response.headers.get("x-bce-error-message")
+    if isinstance(body, dict):
+        code = body.get("code") or code
+        message = body.get("message") or message
+    why = assumed or "the keys came as IAM account keys (QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY)"
+    hint = (
+        f"{why}. IAM account keys are the Access Key / Secret Key of the Baidu Cloud "
+        f"console's security page; an application's API Key / Secret Key (QIANFAN_AK / "
+        f"QIANFAN_SK) only worked on the v1 API, closed on 2026-08-31: create a v2 API key "
+        f"('bce-v3/...', console -> API Key) or use IAM keys"
+    )
+    # The failed request's URL and headers carry the signature; the error keeps neither.
+    safe_request = httpx.Request("GET", response.request.url.copy_with(query=None))
+    safe = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=response.content,
+        request=safe_request,
+    )
+    if response.status_code < 500 and (response.status_code in (400, 401, 403) or code):
+        return AuthenticationError(
+            scrub(
+                f"Qianfan's IAM refused to mint a v2 bearer token: "
+                f"{code or response.status_code}: {message or 'no reason given'}. {hint}",
+                secrets,
+            ),
+            response=safe,
+            body=body,
+            code="invalid_api_key",
+            provider="qianfan",
+            provider_code=str(code) if code else None,
+        )
+    cls = InternalServerError if response.status_code >= 500 else APIStatusError
+    return cls(
+        f"Qianfan's IAM token endpoint answered {response.status_code} without a token",
         response=safe,
         body=body,
         provider="qianfan",

@@ -92,6 +92,7 @@ def collect_logs_and_secrets() -> Iterator[None]:
     original_error_init = _errors.APIError.__init__
     original_engine_init = _engine.Engine.__init__
     original_accept = _auth.QianfanAccessToken.accept_token
+    original_iam_accept = _auth.QianfanIamToken.accept_token
     original_sign = _auth.sign_zhipu_jwt
 
     def error_init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -114,6 +115,11 @@ def collect_logs_and_secrets() -> Iterator[None]:
         if self._token:
             SUITE_SECRETS.add(self._token)
 
+    def iam_accept(self: Any, response: Any) -> None:
+        original_iam_accept(self, response)
+        if self._token:
+            SUITE_SECRETS.add(self._token)
+
     def sign(api_key: str, **kwargs: Any) -> str:
         token = original_sign(api_key, **kwargs)
         SUITE_SECRETS.add(token)
@@ -123,6 +129,7 @@ def collect_logs_and_secrets() -> Iterator[None]:
         (_errors.APIError, "__init__", error_init),
         (_engine.Engine, "__init__", engine_init),
         (_auth.QianfanAccessToken, "accept_token", accept),
+        (_auth.QianfanIamToken, "accept_token", iam_accept),
         (_auth, "sign_zhipu_jwt", sign),
     ]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]

@@ -59,7 +59,7 @@ def test_qwen_vision_and_embeddings_runs_both_calls() -> None:
 
 def test_usage_report_prints_a_row_per_provider() -> None:
     out = run_example("usage_report.py")
-    for key in ("zhipu/glm-4-flash", "qianfan/ernie-3.5-8k", "dashscope/qwen-plus"):
+    for key in ("zhipu/glm-4-flash", "qianfan/ernie-4.5-turbo-128k", "dashscope/qwen-plus"):
         line = next(line for line in out.splitlines() if line.startswith(key))
         assert line.split()[1] == "2"  # two requests each: one plain, one streamed
 

@@ -748,7 +748,7 @@ def test_v2_non_stream_shape_and_appid() -> None:
                 "role": "assistant",
                 "content": "(offline fake ernie-4.0-turbo-8k) You said: 你好",
             },
-            "finish_reason": "normal",
+            "finish_reason": "stop",  # v2's word today (chat reference, 2025-12-23)
             "flag": 0,
         }
     ]
@@ -777,7 +777,7 @@ def test_v2_stream_with_include_usage_matches_b8() -> None:
     assert first["object"] == "chat.completion.chunk"
     assert first["choices"] == [{"index": 0, "delta": {"content": "你好！"}, "flag": 0}]
     assert finish["choices"] == [
-        {"index": 0, "delta": {"content": ""}, "finish_reason": "normal", "flag": 0}
+        {"index": 0, "delta": {"content": ""}, "finish_reason": "stop", "flag": 0}
     ]
     assert list(usage) == ["id", "object", "created", "model", "choices", "usage"]
     assert usage["choices"] == []
@@ -788,7 +788,7 @@ def test_v2_stream_with_include_usage_matches_b8() -> None:
 def test_v2_stream_without_include_usage_has_no_usage_chunk() -> None:
     chunks = v2stream(v2fake().reply("abcdefgh"))
     assert all(c["choices"] and "usage" not in c for c in chunks)
-    assert [c["choices"][0].get("finish_reason") for c in chunks] == [None, None, "normal"]
+    assert [c["choices"][0].get("finish_reason") for c in chunks] == [None, None, "stop"]
 
 
 def test_v2_stream_tool_call_sensitive_and_cut() -> None:
@@ -895,3 +895,144 @@ async def test_v2_async_stream() -> None:
         assert payloads[-1] == "[DONE]" and json.loads(payloads[-2])["choices"] == []
         r = await c.post(V2_CHAT, json={"model": "ernie-4.0-8k", "messages": HELLO})
         assert r.json()["choices"][0]["message"]["content"].endswith("You said: 你好")
+
+
+# ----------------------------------------------------------------------------- v2 today
+
+IAM_AK, IAM_SK = "ALTAKfakeIamKey0123", "fakeIamSecret0123456789abcdef"
+IAM_URL = "https://iam.bj.baidubce.com/v1/BCE-BEARER/token"
+
+
+def iam_request(
+    ak: str = IAM_AK, sk: str = IAM_SK, at: float = NOW, **params: str
+) -> httpx.Request:
+    request = httpx.Request("GET", IAM_URL, params=params or {"expireInSeconds": "3600"})
+    BceSigner(ak, sk, clock=lambda: at).sign(request)
+    return request
+
+
+def test_v2_iam_mints_a_token_for_a_well_signed_request() -> None:
+    f = FakeQianfanV2(access_key=IAM_AK, secret_key=IAM_SK, clock=lambda: NOW)
+    r = f.handler(iam_request())
+    assert r.status_code == 201
+    body = r.json()
+    assert list(body) == ["userId", "token", "status", "createTime", "expireTime"]
+    assert body["token"].startswith("bce-v3/ALTAK-") and body["status"] == "enable"
+    assert body["createTime"] == "2024-02-28T03:05:02Z"
+    assert body["expireTime"] == "2024-02-28T04:05:02Z"
+    assert f.issued_tokens == [body["token"]] and f.token_requests == 1
+    chat = httpx.Request(
+        "POST",
+        V2_CHAT,
+        json={"model": "ernie-5.1", "messages": HELLO},
+        headers={"Authorization": f"Bearer {body['token']}"},
+    )
+    assert f.handler(chat).status_code == 200
+    f.expire_tokens()
+    assert f.handler(chat).json()["error"]["code"] == "invalid_iam_token"
+
+
+@pytest.mark.parametrize(
+    ("request_args", "code"),
+    [
+        ({"sk": "wrong-secret-0123456789"}, "SignatureDoesNotMatch"),
+        ({"ak": "ALTAKsomeoneElse01"}, "InvalidAccessKeyId"),
+        ({"at": NOW - 3600}, "RequestExpired"),
+    ],
+)
+def test_v2_iam_refuses_bad_signatures_as_iam_does(request_args: dict[str, Any], code: str) -> None:
+    f = FakeQianfanV2(access_key=IAM_AK, secret_key=IAM_SK, clock=lambda: NOW)
+    r = f.handler(iam_request(**request_args))
+    assert r.status_code == 401 and r.json()["code"] == code
+    assert f.issued_tokens == []
+
+
+def test_v2_iam_verifier_agrees_with_baidus_signer_on_a_query_with_odd_characters() -> None:
+    from baidubce import utils as bce_utils
+    from baidubce.auth import bce_v1_signer
+    from baidubce.auth.bce_credentials import BceCredentials
+
+    from llm_bridge.testing.qianfan import verify_bce_signature
+
+    request = httpx.Request("GET", IAM_URL, params={"expireInSeconds": "60", "a b": "c/d~"})
+    request.headers["x-bce-date"] = "2024-02-28T03:05:02Z"
+    auth = bce_v1_signer.sign(
+        BceCredentials(IAM_AK, IAM_SK),
+        b"GET",
+        bce_utils.normalize_string(request.url.path, False),
+        {k.encode(): v.encode() for k, v in request.headers.items()},
+        {k.encode(): v.encode() for k, v in request.url.params.multi_items()},
+        timestamp=int(NOW),
+        expiration_in_seconds=300,
+        headers_to_sign={b"host", b"x-bce-date"},
+    )
+    request.headers["authorization"] = auth.decode()
+    assert verify_bce_signature(request, IAM_AK, IAM_SK, now=NOW + 10) is None
+    assert verify_bce_signature(request, IAM_AK, IAM_SK + "x", now=NOW + 10) is not None
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "assistant", "content": "a"}, {"role": "user", "content": "u"}],
+        [{"role": "user", "content": "u"}, {"role": "user", "content": "u"}],
+        [{"role": "user", "content": "u"}, {"role": "system", "content": "s"}],
+        [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}],
+        [{"role": "user", "content": "u"}, {"role": "tool", "content": "t", "tool_call_id": "x"}],
+        [{"role": "user", "content": "  "}],
+    ],
+)
+def test_v2_refuses_messages_out_of_order(messages: list[dict[str, Any]]) -> None:
+    r = v2chat(v2fake(), messages=messages)
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "code": "invalid_argument",
+        "message": r.json()["error"]["message"],
+        "type": "invalid_request_error",
+    }
+
+
+def test_v2_last_message_must_be_user_for_ernie_45_and_x1_only() -> None:
+    history = [
+        {"role": "user", "content": "u"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "r"},
+    ]
+    assert v2chat(v2fake(), model="deepseek-v3", messages=history).status_code == 200
+    assert v2chat(v2fake(), model="ernie-4.5-turbo-128k", messages=history).status_code == 400
+    assert v2chat(v2fake(), model="ernie-x1-turbo-32k", messages=history).status_code == 400
+
+
+def test_v2_thinking_fields() -> None:
+    f = v2fake()
+    body = v2chat(f, model="ernie-5.1", enable_thinking=True).json()
+    assert body["choices"][0]["message"]["reasoning_content"] == "(offline fake ernie-5.1 thinking)"
+    body = v2chat(f, model="ernie-5.1").json()
+    assert "reasoning_content" not in body["choices"][0]["message"]
+    chunks = v2stream(f.reply("答", reasoning_content="想"), model="ernie-x1.1")
+    assert chunks[0]["choices"][0]["delta"] == {"reasoning_content": "想"}
+    assert chunks[1]["choices"][0]["delta"] == {"content": "答"}
+    r = v2chat(f, model="ernie-5.1", enable_thinking=True, thinking_budget=50)
+    assert r.status_code == 400 and "thinking_budget" in r.json()["error"]["message"]
+
+
+def test_v2_prompt_cache_reports_cached_tokens() -> None:
+    f = v2fake(prompt_cache=True)
+    first = [{"role": "system", "content": "规则" * 50}, {"role": "user", "content": "一"}]
+    assert "prompt_tokens_details" not in v2chat(f, messages=first).json()["usage"]
+    again = [*first, {"role": "assistant", "content": "好"}, {"role": "user", "content": "二"}]
+    usage = v2chat(f, messages=again).json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] > 0
+    assert list(usage) == [
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "prompt_tokens_details",
+    ]
+    assert "prompt_tokens_details" not in v2chat(v2fake(), messages=again).json()["usage"]

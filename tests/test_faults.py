@@ -87,7 +87,9 @@ class Target:
         if self.provider == "zhipu":
             return cls(provider="zhipu", api_key=ZHIPU_KEY, base_url=url + "/api/paas/v4", **kwargs)
         if self.provider == "qianfan":
-            config = {"providers": {"qianfan": {"base_url": url, "token_url": url + TOKEN}}}
+            config = {
+                "providers": {"qianfan": {"base_url": url, "token_url": url + TOKEN, "api": "v1"}}
+            }
             return cls(
                 provider="qianfan",
                 api_key=QIANFAN_AK,

@@ -113,6 +113,7 @@ def test_a_renewed_access_token_goes_into_the_next_url() -> None:
         provider="qianfan",
         api_key="qf-ak",
         secret_key="qf-sk",
+        config={"providers": {"qianfan": {"api": "v1"}}},
         http_client=httpx.Client(transport=fake.transport()),
     )
     client.chat.completions.create(model="ernie-speed-8k", messages=HELLO)

@@ -118,7 +118,7 @@ def test_a_fallback_targets_checks_never_stop_the_first_target() -> None:
     config = {
         "providers": {
             "zhipu": {"api_key": "id.secret"},
-            "qianfan": {"api_key": "ak", "secret_key": "sk"},
+            "qianfan": {"api_key": "ak", "secret_key": "sk", "api": "v1"},
         },
         "models": {"long": ["zhipu/glm-4-flash", "qianfan/ernie-4.0-8k"]},
     }

@@ -45,7 +45,11 @@ def make(provider: str, mode: str = "sync", **kwargs: Any) -> tuple[Any, Any]:
         keys: dict[str, Any] = {"api_key": "id.secret"}
     elif provider == "qianfan":
         fake = FakeQianfan("ak", "sk")
-        keys = {"api_key": "ak", "secret_key": "sk"}
+        keys = {
+            "api_key": "ak",
+            "secret_key": "sk",
+            "config": {"providers": {"qianfan": {"api": "v1"}}},
+        }
     else:
         fake = FakeDashScope("sk-test")
         keys = {"api_key": "sk-test", "config": {"providers": {"dashscope": {"api": "native"}}}}

@@ -422,11 +422,22 @@ CLIENTS: dict[str, tuple[str, dict[str, Any], Callable[[], Any]]] = {
     "openai": ("openai", {"api_key": "sk-prop-openai"}, FakeZhipu),
     "qianfan-v1": (
         "qianfan",
-        {"api_key": "propAppKey", "secret_key": "propAppSecret"},
+        {
+            "api_key": "propAppKey",
+            "secret_key": "propAppSecret",
+            "config": {"providers": {"qianfan": {"api": "v1"}}},
+        },
         FakeQianfan,
     ),
     "qianfan-v2": ("qianfan", {"api_key": "bce-v3/ALTAK-prop/secret"}, FakeQianfanV2),
-    "dashscope": ("dashscope", {"api_key": "sk-prop-dashscope"}, FakeDashScope),
+    "dashscope": (
+        "dashscope",
+        {
+            "api_key": "sk-prop-dashscope",
+            "config": {"providers": {"dashscope": {"api": "native"}}},
+        },
+        FakeDashScope,
+    ),
     "dashscope-compatible": (
         "dashscope",
         {

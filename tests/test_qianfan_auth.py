@@ -1,9 +1,10 @@
-"""Qianfan credentials and the access-token lifecycle, end to end through the facade.
+"""Qianfan v1 credentials and the access-token lifecycle, end to end through the facade.
 
-Which API a client speaks is chosen by its credentials (issue 3, "Credentials and endpoints"):
-application API Key + Secret Key -> v1 with an OAuth ``access_token`` (protocols.md §2A.2),
-IAM account keys -> v1 signed with bce-auth-v1 (§2A.3, checked against Baidu's own signer from
-``bce-python-sdk``), a ``bce-v3/...`` key alone -> v2 (§2B, B8). The token is fetched lazily,
+v1 was shut down on the public cloud on 2026-08-31, so these clients opt in with
+``api = "v1"`` (issue 14); v2 is the default (tests/test_qianfan_v2_auth.py). On v1:
+application API Key + Secret Key -> an OAuth ``access_token`` (protocols.md §2A.2), IAM
+account keys -> bce-auth-v1 signing (§2A.3, checked against Baidu's own signer from
+``bce-python-sdk``); a ``bce-v3/...`` key alone -> v2 (§2B, B8). The token is fetched lazily,
 cached, shared by every client in the process, renewed before ``expires_in`` and after 110/111
 (once), and fetched single-flight by fifty threads or tasks at a time.
 
@@ -72,17 +73,37 @@ class Clock:
 # ----------------------------------------------------------------------------- helpers
 
 
+def v1(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``api = "v1"`` under [providers.qianfan]: v1 was shut down on the
+    public cloud on 2026-08-31 and is used only on request (a private deployment)."""
+    config = dict(options.get("config") or {})
+    providers = dict(config.get("providers") or {})
+    providers["qianfan"] = {**(providers.get("qianfan") or {}), "api": "v1"}
+    return {**options, "config": {**config, "providers": providers}}
+
+
 def client(transport: Any, **options: Any) -> OpenAI:
+    """A v1 client (these tests are of v1's credentials and token; v2's are below and in
+    tests/test_qianfan_v2_auth.py)."""
+    if isinstance(transport, FakeQianfanV2):
+        return OpenAI(
+            provider="qianfan", http_client=httpx.Client(transport=transport.transport()), **options
+        )
     if not isinstance(transport, httpx.BaseTransport):
         transport = transport.transport()
-    return OpenAI(provider="qianfan", http_client=httpx.Client(transport=transport), **options)
+    return OpenAI(provider="qianfan", http_client=httpx.Client(transport=transport), **v1(options))
 
 
 def aclient(transport: Any, **options: Any) -> AsyncOpenAI:
     if not isinstance(transport, httpx.AsyncBaseTransport):
+        is_v2 = isinstance(transport, FakeQianfanV2)
         transport = transport.transport()
+        if is_v2:
+            return AsyncOpenAI(
+                provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **options
+            )
     return AsyncOpenAI(
-        provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **options
+        provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **v1(options)
     )
 
 

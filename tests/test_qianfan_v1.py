@@ -1,5 +1,8 @@
 """Baidu Qianfan v1 ("wenxinworkshop") through the drop-in facade, sync and async.
 
+v1 was shut down on the public cloud on 2026-08-31; these clients opt in with
+``api = "v1"`` (a private deployment that still serves it), which keeps it working.
+
 Endpoint mapping, message repair, parameter mapping, responses, every numeric error code of
 ``providers/qianfan.toml`` inside HTTP 200 bodies, streams and embeddings; asserted on what
 FakeQianfan received (it rejects what Baidu rejects) and on what the caller gets back.
@@ -172,7 +175,12 @@ def fake(**kwargs: Any) -> FakeQianfan:
     return FakeQianfan(AK, SK, **kwargs)
 
 
+#: v1 was shut down on the public cloud on 2026-08-31: it is used only on request.
+V1_ONLY = {"providers": {"qianfan": {"api": "v1"}}}
+
+
 def client(f: FakeQianfan, **kwargs: Any) -> OpenAI:
+    kwargs.setdefault("config", V1_ONLY)
     return OpenAI(
         provider="qianfan",
         api_key=AK,
@@ -183,6 +191,7 @@ def client(f: FakeQianfan, **kwargs: Any) -> OpenAI:
 
 
 def aclient(f: FakeQianfan, **kwargs: Any) -> AsyncOpenAI:
+    kwargs.setdefault("config", V1_ONLY)
     return AsyncOpenAI(
         provider="qianfan",
         api_key=AK,
@@ -195,7 +204,7 @@ def aclient(f: FakeQianfan, **kwargs: Any) -> AsyncOpenAI:
 def plain_client(mode: str) -> Any:
     """A client without an http_client of its own: for respx, which patches httpx."""
     cls = OpenAI if mode == "sync" else AsyncOpenAI
-    return cls(provider="qianfan", api_key=AK, secret_key=SK)
+    return cls(provider="qianfan", api_key=AK, secret_key=SK, config=V1_ONLY)
 
 
 async def create(mode: str, f: FakeQianfan, *, options: Any = None, **params: Any) -> Any:

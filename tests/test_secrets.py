@@ -47,6 +47,8 @@ QF_AK, QF_SK = "qianfanAppKeyLk74Hq", "qianfanAppSecretLk75Wz"
 QF_WRONG_SK = "qianfanWrongSecretLk76"
 QF_IAM_AK, QF_IAM_SK = "ALTAKqianfanIamLk77", "qianfanIamSecretLk78Yv"
 QF_V2_SECRET = "qianfanV2SecretLk79Tb"
+#: v1 (shut down on the public cloud on 2026-08-31) is used only on request.
+QF_V1 = {"providers": {"qianfan": {"api": "v1"}}}
 QF_V2_KEY = f"bce-v3/ALTAK-lk80ab/{QF_V2_SECRET}"
 DS_KEY = "sk-dashscopeNativeLk81"
 DS_COMPAT_KEY = "sk-dashscopeCompatLk82"
@@ -349,7 +351,9 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
             200, json={"error_code": 110, "error_msg": f"Access token invalid: {cred}"}
         ),
     )
-    client = OpenAI(provider="qianfan", api_key=QF_AK, secret_key=QF_SK, http_client=http(echo))
+    client = OpenAI(
+        provider="qianfan", api_key=QF_AK, secret_key=QF_SK, config=QF_V1, http_client=http(echo)
+    )
     clients.append(client)
     chat = client.chat.completions.create
     model = "ernie-4.0-8k"
@@ -394,7 +398,13 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
     tokens.update(fake.issued_tokens)
 
     bad = FakeQianfan(api_key=QF_AK, secret_key=QF_SK)
-    wrong = OpenAI(provider="qianfan", api_key=QF_AK, secret_key=QF_WRONG_SK, http_client=http(bad))
+    wrong = OpenAI(
+        provider="qianfan",
+        api_key=QF_AK,
+        secret_key=QF_WRONG_SK,
+        config=QF_V1,
+        http_client=http(bad),
+    )
     clients.append(wrong)
     ev.run(
         "qianfan wrong Secret Key",
@@ -421,6 +431,7 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_WRONG_SK,
+        config=QF_V1,
         http_client=httpx.Client(transport=httpx.MockTransport(refusing)),
     )
     clients.append(echoing)
@@ -432,6 +443,7 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_SK,
+        config=QF_V1,
         http_client=httpx.Client(transport=httpx.MockTransport(refusing)),
     )
     clients.append(failing)
@@ -444,6 +456,7 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_WRONG_SK,
+        config=QF_V1,
         http_client=http(Raising(httpx.ConnectError, "[Errno 111] Connection refused")),
     )
     clients.append(down)
@@ -465,7 +478,7 @@ def qianfan_iam(ev: Evidence, clients: list[Any], monkeypatch: pytest.MonkeyPatc
     )
     monkeypatch.setenv("QIANFAN_ACCESS_KEY", QF_IAM_AK)
     monkeypatch.setenv("QIANFAN_SECRET_KEY", QF_IAM_SK)
-    client = OpenAI(provider="qianfan", http_client=http(echo))
+    client = OpenAI(provider="qianfan", config=QF_V1, http_client=http(echo))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("iam success", lambda: chat(model="ernie-4.0-8k", messages=HELLO))
@@ -566,7 +579,7 @@ def network_faults(ev: Evidence, clients: list[Any]) -> None:
             {"api_key": JWT_KEY, "config": {"providers": {"zhipu": {"auth": "jwt"}}}},
             "glm-4-flash",
         ),
-        ("qianfan", {"api_key": QF_AK, "secret_key": QF_SK}, "ernie-4.0-8k"),
+        ("qianfan", {"api_key": QF_AK, "secret_key": QF_SK, "config": QF_V1}, "ernie-4.0-8k"),
         ("qianfan", {"api_key": QF_V2_KEY}, "ernie-4.0-8k"),
         ("dashscope", {"api_key": DS_KEY}, "qwen-plus"),
     ]
@@ -613,6 +626,7 @@ def async_paths(ev: Evidence, clients: list[Any], tokens: set[str]) -> None:
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_SK,
+        config=QF_V1,
         http_client=httpx.AsyncClient(transport=qianfan.transport()),
     )
     clients += [az, aq]
@@ -677,7 +691,7 @@ def fallbacks(ev: Evidence, clients: list[Any], tokens: set[str]) -> None:
     config = {
         "providers": {
             "zhipu": {"api_key": FB_ZHIPU_KEY},
-            "qianfan": {"api_key": FB_QF_AK, "secret_key": FB_QF_SK},
+            "qianfan": {"api_key": FB_QF_AK, "secret_key": FB_QF_SK, "api": "v1"},
             "dashscope": {"api_key": FB_DS_KEY},
             "openai": {"api_key": OPENAI_KEY},
         },
@@ -819,6 +833,7 @@ def test_qianfan_token_refusal_that_echoes_the_keys_is_scrubbed() -> None:
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_SK,
+        config=QF_V1,
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
     with pytest.raises(APIError) as caught:
@@ -874,6 +889,7 @@ def test_transport_error_quoting_the_url_does_not_leak_the_access_token(where: s
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_SK,
+        config=QF_V1,
         max_retries=0,
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )

@@ -192,7 +192,7 @@ def test_a_preflight_refusal_falls_back_when_bad_request_is_in_fallback_on() -> 
     config = {
         "providers": {
             "zhipu": {"api_key": "id.secret"},
-            "qianfan": {"api_key": "ak", "secret_key": "sk"},
+            "qianfan": {"api_key": "ak", "secret_key": "sk", "api": "v1"},
         },
         "models": {"long": ["qianfan/ernie-4.0-8k", "zhipu/glm-4-flash"]},
         "policy": {"fallback_on": ["bad_request"]},

@@ -117,7 +117,11 @@ Z2 = {"id": "c1", "created": 1, "model": "glm-4"}
 
 #: Client keyword arguments per provider (Qianfan's key and secret make it speak v1).
 KEYS: dict[str, dict[str, Any]] = {
-    "qianfan": {"api_key": "appKey", "secret_key": "appSecret"},
+    "qianfan": {
+        "api_key": "appKey",
+        "secret_key": "appSecret",
+        "config": {"providers": {"qianfan": {"api": "v1"}}},
+    },
     "dashscope": {
         "api_key": "sk-dashscope",
         "config": {"providers": {"dashscope": {"api": "native"}}},

@@ -107,6 +107,8 @@ def make_client(provider: str, fake: Any, mode: str = "sync", **kwargs: Any) -> 
         "qianfan": {"api_key": QF_AK, "secret_key": QF_SK},
         "dashscope": {"api_key": DS_KEY},
     }[provider]
+    if provider == "qianfan":  # v1 (closed on the public cloud 2026-08-31) only on request
+        kwargs.setdefault("config", {"providers": {"qianfan": {"api": "v1"}}})
     if provider == "dashscope":  # these tests exercise the native wire (cumulative usage ...)
         kwargs.setdefault("config", {"providers": {"dashscope": {"api": "native"}}})
     if mode == "sync":
@@ -452,7 +454,7 @@ def multi_provider_client(mode: str = "sync", **kwargs: Any) -> tuple[Any, dict[
         "providers",
         {
             "zhipu": {"api_key": ZHIPU_KEY},
-            "qianfan": {"api_key": QF_AK, "secret_key": QF_SK},
+            "qianfan": {"api_key": QF_AK, "secret_key": QF_SK, "api": "v1"},
             "dashscope": {"api_key": DS_KEY, "api": "native"},
         },
     )

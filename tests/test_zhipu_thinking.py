@@ -146,6 +146,7 @@ def test_the_callers_own_disabling_on_glm_5_3_reaches_glm_and_its_1210() -> None
     assert "始终思考" in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore::llm_bridge.CodingPlanWarning")
 def test_the_coding_plan_root_takes_disabled_on_glm_5_3_and_still_thinks() -> None:
     f = FakeZhipu().reply("好", reasoning_content="想")
     c = plain(f, "https://open.bigmodel.cn/api/coding/paas/v4")

@@ -1,32 +1,49 @@
-"""Baidu Qianfan / ERNIE: the v1 "wenxinworkshop" protocol, and v2 through the compatible one.
+"""Baidu Qianfan / ERNIE: v2 (OpenAI-shaped, the default) and the closed v1 "wenxinworkshop".
 
-v1 is nothing like OpenAI's wire (``protocols.md`` §2A): the model is a URL suffix, the
-system prompt is a body field, the conversation must alternate user/assistant with an odd
-number of messages, tools are ``functions`` and a call comes back as one ``function_call``,
-the answer is a flat ``result``, ``finish_reason`` is ``normal`` on every stream event
-(the end is ``is_end``), usage repeats cumulatively on every event, and errors arrive as
-``{"error_code": N}`` inside HTTP 200 bodies — also for stream requests. This module
-translates all of that both ways.
+**v2** (``qianfan.baidubce.com/v2``, `QianfanV2Adapter`) takes OpenAI's JSON but keeps
+ERNIE's rules: system first, strict user/assistant alternation with tool results in the
+user slot, and for ERNIE 4.5 / X1 the last message from the user (the catalogue marks those
+models with the ``last_user_turn`` capability). `repair_v2_messages` rewrites a history
+to fit, never dropping text. Thinking is ``enable_thinking`` + ``thinking_budget``
+(`llm_bridge._reasoning.plan_reasoning` turns ``reasoning_effort`` into them); the token
+limit is ``max_tokens``. It authenticates with a ``bce-v3/…`` API key, or with a bearer
+token that IAM account keys mint (`QianfanIamToken`).
 
-Which API a client speaks depends on its credentials: an application API Key + Secret Key
-(OAuth access token) or IAM account keys (bce-auth-v1 signing) speak v1; a ``bce-v3/…``
-API key alone speaks v2, which is OpenAI-shaped and served by `QianfanV2Adapter`.
+**v1** (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``, `QianfanAdapter`) was shut
+down on the public cloud on 2026-08-31. It is used only with ``api = "v1"`` under
+``[providers.qianfan]`` (a private deployment that still serves it), and gets no new
+features. Its wire is nothing like OpenAI's (``protocols.md`` §2A): the model is a URL
+suffix, the system prompt is a body field, the conversation must alternate user/assistant
+with an odd number of messages, tools are ``functions`` and a call comes back as one
+``function_call``, the answer is a flat ``result``, ``finish_reason`` is ``normal`` on every
+stream event (the end is ``is_end``), usage repeats cumulatively on every event, and errors
+arrive as ``{"error_code": N}`` inside HTTP 200 bodies — also for stream requests.
+
+Which keys are which (`plan_keys`): a ``bce-v3/…`` key is a v2 API key. A key pair from
+``QIANFAN_ACCESS_KEY``/``QIANFAN_SECRET_KEY`` is IAM account keys. A pair given as
+``api_key``/``secret_key`` (arguments, config, or ``QIANFAN_AK``/``QIANFAN_SK``: the engine
+does not say which) is told apart by form: IAM Access Keys start with ``ALTAK`` or are 32
+hex digits, application API Keys are 24 letters and digits; anything else is taken as IAM
+keys on v2 (an auth error then says so) and as application keys on v1.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import httpx
 
-from .._auth import Credentials, QianfanAccessToken
+from .._auth import BearerKey, Credentials, QianfanAccessToken, QianfanIamToken
 from .._bce_signer import BceSigner
 from .._config import ProviderConfig
-from .._errors import OpenAIError
+from .._errors import APIStatusError, AuthenticationError, OpenAIError
+from .._reasoning import forces_a_tool, plan_reasoning
 from ._base import (
     Adapter,
     CallContext,
@@ -42,7 +59,14 @@ from .openai_compat import OpenAICompatAdapter
 if TYPE_CHECKING:
     from .._shapes.chat import ChatCompletionChunk
 
-__all__ = ["QianfanAdapter", "QianfanV2Adapter", "repair_messages"]
+__all__ = [
+    "QianfanAdapter",
+    "QianfanV2Adapter",
+    "key_kind",
+    "plan_keys",
+    "repair_messages",
+    "repair_v2_messages",
+]
 
 _V1_ROOT = "rpc/2.0/ai_custom/v1/wenxinworkshop"
 #: Appended when a conversation ends on an assistant turn: v1 answers only a user turn.
@@ -52,7 +76,8 @@ BRIDGE_REPLY = "好的。"
 
 
 class QianfanAdapter(Adapter):
-    """Qianfan v1 (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``)."""
+    """Qianfan v1 (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``): shut down on the
+    public cloud on 2026-08-31, used only with ``api = "v1"``; no new features."""
 
     protocol = "qianfan"
     native_n = False
@@ -61,30 +86,17 @@ class QianfanAdapter(Adapter):
     def variant(
         cls, spec: ProviderConfig, keys: Mapping[str, Optional[str]], base_url: Optional[str]
     ) -> tuple[type[Adapter], Optional[str]]:
-        api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
-        if api_key and api_key.startswith("bce-v3/") and not secret_key:
-            return QianfanV2Adapter, base_url or spec.base_url or _endpoint_url(spec, "v2")
-        return cls, base_url or spec.base_url or _endpoint_url(spec, "v1")
+        # v1 only on request (api = "v1"); everything else is v2, whose make_credentials
+        # refuses application keys with the v1-closed error before any request is sent.
+        if spec.api == "v1":
+            return cls, base_url or spec.base_url or _endpoint_url(spec, "v1")
+        return QianfanV2Adapter, base_url or spec.base_url or _endpoint_url(spec, "v2")
 
     @classmethod
     def make_credentials(
         cls, name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
     ) -> Credentials:
-        if keys.get("api_key") and keys.get("secret_key"):
-            assert spec.token_url is not None, "the qianfan table names its token_url"
-            return QianfanAccessToken.shared(
-                keys["api_key"] or "", keys["secret_key"] or "", token_url=spec.token_url
-            )
-        if keys.get("iam_access_key") and keys.get("iam_secret_key"):
-            return BceSigner(keys["iam_access_key"] or "", keys["iam_secret_key"] or "")
-        if keys.get("api_key"):
-            raise OpenAIError(
-                f"provider {name!r}: an application API Key needs its Secret Key "
-                f"(secret_key=..., QIANFAN_SK, or secret_key under [providers.{name}]); "
-                f"a v2 key starts with 'bce-v3/'"
-            )
-        require_key(name, spec, keys, "api_key")  # raises, naming every way to give one
-        raise AssertionError("unreachable")
+        return _credentials(name, spec, plan_keys(name, spec, keys))
 
     # ------------------------------------------------------------------ chat
 
@@ -362,9 +374,17 @@ class QianfanStreamParser(StreamParser):
 
 
 class QianfanV2Adapter(OpenAICompatAdapter):
-    """Qianfan v2 (``qianfan.baidubce.com/v2``): OpenAI-shaped, with ERNIE's ranges and ids."""
+    """Qianfan v2 (``qianfan.baidubce.com/v2``): OpenAI-shaped, with ERNIE's message rules,
+    ranges and thinking switch."""
 
     protocol = "qianfan"
+    api = "v2"
+
+    @classmethod
+    def make_credentials(
+        cls, name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
+    ) -> Credentials:
+        return _credentials(name, spec, plan_keys(name, spec, keys))
 
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         request = super().chat_request(params, call)
@@ -373,10 +393,70 @@ class QianfanV2Adapter(OpenAICompatAdapter):
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
+        info = call.info
+        body["messages"] = repair_v2_messages(
+            body["messages"], ctx, last_user=info is not None and info.supports("last_user_turn")
+        )
         for name in ("temperature", "top_p"):
             if body.get(name) is not None:
                 body[name] = ctx.clamp(name, body[name])
+        # v2 documents max_tokens as its output limit; openai's newer name maps onto it.
+        limit = body.pop("max_completion_tokens", None)
+        if limit is not None:
+            body["max_tokens"] = limit
+        self._reasoning(ctx, call, body)
         return body
+
+    def _reasoning(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
+        """``reasoning_effort`` as ``enable_thinking`` / ``thinking_budget`` (or as itself,
+        for a model the catalogue lists efforts for); a forced tool call turns thinking
+        off on a model that can stop (docs/providers/qianfan.md)."""
+        effort = body.pop("reasoning_effort", None)
+        info = call.info
+        if info is not None and info.thinking is None and effort is not None:
+            ctx.unsupported("reasoning_effort", f"{call.model} is not a thinking model")
+            return
+        if info is None:
+            if effort is not None:
+                body["reasoning_effort"] = effort  # an uncatalogued model: v2 takes it as is
+            return
+        plan = plan_reasoning(
+            effort,
+            info,
+            budgets=self.spec.thinking_budgets,
+            max_tokens=body.get("max_tokens"),
+            error=lambda message: ctx.error(message, param="reasoning_effort"),
+        )
+        thinking = plan.thinking if plan is not None else None
+        would_think = thinking if thinking is not None else info.thinking_by_default
+        if forces_a_tool(body.get("tool_choice")) and (would_think or info.thinking == "always"):
+            if info.thinking == "always":
+                ctx.unsupported(
+                    "tool_choice",
+                    f"{call.model} always thinks, and thinking mode does not take a forced "
+                    f"tool call: tool_choice was sent as 'auto'",
+                )
+                body["tool_choice"] = "auto"
+            else:
+                if effort is not None and thinking:
+                    ctx.unsupported(
+                        "reasoning_effort",
+                        "tool_choice forces a tool call, which thinking mode does not take: "
+                        "thinking was turned off for this call",
+                    )
+                body["enable_thinking"] = False
+                return
+        if plan is None:
+            return
+        if plan.thinking is not None:
+            body["enable_thinking"] = plan.thinking
+        if plan.effort is not None:
+            body["reasoning_effort"] = plan.effort
+        # Only models whose entry gives a largest budget take one (not every thinking
+        # model on v2 honours thinking_budget; X1 Turbo, for one, takes few parameters).
+        takes_budget = info.max_thinking_budget is not None or info.thinking_budget_required
+        if plan.thinking and plan.budget is not None and takes_budget:
+            body["thinking_budget"] = max(plan.budget, _MIN_THINKING_BUDGET)
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         request = super().embeddings_request(params, call)
@@ -390,6 +470,137 @@ class QianfanV2Adapter(OpenAICompatAdapter):
         if self.spec.appid:
             request.headers["appid"] = self.spec.appid
         return request
+
+    def make_error(
+        self,
+        response: httpx.Response,
+        body: Any,
+        code: Optional[str],
+        message: Optional[str],
+        *,
+        default: type[APIStatusError] = APIStatusError,
+    ) -> APIStatusError:
+        error = super().make_error(response, body, code, message, default=default)
+        assumed = getattr(self.credentials, "assumed", None)
+        if assumed and isinstance(error, AuthenticationError):
+            # Keys of an ambiguous form were taken as IAM keys: say so with the refusal.
+            error.message = f"{error.message} (note: {assumed})"
+            error.args = (error.message,)
+        return error
+
+
+#: v2's smallest thinking budget (its API reference: default 16384, minimum 100).
+_MIN_THINKING_BUDGET = 100
+
+# --------------------------------------------------------------------------- keys
+
+#: The day Baidu shut the v1 API down on the public cloud.
+V1_CLOSED_ON = "2026-08-31"
+_IAM_HEX_KEY = re.compile(r"[0-9a-fA-F]{32}")
+_APP_KEY = re.compile(r"[A-Za-z0-9]{24}")
+
+
+def key_kind(access_key: str) -> str:
+    """What an access key given as ``api_key`` is, by its form: ``"iam"`` (an IAM Access
+    Key: ``ALTAK…`` or 32 hex digits), ``"app"`` (an application API Key: 24 letters and
+    digits) or ``"unknown"``."""
+    if access_key.startswith("ALTAK") or _IAM_HEX_KEY.fullmatch(access_key):
+        return "iam"
+    if _APP_KEY.fullmatch(access_key):
+        return "app"
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """How a Qianfan client authenticates: which API, which kind of credential, and (for
+    keys of an ambiguous form) why they were taken as IAM keys."""
+
+    api: str  # "v1" | "v2"
+    kind: str  # "bearer" (a bce-v3 key) | "app" (application keys) | "iam" (account keys)
+    key: str
+    secret: str = ""
+    assumed: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return f"KeyPlan(api={self.api!r}, kind={self.kind!r}, <keys redacted>)"
+
+
+def plan_keys(name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]) -> KeyPlan:
+    """Which API and credential ``keys`` give (see the module docstring); raises, before
+    any request, for application keys without ``api = "v1"`` and for incomplete keys."""
+    v1 = spec.api == "v1"
+    api_key, secret_key = keys.get("api_key"), keys.get("secret_key")
+    iam_key, iam_secret = keys.get("iam_access_key"), keys.get("iam_secret_key")
+    if api_key and api_key.startswith("bce-v3/"):
+        if v1:
+            raise OpenAIError(
+                f"provider {name!r}: a 'bce-v3/' API key works on v2 only, but api = \"v1\" "
+                f"is set under [providers.{name}]; remove it to use v2"
+            )
+        return KeyPlan("v2", "bearer", api_key)
+    if api_key and secret_key:
+        kind = key_kind(api_key)
+        if kind == "iam":
+            return KeyPlan(
+                "v1" if v1 else "v2",
+                "iam",
+                api_key,
+                secret_key,
+                "api_key/secret_key were taken as IAM account keys (the access key has the "
+                "form of an IAM Access Key)",
+            )
+        if kind == "unknown" and not v1:
+            return KeyPlan(
+                "v2",
+                "iam",
+                api_key,
+                secret_key,
+                "api_key/secret_key were taken as IAM account keys: the access key has "
+                "neither an IAM Access Key's form ('ALTAK...' or 32 hex digits) nor an "
+                "application API Key's (24 letters and digits)",
+            )
+        if v1:
+            return KeyPlan("v1", "app", api_key, secret_key)
+        if iam_key and iam_secret:  # application keys, but IAM keys reach v2
+            return KeyPlan("v2", "iam", iam_key, iam_secret)
+        raise OpenAIError(_v1_closed(name))
+    if iam_key and iam_secret:
+        return KeyPlan("v1" if v1 else "v2", "iam", iam_key, iam_secret)
+    if api_key:
+        raise OpenAIError(
+            f"provider {name!r}: an access key needs its secret key (secret_key=..., "
+            f"QIANFAN_SK, or secret_key under [providers.{name}]); a v2 API key alone "
+            f"starts with 'bce-v3/'"
+        )
+    require_key(name, spec, keys, "api_key")  # raises, naming every way to give one
+    raise AssertionError("unreachable")
+
+
+def _v1_closed(name: str) -> str:
+    return (
+        f"provider {name!r}: these are a Qianfan application's API Key and Secret Key "
+        f"(24-character API Key), which work only on the v1 API, which Baidu shut down on "
+        f"{V1_CLOSED_ON}. Create a v2 API key in the Qianfan console (API Key -> create; it "
+        f"starts with 'bce-v3/') and pass it as api_key or QIANFAN_API_KEY, or use IAM "
+        f"account keys (QIANFAN_ACCESS_KEY / QIANFAN_SECRET_KEY). A private deployment that "
+        f'still serves v1 can opt in with api = "v1" under [providers.{name}].'
+    )
+
+
+def _credentials(name: str, spec: ProviderConfig, plan: KeyPlan) -> Credentials:
+    if plan.kind == "bearer":
+        return BearerKey(plan.key)
+    if plan.kind == "app":
+        assert spec.token_url is not None, "the qianfan table names its token_url"
+        return QianfanAccessToken.shared(plan.key, plan.secret, token_url=spec.token_url)
+    if plan.api == "v1":
+        return BceSigner(plan.key, plan.secret)
+    if spec.iam_token_url is None:
+        raise OpenAIError(f"provider {name!r} has no iam_token_url to mint v2 tokens with")
+    return QianfanIamToken.shared(
+        plan.key, plan.secret, iam_token_url=spec.iam_token_url, assumed=plan.assumed
+    )
 
 
 def _tool_call(function_call: JSONDict, response_id: Optional[str], index: int) -> JSONDict:
@@ -506,3 +717,149 @@ def _text(content: Any, ctx: ParamContext, index: int) -> str:
                 param=f"messages[{index}].content",
             )
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- v2 messages
+
+
+def repair_v2_messages(messages: Any, ctx: ParamContext, *, last_user: bool) -> list[JSONDict]:
+    """OpenAI messages as v2 accepts them (its chat reference, "messages的role说明").
+
+    - System and developer messages become one leading ``system`` message.
+    - After it, user and assistant alternate; tool results sit in the user slot (several
+      in a row are allowed) and follow the assistant turn that called them.
+    - Consecutive user messages merge, as do consecutive assistant messages (text,
+      reasoning and tool calls); empty messages go.
+    - An assistant turn before any user turn becomes context in the system message; a
+      user turn straight after tool results gets `BRIDGE_REPLY` before it; a tool result
+      with no call before it becomes text of the user turn.
+    - The last message is a user or tool message (a trailing assistant turn is followed
+      by `CONTINUE_PROMPT`); with ``last_user`` (ERNIE 4.5 / X1) it must be a user one.
+
+    No text is dropped. The caller's message dicts are not changed.
+    """
+    system: list[str] = []
+    out: list[JSONDict] = []
+    for index, original in enumerate(messages):
+        message = dict(original)
+        role = message["role"]
+        if role in ("system", "developer"):
+            text = _plain_text(message.get("content"))
+            if text:
+                system.append(text)
+            continue
+        if role == "function":  # openai's legacy function result
+            message["role"] = role = "tool"
+        last = out[-1]["role"] if out else None
+        if role == "assistant":
+            if _blank(message.get("content")) and not message.get("tool_calls"):
+                if not message.get("reasoning_content"):
+                    continue
+                message["content"] = ""
+            if last is None and not message.get("tool_calls"):
+                system.append(
+                    "(The assistant opened the conversation with: "
+                    f"{_plain_text(message.get('content'))})"
+                )
+            elif last == "assistant":
+                _merge_assistant(out[-1], message)
+            elif last is None:  # calls before any user turn: the user turn is implied
+                out += [{"role": "user", "content": CONTINUE_PROMPT}, message]
+            else:
+                out.append(message)
+        elif role == "tool":
+            if _blank(message.get("content")):
+                message["content"] = "{}"
+            if last in ("assistant", "tool") and _answers_a_call(out):
+                out.append(message)
+            else:  # a result with no call before it: keep its text in the user turn
+                name = message.get("name") or message.get("tool_call_id") or "a tool"
+                text = f"(Result of {name}: {_plain_text(message.get('content'))})"
+                _add_user(out, {"role": "user", "content": text})
+        elif role == "user":
+            if _blank(message.get("content")):
+                continue
+            _add_user(out, message)
+        else:  # pragma: no cover - roles are checked before the adapter sees them
+            raise ctx.error(f"messages[{index}] has an unknown role {role!r}", param="messages")
+    if not out:
+        raise ctx.error(
+            "messages need at least one user message with text for Qianfan", param="messages"
+        )
+    if out[-1]["role"] == "assistant":
+        out.append({"role": "user", "content": CONTINUE_PROMPT})
+    elif out[-1]["role"] == "tool" and last_user:
+        out += [
+            {"role": "assistant", "content": BRIDGE_REPLY},
+            {"role": "user", "content": CONTINUE_PROMPT},
+        ]
+    if system:
+        out.insert(0, {"role": "system", "content": "\n\n".join(system)})
+    return out
+
+
+def _answers_a_call(out: list[JSONDict]) -> bool:
+    """Whether a tool result appended now follows an assistant turn that made calls."""
+    for message in reversed(out):
+        if message["role"] == "assistant":
+            return bool(message.get("tool_calls"))
+        if message["role"] != "tool":
+            return False
+    return False
+
+
+def _add_user(out: list[JSONDict], message: JSONDict) -> None:
+    """A user turn: merged into a user turn before it; after tool results, with a brief
+    assistant reply in between (v2 wants the assistant to speak after the user slot)."""
+    last = out[-1] if out else None
+    if last is not None and last["role"] == "user":
+        last["content"] = _join_content(last.get("content"), message.get("content"))
+        return
+    if last is not None and last["role"] == "tool":
+        out.append({"role": "assistant", "content": BRIDGE_REPLY})
+    out.append(message)
+
+
+def _merge_assistant(into: JSONDict, message: JSONDict) -> None:
+    into["content"] = _join_content(into.get("content"), message.get("content"))
+    if message.get("tool_calls"):
+        into["tool_calls"] = [*(into.get("tool_calls") or []), *message["tool_calls"]]
+    reasoning = [r for r in (into.get("reasoning_content"), message.get("reasoning_content")) if r]
+    if reasoning:
+        into["reasoning_content"] = "\n\n".join(reasoning)
+
+
+def _join_content(first: Any, second: Any) -> Any:
+    """Two contents as one: text joined by a blank line, parts lists concatenated."""
+    if _blank(first):
+        return second if second is not None else ""
+    if _blank(second):
+        return first
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}"
+    return [*_parts(first), *_parts(second)]
+
+
+def _parts(content: Any) -> list[Any]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _blank(content: Any) -> bool:
+    if content is None:
+        return True
+    if isinstance(content, str):
+        return not content.strip()
+    return not content  # an empty parts list
+
+
+def _plain_text(content: Any) -> str:
+    """The text of a content (a string, or the text parts of a parts list)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(
+        part.get("text", "")
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "text"
+    )

@@ -10,17 +10,26 @@ streams that end on ``is_end`` without ``[DONE]`` (B3), embeddings (B7), and err
 requests (B5).
 
 :class:`FakeQianfanV2` (``https://qianfan.baidubce.com/v2``) is OpenAI-shaped with Qianfan's
-``as-`` ids, per-choice ``flag``, ``stream_options.include_usage`` and ``data: [DONE]`` (B8).
+``as-`` ids, per-choice ``flag``, ``stream_options.include_usage`` and ``data: [DONE]`` (B8),
+as v2 answers today (its chat reference, updated 2025-12-23): ``finish_reason`` ``stop``,
+``reasoning_content`` on messages and deltas, ``usage.prompt_tokens_details.cached_tokens``,
+v2's message-order rules, and the IAM endpoint that mints bearer tokens from account keys
+(``GET https://iam.bj.baidubce.com/v1/BCE-BEARER/token``, bce-auth-v1 signature verified).
+v1 was shut down on the public cloud on 2026-08-31; :class:`FakeQianfan` stays for
+deployments that still serve it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Optional
+from urllib.parse import quote
 
 import httpx
 
@@ -47,7 +56,7 @@ from ._script import (
     sent_chunks,
 )
 
-__all__ = ["KNOWN_ENDPOINTS", "FakeQianfan", "FakeQianfanV2"]
+__all__ = ["IAM_HOST", "KNOWN_ENDPOINTS", "FakeQianfan", "FakeQianfanV2"]
 
 SSE_HEADERS = {"Content-Type": "text/event-stream"}
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -613,15 +622,51 @@ V2_EMPTY_MODEL = (400, "invalid_model", "model is empty", "invalid_request_error
 V2_MALFORMED_JSON = (400, "malformed_json", "malformed json", "invalid_request_error")
 V2_EMBEDDING_DIMENSIONS = 1024
 
+# v2's message-order answers. UNSURE: v2's code and text for a bad order were not found in
+# Baidu's docs or in public issues; the rules are those of the v2 chat reference
+# ("messages的role说明"), answered as HTTP 400 ``invalid_argument`` with v1's wording.
+V2_FIRST_ROLE = "the role of the first message must be user or system"
+V2_SYSTEM_FIRST = "the system message must be the first message"
+V2_USER_SLOT = "the role of message after system or assistant must be user or tool"
+V2_ASSISTANT_SLOT = "the role of message after user must be assistant"
+V2_TOOL_AFTER = "a tool message must follow an assistant message with tool_calls, or a tool"
+V2_LAST_ROLE = "the role of the last message must be user or tool"
+V2_LAST_USER = "the role of the last message must be user for ERNIE 4.5 and ERNIE X1 models"
+V2_EMPTY_CONTENT = "the content of the last message can not be blank"
+#: Model-name stems v2 holds to the last-message-is-user rule (its chat reference).
+V2_LAST_USER_STEMS = ("ernie-4.5", "ernie-x1")
+#: v2's thinking_budget floor (chat reference: default 16384, minimum 100).
+V2_MIN_THINKING_BUDGET = 100
+
+#: The IAM endpoint that mints v2 bearer tokens from account keys (protocols.md §2B).
+IAM_HOST = "iam.bj.baidubce.com"
+IAM_TOKEN_PATH = "/v1/BCE-BEARER/token"
+#: IAM's default token lifetime when expireInSeconds is not given (30 minutes).
+IAM_DEFAULT_TTL = 1800
+#: UNSURE: IAM's exact answers to a bad signature / unknown key / stale timestamp; these
+#: follow the BCE gateway's (protocols.md §2A.3).
+IAM_SIGNATURE_ERROR = ("SignatureDoesNotMatch", "Fail to authn user: Signature does not match")
+IAM_UNKNOWN_KEY = ("InvalidAccessKeyId", "Could not find credential.")
+IAM_STALE_REQUEST = ("RequestExpired", "Request has expired. Timestamp date is out of range")
+
 
 class FakeQianfanV2(FakeProvider):
-    """Fake Qianfan v2 on ``https://qianfan.baidubce.com/v2``: OpenAI-shaped chat and embeddings.
+    """Fake Qianfan v2 on ``https://qianfan.baidubce.com/v2``: OpenAI-shaped chat and
+    embeddings, and the IAM token endpoint on ``https://iam.bj.baidubce.com``.
 
-    With ``api_key`` set, requests need ``Authorization: Bearer <api_key>`` (401
-    ``invalid_iam_token`` otherwise). With ``model_names`` set, other models get 400
-    ``invalid_model``. The ``appid`` header of every chat/embeddings request is recorded in
-    :attr:`appids` (None when absent). A natural end is sent as ``finish_reason: "normal"``
-    as in B8 (UNSURE for v2; script ``finish_reason="stop"`` to send OpenAI's).
+    With ``api_key`` set, requests need ``Authorization: Bearer <api_key>``; with
+    ``access_key``/``secret_key`` (IAM account keys) set, a bearer token this fake minted
+    is accepted too (until it lapses by ``clock``, or after :meth:`expire_tokens`); with
+    neither, any bearer passes. Otherwise 401 ``invalid_iam_token``. ``GET
+    /v1/BCE-BEARER/token`` on the IAM host verifies the bce-auth-v1 signature against the
+    known keys as IAM does (the count is :attr:`token_requests`, the tokens
+    :attr:`issued_tokens`). With ``model_names`` set, other models get 400
+    ``invalid_model``. The ``appid`` header of every chat/embeddings request is recorded
+    in :attr:`appids` (None when absent). Messages out of v2's order get 400
+    ``invalid_argument``. With ``prompt_cache=True`` a request repeating an earlier
+    request's leading messages reports them as ``cached_tokens``. A request with
+    ``enable_thinking`` (or to an ERNIE X1 / "thinking" model) that gets the unscripted
+    answer also gets ``reasoning_content``.
     """
 
     base_url = "https://qianfan.baidubce.com/v2"
@@ -634,15 +679,92 @@ class FakeQianfanV2(FakeProvider):
         self,
         api_key: str | None = None,
         *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
         model_names: set[str] | None = None,
+        prompt_cache: bool = False,
         split_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(split_bytes=split_bytes, clock=clock)
         self.api_key = api_key
+        self.access_key = access_key
+        self.secret_key = secret_key
         self.model_names = model_names
+        self.prompt_cache = prompt_cache
         #: The ``appid`` header of each chat/embeddings request, None when absent.
         self.appids: list[Optional[str]] = []
+        #: Bearer tokens minted by the IAM endpoint, in order.
+        self.issued_tokens: list[str] = []
+        self._token_expiry: dict[str, float] = {}
+        self._prefixes: set[str] = set()
+
+    # -- IAM -------------------------------------------------------------------------------
+
+    @property
+    def token_requests(self) -> int:
+        """How many requests reached the IAM token endpoint."""
+        return sum(1 for r in self.requests if r.url.host == IAM_HOST)
+
+    def expire_tokens(self) -> FakeQianfanV2:
+        """Make every token minted so far answer 401 (as if their expireTime had passed)."""
+        with self._lock:
+            for token in self._token_expiry:
+                self._token_expiry[token] = float("-inf")
+        return self
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == IAM_HOST:
+            request.read()
+            with self._lock:
+                self.requests.append(request)
+            if request.method == "GET" and request.url.path == IAM_TOKEN_PATH:
+                return self.iam_token(request)
+            return self._iam_error(404, "NoSuchKey", "The requested resource does not exist")
+        return super().handler(request)
+
+    def iam_token(self, request: httpx.Request) -> httpx.Response:
+        """``GET /v1/BCE-BEARER/token?expireInSeconds=N``: a bce-v3 bearer token, if the
+        request is signed with the known keys within its validity window."""
+        if self.access_key is None or self.secret_key is None:
+            return self._iam_error(401, *IAM_UNKNOWN_KEY)
+        problem = verify_bce_signature(request, self.access_key, self.secret_key, now=self.clock())
+        if problem is not None:
+            return self._iam_error(401, *problem)
+        try:
+            ttl = int(request.url.params.get("expireInSeconds", IAM_DEFAULT_TTL))
+        except ValueError:
+            return self._iam_error(400, "InvalidParameter", "expireInSeconds must be an integer")
+        now = int(self.clock())
+        serial = self.next_serial()
+        digest = hashlib.sha256(f"iam-token/{serial}".encode()).hexdigest()
+        token = f"bce-v3/ALTAK-{digest[:20]}/{digest[20:60]}"
+        with self._lock:
+            self.issued_tokens.append(token)
+            self._token_expiry[token] = now + ttl
+        payload = {
+            "userId": hashlib.sha256(self.access_key.encode()).hexdigest()[:32],
+            "token": token,
+            "status": "enable",
+            "createTime": _iso_utc(now),
+            "expireTime": _iso_utc(now + ttl),
+        }
+        return self.json_response(201, payload, {"x-bce-request-id": _request_id(serial)})
+
+    def _iam_error(self, status: int, code: str, message: str) -> httpx.Response:
+        request_id = _request_id(self.next_serial())
+        body = {"code": code, "message": message, "requestId": request_id}
+        return self.json_response(status, body, {"x-bce-request-id": request_id})
+
+    def _bearer_ok(self, bearer: str) -> bool:
+        if self.api_key is None and self.access_key is None:
+            return True
+        if self.api_key is not None and bearer == f"Bearer {self.api_key}":
+            return True
+        token = bearer.removeprefix("Bearer ")
+        with self._lock:
+            expiry = self._token_expiry.get(token)
+        return expiry is not None and self.clock() < expiry
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -651,9 +773,24 @@ class FakeQianfanV2(FakeProvider):
         body, rejection = self._admit(request)
         if rejection is not None:
             return rejection
-        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        given = body.get("messages")
+        messages: list[Any] = given if isinstance(given, list) else []
         model = str(body["model"])
-        outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
+        problem = _check_v2_messages(messages, model)
+        if problem is not None:
+            return self._error_response(400, "invalid_argument", problem, "invalid_request_error")
+        budget = body.get("thinking_budget")
+        if budget is not None and (not isinstance(budget, int) or budget < V2_MIN_THINKING_BUDGET):
+            limit = f"thinking_budget must be an integer >= {V2_MIN_THINKING_BUDGET}"
+            return self._error_response(400, "invalid_argument", limit, "invalid_request_error")
+        outcome = self.next_outcome()
+        if outcome is None:
+            outcome = self.default_reply(model, last_user_text(messages))
+            if _thinks(body, model):
+                outcome = Reply(
+                    outcome.content,
+                    reasoning_content=f"(offline fake {model} thinking)",
+                )
         options = body.get("stream_options")
         call = _V2Call(
             id=_as_id(self.next_serial()),
@@ -661,10 +798,27 @@ class FakeQianfanV2(FakeProvider):
             model=model,
             prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+            cached_tokens=self._cached(messages),
         )
         if body.get("stream"):
             return self._stream(call, outcome)
         return self._complete(call, outcome)
+
+    def _cached(self, messages: list[Any]) -> int:
+        """With ``prompt_cache``, the tokens of the longest run of leading messages an
+        earlier request began with (prefix caching); the prefixes of this one are kept."""
+        if not self.prompt_cache or not messages:
+            return 0
+        keys = [
+            hashlib.sha256(dumps(messages[: n + 1], sort_keys=True).encode()).hexdigest()
+            for n in range(len(messages))
+        ]
+        with self._lock:
+            hit = max(
+                (n + 1 for n, key in enumerate(keys[:-1]) if key in self._prefixes), default=0
+            )
+            self._prefixes.update(keys)
+        return sum(approx_tokens(message_text(m)) for m in messages[:hit])
 
     def embeddings(self, request: httpx.Request) -> httpx.Response:
         """``POST /v2/embeddings``: OpenAI-shaped; only a queued Failure or Raw applies here."""
@@ -706,8 +860,7 @@ class FakeQianfanV2(FakeProvider):
         """Check bearer key, JSON body and model; record the ``appid`` header."""
         with self._lock:
             self.appids.append(request.headers.get("appid"))
-        bearer = request.headers.get("Authorization", "")
-        if self.api_key is not None and bearer != f"Bearer {self.api_key}":
+        if not self._bearer_ok(request.headers.get("Authorization", "")):
             return {}, self._error(Failure("auth"))
         try:
             body = json.loads(request.content)
@@ -772,10 +925,17 @@ class FakeQianfanV2(FakeProvider):
         ]
 
     def _usage(self, call: _V2Call, reply: Reply) -> dict[str, Any]:
-        """Scripted usage, or usage computed from prompt and reply text lengths."""
+        """Scripted usage, or usage computed from prompt and reply text lengths (with
+        ``prompt_tokens_details.cached_tokens`` when the prompt cache was hit)."""
         if reply.usage is not None:
             return dict(reply.usage)
-        return _usage(call.prompt_tokens, approx_tokens(reply.completion_text()))
+        usage: dict[str, Any] = _usage(call.prompt_tokens, approx_tokens(reply.completion_text()))
+        if call.cached_tokens:
+            usage["prompt_tokens_details"] = {
+                "search_tokens": 0,
+                "cached_tokens": call.cached_tokens,
+            }
+        return usage
 
     # -- stream rendering ------------------------------------------------------------------
 
@@ -875,6 +1035,7 @@ class _V2Call:
     model: str
     prompt_tokens: int
     include_usage: bool
+    cached_tokens: int = 0
 
     def header(self) -> dict[str, Any]:
         """The leading keys of every stream chunk, in B8 order."""
@@ -923,10 +1084,128 @@ def _v1_finish(reply: Reply) -> str:
 
 
 def _v2_finish(reply: Reply) -> str:
-    """v2's finish reason: B8's ``normal`` for a natural end, ``tool_calls`` for calls."""
+    """v2's finish reason: ``stop`` for a natural end (its chat reference, 2025-12-23;
+    B8's older ``normal`` can still be scripted), ``tool_calls`` for calls."""
     if reply.finish_reason is not None:
         return reply.finish_reason
-    return "tool_calls" if reply.tool_calls else "normal"
+    return "tool_calls" if reply.tool_calls else "stop"
+
+
+def _check_v2_messages(messages: list[Any], model: str) -> str | None:
+    """None when ``messages`` obeys v2's order rules, else the (UNSURE) message v2 gives:
+    system only first; then user and assistant alternate, tool results (one or more)
+    in the user slot right after an assistant turn with tool calls; the last message is
+    user or tool (user for ERNIE 4.5 / X1); the last content not blank."""
+    if not messages:
+        return "messages can not be empty"
+    expect_user = True  # the next message is in the user slot
+    previous: dict[str, Any] | None = None
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return "invalid message"
+        role = message.get("role")
+        if role == "system":
+            if index != 0:
+                return V2_SYSTEM_FIRST
+            continue
+        if previous is None and role not in ("user", "tool"):
+            return V2_FIRST_ROLE if index == 0 else V2_USER_SLOT
+        if role == "tool":
+            after = previous.get("role") if previous else None
+            if after not in ("assistant", "tool") or (
+                after == "assistant" and not (previous or {}).get("tool_calls")
+            ):
+                return V2_TOOL_AFTER
+            expect_user = False
+        elif role == "user":
+            if not expect_user:
+                return V2_ASSISTANT_SLOT
+            expect_user = False
+        elif role == "assistant":
+            if expect_user:
+                return V2_USER_SLOT
+            expect_user = True
+        else:
+            return f"invalid role {role!r}"
+        previous = message
+    last = messages[-1]
+    if last.get("role") not in ("user", "tool"):
+        return V2_LAST_ROLE
+    if last.get("role") != "user" and model.lower().startswith(V2_LAST_USER_STEMS):
+        return V2_LAST_USER
+    content = last.get("content")
+    if isinstance(content, str) and not content.strip():
+        return V2_EMPTY_CONTENT
+    return None
+
+
+def _thinks(body: dict[str, Any], model: str) -> bool:
+    """Whether v2 would think for this request: asked to, or a model that always does."""
+    if body.get("enable_thinking") is not None:
+        return bool(body["enable_thinking"])
+    name = model.lower()
+    return name.startswith("ernie-x1") or "thinking" in name
+
+
+def _iso_utc(epoch: float) -> str:
+    """IAM's time format: ``2026-12-05T08:00:00Z``."""
+    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bce_normalize(value: str, *, keep_slash: bool = False) -> str:
+    """BCE's percent-encoding: everything but ``A-Za-z0-9-_.~`` (and ``/``), uppercase hex."""
+    return quote(value, safe="-_.~/" if keep_slash else "-_.~")
+
+
+def verify_bce_signature(
+    request: httpx.Request, access_key: str, secret_key: str, *, now: float
+) -> tuple[str, str] | None:
+    """None when ``request`` carries a valid bce-auth-v1 signature by ``access_key`` /
+    ``secret_key`` whose window (``x-bce-date`` .. + expiration) holds ``now``; else IAM's
+    (code, message). An implementation of Baidu's algorithm of its own (protocols.md §2A.3),
+    independent of ``llm_bridge._bce_signer``, so the two check each other."""
+    parts = request.headers.get("authorization", "").split("/")
+    if len(parts) != 6 or parts[0] != "bce-auth-v1":
+        return IAM_SIGNATURE_ERROR
+    _, key, timestamp, expiration, signed, signature = parts
+    if key != access_key:
+        return IAM_UNKNOWN_KEY
+    try:
+        start = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        window = int(expiration)
+    except ValueError:
+        return IAM_SIGNATURE_ERROR
+    if not start.timestamp() - 300 <= now <= start.timestamp() + window:
+        return IAM_STALE_REQUEST
+    prefix = f"bce-auth-v1/{key}/{timestamp}/{expiration}"
+    signing_key = hmac.new(secret_key.encode(), prefix.encode(), hashlib.sha256).hexdigest()
+    names = (
+        set(signed.split(";"))
+        if signed
+        else {"host", "content-md5", "content-length", "content-type"}
+    )
+    headers = sorted(
+        f"{_bce_normalize(name.lower())}:{_bce_normalize(value.strip())}"
+        for name, value in request.headers.items()
+        if (name.lower() in names or name.lower().startswith("x-bce-")) and value.strip()
+    )
+    query = sorted(
+        f"{_bce_normalize(k)}={_bce_normalize(v)}"
+        for k, v in request.url.params.multi_items()
+        if k.lower() != "authorization"
+    )
+    canonical = "\n".join(
+        [
+            request.method.upper(),
+            _bce_normalize(request.url.path, keep_slash=True),
+            "&".join(query),
+            "\n".join(headers),
+        ]
+    )
+    expected = hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return IAM_SIGNATURE_ERROR
+    return None
 
 
 def _function_call(reply: Reply) -> dict[str, Any]:
