@@ -68,7 +68,8 @@ def emulates(protocol: str, info: Optional[ModelInfo], params: JSONDict) -> bool
 def emulate(params: JSONDict) -> tuple[JSONDict, Schema]:
     """``params`` asking for ``json_object`` with the schema in a system instruction."""
     block = params["response_format"].get("json_schema") or {}
-    schema = block.get("schema") if isinstance(block.get("schema"), dict) else {}
+    given = block.get("schema")
+    schema: JSONDict = given if isinstance(given, dict) else {}
     name = str(block.get("name") or "response")
     instruction = (
         "Respond with only a JSON object, no prose and no code fences, that conforms to this "
