@@ -316,21 +316,38 @@ def _token_error(response: httpx.Response, body: Any, secrets: tuple[str, ...]) 
         "unknown client id": "the API Key (QIANFAN_AK) is not a known application key",
         "Client authentication failed": "the Secret Key (QIANFAN_SK) does not match the API Key",
     }
-    # The failed request's URL carries the secret; the error keeps a copy without it.
-    safe_request = httpx.Request("POST", response.request.url.copy_with(query=None))
+    refusal = None
+    if code == "invalid_client" or response.status_code in (400, 401):
+        reason = hints.get(str(description), description or "the keys were rejected")
+        refusal = f"Qianfan refused the access-token request: {reason} ({code}: {description})"
+    return _token_endpoint_error(
+        response, body, secrets, endpoint="token endpoint", refusal=refusal, code=code
+    )
+
+
+def _token_endpoint_error(
+    response: httpx.Response,
+    body: Any,
+    secrets: tuple[str, ...],
+    *,
+    endpoint: str,
+    refusal: Optional[str],
+    code: Any,
+) -> Exception:
+    """A token endpoint's failure as openai's error: `AuthenticationError` carrying
+    ``refusal`` when the keys were refused, else a server or status error. The failed
+    request's URL and headers carry secrets (a query value, a signature): the error keeps
+    a copy of the request without them."""
+    url = response.request.url.copy_with(query=None)
     safe = httpx.Response(
         response.status_code,
         headers=response.headers,
         content=response.content,
-        request=safe_request,
+        request=httpx.Request(response.request.method, url),
     )
-    if code == "invalid_client" or response.status_code in (400, 401):
-        reason = hints.get(str(description), description or "the keys were rejected")
+    if refusal is not None:
         return AuthenticationError(
-            scrub(
-                f"Qianfan refused the access-token request: {reason} ({code}: {description})",
-                secrets,
-            ),
+            scrub(refusal, secrets),
             response=safe,
             body=body,
             code="invalid_api_key",
@@ -339,7 +356,7 @@ def _token_error(response: httpx.Response, body: Any, secrets: tuple[str, ...]) 
         )
     cls = InternalServerError if response.status_code >= 500 else APIStatusError
     return cls(
-        f"Qianfan's token endpoint answered {response.status_code} without a token",
+        f"Qianfan's {endpoint} answered {response.status_code} without a token",
         response=safe,
         body=body,
         provider="qianfan",
@@ -516,31 +533,12 @@ def _iam_error(
         f"QIANFAN_SK) only worked on the v1 API, closed on 2026-08-31: create a v2 API key "
         f"('bce-v3/...', console -> API Key) or use IAM keys"
     )
-    # The failed request's URL and headers carry the signature; the error keeps neither.
-    safe_request = httpx.Request("GET", response.request.url.copy_with(query=None))
-    safe = httpx.Response(
-        response.status_code,
-        headers=response.headers,
-        content=response.content,
-        request=safe_request,
-    )
+    refusal = None
     if response.status_code < 500 and (response.status_code in (400, 401, 403) or code):
-        return AuthenticationError(
-            scrub(
-                f"Qianfan's IAM refused to mint a v2 bearer token: "
-                f"{code or response.status_code}: {message or 'no reason given'}. {hint}",
-                secrets,
-            ),
-            response=safe,
-            body=body,
-            code="invalid_api_key",
-            provider="qianfan",
-            provider_code=str(code) if code else None,
+        refusal = (
+            f"Qianfan's IAM refused to mint a v2 bearer token: "
+            f"{code or response.status_code}: {message or 'no reason given'}. {hint}"
         )
-    cls = InternalServerError if response.status_code >= 500 else APIStatusError
-    return cls(
-        f"Qianfan's IAM token endpoint answered {response.status_code} without a token",
-        response=safe,
-        body=body,
-        provider="qianfan",
+    return _token_endpoint_error(
+        response, body, secrets, endpoint="IAM token endpoint", refusal=refusal, code=code
     )

@@ -42,7 +42,7 @@ import httpx
 from .._auth import BearerKey, Credentials, QianfanAccessToken, QianfanIamToken
 from .._bce_signer import BceSigner
 from .._config import ProviderConfig
-from .._errors import APIStatusError, AuthenticationError, OpenAIError
+from .._errors import OpenAIError
 from .._reasoning import forces_a_tool, plan_reasoning
 from ._base import (
     Adapter,
@@ -471,22 +471,10 @@ class QianfanV2Adapter(OpenAICompatAdapter):
             request.headers["appid"] = self.spec.appid
         return request
 
-    def make_error(
-        self,
-        response: httpx.Response,
-        body: Any,
-        code: Optional[str],
-        message: Optional[str],
-        *,
-        default: type[APIStatusError] = APIStatusError,
-    ) -> APIStatusError:
-        error = super().make_error(response, body, code, message, default=default)
+    def auth_hint(self, response: httpx.Response) -> str:
+        """Keys of an ambiguous form were taken as IAM keys: a refusal says so."""
         assumed = getattr(self.credentials, "assumed", None)
-        if assumed and isinstance(error, AuthenticationError):
-            # Keys of an ambiguous form were taken as IAM keys: say so with the refusal.
-            error.message = f"{error.message} (note: {assumed})"
-            error.args = (error.message,)
-        return error
+        return super().auth_hint(response) + (f" (note: {assumed})" if assumed else "")
 
 
 #: v2's smallest thinking budget (its API reference: default 16384, minimum 100).
