@@ -431,6 +431,17 @@ class Config:
                 return os.environ[variable]
         return None
 
+    def secret_source(self, name: str, field: str = "api_key") -> Optional[str]:
+        """Where `secret` found the value: ``"config"``, the environment variable's name,
+        or None when it found none (Qianfan tells key kinds apart by their source)."""
+        provider = self.provider(name)
+        if getattr(provider, field) is not None:
+            return "config"
+        for variable in getattr(provider, f"{field}_env"):
+            if os.environ.get(variable):
+                return variable
+        return None
+
     def base_url(self, name: str) -> Optional[str]:
         """The API root the environment or the provider's table declares, if any."""
         return self.base_url_from_env(name) or self.provider(name).base_url

@@ -405,9 +405,12 @@ class Engine:
         primary = self.primary_provider()
         mine = primary is None or primary == name
         keys = {field: self.config.secret(name, field) for field in CREDENTIAL_FIELDS}
+        keys["api_key_from"] = self.config.secret_source(name, "api_key")
         for field, value in self._client_keys.items():
             if value is not None and mine:
                 keys[field] = value
+                if field == "api_key":
+                    keys["api_key_from"] = "argument"
         return keys
 
     def adapter(self, name: str) -> Adapter:

@@ -500,3 +500,21 @@ def test_a_401_on_v2_with_keys_of_an_ambiguous_form_says_they_were_taken_as_iam_
     with pytest.raises(AuthenticationError) as plain:
         ask(clear)
     assert "taken as IAM" not in str(plain.value)
+
+
+def test_an_ambiguous_key_from_qianfan_ak_is_taken_as_an_application_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # QIANFAN_AK/QIANFAN_SK hold an application's keys, whatever they look like.
+    monkeypatch.setenv("QIANFAN_AK", ODD_AK)
+    monkeypatch.setenv("QIANFAN_SK", APP_SK)
+    fake = FakeQianfanV2()
+    with pytest.raises(OpenAIError, match="2026-08-31"):
+        client(fake)
+    assert fake.requests == []
+
+
+def test_the_same_ambiguous_key_as_an_argument_is_taken_as_an_iam_key() -> None:
+    given = keys(api_key=ODD_AK, secret_key=APP_SK, api_key_from="argument")
+    plan = plan_keys("qianfan", SPEC, given)
+    assert (plan.api, plan.kind) == ("v2", "iam") and "taken as IAM" in (plan.assumed or "")

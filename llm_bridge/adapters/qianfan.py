@@ -529,6 +529,8 @@ def plan_keys(name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
         return KeyPlan("v2", "bearer", api_key)
     if api_key and secret_key:
         kind = key_kind(api_key)
+        if kind == "unknown" and keys.get("api_key_from") in _APP_KEY_VARIABLES:
+            kind = "app"  # QIANFAN_AK / QIANFAN_SK hold an application's keys
         if kind == "iam":
             return KeyPlan(
                 "v1" if v1 else "v2",
@@ -563,6 +565,10 @@ def plan_keys(name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
         )
     require_key(name, spec, keys, "api_key")  # raises, naming every way to give one
     raise AssertionError("unreachable")
+
+
+#: The environment variables that hold an application's API Key (v1), not IAM keys.
+_APP_KEY_VARIABLES = ("QIANFAN_AK",)
 
 
 def _v1_closed(name: str) -> str:
