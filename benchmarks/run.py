@@ -1,49 +1,64 @@
-"""llm-bridge against raw httpx (the floor) and the openai client, on a loopback fake server.
+"""llm-bridge's front door against the openai client alone, and its engine against raw httpx.
 
-    pip install openai httpx-aiohttp     # optional comparison rows; skipped with a note if missing
-    python benchmarks/run.py             # everything, a few minutes on 2 cores; writes results.md
-    python benchmarks/run.py --quick     # ~1-minute smoke run; prints only (add --out to write)
+    pip install httpx-aiohttp            # optional: the aiohttp rows (skipped if missing)
+    python benchmarks/run.py             # everything, ~8 minutes on 2 cores; writes results.md
+    python benchmarks/run.py --quick     # ~1.5-minute smoke run; prints only (add --out to write)
 
-    # one llm-bridge loop alone, for a profiler:
-    python -m cProfile -s cumtime benchmarks/run.py --loop nonstream --provider zhipu -n 3000
-    python -m cProfile -s cumtime benchmarks/run.py --loop stream --provider dashscope -n 20
+    # one loop alone, for a profiler (KIND: floor, lb, plain, raw, engine):
+    python -m cProfile -s cumtime benchmarks/run.py --loop nonstream --kind lb -n 3000
+    python -m cProfile -s tottime benchmarks/run.py --loop stream --kind engine --wire qianfan -n 20
 
-``openai`` and ``httpx-aiohttp`` are not llm-bridge dependencies: install them in the
-benchmark's environment to get the comparison rows (``pip install openai``; the aiohttp rows
-need ``pip install httpx-aiohttp``, i.e. llm-bridge's ``[aiohttp]`` extra).
+The server (``benchmarks/server.py``) runs in its own process on 127.0.0.1 and answers the
+OpenAI, Zhipu v4, Qianfan v1 (with its OAuth token endpoint), DashScope native and DashScope
+compatible-mode wires from pre-rendered bytes; it is always stopped at the end. It counts the
+requests each route answers, and every row is checked against those counts before it is
+measured (one request, and one stream where the row streams): a row that reaches another wire
+than its label says stops the run.
 
-The server (``benchmarks/server.py``) runs in its own process on 127.0.0.1 and speaks the
-OpenAI, Zhipu v4, Qianfan v1 (with its OAuth token endpoint) and DashScope native wire
-formats from pre-rendered bytes; it is always stopped at the end. For every wire format the
-same request is made by
+**Front door** (issue 13's budget). The floor is what a user does without llm-bridge: the
+``openai`` client talking straight to an OpenAI-compatible endpoint (the server's ``/v1``).
+Against it: ``llm_bridge.OpenAI`` on the Zhipu wire, the DashScope compatible wire and the
+DashScope native wire, and a plain ``openai.OpenAI(http_client=llm_bridge.http_client(...))``
+on the Zhipu wire (``AsyncOpenAI`` and ``async_http_client`` for the concurrent rows, plus,
+with no budget line, ``llm_bridge.AsyncOpenAI`` whose upstream is ``DefaultAioHttpClient``).
+Every client is given an HTTP client with the same pool limits (1000 connections, 100
+keep-alive: openai's and llm-bridge's defaults); llm-bridge's is the one to the provider.
 
-* raw httpx: the exact URL, headers and JSON body llm-bridge's adapter sends (checked at
-  start-up against a captured llm-bridge request), then ``response.json()``; streams are read
-  with ``iter_lines()`` and every ``data:`` event is ``json.loads``-ed. This is the floor, with
-  httpx's defaults (which include keeping response cookies);
-* llm-bridge (``llm_bridge.OpenAI(provider=...)``, base URL pointed at the loopback server),
-  with its own default client, which keeps no response cookies (see ``_http_clients``): it can
-  come out under 1.0x on non-stream and concurrent requests for that reason;
-* the ``openai`` client, against the OpenAI-shaped endpoint only.
+**Gateway budget** (issue 7's budgets, kept). The engine alone, driven as the transport
+drives it minus openai: the OpenAI request's JSON bytes are read (`_front.read_json`,
+`split_body`), the engine called (``engine.chat``) and the result written back as OpenAI's
+JSON or server-sent events (`_front.json_body`, `sse_lines`), which is a gateway's work. It
+is compared with raw httpx on the same wire: the exact URL, headers and JSON body the adapter
+sends (checked at start-up against a captured engine request), then ``response.json()``;
+streams read with ``iter_lines()`` and every ``data:`` event ``json.loads``-ed. The engine
+uses llm-bridge's default httpx clients, which keep no response cookies (see
+``_http_clients``): it can come out under 1.0x for that reason.
 
-Measured: cold import time (fresh interpreter, median, minus an empty interpreter; and, with no
-budget, the import plus the first client, where llm-bridge pays what it defers), sequential
+**Where the time goes.** On the OpenAI-shaped wires (Zhipu, DashScope compatible): each
+layer of a non-stream ``llm_bridge.OpenAI`` request timed around its call (openai, the
+httpx2 client, the transport, the engine, the upstream call) against the floor's; the same
+client under cProfile, with the share of its time spent decoding and validating the
+provider's JSON into llm-bridge's own models (`_shapes`), re-serialising them, and in
+openai's own parsing; and those steps timed alone (no profiler): what handing openai the
+provider's bytes with small patches could save at most.
+
+Measured: cold import (fresh interpreter, median, minus an empty interpreter), sequential
 non-stream latency p50/p99, one 1000-chunk stream consumed whole (median of several), 200
 concurrent async requests (``asyncio.gather``, median wall time of several batches) and peak
-RSS of a child process making 1000 requests. Clients are interleaved in rounds (rotating
-order) so drift and noise hit all of them alike; every row reuses one client and is warmed up.
-Every async client is given the same pool limits (llm-bridge's defaults: 1000 connections,
-100 keep-alive) so the ratio measures the library, not the pool size.
+RSS of a child process making 1000 requests. Rows are interleaved in rounds (rotating order)
+so drift and noise hit all of them alike; every row reuses one client and is warmed up.
 
-Nothing here fails: the budget section reports PASS/MISS per line.
+Nothing here fails a build: the budget section reports PASS/MISS per line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib.util
+import inspect
 import json
 import os
 import platform
@@ -53,20 +68,51 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.md"
 
-FORMATS = ("openai", "zhipu", "qianfan", "dashscope")
-MODEL = {
-    "openai": "gpt-4o-mini",
-    "zhipu": "glm-4-flash",
-    "qianfan": "ernie-speed-8k",
-    "dashscope": "qwen-plus",
+
+class Wire(NamedTuple):
+    provider: str
+    model: str
+    root: str  # the API root below the server's URL
+    label: str
+
+
+#: The server's wires; each name is also the server's route name for its hit counts.
+WIRES = {
+    "openai": Wire("openai", "gpt-4o-mini", "/v1", "OpenAI"),
+    "zhipu": Wire("zhipu", "glm-4-flash", "/api/paas/v4", "Zhipu v4"),
+    "qianfan": Wire("qianfan", "ernie-speed-8k", "", "Qianfan v1"),
+    "dashscope": Wire("dashscope", "qwen-plus", "/api/v1", "DashScope native"),
+    "dashscope-compat": Wire("dashscope", "qwen-plus", "/compatible-mode/v1", "DashScope compat"),
 }
+#: Wires whose answers are already OpenAI-shaped (where a pass-through could apply).
+OPENAI_SHAPED = ("zhipu", "dashscope-compat")
+
+LABELS = {
+    "floor": "openai → /v1 (floor)",
+    "lb": "llm_bridge.OpenAI",
+    "plain": "openai + llm_bridge.http_client()",
+    "raw": "raw httpx",
+    "engine": "engine (gateway path)",
+    "none": "(idle interpreter)",
+    "openai-idle": "(idle, openai imported)",
+}
+FRONT = [
+    ("floor", "openai"),
+    ("lb", "zhipu"),
+    ("lb", "dashscope-compat"),
+    ("lb", "dashscope"),
+    ("plain", "zhipu"),
+]
+ENGINE = [(kind, wire) for wire in WIRES for kind in ("raw", "engine")]
+
 MESSAGES = [
     {"role": "system", "content": "你是一个乐于助人的助手"},
     {"role": "user", "content": "你好"},
@@ -77,9 +123,12 @@ SECRET_KEY = "bench-secret"
 STREAM_CHUNKS = 1000
 CONCURRENCY = 200
 RSS_REQUESTS = 1000
-POOL = {"max_connections": 1000, "max_keepalive_connections": 100}  # = llm-bridge's defaults
+POOL = {"max_connections": 1000, "max_keepalive_connections": 100}  # openai's = llm-bridge's
 
-BUDGET = {"import": 1.5, "nonstream": 1.10, "stream": 1.3, "concurrent": 1.0, "rss": 1.3}
+#: Issue 13: the front door against the openai client alone.
+FRONT_BUDGET = {"import": 1.10, "nonstream": 1.10, "stream": 1.15, "concurrent": 1.05, "rss": 1.15}
+#: Issue 7's budgets, now the gateway's: the engine against raw httpx.
+GATEWAY_BUDGET = {"nonstream": 1.10, "stream": 1.3, "concurrent": 1.0, "rss": 1.3}
 
 
 def _installed(name: str) -> bool:
@@ -89,22 +138,46 @@ def _installed(name: str) -> bool:
         return False
 
 
-HAVE_OPENAI = _installed("openai")
 HAVE_AIOHTTP = _installed("httpx_aiohttp")
 
 ns = time.perf_counter_ns
 
 
-# ----------------------------------------------------------------------------- the wire
+# ----------------------------------------------------------------------------- the wires
 
 
-def base_url(fmt: str, url: str) -> str:
+def chunks_header(n: int) -> dict[str, str]:
+    return {"x-bench-chunks": str(n)}
+
+
+def bridge_settings(wire: str, url: str) -> dict[str, Any]:
+    """llm-bridge's constructor arguments for a wire: provider, key, root and config.
+
+    The root is in the config too, so that ``http_client()`` recognises requests to it
+    (as it recognises a provider's real root) and routes them to that provider.
+    """
+    w = WIRES[wire]
+    if wire == "qianfan":
+        # (v1, the closed "wenxinworkshop" API, only on request since v2 became the default)
+        table = {"api": "v1", "base_url": url, "token_url": url + "/oauth/2.0/token"}
+        return {
+            "provider": "qianfan",
+            "api_key": API_KEY,
+            "secret_key": SECRET_KEY,
+            "config": {"providers": {"qianfan": table}},
+        }
+    root = url + w.root
+    # (the key too: http_client(provider=...) builds its default engine up front, and that
+    # needs one from the config or the environment, whatever key the requests carry)
+    table = {"base_url": root, "api_key": API_KEY}
+    if w.provider == "dashscope":  # (the API is named: the default has changed before)
+        table["api"] = "compatible" if wire == "dashscope-compat" else "native"
     return {
-        "openai": url + "/v1",
-        "zhipu": url + "/api/paas/v4",
-        "qianfan": url,
-        "dashscope": url + "/api/v1",
-    }[fmt]
+        "provider": w.provider,
+        "api_key": API_KEY,
+        "base_url": root,
+        "config": {"providers": {w.provider: table}},
+    }
 
 
 _TOKENS: dict[str, str] = {}
@@ -127,21 +200,18 @@ def qianfan_token(url: str) -> str:
     return _TOKENS[url]
 
 
-def wire(fmt: str, url: str, stream: bool) -> tuple[str, dict[str, str], dict[str, Any]]:
+def wire_request(wire: str, url: str, stream: bool) -> tuple[str, dict[str, str], dict[str, Any]]:
     """(URL, headers, JSON body) of the request llm-bridge's adapter sends for MESSAGES."""
+    w = WIRES[wire]
     headers = {"accept": "text/event-stream" if stream else "application/json"}
-    if fmt != "qianfan":
+    if wire != "qianfan":
         headers["authorization"] = f"Bearer {API_KEY}"
-    if fmt in ("openai", "zhipu"):
-        body: dict[str, Any] = {
-            "messages": MESSAGES,
-            "model": MODEL[fmt],
-            "temperature": TEMPERATURE,
-        }
+    if wire in ("openai", "zhipu", "dashscope-compat"):
+        body: dict[str, Any] = {"messages": MESSAGES, "model": w.model, "temperature": TEMPERATURE}
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
-        return base_url(fmt, url) + "/chat/completions", headers, body
-    if fmt == "qianfan":
+        return url + w.root + "/chat/completions", headers, body
+    if wire == "qianfan":
         body = {
             "messages": MESSAGES[1:],
             "system": MESSAGES[0]["content"],
@@ -155,103 +225,326 @@ def wire(fmt: str, url: str, stream: bool) -> tuple[str, dict[str, str], dict[st
     if stream:
         parameters["incremental_output"] = True
         headers["x-dashscope-sse"] = "enable"
-    body = {"model": MODEL[fmt], "input": {"messages": MESSAGES}, "parameters": parameters}
-    return base_url(fmt, url) + "/services/aigc/text-generation/generation", headers, body
+    body = {"model": w.model, "input": {"messages": MESSAGES}, "parameters": parameters}
+    return url + w.root + "/services/aigc/text-generation/generation", headers, body
 
 
-def lb_kwargs(fmt: str, url: str) -> dict[str, Any]:
-    if fmt == "qianfan":
-        return {
-            "provider": "qianfan",
-            "api_key": API_KEY,
-            "secret_key": SECRET_KEY,
-            "config": {
-                "providers": {"qianfan": {"base_url": url, "token_url": url + "/oauth/2.0/token"}}
-            },
-        }
-    return {"provider": fmt, "api_key": API_KEY, "base_url": base_url(fmt, url)}
+def openai_request(wire: str, stream: bool) -> bytes:
+    """The body an openai client sends for MESSAGES: what the gateway path reads."""
+    body: dict[str, Any] = {
+        "messages": MESSAGES,
+        "model": WIRES[wire].model,
+        "temperature": TEMPERATURE,
+    }
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    return json.dumps(body).encode()
 
 
-def chunks_header(n: int) -> dict[str, str]:
-    return {"x-bench-chunks": str(n)}
+# ----------------------------------------------------------------------------- clients
 
 
-# ----------------------------------------------------------------------------- sync rows
+class Row:
+    """One client on one wire: ``call()`` makes one request (a coroutine function for an
+    async row), ``stream(n)`` consumes one whole stream (sync rows) and returns its chunks."""
 
+    def __init__(self, kind: str, wire: str, flavour: str = "sync", transport: str = "httpx"):
+        self.kind, self.wire, self.flavour, self.transport = kind, wire, flavour, transport
+        self.front = kind in ("floor", "lb", "plain")
+        name = LABELS[kind]
+        if flavour == "async" and self.front:
+            name = name.replace("OpenAI", "AsyncOpenAI").replace("http_client", "async_http_client")
+            if transport == "aiohttp":  # (llm-bridge's upstream: its opt-in aiohttp client)
+                name += " + DefaultAioHttpClient"
+        if flavour == "async" and not self.front:
+            name += " + " + ("httpx.AsyncClient" if transport == "httpx" else "httpx-aiohttp")
+        self.name = name
+        self.call: Callable[[], Any] = _unset
+        self.stream: Callable[[int], int] = _unset
+        self._closers: list[Callable[[], Any]] = []
+        self.client: Any = None  # a front-door row's openai client
 
-class SyncRow:
-    """One client on one wire format: ``call()`` one request, ``stream(n)`` one whole stream."""
-
-    def __init__(self, kind: str, fmt: str, url: str) -> None:
-        self.kind, self.fmt = kind, fmt
-        self.name = {"raw": "raw httpx", "lb": "llm-bridge", "openai": "openai"}[kind]
-        model = MODEL[fmt]
-        if kind == "raw":
-            import httpx
-
-            self.client = httpx.Client()
-            u, h, b = wire(fmt, url, False)
-            su, sh, sb = wire(fmt, url, True)
-            post, client_stream, loads = self.client.post, self.client.stream, json.loads
-
-            def call() -> Any:
-                r = post(u, json=b, headers=h)
-                if r.status_code != 200:
-                    raise RuntimeError(r.text)
-                return r.json()
-
-            def stream(n: int) -> int:
-                events = 0
-                with client_stream("POST", su, json=sb, headers={**sh, **chunks_header(n)}) as r:
-                    for line in r.iter_lines():
-                        if line.startswith("data:"):
-                            data = line[5:].lstrip()
-                            if data == "[DONE]":
-                                break
-                            loads(data)
-                            events += 1
-                return events
-        else:
-            if kind == "lb":
-                import llm_bridge
-
-                self.client = llm_bridge.OpenAI(**lb_kwargs(fmt, url))
-            else:
-                import openai
-
-                self.client = openai.OpenAI(api_key=API_KEY, base_url=url + "/v1")
-            create = self.client.chat.completions.create
-
-            def call() -> Any:
-                return create(model=model, messages=MESSAGES, temperature=TEMPERATURE)
-
-            def stream(n: int) -> int:
-                events = 0
-                for _ in create(
-                    model=model,
-                    messages=MESSAGES,
-                    temperature=TEMPERATURE,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_headers=chunks_header(n),
-                ):
-                    events += 1
-                return events
-
-        self.call, self.stream = call, stream
+    def closes(self, *closers: Callable[[], Any]) -> None:
+        self._closers += closers
 
     def close(self) -> None:
-        self.client.close()
+        for close in self._closers:
+            close()
+
+    async def aclose(self) -> None:
+        for close in self._closers:
+            done = close()
+            if inspect.isawaitable(done):
+                await done
 
 
-def sync_rows(url: str) -> list[SyncRow]:
-    rows = []
-    for fmt in FORMATS:
-        rows.append(SyncRow("raw", fmt, url))
-        rows.append(SyncRow("lb", fmt, url))
-        if fmt == "openai" and HAVE_OPENAI:
-            rows.append(SyncRow("openai", fmt, url))
-    return rows
+def _unset(*args: Any) -> Any:
+    raise RuntimeError("not measured for this row")
+
+
+def make_row(
+    kind: str,
+    wire: str,
+    url: str,
+    flavour: str = "sync",
+    transport: str = "httpx",
+    http: Any = None,
+) -> Row:
+    """A measured client. ``http`` (engine rows) replaces the engine's upstream client."""
+    row = Row(kind, wire, flavour, transport)
+    sync = flavour == "sync"
+    if kind in ("floor", "lb", "plain"):
+        _front_door(row, url, sync)
+    elif kind == "raw":
+        _raw(row, url, sync)
+    elif kind == "engine":
+        _engine(row, url, sync, http)
+    else:
+        raise ValueError(kind)
+    return row
+
+
+def _front_door(row: Row, url: str, sync: bool) -> None:
+    """openai's clients, llm-bridge's subclasses, or openai's with llm-bridge's http client."""
+    import openai
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+
+    import llm_bridge
+
+    wire = WIRES[row.wire]
+    upstream: Any = None  # llm-bridge's client to the provider: given, so closed here
+    if row.kind == "floor":
+        make_http = openai.DefaultHttpxClient if sync else openai.DefaultAsyncHttpxClient
+        http = make_http(limits=type(DEFAULT_CONNECTION_LIMITS)(**POOL))
+        client_class = openai.OpenAI if sync else openai.AsyncOpenAI
+        client = client_class(api_key=API_KEY, base_url=url + wire.root, http_client=http)
+    else:
+        import httpx
+
+        make = llm_bridge.DefaultHttpxClient if sync else llm_bridge.DefaultAsyncHttpxClient
+        if row.transport == "aiohttp":
+            make = llm_bridge.DefaultAioHttpClient
+        upstream = make(limits=httpx.Limits(**POOL))
+        settings = bridge_settings(row.wire, url)
+        if row.kind == "lb":
+            client_class = llm_bridge.OpenAI if sync else llm_bridge.AsyncOpenAI
+            client = client_class(**settings, http_client=upstream)
+        else:
+            make_front = llm_bridge.http_client if sync else llm_bridge.async_http_client
+            front = make_front(
+                provider=wire.provider, config=settings["config"], http_client=upstream
+            )
+            client_class = openai.OpenAI if sync else openai.AsyncOpenAI
+            client = client_class(api_key=API_KEY, base_url=settings["base_url"], http_client=front)
+    row.client = client
+    row.closes(client.close)
+    if upstream is not None:
+        row.closes(upstream.close if sync else upstream.aclose)
+    create = client.chat.completions.create
+    row.call = functools.partial(
+        create, model=wire.model, messages=MESSAGES, temperature=TEMPERATURE
+    )
+
+    def stream(n: int) -> int:
+        chunks = 0
+        for _ in create(
+            model=wire.model,
+            messages=MESSAGES,
+            temperature=TEMPERATURE,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=chunks_header(n),
+        ):
+            chunks += 1
+        return chunks
+
+    if sync:
+        row.stream = stream
+
+
+def _raw(row: Row, url: str, sync: bool) -> None:
+    """httpx alone: the adapter's request spelled out, ``response.json()``."""
+    import httpx
+
+    u, h, b = wire_request(row.wire, url, False)
+    if not sync:
+        if row.transport == "aiohttp":
+            from httpx_aiohttp import HttpxAiohttpClient
+
+            client: Any = HttpxAiohttpClient(limits=httpx.Limits(**POOL))
+        else:
+            client = httpx.AsyncClient(limits=httpx.Limits(**POOL))
+        post = functools.partial(client.post, u, json=b, headers=h)
+
+        async def acall() -> Any:
+            return _json_of(await post())
+
+        row.call = acall
+        row.closes(client.aclose)
+        return
+    client = httpx.Client()
+    post = functools.partial(client.post, u, json=b, headers=h)
+    su, sh, sb = wire_request(row.wire, url, True)
+    loads = json.loads
+
+    def stream(n: int) -> int:
+        events = 0
+        with client.stream("POST", su, json=sb, headers={**sh, **chunks_header(n)}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    data = line[5:].lstrip()
+                    if data == "[DONE]":
+                        break
+                    loads(data)
+                    events += 1
+        return events
+
+    row.call = lambda: _json_of(post())
+    row.stream = stream
+    row.closes(client.close)
+
+
+def _json_of(response: Any) -> Any:
+    if response.status_code != 200:
+        raise RuntimeError(response.text)
+    return response.json()
+
+
+def bridge_engine(wire: str, url: str, sync: bool, http: Any = None) -> tuple[Any, Any]:
+    """An engine as ``llm_bridge.OpenAI`` builds one (`_transport.EngineFactory`), and
+    its factory (whose ``http`` is the upstream client: ``http``, or a default one)."""
+    from llm_bridge._config import load_config
+    from llm_bridge._engine import AsyncEngine, SyncEngine
+    from llm_bridge._transport import EngineFactory
+
+    settings = bridge_settings(wire, url)
+    factory = EngineFactory(
+        SyncEngine if sync else AsyncEngine, http_client=http, timeout=None, max_retries=2
+    )
+    engine = factory(
+        load_config(settings["config"]),
+        provider=settings["provider"],
+        api_key=settings["api_key"],
+        base_url=settings.get("base_url"),
+        secret_key=settings.get("secret_key"),
+    )
+    return engine, factory
+
+
+def _engine(row: Row, url: str, sync: bool, http: Any) -> None:
+    """The gateway path: OpenAI request bytes in, the engine, OpenAI JSON or SSE bytes out."""
+    from llm_bridge._front import json_body, read_json, split_body, sse_lines
+
+    if http is None and row.transport == "aiohttp":
+        import httpx
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        http = HttpxAiohttpClient(limits=httpx.Limits(**POOL))
+    engine, factory = bridge_engine(row.wire, url, sync, http)
+    http = factory.http  # (llm-bridge's default client when none was given)
+    row.closes(http.close if sync else http.aclose)
+    chat, plain = engine.chat, engine.options()
+    body = openai_request(row.wire, False)
+
+    def read(content: bytes, **given: Any) -> tuple[dict[str, Any], Any]:
+        params, extras = split_body("chat", read_json(content))
+        if extras:
+            given["extra_body"] = extras
+        return params, engine.options(**given) if given else plain
+
+    if not sync:
+
+        async def acall() -> bytes:
+            return json_body((await chat(*read(body))).parsed)
+
+        row.call = acall
+        return
+    stream_body = openai_request(row.wire, True)
+
+    def stream(n: int) -> int:
+        chunks = -1  # ([DONE] is not a chunk)
+        parsed = chat(*read(stream_body, extra_headers=chunks_header(n))).parsed
+        try:
+            for _ in sse_lines(parsed):
+                chunks += 1
+        finally:
+            parsed.close()
+        return chunks
+
+    row.call = lambda: json_body(chat(*read(body)).parsed)
+    row.stream = stream
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def server_hits(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/_bench/hits") as response:
+        return json.loads(response.read())
+
+
+def route_problem(row: Row, before: dict[str, int], url: str, requests: int) -> Optional[str]:
+    """None if the server saw exactly ``requests`` requests on the row's wire since ``before``
+    (and Qianfan token fetches), else what it saw."""
+    after = server_hits(url)
+    seen = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    seen.pop("token", None)
+    if seen == {row.wire: requests}:
+        return None
+    return f"{row.name} ({row.flavour}) should reach {row.wire!r} {requests}x; server saw {seen}"
+
+
+def check_sync(rows: list[Row], url: str) -> list[str]:
+    """One request and one short stream per row: each must reach the row's own wire."""
+    problems: list[str] = []
+    for row in rows:
+        before = server_hits(url)
+        row.call()
+        if row.stream(3) < 3:
+            problems.append(f"{row.name} on {row.wire}: a 3-chunk stream gave fewer chunks")
+        problems += filter(None, [route_problem(row, before, url, 2)])
+    return problems
+
+
+async def check_async(rows: list[Row], url: str) -> list[str]:
+    """One request per async row: each must reach the row's own wire."""
+    problems: list[str] = []
+    for row in rows:
+        before = server_hits(url)
+        await row.call()
+        problems += filter(None, [route_problem(row, before, url, 1)])
+    return problems
+
+
+def wire_check(url: str) -> list[str]:
+    """Capture what the engine sends and compare it with what the raw rows send."""
+    import httpx
+
+    problems = []
+    for wire in WIRES:
+        for stream in (False, True):
+            seen: list[httpx.Request] = []
+            http = httpx.Client(event_hooks={"request": [seen.append]})
+            row = make_row("engine", wire, url, http=http)
+            row.stream(3) if stream else row.call()
+            row.close()
+            request = [r for r in seen if "/oauth/" not in r.url.path][-1]
+            u, h, b = wire_request(wire, url, stream)
+            where = f"{wire} {'stream' if stream else 'non-stream'}"
+            if str(request.url) != u:
+                problems.append(f"{where}: URL {request.url} != {u}")
+            if json.loads(request.content) != b:
+                problems.append(
+                    f"{where}: body {request.content.decode()} != "
+                    + json.dumps(b, ensure_ascii=False)
+                )
+            for k, v in h.items():
+                if request.headers.get(k) != v:
+                    problems.append(f"{where}: header {k}: {request.headers.get(k)!r} != {v!r}")
+    return problems
+
+
+# ----------------------------------------------------------------------------- measuring
 
 
 def rotated(items: list, k: int) -> list:
@@ -263,11 +556,11 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
 
 
-def bench_nonstream(rows: list[SyncRow], rounds: int, per_round: int) -> dict[SyncRow, dict]:
+def bench_nonstream(rows: list[Row], rounds: int, per_round: int) -> dict[Row, dict]:
     for row in rows:  # warm up: connections, token, caches
         for _ in range(50):
             row.call()
-    samples: dict[SyncRow, list[int]] = {row: [] for row in rows}
+    samples: dict[Row, list[int]] = {row: [] for row in rows}
     gc.collect()
     for r in range(rounds):
         for row in rotated(rows, r):
@@ -287,11 +580,11 @@ def bench_nonstream(rows: list[SyncRow], rounds: int, per_round: int) -> dict[Sy
     return result
 
 
-def bench_stream(rows: list[SyncRow], rounds: int) -> dict[SyncRow, dict]:
+def bench_stream(rows: list[Row], rounds: int) -> dict[Row, dict]:
     for row in rows:
         row.stream(STREAM_CHUNKS)
-    samples: dict[SyncRow, list[int]] = {row: [] for row in rows}
-    counts: dict[SyncRow, int] = {}
+    samples: dict[Row, list[int]] = {row: [] for row in rows}
+    counts: dict[Row, int] = {}
     gc.collect()
     for r in range(rounds):
         for row in rotated(rows, r):
@@ -302,102 +595,48 @@ def bench_stream(rows: list[SyncRow], rounds: int) -> dict[SyncRow, dict]:
         row: {
             "ms": statistics.median(v) / 1e6,
             "min": min(v) / 1e6,
-            "events": counts[row],
+            "chunks": counts[row],
             "n": len(v),
         }
         for row, v in samples.items()
     }
 
 
-# ----------------------------------------------------------------------------- async rows
+async def batch(row: Row, n: int) -> int:
+    call = row.call
+    t0 = ns()
+    await asyncio.gather(*[call() for _ in range(n)])
+    return ns() - t0
 
 
-class AsyncRow:
-    def __init__(self, kind: str, fmt: str, url: str, transport: str) -> None:
-        import httpx
-
-        self.kind, self.fmt, self.transport = kind, fmt, transport
-        label = {"raw": "raw", "lb": "llm-bridge", "openai": "openai"}[kind]
-        self.name = f"{label} + {'httpx.AsyncClient' if transport == 'httpx' else 'httpx-aiohttp'}"
-        http: Any = None  # llm-bridge and openai build their own default httpx client
-        if transport == "aiohttp":
-            from httpx_aiohttp import HttpxAiohttpClient
-
-            http = HttpxAiohttpClient(limits=httpx.Limits(**POOL))
-        elif kind == "raw":
-            http = httpx.AsyncClient(limits=httpx.Limits(**POOL))
-        self.http = http
-        model = MODEL[fmt]
-        if kind == "raw":
-            self.client = http
-            u, h, b = wire(fmt, url, False)
-
-            async def call() -> Any:
-                r = await http.post(u, json=b, headers=h)
-                if r.status_code != 200:
-                    raise RuntimeError(r.text)
-                return r.json()
-        else:
-            if kind == "lb":
-                import llm_bridge
-
-                # The default row lets llm-bridge build its own httpx.AsyncClient.
-                extra = {} if http is None else {"http_client": http}
-                self.client = llm_bridge.AsyncOpenAI(**lb_kwargs(fmt, url), **extra)
-            else:
-                import openai
-
-                extra = {} if http is None else {"http_client": http}
-                self.client = openai.AsyncOpenAI(api_key=API_KEY, base_url=url + "/v1", **extra)
-            create = self.client.chat.completions.create
-
-            async def call() -> Any:
-                return await create(model=model, messages=MESSAGES, temperature=TEMPERATURE)
-
-        self.call = call
-
-    async def batch(self, n: int) -> int:
-        call = self.call
-        t0 = ns()
-        await asyncio.gather(*[call() for _ in range(n)])
-        return ns() - t0
-
-    async def close(self) -> None:
-        if self.kind == "raw":
-            await self.client.aclose()
-        else:
-            await self.client.close()
-            if self.http is not None:  # given to the client, so not closed by it
-                await self.http.aclose()
-
-
-async def bench_concurrent(url: str, rounds: int) -> dict[AsyncRow, dict]:
-    rows = []
-    for fmt in FORMATS:
-        transports = ["httpx"] + (["aiohttp"] if HAVE_AIOHTTP else [])
-        for transport in transports:
-            rows.append(AsyncRow("raw", fmt, url, transport))
-            rows.append(AsyncRow("lb", fmt, url, transport))
-        if fmt == "openai" and HAVE_OPENAI:
-            rows.append(AsyncRow("openai", fmt, url, "httpx"))
-    try:
-        for row in rows:
-            # httpx's pool takes seconds over its second and third bursts of 200 fresh
-            # connections (raw and llm-bridge alike); from the fourth on it is steady.
-            for _ in range(4):
-                await row.batch(CONCURRENCY)
-        samples: dict[AsyncRow, list[int]] = {row: [] for row in rows}
-        gc.collect()
-        for r in range(rounds):
-            for row in rotated(rows, r):
-                samples[row].append(await row.batch(CONCURRENCY))
-        return {
-            row: {"ms": statistics.median(v) / 1e6, "min": min(v) / 1e6, "n": len(v)}
-            for row, v in samples.items()
-        }
-    finally:
-        for row in rows:
-            await row.close()
+async def bench_concurrent(
+    url: str, groups: list[list[tuple[str, str, str]]], rounds: int, warm: int
+) -> tuple[dict[Row, dict], list[str]]:
+    """Each group of (kind, wire, transport) rows interleaved in rounds of one batch each."""
+    result: dict[Row, dict] = {}
+    problems: list[str] = []
+    for specs in groups:
+        rows = [make_row(k, w, url, "async", t) for k, w, t in specs]
+        try:
+            problems += await check_async(rows, url)
+            if problems:
+                break
+            for row in rows:
+                # httpx's pool takes seconds over its second and third bursts of 200 fresh
+                # connections; from the fourth on it is steady.
+                for _ in range(warm):
+                    await batch(row, CONCURRENCY)
+            samples: dict[Row, list[int]] = {row: [] for row in rows}
+            gc.collect()
+            for r in range(rounds):
+                for row in rotated(rows, r):
+                    samples[row].append(await batch(row, CONCURRENCY))
+            for row, v in samples.items():
+                result[row] = {"ms": statistics.median(v) / 1e6, "min": min(v) / 1e6, "n": len(v)}
+        finally:
+            for row in rows:
+                await row.aclose()
+    return result, problems
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -412,28 +651,19 @@ def child_env(cache_dir: str) -> dict[str, str]:
     return env
 
 
-#: The import and the first client, together: llm-bridge defers pydantic, the config and
-#: the engine from the import to the first client, so this is where they are paid.
-HTTPX_CLIENT_STATEMENT = "import httpx; httpx.Client()"
-CLIENT_STATEMENTS = [
-    HTTPX_CLIENT_STATEMENT,
-    "from llm_bridge import OpenAI; OpenAI(provider='zhipu', api_key='id.secret')",
-]
-OPENAI_CLIENT_STATEMENT = "import openai; openai.OpenAI(api_key='k')"
+IMPORT_FLOOR = "import openai"
+IMPORT_BRIDGE = "from llm_bridge import OpenAI"
+IMPORT_ENGINE = "from llm_bridge._engine import SyncEngine"
+IMPORTS = [IMPORT_FLOOR, IMPORT_BRIDGE, "import llm_bridge", "import httpx", IMPORT_ENGINE]
+#: The import and the first client, together: llm-bridge loads the configuration, the
+#: engine and the adapters when the first client is made, not at import.
+CLIENT_FLOOR = "import openai; openai.OpenAI(api_key='k')"
+CLIENT_BRIDGE = "from llm_bridge import OpenAI; OpenAI(provider='zhipu', api_key='id.secret')"
 
 
 def import_times(runs: int, env: dict[str, str]) -> dict[str, float]:
-    """Median wall time of ``python -c STATEMENT`` minus an empty interpreter's, in ms.
-
-    ``from llm_bridge import OpenAI`` is timed too: ``import llm_bridge`` may defer work to
-    first attribute access, and the drop-in line is what every user runs."""
-    statements = ["import httpx", "import llm_bridge", "from llm_bridge import OpenAI"]
-    if HAVE_OPENAI:
-        statements.append("import openai")
-    statements += CLIENT_STATEMENTS
-    if HAVE_OPENAI:
-        statements.append(OPENAI_CLIENT_STATEMENT)
-    codes = {"(empty)": "pass", **{st: st for st in statements}}
+    """Median wall time of ``python -c STATEMENT`` minus an empty interpreter's, in ms."""
+    codes = {"(empty)": "pass", **{st: st for st in [*IMPORTS, CLIENT_FLOOR, CLIENT_BRIDGE]}}
     samples: dict[str, list[int]] = {k: [] for k in codes}
     names = list(codes)
     for name in names:  # warm the page cache and the .pyc files
@@ -444,38 +674,32 @@ def import_times(runs: int, env: dict[str, str]) -> dict[str, float]:
             subprocess.run([sys.executable, "-c", codes[name]], check=True, env=env)
             samples[name].append(ns() - t0)
     empty = statistics.median(samples["(empty)"])
-    out = {
-        name: (statistics.median(v) - empty) / 1e6
-        for name, v in samples.items()
-        if name != "(empty)"
-    }
-    out["(empty interpreter)"] = empty / 1e6
+    out = {name: (statistics.median(v) - empty) / 1e6 for name, v in samples.items()}
+    out["(empty)"] = empty / 1e6
     return out
 
 
-def rss_child(kind: str, fmt: str, url: str, n: int) -> None:
+def rss_child(kind: str, wire: str, url: str, n: int) -> None:
     """In a child process: n sequential requests, then print peak RSS (KiB)."""
     import resource
 
-    row = SyncRow(kind, fmt, url) if kind != "none" else None
-    if row is not None:
+    if kind == "openai-idle":
+        import openai  # noqa: F401  (what any llm_bridge import loads: see the report)
+    elif kind != "none":
+        call = make_row(kind, wire, url).call
         for _ in range(n):
-            row.call()
+            call()
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
 
 
-def rss(url: str, runs: int, env: dict[str, str]) -> dict[tuple[str, str], float]:
-    cases = [("none", "openai")]
-    for fmt in FORMATS:
-        cases += [("raw", fmt), ("lb", fmt)]
-        if fmt == "openai" and HAVE_OPENAI:
-            cases.append(("openai", fmt))
+def rss(url: str, runs: int, requests: int, env: dict[str, str]) -> dict[tuple[str, str], float]:
+    cases = [("none", "openai"), ("openai-idle", "openai"), *FRONT, *ENGINE]
     samples: dict[tuple[str, str], list[int]] = {c: [] for c in cases}
     for r in range(runs):
-        for kind, fmt in rotated(cases, r):
+        for kind, wire in rotated(cases, r):
             # Started through sh: Linux carries the parent's peak RSS over fork+exec into
             # ru_maxrss, so the child is forked from a small process, not from this one.
-            child = [sys.executable, __file__, "--rss-child", kind, fmt, url, str(RSS_REQUESTS)]
+            child = [sys.executable, __file__, "--rss-child", kind, wire, url, str(requests)]
             out = subprocess.run(
                 ["sh", "-c", '"$@"; exit $?', "sh", *child],
                 check=True,
@@ -483,55 +707,237 @@ def rss(url: str, runs: int, env: dict[str, str]) -> dict[tuple[str, str], float
                 text=True,
                 env=env,
             )
-            samples[(kind, fmt)].append(int(out.stdout.strip().splitlines()[-1]))
+            samples[(kind, wire)].append(int(out.stdout.strip().splitlines()[-1]))
     return {c: statistics.median(v) / 1024 for c, v in samples.items()}
 
 
-# ----------------------------------------------------------------------------- wire check
+# ----------------------------------------------------------------------------- where the time goes
+
+#: The steps of ``llm_bridge.OpenAI``'s path that a pass-through would change, as profile
+#: edges (callee file, callee name, caller file, caller name) whose cumulative time is
+#: summed; None matches anything, a name matches a built-in (file "~") by substring.
+STEPS = ("to _shapes", "serialise", "openai parse", "upstream HTTP")
+_EDGES: dict[
+    str, dict[str, list[tuple[Optional[str], Optional[str], Optional[str], Optional[str]]]]
+] = {
+    "nonstream": {
+        # the provider's JSON decoded, checked, translated (adapter) and validated (engine)
+        "to _shapes": [
+            ("llm_bridge/adapters/", None, "llm_bridge/_engine.py", "result"),
+            ("llm_bridge/_engine.py", "completion", None, None),
+        ],
+        "serialise": [("llm_bridge/_front.py", "json_body", None, None)],
+        "openai parse": [("openai/_response.py", "_parse", None, None)],
+        "upstream HTTP": [("llm_bridge/_engine.py", "_send", None, None)],
+    },
+    "stream": {
+        # an OpenAI-shaped event is decoded and validated in one step (validate_json)
+        "to _shapes": [
+            ("llm_bridge/adapters/", "translate", "llm_bridge/_streaming.py", None),
+            ("~", "validate_python", "llm_bridge/_streaming.py", None),
+        ],
+        "serialise": [
+            ("llm_bridge/_front.py", "sse_events", None, None),
+            (None, "model_dump_json", "llm_bridge/_front.py", "sse_lines"),  # (before sse_events)
+        ],
+        "openai parse": [
+            ("openai/_base_client.py", "_process_response_data", "openai/_streaming.py", None),
+            ("openai/_streaming.py", "json", None, None),
+            ("openai/_streaming.py", "decode", None, None),
+        ],
+    },
+}
 
 
-def wire_check(url: str) -> list[str]:
-    """Capture what llm-bridge sends and compare with what the raw rows send."""
-    import httpx
+def _matches(key: tuple, path: Optional[str], name: Optional[str]) -> bool:
+    file, _, func = key
+    if path is not None and path not in file.replace(os.sep, "/"):
+        return False
+    return name is None or func == name or (file == "~" and name in func)
 
-    import llm_bridge
 
-    problems = []
-    for fmt in FORMATS:
-        for stream in (False, True):
-            seen: list[httpx.Request] = []
-            http = httpx.Client(event_hooks={"request": [seen.append]})
-            client = llm_bridge.OpenAI(**lb_kwargs(fmt, url), http_client=http)
-            kwargs: dict[str, Any] = {
-                "model": MODEL[fmt],
-                "messages": MESSAGES,
-                "temperature": TEMPERATURE,
-            }
-            if stream:
-                kwargs.update(
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_headers=chunks_header(3),
-                )
-                for _ in client.chat.completions.create(**kwargs):
-                    pass
-            else:
-                client.chat.completions.create(**kwargs)
-            client.close()
-            request = [r for r in seen if "/oauth/" not in r.url.path][-1]
-            u, h, b = wire(fmt, url, stream)
-            where = f"{fmt} {'stream' if stream else 'non-stream'}"
-            if str(request.url) != u:
-                problems.append(f"{where}: URL {request.url} != {u}")
-            if json.loads(request.content) != b:
-                problems.append(
-                    f"{where}: body {request.content.decode()} != "
-                    + json.dumps(b, ensure_ascii=False)
-                )
-            for k, v in h.items():
-                if request.headers.get(k) != v:
-                    problems.append(f"{where}: header {k}: {request.headers.get(k)!r} != {v!r}")
-    return problems
+def profile_steps(stats: dict, mode: str) -> dict[str, float]:
+    """Seconds per step, from ``pstats.Stats(...).stats``; ``total`` is all profiled time."""
+    out = {"total": sum(entry[2] for entry in stats.values())}
+    for step, edges in _EDGES[mode].items():
+        seconds = 0.0
+        for callee, (_, _, _, ct, callers) in stats.items():
+            for path, name, caller_path, caller_name in edges:
+                if not _matches(callee, path, name):
+                    continue
+                if caller_path is None and caller_name is None:
+                    seconds += ct
+                else:
+                    seconds += sum(
+                        edge[3]
+                        for caller, edge in callers.items()
+                        if _matches(caller, caller_path, caller_name)
+                    )
+        out[step] = seconds
+    return out
+
+
+def where_time_goes(url: str, calls: int, streams: int) -> dict[tuple[str, str], dict]:
+    """``llm_bridge.OpenAI`` under cProfile on the OpenAI-shaped wires: seconds per step
+    per request (per stream)."""
+    import cProfile
+    import pstats
+
+    out = {}
+    for wire in OPENAI_SHAPED:
+        row = make_row("lb", wire, url)
+        for _ in range(50):
+            row.call()
+        row.stream(STREAM_CHUNKS)
+        for mode, count in (("nonstream", calls), ("stream", streams)):
+            profiler = cProfile.Profile()
+            gc.collect()
+            profiler.enable()
+            for _ in range(count):
+                row.call() if mode == "nonstream" else row.stream(STREAM_CHUNKS)
+            profiler.disable()
+            steps = profile_steps(pstats.Stats(profiler).stats, mode)  # type: ignore[attr-defined]
+            out[(wire, mode)] = {"n": count, **{k: v / count for k, v in steps.items()}}
+        row.close()
+    return out
+
+
+#: The layers of a non-stream request, outermost first: (name, object path on the row's
+#: openai client, method). Each is timed around its call; a layer's own time is its time
+#: minus the next one's.
+LAYERS = {
+    "floor": [("openai", None, None), ("HTTP to the server", "_client", "send")],
+    "lb": [
+        ("openai", None, None),
+        ("httpx2 client around the transport", "_client", "send"),
+        ("transport: read request, write answer", "_transport", "handle_request"),
+        ("engine", "_engine", "chat"),
+        ("upstream HTTP", "_engine.http", "send"),
+    ],
+}
+
+
+def front_door_layers(url: str, calls: int) -> dict[tuple[str, str], dict[str, float]]:
+    """Sequential non-stream requests of the floor and ``llm_bridge.OpenAI``, each layer
+    timed around its call (a wrapper on the instance): the median of each layer's own
+    time per request, in seconds."""
+    rows = [make_row("floor", "openai", url)] + [make_row("lb", w, url) for w in OPENAI_SHAPED]
+    spans: dict[Row, list[list[int]]] = {}
+    for row in rows:
+        layers = LAYERS[row.kind]
+        spans[row] = [[] for _ in layers]
+        for depth, (_, path, method) in enumerate(layers[1:], start=1):
+            target = row.client
+            for attribute in path.split("."):
+                target = getattr(target, attribute)
+            setattr(target, method, _timed(getattr(target, method), spans[row][depth]))
+        call = row.call
+        row.call = _timed(call, spans[row][0])
+    for row in rows:
+        for _ in range(50):
+            row.call()
+        for times in spans[row]:
+            times.clear()
+    for r in range(4):
+        for row in rotated(rows, r):
+            for _ in range(calls // 4):
+                row.call()
+    out = {}
+    for row in rows:
+        # each request: its layers' times, outermost first (and 0 for below the last)
+        per_call = [(*t, 0) for t in zip(*spans[row])]
+        own = {
+            name: statistics.median(t[depth] - t[depth + 1] for t in per_call) / 1e9
+            for depth, (name, _, _) in enumerate(LAYERS[row.kind])
+        }
+        own["total"] = statistics.median(t[0] for t in per_call) / 1e9
+        out[(row.kind, row.wire)] = own
+        row.close()
+    return out
+
+
+def _timed(fn: Callable[..., Any], times: list[int]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = ns()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            times.append(ns() - t0)
+
+    return timed
+
+
+def _best_of(fn: Callable[[], Any], repeat: int, number: int) -> float:
+    """Seconds per call of ``fn``: the best of ``repeat`` runs of ``number`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = ns()
+        for _ in range(number):
+            fn()
+        best = min(best, (ns() - t0) / 1e9 / number)
+    return best
+
+
+def step_costs(repeat: int) -> dict[tuple[str, str], dict[str, float]]:
+    """The steps a pass-through would change, timed alone (no profiler) on the server's
+    bytes: seconds per non-stream request, and per 1000-chunk stream."""
+    import openai
+    import server
+    from openai.types.chat import ChatCompletion as OpenAICompletion
+    from openai.types.chat import ChatCompletionChunk as OpenAIChunk
+
+    from llm_bridge._front import json_body, sse_lines
+    from llm_bridge._shapes.chat import ChatCompletion, ChatCompletionChunk
+
+    client = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")  # (never sends)
+    process = client._process_response_data
+    validate_json = ChatCompletionChunk.__pydantic_validator__.validate_json
+    provider_json = {"zhipu": server.ZHIPU_JSON, "dashscope-compat": server.DASHSCOPE_COMPAT_JSON}
+    events = {
+        "zhipu": server._zhipu_events(STREAM_CHUNKS),
+        "dashscope-compat": server._dashscope_compat_events(STREAM_CHUNKS, True),
+    }
+    out = {}
+    for wire in OPENAI_SHAPED:
+        raw, provider = provider_json[wire], WIRES[wire].provider
+
+        def to_shapes(raw: bytes = raw, provider: str = provider) -> Any:
+            data = json.loads(raw)
+            data.setdefault("object", "chat.completion")
+            data["provider"] = provider
+            return ChatCompletion.model_validate(data)
+
+        model = to_shapes()
+        ours = json_body(model)
+        out[(wire, "nonstream")] = {
+            "to _shapes": _best_of(to_shapes, repeat, 2000),
+            "serialise": _best_of(lambda model=model: json_body(model), repeat, 2000),
+            "openai parse": _best_of(
+                lambda ours=ours: process(
+                    data=json.loads(ours), cast_to=OpenAICompletion, response=None
+                ),
+                repeat,
+                2000,
+            ),
+        }
+        datas = [e[len(b"data: ") : -2] for e in events[wire] if e != b"data: [DONE]\n\n"]
+        chunks = [validate_json(d) for d in datas]
+        dumped = [e[len(b"data: ") : -2] for e in sse_lines(chunks)][:-1]  # (not [DONE])
+        out[(wire, "stream")] = {
+            "to _shapes": _best_of(
+                lambda datas=datas: [validate_json(d) for d in datas], repeat, 3
+            ),
+            "serialise": _best_of(lambda chunks=chunks: list(sse_lines(chunks)), repeat, 3),
+            "openai parse": _best_of(
+                lambda dumped=dumped: [
+                    process(data=json.loads(d), cast_to=OpenAIChunk, response=None) for d in dumped
+                ],
+                repeat,
+                3,
+            ),
+        }
+    client.close()
+    return out
 
 
 # ----------------------------------------------------------------------------- report
@@ -551,27 +957,34 @@ def table(header: list[str], rows: list[list[str]], left: int = 2) -> list[str]:
 
 
 def machine() -> list[str]:
+    from importlib.metadata import version
+
     import httpx
+    import openai
 
     import llm_bridge
 
-    versions = [f"httpx {httpx.__version__}", f"llm-bridge {llm_bridge.__version__}"]
-    if HAVE_OPENAI:
-        import openai
-
-        versions.append(f"openai {openai.__version__}")
+    versions = [
+        f"llm-bridge {llm_bridge.__version__}",
+        f"openai {openai.__version__}",
+        f"httpx {httpx.__version__}",
+    ]
+    if _installed("httpx2"):
+        versions.append(f"httpx2 {version('httpx2')}")
     if HAVE_AIOHTTP:
-        from importlib.metadata import version
-
         versions.append(f"httpx-aiohttp {version('httpx-aiohttp')}")
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
-        if commit:
-            versions[1] += f" (commit {commit}, plus any uncommitted changes)"
-    except OSError:
-        pass
+    source = Path(llm_bridge.__file__).resolve().parent.parent
+    if source != HERE.parent:  # (a clean export of a commit, say: PYTHONPATH=...)
+        versions[0] += f" (imported from {source})"
+    else:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+            ).stdout.strip()
+            if commit:
+                versions[0] += f" (commit {commit}, plus any uncommitted changes)"
+        except OSError:
+            pass
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -587,25 +1000,249 @@ def machine() -> list[str]:
     ]
 
 
+class Report:
+    """The markdown, and the budget lines gathered on the way."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.budget: dict[str, list[tuple[str, float, float]]] = {"front": [], "gateway": []}
+
+    def add(self, *lines: str) -> None:
+        self.lines += lines
+
+    def check(self, group: str, line: str, ratio: float, limit: float) -> None:
+        self.budget[group].append((f"{line} ≤ {limit:.2f}×", ratio, limit))
+
+
+def baseline(results: dict, row: Any) -> Any:
+    """The row a row is compared with: the floor for the front door, raw httpx (with
+    httpx's own client) on the same wire for the engine."""
+    want = ("floor", "openai", "httpx") if row.front else ("raw", row.wire, "httpx")
+    for other in results:
+        if (other.kind, other.wire, other.transport) == want:
+            return results[other]
+    raise LookupError(row.name)
+
+
+def budgeted(row: Row) -> bool:
+    """A row with a budget line: llm-bridge's, as configured by default (the front door's
+    aiohttp row is shown for comparison only)."""
+    return row.kind in ("lb", "plain", "engine") and not (row.front and row.transport != "httpx")
+
+
+def report_nonstream(rep: Report, results: dict, group: str, limit: float) -> None:
+    n = next(iter(results.values()))["n"]
+    rep.add(f"{n} sequential requests per row (one client, keep-alive), in µs.", "")
+    trs = []
+    for row, v in results.items():
+        base = baseline(results, row)
+        ratio = v["p50"] / base["p50"]
+        trs.append(
+            [
+                WIRES[row.wire].label,
+                row.name,
+                f"{v['p50']:.0f}",
+                f"{v['p99']:.0f}",
+                fmt_ratio(ratio),
+                fmt_ratio(v["p99"] / base["p99"]),
+            ]
+        )
+        if budgeted(row):
+            rep.check(group, f"non-stream p50, {row.name}, {WIRES[row.wire].label}", ratio, limit)
+    header = ["wire", "client", "p50 µs", "p99 µs", "p50 ×", "p99 ×"]
+    rep.add(*table(header, trs), "")
+
+
+def report_stream(rep: Report, results: dict, group: str, limit: float) -> None:
+    rounds = next(iter(results.values()))["n"]
+    rep.add(
+        f"A {STREAM_CHUNKS}-event stream consumed whole; median (and best) of {rounds}, in ms.",
+        "",
+    )
+    trs = []
+    for row, v in results.items():
+        ratio = v["ms"] / baseline(results, row)["ms"]
+        trs.append(
+            [
+                WIRES[row.wire].label,
+                row.name,
+                f"{v['ms']:.1f}",
+                f"{v['min']:.1f}",
+                str(v["chunks"]),
+                fmt_ratio(ratio),
+            ]
+        )
+        if budgeted(row):
+            rep.check(group, f"stream, {row.name}, {WIRES[row.wire].label}", ratio, limit)
+    header = ["wire", "client", "median ms", "best ms", "chunks", "×"]
+    rep.add(*table(header, trs), "")
+
+
+def report_concurrent(rep: Report, results: dict, group: str, limit: float) -> None:
+    rounds = next(iter(results.values()))["n"]
+    rep.add(
+        f"`asyncio.gather` of {CONCURRENCY} requests; median (and best) wall time of {rounds} "
+        f"batches, in ms; every client has the same pool limits ({POOL['max_connections']} "
+        f"connections, {POOL['max_keepalive_connections']} keep-alive). Ratios of medians, "
+        "and of bests in the `(best)` column: other work on the machine lands in single "
+        "batches, so the best-of ratio is the steadier comparison.",
+        "",
+    )
+    trs = []
+    for row, v in results.items():
+        base = baseline(results, row)
+        ratio = v["ms"] / base["ms"]
+        trs.append(
+            [
+                WIRES[row.wire].label,
+                row.name,
+                f"{v['ms']:.0f}",
+                f"{v['min']:.0f}",
+                fmt_ratio(ratio),
+                fmt_ratio(v["min"] / base["min"]),
+            ]
+        )
+        if budgeted(row):
+            rep.check(
+                group,
+                f"{CONCURRENCY} concurrent, {row.name}, {WIRES[row.wire].label}",
+                ratio,
+                limit,
+            )
+    header = ["wire", "client", "median ms", "best ms", "×", "(best)"]
+    rep.add(*table(header, trs), "")
+
+
+def report_rss(
+    rep: Report, peak: dict, cases: list[tuple[str, str]], group: str, limit: float
+) -> None:
+    trs = []
+    for kind, wire in cases:
+        base = peak[("floor", "openai")] if group == "front" else peak[("raw", wire)]
+        ratio = peak[(kind, wire)] / base
+        name = LABELS[kind]
+        trs.append([WIRES[wire].label, name, f"{peak[(kind, wire)]:.1f}", fmt_ratio(ratio)])
+        if kind in ("lb", "plain", "engine"):
+            rep.check(group, f"peak RSS, {name}, {WIRES[wire].label}", ratio, limit)
+    rep.add(*table(["wire", "client", "peak RSS MiB", "×"], trs), "")
+
+
+def report_profile(
+    rep: Report, layers: dict, profile: dict, costs: dict, nonstream: dict, stream: dict
+) -> None:
+    """The "where the time goes" section."""
+    names = list(dict.fromkeys(name for kind in ("floor", "lb") for name, _, _ in LAYERS[kind]))
+    rep.add(
+        "### Non-stream: the layers",
+        "",
+        "Sequential requests of the floor and `llm_bridge.OpenAI`, every layer timed around "
+        "its call (no profiler): the median of each layer's own time (its time minus the "
+        "next layer's), in µs. *openai* is openai's work around its HTTP client call "
+        "(building the request, parsing the answer): the same for both.",
+        "",
+    )
+    trs = [
+        [
+            WIRES[wire].label,
+            LABELS[kind],
+            *(f"{own[n] * 1e6:.0f}" if n in own else "—" for n in names),
+            f"{own['total'] * 1e6:.0f}",
+        ]
+        for (kind, wire), own in layers.items()
+    ]
+    rep.add(*table(["wire", "client", *names, "total"], trs), "")
+    floor = layers[("floor", "openai")]
+    for (kind, wire), own in layers.items():
+        if kind != "lb":
+            continue
+        bridge = own["transport: read request, write answer"] + own["engine"]
+        rep.add(
+            f"- {WIRES[wire].label}: {(own['total'] - floor['total']) * 1e6:.0f} µs over the "
+            f"floor; transport and engine (without the upstream call) "
+            f"{bridge * 1e6:.0f} µs; upstream HTTP {own['upstream HTTP'] * 1e6:.0f} µs "
+            f"against the floor's {floor['HTTP to the server'] * 1e6:.0f} µs to the server."
+        )
+    rep.add("", "### Under cProfile", "")
+    rep.add(
+        f"`llm_bridge.OpenAI` on the OpenAI-shaped wires under cProfile: time per request (per "
+        f"{STREAM_CHUNKS}-chunk stream) in each step, and its share of all profiled time. "
+        "*to _shapes*: the provider's JSON decoded, checked, translated and validated into "
+        "llm-bridge's own models (`_shapes`); *serialise*: those models written back as "
+        "OpenAI JSON or SSE for openai; *openai parse*: openai reading that into its own "
+        "types (the floor does the same work); *upstream HTTP*: the engine's httpx call to "
+        "the server (a stream's is spread over its chunks: not separable). The profiler "
+        "inflates Python-level work (openai's parsing, say) far more than pydantic-core's "
+        "compiled validation and serialisation, so the shares understate the latter.",
+        "",
+    )
+    trs = []
+    for (wire, mode), b in profile.items():
+        unit, scale = ("µs", 1e6) if mode == "nonstream" else ("ms", 1e3)
+        cells = [f"{b[k] * scale:.1f} ({b[k] / b['total']:.0%})" if k in b else "—" for k in STEPS]
+        label = f"{mode} ×{b['n']}, {unit}"
+        trs.append([WIRES[wire].label, label, f"{b['total'] * scale:.0f}", *cells])
+    rep.add(*table(["wire", "loop", "total", *STEPS], trs), "")
+
+    def gap(wire: str, mode: str) -> float:
+        """Seconds of the front door over the floor (p50, or median stream)."""
+        results, key, scale = (
+            (nonstream, "p50", 1e6) if mode == "nonstream" else (stream, "ms", 1e3)
+        )
+        floor = next(v for r, v in results.items() if r.kind == "floor")
+        lb = next(v for r, v in results.items() if r.kind == "lb" and r.wire == wire)
+        return (lb[key] - floor[key]) / scale
+
+    rep.add(
+        "### The steps a pass-through would skip",
+        "",
+        "The same steps timed alone, without the profiler (best of several runs on the "
+        "server's bytes), against what the front door costs over the floor (the p50, or "
+        "median stream, of `llm_bridge.OpenAI` minus the floor's, from the tables above). "
+        "Handing openai the provider's bytes with small patches would skip *to _shapes* and "
+        "*serialise* (openai's own parse stays, and a patch costs something), so their sum "
+        "is the most a pass-through could save:",
+        "",
+    )
+    trs = []
+    for (wire, mode), c in costs.items():
+        unit, scale = ("µs", 1e6) if mode == "nonstream" else ("ms", 1e3)
+        skippable = c["to _shapes"] + c["serialise"]
+        over = gap(wire, mode)
+        trs.append(
+            [
+                WIRES[wire].label,
+                f"{mode}, {unit}",
+                *(f"{c[k] * scale:.1f}" for k in ("to _shapes", "serialise", "openai parse")),
+                f"{skippable * scale:.1f}",
+                f"{over * scale:.1f}",
+                f"{skippable / over:.0%}" if over > 0 else "n/a",
+            ]
+        )
+    header = ["wire", "per", "to _shapes", "serialise", "openai parse", "skippable"]
+    rep.add(*table([*header, "front door − floor", "skippable share"], trs), "")
+
+
+# ----------------------------------------------------------------------------- main
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="about a minute; prints only")
+    ap.add_argument("--quick", action="store_true", help="about two minutes; prints only")
     ap.add_argument(
         "--out", type=Path, help=f"write markdown here (default for a full run: {RESULTS})"
     )
-    ap.add_argument(
-        "--loop", choices=["nonstream", "stream"], help="run one llm-bridge loop (for a profiler)"
-    )
-    ap.add_argument("--provider", choices=FORMATS, default="zhipu")
+    ap.add_argument("--loop", choices=["nonstream", "stream"], help="run one loop (for a profiler)")
+    ap.add_argument("--kind", choices=["floor", "lb", "plain", "raw", "engine"], default="lb")
+    ap.add_argument("--wire", choices=list(WIRES), default="zhipu")
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument(
-        "--rss-child", nargs=4, metavar=("KIND", "FMT", "URL", "N"), help=argparse.SUPPRESS
+        "--rss-child", nargs=4, metavar=("KIND", "WIRE", "URL", "N"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
 
     if args.rss_child:
-        kind, fmt, url, n = args.rss_child
-        rss_child(kind, fmt, url, int(n))
+        kind, wire, url, n = args.rss_child
+        rss_child(kind, wire, url, int(n))
         return
 
     sys.path.insert(0, str(HERE))
@@ -613,273 +1250,214 @@ def main() -> None:
 
     if args.loop:
         with BenchServer() as srv:
-            row = SyncRow("lb", args.provider, srv.url)
+            row = make_row(args.kind, args.wire, srv.url)
             t0 = ns()
             for _ in range(args.n):
                 row.call() if args.loop == "nonstream" else row.stream(STREAM_CHUNKS)
             dt = (ns() - t0) / 1e6
             row.close()
-        print(f"{args.loop} {args.provider}: {args.n} in {dt:.0f} ms ({dt / args.n:.3f} ms each)")
+        print(
+            f"{args.loop} {row.name} on {row.wire}: {args.n} in {dt:.0f} ms "
+            f"({dt / args.n:.3f} ms each)"
+        )
         return
 
     quick = args.quick
     p = {
-        "import_runs": 7 if quick else 15,
+        "import_runs": 3 if quick else 15,
         "ns_rounds": 4 if quick else 20,
         "ns_per_round": 50 if quick else 100,
         "stream_rounds": 3 if quick else 25,
-        "conc_rounds": 2 if quick else 20,
+        "conc_rounds": 2 if quick else 15,
+        "conc_warm": 2 if quick else 4,
         "rss_runs": 1 if quick else 3,
+        "rss_requests": 300 if quick else RSS_REQUESTS,
+        "layer_calls": 400 if quick else 4000,
+        "profile_calls": 300 if quick else 2000,
+        "profile_streams": 2 if quick else 10,
+        "step_repeat": 3 if quick else 7,
     }
     out_path = args.out or (None if quick else RESULTS)
-    notes = []
-    if not HAVE_OPENAI:
-        notes.append("openai is not installed: the openai rows are skipped (pip install openai).")
+    note = None
     if not HAVE_AIOHTTP:
-        notes.append(
-            "httpx-aiohttp is not installed: the aiohttp rows are skipped "
-            "(pip install httpx-aiohttp, or llm-bridge-cn[aiohttp])."
-        )
-    for n in notes:
-        print("note:", n)
+        note = "httpx-aiohttp is not installed: the engine's aiohttp rows are skipped."
+        print("note:", note)
 
     started = time.monotonic()
 
     def stage(name: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {name}", file=sys.stderr, flush=True)
 
+    front_specs = [(k, w, "httpx") for k, w in FRONT]
+    if HAVE_AIOHTTP:  # (no budget line: what the opt-in aiohttp upstream changes)
+        front_specs.append(("lb", "zhipu", "aiohttp"))
+    transports = ["httpx"] + (["aiohttp"] if HAVE_AIOHTTP else [])
+    engine_specs = [(k, w, t) for w in WIRES for t in transports for k in ("raw", "engine")]
     cache_dir = tempfile.mkdtemp(prefix="llm-bridge-bench-pycache-")
     env = child_env(cache_dir)
     try:
         with BenchServer() as srv:
             url = srv.url
             stage(f"server on {url}; wire check")
-            problems = wire_check(url)
-            for problem in problems:
+            mismatches = wire_check(url)
+            for problem in mismatches:
                 print("wire check MISMATCH:", problem)
-            stage("import times")
-            imports = import_times(p["import_runs"], env)
-            rows = sync_rows(url)
+            front = [make_row(k, w, url) for k, w in FRONT]
+            engine = [make_row(k, w, url) for k, w in ENGINE]
             try:
-                stage(
-                    f"non-stream: {len(rows)} rows x {p['ns_rounds'] * p['ns_per_round']} requests"
-                )
-                nonstream = bench_nonstream(rows, p["ns_rounds"], p["ns_per_round"])
-                stage(f"stream: {len(rows)} rows x {p['stream_rounds']} streams of {STREAM_CHUNKS}")
-                stream = bench_stream(rows, p["stream_rounds"])
+                stage("route check: every row reaches its own wire")
+                wrong = check_sync(front + engine, url)
+                if wrong:
+                    sys.exit("route check failed:\n  " + "\n  ".join(wrong))
+                stage("import times")
+                imports = import_times(p["import_runs"], env)
+                n = p["ns_rounds"] * p["ns_per_round"]
+                stage(f"non-stream: {len(front) + len(engine)} rows x {n} requests")
+                ns_front = bench_nonstream(front, p["ns_rounds"], p["ns_per_round"])
+                ns_engine = bench_nonstream(engine, p["ns_rounds"], p["ns_per_round"])
+                stage(f"stream: rows x {p['stream_rounds']} streams of {STREAM_CHUNKS}")
+                st_front = bench_stream(front, p["stream_rounds"])
+                st_engine = bench_stream(engine, p["stream_rounds"])
             finally:
-                for row in rows:
+                for row in front + engine:
                     row.close()
             stage(f"{CONCURRENCY} concurrent async requests x {p['conc_rounds']} rounds")
-            concurrent = asyncio.run(bench_concurrent(url, p["conc_rounds"]))
-            stage(f"peak RSS: children making {RSS_REQUESTS} requests x {p['rss_runs']}")
-            peak = rss(url, p["rss_runs"], env)
+            concurrent, wrong = asyncio.run(
+                bench_concurrent(url, [front_specs, engine_specs], p["conc_rounds"], p["conc_warm"])
+            )
+            if wrong:
+                sys.exit("route check failed:\n  " + "\n  ".join(wrong))
+            stage(f"peak RSS: children making {p['rss_requests']} requests x {p['rss_runs']}")
+            peak = rss(url, p["rss_runs"], p["rss_requests"], env)
+            stage("where the time goes: cProfile, then the steps alone")
+            layers = front_door_layers(url, p["layer_calls"])
+            profile = where_time_goes(url, p["profile_calls"], p["profile_streams"])
+            costs = step_costs(p["step_repeat"])
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     stage("done; server stopped")
     elapsed = time.monotonic() - started
 
-    # ---- tables
-    lines = ["# llm-bridge performance benchmark", ""]
+    rep = Report()
     cmd = "python benchmarks/run.py" + (" --quick" if quick else "")
-    lines += [
-        f"Produced by `{cmd}` ({elapsed:.0f} s). Ratios are to raw httpx on the same wire "
-        "format (the floor: same URL, headers and body, `response.json()`).",
+    rep.add(
+        "# llm-bridge performance benchmark",
         "",
-    ]
-    lines += [*machine(), ""]
-    if problems:
-        lines += ["**Wire check mismatches** (raw rows do not send what llm-bridge sends):", ""]
-        lines += [f"- {x}" for x in problems] + [""]
-    for n in notes:
-        lines += [f"> note: {n}", ""]
+        f"Produced by `{cmd}` ({elapsed:.0f} s) against the loopback fake server "
+        "(`benchmarks/server.py`). Every row was checked against the server's per-route "
+        "hit counts before it was measured: it reaches the wire its label names.",
+        "",
+        *machine(),
+        "",
+    )
+    if mismatches:
+        rep.add("**Wire check mismatches** (raw rows do not send what the engine sends):", "")
+        rep.add(*[f"- {x}" for x in mismatches], "")
+    if note:
+        rep.add(f"> note: {note}", "")
 
-    budget: list[tuple[str, float, float]] = []  # (line, ratio, limit)
-
-    lines += [
-        "## Cold import",
+    rep.add(
+        "## Front door (issue 13)",
         "",
-        f'Fresh interpreter `python -c "<statement>"`, median of '
-        f"{p['import_runs']}, minus an empty interpreter "
-        f"({imports['(empty interpreter)']:.1f} ms).",
+        "The floor is the openai client talking straight to an OpenAI-compatible endpoint "
+        "(the server's `/v1`), what a user does without llm-bridge. Ratios are to the floor. "
+        "`llm_bridge.OpenAI` is given the server's Zhipu, DashScope compatible-mode or "
+        "DashScope native root; `openai + llm_bridge.http_client()` is a plain "
+        "`openai.OpenAI(base_url=<Zhipu root>, http_client=llm_bridge.http_client("
+        "provider='zhipu', config=...))`.",
         "",
-    ]
-    base = imports["import httpx"]
-    trs = []
-    clients = [*CLIENT_STATEMENTS, OPENAI_CLIENT_STATEMENT]
-    for statement, ms in imports.items():
-        if statement.startswith("(") or statement in clients:
-            continue
-        trs.append([f"`{statement}`", f"{ms:.1f} ms", fmt_ratio(ms / base)])
-        if "llm_bridge" in statement:
-            budget.append((f"`{statement}` ≤ 1.5× `import httpx`", ms / base, BUDGET["import"]))
-    lines += [*table(["statement", "time", "× import httpx"], trs, left=1), ""]
-    lines += [
-        "Import and first client together (no budget: shown because llm-bridge loads pydantic,",
-        "the configuration and the engine when the first client is made, not at import):",
+        "### Cold import",
         "",
-    ]
-    client_base = imports[HTTPX_CLIENT_STATEMENT]
+        f'Fresh interpreter `python -c "<statement>"`, median of {p["import_runs"]}, minus '
+        f"an empty interpreter ({imports['(empty)']:.1f} ms).",
+        "",
+    )
+    floor_import = imports[IMPORT_FLOOR]
     trs = [
-        [f"`{st}`", f"{imports[st]:.1f} ms", fmt_ratio(imports[st] / client_base)]
-        for st in clients
-        if st in imports
+        [f"`{st}`", f"{imports[st]:.1f} ms", fmt_ratio(imports[st] / floor_import)]
+        for st in [*IMPORTS, CLIENT_FLOOR, CLIENT_BRIDGE]
     ]
-    lines += [*table(["statement", "time", "× httpx client"], trs, left=1), ""]
-
-    def raw_of(results: dict, fmt: str) -> Any:
-        return next(
-            r
-            for r in results
-            if r.fmt == fmt and r.kind == "raw" and getattr(r, "transport", "httpx") == "httpx"
-        )
-
-    n_ns = next(iter(nonstream.values()))["n"]
-    lines += [
-        "## Non-stream request latency",
+    rep.add(*table(["statement", "time", "× import openai"], trs, left=1), "")
+    rep.check(
+        "front",
+        f"`{IMPORT_BRIDGE}` / `{IMPORT_FLOOR}`",
+        imports[IMPORT_BRIDGE] / floor_import,
+        FRONT_BUDGET["import"],
+    )
+    rep.add("### Non-stream request latency", "")
+    report_nonstream(rep, ns_front, "front", FRONT_BUDGET["nonstream"])
+    rep.add(f"### One {STREAM_CHUNKS}-chunk stream", "")
+    report_stream(rep, st_front, "front", FRONT_BUDGET["stream"])
+    rep.add(f"### {CONCURRENCY} concurrent async requests", "")
+    front_conc = {r: v for r, v in concurrent.items() if r.front}
+    report_concurrent(rep, front_conc, "front", FRONT_BUDGET["concurrent"])
+    rep.add(
+        "### Peak RSS",
         "",
-        f"{n_ns} sequential requests per row (one client, keep-alive), in µs.",
-        "",
-    ]
-    trs = []
-    for row, v in nonstream.items():
-        raw = nonstream[raw_of(nonstream, row.fmt)]
-        trs.append(
-            [
-                row.fmt,
-                row.name,
-                f"{v['p50']:.0f}",
-                f"{v['p99']:.0f}",
-                fmt_ratio(v["p50"] / raw["p50"]),
-                fmt_ratio(v["p99"] / raw["p99"]),
-            ]
-        )
-        if row.kind == "lb":
-            budget.append(
-                (f"non-stream p50, {row.fmt} ≤ 1.10×", v["p50"] / raw["p50"], BUDGET["nonstream"])
-            )
-    header = ["wire format", "client", "p50 µs", "p99 µs", "p50 × raw", "p99 × raw"]
-    lines += [*table(header, trs), ""]
-
-    lines += [
-        "## One 1000-chunk stream",
-        "",
-        f"A {STREAM_CHUNKS}-event SSE stream consumed whole; median (and best) of "
-        f"{p['stream_rounds']}, in ms. Raw httpx iterates lines and `json.loads` each event.",
-        "",
-    ]
-    trs = []
-    for row, v in stream.items():
-        raw = stream[raw_of(stream, row.fmt)]
-        trs.append(
-            [
-                row.fmt,
-                row.name,
-                f"{v['ms']:.1f}",
-                f"{v['min']:.1f}",
-                str(v["events"]),
-                fmt_ratio(v["ms"] / raw["ms"]),
-            ]
-        )
-        if row.kind == "lb":
-            budget.append((f"stream, {row.fmt} ≤ 1.3×", v["ms"] / raw["ms"], BUDGET["stream"]))
-    header = ["wire format", "client", "median ms", "best ms", "events/chunks", "× raw"]
-    lines += [*table(header, trs), ""]
-
-    lines += [
-        "## 200 concurrent async requests",
-        "",
-        f"`asyncio.gather` of {CONCURRENCY} requests; median (and best) wall time of "
-        f"{p['conc_rounds']} batches, in ms. Every client has the same pool limits "
-        f"({POOL['max_connections']} connections, {POOL['max_keepalive_connections']} keep-alive)"
-        ". Ratios of medians, and of bests in the `(best)` columns: httpx's own pool stalls on"
-        " some bursts and other work on the machine lands in single batches, so the httpx"
-        " medians are noisy and the best-of ratios are the steadier comparison.",
-        "",
-    ]
-    trs = []
-    for row, v in concurrent.items():
-        raw = concurrent[raw_of(concurrent, row.fmt)]
-        raw_aio = next(
-            (
-                concurrent[r]
-                for r in concurrent
-                if r.fmt == row.fmt and r.kind == "raw" and r.transport == "aiohttp"
-            ),
-            None,
-        )
-        trs.append(
-            [
-                row.fmt,
-                row.name,
-                f"{v['ms']:.0f}",
-                f"{v['min']:.0f}",
-                fmt_ratio(v["ms"] / raw["ms"]),
-                fmt_ratio(v["min"] / raw["min"]),
-                fmt_ratio(v["ms"] / raw_aio["ms"]) if raw_aio else "n/a",
-                fmt_ratio(v["min"] / raw_aio["min"]) if raw_aio else "n/a",
-            ]
-        )
-        if row.kind == "lb":
-            budget.append(
-                (
-                    f"200 concurrent, {row.fmt}, llm-bridge + {row.name.split(' + ')[1]} "
-                    "≤ 1.0× raw httpx.AsyncClient",
-                    v["ms"] / raw["ms"],
-                    BUDGET["concurrent"],
-                )
-            )
-    header = [
-        "wire format",
-        "client",
-        "median ms",
-        "best ms",
-        "× raw httpx.AsyncClient",
-        "(best)",
-        "× raw httpx-aiohttp",
-        "(best)",
-    ]
-    lines += [*table(header, trs), ""]
-
-    lines += [
-        "## Peak RSS",
-        "",
-        f"`ru_maxrss` of a child process that imports the client and makes {RSS_REQUESTS} "
+        f"`ru_maxrss` of a child process that builds the client and makes {p['rss_requests']} "
         f"requests; median of {p['rss_runs']}, in MiB (an idle interpreter running this "
         f"script: {peak[('none', 'openai')]:.1f} MiB).",
         "",
-    ]
-    trs = []
-    for (kind, fmt), mib in peak.items():
-        if kind == "none":
-            continue
-        ratio = mib / peak[("raw", fmt)]
-        trs.append(
-            [
-                fmt,
-                {"raw": "raw httpx", "lb": "llm-bridge", "openai": "openai"}[kind],
-                f"{mib:.1f}",
-                fmt_ratio(ratio),
-            ]
-        )
-        if kind == "lb":
-            budget.append((f"RSS, {fmt} ≤ 1.3×", ratio, BUDGET["rss"]))
-    lines += [*table(["wire format", "client", "peak RSS MiB", "× raw"], trs), ""]
+    )
+    report_rss(rep, peak, FRONT, "front", FRONT_BUDGET["rss"])
 
-    lines += ["## Budget (issue 7)", ""]
-    verdicts = [
-        [name, f"{ratio:.3f}×", "PASS" if ratio <= limit else "**MISS**"]
-        for name, ratio, limit in budget
-    ]
-    lines += [*table(["line", "ratio", "result"], verdicts, left=1), ""]
-    misses = sum(ratio > limit for _, ratio, limit in budget)
-    lines += [
-        f"{len(budget) - misses} PASS, {misses} MISS. The benchmark only reports; "
-        "nothing here fails a build.",
+    rep.add(
+        "## Gateway budget: the engine alone against raw httpx",
         "",
-    ]
+        "The engine driven as the transport drives it, minus openai: the OpenAI request's "
+        "JSON read (`_front.read_json`, `split_body`), `engine.chat`, the result written as "
+        "OpenAI JSON or SSE (`_front.json_body`, `sse_lines`). Ratios are to raw httpx on the "
+        "same wire (the adapter's URL, headers and body; `response.json()`, or every SSE "
+        "event `json.loads`-ed). The engine uses llm-bridge's default httpx clients, which "
+        "keep no response cookies. Budgets are issue 7's.",
+        "",
+        f"Import: `{IMPORT_ENGINE}` takes {imports[IMPORT_ENGINE]:.1f} ms "
+        f"({imports[IMPORT_ENGINE] / imports['import httpx']:.1f}× `import httpx`; no budget "
+        "line): llm-bridge's exceptions subclass openai's (and `llm_bridge/__init__` "
+        "re-exports openai's `Stream`), so any llm-bridge module loads all of openai.",
+        "",
+        "### Non-stream request latency",
+        "",
+    )
+    report_nonstream(rep, ns_engine, "gateway", GATEWAY_BUDGET["nonstream"])
+    rep.add(f"### One {STREAM_CHUNKS}-chunk stream", "")
+    report_stream(rep, st_engine, "gateway", GATEWAY_BUDGET["stream"])
+    rep.add(f"### {CONCURRENCY} concurrent async requests", "")
+    engine_conc = {r: v for r, v in concurrent.items() if not r.front}
+    report_concurrent(rep, engine_conc, "gateway", GATEWAY_BUDGET["concurrent"])
+    rep.add(
+        "### Peak RSS",
+        "",
+        f"As above ({p['rss_requests']} requests per child). An idle interpreter that has "
+        f"imported openai: {peak[('openai-idle', 'openai')]:.1f} MiB; the engine's process "
+        "carries openai because llm-bridge's exceptions subclass openai's.",
+        "",
+    )
+    report_rss(rep, peak, ENGINE, "gateway", GATEWAY_BUDGET["rss"])
 
-    text = "\n".join(lines)
+    rep.add("## Where the time goes", "")
+    report_profile(rep, layers, profile, costs, ns_front, st_front)
+
+    rep.add("## Budget", "")
+    total = misses = 0
+    for group, title in (
+        ("front", "Front door (issue 13), × the floor"),
+        ("gateway", "Gateway (issue 7's budgets), engine × raw httpx"),
+    ):
+        verdicts = [
+            [line, f"{ratio:.3f}×", "PASS" if ratio <= limit else "**MISS**"]
+            for line, ratio, limit in rep.budget[group]
+        ]
+        rep.add(f"### {title}", "", *table(["line", "ratio", "result"], verdicts, left=1), "")
+        total += len(verdicts)
+        misses += sum(ratio > limit for _, ratio, limit in rep.budget[group])
+    rep.add(
+        f"{total - misses} PASS, {misses} MISS. The benchmark only reports; nothing here "
+        "fails a build.",
+        "",
+    )
+
+    text = "\n".join(rep.lines)
     print(text)
     if out_path:
         out_path.write_text(text, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""A fast loopback fake for the benchmark: OpenAI, Zhipu v4, Qianfan v1 and DashScope wire formats.
+"""A fast loopback fake for the benchmark: OpenAI, Zhipu v4, Qianfan v1, DashScope (native and
+compatible mode) wire formats.
 
     python benchmarks/server.py [--port 0]      # prints "PORT <n>", serves until stdin closes
 
@@ -22,7 +23,14 @@ Every response is pre-rendered bytes (the §7 fixtures of shared/protocols.md):
   without ``access_token`` the B5 error 110 in an HTTP 200 body;
 * ``POST /api/v1/services/aigc/text-generation/generation``: DashScope D1; with header
   ``X-DashScope-SSE: enable`` D2-shaped incremental events (``id:``/``event:result``/
-  ``:HTTP_STATUS/200``/``data:`` without spaces, running usage), no ``[DONE]``.
+  ``:HTTP_STATUS/200``/``data:`` without spaces, running usage), no ``[DONE]``;
+* ``POST /compatible-mode/v1/chat/completions``: DashScope compatible mode (D8): OpenAI's
+  shapes in DashScope's key order, ``system_fingerprint: null``, ``usage: null`` on every
+  chunk, the last piece of text on the finishing chunk, a ``choices: []`` usage chunk only
+  with ``include_usage``, ``data: [DONE]``;
+* ``GET /_bench/hits``: how many requests each route above has answered, as JSON
+  (``{"openai": 3, "zhipu": 1, ...}``; unknown paths count as ``"404"``), so that the
+  benchmark can check every row reaches the wire it claims to measure.
 
 Stream length (number of data events) comes from header ``x-bench-chunks: N`` or query
 ``?chunks=N`` (default 20). Streams are sent with chunked transfer encoding, one HTTP chunk
@@ -154,6 +162,34 @@ DASHSCOPE_JSON = _dumps(
         "request_id": "902fee3b-f7f0-9a8c-96a1-6b4ea25af114",
     }
 )
+# D8 (compatible mode), in DashScope's key order
+DASHSCOPE_COMPAT_ID = "chatcmpl-f37af769-6ca0-9b36-83a2-177bce0afe22"
+DASHSCOPE_COMPAT_JSON = _dumps(
+    {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": "我是阿里云开发的一款超大规模语言模型，我叫通义千问。",
+                },
+                "finish_reason": "stop",
+                "index": 0,
+                "logprobs": None,
+            }
+        ],
+        "object": "chat.completion",
+        "usage": {
+            "prompt_tokens": 22,
+            "completion_tokens": 17,
+            "total_tokens": 39,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+        "created": 1770343445,
+        "system_fingerprint": None,
+        "model": "qwen-plus",
+        "id": DASHSCOPE_COMPAT_ID,
+    }
+)
 NOT_FOUND = _dumps({"error": {"message": "no such route in the benchmark server", "code": "404"}})
 
 
@@ -270,6 +306,41 @@ def _dashscope_events(n: int) -> list[bytes]:  # D2 (incremental)
     return events
 
 
+def _dashscope_compat_events(n: int, usage: bool) -> list[bytes]:  # D8
+    tail = {
+        "object": "chat.completion.chunk",
+        "usage": None,
+        "created": 1770343445,
+        "system_fingerprint": None,
+        "model": "qwen-plus",
+        "id": DASHSCOPE_COMPAT_ID,
+    }
+    events = []
+    for i in range(n):
+        if i == 0:  # the role chunk
+            choice: dict = {
+                "delta": {"content": "", "role": "assistant"},
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        else:  # later chunks put finish_reason first; the last piece rides on the finish
+            finish = "stop" if i == n - 1 else None
+            delta = {"content": PIECES[i % len(PIECES)]}
+            choice = {"finish_reason": finish, "delta": delta, "index": 0, "logprobs": None}
+        events.append(b"data: " + _dumps({"choices": [choice], **tail}) + b"\n\n")
+    if usage:
+        figures = {
+            "prompt_tokens": 11,
+            "completion_tokens": n,
+            "total_tokens": 11 + n,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+        events.append(b"data: " + _dumps({"choices": [], **tail, "usage": figures}) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
 def _plain(body: bytes, status: bytes = b"200 OK") -> bytes:
     return (
         b"HTTP/1.1 "
@@ -298,6 +369,7 @@ PLAIN = {
     "zhipu": _plain(ZHIPU_JSON),
     "qianfan": _plain(QIANFAN_JSON),
     "dashscope": _plain(DASHSCOPE_JSON),
+    "dashscope-compat": _plain(DASHSCOPE_COMPAT_JSON),
     "token": _plain(QIANFAN_TOKEN_JSON),
     "qianfan_no_token": _plain(QIANFAN_NO_TOKEN),
     "404": _plain(NOT_FOUND, b"404 Not Found"),
@@ -315,6 +387,8 @@ def stream_response(fmt: str, n: int, usage: bool = True) -> bytes:
             hit = _sse(_zhipu_events(n), b"text/event-stream; charset=UTF-8")
         elif fmt == "qianfan":
             hit = _sse(_qianfan_events(n), b"text/event-stream")
+        elif fmt == "dashscope-compat":
+            hit = _sse(_dashscope_compat_events(n, usage), b"text/event-stream")
         else:
             hit = _sse(_dashscope_events(n), b"text/event-stream;charset=UTF-8")
         if len(_STREAM_CACHE) > 64:
@@ -332,20 +406,26 @@ ROUTES = {
     b"/api/paas/v4/chat/completions": "zhipu",
     b"/oauth/2.0/token": "token",
     b"/api/v1/services/aigc/text-generation/generation": "dashscope",
+    b"/compatible-mode/v1/chat/completions": "dashscope-compat",
 }
+HITS_PATH = b"/_bench/hits"
+#: Requests answered per route (see the module docstring); read with GET /_bench/hits.
+HITS: dict[str, int] = {}
 
 
 def respond(target: bytes, headers: dict[bytes, bytes], body: bytes) -> bytes:
     path, _, query = target.partition(b"?")
+    if path == HITS_PATH:
+        return _plain(_dumps(HITS))
     fmt = ROUTES.get(path)
     if fmt is None:
-        if not path.startswith(QIANFAN_CHAT):
-            return PLAIN["404"]
-        if b"access_token=" not in query:
-            return PLAIN["qianfan_no_token"]
-        fmt = "qianfan"
-    if fmt == "token":
-        return PLAIN["token"]
+        if path.startswith(QIANFAN_CHAT):
+            fmt = "qianfan" if b"access_token=" in query else "qianfan_no_token"
+        else:
+            fmt = "404"
+    HITS[fmt] = HITS.get(fmt, 0) + 1
+    if fmt in ("token", "404", "qianfan_no_token"):
+        return PLAIN[fmt]
     if fmt == "dashscope":
         stream = headers.get(b"x-dashscope-sse", b"").lower() == b"enable"
     else:
@@ -358,7 +438,8 @@ def respond(target: bytes, headers: dict[bytes, bytes], body: bytes) -> bytes:
         raw = query.split(b"chunks=", 1)[1].split(b"&", 1)[0]
     if raw:
         n = max(1, min(MAX_CHUNKS, int(raw)))
-    return stream_response(fmt, n, usage=fmt != "openai" or b'"include_usage"' in body)
+    asked = b'"include_usage"' in body  # (OpenAI-shaped wires send usage only when asked)
+    return stream_response(fmt, n, usage=asked or fmt not in ("openai", "dashscope-compat"))
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -469,7 +550,7 @@ def main() -> None:
     port = 0
     if "--port" in sys.argv:
         port = int(sys.argv[sys.argv.index("--port") + 1])
-    for fmt in ("openai", "zhipu", "qianfan", "dashscope"):  # warm the common stream sizes
+    for fmt in ("openai", "zhipu", "qianfan", "dashscope", "dashscope-compat"):  # common sizes
         stream_response(fmt, DEFAULT_CHUNKS)
         stream_response(fmt, 1000)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,14 +1,16 @@
 """How close llm-bridge's streams are to the least a translating client can do.
 
-`run.py` compares llm-bridge's streams with raw httpx, which only splits lines and parses
-JSON. A client that returns OpenAI chunk models must also build and validate one model
+`run.py` compares the engine's streams with raw httpx, which only splits lines and parses
+JSON. An engine that yields OpenAI chunk models must also build and validate one model
 per event. This script measures that floor: a hand-written loop per wire format that
 reads the same stream with httpx, cuts events, parses each one, builds the OpenAI chunk
 and validates it into `ChatCompletionChunk`, with no error handling, no usage
-bookkeeping and no generality. What llm-bridge costs above the floor is the price of its
-general decoder, parsers and stream layer.
+bookkeeping and no generality. The llm-bridge row is the engine's chunk stream itself
+(``engine.chat(...).parsed``, iterated; not written back as SSE as `run.py`'s gateway
+path does). What it costs above the floor is the price of its general decoder, parsers
+and stream layer.
 
-Rows are interleaved: each round streams raw httpx, the floor and llm-bridge once each,
+Rows are interleaved: each round streams raw httpx, the floor and the engine once each,
 in rotated order, and the ratios are medians over rounds of one row's time divided by
 raw httpx's in the same round. It prints only (the budget lives in `run.py`).
 
@@ -18,6 +20,7 @@ raw httpx's in the same round. It prints only (the budget lives in `run.py`).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -30,24 +33,24 @@ import run as bench  # this folder's benchmark helpers
 from server import BenchServer
 
 
-def floor_stream(fmt: str, url: str) -> Callable[[int], int]:
+def floor_stream(wire: str, url: str) -> Callable[[int], int]:
     """The least-work loop for one wire format: cut, parse, build, validate."""
     import httpx
     from pydantic_core import from_json
 
-    from llm_bridge.types.chat import ChatCompletionChunk
+    from llm_bridge._shapes.chat import ChatCompletionChunk  # (the models the engine fills)
 
     validate = ChatCompletionChunk.__pydantic_validator__.validate_python
     validate_json = ChatCompletionChunk.__pydantic_validator__.validate_json
     client = httpx.Client()
-    su, sh, sb = bench.wire(fmt, url, True)  # what the raw row sends (Qianfan's token included)
-    model = bench.MODEL[fmt]
+    su, sh, sb = bench.wire_request(wire, url, True)  # the raw row's (Qianfan's token included)
+    model = bench.WIRES[wire].model
 
     def chunk_of(data: bytes, first: bool) -> Any:
-        if fmt in ("openai", "zhipu"):  # already OpenAI's shape
+        if wire in ("openai", "zhipu", "dashscope-compat"):  # already OpenAI's shape
             return validate_json(data)
         event = from_json(data)
-        if fmt == "qianfan":
+        if wire == "qianfan":
             content, finish, rid = (
                 event["result"],
                 ("stop" if event["is_end"] else None),
@@ -88,6 +91,19 @@ def floor_stream(fmt: str, url: str) -> Callable[[int], int]:
     return stream
 
 
+def engine_stream(wire: str, url: str) -> Callable[[int], int]:
+    """The engine's own chunk stream, as the transport gets it (before any SSE is written)."""
+    engine, _ = bench.bridge_engine(wire, url, sync=True)
+    params = json.loads(bench.openai_request(wire, True))
+
+    def stream(n: int) -> int:
+        chunks = engine.chat(params, engine.options(extra_headers=bench.chunks_header(n))).parsed
+        with chunks:
+            return sum(1 for _ in chunks)
+
+    return stream
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=25)
@@ -97,10 +113,12 @@ def main() -> None:
     print("| wire format | floor × raw | llm-bridge × raw | llm-bridge × floor |")
     print("| --- | ---: | ---: | ---: |")
     with BenchServer() as server:
-        for fmt in bench.FORMATS:
-            lb = bench.SyncRow("lb", fmt, server.url)
-            raw = bench.SyncRow("raw", fmt, server.url)
-            rows = {"raw": raw.stream, "floor": floor_stream(fmt, server.url), "lb": lb.stream}
+        for wire in bench.WIRES:
+            rows = {
+                "raw": bench.make_row("raw", wire, server.url).stream,
+                "floor": floor_stream(wire, server.url),
+                "lb": engine_stream(wire, server.url),
+            }
             for run in rows.values():  # warm up: connections, token, caches
                 run(args.chunks)
             times: dict[str, list[int]] = {name: [] for name in rows}
@@ -110,7 +128,7 @@ def main() -> None:
                     rows[name](args.chunks)
                     times[name].append(time.perf_counter_ns() - start)
             print(
-                f"| {fmt} | {paired(times, 'floor', 'raw'):.2f}× "
+                f"| {wire} | {paired(times, 'floor', 'raw'):.2f}× "
                 f"| {paired(times, 'lb', 'raw'):.2f}× | {paired(times, 'lb', 'floor'):.2f}× |"
             )
 

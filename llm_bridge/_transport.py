@@ -107,32 +107,50 @@ class RoutedEngines:
         self._keyed: dict[str, bool] = {}  # provider -> the config or environment has a key
         self._engines: dict[tuple[Any, ...], EngineChoice] = {}
         self._lock = threading.Lock()
-        self.default = EngineChoice(factory(config, provider=provider, api_key=None, base_url=None))
+        if provider is not None:
+            config.provider(provider)  # an unknown provider= fails here, naming the known
+        # Without provider=, or with a key for it in the config or environment, one engine
+        # serves every other request; built now so that config mistakes show at once.
+        self.default: Optional[EngineChoice] = None
+        if provider is None or self._has_key(provider):
+            self.default = EngineChoice(
+                factory(config, provider=provider, api_key=None, base_url=None)
+            )
 
     def choose(self, request: Any) -> EngineChoice:
         known = find_root(self._roots, str(request.url))
-        if known is None:
+        if known is None and self.default is not None:
             return self.default
-        keyed = self._keyed.get(known.provider)
-        if keyed is None:
-            fields = ("api_key", "iam_access_key")
-            keyed = any(self.config.secret(known.provider, f) for f in fields)
-            self._keyed[known.provider] = keyed
-        key = None if keyed else _front.bearer_of(request.headers)
-        cache_key = (known.provider, known.root, key)
+        provider = known.provider if known is not None else self.provider
+        assert provider is not None  # (no default engine only when provider= was given)
+        key = None if self._has_key(provider) else _front.bearer_of(request.headers)
+        cache_key = (provider, known.root if known is not None else None, key)
         choice = self._engines.get(cache_key)
         if choice is None:
             with self._lock:
-                choice = self._engines.get(cache_key) or self._new_choice(known, key)
+                choice = self._engines.get(cache_key) or self._new_choice(provider, known, key)
                 self._engines[cache_key] = choice
         return choice
 
-    def _new_choice(self, known: Any, key: Optional[str]) -> EngineChoice:
-        """An engine for a provider root (and request key) not seen before."""
+    def _has_key(self, provider: str) -> bool:
+        """Whether the config or environment holds a key for ``provider`` (cached)."""
+        keyed = self._keyed.get(provider)
+        if keyed is None:
+            fields = ("api_key", "iam_access_key")
+            keyed = self._keyed[provider] = any(self.config.secret(provider, f) for f in fields)
+        return keyed
+
+    def _new_choice(self, provider: str, known: Any, key: Optional[str]) -> EngineChoice:
+        """An engine for a provider root, or for ``provider=`` with the request's own key,
+        not seen before."""
         if len(self._engines) >= _MAX_ROUTED_ENGINES:
             self._engines.pop(next(iter(self._engines)))
-        config = self.config.with_provider_settings(known.provider, known.settings)
-        engine = self.factory(config, provider=known.provider, api_key=key, base_url=known.root)
+        if known is None:
+            return EngineChoice(
+                self.factory(self.config, provider=provider, api_key=key, base_url=None)
+            )
+        config = self.config.with_provider_settings(provider, known.settings)
+        engine = self.factory(config, provider=provider, api_key=key, base_url=known.root)
         return EngineChoice(engine, httpx.URL(known.root).path)
 
 

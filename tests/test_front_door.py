@@ -315,3 +315,22 @@ def test_the_providers_retry_after_reaches_the_caller(door: Any) -> None:
     with pytest.raises(openai.RateLimitError) as caught:
         door(fake, max_retries=0).chat.completions.create(model="glm-4-flash", messages=HELLO)
     assert caught.value.response.headers["retry-after"] == "7"
+
+
+def test_http_client_with_provider_and_no_configured_key_uses_the_requests_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
+    fake = FakeZhipu(api_key="req.key").reply("好")
+    bridge = llm_bridge.http_client(
+        provider="zhipu", http_client=httpx.Client(transport=fake.transport())
+    )
+    client = openai.OpenAI(api_key="req.key", http_client=bridge)  # openai's default base URL
+    assert client.chat.completions.create(model="glm-4-flash", messages=HELLO).choices
+    assert fake.requests[0].headers["Authorization"] == "Bearer req.key"
+    assert fake.requests[0].url.host == "open.bigmodel.cn"
+
+
+def test_http_client_with_an_unknown_provider_fails_at_once() -> None:
+    with pytest.raises(llm_bridge.ConfigError, match="unknown provider 'zhipuu'"):
+        llm_bridge.http_client(provider="zhipuu")
