@@ -104,11 +104,13 @@ _LOCAL_HEADERS = frozenset(
 
 class Endpoint(NamedTuple):
     """Which API a request is for: ``chat``, ``embeddings``, ``models``, ``model`` (one
-    model, named by ``model_id``) or ``unserved`` (``api`` says which)."""
+    model, named by ``ident``), ``responses`` (create), ``response``,
+    ``response_delete`` and ``response_input_items`` (one stored response, named by
+    ``ident``) or ``unserved`` (``api`` says which)."""
 
     kind: str
     api: str
-    model_id: Optional[str] = None
+    ident: Optional[str] = None
 
 
 def endpoint_of(method: str, path: str, root_path: str = "") -> Endpoint:
@@ -131,8 +133,22 @@ def endpoint_of(method: str, path: str, root_path: str = "") -> Endpoint:
         return Endpoint("models", api)
     if method == "GET" and head == "models" and len(segments) > 1:
         return Endpoint("model", api, "/".join(segments[1:]))
+    if head == "responses":
+        return _responses_endpoint(method, segments, api)
     if head == "chat":
         api = "stored chat completions"
+    return Endpoint("unserved", api)
+
+
+def _responses_endpoint(method: str, segments: list[str], api: str) -> Endpoint:
+    """``POST /responses``; ``GET``/``DELETE /responses/{id}``; ``GET
+    /responses/{id}/input_items``. Anything else (``cancel``, ``compact`` ...) is unserved."""
+    if method == "POST" and len(segments) == 1:
+        return Endpoint("responses", api)
+    if len(segments) == 2 and method in ("GET", "DELETE"):
+        return Endpoint("response" if method == "GET" else "response_delete", api, segments[1])
+    if method == "GET" and len(segments) == 3 and segments[2] == "input_items":
+        return Endpoint("response_input_items", api, segments[1])
     return Endpoint("unserved", api)
 
 

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
 
-from . import _front
+from . import _front, _responses_front
 from ._catalogue import model_entry, model_list
 from ._endpoints import find_root, known_roots
 from ._errors import APIConnectionError, OpenAIError
+from ._response_store import default_store
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -157,7 +158,7 @@ class RoutedEngines:
 class _Call:
     """One front-door request, read: where it goes and what it asks."""
 
-    __slots__ = ("endpoint", "engine", "options", "params")
+    __slots__ = ("endpoint", "engine", "options", "params", "responses")
 
     def __init__(self, source: Any, request: Any) -> None:
         choice = source.choose(request)
@@ -165,12 +166,23 @@ class _Call:
         self.endpoint = _front.endpoint_of(request.method, request.url.path, choice.root_path)
         self.params: dict[str, Any] = {}
         self.options: Any = None
+        self.responses: Any = None  # a Responses request: the chat call it became
         kind = self.endpoint.kind
         if kind == "unserved":
             raise _front.unserved(self.endpoint, self.engine.primary_provider())
-        if kind in ("chat", "embeddings"):
+        if kind in ("chat", "embeddings", "responses"):
             body = _front.read_json(request.content)
-            self.params, extras = _front.split_body(kind, body)
+            if kind == "responses":
+                self.responses = _responses_front.prepare(
+                    body,
+                    store=default_store(),
+                    policy=self.engine.config.policy.unsupported_params,
+                    provider=self.engine.primary_provider(),
+                    url=str(request.url),
+                )
+                self.params, extras = self.responses.chat, self.responses.extras
+            else:
+                self.params, extras = _front.split_body(kind, body)
             given: dict[str, Any] = {}
             headers = _front.forwarded_headers(request.headers.multi_items())
             if headers:
@@ -185,11 +197,20 @@ class _Call:
                 given["timeout"] = timeout
             self.options = self.engine.options(**given)
 
-    def local_answer(self) -> Any:
-        """``models`` and ``model``: answered from the catalogue, no provider call."""
-        if self.endpoint.kind == "models":
+    def local_answer(self, url: str) -> Any:
+        """``models`` and ``model`` from the catalogue; stored responses from the store:
+        answered here, no provider call."""
+        kind, ident = self.endpoint.kind, self.endpoint.ident or ""
+        if kind == "models":
             return model_list(self.engine, self.engine.provider)
-        return model_entry(self.engine, self.endpoint.model_id or "")
+        if kind == "model":
+            return model_entry(self.engine, ident)
+        if kind == "response_delete":
+            return _responses_front.deleted(default_store(), ident, url)
+        entry = _responses_front.retrieve(default_store(), ident, url)
+        if kind == "response_input_items":
+            return _responses_front.input_items_page(entry)
+        return entry.response
 
 
 def _library(request: Any) -> Any:
@@ -216,16 +237,27 @@ class _TransportBase:
         )
 
     def _answer(self, request: Any, call: _Call, result: Any) -> Any:
-        """An engine result as openai's JSON, or as its event stream."""
+        """An engine result as openai's JSON, or as its event stream (a Responses request's
+        as a ``Response`` or Responses events)."""
         parsed = result.parsed
-        if not call.params.get("stream") or not hasattr(parsed, "close"):
+        streamed = call.params.get("stream") and hasattr(parsed, "close")
+        if not streamed:
+            if call.responses is not None:
+                completion = parsed.model_dump(mode="json", exclude_none=True)
+                parsed = _responses_front.answer(call.responses, completion, default_store())
             return self._json(request, call, parsed, result.retries_taken)
         headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
         upstream_id = result.response.headers.get("x-request-id")
         if upstream_id:
             headers["x-request-id"] = upstream_id
         _preload_openai_stream_errors()
-        body = _SSEBody(parsed) if isinstance(self, BridgeTransport) else _AsyncSSEBody(parsed)
+        if call.responses is not None:
+            events = _responses_front.ResponseEventStream(parsed, call.responses, default_store())
+            body = (
+                _EventBody(events) if isinstance(self, BridgeTransport) else _AsyncEventBody(events)
+            )
+        else:
+            body = _SSEBody(parsed) if isinstance(self, BridgeTransport) else _AsyncSSEBody(parsed)
         return _library(request).Response(200, headers=headers, stream=body, request=request)
 
     def _failure(self, error: BaseException, request: Any) -> Any:
@@ -285,6 +317,33 @@ class _AsyncSSEBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
         await self._stream.close()
 
 
+class _EventBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
+    """Responses events (already framed) as a response body; closing it closes the chat."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+
+
+class _AsyncEventBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
+    """The asynchronous twin of `_EventBody`."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for frame in self._events:
+            yield frame
+
+    async def aclose(self) -> None:
+        await self._events.close()
+
+
 class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[misc]
     """The synchronous transport (``httpx.Client`` / ``httpx2.Client``)."""
 
@@ -293,12 +352,12 @@ class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[m
             request.read()
             call = _Call(self.source, request)
             kind = call.endpoint.kind
-            if kind == "chat":
+            if kind in ("chat", "responses"):
                 result = call.engine.chat(call.params, call.options)
             elif kind == "embeddings":
                 result = call.engine.embed(call.params, call.options)
             else:
-                return self._json(request, call, call.local_answer())
+                return self._json(request, call, call.local_answer(str(request.url)))
             return self._answer(request, call, result)
         except Exception as error:
             return self._failure(error, request)
@@ -317,12 +376,12 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
             await request.aread()
             call = _Call(self.source, request)
             kind = call.endpoint.kind
-            if kind == "chat":
+            if kind in ("chat", "responses"):
                 result = await call.engine.chat(call.params, call.options)
             elif kind == "embeddings":
                 result = await call.engine.embed(call.params, call.options)
             else:
-                return self._json(request, call, call.local_answer())
+                return self._json(request, call, call.local_answer(str(request.url)))
             return self._answer(request, call, result)
         except Exception as error:
             return self._failure(error, request)

@@ -1,0 +1,1193 @@
+"""OpenAI's Responses API served by a chat-completions model (issue 15, the translation core).
+
+Zhipu and Qianfan have only chat completions; this module translates a Responses request
+into chat-completions parameters, and chat results (a completion, or a stream of chunks)
+back into Responses objects and stream events, in openai's shapes
+(``openai.types.responses.Response`` and the ``ResponseStreamEvent`` union).
+
+Pure: no I/O, no clock, no randomness. Response ids, item ids and timestamps are passed in;
+the store (``previous_response_id``) is the caller's: it keeps, per response, the chat
+messages `input_messages` and `output_messages` give, and hands them back as ``history``.
+
+The translation, and the choices it makes:
+
+- ``instructions`` become a leading ``system`` message of the chat call and are *not* part of
+  `input_messages`, so a store that keeps ``input_messages + output_messages`` does not carry
+  them into the next turn (OpenAI: "the instructions from a previous response will not be
+  carried over"). The order sent is: instructions, history, this request's input.
+- Input messages keep their role (``developer`` stays ``developer``; the adapters map it);
+  a string content stays a string, a list of parts stays a list of chat parts
+  (``input_text`` -> ``text``, ``input_image`` with a URL -> ``image_url``). Assistant text
+  (``output_text`` and ``refusal`` parts) becomes one string.
+- Consecutive ``reasoning``, assistant ``message`` and ``function_call`` items form one chat
+  assistant message (``reasoning_content``, ``content``, ``tool_calls``). A new one starts
+  at a ``reasoning`` item once the current one has text or calls, and at an assistant
+  message once the current one has text. Reasoning travels as its summary texts (or its
+  ``reasoning_text`` content when there is no summary), joined by blank lines; a reasoning
+  item with only ``encrypted_content`` says nothing we can send and is skipped.
+- ``function_call_output`` becomes a ``tool`` message (``tool_call_id`` = ``call_id``).
+- A chat tool call without an id gets ``item_ids("call")`` as its ``call_id``.
+- The Response echoes the request (model, instructions, tools, tool_choice, sampling, text,
+  reasoning, metadata, store, ...) with OpenAI's defaults where the request is silent.
+  ``completed_at`` needs a clock, so it is an optional argument (absent if not given).
+- ``usage``: chat ``prompt_tokens_details.cached_tokens`` -> ``cached_tokens``,
+  ``completion_tokens_details.reasoning_tokens`` -> ``reasoning_tokens``;
+  ``cache_write_tokens`` (required by openai's type) is the provider's count where it
+  gives one, else 0.
+- Streams: items open in the order the chunks reveal them (reasoning, text, tool calls).
+  A reasoning or text item closes when another kind of output starts; tool calls stay open
+  until the stream ends (providers may interleave their argument deltas), then close in
+  order. When the answer is cut short (``length`` / ``content_filter``), the last output
+  item is ``incomplete``, in streams and in `response_from_chat` alike.
+
+Unsupported features are reported through the caller's ``unsupported(param, reason)``
+(warn-and-drop or raise is the caller's policy); malformed requests raise ``TypeError`` /
+``ValueError`` naming the parameter (``"input[2].type: unknown item type 'foo'"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+__all__ = [
+    "RESPONSES_PARAMS",
+    "JSONDict",
+    "ResponseEvents",
+    "Unsupported",
+    "chat_params",
+    "input_messages",
+    "instruction_messages",
+    "output_messages",
+    "response_from_chat",
+]
+
+JSONDict = dict[str, Any]
+ItemIds = Callable[[str], str]
+Report = Callable[[str, str], None]
+
+#: Every body parameter ``responses.create`` sends (openai 3.63), plus ``verbosity``, which
+#: ``responses.parse(verbosity=...)`` puts at the top level. Anything else is the caller's
+#: provider extras and belongs apart; `chat_params` reports a name it does not know through
+#: ``unsupported`` (a parameter a newer openai added) and never sends it.
+RESPONSES_PARAMS = frozenset(
+    {
+        "access_programs",
+        "background",
+        "background_options",
+        "context_management",
+        "conversation",
+        "image",
+        "include",
+        "input",
+        "instructions",
+        "max_output_tokens",
+        "max_tool_calls",
+        "metadata",
+        "model",
+        "moderation",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "prompt",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "text",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "truncation",
+        "user",
+        "verbosity",
+    }
+)
+
+#: Parameters with no chat equivalent, and why (reported when set to anything but null).
+_UNSUPPORTED_PARAMS = {
+    "background_options": "background responses are not available on this provider",
+    "conversation": "conversation objects are not available on this provider; "
+    "use previous_response_id",
+    "prompt": "prompt templates are not available on this provider",
+    "context_management": "context compaction is not available on this provider",
+    "moderation": "moderated responses are not available on this provider",
+    "access_programs": "access programs are OpenAI's",
+    "top_logprobs": "log probabilities are not translated for the Responses API",
+}
+
+#: Parameters accepted without effect: hints about OpenAI's cache and image handling, the
+#: built-in tool budget (no built-in tool ever runs here), stream obfuscation, and what the
+#: caller itself handles (store, previous_response_id, metadata: echoed, never sent).
+_IGNORED_PARAMS = frozenset(
+    {
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "image",
+        "max_tool_calls",
+        "stream_options",
+        "store",
+        "previous_response_id",
+        "metadata",
+    }
+)
+
+#: ``include`` values that need a feature the chat wire lacks.
+_INCLUDE_UNSUPPORTED = {
+    "file_search_call.results": "the file_search tool is not available on this provider",
+    "web_search_call.results": "the web_search tool is not available on this provider",
+    "web_search_call.action.sources": "the web_search tool is not available on this provider",
+    "code_interpreter_call.outputs": "the code_interpreter tool is not available on this provider",
+    "computer_call_output.output.image_url": "computer use is not available on this provider",
+    "message.input_image.image_url": "input images are not stored by this provider",
+    "message.output_text.logprobs": "log probabilities are not translated for the Responses API",
+}
+#: ``reasoning.encrypted_content`` is accepted: reasoning goes back to the model as its
+#: summary text, which works with ``store=false`` too; no encrypted content is ever produced.
+
+#: Input item types that belong to built-in tools (or server features) the chat wire lacks.
+_HOSTED_ITEMS = frozenset(
+    {
+        "file_search_call",
+        "computer_call",
+        "computer_call_output",
+        "web_search_call",
+        "image_generation_call",
+        "code_interpreter_call",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "mcp_call",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "tool_search_call",
+        "tool_search_output",
+        "additional_tools",
+        "compaction",
+        "compaction_trigger",
+        "configuration_update",
+        "program",
+        "program_output",
+    }
+)
+
+_ROLES = ("user", "system", "developer", "assistant")
+_CONTENT_FILTER = ("content_filter", "sensitive")
+_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+
+
+class Unsupported(Exception):
+    """A Responses feature with no chat-completions equivalent."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"{param}: {reason}")
+        self.param = param
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Report) -> JSONDict:
+    """The chat-completions parameters for a Responses request body.
+
+    ``history`` (the chat messages of the conversation so far, from
+    ``previous_response_id``) goes after the ``instructions`` and before the new input.
+    """
+    _check_request(request)
+    for name in sorted(set(request) - RESPONSES_PARAMS):
+        # A parameter a newer openai sends that this translation does not know yet.
+        unsupported(name, "not translated to chat completions; it was not sent")
+    for name, reason in _UNSUPPORTED_PARAMS.items():
+        if request.get(name) is not None:
+            unsupported(name, reason)
+    if request.get("background"):
+        unsupported("background", "background responses are not available on this provider")
+    if request.get("truncation") == "auto":
+        unsupported("truncation", "automatic truncation is not available on this provider")
+    include = request.get("include")
+    if include is not None:
+        if not isinstance(include, list):
+            raise TypeError(f"include: must be a list, got {type(include).__name__}")
+        for index, value in enumerate(include):
+            if value in _INCLUDE_UNSUPPORTED:
+                unsupported(f"include[{index}]", f"{value}: {_INCLUDE_UNSUPPORTED[value]}")
+
+    messages = [
+        *_items_to_messages(request, "instructions", unsupported),
+        *(dict(m) for m in history),
+        *_items_to_messages(request, "input", unsupported),
+    ]
+    if not messages:
+        raise ValueError("input: the request has no input and no instructions")
+    params: JSONDict = {"model": request["model"], "messages": messages}
+
+    for name in ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier"):
+        if request.get(name) is not None:
+            params[name] = request[name]
+    for name in ("prompt_cache_key", "service_tier"):
+        if request.get(name) is not None:
+            params[name] = request[name]
+    if request.get("max_output_tokens") is not None:
+        params["max_completion_tokens"] = request["max_output_tokens"]
+
+    tools = _tools(request.get("tools"), unsupported)
+    choice = request.get("tool_choice")
+    if choice is not None:
+        choice, tools = _tool_choice(choice, tools, unsupported)
+        if choice is not None:
+            params["tool_choice"] = choice
+    if tools:
+        params["tools"] = tools
+
+    text = request.get("text")
+    if text is not None:
+        if not isinstance(text, dict):
+            raise TypeError(f"text: must be an object, got {type(text).__name__}")
+        fmt = text.get("format")
+        if fmt is not None:
+            params["response_format"] = _response_format(fmt)
+        if text.get("verbosity") is not None:
+            params["verbosity"] = text["verbosity"]
+    if request.get("verbosity") is not None:
+        params["verbosity"] = request["verbosity"]
+
+    reasoning = request.get("reasoning")
+    if reasoning is not None:
+        if not isinstance(reasoning, dict):
+            raise TypeError(f"reasoning: must be an object, got {type(reasoning).__name__}")
+        if reasoning.get("effort") is not None:
+            params["reasoning_effort"] = reasoning["effort"]
+        if reasoning.get("mode") not in (None, "standard"):
+            unsupported("reasoning.mode", "reasoning modes are OpenAI's")
+        # reasoning.summary / generate_summary: the model's reasoning is always returned
+        # as a summary when the provider gives it; nothing to send.
+
+    if request.get("stream"):
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+    return params
+
+
+def input_messages(request: JSONDict) -> list[JSONDict]:
+    """The chat messages the request's ``input`` becomes: what the store keeps for
+    continuation. ``instructions`` are left out (see `instruction_messages`): OpenAI does
+    not carry them over to the next turn. Unsupported items and parts are left out too."""
+    _check_request(request)
+    return _items_to_messages(request, "input", _ignore)
+
+
+def instruction_messages(request: JSONDict) -> list[JSONDict]:
+    """The leading message(s) the request's ``instructions`` become (not kept in the store)."""
+    _check_request(request)
+    return _items_to_messages(request, "instructions", _ignore)
+
+
+def _ignore(param: str, reason: str) -> None:
+    del param, reason
+
+
+def _check_request(request: Any) -> None:
+    if not isinstance(request, dict):
+        raise TypeError(f"request: must be an object, got {type(request).__name__}")
+    if not isinstance(request.get("model"), str) or not request["model"]:
+        raise TypeError("model: required, a string")
+
+
+def _items_to_messages(request: JSONDict, name: str, unsupported: Report) -> list[JSONDict]:
+    value = request.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        role = "system" if name == "instructions" else "user"
+        return [{"role": role, "content": value}]
+    if not isinstance(value, list):
+        raise TypeError(f"{name}: must be a string or a list of items, got {type(value).__name__}")
+    return _Conversation(name, unsupported).run(value)
+
+
+class _Conversation:
+    """Input items -> chat messages, grouping assistant turns (see the module docstring)."""
+
+    def __init__(self, name: str, unsupported: Report) -> None:
+        self.name = name
+        self.unsupported = unsupported
+        self.out: list[JSONDict] = []
+        self.turn: Optional[JSONDict] = None  # the assistant message being gathered
+        self.reasoning: list[str] = []
+
+    def run(self, items: list[Any]) -> list[JSONDict]:
+        for index, item in enumerate(items):
+            self.item(f"{self.name}[{index}]", item)
+        self.flush()
+        return self.out
+
+    def flush(self) -> None:
+        if self.turn is None:
+            return
+        if self.reasoning:
+            self.turn["reasoning_content"] = "\n\n".join(self.reasoning)
+        self.out.append(self.turn)
+        self.turn = None
+        self.reasoning = []
+
+    def assistant(self) -> JSONDict:
+        if self.turn is None:
+            self.turn = {"role": "assistant", "content": None}
+        return self.turn
+
+    def item(self, where: str, item: Any) -> None:
+        if not isinstance(item, dict):
+            raise TypeError(f"{where}: must be an object, got {type(item).__name__}")
+        kind = item.get("type")
+        if kind is None and "role" in item:
+            kind = "message"
+        if kind == "message":
+            self.message(where, item)
+        elif kind == "function_call":
+            call = {
+                "id": _string(item, "call_id", where),
+                "type": "function",
+                "function": {
+                    "name": _string(item, "name", where),
+                    "arguments": _string(item, "arguments", where),
+                },
+            }
+            self.assistant().setdefault("tool_calls", []).append(call)
+        elif kind == "function_call_output":
+            self.flush()
+            self.out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": _string(item, "call_id", where),
+                    "content": self.tool_output(where, item.get("output")),
+                }
+            )
+        elif kind == "reasoning":
+            text = _reasoning_text(where, item)
+            if not text:
+                return
+            turn = self.turn
+            if turn is not None and (turn.get("content") is not None or turn.get("tool_calls")):
+                self.flush()
+            self.assistant()
+            self.reasoning.append(text)
+        elif kind == "item_reference":
+            self.unsupported(
+                where, "item_reference: items are not stored by id; pass the item itself"
+            )
+        elif kind in _HOSTED_ITEMS:
+            self.unsupported(where, f"{kind}: built-in tools are not available on this provider")
+        else:
+            raise ValueError(f"{where}.type: unknown item type {kind!r}")
+
+    def message(self, where: str, item: JSONDict) -> None:
+        role = item.get("role")
+        if role not in _ROLES:
+            raise ValueError(f"{where}.role: must be one of {list(_ROLES)}, got {role!r}")
+        content = item.get("content")
+        if role == "assistant":
+            text = self.assistant_text(where, content)
+            turn = self.turn
+            if turn is not None and turn.get("content") is not None:
+                self.flush()
+            turn = self.assistant()
+            turn["content"] = text
+            return
+        self.flush()
+        if isinstance(content, str):
+            self.out.append({"role": role, "content": content})
+            return
+        if not isinstance(content, list):
+            raise TypeError(
+                f"{where}.content: must be a string or a list of parts, "
+                f"got {type(content).__name__}"
+            )
+        parts: list[JSONDict] = []
+        for index, part in enumerate(content):
+            chat = self.input_part(f"{where}.content[{index}]", part)
+            if chat is not None:
+                parts.append(chat)
+        self.out.append({"role": role, "content": parts})
+
+    def assistant_text(self, where: str, content: Any) -> str:
+        if isinstance(content, str):
+            return content
+        if not isinstance(content, list):
+            raise TypeError(
+                f"{where}.content: must be a string or a list of parts, "
+                f"got {type(content).__name__}"
+            )
+        texts: list[str] = []
+        for index, part in enumerate(content):
+            at = f"{where}.content[{index}]"
+            kind = _part_type(at, part)
+            if kind in ("output_text", "input_text"):
+                texts.append(_string(part, "text", at))
+            elif kind == "refusal":
+                texts.append(_string(part, "refusal", at))
+            else:
+                raise ValueError(f"{at}.type: an assistant message holds text, got {kind!r}")
+        return "".join(texts)
+
+    def input_part(self, where: str, part: Any) -> Optional[JSONDict]:
+        kind = _part_type(where, part)
+        if kind in ("input_text", "output_text"):
+            return {"type": "text", "text": _string(part, "text", where)}
+        if kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str) or not url:
+                if part.get("file_id"):
+                    self.unsupported(where, "input_image with file_id: files are OpenAI's")
+                    return None
+                raise ValueError(f"{where}.image_url: required (a URL or a data URL)")
+            image: JSONDict = {"url": url}
+            detail = part.get("detail")
+            if detail in ("low", "high", "auto"):
+                image["detail"] = detail
+            elif detail == "original":
+                image["detail"] = "high"
+            return {"type": "image_url", "image_url": image}
+        if kind in ("input_file", "input_audio"):
+            self.unsupported(where, f"{kind}: not available on this provider")
+            return None
+        raise ValueError(f"{where}.type: unknown content type {kind!r}")
+
+    def tool_output(self, where: str, output: Any) -> Any:
+        if isinstance(output, str):
+            return output
+        if not isinstance(output, list):
+            raise TypeError(
+                f"{where}.output: must be a string or a list of parts, got {type(output).__name__}"
+            )
+        parts: list[JSONDict] = []
+        for index, part in enumerate(output):
+            at = f"{where}.output[{index}]"
+            kind = _part_type(at, part)
+            if kind in ("input_text", "output_text"):
+                parts.append({"type": "text", "text": _string(part, "text", at)})
+            elif kind in ("input_image", "input_file"):
+                self.unsupported(at, f"{kind} in a function result: chat tool results are text")
+            else:
+                raise ValueError(f"{at}.type: unknown content type {kind!r}")
+        return parts
+
+
+def _part_type(where: str, part: Any) -> Any:
+    if not isinstance(part, dict):
+        raise TypeError(f"{where}: must be an object, got {type(part).__name__}")
+    return part.get("type")
+
+
+def _string(obj: JSONDict, key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        if value is None:
+            raise ValueError(f"{where}.{key}: required")
+        raise TypeError(f"{where}.{key}: must be a string, got {type(value).__name__}")
+    return value
+
+
+def _reasoning_text(where: str, item: JSONDict) -> str:
+    texts: list[str] = []
+    for key, kind in (("summary", "summary_text"), ("content", "reasoning_text")):
+        parts = item.get(key)
+        if parts is None:
+            continue
+        if not isinstance(parts, list):
+            raise TypeError(f"{where}.{key}: must be a list, got {type(parts).__name__}")
+        for index, part in enumerate(parts):
+            at = f"{where}.{key}[{index}]"
+            if _part_type(at, part) != kind:
+                raise ValueError(f"{at}.type: must be {kind!r}, got {part.get('type')!r}")
+            texts.append(_string(part, "text", at))
+        if texts:
+            break  # the summary when there is one, else the raw reasoning text
+    return "\n\n".join(texts)
+
+
+def _tools(tools: Any, unsupported: Report) -> list[JSONDict]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise TypeError(f"tools: must be a list, got {type(tools).__name__}")
+    out: list[JSONDict] = []
+    for index, tool in enumerate(tools):
+        where = f"tools[{index}]"
+        kind = _part_type(where, tool)
+        if kind != "function":
+            if not isinstance(kind, str):
+                raise ValueError(f"{where}.type: required")
+            unsupported(
+                where,
+                f"{kind}: built-in and hosted tools are not available on this "
+                "provider; only function tools are",
+            )
+            continue
+        function: JSONDict = {"name": _string(tool, "name", where)}
+        if tool.get("description") is not None:
+            function["description"] = _string(tool, "description", where)
+        parameters = tool.get("parameters")
+        if parameters is not None:
+            if not isinstance(parameters, dict):
+                raise TypeError(f"{where}.parameters: must be an object (a JSON schema)")
+            function["parameters"] = parameters
+        if tool.get("strict") is not None:
+            function["strict"] = tool["strict"]
+        for key in ("defer_loading", "output_schema", "allowed_callers", "async"):
+            if tool.get(key) is not None:
+                unsupported(f"{where}.{key}", "not available on this provider")
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(
+    choice: Any, tools: list[JSONDict], unsupported: Report
+) -> tuple[Any, list[JSONDict]]:
+    """The chat ``tool_choice`` (None: leave it out) and the tools it allows."""
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise ValueError(f"tool_choice: must be 'auto', 'none' or 'required', got {choice!r}")
+        return choice, tools
+    kind = _part_type("tool_choice", choice)
+    if kind == "function":
+        return {"type": "function", "function": {"name": _string(choice, "name", "tool_choice")}}, (
+            tools
+        )
+    if kind == "allowed_tools":
+        mode = choice.get("mode")
+        if mode not in ("auto", "required"):
+            raise ValueError(f"tool_choice.mode: must be 'auto' or 'required', got {mode!r}")
+        allowed = choice.get("tools")
+        if not isinstance(allowed, list):
+            raise TypeError("tool_choice.tools: must be a list")
+        names: set[str] = set()
+        for index, tool in enumerate(allowed):
+            where = f"tool_choice.tools[{index}]"
+            if _part_type(where, tool) != "function":
+                unsupported(where, f"{tool.get('type')}: only function tools are available")
+                continue
+            names.add(_string(tool, "name", where))
+        return mode, [t for t in tools if t["function"]["name"] in names]
+    if isinstance(kind, str):
+        unsupported(
+            "tool_choice", f"{kind}: built-in and hosted tools are not available on this provider"
+        )
+        return None, tools
+    raise ValueError("tool_choice.type: required")
+
+
+def _response_format(fmt: Any) -> JSONDict:
+    kind = _part_type("text.format", fmt)
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    if kind == "json_schema":
+        schema = fmt.get("schema")
+        if not isinstance(schema, dict):
+            raise ValueError("text.format.schema: required, a JSON schema object")
+        block: JSONDict = {"name": _string(fmt, "name", "text.format"), "schema": schema}
+        for key in ("strict", "description"):
+            if fmt.get(key) is not None:
+                block[key] = fmt[key]
+        return {"type": "json_schema", "json_schema": block}
+    raise ValueError(
+        f"text.format.type: must be 'text', 'json_object' or 'json_schema', got {kind!r}"
+    )
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def response_from_chat(
+    completion: JSONDict,
+    *,
+    request: JSONDict,
+    response_id: str,
+    created_at: float,
+    item_ids: ItemIds,
+    completed_at: Optional[float] = None,
+) -> JSONDict:
+    """A chat completion as a Responses ``Response`` dict (choice 0)."""
+    choices = completion.get("choices") or []
+    choice: JSONDict = choices[0] if choices else {}
+    message: JSONDict = choice.get("message") or {}
+    output: list[JSONDict] = []
+    reasoning = message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        output.append(_reasoning_item(item_ids("rs"), reasoning))
+    parts: list[JSONDict] = []
+    content = message.get("content")
+    if isinstance(content, list):  # a provider's text parts
+        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    if isinstance(content, str) and content:
+        parts.append(_text_part(content))
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append({"type": "refusal", "refusal": refusal})
+    if parts:
+        output.append(_message_item(item_ids("msg"), parts, "completed"))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        output.append(
+            _call_item(
+                item_ids("fc"),
+                call.get("id") or item_ids("call"),
+                function.get("name") or "",
+                function.get("arguments") or "",
+                "completed",
+            )
+        )
+    return _response(
+        request,
+        response_id=response_id,
+        created_at=created_at,
+        output=output,
+        finish_reason=choice.get("finish_reason"),
+        usage=completion.get("usage"),
+        completed_at=completed_at,
+    )
+
+
+def output_messages(response: JSONDict) -> list[JSONDict]:
+    """The chat messages a Response's output becomes, for the store's continuation: one
+    assistant message with ``content``, ``tool_calls`` and ``reasoning_content``."""
+    return _items_to_messages({"input": list(response.get("output") or [])}, "input", _ignore)
+
+
+def _reasoning_item(item_id: str, text: str) -> JSONDict:
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def _text_part(text: str) -> JSONDict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message_item(item_id: str, content: list[JSONDict], status: str) -> JSONDict:
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": content,
+    }
+
+
+def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> JSONDict:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def _incomplete_reason(finish_reason: Any) -> Optional[str]:
+    if finish_reason == "length":
+        return "max_output_tokens"
+    if finish_reason in _CONTENT_FILTER:
+        return "content_filter"
+    return None
+
+
+def _usage(usage: Any) -> Optional[JSONDict]:
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    total = usage.get("total_tokens")
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    cache_write = prompt_details.get("cache_write_tokens")
+    if cache_write is None:
+        cache_write = prompt_details.get("cache_creation_input_tokens")
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {
+            "cached_tokens": prompt_details.get("cached_tokens") or 0,
+            "cache_write_tokens": cache_write or 0,
+        },
+        "output_tokens": completion,
+        "output_tokens_details": {
+            "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,
+        },
+        "total_tokens": total if isinstance(total, int) else prompt + completion,
+    }
+
+
+def _echo(request: JSONDict) -> JSONDict:
+    """The request's settings as OpenAI echoes them on the Response."""
+    text = dict(request.get("text") or {})
+    text.setdefault("format", {"type": "text"})
+    if request.get("verbosity") is not None:
+        text.setdefault("verbosity", request["verbosity"])
+    reasoning = request.get("reasoning") or {}
+    return {
+        "model": request.get("model"),
+        "instructions": request.get("instructions"),
+        "tools": list(request.get("tools") or []),
+        "tool_choice": request.get("tool_choice") or "auto",
+        "temperature": request.get("temperature"),
+        "top_p": request.get("top_p"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "parallel_tool_calls": request.get("parallel_tool_calls") is not False,
+        "previous_response_id": request.get("previous_response_id"),
+        "store": request.get("store") is not False,
+        "background": bool(request.get("background")),
+        "metadata": dict(request.get("metadata") or {}),
+        "text": text,
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "truncation": request.get("truncation") or "disabled",
+        "user": request.get("user"),
+        "safety_identifier": request.get("safety_identifier"),
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "service_tier": request.get("service_tier"),
+    }
+
+
+def _response(
+    request: JSONDict,
+    *,
+    response_id: str,
+    created_at: float,
+    output: list[JSONDict],
+    status: str = "completed",
+    finish_reason: Any = None,
+    usage: Any = None,
+    error: Optional[JSONDict] = None,
+    completed_at: Optional[float] = None,
+) -> JSONDict:
+    """The Response around ``output``; a cut-short answer marks its last item incomplete."""
+    reason = _incomplete_reason(finish_reason) if status == "completed" else None
+    if reason is not None:
+        status = "incomplete"
+        if output:
+            output[-1] = {**output[-1], "status": "incomplete"}
+    response: JSONDict = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "error": error,
+        "incomplete_details": {"reason": reason} if reason else None,
+        **_echo(request),
+        "output": output,
+        "usage": _usage(usage),
+    }
+    if status == "completed" and completed_at is not None:
+        response["completed_at"] = completed_at
+    return response
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class _Item:
+    """One output item being streamed."""
+
+    def __init__(self, index: int, data: JSONDict) -> None:
+        self.index = index
+        self.data = data
+        self.text = ""  # the reasoning summary, the message text, or the call's arguments
+        self.refusal: Optional[str] = None
+        self.open = True
+
+
+class ResponseEvents:
+    """Chat stream chunks (OpenAI chunk JSON) -> Responses stream events, in openai's order.
+
+    ``start()`` gives ``response.created`` and ``response.in_progress``; ``chunk()`` the
+    events one chunk makes; ``finish()`` closes what is open and gives
+    ``response.completed`` (or ``response.incomplete``); ``fail()`` gives
+    ``response.failed``. Every event carries its ``sequence_number``.
+    """
+
+    def __init__(
+        self,
+        request: JSONDict,
+        *,
+        response_id: str,
+        created_at: float,
+        item_ids: ItemIds,
+    ) -> None:
+        self._request = request
+        self._id = response_id
+        self._created_at = created_at
+        self._item_ids = item_ids
+        self._sequence = 0
+        self._items: list[_Item] = []
+        self._current: Optional[_Item] = None  # the open reasoning or message item
+        self._calls: dict[Any, _Item] = {}  # open tool calls, by chat index
+        self._finish_reason: Any = None
+        self._usage: Any = None
+        self._started = False
+        self._final: Optional[JSONDict] = None
+
+    # -- public
+
+    @property
+    def response(self) -> JSONDict:
+        """The final Response after `finish` / `fail`; the snapshot so far before."""
+        if self._final is not None:
+            return self._final
+        return self._snapshot("in_progress")
+
+    def start(self) -> list[JSONDict]:
+        if self._started:
+            raise RuntimeError("ResponseEvents.start() was already called")
+        self._started = True
+        return [
+            self._event("response.created", response=self._snapshot("in_progress")),
+            self._event("response.in_progress", response=self._snapshot("in_progress")),
+        ]
+
+    def chunk(self, chunk: JSONDict) -> list[JSONDict]:
+        self._check_open()
+        events = [] if self._started else self.start()
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                events += self._reasoning(reasoning)
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                events += self._text(content)
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                events += self._refusal(refusal)
+            for position, call in enumerate(delta.get("tool_calls") or []):
+                events += self._call(position, call)
+            if choice.get("finish_reason"):
+                self._finish_reason = choice["finish_reason"]
+        return events
+
+    def finish(self, *, completed_at: Optional[float] = None) -> list[JSONDict]:
+        self._check_open()
+        events = [] if self._started else self.start()
+        events += self._close_current()
+        for call in list(self._calls.values()):
+            events += self._close_call(call)
+        self._calls.clear()
+        if _incomplete_reason(self._finish_reason) is not None and self._items:
+            # Cut short: the last item (still open until now) ends incomplete.
+            last = self._items[-1]
+            last.data = {**last.data, "status": "incomplete"}
+            for event in events:
+                if event["type"] == "response.output_item.done" and (
+                    event["output_index"] == last.index
+                ):
+                    event["item"] = dict(last.data)
+        final = _response(
+            self._request,
+            response_id=self._id,
+            created_at=self._created_at,
+            output=[dict(item.data) for item in self._items],
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+            completed_at=completed_at,
+        )
+        self._final = final
+        kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
+        events.append(self._event(kind, response=final))
+        return events
+
+    def fail(self, error: JSONDict) -> list[JSONDict]:
+        """``response.failed`` with ``error`` ({code, message}); open items end incomplete."""
+        self._check_open()
+        events = [] if self._started else self.start()
+        code = error.get("code")
+        output = []
+        for item in self._items:
+            data = self._built(item)
+            if item.open and data["type"] != "reasoning":
+                data["status"] = "incomplete"
+            output.append(data)
+        self._final = _response(
+            self._request,
+            response_id=self._id,
+            created_at=self._created_at,
+            output=output,
+            status="failed",
+            usage=self._usage,
+            error={
+                "code": code if code in _ERROR_CODES else "server_error",
+                "message": str(error.get("message") or "the provider failed"),
+            },
+        )
+        events.append(self._event("response.failed", response=self._final))
+        return events
+
+    # -- internals
+
+    def _check_open(self) -> None:
+        if self._final is not None:
+            raise RuntimeError("the response stream has already ended")
+
+    def _event(self, kind: str, **fields: Any) -> JSONDict:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return event
+
+    def _snapshot(self, status: str) -> JSONDict:
+        return _response(
+            self._request,
+            response_id=self._id,
+            created_at=self._created_at,
+            output=[self._built(item) for item in self._items],
+            status=status,
+        )
+
+    def _built(self, item: _Item) -> JSONDict:
+        """The item as it stands (a copy)."""
+        data = dict(item.data)
+        kind = data["type"]
+        if kind == "reasoning":
+            data["summary"] = [{"type": "summary_text", "text": item.text}]
+        elif kind == "message":
+            data["content"] = self._parts(item)
+        else:
+            data["arguments"] = item.text
+        return data
+
+    @staticmethod
+    def _parts(item: _Item) -> list[JSONDict]:
+        parts = [_text_part(item.text)] if item.text or item.refusal is None else []
+        if item.refusal is not None:
+            parts.append({"type": "refusal", "refusal": item.refusal})
+        return parts
+
+    def _add(self, data: JSONDict) -> tuple[_Item, JSONDict]:
+        item = _Item(len(self._items), data)
+        self._items.append(item)
+        added = self._event(
+            "response.output_item.added", output_index=item.index, item=self._built(item)
+        )
+        if data["type"] == "message":
+            added["item"]["content"] = []
+        elif data["type"] == "reasoning":
+            added["item"]["summary"] = []
+        return item, added
+
+    def _reasoning(self, text: str) -> list[JSONDict]:
+        events: list[JSONDict] = []
+        item = self._current
+        if item is None or item.data["type"] != "reasoning":
+            events += self._close_current() + self._close_calls()
+            item, added = self._add({"id": self._item_ids("rs"), "type": "reasoning"})
+            self._current = item
+            events.append(added)
+            events.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item.data["id"],
+                    output_index=item.index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                )
+            )
+        item.text += text
+        events.append(
+            self._event(
+                "response.reasoning_summary_text.delta",
+                item_id=item.data["id"],
+                output_index=item.index,
+                summary_index=0,
+                delta=text,
+            )
+        )
+        return events
+
+    def _message(self) -> tuple[_Item, list[JSONDict]]:
+        item = self._current
+        if item is not None and item.data["type"] == "message":
+            return item, []
+        events = self._close_current() + self._close_calls()
+        item, added = self._add(
+            _message_item(self._item_ids("msg"), [], "in_progress"),
+        )
+        self._current = item
+        events.append(added)
+        return item, events
+
+    def _text(self, text: str) -> list[JSONDict]:
+        item, events = self._message()
+        if not item.text and item.refusal is None:
+            events.append(self._part_event("response.content_part.added", item, _text_part("")))
+        item.text += text
+        events.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=item.data["id"],
+                output_index=item.index,
+                content_index=0,
+                delta=text,
+                logprobs=[],
+            )
+        )
+        return events
+
+    def _refusal(self, text: str) -> list[JSONDict]:
+        item, events = self._message()
+        if item.refusal is None:
+            item.refusal = ""
+            events.append(
+                self._part_event(
+                    "response.content_part.added", item, {"type": "refusal", "refusal": ""}
+                )
+            )
+        item.refusal += text
+        events.append(
+            self._event(
+                "response.refusal.delta",
+                item_id=item.data["id"],
+                output_index=item.index,
+                content_index=self._refusal_index(item),
+                delta=text,
+            )
+        )
+        return events
+
+    @staticmethod
+    def _refusal_index(item: _Item) -> int:
+        return 1 if item.text else 0
+
+    def _part_event(self, kind: str, item: _Item, part: JSONDict) -> JSONDict:
+        index = self._refusal_index(item) if part["type"] == "refusal" else 0
+        return self._event(
+            kind,
+            item_id=item.data["id"],
+            output_index=item.index,
+            content_index=index,
+            part=part,
+        )
+
+    def _call(self, position: int, delta: JSONDict) -> list[JSONDict]:
+        key = delta.get("index")
+        if key is None:
+            key = delta.get("id") or position
+        function = delta.get("function") or {}
+        events: list[JSONDict] = []
+        item = self._calls.get(key)
+        if item is None:
+            events += self._close_current()
+            item, added = self._add(
+                _call_item(
+                    self._item_ids("fc"),
+                    delta.get("id") or self._item_ids("call"),
+                    function.get("name") or "",
+                    "",
+                    "in_progress",
+                )
+            )
+            self._calls[key] = item
+            events.append(added)
+        elif function.get("name") and not item.data["name"]:
+            item.data["name"] = function["name"]
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item.text += arguments
+            events.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item.data["id"],
+                    output_index=item.index,
+                    delta=arguments,
+                )
+            )
+        return events
+
+    def _close_current(self) -> list[JSONDict]:
+        item = self._current
+        if item is None:
+            return []
+        self._current = None
+        item.open = False
+        events: list[JSONDict] = []
+        ids = {"item_id": item.data["id"], "output_index": item.index}
+        if item.data["type"] == "reasoning":
+            part = {"type": "summary_text", "text": item.text}
+            events.append(
+                self._event(
+                    "response.reasoning_summary_text.done", **ids, summary_index=0, text=item.text
+                )
+            )
+            events.append(
+                self._event(
+                    "response.reasoning_summary_part.done", **ids, summary_index=0, part=part
+                )
+            )
+            item.data = _reasoning_item(item.data["id"], item.text)
+        else:
+            if item.text or item.refusal is None:
+                events.append(
+                    self._event(
+                        "response.output_text.done",
+                        **ids,
+                        content_index=0,
+                        text=item.text,
+                        logprobs=[],
+                    )
+                )
+                events.append(
+                    self._part_event("response.content_part.done", item, _text_part(item.text))
+                )
+            if item.refusal is not None:
+                events.append(
+                    self._event(
+                        "response.refusal.done",
+                        **ids,
+                        content_index=self._refusal_index(item),
+                        refusal=item.refusal,
+                    )
+                )
+                events.append(
+                    self._part_event(
+                        "response.content_part.done",
+                        item,
+                        {"type": "refusal", "refusal": item.refusal},
+                    )
+                )
+            item.data = _message_item(item.data["id"], self._parts(item), "completed")
+        events.append(self._event("response.output_item.done", **_done_fields(item)))
+        return events
+
+    def _close_calls(self) -> list[JSONDict]:
+        events: list[JSONDict] = []
+        for call in list(self._calls.values()):
+            events += self._close_call(call)
+        self._calls.clear()
+        return events
+
+    def _close_call(self, item: _Item) -> list[JSONDict]:
+        item.open = False
+        item.data = {**item.data, "arguments": item.text, "status": "completed"}
+        return [
+            self._event(
+                "response.function_call_arguments.done",
+                item_id=item.data["id"],
+                output_index=item.index,
+                arguments=item.text,
+            ),
+            self._event("response.output_item.done", **_done_fields(item)),
+        ]
+
+
+def _done_fields(item: _Item) -> JSONDict:
+    return {"output_index": item.index, "item": dict(item.data)}

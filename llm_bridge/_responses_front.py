@@ -1,0 +1,281 @@
+"""The Responses API at the front door: requests in, chat calls to the engine, Responses out.
+
+OpenAI's Responses API (``client.responses.create/stream/parse/retrieve/delete``) is served
+for every provider by way of chat completions: `prepare` reads a Responses request into the
+chat parameters the engine takes (with the stored conversation a ``previous_response_id``
+names), `answer` turns the chat completion into a ``Response`` and stores it, and
+`ResponseEventStream` turns a chat stream into Responses events. The translation itself is
+`llm_bridge._responses`; this module adds ids, the store, the unsupported-parameter policy
+and the SSE framing. Shared by the transport under the openai client (and the gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import httpx
+
+from . import _responses
+from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
+from ._response_store import ResponseStore, StoredResponse
+
+__all__ = [
+    "ResponseEventStream",
+    "ResponsesCall",
+    "answer",
+    "deleted",
+    "input_items_page",
+    "prepare",
+    "retrieve",
+]
+
+JSONDict = dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass
+class ResponsesCall:
+    """One Responses request, read: the chat call it becomes, and what the answer needs."""
+
+    request: JSONDict  # the Responses parameters
+    chat: JSONDict  # the chat-completions parameters for the engine
+    extras: JSONDict  # the caller's provider extras
+    response_id: str
+    created_at: float
+    history: list[JSONDict]  # the stored conversation before this turn
+    input_items: list[JSONDict] = field(default_factory=list)
+
+    @property
+    def stored(self) -> bool:
+        return self.request.get("store") is not False
+
+
+def prepare(
+    body: object, *, store: ResponseStore, policy: str, provider: Optional[str], url: str
+) -> ResponsesCall:
+    """Read a Responses request body into a chat call.
+
+    ``policy`` is the config's unsupported-parameter policy: a Responses feature no chat
+    provider has (built-in tools, ``background``, conversation objects ...) warns and is
+    dropped, is dropped, or raises `BadRequestError` naming it, before any request."""
+    if not isinstance(body, dict):
+        raise _bad_request("the request body must be a JSON object", None, url)
+    known = _responses.RESPONSES_PARAMS
+    request = {k: v for k, v in body.items() if k in known and v is not None}
+    extras = {k: v for k, v in body.items() if k not in known}
+    history: list[JSONDict] = []
+    previous = request.get("previous_response_id")
+    if previous:
+        entry = store.get(str(previous))
+        if entry is None:
+            raise local_error(
+                NotFoundError,
+                f"Previous response with id '{previous}' not found: llm-bridge keeps stored "
+                f"responses in this process for {store.ttl:.0f} s (the {store.capacity} most "
+                f"recent); it is unknown, expired, deleted, or was made with store=false.",
+                request=_request(url),
+                param="previous_response_id",
+                code="previous_response_not_found",
+                provider=provider,
+            )
+        history = entry.messages
+
+    def unsupported(param: str, reason: str) -> None:
+        message = f"{provider or 'this provider'} does not support {param}: {reason}"
+        if policy == "error":
+            raise _bad_request(
+                f'{message} (policy unsupported_params = "error")',
+                param,
+                url,
+                "unsupported_parameter",
+            )
+        if policy == "warn":
+            warnings.warn(
+                f'{message}; it was not sent. Set [policy] unsupported_params = "drop" to '
+                f'silence this or "error" to refuse such requests.',
+                UnsupportedParameterWarning,
+                stacklevel=2,
+            )
+
+    try:
+        chat = _responses.chat_params(request, history, unsupported=unsupported)
+    except (TypeError, ValueError) as error:
+        raise _bad_request(str(error), None, url) from error
+    return ResponsesCall(
+        request=request,
+        chat=chat,
+        extras=extras,
+        response_id=new_id("resp"),
+        created_at=time.time(),
+        history=history,
+        input_items=_input_items(request),
+    )
+
+
+def answer(call: ResponsesCall, completion: JSONDict, store: ResponseStore) -> JSONDict:
+    """The ``Response`` for a chat completion; stored unless the request said not to."""
+    response = _responses.response_from_chat(
+        completion,
+        request=call.request,
+        response_id=call.response_id,
+        created_at=call.created_at,
+        item_ids=new_id,
+    )
+    keep(call, response, store)
+    return response
+
+
+def keep(call: ResponsesCall, response: JSONDict, store: ResponseStore) -> None:
+    """Store a finished response with the conversation it ends (``store`` not false)."""
+    if not call.stored:
+        return
+    messages = [
+        *call.history,
+        *_responses.input_messages(call.request),
+        *_responses.output_messages(response),
+    ]
+    store.put(call.response_id, StoredResponse(response, messages, call.input_items))
+
+
+def retrieve(store: ResponseStore, response_id: str, url: str) -> StoredResponse:
+    entry = store.get(response_id)
+    if entry is None:
+        raise local_error(
+            NotFoundError,
+            f"Response with id '{response_id}' not found (unknown, expired, deleted, or made "
+            f"with store=false; llm-bridge keeps responses in this process for "
+            f"{store.ttl:.0f} s).",
+            request=_request(url),
+            param="response_id",
+            code="response_not_found",
+        )
+    return entry
+
+
+def deleted(store: ResponseStore, response_id: str, url: str) -> JSONDict:
+    retrieve(store, response_id, url)
+    store.delete(response_id)
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+def input_items_page(entry: StoredResponse) -> JSONDict:
+    """``responses.input_items.list``: every input item of the stored request, newest
+    first as OpenAI lists them by default, on one page."""
+    data = list(reversed(entry.input_items))
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": False,
+    }
+
+
+def _input_items(request: JSONDict) -> list[JSONDict]:
+    """The request's input as stored items, each with an id (a plain string input is one
+    user message)."""
+    given = request.get("input")
+    if isinstance(given, str):
+        given = [{"role": "user", "content": given}]
+    items = []
+    for item in given or []:
+        if not isinstance(item, dict):
+            continue
+        item = dict(item)
+        if item.get("type", "message") == "message":
+            item["type"] = "message"
+            content = item.get("content")
+            if isinstance(content, str):
+                item["content"] = [{"type": "input_text", "text": content}]
+            item.setdefault("status", "completed")
+        item.setdefault("id", new_id("msg" if item["type"] == "message" else "item"))
+        items.append(item)
+    return items
+
+
+class ResponseEventStream:
+    """A chat stream as Responses server-sent events; the final response is stored.
+
+    Iterate it (sync or async, as the chat stream is) for the SSE bytes. A chat stream that
+    fails mid-way ends with ``response.failed``, as OpenAI's server ends a failed response;
+    closing it closes the chat stream."""
+
+    def __init__(self, chunks: Any, call: ResponsesCall, store: ResponseStore) -> None:
+        self._chunks = chunks
+        self._call = call
+        self._store = store
+        self._writer = _responses.ResponseEvents(
+            call.request,
+            response_id=call.response_id,
+            created_at=call.created_at,
+            item_ids=new_id,
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from _frames(self._writer.start())
+        try:
+            for chunk in self._chunks:
+                yield from _frames(self._writer.chunk(_as_dict(chunk)))
+        except Exception as error:
+            yield from _frames(self._writer.fail(_error_of(error)))
+            return
+        yield from self._finish()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for frame in _frames(self._writer.start()):
+            yield frame
+        try:
+            async for chunk in self._chunks:
+                for frame in _frames(self._writer.chunk(_as_dict(chunk))):
+                    yield frame
+        except Exception as error:
+            for frame in _frames(self._writer.fail(_error_of(error))):
+                yield frame
+            return
+        for frame in self._finish():
+            yield frame
+
+    def _finish(self) -> Iterator[bytes]:
+        frames = list(_frames(self._writer.finish()))
+        keep(self._call, self._writer.response, self._store)
+        return iter(frames)
+
+    def close(self) -> Any:
+        return self._chunks.close()
+
+
+def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:
+    for event in events:
+        data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        yield f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def _as_dict(chunk: Any) -> JSONDict:
+    return chunk if isinstance(chunk, dict) else chunk.model_dump(mode="json", exclude_none=True)
+
+
+def _error_of(error: BaseException) -> JSONDict:
+    code = getattr(error, "code", None) or "server_error"
+    message = getattr(error, "message", None) or str(error)
+    return {"code": str(code), "message": message}
+
+
+def _request(url: str) -> httpx.Request:
+    return httpx.Request("POST", url)
+
+
+def _bad_request(
+    message: str, param: Optional[str], url: str, code: Optional[str] = None
+) -> BadRequestError:
+    error = local_error(BadRequestError, message, request=_request(url), param=param, code=code)
+    assert isinstance(error, BadRequestError)
+    return error
