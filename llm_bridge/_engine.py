@@ -38,12 +38,15 @@ from ._errors import (
     ConfigError,
     InternalServerError,
     ModelRetiredWarning,
+    OpenAIError,
     RateLimitError,
     UnsupportedParameterWarning,
     local_error,
 )
 from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._request_builder import RequestBuilder
+from ._responses import input_messages, instruction_messages
+from ._responses_stream import ResponsesEventPipeline, chat_usage
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._shapes.chat import ChatCompletion
@@ -65,7 +68,6 @@ from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 if TYPE_CHECKING:
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
-    from ._streaming import ChunkPipeline
 
 # Streams (`_streaming`), the tokenizers (`tokens`) and the embedding types are imported
 # where first needed: a client that never streams, estimates or embeds does not carry them.
@@ -103,7 +105,8 @@ class RequestOptions:
 
 
 class Operation:
-    """One call (chat or embeddings) against one route: what to send and how to read it."""
+    """One call (chat, embeddings, or a Responses request a provider serves itself) against
+    one route: what to send and how to read it."""
 
     def __init__(
         self, engine: Engine, kind: str, route: Route, params: JSONDict, options: RequestOptions
@@ -151,6 +154,8 @@ class Operation:
         """A fresh request per attempt: auth headers may renew between attempts."""
         if self.kind == "chat":
             spec = self.adapter.chat_request(self.params, self.call)
+        elif self.kind == "responses":
+            spec = self.adapter.responses_request(self.params, self.call)
         else:
             spec = self.adapter.embeddings_request(self.params, self.call)
         if self.options.extra_body and isinstance(spec.json, dict):
@@ -175,6 +180,16 @@ class Operation:
         error = self.adapter.find_error(response, body)
         if error is not None:
             raise error
+        if self.kind == "responses":
+            answer = self.adapter.responses_response(response, body, self.call)
+            usage = chat_usage(answer.get("usage"))
+            figures = (
+                CompletionUsage.model_validate(usage)
+                if usage
+                else self.estimate(_output_text(answer))
+            )
+            self.record(figures, answer.get("id"))
+            return answer
         if self.kind == "chat":
             data = self.adapter.chat_response(response, body, self.call)
             completion = self._typed(self.engine.completion, data, response)
@@ -238,7 +253,12 @@ class Operation:
                 response, data, f"a response the OpenAI types cannot hold ({exc})"
             ) from exc
 
-    def pipeline(self, response: httpx.Response) -> ChunkPipeline:
+    def pipeline(self, response: httpx.Response) -> Any:
+        """What reads the stream: chat chunks, or a provider's own Responses events."""
+        if self.kind == "responses":
+            return ResponsesEventPipeline(
+                self.adapter, self.call, response, settle=self.settle_stream
+            )
         from ._streaming import ChunkPipeline
 
         parser = self.adapter.stream_parser(response, self.call)
@@ -273,9 +293,10 @@ class Operation:
         from .tokens import count_message_tokens, count_tokens
 
         provider, model = self.route.provider, self.route.model
-        prompt = count_message_tokens(
-            self.params["messages"], model, provider=provider, api=self.adapter.api
-        )
+        messages = self.params.get("messages")
+        if messages is None:  # a Responses request: its instructions and input as messages
+            messages = [*instruction_messages(self.params), *input_messages(self.params)]
+        prompt = count_message_tokens(messages, model, provider=provider, api=self.adapter.api)
         completion = count_tokens(completion_text, model, provider=provider)
         return CompletionUsage(
             prompt_tokens=prompt,
@@ -451,6 +472,18 @@ class Engine:
             if len(self._routes) < _ROUTE_CACHE_SIZE:
                 self._routes[model] = routes
         return routes
+
+    def serves_responses(self, model: str) -> bool:
+        """Whether every provider ``model`` routes to serves the Responses API itself."""
+        try:
+            routes = self.routes(model)
+        except OpenAIError:  # an unknown model: the chat path says so
+            return False
+        for route in routes:
+            adapter = self.adapter(route.provider)
+            if not adapter.serves_responses(adapter.spec.model(route.model)):
+                return False
+        return True
 
     # ------------------------------------------------------------------ requests
 
@@ -667,6 +700,17 @@ def _warn(provider: str, param: str, message: str) -> None:
         param,
         message,
         lambda text: warnings.warn(text, UnsupportedParameterWarning, stacklevel=6),
+    )
+
+
+def _output_text(response: JSONDict) -> str:
+    """The text of a Responses answer's message items (for an estimate of its usage)."""
+    return "".join(
+        part.get("text") or ""
+        for item in response.get("output") or []
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict)
     )
 
 

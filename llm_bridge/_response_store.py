@@ -32,6 +32,7 @@ class StoredResponse:
     response: dict[str, Any]
     messages: list[dict[str, Any]]  # the conversation's chat messages, answer included
     input_items: list[dict[str, Any]] = field(default_factory=list)
+    native: bool = False  # the provider's own Responses answer (its id is the provider's)
     expires_at: float = 0.0
 
 

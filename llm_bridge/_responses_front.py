@@ -17,7 +17,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpx
 
@@ -44,60 +44,104 @@ def new_id(prefix: str) -> str:
 
 @dataclass
 class ResponsesCall:
-    """One Responses request, read: the chat call it becomes, and what the answer needs."""
+    """One Responses request, read: the engine call it becomes, and what the answer needs.
+
+    ``native`` calls go to a provider that serves the Responses API itself, with the
+    request as ``params``; the others become a chat call, with chat parameters."""
 
     request: JSONDict  # the Responses parameters
-    chat: JSONDict  # the chat-completions parameters for the engine
+    params: JSONDict  # what the engine is given: chat parameters, or the request itself
     extras: JSONDict  # the caller's provider extras
     response_id: str
     created_at: float
     history: list[JSONDict]  # the stored conversation before this turn
     input_items: list[JSONDict] = field(default_factory=list)
+    native: bool = False
 
     @property
     def stored(self) -> bool:
         return self.request.get("store") is not False
 
 
-def prepare(
-    body: object, *, store: ResponseStore, policy: str, provider: Optional[str], url: str
-) -> ResponsesCall:
-    """Read a Responses request body into a chat call.
+#: What a provider's own Responses endpoint cannot do either (DashScope: no background
+#: mode, no conversation objects), with the reason the policy's message gives.
+_NATIVE_UNSUPPORTED = {
+    "background": "the provider answers Responses requests synchronously only",
+    "conversation": "the provider has no conversation objects; use previous_response_id",
+}
 
-    ``policy`` is the config's unsupported-parameter policy: a Responses feature no chat
-    provider has (built-in tools, ``background``, conversation objects ...) warns and is
-    dropped, is dropped, or raises `BadRequestError` naming it, before any request."""
+
+def prepare(
+    body: object,
+    *,
+    store: ResponseStore,
+    policy: str,
+    provider: Optional[str],
+    url: str,
+    native: Callable[[str], bool] = lambda model: False,
+) -> ResponsesCall:
+    """Read a Responses request body into an engine call.
+
+    ``native(model)`` says whether every provider the model routes to serves the Responses
+    API itself: then the request passes through (a stored previous response of ours that
+    was translated keeps the conversation translated). ``policy`` is the config's
+    unsupported-parameter policy: a Responses feature the provider lacks (built-in tools on
+    chat providers, ``background``, conversation objects ...) warns and is dropped, is
+    dropped, or raises `BadRequestError` naming it, before any request."""
     if not isinstance(body, dict):
         raise _bad_request("the request body must be a JSON object", None, url)
     known = _responses.RESPONSES_PARAMS
     request = {k: v for k, v in body.items() if k in known and v is not None}
     extras = {k: v for k, v in body.items() if k not in known}
+    passes = isinstance(request.get("model"), str) and native(request["model"])
     history: list[JSONDict] = []
     previous = request.get("previous_response_id")
-    if previous:
-        entry = store.get(str(previous))
-        if entry is None:
-            raise local_error(
-                NotFoundError,
-                f"Previous response with id '{previous}' not found: llm-bridge keeps stored "
-                f"responses in this process for {store.ttl:.0f} s (the {store.capacity} most "
-                f"recent); it is unknown, expired, deleted, or was made with store=false.",
-                request=_request(url),
-                param="previous_response_id",
-                code="previous_response_not_found",
-                provider=provider,
-            )
-        history = entry.messages
+    entry = store.get(str(previous)) if previous else None
+    if entry is not None and not entry.native:
+        passes, history = False, entry.messages
+    elif previous and entry is None and not passes:
+        raise local_error(
+            NotFoundError,
+            f"Previous response with id '{previous}' not found: llm-bridge keeps stored "
+            f"responses in this process for {store.ttl:.0f} s (the {store.capacity} most "
+            f"recent); it is unknown, expired, deleted, or was made with store=false.",
+            request=_request(url),
+            param="previous_response_id",
+            code="previous_response_not_found",
+            provider=provider,
+        )
+    unsupported = _policy(policy, provider, url)
+    if passes:
+        for name, reason in _NATIVE_UNSUPPORTED.items():
+            if request.get(name) not in (None, False):
+                unsupported(name, reason)
+                del request[name]
+        params = dict(request)
+    else:
+        try:
+            params = _responses.chat_params(request, history, unsupported=unsupported)
+        except (TypeError, ValueError) as error:
+            raise _bad_request(str(error), None, url) from error
+    return ResponsesCall(
+        request=request,
+        params=params,
+        extras=extras,
+        response_id=new_id("resp"),
+        created_at=time.time(),
+        history=history,
+        input_items=_input_items(request),
+        native=passes,
+    )
+
+
+def _policy(policy: str, provider: Optional[str], url: str) -> Callable[[str, str], None]:
+    """The unsupported-parameter policy as a callback: warn, stay silent, or refuse."""
 
     def unsupported(param: str, reason: str) -> None:
         message = f"{provider or 'this provider'} does not support {param}: {reason}"
         if policy == "error":
-            raise _bad_request(
-                f'{message} (policy unsupported_params = "error")',
-                param,
-                url,
-                "unsupported_parameter",
-            )
+            refusal = f'{message} (policy unsupported_params = "error")'
+            raise _bad_request(refusal, param, url, "unsupported_parameter")
         if policy == "warn":
             warnings.warn(
                 f'{message}; it was not sent. Set [policy] unsupported_params = "drop" to '
@@ -106,19 +150,7 @@ def prepare(
                 stacklevel=2,
             )
 
-    try:
-        chat = _responses.chat_params(request, history, unsupported=unsupported)
-    except (TypeError, ValueError) as error:
-        raise _bad_request(str(error), None, url) from error
-    return ResponsesCall(
-        request=request,
-        chat=chat,
-        extras=extras,
-        response_id=new_id("resp"),
-        created_at=time.time(),
-        history=history,
-        input_items=_input_items(request),
-    )
+    return unsupported
 
 
 def answer(call: ResponsesCall, completion: JSONDict, store: ResponseStore) -> JSONDict:
@@ -143,7 +175,8 @@ def keep(call: ResponsesCall, response: JSONDict, store: ResponseStore) -> None:
         *_responses.input_messages(call.request),
         *_responses.output_messages(response),
     ]
-    store.put(call.response_id, StoredResponse(response, messages, call.input_items))
+    entry = StoredResponse(response, messages, call.input_items, native=call.native)
+    store.put(str(response.get("id") or call.response_id), entry)
 
 
 def retrieve(store: ResponseStore, response_id: str, url: str) -> StoredResponse:
@@ -186,11 +219,11 @@ def _input_items(request: JSONDict) -> list[JSONDict]:
     given = request.get("input")
     if isinstance(given, str):
         given = [{"role": "user", "content": given}]
-    items = []
-    for item in given or []:
-        if not isinstance(item, dict):
+    items: list[JSONDict] = []
+    for given_item in given or []:
+        if not isinstance(given_item, dict):
             continue
-        item = dict(item)
+        item: JSONDict = dict(given_item)
         if item.get("type", "message") == "message":
             item["type"] = "message"
             content = item.get("content")
@@ -251,6 +284,60 @@ class ResponseEventStream:
 
     def close(self) -> Any:
         return self._chunks.close()
+
+
+class PassedEventStream:
+    """A provider's own Responses events, passed on as server-sent events; the final
+    response is stored. A stream that fails mid-way ends with ``response.failed`` (built
+    from the last response snapshot the provider sent), as a translated one does."""
+
+    def __init__(self, events: Any, call: ResponsesCall, store: ResponseStore) -> None:
+        self._events = events
+        self._call = call
+        self._store = store
+        self._snapshot: JSONDict = {"id": call.response_id, "object": "response"}
+        self._sequence = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for event in self._events:
+                yield from _frames([self._seen(event)])
+        except Exception as error:
+            yield from _frames([self._failed(error)])
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for event in self._events:
+                for frame in _frames([self._seen(event)]):
+                    yield frame
+        except Exception as error:
+            for frame in _frames([self._failed(error)]):
+                yield frame
+
+    def _seen(self, event: JSONDict) -> JSONDict:
+        snapshot = event.get("response")
+        if isinstance(snapshot, dict):
+            self._snapshot = snapshot
+            if event.get("type") in ("response.completed", "response.incomplete"):
+                keep(self._call, snapshot, self._store)
+        sequence = event.get("sequence_number")
+        self._sequence = sequence + 1 if isinstance(sequence, int) else self._sequence + 1
+        return event
+
+    def _failed(self, error: BaseException) -> JSONDict:
+        response = {**self._snapshot, "status": "failed", "error": _error_of(error)}
+        return {"type": "response.failed", "sequence_number": self._sequence, "response": response}
+
+    def close(self) -> Any:
+        return self._events.close()
+
+
+def event_stream(chunks: Any, call: ResponsesCall, store: ResponseStore) -> Any:
+    """The Responses events of a stream: the provider's own passed on, or a chat stream's
+    translated."""
+    if call.native:
+        return PassedEventStream(chunks, call, store)
+    return ResponseEventStream(chunks, call, store)
 
 
 def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:

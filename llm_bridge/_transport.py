@@ -179,8 +179,9 @@ class _Call:
                     policy=self.engine.config.policy.unsupported_params,
                     provider=self.engine.primary_provider(),
                     url=str(request.url),
+                    native=self.engine.serves_responses,
                 )
-                self.params, extras = self.responses.chat, self.responses.extras
+                self.params, extras = self.responses.params, self.responses.extras
             else:
                 self.params, extras = _front.split_body(kind, body)
             given: dict[str, Any] = {}
@@ -242,7 +243,9 @@ class _TransportBase:
         parsed = result.parsed
         streamed = call.params.get("stream") and hasattr(parsed, "close")
         if not streamed:
-            if call.responses is not None:
+            if call.responses is not None and call.responses.native:
+                _responses_front.keep(call.responses, parsed, default_store())
+            elif call.responses is not None:
                 completion = parsed.model_dump(mode="json", exclude_none=True)
                 parsed = _responses_front.answer(call.responses, completion, default_store())
             return self._json(request, call, parsed, result.retries_taken)
@@ -251,13 +254,12 @@ class _TransportBase:
         if upstream_id:
             headers["x-request-id"] = upstream_id
         _preload_openai_stream_errors()
+        sync = isinstance(self, BridgeTransport)
         if call.responses is not None:
-            events = _responses_front.ResponseEventStream(parsed, call.responses, default_store())
-            body = (
-                _EventBody(events) if isinstance(self, BridgeTransport) else _AsyncEventBody(events)
-            )
+            events = _responses_front.event_stream(parsed, call.responses, default_store())
+            body = _EventBody(events) if sync else _AsyncEventBody(events)
         else:
-            body = _SSEBody(parsed) if isinstance(self, BridgeTransport) else _AsyncSSEBody(parsed)
+            body = _SSEBody(parsed) if sync else _AsyncSSEBody(parsed)
         return _library(request).Response(200, headers=headers, stream=body, request=request)
 
     def _failure(self, error: BaseException, request: Any) -> Any:
@@ -352,7 +354,9 @@ class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[m
             request.read()
             call = _Call(self.source, request)
             kind = call.endpoint.kind
-            if kind in ("chat", "responses"):
+            if call.responses is not None and call.responses.native:
+                result = call.engine.call("responses", call.params, call.options)
+            elif kind in ("chat", "responses"):
                 result = call.engine.chat(call.params, call.options)
             elif kind == "embeddings":
                 result = call.engine.embed(call.params, call.options)
@@ -376,7 +380,9 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
             await request.aread()
             call = _Call(self.source, request)
             kind = call.endpoint.kind
-            if kind in ("chat", "responses"):
+            if call.responses is not None and call.responses.native:
+                result = await call.engine.call("responses", call.params, call.options)
+            elif kind in ("chat", "responses"):
                 result = await call.engine.chat(call.params, call.options)
             elif kind == "embeddings":
                 result = await call.engine.embed(call.params, call.options)

@@ -21,7 +21,7 @@ from openai.types.responses import Response
 from pydantic import BaseModel
 
 import llm_bridge
-from llm_bridge.testing import FakeQianfanV2, FakeZhipu
+from llm_bridge.testing import FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
 
 KEY = "id.secret"
 ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
@@ -262,3 +262,56 @@ def test_qianfan_v2_serves_responses_through_chat() -> None:
         response = c.responses.create(model="ernie-4.5-turbo-128k", input="你是谁？")
     assert response.output_text == "文心一言在此。"
     assert fake.requests[-1].url.path == "/v2/chat/completions"
+
+
+# --------------------------------------------------------------------------- DashScope native
+
+
+def dashscope(fake: Any) -> openai.OpenAI:
+    upstream = httpx.Client(transport=fake.transport())
+    return llm_bridge.OpenAI(provider="dashscope", api_key="sk-ds", http_client=upstream)
+
+
+def test_dashscope_serves_responses_itself_for_the_models_that_have_it() -> None:
+    fake = FakeDashScopeCompatible("sk-ds").reply("通义千问在此。").reply("第二轮。")
+    c = dashscope(fake)
+    first = c.responses.create(model="qwen-plus", input="你是谁？", temperature=2.0)
+    assert first.output_text == "通义千问在此。"
+    assert fake.requests[-1].url.path == "/compatible-mode/v1/responses"
+    body = sent(fake)
+    assert body["input"] == "你是谁？" and body["temperature"] == 1.99  # DashScope's range
+    # The provider keeps the conversation: the id passes through, and retrieve works here.
+    second = c.responses.create(model="qwen-plus", input="再说一遍", previous_response_id=first.id)
+    assert sent(fake)["previous_response_id"] == first.id and second.output_text == "第二轮。"
+    assert c.responses.retrieve(first.id).output_text == "通义千问在此。"
+    assert c.usage.records()[0].usage.prompt_tokens > 0  # usage recorded
+
+
+def test_dashscope_responses_stream_passes_through_to_openais_helper() -> None:
+    fake = FakeDashScopeCompatible("sk-ds").reply("一二三四", chunk_size=1)
+    with dashscope(fake).responses.stream(model="qwen3-max", input="数数") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert deltas == ["一", "二", "三", "四"] and final.output_text == "一二三四"
+    assert fake.requests[-1].url.path == "/compatible-mode/v1/responses"
+
+
+def test_dashscope_models_without_responses_are_translated_to_chat() -> None:
+    fake = FakeDashScopeCompatible("sk-ds").reply("老模型。")
+    response = dashscope(fake).responses.create(model="qwen-max", input="你好")
+    assert response.output_text == "老模型。"
+    assert fake.requests[-1].url.path == "/compatible-mode/v1/chat/completions"
+
+
+def test_dashscope_has_no_background_mode_per_the_policy() -> None:
+    fake = FakeDashScopeCompatible("sk-ds").reply("同步回答。")
+    with pytest.warns(llm_bridge.UnsupportedParameterWarning, match="background"):
+        response = dashscope(fake).responses.create(model="qwen-plus", input="hi", background=True)
+    assert response.output_text == "同步回答。" and "background" not in sent(fake)
+
+
+def test_a_dashscope_responses_error_is_mapped() -> None:
+    fake = FakeDashScopeCompatible("sk-ds").fail("rate_limit").fail("rate_limit")
+    with pytest.raises(openai.RateLimitError):
+        dashscope(fake).with_options(max_retries=1).responses.create(model="qwen-plus", input="hi")
+    assert len(fake.requests) == 2

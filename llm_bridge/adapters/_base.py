@@ -373,6 +373,24 @@ class Adapter:
 
     # ------------------------------------------------------------------ embeddings
 
+    # ------------------------------------------------------------------ Responses API
+
+    def serves_responses(self, info: Optional[ModelInfo]) -> bool:
+        """Whether the provider serves OpenAI's Responses API itself for this model (else
+        the front door translates it to chat completions)."""
+        return False
+
+    def responses_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        raise NotImplementedError(f"{self.name} does not serve the Responses API itself")
+
+    def responses_response(
+        self, response: httpx.Response, body: Any, call: CallContext
+    ) -> JSONDict:
+        """A provider's own ``Response`` body, checked to be one."""
+        if not isinstance(body, dict) or not isinstance(body.get("output"), list):
+            raise self.invalid_body(response, body, "a Responses answer without 'output'")
+        return body
+
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import httpx
 
-from .._config import ProviderConfig
+from .._config import ModelInfo, ProviderConfig
 from .._errors import OpenAIError
 from .._reasoning import forces_a_tool, plan_reasoning
 from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser, _endpoint_url
@@ -42,10 +42,10 @@ _ENVELOPE = frozenset({"model", "input", "parameters", "resources"})
 _PASSTHROUGH = ("seed", "presence_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "n")
 
 
-def _auth_hint(adapter: Adapter, response: httpx.Response) -> str:
+def _auth_hint(self: Adapter, response: httpx.Response) -> str:
     """The base adapter's 401 hint (region and plan the key went to), plus DashScope's
     Coding Plan rule: its sk-sp- keys work only on its own host, other keys only off it."""
-    return Adapter.auth_hint(adapter, response) + (
+    return Adapter.auth_hint(self, response) + (
         "; a Coding Plan key (sk-sp-...) works only on the Coding Plan host, and a "
         "pay-as-you-go key only off it"
     )
@@ -506,6 +506,23 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         return self._workspace(super().embeddings_request(params, call))
+
+    def serves_responses(self, info: Optional[ModelInfo]) -> bool:
+        """Compatible mode serves the Responses API for the models the catalogue marks
+        ``responses`` (help.aliyun.com: compatibility-with-openai-responses-api)."""
+        return info is not None and info.supports("responses")
+
+    def responses_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
+        """The request as is, to ``/compatible-mode/v1/responses``, with DashScope's
+        sampling ranges kept (it processes only the parameters it lists)."""
+        url = self.url("responses")
+        ranges = self.params(params, url)
+        body = dict(params)
+        body["model"] = call.model
+        for name in ("temperature", "top_p"):
+            if body.get(name) is not None:
+                body[name] = ranges.clamp(name, body[name])
+        return self._workspace(HTTPRequest("POST", url, json=body))
 
     auth_hint = _auth_hint
 

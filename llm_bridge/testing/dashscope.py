@@ -199,6 +199,8 @@ class _DashScopeGateway(FakeProvider):
         self.workspaces: list[Optional[str]] = []
         #: Explicit-cache prefixes created so far (``cache_control`` markers).
         self._cache_blocks: set[str] = set()
+        #: The ids of the Responses this fake made (``previous_response_id`` must be one).
+        self.response_ids: set[str] = set()
 
     def is_thinking_only(self, model: str) -> bool:
         """True for models that cannot stop thinking (qwen3.8-max, *-thinking-*)."""
@@ -880,6 +882,8 @@ COMPAT_ERRORS: dict[str, tuple[int, str, str, str]] = {
         "invalid_request_error",
     ),
     "bad_request": (400, "invalid_parameter_error", BAD_PARAMETER, "invalid_request_error"),
+    # UNSURE: the code DashScope gives an unknown previous_response_id.
+    "not_found": (404, "not_found", "Not found.", "invalid_request_error"),
 }
 
 
@@ -927,6 +931,7 @@ class FakeDashScopeCompatible(_DashScopeGateway):
     routes = (
         ("POST", "/chat/completions", "chat_completions"),
         ("POST", "/embeddings", "embeddings"),
+        ("POST", "/responses", "responses"),
     )
 
     # -- routes ----------------------------------------------------------------------------
@@ -1000,6 +1005,113 @@ class FakeDashScopeCompatible(_DashScopeGateway):
             "id": self._uuid(),
         }
         return self.json_response(200, payload)
+
+    def responses(self, request: httpx.Request) -> httpx.Response:
+        """``POST /responses``: OpenAI's Responses API, as compatible mode serves it for
+        the models that have it: a ``Response`` with one message, or its events streamed
+        (``response.created`` ... ``response.completed``). No ``background`` mode (400).
+        A queued `Reply` gives the text (tool calls are not rendered here), a `Failure`
+        the error; ``previous_response_id`` must name a response this fake made."""
+        body, rejection = self._admit(request)
+        if rejection is not None:
+            return rejection
+        if body.get("background"):
+            return self._invalid("background is not supported")
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.response_ids:
+            return self._error(Failure("not_found", message=f"Response {previous} not found"))
+        outcome = self.next_outcome() or Reply("你好！")
+        if isinstance(outcome, Raw):
+            return self.raw_response(outcome)
+        if isinstance(outcome, Failure):
+            return self._error(outcome)
+        if not isinstance(outcome, Reply):
+            return self._invalid("this fake renders only replies and failures on /responses")
+        text = outcome.content
+        response_id, message_id = f"resp_{self._uuid()}", f"msg_{self._uuid()}"
+        self.response_ids.add(response_id)
+        prompt = approx_tokens(json.dumps(body.get("input"), ensure_ascii=False))
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": approx_tokens(text),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + approx_tokens(text),
+        }
+        part = {"type": "output_text", "text": text, "annotations": []}
+        message = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [part],
+        }
+        done = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(self.clock()),
+            "model": body["model"],
+            "status": "completed",
+            "output": [message],
+            "usage": usage,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+        if body.get("stream") is not True:
+            return self.json_response(200, done)
+        pieces = [text[i : i + outcome.chunk_size] for i in range(0, len(text), outcome.chunk_size)]
+        opening = {**done, "status": "in_progress", "output": [], "usage": None}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": opening},
+            {"type": "response.in_progress", "response": opening},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**message, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "response.content_part.added",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "part": {**part, "text": ""},
+            },
+            *(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": message_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "logprobs": [],
+                }
+                for piece in pieces
+            ),
+            {
+                "type": "response.output_text.done",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "text": text,
+                "logprobs": [],
+            },
+            {
+                "type": "response.content_part.done",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "part": part,
+            },
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": done},
+        ]
+        frames = [
+            f"event: {event['type']}\ndata: "
+            f"{dumps({**event, 'sequence_number': number})}\n\n".encode()
+            for number, event in enumerate(events)
+        ]
+        return self.stream_response(200, frames, {"Content-Type": "text/event-stream"})
 
     # -- admission ------------------------------------------------------------------------
 

@@ -1,0 +1,156 @@
+"""A provider's own Responses stream (DashScope compatible mode), passed through.
+
+Where the provider serves OpenAI's Responses API itself, its events are already in
+openai's shapes: they are handed on as they come. What this pipeline adds is what the
+engine adds to every stream: an error event or ``response.failed`` from the provider
+raises its mapped `APIError` (before anything reached the caller, so it can be retried),
+a body that ends before ``response.completed`` (or ``incomplete``) raises, and the usage
+of ``response.completed`` is recorded once — or, for a stream cut short, estimated from the
+text that was seen.
+
+It has the interface `llm_bridge._streaming.Stream` drives (`feed`, `end`, `settle`,
+``held``), so the same sync and async stream classes carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import httpx
+from pydantic_core import from_json
+
+from ._errors import APIConnectionError, APIError, InternalServerError
+from ._sse import SSEDecoder
+from .adapters._base import Adapter, CallContext
+
+__all__ = ["ResponsesEventPipeline", "chat_usage"]
+
+JSONDict = dict[str, Any]
+
+#: The events that end a response.
+_FINAL = frozenset({"response.completed", "response.incomplete"})
+
+
+def chat_usage(usage: Any) -> Optional[JSONDict]:
+    """A Responses ``usage`` in chat completions' names (what the ledger records)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    figures: JSONDict = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": usage.get("total_tokens") or prompt + completion,
+    }
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    if isinstance(cached, int):
+        figures["prompt_tokens_details"] = {"cached_tokens": cached}
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    if isinstance(reasoning, int):
+        figures["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return figures
+
+
+class ResponsesEventPipeline:
+    """Responses events from the provider's SSE bytes, checked and passed on as dicts."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        call: CallContext,
+        response: httpx.Response,
+        settle: Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]],
+    ) -> None:
+        self.adapter = adapter
+        self.call = call
+        self.response = response
+        self._settle = settle
+        self._decoder = SSEDecoder(("error",))
+        self._text: list[str] = []
+        self._usage: Optional[JSONDict] = None
+        self._response_id: Optional[str] = None
+        self._settled = False
+        self.complete = False
+        self.held: Optional[APIError] = None
+
+    def feed(self, data: bytes, *, final: bool = False) -> list[JSONDict]:
+        """The events ``data`` completes; an error after some of them is held (as in the
+        chat pipeline) so that those reach the caller first."""
+        events = self._decoder.flush() if final else self._decoder.feed(data)
+        out: list[JSONDict] = []
+        for event in events:
+            raw = event if isinstance(event, bytes) else event.raw
+            if isinstance(raw, str):
+                raw = raw.encode()
+            if not raw.strip() or raw == b"[DONE]":
+                continue
+            try:
+                out.extend(self._event(raw))
+            except APIError as error:
+                if not out:
+                    raise
+                self.held = error
+                break
+        return out
+
+    def _event(self, raw: bytes) -> Iterator[JSONDict]:
+        try:
+            data = from_json(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise self.adapter.invalid_body(self.response, raw, "a Responses event that is not one")
+        kind = data["type"]
+        if kind == "error" or kind == "response.failed":
+            failed = data.get("response") if kind == "response.failed" else data
+            error = (failed or {}).get("error") if kind == "response.failed" else data
+            raise self.adapter.make_error(
+                self.response,
+                {"error": error},
+                str((error or {}).get("code") or "server_error"),
+                (error or {}).get("message"),
+                default=InternalServerError,
+            )
+        if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
+            self._text.append(data["delta"])
+        elif kind in _FINAL:
+            finished = data.get("response") or {}
+            self._usage = chat_usage(finished.get("usage"))
+            self._response_id = finished.get("id")
+            self.complete = True
+        yield data
+
+    def _consumed(self) -> str:
+        return f"{len(self._text)} text deltas so far"
+
+    @property
+    def usage_model(self) -> Any:
+        """The recorded figures (as the chat pipeline's ``usage_model``), once settled."""
+        from ._shapes.completion_usage import CompletionUsage
+
+        return CompletionUsage.model_validate(self._usage) if self._usage else None
+
+    def end(self) -> Iterator[JSONDict]:
+        """Called when the body ends: flush, and check the provider finished."""
+        yield from self.feed(b"", final=True)
+        if self.held is not None:
+            raise self.held
+        if not self.complete:
+            raise APIConnectionError(
+                message=f"{self.call.provider} Responses stream ended before the response "
+                f"completed (connection closed early)",
+                request=self.response.request,
+                provider=self.call.provider,
+            )
+        self.settle()
+
+    def settle(self) -> Optional[JSONDict]:
+        """Record the usage once: the provider's, else an estimate of the text seen."""
+        if not self._settled:
+            self._settled = True
+            self._usage = self._settle(
+                self._usage, "".join(self._text), self._response_id, self.complete
+            )
+        return self._usage
