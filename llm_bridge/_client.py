@@ -147,6 +147,26 @@ class _Bridged:
             organization=args["organization"],
             project=args["project"],
         )
+        self._refuse_websockets()
+
+    def _refuse_websockets(self) -> None:
+        """``responses.connect()`` and ``realtime.connect()`` open a WebSocket to the
+        provider's host themselves, past the transport (with the provider key): no
+        provider speaks them, so they raise openai's NotFoundError, as unserved APIs do."""
+        from ._front import Endpoint, unserved
+
+        provider = self._engine.primary_provider()
+        client: Any = self  # (an openai client: the mixin alone has no resources)
+        for resource, api in (
+            (client.responses, "Responses WebSocket mode"),
+            (client.realtime, "the Realtime API"),
+        ):
+            error = unserved(Endpoint("unserved", api), provider)
+
+            def refuse(*args: Any, _error: Exception = error, **kwargs: Any) -> Any:
+                raise _error
+
+            vars(resource)["connect"] = refuse  # an instance attribute shadows the method
 
     # ------------------------------------------------------------------ openai hooks
 

@@ -97,6 +97,7 @@ _LOCAL_HEADERS = frozenset(
         "openai-organization",
         "openai-project",
         "idempotency-key",
+        "openai-beta",
         "x-stainless-raw-response",
     }
 )
@@ -149,7 +150,10 @@ def _responses_endpoint(method: str, segments: list[str], api: str) -> Endpoint:
         return Endpoint("response" if method == "GET" else "response_delete", api, segments[1])
     if method == "GET" and len(segments) == 3 and segments[2] == "input_items":
         return Endpoint("response_input_items", api, segments[1])
-    return Endpoint("unserved", api)
+    if segments[1:] == ["input_tokens"]:
+        counting = "Responses input token counting (llm_bridge.tokens counts locally)"
+        return Endpoint("unserved", counting)
+    return Endpoint("unserved", f"the Responses API's {'/'.join(segments[2:]) or 'request'}")
 
 
 def split_body(kind: str, body: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -182,7 +186,8 @@ def unserved(endpoint: Endpoint, provider: Optional[str]) -> APIStatusError:
     return local_error(
         NotFoundError,
         f"{who} does not serve {endpoint.api} through llm-bridge; it serves chat "
-        f"completions, embeddings and models",
+        f"completions, the Responses API (create, stream, parse, retrieve, delete, input "
+        f"items), embeddings and models",
         request=httpx.Request("POST", "/"),
         code="unsupported_api",
         provider=provider,
@@ -203,6 +208,8 @@ def query_of(params: Any) -> dict[str, Any]:
     """A request's query as a mapping (a repeated key as a list, as it came)."""
     query: dict[str, Any] = {}
     for key in params:
+        if key == "beta":  # openai's beta resources mark themselves so; not the provider's
+            continue
         values = params.get_list(key)
         query[key] = values if len(values) > 1 else values[0]
     return query

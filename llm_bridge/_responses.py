@@ -85,6 +85,7 @@ RESPONSES_PARAMS = frozenset(
         "metadata",
         "model",
         "moderation",
+        "multi_agent",
         "parallel_tool_calls",
         "previous_response_id",
         "prompt",
@@ -118,6 +119,7 @@ _UNSUPPORTED_PARAMS = {
     "context_management": "context compaction is not available on this provider",
     "moderation": "moderated responses are not available on this provider",
     "access_programs": "access programs are OpenAI's",
+    "multi_agent": "OpenAI's server-run sub-agents are not available on this provider",
     "top_logprobs": "log probabilities are not translated for the Responses API",
 }
 

@@ -194,6 +194,19 @@ def retrieve(store: ResponseStore, response_id: str, url: str) -> StoredResponse
     return entry
 
 
+def no_streamed_retrieval(response_id: str, url: str) -> BadRequestError:
+    """``responses.retrieve(id, stream=True)`` picks up a background response's events;
+    there are no background responses here, so there is nothing to stream."""
+    return _bad_request(
+        f"Response '{response_id}' cannot be streamed again: llm-bridge runs every response "
+        f"in the foreground (no background mode), so its events went to the request that "
+        f"made it. Retrieve it without stream=True for the finished response.",
+        "stream",
+        url,
+        "unsupported_parameter",
+    )
+
+
 def deleted(store: ResponseStore, response_id: str, url: str) -> JSONDict:
     retrieve(store, response_id, url)
     store.delete(response_id)

@@ -209,6 +209,8 @@ class _Call:
         if kind == "response_delete":
             return _responses_front.deleted(default_store(), ident, url)
         entry = _responses_front.retrieve(default_store(), ident, url)
+        if kind == "response" and httpx.URL(url).params.get("stream") == "true":
+            raise _responses_front.no_streamed_retrieval(ident, url)
         if kind == "response_input_items":
             return _responses_front.input_items_page(entry)
         return entry.response

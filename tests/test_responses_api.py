@@ -127,7 +127,10 @@ def run_tool_conversation(c: openai.OpenAI, *, chained: bool) -> tuple[Response,
     the whole input again (with store=False)."""
     question = [{"role": "user", "content": "北京天气怎么样？"}]
     first = c.responses.create(
-        model=MODEL, input=question, tools=[WEATHER_TOOL], store=chained  # type: ignore[list-item]
+        model=MODEL,
+        input=question,
+        tools=[WEATHER_TOOL],
+        store=chained,  # type: ignore[list-item]
     )
     call = next(item for item in first.output if item.type == "function_call")
     result = {"type": "function_call_output", "call_id": call.call_id, "output": '{"晴": 25}'}
@@ -141,7 +144,10 @@ def run_tool_conversation(c: openai.OpenAI, *, chained: bool) -> tuple[Response,
     else:
         history: list[Any] = [*question, *[item.model_dump() for item in first.output], result]
         second = c.responses.create(
-            model=MODEL, input=history, tools=[WEATHER_TOOL], store=False  # type: ignore[list-item]
+            model=MODEL,
+            input=history,
+            tools=[WEATHER_TOOL],
+            store=False,  # type: ignore[list-item]
         )
     return first, second
 
@@ -315,3 +321,11 @@ def test_a_dashscope_responses_error_is_mapped() -> None:
     with pytest.raises(openai.RateLimitError):
         dashscope(fake).with_options(max_retries=1).responses.create(model="qwen-plus", input="hi")
     assert len(fake.requests) == 2
+
+
+def test_websocket_modes_are_not_found_and_never_leave_the_process() -> None:
+    c = client(FakeZhipu(api_key=KEY), "bridge")
+    with pytest.raises(openai.NotFoundError, match="Responses WebSocket mode"):
+        c.responses.connect()
+    with pytest.raises(openai.NotFoundError, match="the Realtime API"):
+        c.realtime.connect(model="gpt-realtime")
