@@ -1,0 +1,89 @@
+"""What gateway replicas share: rate-limit windows, budgets, and the usage ledger.
+
+One process keeps them in memory (`MemoryState`, in ``_memory.py``); several replicas keep
+them in Redis (``[gateway] state = "redis://..."``, in ``_redis.py``), so any number of
+replicas enforce one limit and one budget. The gateway talks only to these interfaces.
+
+Every method is a coroutine: the gateway is an ASGI application, and a shared store is a
+network service. Each operation that decides something is atomic in the store (a Lua
+script in Redis, a lock in memory): two replicas never both take the last slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Optional, Protocol
+
+__all__ = ["GatewayState", "LedgerEntry", "LedgerSink"]
+
+
+class GatewayState(Protocol):
+    """Limits and budgets, shared by every replica that uses the same store."""
+
+    async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
+        """Take ``amount`` units from ``bucket``, which allows ``limit`` units per sliding
+        ``window`` seconds. Returns 0.0 when taken; else the seconds until ``amount`` would
+        fit (nothing is taken). ``amount`` larger than ``limit`` never fits: the returned
+        wait is ``window``."""
+        ...
+
+    async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
+        """Add ``amount`` (an upper estimate of a request's cost) to the spend of
+        ``account`` in ``period`` (e.g. ``"2026-12"``) if the result stays within
+        ``budget``; True when reserved. Concurrent reservations near the edge therefore
+        overspend by at most the estimate's error."""
+        ...
+
+    async def settle(
+        self, account: str, period: str, *, reserved: Decimal, actual: Decimal
+    ) -> None:
+        """Replace a reservation by the actual cost once the request ended (``actual`` 0
+        for a request that failed before any billing)."""
+        ...
+
+    async def spent(self, account: str, period: str) -> Decimal:
+        """What ``account`` has spent (reserved included) in ``period``."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the store answers (``/readyz``)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One gateway request, as the ledger keeps it."""
+
+    request_id: str  # unique: a retried write never doubles an entry
+    at: float  # Unix time the request ended
+    key: str  # the gateway key's name (never the key)
+    model: str  # what the client asked for
+    provider: Optional[str]
+    upstream_model: Optional[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+    cost_cny: Optional[Decimal] = None
+    latency_ms: float = 0.0
+    status: int = 200
+    error_code: Optional[str] = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class LedgerSink(Protocol):
+    """Where ledger entries go: a SQLite file by default, Redis streams with Redis.
+
+    `write` must not lose an entry the call returned from, and must be idempotent by
+    ``request_id``: a write repeated after a store outage lands once."""
+
+    async def write(self, entry: LedgerEntry) -> None: ...
+
+    async def flush(self) -> None:
+        """Everything written so far is durable (on shutdown)."""
+        ...
+
+    async def close(self) -> None: ...
