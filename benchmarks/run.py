@@ -3,10 +3,14 @@
     pip install httpx-aiohttp            # optional: the aiohttp rows (skipped if missing)
     python benchmarks/run.py             # everything, ~8 minutes on 2 cores; writes results.md
     python benchmarks/run.py --quick     # ~1.5-minute smoke run; prints only (add --out to write)
+    python benchmarks/run.py --section responses   # the Responses section alone (~1 minute),
+                                         # merged into results.md (the others kept as they are)
 
     # one loop alone, for a profiler (KIND: floor, lb, plain, raw, engine):
     python -m cProfile -s cumtime benchmarks/run.py --loop nonstream --kind lb -n 3000
     python -m cProfile -s tottime benchmarks/run.py --loop stream --kind engine --wire qianfan -n 20
+    # ... of the Responses API (KIND: floor, lb; WIRE: zhipu, dashscope-compat, dashscope-responses)
+    python -m cProfile -s tottime benchmarks/run.py --loop stream --api responses --wire zhipu -n 20
 
 The server (``benchmarks/server.py``) runs in its own process on 127.0.0.1 and answers the
 OpenAI, Zhipu v4, Qianfan v1 (with its OAuth token endpoint), DashScope native and DashScope
@@ -23,6 +27,16 @@ on the Zhipu wire (``AsyncOpenAI`` and ``async_http_client`` for the concurrent 
 with no budget line, ``llm_bridge.AsyncOpenAI`` whose upstream is ``DefaultAioHttpClient``).
 Every client is given an HTTP client with the same pool limits (1000 connections, 100
 keep-alive: openai's and llm-bridge's defaults); llm-bridge's is the one to the provider.
+
+**Responses API** (issue 15's budget). The floor is the openai client's ``responses.create``
+against a native Responses endpoint (the server's ``/v1/responses``: a ``Response``, or the
+events OpenAI streams). Against it: ``llm_bridge.OpenAI`` making the same call on the Zhipu
+wire and on the DashScope compatible wire (a model llm-bridge translates: the Responses
+request becomes a chat call, the chat answer a ``Response``, the chat stream Responses
+events); and, when this llm-bridge passes it through, a DashScope model with its own
+Responses API. Non-stream latency and one stream of 1000 events, the chat streams under the
+translated rows sized to give the same events. Each row is checked with the hit counts and
+with openai's ``responses.stream()`` helper before it is measured.
 
 **Gateway budget** (issue 7's budgets, kept). The engine alone, driven as the transport
 drives it minus openai: the OpenAI request's JSON bytes are read (`_front.read_json`,
@@ -113,6 +127,38 @@ FRONT = [
 ]
 ENGINE = [(kind, wire) for wire in WIRES for kind in ("raw", "engine")]
 
+
+class RSpec(NamedTuple):
+    """A row of the Responses section."""
+
+    kind: str  # floor or lb
+    wire: str  # the client's root (a WIRES key)
+    model: str
+    route: str  # the server's route it must reach
+    label: str  # its "wire" column
+    translated: bool  # llm-bridge turns it into a chat call (and the chat stream into events)
+
+
+RESPONSES_LABELS = {"floor": "openai → /v1/responses (floor)", "lb": "llm_bridge.OpenAI"}
+#: Issue 15: the Responses API, translated to chat completions, against openai reading a
+#: native Responses stream. DashScope's row names a model its catalogue does not mark
+#: ``responses`` (qwen-max), so that llm-bridge translates it (see PASS_THROUGH).
+RESPONSES = [
+    RSpec("floor", "openai", "gpt-4o-mini", "responses", "OpenAI Responses", False),
+    RSpec("lb", "zhipu", "glm-4-flash", "zhipu", "Zhipu v4 → chat", True),
+    RSpec("lb", "dashscope-compat", "qwen-max", "dashscope-compat", "DashScope → chat", True),
+]
+#: qwen-plus on DashScope's compatible mode, whose own Responses API llm-bridge may pass
+#: requests through to (``/compatible-mode/v1/responses``). Measured when the start-up check
+#: finds that this llm-bridge does; else the section says it translates that model too.
+PASS_THROUGH = RSpec(
+    "lb", "dashscope-compat", "qwen-plus", "dashscope-responses", "DashScope Responses", False
+)
+RESPONSES_INSTRUCTIONS = "你是一个乐于助人的助手"  # (MESSAGES as a Responses request)
+RESPONSES_INPUT = "你好"
+#: The events of a Responses stream that are not text deltas (server.RESPONSES_FRAME).
+RESPONSES_FRAME = 8
+
 MESSAGES = [
     {"role": "system", "content": "你是一个乐于助人的助手"},
     {"role": "user", "content": "你好"},
@@ -129,6 +175,8 @@ POOL = {"max_connections": 1000, "max_keepalive_connections": 100}  # openai's =
 FRONT_BUDGET = {"import": 1.10, "nonstream": 1.10, "stream": 1.15, "concurrent": 1.05, "rss": 1.15}
 #: Issue 7's budgets, now the gateway's: the engine against raw httpx.
 GATEWAY_BUDGET = {"nonstream": 1.10, "stream": 1.3, "concurrent": 1.0, "rss": 1.3}
+#: Issue 15: ``llm_bridge.OpenAI().responses`` against openai on a native Responses endpoint.
+RESPONSES_BUDGET = {"nonstream": 1.15, "stream": 1.15}
 
 
 def _installed(name: str) -> bool:
@@ -246,12 +294,26 @@ def openai_request(wire: str, stream: bool) -> bytes:
 
 class Row:
     """One client on one wire: ``call()`` makes one request (a coroutine function for an
-    async row), ``stream(n)`` consumes one whole stream (sync rows) and returns its chunks."""
+    async row), ``stream(n)`` consumes one whole stream (sync rows) and returns its chunks.
 
-    def __init__(self, kind: str, wire: str, flavour: str = "sync", transport: str = "httpx"):
+    A Responses row (``responses`` given: see `RSpec`) calls ``client.responses.create``
+    instead, and ``stream(n)`` consumes a stream of n Responses events."""
+
+    def __init__(
+        self,
+        kind: str,
+        wire: str,
+        flavour: str = "sync",
+        transport: str = "httpx",
+        responses: Optional[RSpec] = None,
+    ):
         self.kind, self.wire, self.flavour, self.transport = kind, wire, flavour, transport
         self.front = kind in ("floor", "lb", "plain")
-        name = LABELS[kind]
+        self.responses = responses
+        #: the server's route the row must reach, and the "wire" column of the tables
+        self.route = responses.route if responses else wire
+        self.label = responses.label if responses else WIRES[wire].label
+        name = (RESPONSES_LABELS if responses else LABELS)[kind]
         if flavour == "async" and self.front:
             name = name.replace("OpenAI", "AsyncOpenAI").replace("http_client", "async_http_client")
             if transport == "aiohttp":  # (llm-bridge's upstream: its opt-in aiohttp client)
@@ -263,6 +325,8 @@ class Row:
         self.stream: Callable[[int], int] = _unset
         self._closers: list[Callable[[], Any]] = []
         self.client: Any = None  # a front-door row's openai client
+        #: a Responses row: one stream through ``responses.stream()``, checked (see there)
+        self.helper_stream: Callable[[int], Optional[str]] = _unset
 
     def closes(self, *closers: Callable[[], Any]) -> None:
         self._closers += closers
@@ -292,7 +356,16 @@ def make_row(
 ) -> Row:
     """A measured client. ``http`` (engine rows) replaces the engine's upstream client."""
     row = Row(kind, wire, flavour, transport)
-    sync = flavour == "sync"
+    return _make(row, url, http)
+
+
+def make_responses_row(spec: RSpec, url: str) -> Row:
+    """A measured client of the Responses API (sync)."""
+    return _make(Row(spec.kind, spec.wire, responses=spec), url)
+
+
+def _make(row: Row, url: str, http: Any = None) -> Row:
+    kind, sync = row.kind, row.flavour == "sync"
     if kind in ("floor", "lb", "plain"):
         _front_door(row, url, sync)
     elif kind == "raw":
@@ -340,6 +413,9 @@ def _front_door(row: Row, url: str, sync: bool) -> None:
     row.closes(client.close)
     if upstream is not None:
         row.closes(upstream.close if sync else upstream.aclose)
+    if row.responses is not None:
+        _responses(row, client)
+        return
     create = client.chat.completions.create
     row.call = functools.partial(
         create, model=wire.model, messages=MESSAGES, temperature=TEMPERATURE
@@ -360,6 +436,53 @@ def _front_door(row: Row, url: str, sync: bool) -> None:
 
     if sync:
         row.stream = stream
+
+
+def _responses(row: Row, client: Any) -> None:
+    """``responses.create`` (and ``responses.stream`` for the start-up check) on a row."""
+    spec = row.responses
+    assert spec is not None
+    request = {
+        "model": spec.model,
+        "instructions": RESPONSES_INSTRUCTIONS,
+        "input": RESPONSES_INPUT,
+        "temperature": TEMPERATURE,
+    }
+    create = client.responses.create
+    row.call = functools.partial(create, **request)
+
+    def upstream(n: int) -> dict[str, str]:
+        """The chunks to ask the server for, so that the stream has n Responses events: a
+        translated row's chat stream has one chunk without text (Zhipu's finishing chunk,
+        DashScope's role chunk) and no event of its own for the usage chunk."""
+        return chunks_header(n - RESPONSES_FRAME + 1 if spec.translated else n)
+
+    def stream(n: int) -> int:
+        events = 0
+        for _ in create(**request, stream=True, extra_headers=upstream(n)):
+            events += 1
+        return events
+
+    def helper_stream(n: int) -> Optional[str]:
+        """openai's own stream helper over n events: None if it reads them all, finds
+        n - 8 text deltas and builds the final Response from them, else what went wrong."""
+        deltas: list[str] = []
+        events = 0
+        with client.responses.stream(**request, extra_headers=upstream(n)) as events_in:
+            for event in events_in:
+                events += 1
+                if event.type == "response.output_text.delta":
+                    deltas.append(event.delta)
+            final = events_in.get_final_response()
+        text = "".join(deltas)
+        if events != n or len(deltas) != n - RESPONSES_FRAME:
+            return f"{events} events, {len(deltas)} text deltas (asked for {n} events)"
+        if final.status != "completed" or final.output_text != text or final.usage is None:
+            return f"get_final_response(): {final.status}, {final.output_text[:40]!r}..."
+        return None
+
+    row.stream = stream
+    row.helper_stream = helper_stream
 
 
 def _raw(row: Row, url: str, sync: bool) -> None:
@@ -489,9 +612,9 @@ def route_problem(row: Row, before: dict[str, int], url: str, requests: int) -> 
     after = server_hits(url)
     seen = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     seen.pop("token", None)
-    if seen == {row.wire: requests}:
+    if seen == {row.route: requests}:
         return None
-    return f"{row.name} ({row.flavour}) should reach {row.wire!r} {requests}x; server saw {seen}"
+    return f"{row.name} ({row.flavour}) should reach {row.route!r} {requests}x; server saw {seen}"
 
 
 def check_sync(rows: list[Row], url: str) -> list[str]:
@@ -503,6 +626,26 @@ def check_sync(rows: list[Row], url: str) -> list[str]:
         if row.stream(3) < 3:
             problems.append(f"{row.name} on {row.wire}: a 3-chunk stream gave fewer chunks")
         problems += filter(None, [route_problem(row, before, url, 2)])
+    return problems
+
+
+def check_responses(rows: list[Row], url: str) -> list[str]:
+    """A Responses row: one request (a completed Response with text), one 20-event stream
+    (20 events) and one stream through openai's ``responses.stream()`` helper, whose
+    ``get_final_response()`` must hold the text of its deltas; all on the row's own route."""
+    problems: list[str] = []
+    for row in rows:
+        before = server_hits(url)
+        answer = row.call()
+        if answer.status != "completed" or not answer.output_text:
+            problems.append(f"{row.name} on {row.label}: a Response {answer.status}, no text")
+        events = row.stream(20)
+        if events != 20:
+            problems.append(f"{row.name} on {row.label}: a 20-event stream gave {events}")
+        wrong = row.helper_stream(20)
+        if wrong:
+            problems.append(f"{row.name} on {row.label}: responses.stream(): {wrong}")
+        problems += filter(None, [route_problem(row, before, url, 3)])
     return problems
 
 
@@ -637,6 +780,69 @@ async def bench_concurrent(
             for row in rows:
                 await row.aclose()
     return result, problems
+
+
+# ----------------------------------------------------------------------------- the Responses API
+
+
+def responses_spec(kind: str, wire: str) -> RSpec:
+    """The Responses row for ``--loop``: the floor, or llm-bridge on ``wire`` (a route)."""
+    for spec in [*RESPONSES, PASS_THROUGH]:
+        if spec.kind == kind and (kind == "floor" or spec.route == wire):
+            return spec
+    raise SystemExit(f"no Responses row for --kind {kind} --wire {wire}")
+
+
+def responses_rows(url: str) -> tuple[list[Row], list[str]]:
+    """The Responses rows, and notes: PASS_THROUGH is one of them when one request shows
+    that this llm-bridge sends it to DashScope's own Responses API."""
+    rows = [make_responses_row(spec, url) for spec in RESPONSES]
+    notes: list[str] = []
+    row = make_responses_row(PASS_THROUGH, url)
+    before = server_hits(url)
+    try:
+        row.call()
+    except Exception as error:  # (reported, and the section goes on without the row)
+        seen: Any = f"{type(error).__name__}: {error}"
+    else:
+        after = server_hits(url)
+        seen = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    if seen == {PASS_THROUGH.route: 1}:
+        rows.append(row)
+    else:
+        row.close()
+        if seen == {"dashscope-compat": 1}:
+            notes.append(
+                f"This llm-bridge translates `{PASS_THROUGH.model}` on DashScope's compatible "
+                "mode to chat completions too (it does not use DashScope's own Responses API "
+                "for it): no pass-through row."
+            )
+        else:
+            notes.append(f"No pass-through row: `{PASS_THROUGH.model}` on DashScope: {seen}.")
+    return rows, notes
+
+
+def measure_responses(url: str, p: dict[str, int]) -> dict[str, Any]:
+    """The Responses section's measurements (the rows checked first: exits if one fails)."""
+    started = time.monotonic()
+    rows, notes = responses_rows(url)
+    try:
+        wrong = check_responses(rows, url)
+        if wrong:
+            sys.exit("Responses route check failed:\n  " + "\n  ".join(wrong))
+        nonstream = bench_nonstream(rows, p["ns_rounds"], p["ns_per_round"])
+        stream = bench_stream(rows, p["stream_rounds"])
+    finally:
+        for row in rows:
+            row.close()
+    return {
+        "nonstream": nonstream,
+        "stream": stream,
+        "notes": notes,
+        "seconds": time.monotonic() - started,
+        "ended": datetime.now(timezone.utc),
+        "load": os.getloadavg(),
+    }
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -1005,7 +1211,11 @@ class Report:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.budget: dict[str, list[tuple[str, float, float]]] = {"front": [], "gateway": []}
+        self.budget: dict[str, list[tuple[str, float, float]]] = {
+            "front": [],
+            "gateway": [],
+            "responses": [],
+        }
 
     def add(self, *lines: str) -> None:
         self.lines += lines
@@ -1039,7 +1249,7 @@ def report_nonstream(rep: Report, results: dict, group: str, limit: float) -> No
         ratio = v["p50"] / base["p50"]
         trs.append(
             [
-                WIRES[row.wire].label,
+                row.label,
                 row.name,
                 f"{v['p50']:.0f}",
                 f"{v['p99']:.0f}",
@@ -1048,12 +1258,14 @@ def report_nonstream(rep: Report, results: dict, group: str, limit: float) -> No
             ]
         )
         if budgeted(row):
-            rep.check(group, f"non-stream p50, {row.name}, {WIRES[row.wire].label}", ratio, limit)
+            rep.check(group, f"non-stream p50, {row.name}, {row.label}", ratio, limit)
     header = ["wire", "client", "p50 µs", "p99 µs", "p50 ×", "p99 ×"]
     rep.add(*table(header, trs), "")
 
 
-def report_stream(rep: Report, results: dict, group: str, limit: float) -> None:
+def report_stream(
+    rep: Report, results: dict, group: str, limit: float, unit: str = "chunks"
+) -> None:
     rounds = next(iter(results.values()))["n"]
     rep.add(
         f"A {STREAM_CHUNKS}-event stream consumed whole; median (and best) of {rounds}, in ms.",
@@ -1064,7 +1276,7 @@ def report_stream(rep: Report, results: dict, group: str, limit: float) -> None:
         ratio = v["ms"] / baseline(results, row)["ms"]
         trs.append(
             [
-                WIRES[row.wire].label,
+                row.label,
                 row.name,
                 f"{v['ms']:.1f}",
                 f"{v['min']:.1f}",
@@ -1073,8 +1285,8 @@ def report_stream(rep: Report, results: dict, group: str, limit: float) -> None:
             ]
         )
         if budgeted(row):
-            rep.check(group, f"stream, {row.name}, {WIRES[row.wire].label}", ratio, limit)
-    header = ["wire", "client", "median ms", "best ms", "chunks", "×"]
+            rep.check(group, f"stream, {row.name}, {row.label}", ratio, limit)
+    header = ["wire", "client", "median ms", "best ms", unit, "×"]
     rep.add(*table(header, trs), "")
 
 
@@ -1094,7 +1306,7 @@ def report_concurrent(rep: Report, results: dict, group: str, limit: float) -> N
         ratio = v["ms"] / base["ms"]
         trs.append(
             [
-                WIRES[row.wire].label,
+                row.label,
                 row.name,
                 f"{v['ms']:.0f}",
                 f"{v['min']:.0f}",
@@ -1105,7 +1317,7 @@ def report_concurrent(rep: Report, results: dict, group: str, limit: float) -> N
         if budgeted(row):
             rep.check(
                 group,
-                f"{CONCURRENCY} concurrent, {row.name}, {WIRES[row.wire].label}",
+                f"{CONCURRENCY} concurrent, {row.name}, {row.label}",
                 ratio,
                 limit,
             )
@@ -1222,6 +1434,169 @@ def report_profile(
     rep.add(*table([*header, "front door − floor", "skippable share"], trs), "")
 
 
+RESPONSES_TITLE = "## Responses API (issue 15)"
+SEPARATELY = (
+    "> The Responses API section was measured on its own (`--section responses`), later than "
+    "the rest: its date and versions are in it."
+)
+BUDGET_TITLES = {
+    "front": "### Front door (issue 13), × the floor",
+    "responses": "### Responses API (issue 15), × the Responses floor",
+    "gateway": "### Gateway (issue 7's budgets), engine × raw httpx",
+}
+
+
+def report_responses(
+    rep: Report, data: dict[str, Any], cmd: str, about: Optional[list[str]] = None
+) -> None:
+    """The Responses section (its own date: it may be measured alone, ``--section``, and
+    then says on what: ``about``, the machine and versions lines)."""
+    load = ", ".join(f"{x:.2f}" for x in data["load"])
+    translated = STREAM_CHUNKS - RESPONSES_FRAME + 1
+    passing = [
+        f"*{PASS_THROUGH.label}*: `{PASS_THROUGH.model}` on the same DashScope root, a model "
+        "whose catalogue entry is marked `responses`: llm-bridge passes the request through "
+        "to DashScope's own Responses API (the server's `/compatible-mode/v1/responses`, "
+        "answering with the floor's bytes) and reads and writes its answer and events again "
+        "(`PassedEventStream`). Same budget.",
+        "",
+    ]
+    rep.add(
+        RESPONSES_TITLE,
+        "",
+        f"Measured {data['ended'].strftime('%Y-%m-%d %H:%M UTC')} by `{cmd}` "
+        f"({data['seconds']:.0f} s for this section; load average when it ended: {load}).",
+        "",
+        *([*about, ""] if about else []),
+        "The floor is the openai client's `responses.create` against a native Responses "
+        "endpoint (the server's `/v1/responses`: a `Response` JSON, or the events OpenAI "
+        "sends, an `event:` and a `data:` line each). Ratios are to that floor. "
+        "`llm_bridge.OpenAI` makes the same call on the Zhipu root and on DashScope's "
+        "compatible-mode root (`qwen-max`, a model whose catalogue entry is not marked "
+        "`responses`): llm-bridge reads the Responses request into a chat call "
+        "(`_responses_front.prepare`), sends it, and writes the chat answer back as a "
+        "`Response` (`answer`), or the chat stream as Responses events "
+        "(`ResponseEventStream`), keeping each response in its in-process store (the "
+        "request leaves `store` at its default, true, as OpenAI's server keeps it). Every "
+        f"request: `instructions={RESPONSES_INSTRUCTIONS!r}`, `input={RESPONSES_INPUT!r}`, "
+        f"`temperature={TEMPERATURE}`. Each row was checked first on the server's hit "
+        "counts, and with openai's own `responses.stream()` helper (`get_final_response()` "
+        "holds the text of the deltas).",
+        "",
+        *(passing if any(r.route == PASS_THROUGH.route for r in data["nonstream"]) else []),
+        *(f"> {note}" for note in data["notes"]),
+        *([""] if data["notes"] else []),
+        "### Non-stream request latency",
+        "",
+    )
+    report_nonstream(rep, data["nonstream"], "responses", RESPONSES_BUDGET["nonstream"])
+    rep.add(
+        f"### One {STREAM_CHUNKS}-event stream",
+        "",
+        f"Every row reads {STREAM_CHUNKS} Responses events: `response.created`, "
+        "`response.in_progress`, `output_item.added`, `content_part.added`, "
+        f"{STREAM_CHUNKS - RESPONSES_FRAME} `output_text.delta`, `output_text.done`, "
+        "`content_part.done`, `output_item.done`, `response.completed`. The floor (and a "
+        "pass-through row) gets them from the server; llm-bridge makes them from a chat "
+        f"stream of {translated} chunks "
+        f"({STREAM_CHUNKS - RESPONSES_FRAME} with text: Zhipu's last chunk carries only the "
+        "finish reason and usage, DashScope's first only the role; DashScope's usage chunk "
+        "and `[DONE]` come after them), the same text pieces.",
+        "",
+    )
+    report_stream(rep, data["stream"], "responses", RESPONSES_BUDGET["stream"], unit="events")
+
+
+def report_budget(rep: Report) -> None:
+    """The budget section: a table per group with lines, and the count."""
+    rep.add("## Budget", "")
+    for group, title in BUDGET_TITLES.items():
+        if rep.budget[group]:
+            rep.add(*budget_table(rep, group, title), "")
+    lines = [line for group in BUDGET_TITLES for line in rep.budget[group]]
+    misses = sum(ratio > limit for _, ratio, limit in lines)
+    rep.add(budget_count(len(lines) - misses, misses), "")
+
+
+def budget_table(rep: Report, group: str, title: str) -> list[str]:
+    verdicts = [
+        [line, f"{ratio:.3f}×", "PASS" if ratio <= limit else "**MISS**"]
+        for line, ratio, limit in rep.budget[group]
+    ]
+    return [title, "", *table(["line", "ratio", "result"], verdicts, left=1)]
+
+
+def budget_count(passes: int, misses: int) -> str:
+    return f"{passes} PASS, {misses} MISS. The benchmark only reports; nothing here fails a build."
+
+
+def _section(lines: list[str], title: str, level: str) -> Optional[tuple[int, int]]:
+    """[start, end) of the section headed ``title`` (up to the next heading of its level
+    or above), or None."""
+    if title not in lines:
+        return None
+    start = lines.index(title)
+    above = ("# ", "## ") if level == "## " else ("# ", "## ", "### ")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(above)), len(lines))
+    return start, end
+
+
+def merge_responses(text: str, rep: Report) -> str:
+    """``results.md`` with the Responses section (and its budget table) of ``rep`` in place
+    of any earlier one; the other sections are kept as they are, with their own dates, and
+    the budget count is made again from all the tables."""
+    lines = text.rstrip("\n").split("\n")
+    if SEPARATELY not in lines:  # (before the first section: the header's date is not its)
+        at = next((i for i, x in enumerate(lines) if x.startswith("## ")), len(lines))
+        lines[at:at] = [SEPARATELY, ""]
+    section = rep.lines[: rep.lines.index("## Budget")] if "## Budget" in rep.lines else rep.lines
+    while section and section[-1] == "":
+        section = section[:-1]
+    old = _section(lines, RESPONSES_TITLE, "## ")
+    if old is not None:
+        lines[old[0] : old[1]] = [*section, ""]
+    else:
+        at = next(
+            (
+                lines.index(t)
+                for t in ("## Gateway budget: the engine alone against raw httpx", "## Budget")
+                if t in lines
+            ),
+            len(lines),
+        )
+        lines[at:at] = [*section, ""]
+    title = BUDGET_TITLES["responses"]
+    table_lines = [*budget_table(rep, "responses", title), ""]
+    old = _section(lines, title, "### ")
+    if old is not None:
+        end = old[1]
+        while end > old[0] and lines[end - 1].rstrip().endswith("nothing here fails a build."):
+            end -= 1  # (the count closes the last table's section)
+        while end > old[0] and lines[end - 1] == "":
+            end -= 1
+        lines[old[0] : end] = table_lines[:-1]
+    elif "## Budget" in lines:
+        budget = _section(lines, "## Budget", "## ")
+        assert budget is not None
+        gateway = BUDGET_TITLES["gateway"]
+        at = lines.index(gateway) if gateway in lines[budget[0] : budget[1]] else budget[1]
+        if at == budget[1]:
+            at = next(i for i in range(budget[1] - 1, budget[0], -1) if "PASS, " in lines[i])
+        lines[at:at] = table_lines
+    else:
+        lines += ["## Budget", "", *table_lines]
+    budget = _section(lines, "## Budget", "## ")
+    assert budget is not None
+    passes = sum(1 for x in lines[budget[0] : budget[1]] if x.endswith("| PASS |"))
+    misses = sum(1 for x in lines[budget[0] : budget[1]] if x.endswith("| **MISS** |"))
+    count = [i for i in range(*budget) if lines[i].endswith("nothing here fails a build.")]
+    if count:
+        lines[count[-1]] = budget_count(passes, misses)
+    else:
+        lines[budget[1] : budget[1]] = [budget_count(passes, misses), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -1231,9 +1606,22 @@ def main() -> None:
     ap.add_argument(
         "--out", type=Path, help=f"write markdown here (default for a full run: {RESULTS})"
     )
+    ap.add_argument(
+        "--section",
+        choices=["all", "responses"],
+        default="all",
+        help="responses: only the Responses API section, merged into the results file "
+        "(the other sections kept as they are)",
+    )
     ap.add_argument("--loop", choices=["nonstream", "stream"], help="run one loop (for a profiler)")
+    ap.add_argument("--api", choices=["chat", "responses"], default="chat", help="with --loop")
     ap.add_argument("--kind", choices=["floor", "lb", "plain", "raw", "engine"], default="lb")
-    ap.add_argument("--wire", choices=list(WIRES), default="zhipu")
+    ap.add_argument(
+        "--wire",
+        choices=[*WIRES, PASS_THROUGH.route],
+        default="zhipu",
+        help=f"{PASS_THROUGH.route}: the Responses pass-through row (--api responses)",
+    )
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument(
         "--rss-child", nargs=4, metavar=("KIND", "WIRE", "URL", "N"), help=argparse.SUPPRESS
@@ -1250,14 +1638,17 @@ def main() -> None:
 
     if args.loop:
         with BenchServer() as srv:
-            row = make_row(args.kind, args.wire, srv.url)
+            if args.api == "responses":
+                row = make_responses_row(responses_spec(args.kind, args.wire), srv.url)
+            else:
+                row = make_row(args.kind, args.wire, srv.url)
             t0 = ns()
             for _ in range(args.n):
                 row.call() if args.loop == "nonstream" else row.stream(STREAM_CHUNKS)
             dt = (ns() - t0) / 1e6
             row.close()
         print(
-            f"{args.loop} {row.name} on {row.wire}: {args.n} in {dt:.0f} ms "
+            f"{args.loop} {row.name} on {row.label}: {args.n} in {dt:.0f} ms "
             f"({dt / args.n:.3f} ms each)"
         )
         return
@@ -1278,6 +1669,9 @@ def main() -> None:
         "step_repeat": 3 if quick else 7,
     }
     out_path = args.out or (None if quick else RESULTS)
+    if args.section == "responses":
+        responses_only(p, quick, out_path)
+        return
     note = None
     if not HAVE_AIOHTTP:
         note = "httpx-aiohttp is not installed: the engine's aiohttp rows are skipped."
@@ -1321,6 +1715,8 @@ def main() -> None:
             finally:
                 for row in front + engine:
                     row.close()
+            stage("Responses API: route check, non-stream, stream")
+            responses = measure_responses(url, p)
             stage(f"{CONCURRENCY} concurrent async requests x {p['conc_rounds']} rounds")
             concurrent, wrong = asyncio.run(
                 bench_concurrent(url, [front_specs, engine_specs], p["conc_rounds"], p["conc_warm"])
@@ -1401,6 +1797,7 @@ def main() -> None:
     )
     report_rss(rep, peak, FRONT, "front", FRONT_BUDGET["rss"])
 
+    report_responses(rep, responses, cmd)
     rep.add(
         "## Gateway budget: the engine alone against raw httpx",
         "",
@@ -1438,24 +1835,7 @@ def main() -> None:
     rep.add("## Where the time goes", "")
     report_profile(rep, layers, profile, costs, ns_front, st_front)
 
-    rep.add("## Budget", "")
-    total = misses = 0
-    for group, title in (
-        ("front", "Front door (issue 13), × the floor"),
-        ("gateway", "Gateway (issue 7's budgets), engine × raw httpx"),
-    ):
-        verdicts = [
-            [line, f"{ratio:.3f}×", "PASS" if ratio <= limit else "**MISS**"]
-            for line, ratio, limit in rep.budget[group]
-        ]
-        rep.add(f"### {title}", "", *table(["line", "ratio", "result"], verdicts, left=1), "")
-        total += len(verdicts)
-        misses += sum(ratio > limit for _, ratio, limit in rep.budget[group])
-    rep.add(
-        f"{total - misses} PASS, {misses} MISS. The benchmark only reports; nothing here "
-        "fails a build.",
-        "",
-    )
+    report_budget(rep)
 
     text = "\n".join(rep.lines)
     print(text)
@@ -1464,6 +1844,29 @@ def main() -> None:
         print(f"written to {out_path}")
     elif quick:
         print("(quick run: results.md not written; add --out PATH to write one)")
+
+
+def responses_only(p: dict[str, int], quick: bool, out_path: Optional[Path]) -> None:
+    """``--section responses``: that section alone, merged into ``out_path`` if given."""
+    from server import BenchServer
+
+    cmd = "python benchmarks/run.py --section responses" + (" --quick" if quick else "")
+    with BenchServer() as srv:
+        print(f"server on {srv.url}; Responses rows", file=sys.stderr, flush=True)
+        data = measure_responses(srv.url, p)
+    rep = Report()
+    report_responses(rep, data, cmd, about=machine()[1:3])
+    report_budget(rep)
+    text = "\n".join(rep.lines)
+    print(text)
+    if out_path is None:
+        print("(quick run: nothing written; add --out PATH to merge the section into a file)")
+        return
+    if out_path.exists():
+        out_path.write_text(merge_responses(out_path.read_text(encoding="utf-8"), rep), "utf-8")
+    else:
+        out_path.write_text("# llm-bridge performance benchmark\n\n" + text + "\n", "utf-8")
+    print(f"merged into {out_path}")
 
 
 if __name__ == "__main__":

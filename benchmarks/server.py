@@ -1,5 +1,5 @@
-"""A fast loopback fake for the benchmark: OpenAI, Zhipu v4, Qianfan v1, DashScope (native and
-compatible mode) wire formats.
+"""A fast loopback fake for the benchmark: OpenAI (chat completions and Responses), Zhipu v4,
+Qianfan v1, DashScope (native and compatible mode) wire formats.
 
     python benchmarks/server.py [--port 0]      # prints "PORT <n>", serves until stdin closes
 
@@ -9,12 +9,21 @@ or, from Python (what ``benchmarks/run.py`` does)::
     with BenchServer() as srv:          # a separate process; stopped on exit, always
         srv.url                         # "http://127.0.0.1:<port>"
 
-Standard library only: one asyncio ``Protocol`` speaking HTTP/1.1 with keep-alive (and
-pipelining), so the server costs a few microseconds per request and is never the bottleneck.
+Standard library only (but for openai's types, which check the Responses fixtures at start-up):
+one asyncio ``Protocol`` speaking HTTP/1.1 with keep-alive (and pipelining), so the server
+costs a few microseconds per request and is never the bottleneck.
 Every response is pre-rendered bytes (the §7 fixtures of shared/protocols.md):
 
 * ``POST /v1/chat/completions``: OpenAI ``chat.completion``; with ``"stream": true`` SSE
   ``chat.completion.chunk`` events, a usage chunk if ``include_usage`` was asked, ``data: [DONE]``;
+* ``POST /v1/responses``: OpenAI's Responses API: a ``Response`` (one assistant message with
+  its ``output_text``, usage); with ``"stream": true`` the events OpenAI sends for it, each an
+  ``event: <type>`` line and a ``data:`` line: ``response.created``, ``response.in_progress``,
+  ``response.output_item.added``, ``response.content_part.added``, N - 8
+  ``response.output_text.delta`` (the chat streams' pieces), ``response.output_text.done``,
+  ``response.content_part.done``, ``response.output_item.done``, ``response.completed``; no
+  ``[DONE]``. No ``obfuscation`` field (openai 3.63's event types have none). Both are checked
+  against openai's ``Response`` and ``ResponseStreamEvent`` types when the server starts;
 * ``POST /api/paas/v4/chat/completions``: Zhipu Z1; streamed, Z2-shaped events (role on every
   delta, no ``finish_reason`` key until the last, usage on the last) and ``data: [DONE]``;
 * ``POST /oauth/2.0/token``: Qianfan B1 access token;
@@ -28,6 +37,8 @@ Every response is pre-rendered bytes (the §7 fixtures of shared/protocols.md):
   shapes in DashScope's key order, ``system_fingerprint: null``, ``usage: null`` on every
   chunk, the last piece of text on the finishing chunk, a ``choices: []`` usage chunk only
   with ``include_usage``, ``data: [DONE]``;
+* ``POST /compatible-mode/v1/responses``: DashScope compatible mode's own Responses API, for
+  the models that have it: the ``/v1/responses`` answers above (OpenAI's shapes);
 * ``GET /_bench/hits``: how many requests each route above has answered, as JSON
   (``{"openai": 3, "zhipu": 1, ...}``; unknown paths count as ``"404"``), so that the
   benchmark can check every row reaches the wire it claims to measure.
@@ -192,6 +203,88 @@ DASHSCOPE_COMPAT_JSON = _dumps(
 )
 NOT_FOUND = _dumps({"error": {"message": "no such route in the benchmark server", "code": "404"}})
 
+# OpenAI Responses (``POST /v1/responses``), as OpenAI's server writes it (key order included)
+RESPONSES_ID = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b"
+RESPONSES_MESSAGE_ID = "msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b"
+RESPONSES_INSTRUCTIONS = "你是一个乐于助人的助手"
+RESPONSES_TEXT = "你好！有什么可以帮你的吗？"
+
+
+def _response(status: str, output: list, usage: Optional[dict], done: bool) -> dict:
+    """A ``Response`` object: what the request echoes, the output, and the usage."""
+    return {
+        "id": RESPONSES_ID,
+        "object": "response",
+        "created_at": 1741476542,
+        "status": status,
+        "background": False,
+        "billing": {"payer": "developer"},
+        "completed_at": 1741476543 if done else None,
+        "error": None,
+        "frequency_penalty": 0.0,
+        "incomplete_details": None,
+        "instructions": RESPONSES_INSTRUCTIONS,
+        "max_output_tokens": None,
+        "max_tool_calls": None,
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": output,
+        "parallel_tool_calls": True,
+        "presence_penalty": 0.0,
+        "previous_response_id": None,
+        "prompt_cache_key": None,
+        "prompt_cache_retention": None,
+        "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": None,
+        "service_tier": "default",
+        "store": True,
+        "temperature": 0.7,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_logprobs": 0,
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def _response_usage(output_tokens: int) -> dict:
+    return {
+        "input_tokens": 20,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 20 + output_tokens,
+    }
+
+
+def _output_text(text: str) -> dict:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _response_message(status: str, content: list) -> dict:
+    return {
+        "id": RESPONSES_MESSAGE_ID,
+        "type": "message",
+        "status": status,
+        "content": content,
+        "role": "assistant",
+    }
+
+
+RESPONSES_OBJECT = _response(
+    "completed",
+    [_response_message("completed", [_output_text(RESPONSES_TEXT)])],
+    _response_usage(10),
+    done=True,
+)
+RESPONSES_JSON = _dumps(RESPONSES_OBJECT)
+#: Events of a Responses stream around its text deltas: created, in_progress, the item and
+#: its part added; the text, the part and the item done; completed.
+RESPONSES_FRAME = 8
+
 
 def _openai_events(n: int, usage: bool) -> list[bytes]:
     base = {
@@ -341,6 +434,69 @@ def _dashscope_compat_events(n: int, usage: bool) -> list[bytes]:  # D8
     return events
 
 
+def _responses_event_list(n: int) -> list[dict]:
+    """A Responses stream of ``n`` events (at least ``RESPONSES_FRAME + 1``): one message
+    whose text comes in ``n - RESPONSES_FRAME`` deltas, the pieces the chat streams send."""
+    deltas = max(1, n - RESPONSES_FRAME)
+    pieces = [PIECES[i % len(PIECES)] for i in range(deltas)]
+    text = "".join(pieces)
+    ids = {"item_id": RESPONSES_MESSAGE_ID, "output_index": 0, "content_index": 0}
+    in_progress = _response("in_progress", [], None, done=False)
+    message = _response_message("completed", [_output_text(text)])
+    events: list[dict] = [
+        {"type": "response.created", "response": in_progress},
+        {"type": "response.in_progress", "response": in_progress},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": _response_message("in_progress", []),
+        },
+        {"type": "response.content_part.added", **ids, "part": _output_text("")},
+        *(
+            {"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": []}
+            for piece in pieces
+        ),
+        {"type": "response.output_text.done", **ids, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **ids, "part": _output_text(text)},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {
+            "type": "response.completed",
+            "response": _response("completed", [message], _response_usage(deltas), done=True),
+        },
+    ]
+    # (OpenAI writes the type, then the sequence number, then the event's own fields)
+    return [{"type": e["type"], "sequence_number": i, **e} for i, e in enumerate(events)]
+
+
+def _responses_events(n: int) -> list[bytes]:
+    """OpenAI's Responses SSE: an ``event:`` line and a ``data:`` line per event, no
+    ``[DONE]``."""
+    return [
+        b"event: " + e["type"].encode() + b"\ndata: " + _dumps(e) + b"\n\n"
+        for e in _responses_event_list(n)
+    ]
+
+
+def check_responses_fixtures() -> None:
+    """The Responses fixtures against openai's own types (``Response`` and the stream event
+    union); raises if a newer openai no longer reads them as intended."""
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    response = Response.model_validate(json.loads(RESPONSES_JSON))
+    if response.output_text != RESPONSES_TEXT or response.usage is None:
+        raise AssertionError(f"the Responses fixture reads as {response!r}")
+    adapter: TypeAdapter = TypeAdapter(ResponseStreamEvent)
+    events = _responses_event_list(RESPONSES_FRAME + len(PIECES))
+    for event in events:
+        parsed = adapter.validate_python(event)
+        if type(parsed).__name__ == "BaseModel" or parsed.type != event["type"]:
+            raise AssertionError(f"{event['type']}: read as {parsed!r}")
+    final = Response.model_validate(events[-1]["response"])
+    if final.output_text != "".join(PIECES):
+        raise AssertionError(f"response.completed reads as {final!r}")
+
+
 def _plain(body: bytes, status: bytes = b"200 OK") -> bytes:
     return (
         b"HTTP/1.1 "
@@ -370,6 +526,8 @@ PLAIN = {
     "qianfan": _plain(QIANFAN_JSON),
     "dashscope": _plain(DASHSCOPE_JSON),
     "dashscope-compat": _plain(DASHSCOPE_COMPAT_JSON),
+    "responses": _plain(RESPONSES_JSON),
+    "dashscope-responses": _plain(RESPONSES_JSON),
     "token": _plain(QIANFAN_TOKEN_JSON),
     "qianfan_no_token": _plain(QIANFAN_NO_TOKEN),
     "404": _plain(NOT_FOUND, b"404 Not Found"),
@@ -389,6 +547,8 @@ def stream_response(fmt: str, n: int, usage: bool = True) -> bytes:
             hit = _sse(_qianfan_events(n), b"text/event-stream")
         elif fmt == "dashscope-compat":
             hit = _sse(_dashscope_compat_events(n, usage), b"text/event-stream")
+        elif fmt in ("responses", "dashscope-responses"):
+            hit = _sse(_responses_events(n), b"text/event-stream; charset=utf-8")
         else:
             hit = _sse(_dashscope_events(n), b"text/event-stream;charset=UTF-8")
         if len(_STREAM_CACHE) > 64:
@@ -403,10 +563,12 @@ def stream_response(fmt: str, n: int, usage: bool = True) -> bytes:
 QIANFAN_CHAT = b"/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 ROUTES = {
     b"/v1/chat/completions": "openai",
+    b"/v1/responses": "responses",
     b"/api/paas/v4/chat/completions": "zhipu",
     b"/oauth/2.0/token": "token",
     b"/api/v1/services/aigc/text-generation/generation": "dashscope",
     b"/compatible-mode/v1/chat/completions": "dashscope-compat",
+    b"/compatible-mode/v1/responses": "dashscope-responses",
 }
 HITS_PATH = b"/_bench/hits"
 #: Requests answered per route (see the module docstring); read with GET /_bench/hits.
@@ -550,7 +712,9 @@ def main() -> None:
     port = 0
     if "--port" in sys.argv:
         port = int(sys.argv[sys.argv.index("--port") + 1])
-    for fmt in ("openai", "zhipu", "qianfan", "dashscope", "dashscope-compat"):  # common sizes
+    check_responses_fixtures()
+    formats = ("openai", "zhipu", "qianfan", "dashscope", "dashscope-compat", "responses")
+    for fmt in formats:  # common sizes
         stream_response(fmt, DEFAULT_CHUNKS)
         stream_response(fmt, 1000)
     with contextlib.suppress(KeyboardInterrupt):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Optional
 
 import httpx
+from pydantic_core import to_json
 
 from ._errors import (
     APIConnectionError,
@@ -339,7 +340,7 @@ def json_body(parsed: Any) -> bytes:
     """A response model (or a plain value) as OpenAI's JSON."""
     if hasattr(parsed, "model_dump_json"):
         return parsed.model_dump_json().encode()
-    return json.dumps(parsed, ensure_ascii=False).encode()
+    return to_json(parsed)
 
 
 def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:

@@ -803,9 +803,24 @@ class _Item:
     def __init__(self, index: int, data: JSONDict) -> None:
         self.index = index
         self.data = data
-        self.text = ""  # the reasoning summary, the message text, or the call's arguments
+        # The reasoning summary, the message text, or the call's arguments, as the pieces
+        # that came: joined when read (a stream of many pieces stays linear).
+        self._pieces: list[str] = []
         self.refusal: Optional[str] = None
         self.open = True
+
+    def add(self, piece: str) -> None:
+        self._pieces.append(piece)
+
+    @property
+    def text(self) -> str:
+        if len(self._pieces) > 1:
+            self._pieces[:] = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
+    @property
+    def has_text(self) -> bool:
+        return any(self._pieces)
 
 
 class ResponseEvents:
@@ -1004,7 +1019,7 @@ class ResponseEvents:
                     part={"type": "summary_text", "text": ""},
                 )
             )
-        item.text += text
+        item.add(text)
         events.append(
             self._event(
                 "response.reasoning_summary_text.delta",
@@ -1030,9 +1045,9 @@ class ResponseEvents:
 
     def _text(self, text: str) -> list[JSONDict]:
         item, events = self._message()
-        if not item.text and item.refusal is None:
+        if not item.has_text and item.refusal is None:
             events.append(self._part_event("response.content_part.added", item, _text_part("")))
-        item.text += text
+        item.add(text)
         events.append(
             self._event(
                 "response.output_text.delta",
@@ -1068,7 +1083,7 @@ class ResponseEvents:
 
     @staticmethod
     def _refusal_index(item: _Item) -> int:
-        return 1 if item.text else 0
+        return 1 if item.has_text else 0
 
     def _part_event(self, kind: str, item: _Item, part: JSONDict) -> JSONDict:
         index = self._refusal_index(item) if part["type"] == "refusal" else 0
@@ -1104,7 +1119,7 @@ class ResponseEvents:
             item.data["name"] = function["name"]
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            item.text += arguments
+            item.add(arguments)
             events.append(
                 self._event(
                     "response.function_call_arguments.delta",

@@ -11,7 +11,6 @@ and the SSE framing. Shared by the transport under the openai client (and the ga
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 import warnings
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import httpx
+from pydantic_core import to_json
 
 from . import _responses
 from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
@@ -355,8 +355,7 @@ def event_stream(chunks: Any, call: ResponsesCall, store: ResponseStore) -> Any:
 
 def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:
     for event in events:
-        data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        yield f"event: {event['type']}\ndata: {data}\n\n".encode()
+        yield b"event: " + event["type"].encode() + b"\ndata: " + to_json(event) + b"\n\n"
 
 
 def _as_dict(chunk: Any) -> JSONDict:
