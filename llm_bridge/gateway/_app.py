@@ -1,0 +1,898 @@
+"""The gateway: an ASGI application in front of the same transport the openai client uses.
+
+A request arrives as ASGI; the gateway checks what is the gateway's business (the key,
+the model it may use, its limits and budget, the body's size), then builds an
+``httpx.Request`` of the OpenAI call and hands it to `AsyncBridgeTransport`, the transport
+``llm_bridge.async_http_client()`` gives openai. Whatever that answers (OpenAI JSON, SSE,
+an OpenAI-shaped error) is streamed back chunk by chunk. So every translation, retry,
+fallback and error mapping is the one the Python clients get; nothing is done twice.
+
+Why plain ASGI and no framework: the gateway has ten routes and one handler shape, and
+the transport already speaks OpenAI's wire, so a framework would add a request and a
+response object per call (and an import) for nothing the gateway uses.
+
+Per request:
+
+1. ``/v1/...`` needs a gateway key (``Authorization: Bearer`` or ``api-key``): its SHA-256
+   is compared with every configured digest in constant time. 401 otherwise.
+2. The body is read up to ``max_body_bytes`` (413), parsed (400), its ``model`` checked
+   against the key's patterns (403).
+3. ``rpm`` takes one unit from the key's window, ``tpm`` an estimate of the tokens
+   (`llm_bridge.tokens`), ``monthly_budget_cny`` reserves an upper estimate of the cost in
+   the `GatewayState`; any refusal is a 429 (``insufficient_quota`` for the budget).
+4. The transport answers; the engine's usage callback reports each provider call's usage
+   to the request that caused it, through a `contextvars.ContextVar` (streams report when
+   they end, while the gateway's task iterates them, so the context is still there).
+5. The budget is settled with the actual cost, a `LedgerEntry` written, metrics counted.
+
+A client that disconnects cancels the task that talks to the provider: the upstream
+request (or stream) is closed, and the ledger records what was used (status 499).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Iterable
+from decimal import Decimal
+from typing import Any, Callable, Optional
+
+import httpx
+
+from .. import _front
+from .._config import Config
+from .._errors import InternalServerError, OpenAIError
+from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
+from ..usage import UsageRecord
+from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
+from ._failover import StateUnavailable
+from ._ledger import NullLedger, SQLiteLedger
+from ._memory import MemoryState
+from ._metrics import Metrics
+from ._state import GatewayState, LedgerEntry, LedgerSink
+
+__all__ = ["GatewayApp"]
+
+log = logging.getLogger("llm_bridge.gateway")
+
+#: The request being answered in this task (the engine's usage callback reads it).
+_current: contextvars.ContextVar[Optional[_Exchange]] = contextvars.ContextVar(
+    "llm_bridge_gateway_request", default=None
+)
+
+#: The URL the transport sees: fixed, so neither the client's Host header nor its path
+#: prefix can steer routing (the config alone routes).
+_INTERNAL_ORIGIN = "http://gateway.llm-bridge.internal"
+
+#: Request headers never forwarded to the transport (and so never to a provider): the
+#: gateway key, and what belongs to the client's connection with the gateway.
+_DROPPED_REQUEST = frozenset(
+    {
+        "authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "host",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authorization",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "content-length",
+    }
+)
+#: Response headers the server frames itself.
+_DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+#: Completion tokens assumed for a model without a known maximum, when a request sets none.
+_DEFAULT_MAX_OUTPUT = 4096
+#: Margin on a prompt count made with an approximate vocabulary (an upper estimate).
+_APPROXIMATE_MARGIN = 1.25
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+class _Exchange:
+    """One gateway request's facts, for the ledger, the metrics and the budget."""
+
+    __slots__ = (
+        "error_code",
+        "key",
+        "model",
+        "provider",
+        "records",
+        "request_id",
+        "route",
+        "status",
+        "upstream_model",
+    )
+
+    def __init__(self, route: str) -> None:
+        self.request_id = "gw-" + uuid.uuid4().hex
+        self.route = route
+        self.key: Optional[KeySpec] = None
+        self.model = ""
+        self.provider: Optional[str] = None
+        self.upstream_model: Optional[str] = None
+        self.status = 500
+        self.error_code: Optional[str] = None
+        self.records: list[UsageRecord] = []
+
+
+class _GatewayError(Exception):
+    """An answer the gateway gives itself (auth, limits, bad input)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str,
+        code: Optional[str],
+        param: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        return json.dumps({"error": error}, ensure_ascii=False).encode()
+
+
+class _ClientGone(Exception):
+    """The client hung up before the answer was complete."""
+
+
+class _GatewayEngines:
+    """The transport's engine source for the gateway: one engine, routed by the config
+    alone (never by the request's host, and never with a key from the request)."""
+
+    def __init__(self, factory: EngineFactory, config: Config) -> None:
+        self.factory = factory
+        self.engine = factory(config, provider=None, api_key=None, base_url=None)
+        self._choice = EngineChoice(self.engine, "/v1")
+
+    def choose(self, request: Any) -> EngineChoice:
+        return self._choice
+
+
+def _route_of(path: str) -> tuple[str, Optional[tuple[str, ...]]]:
+    """The route template a ``/v1`` path is counted under, and the methods it takes (None:
+    the transport decides, naming the API it does not serve)."""
+    rest = path.strip("/").split("/")[1:]
+    head = rest[0] if rest else ""
+    if rest == ["chat", "completions"]:
+        return "/v1/chat/completions", ("POST",)
+    if rest == ["embeddings"]:
+        return "/v1/embeddings", ("POST",)
+    if rest == ["responses"]:
+        return "/v1/responses", ("POST",)
+    if head == "responses" and len(rest) == 2:
+        return "/v1/responses/{id}", ("GET", "DELETE")
+    if head == "responses" and len(rest) == 3 and rest[2] == "input_items":
+        return "/v1/responses/{id}/input_items", ("GET",)
+    if rest == ["models"]:
+        return "/v1/models", ("GET",)
+    if head == "models" and len(rest) > 1:
+        return "/v1/models/{id}", ("GET",)
+    return "/v1/other", None
+
+
+_BODY_ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+}
+
+
+class GatewayApp:
+    """The ASGI application (`create_app` builds it from a config)."""
+
+    def __init__(
+        self,
+        config: Config,
+        gateway: GatewayConfig,
+        *,
+        http_client: Optional[httpx.AsyncClient] = None,
+        state: Optional[GatewayState] = None,
+        ledger: Optional[LedgerSink] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from .._engine import AsyncEngine, _import_callback
+
+        self.config = config
+        self.gateway = gateway
+        self.clock = clock
+        self.metrics = Metrics()
+        self._user_on_usage = _import_callback(config.on_usage)
+        factory = EngineFactory(
+            AsyncEngine,
+            http_client=http_client,
+            timeout=gateway.timeout,
+            max_retries=gateway.max_retries,
+            on_usage=self._on_usage,
+        )
+        self.engines = _GatewayEngines(factory, config)
+        self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
+        self.state: GatewayState = state if state is not None else open_state(gateway)
+        self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
+        self._digests = [(key.digest, key) for key in gateway.keys]
+        self._closed = False
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":  # no websocket APIs: refuse the handshake
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:  # the server reports it and exits
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Load the tokenizer now (off the loop) if any key counts tokens or cost, so the
+        first limited request does not pay for it."""
+        if any(k.tpm or k.monthly_budget_cny is not None for k in self.gateway.keys):
+            from ..tokens import count_tokens
+
+            await asyncio.get_running_loop().run_in_executor(None, count_tokens, "", "qwen-plus")
+
+    async def shutdown(self) -> None:
+        """Flush the ledger and close the state store and the upstream client (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.ledger.flush()
+            await self.ledger.close()
+        finally:
+            try:
+                await self.state.close()
+            finally:
+                await self.transport.aclose()
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/v1" or path.startswith("/v1/"):
+            await self._api(scope, receive, send)
+            return
+        if path in ("/healthz", "/readyz", "/metrics"):
+            started = time.perf_counter()
+            self.metrics.started()
+            status = 405
+            try:
+                if method != "GET":
+                    error = _method_not_allowed(method, path, ("GET",))
+                    await _send_error(send, error)
+                elif path == "/healthz":
+                    status = 200
+                    await _send(send, 200, _JSON, b'{"status":"ok"}')
+                elif path == "/readyz":
+                    status = await self._ready(send)
+                else:
+                    status = 200
+                    text = self.metrics.render().encode()
+                    headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+                    await _send(send, 200, headers, text)
+            finally:
+                self.metrics.finished(
+                    route=path, status=status, seconds=time.perf_counter() - started
+                )
+            return
+        self.metrics.started()
+        try:
+            await _send_error(send, _unknown_url(method, path))
+        finally:
+            self.metrics.finished(route="other", status=404, seconds=0.0)
+
+    async def _ready(self, send: Any) -> int:
+        try:
+            reachable = await asyncio.wait_for(self.state.ping(), 5.0)
+        except Exception:
+            reachable = False
+        # With state_failure = "open" an unreachable store degrades limits to this process
+        # but the replica still serves: it stays in the load balancer, reported degraded.
+        degraded = not reachable and getattr(self.state, "mode", None) == "open"
+        status = 200 if (reachable or degraded) and not self._closed else 503
+        body = {
+            "status": "degraded" if degraded else "ready" if status == 200 else "unavailable",
+            "config": self.config.source,
+            "state": "ok" if reachable else "unreachable",
+        }
+        await _send(send, status, _JSON, json.dumps(body).encode())
+        return status
+
+    # ------------------------------------------------------------------ the API
+
+    async def _api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        route, methods = _route_of(scope["path"])
+        exchange = _Exchange(route)
+        started = time.perf_counter()
+        self.metrics.started()
+        token = _current.set(exchange)
+        try:
+            try:
+                await self._serve(scope, receive, send, exchange, methods)
+            except StateUnavailable as down:  # state_failure = "closed" and the store is down
+                raise _GatewayError(
+                    503,
+                    f"the gateway's shared state store is unreachable ({down}); with "
+                    f'[gateway] state_failure = "closed" requests are refused until it '
+                    f"answers again",
+                    type="server_error",
+                    code="state_unavailable",
+                    headers={"Retry-After": "1"},
+                ) from None
+        except _GatewayError as error:
+            exchange.status, exchange.error_code = error.status, error.code or str(error.status)
+            await _send_error(send, error, exchange.request_id)
+        except _ClientGone:
+            exchange.status, exchange.error_code = 499, "client_disconnected"
+        finally:
+            _current.reset(token)
+            seconds = time.perf_counter() - started
+            self.metrics.finished(
+                route=route,
+                status=exchange.status,
+                seconds=seconds,
+                provider=exchange.provider,
+                error_code=exchange.error_code,
+            )
+            if exchange.key is not None:
+                await self._account(exchange, seconds)
+
+    async def _serve(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        exchange: _Exchange,
+        methods: Optional[tuple[str, ...]],
+    ) -> None:
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        key = self._authenticate(headers)
+        exchange.key = key
+        method, path = scope["method"], scope["path"]
+        if methods is not None and method not in methods:
+            raise _method_not_allowed(method, path, methods)
+        body = await _read_body(receive, headers, self.gateway.max_body_bytes)
+        kind = _BODY_ROUTES.get(exchange.route)
+        params: dict[str, Any] = {}
+        if kind is not None:
+            params = _parse_body(body)
+            exchange.model = params["model"]
+        elif exchange.route == "/v1/models/{id}":
+            exchange.model = path.split("/", 3)[3]
+        routes = self._routes(exchange.model) if exchange.model else ()
+        if exchange.model and not key.allows(exchange.model, routes):
+            raise _GatewayError(
+                403,
+                f"The gateway key {key.name!r} may not use the model {exchange.model!r}.",
+                type="permission_error",
+                code="model_not_allowed",
+                param="model",
+            )
+        if key.rpm is not None:
+            wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
+            if wait > 0:
+                raise _rate_limited(key, "requests", key.rpm, wait)
+        reservation = await self._reserve(key, kind, params, routes) if kind else None
+        try:
+            request = httpx.Request(
+                method,
+                httpx.URL(_INTERNAL_ORIGIN + path, query=scope.get("query_string") or b""),
+                headers=[(k, v) for k, v in headers if k not in _DROPPED_REQUEST],
+                content=body,
+            )
+            await _until_disconnect(receive, self._answer(request, send, exchange))
+        finally:
+            if reservation is not None:
+                await self._settle(key, reservation, exchange)
+
+    def _authenticate(self, headers: list[tuple[str, str]]) -> KeySpec:
+        presented = None
+        for name, value in headers:
+            if name == "authorization":
+                scheme, _, token = value.partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    presented = token.strip()
+            elif name == "api-key" and value.strip() and presented is None:
+                presented = value.strip()
+        if presented is not None:
+            digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+            found = None
+            for known, spec in self._digests:  # every digest compared: constant time
+                if hmac.compare_digest(known, digest):
+                    found = spec
+            if found is not None:
+                return found
+        raise _GatewayError(
+            401,
+            "Incorrect or missing gateway key. Send it as 'Authorization: Bearer <key>' (the "
+            "openai clients' api_key) or an 'api-key' header.",
+            type="invalid_request_error",
+            code="invalid_api_key",
+        )
+
+    def _routes(self, model: str) -> tuple[str, ...]:
+        try:
+            return tuple(f"{r.provider}/{r.model}" for r in self.engines.engine.routes(model))
+        except OpenAIError:  # an unknown model: the transport answers with 404
+            return ()
+
+    # ------------------------------------------------------------------ answering
+
+    async def _answer(self, request: httpx.Request, send: Any, exchange: _Exchange) -> None:
+        """The transport's answer, relayed as it comes (runs in a task a disconnect
+        cancels)."""
+        try:
+            response = await self.transport.handle_async_request(request)
+        except Exception as error:
+            await self._send_failure(send, exchange, error)
+            return
+        try:
+            exchange.status = response.status_code
+            exchange.provider = response.headers.get("x-llm-bridge-provider") or exchange.provider
+            headers = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.multi_items()
+                if k.lower() not in _DROPPED_RESPONSE
+            ]
+            headers.append((b"x-llm-bridge-gateway-request-id", exchange.request_id.encode()))
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                content = await response.aread()
+                if response.status_code >= 400:
+                    _note_error(exchange, content)
+                elif exchange.route == "/v1/models":
+                    content = self._visible_models(content, exchange.key)
+                headers.append((b"content-length", str(len(content)).encode()))
+                await send(
+                    {"type": "http.response.start", "status": exchange.status, "headers": headers}
+                )
+                await send({"type": "http.response.body", "body": content})
+                return
+            await send(
+                {"type": "http.response.start", "status": exchange.status, "headers": headers}
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except Exception as error:  # broke mid-stream: the client gets an error event
+                reported = _front.as_openai_error(error) or _internal(error)
+                reply = _front.error_reply(reported)
+                exchange.status = reply.status
+                _note_error(exchange, reply.body)
+                event = b"data: " + reply.body + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    async def _send_failure(self, send: Any, exchange: _Exchange, error: Exception) -> None:
+        """A provider that could not be reached (or an error of ours) as OpenAI's error."""
+        reported = _front.as_openai_error(error) or _internal(error)
+        reply = _front.error_reply(reported)
+        exchange.status = reply.status
+        _note_error(exchange, reply.body)
+        headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        headers.append((b"x-llm-bridge-gateway-request-id", exchange.request_id.encode()))
+        await _send(send, reply.status, headers, reply.body)
+
+    def _visible_models(self, content: bytes, key: Optional[KeySpec]) -> bytes:
+        """The model list filtered to what the key may use."""
+        if key is None or key.models == ("*",):
+            return content
+        page = json.loads(content)
+        page["data"] = [
+            entry
+            for entry in page.get("data", [])
+            if key.allows(entry["id"], (f"{entry['owned_by']}/{entry['id']}",))
+        ]
+        return json.dumps(page, ensure_ascii=False).encode()
+
+    # ------------------------------------------------------------------ limits and usage
+
+    def _on_usage(self, record: UsageRecord) -> None:
+        """The engine's usage callback: each provider call's usage, to its request."""
+        exchange = _current.get()
+        if exchange is not None:
+            exchange.records.append(record)
+        if self._user_on_usage is not None:
+            self._user_on_usage(record)
+
+    async def _reserve(
+        self, key: KeySpec, kind: str, params: dict[str, Any], routes: tuple[str, ...]
+    ) -> Optional[_Reservation]:
+        if key.tpm is None and key.monthly_budget_cny is None:
+            return None
+        estimate = _estimate(self.config, self.engines.engine, kind, params, routes)
+        reservation = _Reservation(self._period(), estimate)
+        if key.tpm is not None:
+            wait = await self.state.take(
+                f"tpm:{key.name}", limit=key.tpm, window=60.0, amount=estimate.tokens
+            )
+            if wait > 0:
+                raise _rate_limited(key, "tokens", key.tpm, wait, estimate.tokens)
+            reservation.tokens = estimate.tokens
+        if key.monthly_budget_cny is not None:
+            reserved = await self.state.reserve(
+                key.name,
+                reservation.period,
+                amount=estimate.cost,
+                budget=key.monthly_budget_cny,
+            )
+            if not reserved:
+                spent = await self.state.spent(key.name, reservation.period)
+                raise _GatewayError(
+                    429,
+                    f"The gateway key {key.name!r} has used its monthly budget of "
+                    f"{key.monthly_budget_cny} CNY for {reservation.period} ({spent:.4f} "
+                    f"spent or reserved; this request may cost up to {estimate.cost:.4f}).",
+                    type="insufficient_quota",
+                    code="insufficient_quota",
+                    headers={"x-should-retry": "false"},
+                )
+            reservation.cost = estimate.cost
+        return reservation
+
+    async def _settle(self, key: KeySpec, reservation: _Reservation, exchange: _Exchange) -> None:
+        try:
+            if reservation.cost is not None and key.monthly_budget_cny is not None:
+                actual = sum((r.cost_cny or Decimal(0) for r in exchange.records), Decimal(0))
+                await self.state.settle(
+                    key.name, reservation.period, reserved=reservation.cost, actual=actual
+                )
+            if reservation.tokens and key.tpm is not None:
+                used = sum(r.usage.total_tokens for r in exchange.records)
+                extra = min(used - reservation.tokens, key.tpm)
+                if extra > 0:  # more than estimated: take it too, where it still fits
+                    await self.state.take(
+                        f"tpm:{key.name}", limit=key.tpm, window=60.0, amount=extra
+                    )
+        except StateUnavailable as down:  # the outage is already reported: one line each
+            log.warning("gateway: a request's budget could not be settled: %s", down)
+        except Exception:
+            log.exception("gateway: settling a request's budget failed")
+
+    def _period(self) -> str:
+        return time.strftime("%Y-%m", time.gmtime(self.clock()))
+
+    async def _account(self, exchange: _Exchange, seconds: float) -> None:
+        """The request's ledger entry and usage metrics."""
+        key = exchange.key
+        assert key is not None
+        records = exchange.records
+        first = records[0] if records else None
+        prompt = sum(r.usage.prompt_tokens for r in records)
+        completion = sum(r.usage.completion_tokens for r in records)
+        cached = 0
+        for r in records:
+            details = r.usage.prompt_tokens_details
+            cached += (details.cached_tokens or 0) if details is not None else 0
+        costs = [r.cost_cny for r in records if r.cost_cny is not None]
+        cost = sum(costs, Decimal(0)) if costs else None
+        for r in records:
+            self.metrics.usage(
+                key=key.name,
+                provider=r.provider,
+                model=r.model,
+                prompt_tokens=r.usage.prompt_tokens,
+                completion_tokens=r.usage.completion_tokens,
+                cost_cny=r.cost_cny,
+            )
+        entry = LedgerEntry(
+            request_id=exchange.request_id,
+            at=self.clock(),
+            key=key.name,
+            model=exchange.model,
+            provider=first.provider if first else exchange.provider,
+            upstream_model=first.model if first else None,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            estimated=any(r.estimated for r in records),
+            cost_cny=cost,
+            latency_ms=round(seconds * 1000, 3),
+            status=exchange.status,
+            error_code=exchange.error_code,
+            extra={"route": exchange.route},
+        )
+        try:
+            await self.ledger.write(entry)
+        except Exception:
+            log.exception("gateway: the ledger write for %s failed", exchange.request_id)
+
+
+class _Estimate:
+    __slots__ = ("cost", "tokens")
+
+    def __init__(self, tokens: int, cost: Decimal) -> None:
+        self.tokens = tokens
+        self.cost = cost
+
+
+class _Reservation:
+    __slots__ = ("cost", "estimate", "period", "tokens")
+
+    def __init__(self, period: str, estimate: _Estimate) -> None:
+        self.period = period
+        self.estimate = estimate
+        self.tokens = 0
+        self.cost: Optional[Decimal] = None
+
+
+def _estimate(
+    config: Config, engine: Any, kind: str, params: dict[str, Any], routes: tuple[str, ...]
+) -> _Estimate:
+    """Tokens to take from ``tpm`` (the prompt, counted, plus any completion maximum the
+    request sets) and an upper estimate of the cost (the prompt with a margin where the
+    vocabulary is approximate, plus the largest completion the request allows, at the
+    dearest of the model's routes)."""
+    from ..tokens import count_message_tokens, count_tokens, tokenizer_info
+
+    model = params["model"]
+    provider, upstream = routes[0].split("/", 1) if routes else (None, model)
+    exact = tokenizer_info(upstream, provider=provider).exact
+    try:
+        if kind == "chat":
+            prompt = count_message_tokens(params.get("messages") or [], upstream, provider=provider)
+        elif kind == "embeddings":
+            inputs = params.get("input")
+            items = inputs if isinstance(inputs, list) else [inputs]
+            prompt = sum(
+                count_tokens(item, upstream, provider=provider)
+                if isinstance(item, str)
+                else len(item)
+                if isinstance(item, list)
+                else 1
+                for item in items
+            )
+        else:
+            text = json.dumps([params.get("instructions"), params.get("input")], ensure_ascii=False)
+            prompt = count_tokens(text, upstream, provider=provider)
+    except Exception:  # a shape the engine will refuse anyway: bound it by its bytes
+        prompt = len(json.dumps(params, ensure_ascii=False, default=str).encode())
+    n_given = params.get("n")
+    n: int = n_given if isinstance(n_given, int) and n_given > 0 else 1
+    asked = next(
+        (
+            params[name]
+            for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+            if isinstance(params.get(name), int) and not isinstance(params.get(name), bool)
+        ),
+        None,
+    )
+    tokens = prompt + (asked or 0) * n
+    cost = Decimal(0)
+    margin = Decimal(1) if exact else Decimal(str(_APPROXIMATE_MARGIN))
+    for route in routes or ():
+        route_provider, route_model = route.split("/", 1)
+        price = engine.price(route_provider, route_model)
+        if price is None:
+            continue
+        completion = 0
+        if kind != "embeddings":
+            info = config.provider(route_provider).model(route_model)
+            ceiling = info.max_output_tokens if info is not None else None
+            completion = (asked or ceiling or _DEFAULT_MAX_OUTPUT) * n
+        route_cost = (
+            Decimal(math.ceil(prompt * margin)) * price.input + completion * price.output
+        ) / Decimal(1_000_000)
+        cost = max(cost, route_cost)
+    return _Estimate(tokens, cost)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def open_state(gateway: GatewayConfig) -> GatewayState:
+    """The state store the config names: this process's memory, or Redis."""
+    if gateway.state == "memory":
+        return MemoryState()
+    from . import _redis
+
+    return _redis.open_state(gateway)
+
+
+def open_ledger(gateway: GatewayConfig) -> LedgerSink:
+    """The ledger the config names (by default a SQLite file per machine, or the Redis
+    stream of a Redis state, which the whole fleet shares)."""
+    ledger = gateway.ledger
+    if ledger == "none":
+        return NullLedger()
+    if ledger == "redis" or (ledger is None and gateway.state != "memory"):
+        from . import _redis
+
+        return _redis.open_ledger(gateway)
+    return SQLiteLedger(ledger or DEFAULT_LEDGER)
+
+
+async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
+    declared = next((v for k, v in headers if k == "content-length"), None)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        params = json.loads(body) if body else None
+    except ValueError as exc:
+        raise _bad_request(f"We could not parse the JSON body of your request ({exc}).") from None
+    if not isinstance(params, dict):
+        raise _bad_request("The request body must be a JSON object.")
+    model = params.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad_request("you must provide a model parameter (a non-empty string)", param="model")
+    return params
+
+
+async def _until_disconnect(receive: Any, work: Awaitable[None]) -> None:
+    """Run ``work`` (talking to the provider, writing to the client) until done, or until
+    the client disconnects: then cancel it, which closes the upstream request."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watcher.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+        raise
+    if task.done():
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        task.result()
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise _ClientGone
+
+
+async def _disconnected(receive: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _note_error(exchange: _Exchange, body: bytes) -> None:
+    """The code and provider an OpenAI-shaped error body names (for the ledger, metrics)."""
+    try:
+        error = json.loads(body).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    code = error.get("code") or error.get("type")
+    exchange.error_code = str(code) if code else str(exchange.status)
+    provider = error.get("provider")
+    if isinstance(provider, str):
+        exchange.provider = provider
+
+
+def _internal(error: BaseException) -> OpenAIError:
+    """An unexpected error of ours: logged here, answered without its details."""
+    log.error("gateway: unexpected error (%s)", type(error).__name__, exc_info=error)
+    request = httpx.Request("POST", _INTERNAL_ORIGIN)
+    response = httpx.Response(500, request=request)
+    return InternalServerError(
+        "The gateway failed to answer this request (see its log).",
+        response=response,
+        body=None,
+    )
+
+
+def _bad_request(message: str, *, param: Optional[str] = None) -> _GatewayError:
+    return _GatewayError(400, message, type="invalid_request_error", code=None, param=param)
+
+
+def _too_large(limit: int) -> _GatewayError:
+    return _GatewayError(
+        413,
+        f"The request body is larger than this gateway accepts ({limit} bytes; "
+        f"[gateway] max_body_bytes).",
+        type="invalid_request_error",
+        code="request_too_large",
+    )
+
+
+def _unknown_url(method: str, path: str) -> _GatewayError:
+    return _GatewayError(
+        404,
+        f"Invalid URL ({method} {path}). The gateway serves /v1/chat/completions, "
+        f"/v1/embeddings, /v1/responses, /v1/models, /healthz, /readyz and /metrics.",
+        type="invalid_request_error",
+        code="unknown_url",
+    )
+
+
+def _method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> _GatewayError:
+    allow = ", ".join(allowed)
+    return _GatewayError(
+        405,
+        f"{method} is not allowed on {path} (allowed: {allow}).",
+        type="invalid_request_error",
+        code="method_not_allowed",
+        headers={"allow": allow},
+    )
+
+
+def _rate_limited(
+    key: KeySpec, what: str, limit: int, wait: float, wanted: Optional[int] = None
+) -> _GatewayError:
+    retry_after = max(1, math.ceil(wait))
+    per = "requests per minute (rpm)" if what == "requests" else "tokens per minute (tpm)"
+    message = f"Rate limit reached for gateway key {key.name!r}: {limit} {per}."
+    if wanted is not None and wanted > limit:
+        message += f" This request alone is estimated at {wanted} tokens, over the limit."
+    else:
+        message += f" Please try again in {retry_after}s."
+    return _GatewayError(
+        429,
+        message,
+        type=what,
+        code="rate_limit_exceeded",
+        headers={"retry-after": str(retry_after)},
+    )
+
+
+async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Any, error: _GatewayError, request_id: Optional[str] = None) -> None:
+    headers = [*_JSON, *((k.encode(), v.encode()) for k, v in error.headers.items())]
+    if request_id:
+        headers.append((b"x-llm-bridge-gateway-request-id", request_id.encode()))
+    await _send(send, error.status, headers, error.body())

@@ -1,0 +1,246 @@
+"""The ``[gateway]`` table of a config file: keys, limits, the ledger, the state store.
+
+The rest of the file (providers, aliases, prices, policy) is the ordinary llm-bridge
+config, read by ``llm_bridge._config`` exactly as the clients read it; this module takes
+the ``[gateway]`` table out first, because that loader is strict about unknown keys and
+the gateway's keys are none of its business. The gateway table is just as strict: a typo
+(``rmp = 60``) is an error naming the key, not a limit silently missing.
+
+A key is stored only as the SHA-256 of its text (``llm-bridge keys new NAME`` prints both,
+once), so a config file that leaks gives nobody a working key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .._config import Config, _build, _interpolate, _read_toml
+from .._errors import ConfigError
+
+__all__ = ["DEFAULT_LEDGER", "GatewayConfig", "KeySpec", "hash_key", "load_gateway_config"]
+
+#: The ledger with no configuration: a SQLite file in the working directory.
+DEFAULT_LEDGER = "llm_bridge_ledger.sqlite"
+#: Request bodies larger than this are refused with 413 (images travel as base64).
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+_GATEWAY_KEYS = {
+    "keys",
+    "ledger",
+    "state",
+    "state_failure",
+    "max_body_bytes",
+    "max_retries",
+    "timeout",
+}
+_KEY_KEYS = {"key_sha256", "models", "rpm", "tpm", "monthly_budget_cny"}
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One gateway key: its name (what the ledger and metrics show), the digest of its
+    text, and what it may do."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    models: tuple[str, ...] = ("*",)
+    rpm: Optional[int] = None
+    tpm: Optional[int] = None
+    monthly_budget_cny: Optional[Decimal] = None
+
+    def allows(self, model: str, routes: tuple[str, ...] = ()) -> bool:
+        """Whether the key may use ``model``: the name the client asked for matches one
+        of its patterns, or every ``provider/model`` it routes to does (so ``zhipu/*``
+        allows whatever goes to Zhipu, under any alias)."""
+        if any(fnmatchcase(model, pattern) for pattern in self.models):
+            return True
+        return bool(routes) and all(
+            any(fnmatchcase(route, pattern) for pattern in self.models) for route in routes
+        )
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The ``[gateway]`` table, checked."""
+
+    keys: tuple[KeySpec, ...] = ()
+    # A SQLite path, "redis" (a stream in the state's Redis) or "none"; unset: the SQLite
+    # file DEFAULT_LEDGER with state "memory", the Redis stream with a Redis state.
+    ledger: Optional[str] = None
+    state: str = "memory"  # or "redis://host:port/db"
+    state_failure: str = "open"  # with Redis down: per-process limits ("open") or 503
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_retries: int = 2
+    timeout: Optional[float] = None  # seconds per provider call (None: the engine's)
+    source: str = "<mapping>"
+
+    def __repr__(self) -> str:
+        return (
+            f"GatewayConfig(source={self.source!r}, keys={[k.name for k in self.keys]}, "
+            f"ledger={self.ledger!r}, state={_redact_url(self.state)!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    """A state URL without its password (``redis://:secret@host`` -> ``redis://***@host``)."""
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def hash_key(key: str) -> str:
+    """The hex SHA-256 of a key's text: what the config holds."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_gateway_config(
+    source: Union[str, os.PathLike[str], Mapping[str, Any]],
+) -> tuple[Config, GatewayConfig]:
+    """Read a config file (or a mapping of the same schema) into the engine's `Config`
+    and the `GatewayConfig`."""
+    if isinstance(source, Mapping):
+        raw, where = dict(source), "<mapping>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        raw, where = _read_toml(path), str(path)
+    raw = _interpolate(raw, where, "")
+    table = raw.pop("gateway", None)
+    config = _build(raw, where)
+    return config, parse_gateway(table, where)
+
+
+def parse_gateway(table: Any, source: str) -> GatewayConfig:
+    if table is None:
+        table = {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: gateway: expected a table")
+    _no_unknown(table, _GATEWAY_KEYS, source, "gateway")
+    keys_table = table.get("keys", {})
+    if not isinstance(keys_table, dict):
+        raise ConfigError(f"{source}: gateway.keys: expected a table of [gateway.keys.NAME]")
+    keys = tuple(_key(name, spec, source) for name, spec in keys_table.items())
+    if not keys:
+        raise ConfigError(
+            f"{source}: gateway.keys: no gateway key is defined, so no request could be "
+            f"served; create one with `llm-bridge keys new NAME` and add the lines it prints"
+        )
+    digests = [k.digest for k in keys]
+    if len(set(digests)) != len(digests):
+        raise ConfigError(f"{source}: gateway.keys: two keys have the same key_sha256")
+    state = _string(table, "state", "memory", source)
+    if state != "memory" and not state.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f'{source}: gateway.state: expected "memory" or a redis:// URL, '
+            f"got {_redact_url(state)!r}"
+        )
+    failure = _string(table, "state_failure", "open", source)
+    if failure not in ("open", "closed"):
+        raise ConfigError(f'{source}: gateway.state_failure: expected "open" or "closed"')
+    timeout = table.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ConfigError(f"{source}: gateway.timeout: expected a positive number of seconds")
+    return GatewayConfig(
+        keys=keys,
+        ledger=_ledger(table, state, source),
+        state=state,
+        state_failure=failure,
+        max_body_bytes=_int(table, "max_body_bytes", DEFAULT_MAX_BODY_BYTES, source, "gateway")
+        or DEFAULT_MAX_BODY_BYTES,
+        max_retries=_int(table, "max_retries", 2, source, "gateway", minimum=0) or 0,
+        timeout=float(timeout) if timeout is not None else None,
+        source=source,
+    )
+
+
+def _ledger(table: dict[str, Any], state: str, source: str) -> Optional[str]:
+    if "ledger" not in table:
+        return None
+    ledger = _string(table, "ledger", DEFAULT_LEDGER, source)
+    if ledger == "redis" and state == "memory":
+        raise ConfigError(f'{source}: gateway.ledger: "redis" needs a redis:// gateway.state')
+    return ledger
+
+
+def _key(name: str, spec: Any, source: str) -> KeySpec:
+    where = f"gateway.keys.{name}"
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{source}: {where}: a key name is 1-64 of A-Z a-z 0-9 _ . -")
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{source}: {where}: expected a table")
+    _no_unknown(spec, _KEY_KEYS, source, where)
+    digest = spec.get("key_sha256")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest.lower()):
+        raise ConfigError(
+            f"{source}: {where}.key_sha256: expected the key's SHA-256 as 64 hex digits "
+            f"(`llm-bridge keys new {name}` prints it)"
+        )
+    models = spec.get("models", ["*"])
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"{source}: {where}.models: expected a list of names or patterns")
+    budget = spec.get("monthly_budget_cny")
+    if budget is not None:
+        try:
+            if isinstance(budget, bool):
+                raise InvalidOperation
+            budget = Decimal(str(budget))
+        except InvalidOperation:
+            raise ConfigError(
+                f"{source}: {where}.monthly_budget_cny: expected a number of yuan"
+            ) from None
+        if budget < 0:
+            raise ConfigError(f"{source}: {where}.monthly_budget_cny: must be >= 0")
+    return KeySpec(
+        name=name,
+        digest=bytes.fromhex(digest.lower()),
+        models=tuple(models),
+        rpm=_int(spec, "rpm", None, source, where),
+        tpm=_int(spec, "tpm", None, source, where),
+        monthly_budget_cny=budget,
+    )
+
+
+def _no_unknown(table: dict[str, Any], known: set[str], source: str, where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: {where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _string(table: dict[str, Any], name: str, default: str, source: str) -> str:
+    value = table.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: gateway.{name}: expected a non-empty string")
+    return value
+
+
+def _int(
+    table: dict[str, Any],
+    name: str,
+    default: Optional[int],
+    source: str,
+    where: str,
+    *,
+    minimum: int = 1,
+) -> Optional[int]:
+    value = table.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{source}: {where}.{name}: expected an integer >= {minimum}")
+    return value

@@ -1,0 +1,211 @@
+"""The usage ledger's default home: a SQLite file, written by one thread.
+
+sqlite3 blocks, and the gateway's event loop must not: every statement runs on a writer
+thread that owns the connection. `SQLiteLedger.write` hands an entry over and waits (the
+loop keeps serving meanwhile) until the transaction holding it has committed, so an entry
+whose write returned survives a crash. Entries that arrive while a commit runs are
+committed together in the next transaction: under load a busy gateway pays one commit per
+batch, not per request. Rows are keyed by ``request_id`` (``INSERT OR IGNORE``), so a
+repeated write lands once.
+
+Reading (``llm-bridge usage``) is plain synchronous sqlite3: `read_entries`, `summarise`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ._state import LedgerEntry
+
+__all__ = ["NullLedger", "SQLiteLedger", "read_entries"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    request_id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT,
+    upstream_model TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    estimated INTEGER NOT NULL,
+    cost_cny TEXT,
+    latency_ms REAL NOT NULL,
+    status INTEGER NOT NULL,
+    error_code TEXT,
+    extra TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+"""
+
+_COLUMNS = (
+    "request_id",
+    "at",
+    "key",
+    "model",
+    "provider",
+    "upstream_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "estimated",
+    "cost_cny",
+    "latency_ms",
+    "status",
+    "error_code",
+    "extra",
+)
+_INSERT = (
+    f"INSERT OR IGNORE INTO ledger ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+
+#: Most entries one transaction takes.
+_BATCH = 500
+
+
+def _row(entry: LedgerEntry) -> tuple[Any, ...]:
+    return (
+        entry.request_id,
+        entry.at,
+        entry.key,
+        entry.model,
+        entry.provider,
+        entry.upstream_model,
+        entry.prompt_tokens,
+        entry.completion_tokens,
+        entry.cached_tokens,
+        int(entry.estimated),
+        None if entry.cost_cny is None else str(entry.cost_cny),
+        entry.latency_ms,
+        entry.status,
+        entry.error_code,
+        json.dumps(entry.extra, ensure_ascii=False, sort_keys=True),
+    )
+
+
+def _entry(row: tuple[Any, ...]) -> LedgerEntry:
+    values = dict(zip(_COLUMNS, row))
+    values["estimated"] = bool(values["estimated"])
+    cost = values["cost_cny"]
+    values["cost_cny"] = None if cost is None else Decimal(cost)
+    values["extra"] = json.loads(values["extra"] or "{}")
+    return LedgerEntry(**values)
+
+
+def _connect(path: Union[str, Path]) -> sqlite3.Connection:
+    connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")  # readers (llm-bridge usage) never block it
+    connection.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint/commit
+    connection.execute("PRAGMA busy_timeout=5000")  # another worker's commit in progress
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+class SQLiteLedger:
+    """A `LedgerSink` over a SQLite file (shared safely by every worker on one machine)."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = _connect(self.path)  # fails now if the file is unusable
+        self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Future[None]]]] = (
+            queue.Queue()
+        )
+        self._thread = threading.Thread(target=self._run, name="llm-bridge-ledger", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    async def write(self, entry: LedgerEntry) -> None:
+        await self._submit(entry)
+
+    async def flush(self) -> None:
+        await self._submit(None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.flush()
+        self._queue.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10.0)
+
+    def _submit(self, entry: Optional[LedgerEntry]) -> asyncio.Future[None]:
+        if self._closed and entry is not None:
+            raise RuntimeError("the ledger is closed")
+        done: Future[None] = Future()
+        self._queue.put((entry, done))
+        return asyncio.wrap_future(done)
+
+    def _run(self) -> None:
+        """The writer thread: take what is queued, commit it in one transaction, answer."""
+        connection = self._connection
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < _BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._queue.put(None)  # stop after this batch
+                        break
+                    batch.append(more)
+                rows = [_row(entry) for entry, _ in batch if entry is not None]
+                error: Optional[BaseException] = None
+                try:
+                    if rows:
+                        with connection:  # one transaction
+                            connection.execute("BEGIN")
+                            connection.executemany(_INSERT, rows)
+                except sqlite3.Error as exc:
+                    error = exc
+                for _, done in batch:
+                    if error is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(error)
+        finally:
+            connection.close()
+
+
+class NullLedger:
+    """``[gateway] ledger = "none"``: usage goes to metrics only."""
+
+    async def write(self, entry: LedgerEntry) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def read_entries(
+    path: Union[str, Path], *, since: Optional[float] = None, until: Optional[float] = None
+) -> Iterator[LedgerEntry]:
+    """The entries of a ledger file, oldest first (for ``llm-bridge usage`` and tests)."""
+    connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        query = f"SELECT {', '.join(_COLUMNS)} FROM ledger WHERE at >= ? AND at < ? ORDER BY at"
+        rows = connection.execute(query, (since or 0.0, until or float("inf"))).fetchall()
+    finally:
+        connection.close()
+    for row in rows:
+        yield _entry(row)

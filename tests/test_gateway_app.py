@@ -1,0 +1,789 @@
+"""The gateway's ASGI app in process: auth, limits, budgets, the ledger, metrics, bad input,
+streams and disconnects. Provider traffic goes to the wire-exact fakes through the app's
+upstream ``http_client``; the gateway itself is reached through ``httpx.ASGITransport`` (or
+driven by hand with ASGI messages where a test needs to hang up mid-stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import SUITE_SECRETS, SUITE_TEXTS
+
+from llm_bridge import ConfigError
+from llm_bridge.gateway import (
+    GatewayApp,
+    LedgerEntry,
+    MemoryState,
+    SQLiteLedger,
+    create_app,
+    hash_key,
+    load_gateway_config,
+    read_entries,
+)
+from llm_bridge.testing import FakeZhipu
+
+ZHIPU_KEY = "gwtest.zhipusecret0123456789abcdef"
+KEY = "sk-lb-gatewaytestkey-0123456789abcdef"
+OTHER_KEY = "sk-lb-otherteamkey-9876543210fedcba"
+SUITE_SECRETS.update({ZHIPU_KEY, KEY, OTHER_KEY, hash_key(KEY), hash_key(OTHER_KEY)})
+
+HELLO = [{"role": "user", "content": "你好"}]
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def settings(tmp_path: Path, **key: Any) -> dict[str, Any]:
+    gateway: dict[str, Any] = {
+        "ledger": str(tmp_path / "ledger.sqlite"),
+        "keys": {
+            "team": {
+                "key_sha256": hash_key(KEY),
+                "models": ["fast", "glm-*", "embedding-*", "priced"],
+                **key,
+            },
+            "other": {"key_sha256": hash_key(OTHER_KEY), "models": ["zhipu/*"]},
+        },
+    }
+    return {
+        "providers": {"zhipu": {"api_key": ZHIPU_KEY}},
+        "models": {"fast": "zhipu/glm-4-flash", "priced": "zhipu/glm-4-plus"},
+        # 0.01 CNY per token either way: costs large enough to count.
+        "prices": {"zhipu/glm-4-plus": {"input": 10000, "output": 10000}},
+        "gateway": gateway,
+    }
+
+
+def seen(response: httpx.Response) -> httpx.Response:
+    """Hand what the gateway answered to the suite's secret scan."""
+    SUITE_TEXTS.append(f"{response.headers!r} {response.text}")
+    return response
+
+
+@asynccontextmanager
+async def gateway(
+    config: dict[str, Any], upstream: httpx.AsyncBaseTransport, **kwargs: Any
+) -> AsyncIterator[tuple[GatewayApp, httpx.AsyncClient]]:
+    app = create_app(config, http_client=httpx.AsyncClient(transport=upstream), **kwargs)
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield app, client
+    finally:
+        await app.shutdown()
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = seen(response).json()
+    assert set(body) == {"error"}, body
+    assert {"message", "type", "param", "code"} <= set(body["error"])
+    return body["error"]
+
+
+# --------------------------------------------------------------------------- answers
+
+
+async def test_chat_is_answered_as_openai_and_recorded(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("你好！")
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = seen(
+            await client.post(
+                "/v1/chat/completions", headers=AUTH, json={"model": "fast", "messages": HELLO}
+            )
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["object"] == "chat.completion"
+        assert body["choices"][0]["message"]["content"] == "你好！"
+        assert response.headers["x-llm-bridge-provider"] == "zhipu"
+        request_id = response.headers["x-llm-bridge-gateway-request-id"]
+    # The provider saw its own key, never the gateway key.
+    sent = fake.requests[-1]
+    assert KEY not in str(sent.headers) and fake.last_json["model"] == "glm-4-flash"
+    (entry,) = read_entries(tmp_path / "ledger.sqlite")
+    assert entry.request_id == request_id
+    assert (entry.key, entry.model, entry.provider, entry.upstream_model) == (
+        "team",
+        "fast",
+        "zhipu",
+        "glm-4-flash",
+    )
+    assert entry.status == 200 and entry.prompt_tokens > 0 and entry.completion_tokens > 0
+    assert entry.latency_ms > 0 and entry.extra == {"route": "/v1/chat/completions"}
+
+
+async def test_a_stream_is_sse_and_its_usage_reaches_the_ledger(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=2)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        body = {"model": "fast", "messages": HELLO, "stream": True}
+        response = seen(await client.post("/v1/chat/completions", headers=AUTH, json=body))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        == "一二三四五六七八九十"
+    )
+    (entry,) = read_entries(tmp_path / "ledger.sqlite")
+    # The usage callback ran while the stream was iterated, in the request's context.
+    assert entry.status == 200 and entry.provider == "zhipu"
+    assert entry.completion_tokens > 0 and not entry.estimated
+
+
+async def test_embeddings_and_models(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = seen(
+            await client.post(
+                "/v1/embeddings",
+                headers=AUTH,
+                json={"model": "embedding-3", "input": ["一", "二"], "encoding_format": "float"},
+            )
+        )
+        assert response.status_code == 200
+        assert [d["index"] for d in response.json()["data"]] == [0, 1]
+        listed = seen(await client.get("/v1/models", headers=AUTH)).json()
+        ids = {m["id"] for m in listed["data"]}
+        assert "fast" in ids and "glm-4-flash" in ids
+        assert all(i in ("fast", "priced") or i.startswith(("glm-", "embedding-")) for i in ids)
+        one = seen(await client.get("/v1/models/glm-4-flash", headers=AUTH))
+        assert one.status_code == 200 and one.json()["id"] == "glm-4-flash"
+        other = {"Authorization": f"Bearer {OTHER_KEY}"}
+        listed = seen(await client.get("/v1/models", headers=other)).json()
+        assert {m["owned_by"] for m in listed["data"]} == {"zhipu"}
+
+
+async def test_the_responses_api_create_retrieve_items_delete(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("答案")
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        created = seen(
+            await client.post(
+                "/v1/responses", headers=AUTH, json={"model": "fast", "input": "问题"}
+            )
+        )
+        assert created.status_code == 200, created.text
+        response = created.json()
+        assert (
+            response["object"] == "response"
+            and response["output_text" if "output_text" in response else "output"]
+        )
+        rid = response["id"]
+        got = seen(await client.get(f"/v1/responses/{rid}", headers=AUTH))
+        assert got.status_code == 200 and got.json()["id"] == rid
+        items = seen(await client.get(f"/v1/responses/{rid}/input_items", headers=AUTH))
+        assert items.status_code == 200 and items.json()["object"] == "list"
+        deleted = seen(await client.delete(f"/v1/responses/{rid}", headers=AUTH))
+        assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+        gone = await client.get(f"/v1/responses/{rid}", headers=AUTH)
+        assert gone.status_code == 404 and error_of(gone)["code"] == "response_not_found"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer sk-lb-wrong"},
+        {"Authorization": f"Basic {KEY}"},
+        {"api-key": KEY + "x"},
+        {"Authorization": f"Bearer {hash_key(KEY)}"},  # the digest is not the key
+    ],
+)
+async def test_without_a_valid_key_401(tmp_path: Path, headers: dict[str, str]) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        for path in ("/v1/chat/completions", "/v1/models", "/v1/nothing"):
+            response = await client.post(
+                path, headers=headers, json={"model": "fast", "messages": HELLO}
+            )
+            assert response.status_code == 401
+            error = error_of(response)
+            assert error["code"] == "invalid_api_key" and "gateway key" in error["message"]
+    assert fake.requests == []
+
+
+async def test_the_api_key_header_is_accepted(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={"api-key": KEY},
+            json={"model": "fast", "messages": HELLO},
+        )
+        assert seen(response).status_code == 200
+
+
+async def test_a_model_the_key_may_not_use_403(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        for model in ("qwen-plus", "zhipu/glm-4-flash", "dashscope/qwen-max"):
+            response = await client.post(
+                "/v1/chat/completions", headers=AUTH, json={"model": model, "messages": HELLO}
+            )
+            assert response.status_code == 403, model
+            error = error_of(response)
+            assert error["code"] == "model_not_allowed" and error["param"] == "model"
+        assert (await client.get("/v1/models/qwen-plus", headers=AUTH)).status_code == 403
+        # "zhipu/*" allows whatever routes to Zhipu, by any name.
+        other = {"Authorization": f"Bearer {OTHER_KEY}"}
+        for model in ("fast", "glm-4-flash", "zhipu/glm-4-flash"):
+            response = await client.post(
+                "/v1/chat/completions", headers=other, json={"model": model, "messages": HELLO}
+            )
+            assert seen(response).status_code == 200, model
+        response = await client.post(
+            "/v1/chat/completions", headers=other, json={"model": "qwen-plus", "messages": HELLO}
+        )
+        assert response.status_code == 403
+    assert len(fake.requests) == 3
+    statuses = [e.status for e in read_entries(tmp_path / "ledger.sqlite")]
+    assert statuses.count(403) == 5 and statuses.count(200) == 3
+
+
+# --------------------------------------------------------------------------- limits
+
+
+async def test_over_rpm_429_with_retry_after(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path, rpm=2), fake.transport()) as (_, client):
+        body = {"model": "fast", "messages": HELLO}
+        codes = [
+            (await client.post("/v1/chat/completions", headers=AUTH, json=body)).status_code
+            for _ in range(2)
+        ]
+        assert codes == [200, 200]
+        refused = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        error = error_of(refused)
+        assert error["code"] == "rate_limit_exceeded" and error["type"] == "requests"
+        # Another key has its own window.
+        other = {"Authorization": f"Bearer {OTHER_KEY}"}
+        assert (
+            await client.post("/v1/chat/completions", headers=other, json=body)
+        ).status_code == 200
+    assert len(fake.requests) == 3
+
+
+async def test_over_tpm_429_with_retry_after(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path, tpm=300), fake.transport()) as (_, client):
+        small = {"model": "fast", "messages": HELLO, "max_tokens": 100}
+        assert (
+            await client.post("/v1/chat/completions", headers=AUTH, json=small)
+        ).status_code == 200
+        assert (
+            await client.post("/v1/chat/completions", headers=AUTH, json=small)
+        ).status_code == 200
+        refused = await client.post("/v1/chat/completions", headers=AUTH, json=small)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert error_of(refused)["type"] == "tokens"
+        huge = {"model": "fast", "messages": [{"role": "user", "content": "字" * 2000}]}
+        refused = await client.post("/v1/chat/completions", headers=AUTH, json=huge)
+        assert refused.status_code == 429 and "alone" in error_of(refused)["message"]
+    assert len(fake.requests) == 2
+
+
+async def test_over_budget_429_insufficient_quota_and_spend_is_settled(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    state = MemoryState()
+    config = settings(tmp_path, monthly_budget_cny=2)
+    async with gateway(config, fake.transport(), state=state) as (app, client):
+        body = {"model": "priced", "messages": HELLO, "max_tokens": 20}
+        statuses = []
+        for _ in range(40):
+            response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+            statuses.append(response.status_code)
+            if response.status_code != 200:
+                break
+        assert statuses[0] == 200 and statuses[-1] == 429, statuses
+        error = error_of(response)
+        assert error["code"] == "insufficient_quota" and error["type"] == "insufficient_quota"
+        assert response.headers["x-should-retry"] == "false"
+        period = app._period()
+    spent = await state.spent("team", period)
+    costs = [e.cost_cny for e in read_entries(tmp_path / "ledger.sqlite") if e.status == 200]
+    # Reservations were replaced by the actual costs, which stay within the budget.
+    assert spent == sum(costs) and Decimal(0) < spent <= Decimal(2)
+    assert len(costs) == statuses.count(200) == len(fake.requests)
+
+
+async def test_a_failed_call_gives_its_reservation_back(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).fail("bad_request")
+    state = MemoryState()
+    async with gateway(settings(tmp_path, monthly_budget_cny=5), fake.transport(), state=state) as (
+        app,
+        client,
+    ):
+        body = {"model": "priced", "messages": HELLO, "max_tokens": 10}
+        response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert response.status_code == 400
+        assert await state.spent("team", app._period()) == 0
+        # Without max_tokens the upper estimate is the model's whole output: too dear.
+        body = {"model": "priced", "messages": HELLO}
+        response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert response.status_code == 429
+        assert error_of(response)["code"] == "insufficient_quota"
+        assert await state.spent("team", app._period()) == 0
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+async def test_the_ledger_survives_a_restart_and_writes_each_request_once(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    config = settings(tmp_path)
+    for _ in range(2):  # two app lifetimes on one file
+        async with gateway(config, fake.transport()) as (_, client):
+            await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/chat/completions",
+                        headers=AUTH,
+                        json={"model": "fast", "messages": HELLO},
+                    )
+                    for _ in range(5)
+                )
+            )
+    entries = list(read_entries(tmp_path / "ledger.sqlite"))
+    assert len(entries) == 10 and len({e.request_id for e in entries}) == 10
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    await ledger.write(entries[0])  # a repeated write lands once
+    await ledger.close()
+    assert len(list(read_entries(tmp_path / "ledger.sqlite"))) == 10
+    # `llm-bridge usage` sums it by key and provider.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm_bridge.cli",
+            "usage",
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("team ")]
+    assert row[:4] == ["team", "zhipu", "10", "0"]
+
+
+async def test_the_sqlite_ledger_keeps_every_field(tmp_path: Path) -> None:
+    ledger = SQLiteLedger(tmp_path / "sub" / "l.sqlite")
+    entry = LedgerEntry(
+        request_id="r1",
+        at=1.5,
+        key="k",
+        model="m",
+        provider="zhipu",
+        upstream_model="glm",
+        prompt_tokens=3,
+        completion_tokens=4,
+        cached_tokens=1,
+        estimated=True,
+        cost_cny=Decimal("0.000123"),
+        latency_ms=2.5,
+        status=502,
+        error_code="connection_error",
+        extra={"route": "/v1/x"},
+    )
+    await asyncio.gather(*(ledger.write(entry) for _ in range(3)))
+    await ledger.flush()
+    await ledger.close()
+    assert list(read_entries(tmp_path / "sub" / "l.sqlite")) == [entry]
+    with pytest.raises(RuntimeError):
+        await ledger.write(entry)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+async def test_provider_errors_are_openai_shaped_and_counted(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).fail("bad_request")
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        if fake.requests:
+            raise httpx.ConnectError("connection refused")
+        return fake.handler(request)
+
+    async with gateway(settings(tmp_path), httpx.MockTransport(unreachable)) as (_, client):
+        body = {"model": "fast", "messages": HELLO}
+        bad = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert bad.status_code == 400 and error_of(bad).get("provider") == "zhipu"
+        down = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert down.status_code == 502
+        assert error_of(down)["code"] == "connection_error"
+        metrics = seen(await client.get("/metrics")).text
+    assert 'route="/v1/chat/completions",status="502"' in metrics
+    assert 'provider="zhipu"' in metrics and 'code="connection_error"' in metrics
+    entries = list(read_entries(tmp_path / "ledger.sqlite"))
+    assert [(e.status, e.error_code) for e in entries][-1] == (502, "connection_error")
+
+
+async def test_metrics_count_requests_tokens_and_cost_and_hold_no_secret(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        await client.post(
+            "/v1/chat/completions", headers=AUTH, json={"model": "priced", "messages": HELLO}
+        )
+        await client.post("/v1/chat/completions", json={"model": "fast", "messages": HELLO})
+        response = seen(await client.get("/metrics"))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for expected in (
+        'llm_bridge_gateway_requests_total{route="/v1/chat/completions",status="200"} 1',
+        'llm_bridge_gateway_requests_total{route="/v1/chat/completions",status="401"} 1',
+        'llm_bridge_gateway_errors_total{provider="gateway",code="invalid_api_key"} 1',
+        'llm_bridge_gateway_tokens_total{key="team",provider="zhipu",model="glm-4-plus",kind="prompt"}',
+        'llm_bridge_gateway_cost_cny_total{key="team",provider="zhipu",model="glm-4-plus"}',
+        'llm_bridge_gateway_request_duration_seconds_bucket{route="/v1/chat/completions",'
+        'le="+Inf"} 2',
+        "# TYPE llm_bridge_gateway_request_duration_seconds histogram",
+    ):
+        assert expected in text, expected
+    for secret in (ZHIPU_KEY, KEY, hash_key(KEY), ZHIPU_KEY.split(".")[1]):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "could not parse the JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"", "must be a JSON object"),
+        (b'{"messages": []}', "model parameter"),
+        (b'{"model": 123, "messages": []}', "model parameter"),
+    ],
+)
+async def test_malformed_bodies_400(tmp_path: Path, content: bytes, message: str) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={**AUTH, "content-type": "application/json"},
+            content=content,
+        )
+        assert response.status_code == 400
+        assert message in error_of(response)["message"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "fast", "messages": "hello"},
+        {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"},
+        {"model": "fast"},
+    ],
+)
+async def test_wrong_types_400_from_the_engines_checks(
+    tmp_path: Path, body: dict[str, Any]
+) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert response.status_code == 400, response.text
+        error_of(response)
+    assert fake.requests == []
+
+
+async def test_a_body_over_the_limit_413(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    config["gateway"]["max_body_bytes"] = 2000
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(config, fake.transport()) as (_, client):
+        body = {"model": "fast", "messages": [{"role": "user", "content": "x" * 3000}]}
+        response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert response.status_code == 413
+        assert error_of(response)["code"] == "request_too_large"
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as read
+            for _ in range(4):
+                yield b" " * 1000
+
+        response = await client.post("/v1/chat/completions", headers=AUTH, content=chunked())
+        assert response.status_code == 413
+        ok = {"model": "fast", "messages": HELLO}
+        assert (await client.post("/v1/chat/completions", headers=AUTH, json=ok)).status_code == 200
+    assert len(fake.requests) == 1
+
+
+async def test_unknown_paths_and_methods(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.get("/nothing/here")
+        assert response.status_code == 404 and error_of(response)["code"] == "unknown_url"
+        response = await client.get("/v1/chat/completions", headers=AUTH)
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
+        assert error_of(response)["code"] == "method_not_allowed"
+        response = await client.post("/healthz")
+        assert response.status_code == 405
+        response = await client.post(
+            "/v1/images/generations", headers=AUTH, json={"model": "fast", "prompt": "cat"}
+        )
+        assert response.status_code == 404
+        assert "image generation" in error_of(response)["message"]
+    assert fake.requests == []
+
+
+async def test_health_and_readiness(tmp_path: Path) -> None:
+    class Down(MemoryState):
+        async def ping(self) -> bool:
+            raise ConnectionError("state store down")
+
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["state"] == "ok"
+    async with gateway(settings(tmp_path), fake.transport(), state=Down()) as (_, client):
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["state"] == "unreachable"
+
+
+async def test_a_stream_broken_upstream_ends_with_an_error_event(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).cut_stream(3, "一二三四五六七八九十")
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        body = {"model": "fast", "messages": HELLO, "stream": True}
+        response = seen(await client.post("/v1/chat/completions", headers=AUTH, json=body))
+    events = [e for e in response.text.split("\n\n") if e]
+    assert response.status_code == 200 and "[DONE]" not in response.text
+    last = json.loads(events[-1][len("data: ") :])
+    assert set(last) == {"error"} and last["error"]["message"]
+    (entry,) = read_entries(tmp_path / "ledger.sqlite")
+    assert entry.status >= 500 and entry.error_code
+
+
+# --------------------------------------------------------------------------- disconnects
+
+
+class HeldStream(httpx.AsyncByteStream):
+    """An upstream SSE body that sends one chunk, then waits; records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunk = {
+            "id": "t1",
+            "created": 1,
+            "model": "glm-4-flash",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "你"}}],
+        }
+        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+        await self.release.wait()
+
+    async def aclose(self) -> None:
+        self.closed.set()
+
+
+async def drive(
+    app: GatewayApp, body: dict[str, Any], hang_up: asyncio.Event, sent: list[dict[str, Any]]
+) -> None:
+    """One request through the ASGI interface, whose client hangs up when told."""
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
+        await hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {KEY}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_client_that_hangs_up_closes_the_upstream_request(
+    tmp_path: Path, stream: bool
+) -> None:
+    held = HeldStream()
+    upstream_started = asyncio.Event()
+
+    async def provider(request: httpx.Request) -> httpx.Response:
+        upstream_started.set()
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=held)
+
+    app = create_app(
+        settings(tmp_path), http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider))
+    )
+    hang_up = asyncio.Event()
+    body = {"model": "fast", "messages": HELLO, "stream": stream}
+    sent: list[dict[str, Any]] = []
+    task = asyncio.ensure_future(drive(app, body, hang_up, sent))
+    await asyncio.wait_for(upstream_started.wait(), 5)
+    for _ in range(500):  # a stream's first event reaches the client before it hangs up
+        if not stream or any(m.get("body", b"").startswith(b"data: ") for m in sent):
+            break
+        await asyncio.sleep(0.01)
+    hang_up.set()
+    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(held.closed.wait(), 5)  # the provider's stream was closed
+    if stream:
+        assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+        assert b"\xe4\xbd\xa0" in b"".join(m.get("body", b"") for m in sent[1:])
+    await app.shutdown()
+    (entry,) = read_entries(tmp_path / "ledger.sqlite")
+    assert (entry.status, entry.error_code) == (499, "client_disconnected")
+    if stream:  # what was streamed before the hang-up is accounted (estimated)
+        assert entry.provider == "zhipu" and entry.completion_tokens > 0 and entry.estimated
+
+
+# --------------------------------------------------------------------------- config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_gateway_table_is_read_strictly(tmp_path: Path) -> None:
+    good = f"""
+[providers.zhipu]
+api_key = "{ZHIPU_KEY}"
+
+[models]
+fast = "zhipu/glm-4-flash"
+
+[gateway]
+ledger = "usage.sqlite"
+max_body_bytes = 4096
+
+[gateway.keys.team]
+key_sha256 = "{hash_key(KEY)}"
+models = ["fast"]
+rpm = 10
+tpm = 1000
+monthly_budget_cny = 12.5
+"""
+    config, gateway = load_gateway_config(write(tmp_path, good))
+    assert config.aliases == {"fast": ["zhipu/glm-4-flash"]}
+    (key,) = gateway.keys
+    assert (key.name, key.models, key.rpm, key.tpm) == ("team", ("fast",), 10, 1000)
+    assert key.monthly_budget_cny == Decimal("12.5") and gateway.max_body_bytes == 4096
+    assert hash_key(KEY) not in repr(gateway) and hash_key(KEY) not in repr(key)
+    for mistake, said in [
+        (good.replace("rpm = 10", "rmp = 10"), "unknown key 'rmp'"),
+        (good.replace("ledger =", "ledgr ="), "unknown key 'ledgr'"),
+        (good.replace(hash_key(KEY), "abc"), "key_sha256"),
+        (good.replace("rpm = 10", "rpm = 0"), "rpm"),
+        (
+            good.replace("monthly_budget_cny = 12.5", 'monthly_budget_cny = "lots"'),
+            "monthly_budget_cny",
+        ),
+        (good.split("[gateway.keys.team]")[0], "no gateway key is defined"),
+        (good.replace("[models]", "[modelz]"), "modelz"),
+        (good.replace('"usage.sqlite"', '"redis"'), "needs a redis:// gateway.state"),
+        (good.replace("[gateway]", '[gateway]\nstate = "mysql://x"'), "gateway.state"),
+    ]:
+        with pytest.raises(ConfigError, match=said) as raised:
+            load_gateway_config(write(tmp_path, mistake))
+        assert "gateway.toml" in str(raised.value)
+
+
+def test_keys_new_prints_a_key_once_and_config_lines_with_its_hash(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm_bridge.cli",
+            "keys",
+            "new",
+            "ci-bot",
+            "--models",
+            "fast",
+            "glm-*",
+            "--rpm",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    key = next(line.strip() for line in out.splitlines() if line.strip().startswith("sk-lb-"))
+    SUITE_SECRETS.add(key)
+    config_text = out[out.index("[gateway.keys.ci-bot]") :]
+    assert key not in config_text and out.count(key) == 1
+    path = write(
+        tmp_path, f'[providers.zhipu]\napi_key = "{ZHIPU_KEY}"\n' + "[gateway]\n" + config_text
+    )
+    _, gateway = load_gateway_config(path)
+    (spec,) = gateway.keys
+    assert spec.name == "ci-bot" and spec.models == ("fast", "glm-*") and spec.rpm == 30
+    assert spec.digest.hex() == hash_key(key)
+
+
+def test_importing_llm_bridge_loads_no_gateway_or_server() -> None:
+    def loaded(code: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return set(out.stdout.split())
+
+    modules = loaded("import llm_bridge\nfrom llm_bridge import OpenAI, http_client")
+    assert not {m for m in modules if m.startswith(("llm_bridge.gateway", "llm_bridge.cli"))}
+    assert not {"uvicorn", "starlette", "redis"} & modules
+    # The gateway itself is plain ASGI: no server or framework until one runs it.
+    modules = loaded("import llm_bridge.gateway")
+    assert not {"uvicorn", "starlette"} & modules
+
+
+async def test_the_config_on_usage_callback_still_sees_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "usage_hook_for_gateway.py"
+    module.write_text("SEEN = []\ndef hook(record):\n    SEEN.append(record)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = settings(tmp_path)
+    config["on_usage"] = "usage_hook_for_gateway:hook"
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(config, fake.transport()) as (_, client):
+        await client.post(
+            "/v1/chat/completions", headers=AUTH, json={"model": "fast", "messages": HELLO}
+        )
+    import usage_hook_for_gateway  # type: ignore[import-not-found]
+
+    assert len(usage_hook_for_gateway.SEEN) == 1

@@ -1,0 +1,327 @@
+"""``llm-bridge serve`` as a real process on a loopback port, in front of a provider fake on
+another (``llm_bridge.testing.serve``), used by real clients: openai's Python client and
+the official ``openai`` npm package from Node. SIGTERM lets a stream in flight finish and
+flushes the ledger; a killed gateway gives its client an error, not a silent end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from conftest import SUITE_SECRETS, SUITE_TEXTS
+
+from llm_bridge.gateway import hash_key, read_entries
+from llm_bridge.testing import FakeZhipu, Fault, LoopbackServer, serve
+
+ZHIPU_KEY = "gwserver.zhipusecret0123456789abcdef"
+KEY = "sk-lb-servertestkey-0123456789abcdef"
+SUITE_SECRETS.update({ZHIPU_KEY, KEY, hash_key(KEY)})
+NODE_DIR = Path(__file__).parent / "node"
+HELLO = [{"role": "user", "content": "你好"}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    """A ``llm-bridge serve`` process."""
+
+    def __init__(self, workdir: Path, upstream: LoopbackServer, *, grace: int = 10) -> None:
+        self.workdir = workdir
+        self.ledger = workdir / "ledger.sqlite"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "gateway.toml"
+        config.write_text(
+            f"""
+[providers.zhipu]
+api_key = "{ZHIPU_KEY}"
+base_url = "{upstream.url}/api/paas/v4"
+
+[models]
+fast = "zhipu/glm-4-flash"
+
+[gateway]
+ledger = "{self.ledger}"
+
+[gateway.keys.node-team]
+key_sha256 = "{hash_key(KEY)}"
+models = ["fast", "glm-*", "embedding-*"]
+rpm = 1000
+tpm = 1000000
+monthly_budget_cny = 100
+""",
+            encoding="utf-8",
+        )
+        self.log = workdir / "server.log"
+        command = [sys.executable, "-m", "llm_bridge.cli", "serve", "--config", str(config)]
+        command += ["--port", str(self.port), "--timeout-graceful-shutdown", str(grace)]
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"llm-bridge serve exited early:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"llm-bridge serve did not become ready:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+            SUITE_TEXTS.append(self.output())  # the server's whole log: the secret scan
+        return code
+
+
+@contextmanager
+def running_gateway(workdir: Path, upstream: LoopbackServer, **kwargs: Any) -> Iterator[Gateway]:
+    gateway = Gateway(workdir, upstream, **kwargs)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakeZhipu:
+    return FakeZhipu(api_key=ZHIPU_KEY)
+
+
+@pytest.fixture(scope="module")
+def gateway(fake: FakeZhipu, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with serve(fake) as upstream, running_gateway(tmp_path_factory.mktemp("gw"), upstream) as gw:
+        yield gw
+
+
+def client(gateway: Gateway, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=20)
+
+
+def test_openai_python_client_through_the_gateway(gateway: Gateway, fake: FakeZhipu) -> None:
+    fake.reply("你好！").reply("一二三四五六", chunk_size=2).tool_call(
+        "get_weather", {"city": "北京"}
+    )
+    api = client(gateway)
+    chat = api.chat.completions.create(model="fast", messages=HELLO)
+    assert chat.choices[0].message.content == "你好！" and chat.usage and chat.usage.total_tokens
+    chunks = list(api.chat.completions.create(model="fast", messages=HELLO, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "一二三四五六"
+    tools = api.chat.completions.create(
+        model="glm-4-flash",
+        messages=HELLO,
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+    )
+    call = (tools.choices[0].message.tool_calls or [])[0]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    vectors = api.embeddings.create(model="embedding-3", input=["一", "二"])
+    assert [d.index for d in vectors.data] == [0, 1] and len(vectors.data[0].embedding) > 8
+    with pytest.raises(openai.AuthenticationError):
+        client(gateway, "sk-lb-not-a-key").models.list()
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        api.chat.completions.create(model="qwen-plus", messages=HELLO)
+    SUITE_TEXTS.append(str(denied.value))
+    assert "fast" in {m.id for m in api.models.list()}
+    metrics = httpx.get(gateway.url + "/metrics").text
+    SUITE_TEXTS.append(metrics)
+    assert 'key="node-team"' in metrics and ZHIPU_KEY not in metrics and KEY not in metrics
+
+
+@pytest.fixture(scope="session")
+def node_project(request: pytest.FixtureRequest) -> Path:
+    """The Node test project with its locked openai package installed (once per lockfile;
+    npm failing fails the test: this suite never skips its real clients)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("the gateway's Node test needs node and npm on PATH (Node 20 or later)")
+    manifest = (NODE_DIR / "package.json").read_bytes()
+    lock = (NODE_DIR / "package-lock.json").read_bytes()
+    digest = hashlib.sha256(manifest + lock).hexdigest()[:16]
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        target = Path(cache.mkdir(f"node-openai-{digest}"))
+    else:
+        target = Path(tempfile.gettempdir()) / f"llm-bridge-node-openai-{digest}"
+        target.mkdir(exist_ok=True)
+    if not (target / "node_modules" / "openai" / "package.json").is_file():
+        shutil.copy(NODE_DIR / "package.json", target)
+        shutil.copy(NODE_DIR / "package-lock.json", target)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"npm ci failed in {target}:\n{done.stdout}\n{done.stderr}")
+    shutil.copy(NODE_DIR / "gateway_client.mjs", target)
+    return target
+
+
+def test_the_openai_npm_package_through_the_gateway(
+    gateway: Gateway, fake: FakeZhipu, node_project: Path
+) -> None:
+    fake.reply("你好 from the fake").reply("流式回答", chunk_size=1)
+    fake.tool_call("get_weather", {"city": "北京"})
+    env = {
+        **os.environ,
+        "GATEWAY_URL": gateway.url + "/v1",
+        "GATEWAY_KEY": KEY,
+        "GATEWAY_MODEL": "fast",
+        "GATEWAY_EMBEDDING_MODEL": "embedding-3",
+    }
+    done = subprocess.run(
+        ["node", "gateway_client.mjs"],
+        cwd=node_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    SUITE_TEXTS.append(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["chat"]["object"] == "chat.completion"
+    assert out["chat"]["content"] == "你好 from the fake"
+    assert out["chat"]["usage"]["total_tokens"] > 0
+    assert out["stream"]["text"] == "流式回答" and out["stream"]["chunks"] >= 4
+    assert out["stream"]["finish_reason"] == "stop"
+    assert out["tools"] == {
+        "finish_reason": "tool_calls",
+        "name": "get_weather",
+        "arguments": {"city": "北京"},
+    }
+    assert out["embeddings"]["count"] == 2 and out["embeddings"]["indexes"] == [0, 1]
+    assert out["embeddings"]["dimensions"] > 8
+    forbidden = out["forbidden"]
+    assert forbidden["status"] == 403 and forbidden["class"] == "PermissionDeniedError"
+    assert forbidden["code"] == "model_not_allowed"
+
+
+def start_stream(gateway: Gateway) -> tuple[threading.Thread, dict[str, Any], threading.Event]:
+    """A streamed chat in a thread: ``result`` gets its body or its error."""
+    result: dict[str, Any] = {}
+    first = threading.Event()
+
+    def run() -> None:
+        body = {"model": "fast", "messages": HELLO, "stream": True}
+        received = b""
+        try:
+            with httpx.stream(
+                "POST",
+                gateway.url + "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=30,
+            ) as response:
+                result["status"] = response.status_code
+                for chunk in response.iter_raw():
+                    received += chunk
+                    first.set()
+        except httpx.HTTPError as error:
+            result["error"] = error
+        finally:
+            result["body"] = received
+            first.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result, first
+
+
+def test_sigterm_lets_a_stream_finish_flushes_the_ledger_and_a_restart_keeps_it(
+    tmp_path: Path,
+) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=1)
+    # The provider sends some of the stream, then pauses 2 s: SIGTERM arrives in between.
+    with serve(fake, faults=[Fault.stall_after(300, 2.0)]) as upstream:
+        gateway = Gateway(tmp_path, upstream)
+        try:
+            thread, result, first = start_stream(gateway)
+            assert first.wait(15) and "error" not in result
+            gateway.process.send_signal(signal.SIGTERM)
+            thread.join(20)
+            assert result.get("status") == 200 and "error" not in result, result
+            assert result["body"].rstrip().endswith(b"data: [DONE]")
+            # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+            assert gateway.stop() in (0, -signal.SIGTERM)
+            assert "Application shutdown complete." in gateway.output()
+        finally:
+            gateway.stop()
+        (entry,) = read_entries(gateway.ledger)
+        assert entry.status == 200 and entry.key == "node-team" and entry.completion_tokens > 0
+        # A new process on the same ledger file keeps what the last one wrote.
+        with running_gateway(tmp_path, upstream) as second:
+            assert client(second).chat.completions.create(model="fast", messages=HELLO).id
+        assert len(list(read_entries(gateway.ledger))) == 2
+
+
+def test_a_gateway_killed_mid_stream_gives_its_client_an_error(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=1)
+    with serve(fake, faults=[Fault.stall_after(300, 5.0)]) as upstream:
+        gateway = Gateway(tmp_path, upstream)
+        try:
+            thread, result, first = start_stream(gateway)
+            assert first.wait(15)
+            gateway.process.kill()
+            thread.join(20)
+        finally:
+            gateway.stop(signal.SIGKILL)
+    assert isinstance(result.get("error"), httpx.RemoteProtocolError), result
+    assert b"[DONE]" not in result["body"]
+
+
+def test_a_client_hanging_up_mid_stream_ends_the_request_at_once(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=1)
+    # The provider stalls 20 s mid-stream; the request must end when the client leaves.
+    stalled = serve(fake, faults=[Fault.stall_after(300, 20.0)])
+    with stalled as upstream, running_gateway(tmp_path, upstream) as gateway:
+        body = {"model": "fast", "messages": HELLO, "stream": True}
+        headers = {"Authorization": f"Bearer {KEY}"}
+        url = gateway.url + "/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+            assert next(response.iter_raw()).startswith(b"data: ")
+        left = time.monotonic()  # the connection is closed here
+        entries: list[Any] = []
+        while time.monotonic() - left < 10 and not entries:
+            time.sleep(0.1)
+            entries = list(read_entries(gateway.ledger)) if gateway.ledger.exists() else []
+        assert time.monotonic() - left < 5
+    (entry,) = entries
+    assert (entry.status, entry.error_code) == (499, "client_disconnected")
+    assert entry.estimated and entry.completion_tokens > 0
