@@ -270,11 +270,7 @@ class QianfanAccessToken(TokenCredentials):
 
     def accept_token(self, response: httpx.Response) -> None:
         """Keep the token from a token-endpoint answer, or raise what went wrong."""
-        response.read()
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = _json_of(response)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise _token_error(response, body, self.secrets())
@@ -323,6 +319,15 @@ def _token_error(response: httpx.Response, body: Any, secrets: tuple[str, ...]) 
     return _token_endpoint_error(
         response, body, secrets, endpoint="token endpoint", refusal=refusal, code=code
     )
+
+
+def _json_of(response: httpx.Response) -> Any:
+    """A token endpoint's answer as JSON, or None when it is not JSON."""
+    response.read()
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _token_endpoint_error(
@@ -447,11 +452,7 @@ class QianfanIamToken(TokenCredentials):
 
     def accept_token(self, response: httpx.Response) -> None:
         """Keep the token from IAM's answer, or raise what went wrong (keys never shown)."""
-        response.read()
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = _json_of(response)
         token = body.get("token") if isinstance(body, dict) else None
         if response.status_code >= 400 or not isinstance(token, str) or not token:
             raise _iam_error(response, body, self.secrets(), self.assumed)

@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Callable, List, Union
+from typing import Any, Callable, List
 
 import httpx
 import openai
 import pytest
 from openai.types.responses import Response
 from pydantic import BaseModel
+from test_openai_examples import DynamicValue, Query, Table
 
 import llm_bridge
 from llm_bridge.testing import FakeZhipu
@@ -412,53 +412,7 @@ async def test_async_structured_outputs(run: Run) -> None:
 
 
 # ------------------------------------------------- structured_outputs_tools.py, streaming_tools.py
-
-
-class Table(str, Enum):
-    orders = "orders"
-    customers = "customers"
-    products = "products"
-
-
-class Column(str, Enum):
-    id = "id"
-    status = "status"
-    expected_delivery_date = "expected_delivery_date"
-    delivered_at = "delivered_at"
-    shipped_at = "shipped_at"
-    ordered_at = "ordered_at"
-    canceled_at = "canceled_at"
-
-
-class Operator(str, Enum):
-    eq = "="
-    gt = ">"
-    lt = "<"
-    le = "<="
-    ge = ">="
-    ne = "!="
-
-
-class OrderBy(str, Enum):
-    asc = "asc"
-    desc = "desc"
-
-
-class DynamicValue(BaseModel):
-    column_name: str
-
-
-class Condition(BaseModel):
-    column: str
-    operator: Operator
-    value: Union[str, int, DynamicValue]
-
-
-class Query(BaseModel):
-    table_name: Table
-    columns: List[Column]
-    conditions: List[Condition]
-    order_by: OrderBy
+# (the Query model is the one openai-python's chat parsing examples use, shared)
 
 
 LATE_ORDERS = (
