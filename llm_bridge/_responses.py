@@ -74,6 +74,7 @@ RESPONSES_PARAMS = frozenset(
         "access_programs",
         "background",
         "background_options",
+        "client_metadata",
         "context_management",
         "conversation",
         "image",
@@ -128,6 +129,7 @@ _UNSUPPORTED_PARAMS = {
 #: caller itself handles (store, previous_response_id, metadata: echoed, never sent).
 _IGNORED_PARAMS = frozenset(
     {
+        "client_metadata",  # a client's own tracking (Codex: installation, session ids)
         "prompt_cache_options",
         "prompt_cache_retention",
         "image",

@@ -121,6 +121,22 @@ async def test_chat_is_answered_as_openai_and_recorded(tmp_path: Path) -> None:
     assert entry.latency_ms > 0 and entry.extra == {"route": "/v1/chat/completions"}
 
 
+async def test_client_headers_stay_at_the_gateway(tmp_path: Path) -> None:
+    # Clients send their own tracking (Codex: session, thread, installation ids): none of
+    # it reaches the provider; only what shapes the body does.
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("好")
+    tracking = {"session-id": "s-1", "x-codex-window-id": "w-1", "originator": "codex"}
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={**AUTH, **tracking},
+            json={"model": "fast", "messages": HELLO},
+        )
+        assert response.status_code == 200
+    sent = {name.lower() for name in fake.requests[-1].headers}
+    assert not sent & set(tracking) and "content-type" in sent
+
+
 async def test_a_stream_is_sse_and_its_usage_reaches_the_ledger(tmp_path: Path) -> None:
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=2)
     async with gateway(settings(tmp_path), fake.transport()) as (_, client):

@@ -71,30 +71,18 @@ _current: contextvars.ContextVar[Optional[_Exchange]] = contextvars.ContextVar(
 #: prefix can steer routing (the config alone routes).
 _INTERNAL_ORIGIN = "http://gateway.llm-bridge.internal"
 
-#: Request headers never forwarded to the transport (and so never to a provider): the
-#: gateway key, and what belongs to the client's connection with the gateway.
-_DROPPED_REQUEST = frozenset(
-    {
-        "authorization",
-        "api-key",
-        "x-api-key",
-        "cookie",
-        "host",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-real-ip",
-        "content-length",
-    }
-)
+
+def _forwarded(name: str) -> bool:
+    """Whether a client's request header reaches the provider: only what shapes the body
+    (``content-type``, ``accept``) and DashScope's own ``x-dashscope-*`` options. Clients
+    send their own tracking (Codex: session, thread and installation ids), and the
+    gateway's keys and hop-by-hop headers are the gateway's."""
+    return name in _FORWARDED_REQUEST or name.startswith("x-dashscope-")
+
+
+#: Request headers forwarded to the provider as they are.
+_FORWARDED_REQUEST = frozenset({"content-type", "accept"})
+
 #: Response headers the server frames itself.
 _DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
@@ -417,7 +405,7 @@ class GatewayApp:
             request = httpx.Request(
                 method,
                 httpx.URL(_INTERNAL_ORIGIN + path, query=scope.get("query_string") or b""),
-                headers=[(k, v) for k, v in headers if k not in _DROPPED_REQUEST],
+                headers=[(k, v) for k, v in headers if _forwarded(k)],
                 content=body,
             )
             await _until_disconnect(receive, self._answer(request, send, exchange))
