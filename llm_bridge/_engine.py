@@ -809,8 +809,12 @@ class SyncEngine(Engine):
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
         if operation.needs_body(response):
-            response.read()
-            response.close()
+            try:  # an error body cut short is a connection error, retried as one
+                response.read()
+            except httpx.HTTPError as error:
+                raise _transport_error(error, request, operation.route.provider) from error
+            finally:
+                response.close()
             raise operation.error(response) or operation.unreadable_stream(response)
         from ._streaming import Stream, aggregate
 
@@ -919,8 +923,12 @@ class AsyncEngine(Engine):
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
         if operation.needs_body(response):
-            await response.aread()
-            await response.aclose()
+            try:  # an error body cut short is a connection error, retried as one
+                await response.aread()
+            except httpx.HTTPError as error:
+                raise _transport_error(error, request, operation.route.provider) from error
+            finally:
+                await response.aclose()
             raise operation.error(response) or operation.unreadable_stream(response)
         from ._streaming import AsyncStream, aggregate
 

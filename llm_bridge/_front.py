@@ -170,7 +170,7 @@ def split_body(kind: str, body: object) -> tuple[dict[str, Any], dict[str, Any]]
 def read_json(content: bytes) -> object:
     try:
         return json.loads(content) if content else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting past the parser
         raise invalid_request(f"the request body is not valid JSON ({exc})", param=None) from None
 
 

@@ -53,7 +53,7 @@ from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..usage import UsageRecord
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._failover import StateUnavailable
-from ._ledger import NullLedger, SQLiteLedger
+from ._ledger import IN_PROGRESS, NullLedger, SQLiteLedger
 from ._memory import MemoryState
 from ._metrics import Metrics
 from ._state import GatewayState, LedgerEntry, LedgerSink
@@ -226,6 +226,7 @@ class GatewayApp:
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
         self._digests = [(key.digest, key) for key in gateway.keys]
         self._closed = False
+        self._inflight = 0  # requests not yet accounted for (shutdown waits for them)
 
     # ------------------------------------------------------------------ ASGI
 
@@ -266,6 +267,9 @@ class GatewayApp:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + 5.0  # requests the server cancelled write their rows
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         try:
             await self.ledger.flush()
             await self.ledger.close()
@@ -334,6 +338,7 @@ class GatewayApp:
         started = time.perf_counter()
         self.metrics.started()
         token = _current.set(exchange)
+        self._inflight += 1
         try:
             try:
                 await self._serve(scope, receive, send, exchange, methods)
@@ -352,6 +357,9 @@ class GatewayApp:
             await _send_error(send, error, exchange.request_id)
         except _ClientGone:
             exchange.status, exchange.error_code = 499, "client_disconnected"
+        except asyncio.CancelledError:  # the server gave up on it (shutdown grace over)
+            exchange.status, exchange.error_code = 503, "server_shutdown"
+            raise
         finally:
             _current.reset(token)
             seconds = time.perf_counter() - started
@@ -362,8 +370,11 @@ class GatewayApp:
                 provider=exchange.provider,
                 error_code=exchange.error_code,
             )
-            if exchange.key is not None:
-                await self._account(exchange, seconds)
+            try:
+                if exchange.key is not None:
+                    await self._account(exchange, seconds)
+            finally:
+                self._inflight -= 1
 
     async def _serve(
         self,
@@ -402,12 +413,18 @@ class GatewayApp:
                 raise _rate_limited(key, "requests", key.rpm, wait)
         reservation = await self._reserve(key, kind, params, routes) if kind else None
         try:
+            try:
+                url = httpx.URL(_INTERNAL_ORIGIN + path, query=scope.get("query_string") or b"")
+            except httpx.InvalidURL:  # control characters in the path: no such API
+                raise _unknown_url(method, path.encode("unicode_escape").decode()) from None
             request = httpx.Request(
                 method,
-                httpx.URL(_INTERNAL_ORIGIN + path, query=scope.get("query_string") or b""),
-                headers=[(k, v) for k, v in headers if _forwarded(k)],
+                url,
+                headers=[(k, v) for k, v in headers if _forwarded(k) and v.isascii()],
                 content=body,
             )
+            if getattr(self.ledger, "records_in_progress", False):
+                await self.ledger.write(self._entry(exchange, 0.0, in_progress=True))
             await _until_disconnect(receive, self._answer(request, send, exchange))
         finally:
             if reservation is not None:
@@ -626,6 +643,23 @@ class GatewayApp:
         except Exception:
             log.exception("gateway: the ledger write for %s failed", exchange.request_id)
 
+    def _entry(self, exchange: _Exchange, seconds: float, *, in_progress: bool) -> LedgerEntry:
+        """The provisional row of an admitted request (replaced by `_account`'s)."""
+        assert exchange.key is not None and in_progress
+        return LedgerEntry(
+            request_id=exchange.request_id,
+            at=self.clock(),
+            key=exchange.key.name,
+            model=exchange.model,
+            provider=None,
+            upstream_model=None,
+            estimated=True,
+            latency_ms=round(seconds * 1000, 3),
+            status=0,
+            error_code=IN_PROGRESS,
+            extra={"route": exchange.route},
+        )
+
 
 class _Estimate:
     __slots__ = ("cost", "tokens")
@@ -682,7 +716,9 @@ def _estimate(
         (
             params[name]
             for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-            if isinstance(params.get(name), int) and not isinstance(params.get(name), bool)
+            if isinstance(params.get(name), int)
+            and not isinstance(params.get(name), bool)
+            and params[name] > 0
         ),
         None,
     )
@@ -733,7 +769,7 @@ def open_ledger(gateway: GatewayConfig) -> LedgerSink:
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
     declared = next((v for k, v in headers if k == "content-length"), None)
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
@@ -753,7 +789,7 @@ async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -
 def _parse_body(body: bytes) -> dict[str, Any]:
     try:
         params = json.loads(body) if body else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nesting deeper than the parser goes
         raise _bad_request(f"We could not parse the JSON body of your request ({exc}).") from None
     if not isinstance(params, dict):
         raise _bad_request("The request body must be a JSON object.")

@@ -66,9 +66,18 @@ _COLUMNS = (
     "error_code",
     "extra",
 )
+#: A request's row lands once: a repeated write changes nothing, except that the final
+#: row replaces the provisional one written when the request was admitted (error code
+#: ``in_progress``), so a process killed mid-request still leaves its row.
+#: The error code of a provisional row: the request was admitted and had not ended.
+IN_PROGRESS = "in_progress"
+
 _INSERT = (
-    f"INSERT OR IGNORE INTO ledger ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO ledger ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    f"ON CONFLICT(request_id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _COLUMNS[1:])
+    + f" WHERE ledger.error_code = '{IN_PROGRESS}'"
 )
 
 #: Most entries one transaction takes.
@@ -115,6 +124,9 @@ def _connect(path: Union[str, Path]) -> sqlite3.Connection:
 
 class SQLiteLedger:
     """A `LedgerSink` over a SQLite file (shared safely by every worker on one machine)."""
+
+    #: The gateway writes a provisional row when it admits a request (see `_INSERT`).
+    records_in_progress = True
 
     def __init__(self, path: Union[str, Path]) -> None:
         self.path = Path(path)

@@ -28,6 +28,8 @@ class MemoryState:
     async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
         if amount > limit:
             return window
+        if amount <= 0:  # nothing to take (never a credit: the window only fills)
+            return 0.0
         now = self._clock()
         with self._lock:
             taken = self._windows.setdefault(bucket, deque())
