@@ -41,16 +41,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import SUITE_SECRETS, SUITE_TEXTS
+from conftest import SUITE_TEXTS
+from test_gateway_server import KEY, ZHIPU_KEY, Gateway
 
-from llm_bridge.gateway import LedgerEntry, hash_key, read_entries
-from llm_bridge.testing import FakeZhipu, LoopbackServer, ToolCallSpec, serve
+from llm_bridge.gateway import hash_key
+from llm_bridge.testing import FakeZhipu, ToolCallSpec, serve
 
-ZHIPU_KEY = "gwcodex.zhipusecret0123456789abcdef"
-KEY = "sk-lb-codextestkey-0123456789abcdef"
-SUITE_SECRETS.update({ZHIPU_KEY, KEY, hash_key(KEY)})
+#: The gateway (tests/test_gateway_server.py's) with a key ``codex`` that may use only
+#: the ``codex-*`` aliases.
+CODEX_MODELS = 'codex-glm = "zhipu/glm-4-flash"\ncodex-thinker = "zhipu/glm-4.7"'
+CODEX_KEY = f"""[gateway.keys.codex]
+key_sha256 = "{hash_key(KEY)}"
+models = ["codex-*"]
+rpm = 100
+tpm = 1000000
+monthly_budget_cny = 100"""
 CODEX_DIR = Path(__file__).parent / "codex"
 CODEX_VERSION = "0.171.0"  # tests/codex/package.json
 #: How long one ``codex exec`` may take (it takes about a second against the fakes).
@@ -58,12 +64,6 @@ CODEX_TIMEOUT = 60
 #: The first test may also install the pinned package (npm ci: the native binary is a
 #: download of some 170 MB).
 pytestmark = pytest.mark.timeout(480)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -250,83 +250,6 @@ def codex_exec(
 # --------------------------------------------------------------------------- the gateway
 
 
-class Gateway:
-    """A ``llm-bridge serve`` process whose key ``codex`` may use the ``codex-*`` aliases."""
-
-    def __init__(self, workdir: Path, upstream: LoopbackServer) -> None:
-        self.ledger = workdir / "ledger.sqlite"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = workdir / "gateway.toml"
-        config.write_text(
-            f"""
-[providers.zhipu]
-api_key = "{ZHIPU_KEY}"
-base_url = "{upstream.url}/api/paas/v4"
-
-[models]
-codex-glm = "zhipu/glm-4-flash"
-codex-thinker = "zhipu/glm-4.7"
-
-[gateway]
-ledger = "{self.ledger}"
-
-[gateway.keys.codex]
-key_sha256 = "{hash_key(KEY)}"
-models = ["codex-*"]
-rpm = 100
-tpm = 1000000
-monthly_budget_cny = 100
-""",
-            encoding="utf-8",
-        )
-        self.log = workdir / "server.log"
-        command = [sys.executable, "-m", "llm_bridge.cli", "serve", "--config", str(config)]
-        command += ["--port", str(self.port)]
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"llm-bridge serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"llm-bridge serve did not become ready:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def entries(self, count: int, timeout: float = 10) -> list[LedgerEntry]:
-        """The ledger once it holds ``count`` entries (each is written after its answer)."""
-        entries: list[LedgerEntry] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            entries = list(read_entries(self.ledger)) if self.ledger.exists() else []
-            if len(entries) >= count:
-                break
-            time.sleep(0.05)
-        assert len(entries) == count, entries
-        return entries
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(5)
-            SUITE_TEXTS.append(self.output())  # the server's whole log: the secret scan
-
-
 @pytest.fixture
 def fake() -> FakeZhipu:
     return FakeZhipu(api_key=ZHIPU_KEY)
@@ -335,7 +258,7 @@ def fake() -> FakeZhipu:
 @pytest.fixture
 def gateway(fake: FakeZhipu, tmp_path: Path) -> Iterator[Gateway]:
     with serve(fake) as upstream:
-        gw = Gateway(tmp_path, upstream)
+        gw = Gateway(tmp_path, upstream, models=CODEX_MODELS, keys=CODEX_KEY)
         try:
             yield gw
         finally:

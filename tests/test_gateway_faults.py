@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +35,10 @@ from test_gateway_app import AUTH, error_of, gateway
 from test_gateway_app import KEY as APP_KEY
 from test_gateway_app import ZHIPU_KEY as APP_ZHIPU_KEY
 from test_gateway_app import settings as app_settings
-from test_gateway_server import HELLO, KEY, ZHIPU_KEY, Gateway, free_port, running_gateway
+from test_gateway_server import HELLO, KEY, ZHIPU_KEY, Gateway, running_gateway
 
-from llm_bridge.gateway import hash_key, read_entries
-from llm_bridge.testing import FakeZhipu, Fault, LoopbackServer, serve
+from llm_bridge.gateway import read_entries
+from llm_bridge.testing import FakeZhipu, Fault, serve
 
 REQUEST_ID = "x-llm-bridge-gateway-request-id"
 
@@ -52,60 +49,6 @@ REQUEST_ID = "x-llm-bridge-gateway-request-id"
 GATEWAY_TIMEOUT = 1.5
 #: What each storm client allows a request, in all.
 CLIENT_TIMEOUT = 10.0
-
-
-class TunedGateway(Gateway):
-    """`Gateway` (tests/test_gateway_server.py) with extra ``[gateway]`` settings."""
-
-    def __init__(
-        self, workdir: Path, upstream: LoopbackServer, *, extra: str, grace: int = 10
-    ) -> None:
-        self.workdir = workdir
-        self.ledger = workdir / "ledger.sqlite"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = workdir / "gateway.toml"
-        config.write_text(
-            f"""
-[providers.zhipu]
-api_key = "{ZHIPU_KEY}"
-base_url = "{upstream.url}/api/paas/v4"
-
-[models]
-fast = "zhipu/glm-4-flash"
-
-[gateway]
-ledger = "{self.ledger}"
-{extra}
-
-[gateway.keys.node-team]
-key_sha256 = "{hash_key(KEY)}"
-models = ["fast", "glm-*", "embedding-*"]
-rpm = 100000
-tpm = 100000000
-monthly_budget_cny = 100
-""",
-            encoding="utf-8",
-        )
-        self.log = workdir / "server.log"
-        command = [sys.executable, "-m", "llm_bridge.cli", "serve", "--config", str(config)]
-        command += ["--port", str(self.port), "--timeout-graceful-shutdown", str(grace)]
-        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"llm-bridge serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"llm-bridge serve did not become ready:\n{self.output()}")
 
 
 def is_openai_error_body(body: object) -> bool:
@@ -211,7 +154,7 @@ def test_a_provider_fault_storm_ends_every_request_cleanly(tmp_path: Path, retri
     began = time.monotonic()
     extra = f"timeout = {GATEWAY_TIMEOUT}\nmax_retries = {retries}"
     with serve(fake, faults=storm_faults()) as upstream:
-        gw = TunedGateway(tmp_path, upstream, extra=extra)
+        gw = Gateway(tmp_path, upstream, extra=extra, rpm=100000, tpm=100000000)
         try:
             api = openai.OpenAI(
                 base_url=gw.url + "/v1", api_key=KEY, max_retries=0, timeout=CLIENT_TIMEOUT

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import openai
@@ -43,13 +43,37 @@ def free_port() -> int:
 
 
 class Gateway:
-    """A ``llm-bridge serve`` process."""
+    """A ``llm-bridge serve`` process in front of ``upstream`` (a Zhipu fake).
 
-    def __init__(self, workdir: Path, upstream: LoopbackServer, *, grace: int = 10) -> None:
+    ``models`` and ``keys`` replace the config's ``[models]`` table and its key block (the
+    default: key ``node-team`` with ``rpm``/``tpm`` limits); ``extra`` adds ``[gateway]``
+    settings."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        upstream: LoopbackServer,
+        *,
+        grace: int = 10,
+        extra: str = "",
+        rpm: int = 1000,
+        tpm: int = 1000000,
+        models: str = 'fast = "zhipu/glm-4-flash"',
+        keys: Optional[str] = None,
+    ) -> None:
         self.workdir = workdir
         self.ledger = workdir / "ledger.sqlite"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        keys = (
+            keys
+            or f"""[gateway.keys.node-team]
+key_sha256 = "{hash_key(KEY)}"
+models = ["fast", "glm-*", "embedding-*"]
+rpm = {rpm}
+tpm = {tpm}
+monthly_budget_cny = 100"""
+        )
         config = workdir / "gateway.toml"
         config.write_text(
             f"""
@@ -58,17 +82,13 @@ api_key = "{ZHIPU_KEY}"
 base_url = "{upstream.url}/api/paas/v4"
 
 [models]
-fast = "zhipu/glm-4-flash"
+{models}
 
 [gateway]
 ledger = "{self.ledger}"
+{extra}
 
-[gateway.keys.node-team]
-key_sha256 = "{hash_key(KEY)}"
-models = ["fast", "glm-*", "embedding-*"]
-rpm = 1000
-tpm = 1000000
-monthly_budget_cny = 100
+{keys}
 """,
             encoding="utf-8",
         )
@@ -91,6 +111,18 @@ monthly_budget_cny = 100
                 time.sleep(0.1)
         self.stop()
         pytest.fail(f"llm-bridge serve did not become ready:\n{self.output()}")
+
+    def entries(self, count: int, timeout: float = 10) -> list[Any]:
+        """The ledger once it holds ``count`` entries (each is written after its answer)."""
+        entries: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entries = list(read_entries(self.ledger)) if self.ledger.exists() else []
+            if len(entries) >= count:
+                break
+            time.sleep(0.05)
+        assert len(entries) == count, entries
+        return entries
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
