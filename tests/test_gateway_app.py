@@ -297,20 +297,34 @@ async def test_over_rpm_429_with_retry_after(tmp_path: Path) -> None:
 async def test_over_tpm_429_with_retry_after(tmp_path: Path) -> None:
     fake = FakeZhipu(api_key=ZHIPU_KEY)
     async with gateway(settings(tmp_path, tpm=300), fake.transport()) as (_, client):
-        small = {"model": "fast", "messages": HELLO, "max_tokens": 100}
-        assert (
-            await client.post("/v1/chat/completions", headers=AUTH, json=small)
-        ).status_code == 200
-        assert (
-            await client.post("/v1/chat/completions", headers=AUTH, json=small)
-        ).status_code == 200
-        refused = await client.post("/v1/chat/completions", headers=AUTH, json=small)
+        # Each takes its estimate (prompt + 250) and, once answered, gives back what it
+        # did not use: without the give-back the second would not fit.
+        wide = {"model": "fast", "messages": HELLO, "max_tokens": 250}
+        for _ in range(2):
+            answered = await client.post("/v1/chat/completions", headers=AUTH, json=wide)
+            assert answered.status_code == 200
+        # What the two used stays in the window: this estimate no longer fits.
+        widest = {"model": "fast", "messages": HELLO, "max_tokens": 290}
+        refused = await client.post("/v1/chat/completions", headers=AUTH, json=widest)
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert error_of(refused)["type"] == "tokens"
         huge = {"model": "fast", "messages": [{"role": "user", "content": "字" * 2000}]}
         refused = await client.post("/v1/chat/completions", headers=AUTH, json=huge)
         assert refused.status_code == 429 and "alone" in error_of(refused)["message"]
     assert len(fake.requests) == 2
+
+
+async def test_tpm_takes_the_usage_beyond_the_estimate(tmp_path: Path) -> None:
+    """A call that used more than its length estimate has the rest taken afterwards."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply(
+        "ok", usage={"prompt_tokens": 150, "completion_tokens": 100, "total_tokens": 250}
+    )
+    state = MemoryState()
+    async with gateway(settings(tmp_path, tpm=1000), fake.transport(), state=state) as (_, c):
+        body = {"model": "fast", "messages": HELLO}
+        assert (await c.post("/v1/chat/completions", headers=AUTH, json=body)).status_code == 200
+    assert await state.take("tpm:team", limit=1000, window=60.0, amount=750) == 0.0
+    assert await state.take("tpm:team", limit=1000, window=60.0, amount=1) > 0
 
 
 async def test_over_budget_429_insufficient_quota_and_spend_is_settled(tmp_path: Path) -> None:

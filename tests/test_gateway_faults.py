@@ -810,10 +810,11 @@ async def test_a_negative_max_tokens_does_not_refill_the_tpm_window(tmp_path: Pa
     (which the request is then refused for) must not hand tokens back to the window."""
     fake = FakeZhipu(api_key=APP_ZHIPU_KEY)
     async with gateway(app_settings(tmp_path, tpm=300), fake.transport()) as (_, client):
-        small = {"model": "fast", "messages": HELLO, "max_tokens": 100}
+        wide = {"model": "fast", "messages": HELLO, "max_tokens": 250}
         for _ in range(2):
-            response = await client.post("/v1/chat/completions", headers=AUTH, json=small)
+            response = await client.post("/v1/chat/completions", headers=AUTH, json=wide)
             assert response.status_code == 200
+        small = {"model": "fast", "messages": HELLO, "max_tokens": 290}
         refused = await client.post("/v1/chat/completions", headers=AUTH, json=small)
         assert refused.status_code == 429
         negative = {"model": "fast", "messages": HELLO, "max_tokens": -(10**6)}

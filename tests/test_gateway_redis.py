@@ -30,7 +30,7 @@ from redis_server import RedisServer
 from llm_bridge.gateway._failover import FailoverState, StateUnavailable
 from llm_bridge.gateway._memory import MemoryState
 from llm_bridge.gateway._redis import RedisLedger, RedisState, read_ledger
-from llm_bridge.gateway._state import LedgerEntry
+from llm_bridge.gateway._state import IN_PROGRESS, LedgerEntry
 
 REPO = Path(__file__).resolve().parent.parent
 PERIOD = "2026-12"
@@ -185,6 +185,27 @@ async def test_take_agrees_with_memory_state(state: RedisState) -> None:
         got = await state.take("agree", limit=40, window=60, amount=amount)
         want = await memory.take("agree", limit=40, window=60, amount=amount)
         assert (got == 0.0) == (want == 0.0)
+
+
+async def test_give_back_agrees_with_memory_state(state: RedisState) -> None:
+    """Takes and give-backs interleaved decide the same in Redis and in memory, and a
+    give-back frees exactly what it returns (never more than was taken)."""
+    memory = MemoryState()
+    rng = random.Random(11)
+    for _ in range(150):
+        amount = rng.randint(1, 12)
+        if rng.random() < 0.3:
+            await state.give_back("gb", window=60, amount=amount)
+            await memory.give_back("gb", window=60, amount=amount)
+            continue
+        got = await state.take("gb", limit=40, window=60, amount=amount)
+        want = await memory.take("gb", limit=40, window=60, amount=amount)
+        assert (got == 0.0) == (want == 0.0)
+    await state.give_back("full", window=60, amount=5)  # nothing taken: stays empty
+    assert await state.take("full", limit=10, window=60, amount=10) == 0.0
+    await state.give_back("full", window=60, amount=4)
+    assert await state.take("full", limit=10, window=60, amount=4) == 0.0
+    assert await state.take("full", limit=10, window=60, amount=1) > 0
 
 
 async def test_take_is_atomic_under_many_tasks(state: RedisState, raw: aioredis.Redis) -> None:
@@ -490,14 +511,48 @@ async def test_ledger_survives_a_killed_redis_exactly_once(
     assert read_ledger(own_server.url, prefix=prefix) == read  # the CLI's reader
 
 
+async def test_a_final_entry_replaces_the_provisional_one(
+    shared_server: RedisServer, prefix: str
+) -> None:
+    """The gateway writes a provisional entry at admission and the final one at the end:
+    readers see one entry per request, the final one when there is one; a provisional
+    entry after the final one, or a second final one, adds nothing."""
+    one = RedisLedger.from_url(shared_server.url, prefix=prefix)
+    two = RedisLedger.from_url(shared_server.url, prefix=prefix)
+    provisional = entry(3, status=0, error_code=IN_PROGRESS, prompt_tokens=0)
+    try:
+        await one.write(provisional)
+        await one.write(entry(4, status=0, error_code=IN_PROGRESS))  # killed: never ends
+        await one.flush()
+        assert [(e.request_id, e.error_code) for e in await one.read()] == [
+            ("req-0003", IN_PROGRESS),
+            ("req-0004", IN_PROGRESS),
+        ]
+        await two.write(entry(3))  # the request ends (on another replica, even)
+        await two.flush()
+        await one.write(provisional)  # late: changes nothing
+        await one.write(entry(3, latency_ms=1.0))  # repeated: changes nothing
+        await one.flush()
+        read = await one.read()
+        assert read == [entry(3), entry(4, status=0, error_code=IN_PROGRESS)]
+        assert read_ledger(shared_server.url, prefix=prefix) == read
+        assert await one.client.xlen(one.stream) == 3  # two provisional, one final
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_ledger_is_idempotent_by_request_id(shared_server: RedisServer, prefix: str) -> None:
     one = RedisLedger.from_url(shared_server.url, prefix=prefix)
     two = RedisLedger.from_url(shared_server.url, prefix=prefix)  # another replica
     try:
         await one.write(entry(1))
         await one.write(entry(1))
+        await one.flush()
         await two.write(entry(1, latency_ms=99.0))
         await asyncio.gather(*(r.write(entry(2)) for r in (one, two) for _ in range(10)))
+        await one.flush()
+        await two.flush()
         read = await one.read()
         assert [e.request_id for e in read] == ["req-0001", "req-0002"]
         assert read[0] == entry(1)

@@ -5,6 +5,7 @@ flushes the ledger; a killed gateway gives its client an error, not a silent end
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,8 +26,11 @@ import httpx
 import openai
 import pytest
 from conftest import SUITE_SECRETS, SUITE_TEXTS
+from redis_server import RedisServer
 
 from llm_bridge.gateway import hash_key, read_entries
+from llm_bridge.gateway._ledger import IN_PROGRESS
+from llm_bridge.gateway._redis import read_ledger
 from llm_bridge.testing import FakeZhipu, Fault, LoopbackServer, serve
 
 ZHIPU_KEY = "gwserver.zhipusecret0123456789abcdef"
@@ -75,6 +79,8 @@ tpm = {tpm}
 monthly_budget_cny = 100"""
         )
         config = workdir / "gateway.toml"
+        # The SQLite file unless ``extra`` names another ledger.
+        ledger = "" if "ledger =" in extra else f'ledger = "{self.ledger}"'
         config.write_text(
             f"""
 [providers.zhipu]
@@ -85,7 +91,7 @@ base_url = "{upstream.url}/api/paas/v4"
 {models}
 
 [gateway]
-ledger = "{self.ledger}"
+{ledger}
 {extra}
 
 {keys}
@@ -113,12 +119,13 @@ ledger = "{self.ledger}"
         pytest.fail(f"llm-bridge serve did not become ready:\n{self.output()}")
 
     def entries(self, count: int, timeout: float = 10) -> list[Any]:
-        """The ledger once it holds ``count`` entries (each is written after its answer)."""
+        """The ledger once it holds ``count`` final entries (each request's provisional
+        entry is replaced after its answer)."""
         entries: list[Any] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             entries = list(read_entries(self.ledger)) if self.ledger.exists() else []
-            if len(entries) >= count:
+            if len(entries) >= count and ended(entries):
                 break
             time.sleep(0.05)
         assert len(entries) == count, entries
@@ -323,10 +330,21 @@ def test_sigterm_lets_a_stream_finish_flushes_the_ledger_and_a_restart_keeps_it(
         assert len(list(read_entries(gateway.ledger))) == 2
 
 
-def test_a_gateway_killed_mid_stream_gives_its_client_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ledger", ["sqlite", "redis"])
+def test_a_gateway_killed_mid_stream_gives_its_client_an_error_and_leaves_one_entry(
+    tmp_path: Path, ledger: str
+) -> None:
+    """SIGKILL mid-stream: the client sees the connection break (never a clean end), and
+    the ledger keeps the request once, as admitted and never ended (``in_progress``), in
+    the SQLite file and in the Redis stream alike."""
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=1)
-    with serve(fake, faults=[Fault.stall_after(300, 5.0)]) as upstream:
-        gateway = Gateway(tmp_path, upstream)
+    with contextlib.ExitStack() as stack:
+        extra = ""
+        if ledger == "redis":
+            redis = stack.enter_context(RedisServer(tmp_path / "redis").start())
+            extra = f'state = "{redis.url}"\nledger = "redis"'
+        upstream = stack.enter_context(serve(fake, faults=[Fault.stall_after(300, 5.0)]))
+        gateway = Gateway(tmp_path, upstream, extra=extra)
         try:
             thread, result, first = start_stream(gateway)
             assert first.wait(15)
@@ -334,8 +352,19 @@ def test_a_gateway_killed_mid_stream_gives_its_client_an_error(tmp_path: Path) -
             thread.join(20)
         finally:
             gateway.stop(signal.SIGKILL)
+        if ledger == "redis":
+            entries = read_ledger(redis.url)
+        else:
+            entries = list(read_entries(gateway.ledger))
     assert isinstance(result.get("error"), httpx.RemoteProtocolError), result
     assert b"[DONE]" not in result["body"]
+    (entry,) = entries
+    assert (entry.key, entry.model, entry.error_code) == ("node-team", "fast", IN_PROGRESS)
+
+
+def ended(entries: list[Any]) -> bool:
+    """Whether the ledger holds a request's final row (not only its provisional one)."""
+    return bool(entries) and all(e.error_code != IN_PROGRESS for e in entries)
 
 
 def test_a_client_hanging_up_mid_stream_ends_the_request_at_once(tmp_path: Path) -> None:
@@ -350,10 +379,10 @@ def test_a_client_hanging_up_mid_stream_ends_the_request_at_once(tmp_path: Path)
             assert next(response.iter_raw()).startswith(b"data: ")
         left = time.monotonic()  # the connection is closed here
         entries: list[Any] = []
-        while time.monotonic() - left < 10 and not entries:
+        while time.monotonic() - left < 10 and not ended(entries):
             time.sleep(0.1)
             entries = list(read_entries(gateway.ledger)) if gateway.ledger.exists() else []
-        assert time.monotonic() - left < 5
+        assert time.monotonic() - left < 5, entries
     (entry,) = entries
     assert (entry.status, entry.error_code) == (499, "client_disconnected")
     assert entry.estimated and entry.completion_tokens > 0

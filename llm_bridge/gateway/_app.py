@@ -88,8 +88,10 @@ _DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "connectio
 
 #: Completion tokens assumed for a model without a known maximum, when a request sets none.
 _DEFAULT_MAX_OUTPUT = 4096
-#: Margin on a prompt count made with an approximate vocabulary (an upper estimate).
-_APPROXIMATE_MARGIN = 1.25
+#: UTF-8 bytes per token assumed when a request's prompt is estimated from its length:
+#: an upper estimate for the providers' vocabularies on Chinese (about 3 bytes a token, a
+#: common character being one token or less) and on English (about 4 bytes a token).
+_BYTES_PER_TOKEN = 2.5
 
 _JSON = [(b"content-type", b"application/json")]
 
@@ -255,12 +257,8 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
-        """Load the tokenizer now (off the loop) if any key counts tokens or cost, so the
-        first limited request does not pay for it."""
-        if any(k.tpm or k.monthly_budget_cny is not None for k in self.gateway.keys):
-            from ..tokens import count_tokens
-
-            await asyncio.get_running_loop().run_in_executor(None, count_tokens, "", "qwen-plus")
+        """Nothing to prepare: limits and budgets estimate prompts by length, so no
+        vocabulary is loaded (the server's lifespan hook, kept for subclasses)."""
 
     async def shutdown(self) -> None:
         """Flush the ledger and close the state store and the upstream client (once)."""
@@ -584,12 +582,13 @@ class GatewayApp:
                     key.name, reservation.period, reserved=reservation.cost, actual=actual
                 )
             if reservation.tokens and key.tpm is not None:
+                bucket = f"tpm:{key.name}"
                 used = sum(r.usage.total_tokens for r in exchange.records)
                 extra = min(used - reservation.tokens, key.tpm)
                 if extra > 0:  # more than estimated: take it too, where it still fits
-                    await self.state.take(
-                        f"tpm:{key.name}", limit=key.tpm, window=60.0, amount=extra
-                    )
+                    await self.state.take(bucket, limit=key.tpm, window=60.0, amount=extra)
+                elif extra < 0:  # less: the window gets the difference back
+                    await self.state.give_back(bucket, window=60.0, amount=-extra)
         except StateUnavailable as down:  # the outage is already reported: one line each
             log.warning("gateway: a request's budget could not be settled: %s", down)
         except Exception:
@@ -682,34 +681,26 @@ class _Reservation:
 def _estimate(
     config: Config, engine: Any, kind: str, params: dict[str, Any], routes: tuple[str, ...]
 ) -> _Estimate:
-    """Tokens to take from ``tpm`` (the prompt, counted, plus any completion maximum the
-    request sets) and an upper estimate of the cost (the prompt with a margin where the
-    vocabulary is approximate, plus the largest completion the request allows, at the
-    dearest of the model's routes)."""
-    from ..tokens import count_message_tokens, count_tokens, tokenizer_info
+    """Tokens to take from ``tpm`` (the prompt, estimated from its length, plus any
+    completion maximum the request sets) and an upper estimate of the cost (that prompt,
+    plus the largest completion the request allows, at the dearest of the model's routes).
 
-    model = params["model"]
-    provider, upstream = routes[0].split("/", 1) if routes else (None, model)
-    exact = tokenizer_info(upstream, provider=provider).exact
-    try:
-        if kind == "chat":
-            prompt = count_message_tokens(params.get("messages") or [], upstream, provider=provider)
-        elif kind == "embeddings":
-            inputs = params.get("input")
-            items = inputs if isinstance(inputs, list) else [inputs]
-            prompt = sum(
-                count_tokens(item, upstream, provider=provider)
-                if isinstance(item, str)
-                else len(item)
-                if isinstance(item, list)
-                else 1
-                for item in items
-            )
-        else:
-            text = json.dumps([params.get("instructions"), params.get("input")], ensure_ascii=False)
-            prompt = count_tokens(text, upstream, provider=provider)
-    except Exception:  # a shape the engine will refuse anyway: bound it by its bytes
-        prompt = len(json.dumps(params, ensure_ascii=False, default=str).encode())
+    The prompt is never tokenized here: a vocabulary costs each worker tens of MiB and the
+    count hundreds of microseconds a request, and both are trued up anyway when the call
+    ends (`GatewayApp._settle` takes what was used beyond the estimate, gives back what was
+    not, and settles the budget to the actual cost). The length estimate is high on purpose
+    (see `_BYTES_PER_TOKEN`)."""
+    if kind == "embeddings" and isinstance(params.get("input"), list):
+        items = params["input"]
+        prompt = sum(
+            len(item) if isinstance(item, list) else _length_tokens(item) for item in items
+        )
+    elif kind == "embeddings":
+        prompt = _length_tokens(params.get("input"))
+    elif kind == "chat":
+        prompt = _length_tokens(params.get("messages"))
+    else:
+        prompt = _length_tokens([params.get("instructions"), params.get("input")])
     n_given = params.get("n")
     n: int = n_given if isinstance(n_given, int) and n_given > 0 else 1
     asked = next(
@@ -724,7 +715,6 @@ def _estimate(
     )
     tokens = prompt + (asked or 0) * n
     cost = Decimal(0)
-    margin = Decimal(1) if exact else Decimal(str(_APPROXIMATE_MARGIN))
     for route in routes or ():
         route_provider, route_model = route.split("/", 1)
         price = engine.price(route_provider, route_model)
@@ -735,11 +725,20 @@ def _estimate(
             info = config.provider(route_provider).model(route_model)
             ceiling = info.max_output_tokens if info is not None else None
             completion = (asked or ceiling or _DEFAULT_MAX_OUTPUT) * n
-        route_cost = (
-            Decimal(math.ceil(prompt * margin)) * price.input + completion * price.output
-        ) / Decimal(1_000_000)
+        route_cost = (Decimal(prompt) * price.input + completion * price.output) / Decimal(
+            1_000_000
+        )
         cost = max(cost, route_cost)
     return _Estimate(tokens, cost)
+
+
+def _length_tokens(value: Any) -> int:
+    """An upper estimate of the tokens in ``value`` (text or JSON) from its UTF-8 length."""
+    if isinstance(value, str):
+        size = len(value.encode("utf-8", "surrogatepass"))
+    else:
+        size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "replace"))
+    return math.ceil(size / _BYTES_PER_TOKEN)
 
 
 # --------------------------------------------------------------------------- helpers

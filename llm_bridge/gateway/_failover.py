@@ -85,6 +85,14 @@ class FailoverState:
                 self._went_down(exc)
         return await self._fallback().take(bucket, limit=limit, window=window, amount=amount)
 
+    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+        if not self._down:
+            try:
+                return await self.primary.give_back(bucket, window=window, amount=amount)
+            except _UNAVAILABLE as exc:
+                self._went_down(exc)
+        await self._fallback().give_back(bucket, window=window, amount=amount)
+
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         if not self._down:
             try:

@@ -1,12 +1,13 @@
 """The usage ledger's default home: a SQLite file, written by one thread.
 
 sqlite3 blocks, and the gateway's event loop must not: every statement runs on a writer
-thread that owns the connection. `SQLiteLedger.write` hands an entry over and waits (the
-loop keeps serving meanwhile) until the transaction holding it has committed, so an entry
-whose write returned survives a crash. Entries that arrive while a commit runs are
-committed together in the next transaction: under load a busy gateway pays one commit per
-batch, not per request. Rows are keyed by ``request_id`` (``INSERT OR IGNORE``), so a
-repeated write lands once.
+thread that owns the connection. `SQLiteLedger.write` hands an entry over and returns at
+once; the thread commits what has queued meanwhile in one transaction, so a busy gateway
+pays one commit per batch, not per request, and no request waits for a commit. `flush`
+(on shutdown) waits until everything handed over is committed. What a SIGKILL can lose is
+the last few milliseconds of hand-overs: a request admitted earlier still has its
+provisional row (`IN_PROGRESS`), written when it was admitted. Rows are keyed by
+``request_id``, so a repeated write lands once.
 
 Reading (``llm-bridge usage``) is plain synchronous sqlite3: `read_entries`, `summarise`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -24,7 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ._state import LedgerEntry
+from ._state import IN_PROGRESS, LedgerEntry
+
+log = logging.getLogger("llm_bridge.gateway")
 
 __all__ = ["NullLedger", "SQLiteLedger", "read_entries"]
 
@@ -69,8 +73,6 @@ _COLUMNS = (
 #: A request's row lands once: a repeated write changes nothing, except that the final
 #: row replaces the provisional one written when the request was admitted (error code
 #: ``in_progress``), so a process killed mid-request still leaves its row.
-#: The error code of a provisional row: the request was admitted and had not ended.
-IN_PROGRESS = "in_progress"
 
 _INSERT = (
     f"INSERT INTO ledger ({', '.join(_COLUMNS)}) "
@@ -132,7 +134,7 @@ class SQLiteLedger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = _connect(self.path)  # fails now if the file is unusable
-        self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Future[None]]]] = (
+        self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Optional[Future[None]]]]] = (
             queue.Queue()
         )
         self._thread = threading.Thread(target=self._run, name="llm-bridge-ledger", daemon=True)
@@ -140,7 +142,12 @@ class SQLiteLedger:
         self._closed = False
 
     async def write(self, entry: LedgerEntry) -> None:
-        await self._submit(entry)
+        """Queue ``entry`` for the writer thread and return at once: the request path never
+        waits for a commit, and the thread commits whatever has queued meanwhile in one
+        transaction. `flush` waits until everything queued is committed."""
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        self._queue.put((entry, None))
 
     async def flush(self) -> None:
         await self._submit(None)
@@ -148,14 +155,12 @@ class SQLiteLedger:
     async def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
         await self.flush()
+        self._closed = True
         self._queue.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10.0)
 
     def _submit(self, entry: Optional[LedgerEntry]) -> asyncio.Future[None]:
-        if self._closed and entry is not None:
-            raise RuntimeError("the ledger is closed")
         done: Future[None] = Future()
         self._queue.put((entry, done))
         return asyncio.wrap_future(done)
@@ -187,7 +192,15 @@ class SQLiteLedger:
                             connection.executemany(_INSERT, rows)
                 except sqlite3.Error as exc:
                     error = exc
+                    log.error(
+                        "gateway ledger: %d entries could not be written to %s: %s",
+                        len(rows),
+                        self.path,
+                        exc,
+                    )
                 for _, done in batch:
+                    if done is None:
+                        continue
                     if error is None:
                         done.set_result(None)
                     else:

@@ -22,30 +22,39 @@ class MemoryState:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._windows: dict[str, deque[tuple[float, int]]] = {}
+        self._windows: dict[str, _Window] = {}
         self._spend: dict[tuple[str, str], Decimal] = {}
 
     async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
         if amount > limit:
             return window
-        if amount <= 0:  # nothing to take (never a credit: the window only fills)
+        if amount <= 0:  # nothing to take (never a credit: see `give_back`)
             return 0.0
         now = self._clock()
         with self._lock:
-            taken = self._windows.setdefault(bucket, deque())
-            while taken and taken[0][0] <= now - window:
-                taken.popleft()
-            used = sum(units for _, units in taken)
-            if used + amount <= limit:
-                taken.append((now, amount))
+            taken = self._windows.get(bucket)
+            if taken is None:
+                taken = self._windows[bucket] = _Window()
+            taken.expire(now - window)
+            if taken.used + amount <= limit:
+                taken.add(now, amount)
                 return 0.0
             # Wait until enough of the oldest entries leave the window.
-            excess = used + amount - limit
-            for at, units in taken:
+            excess = taken.used + amount - limit
+            for at, units in taken.entries:
                 excess -= units
                 if excess <= 0:
                     return max(at + window - now, 0.001)
             return window  # pragma: no cover - amount <= limit makes the loop return
+
+    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+        if amount <= 0:
+            return
+        with self._lock:
+            taken = self._windows.get(bucket)
+            if taken is not None:
+                taken.expire(self._clock() - window)
+                taken.give_back(amount)
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         with self._lock:
@@ -71,3 +80,37 @@ class MemoryState:
 
     async def close(self) -> None:
         return None
+
+
+class _Window:
+    """What one bucket took within its window: ``(time, units)`` oldest first, and their
+    running sum (so a decision costs the entries that expire, not the whole window)."""
+
+    __slots__ = ("entries", "used")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, int]] = deque()
+        self.used = 0
+
+    def expire(self, before: float) -> None:
+        entries = self.entries
+        while entries and entries[0][0] <= before:
+            self.used -= entries.popleft()[1]
+
+    def add(self, at: float, units: int) -> None:
+        self.entries.append((at, units))
+        self.used += units
+
+    def give_back(self, units: int) -> None:
+        """Return ``units`` taken but not used, newest entries first (they hold their
+        place in the window longest)."""
+        entries = self.entries
+        while units > 0 and entries:
+            at, held = entries.pop()
+            kept = held - units
+            units -= held
+            if kept > 0:
+                entries.append((at, kept))
+                self.used -= held - kept
+            else:
+                self.used -= held

@@ -40,9 +40,12 @@ Ledger (`RedisLedger`) — why a Redis stream rather than a database
     (``maxlen``) only once the entries are exported. Deployments that must keep years of
     ledger in SQL should export from the stream.
 
-    While Redis is down `RedisLedger.write` queues the entry in memory (bounded, never
-    raising) and a background task retries with backoff; `flush` waits for the queue to
-    drain (bounded by a timeout).
+    `RedisLedger.write` queues the entry in memory (bounded, never raising) and a
+    background task appends the queue in pipelined batches, retrying with backoff while
+    Redis is down; `flush` waits for the queue to drain (bounded by a timeout). A request
+    is first written as a provisional entry when it is admitted (error code
+    ``in_progress``), then as its final entry, so a replica killed mid-request leaves a
+    trace; readers keep a request's last entry.
 
 Every key starts with a prefix (``"llm-bridge:"`` by default). A script's keys share a
 ``{hash tag}`` so they live on one cluster slot. Scripts run with ``EVALSHA`` and are
@@ -74,7 +77,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from ._failover import FailoverState, StateUnavailable
-from ._state import LedgerEntry
+from ._state import IN_PROGRESS, LedgerEntry
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -172,6 +175,37 @@ while true do
   end
   start = start + 100
 end
+"""
+
+_GIVE_BACK = """
+-- KEYS[1]: the log (sorted set), KEYS[2]: its sum and sequence (hash)
+-- ARGV: window (microseconds), amount. Shrinks the newest takes still in the window by
+-- amount in all (removing those it empties) and the sum with them.
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[1])
+local left = tonumber(ARGV[2])
+local used = tonumber(redis.call('HGET', KEYS[2], 'sum'))
+if used == nil then return 0 end
+while left > 0 do
+  local page = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #page == 0 or tonumber(page[2]) <= cutoff then break end
+  local member = page[1]
+  local head, held = string.match(member, '^(.*):(%d+)$')
+  held = tonumber(held)
+  redis.call('ZREM', KEYS[1], member)
+  if held > left then
+    redis.call('ZADD', KEYS[1], page[2], head .. ':' .. (held - left))
+    used = used - left
+    left = 0
+  else
+    used = used - held
+    left = left - held
+  end
+end
+if used < 0 then used = 0 end
+redis.call('HSET', KEYS[2], 'sum', used)
+return 0
 """
 
 # Exact decimal arithmetic on strings such as "-12.0340" (Lua's numbers are doubles).
@@ -277,16 +311,20 @@ return text
 
 _LEDGER_ADD = """
 -- KEYS[1]: the request's marker, KEYS[2]: the stream; ARGV: marker ttl (s), maxlen (0:
--- none), then the entry's field/value pairs. Returns the new ID, or false for a repeat.
--- The append comes before the marker: a failed XADD leaves no marker behind.
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+-- none), final (1: the request's own entry, 0: its provisional one), then the entry's
+-- field/value pairs. Returns the new ID, or false when nothing was added: the final
+-- entry is already there, or this is a provisional one and any entry is. A final entry
+-- after a provisional one is appended (readers keep the last entry of a request). The
+-- append comes before the marker: a failed XADD leaves no marker behind.
+local seen = redis.call('GET', KEYS[1])
+if seen and (ARGV[3] == '0' or string.sub(seen, 1, 2) ~= 'p:') then return false end
 local id
 if tonumber(ARGV[2]) > 0 then
-  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
 else
-  id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+  id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4))
 end
-redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+redis.call('SET', KEYS[1], (ARGV[3] == '1' and 'f:' or 'p:') .. id, 'EX', ARGV[1])
 return id
 """
 
@@ -358,6 +396,7 @@ class RedisState:
     prefix. Raises `StateUnavailable` when Redis does not answer (see `FailoverState`)."""
 
     _take = _Script(_TAKE)
+    _give_back = _Script(_GIVE_BACK)
     _reserve = _Script(_RESERVE)
     _settle = _Script(_SETTLE)
 
@@ -408,6 +447,12 @@ class RedisState:
             self._take, self.window_keys(bucket), (int(limit), window_us, int(amount))
         )
         return 0.0 if int(wait) == 0 else int(wait) / 1_000_000
+
+    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+        if amount <= 0:
+            return
+        window_us = max(round(window * 1_000_000), 1)
+        await self._run(self._give_back, self.window_keys(bucket), (window_us, int(amount)))
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         done = await self._run(
@@ -524,14 +569,18 @@ def _ledger_keys(prefix: str, request_id: str) -> tuple[str, str]:
 class RedisLedger:
     """`LedgerSink` to a Redis stream, idempotent by request_id; queues while Redis is down.
 
-    ``write`` appends at once when Redis answers. When it does not (or entries are
-    already queued), the entry joins a bounded in-memory queue and ``write`` returns
-    without raising; a background task retries with exponential backoff (``backoff``
-    seconds, doubling up to ``max_backoff``), in batches, and each entry lands exactly
+    ``write`` puts the entry on a bounded in-memory queue and returns without waiting or
+    raising; a background task appends what has queued in pipelined batches (so the
+    request path never waits for Redis, and a busy gateway pays one round trip per
+    batch). When Redis does not answer, the task retries with exponential backoff
+    (``backoff`` seconds, doubling up to ``max_backoff``), and each entry lands exactly
     once thanks to its request_id marker. A full queue drops the new entry, logged and
-    counted in ``dropped``."""
+    counted in ``dropped``. A provisional entry (`IN_PROGRESS`) is replaced by its
+    request's final one for readers (`_latest`)."""
 
     _add = _Script(_LEDGER_ADD)
+    #: The gateway writes a provisional entry when it admits a request (see `_LEDGER_ADD`).
+    records_in_progress = True
 
     def __init__(
         self,
@@ -560,7 +609,6 @@ class RedisLedger:
         self.dropped = 0
         self._owns_client = owns_client
         self._queue: deque[LedgerEntry] = deque()
-        self._inflight = 0
         self._down = False
         self._flusher: Optional[asyncio.Task[None]] = None
 
@@ -582,20 +630,12 @@ class RedisLedger:
     @property
     def pending(self) -> int:
         """Entries not yet in Redis (queued or being written)."""
-        return len(self._queue) + self._inflight
+        return len(self._queue)  # (a batch leaves the queue once it is written)
 
     async def write(self, entry: LedgerEntry) -> None:
-        if self._down or self._queue:
-            self._enqueue(entry)
-            return
-        self._inflight += 1
-        try:
-            await self._add(self.client, *self._args(entry))
-        except (RedisError, OSError) as exc:
-            self._went_down(exc)
-            self._enqueue(entry)
-        finally:
-            self._inflight -= 1
+        """Queue ``entry`` and return at once; the flusher task appends what has queued in
+        one pipelined round trip (`flush` waits for it)."""
+        self._enqueue(entry)
 
     async def flush(self, timeout: Optional[float] = None) -> None:
         """Waits until every entry written so far is in Redis, at most ``timeout`` seconds
@@ -630,14 +670,15 @@ class RedisLedger:
             page: Any = await _wait(self.client.xrange(self.stream, min=start, count=1000))
             entries += _keep(page, at)
             if len(page) < 1000:
-                return entries
+                return _latest(entries)
             start = "(" + page[-1][0]
 
     # ------------------------------------------------------------------ the queue
 
     def _args(self, entry: LedgerEntry) -> tuple[tuple[str, str], list[Union[str, int]]]:
         keys = _ledger_keys(self.prefix, entry.request_id)
-        return keys, [self.marker_ttl, self.maxlen, *_fields(entry)]
+        final = 0 if entry.error_code == IN_PROGRESS else 1
+        return keys, [self.marker_ttl, self.maxlen, final, *_fields(entry)]
 
     def _enqueue(self, entry: LedgerEntry) -> None:
         if len(self._queue) >= self.queue_size:
@@ -710,6 +751,15 @@ def _keep(page: Any, at: Optional[float]) -> list[LedgerEntry]:
     return entries if at is None else [e for e in entries if e.at >= at]
 
 
+def _latest(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """One entry per request, its last (a final entry replaces the provisional one the
+    request was admitted with), in the order requests first appear."""
+    by_request: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        by_request[entry.request_id] = entry
+    return list(by_request.values())
+
+
 def read_ledger(
     url: str,
     since: Union[float, datetime, None] = None,
@@ -729,7 +779,7 @@ def read_ledger(
             page: Any = client.xrange(stream, min=start, count=1000)
             entries += _keep(page, at)
             if len(page) < 1000:
-                return entries
+                return _latest(entries)
             start = "(" + page[-1][0]
     finally:
         client.close()

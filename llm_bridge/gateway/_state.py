@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Optional, Protocol
 
-__all__ = ["GatewayState", "LedgerEntry", "LedgerSink"]
+__all__ = ["IN_PROGRESS", "GatewayState", "LedgerEntry", "LedgerSink"]
+
+#: The error code of a provisional ledger entry: the request was admitted and had not
+#: ended. Its final entry replaces it; a process killed mid-request leaves it standing.
+IN_PROGRESS = "in_progress"
 
 
 class GatewayState(Protocol):
@@ -26,6 +30,12 @@ class GatewayState(Protocol):
         ``window`` seconds. Returns 0.0 when taken; else the seconds until ``amount`` would
         fit (nothing is taken). ``amount`` larger than ``limit`` never fits: the returned
         wait is ``window``."""
+        ...
+
+    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+        """Return ``amount`` units taken from ``bucket`` (within the last ``window``
+        seconds) that were not used: a request took an estimate of its tokens and used
+        fewer. The most recent takes shrink first; never below nothing."""
         ...
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
