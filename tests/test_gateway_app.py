@@ -743,10 +743,28 @@ monthly_budget_cny = 12.5
         (good.replace("[models]", "[modelz]"), "modelz"),
         (good.replace('"usage.sqlite"', '"redis"'), "needs a redis:// gateway.state"),
         (good.replace("[gateway]", '[gateway]\nstate = "mysql://x"'), "gateway.state"),
+        (good.replace("[gateway]", '[gateway]\nupstream = "curl"'), "gateway.upstream"),
     ]:
         with pytest.raises(ConfigError, match=said) as raised:
             load_gateway_config(write(tmp_path, mistake))
         assert "gateway.toml" in str(raised.value)
+
+
+@pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
+async def test_the_upstream_client_is_the_configured_one_and_closed_on_shutdown(
+    tmp_path: Path, upstream: str
+) -> None:
+    """Provider calls go through aiohttp's pool by default (``upstream = "httpx"`` keeps
+    httpx's own); either way shutdown closes the client the gateway made."""
+    config = settings(tmp_path)
+    config["gateway"]["upstream"] = upstream
+    app = create_app(config)
+    http = app.engines.engine.http
+    transport = type(http._transport).__module__  # (the default transport of its client)
+    assert transport.startswith("httpx_aiohttp" if upstream == "aiohttp" else "httpx")
+    await app.startup()
+    await app.shutdown()
+    assert http.is_closed
 
 
 def test_keys_new_prints_a_key_once_and_config_lines_with_its_hash(tmp_path: Path) -> None:

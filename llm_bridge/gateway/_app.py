@@ -215,6 +215,9 @@ class GatewayApp:
         self.clock = clock
         self.metrics = Metrics()
         self._user_on_usage = _import_callback(config.on_usage)
+        self._own_http: Optional[httpx.AsyncClient] = None
+        if http_client is None and gateway.upstream == "aiohttp":
+            http_client = self._own_http = _aiohttp_upstream(gateway)
         factory = EngineFactory(
             AsyncEngine,
             http_client=http_client,
@@ -275,7 +278,11 @@ class GatewayApp:
             try:
                 await self.state.close()
             finally:
-                await self.transport.aclose()
+                try:
+                    await self.transport.aclose()
+                finally:
+                    if self._own_http is not None:
+                        await self._own_http.aclose()
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
@@ -742,6 +749,27 @@ def _length_tokens(value: Any) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _aiohttp_upstream(gateway: GatewayConfig) -> Optional[httpx.AsyncClient]:
+    """The provider client of ``upstream = "aiohttp"`` (the default): an httpx client on
+    aiohttp's connection pool, which costs a loopback call about half of httpcore's and
+    stays linear under bursts (httpcore's pool bookkeeping grows with the square of its
+    connections; see ``benchmarks/gateway_results.md``). None when aiohttp is not
+    installed (the ``[server]`` extra brings it): the engine's httpx client then serves."""
+    try:
+        import httpx_aiohttp  # noqa: F401  (present: the client below can be built)
+    except ImportError:
+        log.warning(
+            'gateway: upstream = "aiohttp" but aiohttp is not installed (pip install '
+            '"llm-bridge-cn[server]"); provider calls use httpx'
+        )
+        return None
+    from .._constants import DEFAULT_TIMEOUT
+    from .._http_clients import DefaultAioHttpClient
+
+    timeout = gateway.timeout if gateway.timeout is not None else DEFAULT_TIMEOUT
+    return DefaultAioHttpClient(timeout=timeout)
 
 
 def open_state(gateway: GatewayConfig) -> GatewayState:

@@ -43,6 +43,7 @@ _GATEWAY_KEYS = {
     "max_body_bytes",
     "max_retries",
     "timeout",
+    "upstream",
 }
 _KEY_KEYS = {"key_sha256", "models", "rpm", "tpm", "monthly_budget_cny"}
 
@@ -83,6 +84,8 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_retries: int = 2
     timeout: Optional[float] = None  # seconds per provider call (None: the engine's)
+    # The HTTP client of provider calls: "aiohttp" (the [server] extra's default), "httpx".
+    upstream: str = "aiohttp"
     source: str = "<mapping>"
 
     def __repr__(self) -> str:
@@ -152,8 +155,12 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
     ):
         raise ConfigError(f"{source}: gateway.timeout: expected a positive number of seconds")
+    upstream = _string(table, "upstream", "aiohttp", source)
+    if upstream not in ("aiohttp", "httpx"):
+        raise ConfigError(f'{source}: gateway.upstream: expected "aiohttp" or "httpx"')
     return GatewayConfig(
         keys=keys,
+        upstream=upstream,
         ledger=_ledger(table, state, source),
         state=state,
         state_failure=failure,
