@@ -14,6 +14,7 @@ same arguments, so only the loop statement differs between the two paths.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from typing import TYPE_CHECKING, Any, Optional
@@ -59,22 +60,38 @@ def retry_delay(error: Optional[BaseException], retries_done: int) -> float:
 
 
 def _retry_after(headers: Any) -> Optional[float]:
+    """The provider's requested wait in seconds, or None when it gave none readable.
+
+    Total over any header value: a number of milliseconds (``retry-after-ms``), a number
+    of seconds or an HTTP date (``retry-after``); anything else (words, NaN, a date out of
+    range) is no wait at all, and the usual backoff applies."""
     value = headers.get("retry-after-ms")
     if value is not None:
-        try:
-            return float(value) / 1000
-        except ValueError:
-            pass
+        seconds = _number(value)
+        if seconds is not None:
+            return seconds / 1000
     value = headers.get("retry-after")
-    if value is None:
+    if not value:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        import email.utils  # rare: only for a Retry-After given as an HTTP date
+    seconds = _number(value)
+    if seconds is not None:
+        return seconds
+    import email.utils  # rare: only for a Retry-After given as an HTTP date
 
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else parsed.timestamp() - time.time()
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return parsed.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError, OSError):
+        return None
+
+
+def _number(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def sleep(seconds: float) -> None:

@@ -23,7 +23,10 @@ from typing import Any, Optional
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import llm_bridge
 from llm_bridge import (
     APIConnectionError,
     APIError,
@@ -34,6 +37,7 @@ from llm_bridge import (
     OpenAI,
     RateLimitError,
 )
+from llm_bridge._retry import MAX_RETRY_AFTER, retry_delay
 from llm_bridge.testing import FakeDashScope, FakeQianfan, FakeZhipu, Fault, LoopbackServer, serve
 
 pytestmark = pytest.mark.timeout(30)
@@ -212,6 +216,39 @@ async def test_a_retry_after_beyond_the_cap_falls_back_to_backoff(
     assert client.chat.completions.create(model=target.model, messages=HELLO)
     assert len(no_retry_sleep) == 1 and no_retry_sleep[0] <= 0.5
     client.close()
+
+
+@pytest.mark.parametrize(
+    "value", ["soon", "nan", "inf", "-inf", "1e999", "Mon, 99 Foo 2026 99:99:99 GMT", "  "]
+)
+async def test_an_unreadable_retry_after_is_ignored_and_the_retry_still_happens(
+    target: Target, value: str, no_retry_sleep: list[float]
+):
+    """Issue 19: a Retry-After that is neither a number nor a date raised ValueError, which
+    lost the RateLimitError and its retry. Now it is no wait: the usual backoff applies."""
+    headers = {"retry-after": value, "retry-after-ms": value}
+    target.fake.fail("rate_limit", status=429, headers=headers).reply("好了")
+    client = target.client("sync")
+    assert client.chat.completions.create(model=target.model, messages=HELLO)
+    assert len(no_retry_sleep) == 1 and 0 < no_retry_sleep[0] <= 0.5
+    assert target.attempts() == 2
+    client.close()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["retry-after", "retry-after-ms"]),
+        st.binary(max_size=40).map(lambda raw: raw.decode("latin-1")),
+    )
+)
+@settings(max_examples=500, deadline=None)
+def test_retry_delay_is_total_over_any_header_text(headers: dict[str, str]) -> None:
+    request = httpx.Request("POST", "https://example.invalid/")
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+    response = httpx.Response(429, headers=raw, request=request)
+    error = llm_bridge.RateLimitError("slow down", response=response, body=None)
+    delay = retry_delay(error, 1)
+    assert 0 <= delay <= MAX_RETRY_AFTER
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
