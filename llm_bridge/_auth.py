@@ -10,7 +10,9 @@ Signing is a few lines of stdlib HMAC, so no JWT library is needed.
 
 Qianfan has two fetched tokens: v1's OAuth access token (`QianfanAccessToken`, application
 keys, the closed v1 API) and v2's bearer token minted from IAM account keys
-(`QianfanIamToken`, a bce-auth-v1 signed ``GET /v1/BCE-BEARER/token``).
+(`QianfanIamToken`, a bce-auth-v1 signed ``GET /v1/BCE-BEARER/token``). Both can be shared
+by the replicas of a gateway (`TokenCredentials.share_key`, `export`, `adopt`; the engine
+and `_token_share` do the sharing), so a fleet makes one token request, not one per process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import threading
 import time
 import weakref
+from collections import deque
 from datetime import datetime
 from typing import Any, Callable, Optional
 
@@ -35,9 +38,11 @@ __all__ = [
     "Credentials",
     "QianfanAccessToken",
     "QianfanIamToken",
+    "SharedToken",
     "TokenCredentials",
     "ZhipuJWT",
     "sign_zhipu_jwt",
+    "token_share_key",
 ]
 
 
@@ -89,18 +94,117 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _SECRET_QUERY.sub(r"\1<redacted>", text)
 
 
+class SharedToken:
+    """A fetched token and when to renew it (``renew_at``, Unix time in seconds), as one
+    replica hands it to the others. The token never appears in the ``repr``."""
+
+    __slots__ = ("renew_at", "token")
+
+    def __init__(self, token: str, renew_at: float) -> None:
+        self.token = token
+        self.renew_at = float(renew_at)
+
+    def __repr__(self) -> str:
+        return f"SharedToken(<redacted>, renew_at={self.renew_at:.0f})"
+
+
+def token_share_key(kind: str, url: str, key: str, secret: str) -> str:
+    """A digest naming a token by the endpoint and keys that mint it: equal for every
+    process holding the same keys, and telling nothing about the keys (SHA-256 of a
+    128-bit-or-more secret cannot be reversed or guessed)."""
+    material = f"llm-bridge token\0{kind}\0{url}\0{key}\0{secret}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _fingerprint(token: str) -> str:
+    """What is remembered of a rejected token: its digest, not the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class TokenCredentials(Credentials):
     """Credentials with a fetched token, refreshed single-flight across threads and tasks.
 
     Fifty threads (or tasks) that find the token missing or expired queue on one lock; the
     first fetches, the rest find the fresh token when they get the lock. asyncio locks
     belong to one event loop, so there is one per loop.
+
+    Across processes (a gateway's replicas) the token can be shared: `share_key` names it
+    without revealing the keys, `export` hands out the current token with its renew time
+    (Unix seconds, so other machines can read it), and `adopt` takes one another replica
+    minted. A token this process saw rejected (`invalidate`) is never adopted again: after
+    a 401 the next fetch mints a fresh token, which then replaces the shared one.
+    Subclasses keep their token through `_keep` and mark a rejected one with `_reject`.
     """
+
+    #: The digest naming this token for sharing (see `token_share_key`); set by subclasses.
+    share_key: str = ""
+    #: How many rejected tokens are remembered (as digests), so none is adopted again.
+    REJECTED_KEPT = 16
 
     def __init__(self) -> None:
         self.thread_lock = threading.Lock()
-        self._guard = threading.Lock()  # guards the dict below, never held across I/O
+        # Guards the async-lock dict and the token state below; never held across I/O.
+        self._guard = threading.Lock()
         self._async_locks: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._token: Optional[str] = None
+        self._renew_at = 0.0
+        self._rejected: deque[str] = deque(maxlen=self.REJECTED_KEPT)
+        self.fetches = 0  # how many tokens this process fetched for these keys
+        self.adoptions = 0  # how many tokens this process took from other replicas
+
+    def now(self) -> float:
+        """The clock renew times are on: Unix time (subclasses take an injected clock)."""
+        return time.time()
+
+    def export(self) -> Optional[SharedToken]:
+        """The current token and its renew time, for other replicas; None when there is no
+        fresh token, or it was rejected."""
+        with self._guard:
+            token, renew_at = self._token, self._renew_at
+            rejected = token is not None and _fingerprint(token) in self._rejected
+        if token is None or rejected or renew_at <= self.now():
+            return None
+        return SharedToken(token, renew_at)
+
+    def adopt(self, token: str, renew_at: float) -> bool:
+        """Take ``token``, minted by another replica, until ``renew_at`` (Unix seconds).
+        Refused (False) when it is not fresh by this process's clock, or when this process
+        saw the provider reject it (a replica that has not noticed yet may still share it)."""
+        if not isinstance(token, str) or not token or renew_at <= self.now():
+            return False
+        digest = _fingerprint(token)
+        with self._guard:
+            if digest in self._rejected:
+                return False
+            self._token = token
+            self._renew_at = float(renew_at)
+            self.adoptions += 1
+        return True
+
+    def _keep(self, token: str, renew_at: float) -> None:
+        """Keep a token this process just fetched: authoritative, even if an earlier copy
+        of it was rejected (a token endpoint may hand out the same token again)."""
+        digest = _fingerprint(token)
+        with self._guard:
+            self._token = token
+            self._renew_at = renew_at
+            self.fetches += 1
+            if digest in self._rejected:
+                self._rejected.remove(digest)
+
+    def _reject(self, sent: Optional[str]) -> None:
+        """The provider refused ``sent``: mark it stale if it is the current token, and
+        never adopt it again."""
+        if not sent:
+            return
+        digest = _fingerprint(sent)
+        with self._guard:
+            if sent == self._token:
+                # Never removed: another thread may be signing with it right now; a stale
+                # token is renewed before the next request anyway.
+                self._renew_at = 0.0
+            if digest not in self._rejected:
+                self._rejected.append(digest)
 
     def async_lock(self) -> Any:
         """This event loop's lock (an ``asyncio.Lock``)."""
@@ -186,7 +290,11 @@ _ZHIPU_TOKENS = _TokenCache()
 
 
 class ZhipuJWT(Credentials):
-    """Signed, cached, renewed Zhipu tokens (``auth = "jwt"``)."""
+    """Signed, cached, renewed Zhipu tokens (``auth = "jwt"``).
+
+    Not shared between a gateway's replicas (unlike `TokenCredentials`): a JWT is signed
+    here from the key in microseconds, with no request to anyone, so each replica signing
+    its own costs nothing a share would save (see `llm_bridge._token_share`)."""
 
     #: Renew this long before the token expires, so a request in flight never carries a stale one.
     RENEW_MARGIN = 30.0
@@ -242,19 +350,20 @@ class QianfanAccessToken(TokenCredentials):
         self._secret_key = secret_key
         self._token_url = token_url
         self._clock = clock
-        self._token: Optional[str] = None
-        self._renew_at = 0.0
-        self.fetches = 0  # how many tokens this process fetched for these keys
+        self.share_key = token_share_key("oauth", token_url, api_key, secret_key)
 
     @classmethod
     def shared(cls, api_key: str, secret_key: str, *, token_url: str) -> QianfanAccessToken:
         """The process-wide instance for these keys, so all clients share one token."""
-        digest = hashlib.sha256(f"{token_url}\0{api_key}\0{secret_key}".encode()).hexdigest()
+        digest = token_share_key("oauth", token_url, api_key, secret_key)
         with _SHARED_LOCK:
             instance = _SHARED_TOKENS.get(digest)
             if not isinstance(instance, cls):
                 instance = _SHARED_TOKENS[digest] = cls(api_key, secret_key, token_url=token_url)
         return instance
+
+    def now(self) -> float:
+        return self._clock()
 
     def token_request(self) -> Optional[httpx.Request]:
         if self._token is not None and self._clock() < self._renew_at:
@@ -275,9 +384,7 @@ class QianfanAccessToken(TokenCredentials):
         if not isinstance(token, str) or not token:
             raise _token_error(response, body, self.secrets())
         expires_in = float(body.get("expires_in") or 0) or 2592000.0
-        self._token = token
-        self._renew_at = self._clock() + expires_in - min(3600.0, expires_in / 10)
-        self.fetches += 1
+        self._keep(token, self._clock() + expires_in - min(3600.0, expires_in / 10))
 
     def query(self) -> dict[str, str]:
         if self._token is None:  # pragma: no cover - the engine fetches before signing
@@ -290,10 +397,7 @@ class QianfanAccessToken(TokenCredentials):
     def invalidate(self, request: httpx.Request) -> bool:
         """Mark the token stale (never remove it: another thread may be signing with it
         right now; a stale token is renewed before the next request anyway)."""
-        sent = request.url.params.get("access_token")
-        with self._guard:
-            if sent is not None and sent == self._token:
-                self._renew_at = 0.0
+        self._reject(request.url.params.get("access_token"))
         return True
 
     def __repr__(self) -> str:
@@ -406,9 +510,7 @@ class QianfanIamToken(TokenCredentials):
         self.assumed = assumed
         self.expire_seconds = int(expire_seconds)
         self.clock = clock
-        self._token: Optional[str] = None
-        self._renew_at = 0.0
-        self.fetches = 0  # how many tokens this process minted for these keys
+        self.share_key = token_share_key("iam", iam_token_url, access_key, secret_key)
 
     @classmethod
     def shared(
@@ -421,9 +523,7 @@ class QianfanIamToken(TokenCredentials):
         clock: Callable[[], float] = time.time,
     ) -> QianfanIamToken:
         """The process-wide instance for these keys, so all clients share one token."""
-        digest = hashlib.sha256(
-            f"iam\0{iam_token_url}\0{access_key}\0{secret_key}".encode()
-        ).hexdigest()
+        digest = token_share_key("iam", iam_token_url, access_key, secret_key)
         with _SHARED_LOCK:
             instance = _SHARED_TOKENS.get(digest)
             if not isinstance(instance, cls):
@@ -435,6 +535,9 @@ class QianfanIamToken(TokenCredentials):
                     clock=clock,
                 )
         return instance
+
+    def now(self) -> float:
+        return self.clock()
 
     def token_request(self) -> Optional[httpx.Request]:
         if self._token is not None and self.clock() < self._renew_at:
@@ -461,11 +564,8 @@ class QianfanIamToken(TokenCredentials):
         lifetime = _lifetime(body.get("createTime"), body.get("expireTime"), now)
         if lifetime is None or lifetime <= 0:
             lifetime = float(self.expire_seconds)
-        with self._guard:
-            self._token = token
-            # Renew with a tenth of the lifetime (at most 10 minutes) to spare.
-            self._renew_at = now + lifetime - min(600.0, lifetime / 10)
-            self.fetches += 1
+        # Renew with a tenth of the lifetime (at most 10 minutes) to spare.
+        self._keep(token, now + lifetime - min(600.0, lifetime / 10))
 
     def sign(self, request: httpx.Request) -> None:
         if self._token is None:  # pragma: no cover - the engine fetches before signing
@@ -479,11 +579,9 @@ class QianfanIamToken(TokenCredentials):
 
     def invalidate(self, request: httpx.Request) -> bool:
         """Mark the token stale if ``request`` carried it (another thread may already have
-        minted a new one); the next request mints before it is sent."""
-        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        with self._guard:
-            if sent and sent == self._token:
-                self._renew_at = 0.0
+        minted a new one); the next request mints before it is sent, and never adopts
+        this token from other replicas again."""
+        self._reject(request.headers.get("Authorization", "").removeprefix("Bearer "))
         return True
 
     def __repr__(self) -> str:

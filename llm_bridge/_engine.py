@@ -68,6 +68,7 @@ from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 if TYPE_CHECKING:
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
+    from ._token_share import TokenShare
 
 # Streams (`_streaming`), the tokenizers (`tokens`) and the embedding types are imported
 # where first needed: a client that never streams, estimates or embeds does not carry them.
@@ -750,7 +751,10 @@ class RawResult:
 
 
 class SyncEngine(Engine):
-    """Sends with ``httpx.Client``."""
+    """Sends with ``httpx.Client``.
+
+    Fetched tokens are single-flight per process only: unlike `AsyncEngine` it has no
+    ``token_share`` (a gateway's replicas, which share tokens, run the async engine)."""
 
     def __init__(self, config: Config, *, http_client: Optional[httpx.Client], **kwargs: Any):
         super().__init__(config, **kwargs)
@@ -853,12 +857,17 @@ class SyncEngine(Engine):
 
 
 class AsyncEngine(Engine):
-    """Sends with ``httpx.AsyncClient``: the twin of `SyncEngine`, awaiting where it calls."""
+    """Sends with ``httpx.AsyncClient``: the twin of `SyncEngine`, awaiting where it calls.
+
+    ``token_share`` (None: tokens are fetched per process, as by `SyncEngine`) lets several
+    processes, a gateway's replicas, fetch a provider token once between them (see
+    `llm_bridge._token_share`)."""
 
     def __init__(self, config: Config, *, http_client: Optional[httpx.AsyncClient], **kwargs: Any):
         super().__init__(config, **kwargs)
         self.owns_client = http_client is None
         self.http = http_client or DefaultAsyncHttpxClient(timeout=self.timeout)
+        self.token_share: Optional[TokenShare] = None
 
     def chat(self, params: JSONDict, options: RequestOptions) -> Awaitable[RawResult]:
         """A chat call: its requests (see `chat_requests`, sent concurrently), merged.
@@ -946,8 +955,20 @@ class AsyncEngine(Engine):
         assert isinstance(credentials, TokenCredentials)
         async with credentials.async_lock():
             request = self.token_request(credentials)  # another task may have fetched it
-            if request is not None:
+            if request is None:
+                return
+            if self.token_share is None:
                 credentials.accept_token(await self._send(request, operation, stream=False))
+                return
+            from ._token_share import obtain_token
+
+            async def mint() -> None:
+                fresh = self.token_request(credentials)  # signed now, after any wait
+                if fresh is not None:
+                    credentials.accept_token(await self._send(fresh, operation, stream=False))
+
+            how = await obtain_token(self.token_share, credentials, mint)
+            log.debug("%s: provider token %s (token share)", operation.route.provider, how)
 
     async def _send(
         self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterable
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import httpx
 
@@ -61,6 +61,9 @@ from ._state import GatewayState, LedgerEntry, LedgerSink
 __all__ = ["GatewayApp"]
 
 log = logging.getLogger("llm_bridge.gateway")
+
+if TYPE_CHECKING:
+    from ._redis_tokens import RedisTokenShare
 
 #: The request being answered in this task (the engine's usage callback reads it).
 _current: contextvars.ContextVar[Optional[_Exchange]] = contextvars.ContextVar(
@@ -229,6 +232,13 @@ class GatewayApp:
         self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.state: GatewayState = state if state is not None else open_state(gateway)
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
+        # With a Redis state, replicas fetch provider tokens (Qianfan's) once between them.
+        self.token_share: Optional[RedisTokenShare] = None
+        if gateway.state != "memory":
+            from ._redis_tokens import RedisTokenShare
+
+            self.token_share = RedisTokenShare.from_url(gateway.state)
+            self.engines.engine.token_share = self.token_share
         self._digests = [(key.digest, key) for key in gateway.keys]
         self._closed = False
         self._inflight = 0  # requests not yet accounted for (shutdown waits for them)
@@ -283,6 +293,8 @@ class GatewayApp:
                 finally:
                     if self._own_http is not None:
                         await self._own_http.aclose()
+                    if self.token_share is not None:
+                        await self.token_share.close()
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
