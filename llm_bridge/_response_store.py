@@ -5,9 +5,17 @@ turn names it and the server replays the conversation. Zhipu and Qianfan have no
 state, so llm-bridge keeps it: the response, the chat messages of the whole conversation up
 to and including its answer (what the next turn is sent after), and its input items.
 
-The store is in memory, in this process, bounded (least recently stored go first) and with
-a time to live. The gateway will put the same interface over its shared state store.
-Thread-safe; no I/O.
+A store comes in two flavours, because its callers do: the synchronous transport calls
+`SyncResponseStore`'s ``get``/``put``/``delete``, the asynchronous one (``AsyncOpenAI``,
+the gateway) awaits `AsyncResponseStore`'s ``aget``/``aput``/``adelete`` and never calls
+the synchronous ones, so a store on the network (the gateway's Redis store,
+``llm_bridge.gateway._redis_responses``) never blocks the event loop. Every decision about
+what to store and what a lookup means is made by the callers' shared code
+(``_responses_front``); a store only moves entries.
+
+`ResponseStore` is the in-memory store: in this process, bounded (least recently stored go
+first) and with a time to live. It is both flavours at once (no I/O, so the async methods
+just call the sync ones). Thread-safe.
 """
 
 from __future__ import annotations
@@ -16,13 +24,23 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
-__all__ = ["ResponseStore", "StoredResponse", "default_store"]
+__all__ = [
+    "AsyncResponseStore",
+    "ResponseStore",
+    "StoredResponse",
+    "SyncResponseStore",
+    "default_store",
+    "seconds",
+]
 
 #: How many responses, and for how long, the default store keeps.
 DEFAULT_CAPACITY = 1000
 DEFAULT_TTL = 3600.0
+
+#: The version of `StoredResponse.to_json`'s layout (a shared store outlives a release).
+_LAYOUT = 1
 
 
 @dataclass
@@ -33,11 +51,75 @@ class StoredResponse:
     messages: list[dict[str, Any]]  # the conversation's chat messages, answer included
     input_items: list[dict[str, Any]] = field(default_factory=list)
     native: bool = False  # the provider's own Responses answer (its id is the provider's)
-    expires_at: float = 0.0
+    expires_at: float = 0.0  # (the in-memory store's bookkeeping; never serialised)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object, for a store that keeps serialised entries."""
+        return {
+            "v": _LAYOUT,
+            "response": self.response,
+            "messages": self.messages,
+            "input_items": self.input_items,
+            "native": self.native,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> StoredResponse:
+        """The entry `to_json` wrote; ValueError for anything else (a foreign key, say)."""
+        if not isinstance(data, dict) or data.get("v") != _LAYOUT:
+            raise ValueError("not a stored llm-bridge response")
+        response, messages = data.get("response"), data.get("messages")
+        items = data.get("input_items", [])
+        if not (isinstance(response, dict) and isinstance(messages, list)):
+            raise ValueError("a stored llm-bridge response without its response or messages")
+        if not isinstance(items, list):
+            raise ValueError("a stored llm-bridge response with malformed input items")
+        return cls(response, messages, items, native=data.get("native") is True)
+
+
+def seconds(value: float) -> str:
+    """A duration for a message: ``3600``, ``0.5`` (never ``3600.000000`` or ``1e+06``)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+class SyncResponseStore(Protocol):
+    """What the synchronous transport calls."""
+
+    def get(self, response_id: str) -> Optional[StoredResponse]:
+        """The stored response, or None when unknown, expired or deleted."""
+        ...
+
+    def put(self, response_id: str, entry: StoredResponse) -> None: ...
+
+    def delete(self, response_id: str) -> bool:
+        """Forget a response; False when there was none (unknown, expired, deleted)."""
+        ...
+
+    def describe(self) -> str:
+        """Where and for how long responses are kept, as a clause for error messages
+        ("llm-bridge keeps stored responses in this process for 3600 s ..."); no I/O."""
+        ...
+
+
+class AsyncResponseStore(Protocol):
+    """What the asynchronous transport awaits (and nothing else: no blocking call)."""
+
+    async def aget(self, response_id: str) -> Optional[StoredResponse]: ...
+
+    async def aput(self, response_id: str, entry: StoredResponse) -> None: ...
+
+    async def adelete(self, response_id: str) -> bool: ...
+
+    def describe(self) -> str: ...
+
+    async def aclose(self) -> None:
+        """Release connections (the owner calls it once, at shutdown)."""
+        ...
 
 
 class ResponseStore:
-    """Responses by id: bounded, expiring, safe across threads."""
+    """Responses by id in this process: bounded, expiring, safe across threads; a
+    `SyncResponseStore` and an `AsyncResponseStore` both."""
 
     def __init__(
         self,
@@ -50,6 +132,8 @@ class ResponseStore:
         self._clock = clock
         self._items: OrderedDict[str, StoredResponse] = OrderedDict()
         self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ sync
 
     def put(self, response_id: str, entry: StoredResponse) -> None:
         entry.expires_at = self._clock() + self.ttl
@@ -69,11 +153,50 @@ class ResponseStore:
             return entry
 
     def delete(self, response_id: str) -> bool:
+        """Forget a response; False when it was unknown or had expired already."""
         with self._lock:
-            return self._items.pop(response_id, None) is not None
+            entry = self._items.pop(response_id, None)
+            return entry is not None and entry.expires_at > self._clock()
+
+    def describe(self) -> str:
+        return (
+            f"llm-bridge keeps stored responses in this process for {seconds(self.ttl)} s "
+            f"(the {self.capacity} most recent)"
+        )
+
+    def live(self) -> list[tuple[str, StoredResponse, float]]:
+        """Every live entry, least recently stored first, each with the seconds it has
+        left (a shared store's local fallback hands its entries over this way, then
+        `discard`s them, once the shared store is back)."""
+        now = self._clock()
+        with self._lock:
+            items = list(self._items.items())
+        return [
+            (key, entry, entry.expires_at - now) for key, entry in items if entry.expires_at > now
+        ]
+
+    def discard(self, response_id: str, entry: StoredResponse) -> None:
+        """Forget ``response_id`` if it is still this very ``entry``."""
+        with self._lock:
+            if self._items.get(response_id) is entry:
+                del self._items[response_id]
 
     def __len__(self) -> int:
         return len(self._items)
+
+    # ------------------------------------------------------------------ async (no I/O)
+
+    async def aget(self, response_id: str) -> Optional[StoredResponse]:
+        return self.get(response_id)
+
+    async def aput(self, response_id: str, entry: StoredResponse) -> None:
+        self.put(response_id, entry)
+
+    async def adelete(self, response_id: str) -> bool:
+        return self.delete(response_id)
+
+    async def aclose(self) -> None:
+        return None
 
 
 _DEFAULT = ResponseStore()

@@ -3,10 +3,19 @@
 OpenAI's Responses API (``client.responses.create/stream/parse/retrieve/delete``) is served
 for every provider by way of chat completions: `prepare` reads a Responses request into the
 chat parameters the engine takes (with the stored conversation a ``previous_response_id``
-names), `answer` turns the chat completion into a ``Response`` and stores it, and
-`ResponseEventStream` turns a chat stream into Responses events. The translation itself is
-`llm_bridge._responses`; this module adds ids, the store, the unsupported-parameter policy
-and the SSE framing. Shared by the transport under the openai client (and the gateway).
+names), `answer` turns the chat completion into a ``Response``, and `ResponseEventStream`
+turns a chat stream into Responses events. The translation itself is
+`llm_bridge._responses`; this module adds ids, what is stored, the unsupported-parameter
+policy and the SSE framing. Shared by the transport under the openai client (and the
+gateway).
+
+No function here touches the store: the store may be on the network, and only the caller
+knows whether to call it or await it. The caller looks up what a request names
+(`previous_id`, or the id in the URL) and hands the result in (`prepare`, `found`,
+`deleted`); what is to be stored comes back as a `Keep` (from `to_keep`, or, in an event
+stream, as an item among the frames, just before the frames that end the response), which
+the caller writes before the client can see the end of the response, so a next turn sent
+at once finds it.
 """
 
 from __future__ import annotations
@@ -16,26 +25,43 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol, Union
 
 import httpx
 from pydantic_core import to_json
 
 from . import _responses
 from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
-from ._response_store import ResponseStore, StoredResponse
+from ._response_store import StoredResponse
 
 __all__ = [
+    "Keep",
     "ResponseEventStream",
     "ResponsesCall",
     "answer",
     "deleted",
+    "found",
     "input_items_page",
     "prepare",
-    "retrieve",
+    "previous_id",
+    "to_keep",
 ]
 
 JSONDict = dict[str, Any]
+
+
+class _Described(Protocol):
+    """A store, as error messages name it (`SyncResponseStore.describe`)."""
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A finished response the caller is to store under ``response_id``."""
+
+    response_id: str
+    entry: StoredResponse
 
 
 def new_id(prefix: str) -> str:
@@ -71,10 +97,20 @@ _NATIVE_UNSUPPORTED = {
 }
 
 
+def previous_id(body: object) -> Optional[str]:
+    """The stored response a Responses request body continues from (``previous_response_id``),
+    which the caller looks up before `prepare`; None when it names none."""
+    if not isinstance(body, dict):
+        return None
+    previous = body.get("previous_response_id")
+    return str(previous) if previous else None
+
+
 def prepare(
     body: object,
     *,
-    store: ResponseStore,
+    previous: Optional[StoredResponse],
+    store: _Described,
     policy: str,
     provider: Optional[str],
     url: str,
@@ -82,9 +118,11 @@ def prepare(
 ) -> ResponsesCall:
     """Read a Responses request body into an engine call.
 
-    ``native(model)`` says whether every provider the model routes to serves the Responses
-    API itself: then the request passes through (a stored previous response of ours that
-    was translated keeps the conversation translated). ``policy`` is the config's
+    ``previous`` is what the store holds under the body's `previous_id` (None: nothing, or
+    no such id); ``store`` is named in the error for an unknown one. ``native(model)``
+    says whether every provider the model routes to serves the Responses API itself: then
+    the request passes through (a stored previous response of ours that was translated
+    keeps the conversation translated). ``policy`` is the config's
     unsupported-parameter policy: a Responses feature the provider lacks (built-in tools on
     chat providers, ``background``, conversation objects ...) warns and is dropped, is
     dropped, or raises `BadRequestError` naming it, before any request."""
@@ -95,16 +133,15 @@ def prepare(
     extras = {k: v for k, v in body.items() if k not in known}
     passes = isinstance(request.get("model"), str) and native(request["model"])
     history: list[JSONDict] = []
-    previous = request.get("previous_response_id")
-    entry = store.get(str(previous)) if previous else None
+    wanted = previous_id(request)
+    entry = previous if wanted else None
     if entry is not None and not entry.native:
         passes, history = False, entry.messages
-    elif previous and entry is None and not passes:
+    elif wanted and entry is None and not passes:
         raise local_error(
             NotFoundError,
-            f"Previous response with id '{previous}' not found: llm-bridge keeps stored "
-            f"responses in this process for {store.ttl:.0f} s (the {store.capacity} most "
-            f"recent); it is unknown, expired, deleted, or was made with store=false.",
+            f"Previous response with id '{wanted}' not found: {store.describe()}; it is "
+            f"unknown, expired, deleted, or was made with store=false.",
             request=_request(url),
             param="previous_response_id",
             code="previous_response_not_found",
@@ -153,44 +190,37 @@ def _policy(policy: str, provider: Optional[str], url: str) -> Callable[[str, st
     return unsupported
 
 
-def answer(call: ResponsesCall, completion: JSONDict, store: ResponseStore) -> JSONDict:
-    """The ``Response`` for a chat completion; stored unless the request said not to."""
-    response = _responses.response_from_chat(
+def answer(call: ResponsesCall, completion: JSONDict) -> JSONDict:
+    """The ``Response`` for a chat completion (`to_keep` says what to store of it)."""
+    return _responses.response_from_chat(
         completion,
         request=call.request,
         response_id=call.response_id,
         created_at=call.created_at,
         item_ids=new_id,
     )
-    keep(call, response, store)
-    return response
 
 
-def keep(call: ResponsesCall, response: JSONDict, store: ResponseStore) -> None:
-    """Store a finished response with the conversation it ends (``store`` not false)."""
+def to_keep(call: ResponsesCall, response: JSONDict) -> Optional[Keep]:
+    """What to store of a finished response: it, with the conversation it ends; None
+    when the request said ``store=false``."""
     if not call.stored:
-        return
+        return None
     messages = [
         *call.history,
         *_responses.input_messages(call.request),
         *_responses.output_messages(response),
     ]
     entry = StoredResponse(response, messages, call.input_items, native=call.native)
-    store.put(str(response.get("id") or call.response_id), entry)
+    return Keep(str(response.get("id") or call.response_id), entry)
 
 
-def retrieve(store: ResponseStore, response_id: str, url: str) -> StoredResponse:
-    entry = store.get(response_id)
+def found(
+    entry: Optional[StoredResponse], response_id: str, url: str, store: _Described
+) -> StoredResponse:
+    """The stored response the store gave for ``response_id``; `NotFoundError` for None."""
     if entry is None:
-        raise local_error(
-            NotFoundError,
-            f"Response with id '{response_id}' not found (unknown, expired, deleted, or made "
-            f"with store=false; llm-bridge keeps responses in this process for "
-            f"{store.ttl:.0f} s).",
-            request=_request(url),
-            param="response_id",
-            code="response_not_found",
-        )
+        raise _not_found(response_id, url, store)
     return entry
 
 
@@ -207,10 +237,22 @@ def no_streamed_retrieval(response_id: str, url: str) -> BadRequestError:
     )
 
 
-def deleted(store: ResponseStore, response_id: str, url: str) -> JSONDict:
-    retrieve(store, response_id, url)
-    store.delete(response_id)
+def deleted(gone: bool, response_id: str, url: str, store: _Described) -> JSONDict:
+    """``responses.delete``'s answer, given whether the store had the response to delete."""
+    if not gone:
+        raise _not_found(response_id, url, store)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+def _not_found(response_id: str, url: str, store: _Described) -> Exception:
+    return local_error(
+        NotFoundError,
+        f"Response with id '{response_id}' not found (unknown, expired, deleted, or made "
+        f"with store=false; {store.describe()}).",
+        request=_request(url),
+        param="response_id",
+        code="response_not_found",
+    )
 
 
 def input_items_page(entry: StoredResponse) -> JSONDict:
@@ -248,17 +290,23 @@ def _input_items(request: JSONDict) -> list[JSONDict]:
     return items
 
 
+#: What an event stream yields: SSE frames, and the response to store before the frames
+#: that end it.
+Frame = Union[bytes, Keep]
+
+
 class ResponseEventStream:
-    """A chat stream as Responses server-sent events; the final response is stored.
+    """A chat stream as Responses server-sent events.
 
-    Iterate it (sync or async, as the chat stream is) for the SSE bytes. A chat stream that
-    fails mid-way ends with ``response.failed``, as OpenAI's server ends a failed response;
-    closing it closes the chat stream."""
+    Iterate it (sync or async, as the chat stream is) for the SSE bytes, and a `Keep` (the
+    finished response, unless ``store=false``) just before the frames that end the
+    response: the caller stores it, then passes the rest on. A chat stream that fails
+    mid-way ends with ``response.failed``, as OpenAI's server ends a failed response (not
+    stored); closing it closes the chat stream."""
 
-    def __init__(self, chunks: Any, call: ResponsesCall, store: ResponseStore) -> None:
+    def __init__(self, chunks: Any, call: ResponsesCall) -> None:
         self._chunks = chunks
         self._call = call
-        self._store = store
         self._writer = _responses.ResponseEvents(
             call.request,
             response_id=call.response_id,
@@ -266,7 +314,7 @@ class ResponseEventStream:
             item_ids=new_id,
         )
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Frame]:
         yield from _frames(self._writer.start())
         try:
             for chunk in self._chunks:
@@ -276,7 +324,7 @@ class ResponseEventStream:
             return
         yield from self._finish()
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncIterator[Frame]:
         for frame in _frames(self._writer.start()):
             yield frame
         try:
@@ -290,52 +338,59 @@ class ResponseEventStream:
         for frame in self._finish():
             yield frame
 
-    def _finish(self) -> Iterator[bytes]:
-        frames = list(_frames(self._writer.finish()))
-        keep(self._call, self._writer.response, self._store)
-        return iter(frames)
+    def _finish(self) -> Iterator[Frame]:
+        frames = list(_frames(self._writer.finish()))  # (completes the response)
+        kept = to_keep(self._call, self._writer.response)
+        if kept is not None:
+            yield kept
+        yield from frames
 
     def close(self) -> Any:
         return self._chunks.close()
 
 
 class PassedEventStream:
-    """A provider's own Responses events, passed on as server-sent events; the final
-    response is stored. A stream that fails mid-way ends with ``response.failed`` (built
-    from the last response snapshot the provider sent), as a translated one does."""
+    """A provider's own Responses events, passed on as server-sent events, with a `Keep`
+    of the final response before the event that completes it (as `ResponseEventStream`).
+    A stream that fails mid-way ends with ``response.failed`` (built from the last
+    response snapshot the provider sent), as a translated one does."""
 
-    def __init__(self, events: Any, call: ResponsesCall, store: ResponseStore) -> None:
+    def __init__(self, events: Any, call: ResponsesCall) -> None:
         self._events = events
         self._call = call
-        self._store = store
         self._snapshot: JSONDict = {"id": call.response_id, "object": "response"}
         self._sequence = 0
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Frame]:
         try:
             for event in self._events:
-                yield from _frames([self._seen(event)])
+                yield from self._seen(event)
         except Exception as error:
             yield from _frames([self._failed(error)])
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncIterator[Frame]:
         try:
             async for event in self._events:
-                for frame in _frames([self._seen(event)]):
+                for frame in self._seen(event):
                     yield frame
         except Exception as error:
             for frame in _frames([self._failed(error)]):
                 yield frame
 
-    def _seen(self, event: JSONDict) -> JSONDict:
+    def _seen(self, event: JSONDict) -> list[Frame]:
+        """The event's frame, after the `Keep` of the response it completes."""
+        out: list[Frame] = []
         snapshot = event.get("response")
         if isinstance(snapshot, dict):
             self._snapshot = snapshot
             if event.get("type") in ("response.completed", "response.incomplete"):
-                keep(self._call, snapshot, self._store)
+                kept = to_keep(self._call, snapshot)
+                if kept is not None:
+                    out.append(kept)
         sequence = event.get("sequence_number")
         self._sequence = sequence + 1 if isinstance(sequence, int) else self._sequence + 1
-        return event
+        out.extend(_frames([event]))
+        return out
 
     def _failed(self, error: BaseException) -> JSONDict:
         response = {**self._snapshot, "status": "failed", "error": _error_of(error)}
@@ -345,12 +400,12 @@ class PassedEventStream:
         return self._events.close()
 
 
-def event_stream(chunks: Any, call: ResponsesCall, store: ResponseStore) -> Any:
+def event_stream(chunks: Any, call: ResponsesCall) -> Any:
     """The Responses events of a stream: the provider's own passed on, or a chat stream's
-    translated."""
+    translated (frames and a `Keep`, see `ResponseEventStream`)."""
     if call.native:
-        return PassedEventStream(chunks, call, store)
-    return ResponseEventStream(chunks, call, store)
+        return PassedEventStream(chunks, call)
+    return ResponseEventStream(chunks, call)
 
 
 def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:

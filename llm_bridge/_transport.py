@@ -17,6 +17,12 @@ transport through unchanged), since no status fits it.
 
 The transport classes serve both HTTP libraries openai has used: ``httpx2`` (openai 3.x)
 and ``httpx``; which one a request came from decides the response type.
+
+Stored responses (``previous_response_id``, ``responses.retrieve``/``delete``) live in the
+engine source's ``store`` (the process-wide `default_store` unless the source was given
+another, as the gateway gives its shared one). The synchronous transport calls the store,
+the asynchronous one awaits it (`AsyncResponseStore`: a store on the network never blocks
+the event loop); everything else about a request is read and answered by the same code.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from . import _front, _responses_front
 from ._catalogue import model_entry, model_list
 from ._endpoints import find_root, known_roots
 from ._errors import APIConnectionError, OpenAIError
-from ._response_store import default_store
+from ._response_store import StoredResponse, default_store
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -71,6 +77,14 @@ _ASYNC_TRANSPORT_BASES: tuple[type, ...] = (httpx.AsyncBaseTransport,) + (
 _MAX_ROUTED_ENGINES = 64
 
 
+def store_of(source: Any) -> Any:
+    """The response store of an engine source: its ``store`` attribute, if it has one (a
+    store is a `SyncResponseStore` for `BridgeTransport`, an `AsyncResponseStore` for
+    `AsyncBridgeTransport`), else the process's `default_store`."""
+    store = getattr(source, "store", None)
+    return default_store() if store is None else store
+
+
 class EngineChoice:
     """The engine a request goes to, and the API root its path is read below."""
 
@@ -85,6 +99,7 @@ class FixedEngine:
     def __init__(self, factory: EngineFactory, engine: Any, root_path: str) -> None:
         self.factory = factory
         self.engine = engine
+        self.store: Any = default_store()  # where stored responses live (see store_of)
         self._choice = EngineChoice(engine, root_path)
 
     def choose(self, request: Any) -> EngineChoice:
@@ -104,6 +119,7 @@ class RoutedEngines:
         self.factory = factory
         self.config = config
         self.provider = provider
+        self.store: Any = default_store()  # where stored responses live (see store_of)
         self._roots = known_roots(config)  # the tables do not change: listed once
         self._keyed: dict[str, bool] = {}  # provider -> the config or environment has a key
         self._engines: dict[tuple[Any, ...], EngineChoice] = {}
@@ -155,51 +171,92 @@ class RoutedEngines:
         return EngineChoice(engine, httpx.URL(known.root).path)
 
 
-class _Call:
-    """One front-door request, read: where it goes and what it asks."""
+#: Requests answered from the store, about the stored response their URL names.
+_STORED_KINDS = frozenset({"response", "response_input_items", "response_delete"})
 
-    __slots__ = ("endpoint", "engine", "options", "params", "responses")
+
+class _Call:
+    """One front-door request, read: where it goes and what it asks.
+
+    Some requests need the response store first: a Responses request that continues a
+    stored response, and the stored-response endpoints. `stored_id` names the response
+    (None: the store is not needed); the transport looks it up (`deletes`: deletes it) in
+    `store`, its own way (called or awaited), and hands the result to `read_responses`
+    or `local_answer`."""
+
+    __slots__ = (
+        "body",
+        "endpoint",
+        "engine",
+        "options",
+        "params",
+        "responses",
+        "store",
+        "stored_id",
+    )
 
     def __init__(self, source: Any, request: Any) -> None:
         choice = source.choose(request)
         self.engine = choice.engine
+        self.store = store_of(source)
         self.endpoint = _front.endpoint_of(request.method, request.url.path, choice.root_path)
         self.params: dict[str, Any] = {}
         self.options: Any = None
         self.responses: Any = None  # a Responses request: the chat call it became
+        self.body: object = None  # a Responses request's body, until read_responses
+        self.stored_id: Optional[str] = None
         kind = self.endpoint.kind
         if kind == "unserved":
             raise _front.unserved(self.endpoint, self.engine.primary_provider())
-        if kind in ("chat", "embeddings", "responses"):
-            body = _front.read_json(request.content)
-            if kind == "responses":
-                self.responses = _responses_front.prepare(
-                    body,
-                    store=default_store(),
-                    policy=self.engine.config.policy.unsupported_params,
-                    provider=self.engine.primary_provider(),
-                    url=str(request.url),
-                    native=self.engine.serves_responses,
-                )
-                self.params, extras = self.responses.params, self.responses.extras
-            else:
-                self.params, extras = _front.split_body(kind, body)
-            given: dict[str, Any] = {}
-            headers = _front.forwarded_headers(request.headers.multi_items())
-            if headers:
-                given["extra_headers"] = headers
-            query = _front.query_of(request.url.params)
-            if query:
-                given["extra_query"] = query
-            if extras:
-                given["extra_body"] = extras
-            timeout = _front.timeout_from(request.extensions)
-            if timeout is not None:
-                given["timeout"] = timeout
-            self.options = self.engine.options(**given)
+        if kind == "responses":
+            self.body = _front.read_json(request.content)
+            self.stored_id = _responses_front.previous_id(self.body)
+        elif kind in ("chat", "embeddings"):
+            params, extras = _front.split_body(kind, _front.read_json(request.content))
+            self._given(request, params, extras)
+        elif kind in _STORED_KINDS:
+            self.stored_id = self.endpoint.ident or ""
 
-    def local_answer(self, url: str) -> Any:
-        """``models`` and ``model`` from the catalogue; stored responses from the store:
+    @property
+    def deletes(self) -> bool:
+        """Whether the store is to delete `stored_id` (rather than give it)."""
+        return self.endpoint.kind == "response_delete"
+
+    def read_responses(self, request: Any, previous: Optional[StoredResponse]) -> None:
+        """Read a Responses request, given what the store held under its
+        ``previous_response_id`` (None: nothing, or it names none)."""
+        self.responses = _responses_front.prepare(
+            self.body,
+            previous=previous,
+            store=self.store,
+            policy=self.engine.config.policy.unsupported_params,
+            provider=self.engine.primary_provider(),
+            url=str(request.url),
+            native=self.engine.serves_responses,
+        )
+        self._given(request, self.responses.params, self.responses.extras)
+
+    def _given(self, request: Any, params: dict[str, Any], extras: dict[str, Any]) -> None:
+        """The engine call's parameters, and its options from the request's extras,
+        headers, query and timeout."""
+        self.params = params
+        given: dict[str, Any] = {}
+        headers = _front.forwarded_headers(request.headers.multi_items())
+        if headers:
+            given["extra_headers"] = headers
+        query = _front.query_of(request.url.params)
+        if query:
+            given["extra_query"] = query
+        if extras:
+            given["extra_body"] = extras
+        timeout = _front.timeout_from(request.extensions)
+        if timeout is not None:
+            given["timeout"] = timeout
+        self.options = self.engine.options(**given)
+
+    def local_answer(self, url: str, stored: Any) -> Any:
+        """``models`` and ``model`` from the catalogue; stored responses from ``stored``,
+        what the store gave for `stored_id` (the entry, or whether it deleted one):
         answered here, no provider call."""
         kind, ident = self.endpoint.kind, self.endpoint.ident or ""
         if kind == "models":
@@ -207,8 +264,8 @@ class _Call:
         if kind == "model":
             return model_entry(self.engine, ident)
         if kind == "response_delete":
-            return _responses_front.deleted(default_store(), ident, url)
-        entry = _responses_front.retrieve(default_store(), ident, url)
+            return _responses_front.deleted(bool(stored), ident, url, self.store)
+        entry = _responses_front.found(stored, ident, url, self.store)
         if kind == "response" and httpx.URL(url).params.get("stream") == "true":
             raise _responses_front.no_streamed_retrieval(ident, url)
         if kind == "response_input_items":
@@ -239,18 +296,22 @@ class _TransportBase:
             request=request,
         )
 
-    def _answer(self, request: Any, call: _Call, result: Any) -> Any:
+    def _answer(
+        self, request: Any, call: _Call, result: Any
+    ) -> tuple[Any, Optional[_responses_front.Keep]]:
         """An engine result as openai's JSON, or as its event stream (a Responses request's
-        as a ``Response`` or Responses events)."""
+        as a ``Response`` or Responses events); with the response to store before the
+        answer is returned (an event stream's body stores its own, see `_EventBody`)."""
         parsed = result.parsed
         streamed = call.params.get("stream") and hasattr(parsed, "close")
         if not streamed:
-            if call.responses is not None and call.responses.native:
-                _responses_front.keep(call.responses, parsed, default_store())
-            elif call.responses is not None:
-                completion = parsed.model_dump(mode="json", exclude_none=True)
-                parsed = _responses_front.answer(call.responses, completion, default_store())
-            return self._json(request, call, parsed, result.retries_taken)
+            kept = None
+            if call.responses is not None:
+                if not call.responses.native:
+                    completion = parsed.model_dump(mode="json", exclude_none=True)
+                    parsed = _responses_front.answer(call.responses, completion)
+                kept = _responses_front.to_keep(call.responses, parsed)
+            return self._json(request, call, parsed, result.retries_taken), kept
         headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
         upstream_id = result.response.headers.get("x-request-id")
         if upstream_id:
@@ -258,11 +319,12 @@ class _TransportBase:
         _preload_openai_stream_errors()
         sync = isinstance(self, BridgeTransport)
         if call.responses is not None:
-            events = _responses_front.event_stream(parsed, call.responses, default_store())
-            body = _EventBody(events) if sync else _AsyncEventBody(events)
+            events = _responses_front.event_stream(parsed, call.responses)
+            body = _EventBody(events, call.store) if sync else _AsyncEventBody(events, call.store)
         else:
             body = _SSEBody(parsed) if sync else _AsyncSSEBody(parsed)
-        return _library(request).Response(200, headers=headers, stream=body, request=request)
+        response = _library(request).Response(200, headers=headers, stream=body, request=request)
+        return response, None
 
     def _failure(self, error: BaseException, request: Any) -> Any:
         reported = _front.as_openai_error(error)
@@ -322,27 +384,38 @@ class _AsyncSSEBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
 
 
 class _EventBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
-    """Responses events (already framed) as a response body; closing it closes the chat."""
+    """Responses events (already framed) as a response body: the finished response the
+    events hand over (a `Keep`) is stored before the frames that end it go out. Closing
+    the body closes the chat."""
 
-    def __init__(self, events: Any) -> None:
+    def __init__(self, events: Any, store: Any) -> None:
         self._events = events
+        self._store = store
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._events)
+        for frame in self._events:
+            if isinstance(frame, _responses_front.Keep):
+                self._store.put(frame.response_id, frame.entry)
+            else:
+                yield frame
 
     def close(self) -> None:
         self._events.close()
 
 
 class _AsyncEventBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
-    """The asynchronous twin of `_EventBody`."""
+    """The asynchronous twin of `_EventBody` (the store is awaited)."""
 
-    def __init__(self, events: Any) -> None:
+    def __init__(self, events: Any, store: Any) -> None:
         self._events = events
+        self._store = store
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for frame in self._events:
-            yield frame
+            if isinstance(frame, _responses_front.Keep):
+                await self._store.aput(frame.response_id, frame.entry)
+            else:
+                yield frame
 
     async def aclose(self) -> None:
         await self._events.close()
@@ -355,7 +428,12 @@ class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[m
         try:
             request.read()
             call = _Call(self.source, request)
-            kind = call.endpoint.kind
+            kind, store, wanted = call.endpoint.kind, call.store, call.stored_id
+            stored: Any = None
+            if wanted is not None:
+                stored = store.delete(wanted) if call.deletes else store.get(wanted)
+            if kind == "responses":
+                call.read_responses(request, stored)
             if call.responses is not None and call.responses.native:
                 result = call.engine.call("responses", call.params, call.options)
             elif kind in ("chat", "responses"):
@@ -363,8 +441,11 @@ class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[m
             elif kind == "embeddings":
                 result = call.engine.embed(call.params, call.options)
             else:
-                return self._json(request, call, call.local_answer(str(request.url)))
-            return self._answer(request, call, result)
+                return self._json(request, call, call.local_answer(str(request.url), stored))
+            response, kept = self._answer(request, call, result)
+            if kept is not None:
+                store.put(kept.response_id, kept.entry)
+            return response
         except Exception as error:
             return self._failure(error, request)
 
@@ -381,7 +462,12 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
         try:
             await request.aread()
             call = _Call(self.source, request)
-            kind = call.endpoint.kind
+            kind, store, wanted = call.endpoint.kind, call.store, call.stored_id
+            stored: Any = None
+            if wanted is not None:
+                stored = await (store.adelete(wanted) if call.deletes else store.aget(wanted))
+            if kind == "responses":
+                call.read_responses(request, stored)
             if call.responses is not None and call.responses.native:
                 result = await call.engine.call("responses", call.params, call.options)
             elif kind in ("chat", "responses"):
@@ -389,8 +475,11 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
             elif kind == "embeddings":
                 result = await call.engine.embed(call.params, call.options)
             else:
-                return self._json(request, call, call.local_answer(str(request.url)))
-            return self._answer(request, call, result)
+                return self._json(request, call, call.local_answer(str(request.url), stored))
+            response, kept = self._answer(request, call, result)
+            if kept is not None:
+                await store.aput(kept.response_id, kept.entry)
+            return response
         except Exception as error:
             return self._failure(error, request)
 

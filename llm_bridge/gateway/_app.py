@@ -49,6 +49,7 @@ import httpx
 from .. import _front
 from .._config import Config
 from .._errors import InternalServerError, OpenAIError
+from .._response_store import AsyncResponseStore, default_store
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..usage import UsageRecord
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
@@ -160,8 +161,9 @@ class _GatewayEngines:
     """The transport's engine source for the gateway: one engine, routed by the config
     alone (never by the request's host, and never with a key from the request)."""
 
-    def __init__(self, factory: EngineFactory, config: Config) -> None:
+    def __init__(self, factory: EngineFactory, config: Config, store: AsyncResponseStore) -> None:
         self.factory = factory
+        self.store = store  # stored Responses; the transport awaits it (_transport.store_of)
         self.engine = factory(config, provider=None, api_key=None, base_url=None)
         self._choice = EngineChoice(self.engine, "/v1")
 
@@ -228,7 +230,7 @@ class GatewayApp:
             max_retries=gateway.max_retries,
             on_usage=self._on_usage,
         )
-        self.engines = _GatewayEngines(factory, config)
+        self.engines = _GatewayEngines(factory, config, open_response_store(gateway))
         self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.state: GatewayState = state if state is not None else open_state(gateway)
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
@@ -287,6 +289,7 @@ class GatewayApp:
         finally:
             try:
                 await self.state.close()
+                await self.engines.store.aclose()  # (the in-process store: nothing to do)
             finally:
                 try:
                     await self.transport.aclose()
@@ -782,6 +785,16 @@ def _aiohttp_upstream(gateway: GatewayConfig) -> Optional[httpx.AsyncClient]:
 
     timeout = gateway.timeout if gateway.timeout is not None else DEFAULT_TIMEOUT
     return DefaultAioHttpClient(timeout=timeout)
+
+
+def open_response_store(gateway: GatewayConfig) -> AsyncResponseStore:
+    """Stored Responses: the process's store, or, with a Redis state, one all replicas
+    share."""
+    if gateway.state == "memory":
+        return default_store()
+    from ._redis_responses import shared_response_store
+
+    return shared_response_store(gateway)
 
 
 def open_state(gateway: GatewayConfig) -> GatewayState:
