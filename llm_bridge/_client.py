@@ -170,6 +170,17 @@ class _Bridged:
 
     # ------------------------------------------------------------------ openai hooks
 
+    def _refuse_if_closed(self) -> None:
+        """A closed client's request is an openai-style error saying so, not the HTTP
+        library's bare ``RuntimeError`` (which openai would pass on)."""
+        if self.is_closed():  # type: ignore[attr-defined]
+            from ._errors import ClientClosedError
+
+            raise ClientClosedError(
+                f"This {type(self).__name__} client was closed (close() or the end of its "
+                f"`with` block); create a new client to send more requests."
+            )
+
     def _make_status_error(self, err_msg: str, *, body: object, response: Any) -> Any:
         """The exception the transport reported (ours, with ``provider``), else openai's."""
         from ._front import ERROR_EXTENSION
@@ -258,6 +269,11 @@ class OpenAI(_Bridged, openai.OpenAI):
         """
         self._init("sync", locals())
 
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        """openai's, refusing at once on a closed client (see `_refuse_if_closed`)."""
+        self._refuse_if_closed()
+        return super().request(*args, **kwargs)
+
     def _process_response(self, **kwargs: Any) -> Any:
         """openai's, with ``retries_taken`` counting the engine's retries too."""
         from ._front import retries_of
@@ -290,6 +306,11 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
     ) -> None:
         """As `OpenAI`; ``http_client`` is an ``httpx.AsyncClient``."""
         self._init("async", locals())
+
+    async def request(self, *args: Any, **kwargs: Any) -> Any:
+        """openai's, refusing at once on a closed client (see `_refuse_if_closed`)."""
+        self._refuse_if_closed()
+        return await super().request(*args, **kwargs)
 
     async def _process_response(self, **kwargs: Any) -> Any:
         """openai's, with ``retries_taken`` counting the engine's retries too."""

@@ -31,6 +31,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "CodingPlanWarning",
     "ConfigError",
     "ConflictError",
@@ -56,6 +57,12 @@ class ConfigError(OpenAIError, ValueError):
 
     The message names the file, the key path and what was expected.
     """
+
+
+class ClientClosedError(OpenAIError, RuntimeError):
+    """A request on a client after its ``close()`` (or the end of its ``with`` block);
+    raised before anything is sent. (A ``RuntimeError`` too, as the HTTP library's own
+    refusal was.)"""
 
 
 class ModelNotFoundError(OpenAIError, ValueError):

@@ -334,3 +334,28 @@ def test_http_client_with_provider_and_no_configured_key_uses_the_requests_key(
 def test_http_client_with_an_unknown_provider_fails_at_once() -> None:
     with pytest.raises(llm_bridge.ConfigError, match="unknown provider 'zhipuu'"):
         llm_bridge.http_client(provider="zhipuu")
+
+
+def test_a_closed_client_says_it_was_closed_and_sends_nothing() -> None:
+    """Issue 19: a request after ``close()`` raised the HTTP library's bare RuntimeError."""
+    fake = FakeZhipu(api_key=KEY)
+    with bridged(fake) as client:
+        assert client.chat.completions.create(model="glm-4-flash", messages=HELLO).id
+    with pytest.raises(llm_bridge.ClientClosedError, match="was closed") as raised:
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert isinstance(raised.value, openai.OpenAIError) and isinstance(raised.value, RuntimeError)
+    assert len(fake.requests) == 1
+
+
+async def test_a_closed_async_client_says_it_was_closed_and_sends_nothing() -> None:
+    fake = FakeZhipu(api_key=KEY)
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        http_client=httpx.AsyncClient(transport=fake.transport()),
+    )
+    assert (await client.chat.completions.create(model="glm-4-flash", messages=HELLO)).id
+    await client.close()
+    with pytest.raises(llm_bridge.ClientClosedError, match="AsyncOpenAI client was closed"):
+        await client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+    assert len(fake.requests) == 1
