@@ -127,9 +127,26 @@ def tokenizer_info(model: str, *, provider: Optional[str] = None) -> TokenizerIn
 
 
 def count_tokens(text: str, model: str, *, provider: Optional[str] = None) -> int:
-    """Tokens in ``text`` as ``model``'s provider counts them (see `tokenizer_info`)."""
+    """Tokens in ``text`` as ``model``'s provider counts them (see `tokenizer_info`);
+    beyond `EXACT_LIMIT` characters, an estimate (see `_count`)."""
     info = tokenizer_info(model, provider=provider)
-    return len(_encoding(info.vocabulary).encode(text, disallowed_special=()))
+    return _count(_encoding(info.vocabulary), text)
+
+
+#: Characters counted exactly; a longer text is estimated from them. The tokenizer's time
+#: and memory grow with its input (hundreds of MB of streamed text took minutes and GBs,
+#: and a few hundred MB ended the process from inside the native tokenizer, which Python
+#: cannot catch), so it never sees more than this at once.
+EXACT_LIMIT = 262_144
+
+
+def _count(encoding: Any, text: str) -> int:
+    """Tokens in ``text``: exact up to `EXACT_LIMIT` characters; beyond, the exact count of
+    the first `EXACT_LIMIT` scaled to the whole length (rounded up)."""
+    if len(text) <= EXACT_LIMIT:
+        return len(encoding.encode(text, disallowed_special=()))
+    head = len(encoding.encode(text[:EXACT_LIMIT], disallowed_special=()))
+    return -(-head * len(text) // EXACT_LIMIT)
 
 
 #: Tokens a chat template adds: (once per conversation, per message, after the last message).
@@ -164,9 +181,9 @@ def count_message_tokens(
     if injects and not any(m.get("role") in ("system", "developer") for m in messages):
         messages.insert(0, {"role": "system", "content": info.default_system_prompt or ""})
     for message in messages:
-        total += per_message + len(encoding.encode(_message_text(message), disallowed_special=()))
+        total += per_message + _count(encoding, _message_text(message))
         if info.template == "chatml":
-            total += len(encoding.encode(str(message.get("role", "")))) - 1
+            total += _count(encoding, str(message.get("role", ""))) - 1
     return total
 
 

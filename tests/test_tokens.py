@@ -280,3 +280,31 @@ def test_missing_vocabulary_fails_loudly(monkeypatch, tmp_path: Path, fresh_enco
     monkeypatch.setattr(tokens, "_VOCAB_DIR", tmp_path)
     with pytest.raises(VocabularyError, match="missing"):
         count_message_tokens(D1_MESSAGES, "qwen-plus")
+
+
+def test_a_huge_text_is_estimated_from_a_bounded_exact_count(monkeypatch) -> None:
+    """Issue 19: counting hundreds of MB of streamed text took minutes and GBs, and could
+    abort the process inside the native tokenizer. The tokenizer now never sees more than
+    `EXACT_LIMIT` characters at once; longer texts are scaled from that count."""
+    from llm_bridge import tokens
+
+    encoding = tokens._encoding("qwen")
+    seen: list[int] = []
+    real_encode = encoding.encode
+
+    class Spy:
+        def encode(self, text: str, **kwargs: object) -> list[int]:
+            seen.append(len(text))
+            return real_encode(text, **kwargs)
+
+    monkeypatch.setattr(tokens, "_encoding", lambda name: Spy())
+    unit = "模型迁移 moving house, 搬家。"
+    small = unit * 100
+    exact = count_tokens(small, "qwen-plus")
+    huge = unit * (tokens.EXACT_LIMIT // len(unit) * 40)
+    estimate = count_tokens(huge, "qwen-plus")
+    assert max(seen) <= tokens.EXACT_LIMIT
+    assert abs(estimate - exact * len(huge) / len(small)) / estimate < 0.01
+    messages = [{"role": "user", "content": huge}]
+    assert count_message_tokens(messages, "qwen-plus") >= estimate
+    assert max(seen) <= tokens.EXACT_LIMIT
