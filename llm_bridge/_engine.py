@@ -36,6 +36,7 @@ from ._errors import (
     APITimeoutError,
     BadRequestError,
     ConfigError,
+    FallbackFailure,
     InternalServerError,
     ModelRetiredWarning,
     OpenAIError,
@@ -537,12 +538,24 @@ class Engine:
             return credentials.token_request()
         return None
 
-    def falls_back(self, error: BaseException, routes: list[Route], position: int) -> bool:
+    def falls_back(
+        self,
+        error: APIError,
+        routes: list[Route],
+        position: int,
+        failed: list[FallbackFailure],
+    ) -> bool:
         """Whether a call moves from ``routes[position]`` to the next target: there is one,
         and the error's kind is in ``[policy] fallback_on`` (by default faults of this
         provider, not faults of the request). Each route's operation is built only when it
-        is tried, so a fallback target's checks never stop the first target."""
+        is tried, so a fallback target's checks never stop the first target.
+
+        ``failed`` collects each target's failure; when the call gives up after falling
+        back, the error raised keeps them all (`_keep_chain`)."""
+        route = routes[position]
+        failed.append(FallbackFailure(route.provider, route.model, error))
         if position + 1 >= len(routes) or error_kind(error) not in self.config.policy.fallback_on:
+            _keep_chain(error, failed)
             return False
         here, there = routes[position], routes[position + 1]
         log.warning(
@@ -777,6 +790,7 @@ class SyncEngine(Engine):
         """One request along its routes: each route's first attempt made directly (the
         common case, without the retry machinery's cost), then retries, then fallback."""
         routes = self.routes(params["model"])
+        failures: list[FallbackFailure] = []
         for position, route in enumerate(routes):
             try:  # (the operation too: its pre-flight check may fall back)
                 operation = Operation(self, kind, route, params, options)
@@ -790,7 +804,7 @@ class SyncEngine(Engine):
                     failed = error
                 return self._retries(operation, failed)
             except APIError as error:
-                if not self.falls_back(error, routes, position):
+                if not self.falls_back(error, routes, position, failures):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
@@ -895,6 +909,7 @@ class AsyncEngine(Engine):
     async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
         """As `SyncEngine.call`."""
         routes = self.routes(params["model"])
+        failures: list[FallbackFailure] = []
         for position, route in enumerate(routes):
             try:  # (the operation too: its pre-flight check may fall back)
                 operation = Operation(self, kind, route, params, options)
@@ -908,7 +923,7 @@ class AsyncEngine(Engine):
                     failed = error
                 return await self._retries(operation, failed)
             except APIError as error:
-                if not self.falls_back(error, routes, position):
+                if not self.falls_back(error, routes, position, failures):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
@@ -1011,3 +1026,22 @@ def _redacted(url: httpx.URL) -> str:
         for k, v in url.params.multi_items()
     ]
     return str(url.copy_with(params=params))
+
+
+def _keep_chain(error: APIError, failed: list[FallbackFailure]) -> None:
+    """Give the error a fallback chain ends with every target's failure: as
+    ``fallback_errors`` (provider, model, error), named in its message (which survives
+    every front door, logs included), and chained through ``__context__`` for code that
+    catches it from the engine. A call that never fell back is left as it is."""
+    if len(failed) < 2:
+        return
+    error.fallback_errors = tuple(failed)
+    earlier = "; ".join(
+        f"{f.provider}/{f.model}: {type(f.error).__name__}: {getattr(f.error, 'message', f.error)}"
+        for f in failed[:-1]
+    )
+    error.message = f"{error.message} (every fallback target failed; before it: {earlier})"
+    error.args = (error.message, *error.args[1:])
+    for before, after in zip(failed, failed[1:]):
+        if after.error.__context__ is None and after.error.__cause__ is None:
+            after.error.__context__ = before.error

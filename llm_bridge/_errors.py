@@ -18,7 +18,7 @@ synthetic ``httpx.Response`` so that every attribute an ``except`` block reads e
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import httpx
 import openai
@@ -35,6 +35,7 @@ __all__ = [
     "CodingPlanWarning",
     "ConfigError",
     "ConflictError",
+    "FallbackFailure",
     "InternalServerError",
     "ModelNotFoundError",
     "ModelRetiredWarning",
@@ -89,6 +90,14 @@ class ModelRetiredWarning(UserWarning):
     behind), and the warning names the retirement date and the successor."""
 
 
+class FallbackFailure(NamedTuple):
+    """One target of a fallback chain, and how it failed."""
+
+    provider: str
+    model: str
+    error: BaseException
+
+
 class APIError(openai.APIError):
     """An error tied to an HTTP exchange with a provider."""
 
@@ -100,6 +109,9 @@ class APIError(openai.APIError):
     type: Optional[str] = None
     provider: Optional[str] = None
     provider_code: Optional[str] = None
+    #: When a fallback chain failed on every target: each target's failure, in the order
+    #: tried (this error last). Empty otherwise.
+    fallback_errors: tuple[FallbackFailure, ...] = ()
 
     def __init__(
         self,

@@ -284,6 +284,17 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         value = getattr(error, extra, None)
         if value is not None:
             payload[extra] = value
+    chain = getattr(error, "fallback_errors", ())
+    if chain:  # a fallback chain failed everywhere: every target's failure, for any client
+        payload["fallbacks"] = [
+            {
+                "provider": failure.provider,
+                "model": failure.model,
+                "error": type(failure.error).__name__,
+                "message": str(getattr(failure.error, "message", failure.error)),
+            }
+            for failure in chain
+        ]
     headers = {"content-type": "application/json", "x-should-retry": "false"}
     # The provider's wait, for a library's own retry layer (llama-index honours it).
     upstream = getattr(error, "response", None)

@@ -6,8 +6,10 @@ import json
 from typing import Any, Optional
 
 import httpx
+import openai
 import pytest
 
+import llm_bridge
 from llm_bridge import (
     AsyncOpenAI,
     BadRequestError,
@@ -300,6 +302,48 @@ async def test_fallback_after_server_errors_beyond_retries_async() -> None:
     assert len(wire.openai) == 1
     assert (answer.provider, answer.model) == ("openai", "gpt-4o-mini")
     await client.close()
+
+
+ALL_FAIL = {"models": {"sturdy": ["zhipu/glm-4-flash", "zhipu/glm-4-air"]}}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_chain_that_fails_everywhere_keeps_every_targets_error(mode: str) -> None:
+    """Issue 19: only the last target's error was raised, with no trace of the others."""
+    wire = Wire()
+    wire.zhipu.fail("overloaded", status=503, message="first down").fail(
+        "server_error", status=500, message="second down"
+    )
+    if mode == "sync":
+        with pytest.raises(InternalServerError) as info:
+            wire.client(config=keyed(**ALL_FAIL), max_retries=0).chat.completions.create(
+                model="sturdy", messages=MESSAGES
+            )
+    else:
+        client = wire.async_client(config=keyed(**ALL_FAIL), max_retries=0)
+        with pytest.raises(InternalServerError) as info:
+            await client.chat.completions.create(model="sturdy", messages=MESSAGES)
+        await client.close()
+    error = info.value
+    chain = [(f.provider, f.model, type(f.error).__name__) for f in error.fallback_errors]
+    assert [c[:2] for c in chain] == [("zhipu", "glm-4-flash"), ("zhipu", "glm-4-air")]
+    assert error.fallback_errors[-1].error is error
+    first = error.fallback_errors[0].error
+    assert "first down" in str(first) and "second down" in str(error)
+    assert "before it: zhipu/glm-4-flash: RateLimitError: " in str(error)
+
+
+def test_a_plain_openai_client_reads_the_chain_in_the_error_body() -> None:
+    wire = Wire()
+    wire.zhipu.fail("overloaded", status=503).fail("server_error", status=500)
+    http = httpx.Client(transport=httpx.MockTransport(wire.handler))
+    bridge = llm_bridge.http_client(config=keyed(**ALL_FAIL), http_client=http, max_retries=0)
+    plain = openai.OpenAI(api_key="unused", http_client=bridge, max_retries=0)
+    with pytest.raises(openai.InternalServerError) as info:
+        plain.chat.completions.create(model="sturdy", messages=MESSAGES)
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert [f["model"] for f in body["fallbacks"]] == ["glm-4-flash", "glm-4-air"]
 
 
 def test_first_target_serving_means_no_fallback() -> None:
