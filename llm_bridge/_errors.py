@@ -127,7 +127,10 @@ class APIError(openai.APIError):
     ) -> None:
         Exception.__init__(self, message)  # (openai's __init__ reads another body shape)
         self.message = message
-        self.request = request
+        # What the caller sees, prints, logs or pickles has its secrets masked; the request
+        # as sent stays private for re-authentication (`_retry`), never pickled.
+        self._sent = request
+        self.request = redacted_request(request)
         self.body = body
         # openai reads code/param/type from an OpenAI-shaped body; explicit values (from a
         # provider's code table) win, because provider bodies are not OpenAI-shaped.
@@ -137,6 +140,52 @@ class APIError(openai.APIError):
         self.type = type if type is not None else fields.get("type")
         self.provider = provider
         self.provider_code = provider_code
+
+    def __reduce__(self) -> Any:
+        state = {k: v for k, v in self.__dict__.items() if k != "_sent"}
+        return (_rebuilt, (type(self), self.args), state)
+
+
+def _rebuilt(cls: type[APIError], args: tuple[Any, ...]) -> APIError:
+    """An unpickled error: its attributes come back from the pickled state."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
+
+#: Query parameters and headers that carry credentials: Qianfan v1's ``access_token`` and
+#: its OAuth ``client_id``/``client_secret``, bearer and API-key headers, bce-auth headers.
+SECRET_QUERY = frozenset({"access_token", "client_id", "client_secret", "api_key", "apikey"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+MASK = "***"
+
+
+def redacted_request(request: Any) -> Any:
+    """``request`` with the values of credential query parameters and headers masked (the
+    same object when there are none); its body stream is kept as it is."""
+    if not isinstance(request, httpx.Request):
+        return request
+    url = request.url
+    secret_query = any(name.lower() in SECRET_QUERY for name in url.params)
+    secret_header = any(name.lower() in SECRET_HEADERS for name in request.headers)
+    if not secret_query and not secret_header:
+        return request
+    if secret_query:
+        url = url.copy_with(
+            params=[
+                (name, MASK if name.lower() in SECRET_QUERY else value)
+                for name, value in url.params.multi_items()
+            ]
+        )
+    headers = [
+        (name, MASK if name.lower() in SECRET_HEADERS else value)
+        for name, value in request.headers.multi_items()
+    ]
+    clean = httpx.Request(request.method, url, headers=headers, stream=request.stream)
+    clean.extensions = {k: v for k, v in request.extensions.items() if k == "timeout"}
+    return clean
 
 
 def _openai_error_fields(body: object) -> dict[str, Optional[str]]:
@@ -171,6 +220,8 @@ class APIResponseValidationError(APIError, openai.APIResponseValidationError):
             body=body,
             provider=provider,
         )
+        if self.request is not response.request:
+            response.request = self.request
         self.response = response
         self.status_code = response.status_code
 
@@ -205,6 +256,8 @@ class APIStatusError(APIError, openai.APIStatusError):
         **fields: Any,
     ) -> None:
         super().__init__(message, response.request, body=body, **fields)
+        if self.request is not response.request:  # (openai reads err.response.request too)
+            response.request = self.request
         self.response = response
         self.status_code = response.status_code
         self.request_id = request_id or _request_id_from(response, body)

@@ -138,7 +138,7 @@ class RetryPolicy:
         if error is None:
             return False
         if getattr(error, "should_reauth", False) and not self.reauthenticated:
-            request = getattr(error, "request", None)
+            request = getattr(error, "_sent", None) or getattr(error, "request", None)
             self.reauthenticated = bool(
                 self.credentials and request is not None and self.credentials.invalidate(request)
             )

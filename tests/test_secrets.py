@@ -972,3 +972,65 @@ def test_config_error_never_quotes_a_key(raw: dict[str, Any]) -> None:
     text = f"{caught.value}\n{caught.value!r}\n" + "".join(traceback.format_exception(caught.value))
     for secret in (ZHIPU_KEY, ZHIPU_SECRET, CFG_QF_AK, CFG_QF_SK, OPENAI_KEY, DS_KEY):
         assert secret not in text, f"{secret} in: {text}"
+
+
+def _object_text(error: BaseException) -> str:
+    """Everything an error's request carries that a caller may print or ship: its URL,
+    headers, repr, and the pickled error (attributes and all)."""
+    import pickle
+
+    request = getattr(error, "request", None)
+    response = getattr(error, "response", None)
+    parts = [repr(request), str(getattr(request, "url", ""))]
+    if request is not None:
+        parts += [f"{k}: {v}" for k, v in request.headers.multi_items()]
+    if response is not None:
+        parts += [str(response.request.url), repr(dict(response.request.headers))]
+    parts.append(pickle.dumps(error).decode("latin-1"))
+    return "\n".join(parts)
+
+
+def test_qianfan_v1_errors_carry_no_access_token_in_their_request() -> None:
+    """Issue 19: every v1 error held the access token in ``e.request.url``."""
+    fake = FakeQianfan(api_key=QF_AK, secret_key=QF_SK).fail("server_error", status=500)
+    client = OpenAI(
+        provider="qianfan",
+        api_key=QF_AK,
+        secret_key=QF_SK,
+        config=QF_V1,
+        max_retries=0,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    with pytest.raises(APIError) as caught:
+        client.chat.completions.create(model="ernie-4.0-8k", messages=HELLO)
+    (token,) = fake.issued_tokens
+    text = _object_text(caught.value)
+    assert "access_token=" in text  # the parameter is there, its value masked
+    for secret in (token, QF_AK, QF_SK):
+        assert secret not in text, secret
+
+
+def test_an_unreachable_iam_token_endpoint_keeps_the_keys_out_of_the_error() -> None:
+    """Issue 19: with Qianfan's token endpoint unreachable, the AK (in the signed
+    ``Authorization`` header) was in ``e.request`` and pickled exceptions."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("unreachable", request=request)
+
+    client = OpenAI(
+        provider="qianfan",
+        api_key=QF_IAM_AK,
+        secret_key=QF_IAM_SK,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    with pytest.raises(APIError) as caught:
+        client.chat.completions.create(model="ernie-4.0-8k", messages=HELLO)
+    text = _object_text(caught.value)
+    assert "authorization: ***" in text.lower()  # the signed header was there, masked
+    for secret in (QF_IAM_AK, QF_IAM_SK):
+        assert secret not in text, secret
+    import pickle
+
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is type(caught.value) and str(again) == str(caught.value)
