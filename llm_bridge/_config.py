@@ -39,6 +39,7 @@ __all__ = [
     "ModelInfo",
     "ParamRule",
     "ProviderConfig",
+    "WebSearchRule",
     "load_config",
 ]
 
@@ -128,6 +129,19 @@ class ErrorRule(_Strict):
         return EXCEPTIONS_BY_NAME[self.exception]
 
 
+class WebSearchRule(_Strict):
+    """How a provider searches the web when a call asks with OpenAI's ``web_search_options``
+    (what a Responses ``web_search`` tool becomes): ``fields`` are set at the top level of
+    the body, as ``extra_body`` is (DashScope's ``enable_search``), and ``tool`` is added to
+    its ``tools`` (GLM's built-in ``web_search`` tool). A model the catalogue lists without
+    the ``web_search`` capability, or ``enabled = false`` in a user's config, gets the
+    unsupported-parameter policy instead (no search is sent)."""
+
+    enabled: bool = True
+    fields: Dict[str, Any] = {}
+    tool: Optional[Dict[str, Any]] = None
+
+
 class Endpoint(_Strict):
     """One API root of a provider: which protocol generation it speaks, for which region
     and billing plan. Keys are bound to their region and plan (a DashScope Beijing key is
@@ -208,6 +222,9 @@ class ProviderConfig(_Strict):
     thinking_budgets: Dict[str, int] = {}
     # Seconds a signed token lives (Zhipu `auth = "jwt"`); it is renewed well before.
     token_ttl: float = Field(default=210.0, gt=30)
+    # The provider's own web search, for OpenAI's web_search_options (None: the parameter
+    # goes as it is, or the [unsupported] table says why not).
+    web_search: Optional[WebSearchRule] = None
 
     @field_validator("protocol")
     @classmethod

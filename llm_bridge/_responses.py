@@ -27,6 +27,25 @@ The translation, and the choices it makes:
   item with only ``encrypted_content`` says nothing we can send and is skipped.
 - ``function_call_output`` becomes a ``tool`` message (``tool_call_id`` = ``call_id``).
 - A chat tool call without an id gets ``item_ids("call")`` as its ``call_id``.
+- Tools (docs/responses-tools.md): function tools become chat function tools. A
+  ``namespace`` tool (a named group of function tools; Codex's sub-agent tools) has no chat
+  form, so each of its functions becomes a chat function named ``<namespace>__<name>``,
+  after the plain functions of the request and only when that is a valid, unused function
+  name (``^[a-zA-Z0-9_-]{1,64}$``); otherwise a stable name with a hash of the pair
+  (`_ToolNames`). The namespace's description leads each of its functions' descriptions.
+  The mapping is a function of the request's ``tools`` alone, so a call the model makes
+  comes back as a ``function_call`` item with ``namespace`` and the plain ``name`` (what
+  Codex dispatches on), and a ``function_call`` item with a ``namespace`` sent back in a
+  later turn (or kept by the store) becomes the same chat name again.
+- A ``web_search`` tool (or ``web_search_preview``) becomes chat completions' own
+  ``web_search_options`` (``search_context_size``; ``user_location`` in the chat shape):
+  whether and how the provider searches is the adapter's business (its ``[web_search]``
+  table), so this translation stays provider-neutral. ``external_web_access`` is not
+  translated (the provider searches its own index either way); ``filters.allowed_domains``
+  cannot be honoured, so such a tool is reported and not sent. ``tool_choice: "none"``, a
+  forced function, or an ``allowed_tools`` choice that leaves the search out sends no
+  search. A provider's own tool calls in a chat answer (``type`` other than ``function``,
+  as GLM may report its searches) are not the caller's and make no ``function_call``.
 - The Response echoes the request (model, instructions, tools, tool_choice, sampling, text,
   reasoning, metadata, store, ...) with OpenAI's defaults where the request is silent.
   ``completed_at`` needs a clock, so it is an optional argument (absent if not given).
@@ -47,6 +66,9 @@ Unsupported features are reported through the caller's ``unsupported(param, reas
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 __all__ = [
@@ -186,6 +208,16 @@ _HOSTED_ITEMS = frozenset(
     }
 )
 
+#: Responses tool types that are OpenAI's hosted web search: chat completions' form of it
+#: is the ``web_search_options`` parameter.
+_WEB_SEARCH_TOOLS = frozenset(
+    {"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"}
+)
+#: A chat function name, as OpenAI and GLM both define it: flattened names keep to it.
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_NAMESPACE_SEPARATOR = "__"
+
 _ROLES = ("user", "system", "developer", "assistant")
 _CONTENT_FILTER = ("content_filter", "sensitive")
 _ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
@@ -228,10 +260,11 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
             if value in _INCLUDE_UNSUPPORTED:
                 unsupported(f"include[{index}]", f"{value}: {_INCLUDE_UNSUPPORTED[value]}")
 
+    names = _ToolNames(request.get("tools"))
     messages = [
-        *_items_to_messages(request, "instructions", unsupported),
+        *_items_to_messages(request, "instructions", unsupported, names),
         *(dict(m) for m in history),
-        *_items_to_messages(request, "input", unsupported),
+        *_items_to_messages(request, "input", unsupported, names),
     ]
     if not messages:
         raise ValueError("input: the request has no input and no instructions")
@@ -246,14 +279,16 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
     if request.get("max_output_tokens") is not None:
         params["max_completion_tokens"] = request["max_output_tokens"]
 
-    tools = _tools(request.get("tools"), unsupported)
+    tools, search = _tools(request.get("tools"), names, unsupported)
     choice = request.get("tool_choice")
     if choice is not None:
-        choice, tools = _tool_choice(choice, tools, unsupported)
+        choice, tools, search = _tool_choice(choice, tools, search, names, unsupported)
         if choice is not None:
             params["tool_choice"] = choice
     if tools:
         params["tools"] = tools
+    if search is not None:
+        params["web_search_options"] = search
 
     text = request.get("text")
     if text is not None:
@@ -289,13 +324,13 @@ def input_messages(request: JSONDict) -> list[JSONDict]:
     continuation. ``instructions`` are left out (see `instruction_messages`): OpenAI does
     not carry them over to the next turn. Unsupported items and parts are left out too."""
     _check_request(request)
-    return _items_to_messages(request, "input", _ignore)
+    return _items_to_messages(request, "input", _ignore, _ToolNames(request.get("tools")))
 
 
 def instruction_messages(request: JSONDict) -> list[JSONDict]:
     """The leading message(s) the request's ``instructions`` become (not kept in the store)."""
     _check_request(request)
-    return _items_to_messages(request, "instructions", _ignore)
+    return _items_to_messages(request, "instructions", _ignore, _ToolNames(request.get("tools")))
 
 
 def _ignore(param: str, reason: str) -> None:
@@ -309,7 +344,9 @@ def _check_request(request: Any) -> None:
         raise TypeError("model: required, a string")
 
 
-def _items_to_messages(request: JSONDict, name: str, unsupported: Report) -> list[JSONDict]:
+def _items_to_messages(
+    request: JSONDict, name: str, unsupported: Report, names: _ToolNames
+) -> list[JSONDict]:
     value = request.get(name)
     if value is None:
         return []
@@ -318,15 +355,16 @@ def _items_to_messages(request: JSONDict, name: str, unsupported: Report) -> lis
         return [{"role": role, "content": value}]
     if not isinstance(value, list):
         raise TypeError(f"{name}: must be a string or a list of items, got {type(value).__name__}")
-    return _Conversation(name, unsupported).run(value)
+    return _Conversation(name, unsupported, names).run(value)
 
 
 class _Conversation:
     """Input items -> chat messages, grouping assistant turns (see the module docstring)."""
 
-    def __init__(self, name: str, unsupported: Report) -> None:
+    def __init__(self, name: str, unsupported: Report, names: _ToolNames) -> None:
         self.name = name
         self.unsupported = unsupported
+        self.names = names
         self.out: list[JSONDict] = []
         self.turn: Optional[JSONDict] = None  # the assistant message being gathered
         self.reasoning: list[str] = []
@@ -360,11 +398,16 @@ class _Conversation:
         if kind == "message":
             self.message(where, item)
         elif kind == "function_call":
+            namespace = item.get("namespace")
+            if namespace is not None and not isinstance(namespace, str):
+                raise TypeError(
+                    f"{where}.namespace: must be a string, got {type(namespace).__name__}"
+                )
             call = {
                 "id": _string(item, "call_id", where),
                 "type": "function",
                 "function": {
-                    "name": _string(item, "name", where),
+                    "name": self.names.chat_name(namespace, _string(item, "name", where)),
                     "arguments": _string(item, "arguments", where),
                 },
             }
@@ -521,54 +564,233 @@ def _reasoning_text(where: str, item: JSONDict) -> str:
     return "\n\n".join(texts)
 
 
-def _tools(tools: Any, unsupported: Report) -> list[JSONDict]:
+class _ToolNames:
+    """The chat function name of each function tool of a request, and back.
+
+    Plain function tools keep their names. A function of a ``namespace`` tool is named
+    ``<namespace>__<name>`` when that is a valid chat function name that no plain function
+    (or earlier namespaced one) has; otherwise `_hashed` names it. Built from the request's
+    ``tools`` alone (malformed entries are skipped here; `_tools` reports them), so the
+    request, its answer and its stream all agree, and so does the next turn with the same
+    tools. A pair the tools do not declare (a call kept in history after its tool was
+    removed) gets `_flat_name`.
+    """
+
+    def __init__(self, tools: Any) -> None:
+        self._chat: dict[tuple[Optional[str], str], str] = {}
+        self._responses: dict[str, tuple[Optional[str], str]] = {}
+        self._members: dict[str, list[str]] = {}
+        declared = list(_declared_functions(tools))
+        for namespace, name in declared:
+            if namespace is None:
+                self._bind(None, name, name)
+        for namespace, name in declared:
+            if namespace is None or (namespace, name) in self._chat:
+                continue
+            self._members.setdefault(namespace, []).append(name)
+            flat = _flat_name(namespace, name)
+            if flat in self._responses:
+                flat = _hashed(namespace, name)
+            stem, count = flat, 2
+            while flat in self._responses:  # only a plain tool named to collide gets here
+                suffix = f"_{count}"
+                flat, count = stem[: 64 - len(suffix)] + suffix, count + 1
+            self._bind(namespace, name, flat)
+
+    def _bind(self, namespace: Optional[str], name: str, flat: str) -> None:
+        self._chat.setdefault((namespace, name), flat)
+        self._responses.setdefault(flat, (namespace, name))
+
+    def chat_name(self, namespace: Optional[str], name: str) -> str:
+        """The chat function name for ``name`` in ``namespace`` (None or "": a plain one)."""
+        if not namespace:
+            return name
+        return self._chat.get((namespace, name)) or _flat_name(namespace, name)
+
+    def responses_name(self, flat: str) -> tuple[Optional[str], str]:
+        """``(namespace, name)`` of a chat function name; a name the request did not
+        declare is a plain one."""
+        return self._responses.get(flat, (None, flat))
+
+    def members(self, namespace: str) -> list[str]:
+        """The chat function names of a namespace's functions."""
+        return [self._chat[(namespace, name)] for name in self._members.get(namespace, [])]
+
+
+def _declared_functions(tools: Any) -> Iterator[tuple[Optional[str], str]]:
+    """``(namespace or None, name)`` of every well-formed function tool, in order."""
+    if not isinstance(tools, list):
+        return
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        kind = tool.get("type")
+        if kind == "function" and isinstance(tool.get("name"), str):
+            yield None, tool["name"]
+        elif kind == "namespace" and isinstance(tool.get("name"), str) and tool["name"]:
+            for member in tool.get("tools") or []:
+                if (
+                    isinstance(member, dict)
+                    and member.get("type") == "function"
+                    and isinstance(member.get("name"), str)
+                ):
+                    yield tool["name"], member["name"]
+
+
+def _flat_name(namespace: str, name: str) -> str:
+    """``<namespace>__<name>`` if that is a valid chat function name, else `_hashed`."""
+    flat = f"{namespace}{_NAMESPACE_SEPARATOR}{name}"
+    return flat if _FUNCTION_NAME.match(flat) else _hashed(namespace, name)
+
+
+def _hashed(namespace: str, name: str) -> str:
+    """A valid chat function name for the pair: its readable part (invalid characters as
+    ``_``, cut to fit), then ``_`` and 8 hex digits of the pair's SHA-256."""
+    digest = hashlib.sha256(f"{namespace}\x00{name}".encode()).hexdigest()[:8]
+    stem = _NAME_UNSAFE.sub("_", f"{namespace}{_NAMESPACE_SEPARATOR}{name}")[: 64 - 9]
+    return f"{stem}_{digest}"
+
+
+def _tools(
+    tools: Any, names: _ToolNames, unsupported: Report
+) -> tuple[list[JSONDict], Optional[JSONDict]]:
+    """The chat function tools, and the ``web_search_options`` (None: no search)."""
     if tools is None:
-        return []
+        return [], None
     if not isinstance(tools, list):
         raise TypeError(f"tools: must be a list, got {type(tools).__name__}")
     out: list[JSONDict] = []
+    search: Optional[JSONDict] = None
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"
         kind = _part_type(where, tool)
-        if kind != "function":
-            if not isinstance(kind, str):
-                raise ValueError(f"{where}.type: required")
+        if kind == "function":
+            name = _string(tool, "name", where)
+            out.append(_function_tool(where, tool, names.chat_name(None, name), None, unsupported))
+        elif kind == "namespace":
+            out.extend(_namespace_tools(where, tool, names, unsupported))
+        elif kind in _WEB_SEARCH_TOOLS:
+            options = _web_search_options(where, tool, unsupported)
+            if search is None:
+                search = options
+        elif isinstance(kind, str):
             unsupported(
                 where,
                 f"{kind}: built-in and hosted tools are not available on this "
-                "provider; only function tools are",
+                "provider; only function tools (also in namespaces) and web_search are",
             )
-            continue
-        function: JSONDict = {"name": _string(tool, "name", where)}
-        if tool.get("description") is not None:
-            function["description"] = _string(tool, "description", where)
-        parameters = tool.get("parameters")
-        if parameters is not None:
-            if not isinstance(parameters, dict):
-                raise TypeError(f"{where}.parameters: must be an object (a JSON schema)")
-            function["parameters"] = parameters
-        if tool.get("strict") is not None:
-            function["strict"] = tool["strict"]
-        for key in ("defer_loading", "output_schema", "allowed_callers", "async"):
-            if tool.get(key) is not None:
-                unsupported(f"{where}.{key}", "not available on this provider")
-        out.append({"type": "function", "function": function})
+        else:
+            raise ValueError(f"{where}.type: required")
+    return out, search
+
+
+def _function_tool(
+    where: str, tool: JSONDict, name: str, about: Optional[str], unsupported: Report
+) -> JSONDict:
+    """A chat function tool; ``about`` (a namespace's description) leads its description."""
+    function: JSONDict = {"name": name}
+    description = None
+    if tool.get("description") is not None:
+        description = _string(tool, "description", where)
+    if about:
+        description = f"{about}\n\n{description}" if description else about
+    if description is not None:
+        function["description"] = description
+    parameters = tool.get("parameters")
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise TypeError(f"{where}.parameters: must be an object (a JSON schema)")
+        function["parameters"] = parameters
+    if tool.get("strict") is not None:
+        function["strict"] = tool["strict"]
+    for key in ("defer_loading", "output_schema", "allowed_callers", "async"):
+        if tool.get(key) is not None:
+            unsupported(f"{where}.{key}", "not available on this provider")
+    return {"type": "function", "function": function}
+
+
+def _namespace_tools(
+    where: str, tool: JSONDict, names: _ToolNames, unsupported: Report
+) -> list[JSONDict]:
+    """The chat function tools of a ``namespace`` tool's functions (flattened names)."""
+    namespace = _string(tool, "name", where)
+    if not namespace:
+        raise ValueError(f"{where}.name: must not be empty")
+    about = None
+    if tool.get("description") is not None:
+        about = _string(tool, "description", where)
+    members = tool.get("tools")
+    if not isinstance(members, list):
+        raise TypeError(f"{where}.tools: must be a list of function tools")
+    out: list[JSONDict] = []
+    for index, member in enumerate(members):
+        at = f"{where}.tools[{index}]"
+        kind = _part_type(at, member)
+        if kind == "function":
+            name = names.chat_name(namespace, _string(member, "name", at))
+            out.append(_function_tool(at, member, name, about, unsupported))
+        elif isinstance(kind, str):
+            unsupported(at, f"{kind}: only function tools are available on this provider")
+        else:
+            raise ValueError(f"{at}.type: required")
     return out
 
 
+def _web_search_options(where: str, tool: JSONDict, unsupported: Report) -> Optional[JSONDict]:
+    """Chat completions' ``web_search_options`` for a Responses ``web_search`` tool (None:
+    the tool asks for what chat completions cannot say, and is not sent)."""
+    filters = tool.get("filters")
+    if filters is not None:
+        if not isinstance(filters, dict):
+            raise TypeError(f"{where}.filters: must be an object")
+        if filters.get("allowed_domains"):
+            unsupported(
+                f"{where}.filters",
+                "web search limited to domains is not available on this provider",
+            )
+            return None
+    options: JSONDict = {}
+    size = tool.get("search_context_size")
+    if size is not None:
+        if size not in ("low", "medium", "high"):
+            raise ValueError(
+                f"{where}.search_context_size: must be 'low', 'medium' or 'high', got {size!r}"
+            )
+        options["search_context_size"] = size
+    location = tool.get("user_location")
+    if location is not None:
+        if not isinstance(location, dict):
+            raise TypeError(f"{where}.user_location: must be an object")
+        approximate = {
+            key: location[key]
+            for key in ("city", "country", "region", "timezone")
+            if location.get(key) is not None
+        }
+        options["user_location"] = {"type": "approximate", "approximate": approximate}
+    return options
+
+
 def _tool_choice(
-    choice: Any, tools: list[JSONDict], unsupported: Report
-) -> tuple[Any, list[JSONDict]]:
-    """The chat ``tool_choice`` (None: leave it out) and the tools it allows."""
+    choice: Any,
+    tools: list[JSONDict],
+    search: Optional[JSONDict],
+    names: _ToolNames,
+    unsupported: Report,
+) -> tuple[Any, list[JSONDict], Optional[JSONDict]]:
+    """The chat ``tool_choice`` (None: leave it out), the tools it allows and the web
+    search it allows."""
     if isinstance(choice, str):
         if choice not in ("auto", "none", "required"):
             raise ValueError(f"tool_choice: must be 'auto', 'none' or 'required', got {choice!r}")
-        return choice, tools
+        return choice, tools, None if choice == "none" else search
     kind = _part_type("tool_choice", choice)
     if kind == "function":
-        return {"type": "function", "function": {"name": _string(choice, "name", "tool_choice")}}, (
-            tools
+        namespace = choice.get("namespace")
+        name = names.chat_name(
+            namespace if isinstance(namespace, str) else None,
+            _string(choice, "name", "tool_choice"),
         )
+        return {"type": "function", "function": {"name": name}}, tools, None
     if kind == "allowed_tools":
         mode = choice.get("mode")
         if mode not in ("auto", "required"):
@@ -576,19 +798,35 @@ def _tool_choice(
         allowed = choice.get("tools")
         if not isinstance(allowed, list):
             raise TypeError("tool_choice.tools: must be a list")
-        names: set[str] = set()
+        chosen: set[str] = set()
+        searches = False
         for index, tool in enumerate(allowed):
             where = f"tool_choice.tools[{index}]"
-            if _part_type(where, tool) != "function":
-                unsupported(where, f"{tool.get('type')}: only function tools are available")
-                continue
-            names.add(_string(tool, "name", where))
-        return mode, [t for t in tools if t["function"]["name"] in names]
+            allowed_kind = _part_type(where, tool)
+            if allowed_kind == "function":
+                namespace = tool.get("namespace")
+                chosen.add(
+                    names.chat_name(
+                        namespace if isinstance(namespace, str) else None,
+                        _string(tool, "name", where),
+                    )
+                )
+            elif allowed_kind == "namespace":
+                chosen.update(names.members(_string(tool, "name", where)))
+            elif allowed_kind in _WEB_SEARCH_TOOLS:
+                searches = True
+            else:
+                unsupported(where, f"{allowed_kind}: only function tools are available")
+        kept = [t for t in tools if t["function"]["name"] in chosen]
+        return mode, kept, search if searches else None
+    if kind in _WEB_SEARCH_TOOLS:
+        unsupported("tool_choice", f"{kind}: a web search cannot be forced; the model decides")
+        return None, tools, search
     if isinstance(kind, str):
         unsupported(
             "tool_choice", f"{kind}: built-in and hosted tools are not available on this provider"
         )
-        return None, tools
+        return None, tools, search
     raise ValueError("tool_choice.type: required")
 
 
@@ -641,17 +879,19 @@ def response_from_chat(
         parts.append({"type": "refusal", "refusal": refusal})
     if parts:
         output.append(_message_item(item_ids("msg"), parts, "completed"))
+    names = _ToolNames(request.get("tools"))
     for call in message.get("tool_calls") or []:
+        if call.get("type", "function") != "function":
+            continue  # a provider's own tool at work (GLM's web search), not the caller's
         function = call.get("function") or {}
-        output.append(
-            _call_item(
-                item_ids("fc"),
-                call.get("id") or item_ids("call"),
-                function.get("name") or "",
-                function.get("arguments") or "",
-                "completed",
-            )
+        item = _call_item(
+            item_ids("fc"),
+            call.get("id") or item_ids("call"),
+            function.get("name") or "",
+            function.get("arguments") or "",
+            "completed",
         )
+        output.append(_named(item, names))
     return _response(
         request,
         response_id=response_id,
@@ -666,7 +906,8 @@ def response_from_chat(
 def output_messages(response: JSONDict) -> list[JSONDict]:
     """The chat messages a Response's output becomes, for the store's continuation: one
     assistant message with ``content``, ``tool_calls`` and ``reasoning_content``."""
-    return _items_to_messages({"input": list(response.get("output") or [])}, "input", _ignore)
+    output = {"input": list(response.get("output") or [])}
+    return _items_to_messages(output, "input", _ignore, _ToolNames(response.get("tools")))
 
 
 def _reasoning_item(item_id: str, text: str) -> JSONDict:
@@ -696,6 +937,17 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: st
         "arguments": arguments,
         "status": status,
     }
+
+
+def _named(item: JSONDict, names: _ToolNames) -> JSONDict:
+    """A ``function_call`` item whose ``name`` is a chat function name, with the
+    Responses ``name`` and, for a namespaced function, its ``namespace``."""
+    namespace, name = names.responses_name(item["name"])
+    item = {k: v for k, v in item.items() if k != "namespace"}
+    item["name"] = name
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def _incomplete_reason(finish_reason: Any) -> Optional[str]:
@@ -850,6 +1102,8 @@ class ResponseEvents:
         self._items: list[_Item] = []
         self._current: Optional[_Item] = None  # the open reasoning or message item
         self._calls: dict[Any, _Item] = {}  # open tool calls, by chat index
+        self._not_calls: set[Any] = set()  # chat indexes of a provider's own tools
+        self._names = _ToolNames(request.get("tools"))
         self._finish_reason: Any = None
         self._usage: Any = None
         self._started = False
@@ -1101,24 +1355,27 @@ class ResponseEvents:
         key = delta.get("index")
         if key is None:
             key = delta.get("id") or position
+        kind = delta.get("type")
+        if key in self._not_calls or (kind is not None and kind != "function"):
+            self._not_calls.add(key)  # a provider's own tool at work (GLM's web search)
+            return []
         function = delta.get("function") or {}
         events: list[JSONDict] = []
         item = self._calls.get(key)
         if item is None:
             events += self._close_current()
-            item, added = self._add(
-                _call_item(
-                    self._item_ids("fc"),
-                    delta.get("id") or self._item_ids("call"),
-                    function.get("name") or "",
-                    "",
-                    "in_progress",
-                )
+            call = _call_item(
+                self._item_ids("fc"),
+                delta.get("id") or self._item_ids("call"),
+                function.get("name") or "",
+                "",
+                "in_progress",
             )
+            item, added = self._add(_named(call, self._names))
             self._calls[key] = item
             events.append(added)
         elif function.get("name") and not item.data["name"]:
-            item.data["name"] = function["name"]
+            item.data = _named({**item.data, "name": function["name"]}, self._names)
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             item.add(arguments)

@@ -14,12 +14,14 @@ a ``<environment_context>`` user message, then the prompt. ``store: false`` with
 conversation every turn (no ``previous_response_id``), ``stream: true``, ``reasoning:
 {"summary": "auto"}``, ``include: ["reasoning.encrypted_content"]``, ``prompt_cache_key``,
 ``client_metadata``, and tools: function tools (its shell tool is ``exec_command`` with
-``{"cmd": ...}``), a ``namespace`` tool (sub-agents) and ``web_search``; the gateway drops
-the last two with an UnsupportedParameterWarning. A tool turn comes back as the
-``reasoning`` (summary, ``encrypted_content: null``), ``function_call`` and
-``function_call_output`` items. (Codex's ``client_metadata`` body field and its
-``x-codex-*``, ``session-id``, ``thread-id`` and ``originator`` headers currently pass on to
-the provider as caller extras; not asserted either way here.)
+``{"cmd": ...}``), a ``namespace`` tool (``multi_agent_v1``: its sub-agent functions) and
+``web_search`` with ``external_web_access: false`` (docs/responses-tools.md). GLM gets the
+namespace's functions as ``multi_agent_v1__<name>`` and its own ``web_search`` tool; a call
+to one comes back to Codex as a ``function_call`` with ``namespace``, which Codex
+dispatches. A tool turn comes back as the ``reasoning`` (summary, ``encrypted_content:
+null``), ``function_call`` and ``function_call_output`` items. (Codex's ``client_metadata``
+body field and its ``x-codex-*``, ``session-id``, ``thread-id`` and ``originator`` headers
+currently pass on to the provider as caller extras; not asserted either way here.)
 """
 
 from __future__ import annotations
@@ -305,13 +307,16 @@ def test_codex_exec_answers_through_the_gateway(
     assert f"<cwd>{tmp_path / 'work'}</cwd>" in text_of(environment[0])
     assert messages[-1]["role"] == "user"
     assert text_of(messages[-1]) == "Say hello to llm-bridge."
-    tools = {tool["function"]["name"] for tool in body["tools"]}
+    functions = [tool for tool in body["tools"] if tool["type"] == "function"]
+    tools = {tool["function"]["name"] for tool in functions}
     assert {"exec_command", "write_stdin", "view_image"} <= tools
-    assert all(tool["type"] == "function" for tool in body["tools"])
-    # Its sub-agent namespace and web_search have no chat form: dropped, with a warning.
+    # Its sub-agent namespace, flattened; its web_search, as GLM's own search tool.
+    assert {"multi_agent_v1__spawn_agent", "multi_agent_v1__close_agent"} <= tools
+    assert [t for t in body["tools"] if t["type"] != "function"] == [
+        {"type": "web_search", "web_search": {"enable": True, "search_result": True}}
+    ]
     log = gateway.output()
-    assert "namespace: built-in and hosted tools are not available" in log
-    assert "web_search: built-in and hosted tools are not available" in log
+    assert "UnsupportedParameterWarning" not in log and "does not support" not in log
 
     (entry,) = gateway.entries(1)
     assert (entry.key, entry.model, entry.status) == ("codex", "codex-glm", 200)
@@ -370,6 +375,37 @@ def test_codex_runs_its_shell_tool_with_a_thinking_glm(
         ("codex-thinker", "glm-4.7", 200)
     ] * 2
     assert entries[1].cached_tokens > 0
+
+
+def test_codex_dispatches_a_namespaced_call_from_glm(
+    codex_cli: list[str], gateway: Gateway, fake: FakeZhipu, tmp_path: Path
+) -> None:
+    """GLM calls ``multi_agent_v1__close_agent``; Codex gets ``close_agent`` in namespace
+    ``multi_agent_v1`` and runs its own sub-agent tool (closing an agent that does not
+    exist is harmless: the tool answers with an error the model reads)."""
+    call = ToolCallSpec("multi_agent_v1__close_agent", {"target": "no-such-agent"})
+    fake.reply(tool_calls=[call])
+    fake.reply("There was no such agent to close.")
+    run = codex_exec(
+        codex_cli, gateway, tmp_path, "Close the agent no-such-agent.", model="codex-glm"
+    )
+    assert run.returncode == 0, run
+    assert [m["text"] for m in run.items("agent_message")] == ["There was no such agent to close."]
+    assert run.outbound == [], f"Codex tried to reach past the gateway: {run.outbound}"
+
+    first, second = sent(fake)
+    assistant, result = second["messages"][-2:]
+    (tool_call,) = assistant["tool_calls"]
+    # Codex sent its function_call item back with the namespace: the same chat name again.
+    assert tool_call["function"]["name"] == "multi_agent_v1__close_agent"
+    assert json.loads(tool_call["function"]["arguments"]) == {"target": "no-such-agent"}
+    assert result["role"] == "tool" and result["tool_call_id"] == tool_call["id"]
+    # Codex ran its close_agent handler, which refuses the id ("invalid agent id
+    # no-such-agent: ..."). Without the namespace Codex answers "unsupported call:
+    # close_agent" (the plain name is no tool of its own).
+    output = text_of(result)
+    assert "unsupported call" not in output and "no-such-agent" in output, output
+    assert first["tools"] == second["tools"]
 
 
 def test_a_gateway_refusal_ends_codex_exec_with_the_gateway_message(

@@ -221,11 +221,15 @@ def test_parse_gives_the_pydantic_object(door: str) -> None:
 # --------------------------------------------------------------------------- unsupported
 
 
+#: A built-in tool no chat provider has (web_search has an equivalent: test_responses_tools).
+CODE_INTERPRETER: Any = {"type": "code_interpreter", "container": {"type": "auto"}}
+
+
 def test_a_built_in_tool_warns_and_is_not_sent() -> None:
-    fake = FakeZhipu(api_key=KEY).reply("不查了")
-    with pytest.warns(llm_bridge.UnsupportedParameterWarning, match="web_search"):
+    fake = FakeZhipu(api_key=KEY).reply("不算了")
+    with pytest.warns(llm_bridge.UnsupportedParameterWarning, match="code_interpreter"):
         client(fake, "bridge").responses.create(
-            model=MODEL, input="今天新闻", tools=[{"type": "web_search"}]
+            model=MODEL, input="算一下", tools=[CODE_INTERPRETER]
         )
     assert "tools" not in sent(fake)
 
@@ -233,8 +237,8 @@ def test_a_built_in_tool_warns_and_is_not_sent() -> None:
 def test_with_the_error_policy_a_built_in_tool_is_refused_unsent() -> None:
     fake = FakeZhipu(api_key=KEY)
     strict = client(fake, "bridge", config={"policy": {"unsupported_params": "error"}})
-    with pytest.raises(openai.BadRequestError, match="web_search"):
-        strict.responses.create(model=MODEL, input="今天新闻", tools=[{"type": "web_search"}])
+    with pytest.raises(openai.BadRequestError, match="code_interpreter"):
+        strict.responses.create(model=MODEL, input="算一下", tools=[CODE_INTERPRETER])
     assert fake.requests == []
 
 

@@ -395,7 +395,10 @@ def test_parse_sends_what_chat_understands() -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+        (
+            {"tools": [{"type": "web_search", "filters": {"allowed_domains": ["a.cn"]}}]},
+            "tools[0].filters",
+        ),
         ({"tools": [{"type": "file_search", "vector_store_ids": ["v"]}]}, "tools[0]"),
         ({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0]"),
         ({"tools": [{"type": "image_generation"}]}, "tools[0]"),
@@ -447,7 +450,7 @@ def test_unsupported_features_are_reported(extra: dict[str, Any], param: str) ->
 
 def test_hosted_tool_dropped_function_tool_kept() -> None:
     out, where = reported(
-        {**REQ, "tools": [{"type": "web_search"}, {"type": "function", "name": "f"}]}
+        {**REQ, "tools": [{"type": "image_generation"}, {"type": "function", "name": "f"}]}
     )
     assert where == ["tools[0]"]
     assert out["tools"] == [{"type": "function", "function": {"name": "f"}}]

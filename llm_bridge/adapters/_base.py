@@ -11,6 +11,7 @@ gateway, sync and async alike.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import warnings
@@ -22,7 +23,7 @@ import httpx
 from pydantic_core import from_json
 
 from .._auth import BearerKey, Credentials, scrub
-from .._config import Endpoint, ErrorRule, ModelInfo, Policy, ProviderConfig
+from .._config import Endpoint, ErrorRule, ModelInfo, Policy, ProviderConfig, WebSearchRule
 from .._errors import (
     APIError,
     APIResponseValidationError,
@@ -41,7 +42,14 @@ from ._params import ParamContext, warn_once
 if TYPE_CHECKING:
     from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
 
-__all__ = ["Adapter", "CallContext", "Credentials", "HTTPRequest", "StreamParser"]
+__all__ = [
+    "Adapter",
+    "CallContext",
+    "Credentials",
+    "HTTPRequest",
+    "StreamParser",
+    "with_web_search",
+]
 
 JSONDict = dict[str, Any]
 
@@ -338,6 +346,33 @@ class Adapter:
         """``extra_body`` merged into the provider's body (top level unless overridden)."""
         return {**body, **extra}
 
+    def web_search(self, ctx: ParamContext, call: CallContext) -> Optional[WebSearchRule]:
+        """The provider's ``[web_search]`` rule when the call asks for a web search
+        (``web_search_options``) and the model can search, else None. Where a search was
+        asked for and cannot run (the catalogue lists the model without the ``web_search``
+        capability, or the config turned the provider's search off) the policy applies.
+        ``search_context_size`` is a hint with no provider equivalent: not translated."""
+        rule = self.spec.web_search
+        options = ctx.params.get("web_search_options")
+        if rule is None or options is None:
+            return None
+        if not rule.enabled:
+            ctx.unsupported(
+                "web_search_options",
+                "its web search is turned off in the config (web_search.enabled = false); "
+                "no search was sent",
+            )
+            return None
+        if call.info is not None and not call.info.supports("web_search"):
+            ctx.unsupported("web_search_options", f"{call.model} has no web search; none was sent")
+            return None
+        if isinstance(options, Mapping) and options.get("user_location"):
+            ctx.unsupported(
+                "web_search_options.user_location",
+                "its web search takes no user location; it searched without one",
+            )
+        return rule
+
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         """True when the model refuses non-stream calls (the engine then streams and
         aggregates); from the catalogue's ``stream_only``."""
@@ -583,3 +618,11 @@ def _json_text(body: JSONDict) -> str:
         return json.dumps(body, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(body)
+
+
+def with_web_search(body: JSONDict, rule: WebSearchRule) -> None:
+    """Turn the provider's web search on in ``body``: the rule's fields at its top level,
+    its tool after the caller's ``tools`` (copies: the rule is shared configuration)."""
+    body.update(copy.deepcopy(rule.fields))
+    if rule.tool is not None:
+        body["tools"] = [*(body.get("tools") or []), copy.deepcopy(rule.tool)]

@@ -23,7 +23,15 @@ import httpx
 from .._config import ModelInfo, ProviderConfig
 from .._errors import OpenAIError
 from .._reasoning import forces_a_tool, plan_reasoning
-from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser, _endpoint_url
+from ._base import (
+    Adapter,
+    CallContext,
+    HTTPRequest,
+    JSONDict,
+    StreamParser,
+    _endpoint_url,
+    with_web_search,
+)
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter, OpenAICompatStreamParser
 
@@ -185,6 +193,9 @@ class DashScopeAdapter(Adapter):
         if fmt:
             parameters["response_format"] = fmt
         parameters.update(_thinking_fields(self, ctx, call, max_tokens))
+        search = self.web_search(ctx, call)  # enable_search, from providers/dashscope.toml
+        if search is not None:
+            with_web_search(parameters, search)
         ctx.refuse(self.spec.unsupported)
         return parameters
 

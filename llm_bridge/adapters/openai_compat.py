@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import httpx
 
 from .._sse import SSEEvent
-from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser
+from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser, with_web_search
 from ._params import ParamContext, legacy_functions_as_tools
 
 if TYPE_CHECKING:
@@ -49,9 +49,16 @@ class OpenAICompatAdapter(Adapter):
         return HTTPRequest("POST", url, json=body)
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
-        """The provider's body from OpenAI parameters. Compatible providers take them as is."""
+        """The provider's body from OpenAI parameters. Compatible providers take them as
+        is, but for ``web_search_options`` where the provider table has a ``[web_search]``
+        rule (its own way to search, as DashScope's ``enable_search``)."""
         body = {k: v for k, v in ctx.params.items() if v is not None and k not in _LOCAL_PARAMS}
         body["messages"] = list(body["messages"])
+        if self.spec.web_search is not None:
+            body.pop("web_search_options", None)
+            rule = self.web_search(ctx, call)
+            if rule is not None:
+                with_web_search(body, rule)
         return body
 
     def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:

@@ -32,7 +32,7 @@ from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
 from .._errors import OpenAIError
 from .._reasoning import ReasoningPlan, plan_reasoning
-from ._base import CallContext, JSONDict, require_key
+from ._base import CallContext, JSONDict, require_key, with_web_search
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
 
@@ -68,6 +68,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
         body: JSONDict = {"messages": _messages(ctx.params["messages"], thinking_on)}
         self._sampling(ctx, body)
         self._tools(ctx, call, body)
+        search = self.web_search(ctx, call)  # GLM's built-in web_search tool
+        if search is not None:
+            with_web_search(body, search)
         self._stop(ctx, call, body)
         self._max_tokens(ctx, body)
         if ctx.get("seed") is not None:
