@@ -97,6 +97,13 @@ _NATIVE_UNSUPPORTED = {
 }
 
 
+def _namespaced(tools: Any) -> bool:
+    """Whether a Responses ``tools`` list holds a ``namespace`` tool."""
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict) and tool.get("type") == "namespace" for tool in tools
+    )
+
+
 def previous_id(body: object) -> Optional[str]:
     """The stored response a Responses request body continues from (``previous_response_id``),
     which the caller looks up before `prepare`; None when it names none."""
@@ -131,9 +138,13 @@ def prepare(
     known = _responses.RESPONSES_PARAMS
     request = {k: v for k, v in body.items() if k in known and v is not None}
     extras = {k: v for k, v in body.items() if k not in known}
-    passes = isinstance(request.get("model"), str) and native(request["model"])
-    history: list[JSONDict] = []
     wanted = previous_id(request)
+    passes = isinstance(request.get("model"), str) and native(request["model"])
+    if passes and not wanted and _namespaced(request.get("tools")):
+        # Codex's namespace tools are OpenAI's own; a provider's Responses endpoint may not
+        # know them (UNSURE for DashScope), while the translation flattens them reliably.
+        passes = False
+    history: list[JSONDict] = []
     entry = previous if wanted else None
     if entry is not None and not entry.native:
         passes, history = False, entry.messages

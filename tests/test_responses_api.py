@@ -333,3 +333,18 @@ def test_websocket_modes_are_not_found_and_never_leave_the_process() -> None:
         c.responses.connect()
     with pytest.raises(openai.NotFoundError, match="the Realtime API"):
         c.realtime.connect(model="gpt-realtime")
+
+
+def test_namespace_tools_are_translated_even_where_dashscope_serves_responses() -> None:
+    """Codex's namespace tools are flattened by the translation; DashScope's own Responses
+    endpoint is not known to take them, so such a request does not pass through."""
+    fake = FakeDashScopeCompatible("sk-ds").reply("好的")
+    namespace = {
+        "type": "namespace",
+        "name": "agents",
+        "description": "sub-agents",
+        "tools": [{"type": "function", "name": "spawn", "parameters": {"type": "object"}}],
+    }
+    dashscope(fake).responses.create(model="qwen-plus", input="开始", tools=[namespace])
+    assert fake.requests[-1].url.path == "/compatible-mode/v1/chat/completions"
+    assert [t["function"]["name"] for t in sent(fake)["tools"]] == ["agents__spawn"]
