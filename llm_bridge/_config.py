@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from ._constants import MAX_RESPONSE_BYTES, MAX_SSE_LINE_BYTES
 from ._errors import EXCEPTIONS_BY_NAME, APIStatusError, ConfigError
 from .usage import Price
 
@@ -36,6 +37,7 @@ __all__ = [
     "CREDENTIAL_FIELDS",
     "Config",
     "ErrorRule",
+    "Limits",
     "ModelInfo",
     "ParamRule",
     "ProviderConfig",
@@ -338,6 +340,17 @@ class Policy(_Strict):
     fallback_on: List[FallbackKind] = list(DEFAULT_FALLBACK_ON)
 
 
+class Limits(_Strict):
+    """``[limits]``: how much of a provider's answer is read before giving up on it, so a
+    hostile or broken upstream cannot exhaust memory (each raises `ResponseTooLargeError`
+    naming its key)."""
+
+    # The largest answer read, after decompression (a gzip bomb counts as what it inflates to).
+    max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, gt=0)
+    # The longest line of a server-sent event stream.
+    max_sse_line_bytes: int = Field(default=MAX_SSE_LINE_BYTES, gt=0)
+
+
 class PriceOverride(_Strict):
     """A ``[prices."provider/model"]`` row: CNY per million tokens."""
 
@@ -355,6 +368,7 @@ class _UserConfig(_Strict):
     providers: Dict[str, ProviderConfig] = {}
     models: Dict[str, Target] = {}
     policy: Policy = Policy()
+    limits: Limits = Limits()
     prices: Dict[str, PriceOverride] = {}
     on_usage: Optional[str] = None  # "package.module:function", called with each UsageRecord
 
@@ -380,8 +394,10 @@ class Config:
         source: str,
         prices: Optional[dict[str, PriceOverride]] = None,
         on_usage: Optional[str] = None,
+        limits: Optional[Limits] = None,
     ) -> None:
         self.providers = providers
+        self.limits = limits or Limits()
         self.aliases = aliases
         self.default_provider = default_provider
         self.policy = policy
@@ -415,6 +431,7 @@ class Config:
             source=self.source,
             prices=self.prices,
             on_usage=self.on_usage,
+            limits=self.limits,
         )
 
     def __repr__(self) -> str:
@@ -658,6 +675,7 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         source=source,
         prices=dict(user.prices),
         on_usage=user.on_usage,
+        limits=user.limits,
     )
 
 

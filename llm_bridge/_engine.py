@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 import warnings
+import zlib
 from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union
@@ -41,6 +42,7 @@ from ._errors import (
     ModelRetiredWarning,
     OpenAIError,
     RateLimitError,
+    ResponseTooLargeError,
     UnsupportedParameterWarning,
     local_error,
 )
@@ -396,6 +398,8 @@ class Engine:
         self._base_url = base_url
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self.max_retries = max_retries
+        #: Largest non-stream answer read (decompressed); see `_BoundedBody`.
+        self.max_response_bytes = config.limits.max_response_bytes
         self.default_headers = dict(default_headers or {})
         self.default_query = dict(default_query or {})
         self._adapters: dict[str, Adapter] = {}
@@ -743,6 +747,63 @@ def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
     )
 
 
+class _BoundedBody:
+    """A non-stream answer read chunk by chunk, up to ``limit`` bytes after decompression:
+    past it, reading stops with `ResponseTooLargeError`, so an endless body or a gzip bomb
+    never reaches memory whole. gzip and deflate are inflated here, at most the room left
+    at a time (httpx's own decoder inflates each chunk whole: 100 KB of a bomb becomes
+    100 MB at once); other encodings go through httpx's decoder, chunk by chunk. ``done``
+    hands the bytes to the response, as ``read()`` would."""
+
+    __slots__ = ("chunks", "inflater", "limit", "read", "response", "size")
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self.response = response
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        # Read whole already (a test transport's bytes): only its size is checked (`done`).
+        self.read = response.is_stream_consumed
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding)
+        self.inflater = zlib.decompressobj(wbits) if wbits is not None else None
+
+    @property
+    def raw(self) -> bool:
+        """Whether to feed it the body as sent (``iter_raw``) rather than decoded."""
+        return self.inflater is not None
+
+    def add(self, chunk: bytes) -> None:
+        inflater = self.inflater
+        if inflater is None:
+            self._keep(chunk)
+            return
+        try:
+            while chunk:
+                self._keep(inflater.decompress(chunk, self.limit - self.size + 1))
+                chunk = inflater.unconsumed_tail
+        except zlib.error as error:
+            raise httpx.DecodingError(f"the answer's compression is broken: {error}") from None
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ResponseTooLargeError(
+                self.response, limit=self.limit, setting="max_response_bytes", what="answer"
+            )
+        self.chunks.append(data)
+
+    def done(self) -> None:
+        if self.read:
+            if len(self.response.content) > self.limit:
+                self._keep(self.response.content)  # (raises)
+            return
+        if self.inflater is not None:
+            self._keep(self.inflater.flush())
+        # What httpx's own read() keeps (its body is then read; the stream is closed).
+        self.response._content = b"".join(self.chunks)
+
+
 def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=provider)
@@ -856,10 +917,18 @@ class SyncEngine(Engine):
         self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
     ) -> httpx.Response:
         started = time.monotonic()
+        streamed = operation.stream if stream is None else stream
         try:
-            response = self.http.send(
-                request, stream=operation.stream if stream is None else stream
-            )
+            response = self.http.send(request, stream=True)
+            if not streamed:
+                body = _BoundedBody(response, self.max_response_bytes)
+                try:
+                    if not body.read:
+                        for chunk in response.iter_raw() if body.raw else response.iter_bytes():
+                            body.add(chunk)
+                finally:
+                    response.close()
+                body.done()
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
         _log_response(request, response, started)
@@ -989,10 +1058,19 @@ class AsyncEngine(Engine):
         self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
     ) -> httpx.Response:
         started = time.monotonic()
+        streamed = operation.stream if stream is None else stream
         try:
-            response = await self.http.send(
-                request, stream=operation.stream if stream is None else stream
-            )
+            response = await self.http.send(request, stream=True)
+            if not streamed:
+                body = _BoundedBody(response, self.max_response_bytes)
+                try:
+                    if not body.read:
+                        chunks = response.aiter_raw() if body.raw else response.aiter_bytes()
+                        async for chunk in chunks:
+                            body.add(chunk)
+                finally:
+                    await response.aclose()
+                body.done()
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
         _log_response(request, response, started)

@@ -43,6 +43,7 @@ __all__ = [
     "OpenAIError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "StructuredOutputError",
     "UnprocessableEntityError",
     "UnsupportedParameterWarning",
@@ -224,6 +225,28 @@ class APIResponseValidationError(APIError, openai.APIResponseValidationError):
             response.request = self.request
         self.response = response
         self.status_code = response.status_code
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """A provider's answer went past a size limit (``[limits]`` in the config): reading
+    stopped there, so a hostile or broken upstream cannot exhaust memory. Never retried."""
+
+    limit: int
+    setting: str
+
+    def __init__(self, response: httpx.Response, *, limit: int, setting: str, what: str) -> None:
+        super().__init__(
+            response,
+            None,
+            message=(
+                f"The provider's {what} is larger than {limit:,} bytes, the limit "
+                f"[limits] {setting} sets; reading stopped there. Raise the limit if the "
+                f"answer is genuine."
+            ),
+        )
+        self.code = "response_too_large"
+        self.limit = limit
+        self.setting = setting
 
 
 class StructuredOutputError(APIResponseValidationError):

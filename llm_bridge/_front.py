@@ -267,6 +267,8 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         status, kind, code = 504, "timeout", code or "timeout"
     elif isinstance(error, APIConnectionError):
         status, kind, code = 502, "connection_error", code or "connection_error"
+    elif code == "response_too_large":  # the provider's answer broke a [limits] size
+        status, kind = 502, "server_error"
     elif isinstance(error, ModelNotFoundError):
         status, kind, code = 404, "invalid_request_error", "model_not_found"
     elif isinstance(error, ConfigError):
