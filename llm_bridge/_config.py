@@ -13,6 +13,7 @@ expensive kind. Secrets are held as `pydantic.SecretStr` so they never print.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -44,6 +45,8 @@ __all__ = [
     "WebSearchRule",
     "load_config",
 ]
+
+_log = logging.getLogger("llm_bridge")
 
 CONFIG_ENV = "LLM_BRIDGE_CONFIG"
 DEFAULT_CONFIG_FILE = "llm_bridge.toml"
@@ -187,7 +190,8 @@ class ProviderConfig(_Strict):
     iam_access_key_env: List[str] = []
     iam_secret_key: Optional[SecretStr] = None
     iam_secret_key_env: List[str] = []
-    headers: Dict[str, str] = {}
+    # Sent with every request to the provider; values never shown (they often hold tokens).
+    headers: Dict[str, str] = Field(default={}, repr=False)
     prices_read: Optional[str] = None
     prices_source: Optional[str] = None
     params: Dict[str, ParamRule] = {}
@@ -523,12 +527,18 @@ def load_config(source: Union[str, os.PathLike, Mapping[str, Any], None] = None)
 
     With no argument: ``$LLM_BRIDGE_CONFIG`` if set, else ``./llm_bridge.toml`` if it
     exists, else the shipped tables with credentials from the providers' usual
-    environment variables.
+    environment variables. The file loaded is named in one INFO log line.
+
+    A file found in the working directory was not chosen by the caller (it may have come
+    with a checked-out repository), so it may not name code to import: an ``on_usage``
+    callable there is refused until the file is chosen explicitly (``config=`` or
+    ``$LLM_BRIDGE_CONFIG``).
     """
+    chosen = source is not None
     if source is None:
         env_path = os.environ.get(CONFIG_ENV)
         if env_path:
-            source = env_path
+            source, chosen = env_path, True
         elif Path(DEFAULT_CONFIG_FILE).is_file():
             source = DEFAULT_CONFIG_FILE
         else:
@@ -538,7 +548,16 @@ def load_config(source: Union[str, os.PathLike, Mapping[str, Any], None] = None)
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    return _build(_interpolate(_read_toml(path), str(path), ""), str(path))
+    raw = _interpolate(_read_toml(path), str(path), "")
+    if not chosen and raw.get("on_usage") is not None:
+        raise ConfigError(
+            f"{path}: on_usage: this config file was found in the working directory, not "
+            f"chosen, and llm-bridge imports code only from a config you chose: pass "
+            f"config={str(path)!r} to the client or set {CONFIG_ENV}={path} (or remove "
+            f"on_usage and pass on_usage= in code)"
+        )
+    _log.info("llm-bridge: config loaded from %s%s", path, "" if chosen else " (working directory)")
+    return _build(raw, str(path))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -551,11 +570,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${NAME}`` or ``${NAME:-default}`` (the default when NAME is unset or empty).
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
 
 
 def _interpolate(value: Any, source: str, path: str) -> Any:
-    """Replace ``${VAR}`` in every string with the environment's value, or say which is unset."""
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string with the environment's
+    value (or the default); an unset variable without a default, and any other ``${...}``
+    form (nested, unterminated, another shell operator), is an error naming the key."""
     if isinstance(value, dict):
         return {k: _interpolate(v, source, f"{path}.{k}" if path else k) for k, v in value.items()}
     if isinstance(value, list):
@@ -563,15 +585,25 @@ def _interpolate(value: Any, source: str, path: str) -> Any:
     if isinstance(value, str) and "${" in value:
 
         def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if default is not None and not found:
+                return default
+            if found is None:
                 raise ConfigError(
                     f"{source}: {path}: environment variable {name} is not set "
-                    f"(referenced as ${{{name}}})"
+                    f"(referenced as ${{{name}}}; ${{{name}:-default}} gives a default)"
                 )
-            return os.environ[name]
+            return found
 
-        return _VAR.sub(substitute, value)
+        result = _VAR.sub(substitute, value)
+        leftover = _VAR.sub("", value)
+        if "${" in leftover:
+            raise ConfigError(
+                f"{source}: {path}: unsupported ${{...}} form; write ${{NAME}} or "
+                f"${{NAME:-default}} (NAME: letters, digits, underscores)"
+            )
+        return result
     return value
 
 

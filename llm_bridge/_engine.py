@@ -164,6 +164,9 @@ class Operation:
             spec = self.adapter.embeddings_request(self.params, self.call)
         if self.options.extra_body and isinstance(spec.json, dict):
             spec.json = self.adapter.merge_extra_body(spec.json, self.options.extra_body)
+        configured = self.adapter.spec.headers  # [providers.NAME] headers: under the wire's
+        if configured:
+            spec.headers = {**configured, **spec.headers}
         credentials = self.adapter.credentials
         spec.params.update(credentials.query())  # before building: URLs are costly to redo
         request = self.engine.http_request(client, spec, self.options, stream=self.stream)

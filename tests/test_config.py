@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
+import sys
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -615,3 +618,91 @@ def test_load_config_is_public_and_accepts_path_objects(tmp_path: Path) -> None:
     assert isinstance(config, llm_bridge.Config)
     assert config.default_provider == "zhipu"
     assert config.source.endswith("bridge.toml")
+
+
+# ------------------------------------------------------------ config you chose (issue 19)
+
+
+def test_a_working_directory_config_may_not_name_code_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``llm_bridge.toml`` that came with a checked-out repository imported and ran its
+    ``on_usage`` module on ``OpenAI()``; now only a file the caller chose may do that."""
+    (tmp_path / "evilmod.py").write_text("import sys\nsys.ran_evil = True\ndef hook(r): pass\n")
+    (tmp_path / "llm_bridge.toml").write_text('on_usage = "evilmod:hook"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("LLM_BRIDGE_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="LLM_BRIDGE_CONFIG") as raised:
+        load_config()
+    assert "working directory" in str(raised.value)
+    assert not hasattr(sys, "ran_evil")
+    monkeypatch.setenv("LLM_BRIDGE_CONFIG", "llm_bridge.toml")  # chosen: accepted
+    assert load_config().on_usage == "evilmod:hook"
+    assert load_config("llm_bridge.toml").on_usage == "evilmod:hook"
+
+
+def test_the_loaded_config_file_is_named_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "llm_bridge.toml").write_text('[models]\nfast = "zhipu/glm-4-flash"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLM_BRIDGE_CONFIG", raising=False)
+    with caplog.at_level(logging.INFO, logger="llm_bridge"):
+        load_config()
+    (line,) = [r.getMessage() for r in caplog.records if "config loaded" in r.getMessage()]
+    assert "llm_bridge.toml" in line and "working directory" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "environment", "expected"),
+    [
+        ("${LB_T_KEY:-fallback}", {}, "fallback"),
+        ("${LB_T_KEY:-fallback}", {"LB_T_KEY": ""}, "fallback"),
+        ("${LB_T_KEY:-fallback}", {"LB_T_KEY": "set"}, "set"),
+        ("pre-${LB_T_KEY}-post", {"LB_T_KEY": "mid"}, "pre-mid-post"),
+        ("${LB_T_KEY:-}", {}, ""),
+    ],
+)
+def test_environment_references_with_defaults(
+    monkeypatch: pytest.MonkeyPatch, text: str, environment: dict[str, str], expected: str
+) -> None:
+    monkeypatch.delenv("LB_T_KEY", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    config = load_config({"providers": {"zhipu": {"api_key": text}}})
+    assert config.api_key("zhipu") == expected
+
+
+@pytest.mark.parametrize("text", ["${${LB_T_KEY}}", "${LB_T_KEY:?no}", "${LB_T_KEY", "${1BAD}"])
+def test_unknown_environment_reference_forms_are_refused(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """They were used literally, as the key."""
+    monkeypatch.setenv("LB_T_KEY", "x")
+    with pytest.raises(ConfigError, match=r"providers\.zhipu\.api_key: unsupported"):
+        load_config({"providers": {"zhipu": {"api_key": text}}})
+
+
+def test_plain_http_to_another_host_warns_and_loopback_does_not() -> None:
+    with pytest.warns(UserWarning, match="unencrypted"):
+        OpenAI(provider="zhipu", api_key="id.secret", base_url="http://llm.example.com/v4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OpenAI(provider="zhipu", api_key="id.secret", base_url="http://127.0.0.1:9/v4")
+
+
+def test_configured_headers_are_sent_and_never_shown() -> None:
+    fake = FakeZhipu(api_key="id.secret")
+    config = {"providers": {"zhipu": {"headers": {"X-Tenant-Token": "tenant-secret-77"}}}}
+    client = OpenAI(
+        provider="zhipu",
+        api_key="id.secret",
+        config=config,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    client.chat.completions.create(model="glm-4-flash", messages=[{"role": "user", "content": "x"}])
+    assert fake.requests[-1].headers["x-tenant-token"] == "tenant-secret-77"
+    loaded = load_config(config)
+    assert "tenant-secret-77" not in repr(loaded.provider("zhipu"))
+    assert "tenant-secret-77" not in repr(loaded)

@@ -306,6 +306,7 @@ class Adapter:
         adapter_cls, root = cls.variant(spec, keys, base_url)
         if not root:
             raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
+        _warn_plain_http(name, root)
         credentials = adapter_cls.make_credentials(name, spec, keys)
         endpoint = spec.endpoint_of(root)
         if endpoint is not None and endpoint.plan == "coding":
@@ -626,3 +627,20 @@ def with_web_search(body: JSONDict, rule: WebSearchRule) -> None:
     body.update(copy.deepcopy(rule.fields))
     if rule.tool is not None:
         body["tools"] = [*(body.get("tools") or []), copy.deepcopy(rule.tool)]
+
+
+def _warn_plain_http(name: str, root: str) -> None:
+    """Warn when a provider's API root is plain ``http://`` to a host other than this
+    machine: the key and every prompt would cross the network unencrypted."""
+    url = httpx.URL(root)
+    if url.scheme != "http":
+        return
+    host = url.host.lower()
+    if host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost"):
+        return
+    warnings.warn(
+        f"provider {name!r}: base_url {root} is plain http:// to {host}: the API key and "
+        f"prompts are sent unencrypted; use https:// (or a loopback address)",
+        UserWarning,
+        stacklevel=4,
+    )
