@@ -190,19 +190,23 @@ class Operation:
         if self.kind == "responses":
             answer = self.adapter.responses_response(response, body, self.call)
             usage = chat_usage(answer.get("usage"))
-            figures = (
-                CompletionUsage.model_validate(usage)
-                if usage
-                else self.estimate(_output_text(answer))
+            figures = self.vetted(
+                CompletionUsage.model_validate(usage) if usage else None,
+                lambda: _output_text(answer),
             )
             self.record(figures, answer.get("id"))
             return answer
         if self.kind == "chat":
             data = self.adapter.chat_response(response, body, self.call)
             completion = self._typed(self.engine.completion, data, response)
-            if completion.usage is None:
-                text = "".join(c.message.content or "" for c in completion.choices)
-                completion.usage = self.estimate(text)
+            if not any(_answered(choice) for choice in completion.choices):
+                raise self.adapter.invalid_body(
+                    response, data, "an answer with no message, no tool call and no finish reason"
+                )
+            completion.usage = self.vetted(
+                completion.usage,
+                lambda: "".join(c.message.content or "" for c in completion.choices),
+            )
             extra = completion.__pydantic_extra__ or {}  # a missing extra costs an exception
             self.record(completion.usage, extra.get("request_id") or completion.id)
             if self.schema is not None:
@@ -290,10 +294,30 @@ class Operation:
                 final = None
             if final is not None and not complete:
                 final.estimated = True
-        if final is None:
-            final = self.estimate(text)
+        final = self.vetted(final, lambda: text)
         self.record(final, request_id)
         return final.model_dump(exclude_none=True)
+
+    def vetted(
+        self, usage: Optional[CompletionUsage], completion_text: Callable[[], str]
+    ) -> CompletionUsage:
+        """The provider's figures when they are plausible, else a count made here (marked
+        ``estimated``, with a warning saying why): negative counts, or more tokens than
+        any request can hold (`MAX_PLAUSIBLE_TOKENS`), would go into the ledger as
+        negative or astronomical costs."""
+        if usage is None:
+            return self.estimate(completion_text())
+        counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+        if all(0 <= count <= MAX_PLAUSIBLE_TOKENS for count in counts):
+            return usage
+        log.warning(
+            "%s/%s reported implausible usage (prompt %s, completion %s, total %s tokens); "
+            "counted here instead (marked estimated)",
+            self.route.provider,
+            self.route.model,
+            *counts,
+        )
+        return self.estimate(completion_text())
 
     def estimate(self, completion_text: str) -> CompletionUsage:
         """Usage counted here, for a response or stream the provider gave none for."""
@@ -748,6 +772,18 @@ def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
         message,
         lambda text: warnings.warn(text, ModelRetiredWarning, stacklevel=2),
     )
+
+
+#: More tokens than any one request can hold (the largest context windows are a few
+#: million): usage beyond it, or below zero, is the provider's error, not a bill.
+MAX_PLAUSIBLE_TOKENS = 100_000_000
+
+
+def _answered(choice: Any) -> bool:
+    """Whether a choice holds an answer: text, a tool call, or at least a finish reason
+    (a content-filtered answer is empty but finished)."""
+    message = choice.message
+    return bool(message.content or message.tool_calls or choice.finish_reason)
 
 
 class _BoundedBody:

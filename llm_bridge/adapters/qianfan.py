@@ -204,7 +204,10 @@ class QianfanAdapter(Adapter):
         body["response_format"] = kind  # v1 takes a plain string, not an object
 
     def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
-        if not isinstance(body, dict) or ("result" not in body and "function_call" not in body):
+        if not isinstance(body, dict) or (
+            not isinstance(body.get("result"), str)
+            and not isinstance(body.get("function_call"), dict)
+        ):  # (``"result": null`` is no answer, not an empty one)
             raise self.invalid_body(response, body, "a chat response without 'result'")
         message: JSONDict = {"role": "assistant", "content": body.get("result") or ""}
         finish = self._finish(body, response)
