@@ -51,7 +51,7 @@ class Gateway:
 
     ``models`` and ``keys`` replace the config's ``[models]`` table and its key block (the
     default: key ``node-team`` with ``rpm``/``tpm`` limits); ``extra`` adds ``[gateway]``
-    settings."""
+    settings; ``tables`` adds other tables (``[prices]``, say)."""
 
     def __init__(
         self,
@@ -64,6 +64,7 @@ class Gateway:
         tpm: int = 1000000,
         models: str = 'fast = "zhipu/glm-4-flash"',
         keys: Optional[str] = None,
+        tables: str = "",
     ) -> None:
         self.workdir = workdir
         self.ledger = workdir / "ledger.sqlite"
@@ -89,6 +90,8 @@ base_url = "{upstream.url}/api/paas/v4"
 
 [models]
 {models}
+
+{tables}
 
 [gateway]
 {ledger}

@@ -27,6 +27,9 @@ Per request:
 
 A client that disconnects cancels the task that talks to the provider: the upstream
 request (or stream) is closed, and the ledger records what was used (status 499).
+
+``/dashboard`` (the usage dashboard, for keys with ``admin = true``) is `_dashboard`'s: this
+module only routes to it and lends it the key check (`GatewayApp.key_of`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from .._response_store import AsyncResponseStore, default_store
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..usage import UsageRecord
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
+from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
 from ._ledger import IN_PROGRESS, NullLedger, SQLiteLedger
 from ._memory import MemoryState
@@ -242,6 +246,7 @@ class GatewayApp:
             self.token_share = RedisTokenShare.from_url(gateway.state)
             self.engines.engine.token_share = self.token_share
         self._digests = [(key.digest, key) for key in gateway.keys]
+        self.dashboard = Dashboard(self)
         self._closed = False
         self._inflight = 0  # requests not yet accounted for (shutdown waits for them)
 
@@ -303,6 +308,17 @@ class GatewayApp:
         path, method = scope["path"], scope["method"]
         if path == "/v1" or path.startswith("/v1/"):
             await self._api(scope, receive, send)
+            return
+        if path == "/dashboard" or path.startswith("/dashboard/"):
+            started = time.perf_counter()
+            self.metrics.started()
+            status = 500
+            try:
+                status = await self.dashboard.handle(scope, receive, send)
+            finally:
+                self.metrics.finished(
+                    route=route_of(path), status=status, seconds=time.perf_counter() - started
+                )
             return
         if path in ("/healthz", "/readyz", "/metrics"):
             started = time.perf_counter()
@@ -459,14 +475,9 @@ class GatewayApp:
                     presented = token.strip()
             elif name == "api-key" and value.strip() and presented is None:
                 presented = value.strip()
-        if presented is not None:
-            digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
-            found = None
-            for known, spec in self._digests:  # every digest compared: constant time
-                if hmac.compare_digest(known, digest):
-                    found = spec
-            if found is not None:
-                return found
+        found = self.key_of(presented) if presented is not None else None
+        if found is not None:
+            return found
         raise _GatewayError(
             401,
             "Incorrect or missing gateway key. Send it as 'Authorization: Bearer <key>' (the "
@@ -474,6 +485,17 @@ class GatewayApp:
             type="invalid_request_error",
             code="invalid_api_key",
         )
+
+    def key_of(self, presented: str) -> Optional[KeySpec]:
+        """The configured key whose text ``presented`` is, or None. Its SHA-256 is compared
+        with every configured digest (all of them, in constant time), so neither the answer
+        nor its timing tells how much of a key was right."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        found = None
+        for known, spec in self._digests:
+            if hmac.compare_digest(known, digest):
+                found = spec
+        return found
 
     def _routes(self, model: str) -> tuple[str, ...]:
         try:
@@ -925,7 +947,8 @@ def _unknown_url(method: str, path: str) -> _GatewayError:
     return _GatewayError(
         404,
         f"Invalid URL ({method} {path}). The gateway serves /v1/chat/completions, "
-        f"/v1/embeddings, /v1/responses, /v1/models, /healthz, /readyz and /metrics.",
+        f"/v1/embeddings, /v1/responses, /v1/models, /healthz, /readyz, /metrics and "
+        f"/dashboard.",
         type="invalid_request_error",
         code="unknown_url",
     )

@@ -7,7 +7,8 @@ the gateway's keys are none of its business. The gateway table is just as strict
 (``rmp = 60``) is an error naming the key, not a limit silently missing.
 
 A key is stored only as the SHA-256 of its text (``llm-bridge keys new NAME`` prints both,
-once), so a config file that leaks gives nobody a working key.
+once), so a config file that leaks gives nobody a working key. ``admin = true`` lets a key
+open the usage dashboard (``/dashboard``); ``models = []`` makes a key that opens only that.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _GATEWAY_KEYS = {
     "timeout",
     "upstream",
 }
-_KEY_KEYS = {"key_sha256", "models", "rpm", "tpm", "monthly_budget_cny"}
+_KEY_KEYS = {"key_sha256", "models", "rpm", "tpm", "monthly_budget_cny", "admin"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class KeySpec:
     rpm: Optional[int] = None
     tpm: Optional[int] = None
     monthly_budget_cny: Optional[Decimal] = None
+    #: Whether the key opens the usage dashboard (``/dashboard``): spend, errors and every
+    #: key's limits, so only for the gateway's operators.
+    admin: bool = False
 
     def allows(self, model: str, routes: tuple[str, ...] = ()) -> bool:
         """Whether the key may use ``model``: the name the client asked for matches one
@@ -211,6 +215,9 @@ def _key(name: str, spec: Any, source: str) -> KeySpec:
             ) from None
         if budget < 0:
             raise ConfigError(f"{source}: {where}.monthly_budget_cny: must be >= 0")
+    admin = spec.get("admin", False)
+    if not isinstance(admin, bool):
+        raise ConfigError(f"{source}: {where}.admin: expected true or false")
     return KeySpec(
         name=name,
         digest=bytes.fromhex(digest.lower()),
@@ -218,6 +225,7 @@ def _key(name: str, spec: Any, source: str) -> KeySpec:
         rpm=_int(spec, "rpm", None, source, where),
         tpm=_int(spec, "tpm", None, source, where),
         monthly_budget_cny=budget,
+        admin=admin,
     )
 
 
