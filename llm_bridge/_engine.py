@@ -16,6 +16,7 @@ import base64
 import importlib
 import json
 import logging
+import math
 import threading
 import time
 import warnings
@@ -774,6 +775,17 @@ def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
     )
 
 
+def _deadline(request: httpx.Request, started: float) -> float:
+    """When a non-stream exchange must be over (``time.monotonic()``): ``started`` plus the
+    call's read timeout, so ``timeout`` bounds the whole answer, not each read (a server
+    sending a byte every few seconds never trips a per-read timeout). No read timeout, no
+    deadline. Async calls are held to it headers included; sync calls from the first body
+    byte on (a sync read of the status line and headers is bounded per read only)."""
+    timeout = request.extensions.get("timeout") or {}
+    read = timeout.get("read") if isinstance(timeout, dict) else None
+    return math.inf if read is None else started + float(read)
+
+
 #: More tokens than any one request can hold (the largest context windows are a few
 #: million): usage beyond it, or below zero, is the provider's error, not a bill.
 MAX_PLAUSIBLE_TOKENS = 100_000_000
@@ -794,11 +806,12 @@ class _BoundedBody:
     100 MB at once); other encodings go through httpx's decoder, chunk by chunk. ``done``
     hands the bytes to the response, as ``read()`` would."""
 
-    __slots__ = ("chunks", "inflater", "limit", "read", "response", "size")
+    __slots__ = ("chunks", "deadline", "inflater", "limit", "read", "response", "size")
 
-    def __init__(self, response: httpx.Response, limit: int) -> None:
+    def __init__(self, response: httpx.Response, limit: int, deadline: float) -> None:
         self.response = response
         self.limit = limit
+        self.deadline = deadline  # time.monotonic() by which the body must be in (`_deadline`)
         self.chunks: list[bytes] = []
         self.size = 0
         # Read whole already (a test transport's bytes): only its size is checked (`done`).
@@ -813,6 +826,8 @@ class _BoundedBody:
         return self.inflater is not None
 
     def add(self, chunk: bytes) -> None:
+        if time.monotonic() > self.deadline:  # a body dripped a byte at a time
+            raise httpx.ReadTimeout("the answer took longer than the call's timeout")
         inflater = self.inflater
         if inflater is None:
             self._keep(chunk)
@@ -960,7 +975,7 @@ class SyncEngine(Engine):
         try:
             response = self.http.send(request, stream=True)
             if not streamed:
-                body = _BoundedBody(response, self.max_response_bytes)
+                body = _BoundedBody(response, self.max_response_bytes, _deadline(request, started))
                 try:
                     if not body.read:
                         for chunk in response.iter_raw() if body.raw else response.iter_bytes():
@@ -1096,23 +1111,39 @@ class AsyncEngine(Engine):
     async def _send(
         self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
     ) -> httpx.Response:
+        import asyncio  # (here: a sync-only program never loads asyncio)
+
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         try:
-            response = await self.http.send(request, stream=True)
-            if not streamed:
-                body = _BoundedBody(response, self.max_response_bytes)
-                try:
-                    if not body.read:
-                        chunks = response.aiter_raw() if body.raw else response.aiter_bytes()
-                        async for chunk in chunks:
-                            body.add(chunk)
-                finally:
-                    await response.aclose()
-                body.done()
+            if streamed:
+                response = await self.http.send(request, stream=True)
+            else:
+                deadline = _deadline(request, started)
+                reading = self._read_whole(request, deadline)
+                if deadline == math.inf:
+                    response = await reading
+                else:  # the whole exchange, headers included, within the deadline
+                    response = await asyncio.wait_for(reading, deadline - started)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise APITimeoutError(request, provider=operation.route.provider) from None
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
         _log_response(request, response, started)
+        return response
+
+    async def _read_whole(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """Send ``request`` and read its answer whole, within `max_response_bytes`."""
+        response = await self.http.send(request, stream=True)
+        body = _BoundedBody(response, self.max_response_bytes, deadline)
+        try:
+            if not body.read:
+                chunks = response.aiter_raw() if body.raw else response.aiter_bytes()
+                async for chunk in chunks:
+                    body.add(chunk)
+        finally:
+            await response.aclose()
+        body.done()
         return response
 
     async def close(self) -> None:
