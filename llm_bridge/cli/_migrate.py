@@ -1,0 +1,652 @@
+"""``llm-bridge migrate PATH``: move a codebase written for the openai client to llm-bridge.
+
+It reads every Python file under PATH with libcst (never running it) and:
+
+- **reports** each openai call site (``file:line``, the method, the parameters written
+  there, the model and where the config sends it) with what the configured providers make
+  of it: an API llm-bridge does not serve (images, audio, files, batches ...), a parameter
+  a provider drops, json_schema emulated, ``n`` fanned out, a Responses feature missing.
+  The verdicts come from llm-bridge's own translation run dry (`_migrate_check`);
+- **rewrites** the imports so the clients are llm-bridge's (`_migrate_scan` says exactly
+  what changes): shown as a unified diff, applied with ``--write``;
+- **writes a starter config** (``llm_bridge.toml``) with an alias for every model name
+  found, mapped to a provider model and commented (`_migrate_models`): printed, written
+  with ``--config-out FILE`` or, under ``--write``, into PATH.
+
+Virtual environments, ``site-packages``, vendored and build directories are skipped; a
+file that does not parse is reported and never touched. With ``--json`` the report is one
+JSON object on stdout. On a terminal with rich installed (the ``[cli]`` extra) the table
+is rich's and a progress bar shows on large trees; otherwise plain text (as every command
+prints, `_output`).
+
+Exit codes: 0, the scan found nothing that blocks; 1, something blocks (a call site the
+configured providers cannot serve or that is refused before sending, a client left as
+openai's, a file that could not be parsed); 2, a usage error (no such path, an unknown
+provider, a config that does not load, libcst missing, a config file in the way).
+
+The package's import stays free of libcst and rich: they load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ._migrate_scan import CallSite, FileScan, Finding
+
+__all__ = ["EXIT_BLOCKED", "EXIT_OK", "EXIT_USAGE", "SKIP_DIRS", "configure", "main", "run"]
+
+EXIT_OK = 0
+EXIT_BLOCKED = 1
+EXIT_USAGE = 2
+
+#: Directories never scanned: environments, installed and vendored packages, build output.
+#: Hidden directories (``.git``, ``.venv``, ``.tox`` ...) and any directory holding a
+#: ``pyvenv.cfg`` (a virtual environment of any name) are skipped too.
+SKIP_DIRS = frozenset(
+    {
+        "venv",
+        "env",
+        "site-packages",
+        "dist-packages",
+        "node_modules",
+        "__pycache__",
+        "build",
+        "dist",
+        "vendor",
+        "vendored",
+        "_vendor",
+        "third_party",
+        "third-party",
+        "__pypackages__",
+    }
+)
+
+#: How many files make a tree large enough for a progress bar.
+PROGRESS_AT = 50
+
+#: The providers a starter config maps to, in order of preference (the first is used;
+#: the others are named as alternatives in its comments).
+DEFAULT_PROVIDERS = ("zhipu", "dashscope", "qianfan")
+
+_HELP = "scan a codebase for openai usage; rewrite its imports; write a starter config"
+_EPILOG = """\
+exit codes:
+  0  nothing blocks the migration
+  1  something blocks: a call the configured providers do not serve or refuse, a client
+     left as openai's, a file that could not be parsed
+  2  usage error (no such path, unknown provider, a config that does not load, libcst
+     not installed, a config file already at --config-out)
+"""
+
+
+def configure(subparsers: Any) -> None:
+    """Add the ``migrate`` command to the ``llm-bridge`` parser's subcommands."""
+    parser = subparsers.add_parser(
+        "migrate",
+        help=_HELP,
+        description=_HELP + ' (needs the [cli] extra: pip install "llm-bridge-cn[cli]")',
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", help="a Python file or a directory to scan")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite the files (default: show the rewrite as a diff) and write the starter "
+        "config into PATH unless one is there",
+    )
+    parser.add_argument(
+        "--config-out",
+        metavar="FILE",
+        help="write the starter config to FILE (never over an existing file)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="judge the call sites against this config (default: PATH's llm_bridge.toml "
+        "if it has one, else the starter config)",
+    )
+    parser.add_argument(
+        "--provider",
+        action="append",
+        metavar="NAME",
+        help="a provider the starter config maps to, in order of preference (repeat it; "
+        f"default: {', '.join(DEFAULT_PROVIDERS)})",
+    )
+    parser.add_argument("--json", action="store_true", help="the report as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``llm-bridge migrate`` on its own: ``main(["PATH", "--write"])``."""
+    parser = argparse.ArgumentParser(prog="llm-bridge")
+    configure(parser.add_subparsers(title="commands"))
+    args = parser.parse_args(["migrate", *(sys.argv[1:] if argv is None else argv)])
+    return run(args)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Run:
+    """Everything one run found, for the report."""
+
+    root: Path
+    scans: list[FileScan] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)
+    found: dict[str, list[tuple[str, Optional[str]]]] = field(default_factory=dict)
+    judged_against: str = ""
+    config_text: Optional[str] = None
+    config_path: Optional[Path] = None
+    config_written: bool = False
+    written: list[str] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command: scan, judge, rewrite, write the config, report. Returns the exit code."""
+    try:
+        import libcst  # noqa: F401  (the parser every step needs)
+    except ImportError:
+        return _usage('llm-bridge migrate needs libcst: pip install "llm-bridge-cn[cli]"')
+    from .._config import DEFAULT_CONFIG_FILE, builtin_providers, load_config
+    from .._errors import ConfigError
+    from ._migrate_check import Checker, openai_api
+    from ._migrate_models import pick, starter_config
+    from ._migrate_scan import scan_source
+
+    root = Path(args.path)
+    if not root.exists():
+        return _usage(f"{root}: no such file or directory")
+    base = root if root.is_dir() else root.parent
+    existing = Path(args.config) if args.config else base / DEFAULT_CONFIG_FILE
+    if args.config and not existing.is_file():
+        return _usage(f"{existing}: config file not found")
+    has_config = existing.is_file()
+    out: Optional[Path] = Path(args.config_out) if args.config_out else None
+    if out is not None and out.exists():
+        return _usage(f"{out}: already exists; the starter config is never written over a file")
+    if out is None and args.write and not has_config:
+        out = base / DEFAULT_CONFIG_FILE
+    try:
+        defaults = load_config(str(existing)) if has_config else load_config({})
+    except ConfigError as error:
+        return _usage(str(error))
+    providers = args.provider or [p for p in DEFAULT_PROVIDERS if p in defaults.providers]
+    unknown = [p for p in providers if p not in defaults.providers]
+    if unknown:
+        known = ", ".join(sorted(set(defaults.providers) | set(builtin_providers())))
+        return _usage(f"unknown provider {unknown[0]!r} (known: {known})")
+
+    state = _Run(root)
+    files = sorted(_python_files(root, state.skipped))
+    api = openai_api()
+    for path in _progress(files, enabled=not args.no_progress):
+        rel = _relative(path, root)
+        try:
+            source = path.read_bytes()
+        except OSError as error:
+            from ._migrate_scan import FileScan
+
+            state.scans.append(FileScan(rel, error=f"could not be read: {error}"))
+            continue
+        state.scans.append(scan_source(rel, source, api))
+
+    for scan in state.scans:
+        for model in scan.models:
+            state.found.setdefault(model.name, []).append(
+                (f"{model.path}:{model.line}", model.used_for)
+            )
+    origin = " ".join([str(args.path), *(f"--provider {p}" for p in args.provider or ())])
+    text, choices = starter_config(defaults, state.found, providers, origin=origin)
+    state.models = choices
+    if has_config:
+        judge = defaults
+        state.judged_against = str(existing)
+    else:
+        judge = load_config(_toml(text))
+        state.judged_against = "the starter config"
+    if out is not None or not has_config:
+        state.config_text = text
+    first = providers[0] if providers else None
+    fallback = {}
+    if first is not None:
+        for kind, cls in (("chat", "flagship"), ("embedding", "embedding")):
+            model = pick(judge, first, cls)
+            if model:
+                fallback[kind] = f"{first}/{model}"
+    checker = Checker(judge, fallback)
+    for scan in state.scans:
+        for site in scan.calls:
+            verdict = checker.check(site)
+            site.target = verdict.target
+            site.findings.extend(verdict.findings)
+
+    if args.write:
+        for scan in state.scans:
+            if scan.rewritten is not None:
+                (root / scan.path if root.is_dir() else root).write_bytes(scan.rewritten)
+                state.written.append(scan.path)
+    if out is not None and state.config_text is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(state.config_text, encoding="utf-8")
+        state.config_path, state.config_written = out, True
+
+    code = EXIT_BLOCKED if _blocked(state) else EXIT_OK
+    if args.json:
+        json.dump(_as_json(state, args, code), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_report(state, args, code)
+    return code
+
+
+def _usage(message: str) -> int:
+    print(f"llm-bridge migrate: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the same parser, before 3.11
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def _python_files(root: Path, skipped: list[str]) -> Iterator[Path]:
+    """The ``.py`` files under ``root`` in a stable order, minus the skipped directories
+    (their paths, relative to ``root``, are added to ``skipped``)."""
+    if root.is_file():
+        yield root
+        return
+    for directory, dirs, names in os.walk(root):
+        here = Path(directory)
+        keep = []
+        for name in sorted(dirs):
+            path = here / name
+            if (
+                name in SKIP_DIRS
+                or name.startswith(".")
+                or name.endswith(".egg-info")
+                or (path / "pyvenv.cfg").exists()
+            ):
+                skipped.append(_relative(path, root))
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        for name in sorted(names):
+            if name.endswith(".py"):
+                yield here / name
+
+
+def _relative(path: Path, root: Path) -> str:
+    if root.is_file():
+        return path.name
+    return path.relative_to(root).as_posix()
+
+
+def _progress(files: list[Path], *, enabled: bool) -> Iterator[Path]:
+    """``files``, with rich's progress bar on stderr for a large tree on a terminal."""
+    from ._output import rich_console
+
+    console = rich_console(sys.stderr) if enabled and len(files) >= PROGRESS_AT else None
+    if console is None:
+        yield from files
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("scanning", total=len(files))
+        for path in files:
+            yield path
+            progress.advance(task)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _status(findings: Sequence[Finding]) -> str:
+    severities = {f.severity for f in findings}
+    if "blocks" in severities:
+        return "blocks"
+    return "changes" if "changes" in severities else "ok"
+
+
+def _blocked(state: _Run) -> bool:
+    for scan in state.scans:
+        if scan.error is not None:
+            return True
+        if any(f.severity == "blocks" for _, f in scan.findings):
+            return True
+        if any(_status(site.findings) == "blocks" for site in scan.calls):
+            return True
+    return False
+
+
+def _diff(scan: FileScan) -> str:
+    assert scan.rewritten is not None
+    before = scan.original.decode(scan.encoding, errors="replace").splitlines(keepends=True)
+    after = scan.rewritten.decode(scan.encoding, errors="replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(before, after, f"a/{scan.path}", f"b/{scan.path}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _jsonable(value: Any) -> Any:
+    from ._migrate_scan import UNKNOWN
+
+    if value is UNKNOWN:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _is_literal(value: Any) -> bool:
+    from ._migrate_scan import UNKNOWN
+
+    if value is UNKNOWN:
+        return False
+    if isinstance(value, dict):
+        return all(_is_literal(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_literal(v) for v in value)
+    return True
+
+
+def _summary(state: _Run) -> dict[str, Any]:
+    sites = [site for scan in state.scans for site in scan.calls]
+    statuses = [_status(site.findings) for site in sites]
+    return {
+        "files_scanned": len(state.scans),
+        "files_using_openai": sum(scan.uses_openai for scan in state.scans),
+        "files_not_parsed": sum(scan.error is not None for scan in state.scans),
+        "files_to_rewrite": sum(scan.rewritten is not None for scan in state.scans),
+        "files_written": len(state.written),
+        "call_sites": len(sites),
+        "ok": statuses.count("ok"),
+        "changes": statuses.count("changes"),
+        "blocks": statuses.count("blocks"),
+        "file_findings": sum(len(scan.findings) for scan in state.scans),
+        "models": len(state.found),
+    }
+
+
+def _as_json(state: _Run, args: argparse.Namespace, code: int) -> dict[str, Any]:
+    return {
+        "path": str(args.path),
+        "call_sites": [
+            {
+                "file": site.path,
+                "line": site.line,
+                "column": site.column,
+                "kind": site.kind,
+                "call": site.resource,
+                "written": site.written,
+                "parameters": [
+                    {
+                        "name": p.name,
+                        "value": _jsonable(p.value),
+                        "literal": _is_literal(p.value),
+                        "code": p.code,
+                    }
+                    for p in site.params
+                ],
+                "parameters_via_star": site.star_kwargs,
+                "model": _jsonable(site.model),
+                "target": site.target,
+                "status": _status(site.findings),
+                "findings": [
+                    {"severity": f.severity, "param": f.param, "message": f.message}
+                    for f in site.findings
+                ],
+            }
+            for scan in state.scans
+            for site in scan.calls
+        ],
+        "file_findings": [
+            {"file": scan.path, "line": line, "severity": f.severity, "message": f.message}
+            for scan in state.scans
+            for line, f in scan.findings
+        ],
+        "not_parsed": [
+            {"file": scan.path, "error": scan.error}
+            for scan in state.scans
+            if scan.error is not None
+        ],
+        "skipped_directories": state.skipped,
+        "rewrites": [
+            {"file": scan.path, "written": scan.path in state.written, "diff": _diff(scan)}
+            for scan in state.scans
+            if scan.rewritten is not None
+        ],
+        "models": {
+            name: {
+                "class": choice.cls,
+                "target": choice.target,
+                "about": choice.about,
+                "found_at": [where for where, _ in state.found[name]],
+            }
+            for name, choice in state.models.items()
+        },
+        "config": {
+            "judged_against": state.judged_against,
+            "path": str(state.config_path) if state.config_path else None,
+            "written": state.config_written,
+            "text": state.config_text,
+        },
+        "summary": _summary(state),
+        "exit_code": code,
+    }
+
+
+def _params_text(site: CallSite) -> str:
+    parts = []
+    for param in site.params:
+        if param.name == "model":
+            continue
+        value = param.value
+        if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 16):
+            parts.append(
+                f"{param.name}={value!r}" if isinstance(value, str) else f"{param.name}={value}"
+            )
+        else:
+            parts.append(param.name)
+    if site.star_kwargs:
+        parts.append("**…")
+    return ", ".join(parts) or "-"
+
+
+def _model_text(site: CallSite) -> str:
+    model = site.model
+    shown = model if isinstance(model, str) else ("(computed)" if site.target else "")
+    if site.target:
+        return f"{shown} → {site.target}" if shown else f"→ {site.target}"
+    return shown or "-"
+
+
+@dataclass
+class _Row:
+    where: str
+    call: str
+    params: str
+    model: str
+    status: str
+    findings: list[Finding]
+
+
+def _rows(state: _Run) -> list[_Row]:
+    from ._migrate_scan import Finding
+
+    rows: list[tuple[tuple[str, int], _Row]] = []
+    for scan in state.scans:
+        for site in scan.calls:
+            call = f"{site.resource}()" if site.kind == "client" else site.resource
+            rows.append(
+                (
+                    (scan.path, site.line),
+                    _Row(
+                        f"{site.path}:{site.line}",
+                        call,
+                        _params_text(site),
+                        _model_text(site),
+                        _status(site.findings),
+                        site.findings,
+                    ),
+                )
+            )
+        for line, finding in scan.findings:
+            rows.append(
+                (
+                    (scan.path, line),
+                    _Row(f"{scan.path}:{line}", "(file)", "-", "-", _status([finding]), [finding]),
+                )
+            )
+        if scan.error is not None:
+            finding = Finding("blocks", f"not parsed, left untouched: {scan.error}")
+            rows.append(
+                ((scan.path, 0), _Row(scan.path, "(not parsed)", "-", "-", "blocks", [finding]))
+            )
+    return [row for _, row in sorted(rows, key=lambda item: item[0])]
+
+
+def _print_report(state: _Run, args: argparse.Namespace, code: int) -> None:
+    """The report on stdout: rich's table on a terminal (with rich installed), else plain
+    aligned text (`_output`'s rule for every command)."""
+    from ._output import rich_console
+
+    rows = _rows(state)
+    summary = _summary(state)
+    console = rich_console(sys.stdout)
+    if console is not None:
+        _print_rich(console, state, rows, summary, args)
+    else:
+        _print_plain(state, rows, summary, args)
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a count with its noun."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
+def _summary_lines(state: _Run, summary: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"{_n(summary['files_scanned'], 'Python file')} scanned "
+        f"({summary['files_using_openai']} import openai), "
+        f"{_n(len(state.skipped), 'directory')} skipped; "
+        f"{_n(summary['call_sites'], 'call site')}: {summary['ok']} ok, {summary['changes']} "
+        f"with changes, {summary['blocks']} blocked.",
+    ]
+    if summary["files_not_parsed"]:
+        lines.append(
+            f"{_n(summary['files_not_parsed'], 'file')} could not be parsed: left untouched."
+        )
+    if state.written:
+        lines.append(f"{_n(len(state.written), 'file')} rewritten.")
+    elif summary["files_to_rewrite"]:
+        lines.append(
+            f"{_n(summary['files_to_rewrite'], 'file')} to rewrite (the diff above); "
+            "--write applies it."
+        )
+    if state.config_written:
+        lines.append(f"Starter config written to {state.config_path}.")
+    elif state.config_text is not None:
+        lines.append("Starter config shown above; --config-out FILE (or --write) writes it.")
+    lines.append(f"Judged against {state.judged_against}.")
+    return lines
+
+
+def _print_plain(
+    state: _Run, rows: list[_Row], summary: dict[str, Any], args: argparse.Namespace
+) -> None:
+    write = sys.stdout.write
+    write(f"llm-bridge migrate {args.path}\n\n")
+    if rows:
+        headers = ("where", "call", "parameters", "model → target", "status")
+        cells = [(r.where, r.call, _cut(r.params, 48), r.model, r.status) for r in rows]
+        widths = [min(max(len(h), *(len(c[i]) for c in cells)), 60) for i, h in enumerate(headers)]
+        write("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
+        for row, cell in zip(rows, cells):
+            write("  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() + "\n")
+            for finding in row.findings:
+                about = f"{finding.param}: " if finding.param else ""
+                write(f"    {finding.severity}: {about}{finding.message}\n")
+        write("\n")
+    if not state.written:
+        for scan in state.scans:
+            if scan.rewritten is not None:
+                write(_diff(scan))
+        if summary["files_to_rewrite"]:
+            write("\n")
+    if state.config_text is not None and not state.config_written:
+        write("# ---- starter config ----\n")
+        write(state.config_text + "\n")
+    for line in _summary_lines(state, summary, args):
+        write(line + "\n")
+
+
+def _print_rich(
+    console: Any,
+    state: _Run,
+    rows: list[_Row],
+    summary: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    from rich.syntax import Syntax
+    from rich.table import Table
+    from rich.text import Text
+
+    colours = {"blocks": "red", "changes": "yellow", "note": "cyan", "ok": "green"}
+    console.print(Text(f"llm-bridge migrate {args.path}", style="bold"))
+    if rows:
+        table = Table(show_lines=True, expand=False)
+        table.add_column("where", no_wrap=True)
+        table.add_column("call", no_wrap=True)
+        table.add_column("parameters", overflow="fold", max_width=40)
+        table.add_column("model → target", overflow="fold", max_width=40)
+        table.add_column("findings", overflow="fold", min_width=30)
+        for row in rows:
+            text = Text(row.status, style=colours[row.status])
+            for finding in row.findings:
+                about = f"{finding.param}: " if finding.param else ""
+                text.append("\n")
+                text.append(finding.severity, style=colours[finding.severity])
+                text.append(f": {about}{finding.message}")
+            table.add_row(row.where, row.call, row.params, row.model, text)
+        console.print(table)
+    if not state.written:
+        diffs = "".join(_diff(scan) for scan in state.scans if scan.rewritten is not None)
+        if diffs:
+            console.print(Syntax(diffs, "diff", theme="ansi_dark", background_color="default"))
+    if state.config_text is not None and not state.config_written:
+        console.print(Text("starter config", style="bold"))
+        console.print(
+            Syntax(state.config_text, "toml", theme="ansi_dark", background_color="default")
+        )
+    for line in _summary_lines(state, summary, args):
+        console.print(line)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,757 @@
+"""``llm-bridge migrate``: one Python file read with libcst, and rewritten if it should be.
+
+`scan_source` parses a file (never executing it) and returns a `FileScan`: its openai
+imports, every call of an openai method (``client.chat.completions.create(...)``,
+``self.client.images.generate(...)``: any attribute chain ending in a method the installed
+openai client has, in a file that imports openai or llm_bridge) with the parameters written
+there, every client construction, the model names it mentions, and the rewritten source.
+
+The rewrite changes imports, and nothing else it can avoid:
+
+- ``from openai import OpenAI, AsyncOpenAI, X`` keeps ``X`` from openai and imports the
+  clients from llm_bridge on a line of their own, right after (``as`` names, the import's
+  parentheses, commas and comments kept; a moved name's comment goes with it);
+- ``import openai`` with ``openai.OpenAI(...)`` constructions: those expressions become
+  ``llm_bridge.OpenAI(...)`` and ``import llm_bridge`` is added after ``import openai``.
+  The rest of ``openai.`` (types, errors, helpers) is left alone: llm-bridge's clients and
+  errors subclass openai's. ``import llm_bridge as openai`` was not chosen: it would make
+  ``openai.NOT_GIVEN``, ``openai.pydantic_function_tool`` and the module's own client
+  fail, and make the name lie;
+- a client name stays openai's where a construction passes a keyword llm-bridge's
+  constructor lacks (``workload_identity=``, openai's ``provider=bedrock(...)``): moving it
+  would break the call; the file says so (``blocks``);
+- imports under ``if TYPE_CHECKING:`` stay: annotations naming openai's classes accept
+  llm-bridge's clients, which subclass them.
+
+libcst keeps every byte it is not asked to change: formatting, comments, encoding and
+line endings.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+if TYPE_CHECKING:
+    from ._migrate_check import OpenAIApi
+
+__all__ = [
+    "OPENAI_MODEL",
+    "UNKNOWN",
+    "CallSite",
+    "FileScan",
+    "Finding",
+    "ModelName",
+    "Param",
+    "scan_source",
+]
+
+
+class _Unknown:
+    """A value the code computes: not known before it runs."""
+
+    _instance: Optional[_Unknown] = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<computed>"
+
+
+UNKNOWN: Any = _Unknown()
+
+#: Names OpenAI gives its models (and the Azure-style deployments that reuse them): a string
+#: of this shape found next to "model" is a model name even outside the call sites.
+OPENAI_MODEL = re.compile(
+    r"^(gpt-|chatgpt-|o\d(-|$)|text-embedding-|text-search-|text-similarity-|davinci|"
+    r"babbage|whisper|tts-|dall-e|omni-moderation|text-moderation|computer-use|codex-|sora)",
+    re.IGNORECASE,
+)
+_MODEL_VARIABLE = re.compile(r"model", re.IGNORECASE)
+#: A quoted OpenAI model name anywhere in a file's bytes: the file is worth a full read
+#: even without an openai import (``Agent(model="gpt-4o")`` in a framework's example).
+_MODEL_HINT = re.compile(
+    rb"""["'](gpt-|chatgpt-|o\d|text-embedding-|text-search-|text-similarity-|davinci|"""
+    rb"babbage|whisper|tts-|dall-e|omni-moderation|text-moderation|computer-use|codex-|sora)",
+    re.IGNORECASE,
+)
+#: What a model id looks like (``gpt-4o``, ``qwen/qwen3``, ``ft:gpt-4o:org::id``).
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.:/@+-]*$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a migration should know: ``severity`` is ``blocks``, ``changes`` or
+    ``note``; ``param`` names the parameter it is about, if one."""
+
+    severity: str
+    message: str
+    param: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A keyword argument as written: its value where it is a literal (`UNKNOWN` in the
+    parts the code computes), and its source text (shortened)."""
+
+    name: str
+    value: Any
+    code: str
+
+
+@dataclass
+class CallSite:
+    """One call: of an openai method (``kind="api"``, ``resource`` such as
+    ``chat.completions.create``) or of a client constructor (``kind="client"``,
+    ``resource`` ``OpenAI`` / ``AsyncOpenAI``)."""
+
+    path: str
+    line: int
+    column: int
+    kind: str
+    resource: str
+    written: str
+    params: list[Param]
+    star_kwargs: bool = False
+    module_client: bool = False
+    target: Optional[str] = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def model(self) -> Any:
+        for param in self.params:
+            if param.name == "model":
+                return param.value
+        return None
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A model name the code mentions, where, and which API it was seen used with
+    (``"chat"``, ``"embedding"``, ``"responses"`` or ``None``)."""
+
+    name: str
+    path: str
+    line: int
+    used_for: Optional[str] = None
+
+
+@dataclass
+class FileScan:
+    """What `scan_source` found in one file; ``error`` is set (and nothing else) when the
+    file could not be parsed."""
+
+    path: str
+    uses_openai: bool = False
+    calls: list[CallSite] = field(default_factory=list)
+    models: list[ModelName] = field(default_factory=list)
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    original: bytes = b""
+    rewritten: Optional[bytes] = None
+    encoding: str = "utf-8"
+    error: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- literals
+
+
+def literal(node: cst.BaseExpression) -> Any:
+    """The Python value of a literal expression; `UNKNOWN` for what the code computes (in
+    a list or dict, only the computed parts are `UNKNOWN`)."""
+    if isinstance(node, (cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary)):
+        try:
+            return ast.literal_eval(node.value)
+        except (ValueError, SyntaxError):
+            return UNKNOWN
+    if isinstance(node, cst.ConcatenatedString):
+        left, right = literal(node.left), literal(node.right)
+        if isinstance(left, str) and isinstance(right, str):
+            return left + right
+        return UNKNOWN
+    if isinstance(node, cst.Name):
+        return {"True": True, "False": False, "None": None}.get(node.value, UNKNOWN)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+        value = literal(node.expression)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value if isinstance(node.operator, cst.Minus) else value
+        return UNKNOWN
+    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
+        items: list[Any] = []
+        for element in node.elements:
+            if not isinstance(element, cst.Element):
+                return UNKNOWN  # a starred element: the length is not known
+            items.append(literal(element.value))
+        return items
+    if isinstance(node, cst.Dict):
+        out: dict[Any, Any] = {}
+        for element in node.elements:
+            if not isinstance(element, cst.DictElement):
+                continue  # **other: the keys it adds are not known
+            key = literal(element.key)
+            if isinstance(key, (str, int)):
+                out[key] = literal(element.value)
+        return out
+    return UNKNOWN
+
+
+def _dotted(node: cst.BaseExpression) -> Optional[str]:
+    """``a.b.c`` for a chain of names, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = _dotted(node.value)
+        return f"{head}.{node.attr.value}" if head else None
+    return None
+
+
+def _chain(node: cst.BaseExpression) -> tuple[Optional[str], list[str]]:
+    """The attribute names of ``root.a.b.c`` and the root's name (None for a call,
+    subscript ...): ``self.client.chat.create`` -> ``("self", ["client", "chat", "create"])``."""
+    names: list[str] = []
+    while isinstance(node, cst.Attribute):
+        names.append(node.attr.value)
+        node = node.value
+    names.reverse()
+    return (node.value if isinstance(node, cst.Name) else None), names
+
+
+def _is_type_checking(test: cst.BaseExpression) -> bool:
+    return _dotted(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING", "t.TYPE_CHECKING")
+
+
+# --------------------------------------------------------------------------- imports
+
+
+@dataclass
+class _ImportedName:
+    """``from openai import NAME as BOUND`` (one alias of one statement)."""
+
+    name: str
+    bound: str
+    statement: cst.ImportFrom
+    index: int
+    type_checking: bool
+
+
+class _Imports(cst.CSTVisitor):
+    """Pass 1: what the file imports from openai (and whether it imports llm_bridge)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uses_openai = False
+        self.uses_llm_bridge = False
+        self.imports_llm_bridge_module = False
+        self.modules: dict[str, list[cst.Import]] = {}  # bound name -> `import openai` stmts
+        self.names: list[_ImportedName] = []
+        self.azure: dict[str, cst.ImportFrom] = {}  # bound name of AzureOpenAI & co
+        self.stars: list[cst.ImportFrom] = []
+        self._type_checking = 0
+
+    def visit_If(self, node: cst.If) -> None:
+        if _is_type_checking(node.test):
+            self._type_checking += 1
+
+    def leave_If(self, original_node: cst.If) -> None:
+        if _is_type_checking(original_node.test):
+            self._type_checking -= 1
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            name = _dotted(alias.name) or ""
+            top = name.split(".")[0]
+            if top == "llm_bridge":
+                self.uses_llm_bridge = True
+                if alias.asname is None and name == "llm_bridge":
+                    self.imports_llm_bridge_module = True
+            if top != "openai":
+                continue
+            self.uses_openai = True
+            if alias.asname is not None:
+                if "." in name:
+                    continue  # import openai.types as t: binds a submodule
+                bound = _dotted(alias.asname.name) or "openai"
+            else:
+                bound = "openai"
+            if not self._type_checking:
+                self.modules.setdefault(bound, []).append(node)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if node.relative or node.module is None:
+            return
+        module = _dotted(node.module) or ""
+        top = module.split(".")[0]
+        if top == "llm_bridge":
+            self.uses_llm_bridge = True
+        if top != "openai":
+            return
+        self.uses_openai = True
+        if isinstance(node.names, cst.ImportStar):
+            if module == "openai":
+                self.stars.append(node)
+            return
+        for index, alias in enumerate(node.names):
+            name = _dotted(alias.name) or ""
+            bound = _dotted(alias.asname.name) if alias.asname is not None else name
+            bound = bound or name
+            if name in ("AzureOpenAI", "AsyncAzureOpenAI"):
+                self.azure[bound] = node
+            elif module == "openai":
+                self.names.append(_ImportedName(name, bound, node, index, self._type_checking > 0))
+
+
+# --------------------------------------------------------------------------- calls
+
+
+class _Calls(cst.CSTVisitor):
+    """Pass 2: call sites, constructions and model names."""
+
+    def __init__(
+        self,
+        path: str,
+        module: cst.Module,
+        positions: Mapping[cst.CSTNode, CodeRange],
+        imports: _Imports,
+        api: OpenAIApi,
+        clients: dict[str, str],
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.module = module
+        self.positions = positions
+        self.imports = imports
+        self.api = api
+        self.clients = clients  # bound name -> OpenAI / AsyncOpenAI
+        self.look = imports.uses_openai or imports.uses_llm_bridge
+        self.calls: list[CallSite] = []
+        self.call_nodes: list[cst.Call] = []
+        self.constructions: list[tuple[CallSite, cst.Call, Optional[str]]] = []
+        self.azure_calls: list[int] = []
+        self.models: list[ModelName] = []
+        self._dicts: list[dict[str, list[cst.DictElement]]] = [{}]
+        self._constants: list[dict[str, Any]] = [{}]
+
+    def _value(self, node: cst.BaseExpression) -> Any:
+        """`literal`, and a bare name bound to a literal in this scope or the module's
+        (``model=EMBEDDING_MODEL`` with ``EMBEDDING_MODEL = "text-embedding-3-large"``)."""
+        value = literal(node)
+        if value is UNKNOWN and isinstance(node, cst.Name):
+            for scope in reversed(self._constants):
+                if node.value in scope:
+                    return scope[node.value]
+        return value
+
+    def _position(self, node: cst.CSTNode) -> tuple[int, int]:
+        start = self.positions[node].start
+        return start.line, start.column + 1
+
+    def _code(self, node: cst.CSTNode, limit: int = 60) -> str:
+        text = " ".join(self.module.code_for_node(node).split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    # scopes, for `params = {...}; create(**params)`
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._dicts.append({})
+        self._constants.append({})
+        for param in (*node.params.params, *node.params.kwonly_params):
+            if param.default is not None and _MODEL_VARIABLE.search(param.name.value):
+                self._model_string(param.default, openai_looking=True)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._dicts.pop()
+        self._constants.pop()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            name = _dotted(target.target)
+            if isinstance(target.target, cst.Name):
+                value = literal(node.value)
+                if isinstance(value, (str, int, float, bool)):
+                    self._constants[-1][target.target.value] = value
+                else:
+                    self._constants[-1].pop(target.target.value, None)
+            if isinstance(target.target, cst.Name) and isinstance(node.value, cst.Dict):
+                self._dicts[-1][target.target.value] = [
+                    e for e in node.value.elements if isinstance(e, cst.DictElement)
+                ]
+            elif isinstance(target.target, cst.Subscript):
+                self._subscript_assignment(target.target, node.value)
+            if name and _MODEL_VARIABLE.search(name.split(".")[-1]):
+                self._model_string(node.value, openai_looking=True)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        name = _dotted(node.target)
+        if node.value is not None and name and _MODEL_VARIABLE.search(name.split(".")[-1]):
+            self._model_string(node.value, openai_looking=True)
+
+    def _subscript_assignment(self, target: cst.Subscript, value: cst.BaseExpression) -> None:
+        """``params["tools"] = ...`` adds a key to a dict literal seen in this scope."""
+        if not isinstance(target.value, cst.Name) or len(target.slice) != 1:
+            return
+        entries = self._dicts[-1].get(target.value.value)
+        index = target.slice[0].slice
+        if entries is None or not isinstance(index, cst.Index):
+            return
+        entries.append(cst.DictElement(key=index.value, value=value))
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        if literal(node.key) == "model":
+            self._model_string(node.value, openai_looking=not self.look)
+
+    def _model_string(
+        self, node: cst.BaseExpression, *, openai_looking: bool, used_for: Optional[str] = None
+    ) -> None:
+        value = self._value(node)
+        if not isinstance(value, str) or not value.strip() or len(value) > 100:
+            return
+        if (openai_looking or not self.look) and not OPENAI_MODEL.match(value):
+            return
+        if not _MODEL_ID.match(value):
+            return
+        self.models.append(ModelName(value, self.path, self._position(node)[0], used_for))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        root, names = _chain(node.func)
+        # model= anywhere (Agent(model="gpt-4o"), create(model=...), a helper's model=)
+        resource = self._resource(names) if self.look else None
+        used_for = _api_kind(resource) if resource else None
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value == "model":
+                self._model_string(arg.value, openai_looking=not self.look, used_for=used_for)
+        if isinstance(node.func, cst.Name) and node.func.value in self.imports.azure:
+            self.azure_calls.append(self._position(node)[0])
+        if not self.look:
+            return
+        client = self._client_construction(node, root, names)
+        if client is not None:
+            site, via_module = client
+            self.constructions.append((site, node, via_module))
+            self.calls.append(site)
+            return
+        if resource is None:
+            return
+        line, column = self._position(node)
+        params, star = self._params(node)
+        # a resource method called on the openai module itself: openai's module-level client
+        prefix = len(names) - len(resource.split(".")) - sum(n in _WRAPPERS for n in names)
+        module_client = prefix == 0 and root in self.imports.modules
+        site = CallSite(
+            self.path,
+            line,
+            column,
+            "api",
+            resource,
+            self._code(node.func, 80),
+            params,
+            star_kwargs=star,
+            module_client=module_client,
+        )
+        self.calls.append(site)
+
+    def _resource(self, names: list[str]) -> Optional[str]:
+        """The openai method a chain of attributes ends in (wrappers such as
+        ``with_raw_response`` skipped), if it ends in one."""
+        return self.api.find([n for n in names if n not in _WRAPPERS])
+
+    def _client_construction(
+        self, node: cst.Call, root: Optional[str], names: list[str]
+    ) -> Optional[tuple[CallSite, Optional[str]]]:
+        """``OpenAI(...)`` (an imported client name) or ``openai.OpenAI(...)``."""
+        from ._migrate_check import CLIENT_NAMES
+
+        if isinstance(node.func, cst.Name) and node.func.value in self.clients:
+            kind, via = self.clients[node.func.value], None
+        elif len(names) == 1 and root in self.imports.modules and names[0] in CLIENT_NAMES:
+            kind, via = names[0], root
+        else:
+            return None
+        line, column = self._position(node)
+        params, star = self._params(node)
+        site = CallSite(
+            self.path,
+            line,
+            column,
+            "client",
+            kind,
+            self._code(node.func),
+            params,
+            star_kwargs=star,
+        )
+        return site, via
+
+    def _params(self, node: cst.Call) -> tuple[list[Param], bool]:
+        params: list[Param] = []
+        star = False
+        for arg in node.args:
+            if arg.keyword is not None:
+                params.append(
+                    Param(arg.keyword.value, self._value(arg.value), self._code(arg.value))
+                )
+            elif arg.star == "**":
+                entries = (
+                    self._dicts[-1].get(arg.value.value)
+                    if isinstance(arg.value, cst.Name)
+                    else None
+                )
+                if entries is None:
+                    star = True
+                    continue
+                for entry in entries:
+                    key = literal(entry.key)
+                    if isinstance(key, str):
+                        params.append(Param(key, self._value(entry.value), self._code(entry.value)))
+        return params, star
+
+
+_WRAPPERS = frozenset({"with_raw_response", "with_streaming_response"})
+
+
+def _api_kind(resource: str) -> Optional[str]:
+    if resource.endswith(
+        ("chat.completions.create", "chat.completions.parse", "chat.completions.stream")
+    ):
+        return "chat"
+    if resource == "embeddings.create":
+        return "embedding"
+    if resource.startswith(("responses.", "beta.responses.")) and resource.endswith(
+        ("create", "parse", "stream")
+    ):
+        return "responses"
+    return None
+
+
+# --------------------------------------------------------------------------- rewriting
+
+
+@dataclass
+class _Plan:
+    """What to change: aliases to move per ``from openai import`` statement, constructor
+    calls to repoint, and ``import openai`` statements to follow with ``import llm_bridge``."""
+
+    moves: dict[int, set[int]] = field(default_factory=dict)  # id(ImportFrom) -> indexes
+    calls: set[int] = field(default_factory=set)  # id(Call)
+    follow: set[int] = field(default_factory=set)  # id(Import)
+
+    def __bool__(self) -> bool:
+        return bool(self.moves or self.calls or self.follow)
+
+
+class _Rewriter(cst.CSTTransformer):
+    def __init__(self, plan: _Plan) -> None:
+        super().__init__()
+        self.plan = plan
+        self._after: dict[int, list[cst.BaseSmallStatement]] = {}
+        self._comments: dict[int, Optional[str]] = {}
+
+    def leave_ImportFrom(
+        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+    ) -> Union[cst.ImportFrom, cst.RemovalSentinel]:
+        moving = self.plan.moves.get(id(original_node))
+        if not moving or isinstance(updated_node.names, cst.ImportStar):
+            return updated_node
+        names = list(updated_node.names)
+        if len(moving) == len(names):
+            return updated_node.with_changes(module=cst.Name("llm_bridge"))
+        moved = [names[i] for i in sorted(moving)]
+        kept = [alias for i, alias in enumerate(names) if i not in moving]
+        last_removed = (len(names) - 1) in moving
+        if updated_node.lpar is None:
+            kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        elif last_removed:
+            kept[-1] = kept[-1].with_changes(comma=_join_comma(kept[-1].comma, names[-1].comma))
+        new = cst.ImportFrom(
+            module=cst.Name("llm_bridge"),
+            names=[
+                cst.ImportAlias(
+                    name=alias.name,
+                    asname=(
+                        cst.AsName(name=alias.asname.name) if alias.asname is not None else None
+                    ),
+                )
+                for alias in moved
+            ],
+        )
+        self._after[id(original_node)] = [new]
+        comments = [c.value for alias in moved for c in _comments(alias)]
+        self._comments[id(original_node)] = "  ".join(comments) if comments else None
+        return updated_node.with_changes(names=kept)
+
+    def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
+        if id(original_node) in self.plan.follow:
+            self._after[id(original_node)] = [
+                cst.Import(names=[cst.ImportAlias(name=cst.Name("llm_bridge"))])
+            ]
+        return updated_node
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        if id(original_node) in self.plan.calls and isinstance(updated_node.func, cst.Attribute):
+            func = updated_node.func.with_changes(value=cst.Name("llm_bridge"))
+            return updated_node.with_changes(func=func)
+        return updated_node
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> Union[cst.BaseStatement, cst.FlattenSentinel[cst.BaseStatement]]:
+        lines: list[cst.BaseStatement] = [updated_node]
+        for statement in original_node.body:
+            for added in self._after.pop(id(statement), []):
+                comment = self._comments.pop(id(statement), None)
+                trailing = (
+                    cst.TrailingWhitespace(
+                        whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(comment)
+                    )
+                    if comment
+                    else cst.TrailingWhitespace()
+                )
+                lines.append(cst.SimpleStatementLine(body=[added], trailing_whitespace=trailing))
+        return cst.FlattenSentinel(lines) if len(lines) > 1 else updated_node
+
+    def leave_SimpleStatementSuite(
+        self, original_node: cst.SimpleStatementSuite, updated_node: cst.SimpleStatementSuite
+    ) -> cst.SimpleStatementSuite:
+        body: list[cst.BaseSmallStatement] = []
+        for original, updated in zip(original_node.body, updated_node.body):
+            body.append(updated)
+            body.extend(self._after.pop(id(original), []))
+        if len(body) == len(updated_node.body):
+            return updated_node
+        return updated_node.with_changes(body=body)
+
+
+def _comments(node: cst.CSTNode) -> list[cst.Comment]:
+    found: list[cst.Comment] = []
+
+    class _Find(cst.CSTVisitor):
+        def visit_Comment(self, node: cst.Comment) -> None:
+            found.append(node)
+
+    node.visit(_Find())
+    return found
+
+
+def _join_comma(
+    keep: Union[cst.Comma, cst.MaybeSentinel], last: Union[cst.Comma, cst.MaybeSentinel]
+) -> Union[cst.Comma, cst.MaybeSentinel]:
+    """The comma for the new last name of a parenthesised import: the old last name's (so
+    the closing parenthesis keeps its line and indentation), keeping the comment that
+    followed this name's own comma."""
+    if not isinstance(last, cst.Comma):
+        return cst.MaybeSentinel.DEFAULT
+    if not isinstance(keep, cst.Comma):
+        return last
+    mine, theirs = keep.whitespace_after, last.whitespace_after
+    if isinstance(mine, cst.ParenthesizedWhitespace) and isinstance(
+        theirs, cst.ParenthesizedWhitespace
+    ):
+        return last.with_changes(whitespace_after=theirs.with_changes(first_line=mine.first_line))
+    return last
+
+
+# --------------------------------------------------------------------------- a file
+
+
+def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
+    """Read one file's source (bytes, as on disk); ``api`` is the installed openai
+    client's (`openai_api`), which says what a call site's method is."""
+    from ._migrate_check import CLIENT_NAMES, client_parameters
+
+    scan = FileScan(path, original=source)
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as error:
+        scan.error = _syntax_error(source) or (
+            f"line {error.raw_line}, column {error.raw_column}: {error.message} (libcst)"
+        )
+        return scan
+    except Exception as error:  # an undecodable file, an unknown encoding declaration
+        scan.error = f"{type(error).__name__}: {error}"
+        return scan
+    scan.encoding = module.encoding
+    imports = _Imports()
+    module.visit(imports)
+    scan.uses_openai = imports.uses_openai
+    if not (imports.uses_openai or imports.uses_llm_bridge or _MODEL_HINT.search(source)):
+        return scan  # nothing to find: no openai, no OpenAI model name
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    clients = {
+        imported.bound: imported.name
+        for imported in imports.names
+        if imported.name in CLIENT_NAMES and not imported.type_checking
+    }
+    calls = _Calls(path, module, positions, imports, api, clients)
+    module.visit(calls)
+    scan.calls = calls.calls
+    scan.models = calls.models
+    star = Finding("blocks", "from openai import * is not rewritten: import the clients by name")
+    azure = Finding(
+        "blocks",
+        "Azure OpenAI clients stay openai's: llm-bridge has none; make an OpenAI() from "
+        "llm_bridge for the traffic that moves",
+    )
+    scan.findings += [(positions[node].start.line, star) for node in imports.stars]
+    azure_lines = calls.azure_calls or [positions[n].start.line for n in imports.azure.values()]
+    scan.findings += [(line, azure) for line in sorted(set(azure_lines))]
+
+    parameters = client_parameters()
+    plan = _Plan()
+    blocked: set[str] = set()
+    for site, node, via in calls.constructions:
+        problem = _incompatible(site, parameters[site.resource])
+        if problem:
+            site.findings.append(Finding("blocks", problem))
+            if via is None:
+                blocked.add(node.func.value if isinstance(node.func, cst.Name) else "")
+        elif via is not None:
+            plan.calls.add(id(node))
+            for statement in imports.modules.get(via, []):
+                if not imports.imports_llm_bridge_module:
+                    plan.follow.add(id(statement))
+    for imported in imports.names:
+        if imported.name not in CLIENT_NAMES or imported.type_checking:
+            continue
+        if imported.bound in blocked:
+            continue
+        plan.moves.setdefault(id(imported.statement), set()).add(imported.index)
+    if plan:
+        scan.rewritten = module.visit(_Rewriter(plan)).bytes
+        if scan.rewritten == source:
+            scan.rewritten = None
+    return scan
+
+
+def _syntax_error(source: bytes) -> Optional[str]:
+    """Python's own account of a syntax error (libcst's points past it), if Python's
+    parser refuses the source too."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        return f"line {error.lineno}, column {error.offset}: {error.msg}"
+    except (ValueError, UnicodeError) as error:
+        return str(error)
+    return None
+
+
+def _incompatible(site: CallSite, accepted: frozenset[str]) -> Optional[str]:
+    """Why ``site`` (a client construction) cannot become llm-bridge's, if it cannot."""
+    for param in site.params:
+        if param.name not in accepted:
+            return (
+                f"{site.resource}({param.name}=...) is openai's only: llm-bridge's "
+                f"{site.resource} has no {param.name} parameter, so this client was left "
+                "as openai's"
+            )
+        if param.name == "provider" and not isinstance(param.value, str):
+            return (
+                f"{site.resource}(provider={param.code}) is openai's provider hook (another "
+                "cloud); llm-bridge's provider= names one of its providers, so this client "
+                "was left as openai's"
+            )
+    return None

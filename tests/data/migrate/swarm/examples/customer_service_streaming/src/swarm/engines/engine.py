@@ -1,0 +1,4 @@
+# engine.py
+class Engine:
+    def __init__(self, tasks,engine):
+      self.engine = engine

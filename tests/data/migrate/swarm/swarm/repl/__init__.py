@@ -1,0 +1,1 @@
+from .repl import run_demo_loop
