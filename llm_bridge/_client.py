@@ -280,7 +280,7 @@ class OpenAI(_Bridged, openai.OpenAI):
 
         if "retries_taken" in kwargs:
             kwargs["retries_taken"] += retries_of(kwargs.get("response"))
-        return super()._process_response(**kwargs)
+        return _acyclic(super()._process_response(**kwargs))
 
 
 class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
@@ -318,7 +318,18 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
 
         if "retries_taken" in kwargs:
             kwargs["retries_taken"] += retries_of(kwargs.get("response"))
-        return await super()._process_response(**kwargs)
+        return _acyclic(await super()._process_response(**kwargs))
+
+
+def _acyclic(result: Any) -> Any:
+    """``result``, an openai stream made free by reference counting: one abandoned unclosed
+    then closes its connection as soon as it is dropped (see
+    `_streaming.unlink_openai_stream`)."""
+    if isinstance(result, (openai.Stream, openai.AsyncStream)):
+        from ._streaming import unlink_openai_stream
+
+        unlink_openai_stream(result)
+    return result
 
 
 def _openai_timeout(timeout: Union[float, httpx.Timeout, None]) -> Any:

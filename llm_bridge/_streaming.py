@@ -10,14 +10,26 @@ the end-of-stream checks. OpenAI's stream contract, kept for every provider:
 * a stream that ends before the provider said it was finished, or breaks, raises an
   `APIError` subclass: it never just stops;
 * leaving the ``with`` block or calling ``close()`` releases the connection.
+
+A stream left unclosed is released when it is no longer referenced, by reference counting:
+no object here refers back to the stream that holds it (its chunk loop is a generator
+given the response and the pipeline, never the stream), so `for chunk in stream: break`
+releases the connection at the end of the loop. A release the garbage collector triggers
+(an unclosed stream held in someone else's reference cycle, openai's own ``Stream`` for
+one) is handed to a thread of its own instead of run there: see `_release`.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
+import logging
+import os
+import queue
 import sys
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable, Optional
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from typing import Any, Callable, Optional, cast
 
 import httpx
 
@@ -29,7 +41,7 @@ from ._sse import SSEDecoder
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 
-__all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate"]
+__all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate", "unlink_openai_stream"]
 
 #: `ChatCompletionChunk.model_validate` without its Python-level wrapper (runs per chunk).
 _validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_python
@@ -148,7 +160,7 @@ class ChunkPipeline:
         provider, text, stop = self.call.provider, self._text, self._stop
         for event in events:
             try:
-                chunk = translate(event)  # raises only the APIError family
+                chunk: Any = translate(event)  # raises only the APIError family
                 if chunk is None:
                     continue
                 if chunk.__class__ is not dict:  # a typed chunk (see `StreamParser.translate`)
@@ -286,6 +298,114 @@ def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionErr
     )
 
 
+# --------------------------------------------------------------------------- release
+
+
+#: The thread running a garbage collection at this moment, if any (see `_release`).
+_collector: Optional[int] = None
+
+
+def _note_collection(
+    phase: str, info: dict[str, Any], _ident: Callable[[], int] = threading.get_ident
+) -> None:
+    """A `gc.callbacks` entry: which thread, if any, is inside a collection now.
+
+    Finalisers run inside the collection, in the thread it interrupted, at whatever point
+    that thread had reached: possibly inside httpcore's connection-pool lock (a
+    non-reentrant ``threading.Lock``) or the usage ledger's. (``_ident`` is bound now:
+    collections go on while the interpreter exits, after module globals are cleared.)"""
+    global _collector
+    _collector = _ident() if phase == "start" else None
+
+
+gc.callbacks.append(_note_collection)
+
+_log = logging.getLogger("llm_bridge")
+
+
+#: A sync stream's body: httpx's iterator of its bytes, a generator.
+_Body = Generator[bytes, None, None]
+
+#: The bodies of the sync streams being read (see `_chunks`).
+_reading: set[_Body] = set()
+
+
+def _release_now(pipeline: Any, response: httpx.Response, reads: Optional[_Body]) -> None:
+    """Record what the stream consumed (once); close its body iterator and its response."""
+    try:
+        pipeline.settle()
+    finally:
+        try:
+            if reads is not None:
+                _reading.discard(reads)
+                reads.close()
+        finally:
+            response.close()
+
+
+def _release(pipeline: Any, response: httpx.Response, reads: Optional[_Body] = None) -> None:
+    """Release a sync stream: now, unless that could block the thread for ever.
+
+    Closing a response takes its connection pool's lock, and settling takes the usage
+    ledger's and calls ``on_usage``. Called from a finaliser inside a garbage collection,
+    the thread may already hold such a lock, taken by the code the collector interrupted,
+    and would wait for itself: the release goes to the releaser thread instead, which
+    takes the lock once that code lets go of it. The same while the interpreter exits,
+    when a daemon thread stopped mid-request may hold a lock that is never released.
+    Anywhere else (``close()``, a ``with`` block, the end of the stream, the last
+    reference dropped) it is done now, in the caller's thread."""
+    if _collector == threading.get_ident() or sys.is_finalizing():
+        _releaser.put((pipeline, response, reads))
+    else:
+        _release_now(pipeline, response, reads)
+
+
+class _Releaser:
+    """A daemon thread releasing the streams `_release` could not release where it ran.
+
+    Started with the first sync stream of a process (never from a finaliser: starting a
+    thread takes locks of its own), and again in a child after ``fork``."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # put() is reentrant
+        self._pid = 0
+
+    def start(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="llm-bridge-release", daemon=True).start()
+
+    def put(self, release: tuple[Any, httpx.Response, Optional[_Body]]) -> None:
+        self._queue.put(release)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until everything handed over so far is released (True) or ``timeout``
+        seconds pass (False). For tests."""
+        self.start()
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def _run(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                try:
+                    _release_now(*item)
+                except Exception:  # an on_usage callback, a broken connection's close
+                    _log.warning("releasing an abandoned stream failed", exc_info=True)
+            item = None  # the last one released is not kept alive while waiting
+
+
+_releaser = _Releaser()
+
+
+# --------------------------------------------------------------------------- streams
+
+
 class _StreamBase:
     response: httpx.Response
     _pipeline: ChunkPipeline
@@ -300,13 +420,43 @@ class _StreamBase:
         return self._pipeline.call.provider
 
 
+def _chunks(
+    response: httpx.Response, pipeline: ChunkPipeline
+) -> Generator[ChatCompletionChunk, None, None]:
+    """A sync stream's chunks, read from ``response``; releases it however it ends.
+
+    A function of the response and the pipeline rather than a method: a generator of the
+    stream's own would refer to the stream that holds it, a cycle only the garbage
+    collector frees, and an abandoned stream would keep its connection until it ran.
+
+    The body iterator is kept in `_reading` until `_release` closes it. httpx's body
+    iterators are generators, and httpcore's innermost one closes the connection when it
+    is finalised, taking the pool's lock: were it reachable only from garbage (this
+    generator, in a cycle of someone else's), the collector would finalise it itself,
+    inside whatever the thread was doing when it ran."""
+    reads: Optional[_Body] = None
+    try:
+        reads = cast(_Body, response.iter_raw() if _identity(response) else response.iter_bytes())
+        _reading.add(reads)
+        for data in reads:
+            yield from pipeline.feed(data)
+            if pipeline.held is not None:
+                raise pipeline.held
+        yield from pipeline.end()
+    except httpx.HTTPError as error:
+        raise _broken(error, pipeline) from error
+    finally:
+        _release(pipeline, response, reads)
+
+
 class Stream(_StreamBase):
     """A synchronous stream of `ChatCompletionChunk`; iterate it, then it closes itself."""
 
     def __init__(self, response: httpx.Response, pipeline: ChunkPipeline) -> None:
+        _releaser.start()
         self.response = response
         self._pipeline = pipeline
-        self._iterator = self._chunks()
+        self._iterator = _chunks(response, pipeline)
         self._head: list[ChatCompletionChunk] = []
 
     def prime(self) -> None:
@@ -316,32 +466,11 @@ class Stream(_StreamBase):
             self._head.append(chunk)
             break
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
-        pipeline = self._pipeline
-        try:
-            body = self.response.iter_raw() if _identity(self.response) else None
-            for data in body or self.response.iter_bytes():
-                yield from pipeline.feed(data)
-                if pipeline.held is not None:
-                    raise pipeline.held
-            yield from pipeline.end()
-        except httpx.HTTPError as error:
-            raise _broken(error, self._pipeline) from error
-        finally:
-            try:
-                self._pipeline.settle()
-            finally:
-                self.response.close()
-
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         # The chunks generator behind a C-level chain, not `self`: a for loop then runs
         # without a Python-level __next__ per chunk. A chain, unlike `yield from`, leaves
         # the generator open when a loop is left early, so iterating can resume.
-        return itertools.chain(self._drain_head(), self._iterator)
-
-    def _drain_head(self) -> Iterator[ChatCompletionChunk]:
-        while self._head:  # the primed first chunk, unless next() took it already
-            yield self._head.pop()
+        return itertools.chain(_drain(self._head), self._iterator)
 
     def __next__(self) -> ChatCompletionChunk:
         if self._head:
@@ -357,10 +486,38 @@ class Stream(_StreamBase):
     def close(self) -> None:
         """Release the connection; iteration stops; what was consumed is recorded."""
         try:
-            self._iterator.close()
-            self._pipeline.settle()
+            self._iterator.close()  # a started loop releases as it ends
         finally:
-            self.response.close()
+            _release(self._pipeline, self.response)  # (once: both steps are idempotent)
+
+
+def _drain(head: list[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
+    """The primed first chunk, unless next() took it already."""
+    while head:
+        yield head.pop()
+
+
+async def _achunks(
+    response: httpx.Response, pipeline: ChunkPipeline
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    """An async stream's chunks (see `_chunks`). An abandoned one is closed by the event
+    loop's async-generator finaliser, as a task: never inside the collector."""
+    try:
+        body = response.aiter_raw() if _identity(response) else None
+        async for data in body or response.aiter_bytes():
+            for chunk in pipeline.feed(data):
+                yield chunk
+            if pipeline.held is not None:
+                raise pipeline.held
+        for chunk in pipeline.end():
+            yield chunk
+    except httpx.HTTPError as error:
+        raise _broken(error, pipeline) from error
+    finally:
+        try:
+            pipeline.settle()
+        finally:
+            await response.aclose()
 
 
 class AsyncStream(_StreamBase):
@@ -369,7 +526,7 @@ class AsyncStream(_StreamBase):
     def __init__(self, response: httpx.Response, pipeline: ChunkPipeline) -> None:
         self.response = response
         self._pipeline = pipeline
-        self._iterator = self._chunks()
+        self._iterator = _achunks(response, pipeline)
         self._head: list[ChatCompletionChunk] = []
 
     async def prime(self) -> None:
@@ -378,30 +535,8 @@ class AsyncStream(_StreamBase):
             self._head.append(chunk)
             break
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
-        pipeline = self._pipeline
-        try:
-            body = self.response.aiter_raw() if _identity(self.response) else None
-            async for data in body or self.response.aiter_bytes():
-                for chunk in pipeline.feed(data):
-                    yield chunk
-                if pipeline.held is not None:
-                    raise pipeline.held
-            for chunk in pipeline.end():
-                yield chunk
-        except httpx.HTTPError as error:
-            raise _broken(error, self._pipeline) from error
-        finally:
-            try:
-                self._pipeline.settle()
-            finally:
-                await self.response.aclose()
-
-    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        while self._head:  # the primed first chunk, unless __anext__ took it already
-            yield self._head.pop()
-        async for chunk in self._iterator:
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return _aiterate(self._head, self._iterator)
 
     async def __anext__(self) -> ChatCompletionChunk:
         if self._head:
@@ -415,11 +550,60 @@ class AsyncStream(_StreamBase):
         await self.close()
 
     async def close(self) -> None:
+        """Release the connection (see `Stream.close`).
+
+        The response is closed before the chunk loop, and a loop in the middle of a step
+        is not closed but left to finish it: an abandoned stream's loop and what holds it
+        are closed by the event loop as separate tasks, in any order, and closing a loop
+        another task is closing raises. Once the response is closed, closing the loop runs
+        to its end in one step, leaving no such task an opening; a step still reading ends
+        on the closed response."""
         try:
-            await self._iterator.aclose()
             self._pipeline.settle()
         finally:
-            await self.response.aclose()
+            try:
+                await self.response.aclose()
+            finally:
+                if getattr(self._iterator, "ag_await", None) is None:  # at a chunk, or done
+                    await self._iterator.aclose()
+
+
+async def _aiterate(
+    head: list[ChatCompletionChunk], chunks: AsyncIterator[ChatCompletionChunk]
+) -> AsyncIterator[ChatCompletionChunk]:
+    """The primed first chunk (unless __anext__ took it), then the rest; leaving the loop
+    early leaves ``chunks`` open, so iterating can resume."""
+    while head:
+        yield head.pop()
+    async for chunk in chunks:
+        yield chunk
+
+
+def unlink_openai_stream(stream: Any) -> None:
+    """Make openai's ``Stream`` or ``AsyncStream`` freed by reference counting.
+
+    openai builds a stream's iterator as ``self._iterator = self.__stream__()``: a
+    generator whose frame holds the stream that holds it. Such a stream, abandoned
+    unclosed (``for chunk in stream: break``), waits for the garbage collector, and with
+    it the response under it and the provider connection under that. Here the iterator is
+    rebuilt on a copy of the stream that does not hold it: the same response, client,
+    decoder and options, no cycle; dropping the stream then closes its response at once.
+
+    For ``llm_bridge.OpenAI``/``AsyncOpenAI``, whose streams these are. Anything but
+    openai's own unstarted ``__stream__`` of this very stream (another openai version's
+    layout, a stream already read) is left as it is."""
+    iterator = getattr(stream, "__dict__", {}).get("_iterator")
+    frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
+    code = getattr(iterator, "gi_code", None) or getattr(iterator, "ag_code", None)
+    if frame is None or code is None or code.co_name != "__stream__":
+        return
+    local = frame.f_locals  # (a dict, or from Python 3.13 a view of the frame)
+    if set(local) != {"self"} or local["self"] is not stream:
+        return  # started (its other locals are set), or not this stream's
+    view = object.__new__(type(stream))
+    view.__dict__.update(stream.__dict__)
+    del view.__dict__["_iterator"]
+    stream._iterator = view.__stream__()
 
 
 def aggregate(
