@@ -269,12 +269,22 @@ class Operation:
         """What reads the stream: chat chunks, or a provider's own Responses events."""
         if self.kind == "responses":
             return ResponsesEventPipeline(
-                self.adapter, self.call, response, settle=self.settle_stream
+                self.adapter,
+                self.call,
+                response,
+                settle=self.settle_stream,
+                max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
             )
         from ._streaming import ChunkPipeline
 
         parser = self.adapter.stream_parser(response, self.call)
-        return ChunkPipeline(parser, self.call, response, settle=self.settle_stream)
+        return ChunkPipeline(
+            parser,
+            self.call,
+            response,
+            settle=self.settle_stream,
+            max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
+        )
 
     # ------------------------------------------------------------------ usage
 

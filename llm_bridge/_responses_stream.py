@@ -20,8 +20,8 @@ from typing import Any, Callable, Optional
 import httpx
 from pydantic_core import from_json
 
-from ._errors import APIConnectionError, APIError, InternalServerError
-from ._sse import SSEDecoder
+from ._errors import APIConnectionError, APIError, InternalServerError, ResponseTooLargeError
+from ._sse import EventTooLarge, SSEDecoder
 from .adapters._base import Adapter, CallContext
 
 __all__ = ["ResponsesEventPipeline", "chat_usage"]
@@ -62,12 +62,13 @@ class ResponsesEventPipeline:
         call: CallContext,
         response: httpx.Response,
         settle: Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]],
+        max_event_bytes: Optional[int] = None,
     ) -> None:
         self.adapter = adapter
         self.call = call
         self.response = response
         self._settle = settle
-        self._decoder = SSEDecoder(("error",))
+        self._decoder = SSEDecoder(("error",), max_event_bytes=max_event_bytes)
         self._text: list[str] = []
         self._usage: Optional[JSONDict] = None
         self._response_id: Optional[str] = None
@@ -78,7 +79,12 @@ class ResponsesEventPipeline:
     def feed(self, data: bytes, *, final: bool = False) -> list[JSONDict]:
         """The events ``data`` completes; an error after some of them is held (as in the
         chat pipeline) so that those reach the caller first."""
-        events = self._decoder.flush() if final else self._decoder.feed(data)
+        try:
+            events = self._decoder.flush() if final else self._decoder.feed(data)
+        except EventTooLarge as big:  # a line that does not end: stop reading it
+            raise ResponseTooLargeError(
+                self.response, limit=big.limit, setting="max_sse_line_bytes", what="stream line"
+            ) from None
         out: list[JSONDict] = []
         for event in events:
             raw = event if isinstance(event, bytes) else event.raw

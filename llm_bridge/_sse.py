@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Optional, Union
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+__all__ = ["EventTooLarge", "SSEDecoder", "SSEEvent"]
 
 
 class SSEEvent:
@@ -81,6 +81,21 @@ _CR, _LF = ord("\r"), ord("\n")
 _FRAMED_HEAD = re.compile(rb"(?:id: ?([^\n\0]*)\n)?(?:event: ?([^\n]*)\n)?((?::[^\n]*\n)*)data: ?")
 
 
+class EventTooLarge(Exception):
+    """An unfinished event (a line that does not end, say) went past the decoder's
+    ``max_event_bytes``; the reader turns it into its own error."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a stream event longer than {limit:,} bytes")
+        self.limit = limit
+
+
+def _may_end_event(data: bytes) -> bool:
+    """Whether ``data`` may hold the blank line that ends an event (in any of LF, CR and
+    CRLF line endings): ``\n\n``, ``\r\r`` or ``\n\r`` (CRLF CRLF holds the last)."""
+    return b"\n\n" in data or b"\r\r" in data or b"\n\r" in data
+
+
 class SSEDecoder:
     """Feed it the body chunk by chunk; call `flush` when the body ends.
 
@@ -91,11 +106,19 @@ class SSEDecoder:
     per event, and an object per event was a measurable part of it.
     """
 
-    def __init__(self, names: Optional[Iterable[str]] = None) -> None:
+    def __init__(
+        self, names: Optional[Iterable[str]] = None, *, max_event_bytes: Optional[int] = None
+    ) -> None:
         """``names`` are the event names the reader tells apart (an ``error`` event, say).
         None keeps every named event whole; given, an event of another name may come as
-        its data bytes (see `feed`), its name, id and comments dropped."""
+        its data bytes (see `feed`), its name, id and comments dropped.
+        ``max_event_bytes`` bounds an unfinished event (`EventTooLarge` past it)."""
         self._buffer = b""
+        # Chunks of an unfinished event that brought no event boundary: kept apart, not
+        # joined and searched again on every chunk (which made one endless line quadratic).
+        self._parts: list[bytes] = []
+        self._held = 0  # bytes in _buffer and _parts
+        self._limit = max_event_bytes
         if isinstance(names, str):
             names = (names,)  # one name, not its letters
         self._names = None if names is None else frozenset(name.encode() for name in names)
@@ -112,6 +135,17 @@ class SSEDecoder:
         as its data bytes, with no event object made for it, and so does, when the decoder
         was given ``names``, one framed as DashScope frames its events and not of those
         names; any other comes as an `SSEEvent`."""
+        if self._held:
+            # An event is unfinished: look for its end only where ``chunk`` could put one
+            # (the chunk and the few bytes before it), so a line that never ends is read
+            # in linear time.
+            before = self._parts[-1] if self._parts else self._buffer
+            if not _may_end_event(before[-3:] + chunk):
+                self._hold(chunk)
+                return []
+            if self._parts:
+                self._buffer = b"".join([self._buffer, *self._parts])
+                self._parts = []
         buffer = self._buffer + chunk if self._buffer else chunk
         if _CR in buffer:  # (an int: a byte test, several times faster than b"\r" in ...)
             # A CR at the very end may be the first half of CRLF: wait for the next chunk.
@@ -120,6 +154,9 @@ class SSEDecoder:
             buffer += held
         blocks = buffer.split(b"\n\n")
         self._buffer = blocks.pop()
+        self._held = 0
+        if self._buffer:
+            self._hold(b"", self._buffer)
         events = []
         tail = self._tail
         for block in blocks:
@@ -172,13 +209,29 @@ class SSEDecoder:
             comments,  # the raw lines, decoded on first read
         )
 
+    def _hold(self, chunk: bytes, held: bytes = b"") -> None:
+        """Keep ``chunk`` (or count ``held``, already kept) as part of the unfinished
+        event; past ``max_event_bytes`` raise `EventTooLarge`."""
+        if chunk:
+            self._parts.append(chunk)
+        self._held += len(chunk) + len(held)
+        if self._limit is not None and self._held > self._limit:
+            raise EventTooLarge(self._limit)
+
     @property
     def pending(self) -> bool:
         """True when bytes of an undispatched event are buffered."""
+        if self._parts:
+            self._buffer = b"".join([self._buffer, *self._parts])
+            self._parts = []
         return bool(self._buffer.strip(b"\r\n"))
 
     def flush(self) -> list[Union[bytes, SSEEvent]]:
         """Dispatch what is left when the body ends without a final blank line."""
+        if self._parts:
+            self._buffer = b"".join([self._buffer, *self._parts])
+            self._parts = []
+        self._held = 0
         block, self._buffer = self._buffer.rstrip(b"\r\n"), b""
         event = _parse_event(block.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
         return [] if event is None else [event]

@@ -34,10 +34,10 @@ from typing import Any, Callable, Optional, cast
 import httpx
 
 from ._auth import scrub
-from ._errors import APIConnectionError, APIError, APITimeoutError
+from ._errors import APIConnectionError, APIError, APITimeoutError, ResponseTooLargeError
 from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
-from ._sse import SSEDecoder
+from ._sse import EventTooLarge, SSEDecoder
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 
@@ -58,6 +58,7 @@ class ChunkPipeline:
         settle: Optional[
             Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]]
         ] = None,
+        max_event_bytes: Optional[int] = None,
     ) -> None:
         self.parser = parser
         self.call = call
@@ -71,7 +72,7 @@ class ChunkPipeline:
         # What reached the caller, to estimate usage if need be; None once the provider
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
-        self._decoder = SSEDecoder(parser.event_names)
+        self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self._template: Optional[JSONDict] = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         if self._stop is not None:
@@ -153,7 +154,12 @@ class ChunkPipeline:
         An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
         right after them."""
-        events = self._decoder.flush() if final else self._decoder.feed(data)
+        try:
+            events = self._decoder.flush() if final else self._decoder.feed(data)
+        except EventTooLarge as big:  # a line that does not end: stop reading it
+            raise ResponseTooLargeError(
+                self.response, limit=big.limit, setting="max_sse_line_bytes", what="stream line"
+            ) from None
         chunks: list[ChatCompletionChunk] = []
         parser = self.parser
         translate = parser.translate

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from llm_bridge._sse import SSEDecoder, SSEEvent
+from llm_bridge._sse import EventTooLarge, SSEDecoder, SSEEvent
 
 
 class EventDecoder(SSEDecoder):
@@ -330,3 +330,67 @@ def test_dashscope_framing_with_a_line_break_after_the_data_is_read_line_by_line
         "a\nb",
         ("HTTP_STATUS/200",),
     )
+
+
+# ------------------------------------------------------------- hostile input (issue 19)
+
+
+def test_a_line_that_never_ends_is_kept_in_pieces_not_searched_again() -> None:
+    """One SSE line without a newline was joined and split anew on every chunk: 50 MB took
+    30 s in the decoder alone. Chunks of an unfinished event are now only kept (and only
+    the bytes around each new chunk are searched for an event's end)."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: ") == []
+    for _ in range(5000):
+        assert decoder.feed(b"x" * 1000) == []
+    assert len(decoder._parts) == 5000 and decoder._buffer == b"data: "
+    (event,) = decoder.feed(b"\n\n")
+    assert event == b"x" * 5_000_000
+
+
+def test_an_event_end_split_across_chunks_after_a_long_line_is_found() -> None:
+    for ending in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        for cut in range(1, len(ending)):
+            decoder = SSEDecoder()
+            decoder.feed(b"data: ")
+            decoder.feed(b"abc")
+            assert decoder.feed(ending[:cut]) == []
+            assert decoder.feed(ending[cut:] + b"data: next\n\n") == [b"abc", b"next"]
+
+
+def test_an_unfinished_event_past_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_bytes=10_000)
+    decoder.feed(b"data: ")
+    with pytest.raises(EventTooLarge) as raised:
+        for _ in range(100):
+            decoder.feed(b"y" * 1000)
+    assert raised.value.limit == 10_000
+    assert SSEDecoder(max_event_bytes=10_000).feed(b"data: " + b"z" * 9000 + b"\n\n")
+
+
+def test_a_stream_line_past_max_sse_line_bytes_is_an_api_error() -> None:
+    import httpx
+
+    import llm_bridge
+
+    class Endless(httpx.SyncByteStream):
+        def __iter__(self):
+            yield b'data: {"id": "x", "choices": [{"delta": {"content": "'
+            while True:
+                yield b"q" * 65536
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Endless())
+
+    client = llm_bridge.OpenAI(
+        provider="zhipu",
+        api_key="sse.secret",
+        config={"limits": {"max_sse_line_bytes": 1_000_000}},
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    with pytest.raises(llm_bridge.ResponseTooLargeError, match="max_sse_line_bytes"):
+        for _ in client.chat.completions.create(
+            model="glm-4-flash", messages=[{"role": "user", "content": "hi"}], stream=True
+        ):
+            pass
