@@ -391,7 +391,25 @@ def _money(value: Decimal) -> str:
 # ---------------------------------------------------------------------------- state
 
 
-class RedisState:
+class _RedisUser:
+    """What every Redis-backed piece of gateway state shares: its client (closed by
+    `close` when it made the client itself) and a `ping` that never raises."""
+
+    client: aioredis.Redis
+    _owns_client: bool
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await _wait(self.client.ping()))
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+
+class RedisState(_RedisUser):
     """`GatewayState` in Redis, shared by every replica that uses the same server and
     prefix. Raises `StateUnavailable` when Redis does not answer (see `FailoverState`)."""
 
@@ -477,16 +495,6 @@ class RedisState:
         except _DOWN as exc:
             raise StateUnavailable(f"Redis: {type(exc).__name__}") from exc
         return Decimal(str(value)) if value else Decimal(0)
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await _wait(self.client.ping()))
-        except (RedisError, OSError):
-            return False
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
 
     async def _run(
         self, script: _Script, keys: Sequence[str], args: Sequence[Union[str, int]]

@@ -31,10 +31,9 @@ import secrets
 from typing import TYPE_CHECKING, Any, Optional
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from .._auth import SharedToken
-from ._redis import DEFAULT_PREFIX, _client, _Script, _wait
+from ._redis import DEFAULT_PREFIX, _client, _RedisUser, _Script, _wait
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -63,7 +62,7 @@ def _ms(seconds: float) -> int:
     return max(math.ceil(seconds * 1000), 1)
 
 
-class RedisTokenShare:
+class RedisTokenShare(_RedisUser):
     """`llm_bridge._token_share.TokenShare` in Redis. Errors are raised as redis-py's
     (`obtain_token` bounds every call and falls back to a local fetch)."""
 
@@ -128,16 +127,6 @@ class RedisTokenShare:
 
     async def release(self, key: str, owner: str) -> None:
         await self._release(self.client, (self.lock_key(key),), (owner,))
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await _wait(self.client.ping()))
-        except (RedisError, OSError):
-            return False
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
 
     def __repr__(self) -> str:  # never the client's: its URL may carry a password
         return f"RedisTokenShare(prefix={self.prefix!r})"
