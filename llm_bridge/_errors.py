@@ -18,10 +18,12 @@ synthetic ``httpx.Response`` so that every attribute an ``except`` block reads e
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional
 
-import httpx
 import openai
+
+if TYPE_CHECKING:  # (imported where used: httpx imports its command line, and with it
+    import httpx  # click and rich when they are installed, which `import llm_bridge` must not)
 
 __all__ = [
     "APIConnectionError",
@@ -166,6 +168,8 @@ MASK = "***"
 def redacted_request(request: Any) -> Any:
     """``request`` with the values of credential query parameters and headers masked (the
     same object when there are none); its body stream is kept as it is."""
+    import httpx
+
     if not isinstance(request, httpx.Request):
         return request
     url = request.url
@@ -394,6 +398,8 @@ def local_error(
     body = {
         "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
     }
+    import httpx
+
     response = httpx.Response(status, json=body, request=request)
     return cls(
         message,
