@@ -13,7 +13,8 @@ Every server runs in its own process on 127.0.0.1 and is stopped at the end, alw
   one of its own (it also calls ``GET /v1/models`` by itself now and then; those calls are
   counted apart), so each fake's hit counts are one server's.
 * **the gateway**: ``python -m llm_bridge.cli serve --config F --port P --workers N``, its
-  Zhipu provider's ``base_url`` pointing at the fake's Zhipu root; the key has ``rpm``,
+  Zhipu provider's ``base_url`` pointing at the fake's Zhipu root, provider calls through
+  aiohttp's pool (``upstream = "aiohttp"``, opt-in); the key has ``rpm``,
   ``tpm`` and ``monthly_budget_cny`` (set too high to refuse anything, so every limit is
   checked and every budget reserved and settled) and the default SQLite ledger: the
   configuration the README documents. A second gateway whose key has no limits and whose
@@ -422,6 +423,7 @@ fast = "zhipu/glm-4-flash"
 
 [gateway]
 {ledger}
+upstream = "aiohttp"
 
 [gateway.keys.bench]
 key_sha256 = "{digest}"
@@ -848,7 +850,8 @@ def report(data: dict[str, Any], mode: str) -> list[str]:
         + ", ".join(f"{x:.2f}" for x in data["load_start"])
         + " / "
         + ", ".join(f"{x:.2f}" for x in data["load_end"]),
-        "- gateway config: key with `rpm`, `tpm`, `monthly_budget_cny` (never reached) and the "
+        '- gateway config: `upstream = "aiohttp"` (opt-in); key with `rpm`, `tpm`, '
+        "`monthly_budget_cny` (never reached) and the "
         'SQLite ledger; *lean*: key without limits, `ledger = "none"`',
         "- litellm config: one model `openai/gpt-4o-mini` with `api_base` = the fake's `/v1`, "
         "a `master_key`, no database (so no spend tracking, budgets or rate limits)",

@@ -754,8 +754,8 @@ monthly_budget_cny = 12.5
 async def test_the_upstream_client_is_the_configured_one_and_closed_on_shutdown(
     tmp_path: Path, upstream: str
 ) -> None:
-    """Provider calls go through aiohttp's pool by default (``upstream = "httpx"`` keeps
-    httpx's own); either way shutdown closes the client the gateway made."""
+    """Provider calls go through httpx by default, or aiohttp's pool with ``upstream =
+    "aiohttp"``; either way shutdown closes the client the gateway made."""
     config = settings(tmp_path)
     config["gateway"]["upstream"] = upstream
     app = create_app(config)
