@@ -456,14 +456,9 @@ class _Conversation:
         if isinstance(content, str):
             self.out.append({"role": role, "content": content})
             return
-        if not isinstance(content, list):
-            raise TypeError(
-                f"{where}.content: must be a string or a list of parts, "
-                f"got {type(content).__name__}"
-            )
         parts: list[JSONDict] = []
-        for index, part in enumerate(content):
-            chat = self.input_part(f"{where}.content[{index}]", part)
+        for at, part in _parts(where, "content", content):
+            chat = self.input_part(at, part)
             if chat is not None:
                 parts.append(chat)
         self.out.append({"role": role, "content": parts})
@@ -471,14 +466,8 @@ class _Conversation:
     def assistant_text(self, where: str, content: Any) -> str:
         if isinstance(content, str):
             return content
-        if not isinstance(content, list):
-            raise TypeError(
-                f"{where}.content: must be a string or a list of parts, "
-                f"got {type(content).__name__}"
-            )
         texts: list[str] = []
-        for index, part in enumerate(content):
-            at = f"{where}.content[{index}]"
+        for at, part in _parts(where, "content", content):
             kind = _part_type(at, part)
             if kind in ("output_text", "input_text"):
                 texts.append(_string(part, "text", at))
@@ -514,13 +503,8 @@ class _Conversation:
     def tool_output(self, where: str, output: Any) -> Any:
         if isinstance(output, str):
             return output
-        if not isinstance(output, list):
-            raise TypeError(
-                f"{where}.output: must be a string or a list of parts, got {type(output).__name__}"
-            )
         parts: list[JSONDict] = []
-        for index, part in enumerate(output):
-            at = f"{where}.output[{index}]"
+        for at, part in _parts(where, "output", output):
             kind = _part_type(at, part)
             if kind in ("input_text", "output_text"):
                 parts.append({"type": "text", "text": _string(part, "text", at)})
@@ -529,6 +513,16 @@ class _Conversation:
             else:
                 raise ValueError(f"{at}.type: unknown content type {kind!r}")
         return parts
+
+
+def _parts(where: str, field: str, value: Any) -> list[tuple[str, Any]]:
+    """Each part of a content list (``field`` of the item at ``where``) with its path; a
+    string is the caller's to take, anything else but a list is a `TypeError`."""
+    if not isinstance(value, list):
+        raise TypeError(
+            f"{where}.{field}: must be a string or a list of parts, got {type(value).__name__}"
+        )
+    return [(f"{where}.{field}[{index}]", part) for index, part in enumerate(value)]
 
 
 def _part_type(where: str, part: Any) -> Any:
