@@ -55,6 +55,7 @@ from .._errors import InternalServerError, OpenAIError
 from .._response_store import AsyncResponseStore, default_store
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..usage import UsageRecord
+from ._asgi import BodyTooLarge, ClientGone, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
@@ -155,10 +156,6 @@ class _GatewayError(Exception):
     def body(self) -> bytes:
         error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
         return json.dumps({"error": error}, ensure_ascii=False).encode()
-
-
-class _ClientGone(Exception):
-    """The client hung up before the answer was complete."""
 
 
 class _GatewayEngines:
@@ -391,7 +388,7 @@ class GatewayApp:
         except _GatewayError as error:
             exchange.status, exchange.error_code = error.status, error.code or str(error.status)
             await _send_error(send, error, exchange.request_id)
-        except _ClientGone:
+        except ClientGone:
             exchange.status, exchange.error_code = 499, "client_disconnected"
         except asyncio.CancelledError:  # the server gave up on it (shutdown grace over)
             exchange.status, exchange.error_code = 503, "server_shutdown"
@@ -847,19 +844,10 @@ async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -
     declared = next((v for k, v in headers if k == "content-length"), None)
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        return await read_body(receive, limit)
+    except BodyTooLarge:
+        raise _too_large(limit) from None
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:
@@ -894,7 +882,7 @@ async def _until_disconnect(receive: Any, work: Awaitable[None]) -> None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    raise _ClientGone
+    raise ClientGone
 
 
 async def _disconnected(receive: Any) -> None:

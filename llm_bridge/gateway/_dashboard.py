@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._errors import ConfigError
+from ._asgi import BodyTooLarge, ClientGone, read_body
 from ._config import KeySpec
 from ._ledger import _SCHEMA, NullLedger, SQLiteLedger, _row
 from ._state import IN_PROGRESS
@@ -246,10 +247,10 @@ class Dashboard:
         if not _same_origin(scope):
             return await _page(send, 403, _message_page("Cross-site sign-in refused."))
         try:
-            body = await _read_form(receive, MAX_LOGIN_BYTES)
-        except _TooLarge:
+            body = await read_body(receive, MAX_LOGIN_BYTES)
+        except BodyTooLarge:
             return await _page(send, 413, _login_page("That was not a gateway key."))
-        except _Gone:
+        except ClientGone:
             return 499
         try:
             form = urllib.parse.parse_qs(body.decode("utf-8"), max_num_fields=4)
@@ -1121,30 +1122,6 @@ def _usage_cells(first: list[str], usage: Usage) -> list[str]:
 
 
 # --------------------------------------------------------------------------- HTTP bits
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Gone(Exception):
-    pass
-
-
-async def _read_form(receive: Any, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Gone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _page(
