@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from decimal import Decimal
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from ._memory import MemoryState
 from ._state import GatewayState
@@ -140,10 +140,7 @@ class FailoverState:
     async def close(self) -> None:
         self._closed = True
         probe, self._probe = self._probe, None
-        if probe is not None and not probe.done():
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
+        await stop_task(probe)
         await self.primary.close()
 
     # ------------------------------------------------------------------ the outage
@@ -222,3 +219,12 @@ class FailoverState:
                     await self._memory.settle(account, period, reserved=Decimal(0), actual=spent)
                     self._touched.add((account, period))
                 return
+
+
+async def stop_task(task: Optional[asyncio.Task[Any]]) -> None:
+    """Cancel a background task (a probe, a flusher) and wait for it to end; whatever it
+    raised on the way out is of no interest at shutdown."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -55,7 +55,6 @@ loaded on the first ``NOSCRIPT`` (after a restart, or ``SCRIPT FLUSH``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -76,7 +75,7 @@ from redis.exceptions import NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
-from ._failover import FailoverState, StateUnavailable
+from ._failover import FailoverState, StateUnavailable, stop_task
 from ._state import IN_PROGRESS, LedgerEntry
 
 if TYPE_CHECKING:
@@ -663,10 +662,7 @@ class RedisLedger:
     async def close(self) -> None:
         await self.flush()
         flusher, self._flusher = self._flusher, None
-        if flusher is not None and not flusher.done():
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await flusher
+        await stop_task(flusher)
         if self._owns_client:
             await self.client.aclose()
 

@@ -34,7 +34,6 @@ and a gateway starts while Redis is down. The store is asynchronous only, for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -52,6 +51,7 @@ from .._response_store import (
     default_store,
     seconds,
 )
+from ._failover import stop_task
 from ._redis import _DOWN, DEFAULT_PREFIX, _client, _wait
 
 if TYPE_CHECKING:
@@ -194,10 +194,7 @@ class RedisResponseStore:
     async def aclose(self) -> None:
         self._closed = True
         probe, self._probe = self._probe, None
-        if probe is not None and not probe.done():
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
+        await stop_task(probe)
         if self._owns_client:
             await self.client.aclose()
 
