@@ -231,6 +231,9 @@ class ProviderConfig(_Strict):
     # The provider's own web search, for OpenAI's web_search_options (None: the parameter
     # goes as it is, or the [unsupported] table says why not).
     web_search: Optional[WebSearchRule] = None
+    # The model standing in for each class of OpenAI model (fast, flagship, reasoning,
+    # embedding): what `llm-bridge migrate` writes into a starter config.
+    stand_ins: Dict[Literal["fast", "flagship", "reasoning", "embedding"], str] = {}
 
     @field_validator("protocol")
     @classmethod

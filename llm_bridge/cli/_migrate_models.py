@@ -6,9 +6,9 @@ a reasoning model (the o-series, GPT-5, ``*-thinking``), a small fast model (``m
 ``nano``, ``3.5``), else a flagship chat model. How the code uses it decides where the name
 alone does not (a name only passed to ``embeddings.create`` is an embedding model).
 
-Each class of model gets one model per provider (`PICKS`): our choice among the catalogue's
-current models (``providers/*.toml``), checked against the catalogue as loaded, so a
-retired or removed pick falls back to the catalogue's own best fit (`pick`). The comments
+Each class of model gets one model per provider: the provider table's ``[stand_ins]``
+(``providers/*.toml``, overridable in a config), checked against the catalogue as loaded,
+so a retired or removed stand-in falls back to the catalogue's own best fit (`pick`). The comments
 written beside each alias come from the catalogue too: context window, prices, thinking,
 native or emulated json_schema, embedding dimensions.
 """
@@ -22,41 +22,12 @@ from decimal import Decimal
 from typing import Any, Optional
 
 __all__ = [
-    "PICKS",
     "Choice",
     "choose",
     "classify",
     "pick",
     "starter_config",
 ]
-
-#: Per provider, the model for each class of OpenAI model. Chosen among each catalogue's
-#: current models for what code written for OpenAI expects of that class:
-#: - fast: cheap (free on Zhipu), tools and JSON mode, a long context;
-#: - flagship: the provider's strong general model with tools at a moderate price;
-#: - reasoning: a model that thinks without being asked, as o-series models do;
-#: - embedding: the current general embedding model (with several dimension sizes where
-#:   the provider has one).
-PICKS: dict[str, dict[str, str]] = {
-    "zhipu": {
-        "fast": "glm-4-flash",
-        "flagship": "glm-4.7",
-        "reasoning": "glm-5.1",
-        "embedding": "embedding-3",
-    },
-    "dashscope": {
-        "fast": "qwen-flash",
-        "flagship": "qwen3-max",
-        "reasoning": "qwen3-235b-a22b-thinking-2507",
-        "embedding": "text-embedding-v4",
-    },
-    "qianfan": {
-        "fast": "ernie-4.5-turbo-32k",
-        "flagship": "ernie-4.5-turbo-128k",
-        "reasoning": "ernie-x1.1",
-        "embedding": "bge-large-zh",
-    },
-}
 
 #: What each class is, in a comment.
 _ABOUT = {
@@ -113,10 +84,10 @@ class Choice:
 
 
 def pick(config: Any, provider: str, cls: str) -> Optional[str]:
-    """The model for ``cls`` on ``provider``: `PICKS` when the catalogue has it current,
-    else the catalogue's best fit (None if it has no model of that kind)."""
+    """The model for ``cls`` on ``provider``: its ``[stand_ins]`` entry when the catalogue
+    has it current, else the catalogue's best fit (None if it has no model of that kind)."""
     spec = config.provider(provider)
-    wanted = PICKS.get(provider, {}).get(cls)
+    wanted = spec.stand_ins.get(cls)
     if wanted:
         info = spec.model(wanted)
         if info is not None and not info.retired:
