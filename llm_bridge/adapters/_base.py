@@ -266,6 +266,9 @@ class Adapter:
     protocol: ClassVar[str]
     #: The API flavour, where a provider has several (token counting differs between them).
     api: ClassVar[Optional[str]] = None
+    #: Whether the API lists its models at ``GET {root}/models`` (`llm-bridge models
+    #: --remote`, `doctor`'s free key check); OpenAI-compatible APIs do.
+    lists_models: ClassVar[bool] = False
     #: False when the provider returns one choice per request: ``n > 1`` is then served by
     #: sending ``n`` requests and merging their choices (non-stream calls).
     native_n: ClassVar[bool] = True

@@ -31,6 +31,7 @@ _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 
 class OpenAICompatAdapter(Adapter):
     protocol = "openai_compat"
+    lists_models = True
 
     chat_path = "chat/completions"
     embeddings_path = "embeddings"

@@ -47,6 +47,7 @@ _OPENAI_ONLY_FIELDS = ("refusal", "annotations", "audio", "function_call", "prov
 
 class ZhipuAdapter(OpenAICompatAdapter):
     protocol = "zhipu"
+    lists_models = False  # (v4 documents no models endpoint)
     native_n = False
 
     @classmethod

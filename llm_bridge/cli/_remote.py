@@ -35,8 +35,6 @@ __all__ = [
     "list_models",
 ]
 
-#: (protocol, api) of the APIs that serve ``GET /models``; protocol "openai_compat" always.
-MODELS_ENDPOINTS = {("dashscope", "compatible"), ("qianfan", "v2")}
 #: Seconds an online check may take per call (connect, read).
 DEFAULT_TIMEOUT = 15.0
 
@@ -71,9 +69,7 @@ def adapter_of(client: OpenAI, provider: str) -> Adapter:
 
 def has_models_endpoint(adapter: Adapter) -> bool:
     """Whether the adapter's API lists models at ``GET {root}/models``."""
-    return adapter.protocol == "openai_compat" or (adapter.protocol, adapter.api) in (
-        MODELS_ENDPOINTS
-    )
+    return adapter.lists_models  # (a property of the wire: `Adapter.lists_models`)
 
 
 def endpoint_of(spec: ProviderConfig, adapter: Adapter) -> Optional[Endpoint]:
