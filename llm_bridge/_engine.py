@@ -47,7 +47,12 @@ from ._errors import (
     UnsupportedParameterWarning,
     local_error,
 )
-from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
+from ._http_clients import (
+    DefaultAsyncHttpxClient,
+    DefaultHttpxClient,
+    direct_transport,
+    follows_redirect,
+)
 from ._request_builder import RequestBuilder
 from ._responses import input_messages, instruction_messages
 from ._responses_stream import ResponsesEventPipeline, chat_usage
@@ -898,6 +903,7 @@ class SyncEngine(Engine):
         super().__init__(config, **kwargs)
         self.owns_client = http_client is None
         self.http = http_client or DefaultHttpxClient(timeout=self.timeout)
+        self.direct = direct_transport(self.http)
 
     def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """A chat call: its requests (see `chat_requests`), merged."""
@@ -983,7 +989,7 @@ class SyncEngine(Engine):
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         try:
-            response = self.http.send(request, stream=True)
+            response = self._open(request)
             if not streamed:
                 body = _BoundedBody(response, self.max_response_bytes, _deadline(request, started))
                 try:
@@ -997,6 +1003,18 @@ class SyncEngine(Engine):
             raise _transport_error(error, request, operation.route.provider) from error
         _log_response(request, response, started)
         return response
+
+    def _open(self, request: httpx.Request) -> httpx.Response:
+        """``self.http.send(request, stream=True)``, straight to its transport when that is
+        the same thing (see `direct_transport`)."""
+        transport = self.direct
+        if isinstance(transport, httpx.BaseTransport) and not self.http.is_closed:
+            response = transport.handle_request(request)
+            response.request = request
+            if not follows_redirect(self.http, response):
+                return response
+            response.close()
+        return self.http.send(request, stream=True)
 
     def close(self) -> None:
         if self.owns_client:
@@ -1014,6 +1032,7 @@ class AsyncEngine(Engine):
         super().__init__(config, **kwargs)
         self.owns_client = http_client is None
         self.http = http_client or DefaultAsyncHttpxClient(timeout=self.timeout)
+        self.direct = direct_transport(self.http)
         self.token_share: Optional[TokenShare] = None
 
     def chat(self, params: JSONDict, options: RequestOptions) -> Awaitable[RawResult]:
@@ -1127,7 +1146,7 @@ class AsyncEngine(Engine):
         streamed = operation.stream if stream is None else stream
         try:
             if streamed:
-                response = await self.http.send(request, stream=True)
+                response = await self._open(request)
             else:
                 deadline = _deadline(request, started)
                 reading = self._read_whole(request, deadline)
@@ -1144,7 +1163,7 @@ class AsyncEngine(Engine):
 
     async def _read_whole(self, request: httpx.Request, deadline: float) -> httpx.Response:
         """Send ``request`` and read its answer whole, within `max_response_bytes`."""
-        response = await self.http.send(request, stream=True)
+        response = await self._open(request)
         body = _BoundedBody(response, self.max_response_bytes, deadline)
         try:
             if not body.read:
@@ -1155,6 +1174,17 @@ class AsyncEngine(Engine):
             await response.aclose()
         body.done()
         return response
+
+    async def _open(self, request: httpx.Request) -> httpx.Response:
+        """As `SyncEngine._open`."""
+        transport = self.direct
+        if isinstance(transport, httpx.AsyncBaseTransport) and not self.http.is_closed:
+            response = await transport.handle_async_request(request)
+            response.request = request
+            if not follows_redirect(self.http, response):
+                return response
+            await response.aclose()
+        return await self.http.send(request, stream=True)
 
     async def close(self) -> None:
         if self.owns_client:

@@ -177,3 +177,83 @@ async def test_the_default_async_client_reuses_live_connections_and_drops_closed
         assert any(checks)  # a closed one was seen as such, and a new one made
         assert server.connections_opened == opened + 1
         await client.close()
+
+
+# The engine sends straight to a default client's transport (`direct_transport`), skipping
+# ``Client.send``; whatever ``send`` would have done differently goes through ``send``.
+
+
+def _chat(client: llm_bridge.OpenAI) -> str:
+    answer = client.chat.completions.create(
+        model="glm-4-flash", messages=[{"role": "user", "content": "x"}]
+    )
+    return answer.choices[0].message.content or ""
+
+
+def test_a_default_client_is_sent_to_directly_and_still_follows_redirects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent_through: list[str] = []
+    real_send = llm_bridge.DefaultHttpxClient.send
+
+    def counting_send(self: httpx.Client, request: httpx.Request, **kwargs: object) -> object:
+        sent_through.append(str(request.url))
+        return real_send(self, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(llm_bridge.DefaultHttpxClient, "send", counting_send)
+    client = llm_bridge.OpenAI(provider="zhipu", api_key="id.secret")
+    moved = "https://open.bigmodel.cn/api/paas/v4/moved"
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, json=REPLY)
+        assert _chat(client) == REPLY["choices"][0]["message"]["content"]
+        assert sent_through == []  # straight to the transport
+        mock.post(ZHIPU_CHAT).respond(307, headers={"Location": moved})
+        mock.post(moved).respond(200, json=REPLY)
+        assert _chat(client) == REPLY["choices"][0]["message"]["content"]
+    assert sent_through == [ZHIPU_CHAT]  # the redirect: through send, which followed it
+
+
+def test_a_client_with_event_hooks_or_auth_is_sent_through() -> None:
+    seen: list[str] = []
+    hooked = llm_bridge.DefaultHttpxClient(
+        event_hooks={"request": [lambda request: seen.append(request.method)]}
+    )
+    authed = llm_bridge.DefaultHttpxClient(auth=("user", "pass"))
+    with respx.mock() as mock:
+        route = mock.post(ZHIPU_CHAT).respond(200, json=REPLY)
+        _chat(llm_bridge.OpenAI(provider="zhipu", api_key="id.secret", http_client=hooked))
+        _chat(llm_bridge.OpenAI(provider="zhipu", api_key="id.secret", http_client=authed))
+    assert seen == ["POST"]
+    assert route.calls[1].request.headers["authorization"].startswith("Basic ")
+
+
+async def test_the_default_async_client_is_sent_to_directly_and_follows_redirects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent_through: list[str] = []
+    real_send = llm_bridge.DefaultAsyncHttpxClient.send
+
+    async def counting_send(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: object
+    ) -> object:
+        sent_through.append(str(request.url))
+        return await real_send(self, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(llm_bridge.DefaultAsyncHttpxClient, "send", counting_send)
+    client = llm_bridge.AsyncOpenAI(provider="zhipu", api_key="id.secret")
+    moved = "https://open.bigmodel.cn/api/paas/v4/moved"
+    with respx.mock() as mock:
+        mock.post(ZHIPU_CHAT).respond(200, json=REPLY)
+        for _ in range(2):
+            answer = await client.chat.completions.create(
+                model="glm-4-flash", messages=[{"role": "user", "content": "x"}]
+            )
+        assert sent_through == []
+        mock.post(ZHIPU_CHAT).respond(308, headers={"Location": moved})
+        mock.post(moved).respond(200, json=REPLY)
+        answer = await client.chat.completions.create(
+            model="glm-4-flash", messages=[{"role": "user", "content": "x"}]
+        )
+    await client.close()
+    assert answer.choices[0].message.content == REPLY["choices"][0]["message"]["content"]
+    assert sent_through == [ZHIPU_CHAT]
