@@ -348,14 +348,19 @@ class Policy(_Strict):
 
 
 class Limits(_Strict):
-    """``[limits]``: how much of a provider's answer is read before giving up on it, so a
-    hostile or broken upstream cannot exhaust memory (each raises `ResponseTooLargeError`
-    naming its key)."""
+    """``[limits]``: how much of a provider's answer is read, and how long a stream is waited
+    for, before giving up on it, so a hostile or broken upstream can exhaust neither memory
+    nor time (each raises `ResponseTooLargeError` or `APITimeoutError` naming its key)."""
 
     # The largest answer read, after decompression (a gzip bomb counts as what it inflates to).
     max_response_bytes: int = Field(default=MAX_RESPONSE_BYTES, gt=0)
     # The longest line of a server-sent event stream.
     max_sse_line_bytes: int = Field(default=MAX_SSE_LINE_BYTES, gt=0)
+    # The longest wait between two events of a stream, keep-alives not counting (None: the
+    # call's read timeout), and the longest a whole stream may take (None: no limit). See
+    # `llm_bridge._stream_reading`.
+    stream_idle_timeout: Optional[float] = Field(default=None, gt=0)
+    stream_deadline: Optional[float] = Field(default=None, gt=0)
 
 
 class PriceOverride(_Strict):

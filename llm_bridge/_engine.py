@@ -53,6 +53,7 @@ from ._http_clients import (
     direct_transport,
     follows_redirect,
 )
+from ._read_deadline import hold_reads_to
 from ._request_builder import RequestBuilder
 from ._responses import input_messages, instruction_messages
 from ._responses_stream import ResponsesEventPipeline, chat_usage
@@ -60,6 +61,7 @@ from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._shapes.chat import ChatCompletion
 from ._shapes.completion_usage import CompletionUsage
+from ._stream_reading import StreamClock, per_read_timeout
 from ._structured import (
     Schema,
     StructuredOutputError,
@@ -92,9 +94,19 @@ T = TypeVar("T")
 
 
 class RequestOptions:
-    """Per-call HTTP options: ``extra_headers``, ``extra_query``, ``extra_body``, ``timeout``."""
+    """Per-call HTTP options: ``extra_headers``, ``extra_query``, ``extra_body``, ``timeout``,
+    and a stream's ``stream_idle_timeout`` and ``stream_deadline`` (see `_stream_reading`)."""
 
-    __slots__ = ("extra_body", "extra_headers", "extra_query", "max_retries", "raw", "timeout")
+    __slots__ = (
+        "extra_body",
+        "extra_headers",
+        "extra_query",
+        "max_retries",
+        "raw",
+        "stream_deadline",
+        "stream_idle_timeout",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -105,6 +117,8 @@ class RequestOptions:
         timeout: Union[float, httpx.Timeout, None] = None,
         max_retries: Optional[int] = None,
         raw: bool = False,
+        stream_idle_timeout: Optional[float] = None,
+        stream_deadline: Optional[float] = None,
     ) -> None:
         self.extra_headers = extra_headers or {}
         self.extra_query = extra_query or {}
@@ -112,6 +126,8 @@ class RequestOptions:
         self.timeout = timeout
         self.max_retries = max_retries
         self.raw = raw
+        self.stream_idle_timeout = stream_idle_timeout
+        self.stream_deadline = stream_deadline
 
 
 class Operation:
@@ -144,6 +160,7 @@ class Operation:
         # json_schema from a model without it: json_object plus the schema, checked here.
         self.schema: Optional[Schema] = None
         self.last_chance = False
+        self.sent_at = time.monotonic()  # (set again as each attempt is built)
         if kind == "chat" and emulates(self.adapter.protocol, info, params):
             self.params, self.schema = emulate(params)
         # A model that only streams, called without stream=True, is streamed here and its
@@ -175,9 +192,29 @@ class Operation:
             spec.headers = {**configured, **spec.headers}
         credentials = self.adapter.credentials
         spec.params.update(credentials.query())  # before building: URLs are costly to redo
-        request = self.engine.http_request(client, spec, self.options, stream=self.stream)
+        request = self.engine.http_request(
+            client,
+            spec,
+            self.options,
+            stream=self.stream,
+            stream_limits=self.stream_limits() if self.stream else None,
+        )
         credentials.sign(request)
+        self.sent_at = time.monotonic()  # a stream's deadline counts from here
         return request
+
+    def stream_limits(self) -> tuple[Optional[float], Optional[float]]:
+        """This stream's idle timeout and total deadline, in seconds (see `_stream_reading`):
+        the call's, else the config's; the idle timeout defaults to the read timeout, and a
+        stream read whole for a non-stream call (`aggregate`) is held to it in total too,
+        as a non-stream call is."""
+        options, limits = self.options, self.engine.config.limits
+        idle = options.stream_idle_timeout or limits.stream_idle_timeout
+        total = options.stream_deadline or limits.stream_deadline
+        read = _read_timeout(self.engine.timeout if options.timeout is None else options.timeout)
+        if total is None and self.aggregate:
+            total = read
+        return (read if idle is None else idle), total
 
     def error(self, response: httpx.Response) -> Optional[APIStatusError]:
         """The error in a response whose body has been read, if any."""
@@ -279,6 +316,7 @@ class Operation:
                 response,
                 settle=self.settle_stream,
                 max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
+                clock=StreamClock(*self.stream_limits(), started=self.sent_at),
             )
         from ._streaming import ChunkPipeline
 
@@ -289,6 +327,7 @@ class Operation:
             response,
             settle=self.settle_stream,
             max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
+            clock=StreamClock(*self.stream_limits(), started=self.sent_at),
         )
 
     # ------------------------------------------------------------------ usage
@@ -543,7 +582,10 @@ class Engine:
         options: RequestOptions,
         *,
         stream: bool,
+        stream_limits: Optional[tuple[Optional[float], Optional[float]]] = None,
     ) -> httpx.Request:
+        """The HTTP request for ``spec``; a stream's read timeout lowered to its
+        ``stream_limits`` (idle timeout, deadline) where they are shorter."""
         headers = {
             "User-Agent": USER_AGENT,
             "Accept": "text/event-stream" if stream else "application/json",
@@ -558,6 +600,8 @@ class Engine:
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         timeout = self.timeout if options.timeout is None else options.timeout
+        if stream_limits is not None:
+            timeout = per_read_timeout(timeout, *stream_limits)
         return self._requests.build(
             client,
             spec.method,
@@ -790,12 +834,17 @@ def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
     )
 
 
+def _read_timeout(timeout: Union[float, httpx.Timeout, None]) -> Optional[float]:
+    return timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+
+
 def _deadline(request: httpx.Request, started: float) -> float:
-    """When a non-stream exchange must be over (``time.monotonic()``): ``started`` plus the
-    call's read timeout, so ``timeout`` bounds the whole answer, not each read (a server
-    sending a byte every few seconds never trips a per-read timeout). No read timeout, no
-    deadline. Async calls are held to it headers included; sync calls from the first body
-    byte on (a sync read of the status line and headers is bounded per read only)."""
+    """When a non-stream exchange (a stream's: its headers) must be over
+    (``time.monotonic()``): ``started`` plus the call's read timeout, so ``timeout`` bounds
+    the whole answer, not each read (a server sending a byte every few seconds never trips
+    a per-read timeout). No read timeout, no deadline. Async calls are held to it by
+    ``asyncio.wait_for``; sync calls by their reads (`_read_deadline`) on llm-bridge's own
+    clients, and from the first body byte on with any client."""
     timeout = request.extensions.get("timeout") or {}
     read = timeout.get("read") if isinstance(timeout, dict) else None
     return math.inf if read is None else started + float(read)
@@ -988,10 +1037,13 @@ class SyncEngine(Engine):
     ) -> httpx.Response:
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
+        deadline = _deadline(request, started)
+        # Every read until the answer is in (a stream's: its headers) ends by the deadline.
+        before = hold_reads_to(None if deadline == math.inf else deadline)
         try:
             response = self._open(request)
             if not streamed:
-                body = _BoundedBody(response, self.max_response_bytes, _deadline(request, started))
+                body = _BoundedBody(response, self.max_response_bytes, deadline)
                 try:
                     if not body.read:
                         for chunk in response.iter_raw() if body.raw else response.iter_bytes():
@@ -1001,6 +1053,8 @@ class SyncEngine(Engine):
                 body.done()
         except httpx.HTTPError as error:
             raise _transport_error(error, request, operation.route.provider) from error
+        finally:
+            hold_reads_to(before)
         _log_response(request, response, started)
         return response
 
@@ -1144,16 +1198,14 @@ class AsyncEngine(Engine):
 
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
+        deadline = _deadline(request, started)
         try:
-            if streamed:
-                response = await self._open(request)
+            # The whole exchange (a stream's: up to its headers) within the deadline.
+            reading = self._open(request) if streamed else self._read_whole(request, deadline)
+            if deadline == math.inf:
+                response = await reading
             else:
-                deadline = _deadline(request, started)
-                reading = self._read_whole(request, deadline)
-                if deadline == math.inf:
-                    response = await reading
-                else:  # the whole exchange, headers included, within the deadline
-                    response = await asyncio.wait_for(reading, deadline - started)
+                response = await asyncio.wait_for(reading, deadline - started)
         except (asyncio.TimeoutError, TimeoutError):
             raise APITimeoutError(request, provider=operation.route.provider) from None
         except httpx.HTTPError as error:

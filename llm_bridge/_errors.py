@@ -350,8 +350,14 @@ class APIConnectionError(APIError, openai.APIConnectionError):
 class APITimeoutError(APIConnectionError, openai.APITimeoutError):
     """The request, or a stream between two events, took longer than the timeout."""
 
-    def __init__(self, request: httpx.Request, *, provider: Optional[str] = None) -> None:
-        super().__init__(message="Request timed out.", request=request, provider=provider)
+    def __init__(
+        self,
+        request: httpx.Request,
+        *,
+        provider: Optional[str] = None,
+        message: str = "Request timed out.",
+    ) -> None:
+        super().__init__(message=message, request=request, provider=provider)
 
 
 #: Status code -> exception class, exactly as openai keys them.

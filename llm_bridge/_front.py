@@ -33,6 +33,7 @@ from ._errors import (
     OpenAIError,
     local_error,
 )
+from ._stream_reading import DEADLINE_HEADER, IDLE_HEADER, seconds
 from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "forwarded_headers",
     "split_body",
     "sse_lines",
+    "stream_limits_from",
     "unserved",
 ]
 
@@ -222,6 +224,24 @@ def timeout_from(extensions: Mapping[str, Any]) -> Optional[httpx.Timeout]:
     if not isinstance(timeout, dict):
         return None
     return httpx.Timeout(**{k: timeout.get(k) for k in ("connect", "read", "write", "pool")})
+
+
+def stream_limits_from(headers: Mapping[str, str]) -> dict[str, float]:
+    """A stream's time limits given in a request's headers, as engine options (see
+    `_stream_reading`); a value that is not positive seconds is a ValueError naming the
+    header."""
+    limits: dict[str, float] = {}
+    for header, option in _STREAM_LIMIT_HEADERS:
+        value = seconds(headers.get(header), header)
+        if value is not None:
+            limits[option] = value
+    return limits
+
+
+_STREAM_LIMIT_HEADERS = (
+    (IDLE_HEADER, "stream_idle_timeout"),
+    (DEADLINE_HEADER, "stream_deadline"),
+)
 
 
 def bearer_of(headers: Mapping[str, str]) -> Optional[str]:

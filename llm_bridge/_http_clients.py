@@ -9,6 +9,8 @@ is the bottleneck, aiohttp's is not. It is imported only when asked for, so
 
 ``DefaultAsyncHttpxClient``'s connection pools check idle connections more cheaply than
 httpcore does by itself on asyncio (see `_async_pool`), which shows under concurrency.
+``DefaultHttpxClient``'s hold each read to the call's deadline (see `_read_deadline`), so
+a sync call's whole answer, headers included, ends by its timeout.
 
 The two httpx clients are also sent to directly: `direct_transport` gives the engine the
 transport ``Client.send`` would hand a request to, when ``send`` would add nothing but its
@@ -73,7 +75,12 @@ def _defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 class DefaultHttpxClient(_NoResponseCookies, httpx.Client):
     def __init__(self, **kwargs: Any) -> None:
+        own_transports = "transport" not in kwargs and "mounts" not in kwargs
         super().__init__(**_defaults(kwargs))
+        if own_transports:  # (one given may be shared with other clients: left as it is)
+            from ._read_deadline import bound_reads
+
+            bound_reads(self)
 
 
 class DefaultAsyncHttpxClient(_NoResponseCookies, httpx.AsyncClient):

@@ -20,8 +20,9 @@ from typing import Any, Callable, Optional
 import httpx
 from pydantic_core import from_json
 
-from ._errors import APIConnectionError, APIError, InternalServerError, ResponseTooLargeError
-from ._sse import EventTooLarge, SSEDecoder
+from ._errors import APIConnectionError, APIError, InternalServerError
+from ._sse import SSEDecoder
+from ._stream_reading import StreamClock, decode
 from .adapters._base import Adapter, CallContext
 
 __all__ = ["ResponsesEventPipeline", "chat_usage"]
@@ -63,8 +64,10 @@ class ResponsesEventPipeline:
         response: httpx.Response,
         settle: Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]],
         max_event_bytes: Optional[int] = None,
+        clock: Optional[StreamClock] = None,
     ) -> None:
         self.adapter = adapter
+        self.clock = clock  # the stream's idle timeout and deadline
         self.call = call
         self.response = response
         self._settle = settle
@@ -79,12 +82,7 @@ class ResponsesEventPipeline:
     def feed(self, data: bytes, *, final: bool = False) -> list[JSONDict]:
         """The events ``data`` completes; an error after some of them is held (as in the
         chat pipeline) so that those reach the caller first."""
-        try:
-            events = self._decoder.flush() if final else self._decoder.feed(data)
-        except EventTooLarge as big:  # a line that does not end: stop reading it
-            raise ResponseTooLargeError(
-                self.response, limit=big.limit, setting="max_sse_line_bytes", what="stream line"
-            ) from None
+        events = decode(self._decoder, data, final, self.response, self.call.provider, self.clock)
         out: list[JSONDict] = []
         for event in events:
             raw = event if isinstance(event, bytes) else event.raw

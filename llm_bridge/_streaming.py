@@ -34,10 +34,11 @@ from typing import Any, Callable, Optional, cast
 import httpx
 
 from ._auth import scrub
-from ._errors import APIConnectionError, APIError, APITimeoutError, ResponseTooLargeError
+from ._errors import APIConnectionError, APIError, APITimeoutError
 from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
-from ._sse import EventTooLarge, SSEDecoder
+from ._sse import SSEDecoder
+from ._stream_reading import StreamClock, decode
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 
@@ -59,8 +60,10 @@ class ChunkPipeline:
             Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]]
         ] = None,
         max_event_bytes: Optional[int] = None,
+        clock: Optional[StreamClock] = None,
     ) -> None:
         self.parser = parser
+        self.clock = clock  # the stream's idle timeout and deadline
         self.call = call
         self.response = response
         # The latest usage as the parser gave it, put in OpenAI's names only when read: a
@@ -154,12 +157,7 @@ class ChunkPipeline:
         An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
         right after them."""
-        try:
-            events = self._decoder.flush() if final else self._decoder.feed(data)
-        except EventTooLarge as big:  # a line that does not end: stop reading it
-            raise ResponseTooLargeError(
-                self.response, limit=big.limit, setting="max_sse_line_bytes", what="stream line"
-            ) from None
+        events = decode(self._decoder, data, final, self.response, self.call.provider, self.clock)
         chunks: list[ChatCompletionChunk] = []
         parser = self.parser
         translate = parser.translate

@@ -252,6 +252,8 @@ class _Call:
         timeout = _front.timeout_from(request.extensions)
         if timeout is not None:
             given["timeout"] = timeout
+        if params.get("stream"):
+            given.update(_front.stream_limits_from(request.headers))
         self.options = self.engine.options(**given)
 
     def local_answer(self, url: str, stored: Any) -> Any:

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -92,14 +92,27 @@ def test_a_dripped_answer_ends_at_the_timeout_async(drip: tuple[str, str]) -> No
     assert time.monotonic() - started < TIMEOUT + 2.0
 
 
-def test_a_dripped_body_ends_at_the_timeout_sync() -> None:
-    for url in serve_drip("body"):
+def test_a_dripped_answer_ends_at_the_timeout_sync(drip: tuple[str, str]) -> None:
+    """The head too: the default client's reads are held to the deadline."""
+    _, url = drip
+    client = llm_bridge.OpenAI(
+        provider="zhipu", api_key="drip.secret", base_url=url, timeout=TIMEOUT, max_retries=0
+    )
+    started = time.monotonic()
+    with pytest.raises(llm_bridge.APITimeoutError):
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert time.monotonic() - started < TIMEOUT + 2.0
+    client.close()
+
+
+def test_a_dripped_head_of_a_stream_ends_at_the_timeout() -> None:
+    for url in serve_drip("head"):
         client = llm_bridge.OpenAI(
             provider="zhipu", api_key="drip.secret", base_url=url, timeout=TIMEOUT, max_retries=0
         )
         started = time.monotonic()
         with pytest.raises(llm_bridge.APITimeoutError):
-            client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+            client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
         assert time.monotonic() - started < TIMEOUT + 2.0
         client.close()
 
@@ -115,3 +128,161 @@ def test_retries_each_get_the_deadline() -> None:
             client.chat.completions.create(model="glm-4-flash", messages=HELLO)
         assert time.monotonic() - started < 2 * 0.5 + 3.0  # two attempts, one backoff
         client.close()
+
+
+# ----------------------------------------------------------------------------- streams
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+EVENT = (
+    b'data: {"id":"c","created":1,"model":"glm-4-flash","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"a"}}]}\n\n'
+)
+
+
+def serve_sse(pattern: str) -> Iterator[str]:
+    """A loopback server answering with an event stream that never ends: after one event,
+    keep-alive comments only (``"keepalive"``), an event every `GAP` (``"events"``), or
+    nothing at all (``"silent"``)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(SSE_HEAD + EVENT)
+                while not stop.wait(GAP):
+                    if pattern == "keepalive":
+                        conn.sendall(b": keep-alive\n\n")
+                    elif pattern == "events":
+                        conn.sendall(EVENT)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/paas/v4"
+    finally:
+        stop.set()
+        listener.close()
+
+
+def read_stream(
+    url: str, *, flavour: str = "sync", until: float = 30.0, **client: Any
+) -> tuple[int, float, Optional[Exception]]:
+    """Chunks read from a stream of ``url`` before it failed, the time it took, the error
+    (None: the stream was still going after ``until`` seconds, and was left)."""
+    options: dict[str, Any] = dict(provider="zhipu", api_key="sse.secret", base_url=url)
+    options.update(max_retries=0, **client)
+    chunks = 0
+    started = time.monotonic()
+    if flavour == "sync":
+        with llm_bridge.OpenAI(**options) as sync_client:
+            try:
+                for _ in sync_client.chat.completions.create(
+                    model="glm-4-flash", messages=HELLO, stream=True
+                ):
+                    chunks += 1
+                    if time.monotonic() - started > until:
+                        return chunks, time.monotonic() - started, None
+            except Exception as error:
+                return chunks, time.monotonic() - started, error
+        raise AssertionError("the stream never ends: it cannot have ended")
+
+    async def read() -> tuple[int, float, Optional[Exception]]:
+        nonlocal chunks
+        async with llm_bridge.AsyncOpenAI(**options) as async_client:
+            try:
+                stream = await async_client.chat.completions.create(
+                    model="glm-4-flash", messages=HELLO, stream=True
+                )
+                async for _ in stream:
+                    chunks += 1
+                    if time.monotonic() - started > until:
+                        return chunks, time.monotonic() - started, None
+            except Exception as error:
+                return chunks, time.monotonic() - started, error
+        raise AssertionError("the stream never ends: it cannot have ended")
+
+    return asyncio.run(read())
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_keep_alives_alone_end_a_stream_at_its_read_timeout(flavour: str) -> None:
+    """Keep-alive comments every GAP never trip the per-read timeout; the idle timeout,
+    which is the read timeout by default, counts them as nothing."""
+    for url in serve_sse("keepalive"):
+        chunks, took, error = read_stream(url, flavour=flavour, timeout=TIMEOUT)
+        assert isinstance(error, llm_bridge.APITimeoutError), error
+        assert "without an event" in str(error) and "stream_idle_timeout" in str(error)
+        assert chunks == 1  # the one event before the keep-alives
+        assert TIMEOUT <= took < TIMEOUT + 2.0
+
+
+def test_the_idle_timeout_is_set_per_call_by_header_and_in_the_config(flavour: str) -> None:
+    for url in serve_sse("keepalive"):
+        _, took, error = read_stream(
+            url,
+            flavour=flavour,
+            default_headers={"x-llm-bridge-stream-idle-timeout": "0.5"},
+        )
+        assert isinstance(error, llm_bridge.APITimeoutError) and took < 0.5 + 2.0
+        _, took, error = read_stream(
+            url, flavour=flavour, config={"limits": {"stream_idle_timeout": 0.5}}
+        )
+        assert isinstance(error, llm_bridge.APITimeoutError) and took < 0.5 + 2.0
+
+
+def test_a_silent_stream_ends_at_its_idle_timeout_not_the_read_timeout(flavour: str) -> None:
+    """Nothing arrives: the request's read timeout was lowered to the idle timeout."""
+    for url in serve_sse("silent"):
+        _, took, error = read_stream(
+            url, flavour=flavour, config={"limits": {"stream_idle_timeout": 0.5}}
+        )
+        assert isinstance(error, llm_bridge.APITimeoutError), error
+        assert took < 0.5 + 2.0
+
+
+def test_a_stream_of_events_ends_at_its_deadline(flavour: str) -> None:
+    """Events every GAP keep it from ever being idle; the deadline ends it."""
+    for url in serve_sse("events"):
+        chunks, took, error = read_stream(
+            url, flavour=flavour, default_headers={"x-llm-bridge-stream-deadline": "1.2"}
+        )
+        assert isinstance(error, llm_bridge.APITimeoutError), error
+        assert "deadline of 1.2 s" in str(error) and "stream_deadline" in str(error)
+        assert chunks >= 3  # the events before it reached the caller
+        assert 1.2 <= took < 1.2 + 2.0
+        # Without a deadline the same stream goes on past it (the default is none).
+        _, took, error = read_stream(url, flavour=flavour, timeout=1.0, until=2.5)
+        assert error is None and took > 2.5
+
+
+def test_a_bad_stream_limit_is_refused_naming_the_header() -> None:
+    with pytest.raises(llm_bridge.BadRequestError) as caught:
+        llm_bridge.OpenAI(provider="zhipu", api_key="id.secret").chat.completions.create(
+            model="glm-4-flash",
+            messages=HELLO,
+            stream=True,
+            extra_headers={"x-llm-bridge-stream-deadline": "soon"},
+        )
+    assert "x-llm-bridge-stream-deadline" in str(caught.value)
+    assert "greater than 0" in str(caught.value)
+    with pytest.raises(llm_bridge.ConfigError, match="stream_idle_timeout"):
+        llm_bridge.OpenAI(
+            provider="zhipu", api_key="id.secret", config={"limits": {"stream_idle_timeout": 0}}
+        )
