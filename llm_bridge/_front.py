@@ -43,6 +43,7 @@ __all__ = [
     "endpoint_of",
     "error_reply",
     "forwarded_headers",
+    "header_value",
     "split_body",
     "sse_lines",
     "stream_limits_from",
@@ -321,13 +322,16 @@ def error_reply(error: OpenAIError) -> ErrorReply:
     # The provider's wait, for a library's own retry layer (llama-index honours it).
     upstream = getattr(error, "response", None)
     for name in ("retry-after", "retry-after-ms"):
-        value = upstream.headers.get(name) if upstream is not None else None
+        value = header_value(upstream.headers.get(name) if upstream is not None else None)
         if value:
             headers[name] = value
-    request_id = getattr(error, "request_id", None)
+    request_id = header_value(getattr(error, "request_id", None))
     if request_id:
         headers["x-request-id"] = request_id
-    body = json.dumps({"error": payload}, ensure_ascii=False).encode()
+    try:
+        body = json.dumps({"error": payload}, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate from the provider's message: escaped
+        body = json.dumps({"error": payload}).encode()
     return ErrorReply(status, headers, body)
 
 
@@ -358,11 +362,21 @@ def retries_of(response: Any) -> int:
     return int(value) if value and value.isdigit() else 0
 
 
+def header_value(value: object) -> Optional[str]:
+    """``value`` (from a provider's headers or body) if it can be passed on as a header
+    value: printable ASCII, at most 256 characters; else None (a header an HTTP library
+    would refuse, or one smuggling a line break, is dropped rather than failing the
+    answer)."""
+    if isinstance(value, str) and 0 < len(value) <= 256 and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 def success_headers(parsed: Any, provider: Optional[str], retries: int = 0) -> dict[str, str]:
     headers = {"content-type": "application/json", **retry_header(retries)}
     extra = getattr(parsed, "__pydantic_extra__", None) or {}
-    request_id = extra.get("request_id") or getattr(parsed, "id", None)
-    if isinstance(request_id, str) and request_id:
+    request_id = header_value(extra.get("request_id") or getattr(parsed, "id", None))
+    if request_id:
         headers["x-request-id"] = request_id
     if provider:
         headers["x-llm-bridge-provider"] = provider
@@ -370,10 +384,18 @@ def success_headers(parsed: Any, provider: Optional[str], retries: int = 0) -> d
 
 
 def json_body(parsed: Any) -> bytes:
-    """A response model (or a plain value) as OpenAI's JSON."""
-    if hasattr(parsed, "model_dump_json"):
-        return parsed.model_dump_json().encode()
-    return to_json(parsed)
+    """A response model (or a plain value) as OpenAI's JSON.
+
+    Text holding a lone surrogate (a provider's ``"\\ud800"`` escape, which JSON allows
+    and UTF-8 cannot carry) is written with ``\\u`` escapes, as it came: pydantic-core
+    refuses to write it, so such a value takes the standard library's way."""
+    try:
+        if hasattr(parsed, "model_dump_json"):
+            return parsed.model_dump_json().encode()
+        return to_json(parsed)
+    except ValueError:  # PydanticSerializationError: a lone surrogate
+        data = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:
@@ -395,7 +417,7 @@ def sse_events(chunk: Any) -> list[bytes]:
     the last tool-call delta (providers such as Zhipu send both at once, and openai's
     helper then never reports the last call's arguments as done)."""
     if not any(choice.delta.tool_calls for choice in chunk.choices):
-        return [b"data: " + chunk.model_dump_json().encode() + b"\n\n"]
+        return [b"data: " + json_body(chunk) + b"\n\n"]
     data = chunk.model_dump(mode="json")
     ending = []
     for choice in data["choices"]:
@@ -420,9 +442,7 @@ def _drop_nones(mapping: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 
 def _event(data: Any) -> bytes:
-    return (
-        b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
-    )
+    return b"data: " + json_body(data) + b"\n\n"
 
 
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union
 
 import httpx
-from pydantic_core import to_json
 
 from . import _responses
 from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
+from ._front import json_body
 from ._response_store import StoredResponse
 
 __all__ = [
@@ -421,7 +421,8 @@ def event_stream(chunks: Any, call: ResponsesCall) -> Any:
 
 def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:
     for event in events:
-        yield b"event: " + event["type"].encode() + b"\ndata: " + to_json(event) + b"\n\n"
+        kind = str(event["type"]).encode(errors="replace")
+        yield b"event: " + kind + b"\ndata: " + json_body(event) + b"\n\n"
 
 
 def _as_dict(chunk: Any) -> JSONDict:

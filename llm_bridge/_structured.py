@@ -94,7 +94,12 @@ def check(content: Optional[str], schema: Schema) -> tuple[str, Optional[str]]:
         instance = json.loads(text)
     except ValueError as exc:
         return text, f"the answer is not JSON ({exc})"
-    problem = _first_problem(instance, schema.schema, schema.schema, "$")
+    except RecursionError:
+        return text, "the answer is JSON nested too deeply to check"
+    try:
+        problem = _first_problem(instance, schema.schema, schema.schema, "$")
+    except RecursionError:
+        problem = "the answer is JSON nested too deeply to check"
     return text, problem
 
 

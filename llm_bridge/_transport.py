@@ -315,7 +315,7 @@ class _TransportBase:
                 kept = _responses_front.to_keep(call.responses, parsed)
             return self._json(request, call, parsed, result.retries_taken), kept
         headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
-        upstream_id = result.response.headers.get("x-request-id")
+        upstream_id = _front.header_value(result.response.headers.get("x-request-id"))
         if upstream_id:
             headers["x-request-id"] = upstream_id
         _preload_openai_stream_errors()

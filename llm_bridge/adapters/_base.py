@@ -535,7 +535,7 @@ class Adapter:
             return None
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser
             raise self.invalid_body(response, text, "malformed JSON in a stream event") from None
         if not isinstance(value, dict):
             raise self.invalid_body(response, value, "a stream event that is not an object")
@@ -587,7 +587,7 @@ def first_sse_data(text: str) -> Optional[JSONDict]:
         if line.startswith("data:"):
             try:
                 value = json.loads(line[5:].strip())
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             return value if isinstance(value, dict) else None
     return None
@@ -601,8 +601,13 @@ def loads(data: Union[str, bytes]) -> Any:
     `StreamParser.translate`."""
     try:
         return from_json(data)
-    except ValueError:
+    except ValueError as error:
+        if "recursion limit" in str(error):
+            raise  # nested deeper than any answer is: not one (json.loads would recurse too)
+    try:
         return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def parse_json(response: httpx.Response) -> Any:
@@ -622,6 +627,8 @@ def _json_text(body: JSONDict) -> str:
         return json.dumps(body, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(body)
+    except RecursionError:
+        return "<a body nested too deeply to show>"
 
 
 def with_web_search(body: JSONDict, rule: WebSearchRule) -> None:

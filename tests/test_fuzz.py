@@ -1,0 +1,361 @@
+"""The upstream fuzz suite (issue 19): the public client, and the gateway, against a
+provider that answers generated statuses, headers and bodies.
+
+Whatever a provider (or a proxy, a captive portal, a broken load balancer) answers, a call
+ends in a result or an `APIError` subclass: never a bare ``ValueError``, ``KeyError``,
+``RecursionError`` or ``UnicodeEncodeError``, and the gateway answers every request with
+an HTTP response, never its own "failed to answer" error. Bodies are bounded (and the
+clients' ``[limits]`` small), so memory is; the suite's timeout bounds time.
+
+How many examples each test runs is the profile, chosen with ``LLM_BRIDGE_FUZZ``:
+
+- ``ci`` (the default, what the README's test command runs): 10,000 per provider and
+  endpoint, with a fixed seed, so a failure reproduces run to run;
+- ``nightly``: 100,000, with a fresh seed each run (hypothesis prints how to reproduce a
+  failure);
+- ``dev``: 300, for a quick run while working on a parser.
+
+A provider is all its wires: each example draws which of the provider's APIs answers
+(Zhipu with a static key or a JWT, Qianfan v1 and v2, DashScope native and compatible).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+from fuzzing import BODIES, CLIENTS, EVENT_DATA, MODELS, SSE_BYTES
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from llm_bridge import APIError, OpenAI
+from llm_bridge.gateway import GatewayApp, create_app, hash_key
+
+PROFILES = {"dev": 300, "ci": 10_000, "nightly": 100_000}
+PROFILE = os.environ.get("LLM_BRIDGE_FUZZ", "ci")
+if PROFILE not in PROFILES:
+    raise ValueError(f"LLM_BRIDGE_FUZZ must be one of {sorted(PROFILES)}; got {PROFILE!r}")
+
+FUZZ = settings(
+    max_examples=PROFILES[PROFILE],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # (no target phase)
+    deadline=None,
+    derandomize=PROFILE != "nightly",
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+#: The wires of each provider (names in `fuzzing.CLIENTS`).
+PROVIDERS = {
+    "zhipu": ["zhipu", "zhipu-jwt"],
+    "qianfan": ["qianfan-v1", "qianfan-v2"],
+    "dashscope": ["dashscope", "dashscope-compatible"],
+}
+LIMITS = {"max_response_bytes": 65_536, "max_sse_line_bytes": 16_384}
+HELLO: Any = [{"role": "user", "content": "hi"}]
+TOKEN = {"access_token": "24.fuzz-token", "expires_in": 2592000}
+
+# --------------------------------------------------------------------------- answers
+
+
+@dataclass
+class Answer:
+    """What the provider answers: a status, headers and a body."""
+
+    status: int
+    headers: list[tuple[str, bytes]]
+    body: bytes
+
+    def response(self) -> httpx.Response:
+        return httpx.Response(self.status, headers=self.headers, content=self.body)
+
+
+STATUSES = st.sampled_from([200] * 8 + [400, 401, 403, 404, 408, 409, 422, 429, 500, 502, 503]) | (
+    st.integers(100, 599)
+)
+CONTENT_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/event-stream",
+        "text/event-stream;charset=UTF-8",
+        "text/html",
+        "text/plain",
+        "application/octet-stream",
+        "",
+    ]
+) | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=24)
+#: Header values of every shape: numbers, dates, words, raw bytes.
+HEADER_VALUES = st.one_of(
+    st.integers(-(10**3), 10**13).map(str),
+    st.floats().map(str),
+    st.sampled_from(
+        [
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+            "1e400",
+            "0.5",
+            "-1",
+            "soon",
+            "",
+            "6m0s",
+            "1s",
+        ]
+    ),
+    st.binary(max_size=16).filter(lambda b: not any(c in b for c in b"\r\n\x00")),
+)
+HEADER_NAMES = st.sampled_from(
+    [
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+        "x-request-id",
+        "x-dashscope-request-id",
+        "content-encoding",
+        "x-should-retry",
+    ]
+)
+ENCODINGS = st.sampled_from(["gzip", "deflate", "br", "zstd", "identity", "x-gzip", "compress"])
+
+
+def _bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()  # (ensure_ascii: lone surrogates as escapes)
+
+
+def _sse(events: list[str], done: bool, keep_alive: bool) -> bytes:
+    gap = b": keep-alive\n\n" if keep_alive else b""
+    body = b"".join(gap + b"data: " + e.encode("utf-8", "surrogatepass") + b"\n\n" for e in events)
+    return body + (b"data: [DONE]\n\n" if done else b"")
+
+
+def _nested(value: Any, depth: int, opener: str) -> bytes:
+    """``value`` inside ``depth`` arrays or objects: past every parser's nesting limit."""
+    inner = json.dumps(value)
+    if opener == "[":
+        return ("[" * depth + inner + "]" * depth).encode()
+    return ('{"choices":' * depth + inner + "}" * depth).encode()
+
+
+def _with_surrogate(value: Any) -> Any:
+    """Text with a lone surrogate (JSON may carry one; UTF-8 cannot) wherever text is."""
+    if isinstance(value, str):
+        return value + "\ud800"
+    if isinstance(value, list):
+        return [_with_surrogate(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_surrogate(v) for k, v in value.items()}
+    return value
+
+
+BODY = st.one_of(
+    BODIES.map(_bytes),
+    BODIES.map(lambda value: _bytes(_with_surrogate(value))),
+    st.builds(
+        _sse,
+        st.lists(EVENT_DATA | BODIES.map(lambda v: json.dumps(_with_surrogate(v))), max_size=5),
+        st.booleans(),
+        st.booleans(),
+    ),
+    SSE_BYTES,
+    st.binary(max_size=400),
+    st.builds(_nested, BODIES, st.integers(100, 3000), st.sampled_from("[{")),
+    st.tuples(BODIES.map(_bytes), st.floats(0, 1)).map(lambda t: t[0][: int(len(t[0]) * t[1])]),
+)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> Answer:
+    headers: list[tuple[str, bytes]] = []
+    content_type = draw(CONTENT_TYPES)
+    if content_type:
+        headers.append(("content-type", content_type.encode()))
+    for name, value in draw(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=4)):
+        headers.append((name, value if isinstance(value, bytes) else value.encode()))
+    if draw(st.integers(0, 9)) == 0:
+        headers.append(("content-encoding", draw(ENCODINGS).encode()))
+    return Answer(draw(STATUSES), headers, draw(BODY))
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class Provider:
+    """A provider answering what it is told (tokens it hands out properly: the fuzz is
+    of the API, not of Qianfan's OAuth endpoint, which has tests of its own)."""
+
+    def __init__(self) -> None:
+        self.answer = Answer(200, [], b"{}")
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/2.0/token"):
+            return httpx.Response(200, json=TOKEN)
+        return self.answer.response()
+
+
+PROVIDER = Provider()
+
+
+@functools.cache
+def client(wire: str) -> OpenAI:
+    provider, kwargs, _ = CLIENTS[wire]
+    config = {**kwargs.get("config", {}), "limits": LIMITS}
+    kwargs = {**kwargs, "config": config}
+    http = httpx.Client(transport=httpx.MockTransport(PROVIDER.handle))
+    return OpenAI(provider=provider, http_client=http, max_retries=0, **kwargs)
+
+
+def only_api_errors(call: Callable[[], Any], shown: Any) -> None:
+    try:
+        result = call()
+        if hasattr(result, "__iter__") and not isinstance(result, (dict, list)):
+            for _ in result:  # a stream: read to its end
+                pass
+    except APIError:
+        pass
+    except Exception as exc:
+        raise AssertionError(f"{type(exc).__name__}: {exc} escaped for {shown!r}") from exc
+
+
+def chat(wire: str, stream: bool) -> Any:
+    return client(wire).chat.completions.create(
+        model=MODELS[wire][0], messages=HELLO, stream=stream
+    )
+
+
+def embeddings(wire: str, stream: bool) -> Any:
+    return client(wire).embeddings.create(model=MODELS[wire][1], input=["a", "b"])
+
+
+def responses(wire: str, stream: bool) -> Any:
+    return client(wire).responses.create(model=MODELS[wire][0], input="hi", stream=stream)
+
+
+ENDPOINTS = {"chat": chat, "embeddings": embeddings, "responses": responses}
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+def test_the_client_raises_only_api_errors(provider: str, endpoint: str) -> None:
+    call = ENDPOINTS[endpoint]
+
+    @FUZZ
+    @given(answer=answers(), wire=st.sampled_from(PROVIDERS[provider]), stream=st.booleans())
+    def check(answer: Answer, wire: str, stream: bool) -> None:
+        PROVIDER.answer = answer
+        only_api_errors(lambda: call(wire, stream), shown=(wire, stream, answer))
+
+    check()
+
+
+# --------------------------------------------------------------------------- the gateway
+
+GATEWAY_KEY = "sk-fuzz-gateway"
+GATEWAY_MODELS = {
+    "zhipu": "zhipu/glm-4-flash",
+    "qianfan": "qianfan/ernie-4.0-8k",
+    "dashscope": "dashscope/qwen-plus",
+}
+
+
+def gateway_config(ledger: Path) -> dict[str, Any]:
+    return {
+        "providers": {
+            "zhipu": {"api_key": "fuzzId.fuzzSecret"},
+            "qianfan": {"api_key": "bce-v3/ALTAK-fuzz/secret"},
+            "dashscope": {"api_key": "sk-fuzz-dashscope"},
+        },
+        "limits": LIMITS,
+        "gateway": {
+            "ledger": str(ledger),
+            "keys": {"fuzz": {"key_sha256": hash_key(GATEWAY_KEY), "models": ["*"]}},
+        },
+    }
+
+
+class Gateway:
+    """The gateway app in this process, on an event loop the examples share."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        upstream = httpx.AsyncClient(transport=httpx.MockTransport(PROVIDER.handle))
+        self.app: GatewayApp = create_app(
+            gateway_config(tmp / "ledger.sqlite"), http_client=upstream
+        )
+        self.loop.run_until_complete(self.app.startup())
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://gateway",
+            headers={"Authorization": f"Bearer {GATEWAY_KEY}"},
+        )
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.post(path, json=body))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self.app.shutdown())
+        self.loop.close()
+
+
+def gateway_request(endpoint: str, model: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    if endpoint == "chat":
+        return "/v1/chat/completions", {"model": model, "messages": HELLO, "stream": stream}
+    return "/v1/responses", {"model": model, "input": "hi", "stream": stream}
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_the_gateway_answers_every_upstream_with_http(endpoint: str, tmp_path: Path) -> None:
+    """Every request gets a status and a body: OpenAI's error JSON for an error, never the
+    gateway's own "failed to answer" (an exception of ours that escaped). The gateway
+    relays what the transport under the client answers, which the tests above fuzz per
+    provider; here each example draws the provider."""
+    gateway = Gateway(tmp_path)
+
+    @FUZZ
+    @given(answer=answers(), stream=st.booleans(), provider=st.sampled_from(list(GATEWAY_MODELS)))
+    def check(answer: Answer, stream: bool, provider: str) -> None:
+        PROVIDER.answer = answer
+        path, body = gateway_request(endpoint, GATEWAY_MODELS[provider], stream)
+        response = gateway.post(path, body)
+        shown = (stream, answer, response.status_code, response.content[:300])
+        assert 200 <= response.status_code < 600, shown
+        if response.status_code >= 400:
+            error = response.json().get("error")
+            assert isinstance(error, dict) and isinstance(error.get("message"), str), shown
+            assert "failed to answer" not in error["message"], shown
+        elif stream:
+            assert response.headers["content-type"].startswith("text/event-stream"), shown
+        else:
+            assert isinstance(response.json(), dict), shown
+
+    try:
+        check()
+    finally:
+        gateway.close()
+
+
+def test_an_unknown_profile_is_refused() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import test_fuzz"],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "LLM_BRIDGE_FUZZ": "weekly"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "LLM_BRIDGE_FUZZ must be one of" in done.stderr
