@@ -210,7 +210,7 @@ class StreamParser:
         `usage_given`, and passes it on, so it must be exactly what the dict would have
         become: validated, with ``provider`` set, no ``usage``, at least one choice, and
         no text elsewhere (no tool calls)."""
-        if event.__class__ is bytes:  # (nearly always: a plain or an unnamed event)
+        if isinstance(event, bytes):  # (nearly always: a plain or an unnamed event)
             raw, name = event, None
         else:
             raw, name = event.raw, event.event
@@ -221,7 +221,7 @@ class StreamParser:
         except ValueError:
             data = None
         try:
-            if data.__class__ is not dict:
+            if type(data) is not dict:
                 if raw == b"[DONE]" or raw == "[DONE]":
                     self.done = True
                     return None

@@ -329,7 +329,7 @@ class DashScopeStreamParser(StreamParser):
                 raise self.adapter.make_error(self.response, data, code, message)
         output = data.get("output") or {}
         choices = output.get("choices")
-        if choices.__class__ is not list:
+        if type(choices) is not list:
             choices = _choices(output)
         request_id = data.get("request_id")
         if self.typed_chunks and len(choices) == 1:

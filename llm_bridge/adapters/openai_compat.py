@@ -185,11 +185,9 @@ class OpenAICompatStreamParser(StreamParser):
             chunk = self._validate_json(raw, strict=True)
         except ValueError:
             return None
-        if (
-            chunk.usage is not None
-            or not chunk.choices
-            or chunk.__pydantic_extra__.get("error") is not None
-        ):
+        extra = chunk.__pydantic_extra__
+        assert extra is not None  # the chunk types keep extras (extra="allow")
+        if chunk.usage is not None or not chunk.choices or extra.get("error") is not None:
             return None
         # Every refusal is decided before anything changes: a refused event goes the
         # general way, which must find the role state as this event found it.
@@ -208,17 +206,17 @@ class OpenAICompatStreamParser(StreamParser):
             if choice.index in roles_sent:
                 if "role" in fields:
                     fields.discard("role")
-                    delta.__dict__["role"] = None
+                    vars(delta)["role"] = None
             elif delta.role or delta.content is not None:
                 if "role" not in fields:
                     fields.add("role")
-                    delta.__dict__["role"] = "assistant"
+                    vars(delta)["role"] = "assistant"
                 roles_sent.add(choice.index)
         fields = chunk.__pydantic_fields_set__
         fields.discard("usage")  # a null one, which the stream layer pops from a dict
         fields.update(("object", "provider"))
-        chunk.__dict__["object"] = "chat.completion.chunk"
-        chunk.__pydantic_extra__["provider"] = self.call.provider
+        vars(chunk)["object"] = "chat.completion.chunk"
+        extra["provider"] = self.call.provider
         return chunk
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
@@ -229,7 +227,7 @@ class OpenAICompatStreamParser(StreamParser):
         if "model" not in data:
             data["model"] = self.call.model
         choices = data.get("choices")
-        if choices.__class__ is not list:
+        if type(choices) is not list:
             data["choices"] = choices = []
         roles_sent = self._roles_sent
         for choice in choices:

@@ -343,7 +343,9 @@ class QianfanStreamParser(StreamParser):
             finish = "tool_calls"
         if data.get("is_end"):
             self.done = True
-            finish = finish or self.adapter._finish(data, self.response)
+            adapter = self.adapter
+            assert isinstance(adapter, QianfanAdapter)  # the adapter that made this parser
+            finish = finish or adapter._finish(data, self.response)
         chunk = {
             "id": data.get("id"),
             "object": "chat.completion.chunk",
@@ -362,7 +364,7 @@ class QianfanStreamParser(StreamParser):
         if (
             data.get("is_end")
             or data.get("function_call")
-            or id.__class__ is not str
+            or type(id) is not str
             or (result is not None and result.__class__ is not str)
         ):
             return None

@@ -139,7 +139,7 @@ class FakeProvider:
     handler method name)`` — and implement the handlers, each ``handler(request, **groups)``.
     """
 
-    base_url: ClassVar[str]
+    base_url: str  # a class attribute; an instance may follow its own host (DashScope's)
     routes: ClassVar[tuple[Route, ...]] = ()
     #: Further path roots (besides ``base_url``'s) under which the same routes answer.
     other_roots: ClassVar[tuple[str, ...]] = ()

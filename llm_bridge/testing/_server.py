@@ -148,17 +148,23 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
-    server: _Server
+
+    @property
+    def _owner(self) -> LoopbackServer:
+        """The `LoopbackServer` whose `_Server` made this handler."""
+        server = self.server
+        assert isinstance(server, _Server)  # the only server _Handler is given to
+        return server.owner
 
     def setup(self) -> None:
         super().setup()
-        self.server.owner._opened(self.connection)
+        self._owner._opened(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.owner._closed(self.connection)
+            self._owner._closed(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -177,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- one request -------------------------------------------------------------------------
 
     def _answer(self) -> None:
-        owner = self.server.owner
+        owner = self._owner
         request = self._incoming(owner)
         owner._record(request)
         fault = owner._next_fault(request.url.path)
@@ -306,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _pause(self, seconds: float) -> None:
         """Sleep up to ``seconds``; return early when the server stops or the client leaves."""
         deadline = time.monotonic() + seconds
-        owner = self.server.owner
+        owner = self._owner
         while not owner._stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0:

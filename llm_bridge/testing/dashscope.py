@@ -192,6 +192,8 @@ class _DashScopeGateway(FakeProvider):
         super().__init__(split_bytes=split_bytes, clock=clock)
         self.api_key = api_key
         self.host = host
+        # This root follows the region host; the class attribute stays the default region's
+        # (tests read it off the class).
         self.base_url = f"https://{host}{self.root}"
         self.model_names = model_names
         self.stream_only_models = stream_only_models
@@ -655,8 +657,10 @@ class _NativeStream:
         """The SSE frames: ``finish_reason`` "null" everywhere but a final ``finish``."""
         frames = []
         for number, (message, usage) in enumerate(self.snapshots, start=1):
-            last = finish is not None and number == len(self.snapshots)
-            payload = self._payload(message, finish if last else "null", usage)
+            last = number == len(self.snapshots)
+            payload = self._payload(
+                message, finish if last and finish is not None else "null", usage
+            )
             frames.append(_frame(number, "result", 200, payload))
         return frames
 

@@ -288,6 +288,7 @@ class FakeQianfan(FakeProvider):
         broken = _check_messages(messages)
         if broken is not None:
             return self._error_response(*broken)
+        assert isinstance(messages, list)  # _check_messages refuses anything else
         model = (self.endpoints or {}).get(endpoint, endpoint)
         outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
         system = body.get("system") if isinstance(body.get("system"), str) else ""
@@ -833,7 +834,7 @@ class FakeQianfanV2(FakeProvider):
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if not is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
+        if not is_text_list(texts) or not texts or len(texts) > MAX_EMBEDDING_INPUTS:
             limit = f"input must be 1 to {MAX_EMBEDDING_INPUTS} strings"
             return self._error_response(400, "invalid_argument", limit, "invalid_request_error")
         tokens = sum(approx_tokens(text) for text in texts)

@@ -170,7 +170,7 @@ class FakeZhipu(FakeProvider):
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
-        if not is_text_list(texts) or not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
+        if not is_text_list(texts) or not texts or len(texts) > MAX_EMBEDDING_INPUTS:
             return self._invalid("input")
         size = _embedding_size(model, body.get("dimensions"))
         if size is None:
