@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -92,6 +93,32 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in sorted((s for s in secrets if s and len(s) >= 6), key=len, reverse=True):
         text = text.replace(secret, "<redacted>")
     return _SECRET_QUERY.sub(r"\1<redacted>", text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Scrubs credential-like URL query values (see `scrub`) from an HTTP library's log
+    records: httpx logs every request's URL at INFO, and Qianfan's carry its OAuth client
+    secret or access token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
+
+
+#: The loggers HTTP libraries write request URLs to.
+_HTTP_LOGGERS = ("httpx", "httpx2")
+
+
+def redact_http_logs() -> None:
+    """Give the HTTP libraries' loggers `_RedactingFilter` (once; called as engines are
+    made, so a program that never makes one is left as it is)."""
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+            logger.addFilter(_RedactingFilter())
 
 
 class SharedToken:

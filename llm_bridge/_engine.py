@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, U
 import httpx
 
 from . import _retry
-from ._auth import Credentials, TokenCredentials, scrub
+from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
 from ._config import CREDENTIAL_FIELDS, Config, ModelInfo
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
@@ -490,6 +490,7 @@ class Engine:
         self._routes: dict[str, list[Route]] = {}
         self._plain_options = (RequestOptions(), RequestOptions(raw=True))
         self._lock = threading.Lock()
+        redact_http_logs()  # httpx's request log lines would show Qianfan's query secrets
         if provider is not None:
             # An unknown provider= or missing credentials fail at construction, as in openai.
             self.adapter(provider)

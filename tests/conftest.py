@@ -66,12 +66,32 @@ def fresh_token_caches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- secret scan
-# Every log record the suite produces and every API error's text is kept, with every
-# credential the suite handed to a client or that a client minted (access tokens, JWTs);
-# tests/test_zz_secret_scan.py, collected last, scans the one for the other.
+# Every log record the session produces (any logger's, at any level) and every API
+# error's text is kept, with every credential the session handed to a client or that a
+# client minted (access tokens, JWTs); when the session ends, `collect_logs_and_secrets`
+# scans the one for the other and fails the run on a leak, whichever tests were
+# selected, in any order. Tests add what they saw elsewhere (gateway answers, a
+# browser's page) to SUITE_TEXTS, and secrets of their own to SUITE_SECRETS.
 
 SUITE_TEXTS: list[str] = []
 SUITE_SECRETS: set[str] = set()
+
+# Short placeholders ("ak", "a.b") occur in ordinary text; real-looking secrets do not.
+MIN_SECRET_LENGTH = 8
+
+
+def leaked_secrets(texts: list[str], secrets: set[str]) -> list[tuple[str, str]]:
+    """(secret, text) for each secret of at least `MIN_SECRET_LENGTH` characters found in
+    a text; a Zhipu key's secret half ("<id>.<secret>") counts on its own."""
+    wanted = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
+    wanted |= {
+        part
+        for s in wanted
+        if s.count(".") == 1
+        for part in s.split(".")
+        if len(part) >= MIN_SECRET_LENGTH
+    }
+    return [(secret, text) for text in set(texts) for secret in wanted if secret in text]
 
 
 class _Collect(logging.Handler):
@@ -88,6 +108,13 @@ def collect_logs_and_secrets() -> Iterator[None]:
     previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    # Other libraries' records too (httpx logs each request's URL at INFO): the root
+    # logger's handler sees every logger that propagates.
+    root = logging.getLogger()
+    root_handler = _Collect(level=logging.INFO)
+    root_previous = root.level
+    root.addHandler(root_handler)
+    root.setLevel(min(root_previous or logging.WARNING, logging.INFO))
 
     original_error_init = _errors.APIError.__init__
     original_engine_init = _engine.Engine.__init__
@@ -142,3 +169,9 @@ def collect_logs_and_secrets() -> Iterator[None]:
             setattr(owner, name, value)
         logger.removeHandler(handler)
         logger.setLevel(previous)
+        root.removeHandler(root_handler)
+        root.setLevel(root_previous)
+    leaks = leaked_secrets(SUITE_TEXTS, SUITE_SECRETS)
+    assert not leaks, "secrets in the session's logs or errors:\n" + "\n".join(
+        f"{secret[:6]}… in: {text[:300]}" for secret, text in leaks[:20]
+    )

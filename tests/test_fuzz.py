@@ -25,6 +25,7 @@ import asyncio
 import functools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +36,7 @@ from fuzzing import BODIES, CLIENTS, EVENT_DATA, MODELS, SSE_BYTES
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llm_bridge import APIError, OpenAI
+from llm_bridge import APIError, OpenAI, _retry
 from llm_bridge.gateway import GatewayApp, create_app, hash_key
 
 PROFILES = {"dev": 300, "ci": 10_000, "nightly": 100_000}
@@ -208,11 +209,29 @@ PROVIDER = Provider()
 
 @functools.cache
 def client(wire: str) -> OpenAI:
+    """The client of a wire; one retry, so that a retryable answer's ``Retry-After`` and
+    ``retry-after-ms`` are read (the waits are recorded, not slept: see `waits`)."""
     provider, kwargs, _ = CLIENTS[wire]
     config = {**kwargs.get("config", {}), "limits": LIMITS}
     kwargs = {**kwargs, "config": config}
     http = httpx.Client(transport=httpx.MockTransport(PROVIDER.handle))
-    return OpenAI(provider=provider, http_client=http, max_retries=0, **kwargs)
+    return OpenAI(provider=provider, http_client=http, max_retries=1, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """The waits between attempts, recorded instead of slept; each must be a plain number
+    of seconds within the longest wait llm-bridge honours, whatever the headers said."""
+    recorded: list[float] = []
+
+    async def async_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(_retry, "sleep", recorded.append)
+    monkeypatch.setattr(_retry, "async_sleep", async_sleep)
+    yield recorded
+    bad = [w for w in recorded if not 0 <= w <= _retry.MAX_RETRY_AFTER]
+    assert not bad, f"waits out of range: {bad[:5]}"
 
 
 def only_api_errors(call: Callable[[], Any], shown: Any) -> None:

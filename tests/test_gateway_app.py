@@ -413,6 +413,33 @@ async def test_the_ledger_survives_a_restart_and_writes_each_request_once(tmp_pa
     assert row[:4] == ["team", "zhipu", "10", "0"]
 
 
+async def test_a_provider_error_code_with_a_lone_surrogate_is_stored(tmp_path: Path) -> None:
+    """JSON may carry "\\ud800" (a provider's error code, say); SQLite cannot store it. It
+    once killed the ledger's writer thread, and every later write waited for ever."""
+    ledger = SQLiteLedger(tmp_path / "l.sqlite")
+    odd = LedgerEntry(
+        request_id="r1",
+        at=1.0,
+        key="team",
+        model="m\ud800",
+        provider="zhipu",
+        upstream_model=None,
+        status=400,
+        error_code="12\udcff",
+        extra={"note": "x\ud800"},
+    )
+    await ledger.write(odd)
+    await ledger.write(LedgerEntry("r2", 2.0, "team", "glm-4-flash", "zhipu", None))
+    await ledger.close()
+    first, second = read_entries(tmp_path / "l.sqlite")
+    assert (first.model, first.error_code, first.extra) == (
+        "m\ufffd",
+        "12\ufffd",
+        {"note": "x\ufffd"},
+    )
+    assert second.request_id == "r2"
+
+
 async def test_the_sqlite_ledger_keeps_every_field(tmp_path: Path) -> None:
     ledger = SQLiteLedger(tmp_path / "sub" / "l.sqlite")
     entry = LedgerEntry(

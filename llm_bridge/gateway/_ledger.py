@@ -190,7 +190,7 @@ class SQLiteLedger:
                         with connection:  # one transaction
                             connection.execute("BEGIN")
                             connection.executemany(_INSERT, rows)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # (any: the writer must outlive one bad batch)
                     error = exc
                     log.error(
                         "gateway ledger: %d entries could not be written to %s: %s",

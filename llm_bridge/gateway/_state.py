@@ -83,6 +83,27 @@ class LedgerEntry:
     error_code: Optional[str] = None
     extra: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Text from a provider (an error code, a model name) may hold a lone surrogate,
+        # which JSON carries and neither SQLite nor Redis can store: made storable here,
+        # so that no sink's writer fails on it.
+        for name in ("model", "provider", "upstream_model", "error_code"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, storable(value))
+        if self.extra:
+            extra = {storable(str(k)): storable(str(v)) for k, v in self.extra.items()}
+            object.__setattr__(self, "extra", extra)
+
+
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: each lone surrogate becomes U+FFFD."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
 
 class LedgerSink(Protocol):
     """Where ledger entries go: a SQLite file by default, Redis streams with Redis.
