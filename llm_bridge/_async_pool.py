@@ -26,21 +26,16 @@ from typing import Any, Optional
 import httpcore
 import httpx
 
+from ._pool_backends import wrap_backends
+
 __all__ = ["cache_socket_lookups"]
 
 
 def cache_socket_lookups(client: httpx.AsyncClient) -> None:
     """Give the httpcore pools of ``client`` (its transport and mounts) the backend below."""
-    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if (
-            isinstance(pool, httpcore.AsyncConnectionPool)
-            and isinstance(backend, httpcore.AsyncNetworkBackend)
-            and not isinstance(backend, _SocketCachingBackend)
-        ):
-            pool._network_backend = _SocketCachingBackend(backend)
+    wrap_backends(
+        client, httpcore.AsyncConnectionPool, httpcore.AsyncNetworkBackend, _SocketCachingBackend
+    )
 
 
 class _SocketCachingBackend(httpcore.AsyncNetworkBackend):

@@ -26,6 +26,8 @@ from typing import Any, Optional
 import httpcore
 import httpx
 
+from ._pool_backends import wrap_backends
+
 __all__ = ["bound_reads", "hold_reads_to"]
 
 _held = threading.local()
@@ -41,16 +43,7 @@ def hold_reads_to(deadline: Optional[float]) -> Optional[float]:
 
 def bound_reads(client: httpx.Client) -> None:
     """Give the httpcore pools of ``client`` (its transport and mounts) the backend below."""
-    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if (
-            isinstance(pool, httpcore.ConnectionPool)
-            and isinstance(backend, httpcore.NetworkBackend)
-            and not isinstance(backend, _DeadlineBackend)
-        ):
-            pool._network_backend = _DeadlineBackend(backend)
+    wrap_backends(client, httpcore.ConnectionPool, httpcore.NetworkBackend, _DeadlineBackend)
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):

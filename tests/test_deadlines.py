@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -30,25 +30,20 @@ TIMEOUT = 1.0
 GAP = 0.2  # seconds between bytes: far below the timeout, so no single read times out
 
 
-def serve_drip(what: str) -> Iterator[str]:
-    """A loopback server answering each connection by dripping the head (``what ==
-    "head"``) or the body (``"body"``) one byte per `GAP`."""
+def serve(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A loopback server (its Zhipu root) whose every connection is answered by
+    ``answer(conn, stop)`` in a thread of its own, after the request is read; ``stop``
+    is set when the server closes."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
+    def handle(conn: socket.socket) -> None:
         with conn:
             try:
                 conn.recv(65536)
-                if what == "body":
-                    conn.sendall(HEAD)
-                for byte in HEAD + BODY if what == "head" else BODY:
-                    if stop.is_set():
-                        return
-                    conn.sendall(bytes([byte]))
-                    time.sleep(GAP)
+                answer(conn, stop)
             except OSError:
                 return
 
@@ -58,7 +53,7 @@ def serve_drip(what: str) -> Iterator[str]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
     try:
@@ -66,6 +61,22 @@ def serve_drip(what: str) -> Iterator[str]:
     finally:
         stop.set()
         listener.close()
+
+
+def serve_drip(what: str) -> Iterator[str]:
+    """A loopback server dripping the head (``what == "head"``) or the body (``"body"``)
+    one byte per `GAP`."""
+
+    def drip(conn: socket.socket, stop: threading.Event) -> None:
+        if what == "body":
+            conn.sendall(HEAD)
+        for byte in HEAD + BODY if what == "head" else BODY:
+            if stop.is_set():
+                return
+            conn.sendall(bytes([byte]))
+            time.sleep(GAP)
+
+    return serve(drip)
 
 
 @pytest.fixture(params=["body", "head"])
@@ -143,38 +154,16 @@ def serve_sse(pattern: str) -> Iterator[str]:
     """A loopback server answering with an event stream that never ends: after one event,
     keep-alive comments only (``"keepalive"``), an event every `GAP` (``"events"``), or
     nothing at all (``"silent"``)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(SSE_HEAD + EVENT)
-                while not stop.wait(GAP):
-                    if pattern == "keepalive":
-                        conn.sendall(b": keep-alive\n\n")
-                    elif pattern == "events":
-                        conn.sendall(EVENT)
-            except OSError:
-                return
+    def stream(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(SSE_HEAD + EVENT)
+        while not stop.wait(GAP):
+            if pattern == "keepalive":
+                conn.sendall(b": keep-alive\n\n")
+            elif pattern == "events":
+                conn.sendall(EVENT)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/paas/v4"
-    finally:
-        stop.set()
-        listener.close()
+    return serve(stream)
 
 
 def read_stream(
