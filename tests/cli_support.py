@@ -3,7 +3,7 @@ sys.path): running the command as a subprocess with a clean environment, and fak
 also answer ``GET /models`` as DashScope's compatible mode and Qianfan v2 do.
 
 Every run's output is added to the secret scan's texts (``SUITE_TEXTS``), so a key the
-command printed unmasked fails tests/test_zz_secret_scan.py.
+command printed unmasked fails the session's secret scan (conftest.py).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ LONG = "".join(f"片段{i:03d};" for i in range(100))
 #: A body offset inside the stream above: past its first events, well before its end.
 MID = 1500
 #: Read timeout for the stall tests (a stall is far longer; a healthy read takes ms).
-READ_TIMEOUT = 1.0
+READ_TIMEOUT = 0.5
 SHORT_TIMEOUT = httpx.Timeout(READ_TIMEOUT, connect=2.0)
 SSE = {"Content-Type": "text/event-stream"}
 TOKEN = "/oauth/2.0/token"

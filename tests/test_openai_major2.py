@@ -4,10 +4,10 @@ The main environment has the newest openai 3.x. instructor and llama-index canno
 beside it (instructor pins ``jiter<0.15``, openai 3.63 needs ``jiter>=0.16``;
 llama-index-llms-openai pins ``openai<3``), so a second environment, openai 2.x with every
 library (tests/envs/openai2.txt), is built here with ``python -m venv`` and pip, and
-tests/test_front_door.py, tests/test_libraries.py and tests/library_env/ (then the secret
-scan) run in it as a subprocess. The venv is cached between runs, keyed by a hash of the
-requirements, pyproject.toml, this checkout's path (llm-bridge is installed editable from
-it) and the Python version, under ``$LLM_BRIDGE_TEST_CACHE`` or
+tests/test_front_door.py, tests/test_libraries.py and tests/library_env/ run in it as a
+subprocess (the session's secret scan with them). The venv is cached between runs, keyed
+by a hash of the requirements, pyproject.toml, this checkout's path (llm-bridge is
+installed editable from it) and the Python version, under ``$LLM_BRIDGE_TEST_CACHE`` or
 ``$XDG_CACHE_HOME/llm-bridge-tests`` (``~/.cache/llm-bridge-tests``). A venv that cannot
 be built fails the test: never a skip.
 """
@@ -32,8 +32,7 @@ INNER_TESTS = (
     "tests/test_front_door.py",
     "tests/test_libraries.py",
     "tests/library_env/",
-    "tests/test_zz_secret_scan.py",  # last: no credential in any log or error text above
-)
+)  # (the secret scan runs when the inner session ends, as in every session: conftest.py)
 READY = "ready.txt"  # written last: the venv's `pip freeze`, proof the build finished
 PYCACHE = "pycache"  # the inner run's bytecode, kept in the venv rather than the checkout
 
