@@ -1018,7 +1018,7 @@ LAYERS = {
         ("httpx2 client around the transport", "_client", "send"),
         ("transport: read request, write answer", "_transport", "handle_request"),
         ("engine", "_engine", "chat"),
-        ("upstream HTTP", "_engine.http", "send"),
+        ("upstream HTTP", "_engine", "_open"),
     ],
 }
 
