@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -438,6 +439,37 @@ async def test_a_provider_error_code_with_a_lone_surrogate_is_stored(tmp_path: P
         {"note": "x\ufffd"},
     )
     assert second.request_id == "r2"
+
+
+async def test_the_sqlite_ledger_waits_for_room_instead_of_growing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk slower than the requests makes `write` wait once ``queue_size`` entries are
+    queued: memory stays bounded, and every entry still lands."""
+    from llm_bridge.gateway import _ledger
+
+    disk = threading.Event()
+    original_row = _ledger._row
+
+    def slow_row(entry: LedgerEntry) -> tuple[Any, ...]:
+        disk.wait(10)
+        return original_row(entry)
+
+    monkeypatch.setattr(_ledger, "_row", slow_row)
+    ledger = SQLiteLedger(tmp_path / "l.sqlite", queue_size=3)
+    entries = [
+        LedgerEntry(f"r{i}", float(i), "team", "glm-4-flash", "zhipu", None) for i in range(10)
+    ]
+    writes = asyncio.gather(*(ledger.write(entry) for entry in entries))
+    await asyncio.sleep(0.2)
+    assert not writes.done()  # waiting for room, not queued without end
+    assert ledger._queue.qsize() <= 3
+    disk.set()
+    await asyncio.wait_for(writes, 10)
+    await ledger.close()
+    assert [e.request_id for e in read_entries(tmp_path / "l.sqlite")] == [
+        e.request_id for e in entries
+    ]
 
 
 async def test_the_sqlite_ledger_keeps_every_field(tmp_path: Path) -> None:

@@ -130,40 +130,48 @@ class SQLiteLedger:
     #: The gateway writes a provisional row when it admits a request (see `_INSERT`).
     records_in_progress = True
 
-    def __init__(self, path: Union[str, Path]) -> None:
+    def __init__(self, path: Union[str, Path], *, queue_size: int = 10_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = _connect(self.path)  # fails now if the file is unusable
+        # Bounded: if the disk falls behind the requests, `write` waits for room rather
+        # than the queue growing without end (about 300 bytes an entry).
         self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Optional[Future[None]]]]] = (
-            queue.Queue()
+            queue.Queue(maxsize=queue_size)
         )
         self._thread = threading.Thread(target=self._run, name="llm-bridge-ledger", daemon=True)
         self._thread.start()
         self._closed = False
 
     async def write(self, entry: LedgerEntry) -> None:
-        """Queue ``entry`` for the writer thread and return at once: the request path never
-        waits for a commit, and the thread commits whatever has queued meanwhile in one
-        transaction. `flush` waits until everything queued is committed."""
+        """Queue ``entry`` for the writer thread and return: the request path waits for no
+        commit, and the thread commits whatever has queued meanwhile in one transaction.
+        Only when ``queue_size`` entries are waiting (the disk slower than the requests)
+        does ``write`` wait for room, so memory stays bounded and no entry is dropped.
+        `flush` waits until everything queued is committed."""
         if self._closed:
             raise RuntimeError("the ledger is closed")
-        self._queue.put((entry, None))
+        await self._put((entry, None))
 
     async def flush(self) -> None:
-        await self._submit(None)
+        done: Future[None] = Future()
+        await self._put((None, done))
+        await asyncio.wrap_future(done)
+
+    async def _put(self, item: tuple[Optional[LedgerEntry], Optional[Future[None]]]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            await asyncio.get_running_loop().run_in_executor(None, self._queue.put, item)
 
     async def close(self) -> None:
         if self._closed:
             return
         await self.flush()
         self._closed = True
-        self._queue.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10.0)
-
-    def _submit(self, entry: Optional[LedgerEntry]) -> asyncio.Future[None]:
-        done: Future[None] = Future()
-        self._queue.put((entry, done))
-        return asyncio.wrap_future(done)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._queue.put, None)
+        await loop.run_in_executor(None, self._thread.join, 10.0)
 
     def _run(self) -> None:
         """The writer thread: take what is queued, commit it in one transaction, answer."""
