@@ -56,7 +56,8 @@ from __future__ import annotations
 from ._fake import FakeProvider
 from ._script import Failure, MidStreamError, Raw, Reply, Sensitive, StreamCut, ToolCallSpec
 from ._server import Fault, LoopbackServer, serve
-from .dashscope import FakeDashScope, FakeDashScopeCompatible
+from .dashscope import FakeDashScope
+from .dashscope_compatible import FakeDashScopeCompatible
 from .qianfan import FakeQianfan, FakeQianfanV2
 from .zhipu import FakeZhipu
 

@@ -50,8 +50,15 @@ def sse_event(payload: Mapping[str, Any]) -> bytes:
     return f"data: {dumps(payload)}\n\n".encode()
 
 
+def uuid_from(seed: str) -> str:
+    """A UUID-shaped id (8-4-4-4-12 hex digits) derived from ``seed``, for request ids."""
+    h = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
 def message_text(message: Any) -> str:
-    """The text of a chat message: string content or the joined text parts."""
+    """The text of a chat message: string content or the joined text parts (OpenAI's
+    ``{"type": "text", "text"}`` parts and DashScope's native ``{"text"}`` ones alike)."""
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, str):
         return content

@@ -1,6 +1,7 @@
 """Offline fakes of Baidu Qianfan: the native v1 "wenxinworkshop" API and the v2 compatible one.
 
-They follow /work/shared/protocols.md §2 and the §7.2 fixtures B1–B8.
+They follow the wire shapes B1–B8 of docs/providers/qianfan.md ("The fakes"). The OpenAI wire
+of v2 is shared with the other OpenAI-shaped fakes (``_openai_wire``).
 
 :class:`FakeQianfan` (v1, ``https://aip.baidubce.com``) issues OAuth access tokens (B1),
 accepts ``?access_token=`` or a well-formed ``Authorization: bce-auth-v1/...`` header, enforces
@@ -42,7 +43,9 @@ from ._fake import (
     message_text,
     sse_event,
     unit_vector,
+    uuid_from,
 )
+from ._openai_wire import OpenAIWireFake, PrefixCache, WireCall, WireError
 from ._script import (
     Failure,
     MidStreamError,
@@ -68,7 +71,8 @@ DEFAULT_TOKEN_TTL = 2592000
 #: Lifetime written into the (never honoured) refresh token, as in B1.
 REFRESH_TTL = 315360000
 
-#: v1 error messages by code (protocols.md §2A.9, B5); used when a test overrides only the code.
+#: v1 error messages by code (B5, docs/providers/qianfan.md "The fakes"); used when a test
+#: overrides only the code.
 V1_MESSAGES: dict[int, str] = {
     1: "Unknown error",
     2: "Service temporarily unavailable",
@@ -108,7 +112,7 @@ V1_ERRORS: dict[str, tuple[int, str]] = {
     "overloaded": (336100, V1_MESSAGES[336100]),
     "arrears": (17, V1_MESSAGES[17]),
     "auth": (110, V1_MESSAGES[110]),
-    # UNSURE: protocols.md has no native code for a refused prompt (B6 filtering is a
+    # UNSURE: no native code for a refused prompt was found (B6 filtering is a
     # successful body with finish_reason "content_filter"); 336003 with a "sensitive" message
     # is the choice here.
     "content_filter": (336003, "the input or output contains sensitive content"),
@@ -121,8 +125,8 @@ TOKEN_INVALID = (110, V1_MESSAGES[110])
 TOKEN_EXPIRED = (111, V1_MESSAGES[111])
 
 # Message-rule answers. The 336006 texts are Baidu's own (quoted in public client code next
-# to the rule they work around); 336003 for empty content likewise. UNSURE: protocols.md
-# §2A.9 notes some reports give 336003 for the odd-length rule; 336006 is used.
+# to the rule they work around); 336003 for empty content likewise. UNSURE: some reports
+# give 336003 for the odd-length rule; 336006 is used.
 ODD_LENGTH = (336006, "the length of messages must be an odd number")
 EVEN_INDEX_ROLE = (
     336006,
@@ -132,7 +136,8 @@ ODD_INDEX_ROLE = (336006, "the role of message with odd index in the messages mu
 FIRST_NOT_USER = (336003, "the first message must be user")  # UNSURE: code and text
 EMPTY_CONTENT = (336003, "message content can not be empty")
 
-#: Endpoint suffix -> model name, from protocols.md §2A.4 (chat and embeddings). Pass it (or
+#: Endpoint suffix -> model name (chat and embeddings; docs/providers/qianfan.md "The
+#: fakes"). Pass it (or
 #: your own mapping) as ``endpoints=`` to make unknown suffixes answer error_code 3.
 KNOWN_ENDPOINTS: dict[str, str] = {
     "completions_pro": "ERNIE-4.0-8K",
@@ -163,13 +168,14 @@ KNOWN_ENDPOINTS: dict[str, str] = {
     "tao_8k": "tao-8k",
 }
 
-#: Embedding vector length per v1 endpoint (protocols.md §2A.10; bge/tao UNSURE); default 384.
+#: Embedding vector length per v1 endpoint (B7; bge/tao UNSURE); default 384.
 EMBEDDING_SIZES = {"embedding-v1": 384, "bge_large_zh": 1024, "bge_large_en": 1024, "tao_8k": 1024}
 MAX_EMBEDDING_INPUTS = 16
-#: tao-8k takes exactly one text per call (Baidu's page; protocols.md UNSURE).
+#: tao-8k takes exactly one text per call (Baidu's page; UNSURE, see B7).
 MAX_EMBEDDING_INPUTS_BY_ENDPOINT = {"tao_8k": 1}
 
-#: ``bce-auth-v1/{ak}/{UTC timestamp}/{expiration}/{signed;headers}/{64 hex}`` (§2A.3).
+#: ``bce-auth-v1/{ak}/{UTC timestamp}/{expiration}/{signed;headers}/{64 hex}``
+#: (docs/providers/qianfan.md, "The fakes").
 BCE_AUTH = re.compile(
     r"bce-auth-v1/[^/\s]+/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/\d+/"
     r"(?:[a-z0-9-]+(?:;[a-z0-9-]+)*)?/[0-9a-f]{64}"
@@ -591,36 +597,43 @@ class _V1Call:
 
 # ---------------------------------------------------------------------------------- v2
 
-#: Failure kind -> (HTTP status, code, message, type) for v2 (§2B, B8). Only auth and
-#: rate_limit are documented; the rest are UNSURE, chosen to look like §2B's known codes.
-V2_ERRORS: dict[str, tuple[int, str, str, str]] = {
-    "rate_limit": (
+#: Failure kind -> v2's answer: HTTP status, code, message, type (B8, docs/providers/
+#: qianfan.md "Errors"). Only auth and rate_limit are documented; the rest are UNSURE,
+#: chosen to look like the known codes.
+V2_ERRORS: dict[str, WireError] = {
+    "rate_limit": WireError(
         429,
         "rpm_rate_limit_exceeded",
         "Rate limit reached for RPM",
         "rate_limit_exceeded",
     ),
-    "overloaded": (503, "server_overloaded", "try again later", "server_error"),
-    "arrears": (
+    "overloaded": WireError(503, "server_overloaded", "try again later", "server_error"),
+    "arrears": WireError(
         429,
         "insufficient_quota",
         "You exceeded your current quota, please check your plan and billing details.",
         "insufficient_quota",
     ),
-    "auth": (401, "invalid_iam_token", "IAM Certification failed", "invalid_request_error"),
-    "content_filter": (
+    "auth": WireError(
+        401, "invalid_iam_token", "IAM Certification failed", "invalid_request_error"
+    ),
+    "content_filter": WireError(
         400,
         "content_filter",
         "the input or output contains sensitive content",
         "invalid_request_error",
     ),
-    "context_length": (400, "characters_too_long", "characters too long", "invalid_request_error"),
-    "server_error": (500, "internal_error", "Internal error", "server_error"),
-    "model_not_found": (400, "invalid_model", "model is not supported", "invalid_request_error"),
-    "bad_request": (400, "invalid_argument", "invalid argument", "invalid_request_error"),
+    "context_length": WireError(
+        400, "characters_too_long", "characters too long", "invalid_request_error"
+    ),
+    "server_error": WireError(500, "internal_error", "Internal error", "server_error"),
+    "model_not_found": WireError(
+        400, "invalid_model", "model is not supported", "invalid_request_error"
+    ),
+    "bad_request": WireError(400, "invalid_argument", "invalid argument", "invalid_request_error"),
 }
-V2_EMPTY_MODEL = (400, "invalid_model", "model is empty", "invalid_request_error")
-V2_MALFORMED_JSON = (400, "malformed_json", "malformed json", "invalid_request_error")
+V2_EMPTY_MODEL = WireError(400, "invalid_model", "model is empty", "invalid_request_error")
+V2_MALFORMED_JSON = WireError(400, "malformed_json", "malformed json", "invalid_request_error")
 V2_EMBEDDING_DIMENSIONS = 1024
 
 # v2's message-order answers. UNSURE: v2's code and text for a bad order were not found in
@@ -639,19 +652,20 @@ V2_LAST_USER_STEMS = ("ernie-4.5", "ernie-x1")
 #: v2's thinking_budget floor (chat reference: default 16384, minimum 100).
 V2_MIN_THINKING_BUDGET = 100
 
-#: The IAM endpoint that mints v2 bearer tokens from account keys (protocols.md §2B).
+#: The IAM endpoint that mints v2 bearer tokens from account keys (docs/providers/qianfan.md,
+#: "IAM keys → v2 bearer token").
 IAM_HOST = "iam.bj.baidubce.com"
 IAM_TOKEN_PATH = "/v1/BCE-BEARER/token"
 #: IAM's default token lifetime when expireInSeconds is not given (30 minutes).
 IAM_DEFAULT_TTL = 1800
 #: UNSURE: IAM's exact answers to a bad signature / unknown key / stale timestamp; these
-#: follow the BCE gateway's (protocols.md §2A.3).
+#: follow the BCE gateway's (docs/providers/qianfan.md, "UNSURE").
 IAM_SIGNATURE_ERROR = ("SignatureDoesNotMatch", "Fail to authn user: Signature does not match")
 IAM_UNKNOWN_KEY = ("InvalidAccessKeyId", "Could not find credential.")
 IAM_STALE_REQUEST = ("RequestExpired", "Request has expired. Timestamp date is out of range")
 
 
-class FakeQianfanV2(FakeProvider):
+class FakeQianfanV2(OpenAIWireFake):
     """Fake Qianfan v2 on ``https://qianfan.baidubce.com/v2``: OpenAI-shaped chat and
     embeddings, and the IAM token endpoint on ``https://iam.bj.baidubce.com``.
 
@@ -671,10 +685,8 @@ class FakeQianfanV2(FakeProvider):
     """
 
     base_url = "https://qianfan.baidubce.com/v2"
-    routes = (
-        ("POST", "/chat/completions", "chat_completions"),
-        ("POST", "/embeddings", "embeddings"),
-    )
+    errors = V2_ERRORS
+    embedding_input_message = f"input must be 1 to {MAX_EMBEDDING_INPUTS} strings"
 
     def __init__(
         self,
@@ -698,7 +710,7 @@ class FakeQianfanV2(FakeProvider):
         #: Bearer tokens minted by the IAM endpoint, in order.
         self.issued_tokens: list[str] = []
         self._token_expiry: dict[str, float] = {}
-        self._prefixes: set[str] = set()
+        self._prefixes = PrefixCache(whole=True)
 
     # -- IAM -------------------------------------------------------------------------------
 
@@ -767,95 +779,7 @@ class FakeQianfanV2(FakeProvider):
             expiry = self._token_expiry.get(token)
         return expiry is not None and self.clock() < expiry
 
-    # -- routes ----------------------------------------------------------------------------
-
-    def chat_completions(self, request: httpx.Request) -> httpx.Response:
-        """``POST /v2/chat/completions``: a scripted (or echo) answer; streamed per B8."""
-        body, rejection = self._admit(request)
-        if rejection is not None:
-            return rejection
-        given = body.get("messages")
-        messages: list[Any] = given if isinstance(given, list) else []
-        model = str(body["model"])
-        problem = _check_v2_messages(messages, model)
-        if problem is not None:
-            return self._error_response(400, "invalid_argument", problem, "invalid_request_error")
-        budget = body.get("thinking_budget")
-        if budget is not None and (not isinstance(budget, int) or budget < V2_MIN_THINKING_BUDGET):
-            limit = f"thinking_budget must be an integer >= {V2_MIN_THINKING_BUDGET}"
-            return self._error_response(400, "invalid_argument", limit, "invalid_request_error")
-        outcome = self.next_outcome()
-        if outcome is None:
-            outcome = self.default_reply(model, last_user_text(messages))
-            if _thinks(body, model):
-                outcome = Reply(
-                    outcome.content,
-                    reasoning_content=f"(offline fake {model} thinking)",
-                )
-        options = body.get("stream_options")
-        call = _V2Call(
-            id=_as_id(self.next_serial()),
-            created=int(self.clock()),
-            model=model,
-            prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
-            include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
-            cached_tokens=self._cached(messages),
-        )
-        if body.get("stream"):
-            return self._stream(call, outcome)
-        return self._complete(call, outcome)
-
-    def _cached(self, messages: list[Any]) -> int:
-        """With ``prompt_cache``, the tokens of the longest run of leading messages an
-        earlier request began with (prefix caching); the prefixes of this one are kept."""
-        if not self.prompt_cache or not messages:
-            return 0
-        keys = [
-            hashlib.sha256(dumps(messages[: n + 1], sort_keys=True).encode()).hexdigest()
-            for n in range(len(messages))
-        ]
-        with self._lock:
-            hit = max(
-                (n + 1 for n, key in enumerate(keys[:-1]) if key in self._prefixes), default=0
-            )
-            self._prefixes.update(keys)
-        return sum(approx_tokens(message_text(m)) for m in messages[:hit])
-
-    def embeddings(self, request: httpx.Request) -> httpx.Response:
-        """``POST /v2/embeddings``: OpenAI-shaped; only a queued Failure or Raw applies here."""
-        body, rejection = self._admit(request)
-        if rejection is not None:
-            return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not is_text_list(texts) or not texts or len(texts) > MAX_EMBEDDING_INPUTS:
-            limit = f"input must be 1 to {MAX_EMBEDDING_INPUTS} strings"
-            return self._error_response(400, "invalid_argument", limit, "invalid_request_error")
-        tokens = sum(approx_tokens(text) for text in texts)
-        payload = {
-            "id": _as_id(self.next_serial()),
-            "object": "list",
-            "created": int(self.clock()),
-            "model": body["model"],
-            "data": [
-                {
-                    "object": "embedding",
-                    "embedding": unit_vector(text, V2_EMBEDDING_DIMENSIONS),
-                    "index": i,
-                }
-                for i, text in enumerate(texts)
-            ],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return self.json_response(200, payload)
-
-    # -- admission ------------------------------------------------------------------------------
+    # -- admission and request rules ---------------------------------------------------------
 
     def _admit(self, request: httpx.Request) -> tuple[dict[str, Any], httpx.Response | None]:
         """Check bearer key, JSON body and model; record the ``appid`` header."""
@@ -866,44 +790,90 @@ class FakeQianfanV2(FakeProvider):
         try:
             body = json.loads(request.content)
         except ValueError:
-            return {}, self._error_response(*V2_MALFORMED_JSON)
+            return {}, self._error_response(V2_MALFORMED_JSON)
         if not isinstance(body, dict):
-            return {}, self._error_response(*V2_MALFORMED_JSON)
+            return {}, self._error_response(V2_MALFORMED_JSON)
         if not body.get("model"):
-            return body, self._error_response(*V2_EMPTY_MODEL)
+            return body, self._error_response(V2_EMPTY_MODEL)
         if self.model_names is not None and body["model"] not in self.model_names:
             return body, self._error(Failure("model_not_found"))
         return body, None
 
-    # -- non-stream rendering --------------------------------------------------------------
+    def _check_chat(
+        self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
+    ) -> httpx.Response | None:
+        """v2's message order, and its ``thinking_budget`` floor (400 ``invalid_argument``)."""
+        problem = _check_v2_messages(messages, model)
+        if problem is not None:
+            return self._invalid(problem)
+        budget = body.get("thinking_budget")
+        if budget is not None and (not isinstance(budget, int) or budget < V2_MIN_THINKING_BUDGET):
+            return self._invalid(f"thinking_budget must be an integer >= {V2_MIN_THINKING_BUDGET}")
+        return None
 
-    def _complete(self, call: _V2Call, outcome: Outcome) -> httpx.Response:
-        """Render any outcome for a non-stream request."""
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        if isinstance(outcome, MidStreamError):
-            return self._error(Failure(outcome.kind))
-        if isinstance(outcome, StreamCut):
-            body = dumps(self._completion(call, Reply(outcome.content))).encode("utf-8")
-            headers = {"Content-Type": "application/json"}
-            half = [body[: len(body) // 2]]
-            return self.stream_response(200, half, headers, cut=outcome.cut_raises)
-        if isinstance(outcome, Sensitive):
-            # UNSURE: a non-zero ``flag`` for filtered answers (QF-SDK typing only names it).
-            partial = Reply("".join(sent_chunks(outcome)), finish_reason="content_filter")
-            return self.json_response(200, self._completion(call, partial, flag=1))
-        return self.json_response(200, self._completion(call, outcome))
+    def _outcome(
+        self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
+    ) -> Outcome:
+        """The next outcome; the echo reply thinks aloud when the request thinks."""
+        outcome = self.next_outcome()
+        if outcome is not None:
+            return outcome
+        reply = self.default_reply(model, last_user_text(messages))
+        if _thinks(body, model):
+            return Reply(reply.content, reasoning_content=f"(offline fake {model} thinking)")
+        return reply
 
-    def _completion(self, call: _V2Call, reply: Reply, flag: int = 0) -> dict[str, Any]:
-        """The OpenAI-shaped body with Qianfan's ``as-`` id and per-choice ``flag``."""
+    def _ids(self, body: dict[str, Any]) -> tuple[str, str]:
+        """An ``as-`` id, which is also the request's id."""
+        call_id = _as_id(self.next_serial())
+        return call_id, call_id
+
+    def _prompt_details(self, messages: list[Any]) -> Mapping[str, Any] | None:
+        """With ``prompt_cache``, ``cached_tokens`` (and ``search_tokens: 0``) when a run of
+        leading messages an earlier request began with was hit."""
+        cached = self._prefixes.hit(messages) if self.prompt_cache else 0
+        return {"search_tokens": 0, "cached_tokens": cached} if cached else None
+
+    def _embedding_size(self, body: dict[str, Any], count: int) -> int | str:
+        """At most 16 texts, each embedded in 1024 dimensions."""
+        if count > MAX_EMBEDDING_INPUTS:
+            return self.embedding_input_message
+        return V2_EMBEDDING_DIMENSIONS
+
+    def _embedding_body(
+        self, body: dict[str, Any], vectors: list[list[float]], tokens: int
+    ) -> dict[str, Any]:
+        """OpenAI's list with an ``as-`` id and ``created``."""
+        return {
+            "id": _as_id(self.next_serial()),
+            "object": "list",
+            "created": int(self.clock()),
+            "model": body["model"],
+            "data": [
+                {"object": "embedding", "embedding": vector, "index": i}
+                for i, vector in enumerate(vectors)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _completion(
+        self, call: WireCall, reply: Reply, *, filtered: bool = False
+    ) -> dict[str, Any]:
+        """The OpenAI-shaped body with Qianfan's ``as-`` id and per-choice ``flag`` (non-zero
+        when the filter stopped the answer: UNSURE, QF-SDK's typing only names it)."""
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.reasoning_content is not None:
             message["reasoning_content"] = reply.reasoning_content
         if reply.tool_calls:
             message["tool_calls"] = self._tool_calls(call, reply.tool_calls)
-        choice = {"index": 0, "message": message, "finish_reason": _v2_finish(reply), "flag": flag}
+        choice = {
+            "index": 0,
+            "message": message,
+            "finish_reason": reply.resolved_finish_reason(),
+            "flag": int(filtered),
+        }
         return {
             "id": call.id,
             "object": "chat.completion",
@@ -913,7 +883,7 @@ class FakeQianfanV2(FakeProvider):
             "usage": self._usage(call, reply),
         }
 
-    def _tool_calls(self, call: _V2Call, specs: Iterable[ToolCallSpec]) -> list[dict[str, Any]]:
+    def _tool_calls(self, call: WireCall, specs: Iterable[ToolCallSpec]) -> list[dict[str, Any]]:
         """OpenAI tool calls; ids invented from the response id when not scripted."""
         return [
             {
@@ -925,134 +895,73 @@ class FakeQianfanV2(FakeProvider):
             for i, spec in enumerate(specs)
         ]
 
-    def _usage(self, call: _V2Call, reply: Reply) -> dict[str, Any]:
-        """Scripted usage, or usage computed from prompt and reply text lengths (with
-        ``prompt_tokens_details.cached_tokens`` when the prompt cache was hit)."""
-        if reply.usage is not None:
-            return dict(reply.usage)
-        usage: dict[str, Any] = _usage(call.prompt_tokens, approx_tokens(reply.completion_text()))
-        if call.cached_tokens:
-            usage["prompt_tokens_details"] = {
-                "search_tokens": 0,
-                "cached_tokens": call.cached_tokens,
-            }
-        return usage
+    def _delta_event(self, call: WireCall, delta: dict[str, Any]) -> bytes:
+        """One ``chat.completion.chunk`` with ``flag: 0`` (B8 key order)."""
+        return self._chunk(call, {"index": 0, "delta": delta, "flag": 0})
 
-    # -- stream rendering ------------------------------------------------------------------
-
-    def _stream(self, call: _V2Call, outcome: Outcome) -> httpx.Response:
-        """Render any outcome for a ``stream: true`` request as B8 SSE ending in [DONE]."""
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        if isinstance(outcome, Reply):
-            return self.stream_response(200, self._reply_events(call, outcome), SSE_HEADERS)
-        events = [self._chunk(call, {"content": text}) for text in sent_chunks(outcome)]
-        if isinstance(outcome, StreamCut):
-            return self.stream_response(200, events, SSE_HEADERS, cut=outcome.cut_raises)
-        if isinstance(outcome, MidStreamError):
-            # UNSURE: v2's in-stream error framing; the v2 error object as a data event.
-            _, code, message, kind = V2_ERRORS[outcome.kind]
-            events.append(
-                sse_event(
-                    {"error": {"code": code, "message": message, "type": kind}, "id": call.id}
-                )
-            )
-            return self.stream_response(200, events, SSE_HEADERS)
-        partial = Reply("".join(sent_chunks(outcome)), finish_reason="content_filter")
-        events += self._finish_events(call, partial, {"content": ""}, flag=1)
-        return self.stream_response(200, [*events, DONE_EVENT], SSE_HEADERS)
-
-    def _reply_events(self, call: _V2Call, reply: Reply) -> list[bytes]:
-        """Reasoning chunks, content chunks, the finishing chunk, [usage chunk], [DONE]."""
-        size = reply.chunk_size
-        events = [
-            self._chunk(call, {"reasoning_content": text})
-            for text in chunk_text(reply.reasoning_content or "", size)
-        ]
-        events += [self._chunk(call, {"content": text}) for text in chunk_text(reply.content, size)]
+    def _closing_deltas(
+        self, call: WireCall, reply: Reply, deltas: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Every text chunk as it is; the finishing chunk carries the tool calls, indexed."""
         last: dict[str, Any] = {"content": ""}
         if reply.tool_calls:
             last["tool_calls"] = [
                 {"index": i, **tool}
                 for i, tool in enumerate(self._tool_calls(call, reply.tool_calls))
             ]
-        events += self._finish_events(call, reply, last)
-        return [*events, DONE_EVENT]
-
-    def _chunk(self, call: _V2Call, delta: dict[str, Any], **choice_extra: Any) -> bytes:
-        """One ``chat.completion.chunk`` with a single choice (B8 key order)."""
-        choice = {"index": 0, "delta": delta, **choice_extra}
-        choice.setdefault("flag", 0)
-        return sse_event({**call.header(), "choices": [choice]})
+        return deltas, last
 
     def _finish_events(
-        self, call: _V2Call, reply: Reply, delta: dict[str, Any], *, flag: int = 0
+        self, call: WireCall, reply: Reply, delta: dict[str, Any], *, filtered: bool = False
     ) -> list[bytes]:
         """The finish chunk, then a ``choices: []`` usage chunk when include_usage was asked."""
-        events = [self._chunk(call, delta, finish_reason=_v2_finish(reply), flag=flag)]
+        finish = reply.resolved_finish_reason()
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "flag": int(filtered)}
+        events = [self._chunk(call, choice)]
         if call.include_usage:
             events.append(
-                sse_event({**call.header(), "choices": [], "usage": self._usage(call, reply)})
+                sse_event({**_v2_header(call), "choices": [], "usage": self._usage(call, reply)})
             )
         return events
 
+    def _chunk(self, call: WireCall, choice: dict[str, Any]) -> bytes:
+        """One ``chat.completion.chunk`` with a single choice."""
+        return sse_event({**_v2_header(call), "choices": [choice]})
+
+    def _stream_error(self, call: WireCall, kind: str) -> dict[str, Any]:
+        """UNSURE: v2's in-stream error framing; the v2 error object as a data event."""
+        error = V2_ERRORS[kind]
+        return {
+            "error": {"code": error.code, "message": error.message, "type": error.type},
+            "id": call.id,
+        }
+
     # -- errors ----------------------------------------------------------------------------
 
-    def _error(self, failure: Failure) -> httpx.Response:
-        """A Failure as v2's ``{"error":{code,message,type},"id"}``, overrides applied."""
-        status, code, message, kind = V2_ERRORS[failure.kind]
-        return self._error_response(
-            failure.status or status,
-            failure.code or code,
-            failure.message or message,
-            kind,
-            failure.headers,
-        )
-
-    def _error_response(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        kind: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """The v2 error body with a fresh ``as-`` id."""
-        payload = {
-            "error": {"code": code, "message": message, "type": kind},
+    def _error_body(self, error: WireError, call: WireCall | None) -> dict[str, Any]:
+        """v2's ``{"error":{code,message,type},"id"}`` with a fresh ``as-`` id."""
+        return {
+            "error": {"code": error.code, "message": error.message, "type": error.type},
             "id": _as_id(self.next_serial()),
         }
-        return self.json_response(status, payload, headers)
 
 
-@dataclass(frozen=True)
-class _V2Call:
-    """What one v2 chat request contributes to its answer."""
-
-    id: str
-    created: int
-    model: str
-    prompt_tokens: int
-    include_usage: bool
-    cached_tokens: int = 0
-
-    def header(self) -> dict[str, Any]:
-        """The leading keys of every stream chunk, in B8 order."""
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-        }
+def _v2_header(call: WireCall) -> dict[str, Any]:
+    """The leading keys of every v2 stream chunk, in B8 order."""
+    return {
+        "id": call.id,
+        "object": "chat.completion.chunk",
+        "created": call.created,
+        "model": call.model,
+    }
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
 def _check_messages(messages: Any) -> tuple[int, str] | None:
-    """None when ``messages`` obeys v1's rules (§2A.5), else Baidu's (code, message)."""
+    """None when ``messages`` obeys v1's rules (docs/providers/qianfan.md "The fakes"), else
+    Baidu's (code, message)."""
     if not isinstance(messages, list):
         return 336001, V1_MESSAGES[336001]
     for index, message in enumerate(messages):
@@ -1082,14 +991,6 @@ def _v1_finish(reply: Reply) -> str:
         return "function_call"
     finish = reply.resolved_finish_reason()
     return {"stop": "normal", "tool_calls": "function_call"}.get(finish, finish)
-
-
-def _v2_finish(reply: Reply) -> str:
-    """v2's finish reason: ``stop`` for a natural end (its chat reference, 2025-12-23;
-    B8's older ``normal`` can still be scripted), ``tool_calls`` for calls."""
-    if reply.finish_reason is not None:
-        return reply.finish_reason
-    return "tool_calls" if reply.tool_calls else "stop"
 
 
 def _check_v2_messages(messages: list[Any], model: str) -> str | None:
@@ -1163,7 +1064,7 @@ def verify_bce_signature(
 ) -> tuple[str, str] | None:
     """None when ``request`` carries a valid bce-auth-v1 signature by ``access_key`` /
     ``secret_key`` whose window (``x-bce-date`` .. + expiration) holds ``now``; else IAM's
-    (code, message). An implementation of Baidu's algorithm of its own (protocols.md §2A.3),
+    (code, message). An implementation of Baidu's algorithm of its own (BCE's signer),
     independent of ``llm_bridge._bce_signer``, so the two check each other."""
     parts = request.headers.get("authorization", "").split("/")
     if len(parts) != 6 or parts[0] != "bce-auth-v1":
@@ -1240,5 +1141,4 @@ def _as_id(serial: int) -> str:
 
 def _request_id(serial: int) -> str:
     """A BCE gateway request id (UUID-shaped, deterministic)."""
-    h = hashlib.sha256(f"bce-request/{serial}".encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    return uuid_from(f"bce-request/{serial}")

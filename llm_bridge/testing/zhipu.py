@@ -1,6 +1,6 @@
 """An offline fake of Zhipu GLM API v4 that answers in Zhipu's native wire format.
 
-It follows /work/shared/protocols.md §1 and the §7.1 fixtures: non-stream bodies are
+It follows the wire shapes of docs/providers/zhipu.md ("The fake"): non-stream bodies are
 key-sorted compact JSON without an ``object`` field (Z1, Z3), streams are ``data: {json}``
 events in Z2 order ending with ``data: [DONE]``, and errors are
 ``{"error":{"code":"<digits>","message":...}}`` with Zhipu's business codes.
@@ -25,57 +25,39 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping
 
 import httpx
 
-from ._fake import (
-    FakeProvider,
-    approx_tokens,
-    dumps,
-    is_text_list,
-    last_user_text,
-    message_text,
-    sse_event,
-    unit_vector,
-)
-from ._script import (
-    Failure,
-    MidStreamError,
-    Outcome,
-    Raw,
-    Reply,
-    Sensitive,
-    StreamCut,
-    ToolCallSpec,
-    chunk_text,
-    sent_chunks,
-)
+from ._fake import sse_event
+from ._openai_wire import OpenAIWireFake, PrefixCache, WireCall, WireError, embedding_items
+from ._script import Failure, Outcome, Reply, ToolCallSpec
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=UTF-8"}
-DONE_EVENT = b"data: [DONE]\n\n"
 
-#: Failure kind -> (HTTP status, business code, message), from protocols.md §1.8 and §7.1.
-ERRORS: dict[str, tuple[int, str, str]] = {
-    "rate_limit": (429, "1302", "您的账户已达到速率限制，请您控制请求频率"),
-    "overloaded": (429, "1305", "该模型当前访问量过大，请您稍后再试"),
-    "arrears": (429, "1113", "您的账户已欠费，请充值后重试"),
-    "auth": (401, "1002", "Authorization Token非法，请确认Authorization Token正确传递。"),
-    "content_filter": (
+#: Failure kind -> Zhipu's answer: HTTP status, business code, message (docs/providers/
+#: zhipu.md, "The fake" / "Errors").
+ERRORS: dict[str, WireError] = {
+    "rate_limit": WireError(429, "1302", "您的账户已达到速率限制，请您控制请求频率"),
+    "overloaded": WireError(429, "1305", "该模型当前访问量过大，请您稍后再试"),
+    "arrears": WireError(429, "1113", "您的账户已欠费，请充值后重试"),
+    "auth": WireError(401, "1002", "Authorization Token非法，请确认Authorization Token正确传递。"),
+    "content_filter": WireError(
         400,
         "1301",
         "系统检测到输入或生成内容可能包含不安全或敏感内容，"
         "请您避免输入易产生敏感内容的提示语，感谢您的配合。",
     ),
-    "context_length": (400, "1261", "Prompt 超过最大长度"),
-    "server_error": (500, "500", "服务内部错误"),
-    "model_not_found": (400, "1211", "模型不存在，请检查模型代码。"),
-    "bad_request": (400, "1214", "参数非法，请检查文档。"),
+    "context_length": WireError(400, "1261", "Prompt 超过最大长度"),
+    "server_error": WireError(500, "500", "服务内部错误"),
+    "model_not_found": WireError(400, "1211", "模型不存在，请检查模型代码。"),
+    "bad_request": WireError(400, "1214", "参数非法，请检查文档。"),
 }
-EXPIRED_TOKEN = (401, "1003", "Authentication Token 已过期，请重新生成/获取")
+EXPIRED_TOKEN = WireError(401, "1003", "Authentication Token 已过期，请重新生成/获取")
 #: GLM-5.3 refusing thinking.type "disabled" (THU-MAIC/OpenMAIC#1400, OpenCSGs/csglite#195).
-ALWAYS_THINKS = (400, "1210", "该模型始终思考，不支持关闭思考；请使用 low、high 或 max。")
+ALWAYS_THINKS = WireError(400, "1210", "该模型始终思考，不支持关闭思考；请使用 low、high 或 max。")
+#: 400 code 1214's message naming the parameter at fault.
+INVALID = "{field}参数非法，请检查文档。"
 MISSING_REASONING = (
     "thinking is enabled but reasoning_content is missing in assistant tool call message "
     "at index {index}"
@@ -91,7 +73,7 @@ EMBEDDING_2_DIMENSIONS = 1024
 MAX_EMBEDDING_INPUTS = 64
 
 
-class FakeZhipu(FakeProvider):
+class FakeZhipu(OpenAIWireFake):
     """Fake ``https://open.bigmodel.cn/api/paas/v4``: chat completions (JSON or SSE) and embeddings.
 
     With ``api_key`` set, requests must authenticate with ``Bearer <api_key>`` or a valid
@@ -103,10 +85,11 @@ class FakeZhipu(FakeProvider):
     base_url = "https://open.bigmodel.cn/api/paas/v4"
     #: The Coding Plan's root serves the same API (on either host).
     other_roots = ("/api/coding/paas/v4",)
-    routes = (
-        ("POST", "/chat/completions", "chat_completions"),
-        ("POST", "/embeddings", "embeddings"),
-    )
+    sse_headers = SSE_HEADERS
+    sort_keys = True
+    filter_finish = "sensitive"
+    errors = ERRORS
+    embedding_input_message = INVALID.format(field="input")
 
     def __init__(
         self,
@@ -119,92 +102,26 @@ class FakeZhipu(FakeProvider):
         super().__init__(split_bytes=split_bytes, clock=clock)
         self.api_key = api_key
         self.model_names = model_names
-        self._cached_prefixes: set[str] = set()
+        self._cache = PrefixCache(whole=False)
 
-    # -- routes ----------------------------------------------------------------------------
-
-    def chat_completions(self, request: httpx.Request) -> httpx.Response:
-        """``POST /chat/completions``: a scripted (or echo) answer, streamed when asked."""
-        body, rejection = self._admit(request)
-        if rejection is not None:
-            return rejection
-        messages = body.get("messages") or []
-        model = str(body.get("model", ""))
-        coding = "/coding/" in request.url.path
-        thinking = _thinking(model, body.get("thinking"), coding)
-        if thinking == "refused":
-            return self._error_response(*ALWAYS_THINKS)
-        rejection = self._check_messages(messages, thinking is True)
-        if rejection is not None:
-            return rejection
-        outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
-        if thinking is False and isinstance(outcome, Reply) and outcome.reasoning_content:
-            outcome = dataclasses.replace(outcome, reasoning_content=None)
-        call = _Call(
-            task_id=self._task_id(),
-            created=int(self.clock()),
-            model=model,
-            request_id=body.get("request_id"),
-            prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
-            cached_tokens=self._cache(messages),
-        )
-        if body.get("stream"):
-            return self._stream(call, outcome)
-        return self._complete(call, outcome)
-
-    def embeddings(self, request: httpx.Request) -> httpx.Response:
-        """``POST /embeddings``: deterministic hash-derived vectors in the OpenAI shape.
-
-        Only a queued Failure or Raw at the head of the queue applies here; chat replies stay
-        queued for the chat requests they were scripted for.
-        """
-        body, rejection = self._admit(request)
-        if rejection is not None:
-            return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        model = str(body.get("model", ""))
-        texts = body.get("input")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not is_text_list(texts) or not texts or len(texts) > MAX_EMBEDDING_INPUTS:
-            return self._invalid("input")
-        size = _embedding_size(model, body.get("dimensions"))
-        if size is None:
-            return self._invalid("dimensions")
-        tokens = sum(approx_tokens(text) for text in texts)
-        payload = {
-            "data": [
-                {"embedding": unit_vector(text, size), "index": i, "object": "embedding"}
-                for i, text in enumerate(texts)
-            ],
-            "model": model,
-            "object": "list",
-            "usage": {"completion_tokens": 0, "prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return self.json_response(200, payload, sort_keys=True)
-
-    # -- admission: auth, body, model --------------------------------------------------------
+    # -- admission and request rules ---------------------------------------------------------
 
     def _admit(self, request: httpx.Request) -> tuple[dict[str, Any], httpx.Response | None]:
         """Check auth, JSON body and model the way the server does before generating."""
         auth_error = self._check_auth(request.headers.get("Authorization", ""))
         if auth_error is not None:
-            return {}, self._error_response(*auth_error)
+            return {}, self._error_response(auth_error)
         try:
             body = json.loads(request.content)
         except ValueError:
-            return {}, self._invalid("body")
+            return {}, self._invalid(INVALID.format(field="body"))
         if not isinstance(body, dict):
-            return {}, self._invalid("body")
+            return {}, self._invalid(INVALID.format(field="body"))
         if self.model_names is not None and body.get("model") not in self.model_names:
             return body, self._error(Failure("model_not_found"))
         return body, None
 
-    def _check_auth(self, header: str) -> tuple[int, str, str] | None:
+    def _check_auth(self, header: str) -> WireError | None:
         """None when ``header`` carries the raw key or a valid JWT, else the error to send."""
         if self.api_key is None:
             return None
@@ -218,58 +135,76 @@ class FakeZhipu(FakeProvider):
             return EXPIRED_TOKEN
         return None
 
-    def _check_messages(self, messages: list[Any], thinking: bool) -> httpx.Response | None:
-        """GLM's message rules (400 code 1214), checked before generating."""
-        if not isinstance(messages, list) or not messages:
-            return self._invalid("messages")
+    def _check_chat(
+        self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
+    ) -> httpx.Response | None:
+        """Thinking that cannot be turned off (400 code 1210), then GLM's message rules (400
+        code 1214)."""
+        thinking = _thinking(model, body.get("thinking"), _coding(request))
+        if thinking == "refused":
+            return self._error_response(ALWAYS_THINKS)
+        if not messages:
+            return self._invalid(INVALID.format(field="messages"))
         if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
-            return self._invalid("messages")
+            return self._invalid(INVALID.format(field="messages"))
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") != "assistant":
                 continue
             if not message.get("content") and not message.get("tool_calls"):
-                status, code, _ = ERRORS["bad_request"]
-                text = f"messages[{index}]:content和tool_calls 字段不能同时为空"
-                return self._error_response(status, code, text)
-            if thinking and message.get("tool_calls") and message.get("reasoning_content") is None:
-                status, code, _ = ERRORS["bad_request"]
-                return self._error_response(status, code, MISSING_REASONING.format(index=index))
+                return self._invalid(f"messages[{index}]:content和tool_calls 字段不能同时为空")
+            if (
+                thinking is True
+                and message.get("tool_calls")
+                and message.get("reasoning_content") is None
+            ):
+                return self._invalid(MISSING_REASONING.format(index=index))
         return None
 
-    def _cache(self, messages: list[Any]) -> int:
-        """Tokens of the longest leading run of ``messages`` an earlier request began with
-        (GLM's implicit cache); this request's leading runs are remembered."""
-        keys = [dumps(messages[:length], sort_keys=True) for length in range(1, len(messages))]
-        cached = 0
-        with self._lock:
-            for length in range(len(keys), 0, -1):
-                if keys[length - 1] in self._cached_prefixes:
-                    cached = sum(approx_tokens(message_text(m)) for m in messages[:length])
-                    break
-            self._cached_prefixes.update(keys)
-        return cached
+    def _outcome(
+        self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
+    ) -> Outcome:
+        """The next outcome, without its ``reasoning_content`` when thinking was turned off."""
+        outcome = super()._outcome(request, body, model, messages)
+        thinking = _thinking(model, body.get("thinking"), _coding(request))
+        if thinking is False and isinstance(outcome, Reply) and outcome.reasoning_content:
+            return dataclasses.replace(outcome, reasoning_content=None)
+        return outcome
 
-    # -- non-stream rendering --------------------------------------------------------------
+    def _ids(self, body: dict[str, Any]) -> tuple[str, str]:
+        """The task id, and the caller's ``request_id`` (the task id when it gave none)."""
+        task_id = self._task_id()
+        return task_id, body.get("request_id") or task_id
 
-    def _complete(self, call: _Call, outcome: Outcome) -> httpx.Response:
-        """Render any outcome for a non-stream request."""
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        if isinstance(outcome, MidStreamError):
-            return self._error(Failure(outcome.kind))
-        if isinstance(outcome, Sensitive):
-            outcome = Reply("".join(sent_chunks(outcome)), finish_reason="sensitive")
-        if isinstance(outcome, StreamCut):
-            body = dumps(self._completion(call, Reply(outcome.content)), sort_keys=True)
-            half = body.encode("utf-8")[: len(body.encode("utf-8")) // 2]
-            headers = {"Content-Type": "application/json"}
-            return self.stream_response(200, [half], headers, cut=outcome.cut_raises)
-        return self.json_response(200, self._completion(call, outcome), sort_keys=True)
+    def _prompt_details(self, messages: list[Any]) -> Mapping[str, Any] | None:
+        """``cached_tokens`` when GLM's implicit cache holds leading messages of the prompt."""
+        cached = self._cache.hit(messages)
+        return {"cached_tokens": cached} if cached else None
 
-    def _completion(self, call: _Call, reply: Reply) -> dict[str, Any]:
-        """The Z1/Z3 body for a reply (keys are sorted on output, as Zhipu sends them)."""
+    def _embedding_size(self, body: dict[str, Any], count: int) -> int | str:
+        """At most 64 texts; embedding-2 is fixed, others take an allowed ``dimensions``."""
+        if count > MAX_EMBEDDING_INPUTS:
+            return INVALID.format(field="input")
+        size = _embedding_size(str(body.get("model", "")), body.get("dimensions"))
+        return INVALID.format(field="dimensions") if size is None else size
+
+    def _embedding_body(
+        self, body: dict[str, Any], vectors: list[list[float]], tokens: int
+    ) -> dict[str, Any]:
+        """OpenAI's list, with ``completion_tokens: 0`` in the usage (keys sorted on output)."""
+        return {
+            "data": embedding_items(vectors),
+            "model": str(body.get("model", "")),
+            "object": "list",
+            "usage": {"completion_tokens": 0, "prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _completion(
+        self, call: WireCall, reply: Reply, *, filtered: bool = False
+    ) -> dict[str, Any]:
+        """The Z1/Z3 body for a reply, without ``object`` (keys are sorted on output, as Zhipu
+        sends them)."""
         message: dict[str, Any] = {"content": reply.content, "role": "assistant"}
         if reply.tool_calls:
             message["content"] = reply.content or None
@@ -281,17 +216,17 @@ class FakeZhipu(FakeProvider):
                 {"finish_reason": reply.resolved_finish_reason(), "index": 0, "message": message}
             ],
             "created": call.created,
-            "id": call.task_id,
+            "id": call.id,
             "model": call.model,
-            "request_id": call.request_id or call.task_id,
+            "request_id": call.request_id,
             "usage": self._usage(call, reply),
         }
 
-    def _tool_calls(self, call: _Call, specs: Iterable[ToolCallSpec]) -> list[dict[str, Any]]:
+    def _tool_calls(self, call: WireCall, specs: Iterable[ToolCallSpec]) -> list[dict[str, Any]]:
         """Wire tool calls: ``call_<digits>`` ids, ``index``, ``type``, string arguments."""
         return [
             {
-                "id": spec.id or f"call_{_digits(f'{call.task_id}/{index}', 19)}",
+                "id": spec.id or f"call_{_digits(f'{call.id}/{index}', 19)}",
                 "index": index,
                 "type": "function",
                 "function": {"name": spec.name, "arguments": spec.arguments_json()},
@@ -299,94 +234,40 @@ class FakeZhipu(FakeProvider):
             for index, spec in enumerate(specs)
         ]
 
-    def _usage(self, call: _Call, reply: Reply) -> dict[str, Any]:
-        """Scripted usage, or usage computed from prompt and reply text lengths."""
-        if reply.usage is not None:
-            return dict(reply.usage)
-        completion = approx_tokens(reply.completion_text())
-        usage: dict[str, Any] = {
-            "prompt_tokens": call.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": call.prompt_tokens + completion,
-        }
-        if call.cached_tokens:
-            usage["prompt_tokens_details"] = {"cached_tokens": call.cached_tokens}
-        return usage
-
-    # -- stream rendering ------------------------------------------------------------------
-
-    def _stream(self, call: _Call, outcome: Outcome) -> httpx.Response:
-        """Render any outcome for a ``stream: true`` request as Z2-framed SSE."""
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
-        if isinstance(outcome, Reply):
-            return self.stream_response(200, self._reply_events(call, outcome), SSE_HEADERS)
-        events = [self._event(call, {"content": text}) for text in sent_chunks(outcome)]
-        if isinstance(outcome, StreamCut):
-            return self.stream_response(200, events, SSE_HEADERS, cut=outcome.cut_raises)
-        if isinstance(outcome, MidStreamError):
-            _, code, message = ERRORS[outcome.kind]
-            events.append(sse_event({"error": {"code": code, "message": message}}))
-            return self.stream_response(200, events, SSE_HEADERS)
-        partial = Reply("".join(sent_chunks(outcome)), finish_reason="sensitive")
-        events.append(self._final_event(call, partial, {"content": ""}))
-        return self.stream_response(200, [*events, DONE_EVENT], SSE_HEADERS)
-
-    def _reply_events(self, call: _Call, reply: Reply) -> list[bytes]:
-        """Reasoning chunks, content chunks, the finishing chunk with usage, then [DONE]."""
-        size = reply.chunk_size
-        events = [
-            self._event(call, {"reasoning_content": text})
-            for text in chunk_text(reply.reasoning_content or "", size)
-        ]
-        events += [self._event(call, {"content": text}) for text in chunk_text(reply.content, size)]
-        if reply.tool_calls:
-            last_delta = {"tool_calls": self._tool_calls(call, reply.tool_calls)}
-        else:
-            last_delta = {"content": ""}
-        events.append(self._final_event(call, reply, last_delta))
-        return [*events, DONE_EVENT]
-
-    def _event(self, call: _Call, delta: dict[str, Any]) -> bytes:
-        """An intermediate chunk: ``finish_reason`` absent, role repeated."""
+    def _delta_event(self, call: WireCall, delta: dict[str, Any]) -> bytes:
+        """An intermediate Z2 chunk: ``finish_reason`` absent, role repeated."""
         choice = {"index": 0, "delta": {"role": "assistant", **delta}}
-        return sse_event({**call.chunk_header(), "choices": [choice]})
+        return sse_event({**_chunk_header(call), "choices": [choice]})
 
-    def _final_event(self, call: _Call, reply: Reply, delta: dict[str, Any]) -> bytes:
+    def _closing_deltas(
+        self, call: WireCall, reply: Reply, deltas: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Every text chunk as it is; the tool calls, all at once, finish the stream."""
+        if reply.tool_calls:
+            return deltas, {"tool_calls": self._tool_calls(call, reply.tool_calls)}
+        return deltas, {"content": ""}
+
+    def _finish_events(
+        self, call: WireCall, reply: Reply, delta: dict[str, Any], *, filtered: bool = False
+    ) -> list[bytes]:
         """The last chunk: ``finish_reason`` set and ``usage`` at top level."""
         choice = {
             "index": 0,
             "finish_reason": reply.resolved_finish_reason(),
             "delta": {"role": "assistant", **delta},
         }
-        chunk = {**call.chunk_header(), "choices": [choice], "usage": self._usage(call, reply)}
-        return sse_event(chunk)
+        chunk = {**_chunk_header(call), "choices": [choice], "usage": self._usage(call, reply)}
+        return [sse_event(chunk)]
+
+    def _stream_error(self, call: WireCall, kind: str) -> dict[str, Any]:
+        """Zhipu's error object, sent as a data event."""
+        return self._error_body(ERRORS[kind], call)
 
     # -- errors and ids --------------------------------------------------------------------
 
-    def _error(self, failure: Failure) -> httpx.Response:
-        """A Failure rendered as Zhipu's native error body, with any overrides applied."""
-        status, code, message = ERRORS[failure.kind]
-        return self._error_response(
-            failure.status or status,
-            failure.code or code,
-            failure.message or message,
-            failure.headers,
-        )
-
-    def _invalid(self, field: str) -> httpx.Response:
-        """400 code 1214: a parameter is invalid."""
-        status, code, _ = ERRORS["bad_request"]
-        return self._error_response(status, code, f"{field}参数非法，请检查文档。")
-
-    def _error_response(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
-        """``{"error":{"code","message"}}`` with the given HTTP status."""
-        payload = {"error": {"code": code, "message": message}}
-        return self.json_response(status, payload, headers, sort_keys=True)
+    def _error_body(self, error: WireError, call: WireCall | None) -> dict[str, Any]:
+        """``{"error":{"code","message"}}``."""
+        return {"error": {"code": error.code, "message": error.message}}
 
     def _task_id(self) -> str:
         """A Zhipu-style task id: Beijing-time timestamp plus 32 hex digits, deterministic."""
@@ -395,20 +276,14 @@ class FakeZhipu(FakeProvider):
         return stamp + digest[:32]
 
 
-@dataclass(frozen=True)
-class _Call:
-    """What one chat request contributes to its answer: ids, model and prompt size."""
+def _chunk_header(call: WireCall) -> dict[str, Any]:
+    """The leading keys of every stream chunk, in Z2 order."""
+    return {"id": call.id, "created": call.created, "model": call.model}
 
-    task_id: str
-    created: int
-    model: str
-    request_id: Optional[str]
-    prompt_tokens: int
-    cached_tokens: int = 0
 
-    def chunk_header(self) -> dict[str, Any]:
-        """The leading keys of every stream chunk, in Z2 order."""
-        return {"id": self.task_id, "created": self.created, "model": self.model}
+def _coding(request: httpx.Request) -> bool:
+    """True for a request to the Coding Plan's root."""
+    return "/coding/" in request.url.path
 
 
 def _thinking(model: str, given: object, coding: bool) -> bool | str | None:

@@ -1,0 +1,408 @@
+"""An offline fake of Alibaba DashScope's OpenAI-compatible mode (``/compatible-mode/v1``).
+
+:class:`FakeDashScopeCompatible` (``https://dashscope.aliyuncs.com/compatible-mode/v1``) is
+OpenAI-shaped with ``chatcmpl-<uuid>`` ids, ``usage: null`` on stream chunks, a
+``choices: []`` usage chunk when ``stream_options.include_usage`` is set and ``data: [DONE]``
+(D8, docs/providers/dashscope.md "The compatible wire"); it also serves the Responses API.
+The gateway and model rules it shares with the native fake are in ``_dashscope_gateway``;
+the OpenAI wire itself in ``_openai_wire``.
+
+It takes ``host="dashscope-intl.aliyuncs.com"`` to serve the international region instead.
+API keys are region-bound, so a request to the other region's host answers 401.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import httpx
+
+from ._dashscope_gateway import (
+    ARREARS,
+    BAD_JSON,
+    BAD_PARAMETER,
+    CONTEXT_LENGTH,
+    DEFAULT_HOST,
+    EMPTY_MODEL,
+    INTERNAL_ERROR,
+    JSON_WORD,
+    NO_USER_MESSAGE,
+    OUTPUT_FILTERED,
+    STREAM_ONLY,
+    DashScopeGateway,
+    batch_error,
+    embedding_rule,
+    mentions_json,
+    tool_call,
+    tool_call_piece,
+    wants_json_object,
+)
+from ._fake import approx_tokens, dumps, sse_event, uuid_from
+from ._openai_wire import OpenAIWireFake, WireCall, WireError, embedding_items
+from ._script import Failure, Raw, Reply, chunk_text
+
+__all__ = ["FakeDashScopeCompatible"]
+
+#: Failure kind -> (HTTP status, code, message, type) in compatible mode (D8, docs/providers/
+#: dashscope.md "The compatible wire"). The
+#: data_inspection_failed, Arrearage, invalid_api_key and invalid_parameter_error bodies
+#: are documented; the 429/503/500/404 codes are UNSURE.
+COMPAT_ERRORS: dict[str, WireError] = {
+    "rate_limit": WireError(
+        429,
+        "limit_requests",
+        "Requests rate limit exceeded, please try again later.",
+        "limit_requests",
+    ),
+    "overloaded": WireError(
+        503,
+        "ModelUnavailable",
+        "Model is unavailable, please try again later.",
+        "ModelUnavailable",
+    ),
+    "arrears": WireError(400, "Arrearage", ARREARS, "Arrearage"),
+    "auth": WireError(
+        401, "invalid_api_key", "Incorrect API key provided.", "invalid_request_error"
+    ),
+    "content_filter": WireError(
+        400,
+        "data_inspection_failed",
+        "Input text data may contain inappropriate content.",
+        "data_inspection_failed",
+    ),
+    "context_length": WireError(
+        400, "invalid_parameter_error", CONTEXT_LENGTH, "invalid_request_error"
+    ),
+    "server_error": WireError(500, "internal_error", INTERNAL_ERROR, "internal_error"),
+    "model_not_found": WireError(
+        404,
+        "model_not_found",
+        "The model does not exist or you do not have access to it.",
+        "invalid_request_error",
+    ),
+    "bad_request": WireError(
+        400, "invalid_parameter_error", BAD_PARAMETER, "invalid_request_error"
+    ),
+}
+
+
+#: An unknown ``previous_response_id`` (UNSURE: the code DashScope gives it).
+RESPONSE_NOT_FOUND = WireError(404, "not_found", "Not found.", "invalid_request_error")
+
+
+class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
+    """Fake DashScope compatible mode on ``https://dashscope.aliyuncs.com/compatible-mode/v1``.
+
+    ``POST /chat/completions`` and ``POST /embeddings`` in OpenAI's shapes with DashScope's
+    details (D8): ``chatcmpl-<uuid>`` ids, ``system_fingerprint: null``,
+    ``prompt_tokens_details.cached_tokens``, ``usage: null`` on stream chunks, a final
+    ``choices: []`` usage chunk only with ``stream_options.include_usage``, then
+    ``data: [DONE]``. Errors are ``{"error":{code,param,message,type},"id","request_id"}``.
+    ``api_key``, ``model_names``, ``stream_only_models`` and :attr:`workspaces` work as on
+    :class:`~llm_bridge.testing.dashscope.FakeDashScope`.
+    """
+
+    root = "/compatible-mode/v1"
+    base_url = f"https://{DEFAULT_HOST}{root}"
+    routes = (*OpenAIWireFake.routes, ("POST", "/responses", "responses"))
+    errors = COMPAT_ERRORS
+    embedding_input_message = "input must be a string or a non-empty list of strings"
+
+    # -- the Responses API -------------------------------------------------------------------
+
+    def responses(self, request: httpx.Request) -> httpx.Response:
+        """``POST /responses``: OpenAI's Responses API, as compatible mode serves it for
+        the models that have it: a ``Response`` with one message, or its events streamed
+        (``response.created`` ... ``response.completed``). No ``background`` mode (400).
+        A queued `Reply` gives the text (tool calls are not rendered here), a `Failure`
+        the error; ``previous_response_id`` must name a response this fake made."""
+        body, rejection = self._admit(request)
+        if rejection is not None:
+            return rejection
+        if body.get("background"):
+            return self._invalid("background is not supported")
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.response_ids:
+            message = f"Response {previous} not found"
+            return self._error_response(RESPONSE_NOT_FOUND._replace(message=message))
+        outcome = self.next_outcome() or Reply("你好！")
+        if isinstance(outcome, Raw):
+            return self.raw_response(outcome)
+        if isinstance(outcome, Failure):
+            return self._error(outcome)
+        if not isinstance(outcome, Reply):
+            return self._invalid("this fake renders only replies and failures on /responses")
+        text = outcome.content
+        response_id, message_id = f"resp_{self._uuid()}", f"msg_{self._uuid()}"
+        self.response_ids.add(response_id)
+        prompt = approx_tokens(json.dumps(body.get("input"), ensure_ascii=False))
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": approx_tokens(text),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + approx_tokens(text),
+        }
+        part = {"type": "output_text", "text": text, "annotations": []}
+        message = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [part],
+        }
+        done = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(self.clock()),
+            "model": body["model"],
+            "status": "completed",
+            "output": [message],
+            "usage": usage,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+        }
+        if body.get("stream") is not True:
+            return self.json_response(200, done)
+        pieces = chunk_text(text, outcome.chunk_size)
+        opening = {**done, "status": "in_progress", "output": [], "usage": None}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": opening},
+            {"type": "response.in_progress", "response": opening},
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**message, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "response.content_part.added",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "part": {**part, "text": ""},
+            },
+            *(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": message_id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": piece,
+                    "logprobs": [],
+                }
+                for piece in pieces
+            ),
+            {
+                "type": "response.output_text.done",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "text": text,
+                "logprobs": [],
+            },
+            {
+                "type": "response.content_part.done",
+                "item_id": message_id,
+                "output_index": 0,
+                "content_index": 0,
+                "part": part,
+            },
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": done},
+        ]
+        frames = [
+            f"event: {event['type']}\ndata: "
+            f"{dumps({**event, 'sequence_number': number})}\n\n".encode()
+            for number, event in enumerate(events)
+        ]
+        return self.stream_response(200, frames, {"Content-Type": "text/event-stream"})
+
+    # -- admission and request rules ---------------------------------------------------------
+
+    def _admit(self, request: httpx.Request) -> tuple[dict[str, Any], httpx.Response | None]:
+        """Check region, key, JSON body and model; record the workspace header."""
+        body, refused = self._gate(request)
+        if refused == "auth":
+            return body, self._error(Failure("auth"))
+        if refused == "json":
+            return body, self._invalid(BAD_JSON)
+        if refused == "model":
+            return body, self._invalid(EMPTY_MODEL[1])
+        if refused == "unknown_model":
+            message = f"The model `{body['model']}` does not exist or you do not have access to it."
+            return body, self._error(Failure("model_not_found", message=message))
+        return body, None
+
+    def _check_chat(
+        self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
+    ) -> httpx.Response | None:
+        """Messages, the json_object rule, thinking-mode rules and stream-only models."""
+        if not messages:
+            return self._invalid(NO_USER_MESSAGE)
+        if not all(isinstance(m, dict) for m in messages):
+            return self._invalid(BAD_PARAMETER)
+        if wants_json_object(body) and not mentions_json(messages):
+            return self._invalid(JSON_WORD)
+        thinking = self.thinking_problem(model, body)
+        if thinking is not None:
+            return self._invalid(thinking)
+        if self.is_stream_only(model) and not self._wants_stream(body):
+            return self._invalid(STREAM_ONLY)
+        return None
+
+    def _wants_stream(self, body: dict[str, Any]) -> bool:
+        """Only ``stream: true`` streams."""
+        return body.get("stream") is True
+
+    def _include_usage(self, body: dict[str, Any]) -> bool:
+        """Only ``stream_options.include_usage: true`` adds the usage chunk."""
+        options = body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    def _ids(self, body: dict[str, Any]) -> tuple[str, str]:
+        """``chatcmpl-<uuid>``, and the uuid as the request id."""
+        uuid = self._uuid()
+        return f"chatcmpl-{uuid}", uuid
+
+    def _prompt_details(self, messages: list[Any]) -> Mapping[str, Any] | None:
+        """Explicit-cache details, else ``cached_tokens: 0`` (always sent)."""
+        return self.cache_details(messages) or {"cached_tokens": 0}
+
+    def _embedding_size(self, body: dict[str, Any], count: int) -> int | str:
+        """The model's vector size for ``dimensions``, within its batch limit."""
+        rule = embedding_rule(body["model"], {"dimension": body.get("dimensions")})
+        if isinstance(rule, str):
+            return rule
+        size, limit = rule
+        return batch_error(limit) if count > limit else size
+
+    def _embedding_body(
+        self, body: dict[str, Any], vectors: list[list[float]], tokens: int
+    ) -> dict[str, Any]:
+        """OpenAI's list, with the request's uuid last."""
+        return {
+            "data": embedding_items(vectors),
+            "model": body["model"],
+            "object": "list",
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "id": self._uuid(),
+        }
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _completion(
+        self, call: WireCall, reply: Reply, *, filtered: bool = False
+    ) -> dict[str, Any]:
+        """The compatible-mode ``chat.completion`` body, in DashScope's key order."""
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.reasoning_content is not None:
+            message["reasoning_content"] = reply.reasoning_content
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                tool_call(call.request_id, i, spec, spec.arguments_json())
+                for i, spec in enumerate(reply.tool_calls)
+            ]
+        choice = {
+            "message": message,
+            "finish_reason": reply.resolved_finish_reason(),
+            "index": 0,
+            "logprobs": None,
+        }
+        return {
+            "choices": [choice],
+            "object": "chat.completion",
+            "usage": self._usage(call, reply),
+            "created": call.created,
+            "system_fingerprint": None,
+            "model": call.model,
+            "id": call.id,
+        }
+
+    def _opening_events(self, call: WireCall) -> list[bytes]:
+        """D8's first chunk: empty content with the role."""
+        choice = {
+            "delta": {"content": "", "role": "assistant"},
+            "index": 0,
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        return [sse_event({"choices": [choice], **_tail(call)})]
+
+    def _delta_event(self, call: WireCall, delta: dict[str, Any]) -> bytes:
+        """A content chunk in D8's later key order (finish_reason first)."""
+        return self._chunk(call, delta, None)
+
+    def _closing_deltas(
+        self, call: WireCall, reply: Reply, deltas: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """As in D8, the last piece of a plain answer rides on the finishing chunk; tool calls
+        follow the text, their arguments in fragments."""
+        if not reply.tool_calls:
+            last = deltas.pop()["content"] if reply.content else ""
+            return deltas, {"content": last}
+        for index, spec in enumerate(reply.tool_calls):
+            pieces = chunk_text(spec.arguments_json(), reply.chunk_size) or [""]
+            deltas += [
+                {"tool_calls": [tool_call_piece(call.request_id, index, spec, p, first=n == 0)]}
+                for n, p in enumerate(pieces)
+            ]
+        return deltas, {"content": ""}
+
+    def _finish_events(
+        self, call: WireCall, reply: Reply, delta: dict[str, Any], *, filtered: bool = False
+    ) -> list[bytes]:
+        """The finishing chunk, then the usage chunk when asked for."""
+        events = [self._chunk(call, delta, reply.resolved_finish_reason())]
+        if call.include_usage:
+            # Replacing the null keeps D8's key order: usage between object and created.
+            usage = self._usage(call, reply)
+            events.append(sse_event({"choices": [], **_tail(call), "usage": usage}))
+        return events
+
+    def _chunk(self, call: WireCall, delta: dict[str, Any], finish: str | None) -> bytes:
+        """One chunk with a single choice, finish_reason first."""
+        choice = {"finish_reason": finish, "delta": delta, "index": 0, "logprobs": None}
+        return sse_event({"choices": [choice], **_tail(call)})
+
+    def _stream_error(self, call: WireCall, kind: str) -> dict[str, Any]:
+        """The compatible-mode error object as a data event (the output filter's own text)."""
+        error = COMPAT_ERRORS[kind]
+        message = OUTPUT_FILTERED if kind == "content_filter" else error.message
+        return {
+            "error": {"message": message, "type": error.type, "param": None, "code": error.code}
+        }
+
+    # -- errors and ids ----------------------------------------------------------------------
+
+    def _error_body(self, error: WireError, call: WireCall | None) -> dict[str, Any]:
+        """``{"error":{code,param,message,type},"id":"chatcmpl-…","request_id":"…"}``, with
+        the request's uuid (a fresh one before a request got one)."""
+        uuid = call.request_id if call is not None else self._uuid()
+        return {
+            "error": {
+                "code": error.code,
+                "param": None,
+                "message": error.message,
+                "type": error.type,
+            },
+            "id": f"chatcmpl-{uuid}",
+            "request_id": uuid,
+        }
+
+    def _uuid(self) -> str:
+        """A fresh UUID-shaped id, deterministic per fake."""
+        return uuid_from(f"dashscope-compatible/{self.next_serial()}")
+
+
+def _tail(call: WireCall) -> dict[str, Any]:
+    """The keys after ``choices`` in D8's chunk order (``usage`` first, as null)."""
+    return {
+        "object": "chat.completion.chunk",
+        "usage": None,
+        "created": call.created,
+        "system_fingerprint": None,
+        "model": call.model,
+        "id": call.id,
+    }
