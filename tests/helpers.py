@@ -1,9 +1,58 @@
-"""Helpers shared by the test modules (imported as ``helpers``: tests/ is on sys.path)."""
+"""Helpers shared by the test modules (imported as ``helpers``: tests/ is on sys.path).
+
+Clients answered by a fake (`bridge`, `door_client`), chat and embedding calls of either
+flavour (`chat`, `embed`, `consume`), what the provider received (`sent`, `bodies`), and
+`ProviderChat`, the per-provider set a provider's test module binds to its own names.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+import warnings
 from array import array
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import httpx
+import openai
+import pytest
+
+import llm_bridge
+from llm_bridge import APIError, UnsupportedParameterWarning
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the same parser, as a package, before 3.11
+    import tomli as tomllib
+
+HELLO: Any = [{"role": "user", "content": "你好"}]
+MODES = pytest.mark.parametrize("mode", ["sync", "async"])
+ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
+#: The two front doors: ``llm_bridge.OpenAI`` and a plain ``openai.OpenAI`` given
+#: ``llm_bridge.http_client()``.
+DOORS = ("bridge", "http_client")
+by_door = pytest.mark.parametrize("door", DOORS)
+PROVIDERS_DIR = Path(__file__).resolve().parents[1] / "providers"
+#: The usual HTTP status of each exception class: for error codes documented without one.
+CLASS_STATUS = {
+    "BadRequestError": 400,
+    "AuthenticationError": 401,
+    "PermissionDeniedError": 403,
+    "NotFoundError": 404,
+    "ConflictError": 409,
+    "RateLimitError": 429,
+    "InternalServerError": 500,
+    "APIStatusError": 400,
+}
+
+
+def provider_table(name: str) -> dict[str, Any]:
+    """``providers/<name>.toml``, parsed."""
+    return tomllib.loads((PROVIDERS_DIR / f"{name}.toml").read_text("utf-8"))
 
 
 def float32(vectors: Any) -> Any:
@@ -12,3 +61,172 @@ def float32(vectors: Any) -> Any:
     if vectors and isinstance(vectors[0], (int, float)):
         return list(array("f", vectors))
     return [float32(v) for v in vectors]
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def transport_of(source: Any) -> Any:
+    """What answers a client's requests: a transport as it is, a fake's (anything with a
+    ``transport()``), or a handler function wrapped in ``httpx.MockTransport``."""
+    if isinstance(source, (httpx.BaseTransport, httpx.AsyncBaseTransport)):
+        return source
+    if hasattr(source, "transport"):
+        return source.transport()
+    return httpx.MockTransport(source)
+
+
+def upstream(source: Any, mode: str = "sync") -> Union[httpx.Client, httpx.AsyncClient]:
+    """An httpx client of the ``mode``'s flavour answered by ``source`` (see `transport_of`)."""
+    if mode == "sync":
+        return httpx.Client(transport=transport_of(source))
+    return httpx.AsyncClient(transport=transport_of(source))
+
+
+def bridge(provider: Optional[str], source: Any, *, mode: str = "sync", **options: Any) -> Any:
+    """``llm_bridge.OpenAI`` (``AsyncOpenAI`` when ``mode`` is "async") for ``provider``,
+    answered by ``source``; ``options`` are the constructor's other arguments."""
+    cls = llm_bridge.OpenAI if mode == "sync" else llm_bridge.AsyncOpenAI
+    return cls(provider=provider, http_client=upstream(source, mode), **options)
+
+
+def door_client(
+    door: str, fake: Any, *, api_key: str = "id.secret", mode: str = "sync", **options: Any
+) -> Any:
+    """A Zhipu client through one of the `DOORS`, answered by ``fake``: ``llm_bridge.OpenAI``
+    ("bridge") or a plain ``openai.OpenAI`` on Zhipu's root given ``llm_bridge.http_client()``
+    ("http_client"); ``options`` go to whichever llm-bridge function builds it."""
+    if door == "bridge":
+        return bridge("zhipu", fake, mode=mode, api_key=api_key, **options)
+    if mode == "sync":
+        sync = llm_bridge.http_client(http_client=upstream(fake), **options)
+        return openai.OpenAI(api_key=api_key, base_url=ZHIPU_ROOT, http_client=sync)
+    bridged = llm_bridge.async_http_client(http_client=upstream(fake, mode), **options)
+    return openai.AsyncOpenAI(api_key=api_key, base_url=ZHIPU_ROOT, http_client=bridged)
+
+
+def credentials_of(c: Any) -> Any:
+    """The credentials a client's engine holds for Qianfan."""
+    return c._engine.adapter("qianfan").credentials
+
+
+class Clock:
+    """A clock the test moves by hand (set ``now``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --------------------------------------------------------------------------- calls
+
+
+async def chat(mode: str, c: Any, **params: Any) -> Any:
+    """One chat call (``messages`` default: `HELLO`) through a client of either flavour."""
+    params.setdefault("messages", HELLO)
+    result = c.chat.completions.create(**params)
+    return await result if mode == "async" else result
+
+
+async def embed(mode: str, c: Any, **params: Any) -> Any:
+    """One embeddings call through a client of either flavour."""
+    result = c.embeddings.create(**params)
+    return await result if mode == "async" else result
+
+
+async def consume(
+    stream: Any, errors: Union[type[BaseException], tuple[type[BaseException], ...]] = APIError
+) -> tuple[list[Any], Optional[BaseException]]:
+    """Every chunk of a stream of either flavour, and the error (one of ``errors``) that
+    ended it, if any."""
+    chunks: list[Any] = []
+    try:
+        if hasattr(stream, "__aiter__"):
+            async for chunk in stream:
+                chunks.append(chunk)
+        else:
+            for chunk in stream:
+                chunks.append(chunk)
+    except errors as error:
+        return chunks, error
+    return chunks, None
+
+
+def text_of(chunks: Any) -> str:
+    """The content of chat chunks (a list, or a sync stream read to its end), joined."""
+    return "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
+
+
+def sent(fake: Any, index: int = -1) -> dict[str, Any]:
+    """The JSON body of a request the fake received (by default its last)."""
+    return json.loads(fake.requests[index].content)
+
+
+def bodies(fake: Any) -> list[dict[str, Any]]:
+    """The JSON bodies of every request the fake received, in order."""
+    return [json.loads(request.content) for request in fake.requests]
+
+
+@contextlib.contextmanager
+def no_unsupported_warnings() -> Iterator[None]:
+    """A context in which an UnsupportedParameterWarning fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnsupportedParameterWarning)
+        yield
+
+
+# --------------------------------------------------------------------------- per provider
+
+
+@dataclass(frozen=True)
+class ProviderChat:
+    """Chat calls to one provider's fake through fresh facade clients, sync or async.
+
+    ``fake`` makes a fake with the module's defaults, ``options`` are the clients'
+    constructor defaults (keys, config), ``body`` reads the JSON of the chat request a fake
+    received last. A provider's test module binds the methods to its own names
+    (``create = ZHIPU.create``) so that its tests read as plain calls.
+    """
+
+    provider: str
+    model: str
+    fake: Callable[[], Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    body: Callable[[Any], dict[str, Any]] = lambda f: f.last_json
+
+    def client(self, source: Any, **options: Any) -> llm_bridge.OpenAI:
+        """A sync client answered by ``source`` (a fake, a transport or a handler)."""
+        return bridge(self.provider, source, **{**self.options, **options})
+
+    def aclient(self, source: Any, **options: Any) -> llm_bridge.AsyncOpenAI:
+        """An async client answered by ``source``."""
+        return bridge(self.provider, source, mode="async", **{**self.options, **options})
+
+    def plain_client(self, mode: str) -> Any:
+        """A client without an http_client of its own: for respx, which patches httpx."""
+        cls = llm_bridge.OpenAI if mode == "sync" else llm_bridge.AsyncOpenAI
+        return cls(provider=self.provider, **self.options)
+
+    async def create(self, mode: str, f: Any, *, options: Any = None, **params: Any) -> Any:
+        """One chat call through a fresh sync or async client (``options``: client kwargs)."""
+        make = self.client if mode == "sync" else self.aclient
+        return await self.call(mode, make(f, **(options or {})), **params)
+
+    async def call(self, mode: str, c: Any, **params: Any) -> Any:
+        """One chat call (the module's model and `HELLO` by default) through ``c``."""
+        params.setdefault("model", self.model)
+        return await chat(mode, c, **params)
+
+    async def sent(self, mode: str, f: Any = None, **params: Any) -> dict[str, Any]:
+        """The JSON body the provider received for one (successful) call."""
+        f = f or self.fake()
+        await self.create(mode, f, **params)
+        return self.body(f)
+
+    async def stream_chunks(
+        self, mode: str, f: Any, **params: Any
+    ) -> tuple[list[Any], Optional[BaseException]]:
+        """The chunks of one streamed call, and the APIError that ended it, if any."""
+        return await consume(await self.create(mode, f, stream=True, **params))

@@ -3,41 +3,39 @@
 Request mapping (asserted on the JSON the fake received), multimodal routing, response and
 stream mapping (incremental and cumulative), stream-only models aggregated into one
 completion, and the whole error code table of ``providers/dashscope.toml``.
-Wire facts: protocols.md §3 and the §7.3 fixtures D1–D6 (used byte for byte through respx).
+Wire facts: docs/providers/dashscope.md; the D1–D6 bodies are DashScope's own native-API
+requests and answers, used byte for byte through respx.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import warnings
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from helpers import (
+    CLASS_STATUS,
+    HELLO,
+    MODES,
+    ProviderChat,
+    consume,
+    no_unsupported_warnings,
+    provider_table,
+)
 
 import llm_bridge
 from llm_bridge import (
     APIConnectionError,
-    APIError,
-    AsyncOpenAI,
     BadRequestError,
     InternalServerError,
-    OpenAI,
     PermissionDeniedError,
     RateLimitError,
     UnsupportedParameterWarning,
 )
 from llm_bridge.testing import FakeDashScope, Reply, StreamCut, ToolCallSpec
 from llm_bridge.types.chat import ChatCompletion
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, as a package, before 3.11
-    import tomli as tomllib
 
 KEY = "sk-test"
 BASE = "https://dashscope.aliyuncs.com/api/v1"
@@ -47,7 +45,6 @@ TEXT_PATH = "/api/v1/services/aigc/text-generation/generation"
 MM_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 MODEL = "qwen-plus"
 VL_MODEL = "qwen-vl-max"
-HELLO = [{"role": "user", "content": "你好"}]
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream;charset=UTF-8"}
 WEATHER_PARAMS = {
@@ -66,9 +63,7 @@ WEATHER = {
 IMAGE = "https://dashscope.oss-cn-beijing.aliyuncs.com/images/dog_and_girl.jpeg"
 DATA_IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 
-PROVIDER_TABLE = tomllib.loads(
-    (Path(__file__).resolve().parents[1] / "providers" / "dashscope.toml").read_text("utf-8")
-)
+PROVIDER_TABLE = provider_table("dashscope")
 ERROR_TABLE: dict[str, dict[str, Any]] = PROVIDER_TABLE["errors"]
 CATALOGUE: dict[str, dict[str, Any]] = PROVIDER_TABLE["models"]
 PLAIN_CODES = sorted(c for c in ERROR_TABLE if ":" not in c and "*" not in c)
@@ -83,7 +78,8 @@ assert not CATALOGUE[THINKING_BY_DEFAULT].get("stream_only")
 assert "vision" not in CATALOGUE[MODEL]["capabilities"]
 assert "vision" in CATALOGUE[VL_MODEL]["capabilities"]
 
-# HTTP status per code, from protocols.md §3.6 (the code table's HTTP column).
+# HTTP status per code, as DashScope's error-code table documents it (codes without one get
+# the usual status of their exception class, CLASS_STATUS).
 DOC_STATUS = {
     "InvalidApiKey": 401,
     "invalid_api_key": 401,
@@ -115,15 +111,6 @@ DOC_STATUS = {
     "ModelUnavailable": 503,
     "ServiceUnavailable": 503,
     "GatewayTimeout": 504,
-}
-CLASS_STATUS = {
-    "BadRequestError": 400,
-    "AuthenticationError": 401,
-    "PermissionDeniedError": 403,
-    "NotFoundError": 404,
-    "RateLimitError": 429,
-    "InternalServerError": 500,
-    "APIStatusError": 400,
 }
 
 # --------------------------------------------------------------------------- D1–D6 fixtures
@@ -235,7 +222,6 @@ D6_MID_STREAM = (
     b'content.","request_id":"0cbe6006-faec-9854-bf8b-c906d75c3bd8"}\n\n'
 )
 
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 #: These tests exercise the native protocol, which is opt-in (compatible mode is the default).
 NATIVE = {"providers": {"dashscope": {"api": "native"}}}
 
@@ -247,75 +233,10 @@ def fake(**kwargs: Any) -> FakeDashScope:
     return FakeDashScope(KEY, **kwargs)
 
 
-def client(f: FakeDashScope, **kwargs: Any) -> OpenAI:
-    kwargs.setdefault("config", NATIVE)
-    return OpenAI(
-        provider="dashscope",
-        api_key=KEY,
-        http_client=httpx.Client(transport=f.transport()),
-        **kwargs,
-    )
-
-
-def aclient(f: FakeDashScope, **kwargs: Any) -> AsyncOpenAI:
-    kwargs.setdefault("config", NATIVE)
-    return AsyncOpenAI(
-        provider="dashscope",
-        api_key=KEY,
-        http_client=httpx.AsyncClient(transport=f.transport()),
-        **kwargs,
-    )
-
-
-def plain_client(mode: str) -> Any:
-    """A client without an http_client of its own: for respx, which patches httpx."""
-    cls = OpenAI if mode == "sync" else AsyncOpenAI
-    return cls(provider="dashscope", api_key=KEY, config=NATIVE)
-
-
-async def create(mode: str, f: FakeDashScope, *, options: Any = None, **params: Any) -> Any:
-    """One chat call through a fresh sync or async client (``options``: client kwargs)."""
-    params.setdefault("model", MODEL)
-    params.setdefault("messages", HELLO)
-    if mode == "sync":
-        return client(f, **(options or {})).chat.completions.create(**params)
-    return await aclient(f, **(options or {})).chat.completions.create(**params)
-
-
-async def call(mode: str, c: Any, **params: Any) -> Any:
-    """One chat call through an existing client of either flavour."""
-    params.setdefault("model", MODEL)
-    params.setdefault("messages", HELLO)
-    result = c.chat.completions.create(**params)
-    return await result if mode == "async" else result
-
-
-async def sent(mode: str, f: FakeDashScope | None = None, **params: Any) -> dict[str, Any]:
-    """The JSON body DashScope received for one (successful) call."""
-    f = f or fake()
-    await create(mode, f, **params)
-    return f.last_json
-
-
-async def consume(stream: Any) -> tuple[list[Any], BaseException | None]:
-    """Every chunk of a stream of either flavour, and the error that ended it, if any."""
-    chunks: list[Any] = []
-    try:
-        if hasattr(stream, "__aiter__"):
-            async for chunk in stream:
-                chunks.append(chunk)
-        else:
-            for chunk in stream:
-                chunks.append(chunk)
-    except APIError as error:
-        return chunks, error
-    return chunks, None
-
-
-async def stream_chunks(
-    mode: str, f: FakeDashScope, **params: Any
-) -> tuple[list[Any], BaseException | None]:
-    return await consume(await create(mode, f, stream=True, **params))
+DASHSCOPE = ProviderChat("dashscope", MODEL, fake, {"api_key": KEY, "config": NATIVE})
+client, aclient, plain_client = DASHSCOPE.client, DASHSCOPE.aclient, DASHSCOPE.plain_client
+create, call, sent = DASHSCOPE.create, DASHSCOPE.call, DASHSCOPE.sent
+stream_chunks = DASHSCOPE.stream_chunks
 
 
 def texts(chunks: list[Any], field: str = "content") -> list[str]:
@@ -345,14 +266,6 @@ def error_body(code: str, message: str = "出错了", request_id: str = "r-1") -
 
 def status_for(code: str) -> int:
     return DOC_STATUS.get(code) or CLASS_STATUS[ERROR_TABLE[code]["exception"]]
-
-
-@contextlib.contextmanager
-def no_unsupported_warnings() -> Iterator[None]:
-    """A context in which an UnsupportedParameterWarning fails the test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnsupportedParameterWarning)
-        yield
 
 
 # =========================================================================== 1. request mapping
@@ -600,7 +513,7 @@ async def test_a_tool_round_trip_keeps_ids_and_sends_empty_assistant_content(mod
 
 @MODES
 async def test_a_tool_result_also_carries_the_function_name(mode: str):
-    """protocols.md §3.2 / D4: older docs put ``name`` on the tool message -- send both."""
+    """Older DashScope docs put ``name`` on the tool message: it is sent with the call id."""
     body = await sent(mode, messages=TOOL_HISTORY, tools=[WEATHER])
     assert body["input"]["messages"][2].get("name") == "get_current_weather"
 

@@ -2,8 +2,8 @@
 
 Endpoints: the native and compatible-mode roots per region, the workspace header, base-URL
 overrides, the key from the environment, bad ``api``/``region`` values. Compatible mode
-(protocols.md §3.8, D8) through ``FakeDashScopeCompatible`` and byte-exact through respx.
-Native embeddings (§3.7, D7): the body, ``text_index`` ordering, usage, catalogue batching,
+(docs/providers/dashscope.md) through ``FakeDashScopeCompatible`` and byte-exact through respx
+(D8). Native embeddings (D7): the body, ``text_index`` ordering, usage, catalogue batching,
 dimensions, base64, ``extra_body`` and errors; compatible-mode embeddings too.
 """
 
@@ -12,16 +12,17 @@ from __future__ import annotations
 import base64
 import json
 import math
-import sys
 import warnings
 from array import array
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import helpers
 import httpx
 import pytest
 import respx
-from helpers import float32
+from helpers import HELLO, MODES, consume, embed, float32, provider_table, text_of
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -36,11 +37,6 @@ from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible
 from llm_bridge.types import CreateEmbeddingResponse
 from llm_bridge.types.chat import ChatCompletion
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, as a package, before 3.11
-    import tomli as tomllib
-
 KEY = "sk-test"
 CN = "dashscope.aliyuncs.com"
 INTL = "dashscope-intl.aliyuncs.com"
@@ -50,22 +46,18 @@ COMPAT_CHAT = "/compatible-mode/v1/chat/completions"
 COMPAT_EMBED = "/compatible-mode/v1/embeddings"
 PROXY = "https://proxy.example.com"
 MODEL = "qwen-plus"
-HELLO = [{"role": "user", "content": "你好"}]
 INTL_CONFIG = {"providers": {"dashscope": {"region": "intl"}}}
 COMPAT_CONFIG = {"providers": {"dashscope": {"api": "compatible"}}}
 NATIVE_CONFIG = {"providers": {"dashscope": {"api": "native"}}}
 
-CATALOGUE: dict[str, dict[str, Any]] = tomllib.loads(
-    (Path(__file__).resolve().parents[1] / "providers" / "dashscope.toml").read_text("utf-8")
-)["models"]
+CATALOGUE: dict[str, dict[str, Any]] = provider_table("dashscope")["models"]
 V3_BATCH = CATALOGUE["text-embedding-v3"]["max_batch"]
 V1_BATCH = CATALOGUE["text-embedding-v1"]["max_batch"]
 V3_DIMS = CATALOGUE["text-embedding-v3"]["dimensions"]
 assert V3_BATCH < 25 and V1_BATCH < 60, "the batch tests need inputs beyond one batch"
 
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
-# D7 (protocols.md §7.3), byte for byte.
+# D7: a native embeddings answer exactly as DashScope sends it.
 D7_REQUEST = {
     "model": "text-embedding-v3",
     "input": {"texts": ["衣服的质量杠杠的"]},
@@ -76,7 +68,7 @@ D7 = (
     b'"usage":{"total_tokens":7},"request_id":"d89c06fb-46a1-47b6-acb9-bfb17f814969"}'
 )
 
-# D8 (protocols.md §7.3), byte for byte.
+# D8: compatible-mode bodies (a stream, a content-filter error) exactly as DashScope sends them.
 D8_ID = "chatcmpl-f37af769-6ca0-9b36-83a2-177bce0afe22"
 D8_TAIL = (
     f'"created":1770343445,"system_fingerprint":null,"model":"qwen-plus","id":"{D8_ID}"' + "}\n\n"
@@ -161,35 +153,7 @@ def make_client(mode: str, handler: Any, **kwargs: Any) -> Any:
     )
 
 
-async def chat(mode: str, c: Any, **params: Any) -> Any:
-    params.setdefault("model", MODEL)
-    params.setdefault("messages", HELLO)
-    result = c.chat.completions.create(**params)
-    return await result if mode == "async" else result
-
-
-async def embed(mode: str, c: Any, **params: Any) -> Any:
-    result = c.embeddings.create(**params)
-    return await result if mode == "async" else result
-
-
-async def consume(stream: Any) -> tuple[list[Any], BaseException | None]:
-    """Every chunk of a stream of either flavour, and the error that ended it, if any."""
-    chunks: list[Any] = []
-    try:
-        if hasattr(stream, "__aiter__"):
-            async for chunk in stream:
-                chunks.append(chunk)
-        else:
-            for chunk in stream:
-                chunks.append(chunk)
-    except Exception as error:  # the test inspects it
-        return chunks, error
-    return chunks, None
-
-
-def content(chunks: list[Any]) -> str:
-    return "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
+chat = partial(helpers.chat, model=MODEL)
 
 
 def url(host: str, path: str) -> httpx.URL:
@@ -282,7 +246,7 @@ async def test_compatible_stream_body_has_stream_and_stream_options(mode: str):
     assert body["stream_options"] == {"include_usage": True}
     assert "input" not in body and "parameters" not in body
     assert "X-DashScope-SSE" not in f.requests[0].headers
-    assert content(chunks).endswith("You said: 你好")
+    assert text_of(chunks).endswith("You said: 你好")
 
 
 @MODES
@@ -451,7 +415,7 @@ async def test_compatible_stream_with_include_usage_ends_with_a_usage_chunk(mode
     stream = await chat(mode, compat(mode, f), stream=True, stream_options={"include_usage": True})
     chunks, error = await consume(stream)
     assert error is None
-    assert content(chunks) == "我是通义千问。"
+    assert text_of(chunks) == "我是通义千问。"
     last = chunks[-1]
     assert last.choices == []
     assert last.usage.prompt_tokens == 11
@@ -466,7 +430,7 @@ async def test_compatible_stream_without_include_usage_has_no_usage(mode: str):
     f = FakeDashScopeCompatible(KEY).reply("我是通义千问。")
     chunks, error = await consume(await chat(mode, compat(mode, f), stream=True))
     assert error is None
-    assert content(chunks) == "我是通义千问。"
+    assert text_of(chunks) == "我是通义千问。"
     assert all(chunk.usage is None for chunk in chunks)
     assert all(chunk.choices for chunk in chunks)  # no empty usage-only chunk
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -499,7 +463,7 @@ async def test_d8_byte_exact_stream_through_respx(mode: str):
     assert len(chunks) == 3  # [DONE] is no chunk
     assert all(chunk.id == D8_ID for chunk in chunks)
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert content(chunks) == "我是通义千问。"
+    assert text_of(chunks) == "我是通义千问。"
     assert chunks[1].choices[0].finish_reason == "stop"
     assert chunks[2].choices == []
     assert chunks[2].usage.total_tokens == 18
@@ -531,7 +495,7 @@ async def test_the_fakes_content_filter_failure_maps_too(mode: str):
 async def test_compatible_sse_framed_400_on_a_stream_request_is_parsed(
     mode: str, content_type: str
 ):
-    # protocols.md §3.8: "A 400 body can itself be SSE-framed (data: {...}) when stream: true";
+    # In compatible mode a 400 body can itself be SSE-framed (data: {...}) when stream: true;
     # the issue: parse error bodies by content, not by header.
     body = b"data: " + D8_FILTERED + b"\n\n"
     f = FakeDashScopeCompatible(KEY).raw(400, body, {"Content-Type": content_type})
@@ -611,7 +575,7 @@ async def test_compatible_mid_stream_error_raises_after_earlier_chunks(mode: str
         2, "content_filter", content="一二三四五六七八九十"
     )
     chunks, error = await consume(await chat(mode, compat(mode, f), stream=True))
-    assert content(chunks) == "一二三四五六七八"
+    assert text_of(chunks) == "一二三四五六七八"
     assert isinstance(error, BadRequestError)
     assert error.code == "content_filter"
     assert error.provider_code == "data_inspection_failed"

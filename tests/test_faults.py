@@ -19,10 +19,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import pytest
+from helpers import HELLO, chat, consume, text_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,7 +47,6 @@ PROVIDERS = ("zhipu", "qianfan", "dashscope")
 ZHIPU_KEY = "fault-suite-id.fault-suite-secret"
 QIANFAN_AK, QIANFAN_SK = "faultSuiteAK", "faultSuiteSK"
 DASHSCOPE_KEY = "sk-fault-suite-key"
-HELLO = [{"role": "user", "content": "你好"}]
 #: A long answer: about 175 stream events, several kilobytes on every provider's wire.
 LONG = "".join(f"片段{i:03d};" for i in range(100))
 #: A body offset inside the stream above: past its first events, well before its end.
@@ -138,37 +138,11 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-async def chat(mode: str, client: Any, **params: Any) -> Any:
-    """One chat call through a client of either flavour."""
-    params.setdefault("messages", HELLO)
-    result = client.chat.completions.create(**params)
-    return await result if mode == "async" else result
-
-
 async def chat_error(mode: str, client: Any, **params: Any) -> APIError:
     """The APIError one chat call raises (fails the test if it does not)."""
     with pytest.raises(APIError) as info:
         await chat(mode, client, **params)
     return info.value
-
-
-async def consume(stream: Any) -> tuple[list[Any], Optional[BaseException]]:
-    """Every chunk of a stream of either flavour, and the APIError that ended it, if any."""
-    chunks: list[Any] = []
-    try:
-        if hasattr(stream, "__aiter__"):
-            async for chunk in stream:
-                chunks.append(chunk)
-        else:
-            for chunk in stream:
-                chunks.append(chunk)
-    except APIError as error:
-        return chunks, error
-    return chunks, None
-
-
-def text(chunks: list[Any]) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 def assert_usage_recorded(records: list[Any]) -> None:
@@ -260,7 +234,7 @@ async def test_a_5xx_storm_then_success(
     result = await chat(mode, client, model=target.model, stream=stream)
     if stream:
         chunks, error = await consume(result)
-        assert error is None and text(chunks) == "好了"
+        assert error is None and text_of(chunks) == "好了"
     else:
         assert result.choices[0].message.content == "好了"
     assert target.attempts() == 3
@@ -318,7 +292,7 @@ async def test_a_reset_mid_stream_raises_after_the_chunks(target: Target, mode: 
     client = target.client(mode, on_usage=records.append)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
     assert chunks, "the chunks before the reset reach the caller"
-    assert LONG.startswith(text(chunks)) and text(chunks) != LONG
+    assert LONG.startswith(text_of(chunks)) and text_of(chunks) != LONG
     assert type(error) is APIConnectionError  # never a silent end
     assert target.attempts() == 1  # a stream is not retried once a chunk was delivered
     assert_usage_recorded(records)
@@ -329,7 +303,7 @@ async def test_a_stream_the_fake_cuts_is_a_dropped_socket(target: Target, mode: 
     target.fake.cut_stream(3, LONG)
     client = target.client(mode)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
-    assert text(chunks) == LONG[:12]
+    assert text_of(chunks) == LONG[:12]
     assert type(error) is APIConnectionError
     assert target.attempts() == 1
     await close(client)
@@ -344,7 +318,7 @@ async def test_a_reset_before_the_first_chunk_is_retried(
     client = target.client(mode)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
     assert error is None
-    assert text(chunks) == "第二次"
+    assert text_of(chunks) == "第二次"
     assert target.attempts() == 2
     assert len(no_retry_sleep) == 1
     await close(client)
@@ -372,7 +346,7 @@ async def test_a_stall_before_the_first_chunk_is_retried(target: Target):
     client = target.client("sync", timeout=SHORT_TIMEOUT)
     chunks, error = await consume(await chat("sync", client, model=target.model, stream=True))
     assert error is None
-    assert text(chunks) == "第二次"
+    assert text_of(chunks) == "第二次"
     assert target.attempts() == 2
     client.close()
 
@@ -405,7 +379,7 @@ async def test_truncated_sse_raises_after_the_chunks(target: Target, mode: str):
     records: list[Any] = []
     client = target.client(mode, on_usage=records.append)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
-    assert chunks and LONG.startswith(text(chunks)) and text(chunks) != LONG
+    assert chunks and LONG.startswith(text_of(chunks)) and text_of(chunks) != LONG
     assert isinstance(error, (APIConnectionError, APIError))
     assert target.attempts() == 1
     assert_usage_recorded(records)
@@ -416,7 +390,7 @@ async def test_sse_that_ends_cleanly_before_the_finish_raises(target: Target, mo
     target.fake.cut_stream(2, LONG, cut_raises=False)
     client = target.client(mode)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
-    assert text(chunks) == LONG[:8]
+    assert text_of(chunks) == LONG[:8]
     assert type(error) is APIConnectionError
     assert target.attempts() == 1
     await close(client)
@@ -469,7 +443,7 @@ async def test_malformed_json_after_a_good_event_raises_after_it(target: Target,
     records: list[Any] = []
     client = target.client(mode, on_usage=records.append)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
-    assert text(chunks) == "你好"
+    assert text_of(chunks) == "你好"
     assert isinstance(error, APIError)
     assert target.attempts() == 1
     assert_usage_recorded(records)
@@ -513,7 +487,7 @@ async def test_a_retryable_error_inside_http_200_is_retried(
     result = await chat(mode, client, model=target.model, stream=stream)
     if stream:
         chunks, error = await consume(result)
-        assert error is None and text(chunks) == "好了"
+        assert error is None and text_of(chunks) == "好了"
     else:
         assert result.choices[0].message.content == "好了"
     assert target.attempts() == 2
@@ -536,7 +510,7 @@ async def test_an_error_event_after_chunks_is_raised_not_retried(target: Target,
     target.fake.error_mid_stream(2, "content_filter", content=LONG)
     client = target.client(mode)
     chunks, error = await consume(await chat(mode, client, model=target.model, stream=True))
-    assert text(chunks) == LONG[:8]
+    assert text_of(chunks) == LONG[:8]
     assert isinstance(error, APIStatusError)
     assert target.attempts() == 1
     await close(client)

@@ -45,6 +45,7 @@ from typing import Any
 
 import pytest
 from conftest import SUITE_TEXTS
+from helpers import bodies
 from test_gateway_server import KEY, ZHIPU_KEY, Gateway
 
 from llm_bridge.gateway import hash_key
@@ -267,11 +268,6 @@ def gateway(fake: FakeZhipu, tmp_path: Path) -> Iterator[Gateway]:
             gw.stop()
 
 
-def sent(fake: FakeZhipu) -> list[dict[str, Any]]:
-    """The chat bodies that reached the provider."""
-    return [json.loads(request.content) for request in fake.requests]
-
-
 def text_of(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -295,7 +291,7 @@ def test_codex_exec_answers_through_the_gateway(
     assert usage["input_tokens"] > 1000 and usage["output_tokens"] > 0
     assert run.outbound == [], f"Codex tried to reach past the gateway: {run.outbound}"
 
-    (body,) = sent(fake)
+    (body,) = bodies(fake)
     assert body["model"] == "glm-4-flash" and body["stream"] is True
     messages = body["messages"]
     # Codex's base instructions are a developer item; Zhipu has no developer role.
@@ -357,7 +353,7 @@ def test_codex_runs_its_shell_tool_with_a_thinking_glm(
     assert run.event("turn.completed")["usage"]["cached_input_tokens"] > 0
     assert run.outbound == [], f"Codex tried to reach past the gateway: {run.outbound}"
 
-    first, second = sent(fake)
+    first, second = bodies(fake)
     assert first["model"] == second["model"] == "glm-4.7"
     assert second["messages"][: len(first["messages"])] == first["messages"]
     assistant, result = second["messages"][-2:]
@@ -393,7 +389,7 @@ def test_codex_dispatches_a_namespaced_call_from_glm(
     assert [m["text"] for m in run.items("agent_message")] == ["There was no such agent to close."]
     assert run.outbound == [], f"Codex tried to reach past the gateway: {run.outbound}"
 
-    first, second = sent(fake)
+    first, second = bodies(fake)
     assistant, result = second["messages"][-2:]
     (tool_call,) = assistant["tool_calls"]
     # Codex sent its function_call item back with the namespace: the same chat name again.

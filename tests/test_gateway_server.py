@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ import httpx
 import openai
 import pytest
 from conftest import SUITE_SECRETS, SUITE_TEXTS
-from redis_server import RedisServer
+from helpers import HELLO
+from redis_server import RedisServer, free_port
 
 from llm_bridge.gateway import hash_key, read_entries
 from llm_bridge.gateway._ledger import IN_PROGRESS
@@ -37,13 +37,6 @@ ZHIPU_KEY = "gwserver.zhipusecret0123456789abcdef"
 KEY = "sk-lb-servertestkey-0123456789abcdef"
 SUITE_SECRETS.update({ZHIPU_KEY, KEY, hash_key(KEY)})
 NODE_DIR = Path(__file__).parent / "node"
-HELLO = [{"role": "user", "content": "你好"}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Gateway:

@@ -8,18 +8,18 @@ import gzip
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from functools import partial
 
 import httpx
 import openai
 import pytest
+from helpers import HELLO, bridge, upstream
 
 import llm_bridge
 from llm_bridge import ResponseTooLargeError
 
 KEY = "hostile.secret"
 LIMIT = 1_000_000
-HELLO: Any = [{"role": "user", "content": "你好"}]
 
 
 class Endless(httpx.SyncByteStream):
@@ -54,14 +54,8 @@ def bomb() -> bytes:
     return b"".join(compressor.compress(block) for _ in range(100)) + compressor.flush()
 
 
-def client(handler, **kwargs) -> llm_bridge.OpenAI:
-    return llm_bridge.OpenAI(
-        provider="zhipu",
-        api_key=KEY,
-        config={"limits": {"max_response_bytes": LIMIT}},
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-        **kwargs,
-    )
+#: A Zhipu client answered by a handler function, reading at most LIMIT bytes of an answer.
+client = partial(bridge, "zhipu", api_key=KEY, config={"limits": {"max_response_bytes": LIMIT}})
 
 
 def test_an_endless_body_stops_at_the_limit_in_bounded_memory() -> None:
@@ -129,7 +123,7 @@ def test_the_gateway_answers_a_too_large_body_with_a_502() -> None:
     bridge = llm_bridge.http_client(
         provider="zhipu",
         config={"limits": {"max_response_bytes": LIMIT}},
-        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        http_client=upstream(handler),
     )
     plain = openai.OpenAI(api_key=KEY, http_client=bridge, max_retries=0)
     with pytest.raises(openai.APIStatusError) as raised:

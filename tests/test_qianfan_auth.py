@@ -2,11 +2,11 @@
 
 v1 was shut down on the public cloud on 2026-08-31, so these clients opt in with
 ``api = "v1"`` (issue 14); v2 is the default (tests/test_qianfan_v2_auth.py). On v1:
-application API Key + Secret Key -> an OAuth ``access_token`` (protocols.md §2A.2), IAM
-account keys -> bce-auth-v1 signing (§2A.3, checked against Baidu's own signer from
-``bce-python-sdk``); a ``bce-v3/...`` key alone -> v2 (§2B, B8). The token is fetched lazily,
-cached, shared by every client in the process, renewed before ``expires_in`` and after 110/111
-(once), and fetched single-flight by fifty threads or tasks at a time.
+application API Key + Secret Key -> an OAuth ``access_token``, IAM account keys ->
+bce-auth-v1 signing (checked against Baidu's own signer from ``bce-python-sdk``); a
+``bce-v3/...`` key alone -> v2 (docs/providers/qianfan.md, "Credentials"). The token is
+fetched lazily, cached, shared by every client in the process, renewed before ``expires_in``
+and after 110/111 (once), and fetched single-flight by fifty threads or tasks at a time.
 
 Everything runs offline on ``FakeQianfan`` / ``FakeQianfanV2``; retries never sleep (conftest).
 """
@@ -27,6 +27,7 @@ import pytest
 from baidubce import utils as bce_utils
 from baidubce.auth import bce_v1_signer
 from baidubce.auth.bce_credentials import BceCredentials
+from helpers import HELLO, Clock, bridge, credentials_of
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -56,55 +57,32 @@ V1_HOST = "aip.baidubce.com"
 TOKEN_URL = "https://aip.baidubce.com/oauth/2.0/token"
 V1_CHAT_PATH = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/completions_pro"  # ernie-4.0-8k
 V2 = "https://qianfan.baidubce.com/v2"
-HELLO = [{"role": "user", "content": "你好"}]
 MODEL = "ernie-4.0-8k"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def v1(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with ``api = "v1"`` under [providers.qianfan]: v1 was shut down on the
-    public cloud on 2026-08-31 and is used only on request (a private deployment)."""
+def with_api(source: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``api = "v1"`` under [providers.qianfan] unless ``source`` is a
+    ``FakeQianfanV2``: v1 was shut down on the public cloud on 2026-08-31 and is used only
+    on request (a private deployment)."""
+    if isinstance(source, FakeQianfanV2):
+        return options
     config = dict(options.get("config") or {})
     providers = dict(config.get("providers") or {})
     providers["qianfan"] = {**(providers.get("qianfan") or {}), "api": "v1"}
     return {**options, "config": {**config, "providers": providers}}
 
 
-def client(transport: Any, **options: Any) -> OpenAI:
-    """A v1 client (these tests are of v1's credentials and token; v2's are below and in
-    tests/test_qianfan_v2_auth.py)."""
-    if isinstance(transport, FakeQianfanV2):
-        return OpenAI(
-            provider="qianfan", http_client=httpx.Client(transport=transport.transport()), **options
-        )
-    if not isinstance(transport, httpx.BaseTransport):
-        transport = transport.transport()
-    return OpenAI(provider="qianfan", http_client=httpx.Client(transport=transport), **v1(options))
+def client(source: Any, **options: Any) -> OpenAI:
+    """A v1 client answered by ``source`` (these tests are of v1's credentials and token;
+    v2's are below and in tests/test_qianfan_v2_auth.py), a v2 one for a ``FakeQianfanV2``."""
+    return bridge("qianfan", source, **with_api(source, options))
 
 
-def aclient(transport: Any, **options: Any) -> AsyncOpenAI:
-    if not isinstance(transport, httpx.AsyncBaseTransport):
-        is_v2 = isinstance(transport, FakeQianfanV2)
-        transport = transport.transport()
-        if is_v2:
-            return AsyncOpenAI(
-                provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **options
-            )
-    return AsyncOpenAI(
-        provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **v1(options)
-    )
+def aclient(source: Any, **options: Any) -> AsyncOpenAI:
+    return bridge("qianfan", source, mode="async", **with_api(source, options))
 
 
 def ask(c: OpenAI, model: str = MODEL, **params: Any) -> ChatCompletion:
@@ -121,10 +99,6 @@ def chat_requests(fake: FakeQianfan) -> list[httpx.Request]:
 
 def token_requests(fake: FakeQianfan) -> list[httpx.Request]:
     return [r for r in fake.requests if r.url.path == "/oauth/2.0/token"]
-
-
-def credentials_of(c: OpenAI | AsyncOpenAI) -> Any:
-    return c._engine.adapter("qianfan").credentials
 
 
 def slow_token_handler(fake: FakeQianfan, delay: float = 0.02) -> Callable[..., Any]:
@@ -364,7 +338,7 @@ def test_different_keys_get_different_tokens() -> None:
 async def test_token_is_renewed_shortly_before_expires_in(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     fake = FakeQianfan(AK, SK, token_ttl=100, clock=clock)
     c: Any = client(fake, api_key=AK, secret_key=SK) if mode == "sync" else None
     if c is None:

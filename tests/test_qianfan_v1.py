@@ -6,32 +6,29 @@ v1 was shut down on the public cloud on 2026-08-31; these clients opt in with
 Endpoint mapping, message repair, parameter mapping, responses, every numeric error code of
 ``providers/qianfan.toml`` inside HTTP 200 bodies, streams and embeddings; asserted on what
 FakeQianfan received (it rejects what Baidu rejects) and on what the caller gets back.
-Wire facts: protocols.md §2A and the §7.2 fixtures B1–B7 (used byte for byte through respx).
+Wire facts: docs/providers/qianfan.md; the B1–B7 bodies are Qianfan v1's own, used byte for
+byte through respx.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from helpers import float32
+from helpers import HELLO, MODES, ProviderChat, consume, embed, float32, provider_table
 
 import llm_bridge
 from llm_bridge import (
     APIConnectionError,
     APIError,
     APIStatusError,
-    AsyncOpenAI,
     AuthenticationError,
     BadRequestError,
-    OpenAI,
     RateLimitError,
     UnsupportedParameterWarning,
 )
@@ -40,17 +37,11 @@ from llm_bridge.testing import FakeQianfan
 from llm_bridge.testing._fake import approx_tokens
 from llm_bridge.types.chat import ChatCompletion
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, as a package, before 3.11
-    import tomli as tomllib
-
 NOW = 1709089502.0
 AK, SK = "Y7uKeHc3ak", "Nh4pW2sk"
 HOST = "https://aip.baidubce.com"
 V1_PATH = "/rpc/2.0/ai_custom/v1/wenxinworkshop"
 TOKEN_PATH = "/oauth/2.0/token"
-HELLO = [{"role": "user", "content": "你好"}]
 MODEL = "ernie-3.5-8k"
 JSON_HEADERS = {"Content-Type": "application/json"}
 SSE_HEADERS = {"Content-Type": "text/event-stream"}
@@ -72,7 +63,7 @@ TIME = {
     "function": {"name": "get_time", "description": "现在几点", "parameters": {"type": "object"}},
 }
 
-# Byte-exact bodies from protocols.md §7.2.
+# Bodies exactly as Qianfan v1 sends them.
 B1 = (
     b'{"refresh_token":"25.b55fe1d287227ca97aab219bb249b8ab.315360000.1798284651.282335-8574074",'
     b'"expires_in":2592000,"session_key":"9mzdWT...","access_token":"24.6c5e1ff107f0e8bcef8c46d3'
@@ -155,16 +146,12 @@ B7 = (
     b'"total_tokens":4}}'
 )
 
-PROVIDER_TABLE = tomllib.loads(
-    (Path(__file__).resolve().parents[1] / "providers" / "qianfan.toml").read_text("utf-8")
-)
+PROVIDER_TABLE = provider_table("qianfan")
 NUMERIC_ERRORS: dict[str, dict[str, Any]] = {
     code: rule for code, rule in PROVIDER_TABLE["errors"].items() if code.isdigit()
 }
 CATALOGUE: dict[str, dict[str, Any]] = PROVIDER_TABLE["models"]
 assert len(NUMERIC_ERRORS) >= 25, "the numeric v1 error table went missing"
-
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -179,82 +166,16 @@ def fake(**kwargs: Any) -> FakeQianfan:
 V1_ONLY = {"providers": {"qianfan": {"api": "v1"}}}
 
 
-def client(f: FakeQianfan, **kwargs: Any) -> OpenAI:
-    kwargs.setdefault("config", V1_ONLY)
-    return OpenAI(
-        provider="qianfan",
-        api_key=AK,
-        secret_key=SK,
-        http_client=httpx.Client(transport=f.transport()),
-        **kwargs,
-    )
-
-
-def aclient(f: FakeQianfan, **kwargs: Any) -> AsyncOpenAI:
-    kwargs.setdefault("config", V1_ONLY)
-    return AsyncOpenAI(
-        provider="qianfan",
-        api_key=AK,
-        secret_key=SK,
-        http_client=httpx.AsyncClient(transport=f.transport()),
-        **kwargs,
-    )
-
-
-def plain_client(mode: str) -> Any:
-    """A client without an http_client of its own: for respx, which patches httpx."""
-    cls = OpenAI if mode == "sync" else AsyncOpenAI
-    return cls(provider="qianfan", api_key=AK, secret_key=SK, config=V1_ONLY)
-
-
-async def create(mode: str, f: FakeQianfan, *, options: Any = None, **params: Any) -> Any:
-    """One chat call through a fresh sync or async client (``options``: client kwargs)."""
-    params.setdefault("model", MODEL)
-    params.setdefault("messages", HELLO)
-    if mode == "sync":
-        return client(f, **(options or {})).chat.completions.create(**params)
-    return await aclient(f, **(options or {})).chat.completions.create(**params)
-
-
-async def call(mode: str, c: Any, **params: Any) -> Any:
-    """One chat call through an existing client of either flavour."""
-    params.setdefault("model", MODEL)
-    params.setdefault("messages", HELLO)
-    result = c.chat.completions.create(**params)
-    return await result if mode == "async" else result
-
-
-async def embed(mode: str, c: Any, **params: Any) -> Any:
-    result = c.embeddings.create(**params)
-    return await result if mode == "async" else result
-
-
-async def sent(mode: str, f: FakeQianfan | None = None, **params: Any) -> dict[str, Any]:
-    """The JSON body Qianfan received for one (successful) call."""
-    f = f or fake()
-    await create(mode, f, **params)
-    return chat_bodies(f)[-1]
-
-
-async def consume(stream: Any) -> tuple[list[Any], BaseException | None]:
-    """Every chunk of a stream of either flavour, and the error that ended it, if any."""
-    chunks: list[Any] = []
-    try:
-        if hasattr(stream, "__aiter__"):
-            async for chunk in stream:
-                chunks.append(chunk)
-        else:
-            for chunk in stream:
-                chunks.append(chunk)
-    except APIError as error:
-        return chunks, error
-    return chunks, None
-
-
-async def stream_chunks(
-    mode: str, f: FakeQianfan, **params: Any
-) -> tuple[list[Any], BaseException | None]:
-    return await consume(await create(mode, f, stream=True, **params))
+QIANFAN = ProviderChat(
+    "qianfan",
+    MODEL,
+    fake,
+    {"api_key": AK, "secret_key": SK, "config": V1_ONLY},
+    body=lambda f: chat_bodies(f)[-1],
+)
+client, aclient, plain_client = QIANFAN.client, QIANFAN.aclient, QIANFAN.plain_client
+create, call, sent = QIANFAN.create, QIANFAN.call, QIANFAN.sent
+stream_chunks = QIANFAN.stream_chunks
 
 
 def chat_requests(f: FakeQianfan) -> list[httpx.Request]:
@@ -274,7 +195,7 @@ def error_body(code: int, message: str = "出错了") -> bytes:
 
 
 def assert_v1_messages(messages: list[dict[str, Any]]) -> None:
-    """The rules of protocols.md §2A.5: odd count, strict alternation, from and to the user."""
+    """v1's message rules: odd count, strict alternation, from and to the user."""
     assert messages, "messages must not be empty"
     assert len(messages) % 2 == 1, f"even number of messages: {messages}"
     assert messages[0]["role"] == "user", messages
@@ -1286,8 +1207,8 @@ async def test_an_error_event_split_anywhere(mode: str, split: int):
 
 @MODES
 async def test_an_error_json_line_inside_an_event_stream_is_mapped(mode: str):
-    """protocols.md §2A.7: inside an SSE body a line not starting with ``data: `` may be an
-    error JSON (QF-SDK reads it as one)."""
+    """Inside a v1 SSE body a line not starting with ``data: `` may be an error JSON (QF-SDK
+    reads it as one)."""
     f = fake().raw(200, B5_336501 + b"\n", SSE_HEADERS)
     try:  # raised at create() or at the first read: either is fine
         chunks, error = await stream_chunks(mode, f, options={"max_retries": 0})

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Callable
 
 import httpx
@@ -24,6 +25,7 @@ import pytest
 from baidubce import utils as bce_utils
 from baidubce.auth import bce_v1_signer
 from baidubce.auth.bce_credentials import BceCredentials
+from helpers import HELLO, Clock, bridge, credentials_of, upstream
 
 import llm_bridge
 from llm_bridge import AsyncOpenAI, AuthenticationError, OpenAI, OpenAIError
@@ -41,36 +43,18 @@ APP_SK = "Pz1Xc3Vb5Nm7Qw9Er2Ty4Ui6Op8As0Df"
 ODD_AK = "my-key"  # neither form
 V2_KEY = "bce-v3/ALTAK-v2keyA1b2/c3d4e5f6a7b8c9d0"
 V2 = "https://qianfan.baidubce.com/v2"
-HELLO = [{"role": "user", "content": "你好"}]
 MODEL = "ernie-4.5-turbo-128k"
 NOW = 1796000000.0  # 2026-11-30
 CONCURRENCY = 20
-
-
-class Clock:
-    """A clock the test moves by hand (shared by the client's credentials and the fake)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def iam_fake(clock: Callable[[], float] = time.time, **kwargs: Any) -> FakeQianfanV2:
     return FakeQianfanV2(access_key=IAM_AK, secret_key=IAM_SK, clock=clock, **kwargs)
 
 
-def client(fake: Any, **options: Any) -> OpenAI:
-    transport = fake if isinstance(fake, httpx.BaseTransport) else fake.transport()
-    return OpenAI(provider="qianfan", http_client=httpx.Client(transport=transport), **options)
-
-
-def aclient(fake: Any, **options: Any) -> AsyncOpenAI:
-    transport = fake if isinstance(fake, httpx.AsyncBaseTransport) else fake.transport()
-    return AsyncOpenAI(
-        provider="qianfan", http_client=httpx.AsyncClient(transport=transport), **options
-    )
+#: A sync or async client answered by a fake or a transport (its keys are the test's own).
+client = partial(bridge, "qianfan")
+aclient = partial(bridge, "qianfan", mode="async")
 
 
 def ask(c: OpenAI, **params: Any) -> Any:
@@ -85,10 +69,6 @@ def chats(fake: FakeQianfanV2) -> list[httpx.Request]:
 
 def tokens(fake: FakeQianfanV2) -> list[httpx.Request]:
     return [r for r in fake.requests if r.url.host == IAM_HOST]
-
-
-def credentials_of(c: OpenAI | AsyncOpenAI) -> Any:
-    return c._engine.adapter("qianfan").credentials
 
 
 def use_clock(c: OpenAI | AsyncOpenAI, clock: Clock) -> None:
@@ -404,7 +384,7 @@ def test_a_fresh_token_refused_again_raises_after_one_renewal(iam_env: None) -> 
 
 
 def test_expiry_is_honoured_by_the_injected_clock(iam_env: None) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     fake = iam_fake(clock=clock)
     c = client(fake)
     use_clock(c, clock)
@@ -423,7 +403,7 @@ def test_expiry_is_honoured_by_the_injected_clock(iam_env: None) -> None:
 
 
 def test_a_short_lived_token_is_renewed_by_its_own_lifetime() -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     fake = iam_fake(clock=clock)
     credentials = QianfanIamToken(
         IAM_AK, IAM_SK, iam_token_url=SPEC.iam_token_url or "", expire_seconds=600, clock=clock
@@ -461,7 +441,7 @@ def test_secrets_stay_out_of_reprs_logs_and_errors(
 
 def test_plain_openai_client_through_http_client_mints_and_chats(iam_env: None) -> None:
     fake = iam_fake()
-    bridge = llm_bridge.http_client(http_client=httpx.Client(transport=fake.transport()))
+    bridge = llm_bridge.http_client(http_client=upstream(fake))
     plain = openai.OpenAI(api_key="unused", base_url=V2, http_client=bridge)
     result = plain.chat.completions.create(model=MODEL, messages=HELLO)
     assert result.choices[0].message.content.endswith("You said: 你好")
@@ -471,7 +451,7 @@ def test_plain_openai_client_through_http_client_mints_and_chats(iam_env: None) 
 
 def test_plain_openai_client_with_a_bce_v3_key() -> None:
     fake = FakeQianfanV2(V2_KEY)
-    bridge = llm_bridge.http_client(http_client=httpx.Client(transport=fake.transport()))
+    bridge = llm_bridge.http_client(http_client=upstream(fake))
     plain = openai.OpenAI(api_key=V2_KEY, base_url=V2, http_client=bridge)
     assert plain.chat.completions.create(model=MODEL, messages=HELLO).choices
     assert chats(fake)[0].headers["authorization"] == f"Bearer {V2_KEY}"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
+from helpers import bridge, sent
 
-from llm_bridge import BadRequestError, OpenAI, UnsupportedParameterWarning
+from llm_bridge import BadRequestError, UnsupportedParameterWarning
 from llm_bridge._config import builtin_providers
 from llm_bridge._errors import BadRequestError as LocalBadRequest
 from llm_bridge.adapters._params import ParamContext
@@ -34,17 +36,7 @@ WEATHER = {
 }
 
 
-def client(fake: FakeQianfanV2, **options: Any) -> OpenAI:
-    return OpenAI(
-        provider="qianfan",
-        api_key=KEY,
-        http_client=httpx.Client(transport=fake.transport()),
-        **options,
-    )
-
-
-def sent(fake: FakeQianfanV2) -> dict[str, Any]:
-    return json.loads(fake.requests[-1].content)
+client = partial(bridge, "qianfan", api_key=KEY)
 
 
 def ctx() -> ParamContext:

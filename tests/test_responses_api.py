@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import warnings
+from functools import partial
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from helpers import bridge, by_door, door_client, sent
 from openai.types.responses import Response
 from pydantic import BaseModel
 
@@ -24,7 +26,6 @@ import llm_bridge
 from llm_bridge.testing import FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
 
 KEY = "id.secret"
-ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
 MODEL = "glm-4-flash"
 WEATHER_TOOL = {
     "type": "function",
@@ -36,28 +37,6 @@ WEATHER_TOOL = {
         "required": ["city"],
     },
 }
-DOORS = ("bridge", "http_client")
-by_door = pytest.mark.parametrize("door", DOORS)
-
-
-def client(fake: Any, door: str, **kwargs: Any) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    if door == "bridge":
-        return llm_bridge.OpenAI(provider="zhipu", api_key=KEY, http_client=upstream, **kwargs)
-    bridge = llm_bridge.http_client(http_client=upstream, **kwargs)
-    return openai.OpenAI(api_key=KEY, base_url=ZHIPU_ROOT, http_client=bridge)
-
-
-def async_client(fake: Any, door: str) -> openai.AsyncOpenAI:
-    upstream = httpx.AsyncClient(transport=fake.transport())
-    if door == "bridge":
-        return llm_bridge.AsyncOpenAI(provider="zhipu", api_key=KEY, http_client=upstream)
-    bridge = llm_bridge.async_http_client(http_client=upstream)
-    return openai.AsyncOpenAI(api_key=KEY, base_url=ZHIPU_ROOT, http_client=bridge)
-
-
-def sent(fake: Any, index: int = -1) -> dict[str, Any]:
-    return json.loads(fake.requests[index].content)
 
 
 # --------------------------------------------------------------------------- create
@@ -66,7 +45,7 @@ def sent(fake: Any, index: int = -1) -> dict[str, Any]:
 @by_door
 def test_create_answers_with_openais_response_from_a_chat_provider(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("西湖在杭州。")
-    response = client(fake, door).responses.create(
+    response = door_client(door, fake).responses.create(
         model=MODEL, instructions="简短回答。", input="西湖在哪里？", max_output_tokens=64
     )
     assert isinstance(response, Response)
@@ -84,7 +63,7 @@ def test_create_answers_with_openais_response_from_a_chat_provider(door: str) ->
 @by_door
 def test_a_length_cut_answer_is_incomplete(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("很长的", finish_reason="length")
-    response = client(fake, door).responses.create(model=MODEL, input="写一首长诗")
+    response = door_client(door, fake).responses.create(model=MODEL, input="写一首长诗")
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
@@ -96,7 +75,7 @@ def test_a_length_cut_answer_is_incomplete(door: str) -> None:
 @by_door
 def test_the_stream_helper_sees_openais_events_and_final_response(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("湖光山色，四季皆美。", chunk_size=2)
-    with client(fake, door).responses.stream(model=MODEL, input="描述西湖") as stream:
+    with door_client(door, fake).responses.stream(model=MODEL, input="描述西湖") as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
     assert kinds[:2] == ["response.created", "response.in_progress"]
@@ -110,7 +89,7 @@ def test_the_stream_helper_sees_openais_events_and_final_response(door: str) -> 
 @by_door
 def test_streamed_reasoning_arrives_as_summary_text(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("42", reasoning_content="先想一想。")
-    with client(fake, door).responses.stream(model=MODEL, input="答案是？") as stream:
+    with door_client(door, fake).responses.stream(model=MODEL, input="答案是？") as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
     assert "response.reasoning_summary_text.delta" in kinds
@@ -156,7 +135,7 @@ def run_tool_conversation(c: openai.OpenAI, *, chained: bool) -> tuple[Response,
 @by_door
 def test_a_tool_conversation_reaches_the_provider_as_chat(door: str, chained: bool) -> None:
     fake = FakeZhipu(api_key=KEY).tool_call("get_weather", {"city": "北京"}).reply("晴，25度。")
-    first, second = run_tool_conversation(client(fake, door), chained=chained)
+    first, second = run_tool_conversation(door_client(door, fake), chained=chained)
     call = next(item for item in first.output if item.type == "function_call")
     assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "北京"}
     assert second.output_text == "晴，25度。"
@@ -174,7 +153,7 @@ def test_a_tool_conversation_reaches_the_provider_as_chat(door: str, chained: bo
 @by_door
 def test_stored_responses_can_be_retrieved_listed_and_deleted(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("好的")
-    c = client(fake, door)
+    c = door_client(door, fake)
     made = c.responses.create(model=MODEL, input="记住这句话")
     assert c.responses.retrieve(made.id).output_text == "好的"
     items = c.responses.input_items.list(made.id)
@@ -188,7 +167,7 @@ def test_stored_responses_can_be_retrieved_listed_and_deleted(door: str) -> None
 def test_an_unknown_previous_response_is_not_found_before_any_request(door: str) -> None:
     fake = FakeZhipu(api_key=KEY)
     with pytest.raises(openai.NotFoundError, match=r"resp_nope.*not found"):
-        client(fake, door).responses.create(
+        door_client(door, fake).responses.create(
             model=MODEL, input="继续", previous_response_id="resp_nope"
         )
     assert fake.requests == []
@@ -196,7 +175,7 @@ def test_an_unknown_previous_response_is_not_found_before_any_request(door: str)
 
 def test_store_false_keeps_nothing() -> None:
     fake = FakeZhipu(api_key=KEY).reply("不留")
-    c = client(fake, "bridge")
+    c = door_client("bridge", fake)
     made = c.responses.create(model=MODEL, input="别存", store=False)
     with pytest.raises(openai.NotFoundError):
         c.responses.retrieve(made.id)
@@ -213,7 +192,7 @@ class City(BaseModel):
 @by_door
 def test_parse_gives_the_pydantic_object(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply('{"name": "杭州", "country": "中国"}')
-    parsed = client(fake, door).responses.parse(model=MODEL, input="杭州", text_format=City)
+    parsed = door_client(door, fake).responses.parse(model=MODEL, input="杭州", text_format=City)
     assert parsed.output_parsed == City(name="杭州", country="中国")
     assert sent(fake)["response_format"] == {"type": "json_object"}  # emulated for GLM
 
@@ -228,7 +207,7 @@ CODE_INTERPRETER: Any = {"type": "code_interpreter", "container": {"type": "auto
 def test_a_built_in_tool_warns_and_is_not_sent() -> None:
     fake = FakeZhipu(api_key=KEY).reply("不算了")
     with pytest.warns(llm_bridge.UnsupportedParameterWarning, match="code_interpreter"):
-        client(fake, "bridge").responses.create(
+        door_client("bridge", fake).responses.create(
             model=MODEL, input="算一下", tools=[CODE_INTERPRETER]
         )
     assert "tools" not in sent(fake)
@@ -236,7 +215,7 @@ def test_a_built_in_tool_warns_and_is_not_sent() -> None:
 
 def test_with_the_error_policy_a_built_in_tool_is_refused_unsent() -> None:
     fake = FakeZhipu(api_key=KEY)
-    strict = client(fake, "bridge", config={"policy": {"unsupported_params": "error"}})
+    strict = door_client("bridge", fake, config={"policy": {"unsupported_params": "error"}})
     with pytest.raises(openai.BadRequestError, match="code_interpreter"):
         strict.responses.create(model=MODEL, input="算一下", tools=[CODE_INTERPRETER])
     assert fake.requests == []
@@ -250,7 +229,7 @@ def test_async_create_and_stream(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply("一").reply("二三", chunk_size=1)
 
     async def main() -> tuple[str, str]:
-        c = async_client(fake, door)
+        c = door_client(door, fake, mode="async")
         made = await c.responses.create(model=MODEL, input="数一")
         async with c.responses.stream(model=MODEL, input="数二") as stream:
             async for _ in stream:
@@ -277,9 +256,7 @@ def test_qianfan_v2_serves_responses_through_chat() -> None:
 # --------------------------------------------------------------------------- DashScope native
 
 
-def dashscope(fake: Any) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    return llm_bridge.OpenAI(provider="dashscope", api_key="sk-ds", http_client=upstream)
+dashscope = partial(bridge, "dashscope", api_key="sk-ds")
 
 
 def test_dashscope_serves_responses_itself_for_the_models_that_have_it() -> None:
@@ -328,7 +305,7 @@ def test_a_dashscope_responses_error_is_mapped() -> None:
 
 
 def test_websocket_modes_are_not_found_and_never_leave_the_process() -> None:
-    c = client(FakeZhipu(api_key=KEY), "bridge")
+    c = door_client("bridge", FakeZhipu(api_key=KEY))
     with pytest.raises(openai.NotFoundError, match="Responses WebSocket mode"):
         c.responses.connect()
     with pytest.raises(openai.NotFoundError, match="the Realtime API"):

@@ -14,17 +14,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-import openai
-import pytest
+from helpers import by_door, door_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import llm_bridge
 from llm_bridge.testing import FakeZhipu
 
 KEY = "id.secret"
-ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
 MODEL = "glm-4-flash"
 
 PROFILE = settings(
@@ -152,15 +148,7 @@ def as_response_tools(tools: list[JSONDict]) -> list[JSONDict]:
     return [{"type": "function", **tool["function"]} for tool in tools]
 
 
-def client(fake: FakeZhipu, door: str) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    if door == "llm_bridge":
-        return llm_bridge.OpenAI(provider="zhipu", api_key=KEY, http_client=upstream)
-    bridge = llm_bridge.http_client(http_client=upstream)
-    return openai.OpenAI(api_key=KEY, base_url=ZHIPU_ROOT, http_client=bridge)
-
-
-@pytest.mark.parametrize("door", ["llm_bridge", "http_client"])
+@by_door
 @PROFILE
 @given(conversation=conversations())
 def test_responses_input_reaches_the_provider_as_the_chat_messages(
@@ -168,7 +156,7 @@ def test_responses_input_reaches_the_provider_as_the_chat_messages(
 ) -> None:
     messages, tools = conversation
     fake = FakeZhipu(api_key=KEY)
-    c = client(fake, door)
+    c = door_client(door, fake)
     chat_options: JSONDict = {"tools": tools} if tools else {}
     responses_options: JSONDict = {"tools": as_response_tools(tools)} if tools else {}
 

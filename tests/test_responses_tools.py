@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from functools import partial
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from helpers import bridge, sent
 from test_responses_translation import (
     REQ,
     chunk,
@@ -459,13 +461,7 @@ def test_what_web_search_cannot_do_is_reported() -> None:
 # --------------------------------------------------------------------------- providers
 
 
-def zhipu(fake: Any, **kwargs: Any) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    return llm_bridge.OpenAI(provider="zhipu", api_key=ZHIPU_KEY, http_client=upstream, **kwargs)
-
-
-def sent(fake: Any, index: int = -1) -> dict[str, Any]:
-    return json.loads(fake.requests[index].content)
+zhipu = partial(bridge, "zhipu", api_key=ZHIPU_KEY)
 
 
 def test_codex_tools_reach_glm_as_functions_and_its_web_search() -> None:
@@ -560,9 +556,7 @@ def test_a_config_can_turn_the_providers_search_off() -> None:
     assert fake.requests == []
 
 
-def dashscope(fake: Any, **kwargs: Any) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    return llm_bridge.OpenAI(provider="dashscope", api_key="sk-ds", http_client=upstream, **kwargs)
+dashscope = partial(bridge, "dashscope", api_key="sk-ds")
 
 
 def test_dashscope_compatible_mode_searches_with_enable_search() -> None:

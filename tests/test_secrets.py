@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 import pytest
+from helpers import HELLO, text_of, upstream
 
 from llm_bridge import APIError, AsyncOpenAI, ConfigError, OpenAI
 from llm_bridge._config import load_config
@@ -85,7 +86,6 @@ SECRETS: dict[str, str] = {
     "config qianfan Secret Key": CFG_QF_SK,
 }
 
-HELLO = [{"role": "user", "content": "你好"}]
 SSE = {"Content-Type": "text/event-stream"}
 JSON = {"Content-Type": "application/json"}
 
@@ -171,16 +171,6 @@ def evidence(monkeypatch: pytest.MonkeyPatch) -> Iterator[Evidence]:
         logger.setLevel(old_level)
 
 
-def consume(stream: Any) -> str:
-    return "".join(
-        (chunk.choices[0].delta.content or "") if chunk.choices else "" for chunk in stream
-    )
-
-
-async def aconsume(stream: Any) -> str:
-    return "".join([(c.choices[0].delta.content or "") if c.choices else "" async for c in stream])
-
-
 # --------------------------------------------------------------------------- transports
 
 
@@ -232,12 +222,6 @@ NETWORK_FAULTS = [
 ]
 
 
-def http(transport: Any) -> httpx.Client:
-    return httpx.Client(
-        transport=transport if isinstance(transport, httpx.BaseTransport) else transport.transport()
-    )
-
-
 # --------------------------------------------------------------------------- scenarios
 
 
@@ -249,11 +233,11 @@ def zhipu_key_mode(ev: Evidence, clients: list[Any]) -> None:
             401, json={"error": {"code": "1002", "message": f"Authorization Token非法: {cred}"}}
         ),
     )
-    client = OpenAI(provider="zhipu", api_key=ZHIPU_KEY, http_client=http(echo))
+    client = OpenAI(provider="zhipu", api_key=ZHIPU_KEY, http_client=upstream(echo))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("zhipu success", lambda: chat(model="glm-4-flash", messages=HELLO))
-    ev.run("zhipu stream", lambda: consume(chat(model="glm-4-flash", messages=HELLO, stream=True)))
+    ev.run("zhipu stream", lambda: text_of(chat(model="glm-4-flash", messages=HELLO, stream=True)))
     ev.run("zhipu embeddings", lambda: client.embeddings.create(model="embedding-3", input="x"))
 
     echo.arm(1)
@@ -267,7 +251,7 @@ def zhipu_key_mode(ev: Evidence, clients: list[Any]) -> None:
     fake.fail("auth", message=f"bad {ZHIPU_KEY}")
     ev.run(
         "zhipu stream refused echoing key",
-        lambda: consume(chat(model="glm-4-flash", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="glm-4-flash", messages=HELLO, stream=True)),
     )
     fake.raw(
         200,
@@ -279,7 +263,7 @@ def zhipu_key_mode(ev: Evidence, clients: list[Any]) -> None:
     )
     ev.run(
         "zhipu mid-stream error echoing key",
-        lambda: consume(chat(model="glm-4-flash", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="glm-4-flash", messages=HELLO, stream=True)),
     )
     fake.fail("rate_limit", message=f"slow down {ZHIPU_KEY}", headers={"Retry-After": "1"})
     fake.fail("rate_limit")
@@ -297,10 +281,10 @@ def zhipu_key_mode(ev: Evidence, clients: list[Any]) -> None:
     fake.cut_stream(2, "一二三四五六七八九十")
     ev.run(
         "zhipu stream cut mid-way",
-        lambda: consume(chat(model="glm-4-flash", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="glm-4-flash", messages=HELLO, stream=True)),
     )
 
-    wrong = OpenAI(provider="zhipu", api_key=WRONG_ZHIPU_KEY, http_client=http(fake))
+    wrong = OpenAI(provider="zhipu", api_key=WRONG_ZHIPU_KEY, http_client=upstream(fake))
     clients.append(wrong)
     ev.run(
         "zhipu wrong key",
@@ -308,7 +292,7 @@ def zhipu_key_mode(ev: Evidence, clients: list[Any]) -> None:
     )
     loose = FakeZhipu()
     loose.fail("auth", message=f"key {WRONG_ZHIPU_KEY} unknown")
-    wrong2 = OpenAI(provider="zhipu", api_key=WRONG_ZHIPU_KEY, http_client=http(loose))
+    wrong2 = OpenAI(provider="zhipu", api_key=WRONG_ZHIPU_KEY, http_client=upstream(loose))
     clients.append(wrong2)
     ev.run(
         "zhipu wrong key echoed",
@@ -326,11 +310,11 @@ def zhipu_jwt_mode(ev: Evidence, clients: list[Any], jwts: set[str]) -> None:
         ),
     )
     config = {"providers": {"zhipu": {"auth": "jwt"}}}
-    client = OpenAI(provider="zhipu", api_key=JWT_KEY, config=config, http_client=http(echo))
+    client = OpenAI(provider="zhipu", api_key=JWT_KEY, config=config, http_client=upstream(echo))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("jwt success", lambda: chat(model="glm-4-flash", messages=HELLO))
-    ev.run("jwt stream", lambda: consume(chat(model="glm-4-flash", messages=HELLO, stream=True)))
+    ev.run("jwt stream", lambda: text_of(chat(model="glm-4-flash", messages=HELLO, stream=True)))
     echo.arm(1)
     ev.run("jwt expired once (re-signed)", lambda: chat(model="glm-4-flash", messages=HELLO))
     echo.arm(3)
@@ -352,13 +336,17 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         ),
     )
     client = OpenAI(
-        provider="qianfan", api_key=QF_AK, secret_key=QF_SK, config=QF_V1, http_client=http(echo)
+        provider="qianfan",
+        api_key=QF_AK,
+        secret_key=QF_SK,
+        config=QF_V1,
+        http_client=upstream(echo),
     )
     clients.append(client)
     chat = client.chat.completions.create
     model = "ernie-4.0-8k"
     ev.run("qianfan success", lambda: chat(model=model, messages=HELLO))
-    ev.run("qianfan stream", lambda: consume(chat(model=model, messages=HELLO, stream=True)))
+    ev.run("qianfan stream", lambda: text_of(chat(model=model, messages=HELLO, stream=True)))
     ev.run("qianfan embeddings", lambda: client.embeddings.create(model="embedding-v1", input="x"))
     ev.run(
         "qianfan raw response",
@@ -383,17 +371,17 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
     fake.fail("auth", message=f"token of {QF_AK} invalid")
     ev.run(
         "qianfan stream error in 200 echoing AK",
-        lambda: consume(chat(model=model, messages=HELLO, stream=True)),
+        lambda: text_of(chat(model=model, messages=HELLO, stream=True)),
     )
     echo.arm(3)
     ev.run(
         "qianfan stream 110 echoing token",
-        lambda: consume(chat(model=model, messages=HELLO, stream=True)),
+        lambda: text_of(chat(model=model, messages=HELLO, stream=True)),
     )
     fake.cut_stream(2, "一二三四五六七八九十")
     ev.run(
         "qianfan stream cut mid-way",
-        lambda: consume(chat(model=model, messages=HELLO, stream=True)),
+        lambda: text_of(chat(model=model, messages=HELLO, stream=True)),
     )
     tokens.update(fake.issued_tokens)
 
@@ -403,7 +391,7 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         api_key=QF_AK,
         secret_key=QF_WRONG_SK,
         config=QF_V1,
-        http_client=http(bad),
+        http_client=upstream(bad),
     )
     clients.append(wrong)
     ev.run(
@@ -457,7 +445,7 @@ def qianfan_app_keys(ev: Evidence, clients: list[Any], tokens: set[str]) -> None
         api_key=QF_AK,
         secret_key=QF_WRONG_SK,
         config=QF_V1,
-        http_client=http(Raising(httpx.ConnectError, "[Errno 111] Connection refused")),
+        http_client=upstream(Raising(httpx.ConnectError, "[Errno 111] Connection refused")),
     )
     clients.append(down)
     ev.run(
@@ -478,7 +466,7 @@ def qianfan_iam(ev: Evidence, clients: list[Any], monkeypatch: pytest.MonkeyPatc
     )
     monkeypatch.setenv("QIANFAN_ACCESS_KEY", QF_IAM_AK)
     monkeypatch.setenv("QIANFAN_SECRET_KEY", QF_IAM_SK)
-    client = OpenAI(provider="qianfan", config=QF_V1, http_client=http(echo))
+    client = OpenAI(provider="qianfan", config=QF_V1, http_client=upstream(echo))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("iam success", lambda: chat(model="ernie-4.0-8k", messages=HELLO))
@@ -494,11 +482,11 @@ def qianfan_iam(ev: Evidence, clients: list[Any], monkeypatch: pytest.MonkeyPatc
 
 def qianfan_v2(ev: Evidence, clients: list[Any]) -> None:
     fake = FakeQianfanV2(api_key=QF_V2_KEY)
-    client = OpenAI(provider="qianfan", api_key=QF_V2_KEY, http_client=http(fake))
+    client = OpenAI(provider="qianfan", api_key=QF_V2_KEY, http_client=upstream(fake))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("v2 success", lambda: chat(model="ernie-4.0-8k", messages=HELLO))
-    ev.run("v2 stream", lambda: consume(chat(model="ernie-4.0-8k", messages=HELLO, stream=True)))
+    ev.run("v2 stream", lambda: text_of(chat(model="ernie-4.0-8k", messages=HELLO, stream=True)))
     fake.fail("auth", message=f"Incorrect API key provided: {QF_V2_KEY}")
     ev.run("v2 401 echoing key", lambda: chat(model="ernie-4.0-8k", messages=HELLO))
     fake.raw(401, f"Unauthorized: {QF_V2_KEY}", {"Content-Type": "text/plain"})
@@ -509,12 +497,12 @@ def qianfan_v2(ev: Evidence, clients: list[Any]) -> None:
 
 def dashscope(ev: Evidence, clients: list[Any]) -> None:
     fake = FakeDashScope(api_key=DS_KEY)
-    client = OpenAI(provider="dashscope", api_key=DS_KEY, http_client=http(fake))
+    client = OpenAI(provider="dashscope", api_key=DS_KEY, http_client=upstream(fake))
     clients.append(client)
     chat = client.chat.completions.create
     ev.run("dashscope success", lambda: chat(model="qwen-plus", messages=HELLO))
     ev.run(
-        "dashscope stream", lambda: consume(chat(model="qwen-plus", messages=HELLO, stream=True))
+        "dashscope stream", lambda: text_of(chat(model="qwen-plus", messages=HELLO, stream=True))
     )
     ev.run(
         "dashscope embeddings",
@@ -525,7 +513,7 @@ def dashscope(ev: Evidence, clients: list[Any]) -> None:
     fake.fail("auth", message=f"Invalid API-key provided: {DS_KEY}")
     ev.run(
         "dashscope stream 401 echoing key (SSE-framed)",
-        lambda: consume(chat(model="qwen-plus", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="qwen-plus", messages=HELLO, stream=True)),
     )
     fake.raw(
         200,
@@ -536,7 +524,7 @@ def dashscope(ev: Evidence, clients: list[Any]) -> None:
     )
     ev.run(
         "dashscope error event echoing key",
-        lambda: consume(chat(model="qwen-plus", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="qwen-plus", messages=HELLO, stream=True)),
     )
     fake.fail("arrears", message=f"account of {DS_KEY} in arrears")
     ev.run("dashscope arrears", lambda: chat(model="qwen-plus", messages=HELLO))
@@ -550,13 +538,13 @@ def dashscope(ev: Evidence, clients: list[Any]) -> None:
     fake.cut_stream(2, "一二三四五六七八九十")
     ev.run(
         "dashscope stream cut mid-way",
-        lambda: consume(chat(model="qwen-plus", messages=HELLO, stream=True)),
+        lambda: text_of(chat(model="qwen-plus", messages=HELLO, stream=True)),
     )
 
     compat = FakeDashScopeCompatible(api_key=DS_COMPAT_KEY)
     config = {"providers": {"dashscope": {"api": "compatible"}}}
     client2 = OpenAI(
-        provider="dashscope", api_key=DS_COMPAT_KEY, config=config, http_client=http(compat)
+        provider="dashscope", api_key=DS_COMPAT_KEY, config=config, http_client=upstream(compat)
     )
     clients.append(client2)
     chat2 = client2.chat.completions.create
@@ -566,7 +554,7 @@ def dashscope(ev: Evidence, clients: list[Any]) -> None:
     compat.fail("auth", message=f"Incorrect API key provided: {DS_COMPAT_KEY}")
     ev.run(
         "dashscope compatible stream 401 echoing key",
-        lambda: consume(chat2(model="qwen-plus", messages=HELLO, stream=True)),
+        lambda: text_of(chat2(model="qwen-plus", messages=HELLO, stream=True)),
     )
 
 
@@ -597,7 +585,7 @@ def network_faults(ev: Evidence, clients: list[Any]) -> None:
             )
             ev.run(
                 f"{label} (stream)",
-                lambda c=client, m=model: consume(
+                lambda c=client, m=model: text_of(
                     c.chat.completions.create(model=m, messages=HELLO, stream=True)
                 ),
             )
@@ -620,23 +608,23 @@ def async_paths(ev: Evidence, clients: list[Any], tokens: set[str]) -> None:
     az = AsyncOpenAI(
         provider="zhipu",
         api_key=ZHIPU_KEY,
-        http_client=httpx.AsyncClient(transport=zhipu.transport()),
+        http_client=upstream(zhipu, "async"),
     )
     aq = AsyncOpenAI(
         provider="qianfan",
         api_key=QF_AK,
         secret_key=QF_SK,
         config=QF_V1,
-        http_client=httpx.AsyncClient(transport=qianfan.transport()),
+        http_client=upstream(qianfan, "async"),
     )
     clients += [az, aq]
 
     async def zhipu_calls() -> None:
         await az.chat.completions.create(model="glm-4-flash", messages=HELLO)
         zhipu.fail("auth", message=f"async key {ZHIPU_KEY}")
-        await aconsume(
-            await az.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
-        )
+        stream = await az.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+        async for _chunk in stream:  # read to its end: the failure comes from the stream
+            pass
 
     async def qianfan_calls() -> None:
         await aq.chat.completions.create(model="ernie-4.0-8k", messages=HELLO)
@@ -740,7 +728,7 @@ def fallbacks(ev: Evidence, clients: list[Any], tokens: set[str]) -> None:
     dash.fail("auth", message=f"key {FB_DS_KEY} invalid")
     ev.run(
         "fallback stopped by an echoed 401",
-        lambda: consume(client.chat.completions.create(model="smart", messages=HELLO, stream=True)),
+        lambda: text_of(client.chat.completions.create(model="smart", messages=HELLO, stream=True)),
     )
     tokens.update(qianfan.issued_tokens)
 
@@ -894,7 +882,7 @@ def test_transport_error_quoting_the_url_does_not_leak_the_access_token(where: s
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
     with pytest.raises(APIError) as caught:
-        consume(client.chat.completions.create(model="ernie-4.0-8k", messages=HELLO, stream=True))
+        text_of(client.chat.completions.create(model="ernie-4.0-8k", messages=HELLO, stream=True))
     (token,) = fake.issued_tokens
     text = f"{caught.value} {caught.value!r}"
     assert "error reading" in text  # the scenario happened as scripted
@@ -999,7 +987,7 @@ def test_qianfan_v1_errors_carry_no_access_token_in_their_request() -> None:
         secret_key=QF_SK,
         config=QF_V1,
         max_retries=0,
-        http_client=httpx.Client(transport=fake.transport()),
+        http_client=upstream(fake),
     )
     with pytest.raises(APIError) as caught:
         client.chat.completions.create(model="ernie-4.0-8k", messages=HELLO)

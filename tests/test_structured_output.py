@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, Optional
 
-import httpx
 import openai
 import pytest
+from helpers import by_door, door_client
 from pydantic import BaseModel
 
 import llm_bridge
@@ -34,23 +34,10 @@ class City(BaseModel):
 GOOD = {"name": "杭州", "country": "中国", "population_millions": 12.5, "kind": "city"}
 
 
-def client(fake: FakeZhipu, door: str) -> openai.OpenAI:
-    upstream = httpx.Client(transport=fake.transport())
-    if door == "bridge":
-        return llm_bridge.OpenAI(provider="zhipu", api_key=KEY, http_client=upstream)
-    bridge = llm_bridge.http_client(http_client=upstream)
-    return openai.OpenAI(
-        api_key=KEY, base_url="https://open.bigmodel.cn/api/paas/v4", http_client=bridge
-    )
-
-
-by_door = pytest.mark.parametrize("door", ["bridge", "http_client"])
-
-
 @by_door
 def test_parse_works_on_a_provider_with_json_object_only(door: str) -> None:
     fake = FakeZhipu(api_key=KEY).reply(json.dumps(GOOD, ensure_ascii=False))
-    parsed = client(fake, door).chat.completions.parse(
+    parsed = door_client(door, fake).chat.completions.parse(
         model="glm-4-flash", messages=ASK, response_format=City
     )
     assert parsed.choices[0].message.parsed == City(**GOOD)
@@ -66,7 +53,7 @@ def test_parse_works_on_a_provider_with_json_object_only(door: str) -> None:
 def test_code_fences_around_the_answer_are_removed(door: str) -> None:
     fenced = "```json\n" + json.dumps(GOOD, ensure_ascii=False) + "\n```"
     fake = FakeZhipu(api_key=KEY).reply(fenced)
-    parsed = client(fake, door).chat.completions.parse(
+    parsed = door_client(door, fake).chat.completions.parse(
         model="glm-4-flash", messages=ASK, response_format=City
     )
     assert parsed.choices[0].message.parsed == City(**GOOD)
@@ -77,7 +64,7 @@ def test_code_fences_around_the_answer_are_removed(door: str) -> None:
 def test_a_mismatching_answer_is_asked_for_once_more_quoting_the_problem(door: str) -> None:
     wrong = {**GOOD, "kind": "metropolis"}
     fake = FakeZhipu(api_key=KEY).reply(json.dumps(wrong)).reply(json.dumps(GOOD))
-    parsed = client(fake, door).chat.completions.parse(
+    parsed = door_client(door, fake).chat.completions.parse(
         model="glm-4-flash", messages=ASK, response_format=City
     )
     assert parsed.choices[0].message.parsed == City(**GOOD)
@@ -91,7 +78,7 @@ def test_a_mismatching_answer_is_asked_for_once_more_quoting_the_problem(door: s
 def test_two_mismatches_raise_an_error_carrying_the_raw_text() -> None:
     fake = FakeZhipu(api_key=KEY).reply("我不知道").reply('{"name": "杭州"}')
     with pytest.raises(openai.APIResponseValidationError) as caught:
-        client(fake, "bridge").chat.completions.parse(
+        door_client("bridge", fake).chat.completions.parse(
             model="glm-4-flash", messages=ASK, response_format=City
         )
     error: Any = caught.value
@@ -104,7 +91,7 @@ def test_two_mismatches_raise_an_error_carrying_the_raw_text() -> None:
 def test_a_plain_client_gets_an_openai_error_naming_the_schema() -> None:
     fake = FakeZhipu(api_key=KEY).reply("no").reply("still no")
     with pytest.raises(openai.APIStatusError) as caught:
-        client(fake, "http_client").with_options(max_retries=0).chat.completions.parse(
+        door_client("http_client", fake).with_options(max_retries=0).chat.completions.parse(
             model="glm-4-flash", messages=ASK, response_format=City
         )
     assert "does not match the JSON schema 'City'" in str(caught.value)
@@ -112,14 +99,14 @@ def test_a_plain_client_gets_an_openai_error_naming_the_schema() -> None:
 
 def test_the_usage_of_both_attempts_is_recorded() -> None:
     fake = FakeZhipu(api_key=KEY).reply("{}").reply(json.dumps(GOOD, ensure_ascii=False))
-    bridged = client(fake, "bridge")
+    bridged = door_client("bridge", fake)
     bridged.chat.completions.parse(model="glm-4-flash", messages=ASK, response_format=City)
     assert len(bridged.usage.records()) == 2
 
 
 def test_json_object_and_plain_requests_are_left_alone() -> None:
     fake = FakeZhipu(api_key=KEY).reply("{}").reply("hi")
-    bridged = client(fake, "bridge")
+    bridged = door_client("bridge", fake)
     bridged.chat.completions.create(
         model="glm-4-flash", messages=ASK, response_format={"type": "json_object"}
     )

@@ -2,25 +2,30 @@
 
 Request mapping (asserted on the JSON the fake received), response mapping, the whole error
 code table of ``providers/zhipu.toml``, retries, JWT auth, raw responses and client options.
-Wire facts: protocols.md §1, §6 and the §7.1 fixtures (used byte for byte through respx).
+Wire facts: docs/providers/zhipu.md; the Z1–Z6 bodies are GLM's own, used byte for byte
+through respx.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import sys
 import time
-import warnings
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
 import pytest
 import respx
+from helpers import (
+    CLASS_STATUS,
+    HELLO,
+    MODES,
+    ProviderChat,
+    no_unsupported_warnings,
+    provider_table,
+)
 
 import llm_bridge
 from llm_bridge import (
@@ -40,18 +45,12 @@ from llm_bridge import (
 from llm_bridge.testing import FakeZhipu
 from llm_bridge.types.chat import ChatCompletion
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, as a package, before 3.11
-    import tomli as tomllib
-
 NOW = 1721614853.0
 KEY_ID = "2f8cd1"
 SECRET = "Xy7QsEcReTpart"
 KEY = f"{KEY_ID}.{SECRET}"
 BASE = "https://open.bigmodel.cn/api/paas/v4"
 CHAT = f"{BASE}/chat/completions"
-HELLO = [{"role": "user", "content": "你好"}]
 JSON_HEADERS = {"Content-Type": "application/json"}
 JWT_CONFIG = {"providers": {"zhipu": {"auth": "jwt"}}}
 TASK = "20240722102053e7277a4f94e848248ff9588ed37fb6e6"
@@ -69,7 +68,7 @@ TIME = {
     "function": {"name": "get_time", "description": "time", "parameters": {"type": "object"}},
 }
 
-# Byte-exact bodies from protocols.md §7.1.
+# Bodies exactly as GLM's API sends them.
 Z1 = (
     '{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"你好👋！我是人工智能'
     '助手智谱清言，可以叫我小智🤖，很高兴见到你，欢迎问我任何问题。","role":"assistant"}}],'
@@ -98,11 +97,10 @@ Z6 = (
     '请您避免输入易产生敏感内容的提示语，感谢您的配合。"}}'
 ).encode()
 
-PROVIDER_TABLE = tomllib.loads(
-    (Path(__file__).resolve().parents[1] / "providers" / "zhipu.toml").read_text("utf-8")
-)
+PROVIDER_TABLE = provider_table("zhipu")
 ERROR_TABLE: dict[str, dict[str, Any]] = PROVIDER_TABLE["errors"]
-# HTTP status per business code, from protocols.md §1.8 (the docs table's HTTP column).
+# HTTP status per business code, as Zhipu's error-code table documents it (codes without
+# one get the usual status of their exception class, CLASS_STATUS).
 DOC_STATUS = {
     "500": 500,
     **dict.fromkeys(("1000", "1001", "1002", "1003", "1004", "1005"), 401),
@@ -117,16 +115,6 @@ DOC_STATUS = {
     **dict.fromkeys(("1302", "1303", "1304", "1305", "1308", "1309", "1310", "1311"), 429),
     "1313": 429,
 }
-# Codes without a documented status get the usual status of their exception class.
-CLASS_STATUS = {
-    "BadRequestError": 400,
-    "AuthenticationError": 401,
-    "PermissionDeniedError": 403,
-    "NotFoundError": 404,
-    "ConflictError": 409,
-    "RateLimitError": 429,
-    "InternalServerError": 500,
-}
 REASONING_MODEL = next(
     name
     for name, info in PROVIDER_TABLE["models"].items()
@@ -135,9 +123,6 @@ REASONING_MODEL = next(
 PLAIN_MODEL = "glm-4-flash"
 assert "reasoning" not in PROVIDER_TABLE["models"][PLAIN_MODEL]["capabilities"]
 
-MODES = pytest.mark.parametrize("mode", ["sync", "async"])
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -145,58 +130,13 @@ def fake(**kwargs: Any) -> FakeZhipu:
     return FakeZhipu(clock=lambda: NOW, **kwargs)
 
 
-def client(f: FakeZhipu | None = None, transport: Any = None, **kwargs: Any) -> OpenAI:
-    kwargs.setdefault("api_key", KEY)
-    return OpenAI(
-        provider="zhipu",
-        http_client=httpx.Client(transport=transport or f.transport()),
-        **kwargs,
-    )
-
-
-def aclient(f: FakeZhipu | None = None, transport: Any = None, **kwargs: Any) -> AsyncOpenAI:
-    kwargs.setdefault("api_key", KEY)
-    return AsyncOpenAI(
-        provider="zhipu",
-        http_client=httpx.AsyncClient(transport=transport or f.transport()),
-        **kwargs,
-    )
-
-
-async def create(mode: str, f: FakeZhipu, *, options: Any = None, **params: Any) -> Any:
-    """One chat call through a fresh sync or async client (``options``: client kwargs)."""
-    params.setdefault("model", PLAIN_MODEL)
-    params.setdefault("messages", HELLO)
-    if mode == "sync":
-        return client(f, **(options or {})).chat.completions.create(**params)
-    return await aclient(f, **(options or {})).chat.completions.create(**params)
-
-
-async def call(mode: str, c: Any, **params: Any) -> Any:
-    """One chat call through an existing client of either flavour."""
-    params.setdefault("model", PLAIN_MODEL)
-    params.setdefault("messages", HELLO)
-    result = c.chat.completions.create(**params)
-    return await result if mode == "async" else result
-
-
-async def sent(mode: str, f: FakeZhipu | None = None, **params: Any) -> dict[str, Any]:
-    """The JSON body GLM received for one call."""
-    f = f or fake()
-    await create(mode, f, **params)
-    return f.last_json
+ZHIPU = ProviderChat("zhipu", PLAIN_MODEL, fake, {"api_key": KEY})
+client, aclient = ZHIPU.client, ZHIPU.aclient
+create, call, sent = ZHIPU.create, ZHIPU.call, ZHIPU.sent
 
 
 def error_body(code: Any, message: str = "出错了") -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode()
-
-
-@contextlib.contextmanager
-def no_unsupported_warnings() -> Iterator[None]:
-    """A context in which an UnsupportedParameterWarning fails the test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnsupportedParameterWarning)
-        yield
 
 
 def b64url_decode(part: str) -> bytes:
@@ -1114,11 +1054,7 @@ async def test_jwt_expired_1003_is_resigned_once_and_succeeds(mode: str, fresh_t
 
     transport = httpx.MockTransport(handler)
     options = {"config": JWT_CONFIG}
-    c = (
-        client(transport=transport, **options)
-        if mode == "sync"
-        else aclient(transport=transport, **options)
-    )
+    c = client(transport, **options) if mode == "sync" else aclient(transport, **options)
     result = await call(mode, c)
     assert result.choices[0].message.content == "重新签名成功"
     assert len(f.requests) == 2
@@ -1165,7 +1101,7 @@ async def test_connect_error_becomes_api_connection_error_after_retries(
     mode: str, no_retry_sleep: list[float]
 ):
     transport = CountingTransport(lambda r: httpx.ConnectError("refused", request=r))
-    c = client(transport=transport) if mode == "sync" else aclient(transport=transport)
+    c = client(transport) if mode == "sync" else aclient(transport)
     with pytest.raises(APIConnectionError) as info:
         await call(mode, c)
     assert not isinstance(info.value, APITimeoutError)
@@ -1177,7 +1113,7 @@ async def test_connect_error_becomes_api_connection_error_after_retries(
 @MODES
 async def test_read_timeout_becomes_api_timeout_error(mode: str):
     transport = CountingTransport(lambda r: httpx.ReadTimeout("slow", request=r))
-    c = client(transport=transport) if mode == "sync" else aclient(transport=transport)
+    c = client(transport) if mode == "sync" else aclient(transport)
     with pytest.raises(APITimeoutError) as info:
         await call(mode, c)
     assert isinstance(info.value, APIConnectionError)

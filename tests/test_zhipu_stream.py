@@ -1,13 +1,14 @@
-"""Zhipu GLM v4 streams through the drop-in facade (protocols.md §1.5, §7.1 Z2/Z3/Z6)."""
+"""Zhipu GLM v4 streams through the drop-in facade (docs/providers/zhipu.md); Z2, Z3 and Z6
+are GLM's own SSE bodies, byte for byte."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import httpx
 import pytest
 import respx
+from helpers import HELLO, ProviderChat, text_of
 
 import llm_bridge
 from llm_bridge import (
@@ -29,11 +30,10 @@ NOW = 1721614853.0
 KEY = "id.secret"
 BASE = "https://open.bigmodel.cn/api/paas/v4"
 CHAT = f"{BASE}/chat/completions"
-HELLO = [{"role": "user", "content": "你好"}]
 SSE = {"Content-Type": "text/event-stream; charset=UTF-8"}
 TASK = "20240722102053e7277a4f94e848248ff9588ed37fb6e6"
 
-# Byte-exact transcripts from protocols.md §7.1.
+# Transcripts exactly as GLM's API sends them.
 Z2 = (
     f'data: {{"id":"{TASK}","created":1721614853,"model":"glm-4","choices":[{{"index":0,'
     '"delta":{"role":"assistant","content":"人工智能"}}]}\n'
@@ -79,22 +79,8 @@ def fake(**kwargs: Any) -> FakeZhipu:
     return FakeZhipu(clock=lambda: NOW, **kwargs)
 
 
-def client(f: FakeZhipu, **kwargs: Any) -> OpenAI:
-    return OpenAI(
-        provider="zhipu",
-        api_key=KEY,
-        http_client=httpx.Client(transport=f.transport()),
-        **kwargs,
-    )
-
-
-def aclient(f: FakeZhipu, **kwargs: Any) -> AsyncOpenAI:
-    return AsyncOpenAI(
-        provider="zhipu",
-        api_key=KEY,
-        http_client=httpx.AsyncClient(transport=f.transport()),
-        **kwargs,
-    )
+ZHIPU = ProviderChat("zhipu", "glm-4-flash", fake, {"api_key": KEY})
+client, aclient = ZHIPU.client, ZHIPU.aclient
 
 
 def stream(c: OpenAI, **params: Any) -> Stream:
@@ -107,10 +93,6 @@ async def astream(c: AsyncOpenAI, **params: Any) -> AsyncStream:
     params.setdefault("model", "glm-4-flash")
     params.setdefault("messages", HELLO)
     return await c.chat.completions.create(stream=True, **params)
-
-
-def text_of(chunks: list[ChatCompletionChunk]) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 class Ended:

@@ -8,20 +8,19 @@ what the caller reads back.
 
 from __future__ import annotations
 
-import warnings
 from decimal import Decimal
 from typing import Any
 
-import httpx
+import helpers
 import openai
 import pytest
+from helpers import HELLO, ZHIPU_ROOT, no_unsupported_warnings, upstream
 
 import llm_bridge
 from llm_bridge import BadRequestError, UnsupportedParameterWarning
 from llm_bridge.testing import FakeZhipu, ToolCallSpec
 
 KEY = "2f8cd1.Xy7QsEcReTpart"
-HELLO = [{"role": "user", "content": "你好"}]
 WEATHER = {
     "type": "function",
     "function": {
@@ -33,19 +32,12 @@ WEATHER = {
 
 
 def bridge(f: FakeZhipu, **kwargs: Any) -> llm_bridge.OpenAI:
-    return llm_bridge.OpenAI(
-        provider="zhipu", api_key=KEY, http_client=httpx.Client(transport=f.transport()), **kwargs
-    )
+    return helpers.bridge("zhipu", f, api_key=KEY, **kwargs)
 
 
-def plain(f: FakeZhipu, root: str = "https://open.bigmodel.cn/api/paas/v4") -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=root,
-        api_key=KEY,
-        http_client=llm_bridge.http_client(
-            http_client=httpx.Client(transport=f.transport()), max_retries=0
-        ),
-    )
+def plain(f: FakeZhipu, root: str = ZHIPU_ROOT) -> openai.OpenAI:
+    bridged = llm_bridge.http_client(http_client=upstream(f), max_retries=0)
+    return openai.OpenAI(base_url=root, api_key=KEY, http_client=bridged)
 
 
 CLIENTS = pytest.mark.parametrize("door", ["bridge", "plain"])
@@ -57,8 +49,7 @@ def client(door: str, f: FakeZhipu) -> Any:
 
 def sent(f: FakeZhipu, door: str = "bridge", **params: Any) -> dict[str, Any]:
     params.setdefault("messages", HELLO)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnsupportedParameterWarning)
+    with no_unsupported_warnings():
         client(door, f).chat.completions.create(**params)
     return f.last_json
 
@@ -220,9 +211,7 @@ def test_the_fake_refuses_a_tool_call_message_without_reasoning_while_thinking()
             {"role": "tool", "tool_call_id": "call_1", "content": "晴"},
         ],
     }
-    response = httpx.Client(transport=f.transport()).post(
-        "https://open.bigmodel.cn/api/paas/v4/chat/completions", json=body
-    )
+    response = upstream(f).post(f"{ZHIPU_ROOT}/chat/completions", json=body)
     assert response.status_code == 400
     assert "reasoning_content is missing in assistant tool call message at index 1" in response.text
 
@@ -390,8 +379,8 @@ def test_every_chat_model_with_a_price_has_a_cached_price_or_a_reason() -> None:
     ],
 )
 def test_the_fake_keeps_glms_message_rules(messages: list[Any], text: str) -> None:
-    response = httpx.Client(transport=FakeZhipu().transport()).post(
-        "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+    response = upstream(FakeZhipu()).post(
+        f"{ZHIPU_ROOT}/chat/completions",
         json={"model": "glm-4.7", "messages": messages},
     )
     assert response.status_code == 400
