@@ -2,8 +2,9 @@
 
 Baidu Qianfan accepts two kinds of credentials: a short-lived OAuth ``access_token`` passed in
 the query string, or an account-level IAM Access Key / Secret Key pair.  With AK/SK every request
-carries an ``Authorization`` header computed with Baidu's ``bce-auth-v1`` scheme (see
-``protocols.md`` §2A.3):
+carries an ``Authorization`` header computed with Baidu's ``bce-auth-v1`` scheme (used for
+the IAM bearer-token fetch, docs/providers/qianfan.md "IAM keys → v2 bearer token"; the
+steps, which that page does not spell out, are these):
 
 1. ``authStringPrefix = "bce-auth-v1/{ak}/{timestamp}/{expiration}"``
 2. ``signingKey = hex(HMAC-SHA256(sk, authStringPrefix))``

@@ -1,8 +1,11 @@
 """The one layer that does I/O: routing, adapters, retries and fallbacks around httpx.
 
 `Engine` holds everything that is not I/O and is shared by both flavours: routing a
-model name, building an adapter per provider (once per client), turning an adapter's
-`HTTPRequest` into an ``httpx.Request``, and turning the response into the result.
+model name, building an adapter per provider (once per client, given the real clock and
+id source), turning an adapter's `HTTPRequest` into an ``httpx.Request``, and turning the
+response into the result: the adapter reads it as plain values (`llm_bridge._wire.Reply`)
+and what it finds wrong comes back as a fault, raised here as its `APIError` with the
+exchange attached (`call_adapter`).
 `SyncEngine` and `AsyncEngine` add only the loops that send, retry and fall back; they
 are kept line for line alike so that a fix to one is visibly owed to the other.
 
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import base64
 import importlib
+import itertools
 import json
 import logging
 import math
 import threading
 import time
+import uuid
 import warnings
 import zlib
 from array import array
@@ -37,6 +42,7 @@ from ._errors import (
     APIStatusError,
     APITimeoutError,
     BadRequestError,
+    CodingPlanWarning,
     ConfigError,
     FallbackFailure,
     InternalServerError,
@@ -71,9 +77,10 @@ from ._structured import (
     emulates,
     mismatch,
 )
+from ._wire import call_adapter, reply_of
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
-from .adapters._params import EMBEDDING_PARAMS, check_chat_params, warn_once
+from .adapters._params import EMBEDDING_PARAMS, check_chat_params
 from .adapters._stop import cut_at_stop
 from .usage import Price, UsageLedger, UsageRecord, cost_of
 
@@ -178,15 +185,10 @@ class Operation:
         return self.call.stream
 
     def build(self, client: Union[httpx.Client, httpx.AsyncClient]) -> httpx.Request:
-        """A fresh request per attempt: auth headers may renew between attempts."""
-        if self.kind == "chat":
-            spec = self.adapter.chat_request(self.params, self.call)
-        elif self.kind == "responses":
-            spec = self.adapter.responses_request(self.params, self.call)
-        else:
-            spec = self.adapter.embeddings_request(self.params, self.call)
-        if self.options.extra_body and isinstance(spec.json, dict):
-            spec.json = self.adapter.merge_extra_body(spec.json, self.options.extra_body)
+        """A fresh request per attempt: auth headers may renew between attempts. A request
+        the adapter refuses raises its `BadRequestError` here, before anything is sent."""
+        spec = call_adapter(None, self._spec)
+        self.call.emulated_stop = spec.emulated_stop  # for the answer (`Engine.completion`)
         configured = self.adapter.spec.headers  # [providers.NAME] headers: under the wire's
         if configured:
             spec.headers = {**configured, **spec.headers}
@@ -203,6 +205,19 @@ class Operation:
         self.sent_at = time.monotonic()  # a stream's deadline counts from here
         return request
 
+    def _spec(self) -> HTTPRequest:
+        """The adapter's description of the request, the caller's ``extra_body`` merged in."""
+        adapter = self.adapter
+        if self.kind == "chat":
+            spec = adapter.chat_request(self.params, self.call)
+        elif self.kind == "responses":
+            spec = adapter.responses_request(self.params, self.call)
+        else:
+            spec = adapter.embeddings_request(self.params, self.call)
+        if self.options.extra_body and isinstance(spec.json, dict):
+            spec.json = adapter.merge_extra_body(spec.json, self.options.extra_body)
+        return spec
+
     def stream_limits(self) -> tuple[Optional[float], Optional[float]]:
         """This stream's idle timeout and total deadline, in seconds (see `_stream_reading`):
         the call's, else the config's; the idle timeout defaults to the read timeout, and a
@@ -218,7 +233,9 @@ class Operation:
 
     def error(self, response: httpx.Response) -> Optional[APIStatusError]:
         """The error in a response whose body has been read, if any."""
-        return self.adapter.find_error(response, parse_json(response))
+        reply = reply_of(response)
+        fault = call_adapter(response, self.adapter.find_error, reply, parse_json(reply))
+        return None if fault is None else fault.api_error(response)
 
     def needs_body(self, response: httpx.Response) -> bool:
         """A stream request answered with something other than an event stream."""
@@ -226,12 +243,13 @@ class Operation:
         return response.status_code >= 400 or "event-stream" not in content_type
 
     def result(self, response: httpx.Response) -> Any:
-        body = parse_json(response)
-        error = self.adapter.find_error(response, body)
-        if error is not None:
-            raise error
+        adapter, reply = self.adapter, reply_of(response)
+        body = parse_json(reply)
+        fault = call_adapter(response, adapter.find_error, reply, body)
+        if fault is not None:
+            raise fault.api_error(response)
         if self.kind == "responses":
-            answer = self.adapter.responses_response(response, body, self.call)
+            answer = call_adapter(response, adapter.responses_response, reply, body, self.call)
             usage = chat_usage(answer.get("usage"))
             figures = self.vetted(
                 CompletionUsage.model_validate(usage) if usage else None,
@@ -240,12 +258,12 @@ class Operation:
             self.record(figures, answer.get("id"))
             return answer
         if self.kind == "chat":
-            data = self.adapter.chat_response(response, body, self.call)
+            data = call_adapter(response, adapter.chat_response, reply, body, self.call)
             completion = self._typed(self.engine.completion, data, response)
             if not any(_answered(choice) for choice in completion.choices):
-                raise self.adapter.invalid_body(
-                    response, data, "an answer with no message, no tool call and no finish reason"
-                )
+                raise adapter.invalid_body(
+                    data, "an answer with no message, no tool call and no finish reason"
+                ).api_error(response)
             completion.usage = self.vetted(
                 completion.usage,
                 lambda: "".join(c.message.content or "" for c in completion.choices),
@@ -255,7 +273,7 @@ class Operation:
             if self.schema is not None:
                 self.check_schema(completion, response)
             return completion
-        data = self.adapter.embeddings_response(response, body, self.call)
+        data = call_adapter(response, adapter.embeddings_response, reply, body, self.call)
         embeddings = self._typed(self.engine.embeddings, data, response)
         usage = embeddings.usage
         self.record(
@@ -304,8 +322,8 @@ class Operation:
             return build(data, self.call)
         except MALFORMED as exc:
             raise self.adapter.invalid_body(
-                response, data, f"a response the OpenAI types cannot hold ({exc})"
-            ) from exc
+                data, f"a response the OpenAI types cannot hold ({exc})"
+            ).api_error(response) from exc
 
     def pipeline(self, response: httpx.Response) -> Any:
         """What reads the stream: chat chunks, or a provider's own Responses events."""
@@ -320,7 +338,7 @@ class Operation:
             )
         from ._streaming import ChunkPipeline
 
-        parser = self.adapter.stream_parser(response, self.call)
+        parser = self.adapter.stream_parser(reply_of(response, read=False), self.call)
         return ChunkPipeline(
             parser,
             self.call,
@@ -444,10 +462,9 @@ class Operation:
     def unreadable_stream(self, response: httpx.Response) -> APIError:
         """A 200 stream request answered without SSE and without an error: cannot be read."""
         return self.adapter.invalid_body(
-            response,
-            parse_json(response),
+            parse_json(reply_of(response)),
             f"a {response.headers.get('content-type', 'non-SSE')} body to a stream request",
-        )
+        ).api_error(response)
 
 
 class Engine:
@@ -537,14 +554,20 @@ class Engine:
         assert spec.protocol is not None  # checked when the config was built
         primary = self.primary_provider()
         base_url = self._base_url if self._base_url and primary in (None, name) else None
-        return adapter_class(spec.protocol).create(
+        adapter = adapter_class(spec.protocol).create(
             name,
             spec,
             keys=self._keys(name),
             base_url=base_url or self.config.base_url_from_env(name),
             policy=self.config.policy,
             warn=lambda param, message: _warn(name, param, message),
+            clock=time.time,
+            new_id=_new_id,
         )
+        endpoint = spec.endpoint_of(adapter.base_url)
+        if endpoint is not None and endpoint.plan == "coding":
+            _warn_coding_plan(name, endpoint.url)
+        return adapter
 
     def price(self, provider: str, model: str) -> Optional[Price]:
         """The model's price, looked up once per client (the config does not change)."""
@@ -800,13 +823,50 @@ def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], An
         ) from None
 
 
+#: (provider, subject) pairs already warned about in this process (see `_warn_once`).
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(provider: str, subject: str, message: str, emit: Callable[[str], None]) -> None:
+    """Emit ``message`` the first time (provider, subject) comes up in this process: a
+    parameter dropped, a retired model called, a Coding Plan host used. Kept here, not in
+    the adapters, which hold no state between calls."""
+    with _warned_lock:
+        if (provider, subject) in _warned:
+            return
+        _warned.add((provider, subject))
+    emit(message)
+
+
 def _warn(provider: str, param: str, message: str) -> None:
-    warn_once(
+    _warn_once(
         provider,
         param,
         message,
         lambda text: warnings.warn(text, UnsupportedParameterWarning, stacklevel=6),
     )
+
+
+def _warn_coding_plan(provider: str, root: str) -> None:
+    """Once per process and host: Coding Plans are for interactive coding tools."""
+    message = (
+        f"{provider}: requests go to the Coding Plan host {root}. The plan is meant "
+        f"for interactive coding tools; its terms forbid use from automated scripts and "
+        f"application back-ends, and the provider may suspend keys used so. Use a "
+        f"pay-as-you-go key and the standard plan for programs."
+    )
+    _warn_once(
+        provider,
+        f"coding-plan:{root}",
+        message,
+        lambda text: warnings.warn(text, CodingPlanWarning, stacklevel=2),
+    )
+
+
+def _new_id() -> str:
+    """A fresh random id (32 hex digits), for what a provider's answer leaves unnamed."""
+    return uuid.uuid4().hex
 
 
 def _output_text(response: JSONDict) -> str:
@@ -827,7 +887,7 @@ def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
         f"{provider}/{model} was retired by {provider} on {info.retired}{successor}. "
         f"The request is sent anyway (some regions retire later), but expect it to fail."
     )
-    warn_once(
+    _warn_once(
         provider,
         f"retired:{model}",
         message,
@@ -1283,6 +1343,6 @@ def _keep_chain(error: APIError, failed: list[FallbackFailure]) -> None:
     )
     error.message = f"{error.message} (every fallback target failed; before it: {earlier})"
     error.args = (error.message, *error.args[1:])
-    for before, after in zip(failed, failed[1:]):
+    for before, after in itertools.pairwise(failed):
         if after.error.__context__ is None and after.error.__cause__ is None:
             after.error.__context__ = before.error

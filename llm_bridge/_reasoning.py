@@ -7,8 +7,8 @@ with an optional ``thinking_budget``. What a *model* can do is data in its catal
 and the provider's ``thinking_budgets`` table; this module turns an effort into a
 provider-neutral `ReasoningPlan`, and each adapter writes the plan in its own words.
 
-Pure: no I/O, no clock. Errors are returned to the caller's ``error`` factory, so they
-come out as the adapter's `BadRequestError` naming the parameter.
+Pure: no I/O, no clock. Errors are made by the caller's ``error`` factory, so they come
+out as the adapter's refusal naming the parameter (a `BadRequestError` for the caller).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ._config import ModelInfo
-from ._errors import BadRequestError
 
 __all__ = ["ReasoningPlan", "forces_a_tool", "plan_reasoning"]
 
@@ -43,7 +42,7 @@ def plan_reasoning(
     *,
     budgets: dict[str, int],
     max_tokens: Optional[int],
-    error: Callable[[str], BadRequestError],
+    error: Callable[[str], Exception],
 ) -> Optional[ReasoningPlan]:
     """The plan for ``effort`` on the model ``info`` describes; None when the model has no
     thinking to control (the caller applies the unsupported-parameter policy).

@@ -23,6 +23,7 @@ from pydantic_core import from_json
 from ._errors import APIConnectionError, APIError, InternalServerError
 from ._sse import SSEDecoder
 from ._stream_reading import StreamClock, decode
+from ._wire import reply_of
 from .adapters._base import Adapter, CallContext
 
 __all__ = ["ResponsesEventPipeline", "chat_usage"]
@@ -105,18 +106,20 @@ class ResponsesEventPipeline:
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            raise self.adapter.invalid_body(self.response, raw, "a Responses event that is not one")
+            raise self.adapter.invalid_body(raw, "a Responses event that is not one").api_error(
+                self.response
+            )
         kind = data["type"]
         if kind == "error" or kind == "response.failed":
             failed = data.get("response") if kind == "response.failed" else data
             error = (failed or {}).get("error") if kind == "response.failed" else data
             raise self.adapter.make_error(
-                self.response,
+                reply_of(self.response, read=False),
                 {"error": error},
                 str((error or {}).get("code") or "server_error"),
                 (error or {}).get("message"),
                 default=InternalServerError,
-            )
+            ).api_error(self.response)
         if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
             self._text.append(data["delta"])
         elif kind in _FINAL:

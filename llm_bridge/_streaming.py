@@ -39,6 +39,7 @@ from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
 from ._sse import SSEDecoder
 from ._stream_reading import StreamClock, decode
+from ._wire import Fault
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 from .adapters._stop import StopScanner
 
@@ -156,15 +157,17 @@ class ChunkPipeline:
 
         An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
-        right after them."""
+        right after them. A fault the parser raises becomes its `APIError` here, for this
+        stream's response (raised outside the handler: see `llm_bridge._wire.call_adapter`)."""
         events = decode(self._decoder, data, final, self.response, self.call.provider, self.clock)
         chunks: list[ChatCompletionChunk] = []
         parser = self.parser
         translate = parser.translate
         provider, text, stop = self.call.provider, self._text, self._stop
+        error: Optional[APIError] = None
         for event in events:
             try:
-                chunk: Any = translate(event)  # raises only the APIError family
+                chunk: Any = translate(event)  # raises only faults
                 if chunk is None:
                     continue
                 if chunk.__class__ is not dict:  # a typed chunk (see `StreamParser.translate`)
@@ -210,11 +213,16 @@ class ChunkPipeline:
                     chunks.append(_validate_chunk(chunk))
                 except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
                     raise self._invalid(chunk, exc) from None
-            except APIError as error:
-                if not chunks:
-                    raise
-                self.held = error
+            except APIError as caught:
+                error = caught
                 break
+            except Fault as fault:
+                error = fault.api_error(self.response)
+                break
+        if error is not None:
+            if not chunks:
+                raise error
+            self.held = error
         return chunks
 
     def _given(self, usage: Any) -> Optional[list[str]]:
@@ -241,8 +249,8 @@ class ChunkPipeline:
     def _invalid(self, chunk: JSONDict, reason: Exception) -> APIError:
         """The error for a chunk OpenAI's type cannot hold."""
         return self.parser.adapter.invalid_body(
-            self.response, chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
-        )
+            chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
+        ).api_error(self.response)
 
     @staticmethod
     def _remember(text: list[str], delta: JSONDict) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from llm_bridge import APIError, OpenAI
 from llm_bridge._shapes.chat import ChatCompletionChunk
 from llm_bridge._sse import SSEDecoder, SSEEvent
+from llm_bridge._wire import Fault, ProviderFault, Reply
 from llm_bridge.adapters._base import Adapter, CallContext
 
 PROFILE = settings(
@@ -50,7 +52,7 @@ def _decode(pieces: list[bytes]) -> list[SSEEvent]:
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({cut % (len(data) + 1) for cut in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @PROFILE
@@ -258,8 +260,14 @@ def test_every_adapter_class_is_covered() -> None:
     }
 
 
-def response(a: Adapter, status: int = 200, headers: Any = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, request=httpx.Request("POST", a.url("x")))
+def response(a: Adapter, status: int = 200, headers: Any = None) -> Reply:
+    """The plain answer adapters read (they never see httpx objects)."""
+    return Reply(status, headers or {}, url=a.url("x"))
+
+
+def http_response(a: Adapter, status: int = 200) -> httpx.Response:
+    """What the engine attaches to the exception a fault becomes."""
+    return httpx.Response(status, request=httpx.Request("POST", a.url("x")))
 
 
 def call(a: Adapter, *, stream: bool = False, cumulative: bool = False) -> CallContext:
@@ -272,11 +280,19 @@ def call(a: Adapter, *, stream: bool = False, cumulative: bool = False) -> CallC
     )
 
 
-def only_api_errors(what: str, function: Callable[..., Any], *args: Any, shown: Any) -> None:
-    """Run ``function``; an `APIError` is fine, anything else is the bug being looked for."""
+def only_api_errors(
+    what: str,
+    function: Callable[..., Any],
+    *args: Any,
+    shown: Any,
+    allowed: tuple[type[Exception], ...] = (APIError,),
+) -> None:
+    """Run ``function``; an ``allowed`` error is fine (an `APIError` from a client, a
+    `Fault`, the description an adapter raises, from an adapter), anything else is the
+    bug being looked for."""
     try:
         function(*args)
-    except APIError:
+    except allowed:
         pass
     except Exception as exc:  # re-raised with the input that caused it
         raise AssertionError(
@@ -309,6 +325,7 @@ def test_chat_response_raises_only_api_errors(name: str, body: Any) -> None:
         copy.deepcopy(body),
         call(a),
         shown=body,
+        allowed=(Fault,),
     )
 
 
@@ -330,6 +347,7 @@ def test_embeddings_response_raises_only_api_errors(name: str, body: Any) -> Non
         copy.deepcopy(body),
         call(a),
         shown=body,
+        allowed=(Fault,),
     )
 
 
@@ -356,9 +374,11 @@ def test_find_error_raises_only_api_errors(
     resp = response(a, status, headers)
 
     def find() -> None:
-        error = a.find_error(resp, copy.deepcopy(body))
-        assert error is None or isinstance(error, APIError)
-        if error is not None:
+        fault = a.find_error(resp, copy.deepcopy(body))
+        assert fault is None or isinstance(fault, ProviderFault)
+        if fault is not None:
+            error = fault.api_error(http_response(a, status))
+            assert isinstance(error, APIError)
             str(error), repr(error)
 
     only_api_errors(f"{name} find_error", find, shown=body)
@@ -405,7 +425,7 @@ def test_stream_parser_raises_only_api_errors(
             chunk = parser.translate(event)
             assert chunk is None or isinstance(chunk, (dict, ChatCompletionChunk))
 
-    only_api_errors(f"{name} stream parser", feed_all, shown=events)
+    only_api_errors(f"{name} stream parser", feed_all, shown=events, allowed=(Fault,))
 
 
 # --------------------------------------------------------------------------- through a client

@@ -19,7 +19,7 @@ from helpers import bridge, sent
 
 from llm_bridge import BadRequestError, UnsupportedParameterWarning
 from llm_bridge._config import builtin_providers
-from llm_bridge._errors import BadRequestError as LocalBadRequest
+from llm_bridge._wire import Refused
 from llm_bridge.adapters._params import ParamContext
 from llm_bridge.adapters.qianfan import BRIDGE_REPLY, CONTINUE_PROMPT, repair_v2_messages
 from llm_bridge.testing import FakeQianfanV2, Reply, ToolCallSpec
@@ -174,7 +174,7 @@ def test_repair_details() -> None:
 
 
 def test_a_history_without_any_user_text_is_refused_before_sending() -> None:
-    with pytest.raises(LocalBadRequest, match="at least one user message"):
+    with pytest.raises(Refused, match="at least one user message"):
         repair_v2_messages([{"role": "system", "content": "s"}], ctx(), last_user=False)
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from llm_bridge import APIError, OpenAI
 from llm_bridge._streaming import ChunkPipeline
+from llm_bridge._wire import Reply
 from llm_bridge.adapters._base import CallContext
 from llm_bridge.adapters.openai_compat import OpenAICompatStreamParser
 
@@ -166,12 +167,12 @@ def run(
         emulated_stop=["STOP"] if stop else [],
         extra_body=extra_body or {},
     )
-    response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+    response = Reply(200, url=adapter(provider).url("x"))
     parser = adapter(provider).stream_parser(response, call)
     parser.typed_chunks = typed
     if hasattr(parser, "_created"):  # the stream's own time: the same for both runs
         parser._created = 1721614853
-    pipeline = ChunkPipeline(parser, call, response)  # turns the short cut off for stop
+    pipeline = ChunkPipeline(parser, call, http_response(provider))  # short cut off for stop
     if stop:
         assert not parser.typed_chunks
     chunks: list[Any] = []
@@ -281,10 +282,15 @@ def test_the_short_cut_gives_what_the_general_way_gives(
     assert typed == general
 
 
+def http_response(provider: str) -> httpx.Response:
+    """The stream's HTTP response, which the pipeline attaches to the errors it raises."""
+    return httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+
+
 def plain_parser(provider: str) -> Any:
     """A stream parser of ``provider`` for a call without stop sequences."""
     call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
-    response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+    response = Reply(200, url=adapter(provider).url("x"))
     return adapter(provider).stream_parser(response, call)
 
 
@@ -503,14 +509,14 @@ def test_qianfan_v1_text_chunks_are_what_the_general_way_gives(
 def test_a_piece_of_text_is_built_as_a_typed_chunk(provider: str, event: bytes) -> None:
     # Guards the tests above from comparing the general way with itself.
     call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
-    response = httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
+    response = Reply(200, url=adapter(provider).url("x"))
     parser = adapter(provider).stream_parser(response, call)
     raw = event.split(b"data:", 1)[1].strip()
     chunk = parser.translate(raw)
     assert chunk is not None and not isinstance(chunk, dict)
     assert chunk.choices[0].delta.content == "a" and chunk.provider == provider
     assert parser.usage_given  # the running figures, for the stream layer to take
-    pipeline = ChunkPipeline(parser, call, response)
+    pipeline = ChunkPipeline(parser, call, http_response(provider))
     assert pipeline.feed(event)[0].choices[0].delta.content == "a"
     assert pipeline.usage is not None and pipeline.usage["total_tokens"] == 4
 

@@ -1,12 +1,15 @@
 """What every adapter is: pure translation between OpenAI's wire JSON and a provider's.
 
-An adapter never opens a socket, sleeps or reads a clock on its own (the clock it needs for
-signing is passed in through its credentials). It turns OpenAI parameters into an
-`HTTPRequest`, and turns the provider's response, stream events and error bodies back
-into OpenAI-shaped dicts or openai-style exceptions. The I/O layer (`llm_bridge._engine`)
-sends what it is given and hands back what came in; so the same adapter serves the
+An adapter never opens a socket, sleeps, reads a clock or draws a random id on its own:
+the clock and the id source it needs are passed in (`Adapter.create`), as are the
+credentials' (which sign with their own clock). It turns OpenAI parameters into an
+`HTTPRequest`, and a provider's answer, read as plain values (a `Reply`: status, headers,
+body), back into OpenAI-shaped dicts; what is wrong it raises as a `Fault` (`Refused`,
+`ProviderFault`, `MalformedBody`), which the I/O layer (`llm_bridge._engine`) raises as
+the openai-style exception with the HTTP exchange attached. No ``httpx`` object reaches
+this package (a test holds it to that), so the same adapter serves the
 ``llm_bridge.OpenAI`` facade, the httpx transport for the real ``openai`` client and the
-gateway, sync and async alike.
+gateway, sync and async alike, and is tested with plain dicts and bytes.
 """
 
 from __future__ import annotations
@@ -18,26 +21,22 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Union
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic_core import from_json
 
 from .._auth import BearerKey, Credentials, scrub
-from .._config import Endpoint, ErrorRule, ModelInfo, Policy, ProviderConfig, WebSearchRule
+from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig, WebSearchRule
 from .._errors import (
-    APIError,
-    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
-    BadRequestError,
-    CodingPlanWarning,
     InternalServerError,
     OpenAIError,
     exception_for_status,
-    local_error,
 )
 from .._sse import SSEEvent
-from ._params import ParamContext, warn_once
+from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
+from ._params import ParamContext
 
 if TYPE_CHECKING:
     from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
@@ -46,7 +45,12 @@ __all__ = [
     "Adapter",
     "CallContext",
     "Credentials",
+    "Fault",
     "HTTPRequest",
+    "MalformedBody",
+    "ProviderFault",
+    "Refused",
+    "Reply",
     "StreamParser",
     "with_web_search",
 ]
@@ -56,18 +60,25 @@ JSONDict = dict[str, Any]
 
 @dataclass
 class HTTPRequest:
-    """A request to send, fully described; the I/O layer adds client-wide headers."""
+    """A request to send, fully described; the I/O layer adds client-wide headers.
+
+    ``emulated_stop`` holds the caller's stop sequences beyond what the provider takes
+    (not sent): the engine cuts the answer at them (`llm_bridge.adapters._stop`)."""
 
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
     params: dict[str, str] = field(default_factory=dict)
+    emulated_stop: list[str] = field(default_factory=list)
 
 
 @dataclass
 class CallContext:
-    """Facts about one call that the response side needs (it sees no parameters)."""
+    """Facts about one call that the response side needs (it sees no parameters).
+
+    The engine makes it and alone writes to it: ``emulated_stop`` is what the request
+    builder returned in `HTTPRequest.emulated_stop`."""
 
     provider: str
     model: str  # the upstream model name actually sent
@@ -97,18 +108,18 @@ _GUARDED = {
 
 
 def _guard(method: Callable[..., Any], what: str) -> Callable[..., Any]:
-    """``method(response, body, ...)`` raising only APIError: anything a malformed body
-    makes it trip over becomes an `APIResponseValidationError` carrying the body."""
+    """``method(reply, body, ...)`` raising only faults: anything a malformed body makes
+    it trip over becomes a `MalformedBody` carrying the body."""
 
     @functools.wraps(method)
-    def guarded(self: Any, response: httpx.Response, body: Any, *args: Any) -> Any:
+    def guarded(self: Any, reply: Reply, body: Any, *args: Any) -> Any:
         try:
-            return method(self, response, body, *args)
-        except APIError:
+            return method(self, reply, body, *args)
+        except Fault:
             raise
         except MALFORMED as exc:
             raise self.invalid_body(
-                response, body, f"{what} of an unexpected shape ({type(exc).__name__}: {exc})"
+                body, f"{what} of an unexpected shape ({type(exc).__name__}: {exc})"
             ) from exc
 
     return guarded
@@ -128,22 +139,6 @@ def _as_strings(method: Callable[..., Any]) -> Callable[..., Any]:
     return normalised
 
 
-def _warn_coding_plan(provider: str, endpoint: Endpoint) -> None:
-    """Once per process and host: Coding Plans are for interactive coding tools."""
-    message = (
-        f"{provider}: requests go to the Coding Plan host {endpoint.url}. The plan is meant "
-        f"for interactive coding tools; its terms forbid use from automated scripts and "
-        f"application back-ends, and the provider may suspend keys used so. Use a "
-        f"pay-as-you-go key and the standard plan for programs."
-    )
-    warn_once(
-        provider,
-        f"coding-plan:{endpoint.url}",
-        message,
-        lambda text: warnings.warn(text, CodingPlanWarning, stacklevel=2),
-    )
-
-
 def _endpoint_url(spec: ProviderConfig, api: Optional[str]) -> Optional[str]:
     """The root the table lists for ``api`` in the configured region and plan."""
     endpoint = spec.endpoint(api)
@@ -157,7 +152,8 @@ class StreamParser:
     `translate` takes one event, as the SSE decoder gave it, and returns its chunk (or
     None when it holds nothing for the caller); a subclass writes only `chunk`, the
     translation of one event's JSON object. Whatever an event holds, `translate` raises
-    only the `APIError` family. ``done`` is True once the provider signalled the end.
+    only faults (`ProviderFault`, `MalformedBody`). ``done`` is True once the provider
+    signalled the end. ``reply`` is the stream's answer (status, headers; no body).
     Chunks may carry ``usage``; the stream layer decides whether the caller sees it
     (``include_usage``).
 
@@ -168,7 +164,7 @@ class StreamParser:
 
     done: bool = False
     adapter: Adapter
-    response: httpx.Response
+    reply: Reply
     #: The SSE event names `chunk` tells apart: it sees any other event with no name (and
     #: the decoder hands such events over as their data bytes: DashScope names every one).
     event_names: ClassVar[tuple[str, ...]] = ("error",)
@@ -225,18 +221,16 @@ class StreamParser:
                 if raw == b"[DONE]" or raw == "[DONE]":
                     self.done = True
                     return None
-                data = self.adapter.event_json(self.response, raw)
+                data = self.adapter.event_json(raw)
                 if data is None:
                     return None
             return self.chunk(data, name)
-        except APIError:
+        except Fault:
             raise
         except MALFORMED as exc:
             text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
             raise self.adapter.invalid_body(
-                self.response,
-                text,
-                f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})",
+                text, f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})"
             ) from exc
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
@@ -249,10 +243,14 @@ class StreamParser:
 class Adapter:
     """Base of every protocol adapter. Subclasses translate; this class keeps the shared parts.
 
-    Whatever a provider sends, parsing raises only the `APIError` family: each subclass's
+    Whatever a provider sends, parsing raises only faults: each subclass's
     ``chat_response``, ``embeddings_response`` and ``find_error`` are wrapped (and stream
     parsers' `StreamParser.translate` guards itself) so that a body of an unexpected shape
-    becomes an `APIResponseValidationError`, and ``error_fields`` always yields strings.
+    becomes a `MalformedBody`, and ``error_fields`` always yields strings. Request
+    builders raise `Refused` for what the provider cannot take.
+
+    ``clock`` (Unix time) dates answers that carry no date of their own, and ``new_id``
+    (a fresh random hex string) names what carries no id; the engine passes the real ones.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -282,6 +280,8 @@ class Adapter:
         credentials: Credentials,
         policy: Policy,
         warn: Callable[[str, str], None],
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
     ) -> None:
         self.name = name
         self.spec = spec
@@ -289,6 +289,8 @@ class Adapter:
         self.credentials = credentials
         self.policy = policy
         self._warn = warn
+        self.clock = clock
+        self.new_id = new_id
 
     @classmethod
     def create(
@@ -300,22 +302,30 @@ class Adapter:
         base_url: Optional[str],
         policy: Policy,
         warn: Callable[[str, str], None],
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
     ) -> Adapter:
         """The adapter for a provider, with credentials made from ``keys``.
 
         ``base_url`` is an explicit API root (argument or environment); None means the
-        one `variant` picks from the table.
+        one `variant` picks from the table. ``warn(param, message)`` reports a parameter
+        the provider cannot honour (policy ``warn``); ``clock`` and ``new_id`` are the
+        time and the ids answers lacking their own get (see the class docstring).
         """
         adapter_cls, root = cls.variant(spec, keys, base_url)
         if not root:
             raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
         _warn_plain_http(name, root)
         credentials = adapter_cls.make_credentials(name, spec, keys)
-        endpoint = spec.endpoint_of(root)
-        if endpoint is not None and endpoint.plan == "coding":
-            _warn_coding_plan(name, endpoint)
         return adapter_cls(
-            name, spec, base_url=root, credentials=credentials, policy=policy, warn=warn
+            name,
+            spec,
+            base_url=root,
+            credentials=credentials,
+            policy=policy,
+            warn=warn,
+            clock=clock,
+            new_id=new_id,
         )
 
     @classmethod
@@ -387,22 +397,25 @@ class Adapter:
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 
-    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+    def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         raise NotImplementedError
 
-    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
+    def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
         raise NotImplementedError
 
-    def finish_reason(
-        self, value: Optional[str], response: httpx.Response, body: Any
-    ) -> Optional[str]:
+    def emulated_stop(self, ctx: ParamContext) -> list[str]:
+        """The caller's stop sequences applied here rather than sent (see
+        `HTTPRequest.emulated_stop`): none, unless the adapter sends fewer."""
+        return []
+
+    def finish_reason(self, value: Optional[str], reply: Reply, body: Any) -> Optional[str]:
         """The provider's finish word in OpenAI's vocabulary; ``error`` words raise."""
         if value is None:
             return None
         mapped = self.spec.finish_reasons.get(value, value)
         if mapped == "error":
             raise self.make_error(
-                response,
+                reply,
                 body,
                 value,
                 f"the provider ended the generation with finish_reason={value!r}",
@@ -422,20 +435,16 @@ class Adapter:
     def responses_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError(f"{self.name} does not serve the Responses API itself")
 
-    def responses_response(
-        self, response: httpx.Response, body: Any, call: CallContext
-    ) -> JSONDict:
+    def responses_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         """A provider's own ``Response`` body, checked to be one."""
         if not isinstance(body, dict) or not isinstance(body.get("output"), list):
-            raise self.invalid_body(response, body, "a Responses answer without 'output'")
+            raise self.invalid_body(body, "a Responses answer without 'output'")
         return body
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 
-    def embeddings_response(
-        self, response: httpx.Response, body: Any, call: CallContext
-    ) -> JSONDict:
+    def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ errors
@@ -444,27 +453,27 @@ class Adapter:
         """The provider's own (code, message) from an error body; (None, None) if not one."""
         raise NotImplementedError
 
-    def find_error(self, response: httpx.Response, body: Any) -> Optional[APIStatusError]:
-        """The error a response carries: a 4xx/5xx status, or an error inside a 200 body.
+    def find_error(self, reply: Reply, body: Any) -> Optional[ProviderFault]:
+        """The error an answer carries: a 4xx/5xx status, or an error inside a 200 body.
 
         A body that is SSE-framed text (a failed stream request, whatever its content type
         says) is read by content: its first ``data:`` line is the error."""
         if isinstance(body, str):
             body = first_sse_data(body) or body
         code, message = self.error_fields(body)
-        if response.status_code < 400 and code is None:
+        if reply.status_code < 400 and code is None:
             return None
-        return self.make_error(response, body, code, message)
+        return self.make_error(reply, body, code, message)
 
     def make_error(
         self,
-        response: httpx.Response,
+        reply: Reply,
         body: Any,
         code: Optional[str],
         message: Optional[str],
         *,
         default: type[APIStatusError] = APIStatusError,
-    ) -> APIStatusError:
+    ) -> ProviderFault:
         """Map a provider error to openai's class through the provider's code table.
 
         Without a row for the code, the HTTP status decides; an error inside a 200 body
@@ -473,7 +482,7 @@ class Adapter:
         rule: Optional[ErrorRule] = (
             self.spec.error_rule(code, message) if code is not None else None
         )
-        status = response.status_code
+        status = reply.status_code
         if rule is not None:
             cls = rule.exception_class
         elif status >= 400:
@@ -482,7 +491,7 @@ class Adapter:
             cls = default
         quoted = not message  # the body itself then stands for the message
         if quoted:
-            message = _json_text(body) if isinstance(body, dict) else response.text
+            message = _json_text(body) if isinstance(body, dict) else reply.text
         text = scrub(str(message), self.credentials.secrets())
         if quoted:
             text = text[:500]  # cut only once scrubbed: a secret across the cut stays hidden
@@ -490,32 +499,28 @@ class Adapter:
         label = f"{self.name} {code}" if code is not None else self.name
         suffix = f" ({openai_code})" if openai_code else ""
         if issubclass(cls, AuthenticationError):
-            suffix += self.auth_hint(response)
-        error = cls(
+            suffix += self.auth_hint(reply)
+        retryable = rule.retryable if rule is not None else None
+        if retryable is None and cls is InternalServerError:
+            retryable = True
+        return ProviderFault(
+            cls,
             f"Error code: {status} - [{label}] {text}{suffix}",
-            response=response,
             body=body,
             code=openai_code or code,
             provider=self.name,
             provider_code=code,
+            retryable=retryable,
+            should_reauth=bool(rule and rule.reauth),
         )
-        retryable = rule.retryable if rule is not None else None
-        if retryable is None and cls is InternalServerError:
-            retryable = True
-        error.retryable = retryable  # type: ignore[attr-defined]
-        error.should_reauth = bool(rule and rule.reauth)  # type: ignore[attr-defined]
-        return error
 
-    def auth_hint(self, response: httpx.Response) -> str:
+    def auth_hint(self, reply: Reply) -> str:
         """For a refused key, where it was sent, when the provider has several regions or
         plans: keys belong to one of them, and a mismatch is a bare 401 otherwise."""
         endpoints = self.spec.endpoints
         if len({(e.region, e.plan) for e in endpoints}) < 2:
             return ""
-        try:
-            endpoint = self.spec.endpoint_of(str(response.request.url))
-        except RuntimeError:  # a response built without its request
-            endpoint = None
+        endpoint = self.spec.endpoint_of(reply.url) if reply.url is not None else None
         where = endpoint.describe() if endpoint is not None else self.base_url
         choices = sorted({e.region for e in endpoints}), sorted({e.plan for e in endpoints})
         return (
@@ -525,7 +530,7 @@ class Adapter:
             f"under [providers.{self.name}]"
         )
 
-    def event_json(self, response: httpx.Response, data: Union[bytes, str]) -> Optional[JSONDict]:
+    def event_json(self, data: Union[bytes, str]) -> Optional[JSONDict]:
         """A stream event's JSON object, the slow way: what pydantic-core did not make an
         object of in `StreamParser.translate`. None for an empty event; else what the standard
         library reads (lone surrogates; data that is not UTF-8 is read with U+FFFD, as the
@@ -536,30 +541,14 @@ class Adapter:
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: nested past the parser
-            raise self.invalid_body(response, text, "malformed JSON in a stream event") from None
+            raise self.invalid_body(text, "malformed JSON in a stream event") from None
         if not isinstance(value, dict):
-            raise self.invalid_body(response, value, "a stream event that is not an object")
+            raise self.invalid_body(value, "a stream event that is not an object")
         return value
 
-    def invalid_body(
-        self, response: httpx.Response, body: Any, what: str
-    ) -> APIResponseValidationError:
-        return APIResponseValidationError(
-            response, body, message=f"{self.name} returned {what}", provider=self.name
-        )
-
-    def reject(
-        self,
-        request: httpx.Request,
-        message: str,
-        *,
-        param: Optional[str] = None,
-        code: Optional[str] = None,
-    ) -> APIStatusError:
-        """A `BadRequestError` raised before sending, for a request the provider cannot take."""
-        return local_error(
-            BadRequestError, message, request=request, param=param, code=code, provider=self.name
-        )
+    def invalid_body(self, body: Any, what: str) -> MalformedBody:
+        """The fault for an answer of a shape that cannot be translated (``what`` it was)."""
+        return MalformedBody(f"{self.name} returned {what}", body=body, provider=self.name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -610,15 +599,15 @@ def loads(data: Union[str, bytes]) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
-def parse_json(response: httpx.Response) -> Any:
+def parse_json(reply: Reply) -> Any:
     """The body as JSON, or the raw text when it is not JSON (errors can be HTML pages)."""
-    content = response.content
+    content = reply.content
     if not content:
         return None
     try:
         return loads(content)
     except ValueError:
-        return response.text
+        return reply.text
 
 
 def _json_text(body: JSONDict) -> str:
@@ -639,13 +628,25 @@ def with_web_search(body: JSONDict, rule: WebSearchRule) -> None:
         body["tools"] = [*(body.get("tools") or []), copy.deepcopy(rule.tool)]
 
 
+def split_url(url: str) -> tuple[str, str, str]:
+    """The scheme, host (both lower case) and path of ``url``; a URL the standard library
+    refuses (an unclosed IPv6 bracket) is split as written, so that a malformed root fails
+    at the first request, as before, rather than when the client is built."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname or "", parts.path
+    except ValueError:
+        scheme, _, rest = url.partition("://")
+        host, _, path = rest.partition("/")
+        return scheme.lower(), host.lower(), "/" + path
+
+
 def _warn_plain_http(name: str, root: str) -> None:
     """Warn when a provider's API root is plain ``http://`` to a host other than this
     machine: the key and every prompt would cross the network unencrypted."""
-    url = httpx.URL(root)
-    if url.scheme != "http":
+    scheme, host, _ = split_url(root)
+    if scheme != "http":
         return
-    host = url.host.lower()
     if host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost"):
         return
     warnings.warn(

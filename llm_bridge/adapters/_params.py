@@ -3,23 +3,22 @@
 The caller wrote parameters for OpenAI. Before any adapter maps them, this module checks
 them as OpenAI's server would (types, ranges, roles), so a mistake fails here, naming the
 parameter, instead of as a provider's 400 in another language. When a provider cannot
-honour a parameter, `ParamContext.unsupported` applies the configured policy: warn once
-and drop (default), drop silently, or raise `BadRequestError` before sending.
+honour a parameter, `ParamContext.unsupported` applies the configured policy: warn and
+drop (default; the engine says it once per provider and parameter), drop silently, or
+refuse the request before sending (`Refused`, raised to the caller as `BadRequestError`).
+The module holds no state: what was warned about is the engine's to remember.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
-import httpx
-
 from .._config import ParamRule
-from .._errors import BadRequestError, local_error
+from .._wire import Refused
 
-__all__ = ["CHAT_PARAMS", "EMBEDDING_PARAMS", "ParamContext", "check_chat_params", "warn_once"]
+__all__ = ["CHAT_PARAMS", "EMBEDDING_PARAMS", "ParamContext", "check_chat_params"]
 
 #: Every keyword ``chat.completions.create`` accepts, as in openai (plus the extras).
 CHAT_PARAMS = frozenset(
@@ -65,18 +64,6 @@ EMBEDDING_PARAMS = frozenset({"input", "model", "dimensions", "encoding_format",
 REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def warn_once(provider: str, param: str, message: str, emit: Callable[[str], None]) -> None:
-    """Emit ``message`` the first time (provider, param) is dropped in this process."""
-    with _warned_lock:
-        if (provider, param) in _warned:
-            return
-        _warned.add((provider, param))
-    emit(message)
 
 
 class ParamContext:
@@ -132,16 +119,9 @@ class ParamContext:
 
     def error(
         self, message: str, *, param: Optional[str] = None, code: Optional[str] = None
-    ) -> BadRequestError:
-        request = httpx.Request("POST", self.url)
-        return local_error(
-            BadRequestError,
-            message,
-            request=request,
-            param=param,
-            code=code,
-            provider=self.provider,
-        )  # type: ignore[return-value]
+    ) -> Refused:
+        """The refusal of this request, before sending (a `BadRequestError` for the caller)."""
+        return Refused(message, url=self.url, provider=self.provider, param=param, code=code)
 
     def stops(self) -> tuple[list[str], list[str]]:
         """The stop sequences to send and those to apply client-side (beyond ``max_items``)."""

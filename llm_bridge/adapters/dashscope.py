@@ -1,6 +1,6 @@
 """Alibaba DashScope / Qwen: the native protocol, and compatible mode through the shared adapter.
 
-Native DashScope (``protocols.md`` §3) wraps the conversation as
+Native DashScope (docs/providers/dashscope.md, "Which API") wraps the conversation as
 ``{model, input: {messages}, parameters: {...}}``; streaming is switched on by a header, not
 the body; vision models live on a separate multimodal path with their own content parts
 (``{"image": url}``, ``{"text": ...}``); usage is ``input_tokens``/``output_tokens`` and
@@ -14,11 +14,8 @@ OpenAI's shapes.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
-
-import httpx
 
 from .._config import ModelInfo, ProviderConfig
 from .._errors import OpenAIError
@@ -28,8 +25,10 @@ from ._base import (
     CallContext,
     HTTPRequest,
     JSONDict,
+    Reply,
     StreamParser,
     _endpoint_url,
+    split_url,
     with_web_search,
 )
 from ._params import ParamContext, legacy_functions_as_tools
@@ -50,10 +49,10 @@ _ENVELOPE = frozenset({"model", "input", "parameters", "resources"})
 _PASSTHROUGH = ("seed", "presence_penalty", "logprobs", "top_logprobs", "parallel_tool_calls", "n")
 
 
-def _auth_hint(self: Adapter, response: httpx.Response) -> str:
+def _auth_hint(self: Adapter, reply: Reply) -> str:
     """The base adapter's 401 hint (region and plan the key went to), plus DashScope's
     Coding Plan rule: its sk-sp- keys work only on its own host, other keys only off it."""
-    return Adapter.auth_hint(self, response) + (
+    return Adapter.auth_hint(self, reply) + (
         "; a Coding Plan key (sk-sp-...) works only on the Coding Plan host, and a "
         "pay-as-you-go key only off it"
     )
@@ -167,7 +166,7 @@ class DashScopeAdapter(Adapter):
             value = ctx.get(name)
             if value is not None:
                 parameters[name] = ctx.clamp(name, value)
-        # The native API names the limit max_tokens (protocols.md §3.2).
+        # The native API names the limit max_tokens (docs/providers/dashscope.md, "Parameters").
         max_tokens = _max_tokens(ctx)
         if max_tokens is not None:
             parameters["max_tokens"] = max_tokens
@@ -201,10 +200,10 @@ class DashScopeAdapter(Adapter):
 
     # ------------------------------------------------------------------ response
 
-    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+    def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         output = body.get("output") if isinstance(body, dict) else None
         if not isinstance(output, dict):
-            raise self.invalid_body(response, body, "a response without 'output'")
+            raise self.invalid_body(body, "a response without 'output'")
         choices = []
         for position, choice in enumerate(_choices(output)):
             message = dict(choice.get("message") or {})
@@ -223,7 +222,7 @@ class DashScopeAdapter(Adapter):
         return {
             "id": body.get("request_id") or "",
             "object": "chat.completion",
-            "created": int(time.time()),
+            "created": int(self.clock()),
             "model": call.model,
             "choices": choices,
             "usage": openai_usage(body.get("usage")),
@@ -233,8 +232,8 @@ class DashScopeAdapter(Adapter):
 
     function_tool_calls = staticmethod(OpenAICompatAdapter.function_tool_calls)
 
-    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
-        return DashScopeStreamParser(self, response, call)
+    def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
+        return DashScopeStreamParser(self, reply, call)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -254,12 +253,10 @@ class DashScopeAdapter(Adapter):
         }
         return HTTPRequest("POST", url, headers=self._headers(), json=body)
 
-    def embeddings_response(
-        self, response: httpx.Response, body: Any, call: CallContext
-    ) -> JSONDict:
+    def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         output = body.get("output") if isinstance(body, dict) else None
         if not isinstance(output, dict) or not isinstance(output.get("embeddings"), list):
-            raise self.invalid_body(response, body, "an embeddings response without 'embeddings'")
+            raise self.invalid_body(body, "an embeddings response without 'embeddings'")
         items = sorted(output["embeddings"], key=lambda item: item.get("text_index", 0))
         total = (body.get("usage") or {}).get("total_tokens", 0)
         return {
@@ -308,25 +305,25 @@ class DashScopeStreamParser(StreamParser):
     chunk directly (`_text_chunk`), with no chunk dict to validate.
     """
 
-    def __init__(self, adapter: DashScopeAdapter, response: httpx.Response, call: CallContext):
+    def __init__(self, adapter: DashScopeAdapter, reply: Reply, call: CallContext):
         from ._text_chunks import text_chunk  # the chunk types load with the first stream
 
         self._make_text_chunk = text_chunk
         self.adapter = adapter
-        self.response = response
+        self.reply = reply
         self.call = call
         self.done = False
         self.cumulative = not _incremental(call)
         self._seen: dict[tuple[int, str], str] = {}  # (choice, field) -> text so far
         self._tools_seen: dict[tuple[int, int], JSONDict] = {}
         self._started: set[int] = set()
-        self._created = int(time.time())  # one stream, one creation time (as OpenAI's)
+        self._created = int(adapter.clock())  # one stream, one creation time (as OpenAI's)
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
         if event == "error" or not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if event == "error" or code is not None:
-                raise self.adapter.make_error(self.response, data, code, message)
+                raise self.adapter.make_error(self.reply, data, code, message)
         output = data.get("output") or {}
         choices = output.get("choices")
         if type(choices) is not list:
@@ -506,14 +503,14 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
         _clamp_budget(self, body, body.get("max_completion_tokens") or body.get("max_tokens"))
         return body
 
-    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
-        data = super().chat_response(response, body, call)
+    def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
+        data = super().chat_response(reply, body, call)
         if isinstance(data.get("usage"), dict):
             data["usage"] = _with_cache_details(data["usage"])
         return data
 
-    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
-        return _CompatStreamParser(self, response, call)
+    def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
+        return _CompatStreamParser(self, reply, call)
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         return self._workspace(super().embeddings_request(params, call))
@@ -634,7 +631,7 @@ def _api_of(spec: ProviderConfig, root: str) -> str:
     endpoint = spec.endpoint_of(root)
     if endpoint is not None:
         return endpoint.api
-    path = httpx.URL(root).path.rstrip("/")
+    path = split_url(root)[2].rstrip("/")
     if path.endswith("/api/v1"):
         return "native"
     if "compatible-mode" in path:
@@ -730,7 +727,7 @@ def _thinking_fields(
             info,
             budgets=adapter.spec.thinking_budgets,
             max_tokens=max_tokens,
-            error=lambda text: ctx.error(text, param="reasoning_effort"),  # type: ignore[arg-type,return-value]
+            error=lambda text: ctx.error(text, param="reasoning_effort"),
         )
         if plan is not None:
             if plan.thinking is not None:

@@ -14,10 +14,16 @@ import functools
 import json
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-import httpx
-
 from .._sse import SSEEvent
-from ._base import Adapter, CallContext, HTTPRequest, JSONDict, StreamParser, with_web_search
+from ._base import (
+    Adapter,
+    CallContext,
+    HTTPRequest,
+    JSONDict,
+    Reply,
+    StreamParser,
+    with_web_search,
+)
 from ._params import ParamContext, legacy_functions_as_tools
 
 if TYPE_CHECKING:
@@ -47,7 +53,7 @@ class OpenAICompatAdapter(Adapter):
             body["stream"] = True
             # Always ask for usage: the ledger needs it even when the caller did not.
             body["stream_options"] = {"include_usage": True}
-        return HTTPRequest("POST", url, json=body)
+        return HTTPRequest("POST", url, json=body, emulated_stop=self.emulated_stop(ctx))
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         """The provider's body from OpenAI parameters. Compatible providers take them as
@@ -62,15 +68,13 @@ class OpenAICompatAdapter(Adapter):
                 with_web_search(body, rule)
         return body
 
-    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+    def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-            raise self.invalid_body(response, body, "a chat response without 'choices'")
+            raise self.invalid_body(body, "a chat response without 'choices'")
         body.setdefault("object", "chat.completion")
         body.setdefault("model", call.model)
         for choice in body["choices"]:
-            choice["finish_reason"] = self.finish_reason(
-                choice.get("finish_reason"), response, body
-            )
+            choice["finish_reason"] = self.finish_reason(choice.get("finish_reason"), reply, body)
             message = choice.get("message") or {}
             choice["message"] = message
             if message.get("tool_calls"):
@@ -92,8 +96,8 @@ class OpenAICompatAdapter(Adapter):
             calls.append({**call, "type": "function", "function": function})
         return calls
 
-    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
-        return OpenAICompatStreamParser(self, response, call)
+    def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
+        return OpenAICompatStreamParser(self, reply, call)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -108,11 +112,9 @@ class OpenAICompatAdapter(Adapter):
         body.pop("encoding_format", None)
         return HTTPRequest("POST", self.url(self.embeddings_path), json=body)
 
-    def embeddings_response(
-        self, response: httpx.Response, body: Any, call: CallContext
-    ) -> JSONDict:
+    def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise self.invalid_body(response, body, "an embeddings response without 'data'")
+            raise self.invalid_body(body, "an embeddings response without 'data'")
         body.setdefault("object", "list")
         body.setdefault("model", call.model)
         usage = body.get("usage") or {}
@@ -152,9 +154,9 @@ class OpenAICompatStreamParser(StreamParser):
     #: event is validated twice.
     MAX_REFUSALS = 8
 
-    def __init__(self, adapter: OpenAICompatAdapter, response: httpx.Response, call: CallContext):
+    def __init__(self, adapter: OpenAICompatAdapter, reply: Reply, call: CallContext):
         self.adapter = adapter
-        self.response = response
+        self.reply = reply
         self.call = call
         self.done = False
         self._finished = False
@@ -222,7 +224,7 @@ class OpenAICompatStreamParser(StreamParser):
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
         if event == "error" or data.get("error") is not None:
             code, message = self.adapter.error_fields(data)
-            raise self.adapter.make_error(self.response, data, code, message)
+            raise self.adapter.make_error(self.reply, data, code, message)
         data["object"] = "chat.completion.chunk"
         if "model" not in data:
             data["model"] = self.call.model
@@ -251,7 +253,7 @@ class OpenAICompatStreamParser(StreamParser):
             finish = choice.get("finish_reason")
             if finish is not None:
                 choice["finish_reason"] = finish = self.adapter.finish_reason(
-                    finish, self.response, data
+                    finish, self.reply, data
                 )
                 if finish is not None:
                     self._finished = True

@@ -12,12 +12,14 @@ token that IAM account keys mint (`QianfanIamToken`).
 **v1** (``aip.baidubce.com/rpc/2.0/ai_custom/v1/wenxinworkshop``, `QianfanAdapter`) was shut
 down on the public cloud on 2026-08-31. It is used only with ``api = "v1"`` under
 ``[providers.qianfan]`` (a private deployment that still serves it), and gets no new
-features. Its wire is nothing like OpenAI's (``protocols.md`` §2A): the model is a URL
-suffix, the system prompt is a body field, the conversation must alternate user/assistant
-with an odd number of messages, tools are ``functions`` and a call comes back as one
-``function_call``, the answer is a flat ``result``, ``finish_reason`` is ``normal`` on every
-stream event (the end is ``is_end``), usage repeats cumulatively on every event, and errors
-arrive as ``{"error_code": N}`` inside HTTP 200 bodies — also for stream requests.
+features. Its wire is nothing like OpenAI's (docs/providers/qianfan.md records only that v1
+is closed; what follows is the wire as this adapter and its fake, ``FakeQianfan``,
+implement it): the model is a URL suffix, the system prompt is a body field, the
+conversation must alternate user/assistant with an odd number of messages, tools are
+``functions`` and a call comes back as one ``function_call``, the answer is a flat
+``result``, ``finish_reason`` is ``normal`` on every stream event (the end is ``is_end``),
+usage repeats cumulatively on every event, and errors arrive as ``{"error_code": N}``
+inside HTTP 200 bodies — also for stream requests.
 
 Which keys are which (`plan_keys`): a ``bce-v3/…`` key is a v2 API key. A key pair from
 ``QIANFAN_ACCESS_KEY``/``QIANFAN_SECRET_KEY`` is IAM account keys. A pair given as
@@ -31,13 +33,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
-
-import httpx
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._auth import BearerKey, Credentials, QianfanAccessToken, QianfanIamToken
 from .._bce_signer import BceSigner
@@ -49,6 +47,8 @@ from ._base import (
     CallContext,
     HTTPRequest,
     JSONDict,
+    ProviderFault,
+    Reply,
     StreamParser,
     _endpoint_url,
     require_key,
@@ -110,7 +110,11 @@ class QianfanAdapter(Adapter):
         body = self._body(ctx, call)
         if call.stream:
             body["stream"] = True
-        return HTTPRequest("POST", url, json=body)
+        return HTTPRequest("POST", url, json=body, emulated_stop=self.emulated_stop(ctx))
+
+    def emulated_stop(self, ctx: ParamContext) -> list[str]:
+        """Stop words beyond what v1 takes (``[params.stop] max_items``), cut here."""
+        return ctx.stops()[1]
 
     def _body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         functions, forced = self._functions(ctx)
@@ -135,7 +139,7 @@ class QianfanAdapter(Adapter):
         max_tokens = ctx.get("max_completion_tokens", ctx.get("max_tokens"))
         if max_tokens is not None:
             body["max_output_tokens"] = int(ctx.clamp("max_output_tokens", max_tokens))
-        sent, call.emulated_stop = ctx.stops()
+        sent = ctx.stops()[0]
         if sent:
             body["stop"] = sent
         user = ctx.get("user") or ctx.get("safety_identifier")
@@ -203,18 +207,18 @@ class QianfanAdapter(Adapter):
             )
         body["response_format"] = kind  # v1 takes a plain string, not an object
 
-    def chat_response(self, response: httpx.Response, body: Any, call: CallContext) -> JSONDict:
+    def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         if not isinstance(body, dict) or (
             not isinstance(body.get("result"), str)
             and not isinstance(body.get("function_call"), dict)
         ):  # (``"result": null`` is no answer, not an empty one)
-            raise self.invalid_body(response, body, "a chat response without 'result'")
+            raise self.invalid_body(body, "a chat response without 'result'")
         message: JSONDict = {"role": "assistant", "content": body.get("result") or ""}
-        finish = self._finish(body, response)
+        finish = self._finish(body, reply)
         function_call = body.get("function_call")
         if isinstance(function_call, dict) and function_call.get("name"):
             message["content"] = body.get("result") or None
-            message["tool_calls"] = [_tool_call(function_call, body.get("id"), 0)]
+            message["tool_calls"] = [_tool_call(function_call, body.get("id"), 0, self.new_id)]
             if function_call.get("thoughts"):
                 message["thoughts"] = function_call["thoughts"]
             finish = "tool_calls"
@@ -225,22 +229,22 @@ class QianfanAdapter(Adapter):
         }
         return {
             **extras,
-            "id": body.get("id") or f"as-{uuid.uuid4().hex[:10]}",
+            "id": body.get("id") or f"as-{self.new_id()[:10]}",
             "object": "chat.completion",
-            "created": body.get("created") or int(time.time()),
+            "created": body.get("created") or int(self.clock()),
             "model": call.model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": body.get("usage"),
         }
 
-    def _finish(self, body: JSONDict, response: httpx.Response) -> Optional[str]:
+    def _finish(self, body: JSONDict, reply: Reply) -> Optional[str]:
         """v1's finish word, with its content-filter signals folded into ``content_filter``."""
         if body.get("need_clear_history") and not body.get("result"):
             return "content_filter"
-        return self.finish_reason(body.get("finish_reason") or "normal", response, body)
+        return self.finish_reason(body.get("finish_reason") or "normal", reply, body)
 
-    def stream_parser(self, response: httpx.Response, call: CallContext) -> StreamParser:
-        return QianfanStreamParser(self, response, call)
+    def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
+        return QianfanStreamParser(self, reply, call)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -256,11 +260,9 @@ class QianfanAdapter(Adapter):
             body["user_id"] = params["user"]
         return HTTPRequest("POST", url, json=body)
 
-    def embeddings_response(
-        self, response: httpx.Response, body: Any, call: CallContext
-    ) -> JSONDict:
+    def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise self.invalid_body(response, body, "an embeddings response without 'data'")
+            raise self.invalid_body(body, "an embeddings response without 'data'")
         usage = body.get("usage") or {}
         prompt = usage.get("prompt_tokens", usage.get("total_tokens", 0))
         data = sorted(body["data"], key=lambda item: item.get("index", 0))
@@ -290,12 +292,12 @@ class QianfanAdapter(Adapter):
                 return body["code"], body.get("message")
         return None, None
 
-    def find_error(self, response: httpx.Response, body: Any):  # type: ignore[no-untyped-def]
-        header_code = response.headers.get("x-bce-error-code")
-        if header_code and response.status_code >= 400:
-            message = response.headers.get("x-bce-error-message")
-            return self.make_error(response, body, header_code, message)
-        return super().find_error(response, body)
+    def find_error(self, reply: Reply, body: Any) -> Optional[ProviderFault]:
+        header_code = reply.headers.get("x-bce-error-code")
+        if header_code and reply.status_code >= 400:
+            message = reply.headers.get("x-bce-error-message")
+            return self.make_error(reply, body, header_code, message)
+        return super().find_error(reply, body)
 
 
 #: The keys `QianfanAdapter.error_fields` finds a code under (v1 and BCE gateway bodies):
@@ -310,22 +312,22 @@ class QianfanStreamParser(StreamParser):
     (`_text_chunks`), with no chunk dict to validate.
     """
 
-    def __init__(self, adapter: QianfanAdapter, response: httpx.Response, call: CallContext):
+    def __init__(self, adapter: QianfanAdapter, reply: Reply, call: CallContext):
         from ._text_chunks import text_chunk  # the chunk types load with the first stream
 
         self._make_text_chunk = text_chunk
         self.adapter = adapter
-        self.response = response
+        self.reply = reply
         self.call = call
         self.done = False
         self._started = False
-        self._created = int(time.time())  # for events without their own
+        self._created = int(adapter.clock())  # for events without their own
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
         if not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if code is not None:
-                raise self.adapter.make_error(self.response, data, code, message)
+                raise self.adapter.make_error(self.reply, data, code, message)
         elif self.typed_chunks:
             typed = self._text_chunk(data)
             if typed is not None:
@@ -339,13 +341,15 @@ class QianfanStreamParser(StreamParser):
         finish = None
         function_call = data.get("function_call")
         if isinstance(function_call, dict) and function_call.get("name"):
-            delta["tool_calls"] = [{**_tool_call(function_call, data.get("id"), 0), "index": 0}]
+            delta["tool_calls"] = [
+                {**_tool_call(function_call, data.get("id"), 0, self.adapter.new_id), "index": 0}
+            ]
             finish = "tool_calls"
         if data.get("is_end"):
             self.done = True
             adapter = self.adapter
             assert isinstance(adapter, QianfanAdapter)  # the adapter that made this parser
-            finish = finish or adapter._finish(data, self.response)
+            finish = finish or adapter._finish(data, self.reply)
         chunk = {
             "id": data.get("id"),
             "object": "chat.completion.chunk",
@@ -476,10 +480,10 @@ class QianfanV2Adapter(OpenAICompatAdapter):
             request.headers["appid"] = self.spec.appid
         return request
 
-    def auth_hint(self, response: httpx.Response) -> str:
+    def auth_hint(self, reply: Reply) -> str:
         """Keys of an ambiguous form were taken as IAM keys: a refusal says so."""
         assumed = getattr(self.credentials, "assumed", None)
-        return super().auth_hint(response) + (f" (note: {assumed})" if assumed else "")
+        return super().auth_hint(reply) + (f" (note: {assumed})" if assumed else "")
 
 
 #: v2's smallest thinking budget (its API reference: default 16384, minimum 100).
@@ -602,13 +606,16 @@ def _credentials(name: str, spec: ProviderConfig, plan: KeyPlan) -> Credentials:
     )
 
 
-def _tool_call(function_call: JSONDict, response_id: Optional[str], index: int) -> JSONDict:
-    """v1's single ``function_call`` as an OpenAI tool call with a fresh, unique id."""
+def _tool_call(
+    function_call: JSONDict, response_id: Optional[str], index: int, new_id: Callable[[], str]
+) -> JSONDict:
+    """v1's single ``function_call`` as an OpenAI tool call with a unique id (from
+    ``new_id`` when the answer has no id of its own)."""
     arguments = function_call.get("arguments")
     if not isinstance(arguments, str):
         arguments = json.dumps(arguments or {}, ensure_ascii=False)
     return {
-        "id": f"call_{response_id or uuid.uuid4().hex[:12]}_{index}",
+        "id": f"call_{response_id or new_id()[:12]}_{index}",
         "type": "function",
         "function": {"name": function_call["name"], "arguments": arguments},
     }

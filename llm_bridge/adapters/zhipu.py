@@ -1,12 +1,13 @@
 """Zhipu GLM, API v4 (``open.bigmodel.cn/api/paas/v4``).
 
 The body is OpenAI's JSON, so this adapter is the compatible one plus GLM's rules
-(``protocols.md`` §1): temperature in (0, 1] with 0 meaning ``do_sample: false``; top_p in
-[0.01, 0.99]; one stop word (more are emulated client-side); ``tool_choice`` only
-``"auto"``; function tools must have a description and parameters and a plain-ASCII name;
-``user_id`` of 6 to 128 characters; base64 images without their ``data:`` prefix;
-``finish_reason`` ``sensitive`` (content filter) and ``network_error`` (raises). The
-numbers live in ``providers/zhipu.toml``; this module holds only the logic.
+(docs/providers/zhipu.md, "Parameters"): temperature in (0, 1] with 0 meaning
+``do_sample: false``; top_p in [0.01, 0.99]; one stop word (more are emulated
+client-side); ``tool_choice`` only ``"auto"``; function tools must have a description and
+parameters and a plain-ASCII name; ``user_id`` of 6 to 128 characters; base64 images
+without their ``data:`` prefix; ``finish_reason`` ``sensitive`` (content filter) and
+``network_error`` (raises). The numbers live in ``providers/zhipu.toml``; this module
+holds only the logic.
 
 Thinking (docs/providers/zhipu.md): openai's ``reasoning_effort`` becomes GLM's
 ``thinking: {"type": ...}`` and, on models that take it (GLM-5.2 on), ``reasoning_effort``,
@@ -72,7 +73,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
         search = self.web_search(ctx, call)  # GLM's built-in web_search tool
         if search is not None:
             with_web_search(body, search)
-        self._stop(ctx, call, body)
+        sent = ctx.stops()[0]
+        if sent:
+            body["stop"] = sent
         self._max_tokens(ctx, body)
         if ctx.get("seed") is not None:
             body["seed"] = ctx.get("seed")
@@ -116,10 +119,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
         if top_p is not None:
             body["top_p"] = ctx.clamp("top_p", top_p)
 
-    def _stop(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
-        sent, call.emulated_stop = ctx.stops()
-        if sent:
-            body["stop"] = sent
+    def emulated_stop(self, ctx: ParamContext) -> list[str]:
+        """GLM takes one stop word (``[params.stop] max_items``); the rest are cut here."""
+        return ctx.stops()[1]
 
     def _tools(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
         tools = ctx.get("tools")

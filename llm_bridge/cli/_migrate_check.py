@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -575,15 +577,15 @@ class Checker:
     def _run(self, build: Callable[[], Any], assumed: dict[str, str], verdict: Verdict) -> None:
         """Build the request; the adapter's unsupported-parameter reports and refusals
         become findings."""
-        from .._errors import APIStatusError
+        from .._wire import Refused
 
         self._reports.clear()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 build()
-            except (APIStatusError, TypeError, ValueError) as error:
-                message = error.message if isinstance(error, APIStatusError) else str(error)
+            except (Refused, TypeError, ValueError) as error:
+                message = error.message if isinstance(error, Refused) else str(error)
                 if assumed:
                     computed = ", ".join(sorted(assumed))
                     verdict.add(
@@ -635,6 +637,8 @@ class Checker:
                     base_url=None,
                     policy=Policy(unsupported_params="warn"),
                     warn=lambda param, message: self._reports.append((param, message)),
+                    clock=time.time,
+                    new_id=lambda: uuid.uuid4().hex,
                 )
         except Exception as error:  # a provider configured in a way the dry run cannot copy
             verdict.add("note", f"could not check against {provider}: {error}")

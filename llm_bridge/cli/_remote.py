@@ -94,6 +94,7 @@ def list_models(client: OpenAI, provider: str) -> list[dict[str, Any]]:
     client's credentials; raises the SDK's `APIError` family as any call does."""
     from .._engine import _transport_error
     from .._errors import APIResponseValidationError
+    from .._wire import call_adapter, reply_of
     from ..adapters._base import HTTPRequest, parse_json
 
     engine = client._engine
@@ -117,10 +118,11 @@ def list_models(client: OpenAI, provider: str) -> list[dict[str, Any]]:
         if isinstance(error, httpx.HTTPError):
             raise _transport_error(error, error.request, provider) from error
         raise
-    body = parse_json(response)
-    failure = adapter.find_error(response, body)
+    reply = reply_of(response)
+    body = parse_json(reply)
+    failure = call_adapter(response, adapter.find_error, reply, body)
     if failure is not None:
-        raise failure
+        raise failure.api_error(response)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise APIResponseValidationError(
