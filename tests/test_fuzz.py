@@ -5,7 +5,9 @@ Whatever a provider (or a proxy, a captive portal, a broken load balancer) answe
 ends in a result or an `APIError` subclass: never a bare ``ValueError``, ``KeyError``,
 ``RecursionError`` or ``UnicodeEncodeError``, and the gateway answers every request with
 an HTTP response, never its own "failed to answer" error. Bodies are bounded (and the
-clients' ``[limits]`` small), so memory is; the suite's timeout bounds time.
+clients' ``[limits]`` small), so memory is, and `MemoryWatch` measures it: what an
+example peaks at, and whether memory keeps growing over a thousand examples; the suite's
+timeout bounds time.
 
 How many examples each test runs is the profile, chosen with ``LLM_BRIDGE_FUZZ``:
 
@@ -23,9 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
+import logging
 import os
+import sysconfig
+import tracemalloc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,8 +43,9 @@ from fuzzing import BODIES, CLIENTS, EVENT_DATA, MODELS, SSE_BYTES
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llm_bridge import APIError, OpenAI, _retry
+from llm_bridge import APIError, OpenAI, _response_store, _retry
 from llm_bridge.gateway import GatewayApp, create_app, hash_key
+from llm_bridge.tokens import count_tokens
 
 PROFILES = {"dev": 300, "ci": 10_000, "nightly": 100_000}
 PROFILE = os.environ.get("LLM_BRIDGE_FUZZ", "ci")
@@ -62,6 +70,161 @@ PROVIDERS = {
 LIMITS = {"max_response_bytes": 65_536, "max_sse_line_bytes": 16_384}
 HELLO: Any = [{"role": "user", "content": "hi"}]
 TOKEN = {"access_token": "24.fuzz-token", "expires_in": 2592000}
+
+# --------------------------------------------------------------------------- memory
+
+#: What one example may allocate at its peak (the whole client or gateway call), and how
+#: much the second half of the measured window may add to what the first half left
+#: behind. The clients' limits hold answers to 64 KiB. Seen on this project's machine:
+#: peaks of 90-200 KB (1.7 MB for a gateway's first calls), and 5-35 KB added by bounded
+#: caches still filling (a leak of 128 bytes a call adds 64 KB).
+MAX_PEAK_BYTES = 4 * 2**20
+MAX_GROWTH_BYTES = 64 * 2**10
+#: Code of the test harness, not of llm-bridge or the libraries it drives: the
+#: hypothesis engine keeps a record of its examples, and the session's secret scan keeps
+#: every error's text.
+HARNESS = ("/hypothesis/", "/_pytest/", "/pluggy/", "/tests/")
+_STDLIB = sysconfig.get_paths()["stdlib"]
+_INSTALLED = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+
+
+def allocated_by(traceback: tracemalloc.Traceback) -> tracemalloc.Frame:
+    """The frame an allocation is charged to: the innermost one outside the standard
+    library and generated code (a ``dict`` a hypothesis dataclass fills is hypothesis's,
+    not ``<string>``'s or ``functools``')."""
+    for frame in reversed(traceback):  # (innermost last)
+        name = frame.filename
+        if name.startswith("<") or (name.startswith(_STDLIB) and not name.startswith(_INSTALLED)):
+            continue
+        return frame
+    return traceback[-1]
+
+
+class MemoryWatch:
+    """Bounded memory, measured.
+
+    After a warm-up (a fifth of the profile's examples, and every tokenizer loaded:
+    connection pools, token caches and lazily built tables fill there), tracemalloc
+    follows a window of up to 1,000 examples. It records the largest peak of any one
+    example above what was allocated before it, and what the window's second half adds
+    to what its first half left behind, each after a full collection. Caches fill and
+    stop; a leak keeps growing, so a call that leaks 128 bytes fails the CI profile.
+
+    Logging is off in the window: pytest keeps every record of a test, with its
+    arguments (requests, URLs), which would show as growth that is pytest's, not ours.
+    The examples before and after the window log as usual."""
+
+    def __init__(
+        self, settle: Callable[[], object] = lambda: None, examples: int = PROFILES[PROFILE]
+    ) -> None:
+        self.settle = settle  # run before each measure: work queued for later, done now
+        self.start = examples // 5
+        window = min(1_000, examples // 2)
+        self.middle = self.start + window // 2
+        self.end = self.start + window
+        self.seen = 0
+        self.peak = 0
+        self.left: dict[str, int] = {}  # bytes left behind, at the middle and the end
+        self.grown_by: list[str] = []
+        for model, provider in [
+            ("glm-4", "zhipu"),
+            ("ernie-4.0-8k", "qianfan"),
+            ("qwen-plus", "dashscope"),
+        ]:
+            count_tokens("warm-up", model, provider=provider)
+
+    @contextmanager
+    def example(self) -> Iterator[None]:
+        self.seen += 1
+        if self.seen == self.start:
+            logging.disable(logging.CRITICAL)
+            gc.collect()
+            tracemalloc.start(4)  # (frames to find who allocated, `allocated_by`; more cost more)
+        tracing = self.start <= self.seen < self.end
+        if tracing:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+        try:
+            yield
+        finally:
+            if tracing:
+                self.peak = max(self.peak, tracemalloc.get_traced_memory()[1] - before)
+            if self.seen == self.middle:
+                self._middle = self._left_behind()
+            if self.seen == self.end - 1:
+                end = self._left_behind()
+                self.left = {"middle": sum(self._middle.values()), "end": sum(end.values())}
+                grown = {at: size - self._middle.get(at, 0) for at, size in end.items()}
+                self.grown_by = [
+                    f"{at}: +{size} B"
+                    for at, size in sorted(grown.items(), key=lambda i: -i[1])[:8]
+                ]
+                self.stop()
+
+    def _left_behind(self) -> dict[str, int]:
+        """Bytes still allocated, by the line charged with them; the harness's left out."""
+        self.settle()
+        gc.collect()
+        left: dict[str, int] = {}
+        for trace in tracemalloc.take_snapshot().traces:
+            frame = allocated_by(trace.traceback)
+            if not any(part in frame.filename for part in HARNESS):
+                at = f"{frame.filename}:{frame.lineno}"
+                left[at] = left.get(at, 0) + trace.size
+        return left
+
+    def stop(self) -> None:
+        tracemalloc.stop()
+        logging.disable(logging.NOTSET)
+
+    def check(self) -> None:
+        """Fail unless the window was measured and stayed within the bounds."""
+        self.stop()  # (if the run ended before the window did)
+        assert "end" in self.left, (
+            f"{self.seen} examples ran; the window is {self.start}-{self.end}"
+        )
+        growth = self.left["end"] - self.left["middle"]
+        print(f"memory: peak {self.peak} B per example; {growth} B added by the second half")
+        print(*self.grown_by[:4], sep="\n")
+        assert self.peak <= MAX_PEAK_BYTES, f"one example peaked at {self.peak} bytes"
+        assert growth <= MAX_GROWTH_BYTES, (
+            f"examples {self.middle}-{self.end} added {growth} bytes to what examples "
+            f"{self.start}-{self.middle} left behind:\n" + "\n".join(self.grown_by)
+        )
+
+
+# A library function that leaks, as tracemalloc sees one (test code is the harness's).
+_LIBRARY: dict[str, Any] = {}
+exec(
+    compile(
+        "def work(kept, leak, size):\n"
+        "    scratch = bytearray(size)  # a call's working memory, freed\n"
+        "    if leak:\n"
+        "        kept.append(bytes(leak))\n",
+        "/site-packages/leaky/_work.py",
+        "exec",
+    ),
+    _LIBRARY,
+)
+
+
+@pytest.mark.parametrize(
+    ("leak", "size", "failure"),
+    [(0, 10_000, None), (1_000, 10_000, "added"), (0, 5 * 2**20, "peaked")],
+)
+def test_the_memory_watch_finds_a_leak_and_a_peak(leak: int, size: int, failure: Any) -> None:
+    """The watch itself can fail: a call that keeps 1 KB, or one that peaks at 5 MB."""
+    kept: list[bytes] = []
+    watch = MemoryWatch(examples=1_000)
+    for _ in range(1_000):
+        with watch.example():
+            _LIBRARY["work"](kept, leak, size)
+    if failure is None:
+        watch.check()
+    else:
+        with pytest.raises(AssertionError, match=failure):
+            watch.check()
+
 
 # --------------------------------------------------------------------------- answers
 
@@ -219,18 +382,22 @@ def client(wire: str) -> OpenAI:
 
 
 @pytest.fixture(autouse=True)
-def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    """The waits between attempts, recorded instead of slept; each must be a plain number
-    of seconds within the longest wait llm-bridge honours, whatever the headers said."""
-    recorded: list[float] = []
+def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The waits between attempts are checked instead of slept: each must be a plain number
+    of seconds within the longest wait llm-bridge honours, whatever the headers said.
+    (Only the bad ones are kept: a list of every wait would grow with the examples.)"""
+    bad: list[object] = []
+
+    def sleep(seconds: float) -> None:
+        if not (isinstance(seconds, (int, float)) and 0 <= seconds <= _retry.MAX_RETRY_AFTER):
+            bad.append(seconds)
 
     async def async_sleep(seconds: float) -> None:
-        recorded.append(seconds)
+        sleep(seconds)
 
-    monkeypatch.setattr(_retry, "sleep", recorded.append)
+    monkeypatch.setattr(_retry, "sleep", sleep)
     monkeypatch.setattr(_retry, "async_sleep", async_sleep)
-    yield recorded
-    bad = [w for w in recorded if not 0 <= w <= _retry.MAX_RETRY_AFTER]
+    yield
     assert not bad, f"waits out of range: {bad[:5]}"
 
 
@@ -266,16 +433,24 @@ ENDPOINTS = {"chat": chat, "embeddings": embeddings, "responses": responses}
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 @pytest.mark.parametrize("provider", list(PROVIDERS))
-def test_the_client_raises_only_api_errors(provider: str, endpoint: str) -> None:
+def test_the_client_raises_only_api_errors(
+    provider: str, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     call = ENDPOINTS[endpoint]
+    # The process's Responses store keeps the last 1,000 answers: bounded, but it would
+    # still be filling in the measured window. A small one is full before it.
+    monkeypatch.setattr(_response_store._DEFAULT, "capacity", 20)
+    memory = MemoryWatch()
 
     @FUZZ
     @given(answer=answers(), wire=st.sampled_from(PROVIDERS[provider]), stream=st.booleans())
     def check(answer: Answer, wire: str, stream: bool) -> None:
         PROVIDER.answer = answer
-        only_api_errors(lambda: call(wire, stream), shown=(wire, stream, answer))
+        with memory.example():
+            only_api_errors(lambda: call(wire, stream), shown=(wire, stream, answer))
 
     check()
+    memory.check()
 
 
 # --------------------------------------------------------------------------- the gateway
@@ -343,13 +518,16 @@ def test_the_gateway_answers_every_upstream_with_http(
     """Every request gets a status and a body: OpenAI's error JSON for an error, never the
     gateway's own "failed to answer" (an exception of ours that escaped)."""
     gateway = Gateway(tmp_path)
+    # (the ledger's queue, which its writer thread drains at the disk's pace, emptied)
+    memory = MemoryWatch(settle=lambda: gateway.loop.run_until_complete(gateway.app.ledger.flush()))
 
     @FUZZ
     @given(answer=answers(), stream=st.booleans())
     def check(answer: Answer, stream: bool) -> None:
         PROVIDER.answer = answer
         path, body = gateway_request(endpoint, GATEWAY_MODELS[provider], stream)
-        response = gateway.post(path, body)
+        with memory.example():
+            response = gateway.post(path, body)
         shown = (stream, answer, response.status_code, response.content[:300])
         assert 200 <= response.status_code < 600, shown
         if response.status_code >= 400:
@@ -365,6 +543,7 @@ def test_the_gateway_answers_every_upstream_with_http(
         check()
     finally:
         gateway.close()
+    memory.check()
 
 
 def test_an_unknown_profile_is_refused() -> None:

@@ -174,47 +174,48 @@ class SQLiteLedger:
         await loop.run_in_executor(None, self._thread.join, 10.0)
 
     def _run(self) -> None:
-        """The writer thread: take what is queued, commit it in one transaction, answer."""
-        connection = self._connection
+        """The writer thread: take what is queued, commit it in one transaction, answer.
+        A batch is a local of `_commit`, so it is freed before the thread waits for the
+        next entry (a burst's last 500 entries are not held until the next request)."""
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                batch = [item]
-                while len(batch) < _BATCH:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._queue.put(None)  # stop after this batch
-                        break
-                    batch.append(more)
-                rows = [_row(entry) for entry, _ in batch if entry is not None]
-                error: Optional[BaseException] = None
-                try:
-                    if rows:
-                        with connection:  # one transaction
-                            connection.execute("BEGIN")
-                            connection.executemany(_INSERT, rows)
-                except Exception as exc:  # (any: the writer must outlive one bad batch)
-                    error = exc
-                    log.error(
-                        "gateway ledger: %d entries could not be written to %s: %s",
-                        len(rows),
-                        self.path,
-                        exc,
-                    )
-                for _, done in batch:
-                    if done is None:
-                        continue
-                    if error is None:
-                        done.set_result(None)
-                    else:
-                        done.set_exception(error)
+            while (item := self._queue.get()) is not None:
+                self._commit(item)
         finally:
-            connection.close()
+            self._connection.close()
+
+    def _commit(self, first: tuple[Optional[LedgerEntry], Optional[Future[None]]]) -> None:
+        batch = [first]
+        while len(batch) < _BATCH:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(more)
+        rows = [_row(entry) for entry, _ in batch if entry is not None]
+        error: Optional[BaseException] = None
+        try:
+            if rows:
+                with self._connection:  # one transaction
+                    self._connection.execute("BEGIN")
+                    self._connection.executemany(_INSERT, rows)
+        except Exception as exc:  # (any: the writer must outlive one bad batch)
+            error = exc
+            log.error(
+                "gateway ledger: %d entries could not be written to %s: %s",
+                len(rows),
+                self.path,
+                exc,
+            )
+        for _, done in batch:
+            if done is None:
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
 
 class NullLedger:
