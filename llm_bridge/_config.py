@@ -31,7 +31,7 @@ from .usage import Price
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
+else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [

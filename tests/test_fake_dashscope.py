@@ -1,4 +1,5 @@
-"""FakeDashScope and FakeDashScopeCompatible speak DashScope's wire (protocols.md §3, §7.3)."""
+"""FakeDashScope and FakeDashScopeCompatible speak DashScope's wires (docs/providers/dashscope.md,
+"The fakes")."""
 
 from __future__ import annotations
 

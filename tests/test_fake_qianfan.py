@@ -1,4 +1,5 @@
-"""FakeQianfan / FakeQianfanV2 speak Baidu Qianfan's wire formats (protocols.md §2, §7.2)."""
+"""FakeQianfan / FakeQianfanV2 speak Baidu Qianfan's wire formats (docs/providers/qianfan.md,
+"The fakes")."""
 
 from __future__ import annotations
 

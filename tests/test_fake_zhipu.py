@@ -1,4 +1,4 @@
-"""FakeZhipu speaks Zhipu GLM v4's native wire format (protocols.md §1, fixtures §7.1)."""
+"""FakeZhipu speaks Zhipu GLM v4's native wire format (docs/providers/zhipu.md: "The fake")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The pure SSE decoder: bytes in, events out (protocols.md §1.5, §3.4, §4.2, §7.1 Z2)."""
+"""The pure SSE decoder: bytes in, events out (framings from docs/providers/*.md)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -18,7 +19,7 @@ class EventDecoder(SSEDecoder):
         return [SSEEvent(e) if isinstance(e, bytes) else e for e in super().feed(chunk)]
 
 
-# Z2 from protocols.md §7.1, byte for byte.
+# Zhipu's stream Z2 (docs/providers/zhipu.md), byte for byte.
 Z2 = (
     'data: {"id":"20240722102053e7277a4f94e848248ff9588ed37fb6e6","created":1721614853,'
     '"model":"glm-4","choices":[{"index":0,"delta":{"role":"assistant","content":"人工智能"}}]}\n'
@@ -37,7 +38,8 @@ Z2 = (
     "\n"
 ).encode()
 
-# DashScope native framing from protocols.md §3.4: no space after colons, a status comment.
+# DashScope's native framing (docs/providers/dashscope.md): no space after colons, a status
+# comment.
 DASHSCOPE = (
     "id:1\n"
     "event:result\n"
@@ -244,7 +246,7 @@ def test_random_multi_way_splits_of_z2_yield_the_same_events():
     for _ in range(300):
         cuts = sorted(rng.sample(range(1, len(Z2)), rng.randint(2, 12)))
         bounds = [0, *cuts, len(Z2)]
-        pieces = [Z2[a:b] for a, b in zip(bounds, bounds[1:])]
+        pieces = [Z2[a:b] for a, b in itertools.pairwise(bounds)]
         assert decode(*pieces) == expected, f"cuts {cuts}"
 
 

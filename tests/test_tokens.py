@@ -1,9 +1,9 @@
 """llm_bridge.tokens: exact Qwen counts, tokenizer_info, lazy and offline, checksummed vocabulary.
 
-The reference counts here do not come from ``llm_bridge.tokens``: they are DashScope's own
-figures from protocols.md §7.3 (D1, D8), well-known single-token words, and a small byte-level
-BPE written below that reads the shipped vocabulary file with nothing but base64 and the
-published Qwen pre-tokenizer pattern.
+The reference counts here do not come from ``llm_bridge.tokens``: they are the figures
+DashScope billed (docs/providers/dashscope.md, shapes D1 and D8), well-known single-token
+words, and a small byte-level BPE written below that reads the shipped vocabulary file
+with nothing but base64 and the published Qwen pre-tokenizer pattern.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ QWEN_PATTERN = (
     r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
-# protocols.md §7.3 D1: DashScope billed these exact figures for qwen-plus.
+# Shape D1 (docs/providers/dashscope.md): DashScope billed these exact figures for qwen-plus.
 D1_MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "你是谁？"},
@@ -46,7 +46,7 @@ D1_INPUT_TOKENS = 22
 D1_ANSWER = "我是阿里云开发的一款超大规模语言模型，我叫通义千问。"
 D1_OUTPUT_TOKENS = 17
 
-# protocols.md §7.3 D8 (compatible mode, no system message): prompt_tokens 11.
+# Shape D8 (docs/providers/dashscope.md; compatible mode, no system message): prompt_tokens 11.
 D8_MESSAGES = [{"role": "user", "content": "你是谁?"}]
 D8_PROMPT_TOKENS = 11
 

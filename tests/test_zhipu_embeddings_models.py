@@ -1,4 +1,5 @@
-"""Zhipu embeddings (protocols.md §1.7, Z7) and the models resource, through the facade."""
+"""Zhipu embeddings (docs/providers/zhipu.md, shape Z7) and the models resource, through the
+facade."""
 
 from __future__ import annotations
 
