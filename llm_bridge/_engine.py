@@ -24,7 +24,6 @@ import math
 import threading
 import time
 import uuid
-import warnings
 import zlib
 from array import array
 from collections.abc import Sequence
@@ -34,34 +33,31 @@ import httpx
 
 from . import _retry
 from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
-from ._config import CREDENTIAL_FIELDS, Config, ModelInfo
+from ._config import CREDENTIAL_FIELDS, Config
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
-    BadRequestError,
-    CodingPlanWarning,
     ConfigError,
     FallbackFailure,
     InternalServerError,
-    ModelRetiredWarning,
     OpenAIError,
     RateLimitError,
     ResponseTooLargeError,
-    UnsupportedParameterWarning,
-    local_error,
 )
+from ._fan_out import chat_copies, embedding_batches, merged_choices, merged_embeddings
 from ._http_clients import (
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
     direct_transport,
     follows_redirect,
 )
+from ._notices import warn_coding_plan, warn_retired, warn_unsupported
+from ._preflight import check_context_window
 from ._read_deadline import hold_reads_to
 from ._request_builder import RequestBuilder
-from ._responses import input_messages, instruction_messages
 from ._responses_stream import ResponsesEventPipeline, chat_usage
 from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
@@ -77,12 +73,13 @@ from ._structured import (
     emulates,
     mismatch,
 )
+from ._usage_account import UsageAccount
 from ._wire import call_adapter, reply_of
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
-from .adapters._params import EMBEDDING_PARAMS, check_chat_params
+from .adapters._params import check_chat_params
 from .adapters._stop import cut_at_stop
-from .usage import Price, UsageLedger, UsageRecord, cost_of
+from .usage import Price, UsageLedger, UsageRecord
 
 if TYPE_CHECKING:
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
@@ -152,7 +149,7 @@ class Operation:
         self.options = options
         info = self.adapter.spec.model(route.model)
         if info is not None and info.retired:
-            _warn_retired(route.provider, route.model, info)
+            warn_retired(route.provider, route.model, info)
         stream_options = params.get("stream_options") or {}
         self.call = CallContext(
             provider=route.provider,
@@ -175,8 +172,11 @@ class Operation:
         self.aggregate = (
             kind == "chat" and not self.call.stream and self.adapter.must_stream(params, self.call)
         )
+        self.usage = UsageAccount(
+            engine.usage, engine.price, route, self.params, api=self.adapter.api, kind=kind
+        )
         if kind == "chat" and engine.config.policy.preflight:
-            self.preflight()
+            check_context_window(self.params, info, route, self.adapter.api, self.adapter.base_url)
         if self.aggregate:
             self.call.stream = True
 
@@ -251,11 +251,11 @@ class Operation:
         if self.kind == "responses":
             answer = call_adapter(response, adapter.responses_response, reply, body, self.call)
             usage = chat_usage(answer.get("usage"))
-            figures = self.vetted(
+            figures = self.usage.vetted(
                 CompletionUsage.model_validate(usage) if usage else None,
                 lambda: _output_text(answer),
             )
-            self.record(figures, answer.get("id"))
+            self.usage.record(figures, answer.get("id"))
             return answer
         if self.kind == "chat":
             data = call_adapter(response, adapter.chat_response, reply, body, self.call)
@@ -264,19 +264,19 @@ class Operation:
                 raise adapter.invalid_body(
                     data, "an answer with no message, no tool call and no finish reason"
                 ).api_error(response)
-            completion.usage = self.vetted(
+            completion.usage = self.usage.vetted(
                 completion.usage,
                 lambda: "".join(c.message.content or "" for c in completion.choices),
             )
             extra = completion.__pydantic_extra__ or {}  # a missing extra costs an exception
-            self.record(completion.usage, extra.get("request_id") or completion.id)
+            self.usage.record(completion.usage, extra.get("request_id") or completion.id)
             if self.schema is not None:
                 self.check_schema(completion, response)
             return completion
         data = call_adapter(response, adapter.embeddings_response, reply, body, self.call)
         embeddings = self._typed(self.engine.embeddings, data, response)
         usage = embeddings.usage
-        self.record(
+        self.usage.record(
             CompletionUsage(
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=0,
@@ -332,7 +332,7 @@ class Operation:
                 self.adapter,
                 self.call,
                 response,
-                settle=self.settle_stream,
+                settle=self.usage.settle_stream,
                 max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
                 clock=StreamClock(*self.stream_limits(), started=self.sent_at),
             )
@@ -343,121 +343,10 @@ class Operation:
             parser,
             self.call,
             response,
-            settle=self.settle_stream,
+            settle=self.usage.settle_stream,
             max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
             clock=StreamClock(*self.stream_limits(), started=self.sent_at),
         )
-
-    # ------------------------------------------------------------------ usage
-
-    def settle_stream(
-        self, usage: Optional[JSONDict], text: str, request_id: Optional[str], complete: bool
-    ) -> Optional[JSONDict]:
-        """A finished, broken or abandoned stream's usage: the provider's, else estimated.
-
-        A stream that did not finish keeps the provider's last running figures when it
-        sent any (closer to the bill than a local count), marked estimated."""
-        if usage is None and not text and not complete:
-            return None  # broke before anything was generated (and is retried): no record
-        final = None
-        if usage is not None:
-            try:
-                final = CompletionUsage.model_validate(usage)
-            except ValueError:  # figures of an unexpected shape: counted here instead
-                final = None
-            if final is not None and not complete:
-                final.estimated = True
-        final = self.vetted(final, lambda: text)
-        self.record(final, request_id)
-        return final.model_dump(exclude_none=True)
-
-    def vetted(
-        self, usage: Optional[CompletionUsage], completion_text: Callable[[], str]
-    ) -> CompletionUsage:
-        """The provider's figures when they are plausible, else a count made here (marked
-        ``estimated``, with a warning saying why): negative counts, or more tokens than
-        any request can hold (`MAX_PLAUSIBLE_TOKENS`), would go into the ledger as
-        negative or astronomical costs."""
-        if usage is None:
-            return self.estimate(completion_text())
-        counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
-        if all(0 <= count <= MAX_PLAUSIBLE_TOKENS for count in counts):
-            return usage
-        log.warning(
-            "%s/%s reported implausible usage (prompt %s, completion %s, total %s tokens); "
-            "counted here instead (marked estimated)",
-            self.route.provider,
-            self.route.model,
-            *counts,
-        )
-        return self.estimate(completion_text())
-
-    def estimate(self, completion_text: str) -> CompletionUsage:
-        """Usage counted here, for a response or stream the provider gave none for."""
-        from .tokens import count_message_tokens, count_tokens
-
-        provider, model = self.route.provider, self.route.model
-        messages = self.params.get("messages")
-        if messages is None:  # a Responses request: its instructions and input as messages
-            messages = [*instruction_messages(self.params), *input_messages(self.params)]
-        prompt = count_message_tokens(messages, model, provider=provider, api=self.adapter.api)
-        completion = count_tokens(completion_text, model, provider=provider)
-        return CompletionUsage(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=prompt + completion,
-            estimated=True,
-        )
-
-    def record(self, usage: CompletionUsage, request_id: Optional[str]) -> None:
-        provider, model = self.route.provider, self.route.model
-        self.engine.usage.record(
-            UsageRecord(
-                provider=provider,
-                model=model,
-                usage=usage,
-                cost_cny=cost_of(usage, self.engine.price(provider, model)),
-                estimated=bool(usage.estimated),
-                request_id=request_id,
-                kind=self.kind,
-            )
-        )
-
-    def preflight(self) -> None:
-        """Refuse, before sending, a prompt plus ``max_tokens`` beyond the context window.
-
-        The tokenizer runs only when a cheap bound says the prompt might not fit: a token
-        is at least one UTF-8 byte, so a prompt of fewer bytes than the window has room.
-        """
-        info = self.call.info
-        if info is None or not info.context_window:
-            return
-        wanted = self.params.get("max_completion_tokens") or self.params.get("max_tokens") or 0
-        room = info.context_window - wanted
-        size = sum(_byte_bound(m) for m in self.params["messages"])
-        if size < room:
-            return
-        from .tokens import count_message_tokens
-
-        prompt = count_message_tokens(
-            self.params["messages"],
-            self.route.model,
-            provider=self.route.provider,
-            api=self.adapter.api,
-        )
-        if prompt > room:
-            request = httpx.Request("POST", self.adapter.base_url)
-            raise local_error(
-                BadRequestError,
-                f"This model's maximum context length is {info.context_window} tokens. However, "
-                f"you requested {prompt + wanted} tokens ({prompt} in the messages, {wanted} in "
-                f"the completion). Please reduce the length of the messages or completion. "
-                f"({self.route.provider}/{self.route.model}; counted before sending)",
-                request=request,
-                param="messages",
-                code="context_length_exceeded",
-                provider=self.route.provider,
-            )
 
     def unreadable_stream(self, response: httpx.Response) -> APIError:
         """A 200 stream request answered without SSE and without an error: cannot be read."""
@@ -560,13 +449,13 @@ class Engine:
             keys=self._keys(name),
             base_url=base_url or self.config.base_url_from_env(name),
             policy=self.config.policy,
-            warn=lambda param, message: _warn(name, param, message),
+            warn=lambda param, message: warn_unsupported(name, param, message),
             clock=time.time,
             new_id=_new_id,
         )
         endpoint = spec.endpoint_of(adapter.base_url)
         if endpoint is not None and endpoint.plan == "coding":
-            _warn_coding_plan(name, endpoint.url)
+            warn_coding_plan(name, endpoint.url)
         return adapter
 
     def price(self, provider: str, model: str) -> Optional[Price]:
@@ -712,83 +601,30 @@ class Engine:
         return CreateEmbeddingResponse.model_validate(data)
 
     def embedding_batches(self, params: JSONDict) -> list[JSONDict]:
-        """Split ``input`` to the model's batch limit (from the catalogue); one call if none."""
-        unknown = set(params) - EMBEDDING_PARAMS
-        if unknown:
-            raise TypeError(f"create() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-        texts = params.get("input")
-        if texts is None:
-            raise TypeError("create() missing required keyword argument: 'input'")
-        if isinstance(texts, str) or not isinstance(texts, list) or not texts:
-            if isinstance(texts, list):
-                raise ValueError("input must not be an empty list")
-            return [params]
-        route = self.routes(params["model"])[0]
-        info = self.config.provider(route.provider).model(route.model)
-        size = info.max_batch if info is not None and info.max_batch else len(texts)
-        return [{**params, "input": texts[i : i + size]} for i in range(0, len(texts), size)]
+        """The requests of an embeddings call: ``input`` split to the model's batch limit
+        (from the catalogue; one request if none)."""
 
-    @staticmethod
-    def merge_embeddings(results: Sequence[RawResult]) -> RawResult:
-        """Reassemble batches in input order, usage summed."""
-        if len(results) == 1:
-            return results[0]
-        parts = [r.parsed for r in results]
-        first = parts[0]
-        data, offset, prompt, total = [], 0, 0, 0
-        for part in parts:
-            for item in sorted(part.data, key=lambda e: e.index):
-                data.append(item.model_copy(update={"index": offset + item.index}))
-            offset += len(part.data)
-            prompt += part.usage.prompt_tokens
-            total += part.usage.total_tokens
-        usage = first.usage.model_copy(update={"prompt_tokens": prompt, "total_tokens": total})
-        merged = first.model_copy(update={"data": data, "usage": usage})
-        return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
+        def max_batch() -> Optional[int]:
+            route = self.routes(params["model"])[0]
+            info = self.config.provider(route.provider).model(route.model)
+            return info.max_batch if info is not None else None
+
+        return embedding_batches(params, max_batch)
 
     def chat_requests(self, params: JSONDict) -> list[JSONDict]:
-        """The checked parameters of each request a chat call takes: one, or ``n`` copies
-        without ``n`` for a non-stream ``n > 1`` on a provider that answers one choice."""
+        """The checked parameters of each request a chat call takes (`chat_copies`)."""
         check_chat_params(params)
-        n = params.get("n") or 1
-        if n <= 1 or params.get("stream"):
-            return [params]
-        if self.adapter(self.routes(params["model"])[0].provider).native_n:
-            return [params]
-        return [{**params, "n": None}] * n
-
-    def merge_chat(self, results: Sequence[RawResult]) -> RawResult:
-        return results[0] if len(results) == 1 else self.merge_choices(results)
+        return chat_copies(
+            params, lambda: self.adapter(self.routes(params["model"])[0].provider).native_n
+        )
 
     @staticmethod
-    def merge_choices(results: Sequence[RawResult]) -> RawResult:
-        """``n`` one-choice completions as one completion with ``n`` choices, usage summed
-        (each request was billed for its prompt, so the prompt counts ``n`` times)."""
-        first = results[0].parsed
-        choices = [
-            c.model_copy(update={"index": i})
-            for i, c in enumerate(c for r in results for c in r.parsed.choices)
-        ]
-        usages = [r.parsed.usage for r in results if r.parsed.usage is not None]
-        usage = None
-        if usages:
-            usage = usages[0].model_copy(
-                update={
-                    field: sum(getattr(u, field) for u in usages)
-                    for field in ("prompt_tokens", "completion_tokens", "total_tokens")
-                }
-            )
-        merged = first.model_copy(update={"choices": choices, "usage": usage})
-        return RawResult(results[-1].response, merged, max(r.retries_taken for r in results))
-
-
-def _byte_bound(message: JSONDict) -> int:
-    """At least the tokens a message can take: its text's UTF-8 length (plain text is the
-    fast path; anything else is measured as JSON) plus a template allowance."""
-    content = message.get("content")
-    if isinstance(content, str) and len(message) <= 2:
-        return len(content.encode()) + 16
-    return len(json.dumps(message, ensure_ascii=False, default=str).encode()) + 16
+    def merged(results: Sequence[RawResult], merge: Callable[[list[Any]], Any]) -> RawResult:
+        """The results of a fanned-out call as one (`_fan_out`'s ``merge``)."""
+        if len(results) == 1:
+            return results[0]
+        parsed = merge([r.parsed for r in results])
+        return RawResult(results[-1].response, parsed, max(r.retries_taken for r in results))
 
 
 def error_kind(error: BaseException) -> str:
@@ -823,47 +659,6 @@ def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], An
         ) from None
 
 
-#: (provider, subject) pairs already warned about in this process (see `_warn_once`).
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_once(provider: str, subject: str, message: str, emit: Callable[[str], None]) -> None:
-    """Emit ``message`` the first time (provider, subject) comes up in this process: a
-    parameter dropped, a retired model called, a Coding Plan host used. Kept here, not in
-    the adapters, which hold no state between calls."""
-    with _warned_lock:
-        if (provider, subject) in _warned:
-            return
-        _warned.add((provider, subject))
-    emit(message)
-
-
-def _warn(provider: str, param: str, message: str) -> None:
-    _warn_once(
-        provider,
-        param,
-        message,
-        lambda text: warnings.warn(text, UnsupportedParameterWarning, stacklevel=6),
-    )
-
-
-def _warn_coding_plan(provider: str, root: str) -> None:
-    """Once per process and host: Coding Plans are for interactive coding tools."""
-    message = (
-        f"{provider}: requests go to the Coding Plan host {root}. The plan is meant "
-        f"for interactive coding tools; its terms forbid use from automated scripts and "
-        f"application back-ends, and the provider may suspend keys used so. Use a "
-        f"pay-as-you-go key and the standard plan for programs."
-    )
-    _warn_once(
-        provider,
-        f"coding-plan:{root}",
-        message,
-        lambda text: warnings.warn(text, CodingPlanWarning, stacklevel=2),
-    )
-
-
 def _new_id() -> str:
     """A fresh random id (32 hex digits), for what a provider's answer leaves unnamed."""
     return uuid.uuid4().hex
@@ -877,21 +672,6 @@ def _output_text(response: JSONDict) -> str:
         if isinstance(item, dict) and item.get("type") == "message"
         for part in item.get("content") or []
         if isinstance(part, dict)
-    )
-
-
-def _warn_retired(provider: str, model: str, info: ModelInfo) -> None:
-    """Once per process and model: it is retired, since when, and what replaces it."""
-    successor = f"; its successor is {info.successor!r}" if info.successor else ""
-    message = (
-        f"{provider}/{model} was retired by {provider} on {info.retired}{successor}. "
-        f"The request is sent anyway (some regions retire later), but expect it to fail."
-    )
-    _warn_once(
-        provider,
-        f"retired:{model}",
-        message,
-        lambda text: warnings.warn(text, ModelRetiredWarning, stacklevel=2),
     )
 
 
@@ -909,11 +689,6 @@ def _deadline(request: httpx.Request, started: float) -> float:
     timeout = request.extensions.get("timeout") or {}
     read = timeout.get("read") if isinstance(timeout, dict) else None
     return math.inf if read is None else started + float(read)
-
-
-#: More tokens than any one request can hold (the largest context windows are a few
-#: million): usage beyond it, or below zero, is the provider's error, not a bill.
-MAX_PLAUSIBLE_TOKENS = 100_000_000
 
 
 def _answered(choice: Any) -> bool:
@@ -1020,46 +795,48 @@ class SyncEngine(Engine):
         requests = self.chat_requests(params)
         if len(requests) == 1:
             return self.call("chat", requests[0], options)
-        return self.merge_chat([self.call("chat", p, options) for p in requests])
+        return self.merged([self.call("chat", p, options) for p in requests], merged_choices)
 
     def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order, merged."""
         batches = self.embedding_batches(params)
-        return self.merge_embeddings([self.call("embeddings", b, options) for b in batches])
+        results = [self.call("embeddings", b, options) for b in batches]
+        return self.merged(results, merged_embeddings)
 
     def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
-        """One request along its routes: each route's first attempt made directly (the
-        common case, without the retry machinery's cost), then retries, then fallback."""
+        """One request along its routes: each route's attempts (`_attempts`), then the
+        next route if the policy falls back on the error."""
         routes = self.routes(params["model"])
         failures: list[FallbackFailure] = []
         for position, route in enumerate(routes):
             try:  # (the operation too: its pre-flight check may fall back)
                 operation = Operation(self, kind, route, params, options)
-                try:
-                    return self._attempt(operation, 0)
-                except StructuredOutputError as error:
-                    if error.final:
-                        raise
-                    return self._attempt(operation.corrected(error), 0)
-                except APIError as error:
-                    failed = error
-                return self._retries(operation, failed)
+                return self._attempts(operation)
             except APIError as error:
                 if not self.falls_back(error, routes, position, failures):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
-    def _retries(self, operation: Operation, failed: APIError) -> RawResult:
-        """The attempts after a failed first one, if the policy allows any."""
-        policy = self.retry_policy(operation)
-        wait = policy.first_retry_wait(failed)
-        if wait is None:
-            raise failed
-        _retry.sleep(wait)
-        for attempt in policy.sync():
-            with attempt:
-                return self._attempt(operation, policy.retries_taken(attempt.retry_state))
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+    def _attempts(self, operation: Operation) -> RawResult:
+        """Every attempt of one route, in one loop: the first, and each retry the policy
+        allows after a failure (the policy is made at the first failure: most calls never
+        need one). A first answer that fails its JSON schema is corrected once instead."""
+        policy: Optional[RetryPolicy] = None
+        retries = 0
+        while True:
+            try:
+                return self._attempt(operation, retries)
+            except StructuredOutputError as error:
+                if error.final or retries:
+                    raise
+                return self._attempt(operation.corrected(error), 0)
+            except APIError as error:
+                policy = policy or self.retry_policy(operation)
+                wait = policy.wait_after(error, attempt=retries + 1)
+                if wait is None:
+                    raise
+            _retry.sleep(wait)
+            retries += 1
 
     def _attempt(self, operation: Operation, retries: int) -> RawResult:
         self._ensure_token(operation)
@@ -1164,14 +941,14 @@ class AsyncEngine(Engine):
     async def _fan_out(self, requests: list[JSONDict], options: RequestOptions) -> RawResult:
         import asyncio  # only a fanned-out call needs it
 
-        return self.merge_chat(
-            await asyncio.gather(*(self.call("chat", p, options) for p in requests))
-        )
+        results = await asyncio.gather(*(self.call("chat", p, options) for p in requests))
+        return self.merged(results, merged_choices)
 
     async def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order (one at a time, as rate limits prefer)."""
         batches = self.embedding_batches(params)
-        return self.merge_embeddings([await self.call("embeddings", b, options) for b in batches])
+        results = [await self.call("embeddings", b, options) for b in batches]
+        return self.merged(results, merged_embeddings)
 
     async def call(self, kind: str, params: JSONDict, options: RequestOptions) -> RawResult:
         """As `SyncEngine.call`."""
@@ -1180,31 +957,30 @@ class AsyncEngine(Engine):
         for position, route in enumerate(routes):
             try:  # (the operation too: its pre-flight check may fall back)
                 operation = Operation(self, kind, route, params, options)
-                try:
-                    return await self._attempt(operation, 0)
-                except StructuredOutputError as error:
-                    if error.final:
-                        raise
-                    return await self._attempt(operation.corrected(error), 0)
-                except APIError as error:
-                    failed = error
-                return await self._retries(operation, failed)
+                return await self._attempts(operation)
             except APIError as error:
                 if not self.falls_back(error, routes, position, failures):
                     raise
         raise AssertionError("unreachable: routes are never empty")
 
-    async def _retries(self, operation: Operation, failed: APIError) -> RawResult:
-        """The attempts after a failed first one, if the policy allows any."""
-        policy = self.retry_policy(operation)
-        wait = policy.first_retry_wait(failed)
-        if wait is None:
-            raise failed
-        await _retry.async_sleep(wait)
-        async for attempt in policy.async_():
-            with attempt:
-                return await self._attempt(operation, policy.retries_taken(attempt.retry_state))
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+    async def _attempts(self, operation: Operation) -> RawResult:
+        """As `SyncEngine._attempts`."""
+        policy: Optional[RetryPolicy] = None
+        retries = 0
+        while True:
+            try:
+                return await self._attempt(operation, retries)
+            except StructuredOutputError as error:
+                if error.final or retries:
+                    raise
+                return await self._attempt(operation.corrected(error), 0)
+            except APIError as error:
+                policy = policy or self.retry_policy(operation)
+                wait = policy.wait_after(error, attempt=retries + 1)
+                if wait is None:
+                    raise
+            await _retry.async_sleep(wait)
+            retries += 1
 
     async def _attempt(self, operation: Operation, retries: int) -> RawResult:
         if self.token_request(operation.adapter.credentials) is not None:

@@ -115,6 +115,12 @@ class APIError(openai.APIError):
     #: When a fallback chain failed on every target: each target's failure, in the order
     #: tried (this error last). Empty otherwise.
     fallback_errors: tuple[FallbackFailure, ...] = ()
+    #: The provider's code table's verdict on retrying this error: None leaves it to
+    #: openai's rules (connection errors, 408, 409, 429 and 5xx are retried).
+    retryable: Optional[bool] = None
+    #: The credential went stale (a Qianfan access token revoked before its expiry):
+    #: renew it and try once more, at once.
+    should_reauth: bool = False
 
     def __init__(
         self,

@@ -7,8 +7,10 @@ other 4xx, and codes the table marks not retryable even when their status says o
 ``retry-after-ms`` / ``retry-after`` is obeyed up to `MAX_RETRY_AFTER`; otherwise the wait
 is exponential with jitter, 0.5 s doubling to 8 s, as openai does.
 
-The tenacity objects are built here once per call; `Retrying` and `AsyncRetrying` take the
-same arguments, so only the loop statement differs between the two paths.
+The engine's loop makes every attempt (`SyncEngine._attempts` and its async twin, which
+differ only in how they wait) and asks `RetryPolicy.wait_after` after each failure. A
+dozen lines of loop need no retry library, and the common call, which succeeds at once,
+pays for none.
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ import logging
 import math
 import random
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from ._errors import APIConnectionError, APIError, APIStatusError
-
-if TYPE_CHECKING:  # tenacity itself loads on the first retry: most calls never need it
-    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 __all__ = ["RetryPolicy", "is_retryable", "retry_delay"]
 
@@ -39,9 +38,8 @@ def is_retryable(error: BaseException) -> bool:
         return True
     if not isinstance(error, APIStatusError):
         return False
-    verdict = getattr(error, "retryable", None)
-    if verdict is not None:
-        return bool(verdict)
+    if error.retryable is not None:
+        return error.retryable
     header = error.response.headers.get("x-should-retry")
     if header in ("true", "false"):
         return header == "true"
@@ -106,13 +104,7 @@ async def async_sleep(seconds: float) -> None:
 
 
 class RetryPolicy:
-    """The retry decision for one call: ``max_retries`` plus one re-authentication.
-
-    The call's first attempt runs outside tenacity, because most calls need just one and
-    tenacity's bookkeeping is not free; when it fails, `first_retry_wait` decides, and
-    tenacity drives the remaining attempts with the same rules (its attempt 1 is the
-    call's attempt 2).
-    """
+    """The retry decision for one call: ``max_retries`` plus one re-authentication."""
 
     def __init__(self, max_retries: int, *, provider: str, what: str) -> None:
         self.max_retries = max_retries
@@ -121,38 +113,12 @@ class RetryPolicy:
         self.reauthenticated = False
         self.credentials: Any = None  # the provider's credentials, renewed on reauth errors
 
-    def first_retry_wait(self, error: BaseException) -> Optional[float]:
-        """Seconds to wait before retrying the call's failed first attempt, or None."""
-        if not self._decide(error, attempt=1):
+    def wait_after(self, error: APIError, *, attempt: int) -> Optional[float]:
+        """Seconds to wait before the attempt after the failed ``attempt`` (1-based), or
+        None when the call ends with ``error``."""
+        if not self._decide(error, attempt=attempt):
             return None
-        wait = self._delay(error, 1)
-        self._log(1, error, wait)
-        return wait
-
-    @staticmethod
-    def retries_taken(state: RetryCallState) -> int:
-        return state.attempt_number  # tenacity's attempt N is the call's attempt N + 1
-
-    def _decide(self, error: Optional[BaseException], *, attempt: int) -> bool:
-        """Whether the call's failed ``attempt`` (1-based) is followed by another."""
-        if error is None:
-            return False
-        if getattr(error, "should_reauth", False) and not self.reauthenticated:
-            request = getattr(error, "_sent", None) or getattr(error, "request", None)
-            self.reauthenticated = bool(
-                self.credentials and request is not None and self.credentials.invalidate(request)
-            )
-            return self.reauthenticated
-        allowed = self.max_retries + 1 + (1 if self.reauthenticated else 0)
-        return attempt < allowed and is_retryable(error)
-
-    @staticmethod
-    def _delay(error: Optional[BaseException], retries_done: int) -> float:
-        if getattr(error, "should_reauth", False):
-            return 0.0
-        return retry_delay(error, retries_done)
-
-    def _log(self, attempt: int, error: Optional[BaseException], wait: float) -> None:
+        wait = 0.0 if error.should_reauth else retry_delay(error, attempt)
         log.info(
             "%s %s: attempt %d failed (%s); retrying in %.2fs",
             self.provider,
@@ -161,46 +127,17 @@ class RetryPolicy:
             _describe(error),
             wait,
         )
+        return wait
 
-    # tenacity callbacks (attempt numbers shifted by the first attempt made outside) ------
-
-    def _should_retry(self, state: RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        return self._decide(outcome.exception(), attempt=state.attempt_number + 1)
-
-    def _stop(self, state: RetryCallState) -> bool:
+    def _decide(self, error: APIError, *, attempt: int) -> bool:
+        if error.should_reauth and not self.reauthenticated:
+            request = getattr(error, "_sent", None) or error.request
+            self.reauthenticated = bool(
+                self.credentials and request is not None and self.credentials.invalidate(request)
+            )
+            return self.reauthenticated
         allowed = self.max_retries + 1 + (1 if self.reauthenticated else 0)
-        return state.attempt_number + 1 >= allowed
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
-        return self._delay(error, state.attempt_number + 1)
-
-    def _before_sleep(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        self._log(state.attempt_number + 1, error, wait)
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "retry": self._should_retry,
-            "stop": self._stop,
-            "wait": self._wait,
-            "before_sleep": self._before_sleep,
-            "reraise": True,
-        }
-
-    def sync(self) -> Retrying:
-        from tenacity import Retrying
-
-        return Retrying(sleep=lambda seconds: sleep(seconds), **self._kwargs())
-
-    def async_(self) -> AsyncRetrying:
-        from tenacity import AsyncRetrying
-
-        return AsyncRetrying(sleep=lambda seconds: async_sleep(seconds), **self._kwargs())
+        return attempt < allowed and is_retryable(error)
 
 
 def _describe(error: Optional[BaseException]) -> str:

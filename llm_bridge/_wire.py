@@ -136,8 +136,8 @@ class ProviderFault(Fault):
             provider=self.provider,
             provider_code=self.provider_code,
         )
-        error.retryable = self.retryable  # type: ignore[attr-defined]
-        error.should_reauth = self.should_reauth  # type: ignore[attr-defined]
+        error.retryable = self.retryable
+        error.should_reauth = self.should_reauth
         return self._carry(error)
 
 

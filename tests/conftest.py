@@ -51,9 +51,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test sees the once-per-parameter warnings afresh."""
-    from llm_bridge import _engine
+    from llm_bridge import _notices
 
-    monkeypatch.setattr(_engine, "_warned", set())
+    monkeypatch.setattr(_notices, "_warned", set())
 
 
 @pytest.fixture(autouse=True)

@@ -40,19 +40,19 @@ def modules_after(code: str) -> set[str]:
 
 
 def test_importing_the_client_loads_neither_the_engine_nor_its_tools() -> None:
-    # openai (and with it pydantic) is the client itself; the engine, the tables, the
-    # retry machinery and the tokenizers wait for the first client or call.
+    # openai (and with it pydantic) is the client itself; the engine, the tables and the
+    # tokenizers wait for the first client or call.
     loaded = modules_after("from llm_bridge import OpenAI, AsyncOpenAI")
-    for heavy in ("tenacity", "tiktoken", "llm_bridge._engine", "llm_bridge._config"):
+    for heavy in ("tiktoken", "llm_bridge._engine", "llm_bridge._config"):
         assert heavy not in loaded
 
 
-def test_a_client_loads_only_its_own_protocol_and_no_retry_machinery() -> None:
+def test_a_client_loads_only_its_own_protocol() -> None:
     loaded = modules_after(
         "from llm_bridge import OpenAI\nOpenAI(provider='zhipu', api_key='id.secret')"
     )
     assert "llm_bridge.adapters.zhipu" in loaded
-    for other in ("llm_bridge.adapters.qianfan", "llm_bridge.adapters.dashscope", "tenacity"):
+    for other in ("llm_bridge.adapters.qianfan", "llm_bridge.adapters.dashscope"):
         assert other not in loaded
 
 

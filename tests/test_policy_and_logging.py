@@ -127,3 +127,44 @@ def test_a_fallback_targets_checks_never_stop_the_first_target() -> None:
         model="long", messages=[{"role": "user", "content": "长" * 20000}]
     )
     assert (answer.provider, answer.choices[0].message.content) == ("zhipu", "装得下")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_every_attempt_is_made_by_one_loop_and_numbered_from_one(
+    mode: str, caplog: pytest.LogCaptureFixture, no_retry_sleep: list[float]
+) -> None:
+    """Three 503s then an answer, with max_retries=3: four attempts, the log numbers the
+    failed ones 1, 2 and 3, and openai's ``retries_taken`` says 3; with max_retries=2 the
+    third 503 is the error raised, after two waits."""
+    import asyncio
+
+    from llm_bridge import AsyncOpenAI, InternalServerError
+
+    def run(max_retries: int) -> tuple[FakeZhipu, object]:
+        fake = FakeZhipu()
+        for _ in range(3):
+            fake.fail("server_error")
+        options = {"provider": "zhipu", "api_key": "id.secret", "max_retries": max_retries}
+        if mode == "sync":
+            client = OpenAI(**options, http_client=httpx.Client(transport=fake.transport()))
+            call = lambda: client.chat.completions.with_raw_response.create(  # noqa: E731
+                model="glm-4-flash", messages=HELLO
+            )
+            return fake, call()
+        aclient = AsyncOpenAI(**options, http_client=httpx.AsyncClient(transport=fake.transport()))
+        create = aclient.chat.completions.with_raw_response.create
+        return fake, asyncio.run(create(model="glm-4-flash", messages=HELLO))
+
+    with caplog.at_level("INFO", logger="llm_bridge"):
+        fake, raw = run(max_retries=3)
+    assert len(fake.requests) == 4
+    assert raw.retries_taken == 3  # type: ignore[attr-defined]
+    logged = [r.getMessage() for r in caplog.records if " failed (" in r.getMessage()]
+    numbers = [message.split("attempt ")[1].split(" ")[0] for message in logged]
+    assert numbers == ["1", "2", "3"]
+    assert len(no_retry_sleep) == 3
+
+    no_retry_sleep.clear()
+    with pytest.raises(InternalServerError):
+        run(max_retries=2)
+    assert len(no_retry_sleep) == 2
