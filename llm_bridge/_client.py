@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 import httpx
 import openai
@@ -71,7 +71,7 @@ class _Bridged:
             BridgeTransport,
             EngineFactory,
             FixedEngine,
-            _client_library,
+            client_library,
         )
 
         resolved = config if isinstance(config, Config) else load_config(config)
@@ -111,7 +111,7 @@ class _Bridged:
         }
         self._engine = engine
         source = FixedEngine(factory, engine, root_path)
-        lib = _client_library(None)
+        lib = client_library(None)
         if flavour == "sync":
             self._transport = BridgeTransport(source, stash_errors=True)
             front = lib.Client(transport=self._transport)
@@ -272,7 +272,8 @@ class OpenAI(_Bridged, openai.OpenAI):
     def request(self, *args: Any, **kwargs: Any) -> Any:
         """openai's, refusing at once on a closed client (see `_refuse_if_closed`)."""
         self._refuse_if_closed()
-        return super().request(*args, **kwargs)
+        request = cast("Callable[..., Any]", super().request)
+        return request(*args, **kwargs)
 
     def _process_response(self, **kwargs: Any) -> Any:
         """openai's, with ``retries_taken`` counting the engine's retries too."""
@@ -328,8 +329,8 @@ def _acyclic(result: Any) -> Any:
     if isinstance(result, (openai.Stream, openai.AsyncStream)):
         from ._streaming import unlink_openai_stream
 
-        unlink_openai_stream(result)
-    return result
+        unlink_openai_stream(cast("Any", result))
+    return cast("Any", result)
 
 
 def _openai_timeout(timeout: Union[float, httpx.Timeout, None]) -> Any:

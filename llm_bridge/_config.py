@@ -530,7 +530,9 @@ def builtin_providers() -> dict[str, ProviderConfig]:
 # --------------------------------------------------------------------------- user config
 
 
-def load_config(source: Union[str, os.PathLike, Mapping[str, Any], None] = None) -> Config:
+def load_config(
+    source: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
+) -> Config:
     """Build a `Config` from a TOML file path, a mapping of the same schema, or defaults.
 
     With no argument: ``$LLM_BRIDGE_CONFIG`` if set, else ``./llm_bridge.toml`` if it

@@ -18,7 +18,7 @@ synthetic ``httpx.Response`` so that every attribute an ``except`` block reads e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional, cast
 
 import openai
 
@@ -202,8 +202,9 @@ def redacted_request(request: Any) -> Any:
 def _openai_error_fields(body: object) -> dict[str, Optional[str]]:
     if not isinstance(body, dict):
         return {}
-    error: Any = body.get("error")
-    inner: dict[Any, Any] = error if isinstance(error, dict) else body
+    fields = cast("dict[str, Any]", body)
+    error: Any = fields.get("error")
+    inner = cast("dict[str, Any]", error) if isinstance(error, dict) else fields
     return {
         key: (str(inner[key]) if inner.get(key) is not None else None)
         for key in ("code", "param", "type")
@@ -301,8 +302,9 @@ def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
         if header in response.headers:
             return response.headers[header]
     if isinstance(body, dict):
+        fields = cast("dict[str, Any]", body)
         for key in ("request_id", "requestId", "id"):
-            value = body.get(key)
+            value = fields.get(key)
             if isinstance(value, str) and value:
                 return value
     return None

@@ -571,7 +571,7 @@ def _http_client(
     from ._config import Config, load_config
     from ._engine import AsyncEngine, SyncEngine
 
-    lib = _client_library(library)
+    lib = client_library(library)
     resolved = config if isinstance(config, Config) else load_config(config)
     make = EngineFactory(
         SyncEngine if flavour == "sync" else AsyncEngine,
@@ -586,7 +586,7 @@ def _http_client(
     return lib.AsyncClient(transport=AsyncBridgeTransport(source, stash_errors=False))
 
 
-def _client_library(library: Optional[str]) -> Any:
+def client_library(library: Optional[str]) -> Any:
     """The HTTP library to build a front client with: the one openai uses by default."""
     if library is None:
         library = "httpx2" if openai_uses_httpx2() else "httpx"

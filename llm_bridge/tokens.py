@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 __all__ = ["TokenizerInfo", "count_message_tokens", "count_tokens", "tokenizer_info"]
 
@@ -192,13 +192,18 @@ def _message_text(message: Mapping[str, Any]) -> str:
 
     content = message.get("content")
     if isinstance(content, list):
-        text = "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+        parts = cast("list[Any]", content)
+        pieces = [cast("Mapping[str, Any]", part) for part in parts if isinstance(part, Mapping)]
+        text = "".join(str(piece.get("text", "")) for piece in pieces)
     else:
         text = content or ""
-    calls = message.get("tool_calls")
+    calls: Any = message.get("tool_calls")
     if calls:
         text += json.dumps(
-            [dict(call) if isinstance(call, Mapping) else call for call in calls],
+            [
+                dict(cast("Mapping[str, Any]", call)) if isinstance(call, Mapping) else call
+                for call in calls
+            ],
             ensure_ascii=False,
             default=str,
         )
