@@ -105,6 +105,37 @@ def door_client(
     return openai.AsyncOpenAI(api_key=api_key, base_url=ZHIPU_ROOT, http_client=bridged)
 
 
+#: The doors a program written against openai comes through (see `example_makers`).
+EXAMPLE_DOORS = ("openai", "llm_bridge")
+
+
+def example_makers(door: str, fake: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The client constructors (sync, async) a program written against openai gets through
+    ``door``, answered by ``fake``. They pass nothing the program does not: keys and base
+    URL come from the environment. "openai" is a plain ``openai.OpenAI`` given
+    ``llm_bridge.http_client()``; "llm_bridge" is ``llm_bridge.OpenAI``. ``options`` go to
+    the llm-bridge function that builds either."""
+    if door == "openai":
+
+        def sync(**options: Any) -> Any:
+            bridged = llm_bridge.http_client(http_client=upstream(fake), **options)
+            return openai.OpenAI(http_client=bridged)
+
+        def asynchronous(**options: Any) -> Any:
+            bridged = llm_bridge.async_http_client(http_client=upstream(fake, "async"), **options)
+            return openai.AsyncOpenAI(http_client=bridged)
+
+        return sync, asynchronous
+
+    def bridge_sync(**options: Any) -> Any:
+        return llm_bridge.OpenAI(http_client=upstream(fake), **options)
+
+    def bridge_async(**options: Any) -> Any:
+        return llm_bridge.AsyncOpenAI(http_client=upstream(fake, "async"), **options)
+
+    return bridge_sync, bridge_async
+
+
 def credentials_of(c: Any) -> Any:
     """The credentials a client's engine holds for Qianfan."""
     return c._engine.adapter("qianfan").credentials

@@ -26,6 +26,7 @@ from typing import Any, Callable, List, Union
 import httpx
 import openai
 import pytest
+from helpers import EXAMPLE_DOORS, example_makers
 from pydantic import BaseModel
 
 import llm_bridge
@@ -38,7 +39,7 @@ from llm_bridge.testing import (
     ToolCallSpec,
 )
 
-DOORS = ("openai", "llm_bridge")
+DOORS = EXAMPLE_DOORS
 Maker = Callable[[], openai.OpenAI]  # what ``OpenAI`` is to a program: call it, get a client
 AsyncMaker = Callable[[], openai.AsyncOpenAI]
 ignore_unsupported = pytest.mark.filterwarnings("ignore::llm_bridge.UnsupportedParameterWarning")
@@ -105,27 +106,7 @@ def make_run(door: str, target: Target, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("OPENAI_BASE_URL", target.base_url)
     monkeypatch.setenv(target.key_variable, target.key)
     fake = target.fake_class(api_key=target.key)
-
-    if door == "openai":
-
-        def sync() -> openai.OpenAI:
-            upstream = httpx.Client(transport=fake.transport())
-            return openai.OpenAI(http_client=llm_bridge.http_client(http_client=upstream))
-
-        def asynchronous() -> openai.AsyncOpenAI:
-            upstream = httpx.AsyncClient(transport=fake.transport())
-            bridge = llm_bridge.async_http_client(http_client=upstream)
-            return openai.AsyncOpenAI(http_client=bridge)
-
-    else:
-
-        def sync() -> openai.OpenAI:
-            return llm_bridge.OpenAI(http_client=httpx.Client(transport=fake.transport()))
-
-        def asynchronous() -> openai.AsyncOpenAI:
-            return llm_bridge.AsyncOpenAI(http_client=httpx.AsyncClient(transport=fake.transport()))
-
-    return Run(door, target, fake, sync, asynchronous)
+    return Run(door, target, fake, *example_makers(door, fake))
 
 
 @pytest.fixture(params=DOORS)

@@ -27,9 +27,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, List
 
-import httpx
 import openai
 import pytest
+from helpers import EXAMPLE_DOORS, example_makers
 from openai.types.responses import Response
 from pydantic import BaseModel
 from test_openai_examples import DynamicValue, Query, Table
@@ -37,7 +37,7 @@ from test_openai_examples import DynamicValue, Query, Table
 import llm_bridge
 from llm_bridge.testing import FakeZhipu
 
-DOORS = ("openai", "llm_bridge")
+DOORS = EXAMPLE_DOORS
 KEY = "id.secret"
 ZHIPU_ROOT = "https://open.bigmodel.cn/api/paas/v4"
 MODEL = "glm-4-flash"
@@ -64,30 +64,7 @@ def make_run(door: str, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("OPENAI_BASE_URL", ZHIPU_ROOT)
     monkeypatch.setenv("ZHIPUAI_API_KEY", KEY)  # the provider's own variable, for llm_bridge
     fake = FakeZhipu(api_key=KEY)
-
-    if door == "openai":
-
-        def sync(**kwargs: Any) -> openai.OpenAI:
-            upstream = httpx.Client(transport=fake.transport())
-            bridge = llm_bridge.http_client(http_client=upstream, **kwargs)
-            return openai.OpenAI(http_client=bridge)
-
-        def asynchronous(**kwargs: Any) -> openai.AsyncOpenAI:
-            upstream = httpx.AsyncClient(transport=fake.transport())
-            bridge = llm_bridge.async_http_client(http_client=upstream, **kwargs)
-            return openai.AsyncOpenAI(http_client=bridge)
-
-    else:
-
-        def sync(**kwargs: Any) -> openai.OpenAI:
-            upstream = httpx.Client(transport=fake.transport())
-            return llm_bridge.OpenAI(http_client=upstream, **kwargs)
-
-        def asynchronous(**kwargs: Any) -> openai.AsyncOpenAI:
-            upstream = httpx.AsyncClient(transport=fake.transport())
-            return llm_bridge.AsyncOpenAI(http_client=upstream, **kwargs)
-
-    return Run(door, fake, sync, asynchronous)
+    return Run(door, fake, *example_makers(door, fake))
 
 
 @pytest.fixture(params=DOORS)
