@@ -195,9 +195,14 @@ def sent(fake: Any, index: int = -1) -> dict[str, Any]:
     return json.loads(fake.requests[index].content)
 
 
-def bodies(fake: Any) -> list[dict[str, Any]]:
-    """The JSON bodies of every request the fake received, in order."""
-    return [json.loads(request.content) for request in fake.requests]
+def bodies(fake: Any, path: Optional[str] = None) -> list[dict[str, Any]]:
+    """The JSON bodies of every request the fake received (only those to ``path`` when
+    given), in order."""
+    return [
+        json.loads(request.content)
+        for request in fake.requests
+        if path is None or request.url.path == path
+    ]
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import helpers
 import httpx
 import openai
 import pytest
@@ -73,11 +74,7 @@ def async_client(door: str, fake: FakeZhipu) -> openai.AsyncOpenAI:
 
 def bodies(fake: FakeZhipu) -> list[dict[str, Any]]:
     """Every chat request the provider received, parsed, in order."""
-    return [
-        json.loads(request.content)
-        for request in fake.requests
-        if request.url.path == "/api/paas/v4/chat/completions"
-    ]
+    return helpers.bodies(fake, "/api/paas/v4/chat/completions")
 
 
 def tool_names(body: dict[str, Any]) -> list[str]:

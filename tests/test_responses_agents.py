@@ -29,6 +29,7 @@ from agents import (
 from agents.models import _openai_shared
 from agents.models.openai_provider import OpenAIProvider
 from agents.models.openai_responses import OpenAIResponsesModel
+from helpers import bodies
 
 import llm_bridge
 from llm_bridge.testing import FakeZhipu
@@ -79,10 +80,6 @@ def weather_agent() -> Agent[Any]:
 
 def run_config(client: openai.AsyncOpenAI) -> RunConfig:
     return RunConfig(model_provider=OpenAIProvider(openai_client=client))
-
-
-def bodies(fake: FakeZhipu) -> list[dict[str, Any]]:
-    return [json.loads(request.content) for request in fake.requests]
 
 
 def check_tool_round_trip(fake: FakeZhipu, *, streamed: bool) -> None:
