@@ -50,9 +50,10 @@ CLASS_STATUS = {
 }
 
 
-def provider_table(name: str) -> dict[str, Any]:
-    """``providers/<name>.toml``, parsed."""
-    return tomllib.loads((PROVIDERS_DIR / f"{name}.toml").read_text("utf-8"))
+def provider_table(name: str, **options: Any) -> dict[str, Any]:
+    """``providers/<name>.toml``, parsed (``options`` go to ``tomllib.loads``, e.g.
+    ``parse_float=Decimal`` for prices exactly as written)."""
+    return tomllib.loads((PROVIDERS_DIR / f"{name}.toml").read_text("utf-8"), **options)
 
 
 def float32(vectors: Any) -> Any:

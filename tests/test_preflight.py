@@ -6,24 +6,18 @@ Windows are read from providers/*.toml here; prompts are sized with
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers import provider_table
 
 from llm_bridge import AsyncOpenAI, BadRequestError, OpenAI
 from llm_bridge import tokens as tokens_module
 from llm_bridge.testing import FakeDashScope, FakeQianfan, FakeZhipu
 from llm_bridge.tokens import count_message_tokens
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-PROVIDERS_DIR = Path(__file__).resolve().parents[1] / "providers"
 MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 CASES = {
     "zhipu": "glm-4-airx",
@@ -35,8 +29,7 @@ SENTENCE = "杭州西湖的风景四季皆美，苏堤春晓与断桥残雪最�
 
 
 def context_window(provider: str, model: str) -> int:
-    with open(PROVIDERS_DIR / f"{provider}.toml", "rb") as fh:
-        return int(tomllib.load(fh)["models"][model]["context_window"])
+    return int(provider_table(provider)["models"][model]["context_window"])
 
 
 def make(provider: str, mode: str = "sync", **kwargs: Any) -> tuple[Any, Any]:

@@ -16,20 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
+import helpers
 import httpx
 import pytest
-
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib
+from helpers import bridge, provider_table
 
 from llm_bridge import APIConnectionError, APIError, AsyncOpenAI, ConfigError, OpenAI
 from llm_bridge.testing import FakeDashScope, FakeQianfan, FakeZhipu
 from llm_bridge.tokens import count_message_tokens, count_tokens
 from llm_bridge.usage import UsageRecord
 
-PROVIDERS_DIR = Path(__file__).resolve().parents[1] / "providers"
 MILLION = Decimal(1_000_000)
 HELLO = [{"role": "user", "content": "你好"}]
 MODES = pytest.mark.parametrize("mode", ["sync", "async"])
@@ -75,9 +71,7 @@ MAPPINGS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 def toml_price(provider: str, model: str) -> tuple[Decimal, Decimal, Optional[Decimal]]:
     """(input, output, cached_input) CNY per million, read straight from the provider table."""
-    with open(PROVIDERS_DIR / f"{provider}.toml", "rb") as fh:
-        table = tomllib.load(fh, parse_float=Decimal)
-    info = table["models"][model]
+    info = provider_table(provider, parse_float=Decimal)["models"][model]
     cached = info.get("cached_input_price")
     return (
         Decimal(str(info["input_price"])),
@@ -111,19 +105,7 @@ def make_client(provider: str, fake: Any, mode: str = "sync", **kwargs: Any) -> 
         kwargs.setdefault("config", {"providers": {"qianfan": {"api": "v1"}}})
     if provider == "dashscope":  # these tests exercise the native wire (cumulative usage ...)
         kwargs.setdefault("config", {"providers": {"dashscope": {"api": "native"}}})
-    if mode == "sync":
-        return OpenAI(
-            provider=provider,
-            http_client=httpx.Client(transport=fake.transport()),
-            **keys,
-            **kwargs,
-        )
-    return AsyncOpenAI(
-        provider=provider,
-        http_client=httpx.AsyncClient(transport=fake.transport()),
-        **keys,
-        **kwargs,
-    )
+    return bridge(provider, fake, mode=mode, **keys, **kwargs)
 
 
 async def create(client: Any, **params: Any) -> Any:
@@ -134,9 +116,9 @@ async def create(client: Any, **params: Any) -> Any:
 
 
 async def consume(stream: Any) -> list[Any]:
-    if hasattr(stream, "__aiter__"):
-        return [chunk async for chunk in stream]
-    return list(stream)
+    """Every chunk of a stream of either flavour (an error ends the test)."""
+    chunks, _ = await helpers.consume(stream, errors=())
+    return chunks
 
 
 async def first_then_close(stream: Any) -> Any:
@@ -567,10 +549,7 @@ def test_price_override_from_toml_file_without_cached_price(tmp_path: Path) -> N
 
 def test_model_without_a_price_costs_none_and_is_not_added() -> None:
     # A model the catalogue does not know (provider= sends it anyway) has no price.
-    assert (
-        "glm-4-experimental"
-        not in tomllib.loads((PROVIDERS_DIR / "zhipu.toml").read_text())["models"]
-    )
+    assert "glm-4-experimental" not in provider_table("zhipu")["models"]
     usage = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("a", usage=usage).reply("b", usage=usage)
     client = make_client("zhipu", fake)

@@ -6,16 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import math
-import sys
 import warnings
 from array import array
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from helpers import float32
+from helpers import float32, provider_table
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -27,17 +25,10 @@ from llm_bridge import (
 from llm_bridge.testing import FakeZhipu
 from llm_bridge.types import CreateEmbeddingResponse, Embedding, Model
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the same parser, a dependency below 3.11
-    import tomli as tomllib
-
 KEY = "id.secret"
 BASE = "https://open.bigmodel.cn/api/paas/v4"
 EMBED = f"{BASE}/embeddings"
-CATALOGUE = tomllib.loads(
-    (Path(__file__).resolve().parents[1] / "providers" / "zhipu.toml").read_text("utf-8")
-)["models"]
+CATALOGUE = provider_table("zhipu")["models"]
 MAX_BATCH = CATALOGUE["embedding-3"]["max_batch"]
 
 Z7 = (
