@@ -15,27 +15,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import httpx
-from conftest import SUITE_TEXTS
+from conftest import MACHINE_VARIABLES, SUITE_TEXTS
 
 from llm_bridge.testing import Failure, FakeDashScopeCompatible, FakeQianfanV2
 
 #: Variables that would point the command at real providers or another config.
-_SCRUBBED = (
-    "LLM_BRIDGE_CONFIG",
-    "LLM_BRIDGE_GATEWAY_CONFIG",
-    "ZHIPUAI_API_KEY",
-    "ZHIPUAI_BASE_URL",
-    "DASHSCOPE_API_KEY",
-    "QIANFAN_AK",
-    "QIANFAN_SK",
-    "QIANFAN_API_KEY",
-    "QIANFAN_ACCESS_KEY",
-    "QIANFAN_SECRET_KEY",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "LLM_BRIDGE_LOG",
-    "NO_COLOR",
-)
+_SCRUBBED = (*MACHINE_VARIABLES, "LLM_BRIDGE_GATEWAY_CONFIG", "NO_COLOR")
 #: Bounds every command run (a hung command fails the test instead of stalling it).
 TIMEOUT = 60
 

@@ -27,23 +27,27 @@ def no_retry_sleep(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     return waits
 
 
+#: The variables that would point a test at the developer's keys, config or logging.
+MACHINE_VARIABLES = (
+    "LLM_BRIDGE_CONFIG",
+    "ZHIPUAI_API_KEY",
+    "ZHIPUAI_BASE_URL",
+    "DASHSCOPE_API_KEY",
+    "QIANFAN_AK",
+    "QIANFAN_SK",
+    "QIANFAN_API_KEY",
+    "QIANFAN_ACCESS_KEY",
+    "QIANFAN_SECRET_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "LLM_BRIDGE_LOG",
+)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """Tests see neither the developer's keys nor a llm_bridge.toml in the working directory."""
-    for name in (
-        "LLM_BRIDGE_CONFIG",
-        "ZHIPUAI_API_KEY",
-        "ZHIPUAI_BASE_URL",
-        "DASHSCOPE_API_KEY",
-        "QIANFAN_AK",
-        "QIANFAN_SK",
-        "QIANFAN_API_KEY",
-        "QIANFAN_ACCESS_KEY",
-        "QIANFAN_SECRET_KEY",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "LLM_BRIDGE_LOG",
-    ):
+    for name in MACHINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 

@@ -8,8 +8,12 @@ flavour (`chat`, `embed`, `consume`), what the provider received (`sent`, `bodie
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import warnings
 from array import array
 from collections.abc import Iterator
@@ -135,6 +139,55 @@ def example_makers(door: str, fake: Any) -> tuple[Callable[..., Any], Callable[.
         return llm_bridge.AsyncOpenAI(http_client=upstream(fake, "async"), **options)
 
     return bridge_sync, bridge_async
+
+
+def npm_project(
+    request: pytest.FixtureRequest,
+    source: Path,
+    name: str,
+    installed: Callable[[Path], bool],
+    *,
+    timeout: float,
+) -> Path:
+    """A copy of the Node project in ``source`` with its locked packages installed by
+    ``npm ci``, once per lockfile (in pytest's cache, else the temporary directory), or
+    again when ``installed`` says the install is incomplete. A missing node or npm, or
+    npm failing, fails the test: this suite never skips its real clients."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        pytest.fail(f"the {name} test needs node and npm on PATH")
+    manifest = (source / "package.json").read_bytes()
+    lock = (source / "package-lock.json").read_bytes()
+    digest = hashlib.sha256(manifest + lock).hexdigest()[:16]
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        target = Path(cache.mkdir(f"node-{name}-{digest}"))
+    else:
+        target = Path(tempfile.gettempdir()) / f"llm-bridge-node-{name}-{digest}"
+        target.mkdir(exist_ok=True)
+    if not installed(target):
+        shutil.copy(source / "package.json", target)
+        shutil.copy(source / "package-lock.json", target)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=target,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"npm ci failed in {target}:\n{done.stdout}\n{done.stderr}")
+    return target
+
+
+def sse_payloads(raw: bytes) -> list[str]:
+    """Split an OpenAI-framed SSE body into its ``data: `` payloads, asserting the framing
+    on the way (each event one ``data: `` line, events apart by a blank line)."""
+    text = raw.decode("utf-8")
+    assert text.endswith("\n\n")
+    blocks = text[:-2].split("\n\n")
+    assert all(block.startswith("data: ") and "\n" not in block for block in blocks)
+    return [block[len("data: ") :] for block in blocks]
 
 
 def credentials_of(c: Any) -> Any:

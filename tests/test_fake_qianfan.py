@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import sse_payloads
 
 from llm_bridge._bce_signer import BceSigner
 from llm_bridge.testing import (
@@ -88,13 +89,7 @@ def stream_chunks(f: FakeQianfan, token: str | None = None, **body: Any) -> list
         return list(r.iter_raw())
 
 
-def events(raw: bytes) -> list[str]:
-    """Split an SSE body into ``data: `` payloads, asserting the framing on the way."""
-    text = raw.decode("utf-8")
-    assert text.endswith("\n\n")
-    blocks = text[:-2].split("\n\n")
-    assert all(block.startswith("data: ") and "\n" not in block for block in blocks)
-    return [block[len("data: ") :] for block in blocks]
+events = sse_payloads
 
 
 def v1_error(r: httpx.Response) -> tuple[int, str]:

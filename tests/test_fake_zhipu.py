@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from helpers import sse_payloads
 
 from llm_bridge.testing import (
     Failure,
@@ -57,13 +58,7 @@ def stream_chunks(f: FakeZhipu, **body: Any) -> list[bytes]:
         return list(r.iter_raw())
 
 
-def events(raw: bytes) -> list[str]:
-    """Split an SSE body into ``data:`` payloads, asserting Z2 framing on the way."""
-    text = raw.decode("utf-8")
-    assert text.endswith("\n\n")
-    blocks = text[:-2].split("\n\n")
-    assert all(block.startswith("data: ") and "\n" not in block for block in blocks)
-    return [block[len("data: ") :] for block in blocks]
+events = sse_payloads  # (Z2 framing)
 
 
 def jwt(key: str, *, exp_ms: int, ts_ms: int, alg: str = "HS256") -> str:

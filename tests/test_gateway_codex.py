@@ -26,7 +26,6 @@ currently pass on to the provider as caller extras; not asserted either way here
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -35,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +43,7 @@ from typing import Any
 
 import pytest
 from conftest import SUITE_TEXTS
-from helpers import bodies
+from helpers import bodies, npm_project
 from test_gateway_server import KEY, ZHIPU_KEY, Gateway
 
 from llm_bridge.gateway import hash_key
@@ -76,41 +74,23 @@ pytestmark = pytest.mark.timeout(480)
 def codex_cli(request: pytest.FixtureRequest) -> list[str]:
     """The command that runs the locked Codex CLI, installed once per lockfile (npm failing,
     or the installed CLI not running, fails the test: this suite never skips its clients)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("the Codex test needs node and npm on PATH (Node 16 or later)")
-    manifest = (CODEX_DIR / "package.json").read_bytes()
-    lock = (CODEX_DIR / "package-lock.json").read_bytes()
-    digest = hashlib.sha256(manifest + lock).hexdigest()[:16]
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        target = Path(cache.mkdir(f"node-codex-{digest}"))
-    else:
-        target = Path(tempfile.gettempdir()) / f"llm-bridge-node-codex-{digest}"
-        target.mkdir(exist_ok=True)
-    package = target / "node_modules" / "@openai" / "codex"
     # The CLI is a JS launcher; the program is a native binary in a per-platform optional
     # dependency, which npm leaves out silently when it cannot install it.
     native = None
     if sys.platform == "linux" and platform.machine() == "x86_64":
-        native = (
-            target / "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin"
-        ) / "codex"
-    if not (package / "package.json").is_file() or (native is not None and not native.is_file()):
-        shutil.copy(CODEX_DIR / "package.json", target)
-        shutil.copy(CODEX_DIR / "package-lock.json", target)
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=target,
-            capture_output=True,
-            text=True,
-            timeout=400,
+        native = Path(
+            "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
         )
-        if done.returncode != 0:
-            pytest.fail(f"npm ci failed in {target}:\n{done.stdout}\n{done.stderr}")
-        if native is not None and not native.is_file():
-            pytest.fail(f"npm ci left out @openai/codex-linux-x64 ({native} is missing)")
-    command = [node, str(package / "bin" / "codex.js")]
+
+    def installed(target: Path) -> bool:
+        package = target / "node_modules" / "@openai" / "codex" / "package.json"
+        return package.is_file() and (native is None or (target / native).is_file())
+
+    target = npm_project(request, CODEX_DIR, "codex", installed, timeout=400)
+    if native is not None and not (target / native).is_file():
+        pytest.fail(f"npm ci left out @openai/codex-linux-x64 ({target / native} is missing)")
+    package = target / "node_modules" / "@openai" / "codex"
+    command = [str(shutil.which("node")), str(package / "bin" / "codex.js")]
     version = subprocess.run(
         [*command, "--version"], capture_output=True, text=True, timeout=60, env=_bare_env()
     )

@@ -6,14 +6,12 @@ flushes the ledger; a killed gateway gives its client an error, not a silent end
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ import httpx
 import openai
 import pytest
 from conftest import SUITE_SECRETS, SUITE_TEXTS
-from helpers import HELLO
+from helpers import HELLO, npm_project
 from redis_server import RedisServer, free_port
 
 from llm_bridge.gateway import hash_key, read_entries
@@ -200,30 +198,13 @@ def test_openai_python_client_through_the_gateway(gateway: Gateway, fake: FakeZh
 def node_project(request: pytest.FixtureRequest) -> Path:
     """The Node test project with its locked openai package installed (once per lockfile;
     npm failing fails the test: this suite never skips its real clients)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("the gateway's Node test needs node and npm on PATH (Node 20 or later)")
-    manifest = (NODE_DIR / "package.json").read_bytes()
-    lock = (NODE_DIR / "package-lock.json").read_bytes()
-    digest = hashlib.sha256(manifest + lock).hexdigest()[:16]
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        target = Path(cache.mkdir(f"node-openai-{digest}"))
-    else:
-        target = Path(tempfile.gettempdir()) / f"llm-bridge-node-openai-{digest}"
-        target.mkdir(exist_ok=True)
-    if not (target / "node_modules" / "openai" / "package.json").is_file():
-        shutil.copy(NODE_DIR / "package.json", target)
-        shutil.copy(NODE_DIR / "package-lock.json", target)
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=target,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"npm ci failed in {target}:\n{done.stdout}\n{done.stderr}")
+    target = npm_project(
+        request,
+        NODE_DIR,
+        "openai",
+        lambda target: (target / "node_modules" / "openai" / "package.json").is_file(),
+        timeout=300,
+    )
     shutil.copy(NODE_DIR / "gateway_client.mjs", target)
     return target
 
