@@ -41,11 +41,10 @@ from ._sse import SSEDecoder
 from ._stream_reading import StreamClock, decode
 from ._wire import Fault
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
-from .adapters._stop import StopScanner
 
 __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate", "unlink_openai_stream"]
 
-#: `ChatCompletionChunk.model_validate` without its Python-level wrapper (runs per chunk).
+#: `ChatCompletionChunk.model_validate` without its Python-level wrapper.
 _validate_chunk = ChatCompletionChunk.__pydantic_validator__.validate_python
 
 
@@ -67,21 +66,17 @@ class ChunkPipeline:
         self.clock = clock  # the stream's idle timeout and deadline
         self.call = call
         self.response = response
-        # The latest usage as the parser gave it, put in OpenAI's names only when read: a
-        # provider that repeats running figures on every event has most never read.
-        self._usage_given: Optional[JSONDict] = None
+        # The last usage figures read (in OpenAI's names), and the latest given since, as
+        # the provider named them: a provider that repeats running figures on every event
+        # has most of them never read (see `usage`).
         self._usage: Optional[JSONDict] = None
+        self._usage_given: Optional[JSONDict] = None
         self._settle = settle
         self._settled = False
         # What reached the caller, to estimate usage if need be; None once the provider
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
-        self._template: Optional[JSONDict] = None
-        self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
-        if self._stop is not None:
-            parser.typed_chunks = False  # stop sequences are cut out of dicts
-        self._stopped = False
         self.held: Optional[APIError] = None  # see `feed`
 
     def end(self) -> Iterator[ChatCompletionChunk]:
@@ -97,34 +92,46 @@ class ChunkPipeline:
                 provider=self.call.provider,
             )
         usage = self.settle()
-        if self.call.include_usage and usage is not None and self._template is not None:
-            yield self._validated({**self._template, "choices": [], "usage": usage})
+        head = self.parser.head
+        if self.call.include_usage and usage is not None and head is not None:
+            chunk = {**head, "choices": [], "usage": usage}
+            try:
+                yield _validate_chunk(chunk)
+            except ValueError as exc:  # pydantic's ValidationError
+                raise self.parser.invalid_chunk(chunk, exc).api_error(self.response) from None
 
     @property
     def usage(self) -> Optional[JSONDict]:
-        """The provider's latest usage figures, in OpenAI's names (final once settled)."""
-        if self._usage_given is not None:
-            given, self._usage_given = self._usage_given, None
-            try:
-                usage = self.parser.usage_of(given)
-                CompletionUsage.model_validate(usage)
-            except MALFORMED:
-                # Figures of a shape that cannot be read are dropped. The last good ones
-                # stand, marked estimated: running figures undercount what came after them.
-                if self._usage is not None:
-                    self._usage = {**self._usage, "estimated": True}
-            else:
-                self._usage = usage
-        return self._usage
+        """The provider's latest usage figures, in OpenAI's names (final once settled).
+
+        Figures of a shape that cannot be read do not count: the last readable ones stand,
+        marked estimated, as running figures undercount what came after them. Reading
+        changes nothing (the latest figures are read again until newer ones come)."""
+        given = self._usage_given
+        if given is None:
+            return self._usage
+        usage = self._read_usage(given)
+        if usage is not None:
+            return usage
+        return None if self._usage is None else {**self._usage, "estimated": True}
 
     @usage.setter
     def usage(self, value: Optional[JSONDict]) -> None:
         self._usage, self._usage_given = value, None
 
+    def _read_usage(self, given: JSONDict) -> Optional[JSONDict]:
+        """Figures as the parser got them, in OpenAI's names; None when unreadable."""
+        try:
+            usage = self.parser.usage_of(given)
+            CompletionUsage.model_validate(usage)
+        except MALFORMED:
+            return None
+        return usage
+
     @property
     def complete(self) -> bool:
         """True once the provider said the stream is finished (or a stop word ended it)."""
-        return bool(self.parser.done or getattr(self.parser, "finished", False) or self._stopped)
+        return self.parser.done or self.parser.finished
 
     def settle(self) -> Optional[JSONDict]:
         """Final usage, once: the provider's last figures, else an estimate of what was
@@ -135,7 +142,7 @@ class ChunkPipeline:
         if not self._settled:
             self._settled = True
             if self._settle is not None and not sys.is_finalizing():
-                request_id = (self._template or {}).get("id") or None
+                request_id = (self.parser.head or {}).get("id") or None
                 self.usage = self._settle(
                     self.usage, "".join(self._text or ()), request_id, self.complete
                 )
@@ -147,75 +154,50 @@ class ChunkPipeline:
     def feed(self, data: bytes, *, final: bool = False) -> list[ChatCompletionChunk]:
         """The chunks ``data`` (one network read) completes; ``final`` flushes the rest.
 
-        Each event the read completes goes through the parser's `translate`, and its
-        chunk through this loop: usage kept aside (the caller sees it only on the
-        include_usage chunk at the end), emulated stop sequences applied, the text kept
-        for an estimate, the model validated (unless the parser gave a typed one).
-        What a stream costs over raw httpx is mostly Python work per event, so this is
-        one flat loop with nothing per event but the parse, the translation and the
-        validation.
+        Each event the read completes goes through the parser's `translate`, and what it
+        gives (`Translated`) through this loop: usage kept aside (the caller sees it only
+        on the include_usage chunk at the end), the text kept for an estimate, the chunk
+        passed on. What a stream costs over raw httpx is mostly Python work per event, so
+        this is one flat loop with nothing per event but the parse and the translation.
 
         An error at a later event of the same read is held in `held` rather than raised,
         so that the chunks before it still reach the caller first; the stream raises it
-        right after them. A fault the parser raises becomes its `APIError` here, for this
-        stream's response (raised outside the handler: see `llm_bridge._wire.call_adapter`)."""
+        right after them. A fault the parser raises or gives becomes its `APIError` here,
+        for this stream's response (raised outside the handler: see
+        `llm_bridge._wire.call_adapter`)."""
         events = decode(self._decoder, data, final, self.response, self.call.provider, self.clock)
         chunks: list[ChatCompletionChunk] = []
-        parser = self.parser
-        translate = parser.translate
-        provider, text, stop = self.call.provider, self._text, self._stop
+        translate = self.parser.translate
+        text = self._text
         error: Optional[APIError] = None
         for event in events:
             try:
-                chunk: Any = translate(event)  # raises only faults
+                translated = translate(event)  # raises only faults
+                if translated is None:
+                    continue
+                chunk, usage, fault = translated
+                if usage is not None:
+                    text = self._given(usage)
                 if chunk is None:
+                    if fault is not None:
+                        if text is not None:
+                            text += _text_of_dict(fault.body)
+                        raise fault
                     continue
-                if chunk.__class__ is not dict:  # a typed chunk (see `StreamParser.translate`)
-                    if parser.usage_given is not None:
-                        usage, parser.usage_given = parser.usage_given, None
-                        text = self._given(usage)
-                    if self._template is None:
-                        self._template = self._template_of(chunk)
-                    if text is not None:  # the text the dict way keeps, for such a chunk
-                        for choice in chunk.choices:
-                            delta = choice.delta
-                            if delta.content is not None:
-                                text.append(delta.content)
-                            if delta.__pydantic_extra__:
-                                reasoning = delta.__pydantic_extra__.get("reasoning_content")
-                                if isinstance(reasoning, str):
-                                    text.append(reasoning)
-                    chunks.append(chunk)
-                    continue
-                if "usage" in chunk:
-                    text = self._given(chunk.pop("usage"))
-                if self._template is None:
-                    self._template = {
-                        k: chunk[k] for k in ("id", "created", "model", "object") if k in chunk
-                    }
-                    self._template["provider"] = provider
-                choices = chunk.get("choices")
-                if not choices:
-                    continue  # a usage-only chunk: its figures are kept for the end
-                if stop is not None and not self._apply_stop(chunk):
-                    continue
-                chunk["provider"] = provider
                 if text is not None:
-                    for choice in choices:
-                        delta = choice.get("delta")
-                        if delta:
-                            content = delta.get("content")
-                            if content.__class__ is str:
-                                text.append(content)
-                            if "reasoning_content" in delta or "tool_calls" in delta:
-                                self._remember(text, delta)
-                try:
-                    chunks.append(_validate_chunk(chunk))
-                except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
-                    raise self._invalid(chunk, exc) from None
-            except APIError as caught:
-                error = caught
-                break
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta.content is not None:
+                            text.append(delta.content)
+                        if delta.__pydantic_extra__:
+                            reasoning = delta.__pydantic_extra__.get("reasoning_content")
+                            if isinstance(reasoning, str):
+                                text.append(reasoning)
+                        if delta.tool_calls:
+                            for call in delta.tool_calls:
+                                if call.function is not None:
+                                    text += call.function.name or "", call.function.arguments or ""
+                chunks.append(chunk)
             except Fault as fault:
                 error = fault.api_error(self.response)
                 break
@@ -225,68 +207,41 @@ class ChunkPipeline:
             self.held = error
         return chunks
 
-    def _given(self, usage: Any) -> Optional[list[str]]:
+    def _given(self, usage: JSONDict) -> Optional[list[str]]:
         """Keep an event's usage figures aside (where a provider repeats running figures,
         the last count); returns the text still kept for an estimate, which is none once
-        the provider's own figures can be read."""
-        if usage and usage.__class__ is dict:
+        the provider's own figures can be read. Figures are read here only until then;
+        later ones wait for `usage` (most are replaced before anything asks)."""
+        if self._text is None:
             self._usage_given = usage
-            if self._text is not None and self.usage is not None:
-                self._text = None
+        else:
+            read = self._read_usage(usage)
+            if read is not None:
+                self._usage, self._text = read, None
         return self._text
-
-    def _template_of(self, chunk: ChatCompletionChunk) -> JSONDict:
-        """What every chunk of the stream shares, for the include_usage chunk at the end."""
-        template = {k: getattr(chunk, k) for k in ("id", "created", "model", "object")}
-        return {**template, "provider": self.call.provider}
-
-    def _validated(self, chunk: JSONDict) -> ChatCompletionChunk:
-        try:
-            return _validate_chunk(chunk)
-        except ValueError as exc:
-            raise self._invalid(chunk, exc) from None
-
-    def _invalid(self, chunk: JSONDict, reason: Exception) -> APIError:
-        """The error for a chunk OpenAI's type cannot hold."""
-        return self.parser.adapter.invalid_body(
-            chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
-        ).api_error(self.response)
-
-    @staticmethod
-    def _remember(text: list[str], delta: JSONDict) -> None:
-        """Keep a delta's reasoning and tool-call text (its content is kept by the caller)."""
-        if isinstance(delta.get("reasoning_content"), str):
-            text.append(delta["reasoning_content"])
-        calls = delta.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):  # any other shape fails validation just after
-                text.extend(str(function.get(k) or "") for k in ("name", "arguments"))
-
-    def _apply_stop(self, chunk: JSONDict) -> bool:
-        """Cut content at an emulated stop sequence; False when the chunk has nothing left."""
-        assert self._stop is not None
-        if self._stopped:
-            return False
-        for choice in chunk["choices"]:
-            delta = choice.get("delta")
-            if not delta:
-                delta = choice["delta"] = {}  # (attached: held text may be released into it)
-            if isinstance(delta.get("content"), str):
-                delta["content"] = self._stop.feed(delta["content"])
-            if self._stop.stopped:
-                choice["finish_reason"] = "stop"
-                self._stopped = True
-            elif choice.get("finish_reason") is not None:
-                held = self._stop.flush()
-                content = delta.get("content")
-                if held and (content is None or isinstance(content, str)):
-                    delta["content"] = (content or "") + held  # (other content fails validation)
-        return True
 
     @property
     def usage_model(self) -> Optional[CompletionUsage]:
         return None if self.usage is None else CompletionUsage.model_validate(self.usage)
+
+
+def _text_of_dict(chunk: Any) -> Iterator[str]:
+    """The text of a chunk dict the OpenAI types could not hold (its fault's body), kept
+    for an estimate all the same: the provider produced it, though the caller gets the
+    error instead of the chunk."""
+    for choice in chunk["choices"]:
+        delta = choice.get("delta")
+        if not delta:
+            continue
+        if delta.get("content").__class__ is str:
+            yield delta["content"]
+        if isinstance(delta.get("reasoning_content"), str):
+            yield delta["reasoning_content"]
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                yield from (str(function.get(k) or "") for k in ("name", "arguments"))
 
 
 def _identity(response: httpx.Response) -> bool:

@@ -370,9 +370,10 @@ STREAM_EVENTS: dict[str, Any] = {
 }
 
 
-def content_of(chunk: Any) -> Any:
-    if isinstance(chunk, dict):
-        return chunk["choices"][0]["delta"].get("content")
+def content_of(translated: Any) -> Any:
+    """The content of the chunk a stream parser made of an event (`Translated`)."""
+    chunk, _, fault = translated
+    assert fault is None
     return chunk.choices[0].delta.content
 
 

@@ -422,8 +422,13 @@ def test_stream_parser_raises_only_api_errors(
 
     def feed_all() -> None:
         for event in events:
-            chunk = parser.translate(event)
-            assert chunk is None or isinstance(chunk, (dict, ChatCompletionChunk))
+            translated = parser.translate(event)
+            if translated is not None:
+                chunk, usage, fault = translated
+                assert chunk is None or isinstance(chunk, ChatCompletionChunk)
+                assert usage is None or (isinstance(usage, dict) and usage)
+                if fault is not None:
+                    raise fault
 
     only_api_errors(f"{name} stream parser", feed_all, shown=events, allowed=(Fault,))
 

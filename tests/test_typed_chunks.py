@@ -3,7 +3,7 @@
 `OpenAICompatStreamParser` takes a short cut for the usual event: it validates the event's
 bytes into the chunk type and applies the role rule on the model, instead of parsing JSON
 into dicts, translating them and validating those. DashScope's and Qianfan v1's parsers
-make the chunk of an event that is a piece of text directly (`_text_chunks`), with no
+make the chunk of an event that is a piece of text directly (`_typed_chunks`), with no
 validation pass. Each short cut must be invisible: for any sequence of events, the chunks
 (values, which fields count as set, extras and their order, the classes), the errors,
 the kept text and the usage must be what the general way gives.
@@ -167,14 +167,12 @@ def run(
         emulated_stop=["STOP"] if stop else [],
         extra_body=extra_body or {},
     )
-    response = Reply(200, url=adapter(provider).url("x"))
-    parser = adapter(provider).stream_parser(response, call)
-    parser.typed_chunks = typed
+    parser = stream_parser(provider, call, typed=typed)
+    if stop:  # stop sequences are cut out of chunk dicts: the short cut is off
+        assert not parser.typed_chunks
     if hasattr(parser, "_created"):  # the stream's own time: the same for both runs
         parser._created = 1721614853
-    pipeline = ChunkPipeline(parser, call, http_response(provider))  # short cut off for stop
-    if stop:
-        assert not parser.typed_chunks
+    pipeline = ChunkPipeline(parser, call, http_response(provider))
     chunks: list[Any] = []
     error = None
     try:
@@ -204,7 +202,7 @@ def run(
         "error": error,
         "text": pipeline._text,
         "usage": pipeline.usage,
-        "template": pipeline._template,
+        "template": parser.head,
     }
 
 
@@ -287,34 +285,58 @@ def http_response(provider: str) -> httpx.Response:
     return httpx.Response(200, request=httpx.Request("POST", adapter(provider).url("x")))
 
 
+def stream_parser(provider: str, call: CallContext, *, typed: bool = True) -> Any:
+    """A stream parser of ``provider`` for ``call``, with or without its short cuts."""
+    response = Reply(200, url=adapter(provider).url("x"))
+    parser = adapter(provider).stream_parser(response, call)
+    return type(parser)(parser.adapter, response, call, typed_chunks=typed)
+
+
 def plain_parser(provider: str) -> Any:
     """A stream parser of ``provider`` for a call without stop sequences."""
     call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
-    response = Reply(200, url=adapter(provider).url("x"))
-    return adapter(provider).stream_parser(response, call)
+    return stream_parser(provider, call)
+
+
+def general_ways(parser: Any) -> list[dict[str, Any]]:
+    """The chunk dicts ``parser`` finishes the general way from now on (a short cut
+    makes its typed chunk without one)."""
+    dicts: list[dict[str, Any]] = []
+    general = parser._general
+
+    def counted(chunk: dict[str, Any]) -> Any:
+        dicts.append(chunk)
+        return general(chunk)
+
+    parser._general = counted
+    return dicts
 
 
 def test_the_short_cut_is_taken_for_the_usual_event() -> None:
     # Guards the test above from comparing the general way with itself.
     parser = plain_parser("zhipu")
+    general = general_ways(parser)
     event = json.dumps({**Z2, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
-    first = parser.translate(event.encode())
-    assert first is not None and not isinstance(first, dict)
+    first, _, _ = parser.translate(event.encode())
+    assert first is not None and not general
     assert first.choices[0].delta.role == "assistant" and first.provider == "zhipu"
-    again = parser.translate(event.encode())  # a repeated role is dropped on the model too
-    assert again is not None and not isinstance(again, dict)
+    again, _, _ = parser.translate(event.encode())  # a repeated role is dropped on the model too
+    assert again is not None and not general
     assert again.choices[0].delta.role is None
     assert "role" not in again.choices[0].delta.model_fields_set
     finish = {**Z2, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    assert isinstance(parser.translate(json.dumps(finish).encode()), dict)  # the general way
+    assert parser.translate(json.dumps(finish).encode())[0] is not None
+    assert len(general) == 1  # the general way
 
 
 def test_a_stream_of_refused_events_stops_trying_the_short_cut() -> None:
     parser = plain_parser("openai")
+    general = general_ways(parser)
     no_model = json.dumps({"id": "c", "created": 1, "choices": [{"index": 0, "delta": {}}]})
-    for _ in range(OpenAICompatStreamParser.MAX_REFUSALS):
+    for refusals in range(1, OpenAICompatStreamParser.MAX_REFUSALS + 1):
         assert parser.typed_chunks
-        assert isinstance(parser.translate(no_model.encode()), dict)  # the general way
+        assert parser.translate(no_model.encode())[0] is not None
+        assert len(general) == refusals  # the general way
     assert not parser.typed_chunks
 
 
@@ -509,13 +531,13 @@ def test_qianfan_v1_text_chunks_are_what_the_general_way_gives(
 def test_a_piece_of_text_is_built_as_a_typed_chunk(provider: str, event: bytes) -> None:
     # Guards the tests above from comparing the general way with itself.
     call = CallContext(provider=provider, model="m", requested_model="m", stream=True)
-    response = Reply(200, url=adapter(provider).url("x"))
-    parser = adapter(provider).stream_parser(response, call)
+    parser = stream_parser(provider, call)
+    general = general_ways(parser)
     raw = event.split(b"data:", 1)[1].strip()
-    chunk = parser.translate(raw)
-    assert chunk is not None and not isinstance(chunk, dict)
+    chunk, usage, fault = parser.translate(raw)
+    assert chunk is not None and not general and fault is None
     assert chunk.choices[0].delta.content == "a" and chunk.provider == provider
-    assert parser.usage_given  # the running figures, for the stream layer to take
+    assert usage  # the running figures, for the stream layer to keep
     pipeline = ChunkPipeline(parser, call, http_response(provider))
     assert pipeline.feed(event)[0].choices[0].delta.content == "a"
     assert pipeline.usage is not None and pipeline.usage["total_tokens"] == 4

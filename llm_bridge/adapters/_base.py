@@ -37,6 +37,7 @@ from .._errors import (
 from .._sse import SSEEvent
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
 from ._params import ParamContext
+from ._stop import StopScanner
 
 if TYPE_CHECKING:
     from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
@@ -52,6 +53,7 @@ __all__ = [
     "Refused",
     "Reply",
     "StreamParser",
+    "Translated",
     "with_web_search",
 ]
 
@@ -145,67 +147,93 @@ def _endpoint_url(spec: ProviderConfig, api: Optional[str]) -> Optional[str]:
     return endpoint.url if endpoint is not None else None
 
 
+#: What `StreamParser.translate` makes of one stream event, the one shape the stream
+#: layer takes: the chunk for the caller (None when the event holds none), the usage
+#: figures the event carried (a non-empty dict in the provider's names, or None), and the
+#: fault of a chunk the OpenAI types cannot hold (else None), which the stream layer
+#: raises once it has kept those figures. A plain tuple: a named one costs several times
+#: as much to make, once per event.
+Translated = tuple[Optional["ChatCompletionChunk"], Optional[JSONDict], Optional[MalformedBody]]
+
+#: The fields of a chunk every chunk of a stream shares (see `StreamParser.head`).
+_HEAD = ("id", "created", "model", "object")
+
+
 class StreamParser:
-    """Turns a provider's stream events into OpenAI chunks (dicts the stream layer then
-    validates, or typed chunks); one per stream.
+    """Turns a provider's stream events into typed OpenAI chunks; one per stream.
 
-    `translate` takes one event, as the SSE decoder gave it, and returns its chunk (or
-    None when it holds nothing for the caller); a subclass writes only `chunk`, the
-    translation of one event's JSON object. Whatever an event holds, `translate` raises
-    only faults (`ProviderFault`, `MalformedBody`). ``done`` is True once the provider
-    signalled the end. ``reply`` is the stream's answer (status, headers; no body).
-    Chunks may carry ``usage``; the stream layer decides whether the caller sees it
-    (``include_usage``).
+    `translate` takes one event, as the SSE decoder gave it, and returns what it makes of
+    it (`Translated`), or None when the event holds nothing at all; whatever an event
+    holds, it raises only faults (`ProviderFault`, `MalformedBody`). A subclass writes
+    `chunk`, the translation of one event's JSON object into an OpenAI chunk dict, which
+    this class finishes the general way (`_general`): usage taken out, emulated stop
+    sequences cut, ``provider`` set, the dict validated into `ChatCompletionChunk`.
 
-    The stream layer calls `translate` once per event, so that is all the Python a
-    usual event costs here: one parse by pydantic-core straight from the event's bytes,
-    and one `chunk` (or, for OpenAI's own chunks, one validation straight into the type).
+    What a stream costs over raw httpx is mostly Python work per event, and that
+    validation was the largest part of it: so a parser may take a short cut for its usual
+    event, making the typed chunk itself (`typed`) exactly as the general way would make
+    it. `OpenAICompatStreamParser` validates an event that already is an OpenAI chunk
+    straight from its bytes; DashScope's and Qianfan v1's make the chunk of an event that
+    is one choice's next piece of text directly (`_typed_chunks`). Whether a parser takes
+    its short cuts is decided when it is made (`typed_chunks`); tests/test_typed_chunks.py
+    holds every short cut equal to the general way.
     """
 
-    done: bool = False
     adapter: Adapter
+    #: The stream's answer (status, headers; no body).
     reply: Reply
+    #: The call the stream answers (its model, provider and emulated stop sequences).
+    call: CallContext
+    #: True once the provider signalled the end of the stream (OpenAI's ``[DONE]``, or
+    #: its own last event).
+    done: bool
+    #: True once the answer is over though the provider's end of stream may not follow:
+    #: a choice carried a finish word (OpenAI-compatible wires, where ``[DONE]`` comes
+    #: after), or an emulated stop sequence cut the text. The stream layer accepts a
+    #: stream that ends then, as it does one that is `done`.
+    finished: bool
+    #: What every chunk of the stream shares (``id``, ``created``, ``model``, ``object``
+    #: as the first event translated gave them, a usage-only one included, and
+    #: ``provider``), None until then: the stream layer makes the ``include_usage`` chunk
+    #: from it and names the request by its ``id``.
+    head: Optional[JSONDict]
+    #: Whether this parser takes its short cuts (see the class docstring). Decided when it
+    #: is made: off when asked (tests compare the two ways), and when the call has
+    #: emulated stop sequences, which are cut out of chunk dicts. A parser may give its
+    #: short cut up on its own (`OpenAICompatStreamParser.MAX_REFUSALS`); nothing else
+    #: changes it.
+    typed_chunks: bool
     #: The SSE event names `chunk` tells apart: it sees any other event with no name (and
     #: the decoder hands such events over as their data bytes: DashScope names every one).
     event_names: ClassVar[tuple[str, ...]] = ("error",)
-    #: Whether `translate` may hand over typed chunks; the stream layer turns it off
-    #: when it must see every chunk as a dict (to cut emulated stop sequences out).
-    typed_chunks: bool = True
-    #: The usage figures of the event a typed chunk came from, as the provider named them
-    #: (a chunk dict carries them as ``usage``); the stream layer takes them from here.
-    usage_given: Optional[JSONDict] = None
 
-    def chunk(
-        self, data: JSONDict, event: Optional[str]
-    ) -> Union[JSONDict, ChatCompletionChunk, None]:  # pragma: no cover
-        """One event's JSON object as an OpenAI chunk dict (or a typed chunk, see
-        `translate`); ``event`` is the SSE event name, if the event had one. Raises the
+    def __init__(
+        self, adapter: Adapter, reply: Reply, call: CallContext, *, typed_chunks: bool = True
+    ) -> None:
+        from ._typed_chunks import validate_chunk  # the chunk types load with the first stream
+
+        self.adapter = adapter
+        self.reply = reply
+        self.call = call
+        self.done = False
+        self.finished = False
+        self.head = None
+        self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
+        self.typed_chunks = typed_chunks and self._stop is None
+        self._validate = validate_chunk
+
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
+        """One event's JSON object as an OpenAI chunk dict, or a short cut's typed chunk
+        (`typed`); ``event`` is the SSE event name, if the event had one. Raises the
         provider's error for an error event."""
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover
 
-    def typed(self, chunk: ChatCompletionChunk, usage: Any) -> ChatCompletionChunk:
-        """What `chunk` returns for a typed chunk (see `translate`): the chunk, its event's
-        usage figures (if any) left in `usage_given` for the stream layer."""
-        if usage:
-            self.usage_given = usage
-        return chunk
-
-    def translate(
-        self, event: Union[bytes, SSEEvent]
-    ) -> Union[JSONDict, ChatCompletionChunk, None]:
-        """One event (its data bytes, or an `SSEEvent`) as an OpenAI chunk dict, or None.
+    def translate(self, event: Union[bytes, SSEEvent]) -> Optional[Translated]:
+        """What one event (its data bytes, or an `SSEEvent`) gives the caller, or None.
 
         Empty events give None, and so does ``data: [DONE]`` (OpenAI's end sentinel),
-        which sets `done`; anything that is not a JSON object raises.
-
-        While `typed_chunks` is on, a parser may instead return a typed
-        `ChatCompletionChunk`: `OpenAICompatStreamParser` for an event that already is
-        one, DashScope's and Qianfan v1's for an event that is one choice's next piece of
-        text (see `_text_chunks`). The stream layer then only keeps its text
-        (``content``, and a delta's ``reasoning_content``) and the event's usage from
-        `usage_given`, and passes it on, so it must be exactly what the dict would have
-        become: validated, with ``provider`` set, no ``usage``, at least one choice, and
-        no text elsewhere (no tool calls)."""
+        which sets `done`; anything that is not a JSON object raises. The chunk, if any,
+        is validated, has ``provider`` set and no ``usage`` (see `Translated`)."""
         if isinstance(event, bytes):  # (nearly always: a plain or an unnamed event)
             raw, name = event, None
         else:
@@ -224,7 +252,7 @@ class StreamParser:
                 data = self.adapter.event_json(raw)
                 if data is None:
                     return None
-            return self.chunk(data, name)
+            chunk = self.chunk(data, name)
         except Fault:
             raise
         except MALFORMED as exc:
@@ -232,11 +260,74 @@ class StreamParser:
             raise self.adapter.invalid_body(
                 text, f"a stream event of an unexpected shape ({type(exc).__name__}: {exc})"
             ) from exc
+        if isinstance(chunk, dict):
+            return self._general(chunk)
+        return chunk
+
+    def typed(self, chunk: ChatCompletionChunk, usage: Any) -> Translated:
+        """A short cut's chunk, and the usage figures its event carried (``usage``, as the
+        event held it), as `translate` returns them. The chunk must be exactly what the
+        general way would have made of the event: validated, ``provider`` set, no
+        ``usage``, at least one choice, and no tool calls."""
+        if self.head is None:
+            self._take_head(chunk)
+        return chunk, (usage if usage and usage.__class__ is dict else None), None
+
+    def _take_head(self, chunk: ChatCompletionChunk) -> None:
+        """`head`, from the stream's first chunk when a short cut made it."""
+        self.head = {key: getattr(chunk, key) for key in _HEAD}
+        self.head["provider"] = self.call.provider
+
+    def _general(self, chunk: JSONDict) -> Translated:
+        """The general way's end: a chunk dict from `chunk` as its typed chunk (none for a
+        dict without choices, whose usage is kept all the same), its usage taken out."""
+        usage = chunk.pop("usage", None)
+        if not usage or usage.__class__ is not dict:
+            usage = None
+        if self.head is None:
+            self.head = {key: chunk[key] for key in _HEAD if key in chunk}
+            self.head["provider"] = self.call.provider
+        if not chunk.get("choices") or (self._stop is not None and not self._cut_at_stop(chunk)):
+            return None, usage, None
+        chunk["provider"] = self.call.provider
+        try:
+            return self._validate(chunk), usage, None
+        except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
+            return None, usage, self.invalid_chunk(chunk, exc)
+
+    def invalid_chunk(self, chunk: JSONDict, reason: Exception) -> MalformedBody:
+        """The fault for a chunk OpenAI's type cannot hold."""
+        return self.adapter.invalid_body(
+            chunk, f"a stream chunk the OpenAI types cannot hold ({reason})"
+        )
+
+    def _cut_at_stop(self, chunk: JSONDict) -> bool:
+        """Cut content at an emulated stop sequence; False when the chunk has nothing left
+        (the text stopped at an earlier one)."""
+        stop = self._stop
+        assert stop is not None
+        if stop.stopped:
+            return False
+        for choice in chunk["choices"]:
+            delta = choice.get("delta")
+            if not delta:
+                delta = choice["delta"] = {}  # (attached: held text may be released into it)
+            if isinstance(delta.get("content"), str):
+                delta["content"] = stop.feed(delta["content"])
+            if stop.stopped:
+                choice["finish_reason"] = "stop"
+                self.finished = True
+            elif choice.get("finish_reason") is not None:
+                held = stop.flush()
+                content = delta.get("content")
+                if held and (content is None or isinstance(content, str)):
+                    delta["content"] = (content or "") + held  # (other content fails validation)
+        return True
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
-        """A chunk's ``usage`` in OpenAI's names. Chunks may carry the provider's own
-        figures and leave the conversion to this, which the stream layer calls only for the
-        figures it keeps (the last), not for every event that repeats them."""
+        """Usage figures as an event carried them (`Translated`), in OpenAI's names. The
+        stream layer calls this only for the figures it keeps (the last), not for every
+        event that repeats them."""
         return usage
 
 

@@ -27,6 +27,7 @@ from ._base import (
     JSONDict,
     Reply,
     StreamParser,
+    Translated,
     _endpoint_url,
     split_url,
     with_web_search,
@@ -305,21 +306,25 @@ class DashScopeStreamParser(StreamParser):
     chunk directly (`_text_chunk`), with no chunk dict to validate.
     """
 
-    def __init__(self, adapter: DashScopeAdapter, reply: Reply, call: CallContext):
-        from ._text_chunks import text_chunk  # the chunk types load with the first stream
+    def __init__(
+        self,
+        adapter: DashScopeAdapter,
+        reply: Reply,
+        call: CallContext,
+        *,
+        typed_chunks: bool = True,
+    ) -> None:
+        from ._typed_chunks import text_chunk  # the chunk types load with the first stream
 
+        super().__init__(adapter, reply, call, typed_chunks=typed_chunks)
         self._make_text_chunk = text_chunk
-        self.adapter = adapter
-        self.reply = reply
-        self.call = call
-        self.done = False
         self.cumulative = not _incremental(call)
         self._seen: dict[tuple[int, str], str] = {}  # (choice, field) -> text so far
         self._tools_seen: dict[tuple[int, int], JSONDict] = {}
         self._started: set[int] = set()
         self._created = int(adapter.clock())  # one stream, one creation time (as OpenAI's)
 
-    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
         if event == "error" or not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if event == "error" or code is not None:

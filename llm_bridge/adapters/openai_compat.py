@@ -10,9 +10,8 @@ adapter reads all of those variants, so a provider defined in a user's config wi
 
 from __future__ import annotations
 
-import functools
 import json
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._sse import SSEEvent
 from ._base import (
@@ -22,6 +21,7 @@ from ._base import (
     JSONDict,
     Reply,
     StreamParser,
+    Translated,
     with_web_search,
 )
 from ._params import ParamContext, legacy_functions_as_tools
@@ -142,11 +142,12 @@ class OpenAICompatStreamParser(StreamParser):
     """OpenAI-shaped SSE events -> OpenAI chunks, tolerant of each provider's variant.
 
     The usual event is already an OpenAI chunk but for the role rule, so it is validated
-    straight from its bytes into `ChatCompletionChunk` (`_typed_chunk`), skipping the
-    JSON objects and the dict translation. An event that needs more takes the general
-    way, `chunk`: usage (also inside a choice, as Moonshot puts it), no choices, a
-    finish word, tool calls, an ``error``, a missing field or a field of another JSON
-    type. tests/test_typed_chunks.py holds the two ways equal.
+    straight from its bytes into `ChatCompletionChunk` and finished there
+    (`_typed_chunks.finish_validated`), skipping the JSON objects and the dict
+    translation. An event that needs more takes the general way, `chunk`: usage (also
+    inside a choice, as Moonshot puts it), no choices, a finish word, tool calls, an
+    ``error``, a missing field or a field of another JSON type.
+    tests/test_typed_chunks.py holds the two ways equal.
     """
 
     #: After this many events in a row that the short cut refuses (a provider that never
@@ -154,25 +155,31 @@ class OpenAICompatStreamParser(StreamParser):
     #: event is validated twice.
     MAX_REFUSALS = 8
 
-    def __init__(self, adapter: OpenAICompatAdapter, reply: Reply, call: CallContext):
-        self.adapter = adapter
-        self.reply = reply
-        self.call = call
-        self.done = False
-        self._finished = False
+    def __init__(
+        self,
+        adapter: OpenAICompatAdapter,
+        reply: Reply,
+        call: CallContext,
+        *,
+        typed_chunks: bool = True,
+    ) -> None:
+        from ._typed_chunks import finish_validated, validate_chunk_json
+
+        super().__init__(adapter, reply, call, typed_chunks=typed_chunks)
         self._roles_sent: set[int] = set()
         self._refusals = 0
-        self._validate_json = _chunk_json_validator()
+        self._validate_json = validate_chunk_json
+        self._finish_validated = finish_validated
 
-    def translate(
-        self, event: Union[bytes, SSEEvent]
-    ) -> Union[JSONDict, ChatCompletionChunk, None]:
+    def translate(self, event: Union[bytes, SSEEvent]) -> Optional[Translated]:
         """`StreamParser.translate`, with the short cut tried first for a plain event."""
         if self.typed_chunks and type(event) is bytes:
             chunk = self._typed_chunk(event)
             if chunk is not None:
                 self._refusals = 0
-                return chunk
+                if self.head is None:
+                    self._take_head(chunk)
+                return chunk, None, None  # (`typed`, inline: it runs per event)
             self._refusals += 1
             if self._refusals >= self.MAX_REFUSALS:
                 self.typed_chunks = False
@@ -194,32 +201,13 @@ class OpenAICompatStreamParser(StreamParser):
         # Every refusal is decided before anything changes: a refused event goes the
         # general way, which must find the role state as this event found it.
         for choice in chunk.choices:
-            delta = choice.delta
             if (
                 choice.finish_reason is not None
-                or delta.tool_calls is not None
+                or choice.delta.tool_calls is not None
                 or (choice.__pydantic_extra__ and "usage" in choice.__pydantic_extra__)
             ):
                 return None
-        roles_sent = self._roles_sent
-        for choice in chunk.choices:  # the role rule of `chunk` (no tool calls here), on the model
-            delta = choice.delta
-            fields = delta.__pydantic_fields_set__
-            if choice.index in roles_sent:
-                if "role" in fields:
-                    fields.discard("role")
-                    vars(delta)["role"] = None
-            elif delta.role or delta.content is not None:
-                if "role" not in fields:
-                    fields.add("role")
-                    vars(delta)["role"] = "assistant"
-                roles_sent.add(choice.index)
-        fields = chunk.__pydantic_fields_set__
-        fields.discard("usage")  # a null one, which the stream layer pops from a dict
-        fields.update(("object", "provider"))
-        vars(chunk)["object"] = "chat.completion.chunk"
-        extra["provider"] = self.call.provider
-        return chunk
+        return self._finish_validated(chunk, self.call.provider, self._roles_sent)
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> JSONDict:
         if event == "error" or data.get("error") is not None:
@@ -240,7 +228,7 @@ class OpenAICompatStreamParser(StreamParser):
             if not delta:
                 choice["delta"] = delta = {}
             # OpenAI names the role once, on a choice's first chunk; some repeat it.
-            # (`_typed_chunk` applies the same rule to a validated chunk.)
+            # (`_typed_chunks.finish_validated` applies the same rule to a validated chunk.)
             if index in roles_sent:
                 if "role" in delta:
                     del delta["role"]
@@ -256,17 +244,12 @@ class OpenAICompatStreamParser(StreamParser):
                     finish, self.reply, data
                 )
                 if finish is not None:
-                    self._finished = True
+                    self.finished = True
             if "usage" in choice:  # Moonshot's place for it; OpenAI's is the top level
                 usage = choice.pop("usage")
                 if usage and not data.get("usage"):
                     data["usage"] = usage
         return data
-
-    @property
-    def finished(self) -> bool:
-        """True once a choice carried a finish_reason (enough to accept a missing [DONE])."""
-        return self._finished
 
 
 def _hoist_choice_usage(body: JSONDict) -> None:
@@ -278,12 +261,3 @@ def _hoist_choice_usage(body: JSONDict) -> None:
         if usage:
             body["usage"] = usage
             return
-
-
-@functools.cache
-def _chunk_json_validator() -> Callable[..., ChatCompletionChunk]:
-    """`ChatCompletionChunk.model_validate_json` without its Python-level wrapper (it runs
-    per event), from the chunk types loaded with the first stream."""
-    from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
-
-    return ChatCompletionChunk.__pydantic_validator__.validate_json

@@ -50,6 +50,7 @@ from ._base import (
     ProviderFault,
     Reply,
     StreamParser,
+    Translated,
     _endpoint_url,
     require_key,
 )
@@ -309,21 +310,25 @@ class QianfanStreamParser(StreamParser):
     """v1 SSE events (``result`` increments, ``is_end``, cumulative usage) -> OpenAI chunks.
 
     An event that is only the next piece of text becomes a typed chunk directly
-    (`_text_chunks`), with no chunk dict to validate.
+    (`_typed_chunks`), with no chunk dict to validate.
     """
 
-    def __init__(self, adapter: QianfanAdapter, reply: Reply, call: CallContext):
-        from ._text_chunks import text_chunk  # the chunk types load with the first stream
+    def __init__(
+        self,
+        adapter: QianfanAdapter,
+        reply: Reply,
+        call: CallContext,
+        *,
+        typed_chunks: bool = True,
+    ) -> None:
+        from ._typed_chunks import text_chunk  # the chunk types load with the first stream
 
+        super().__init__(adapter, reply, call, typed_chunks=typed_chunks)
         self._make_text_chunk = text_chunk
-        self.adapter = adapter
-        self.reply = reply
-        self.call = call
-        self.done = False
         self._started = False
         self._created = int(adapter.clock())  # for events without their own
 
-    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, ChatCompletionChunk]:
+    def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
         if not _ERROR_KEYS.isdisjoint(data):
             code, message = self.adapter.error_fields(data)
             if code is not None:
