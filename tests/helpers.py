@@ -190,6 +190,33 @@ def sse_payloads(raw: bytes) -> list[str]:
     return [block[len("data: ") :] for block in blocks]
 
 
+#: Where a client can take a provider's keys from (see `keys_from`).
+KEY_SOURCES = ("arguments", "environment", "config")
+
+
+def keys_from(
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    api_key: str,
+    secret_key: Optional[str] = None,
+    *,
+    variables: tuple[str, ...] = ("QIANFAN_AK", "QIANFAN_SK"),
+) -> dict[str, Any]:
+    """The client options that hand ``provider`` its keys through ``source``: constructor
+    arguments, the environment (``variables``: the key's, then the secret's when there is
+    one) or the config. The environment needs no options."""
+    keys = {"api_key": api_key, **({"secret_key": secret_key} if secret_key else {})}
+    if source == "arguments":
+        return keys
+    if source == "environment":
+        monkeypatch.setenv(variables[0], api_key)
+        if secret_key:
+            monkeypatch.setenv(variables[1], secret_key)
+        return {}
+    return {"config": {"providers": {provider: keys}}}
+
+
 def credentials_of(c: Any) -> Any:
     """The credentials a client's engine holds for Qianfan."""
     return c._engine.adapter("qianfan").credentials

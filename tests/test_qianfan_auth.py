@@ -27,7 +27,7 @@ import pytest
 from baidubce import utils as bce_utils
 from baidubce.auth import bce_v1_signer
 from baidubce.auth.bce_credentials import BceCredentials
-from helpers import HELLO, Clock, bridge, credentials_of
+from helpers import HELLO, KEY_SOURCES, Clock, bridge, credentials_of, keys_from
 
 from llm_bridge import (
     AsyncOpenAI,
@@ -145,34 +145,20 @@ def assert_v1_with_token(fake: FakeQianfan) -> None:
 # ----------------------------------------------------------------------------- 1. credentials
 
 
-@pytest.mark.parametrize("source", ["arguments", "environment", "config"])
+@pytest.mark.parametrize("source", KEY_SOURCES)
 def test_app_keys_select_v1_with_access_token(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeQianfan(AK, SK)
-    options: dict[str, Any] = {}
-    if source == "arguments":
-        options = {"api_key": AK, "secret_key": SK}
-    elif source == "environment":
-        monkeypatch.setenv("QIANFAN_AK", AK)
-        monkeypatch.setenv("QIANFAN_SK", SK)
-    else:
-        options = {"config": {"providers": {"qianfan": {"api_key": AK, "secret_key": SK}}}}
-    c = client(fake, **options)
+    c = client(fake, **keys_from(source, monkeypatch, "qianfan", AK, SK))
     result = ask(c)
     assert result.choices[0].message.content.endswith("You said: 你好")
     assert result.choices[0].finish_reason == "stop"
     assert_v1_with_token(fake)
 
 
-@pytest.mark.parametrize("source", ["arguments", "environment", "config"])
+@pytest.mark.parametrize("source", KEY_SOURCES)
 def test_bce_v3_key_alone_selects_v2(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeQianfanV2(V2_KEY)
-    options: dict[str, Any] = {}
-    if source == "arguments":
-        options = {"api_key": V2_KEY}
-    elif source == "environment":
-        monkeypatch.setenv("QIANFAN_API_KEY", V2_KEY)
-    else:
-        options = {"config": {"providers": {"qianfan": {"api_key": V2_KEY}}}}
+    options = keys_from(source, monkeypatch, "qianfan", V2_KEY, variables=("QIANFAN_API_KEY",))
     c = client(fake, **options)
     result = ask(c)
     (request,) = fake.requests
@@ -261,13 +247,8 @@ def test_api_key_without_secret_key_fails_at_construction(
     source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeQianfan(AK, SK)
-    options: dict[str, Any] = {}
-    if source == "arguments":
-        options = {"api_key": AK}
-    else:
-        monkeypatch.setenv("QIANFAN_AK", AK)
     with pytest.raises(OpenAIError) as info:
-        client(fake, **options)
+        client(fake, **keys_from(source, monkeypatch, "qianfan", AK))
     message = str(info.value)
     assert "QIANFAN_SK" in message and "secret_key" in message
     assert AK not in message

@@ -25,7 +25,7 @@ import pytest
 from baidubce import utils as bce_utils
 from baidubce.auth import bce_v1_signer
 from baidubce.auth.bce_credentials import BceCredentials
-from helpers import HELLO, Clock, bridge, credentials_of, upstream
+from helpers import HELLO, KEY_SOURCES, Clock, bridge, credentials_of, keys_from, upstream
 
 import llm_bridge
 from llm_bridge import AsyncOpenAI, AuthenticationError, OpenAI, OpenAIError
@@ -151,21 +151,13 @@ def test_the_keys_of_an_iam_plan_are_the_iam_pair_when_application_keys_are_also
 # ----------------------------------------------------------------------------- v1 closed
 
 
-@pytest.mark.parametrize("source", ["arguments", "environment", "config"])
+@pytest.mark.parametrize("source", KEY_SOURCES)
 def test_application_keys_without_the_v1_opt_in_fail_before_any_request(
     source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeQianfanV2()
-    options: dict[str, Any] = {}
-    if source == "arguments":
-        options = {"api_key": APP_AK, "secret_key": APP_SK}
-    elif source == "environment":
-        monkeypatch.setenv("QIANFAN_AK", APP_AK)
-        monkeypatch.setenv("QIANFAN_SK", APP_SK)
-    else:
-        options = {"config": {"providers": {"qianfan": {"api_key": APP_AK, "secret_key": APP_SK}}}}
     with pytest.raises(OpenAIError) as info:
-        client(fake, **options)
+        client(fake, **keys_from(source, monkeypatch, "qianfan", APP_AK, APP_SK))
     message = str(info.value)
     assert "2026-08-31" in message and "v1" in message
     assert "bce-v3/" in message and "API Key" in message  # how to get a v2 key
