@@ -6,7 +6,7 @@ ends in a result or an `APIError` subclass: never a bare ``ValueError``, ``KeyEr
 ``RecursionError`` or ``UnicodeEncodeError``, and the gateway answers every request with
 an HTTP response, never its own "failed to answer" error. Bodies are bounded (and the
 clients' ``[limits]`` small), so memory is, and `MemoryWatch` measures it: what an
-example peaks at, and whether memory keeps growing over a thousand examples; the suite's
+example peaks at, and whether memory keeps growing over hundreds of examples; the suite's
 timeout bounds time.
 
 How many examples each test runs is the profile, chosen with ``LLM_BRIDGE_FUZZ``:
@@ -77,7 +77,7 @@ TOKEN = {"access_token": "24.fuzz-token", "expires_in": 2592000}
 #: much the second half of the measured window may add to what the first half left
 #: behind. The clients' limits hold answers to 64 KiB. Seen on this project's machine:
 #: peaks of 90-200 KB (1.7 MB for a gateway's first calls), and 5-35 KB added by bounded
-#: caches still filling (a leak of 128 bytes a call adds 64 KB).
+#: caches still filling (a leak of 400 bytes a call adds 80 KB over 200 calls).
 MAX_PEAK_BYTES = 4 * 2**20
 MAX_GROWTH_BYTES = 64 * 2**10
 #: Code of the test harness, not of llm-bridge or the libraries it drives: the
@@ -105,10 +105,11 @@ class MemoryWatch:
 
     After a warm-up (a fifth of the profile's examples, and every tokenizer loaded:
     connection pools, token caches and lazily built tables fill there), tracemalloc
-    follows a window of up to 1,000 examples. It records the largest peak of any one
+    follows a window of up to 400 examples. It records the largest peak of any one
     example above what was allocated before it, and what the window's second half adds
     to what its first half left behind, each after a full collection. Caches fill and
-    stop; a leak keeps growing, so a call that leaks 128 bytes fails the CI profile.
+    stop; a leak keeps growing, so a call that leaks 400 bytes fails the CI profile.
+    (Each traced example costs about three untraced ones: the window is kept short.)
 
     Logging is off in the window: pytest keeps every record of a test, with its
     arguments (requests, URLs), which would show as growth that is pytest's, not ours.
@@ -119,7 +120,7 @@ class MemoryWatch:
     ) -> None:
         self.settle = settle  # run before each measure: work queued for later, done now
         self.start = examples // 5
-        window = min(1_000, examples // 2)
+        window = min(400, examples // 2)
         self.middle = self.start + window // 2
         self.end = self.start + window
         self.seen = 0

@@ -939,14 +939,30 @@ output = 2000
 
 def sign_in(driver: Any, key: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     field = driver.find_element(By.CSS_SELECTOR, "form.login input[name=key]")
     field.send_keys(key)
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(field))
+    WebDriverWait(driver, 10).until(lambda _: gone(field))
     wait_for(lambda: driver.execute_script("return document.readyState") == "complete")
+
+
+def gone(element: Any) -> bool:
+    """Whether ``element`` left the page (a navigation replaced it). While the old page is
+    torn down, chromedriver may answer "Node with given id does not belong to the
+    document" instead of a stale-element error: gone too (seen with Chromium 156)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def find(driver: Any, css: str, timeout: float = 10.0) -> Any:
