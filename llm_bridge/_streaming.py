@@ -556,21 +556,33 @@ def unlink_openai_stream(stream: Any) -> None:
     rebuilt on a copy of the stream that does not hold it: the same response, client,
     decoder and options, no cycle; dropping the stream then closes its response at once.
 
-    For ``llm_bridge.OpenAI``/``AsyncOpenAI``, whose streams these are. Anything but
-    openai's own unstarted ``__stream__`` of this very stream (another openai version's
-    layout, a stream already read) is left as it is."""
+    For ``llm_bridge.OpenAI``/``AsyncOpenAI``, whose streams these are, as openai hands a
+    stream over and before anything reads it. Anything but openai's own unstarted
+    ``__stream__`` of the stream's class (another openai version's layout) is left as it
+    is. The generator's frame is not looked into: on Python 3.13.0 a view of a generator's
+    locals that outlives the generator crashes the interpreter (CPython gh-125723)."""
     iterator = getattr(stream, "__dict__", {}).get("_iterator")
-    frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "ag_frame", None)
+    own = getattr(getattr(type(stream), "__stream__", None), "__code__", None)
     code = getattr(iterator, "gi_code", None) or getattr(iterator, "ag_code", None)
-    if frame is None or code is None or code.co_name != "__stream__":
+    if own is None or code is not own or _started(iterator):
         return
-    local = frame.f_locals  # (a dict, or from Python 3.13 a view of the frame)
-    if set(local) != {"self"} or local["self"] is not stream:
-        return  # started (its other locals are set), or not this stream's
     view = object.__new__(type(stream))
     view.__dict__.update(stream.__dict__)
     del view.__dict__["_iterator"]
     stream._iterator = view.__stream__()
+
+
+def _started(iterator: Any) -> bool:
+    """Whether a generator (or async generator) has run: running, suspended at a
+    ``yield`` (known from Python 3.12 for async generators, 3.11 for generators), or
+    finished. (Where suspension cannot be told, `unlink_openai_stream`'s caller, which
+    runs before anything can read the stream, is what ensures it has not started.)"""
+    prefix = "ag_" if hasattr(iterator, "ag_code") else "gi_"
+    return bool(
+        getattr(iterator, prefix + "running", False)
+        or getattr(iterator, prefix + "suspended", False)
+        or getattr(iterator, prefix + "frame", None) is None
+    )
 
 
 def aggregate(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -116,12 +117,39 @@ asyncio.run(main())
 }
 
 
-@pytest.mark.parametrize("program", list(PROGRAMS))
-def test_an_abandoned_stream_prints_nothing_at_exit(program: str, tmp_path: Any) -> None:
-    script = tmp_path / "abandon.py"
-    script.write_text(textwrap.dedent(PRELUDE) + PROGRAMS[program], encoding="utf-8")
+#: The same abandonment with openai's own client over an httpx2 stream, no llm-bridge.
+OPENAI_ALONE = """
+import httpx2, openai
+
+CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",' \\
+    b'"choices":[{"index":0,"delta":{"content":"x"}}]}\\n\\n'
+
+
+class Body(httpx2.SyncByteStream):
+    def __iter__(self):
+        for _ in range(10):
+            yield CHUNK
+        yield b"data: [DONE]\\n\\n"
+
+
+def answer(request):
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+
+
+client = openai.OpenAI(
+    api_key="k", base_url="https://example.test/v1",
+    http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
+)
+stream = client.chat.completions.create(model="m", messages=[], stream=True)
+print(next(stream).choices[0].delta.content, flush=True)
+"""
+
+
+def run_script(tmp_path: Any, name: str, text: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / name
+    script.write_text(text, encoding="utf-8")
     environment = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-X", "dev", "-W", "always", str(script)],
         capture_output=True,
         text=True,
@@ -130,6 +158,18 @@ def test_an_abandoned_stream_prints_nothing_at_exit(program: str, tmp_path: Any)
         env=environment,
         cwd=tmp_path,
     )
+
+
+@pytest.mark.parametrize("program", list(PROGRAMS))
+def test_an_abandoned_stream_prints_nothing_at_exit(program: str, tmp_path: Any) -> None:
+    done = run_script(tmp_path, "abandon.py", textwrap.dedent(PRELUDE) + PROGRAMS[program])
+    if done.returncode == -signal.SIGSEGV:
+        # CPython 3.13.0 crashes at exit when its collector closes a suspended openai stream
+        # over httpx2. If openai alone crashes the same way, the crash is the
+        # interpreter's; it is reported as an expected failure, not hidden.
+        alone = run_script(tmp_path, "openai_alone.py", textwrap.dedent(OPENAI_ALONE))
+        if alone.returncode == -signal.SIGSEGV:
+            pytest.xfail(f"Python {sys.version.split()[0]} crashes at exit without llm-bridge")
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", f"stderr at exit:\n{done.stderr}"
     first, *usage = done.stdout.splitlines()
