@@ -59,10 +59,10 @@ from ._asgi import BodyTooLarge, ClientGone, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
-from ._ledger import IN_PROGRESS, NullLedger, SQLiteLedger
+from ._ledger import NullLedger, SQLiteLedger
 from ._memory import MemoryState
 from ._metrics import Metrics
-from ._state import GatewayState, LedgerEntry, LedgerSink
+from ._state import IN_PROGRESS, GatewayState, LedgerEntry, LedgerSink
 
 __all__ = ["GatewayApp"]
 
