@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import httpx
 
 from ._fake import FakeProvider, approx_tokens, dumps, message_text
-from ._script import ToolCallSpec
+from ._script import Reply, ToolCallSpec
 
 DEFAULT_HOST = "dashscope.aliyuncs.com"
 INTL_HOST = "dashscope-intl.aliyuncs.com"
@@ -202,6 +202,20 @@ def wants_json_object(parameters: Mapping[str, Any]) -> bool:
 def mentions_json(messages: Iterable[Any]) -> bool:
     """The json_object rule: some message must contain the word "json" (any case)."""
     return any("json" in message_text(m).lower() for m in messages)
+
+
+def assistant_message(request_id: str, content: Any, reply: Reply) -> dict[str, Any]:
+    """The answer's assistant message, as both wires write it: role, content, then the
+    reasoning text and the tool calls when the reply has them."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reply.reasoning_content is not None:
+        message["reasoning_content"] = reply.reasoning_content
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            tool_call(request_id, i, spec, spec.arguments_json())
+            for i, spec in enumerate(reply.tool_calls)
+        ]
+    return message
 
 
 def tool_call(request_id: str, index: int, spec: ToolCallSpec, arguments: str) -> dict[str, Any]:

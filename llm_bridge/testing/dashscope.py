@@ -40,6 +40,7 @@ from ._dashscope_gateway import (
     OUTPUT_FILTERED,
     STREAM_ONLY,
     DashScopeGateway,
+    assistant_message,
     batch_error,
     embedding_rule,
     mentions_json,
@@ -361,17 +362,7 @@ class FakeDashScope(DashScopeGateway):
         if _text_format(call, reply):
             output = {"text": reply.content, "finish_reason": finish}
         else:
-            message: dict[str, Any] = {
-                "role": "assistant",
-                "content": _content(call, reply.content),
-            }
-            if reply.reasoning_content is not None:
-                message["reasoning_content"] = reply.reasoning_content
-            if reply.tool_calls:
-                message["tool_calls"] = [
-                    tool_call(call.request_id, i, spec, spec.arguments_json())
-                    for i, spec in enumerate(reply.tool_calls)
-                ]
+            message = assistant_message(call.request_id, _content(call, reply.content), reply)
             output = {"choices": [{"finish_reason": finish, "message": message}]}
         usage = self._final_usage(call, reply, stream=False)
         return {"output": output, "usage": usage, "request_id": call.request_id}

@@ -31,10 +31,10 @@ from ._dashscope_gateway import (
     OUTPUT_FILTERED,
     STREAM_ONLY,
     DashScopeGateway,
+    assistant_message,
     batch_error,
     embedding_rule,
     mentions_json,
-    tool_call,
     tool_call_piece,
     wants_json_object,
 )
@@ -296,14 +296,7 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
         self, call: WireCall, reply: Reply, *, filtered: bool = False
     ) -> dict[str, Any]:
         """The compatible-mode ``chat.completion`` body, in DashScope's key order."""
-        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-        if reply.reasoning_content is not None:
-            message["reasoning_content"] = reply.reasoning_content
-        if reply.tool_calls:
-            message["tool_calls"] = [
-                tool_call(call.request_id, i, spec, spec.arguments_json())
-                for i, spec in enumerate(reply.tool_calls)
-            ]
+        message = assistant_message(call.request_id, reply.content, reply)
         choice = {
             "message": message,
             "finish_reason": reply.resolved_finish_reason(),
