@@ -249,35 +249,44 @@ def test_the_openai_npm_package_through_the_gateway(
     assert forbidden["code"] == "model_not_allowed"
 
 
-def start_stream(gateway: Gateway) -> tuple[threading.Thread, dict[str, Any], threading.Event]:
-    """A streamed chat in a thread: ``result`` gets its body or its error."""
-    result: dict[str, Any] = {}
-    first = threading.Event()
+REQUEST_ID = "x-llm-bridge-gateway-request-id"
 
-    def run() -> None:
+
+class StreamWatch:
+    """A streamed chat read with httpx in a thread: its status, id, body and error."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.status: Optional[int] = None
+        self.request_id: Optional[str] = None
+        self.body = b""
+        self.error: Optional[BaseException] = None
+        self.first = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         body = {"model": "fast", "messages": HELLO, "stream": True}
-        received = b""
         try:
             with httpx.stream(
                 "POST",
-                gateway.url + "/v1/chat/completions",
+                self.url + "/v1/chat/completions",
                 json=body,
                 headers={"Authorization": f"Bearer {KEY}"},
                 timeout=30,
             ) as response:
-                result["status"] = response.status_code
+                self.status = response.status_code
+                self.request_id = response.headers.get(REQUEST_ID)
                 for chunk in response.iter_raw():
-                    received += chunk
-                    first.set()
+                    self.body += chunk
+                    self.first.set()
         except httpx.HTTPError as error:
-            result["error"] = error
+            self.error = error
         finally:
-            result["body"] = received
-            first.set()
+            self.first.set()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result, first
+    def events(self) -> list[bytes]:
+        return [e for e in self.body.split(b"\n\n") if e.strip()]
 
 
 def test_sigterm_lets_a_stream_finish_flushes_the_ledger_and_a_restart_keeps_it(
@@ -288,12 +297,12 @@ def test_sigterm_lets_a_stream_finish_flushes_the_ledger_and_a_restart_keeps_it(
     with serve(fake, faults=[Fault.stall_after(300, 2.0)]) as upstream:
         gateway = Gateway(tmp_path, upstream)
         try:
-            thread, result, first = start_stream(gateway)
-            assert first.wait(15) and "error" not in result
+            watch = StreamWatch(gateway.url)
+            assert watch.first.wait(15) and watch.error is None
             gateway.process.send_signal(signal.SIGTERM)
-            thread.join(20)
-            assert result.get("status") == 200 and "error" not in result, result
-            assert result["body"].rstrip().endswith(b"data: [DONE]")
+            watch.thread.join(20)
+            assert watch.status == 200 and watch.error is None, watch.__dict__
+            assert watch.body.rstrip().endswith(b"data: [DONE]")
             # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
             assert gateway.stop() in (0, -signal.SIGTERM)
             assert "Application shutdown complete." in gateway.output()
@@ -313,7 +322,8 @@ def test_a_gateway_killed_mid_stream_gives_its_client_an_error_and_leaves_one_en
 ) -> None:
     """SIGKILL mid-stream: the client sees the connection break (never a clean end), and
     the ledger keeps the request once, as admitted and never ended (``in_progress``), in
-    the SQLite file and in the Redis stream alike.
+    the SQLite file and in the Redis stream alike, also after a new gateway has opened
+    (and may have recovered) the same ledger.
 
     The provisional row is written behind the request (no request waits for a commit), so
     the kill comes once it is stored: the rows of the last few milliseconds before a
@@ -334,20 +344,23 @@ def test_a_gateway_killed_mid_stream_gives_its_client_an_error_and_leaves_one_en
             return list(read_entries(gateway.ledger)) if gateway.ledger.exists() else []
 
         try:
-            thread, result, first = start_stream(gateway)
-            assert first.wait(15)
+            watch = StreamWatch(gateway.url)
+            assert watch.first.wait(15)
             stored = time.monotonic() + 8
             while not entries() and time.monotonic() < stored:
                 time.sleep(0.05)
             assert entries(), "the admitted request's provisional row was never stored"
             gateway.process.kill()
-            thread.join(20)
+            watch.thread.join(20)
         finally:
             gateway.stop(signal.SIGKILL)
-        after_kill = entries()
-    assert isinstance(result.get("error"), httpx.RemoteProtocolError), result
-    assert b"[DONE]" not in result["body"]
-    (entry,) = after_kill
+        with running_gateway(tmp_path, upstream, extra=extra):
+            pass  # a new process opens (and may recover) the same ledger
+        after_restart = entries()
+    assert watch.status == 200 and isinstance(watch.error, httpx.RemoteProtocolError)
+    assert b"[DONE]" not in watch.body
+    (entry,) = after_restart
+    assert entry.request_id == watch.request_id
     assert (entry.key, entry.model, entry.error_code) == ("node-team", "fast", IN_PROGRESS)
 
 
