@@ -324,7 +324,29 @@ def _release(pipeline: Any, response: httpx.Response, reads: Optional[_Body] = N
     if _collector == threading.get_ident() or sys.is_finalizing():
         _releaser.put((pipeline, response, reads))
     else:
-        _release_now(pipeline, response, reads)
+        _detached(_release_now, pipeline, response, reads)
+
+
+class _Detached(Exception):
+    """The exception `_detached` handles while it runs its function."""
+
+
+def _detached(release: Callable[..., None], *args: Any) -> None:
+    """``release(*args)`` as if no exception were being handled.
+
+    A stream abandoned mid-loop is released while a ``GeneratorExit`` is handled (ours,
+    chained to the abandoning generator's, whose frame holds, say, openai's ``Stream``).
+    Every exception raised meanwhile takes the one being handled as its ``__context__``:
+    closing the body throws a ``GeneratorExit`` through httpx's ``contextmanager``
+    blocks, and on Python 3.10 ``contextlib`` leaves each such exception in a cycle with
+    the frame that handled it, so the chain, and the abandoned streams on it, would wait
+    for the garbage collector. Handling an exception of our own, with no context and no
+    traceback, gives them that as their context instead: a dead end."""
+    try:
+        raise _Detached
+    except _Detached as detached:
+        detached.__context__ = detached.__traceback__ = None
+        release(*args)
 
 
 class _Releaser:

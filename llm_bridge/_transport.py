@@ -356,71 +356,90 @@ def _preload_openai_stream_errors() -> None:
         getattr(anyio, "EndOfStream", None)
 
 
-class _SSEBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
+class _Source:
+    """What a streamed body reads, let go of as the body is closed.
+
+    On Python 3.10 closing httpx's body iterators leaves them in reference cycles (its
+    ``contextlib`` keeps each exception it re-raises in a cycle with its own frame), and
+    those cycles hold the response, and so the body: holding on to the chat stream after
+    closing would keep it, and all it refers to, for the garbage collector."""
+
+    def __init__(self, source: Any) -> None:
+        self._source: Optional[Any] = source
+
+    def _take(self) -> Optional[Any]:
+        """The source, once (None after the body was closed)."""
+        source, self._source = self._source, None
+        return source
+
+
+class _SyncSource(_Source):
+    def close(self) -> None:
+        source = self._take()
+        if source is not None:
+            source.close()
+
+
+class _AsyncSource(_Source):
+    async def aclose(self) -> None:
+        source = self._take()
+        if source is not None:
+            await source.close()
+
+
+class _SSEBody(_SyncSource, *_SYNC_STREAM_BASES):  # type: ignore[misc]
     """A chat stream as OpenAI's server-sent events; closing it closes the provider's."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
     def __iter__(self) -> Iterator[bytes]:
-        return _front.sse_lines(self._stream)
-
-    def close(self) -> None:
-        self._stream.close()
+        return _front.sse_lines(self._source) if self._source is not None else iter(())
 
 
-class _AsyncSSEBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
+class _AsyncSSEBody(_AsyncSource, *_ASYNC_STREAM_BASES):  # type: ignore[misc]
     """The asynchronous twin of `_SSEBody`."""
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
+        if self._source is None:
+            return
+        async for chunk in self._source:
             for event in _front.sse_events(chunk):
                 yield event
         yield _front.DONE_EVENT
 
-    async def aclose(self) -> None:
-        await self._stream.close()
 
-
-class _EventBody(*_SYNC_STREAM_BASES):  # type: ignore[misc]
+class _EventBody(_SyncSource, *_SYNC_STREAM_BASES):  # type: ignore[misc]
     """Responses events (already framed) as a response body: the finished response the
     events hand over (a `Keep`) is stored before the frames that end it go out. Closing
     the body closes the chat."""
 
     def __init__(self, events: Any, store: Any) -> None:
-        self._events = events
+        super().__init__(events)
         self._store = store
 
     def __iter__(self) -> Iterator[bytes]:
-        for frame in self._events:
+        if self._source is None:
+            return
+        for frame in self._source:
             if isinstance(frame, _responses_front.Keep):
                 self._store.put(frame.response_id, frame.entry)
             else:
                 yield frame
 
-    def close(self) -> None:
-        self._events.close()
 
-
-class _AsyncEventBody(*_ASYNC_STREAM_BASES):  # type: ignore[misc]
+class _AsyncEventBody(_AsyncSource, *_ASYNC_STREAM_BASES):  # type: ignore[misc]
     """The asynchronous twin of `_EventBody` (the store is awaited)."""
 
     def __init__(self, events: Any, store: Any) -> None:
-        self._events = events
+        super().__init__(events)
         self._store = store
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for frame in self._events:
+        if self._source is None:
+            return
+        async for frame in self._source:
             if isinstance(frame, _responses_front.Keep):
                 await self._store.aput(frame.response_id, frame.entry)
             else:
                 yield frame
-
-    async def aclose(self) -> None:
-        await self._events.close()
 
 
 class BridgeTransport(_TransportBase, *_SYNC_TRANSPORT_BASES):  # type: ignore[misc]
