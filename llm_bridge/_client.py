@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 import httpx
@@ -147,26 +148,35 @@ class _Bridged:
             organization=args["organization"],
             project=args["project"],
         )
-        self._refuse_websockets()
 
-    def _refuse_websockets(self) -> None:
-        """``responses.connect()`` and ``realtime.connect()`` open a WebSocket to the
+    def _refuse_connect(self, resource: Any, api: str) -> Any:
+        """``resource`` with its ``connect()`` refused.
+
+        ``responses.connect()`` and ``realtime.connect()`` open a WebSocket to the
         provider's host themselves, past the transport (with the provider key): no
         provider speaks them, so they raise openai's NotFoundError, as unserved APIs do."""
         from ._front import Endpoint, unserved
 
-        provider = self._engine.primary_provider()
-        client: Any = self  # (an openai client: the mixin alone has no resources)
-        for resource, api in (
-            (client.responses, "Responses WebSocket mode"),
-            (client.realtime, "the Realtime API"),
-        ):
-            error = unserved(Endpoint("unserved", api), provider)
+        error = unserved(Endpoint("unserved", api), self._engine.primary_provider())
 
-            def refuse(*args: Any, _error: Exception = error, **kwargs: Any) -> Any:
-                raise _error
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise error
 
-            vars(resource)["connect"] = refuse  # an instance attribute shadows the method
+        vars(resource)["connect"] = refuse  # an instance attribute shadows the method
+        return resource
+
+    if not TYPE_CHECKING:  # (type checkers see openai's own resources)
+        # Patched as openai builds them, on first use: building them at construction
+        # imported openai's Realtime and Responses-streaming types (hundreds of modules,
+        # a tenth of a second, megabytes) for every client, used or not.
+
+        @cached_property
+        def responses(self):
+            return self._refuse_connect(super().responses, "Responses WebSocket mode")
+
+        @cached_property
+        def realtime(self):
+            return self._refuse_connect(super().realtime, "the Realtime API")
 
     # ------------------------------------------------------------------ openai hooks
 

@@ -56,6 +56,37 @@ def test_a_client_loads_only_its_own_protocol() -> None:
         assert other not in loaded
 
 
+def test_a_new_client_builds_no_resource_it_was_not_asked_for() -> None:
+    # Refusing the WebSocket modes waits for first use: a client made for chat imports
+    # none of openai's Realtime or Responses-streaming modules (hundreds of them).
+    loaded = modules_after(
+        "from llm_bridge import OpenAI\nOpenAI(provider='zhipu', api_key='id.secret')"
+    )
+    prefixes = ("openai.types.realtime", "openai.lib.streaming.responses")
+    assert not [name for name in loaded if name.startswith(prefixes)]
+
+
+def test_httpx_command_line_client_loads_only_when_it_runs() -> None:
+    # rich, pygments and click are installed here (the [cli] extra, uvicorn), as they are
+    # for many users: httpx 0.x would import all three with itself.
+    loaded = modules_after("import llm_bridge, httpx\nhttpx.Client().close()")
+    assert not {"rich", "pygments", "click"} & loaded
+    # ... and httpx's CLI still works, from the name httpx bound and from its module.
+    for code in (
+        "import llm_bridge, httpx\nhttpx.main()",
+        "import llm_bridge\nimport httpx._main as m\nm.main()",
+    ):
+        run = subprocess.run(
+            [sys.executable, "-c", f"import sys\nsys.argv = ['httpx', '--help']\n{code}"],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0 and "Usage" in run.stdout, run.stdout + run.stderr
+    # httpx imported first: llm-bridge leaves it as it is.
+    loaded = modules_after("import httpx, llm_bridge")
+    assert "rich" in loaded
+
+
 def test_streams_tokenizers_and_unused_types_load_only_when_a_call_needs_them() -> None:
     code = (
         "import httpx\nfrom llm_bridge import OpenAI\nfrom llm_bridge.testing import FakeZhipu\n"

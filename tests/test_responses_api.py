@@ -304,12 +304,16 @@ def test_a_dashscope_responses_error_is_mapped() -> None:
     assert len(fake.requests) == 2
 
 
-def test_websocket_modes_are_not_found_and_never_leave_the_process() -> None:
+@pytest.mark.parametrize("copied", [False, True])
+def test_websocket_modes_are_not_found_and_never_leave_the_process(copied: bool) -> None:
     c = door_client("bridge", FakeZhipu(api_key=KEY))
+    if copied:
+        c = c.with_options(timeout=5)
     with pytest.raises(openai.NotFoundError, match="Responses WebSocket mode"):
         c.responses.connect()
     with pytest.raises(openai.NotFoundError, match="the Realtime API"):
         c.realtime.connect(model="gpt-realtime")
+    assert c.responses is c.responses  # built once, as openai builds it
 
 
 def test_namespace_tools_are_translated_even_where_dashscope_serves_responses() -> None:
