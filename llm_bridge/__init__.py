@@ -10,7 +10,7 @@ Everything public is importable from here; the modules behind it are private.
 
 from typing import TYPE_CHECKING
 
-from . import _httpx_cli  # noqa: F401  (first: before anything imports httpx)
+from . import _httpx_cli  # noqa: F401  # pyright: ignore[reportUnusedImport]  (first: before httpx)
 from ._errors import (
     APIConnectionError,
     APIError,
