@@ -341,12 +341,18 @@ def _detached(release: Callable[..., None], *args: Any) -> None:
     blocks, and on Python 3.10 ``contextlib`` leaves each such exception in a cycle with
     the frame that handled it, so the chain, and the abandoned streams on it, would wait
     for the garbage collector. Handling an exception of our own, with no context and no
-    traceback, gives them that as their context instead: a dead end."""
+    traceback, gives them that as their context instead: a dead end. An exception the
+    release raises itself (a user's ``on_usage``) is passed on without that marker."""
     try:
         raise _Detached
     except _Detached as detached:
         detached.__context__ = detached.__traceback__ = None
-        release(*args)
+        try:
+            release(*args)
+        except BaseException as error:
+            if error.__context__ is detached:
+                error.__context__ = None
+            raise
 
 
 class _Releaser:

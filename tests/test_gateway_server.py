@@ -340,16 +340,16 @@ def test_a_gateway_killed_mid_stream_gives_its_client_an_error_and_leaves_one_en
     lost, doubled nor taken for an ended request."""
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("一二三四五六七八九十", chunk_size=1)
     with contextlib.ExitStack() as stack:
-        extra = ""
+        extra, redis_url = "", ""
         if ledger == "redis":
-            redis = stack.enter_context(RedisServer(tmp_path / "redis").start())
-            extra = f'state = "{redis.url}"\nledger = "redis"'
+            redis_url = stack.enter_context(RedisServer(tmp_path / "redis").start()).url
+            extra = f'state = "{redis_url}"\nledger = "redis"'
         upstream = stack.enter_context(serve(fake, faults=[Fault.stall_after(300, 10.0)]))
         gateway = Gateway(tmp_path, upstream, extra=extra)
 
         def entries() -> list[Any]:
-            if ledger == "redis":
-                return read_ledger(redis.url)
+            if redis_url:
+                return read_ledger(redis_url)
             return list(read_entries(gateway.ledger)) if gateway.ledger.exists() else []
 
         try:

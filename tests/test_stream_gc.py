@@ -271,6 +271,15 @@ def test_a_release_raises_nothing_chained_to_the_exception_being_handled() -> No
     assert context.__context__ is None and context.__traceback__ is None
 
 
+def test_what_a_release_raises_carries_no_trace_of_the_marker() -> None:
+    def release() -> None:
+        raise ValueError("on_usage failed")
+
+    with pytest.raises(ValueError) as raised:
+        _streaming._detached(release)
+    assert raised.value.__context__ is None
+
+
 class ChatStream:
     """What a stream body reads: a chat stream with nothing left to send."""
 
