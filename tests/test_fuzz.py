@@ -32,10 +32,9 @@ import os
 import sysconfig
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import httpx
 import pytest
@@ -68,6 +67,7 @@ PROVIDERS = {
     "dashscope": ["dashscope", "dashscope-compatible"],
 }
 LIMITS = {"max_response_bytes": 65_536, "max_sse_line_bytes": 16_384}
+T = TypeVar("T")
 HELLO: Any = [{"role": "user", "content": "hi"}]
 TOKEN = {"access_token": "24.fuzz-token", "expires_in": 2592000}
 
@@ -111,6 +111,12 @@ class MemoryWatch:
     stop; a leak keeps growing, so a call that leaks 400 bytes fails the CI profile.
     (Each traced example costs about three untraced ones: the window is kept short.)
 
+    tracemalloc counts the whole process: another thread's work (a stream released in
+    the background, an earlier test's ledger writer) or something done once (a module's
+    first import, a source file read for a warning) lands in whichever example is running.
+    So an example over the bound is run once more, and its peak is the lower of the two:
+    what the example's input makes a call allocate comes back, a one-off does not.
+
     Logging is off in the window: pytest keeps every record of a test, with its
     arguments (requests, URLs), which would show as growth that is pytest's, not ours.
     The examples before and after the window log as usual."""
@@ -125,6 +131,7 @@ class MemoryWatch:
         self.end = self.start + window
         self.seen = 0
         self.peak = 0
+        self.repeated = 0  # examples over the bound, run once more
         self.left: dict[str, int] = {}  # bytes left behind, at the middle and the end
         self.grown_by: list[str] = []
         for model, provider in [
@@ -134,33 +141,44 @@ class MemoryWatch:
         ]:
             count_tokens("warm-up", model, provider=provider)
 
-    @contextmanager
-    def example(self) -> Iterator[None]:
+    def example(self, call: Callable[[], T]) -> T:
+        """``call()``'s result, measured if the example is in the window."""
         self.seen += 1
         if self.seen == self.start:
             logging.disable(logging.CRITICAL)
             gc.collect()
             tracemalloc.start(4)  # (frames to find who allocated, `allocated_by`; more cost more)
-        tracing = self.start <= self.seen < self.end
-        if tracing:
-            tracemalloc.reset_peak()
-            before = tracemalloc.get_traced_memory()[0]
-        try:
-            yield
-        finally:
-            if tracing:
-                self.peak = max(self.peak, tracemalloc.get_traced_memory()[1] - before)
-            if self.seen == self.middle:
-                self._middle = self._left_behind()
-            if self.seen == self.end - 1:
-                end = self._left_behind()
-                self.left = {"middle": sum(self._middle.values()), "end": sum(end.values())}
-                grown = {at: size - self._middle.get(at, 0) for at, size in end.items()}
-                self.grown_by = [
-                    f"{at}: +{size} B"
-                    for at, size in sorted(grown.items(), key=lambda i: -i[1])[:8]
-                ]
-                self.stop()
+        if not self.start <= self.seen < self.end:
+            result = call()
+        else:
+            result, peak = self._peak_of(call)
+            if peak > MAX_PEAK_BYTES:
+                self.repeated += 1
+                peak = min(peak, self._peak_of(call)[1])
+            self.peak = max(self.peak, peak)
+        self._at_end_of_example()
+        return result
+
+    @staticmethod
+    def _peak_of(call: Callable[[], T]) -> tuple[T, int]:
+        """``call()``'s result, and the most it allocated at once above what was before."""
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] - before
+
+    def _at_end_of_example(self) -> None:
+        """The left-behind measures, at the window's middle and end."""
+        if self.seen == self.middle:
+            self._middle = self._left_behind()
+        if self.seen == self.end - 1:
+            end = self._left_behind()
+            self.left = {"middle": sum(self._middle.values()), "end": sum(end.values())}
+            grown = {at: size - self._middle.get(at, 0) for at, size in end.items()}
+            self.grown_by = [
+                f"{at}: +{size} B" for at, size in sorted(grown.items(), key=lambda i: -i[1])[:8]
+            ]
+            self.stop()
 
     def _left_behind(self) -> dict[str, int]:
         """Bytes still allocated, by the line charged with them; the harness's left out."""
@@ -185,7 +203,10 @@ class MemoryWatch:
             f"{self.seen} examples ran; the window is {self.start}-{self.end}"
         )
         growth = self.left["end"] - self.left["middle"]
-        print(f"memory: peak {self.peak} B per example; {growth} B added by the second half")
+        print(
+            f"memory: peak {self.peak} B per example ({self.repeated} run twice); "
+            f"{growth} B added by the second half"
+        )
         print(*self.grown_by[:4], sep="\n")
         assert self.peak <= MAX_PEAK_BYTES, f"one example peaked at {self.peak} bytes"
         assert growth <= MAX_GROWTH_BYTES, (
@@ -218,13 +239,28 @@ def test_the_memory_watch_finds_a_leak_and_a_peak(leak: int, size: int, failure:
     kept: list[bytes] = []
     watch = MemoryWatch(examples=1_000)
     for _ in range(1_000):
-        with watch.example():
-            _LIBRARY["work"](kept, leak, size)
+        watch.example(lambda: _LIBRARY["work"](kept, leak, size))
     if failure is None:
         watch.check()
     else:
         with pytest.raises(AssertionError, match=failure):
             watch.check()
+
+
+def test_the_memory_watch_forgives_a_peak_that_does_not_come_back() -> None:
+    """A one-off (another thread's work, a first import) lands in one example; run once
+    more, that example stays within the bound."""
+    once = [5 * 2**20]  # (taken by the window's first example)
+    watch = MemoryWatch(examples=1_000)
+
+    def call() -> None:
+        size = once.pop() if once and watch.seen >= watch.start else 10_000
+        _LIBRARY["work"]([], 0, size)
+
+    for _ in range(1_000):
+        watch.example(call)
+    watch.check()
+    assert watch.repeated == 1 and watch.peak < 2**20
 
 
 # --------------------------------------------------------------------------- answers
@@ -447,8 +483,7 @@ def test_the_client_raises_only_api_errors(
     @given(answer=answers(), wire=st.sampled_from(PROVIDERS[provider]), stream=st.booleans())
     def check(answer: Answer, wire: str, stream: bool) -> None:
         PROVIDER.answer = answer
-        with memory.example():
-            only_api_errors(lambda: call(wire, stream), shown=(wire, stream, answer))
+        memory.example(lambda: only_api_errors(lambda: call(wire, stream), (wire, stream, answer)))
 
     check()
     memory.check()
@@ -527,8 +562,7 @@ def test_the_gateway_answers_every_upstream_with_http(
     def check(answer: Answer, stream: bool) -> None:
         PROVIDER.answer = answer
         path, body = gateway_request(endpoint, GATEWAY_MODELS[provider], stream)
-        with memory.example():
-            response = gateway.post(path, body)
+        response = memory.example(lambda: gateway.post(path, body))
         shown = (stream, answer, response.status_code, response.content[:300])
         assert 200 <= response.status_code < 600, shown
         if response.status_code >= 400:
