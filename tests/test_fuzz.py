@@ -46,6 +46,8 @@ from llm_bridge import APIError, OpenAI, _response_store, _retry
 from llm_bridge.gateway import GatewayApp, create_app, hash_key
 from llm_bridge.tokens import count_tokens
 
+T = TypeVar("T")
+
 PROFILES = {"dev": 300, "ci": 10_000, "nightly": 100_000}
 PROFILE = os.environ.get("LLM_BRIDGE_FUZZ", "ci")
 if PROFILE not in PROFILES:
@@ -67,7 +69,6 @@ PROVIDERS = {
     "dashscope": ["dashscope", "dashscope-compatible"],
 }
 LIMITS = {"max_response_bytes": 65_536, "max_sse_line_bytes": 16_384}
-T = TypeVar("T")
 HELLO: Any = [{"role": "user", "content": "hi"}]
 TOKEN = {"access_token": "24.fuzz-token", "expires_in": 2592000}
 
