@@ -390,8 +390,9 @@ def json_body(parsed: Any) -> bytes:
     and UTF-8 cannot carry) is written with ``\\u`` escapes, as it came: pydantic-core
     refuses to write it, so such a value takes the standard library's way."""
     try:
-        if hasattr(parsed, "model_dump_json"):
-            return parsed.model_dump_json().encode()
+        serializer = getattr(parsed, "__pydantic_serializer__", None)
+        if serializer is not None:  # (``model_dump_json`` is this, decoded to text)
+            return serializer.to_json(parsed)  # type: ignore[no-any-return]
         return to_json(parsed)
     except ValueError:  # PydanticSerializationError: a lone surrogate
         data = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
@@ -399,8 +400,22 @@ def json_body(parsed: Any) -> bytes:
 
 
 def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:
-    """Chunk models as OpenAI's server-sent events, ending with ``[DONE]``."""
+    """Chunk models as OpenAI's server-sent events, ending with ``[DONE]``.
+
+    This runs for every chunk of every stream, so the common chunk (one choice, no tool
+    calls) is written here, straight from its serializer (what ``model_dump_json`` calls,
+    without its Python-level wrapper and the text it decodes); any other chunk, or one
+    the serializer refuses, is `sse_events`'s."""
     for chunk in chunks:
+        choices = chunk.choices
+        if len(choices) == 1 and choices[0].delta.tool_calls is None:
+            try:
+                data = chunk.__pydantic_serializer__.to_json(chunk)
+            except ValueError:  # a lone surrogate: see `json_body`
+                pass
+            else:
+                yield b"data: " + data + b"\n\n"
+                continue
         yield from sse_events(chunk)
     yield DONE_EVENT
 

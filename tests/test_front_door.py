@@ -10,6 +10,7 @@ client on the same path. What openai code relies on holds on each: isinstance ch
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -359,3 +360,36 @@ async def test_a_closed_async_client_says_it_was_closed_and_sends_nothing() -> N
     with pytest.raises(llm_bridge.ClientClosedError, match="AsyncOpenAI client was closed"):
         await client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
     assert len(fake.requests) == 1
+
+
+def _zhipu_with_a_lone_surrogate(request: httpx.Request) -> httpx.Response:
+    """Zhipu's answer whose text holds ``"\\ud800"``: JSON may carry it, UTF-8 cannot."""
+    head = '{"id":"r1","created":1,"model":"glm-4-flash","choices":[{"index":0,'
+    usage = '"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+    if not json.loads(request.content).get("stream"):
+        body = head + '"message":{"role":"assistant","content":"a\\ud800b"},'
+        body += '"finish_reason":"stop"}],' + usage
+        return httpx.Response(
+            200, content=body.encode(), headers={"content-type": "application/json"}
+        )
+    events = [
+        head + '"delta":{"role":"assistant","content":"a\\ud800"}}]}',
+        head + '"delta":{"content":"b"}}]}',
+        head + '"delta":{"content":""},"finish_reason":"stop"}],' + usage,
+        "[DONE]",
+    ]
+    sse = "".join(f"data: {event}\n\n" for event in events)
+    return httpx.Response(200, content=sse.encode(), headers={"content-type": "text/event-stream"})
+
+
+@DOORS
+def test_text_with_a_lone_surrogate_reaches_openai_as_it_came(door: Any) -> None:
+    """pydantic-core refuses to write a lone surrogate; such a chunk or answer is written
+    the standard library's way (``\\u`` escapes) instead of failing."""
+    client = door(
+        SimpleNamespace(transport=lambda: httpx.MockTransport(_zhipu_with_a_lone_surrogate))
+    )
+    answer = client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert answer.choices[0].message.content == "a\ud800b"
+    stream = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a\ud800b"
