@@ -395,6 +395,7 @@ class Engine:
         self._requests = RequestBuilder()
         self._routes: dict[str, list[Route]] = {}
         self._plain_options = (RequestOptions(), RequestOptions(raw=True))
+        self._timeout_options: dict[tuple[Optional[float], ...], RequestOptions] = {}
         self._lock = threading.Lock()
         redact_http_logs()  # httpx's request log lines would show Qianfan's query secrets
         if provider is not None:
@@ -406,6 +407,23 @@ class Engine:
         if given:
             return RequestOptions(raw=raw, **given)
         return self._plain_options[raw]
+
+    def timeout_options(self, timeout: Optional[tuple[Optional[float], ...]]) -> RequestOptions:
+        """The options of a call whose only option is its timeout, given as its connect,
+        read, write and pool seconds (None: the client's): one read-only instance per
+        value, as openai sets the same timeout on every request of a client."""
+        if timeout is None:
+            return self._plain_options[False]
+        options = self._timeout_options.get(timeout)
+        if options is None:
+            if len(self._timeout_options) >= 16:
+                self._timeout_options.clear()
+            connect, read, write, pool = timeout
+            options = RequestOptions(
+                timeout=httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+            )
+            self._timeout_options[timeout] = options
+        return options
 
     # ------------------------------------------------------------------ providers
 

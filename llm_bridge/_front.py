@@ -87,6 +87,9 @@ _APIS = {
 #: Request headers that belong to the openai client's conversation with us, not to the
 #: provider: its own key, its telemetry, the body's framing. The rest (the caller's
 #: ``default_headers`` and ``extra_headers``) go upstream.
+#: A request's timeout: its connect, read, write and pool seconds (None: no limit).
+TimeoutValues = tuple[Optional[float], Optional[float], Optional[float], Optional[float]]
+
 _LOCAL_HEADERS = frozenset(
     {
         "host",
@@ -198,14 +201,45 @@ def unserved(endpoint: Endpoint, provider: Optional[str]) -> APIStatusError:
     )
 
 
-def forwarded_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The caller's own headers among those a request carries (see `_LOCAL_HEADERS`)."""
-    return {
-        name: value
-        for name, value in headers
-        if name.lower() not in _LOCAL_HEADERS
-        and not name.lower().startswith(("x-stainless-", "x-llm-bridge-"))
-    }
+def forwarded_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The caller's own headers among those a request carries (see `_LOCAL_HEADERS`),
+    from its raw headers: names in lower case, values decoded as httpx decodes them.
+
+    Whether a name is forwarded is kept per name (a request carries a dozen headers,
+    nearly all of them openai's own, and this runs for every request)."""
+    forwarded: dict[str, str] = {}
+    for name, value in raw:
+        kept = _FORWARDED.get(name)
+        if kept is None:
+            kept = _forwarded_name(name)
+            if len(_FORWARDED) >= 256:  # the names come from callers: bounded
+                _FORWARDED.clear()
+            _FORWARDED[name] = kept
+        if kept:
+            forwarded[kept] = _header_text(value)
+    return forwarded
+
+
+#: Raw header names read by `forwarded_headers`: the name to forward, or "" (dropped).
+_FORWARDED: dict[bytes, str] = {}
+
+
+def _forwarded_name(raw: bytes) -> str:
+    name = _header_text(raw).lower()
+    if name in _LOCAL_HEADERS or name.startswith(("x-stainless-", "x-llm-bridge-")):
+        return ""
+    return name
+
+
+def _header_text(raw: bytes) -> str:
+    """A header's bytes as text, as ``httpx.Headers`` decodes them (ascii, utf-8, else
+    latin-1)."""
+    for encoding in ("ascii", "utf-8"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
 
 
 def query_of(params: Any) -> dict[str, Any]:
@@ -219,12 +253,14 @@ def query_of(params: Any) -> dict[str, Any]:
     return query
 
 
-def timeout_from(extensions: Mapping[str, Any]) -> Optional[httpx.Timeout]:
-    """The timeout the openai client set on a request (httpx's and httpx2's shape)."""
+def timeout_of(extensions: Mapping[str, Any]) -> Optional[TimeoutValues]:
+    """The timeout the openai client set on a request (httpx's and httpx2's shape), as
+    its connect, read, write and pool seconds."""
     timeout = extensions.get("timeout")
     if not isinstance(timeout, dict):
         return None
-    return httpx.Timeout(**{k: timeout.get(k) for k in ("connect", "read", "write", "pool")})
+    get = timeout.get
+    return get("connect"), get("read"), get("write"), get("pool")
 
 
 def stream_limits_from(headers: Mapping[str, str]) -> dict[str, float]:

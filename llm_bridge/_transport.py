@@ -241,7 +241,7 @@ class _Call:
         headers, query and timeout."""
         self.params = params
         given: dict[str, Any] = {}
-        headers = _front.forwarded_headers(request.headers.multi_items())
+        headers = _front.forwarded_headers(request.headers.raw)
         if headers:
             given["extra_headers"] = headers
         query = _front.query_of(request.url.params)
@@ -249,12 +249,14 @@ class _Call:
             given["extra_query"] = query
         if extras:
             given["extra_body"] = extras
-        timeout = _front.timeout_from(request.extensions)
-        if timeout is not None:
-            given["timeout"] = timeout
         if params.get("stream"):
             given.update(_front.stream_limits_from(request.headers))
-        self.options = self.engine.options(**given)
+        # The common call has nothing but a timeout (openai sets one on every request):
+        # it gets shared options, made once per timeout.
+        options = self.engine.timeout_options(_front.timeout_of(request.extensions))
+        if given:
+            options = self.engine.options(timeout=options.timeout, **given)
+        self.options = options
 
     def local_answer(self, url: str, stored: Any) -> Any:
         """``models`` and ``model`` from the catalogue; stored responses from ``stored``,

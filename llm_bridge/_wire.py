@@ -73,9 +73,32 @@ def reply_of(response: httpx.Response, *, read: bool = True) -> Reply:
         url = None
     if not read:
         return Reply(response.status_code, response.headers, url=url)
-    return Reply(
-        response.status_code, response.headers, response.content, url, response.encoding or "utf-8"
-    )
+    if response.default_encoding == "utf-8":  # httpx's default: the header decides
+        encoding = _charset(response.headers.get("content-type"))
+    else:  # a client's own default (a detector, say) may read the body
+        encoding = response.encoding or "utf-8"
+    return Reply(response.status_code, response.headers, response.content, url, encoding)
+
+
+#: Content-Type values read by `_charset` (bounded: the values come from providers).
+_CHARSETS: dict[Optional[str], str] = {}
+
+
+def _charset(content_type: Optional[str]) -> str:
+    """The encoding httpx reads a body in when it has this Content-Type: its charset if
+    Python knows it, else utf-8. Kept per value: httpx parses the header with the
+    standard library's e-mail parser, several microseconds a response, and a provider
+    sends the same few values every time."""
+    encoding = _CHARSETS.get(content_type)
+    if encoding is None:
+        import httpx
+
+        headers = {} if content_type is None else {"content-type": content_type}
+        encoding = httpx.Response(200, headers=headers).encoding or "utf-8"
+        if len(_CHARSETS) >= 64:
+            _CHARSETS.clear()
+        _CHARSETS[content_type] = encoding
+    return encoding
 
 
 class Fault(Exception):

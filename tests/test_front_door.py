@@ -393,3 +393,84 @@ def test_text_with_a_lone_surrogate_reaches_openai_as_it_came(door: Any) -> None
     assert answer.choices[0].message.content == "a\ud800b"
     stream = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a\ud800b"
+
+
+def _answering(seen: list[httpx.Request]) -> SimpleNamespace:
+    """A Zhipu stand-in that keeps each request it is sent and answers ``你好``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {
+            "id": "r1",
+            "created": 1,
+            "model": "glm-4-flash",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "你好"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return httpx.Response(200, json=body)
+
+    return SimpleNamespace(transport=lambda: httpx.MockTransport(handle))
+
+
+@DOORS
+def test_each_calls_timeout_reaches_the_provider_request(door: Any) -> None:
+    """openai puts a timeout on every request; calls with the same one share options
+    (made once), and a different one is never taken for it."""
+    seen: list[httpx.Request] = []
+    client = door(_answering(seen))
+    for timeout in (None, 7.5, None, httpx.Timeout(3.0, connect=1.0), 7.5):
+        chosen = client if timeout is None else client.with_options(timeout=timeout)
+        chosen.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    reads = [(r.extensions["timeout"]["connect"], r.extensions["timeout"]["read"]) for r in seen]
+    default = (openai.DEFAULT_TIMEOUT.connect, openai.DEFAULT_TIMEOUT.read)
+    assert reads == [default, (7.5, 7.5), default, (1.0, 3.0), (7.5, 7.5)]
+
+
+@DOORS
+@pytest.mark.parametrize(
+    ("content_type", "body", "text"),
+    [
+        ("text/plain; charset=gbk", "网关错误".encode("gbk"), "网关错误"),
+        ("text/plain; charset=GB18030", "网关错误".encode("gb18030"), "网关错误"),
+        ("text/plain", "网关错误".encode(), "网关错误"),
+        ("text/plain; charset=no-such-codec", "网关错误".encode(), "网关错误"),
+    ],
+)
+def test_an_error_page_is_quoted_in_its_declared_charset(
+    door: Any, content_type: str, body: bytes, text: str
+) -> None:
+    """A provider's non-JSON error page is read as its Content-Type says (utf-8 when it
+    names no charset, or one Python does not know), as httpx reads it."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, content=body, headers={"content-type": content_type})
+
+    client = door(SimpleNamespace(transport=lambda: httpx.MockTransport(handle)), max_retries=0)
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert text in info.value.message
+
+
+def test_forwarded_headers_read_raw_names_in_any_case_and_any_encoding() -> None:
+    from llm_bridge import _front
+
+    raw = [
+        (b"X-Trace", b"one"),
+        (b"AUTHORIZATION", b"Bearer k"),
+        (b"X-Stainless-OS", b"Linux"),
+        (b"x-llm-bridge-stream-deadline", b"5"),
+        (b"X-Title", "中文".encode()),
+        (b"X-Latin", "café".encode("latin-1")),
+    ]
+    for _ in range(2):  # the second time from what was kept per name
+        assert _front.forwarded_headers(raw) == {
+            "x-trace": "one",
+            "x-title": "中文",
+            "x-latin": "café",
+        }
