@@ -395,39 +395,17 @@ def test_text_with_a_lone_surrogate_reaches_openai_as_it_came(door: Any) -> None
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a\ud800b"
 
 
-def _answering(seen: list[httpx.Request]) -> SimpleNamespace:
-    """A Zhipu stand-in that keeps each request it is sent and answers ``你好``."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        body = {
-            "id": "r1",
-            "created": 1,
-            "model": "glm-4-flash",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "你好"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        return httpx.Response(200, json=body)
-
-    return SimpleNamespace(transport=lambda: httpx.MockTransport(handle))
-
-
 @DOORS
 def test_each_calls_timeout_reaches_the_provider_request(door: Any) -> None:
     """openai puts a timeout on every request; calls with the same one share options
     (made once), and a different one is never taken for it."""
-    seen: list[httpx.Request] = []
-    client = door(_answering(seen))
+    fake = FakeZhipu(api_key=KEY)
+    client = door(fake)
     for timeout in (None, 7.5, None, httpx.Timeout(3.0, connect=1.0), 7.5):
         chosen = client if timeout is None else client.with_options(timeout=timeout)
         chosen.chat.completions.create(model="glm-4-flash", messages=HELLO)
-    reads = [(r.extensions["timeout"]["connect"], r.extensions["timeout"]["read"]) for r in seen]
+    sent = fake.requests
+    reads = [(r.extensions["timeout"]["connect"], r.extensions["timeout"]["read"]) for r in sent]
     default = (openai.DEFAULT_TIMEOUT.connect, openai.DEFAULT_TIMEOUT.read)
     assert reads == [default, (7.5, 7.5), default, (1.0, 3.0), (7.5, 7.5)]
 
