@@ -84,12 +84,12 @@ _APIS = {
     "admin": "the administration API",
 }
 
-#: Request headers that belong to the openai client's conversation with us, not to the
-#: provider: its own key, its telemetry, the body's framing. The rest (the caller's
-#: ``default_headers`` and ``extra_headers``) go upstream.
 #: A request's timeout: its connect, read, write and pool seconds (None: no limit).
 TimeoutValues = tuple[Optional[float], Optional[float], Optional[float], Optional[float]]
 
+#: Request headers that belong to the openai client's conversation with us, not to the
+#: provider: its own key, its telemetry, the body's framing. The rest (the caller's
+#: ``default_headers`` and ``extra_headers``) go upstream.
 _LOCAL_HEADERS = frozenset(
     {
         "host",
