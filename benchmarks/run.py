@@ -942,10 +942,7 @@ _EDGES: dict[
             ("llm_bridge/adapters/", "translate", "llm_bridge/_streaming.py", None),
             ("~", "validate_python", "llm_bridge/_streaming.py", None),
         ],
-        "serialise": [
-            ("llm_bridge/_front.py", "sse_events", None, None),
-            (None, "model_dump_json", "llm_bridge/_front.py", "sse_lines"),  # (before sse_events)
-        ],
+        "serialise": [("llm_bridge/_front.py", "sse_events", None, None)],
         "openai parse": [
             ("openai/_base_client.py", "_process_response_data", "openai/_streaming.py", None),
             ("openai/_streaming.py", "json", None, None),

@@ -436,39 +436,32 @@ def json_body(parsed: Any) -> bytes:
 
 
 def sse_lines(chunks: Iterable[Any]) -> Iterator[bytes]:
-    """Chunk models as OpenAI's server-sent events, ending with ``[DONE]``.
-
-    This runs for every chunk of every stream, so the common chunk (one choice, no tool
-    calls) is written here, straight from its serializer (what ``model_dump_json`` calls,
-    without its Python-level wrapper and the text it decodes); any other chunk, or one
-    the serializer refuses, is `sse_events`'s."""
+    """Chunk models as OpenAI's server-sent events, a piece per chunk, ending with
+    ``[DONE]``."""
     for chunk in chunks:
-        choices = chunk.choices
-        if len(choices) == 1 and choices[0].delta.tool_calls is None:
-            try:
-                data = chunk.__pydantic_serializer__.to_json(chunk)
-            except ValueError:  # a lone surrogate: see `json_body`
-                pass
-            else:
-                yield b"data: " + data + b"\n\n"
-                continue
-        yield from sse_events(chunk)
+        yield sse_events(chunk)
     yield DONE_EVENT
 
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-def sse_events(chunk: Any) -> list[bytes]:
-    """One chunk as the events OpenAI's server would send for it.
+def sse_events(chunk: Any) -> bytes:
+    """One chunk as the events OpenAI's server would send for it, in one piece of body.
+
+    This runs for every chunk of every stream: the common chunk (one choice, no tool
+    calls) is tested for first and written by `json_body`, straight from its serializer.
 
     Chunks with tool calls are written as OpenAI writes them: a continuation delta carries
     no ``id``/``type``/``name`` keys at all (openai's stream helper copies a ``null`` type
     over the call's "function"), and a finish reason arrives in a chunk of its own after
     the last tool-call delta (providers such as Zhipu send both at once, and openai's
     helper then never reports the last call's arguments as done)."""
-    if not any(choice.delta.tool_calls for choice in chunk.choices):
-        return [b"data: " + json_body(chunk) + b"\n\n"]
+    choices = chunk.choices
+    if (len(choices) == 1 and choices[0].delta.tool_calls is None) or not any(
+        choice.delta.tool_calls for choice in choices
+    ):
+        return b"data: " + json_body(chunk) + b"\n\n"
     data = chunk.model_dump(mode="json")
     ending = []
     for choice in data["choices"]:
@@ -481,9 +474,9 @@ def sse_events(chunk: Any) -> list[bytes]:
             )
             choice["finish_reason"] = None
     if not ending:
-        return [_event(data)]
+        return _event(data)
     usage = data.pop("usage", None)
-    return [_event(data), _event({**data, "choices": ending, "usage": usage})]
+    return _event(data) + _event({**data, "choices": ending, "usage": usage})
 
 
 def _drop_nones(mapping: dict[str, Any], keys: tuple[str, ...]) -> None:

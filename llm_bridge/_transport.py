@@ -403,8 +403,7 @@ class _AsyncSSEBody(_AsyncSource, *_ASYNC_STREAM_BASES):  # type: ignore[misc]
         if self._source is None:
             return
         async for chunk in self._source:
-            for event in _front.sse_events(chunk):
-                yield event
+            yield _front.sse_events(chunk)
         yield _front.DONE_EVENT
 
 
