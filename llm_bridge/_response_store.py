@@ -51,6 +51,9 @@ class StoredResponse:
     messages: list[dict[str, Any]]  # the conversation's chat messages, answer included
     input_items: list[dict[str, Any]] = field(default_factory=list)
     native: bool = False  # the provider's own Responses answer (its id is the provider's)
+    #: What the provider saw that ``messages`` lack ("<where> of <response id>" -> why):
+    #: items of a native conversation with no chat form (`_responses_front.to_keep`).
+    omitted: dict[str, str] = field(default_factory=dict)
     expires_at: float = 0.0  # (the in-memory store's bookkeeping; never serialised)
 
     def to_json(self) -> dict[str, Any]:
@@ -61,6 +64,7 @@ class StoredResponse:
             "messages": self.messages,
             "input_items": self.input_items,
             "native": self.native,
+            "omitted": self.omitted,
         }
 
     @classmethod
@@ -69,12 +73,12 @@ class StoredResponse:
         if not isinstance(data, dict) or data.get("v") != _LAYOUT:
             raise ValueError("not a stored llm-bridge response")
         response, messages = data.get("response"), data.get("messages")
-        items = data.get("input_items", [])
+        items, omitted = data.get("input_items", []), data.get("omitted", {})
         if not (isinstance(response, dict) and isinstance(messages, list)):
             raise ValueError("a stored llm-bridge response without its response or messages")
-        if not isinstance(items, list):
-            raise ValueError("a stored llm-bridge response with malformed input items")
-        return cls(response, messages, items, native=data.get("native") is True)
+        if not (isinstance(items, list) and isinstance(omitted, dict)):
+            raise ValueError("a stored llm-bridge response with malformed input items or notes")
+        return cls(response, messages, items, native=data.get("native") is True, omitted=omitted)
 
 
 def seconds(value: float) -> str:

@@ -61,7 +61,9 @@ The translation, and the choices it makes:
 
 Unsupported features are reported through the caller's ``unsupported(param, reason)``
 (warn-and-drop or raise is the caller's policy); malformed requests raise ``TypeError`` /
-``ValueError`` naming the parameter (``"input[2].type: unknown item type 'foo'"``).
+``ValueError`` naming the parameter (``"input[2].type: unknown item type 'foo'"``), except
+where the store keeps a conversation a provider has already answered (`input_messages` and
+`output_messages` with ``skipped``): there what cannot be read is reported and left out.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 __all__ = [
     "RESPONSES_PARAMS",
@@ -81,11 +83,13 @@ __all__ = [
     "instruction_messages",
     "output_messages",
     "response_from_chat",
+    "text_part",
 ]
 
 JSONDict = dict[str, Any]
 ItemIds = Callable[[str], str]
 Report = Callable[[str, str], None]
+_Read = TypeVar("_Read")
 
 #: Every body parameter ``responses.create`` sends (openai 3.63), plus ``verbosity``, which
 #: ``responses.parse(verbosity=...)`` puts at the top level. Anything else is the caller's
@@ -319,12 +323,18 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
     return params
 
 
-def input_messages(request: JSONDict) -> list[JSONDict]:
+def input_messages(request: JSONDict, *, skipped: Optional[Report] = None) -> list[JSONDict]:
     """The chat messages the request's ``input`` becomes: what the store keeps for
     continuation. ``instructions`` are left out (see `instruction_messages`): OpenAI does
-    not carry them over to the next turn. Unsupported items and parts are left out too."""
+    not carry them over to the next turn. Unsupported items and parts are left out too.
+
+    With ``skipped``, an item or part that cannot be translated (an unknown type, a
+    malformed field) is left out as well and reported to it with what is unsupported,
+    where it would raise: for a request a provider has already answered as it was (its own
+    Responses API), whose conversation is kept as far as it translates."""
     _check_request(request)
-    return _items_to_messages(request, "input", _ignore, _ToolNames(request.get("tools")))
+    names = _ToolNames(request.get("tools"))
+    return _items_to_messages(request, "input", skipped or _ignore, names, skipped is not None)
 
 
 def instruction_messages(request: JSONDict) -> list[JSONDict]:
@@ -345,7 +355,7 @@ def _check_request(request: Any) -> None:
 
 
 def _items_to_messages(
-    request: JSONDict, name: str, unsupported: Report, names: _ToolNames
+    request: JSONDict, name: str, unsupported: Report, names: _ToolNames, lenient: bool = False
 ) -> list[JSONDict]:
     value = request.get(name)
     if value is None:
@@ -353,27 +363,46 @@ def _items_to_messages(
     if isinstance(value, str):
         role = "system" if name == "instructions" else "user"
         return [{"role": role, "content": value}]
-    if not isinstance(value, list):
-        raise TypeError(f"{name}: must be a string or a list of items, got {type(value).__name__}")
-    return _Conversation(name, unsupported, names).run(value)
+    conversation = _Conversation(unsupported, names, lenient)
+    conversation.read(conversation.run, name, value)
+    return conversation.out
 
 
 class _Conversation:
-    """Input items -> chat messages, grouping assistant turns (see the module docstring)."""
+    """Input items -> chat messages, grouping assistant turns (see the module docstring).
 
-    def __init__(self, name: str, unsupported: Report, names: _ToolNames) -> None:
-        self.name = name
+    ``lenient``: an item, or a part of a message, that raises (an unknown type, a malformed
+    field) is reported to ``unsupported`` under the path its error names and left out."""
+
+    def __init__(self, unsupported: Report, names: _ToolNames, lenient: bool = False) -> None:
         self.unsupported = unsupported
         self.names = names
+        self.lenient = lenient
         self.out: list[JSONDict] = []
         self.turn: Optional[JSONDict] = None  # the assistant message being gathered
         self.reasoning: list[str] = []
 
-    def run(self, items: list[Any]) -> list[JSONDict]:
+    def run(self, where: str, items: Any) -> None:
+        """Translate the list of items at ``where`` (``input``, ...) into `out`."""
+        if not isinstance(items, list):
+            raise TypeError(
+                f"{where}: must be a string or a list of items, got {type(items).__name__}"
+            )
         for index, item in enumerate(items):
-            self.item(f"{self.name}[{index}]", item)
+            self.read(self.item, f"{where}[{index}]", item)
         self.flush()
-        return self.out
+
+    def read(self, reader: Callable[[str, Any], _Read], where: str, value: Any) -> Optional[_Read]:
+        """``reader(where, value)``; when lenient, None for what it cannot read (reported).
+        Readers raise before they change the conversation, so nothing is half-added."""
+        if not self.lenient:
+            return reader(where, value)
+        try:
+            return reader(where, value)
+        except (TypeError, ValueError) as error:
+            at, _, reason = str(error).partition(": ")  # "input[2].type: unknown item type"
+            self.unsupported(at, reason)
+            return None
 
     def flush(self) -> None:
         if self.turn is None:
@@ -458,7 +487,7 @@ class _Conversation:
             return
         parts: list[JSONDict] = []
         for at, part in _parts(where, "content", content):
-            chat = self.input_part(at, part)
+            chat = self.read(self.input_part, at, part)
             if chat is not None:
                 parts.append(chat)
         self.out.append({"role": role, "content": parts})
@@ -867,7 +896,7 @@ def response_from_chat(
     if isinstance(content, list):  # a provider's text parts
         content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
     if isinstance(content, str) and content:
-        parts.append(_text_part(content))
+        parts.append(text_part(content))
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         parts.append({"type": "refusal", "refusal": refusal})
@@ -897,18 +926,21 @@ def response_from_chat(
     )
 
 
-def output_messages(response: JSONDict) -> list[JSONDict]:
+def output_messages(response: JSONDict, *, skipped: Optional[Report] = None) -> list[JSONDict]:
     """The chat messages a Response's output becomes, for the store's continuation: one
-    assistant message with ``content``, ``tool_calls`` and ``reasoning_content``."""
-    output = {"input": list(response.get("output") or [])}
-    return _items_to_messages(output, "input", _ignore, _ToolNames(response.get("tools")))
+    assistant message with ``content``, ``tool_calls`` and ``reasoning_content``. With
+    ``skipped``, what cannot be translated is reported to it and left out (`input_messages`)."""
+    given = response.get("output")
+    output = {"output": given if isinstance(given, list) else []}
+    names = _ToolNames(response.get("tools"))
+    return _items_to_messages(output, "output", skipped or _ignore, names, skipped is not None)
 
 
 def _reasoning_item(item_id: str, text: str) -> JSONDict:
     return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
 
 
-def _text_part(text: str) -> JSONDict:
+def text_part(text: str) -> JSONDict:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
@@ -1235,7 +1267,7 @@ class ResponseEvents:
 
     @staticmethod
     def _parts(item: _Item) -> list[JSONDict]:
-        parts = [_text_part(item.text)] if item.text or item.refusal is None else []
+        parts = [text_part(item.text)] if item.text or item.refusal is None else []
         if item.refusal is not None:
             parts.append({"type": "refusal", "refusal": item.refusal})
         return parts
@@ -1296,7 +1328,7 @@ class ResponseEvents:
     def _text(self, text: str) -> list[JSONDict]:
         item, events = self._message()
         if not item.has_text and item.refusal is None:
-            events.append(self._part_event("response.content_part.added", item, _text_part("")))
+            events.append(self._part_event("response.content_part.added", item, text_part("")))
         item.add(text)
         events.append(
             self._event(
@@ -1416,7 +1448,7 @@ class ResponseEvents:
                     )
                 )
                 events.append(
-                    self._part_event("response.content_part.done", item, _text_part(item.text))
+                    self._part_event("response.content_part.done", item, text_part(item.text))
                 )
             if item.refusal is not None:
                 events.append(

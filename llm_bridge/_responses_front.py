@@ -49,6 +49,9 @@ __all__ = [
 
 JSONDict = dict[str, Any]
 
+#: ``input_items.list``'s page size when the query names none, and the largest (OpenAI's).
+_PAGE_DEFAULT, _PAGE_MOST = 20, 100
+
 
 class _Described(Protocol):
     """A store, as error messages name it (`SyncResponseStore.describe`)."""
@@ -79,10 +82,11 @@ class ResponsesCall:
     params: JSONDict  # what the engine is given: chat parameters, or the request itself
     extras: JSONDict  # the caller's provider extras
     response_id: str
-    created_at: float
+    created_at: int  # whole seconds, as OpenAI's timestamps
     history: list[JSONDict]  # the stored conversation before this turn
     input_items: list[JSONDict] = field(default_factory=list)
     native: bool = False
+    omitted: dict[str, str] = field(default_factory=dict)  # what `history` lacks
 
     @property
     def stored(self) -> bool:
@@ -126,13 +130,16 @@ def prepare(
     """Read a Responses request body into an engine call.
 
     ``previous`` is what the store holds under the body's `previous_id` (None: nothing, or
-    no such id); ``store`` is named in the error for an unknown one. ``native(model)``
-    says whether every provider the model routes to serves the Responses API itself: then
-    the request passes through (a stored previous response of ours that was translated
-    keeps the conversation translated). ``policy`` is the config's
-    unsupported-parameter policy: a Responses feature the provider lacks (built-in tools on
-    chat providers, ``background``, conversation objects ...) warns and is dropped, is
-    dropped, or raises `BadRequestError` naming it, before any request."""
+    no such id); ``store`` is named in the error for an unknown one (a `BadRequestError`,
+    code ``previous_response_not_found``, as OpenAI answers). ``native(model)`` says
+    whether every provider the model routes to serves the Responses API itself: then the
+    request passes through (a stored previous response of ours that was translated keeps
+    the conversation translated; one that passed through is continued in chat from the
+    conversation stored with it). ``policy`` is the config's unsupported-parameter policy:
+    a Responses feature the provider lacks (built-in tools on chat providers,
+    ``background``, conversation objects, earlier turns that have no chat form ...) warns
+    and is dropped, is dropped, or raises `BadRequestError` naming it, before any
+    request."""
     if not isinstance(body, dict):
         raise _bad_request("the request body must be a JSON object", None, url)
     known = _responses.RESPONSES_PARAMS
@@ -144,13 +151,10 @@ def prepare(
         # Codex's namespace tools are OpenAI's own; a provider's Responses endpoint may not
         # know them (UNSURE for DashScope), while the translation flattens them reliably.
         passes = False
-    history: list[JSONDict] = []
     entry = previous if wanted else None
-    if entry is not None and not entry.native:
-        passes, history = False, entry.messages
-    elif wanted and entry is None and not passes:
+    if wanted and entry is None and not passes:
         raise local_error(
-            NotFoundError,
+            BadRequestError,
             f"Previous response with id '{wanted}' not found: {store.describe()}; it is "
             f"unknown, expired, deleted, or was made with store=false.",
             request=_request(url),
@@ -158,7 +162,10 @@ def prepare(
             code="previous_response_not_found",
             provider=provider,
         )
+    if entry is not None and not entry.native:
+        passes = False  # a translated conversation stays translated
     unsupported = _policy(policy, provider, url)
+    history, omitted = _before(entry, wanted, passes, unsupported)
     if passes:
         for name, reason in _NATIVE_UNSUPPORTED.items():
             if request.get(name) not in (None, False):
@@ -175,11 +182,39 @@ def prepare(
         params=params,
         extras=extras,
         response_id=new_id("resp"),
-        created_at=time.time(),
+        created_at=_now(),
         history=history,
         input_items=_input_items(request),
         native=passes,
+        omitted=omitted,
     )
+
+
+def _before(
+    entry: Optional[StoredResponse],
+    wanted: Optional[str],
+    passes: bool,
+    unsupported: Callable[[str, str], None],
+) -> tuple[list[JSONDict], dict[str, str]]:
+    """The conversation before this turn as chat messages (``entry``'s), and what they
+    lack (`StoredResponse.omitted`). A turn sent as chat is sent without that: each piece
+    is reported through the policy, so no earlier turn is lost unsaid. A turn passed through
+    after a provider's response llm-bridge has no copy of (``wanted``, with no ``entry``)
+    starts a conversation that lacks everything before it."""
+    if entry is None:
+        if not (wanted and passes):
+            return [], {}
+        gap = f"the conversation before {wanted}"
+        return [], {gap: "only the provider has it; llm-bridge kept no copy"}
+    if not passes:
+        for where, why in entry.omitted.items():
+            unsupported(where, why)
+    return entry.messages, dict(entry.omitted)
+
+
+def _now() -> int:
+    """The time now, in whole seconds (``created_at``, ``completed_at``), as OpenAI's."""
+    return int(time.time())
 
 
 def _policy(policy: str, provider: Optional[str], url: str) -> Callable[[str, str], None]:
@@ -209,21 +244,38 @@ def answer(call: ResponsesCall, completion: JSONDict) -> JSONDict:
         response_id=call.response_id,
         created_at=call.created_at,
         item_ids=new_id,
+        completed_at=_now(),
     )
 
 
 def to_keep(call: ResponsesCall, response: JSONDict) -> Optional[Keep]:
-    """What to store of a finished response: it, with the conversation it ends; None
-    when the request said ``store=false``."""
+    """What to store of a finished response: it, with the conversation it ends as chat
+    messages; None when the request said ``store=false``.
+
+    Never raises: the provider has answered (and billed) by now. A passed-through turn's
+    items and parts with no chat form are left out of the conversation and noted in the
+    entry's ``omitted`` (``"<where> of <response id>"``: why), for a continuation in chat
+    to report (`prepare`); a translated turn's were refused or reported when it was sent."""
     if not call.stored:
         return None
+    response_id = str(response.get("id") or call.response_id)
+    omitted = dict(call.omitted)
+
+    def skipped(where: str, why: str) -> None:
+        omitted[f"{where} of {response_id}"] = why
+
+    # UNSURE (docs/unsure.md X2): which item and part types DashScope's own Responses API
+    # takes and gives beyond the chat translation's; those are noted here, not kept.
+    report = skipped if call.native else None
     messages = [
         *call.history,
-        *_responses.input_messages(call.request),
-        *_responses.output_messages(response),
+        *_responses.input_messages(call.request, skipped=report),
+        *_responses.output_messages(response, skipped=report),
     ]
-    entry = StoredResponse(response, messages, call.input_items, native=call.native)
-    return Keep(str(response.get("id") or call.response_id), entry)
+    entry = StoredResponse(
+        response, messages, call.input_items, native=call.native, omitted=omitted
+    )
+    return Keep(response_id, entry)
 
 
 def found(
@@ -266,17 +318,50 @@ def _not_found(response_id: str, url: str, store: _Described) -> Exception:
     )
 
 
-def input_items_page(entry: StoredResponse) -> JSONDict:
-    """``responses.input_items.list``: every input item of the stored request, newest
-    first as OpenAI lists them by default, on one page."""
-    data = list(reversed(entry.input_items))
+def input_items_page(entry: StoredResponse, url: str) -> JSONDict:
+    """``responses.input_items.list``: a page of the stored request's input items, as the
+    query of ``url`` asks (OpenAI's parameters): ``order`` ``desc`` (newest first, the
+    default) or ``asc``, ``limit`` items (1 to 100, default 20), those ``after`` the item
+    with that id in this order. A value out of range is a `BadRequestError` naming it."""
+    query = httpx.URL(url).params
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise _invalid("order", order, "'asc' or 'desc'", url)
+    items = entry.input_items if order == "asc" else entry.input_items[::-1]
+    after = query.get("after")
+    if after is not None:
+        ids = [item.get("id") for item in items]
+        if after not in ids:
+            raise _invalid("after", after, "the id of one of the response's input items", url)
+        items = items[ids.index(after) + 1 :]
+    data = items[: _page_size(query.get("limit"), url)]
     return {
         "object": "list",
         "data": data,
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
-        "has_more": False,
+        "has_more": len(items) > len(data),
     }
+
+
+def _page_size(given: Optional[str], url: str) -> int:
+    """The page size a ``limit`` asks for (None: the default); a `BadRequestError` naming it
+    outside 1 to 100."""
+    if given is None:
+        return _PAGE_DEFAULT
+    try:
+        size = int(given)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= _PAGE_MOST:
+        raise _invalid("limit", given, f"an integer from 1 to {_PAGE_MOST}", url)
+    return size
+
+
+def _invalid(param: str, given: str, allowed: str, url: str) -> BadRequestError:
+    return _bad_request(
+        f"Invalid '{param}': {given!r}; expected {allowed}.", param, url, "invalid_value"
+    )
 
 
 def _input_items(request: JSONDict) -> list[JSONDict]:
@@ -292,13 +377,30 @@ def _input_items(request: JSONDict) -> list[JSONDict]:
         item: JSONDict = dict(given_item)
         if item.get("type", "message") == "message":
             item["type"] = "message"
-            content = item.get("content")
-            if isinstance(content, str):
-                item["content"] = [{"type": "input_text", "text": content}]
+            item["content"] = _listed_content(item.get("role"), item.get("content"))
             item.setdefault("status", "completed")
         item.setdefault("id", new_id("msg" if item["type"] == "message" else "item"))
         items.append(item)
     return items
+
+
+def _listed_content(role: Any, content: Any) -> Any:
+    """A message's content as OpenAI lists it: parts; an assistant's text as
+    ``output_text`` (as in its answers), the others' as ``input_text``."""
+    if isinstance(content, str):
+        content = [{"type": "input_text", "text": content}]
+    if role != "assistant" or not isinstance(content, list):
+        return content
+    return [_output_text(part) for part in content]
+
+
+def _output_text(part: Any) -> Any:
+    """An assistant's text part as ``output_text``, with the fields OpenAI's has; any other
+    part as it is."""
+    text = part.get("text") if isinstance(part, dict) else None
+    if not isinstance(text, str) or part.get("type") not in ("input_text", "output_text"):
+        return part
+    return {**_responses.text_part(text), **part, "type": "output_text"}
 
 
 #: What an event stream yields: SSE frames, and the response to store before the frames
@@ -350,7 +452,7 @@ class ResponseEventStream:
             yield frame
 
     def _finish(self) -> Iterator[Frame]:
-        frames = list(_frames(self._writer.finish()))  # (completes the response)
+        frames = list(_frames(self._writer.finish(completed_at=_now())))  # (completes it)
         kept = to_keep(self._call, self._writer.response)
         if kept is not None:
             yield kept

@@ -273,7 +273,7 @@ class _Call:
         if kind == "response" and httpx.URL(url).params.get("stream") == "true":
             raise _responses_front.no_streamed_retrieval(ident, url)
         if kind == "response_input_items":
-            return _responses_front.input_items_page(entry)
+            return _responses_front.input_items_page(entry, url)
         return entry.response
 
 

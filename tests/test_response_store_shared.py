@@ -181,7 +181,7 @@ async def test_stored_responses_expire_with_their_ttl(
         assert gone.status_code == 404 and error_of(gone)["code"] == "response_not_found"
         asked = len(fake.requests)
         late = await create(one, "它怎么样？", previous_response_id=rid)
-        assert late.status_code == 404
+        assert late.status_code == 400
         error = error_of(late)
         assert error["code"] == "previous_response_not_found" and "for 0.6 s" in error["message"]
         assert len(fake.requests) == asked  # refused before any provider call
@@ -224,7 +224,7 @@ async def test_with_redis_down_a_replica_serves_its_own_and_hands_them_over_afte
         assert_no_redis_internals(elsewhere)
         assert "Redis is unreachable" in error_of(elsewhere)["message"]
         continued = await create(two, "继续", previous_response_id=rid)
-        assert continued.status_code == 404
+        assert continued.status_code == 400
         assert error_of(continued)["code"] == "previous_response_not_found"
         assert_no_redis_internals(continued)
 
@@ -321,7 +321,7 @@ async def test_the_gateway_only_awaits_its_store(tmp_path: Path) -> None:
             assert seen(await client.get(path, headers=AUTH)).status_code == 200
         assert (await client.delete(f"/v1/responses/{rid}", headers=AUTH)).status_code == 200
         missing = await create(client, "继续", previous_response_id=rid)
-        assert missing.status_code == 404
+        assert missing.status_code == 400
         assert "in this process" in error_of(missing)["message"]  # the store describes itself
     assert store.awaited == ["put", "get", "put", "get", "get", "delete", "get"]
     assert len(store) == 1  # the streamed answer

@@ -164,9 +164,9 @@ def test_stored_responses_can_be_retrieved_listed_and_deleted(door: str) -> None
 
 
 @by_door
-def test_an_unknown_previous_response_is_not_found_before_any_request(door: str) -> None:
+def test_an_unknown_previous_response_is_refused_before_any_request(door: str) -> None:
     fake = FakeZhipu(api_key=KEY)
-    with pytest.raises(openai.NotFoundError, match=r"resp_nope.*not found"):
+    with pytest.raises(openai.BadRequestError, match=r"resp_nope.*not found"):
         door_client(door, fake).responses.create(
             model=MODEL, input="继续", previous_response_id="resp_nope"
         )
