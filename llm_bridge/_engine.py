@@ -77,7 +77,7 @@ from ._usage_account import UsageAccount
 from ._wire import call_adapter, reply_of
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
-from .adapters._params import check_chat_params
+from .adapters._params import check_chat_params, check_embedding_params
 from .adapters._stop import cut_at_stop
 from .usage import Price, UsageLedger, UsageRecord
 
@@ -619,8 +619,9 @@ class Engine:
         return CreateEmbeddingResponse.model_validate(data)
 
     def embedding_batches(self, params: JSONDict) -> list[JSONDict]:
-        """The requests of an embeddings call: ``input`` split to the model's batch limit
-        (from the catalogue; one request if none)."""
+        """The checked parameters of each request of an embeddings call: ``input`` split
+        to the model's batch limit (from the catalogue; one request if none)."""
+        check_embedding_params(params)
 
         def max_batch() -> Optional[int]:
             route = self.routes(params["model"])[0]

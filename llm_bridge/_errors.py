@@ -424,3 +424,20 @@ def local_error(
         type="invalid_request_error",
         provider=provider,
     )
+
+
+def status_message(status: int, text: str) -> str:
+    """A provider's failure worded as openai's client words the errors it raises
+    (``Error code: 400 - text``): the message of the exception a Python caller catches."""
+    return f"Error code: {status} - {text}"
+
+
+def server_message(error: BaseException) -> str:
+    """An error's message as a server writes it in ``{"error": {"message": ...}}``: without
+    the ``Error code: 400 -`` of `status_message`, which belongs to the client (openai's
+    adds its own to what it reads)."""
+    message = getattr(error, "message", None) or str(error)
+    status = getattr(error, "status_code", None)
+    if isinstance(status, int):
+        return message.removeprefix(status_message(status, ""))
+    return message

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .adapters._params import EMBEDDING_PARAMS
-
 if TYPE_CHECKING:
     from ._shapes.chat import ChatCompletion
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
@@ -33,17 +31,10 @@ def chat_copies(params: JSONDict, native_n: Callable[[], bool]) -> list[JSONDict
 
 
 def embedding_batches(params: JSONDict, max_batch: Callable[[], Optional[int]]) -> list[JSONDict]:
-    """``params`` checked as openai's ``embeddings.create`` checks them, and ``input``
-    split to the model's batch limit (``max_batch``: None, no limit)."""
-    unknown = set(params) - EMBEDDING_PARAMS
-    if unknown:
-        raise TypeError(f"create() got an unexpected keyword argument {sorted(unknown)[0]!r}")
-    texts = params.get("input")
-    if texts is None:
-        raise TypeError("create() missing required keyword argument: 'input'")
-    if isinstance(texts, str) or not isinstance(texts, list) or not texts:
-        if isinstance(texts, list):
-            raise ValueError("input must not be an empty list")
+    """``input`` (checked: `check_embedding_params`) split to the model's batch limit
+    (``max_batch``: None, no limit)."""
+    texts = params["input"]
+    if not isinstance(texts, list):
         return [params]
     size = max_batch() or len(texts)
     return [{**params, "input": texts[i : i + size]} for i in range(0, len(texts), size)]

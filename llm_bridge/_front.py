@@ -32,9 +32,10 @@ from ._errors import (
     NotFoundError,
     OpenAIError,
     local_error,
+    server_message,
 )
 from ._stream_reading import DEADLINE_HEADER, IDLE_HEADER, seconds
-from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
+from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS, ParamError
 
 __all__ = [
     "ERROR_EXTENSION",
@@ -180,10 +181,12 @@ def read_json(content: bytes) -> object:
         raise invalid_request(f"the request body is not valid JSON ({exc})", param=None) from None
 
 
-def invalid_request(message: str, *, param: Optional[str]) -> APIStatusError:
+def invalid_request(
+    message: str, *, param: Optional[str], code: Optional[str] = None
+) -> APIStatusError:
     """A request OpenAI's server would answer with 400, as the error it would raise."""
     return local_error(
-        BadRequestError, message, request=httpx.Request("POST", "/"), param=param, code=None
+        BadRequestError, message, request=httpx.Request("POST", "/"), param=param, code=code
     )
 
 
@@ -298,10 +301,13 @@ class ErrorReply(NamedTuple):
 def as_openai_error(error: BaseException) -> Optional[OpenAIError]:
     """The OpenAI error a front door reports for an exception, if it is one to report.
 
-    Parameter checks raise ``TypeError``/``ValueError`` naming the parameter; OpenAI's
-    server answers such requests with 400, so that is what they become here."""
+    Parameter checks raise ``TypeError``/``ValueError`` naming the parameter (first in
+    the message, or as a `ParamError`'s ``param``); OpenAI's server answers such requests
+    with 400, so that is what they become here."""
     if isinstance(error, OpenAIError):
         return error
+    if isinstance(error, ParamError):
+        return invalid_request(str(error), param=error.param, code=error.code)
     if isinstance(error, (TypeError, ValueError)):
         message = str(error)
         named = _PARAM_PATH.match(message)
@@ -332,9 +338,8 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         status, kind = 500, "configuration_error"
     elif not isinstance(error, APIError):
         status, kind = 400, "invalid_request_error"
-    message = getattr(error, "message", None) or str(error)
     payload: dict[str, Any] = {
-        "message": message,
+        "message": server_message(error),
         "type": kind,
         "param": getattr(error, "param", None),
         "code": code,
@@ -350,7 +355,7 @@ def error_reply(error: OpenAIError) -> ErrorReply:
                 "provider": failure.provider,
                 "model": failure.model,
                 "error": type(failure.error).__name__,
-                "message": str(getattr(failure.error, "message", failure.error)),
+                "message": server_message(failure.error),
             }
             for failure in chain
         ]

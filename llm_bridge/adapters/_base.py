@@ -33,10 +33,11 @@ from .._errors import (
     InternalServerError,
     OpenAIError,
     exception_for_status,
+    status_message,
 )
 from .._sse import SSEEvent
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
-from ._params import ParamContext
+from ._params import ParamContext, token_ids
 from ._stop import StopScanner
 
 if TYPE_CHECKING:
@@ -361,6 +362,9 @@ class Adapter:
     #: False when the provider returns one choice per request: ``n > 1`` is then served by
     #: sending ``n`` requests and merging their choices (non-stream calls).
     native_n: ClassVar[bool] = True
+    #: Whether the provider's embeddings take ``input`` as token ids, as OpenAI's do; the
+    #: Chinese providers take text only (see `embedding_input`).
+    takes_token_ids: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -535,6 +539,22 @@ class Adapter:
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 
+    def embedding_input(self, ctx: ParamContext) -> Any:
+        """The embeddings ``input`` to send. Token ids, which OpenAI takes and
+        langchain-openai's ``OpenAIEmbeddings`` sends by default, are refused before sending
+        by a provider that takes text only: it would answer with a 400 of its own, and
+        they cannot be read back into text here (no tokenizer vocabulary is shipped)."""
+        texts = ctx.get("input")
+        if token_ids(texts) and not self.takes_token_ids:
+            raise ctx.error(
+                f"input holds token ids (integers), but {self.name} embeddings take "
+                f"text only: send a string or a list of strings. langchain-openai's "
+                f"OpenAIEmbeddings sends token ids by default: pass "
+                f"check_embedding_ctx_length=False to it",
+                param="input",
+            )
+        return texts
+
     def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         raise NotImplementedError
 
@@ -596,7 +616,7 @@ class Adapter:
             retryable = True
         return ProviderFault(
             cls,
-            f"Error code: {status} - [{label}] {text}{suffix}",
+            status_message(status, f"[{label}] {text}{suffix}"),
             body=body,
             code=openai_code or code,
             provider=self.name,

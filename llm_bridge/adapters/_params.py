@@ -18,7 +18,15 @@ from typing import Any, Callable, Optional
 from .._config import ParamRule
 from .._wire import Refused
 
-__all__ = ["CHAT_PARAMS", "EMBEDDING_PARAMS", "ParamContext", "check_chat_params"]
+__all__ = [
+    "CHAT_PARAMS",
+    "EMBEDDING_PARAMS",
+    "ParamContext",
+    "ParamError",
+    "check_chat_params",
+    "check_embedding_params",
+    "token_ids",
+]
 
 #: Every keyword ``chat.completions.create`` accepts, as in openai (plus the extras).
 CHAT_PARAMS = frozenset(
@@ -64,6 +72,26 @@ EMBEDDING_PARAMS = frozenset({"input", "model", "dimensions", "encoding_format",
 REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+#: The ``encoding_format`` values OpenAI's embeddings take.
+ENCODING_FORMATS = ("float", "base64")
+
+
+class ParamError(ValueError):
+    """A check's failure in OpenAI's own words, which do not start with the parameter's
+    name (``Missing required parameter: 'messages'.``), so it names the parameter
+    (``param``) and OpenAI's error ``code`` for the front door's 400 itself."""
+
+    def __init__(self, message: str, *, param: str, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+def missing(name: str) -> ParamError:
+    """OpenAI's error for a required parameter the request does not give."""
+    return ParamError(
+        f"Missing required parameter: {name!r}.", param=name, code="missing_required_parameter"
+    )
 
 
 class ParamContext:
@@ -181,7 +209,9 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
             f"create() got an unexpected keyword argument {name!r}; provider-only fields go "
             f"in extra_body={{{name!r}: ...}}"
         )
+    _check_model(params.get("model"))
     _check_messages(params.get("messages"))
+    _check_stream(params)
     for name, low, high in _RANGES:
         value = params.get(name)
         if value is not None:
@@ -190,7 +220,7 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
         value = params.get(name)
         if value is None:
             continue
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not _integer(value):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
         if least is not None and value < least:
             raise ValueError(f"{name} must be >= {least}, got {value}")
@@ -219,11 +249,69 @@ _INTEGERS = (
     ("seed", None),
     ("top_logprobs", None),
 )
+#: OpenAI's boolean chat parameters (a string such as "yes" is refused, not read as true).
+_BOOLEANS = ("stream", "logprobs", "parallel_tool_calls", "store")
+
+
+def check_embedding_params(params: Mapping[str, Any]) -> None:
+    """Raise ``TypeError``/``ValueError`` for what OpenAI's embeddings refuse, as
+    `check_chat_params` does for chat."""
+    if not EMBEDDING_PARAMS.issuperset(params):
+        name = sorted(set(params) - EMBEDDING_PARAMS)[0]
+        raise TypeError(f"create() got an unexpected keyword argument {name!r}")
+    _check_model(params.get("model"))
+    texts = params.get("input")
+    if texts is None:
+        raise missing("input")
+    if isinstance(texts, list) and not texts:
+        raise ValueError("input must not be an empty list")
+    encoding = params.get("encoding_format")
+    if encoding is not None and encoding not in ENCODING_FORMATS:
+        raise ValueError(f"encoding_format must be 'float' or 'base64', got {encoding!r}")
+
+
+def token_ids(texts: Any) -> bool:
+    """Whether an embeddings ``input`` is token ids (a list of ints, or a list of lists of
+    ints), which OpenAI takes beside text."""
+    if not isinstance(texts, list) or not texts:
+        return False
+    rows = texts if all(isinstance(row, list) for row in texts) else [texts]
+    return all(_integer(t) for row in rows for t in row)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_model(model: Any) -> None:
+    if model is None:
+        raise missing("model")
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a string, got {type(model).__name__}")
+
+
+def _check_stream(params: Mapping[str, Any]) -> None:
+    """OpenAI's boolean parameters are booleans, and ``stream_options`` comes only with
+    ``stream: true`` (the server refuses it otherwise)."""
+    for name in _BOOLEANS:
+        value = params.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be a boolean, got {type(value).__name__}")
+    options = params.get("stream_options")
+    if options is None:
+        return
+    if not isinstance(options, Mapping):
+        raise TypeError(f"stream_options must be an object, got {type(options).__name__}")
+    if params.get("stream") is not True:
+        raise ParamError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
 
 
 def _check_messages(messages: Any) -> None:
     if messages is None:
-        raise TypeError("create() missing required keyword argument: 'messages'")
+        raise missing("messages")
     if isinstance(messages, (str, bytes)) or not hasattr(messages, "__iter__"):
         raise TypeError(f"messages must be a list of message dicts, got {type(messages).__name__}")
     messages = list(messages)

@@ -242,7 +242,7 @@ class DashScopeAdapter(Adapter):
         url = self.url(_EMBEDDING_PATH)
         ctx = self.params(params, url)
         offered = call.info.dimensions if call.info is not None else []
-        texts = params["input"]
+        texts = self.embedding_input(ctx)
         parameters: JSONDict = {}
         dimensions = ctx.dimensions(call.model, offered)
         if dimensions is not None:
@@ -480,6 +480,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
 
     protocol = "dashscope"
     api = "compatible"
+    takes_token_ids = False
 
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         return DashScopeAdapter.must_stream(self, params, call)  # type: ignore[arg-type]

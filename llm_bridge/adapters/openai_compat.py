@@ -38,6 +38,7 @@ _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 class OpenAICompatAdapter(Adapter):
     protocol = "openai_compat"
     lists_models = True
+    takes_token_ids = True  # OpenAI's own embeddings do (so may a compatible server)
 
     chat_path = "chat/completions"
     embeddings_path = "embeddings"
@@ -104,7 +105,11 @@ class OpenAICompatAdapter(Adapter):
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         ctx = self.params(params, self.url(self.embeddings_path))
         offered = call.info.dimensions if call.info is not None else []
-        params = {**params, "dimensions": ctx.dimensions(call.model, offered)}
+        params = {
+            **params,
+            "input": self.embedding_input(ctx),
+            "dimensions": ctx.dimensions(call.model, offered),
+        }
         body = {k: v for k, v in params.items() if v is not None}
         body["model"] = call.model
         # Floats are asked for and, when the caller wanted base64, encoded here: not every

@@ -255,7 +255,7 @@ class QianfanAdapter(Adapter):
         offered = call.info.dimensions if call.info is not None else []
         if ctx.dimensions(call.model, offered) is not None:
             ctx.unsupported("dimensions", f"{call.model} has a fixed size")
-        texts = params["input"]
+        texts = self.embedding_input(ctx)
         body: JSONDict = {"input": [texts] if isinstance(texts, str) else list(texts)}
         if params.get("user"):
             body["user_id"] = params["user"]
@@ -393,6 +393,7 @@ class QianfanV2Adapter(OpenAICompatAdapter):
 
     protocol = "qianfan"
     api = "v2"
+    takes_token_ids = False
 
     @classmethod
     def make_credentials(

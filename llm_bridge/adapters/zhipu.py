@@ -50,6 +50,7 @@ class ZhipuAdapter(OpenAICompatAdapter):
     protocol = "zhipu"
     lists_models = False  # (v4 documents no models endpoint)
     native_n = False
+    takes_token_ids = False
 
     @classmethod
     def make_credentials(
