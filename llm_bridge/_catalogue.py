@@ -1,8 +1,10 @@
 """``GET /models`` and ``GET /models/{id}`` answered from the provider tables and aliases.
 
 The catalogue is what llm-bridge knows a client can reach: the routed provider's models
-(or every provider's, for a client without one) and the config's aliases, whose
-``owned_by`` says ``llm-bridge-alias``. Asking the providers themselves is the CLI's
+(or, for a client without one, those of every provider it has credentials for) and the
+config's aliases, whose ``owned_by`` says ``llm-bridge-alias``. A provider without
+credentials is left out as OpenAI leaves out what a key cannot use: a gateway's clients
+fill their model menus from this list. Asking the providers themselves is the CLI's
 ``models --remote``.
 """
 
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 
-from ._errors import NotFoundError, local_error
+from ._errors import ConfigError, NotFoundError, local_error
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -27,7 +29,7 @@ def _model(name: str, owner: str) -> dict[str, Any]:
 def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
     """The page ``client.models.list()`` reads."""
     config = engine.config
-    names = [provider] if provider else list(config.providers)
+    names = [provider] if provider else [name for name in config.providers if _usable(engine, name)]
     data = [_model(model, name) for name in names for model in config.providers[name].models]
     data.extend(_model(alias, "llm-bridge-alias") for alias in config.aliases)
     return {"object": "list", "data": data}
@@ -45,5 +47,23 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
             code="model_not_found",
             provider=route.provider,
         )
+    if not _usable(engine, route.provider):
+        raise local_error(
+            NotFoundError,
+            f"The model {model!r} is served by {route.provider}, which has no credentials here",
+            request=httpx.Request("GET", f"models/{model}"),
+            code="model_not_found",
+            provider=route.provider,
+        )
     owner = "llm-bridge-alias" if model in config.aliases else route.provider
     return _model(model, owner)
+
+
+def _usable(engine: Engine, provider: str) -> bool:
+    """Whether requests can go to ``provider``: its credentials are there (its adapter,
+    built on first use and kept, can be made)."""
+    try:
+        engine.adapter(provider)
+    except ConfigError:
+        return False
+    return True

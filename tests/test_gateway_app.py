@@ -555,8 +555,8 @@ async def test_metrics_count_requests_tokens_and_cost_and_hold_no_secret(tmp_pat
         (b"{not json", "could not parse the JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (b"", "must be a JSON object"),
-        (b'{"messages": []}', "model parameter"),
-        (b'{"model": 123, "messages": []}', "model parameter"),
+        (b'{"messages": []}', "Missing required parameter: 'model'"),
+        (b'{"model": 123, "messages": []}', "model must be a non-empty string"),
     ],
 )
 async def test_malformed_bodies_400(tmp_path: Path, content: bytes, message: str) -> None:

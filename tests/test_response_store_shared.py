@@ -61,14 +61,13 @@ async def replica(
     async with gateway(cfg, upstream) as (app, client):
         store = shared_response_store(app.gateway, **store_options)
         assert isinstance(store, RedisResponseStore)
-        own = getattr(app.engines, "store", None)  # the app's own, if it wires one
-        app.engines.store = store  # type: ignore[attr-defined]
+        own = app.engines.shared_store
+        app.engines.shared_store = store
         try:
             yield app, client, store
         finally:
             await store.aclose()
-            if own is not None:
-                app.engines.store = own  # type: ignore[attr-defined]
+            app.engines.shared_store = own
 
 
 async def create(client: httpx.AsyncClient, text: str, **more: Any) -> httpx.Response:
@@ -104,7 +103,7 @@ async def test_a_response_made_on_one_replica_is_continued_read_and_deleted_on_a
         made = await create(one, "西湖在哪里？")
         assert made.status_code == 200, made.text
         rid = made.json()["id"]
-        key = f"llm-bridge:response:{rid}"
+        key = f"llm-bridge:response:team/{rid}"
         assert 3_590_000 < await peek.pttl(key) <= 3_600_000  # the TTL is Redis's expiry
         raw = await peek.get(key)
         assert raw is not None and json.loads(raw)["response"]["id"] == rid
@@ -137,9 +136,10 @@ async def test_a_streamed_response_is_in_redis_before_its_last_event(
     cfg = config(tmp_path, redis)
     async with (
         replica(cfg, fake.transport()) as (one, _, _store1),
-        replica(cfg, fake.transport()) as (_, two, _store2),
+        replica(cfg, fake.transport()) as (two, _, _store2),
     ):
-        # Through the replica's transport, to look at Redis while the events come.
+        # Through the replicas' transports, to look at Redis while the events come (no
+        # gateway key is in play there, so the responses are filed under their bare ids).
         request = httpx.Request(
             "POST",
             "http://gateway.llm-bridge.internal/v1/responses",
@@ -158,8 +158,11 @@ async def test_a_streamed_response_is_in_redis_before_its_last_event(
         await response.aclose()
         assert rid is not None and stored_when_completed == 1
 
-        follow = await create(two, "它怎么样？", previous_response_id=rid)
-        assert follow.status_code == 200, follow.text
+        body = {"model": "fast", "input": "它怎么样？", "previous_response_id": rid}
+        follow = await two.transport.handle_async_request(
+            httpx.Request("POST", "http://gateway.llm-bridge.internal/v1/responses", json=body)
+        )
+        assert follow.status_code == 200, await follow.aread()
         assert fake.last_json["messages"] == [USER_1, ANSWER_1, USER_2]
 
 
@@ -173,10 +176,10 @@ async def test_stored_responses_expire_with_their_ttl(
         replica(cfg, fake.transport(), ttl=0.6) as (_, two, _store2),
     ):
         rid = (await create(one, "西湖在哪里？")).json()["id"]
-        assert 0 < await peek.pttl(f"llm-bridge:response:{rid}") <= 600
+        assert 0 < await peek.pttl(f"llm-bridge:response:team/{rid}") <= 600
         assert (await two.get(f"/v1/responses/{rid}", headers=AUTH)).status_code == 200
         await asyncio.sleep(0.8)
-        assert await peek.exists(f"llm-bridge:response:{rid}") == 0
+        assert await peek.exists(f"llm-bridge:response:team/{rid}") == 0
         gone = await two.get(f"/v1/responses/{rid}", headers=AUTH)
         assert gone.status_code == 404 and error_of(gone)["code"] == "response_not_found"
         asked = len(fake.requests)
@@ -231,7 +234,7 @@ async def test_with_redis_down_a_replica_serves_its_own_and_hands_them_over_afte
         redis.start()
         await until(lambda: store1.ready and store2.ready)
         assert len(store1.local) == 0  # handed over
-        assert 0 < await peek.pttl(f"llm-bridge:response:{rid}") <= 3_600_000
+        assert 0 < await peek.pttl(f"llm-bridge:response:team/{rid}") <= 3_600_000
         shared = seen(await two.get(f"/v1/responses/{rid}", headers=AUTH))
         assert shared.status_code == 200 and shared.json()["id"] == rid
         assert (await two.get(f"/v1/responses/{dropped}", headers=AUTH)).status_code == 404
@@ -247,7 +250,7 @@ async def test_a_redis_that_refuses_writes_leaves_the_response_with_its_replica(
             made = await create(one, "西湖在哪里？")
             assert made.status_code == 200, made.text
             rid = made.json()["id"]
-            assert await peek.exists(f"llm-bridge:response:{rid}") == 0
+            assert await peek.exists(f"llm-bridge:response:team/{rid}") == 0
             assert store.ready and len(store.local) == 1  # refused, not down
             follow = await create(one, "它怎么样？", previous_response_id=rid)
             assert follow.status_code == 200, follow.text
@@ -313,7 +316,7 @@ async def test_the_gateway_only_awaits_its_store(tmp_path: Path) -> None:
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("西湖在杭州。").reply("很美。", chunk_size=1)
     store = AsyncOnlyStore()
     async with gateway(settings(tmp_path), fake.transport()) as (app, client):
-        app.engines.store = store  # type: ignore[attr-defined]
+        app.engines.shared_store = store
         rid = (await create(client, "西湖在哪里？")).json()["id"]
         streamed = await create(client, "它怎么样？", previous_response_id=rid, stream=True)
         assert streamed.status_code == 200 and "response.completed" in streamed.text

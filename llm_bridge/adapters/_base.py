@@ -30,8 +30,8 @@ from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig, WebSearchRul
 from .._errors import (
     APIStatusError,
     AuthenticationError,
+    ConfigError,
     InternalServerError,
-    OpenAIError,
     exception_for_status,
     status_message,
 )
@@ -409,7 +409,7 @@ class Adapter:
         """
         adapter_cls, root = cls.variant(spec, keys, base_url)
         if not root:
-            raise OpenAIError(f"provider {name!r} has no base_url: set one in the config")
+            raise ConfigError(f"provider {name!r} has no base_url: set one in the config")
         _warn_plain_http(name, root)
         credentials = adapter_cls.make_credentials(name, spec, keys)
         return adapter_cls(
@@ -675,7 +675,7 @@ def require_key(
     if value:
         return value
     env = " or ".join(getattr(spec, f"{field}_env")) or "its environment variable"
-    raise OpenAIError(
+    raise ConfigError(
         f"no {field} for provider {name!r}: pass {field}=..., set {env}, or set {field} "
         f"under [providers.{name}] in the config"
     )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._config import ModelInfo, ProviderConfig
-from .._errors import OpenAIError
+from .._errors import ConfigError
 from .._reasoning import forces_a_tool, plan_reasoning
 from ._base import (
     Adapter,
@@ -659,7 +659,7 @@ def _check_key_plan(spec: ProviderConfig, key: Optional[str], root: Optional[str
     coding = [e for e in spec.endpoints if e.plan == "coding"]
     if endpoint is not None and endpoint.plan != "coding":
         hosts = ", ".join(e.url for e in coding) or "the Coding Plan host"
-        raise OpenAIError(
+        raise ConfigError(
             f"dashscope: this API key (sk-sp-...) belongs to the Coding Plan, which works only "
             f"at {hosts}, but it would be sent to {endpoint.describe()}, which refuses it "
             f'(401). Set plan = "coding" under [providers.dashscope] to use the plan, or use a '

@@ -80,6 +80,8 @@ class OpenAICompatAdapter(Adapter):
             choice["message"] = message
             if message.get("tool_calls"):
                 message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
+                if message.get("content") == "":  # (Qianfan v2, DashScope: OpenAI's is null)
+                    message["content"] = None
         _hoist_choice_usage(body)
         return body
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from .._auth import BearerKey, Credentials, QianfanAccessToken, QianfanIamToken
 from .._bce_signer import BceSigner
 from .._config import ProviderConfig
-from .._errors import OpenAIError
+from .._errors import ConfigError
 from .._reasoning import forces_a_tool, plan_reasoning
 from ._base import (
     Adapter,
@@ -537,7 +537,7 @@ def plan_keys(name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
     iam_key, iam_secret = keys.get("iam_access_key"), keys.get("iam_secret_key")
     if api_key and api_key.startswith("bce-v3/"):
         if v1:
-            raise OpenAIError(
+            raise ConfigError(
                 f"provider {name!r}: a 'bce-v3/' API key works on v2 only, but api = \"v1\" "
                 f"is set under [providers.{name}]; remove it to use v2"
             )
@@ -569,11 +569,11 @@ def plan_keys(name: str, spec: ProviderConfig, keys: Mapping[str, Optional[str]]
             return KeyPlan("v1", "app", api_key, secret_key)
         if iam_key and iam_secret:  # application keys, but IAM keys reach v2
             return KeyPlan("v2", "iam", iam_key, iam_secret)
-        raise OpenAIError(_v1_closed(name))
+        raise ConfigError(_v1_closed(name))
     if iam_key and iam_secret:
         return KeyPlan("v1" if v1 else "v2", "iam", iam_key, iam_secret)
     if api_key:
-        raise OpenAIError(
+        raise ConfigError(
             f"provider {name!r}: an access key needs its secret key (secret_key=..., "
             f"QIANFAN_SK, or secret_key under [providers.{name}]); a v2 API key alone "
             f"starts with 'bce-v3/'"
@@ -606,7 +606,7 @@ def _credentials(name: str, spec: ProviderConfig, plan: KeyPlan) -> Credentials:
     if plan.api == "v1":
         return BceSigner(plan.key, plan.secret)
     if spec.iam_token_url is None:
-        raise OpenAIError(f"provider {name!r} has no iam_token_url to mint v2 tokens with")
+        raise ConfigError(f"provider {name!r} has no iam_token_url to mint v2 tokens with")
     return QianfanIamToken.shared(
         plan.key, plan.secret, iam_token_url=spec.iam_token_url, assumed=plan.assumed
     )

@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
-from .._errors import OpenAIError
+from .._errors import ConfigError
 from .._reasoning import ReasoningPlan, plan_reasoning
 from ._base import CallContext, JSONDict, require_key, with_web_search
 from ._params import ParamContext
@@ -61,7 +61,7 @@ class ZhipuAdapter(OpenAICompatAdapter):
             try:
                 return ZhipuJWT(api_key, ttl=spec.token_ttl)
             except ValueError as exc:
-                raise OpenAIError(f"provider {name!r}: {exc}") from None
+                raise ConfigError(f"provider {name!r}: {exc}") from None
         return BearerKey(api_key)
 
     # ------------------------------------------------------------------ chat

@@ -59,6 +59,7 @@ from ._asgi import BodyTooLarge, ClientGone, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
+from ._key_store import KeyScopedStore
 from ._ledger import NullLedger, SQLiteLedger
 from ._memory import MemoryState
 from ._metrics import Metrics
@@ -103,6 +104,13 @@ _DEFAULT_MAX_OUTPUT = 4096
 _BYTES_PER_TOKEN = 2.5
 
 _JSON = [(b"content-type", b"application/json")]
+
+#: What a page may read of an answer besides the CORS-safelisted headers.
+_EXPOSED = (
+    b"access-control-expose-headers",
+    b"x-request-id, x-llm-bridge-gateway-request-id, x-llm-bridge-provider, "
+    b"x-llm-bridge-retries, x-should-retry, retry-after",
+)
 
 
 class _Exchange:
@@ -164,9 +172,18 @@ class _GatewayEngines:
 
     def __init__(self, factory: EngineFactory, config: Config, store: AsyncResponseStore) -> None:
         self.factory = factory
-        self.store = store  # stored Responses; the transport awaits it (_transport.store_of)
+        self.shared_store = store  # every key's stored Responses
         self.engine = factory(config, provider=None, api_key=None, base_url=None)
         self._choice = EngineChoice(self.engine, "/v1")
+
+    @property
+    def store(self) -> AsyncResponseStore:
+        """The stored Responses the request being answered may see: its key's own (the
+        transport reads this per request, `_transport.store_of`)."""
+        exchange = _current.get()
+        if exchange is None or exchange.key is None:
+            return self.shared_store
+        return KeyScopedStore(self.shared_store, exchange.key.name)
 
     def choose(self, request: Any) -> EngineChoice:
         return self._choice
@@ -291,7 +308,7 @@ class GatewayApp:
         finally:
             try:
                 await self.state.close()
-                await self.engines.store.aclose()  # (the in-process store: nothing to do)
+                await self.engines.shared_store.aclose()  # (the in-process store: nothing to do)
             finally:
                 try:
                     await self.transport.aclose()
@@ -304,6 +321,9 @@ class GatewayApp:
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/v1" or path.startswith("/v1/"):
+            if method == "OPTIONS" and _header(scope, b"access-control-request-method"):
+                await self._preflight(scope, send)
+                return
             await self._api(scope, receive, send)
             return
         if path == "/dashboard" or path.startswith("/dashboard/"):
@@ -363,11 +383,42 @@ class GatewayApp:
         await _send(send, status, _JSON, json.dumps(body).encode())
         return status
 
+    def _cors(self, scope: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of an answer to a page of ``Origin`` (none when the request
+        names no origin, or one ``cors_origins`` does not allow)."""
+        origin = _header(scope, b"origin")
+        allowed = self.gateway.cors_origins
+        if origin is None or not allowed:
+            return []
+        if "*" in allowed:
+            return [(b"access-control-allow-origin", b"*"), _EXPOSED]
+        if origin.decode("latin-1").lower() not in allowed:
+            return []
+        return [(b"access-control-allow-origin", origin), (b"vary", b"origin"), _EXPOSED]
+
+    async def _preflight(self, scope: dict[str, Any], send: Any) -> None:
+        """A browser's CORS preflight (``OPTIONS`` naming the method it means to send):
+        answered without a key, as browsers send none with it."""
+        self.metrics.started()
+        headers = self._cors(scope)
+        if headers:
+            wanted = _header(scope, b"access-control-request-headers")
+            headers += [
+                (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+                (b"access-control-allow-headers", wanted or b"authorization, content-type"),
+                (b"access-control-max-age", b"600"),
+            ]
+        try:
+            await _send(send, 204, headers, b"")
+        finally:
+            self.metrics.finished(route="preflight", status=204, seconds=0.0)
+
     # ------------------------------------------------------------------ the API
 
     async def _api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route, methods = _route_of(scope["path"])
         exchange = _Exchange(route)
+        send = _stamped(send, exchange.request_id, self._cors(scope))
         started = time.perf_counter()
         self.metrics.started()
         token = _current.set(exchange)
@@ -387,7 +438,7 @@ class GatewayApp:
                 ) from None
         except _GatewayError as error:
             exchange.status, exchange.error_code = error.status, error.code or str(error.status)
-            await _send_error(send, error, exchange.request_id)
+            await _send_error(send, error)
         except ClientGone:
             exchange.status, exchange.error_code = 499, "client_disconnected"
         except asyncio.CancelledError:  # the server gave up on it (shutdown grace over)
@@ -518,9 +569,10 @@ class GatewayApp:
                 for k, v in response.headers.multi_items()
                 if k.lower() not in _DROPPED_RESPONSE
             ]
-            headers.append((b"x-llm-bridge-gateway-request-id", exchange.request_id.encode()))
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 content = await response.aread()
+                if response.status_code == 401:  # the provider refused the gateway's key
+                    exchange.status, content = 502, _provider_refused_key(content)
                 if response.status_code >= 400:
                     _note_error(exchange, content)
                 elif exchange.route == "/v1/models":
@@ -555,7 +607,6 @@ class GatewayApp:
         exchange.status = reply.status
         _note_error(exchange, reply.body)
         headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
-        headers.append((b"x-llm-bridge-gateway-request-id", exchange.request_id.encode()))
         await _send(send, reply.status, headers, reply.body)
 
     def _visible_models(self, content: bytes, key: Optional[KeySpec]) -> bytes:
@@ -858,8 +909,10 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise _bad_request("The request body must be a JSON object.")
     model = params.get("model")
+    if model is None:
+        raise _bad_request("Missing required parameter: 'model'.", param="model")
     if not isinstance(model, str) or not model.strip():
-        raise _bad_request("you must provide a model parameter (a non-empty string)", param="model")
+        raise _bad_request("model must be a non-empty string", param="model")
     return params
 
 
@@ -974,14 +1027,63 @@ def _rate_limited(
     )
 
 
+def _header(scope: dict[str, Any], name: bytes) -> Optional[bytes]:
+    """A request header's value (ASGI gives names in lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+def _stamped(send: Any, request_id: str, cors: list[tuple[bytes, bytes]]) -> Any:
+    """``send`` with the headers every API answer carries: the gateway's request id (the
+    ledger's), ``x-request-id`` (the provider's when it gave one, as OpenAI's clients read
+    it into ``request_id``, else the gateway's) and the CORS headers of the request."""
+    ours = request_id.encode()
+
+    async def stamped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            headers.append((b"x-llm-bridge-gateway-request-id", ours))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers.append((b"x-request-id", ours))
+            message = {**message, "headers": headers + cors}
+        await send(message)
+
+    return stamped
+
+
+def _provider_refused_key(content: bytes) -> bytes:
+    """The answer when the provider refused the gateway's own credentials (a 401 of the
+    provider's): a 502, since OpenAI's clients take a 401 to mean the key *they* sent is
+    bad and stop using it. The provider's message, which names its API root, goes to the
+    log for the operator."""
+    try:
+        error = json.loads(content).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    error = error if isinstance(error, dict) else {}
+    provider = error.get("provider") if isinstance(error.get("provider"), str) else None
+    log.error("gateway: %s refused the gateway's credentials: %s", provider, error.get("message"))
+    body = {
+        "message": f"{provider or 'The provider'} refused the gateway's credentials (the "
+        f"gateway key you sent was accepted); the gateway's operator must check "
+        f"[providers.{provider or '...'}] in its config.",
+        "type": "server_error",
+        "param": None,
+        "code": "provider_authentication_failed",
+        "provider": provider,
+        "provider_code": error.get("provider_code"),
+    }
+    return json.dumps({"error": body}, ensure_ascii=False).encode()
+
+
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Any, error: _GatewayError, request_id: Optional[str] = None) -> None:
+async def _send_error(send: Any, error: _GatewayError) -> None:
     headers = [*_JSON, *((k.encode(), v.encode()) for k, v in error.headers.items())]
-    if request_id:
-        headers.append((b"x-llm-bridge-gateway-request-id", request_id.encode()))
     await _send(send, error.status, headers, error.body())

@@ -37,6 +37,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _GATEWAY_KEYS = {
+    "cors_origins",
     "keys",
     "ledger",
     "state",
@@ -91,6 +92,9 @@ class GatewayConfig:
     # The HTTP client of provider calls: "httpx" (default) or "aiohttp" (faster; see
     # `_app._aiohttp_upstream`).
     upstream: str = "httpx"
+    # The origins whose browser pages may call the API (CORS); "*": any page. Keys travel
+    # in a header a page must be given, never in cookies, so "*" opens nothing by itself.
+    cors_origins: tuple[str, ...] = ("*",)
     source: str = "<mapping>"
 
     def __repr__(self) -> str:
@@ -166,6 +170,7 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
     return GatewayConfig(
         keys=keys,
         upstream=upstream,
+        cors_origins=_origins(table, source),
         ledger=_ledger(table, state, source),
         state=state,
         state_failure=failure,
@@ -175,6 +180,21 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
         timeout=float(timeout) if timeout is not None else None,
         source=source,
     )
+
+
+def _origins(table: dict[str, Any], source: str) -> tuple[str, ...]:
+    """``cors_origins``: "*" or a list of origins (``https://chat.example.com``), or []."""
+    origins = table.get("cors_origins", ["*"])
+    if isinstance(origins, str):
+        origins = [origins]
+    if not isinstance(origins, list) or not all(
+        isinstance(o, str) and (o == "*" or re.fullmatch(r"https?://[^/\s]+", o)) for o in origins
+    ):
+        raise ConfigError(
+            f'{source}: gateway.cors_origins: expected "*" or a list of origins such as '
+            f'"https://chat.example.com" (scheme and host, no path), or [] for none'
+        )
+    return tuple(o.lower() for o in origins)
 
 
 def _ledger(table: dict[str, Any], state: str, source: str) -> Optional[str]:

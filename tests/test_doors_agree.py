@@ -1,0 +1,73 @@
+"""The same provider answer reads the same through both front doors and on every provider:
+``llm_bridge.OpenAI``, and a plain ``openai.OpenAI`` given ``llm_bridge.http_client()``.
+Code written against openai branches on the exception class, ``err.code`` and
+``message.content is None``; none of that may depend on which door or provider it is.
+Offline, against each provider's fake at its public API root."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import httpx
+import openai
+import pytest
+
+import llm_bridge
+from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
+
+HELLO = [{"role": "user", "content": "你好"}]
+TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
+
+#: name -> (fake, its key, the provider's API root, a chat model)
+PROVIDERS: dict[str, tuple[Callable[..., Any], str, str, str]] = {
+    "zhipu": (FakeZhipu, "id.secret", "https://open.bigmodel.cn/api/paas/v4", "glm-4-flash"),
+    "qianfan": (
+        FakeQianfanV2,
+        "bce-v3/ALTAK-test/0123456789abcdef",
+        "https://qianfan.baidubce.com/v2",
+        "ernie-4.5-turbo-32k",
+    ),
+    "dashscope-compatible": (
+        FakeDashScopeCompatible,
+        "sk-test",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "qwen-plus",
+    ),
+    "dashscope": (FakeDashScope, "sk-test", "https://dashscope.aliyuncs.com/api/v1", "qwen-plus"),
+}
+
+
+def client(door: str, fake: Any, key: str, root: str) -> openai.OpenAI:
+    upstream = httpx.Client(transport=fake.transport())
+    if door == "llm_bridge.OpenAI":
+        return llm_bridge.OpenAI(api_key=key, base_url=root, http_client=upstream, max_retries=0)
+    bridged = llm_bridge.http_client(http_client=upstream, max_retries=0)
+    return openai.OpenAI(api_key=key, base_url=root, http_client=bridged, max_retries=0)
+
+
+DOORS = pytest.mark.parametrize("door", ["llm_bridge.OpenAI", "http_client"])
+
+
+@DOORS
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_a_tool_call_answer_has_no_content(name: str, door: str) -> None:
+    cls, key, root, model = PROVIDERS[name]
+    fake = cls(api_key=key).tool_call("get_weather", {"city": "北京"})
+    answer = client(door, fake, key, root).chat.completions.create(
+        model=model, messages=HELLO, tools=[TOOL]
+    )
+    message = answer.choices[0].message
+    assert message.tool_calls and message.content is None  # as OpenAI's: null, not ""
+
+
+@DOORS
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_a_rate_limit_is_the_same_error_everywhere(name: str, door: str) -> None:
+    cls, key, root, model = PROVIDERS[name]
+    fake = cls(api_key=key).fail("rate_limit")
+    with pytest.raises(openai.RateLimitError) as caught:
+        client(door, fake, key, root).chat.completions.create(model=model, messages=HELLO)
+    assert caught.value.code == "rate_limit_exceeded"
