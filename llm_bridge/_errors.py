@@ -16,6 +16,11 @@ Errors raised *before* anything is sent (a parameter the provider cannot take un
 synthetic ``httpx.Response`` so that every attribute an ``except`` block reads exists.
 """
 
+# `body` is a property here where openai declares an attribute (it is computed from the
+# fields a fallback chain or a size limit may set after construction); pyright would flag
+# every class that inherits both.
+# pyright: reportIncompatibleVariableOverride=false
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional, cast
@@ -102,11 +107,15 @@ class FallbackFailure(NamedTuple):
 
 
 class APIError(openai.APIError):
-    """An error tied to an HTTP exchange with a provider."""
+    """An error tied to an HTTP exchange with a provider.
+
+    ``provider_body`` is the provider's answer as it came (its own shape, which differs per
+    provider); ``body`` is what openai's own exception holds there (for a status error,
+    the error object as OpenAI's API words it: see `APIStatusError.body`)."""
 
     message: str
     request: Any  # the upstream ``httpx.Request``
-    body: object | None
+    provider_body: object | None
     code: Optional[str] = None
     param: Optional[str] = None
     type: Optional[str] = None
@@ -140,7 +149,7 @@ class APIError(openai.APIError):
         # as sent stays private for re-authentication (`_retry`), never pickled.
         self._sent = request
         self.request = redacted_request(request)
-        self.body = body
+        self.provider_body = body
         # openai reads code/param/type from an OpenAI-shaped body; explicit values (from a
         # provider's code table) win, because provider bodies are not OpenAI-shaped.
         fields = _openai_error_fields(body)
@@ -149,6 +158,12 @@ class APIError(openai.APIError):
         self.type = type if type is not None else fields.get("type")
         self.provider = provider
         self.provider_code = provider_code
+
+    @property
+    def body(self) -> object | None:
+        """The body openai's exception would hold: the provider's, for an error that is
+        not a status error (a malformed answer, say)."""
+        return self.provider_body
 
     def __reduce__(self) -> Any:
         state = {k: v for k, v in self.__dict__.items() if k != "_sent"}
@@ -274,7 +289,13 @@ class StructuredOutputError(APIResponseValidationError):
 
 
 class APIStatusError(APIError, openai.APIStatusError):
-    """The provider reported a failure (a 4xx/5xx status, or an error inside a 200 body)."""
+    """The provider reported a failure (a 4xx/5xx status, or an error inside a 200 body).
+
+    ``status_code`` is the class's, as on openai's exceptions (a `RateLimitError` is 429
+    even where the provider said 400, as DashScope does for arrears; an error inside a 200
+    body has its class's status too): the same error then reads the same through a plain
+    openai client, which picks its class from the status the transport writes. The
+    provider's own status stays in ``response.status_code``."""
 
     response: Any  # the upstream ``httpx.Response``
     status_code: int
@@ -293,8 +314,65 @@ class APIStatusError(APIError, openai.APIStatusError):
         if self.request is not response.request:  # (openai reads err.response.request too)
             response.request = self.request
         self.response = response
-        self.status_code = response.status_code
+        self.status_code = status_of(type(self), response.status_code)
+        if self.type is None:
+            self.type = error_type(self.status_code)
         self.request_id = request_id or _request_id_from(response, body)
+
+    @property
+    def body(self) -> object | None:
+        """The error object as OpenAI's API words it, which openai's exceptions hold here
+        (``{"message", "type", "param", "code"}``, plus ``provider`` and
+        ``provider_code``, and ``fallbacks`` when a fallback chain failed everywhere)."""
+        return error_object(self, type=self.type or error_type(self.status_code), code=self.code)
+
+
+def status_of(cls: type[APIStatusError], given: int) -> int:
+    """The status an error of ``cls`` answers with: the class's own (`RateLimitError`:
+    429), else ``given`` when it is one of failure (500 for an error in a 200 body)."""
+    own = getattr(cls, "status_code", None)
+    if isinstance(own, int) and own >= 400:
+        return own
+    if issubclass(cls, InternalServerError) and given < 500:
+        return 500
+    return given if given >= 400 else 500
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for a status."""
+    if status >= 500:
+        return "server_error"
+    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error"
+    )
+
+
+def error_object(error: BaseException, *, type: str, code: Optional[str]) -> dict[str, Any]:
+    """``error`` as OpenAI's API words it in ``{"error": {...}}``, with llm-bridge's
+    additions: the provider and its own code, and every target's failure when a fallback
+    chain failed everywhere."""
+    payload: dict[str, Any] = {
+        "message": server_message(error),
+        "type": type,
+        "param": getattr(error, "param", None),
+        "code": code,
+    }
+    for extra in ("provider", "provider_code"):
+        value = getattr(error, extra, None)
+        if value is not None:
+            payload[extra] = value
+    chain = getattr(error, "fallback_errors", ())
+    if chain:
+        payload["fallbacks"] = [
+            {
+                "provider": failure.provider,
+                "model": failure.model,
+                "error": failure.error.__class__.__name__,
+                "message": server_message(failure.error),
+            }
+            for failure in chain
+        ]
+    return payload
 
 
 def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:

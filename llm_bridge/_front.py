@@ -31,8 +31,9 @@ from ._errors import (
     ModelNotFoundError,
     NotFoundError,
     OpenAIError,
+    error_object,
+    error_type,
     local_error,
-    server_message,
 )
 from ._stream_reading import DEADLINE_HEADER, IDLE_HEADER, seconds
 from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS, ParamError
@@ -323,9 +324,8 @@ def error_reply(error: OpenAIError) -> ErrorReply:
     status, kind = 500, "server_error"
     code = getattr(error, "code", None)
     if isinstance(error, APIStatusError):
-        # An error inside an HTTP 200 body answers with its class's status.
-        status = error.status_code if error.status_code >= 400 else _class_status(error)
-        kind = getattr(error, "type", None) or _kind(status)
+        status = error.status_code  # (the class's: see `APIStatusError`)
+        kind = error.type or error_type(status)
     elif isinstance(error, APITimeoutError):
         status, kind, code = 504, "timeout", code or "timeout"
     elif isinstance(error, APIConnectionError):
@@ -338,27 +338,7 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         status, kind = 500, "configuration_error"
     elif not isinstance(error, APIError):
         status, kind = 400, "invalid_request_error"
-    payload: dict[str, Any] = {
-        "message": server_message(error),
-        "type": kind,
-        "param": getattr(error, "param", None),
-        "code": code,
-    }
-    for extra in ("provider", "provider_code"):
-        value = getattr(error, extra, None)
-        if value is not None:
-            payload[extra] = value
-    chain = getattr(error, "fallback_errors", ())
-    if chain:  # a fallback chain failed everywhere: every target's failure, for any client
-        payload["fallbacks"] = [
-            {
-                "provider": failure.provider,
-                "model": failure.model,
-                "error": type(failure.error).__name__,
-                "message": server_message(failure.error),
-            }
-            for failure in chain
-        ]
+    payload = error_object(error, type=kind, code=code)
     headers = {"content-type": "application/json", "x-should-retry": "false"}
     # The provider's wait, for a library's own retry layer (llama-index honours it).
     upstream = getattr(error, "response", None)
@@ -374,19 +354,6 @@ def error_reply(error: OpenAIError) -> ErrorReply:
     except UnicodeEncodeError:  # a lone surrogate from the provider's message: escaped
         body = json.dumps({"error": payload}).encode()
     return ErrorReply(status, headers, body)
-
-
-def _class_status(error: APIStatusError) -> int:
-    status = getattr(type(error), "status_code", None)
-    return status if isinstance(status, int) and status >= 400 else 500
-
-
-def _kind(status: int) -> str:
-    if status >= 500:
-        return "server_error"
-    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
-        status, "invalid_request_error"
-    )
 
 
 #: How many retries the engine took for a response (openai counts only its own).

@@ -43,7 +43,7 @@ def is_retryable(error: BaseException) -> bool:
     header = error.response.headers.get("x-should-retry")
     if header in ("true", "false"):
         return header == "true"
-    status = error.status_code
+    status = error.response.status_code  # the provider's, as openai's rule reads it
     return status in (408, 409, 429) or status >= 500
 
 

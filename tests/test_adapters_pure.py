@@ -20,6 +20,7 @@ import pytest
 
 import llm_bridge
 from llm_bridge._config import Policy, load_config
+from llm_bridge._errors import status_of
 from llm_bridge._wire import MalformedBody, ProviderFault, Refused, Reply
 from llm_bridge.adapters import Adapter, CallContext, adapter_class
 from llm_bridge.adapters._base import parse_json
@@ -306,14 +307,15 @@ def test_an_error_body_becomes_the_right_fault(
     fault = a.find_error(answer, parse_json(answer))
     assert isinstance(fault, ProviderFault)
     assert fault.cls is cls and fault.code == code and fault.provider_code == provider_code
-    assert fault.message.startswith(f"Error code: {answer.status_code} - [")
+    status = status_of(cls, answer.status_code)  # the class's, as on openai's exceptions
+    assert fault.message.startswith(f"Error code: {status} - [")
     # The engine attaches the exchange: the caller's exception, as openai's clients raise it.
     response = httpx.Response(
         answer.status_code, content=answer.content, request=httpx.Request("POST", a.base_url)
     )
     error = fault.api_error(response)
     assert type(error) is cls and error.response is response
-    assert error.status_code == answer.status_code
+    assert error.status_code == status
     assert (error.code, error.provider, error.provider_code) == (code, a.name, provider_code)
     assert error.message == fault.message
 

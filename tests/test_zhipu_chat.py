@@ -42,6 +42,7 @@ from llm_bridge import (
     UnsupportedParameterWarning,
     _auth,
 )
+from llm_bridge._errors import status_of
 from llm_bridge.testing import FakeZhipu
 from llm_bridge.types.chat import ChatCompletion
 
@@ -768,7 +769,8 @@ async def test_every_error_code_in_the_table_maps_to_its_exception(mode: str, co
     assert error.provider_code == code
     if rule.get("code"):
         assert error.code == rule["code"]
-    assert error.status_code == status
+    assert error.response.status_code == status
+    assert error.status_code == status_of(expected, status)  # the class's, as openai's
     assert error.request_id == f"rid-{code}"
     assert code in str(error)
     assert isinstance(error.body, dict)

@@ -30,10 +30,15 @@ from .._config import ErrorRule, ModelInfo, Policy, ProviderConfig, WebSearchRul
 from .._errors import (
     APIStatusError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
     InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
     exception_for_status,
     status_message,
+    status_of,
 )
 from .._sse import SSEEvent
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
@@ -588,7 +593,8 @@ class Adapter:
         """Map a provider error to openai's class through the provider's code table.
 
         Without a row for the code, the HTTP status decides; an error inside a 200 body
-        with no row becomes ``default``.
+        (or a stream's event) with no row, the OpenAI-shaped ``type`` it gives, if any
+        (Qianfan v2 and DashScope's compatible mode give one), else ``default``.
         """
         rule: Optional[ErrorRule] = (
             self.spec.error_rule(code, message) if code is not None else None
@@ -599,7 +605,7 @@ class Adapter:
         elif status >= 400:
             cls = exception_for_status(status)
         else:
-            cls = default
+            cls = _class_of_type(body) or default
         quoted = not message  # the body itself then stands for the message
         if quoted:
             message = _json_text(body) if isinstance(body, dict) else reply.text
@@ -616,7 +622,7 @@ class Adapter:
             retryable = True
         return ProviderFault(
             cls,
-            status_message(status, f"[{label}] {text}{suffix}"),
+            status_message(status_of(cls, status), f"[{label}] {text}{suffix}"),
             body=body,
             code=openai_code or code,
             provider=self.name,
@@ -665,6 +671,28 @@ class Adapter:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
+
+
+#: OpenAI's error ``type`` values, and the class OpenAI's status for each makes.
+_TYPE_CLASSES: dict[str, type[APIStatusError]] = {
+    "invalid_request_error": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": NotFoundError,
+    "rate_limit_error": RateLimitError,
+    "rate_limit_exceeded": RateLimitError,
+    "insufficient_quota": RateLimitError,
+    "server_error": InternalServerError,
+}
+
+
+def _class_of_type(body: Any) -> Optional[type[APIStatusError]]:
+    """The class an OpenAI-shaped error ``type`` in ``body`` (or its ``error``) names."""
+    if not isinstance(body, dict):
+        return None
+    inner = body.get("error")
+    kind = (inner if isinstance(inner, dict) else body).get("type")
+    return _TYPE_CLASSES.get(kind) if isinstance(kind, str) else None
 
 
 def require_key(
