@@ -39,18 +39,15 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
     """One model, if the config can route it and it is an alias or catalogued."""
     route = engine.routes(model)[0]
     config = engine.config
+    why = None
     if model not in config.aliases and config.provider(route.provider).model(route.model) is None:
+        why = f"is not in the {route.provider} catalogue"
+    elif not _usable(engine, route.provider):
+        why = f"is served by {route.provider}, which has no credentials here"
+    if why is not None:
         raise local_error(
             NotFoundError,
-            f"The model {model!r} is not in the {route.provider} catalogue",
-            request=httpx.Request("GET", f"models/{model}"),
-            code="model_not_found",
-            provider=route.provider,
-        )
-    if not _usable(engine, route.provider):
-        raise local_error(
-            NotFoundError,
-            f"The model {model!r} is served by {route.provider}, which has no credentials here",
+            f"The model {model!r} {why}",
             request=httpx.Request("GET", f"models/{model}"),
             code="model_not_found",
             provider=route.provider,
