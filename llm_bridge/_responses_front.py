@@ -49,6 +49,9 @@ __all__ = [
 
 JSONDict = dict[str, Any]
 
+#: The Responses parameters OpenAI takes as booleans only (a string "yes" is refused).
+_BOOLEANS = ("stream", "store", "background", "parallel_tool_calls")
+
 #: ``input_items.list``'s page size when the query names none, and the largest (OpenAI's).
 _PAGE_DEFAULT, _PAGE_MOST = 20, 100
 
@@ -145,6 +148,10 @@ def prepare(
     known = _responses.RESPONSES_PARAMS
     request = {k: v for k, v in body.items() if k in known and v is not None}
     extras = {k: v for k, v in body.items() if k not in known}
+    for name in _BOOLEANS:
+        if name in request and not isinstance(request[name], bool):
+            kind = type(request[name]).__name__
+            raise _bad_request(f"{name} must be a boolean, got {kind}", name, url)
     wanted = previous_id(request)
     passes = isinstance(request.get("model"), str) and native(request["model"])
     if passes and not wanted and _namespaced(request.get("tools")):

@@ -260,3 +260,19 @@ async def test_the_gateway_passes_a_provider_error_on_without_the_client_prefix(
         body = {"model": "glm-4-flash", "messages": HELLO}
         error = refusal(await client.post("/v1/chat/completions", json=body, headers=headers))
     assert error["message"].startswith("[zhipu 1214] ") and error["provider"] == "zhipu"
+
+
+@pytest.mark.parametrize("name", ["stream", "store", "background", "parallel_tool_calls"])
+def test_a_responses_boolean_given_as_a_string_is_refused(name: str) -> None:
+    fake = FakeZhipu(api_key=KEY).reply("不会发出")
+    client = llm_bridge.OpenAI(
+        provider="zhipu", api_key=KEY, http_client=httpx.Client(transport=fake.transport())
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post(
+            "/responses",
+            body={"model": "glm-4-flash", "input": "你好", name: "yes"},
+            cast_to=httpx.Response,
+        )
+    assert caught.value.param == name and "boolean" in caught.value.message
+    assert fake.requests == []
