@@ -410,6 +410,9 @@ def _output_text(part: Any) -> Any:
     return {**_responses.text_part(text), **part, "type": "output_text"}
 
 
+#: The chat chunk that says a content filter cut the answer short.
+_FILTERED: JSONDict = {"choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]}
+
 #: What an event stream yields: SSE frames, and the response to store before the frames
 #: that end it.
 Frame = Union[bytes, Keep]
@@ -422,7 +425,8 @@ class ResponseEventStream:
     finished response, unless ``store=false``) just before the frames that end the
     response: the caller stores it, then passes the rest on. A chat stream that fails
     mid-way ends with ``response.failed``, as OpenAI's server ends a failed response (not
-    stored); closing it closes the chat stream."""
+    stored), but for a content filter's refusal (see `_ended_by`); closing it closes the
+    chat stream."""
 
     def __init__(self, chunks: Any, call: ResponsesCall) -> None:
         self._chunks = chunks
@@ -440,7 +444,7 @@ class ResponseEventStream:
             for chunk in self._chunks:
                 yield from _frames(self._writer.chunk(_as_dict(chunk)))
         except Exception as error:
-            yield from _frames(self._writer.fail(_error_of(error)))
+            yield from self._ended_by(error)
             return
         yield from self._finish()
 
@@ -452,11 +456,22 @@ class ResponseEventStream:
                 for frame in _frames(self._writer.chunk(_as_dict(chunk))):
                     yield frame
         except Exception as error:
-            for frame in _frames(self._writer.fail(_error_of(error))):
+            for frame in self._ended_by(error):
                 yield frame
             return
         for frame in self._finish():
             yield frame
+
+    def _ended_by(self, error: Exception) -> Iterator[Frame]:
+        """The frames that end a stream the provider broke off with ``error``: a content
+        filter's refusal (GLM's 1301 comes as an error event) ends the response
+        ``incomplete`` with reason ``content_filter``, as the same filter given as a finish
+        reason does and as OpenAI reports filtered output; anything else fails it."""
+        if getattr(error, "code", None) == "content_filter":
+            yield from _frames(self._writer.chunk(_FILTERED))
+            yield from self._finish()
+        else:
+            yield from _frames(self._writer.fail(_error_of(error)))
 
     def _finish(self) -> Iterator[Frame]:
         frames = list(_frames(self._writer.finish(completed_at=_now())))  # (completes it)

@@ -293,3 +293,26 @@ def test_a_native_turn_after_a_response_llm_bridge_never_kept_notes_the_gap() ->
     with pytest.warns(llm_bridge.UnsupportedParameterWarning, match=f"before {first.id}"):
         c.responses.create(model="qwen-max", input="数三", previous_response_id=second.id)
     assert [m["content"] for m in sent(fake)["messages"]] == ["数二", "二", "数三"]
+
+
+# --------------------------------------------------------------------------- content filter
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_filter_breaking_off_a_stream_ends_the_response_incomplete(mode: str) -> None:
+    """GLM's content filter comes mid-stream as an error event (1301): the response ends
+    as the same filter given as a finish reason ends it, ``incomplete``, and is stored."""
+    fake = FakeZhipu(api_key=KEY).error_mid_stream(1, "content_filter", "一二三四五六")
+    c = bridge("zhipu", fake, mode=mode, api_key=KEY, max_retries=0)
+    if mode == "sync":
+        events = list(c.responses.create(model=MODEL, input="写点什么", stream=True))
+    else:
+        stream = await c.responses.create(model=MODEL, input="写点什么", stream=True)
+        events = [event async for event in stream]
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == "content_filter"
+    assert last.response.error is None
+    kept = c.responses.retrieve(last.response.id)
+    assert (await kept if mode == "async" else kept).status == "incomplete"
