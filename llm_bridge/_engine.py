@@ -160,6 +160,7 @@ class Operation:
             encoding_format=params.get("encoding_format"),
             info=info,
             extra_body=options.extra_body,
+            one_tool_call=params.get("parallel_tool_calls") is False,
         )
         # json_schema from a model without it: json_object plus the schema, checked here.
         self.schema: Optional[Schema] = None
@@ -600,6 +601,11 @@ class Engine:
                     message["content"], hit = cut_at_stop(message["content"], call.emulated_stop)
                     if hit:
                         choice["finish_reason"] = "stop"
+        if call.one_tool_call:  # parallel_tool_calls=False: the first call only
+            for choice in data.get("choices", []):
+                message = choice.get("message") or {}
+                if isinstance(message.get("tool_calls"), list):
+                    message["tool_calls"] = message["tool_calls"][:1]
         data["provider"] = call.provider
         return ChatCompletion.model_validate(data)
 

@@ -6,6 +6,7 @@ Offline, against each provider's fake at its public API root."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import httpx
@@ -13,7 +14,14 @@ import openai
 import pytest
 
 import llm_bridge
-from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
+from llm_bridge.testing import (
+    FakeDashScope,
+    FakeDashScopeCompatible,
+    FakeQianfanV2,
+    FakeZhipu,
+    Reply,
+    ToolCallSpec,
+)
 
 HELLO = [{"role": "user", "content": "你好"}]
 TOOL = {
@@ -127,3 +135,38 @@ def test_an_error_in_the_middle_of_a_stream_has_its_class(
         for _ in stream:
             pass
     assert caught.value.code == code
+
+
+#: Two calls in one answer: what a model may do when it takes no parallel_tool_calls switch.
+TWO_CALLS = Reply(
+    tool_calls=(
+        ToolCallSpec("get_weather", {"city": "北京"}),
+        ToolCallSpec("get_weather", {"city": "上海"}),
+    )
+)
+
+
+@DOORS
+@pytest.mark.parametrize("name", ["zhipu", "qianfan", "dashscope"])
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize(("parallel", "calls"), [(False, 1), (None, 2)])
+def test_parallel_tool_calls_false_gives_one_call(
+    name: str, stream: bool, parallel: Any, calls: int, door: str
+) -> None:
+    cls, key, root, model = PROVIDERS[name]
+    fake = cls(api_key=key).then(TWO_CALLS)
+    extra = {} if parallel is None else {"parallel_tool_calls": parallel}
+    c = client(door, fake, key, root)
+    if stream:
+        with c.chat.completions.stream(
+            model=model, messages=HELLO, tools=[TOOL], **extra
+        ) as events:
+            message = events.get_final_completion().choices[0].message
+    else:
+        message = (
+            c.chat.completions.create(model=model, messages=HELLO, tools=[TOOL], **extra)
+            .choices[0]
+            .message
+        )
+    assert message.tool_calls is not None and len(message.tool_calls) == calls
+    assert json.loads(message.tool_calls[0].function.arguments) == {"city": "北京"}

@@ -97,6 +97,9 @@ class CallContext:
     encoding_format: Optional[str] = None
     info: Optional[ModelInfo] = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    #: ``parallel_tool_calls=False``: at most one tool call per choice reaches the caller
+    #: (GLM and ERNIE take no such switch; where a provider honours it, nothing is cut).
+    one_tool_call: bool = False
 
     def __post_init__(self) -> None:
         # A str subclass (an enum member naming the model, say) as the plain string it
@@ -225,6 +228,7 @@ class StreamParser:
         self.finished = False
         self.head = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
+        self._first_calls: dict[Any, Any] = {}  # choice index -> its first tool call's index
         self.typed_chunks = typed_chunks and self._stop is None
         self._validate = validate_chunk
 
@@ -295,11 +299,24 @@ class StreamParser:
             self.head["provider"] = self.call.provider
         if not chunk.get("choices") or (self._stop is not None and not self._cut_at_stop(chunk)):
             return None, usage, None
+        if self.call.one_tool_call:
+            self._keep_one_call(chunk)
         chunk["provider"] = self.call.provider
         try:
             return self._validate(chunk), usage, None
         except ValueError as exc:  # pydantic's ValidationError: OpenAI's type rejects it
             return None, usage, self.invalid_chunk(chunk, exc)
+
+    def _keep_one_call(self, chunk: JSONDict) -> None:
+        """Drop the pieces of every tool call but each choice's first (the first call index
+        a choice streams), for ``parallel_tool_calls=False``."""
+        for choice in chunk["choices"]:
+            delta = choice.get("delta")
+            calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+            if not isinstance(calls, list) or not calls:
+                continue
+            first = self._first_calls.setdefault(choice.get("index", 0), calls[0].get("index"))
+            delta["tool_calls"] = [c for c in calls if c.get("index") == first] or None
 
     def invalid_chunk(self, chunk: JSONDict, reason: Exception) -> MalformedBody:
         """The fault for a chunk OpenAI's type cannot hold."""
