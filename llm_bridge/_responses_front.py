@@ -308,7 +308,10 @@ def no_streamed_retrieval(response_id: str, url: str) -> BadRequestError:
 
 
 def deleted(gone: bool, response_id: str, url: str, store: _Described) -> JSONDict:
-    """``responses.delete``'s answer, given whether the store had the response to delete."""
+    """``responses.delete``'s answer, given whether the store had the response to delete.
+
+    UNSURE (docs/unsure.md X3): a response DashScope answered itself is deleted from
+    llm-bridge's store only; DashScope may still continue it by id."""
     if not gone:
         raise _not_found(response_id, url, store)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
