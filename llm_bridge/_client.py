@@ -193,9 +193,15 @@ class _Bridged:
 
     def _make_status_error(self, err_msg: str, *, body: object, response: Any) -> Any:
         """The exception the transport reported (ours, with ``provider``), else openai's."""
+        from ._errors import APIStatusError
         from ._front import ERROR_EXTENSION
 
         stashed = response.extensions.get(ERROR_EXTENSION)
+        if isinstance(stashed, APIStatusError):
+            # What openai read (see `APIStatusError`), naming the provider request, whose
+            # credentials are masked, rather than openai's, which carries the caller's key.
+            response.request = stashed.request
+            stashed.response = response
         if stashed is not None:
             return stashed
         return super()._make_status_error(err_msg, body=body, response=response)  # type: ignore[misc]

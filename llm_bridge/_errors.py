@@ -295,9 +295,14 @@ class APIStatusError(APIError, openai.APIStatusError):
     even where the provider said 400, as DashScope does for arrears; an error inside a 200
     body has its class's status too): the same error then reads the same through a plain
     openai client, which picks its class from the status the transport writes. The
-    provider's own status stays in ``response.status_code``."""
+    provider's own answer stays in ``provider_response``. ``response`` is the same until
+    the error reaches an openai client: then it is the answer that client read from
+    llm-bridge's transport (OpenAI's error JSON, with the class's status), as on openai's
+    own exceptions; libraries that rebuild an error from it (langchain-openai) then see
+    the same status through both front doors."""
 
-    response: Any  # the upstream ``httpx.Response``
+    response: Any  # the upstream ``httpx.Response``, then the transport's (see above)
+    provider_response: Any  # the provider's ``httpx.Response``
     status_code: int
     request_id: Optional[str]
 
@@ -313,7 +318,7 @@ class APIStatusError(APIError, openai.APIStatusError):
         super().__init__(message, response.request, body=body, **fields)
         if self.request is not response.request:  # (openai reads err.response.request too)
             response.request = self.request
-        self.response = response
+        self.response = self.provider_response = response
         self.status_code = status_of(type(self), response.status_code)
         if self.type is None:
             self.type = error_type(self.status_code)

@@ -1077,7 +1077,7 @@ async def test_every_plain_error_code_maps_to_its_exception(mode: str, code: str
     assert error.provider == "dashscope"
     assert error.provider_code == code
     assert error.code == rule.get("code", code)
-    assert error.response.status_code == status
+    assert error.provider_response.status_code == status
     assert error.status_code == status_of(expected, status)  # the class's, as openai's
     assert error.request_id == "r-1"
     assert code in str(error)
@@ -1153,7 +1153,7 @@ async def test_arrearage_is_insufficient_quota_and_not_retried(
         await create(mode, f)
     assert info.value.code == "insufficient_quota"
     assert info.value.provider_code == "Arrearage"
-    assert info.value.response.status_code == 400  # DashScope's, while openai's class is 429
+    assert info.value.provider_response.status_code == 400  # DashScope's; openai's class: 429
     assert info.value.status_code == 429
     assert len(f.requests) == 1
     assert no_retry_sleep == []
@@ -1242,7 +1242,7 @@ async def test_d6_sse_framed_400_on_a_stream_request_raises_at_create(mode: str,
     assert error.code == "insufficient_quota"
     assert error.provider_code == "Arrearage"
     assert error.request_id == "req-1"
-    assert (error.status_code, error.response.status_code) == (429, 400)
+    assert (error.status_code, error.provider_response.status_code) == (429, 400)
     assert route.call_count == 1
 
 

@@ -170,3 +170,44 @@ def test_parallel_tool_calls_false_gives_one_call(
         )
     assert message.tool_calls is not None and len(message.tool_calls) == calls
     assert json.loads(message.tool_calls[0].function.arguments) == {"city": "北京"}
+
+
+@DOORS
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_arrears_are_tried_once_everywhere(name: str, door: str) -> None:
+    cls, key, root, model = PROVIDERS[name]
+    fake = cls(api_key=key).fail("arrears").reply("不该到这里")
+    bridged = llm_bridge.OpenAI(
+        api_key=key, base_url=root, http_client=httpx.Client(transport=fake.transport())
+    )
+    plain = openai.OpenAI(
+        api_key=key,
+        base_url=root,
+        http_client=llm_bridge.http_client(http_client=httpx.Client(transport=fake.transport())),
+    )
+    with pytest.raises(openai.RateLimitError) as caught:
+        (bridged if door == "llm_bridge.OpenAI" else plain).chat.completions.create(
+            model=model, messages=HELLO
+        )
+    assert caught.value.code == "insufficient_quota"
+    assert len(fake.requests) == 1  # never retried (max_retries is openai's default, 2)
+
+
+@pytest.mark.parametrize("name", ["dashscope", "zhipu"])
+def test_an_error_rebuilt_from_its_response_keeps_its_status(name: str) -> None:
+    """langchain-openai re-raises openai's errors rebuilt from ``err.response``: through
+    ``llm_bridge.OpenAI`` that is the answer openai read, with the class's status (DashScope
+    answers arrears with 400), and the provider's own is ``provider_response``."""
+    cls, key, root, model = PROVIDERS[name]
+    fake = cls(api_key=key).fail("arrears")
+    with pytest.raises(llm_bridge.RateLimitError) as caught:
+        client("llm_bridge.OpenAI", fake, key, root).chat.completions.create(
+            model=model, messages=HELLO
+        )
+    error = caught.value
+    rebuilt = openai.RateLimitError(error.message, response=error.response, body=error.body)
+    assert rebuilt.status_code == error.status_code == 429
+    assert error.provider_response.status_code in (400, 429)
+    assert "Authorization" not in error.response.request.headers or (
+        error.response.request.headers["Authorization"] == "***"
+    )

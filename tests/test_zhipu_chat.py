@@ -769,7 +769,7 @@ async def test_every_error_code_in_the_table_maps_to_its_exception(mode: str, co
     assert error.provider_code == code
     if rule.get("code"):
         assert error.code == rule["code"]
-    assert error.response.status_code == status
+    assert error.provider_response.status_code == status
     assert error.status_code == status_of(expected, status)  # the class's, as openai's
     assert error.request_id == f"rid-{code}"
     assert code in str(error)

@@ -637,6 +637,8 @@ class Adapter:
         retryable = rule.retryable if rule is not None else None
         if retryable is None and cls is InternalServerError:
             retryable = True
+        if retryable is None and (openai_code or code) == "insufficient_quota":
+            retryable = False  # OpenAI's own word for arrears, whatever the status (429)
         return ProviderFault(
             cls,
             status_message(status_of(cls, status), f"[{label}] {text}{suffix}"),
