@@ -168,6 +168,7 @@ class Operation:
         self.sent_at = time.monotonic()  # (set again as each attempt is built)
         if kind == "chat" and emulates(self.adapter.protocol, info, params):
             self.params, self.schema = emulate(params)
+            self.call.strip_fences = self.call.stream
         # A model that only streams, called without stream=True, is streamed here and its
         # chunks aggregated into the ChatCompletion the caller asked for.
         self.aggregate = (

@@ -9,7 +9,9 @@ the request in the form it does take:
   instruction (which also names "JSON", as DashScope's ``json_object`` requires);
 - the answer is checked against the schema here. Code fences around it are removed. An
   answer that does not match is asked for once more, quoting what was wrong; if that one
-  fails too, `StructuredOutputError` carries the raw text.
+  fails too, `StructuredOutputError` carries the raw text. A streamed answer is not
+  checked (it has reached the caller by then), but its fences are removed as it streams
+  (`FenceStripper`), so that a parser of the whole text sees JSON either way.
 
 The validator covers the JSON Schema that structured outputs use (openai's strict subset:
 types, properties, required, additionalProperties, items, enum, const, anyOf, $ref to
@@ -30,6 +32,7 @@ from ._config import ModelInfo
 from ._errors import StructuredOutputError
 
 __all__ = [
+    "FenceStripper",
     "Schema",
     "StructuredOutputError",
     "check",
@@ -50,6 +53,53 @@ class Schema:
 
     name: str
     schema: JSONDict
+
+
+class FenceStripper:
+    """Removes a code fence around a streamed answer, piece by piece: the opening line
+    (```` ``` ```` or ```` ```json ````) once it is whole, and the closing ```` ``` ````
+    at the end. Text that could still turn out to be part of either is held back until it
+    cannot (`feed`), or until the answer ends (`end`); an answer that does not open with a
+    fence passes unchanged."""
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._fenced: Optional[bool] = None  # undecided until the answer's first text
+
+    def feed(self, text: str) -> str:
+        """What of ``text`` (the next piece) can be passed on now."""
+        held = self._held + text
+        if self._fenced is None:
+            start = held.lstrip()
+            if len(start) < 3 and "```".startswith(start):
+                self._held = held
+                return ""
+            if not start.startswith("```"):
+                self._fenced, self._held = False, ""
+                return held
+            if "\n" not in start:
+                self._held = held
+                return ""
+            self._fenced = True
+            held = start.split("\n", 1)[1]
+        if not self._fenced:
+            return held
+        kept = len(held) - len(_CLOSING_TAIL.search(held).group(0))  # type: ignore[union-attr]
+        self._held = held[kept:]
+        return held[:kept]
+
+    def end(self) -> str:
+        """The rest, at the end of the answer, without a closing fence."""
+        held, self._held = self._held, ""
+        if self._fenced and _CLOSING.fullmatch(held):
+            return ""
+        return held
+
+
+#: What may be a closing fence still coming: whitespace and up to three backticks, and
+#: whatever follows three of them.
+_CLOSING_TAIL = re.compile(r"\s*(?:```[\s\S]*|`{0,2})$")
+_CLOSING = re.compile(r"\s*```\s*")
 
 
 def emulates(protocol: str, info: Optional[ModelInfo], params: JSONDict) -> bool:

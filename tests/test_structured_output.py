@@ -17,7 +17,7 @@ from helpers import by_door, door_client
 from pydantic import BaseModel
 
 import llm_bridge
-from llm_bridge._structured import Schema, check
+from llm_bridge._structured import FenceStripper, Schema, check
 from llm_bridge.testing import FakeZhipu
 
 KEY = "id.secret"
@@ -162,3 +162,43 @@ def test_refs_arrays_and_strict_objects() -> None:
     )
     assert "'extra' is not allowed" in (check('{"cities": [], "extra": 1}', target)[1] or "")
     assert "not JSON" in (check("cities: none", target)[1] or "")
+
+
+# --------------------------------------------------------------------------- streamed answers
+
+#: Answers a model without native json_schema gives, and the JSON inside them.
+FENCED = [
+    ("```json\n" + json.dumps(GOOD, ensure_ascii=False) + "\n```", GOOD),
+    ("  ```\n" + json.dumps(GOOD, ensure_ascii=False) + "\n```\n", GOOD),
+    ("```JSON\n" + json.dumps({**GOOD, "name": "a`b"}, ensure_ascii=False) + "```", None),
+    (json.dumps(GOOD, ensure_ascii=False), GOOD),
+]
+
+
+@pytest.mark.parametrize(("answer", "inside"), FENCED)
+def test_a_streamed_answers_fences_go_however_it_is_cut(answer: str, inside: Any) -> None:
+    expected = json.dumps(inside or {**GOOD, "name": "a`b"}, ensure_ascii=False)
+    for size in range(1, len(answer) + 1):
+        stripper = FenceStripper()
+        pieces = [answer[i : i + size] for i in range(0, len(answer), size)]
+        assert "".join(stripper.feed(p) for p in pieces) + stripper.end() == expected, size
+
+
+def test_text_that_only_looks_like_a_fence_at_first_is_passed_on() -> None:
+    stripper = FenceStripper()
+    out = stripper.feed("`") + stripper.feed("`x") + stripper.end()
+    assert out == "``x"
+
+
+@by_door
+def test_a_streamed_fenced_answer_parses_as_the_unstreamed_one_does(door: str) -> None:
+    fenced = "```json\n" + json.dumps(GOOD, ensure_ascii=False) + "\n```"
+    fake = FakeZhipu(api_key=KEY).reply(fenced, chunk_size=3)
+    client = door_client(door, fake)
+    with client.chat.completions.stream(
+        model="glm-4-flash", messages=ASK, response_format=City
+    ) as stream:
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.parsed == City(**GOOD)
+    assert message.content is not None and json.loads(message.content) == GOOD

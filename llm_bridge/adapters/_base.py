@@ -41,6 +41,7 @@ from .._errors import (
     status_of,
 )
 from .._sse import SSEEvent
+from .._structured import FenceStripper
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
 from ._params import ParamContext, token_ids
 from ._stop import StopScanner
@@ -100,6 +101,9 @@ class CallContext:
     #: ``parallel_tool_calls=False``: at most one tool call per choice reaches the caller
     #: (GLM and ERNIE take no such switch; where a provider honours it, nothing is cut).
     one_tool_call: bool = False
+    #: A streamed answer to an emulated ``json_schema`` (`llm_bridge._structured`): code
+    #: fences around it are removed as it streams.
+    strip_fences: bool = False
 
     def __post_init__(self) -> None:
         # A str subclass (an enum member naming the model, say) as the plain string it
@@ -229,7 +233,8 @@ class StreamParser:
         self.head = None
         self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
         self._first_calls: dict[Any, Any] = {}  # choice index -> its first tool call's index
-        self.typed_chunks = typed_chunks and self._stop is None
+        self._fences: Optional[dict[Any, FenceStripper]] = {} if call.strip_fences else None
+        self.typed_chunks = typed_chunks and self._stop is None and self._fences is None
         self._validate = validate_chunk
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
@@ -301,6 +306,8 @@ class StreamParser:
             return None, usage, None
         if self.call.one_tool_call:
             self._keep_one_call(chunk)
+        if self._fences is not None:
+            self._strip_fences(chunk, self._fences)
         chunk["provider"] = self.call.provider
         try:
             return self._validate(chunk), usage, None
@@ -317,6 +324,22 @@ class StreamParser:
                 continue
             first = self._first_calls.setdefault(choice.get("index", 0), calls[0].get("index"))
             delta["tool_calls"] = [c for c in calls if c.get("index") == first] or None
+
+    @staticmethod
+    def _strip_fences(chunk: JSONDict, fences: dict[Any, FenceStripper]) -> None:
+        """Each choice's text with the code fence around the answer removed (what may still
+        be part of one is held until its next piece, or its finish)."""
+        for choice in chunk["choices"]:
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = choice["delta"] = {}
+            stripper = fences.setdefault(choice.get("index", 0), FenceStripper())
+            content = delta.get("content")
+            text = stripper.feed(content) if isinstance(content, str) else ""
+            if choice.get("finish_reason") is not None:
+                text += stripper.end()
+            if isinstance(content, str) or text:
+                delta["content"] = text
 
     def invalid_chunk(self, chunk: JSONDict, reason: Exception) -> MalformedBody:
         """The fault for a chunk OpenAI's type cannot hold."""
