@@ -36,6 +36,7 @@ from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
 from ._config import CREDENTIAL_FIELDS, Config
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
+    SECRET_HEADERS,
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -447,6 +448,17 @@ class Engine:
                 keys[field] = value
                 if field == "api_key":
                     keys["api_key_from"] = "argument"
+        # A key pasted with its line end (`echo KEY > file`, a console's copy) would be sent
+        # as an illegal header, and httpx's refusal quotes it.
+        for field in CREDENTIAL_FIELDS:
+            value = keys.get(field)
+            if value is not None:
+                keys[field] = value = value.strip() or None
+                if value is not None and not value.isprintable():  # (never quoted here)
+                    raise ConfigError(
+                        f"the {field} for provider {name!r} holds a line break or another "
+                        f"control character inside it; copy the key again"
+                    )
         return keys
 
     def adapter(self, name: str) -> Adapter:
@@ -787,10 +799,23 @@ class _BoundedBody:
 def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=provider)
-    # httpx quotes the URL in some messages, and Qianfan's carries its access token.
+    # httpx quotes the URL in some messages (Qianfan's carries its access token), and a
+    # header value it refuses.
     return APIConnectionError(
-        message=scrub(f"Connection error: {error}"), request=request, provider=provider
+        message=scrub(f"Connection error: {error}", _secrets_of(request)),
+        request=request,
+        provider=provider,
     )
+
+
+def _secrets_of(request: httpx.Request) -> tuple[str, ...]:
+    """The credentials ``request`` carries in its headers, whole and without their scheme
+    (``Bearer``)."""
+    found: list[str] = []
+    for name, value in request.headers.items():
+        if name.lower() in SECRET_HEADERS:
+            found += [value, value.split(" ", 1)[-1].strip()]
+    return tuple(found)
 
 
 class RawResult:

@@ -1022,3 +1022,37 @@ def test_an_unreachable_iam_token_endpoint_keeps_the_keys_out_of_the_error() -> 
 
     again = pickle.loads(pickle.dumps(caught.value))
     assert type(again) is type(caught.value) and str(again) == str(caught.value)
+
+
+# --------------------------------------------------------------------------- pasted keys
+
+
+@pytest.mark.parametrize("pasted", ["{key}\n", " {key} ", "{key}\r\n", "\t{key}"])
+@pytest.mark.parametrize("where", ["argument", "environment"])
+def test_a_key_pasted_with_whitespace_around_it_works(
+    pasted: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "id.pastedkeysecret0123"
+    fake = FakeZhipu(api_key=key).reply("好")
+    given = pasted.format(key=key)
+    if where == "environment":
+        monkeypatch.setenv("ZHIPUAI_API_KEY", given)
+    client = OpenAI(
+        provider="zhipu",
+        api_key=given if where == "argument" else None,
+        http_client=upstream(fake),
+    )
+    answer = client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    assert answer.choices[0].message.content == "好"
+
+
+def test_a_key_broken_by_a_line_break_is_refused_without_quoting_it() -> None:
+    secret = "pastedkeysecret0123"
+    fake = FakeZhipu(api_key=f"id.{secret}")
+    with pytest.raises(ConfigError) as caught:
+        OpenAI(
+            provider="zhipu", api_key=f"id.pasted\n{secret}", http_client=upstream(fake)
+        ).chat.completions.create(model="glm-4-flash", messages=HELLO)
+    text = "".join(traceback.format_exception(caught.value))
+    assert "line break" in str(caught.value) and secret not in text
+    assert fake.requests == []
