@@ -690,11 +690,17 @@ def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], An
         return None
     module_name, _, attribute = path.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), attribute)
+        found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(
             f'on_usage: cannot import {path!r} ({exc}); expected "package.module:function"'
         ) from None
+    if not callable(found):
+        raise ConfigError(
+            f"on_usage: {path!r} is a {type(found).__name__}, not a function to call with "
+            f"each usage record"
+        )
+    return found  # type: ignore[no-any-return]
 
 
 def _new_id() -> str:

@@ -11,6 +11,7 @@ under a lock and no ``await`` happens while it is held.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from decimal import Decimal
 from typing import Any, Callable, Optional
 
 from ._shapes.completion_usage import CompletionUsage
+
+_log = logging.getLogger("llm_bridge")
 
 __all__ = ["Price", "UsageLedger", "UsageRecord", "UsageSummary", "cost_of"]
 
@@ -144,7 +147,10 @@ class UsageLedger:
                 summary = self._by_model[key] = UsageSummary()
             summary.add(record)
         if self.on_usage is not None:
-            self.on_usage(record)
+            try:
+                self.on_usage(record)
+            except Exception:  # the provider has answered (and billed): the caller gets it
+                _log.exception("on_usage callback %r failed on %s", self.on_usage, record.key)
 
     def records(self) -> list[UsageRecord]:
         """The latest records (up to ``keep``), oldest first."""

@@ -452,3 +452,11 @@ def test_forwarded_headers_read_raw_names_in_any_case_and_any_encoding() -> None
             "x-title": "中文",
             "x-latin": "café",
         }
+
+
+@pytest.mark.parametrize(
+    "timeout", [-1, 0, "30", httpx.Timeout(5, connect=-1)], ids=["negative", "zero", "text", "part"]
+)
+def test_a_timeout_out_of_range_is_refused_by_the_constructor(timeout: Any) -> None:
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+        llm_bridge.OpenAI(provider="zhipu", api_key=KEY, timeout=timeout)

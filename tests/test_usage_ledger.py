@@ -634,6 +634,26 @@ def test_on_usage_config_that_cannot_be_imported_is_a_config_error() -> None:
         OpenAI(provider="zhipu", api_key=ZHIPU_KEY, config={"on_usage": "no_such_module_x:f"})
 
 
+def test_on_usage_config_that_is_not_callable_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"on_usage: 'os:sep' is a str, not a function"):
+        OpenAI(provider="zhipu", api_key=ZHIPU_KEY, config={"on_usage": "os:sep"})
+
+
+@MODES
+async def test_an_on_usage_callback_that_fails_loses_no_answer(
+    mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(record: UsageRecord) -> None:
+        raise ValueError("the sink is down")
+
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("付过钱的回答")
+    client = make_client("zhipu", fake, mode, on_usage=broken)
+    completion = await create(client, model="glm-4-flash", messages=HELLO)
+    assert completion.choices[0].message.content == "付过钱的回答"
+    assert len(client.usage.records()) == 1  # the ledger kept it all the same
+    assert any("on_usage callback" in r.getMessage() for r in caplog.records)
+
+
 # --------------------------------------------------------------------------- concurrency
 
 CONCURRENT_USAGE = {
