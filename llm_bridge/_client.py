@@ -281,7 +281,8 @@ class OpenAI(_Bridged, openai.OpenAI):
 
         ``http_client`` (an ``httpx.Client``) carries the traffic to the providers.
         ``api_key``, ``secret_key`` and ``base_url`` apply to ``provider`` (or the config's
-        ``default_provider``); other providers take theirs from the config or environment.
+        ``default_provider``); other providers take theirs from the config or environment,
+        and a key given without either goes only to providers that have none there.
         """
         self._init("sync", locals())
 

@@ -437,14 +437,17 @@ class Engine:
         return self._client_keys.get(field)
 
     def _keys(self, name: str) -> dict[str, Optional[str]]:
-        """Credentials for a provider: the client's arguments apply to its primary provider
-        (or to any provider when it has none), the config and environment to the rest."""
+        """Credentials for a provider: the client's arguments apply to its primary provider;
+        without one, to a provider the config and environment give no key of that kind
+        (code moved from openai keeps ``api_key=os.environ["OPENAI_API_KEY"]``, which must
+        not displace the key the config holds for the provider a model routes to)."""
         primary = self.primary_provider()
-        mine = primary is None or primary == name
         keys = {field: self.config.secret(name, field) for field in CREDENTIAL_FIELDS}
         keys["api_key_from"] = self.config.secret_source(name, "api_key")
         for field, value in self._client_keys.items():
-            if value is not None and mine:
+            if value is None:
+                continue
+            if primary == name or (primary is None and keys.get(field) is None):
                 keys[field] = value
                 if field == "api_key":
                     keys["api_key_from"] = "argument"

@@ -460,3 +460,24 @@ def test_forwarded_headers_read_raw_names_in_any_case_and_any_encoding() -> None
 def test_a_timeout_out_of_range_is_refused_by_the_constructor(timeout: Any) -> None:
     with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
         llm_bridge.OpenAI(provider="zhipu", api_key=KEY, timeout=timeout)
+
+
+def test_an_openai_key_kept_from_migrated_code_does_not_displace_the_configs() -> None:
+    """``OpenAI(api_key=os.environ["OPENAI_API_KEY"])`` survives a migration; a model the
+    config routes to a provider with a key of its own is sent with that key."""
+    fake = FakeZhipu(api_key=KEY).reply("好")
+    config = {"models": {"gpt-4o": "zhipu/glm-4-flash"}, "providers": {"zhipu": {"api_key": KEY}}}
+    client = llm_bridge.OpenAI(
+        api_key="sk-proj-openaikey0123456789",
+        config=config,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    client.chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert [r.headers["authorization"] for r in fake.requests] == [f"Bearer {KEY}"]
+    # Without a key of the provider's own, the argument is still the one used.
+    keyless = llm_bridge.OpenAI(
+        api_key=KEY,
+        config={"models": {"gpt-4o": "zhipu/glm-4-flash"}},
+        http_client=httpx.Client(transport=FakeZhipu(api_key=KEY).reply("好").transport()),
+    )
+    assert keyless.chat.completions.create(model="gpt-4o", messages=HELLO).choices
