@@ -33,7 +33,7 @@ import httpx
 
 from . import _retry
 from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
-from ._config import CREDENTIAL_FIELDS, Config
+from ._config import CREDENTIAL_FIELDS, Config, _did_you_mean
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
 from ._errors import (
     SECRET_HEADERS,
@@ -595,6 +595,7 @@ class Engine:
         failed.append(FallbackFailure(route.provider, route.model, error))
         if position + 1 >= len(routes) or error_kind(error) not in self.config.policy.fallback_on:
             _keep_chain(error, failed)
+            _name_nearest(error, route, self.config)
             return False
         here, there = routes[position], routes[position + 1]
         log.warning(
@@ -685,6 +686,19 @@ def error_kind(error: BaseException) -> str:
         return "server_error"
     kinds = {400: "bad_request", 401: "auth", 403: "permission", 404: "not_found"}
     return kinds.get(getattr(error, "status_code", 0), "other")
+
+
+def _name_nearest(error: APIError, route: Route, config: Config) -> None:
+    """A provider's "no such model" given the catalogue's nearest names to the model sent,
+    as llm-bridge's own `ModelNotFoundError` names them (the provider's own text, Zhipu's
+    "模型不存在", says nothing of what exists)."""
+    catalogue = config.provider(route.provider).models
+    if error.code != "model_not_found" or route.model in catalogue:
+        return  # (a catalogued model the account cannot use: no other name would help)
+    hint = _did_you_mean(route.model, catalogue)
+    if hint and hint not in error.message:
+        error.message += hint
+        error.args = (error.message, *error.args[1:])
 
 
 def _import_callback(path: Optional[str]) -> Optional[Callable[[UsageRecord], Any]]:

@@ -211,3 +211,12 @@ def test_an_error_rebuilt_from_its_response_keeps_its_status(name: str) -> None:
     assert "Authorization" not in error.response.request.headers or (
         error.response.request.headers["Authorization"] == "***"
     )
+
+
+@DOORS
+def test_a_model_the_provider_does_not_know_is_named_with_the_nearest(door: str) -> None:
+    _, key, root, _ = PROVIDERS["zhipu"]
+    fake = FakeZhipu(api_key=key).fail("model_not_found")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client(door, fake, key, root).chat.completions.create(model="glm-4-flsh", messages=HELLO)
+    assert "did you mean 'glm-4-flash'" in caught.value.message
