@@ -84,6 +84,10 @@ class _Bridged:
             url = known.root
         elif base_url is None:
             url = None  # OPENAI_BASE_URL for no known provider: the openai provider's own
+        elif provider is None and resolved.default_provider is None:
+            # An OpenAI-compatible root llm-bridge does not know (DeepSeek, a proxy): every
+            # request goes there, as openai's client would send it, on OpenAI's wire.
+            provider = "openai"
         factory = EngineFactory(
             SyncEngine if flavour == "sync" else AsyncEngine,
             http_client=http_client,

@@ -481,3 +481,38 @@ def test_an_openai_key_kept_from_migrated_code_does_not_displace_the_configs() -
         http_client=httpx.Client(transport=FakeZhipu(api_key=KEY).reply("好").transport()),
     )
     assert keyless.chat.completions.create(model="gpt-4o", messages=HELLO).choices
+
+
+def test_an_unknown_openai_compatible_root_gets_every_request_as_openai_would_send_it() -> None:
+    seen: list[httpx.Request] = []
+
+    def deepseek(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = json.loads(request.content)
+        return httpx.Response(
+            200,
+            json={
+                "id": "c-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "你好"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            },
+        )
+
+    client = llm_bridge.OpenAI(
+        api_key="sk-deepseek0123456789",
+        base_url="https://api.deepseek.com/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(deepseek)),
+    )
+    assert str(client.base_url) == "https://api.deepseek.com/v1/"
+    answer = client.chat.completions.create(model="deepseek-chat", messages=HELLO)
+    assert answer.choices[0].message.content == "你好"
+    assert str(seen[0].url) == "https://api.deepseek.com/v1/chat/completions"
+    assert seen[0].headers["authorization"] == "Bearer sk-deepseek0123456789"
