@@ -358,18 +358,6 @@ def _openai_timeout(timeout: Union[float, httpx.Timeout, None]) -> Any:
     """The timeout openai's constructor gets: the caller's, else llm-bridge's default (the
     same figures as openai's). Per request it reaches the engine, which applies it."""
     from ._constants import DEFAULT_TIMEOUT
+    from ._transport import checked_timeout
 
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    given: Any = timeout  # (typed callers aside, anything may come)
-    seconds = list(given.as_dict().values()) if isinstance(given, httpx.Timeout) else [given]
-    if any(
-        isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-        for value in seconds
-        if value is not None
-    ):
-        raise ValueError(
-            f"timeout must be a positive number of seconds, an httpx.Timeout of such, or "
-            f"None for the default; got {timeout!r}"
-        )
-    return timeout
+    return DEFAULT_TIMEOUT if timeout is None else checked_timeout(timeout)

@@ -57,6 +57,7 @@ __all__ = [
     "FixedEngine",
     "RoutedEngines",
     "async_http_client",
+    "checked_timeout",
     "http_client",
 ]
 
@@ -592,6 +593,10 @@ def _http_client(
     from ._engine import AsyncEngine, SyncEngine
 
     lib = client_library(library)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if timeout is not None:
+        checked_timeout(timeout)
     resolved = config if isinstance(config, Config) else load_config(config)
     make = EngineFactory(
         SyncEngine if flavour == "sync" else AsyncEngine,
@@ -604,6 +609,22 @@ def _http_client(
     if flavour == "sync":
         return lib.Client(transport=BridgeTransport(source, stash_errors=False))
     return lib.AsyncClient(transport=AsyncBridgeTransport(source, stash_errors=False))
+
+
+def checked_timeout(timeout: Any) -> Any:
+    """``timeout`` (seconds, or an ``httpx.Timeout``), or a ``ValueError`` naming it when a
+    figure is not a positive number: httpx would refuse it on every request instead."""
+    seconds = list(timeout.as_dict().values()) if isinstance(timeout, httpx.Timeout) else [timeout]
+    if any(
+        isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        for value in seconds
+        if value is not None
+    ):
+        raise ValueError(
+            f"timeout must be a positive number of seconds, an httpx.Timeout of such, or "
+            f"None for the default; got {timeout!r}"
+        )
+    return timeout
 
 
 def client_library(library: Optional[str]) -> Any:

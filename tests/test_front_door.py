@@ -458,8 +458,19 @@ def test_forwarded_headers_read_raw_names_in_any_case_and_any_encoding() -> None
     "timeout", [-1, 0, "30", httpx.Timeout(5, connect=-1)], ids=["negative", "zero", "text", "part"]
 )
 def test_a_timeout_out_of_range_is_refused_by_the_constructor(timeout: Any) -> None:
-    with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
-        llm_bridge.OpenAI(provider="zhipu", api_key=KEY, timeout=timeout)
+    for make in (
+        lambda: llm_bridge.OpenAI(provider="zhipu", api_key=KEY, timeout=timeout),
+        lambda: llm_bridge.http_client(provider="zhipu", timeout=timeout),
+        lambda: llm_bridge.async_http_client(provider="zhipu", timeout=timeout),
+    ):
+        with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
+            make()
+
+
+@pytest.mark.parametrize("retries", [-1, 1.5, True])
+def test_http_client_refuses_max_retries_out_of_range(retries: Any) -> None:
+    with pytest.raises(ValueError, match="max_retries must be a non-negative integer"):
+        llm_bridge.http_client(provider="zhipu", max_retries=retries)
 
 
 def test_an_openai_key_kept_from_migrated_code_does_not_displace_the_configs() -> None:
