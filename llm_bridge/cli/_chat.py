@@ -62,13 +62,32 @@ def configure(subparsers: Any) -> None:
     parser.add_argument("model", metavar="MODEL", help="model, provider/model, or alias")
     parser.add_argument("prompt", metavar="PROMPT", nargs="?", help="default: stdin")
     parser.add_argument("--system", metavar="TEXT", help="a system message first")
-    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument(
+        "--temperature", type=_temperature, metavar="T", help="sampling temperature, 0 to 2"
+    )
     parser.add_argument("--provider", metavar="NAME", help="the provider (default: by MODEL)")
     parser.add_argument("--config", metavar="FILE", help="the config file (default: as the SDK)")
     parser.add_argument(
         "--json", action="store_true", help="each chunk as JSON, one a line, then the usage"
     )
     parser.set_defaults(run=run, trailing="prompt")  # PROMPT may follow the options
+
+
+def _temperature(text: str) -> float:
+    """``--temperature``: a number in OpenAI's range, which the SDK checks before sending;
+    refused here, it is a usage error (exit status 2) rather than a failed call."""
+    from ..adapters._params import _RANGES
+
+    low, high = next((lo, hi) for name, lo, hi in _RANGES if name == "temperature")
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:  # (NaN is in no range)
+        raise argparse.ArgumentTypeError(
+            f"expected a number from {low:g} to {high:g}, got {text!r}"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,18 +5,22 @@ else uses the shipped provider tables with keys from the environment (``load_con
 The commands follow the same order and can say which one they used. A gateway's config
 (with a ``[gateway]`` table) serves too: ``chat``, ``models`` and ``doctor`` read its
 providers, so the keys the gateway will use can be checked before it runs.
+
+Commands that print config lines (``keys new``, ``migrate``) quote names and strings with
+`toml_key` and `toml_string`, so the lines read back as what they say.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from .._config import Config
 
-__all__ = ["ConfigFile", "find_config", "load"]
+__all__ = ["ConfigFile", "find_config", "load", "toml_key", "toml_string"]
 
 
 class ConfigFile(NamedTuple):
@@ -71,3 +75,16 @@ def load(found: ConfigFile) -> Config:
     raw.pop("gateway", None)
     source = str(found.path)
     return _build(_interpolate(raw, source, ""), source)
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}"'
+
+
+def toml_key(name: str) -> str:
+    """``name`` as one TOML key: bare when it can be, else quoted (a bare ``team.a`` would be
+    the key ``a`` of a table ``team``)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_string(name)

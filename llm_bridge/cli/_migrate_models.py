@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Optional
 
+from ._config_file import toml_string
+
 __all__ = [
     "Choice",
     "choose",
@@ -255,9 +257,9 @@ def starter_config(
         out += _wrap(f"# {name} ({places}): {choice.about}.")
         for line in choice.lines:
             out += _wrap("#   " + line, indent="#   ")
-        key = _toml_string(name)
+        key = toml_string(name)
         if choice.target:
-            out.append(f"{key} = {_toml_string(choice.target)}")
+            out.append(f"{key} = {toml_string(choice.target)}")
         out.append("")
     out += [
         "[policy]",
@@ -267,11 +269,6 @@ def starter_config(
         "",
     ]
     return "\n".join(out), choices
-
-
-def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
 
 
 def _wrap(text: str, *, width: int = 92, indent: str = "# ") -> list[str]:

@@ -7,13 +7,20 @@ the workers read the same file through ``$LLM_BRIDGE_GATEWAY_CONFIG``.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from ._args import integer
 
 __all__ = ["configure", "run"]
+
+#: uvicorn's log levels (its ``LOG_LEVELS``), named here so ``--help`` and a mistake's
+#: message need no uvicorn.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 DESCRIPTION = """\
 Run the OpenAI-compatible gateway: any openai client (any language) talks to it as to
@@ -21,7 +28,8 @@ OpenAI; it holds the provider keys, checks gateway keys, limits and budgets, and
 every request in its usage ledger (llm-bridge usage). Needs the [server] extra:
 pip install "llm-bridge-cn[server]".
 
-exit status: 0 after a clean shutdown, 2 config error or uvicorn missing"""
+exit status: 0 after a clean shutdown, 2 usage or config error, the port in use, or
+uvicorn missing"""
 
 EPILOG = """\
 examples:
@@ -42,16 +50,24 @@ def configure(subparsers: Any) -> None:
         "--config", required=True, metavar="FILE", help="the TOML config with a [gateway] table"
     )
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="default: 8000")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--port", type=integer(1, 65535), default=8000, help="default: 8000")
+    parser.add_argument(
+        "--workers", type=integer(1), default=1, help="worker processes (default 1)"
+    )
     parser.add_argument(
         "--timeout-graceful-shutdown",
-        type=int,
+        type=integer(0),
         default=30,
         metavar="SECONDS",
         help="on SIGTERM, how long in-flight requests (streams) may take to finish",
     )
-    parser.add_argument("--log-level", default="info", help="uvicorn's (default: info)")
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default="info",
+        help="uvicorn's: %(choices)s (default: info)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -68,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.config).resolve()
     load_gateway_config(path)  # a config mistake is reported now, not by every worker
+    problem = _cannot_listen(args.host, args.port)
+    if problem:
+        print(f"llm-bridge: {problem}", file=sys.stderr)
+        return 2
     os.environ[CONFIG_ENV] = str(path)
     # The workers sign dashboard sessions with one secret, so any of them accepts a
     # browser's session (replicas on other machines set the variable themselves).
@@ -84,3 +104,24 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> Optional[str]:
+    """Why uvicorn could not listen on ``host:port`` (the port in use, say), found by binding
+    each address as uvicorn would, then letting go; None when it can. Said here, the
+    reason is one line and exit status 2, not uvicorn's log and status 3 (which remain
+    when another process takes the port between this check and uvicorn's bind)."""
+    import socket
+
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"--host {host}: {error.strerror}"
+    for family, _, _, _, address in addresses:
+        try:
+            socket.create_server(address, family=family).close()
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use"
+            return f"cannot listen on {host}: {error.strerror}"  # (it names the address)
+    return None

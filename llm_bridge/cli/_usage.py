@@ -39,7 +39,8 @@ The ledger read is --ledger FILE; else the one the --config file's [gateway] tab
 ./llm_bridge_ledger.sqlite. The SDK itself keeps no ledger file (a program's usage is
 client.usage, or what its on_usage callback records), so only the gateway's is read.
 
-exit status: 0 ok, 2 usage or config error (no ledger, a bad date)"""
+exit status: 0 ok, 1 the Redis ledger cannot be read, 2 usage or config error (no
+ledger, a file that is not one, a bad date)"""
 
 EPILOG = """\
 examples:
@@ -240,7 +241,10 @@ def _entries(
     args: argparse.Namespace, since: Optional[float], until: Optional[float], out: Output
 ) -> Union[int, tuple[str, Iterable[LedgerEntry]]]:
     """Where the ledger is and its entries in [since, until); or the exit status, the
-    reason reported: 2 when there is no ledger to read, 1 when its Redis cannot be read."""
+    reason reported: 2 when there is no ledger to read (or the file is not one), 1 when
+    its Redis cannot be read."""
+    import sqlite3
+
     from ..gateway import read_entries
     from ..gateway._config import DEFAULT_LEDGER
 
@@ -271,4 +275,8 @@ def _entries(
     if not path.is_file():
         out.error(f"{path}: no ledger file (the gateway writes it; see --help)")
         return 2
-    return str(path), list(read_entries(path, since=since, until=until))
+    try:
+        return str(path), list(read_entries(path, since=since, until=until))
+    except sqlite3.DatabaseError as error:  # not SQLite, no ledger table, unreadable
+        out.error(f"{path}: not a ledger the gateway wrote: {error}")
+        return 2
