@@ -13,6 +13,7 @@ expensive kind. Secrets are held as `pydantic.SecretStr` so they never print.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -52,6 +53,12 @@ CONFIG_ENV = "LLM_BRIDGE_CONFIG"
 DEFAULT_CONFIG_FILE = "llm_bridge.toml"
 PROTOCOLS = ("openai_compat", "zhipu", "qianfan", "dashscope")
 CREDENTIAL_FIELDS = ("api_key", "secret_key", "iam_access_key", "iam_secret_key")
+#: An environment variable's name, as ``${NAME}`` and the ``*_env`` fields take it.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: Wrong values are echoed in errors (seeing one helps) up to this length of their repr;
+#: a longer one may be a key pasted into the wrong field (provider keys run 32 characters
+#: and more), so only its first few characters are shown.
+_ECHO_LIMIT = 32
 
 
 class _Strict(BaseModel):
@@ -125,7 +132,7 @@ class ErrorRule(_Strict):
     def _known_exception(cls, value: str) -> str:
         if value not in EXCEPTIONS_BY_NAME:
             raise ValueError(
-                f"unknown exception {value!r}; expected one of {sorted(EXCEPTIONS_BY_NAME)}"
+                f"unknown exception {_shown(value)}; expected one of {sorted(EXCEPTIONS_BY_NAME)}"
             )
         return value
 
@@ -163,7 +170,7 @@ class Endpoint(_Strict):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
+            raise ValueError(f"expected an http(s) URL, got {_shown(value)}")
         return value.rstrip("/")
 
     def describe(self) -> str:
@@ -239,15 +246,30 @@ class ProviderConfig(_Strict):
     @classmethod
     def _known_protocol(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and value not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {value!r}; expected one of {list(PROTOCOLS)}")
+            raise ValueError(f"unknown protocol {_shown(value)}; expected one of {list(PROTOCOLS)}")
         return value
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
+            raise ValueError(f"expected an http(s) URL, got {_shown(value)}")
         return value.rstrip("/") if value else value
+
+    @field_validator(
+        "base_url_env", "api_key_env", "secret_key_env", "iam_access_key_env", "iam_secret_key_env"
+    )
+    @classmethod
+    def _variable_names(cls, value: Union[str, List[str], None]) -> Union[str, List[str], None]:
+        """Only names: a value that is not one is most likely the key itself, pasted into
+        the wrong field, so the error does not show it (every later error would)."""
+        names = [value] if isinstance(value, str) else value or []
+        if not all(re.fullmatch(_ENV_NAME, name) for name in names):
+            raise ValueError(
+                "expected names of environment variables (letters, digits, underscores, not "
+                "starting with a digit); a value here is not one (not shown: it may be a key)"
+            )
+        return value
 
     def error_rule(self, code: str, message: Optional[str] = None) -> Optional[ErrorRule]:
         """The row for a provider error code: ``CODE:text`` rows (matched when the message
@@ -457,7 +479,7 @@ class Config:
             return self.providers[name]
         except KeyError:
             raise ConfigError(
-                f"unknown provider {name!r} (known: {', '.join(sorted(self.providers))})"
+                f"unknown provider {_shown(name)} (known: {', '.join(sorted(self.providers))})"
                 + _did_you_mean(name, self.providers)
             ) from None
 
@@ -543,6 +565,9 @@ def load_config(
     with a checked-out repository), so it may not name code to import: an ``on_usage``
     callable there is refused until the file is chosen explicitly (``config=`` or
     ``$LLM_BRIDGE_CONFIG``).
+
+    A ``[gateway]`` table is skipped, so one file serves ``llm-bridge serve`` and its
+    clients alike: the gateway's loader checks it (`llm_bridge.gateway.load_gateway_config`).
     """
     chosen = source is not None
     if source is None:
@@ -554,11 +579,16 @@ def load_config(
         else:
             return _build({}, "defaults")
     if isinstance(source, Mapping):
-        return _build(_interpolate(dict(source), "<mapping>", ""), "<mapping>")
+        return _build(_interpolate(_without_gateway(source), "<mapping>", ""), "<mapping>")
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(
+            f"config: expected a path to a TOML file (str or os.PathLike) or a mapping of the "
+            f"same schema (a client's config= also takes a Config), got {type(source).__name__}"
+        )
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    raw = _interpolate(_read_toml(path), str(path), "")
+    raw = _interpolate(_without_gateway(_read_toml(path)), str(path), "")
     if not chosen and raw.get("on_usage") is not None:
         raise ConfigError(
             f"{path}: on_usage: this config file was found in the working directory, not "
@@ -570,82 +600,169 @@ def load_config(
     return _build(raw, str(path))
 
 
+def _without_gateway(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without the gateway's table, left uninterpolated: a variable only the
+    gateway's host sets (a Redis password) must not be needed by a client of the file."""
+    return {key: value for key, value in raw.items() if key != "gateway"}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        return tomllib.loads(_utf8_text(path, data))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _utf8_text(path: Path, data: bytes) -> str:
+    """The file's text. TOML is UTF-8 by definition, so a file an editor saved as GBK (a
+    Chinese comment on Windows) is refused naming the line of its first bad byte; a UTF-8
+    byte-order mark (Notepad writes one) is tolerated, as TOML parsers commonly do."""
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; TOML files must "
+            f"be UTF-8: save the file as UTF-8 (not GBK or another local encoding)"
+        ) from None
 
 
 #: ``${NAME}`` or ``${NAME:-default}`` (the default when NAME is unset or empty).
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
+_VAR = re.compile(r"\$\{(" + _ENV_NAME + r")(?::-([^${}]*))?\}")
 
 
 def _interpolate(value: Any, source: str, path: str) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string with the environment's
-    value (or the default); an unset variable without a default, and any other ``${...}``
-    form (nested, unterminated, another shell operator), is an error naming the key."""
+    value (or the default), naming the key of any reference that cannot be resolved."""
     if isinstance(value, dict):
         return {k: _interpolate(v, source, f"{path}.{k}" if path else k) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, source, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
-
-        def substitute(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            found = os.environ.get(name)
-            if default is not None and not found:
-                return default
-            if found is None:
-                raise ConfigError(
-                    f"{source}: {path}: environment variable {name} is not set "
-                    f"(referenced as ${{{name}}}; ${{{name}:-default}} gives a default)"
-                )
-            return found
-
-        result = _VAR.sub(substitute, value)
-        leftover = _VAR.sub("", value)
-        if "${" in leftover:
-            raise ConfigError(
-                f"{source}: {path}: unsupported ${{...}} form; write ${{NAME}} or "
-                f"${{NAME:-default}} (NAME: letters, digits, underscores)"
-            )
-        return result
+        return _interpolate_string(value, source, path)
     return value
+
+
+def _interpolate_string(value: str, source: str, path: str) -> str:
+    """One string's references resolved. Errors: an unset variable without a default; any
+    other ``${...}`` form (nested, unterminated, another shell operator); and a value that
+    comes out empty from a variable that is set but empty (``KEY=`` in a compose file, a
+    CI secret not granted). No key, URL or name is empty on purpose, and the error such a
+    value causes later names the wrong place ("set ZHIPUAI_API_KEY"), so this one names the
+    variable; ``${VAR:-}`` says an empty value is meant, and is left alone."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if default is not None and not found:
+            return default
+        if found is None:
+            raise ConfigError(
+                f"{source}: {path}: environment variable {name} is not set "
+                f"(referenced as ${{{name}}}; ${{{name}:-default}} gives a default)"
+            )
+        return found
+
+    result = _VAR.sub(substitute, value)
+    leftover = _VAR.sub("", value)
+    if "${" in leftover:
+        raise ConfigError(
+            f"{source}: {path}: unsupported ${{...}} form; write ${{NAME}} or "
+            f"${{NAME:-default}} (NAME: letters, digits, underscores)"
+        )
+    bare = [match.group(1) for match in _VAR.finditer(value) if match.group(2) is None]
+    if not result and bare:
+        raise ConfigError(
+            f"{source}: {path}: ${{{bare[0]}}} is set but empty "
+            f"(write ${{{bare[0]}:-}} if an empty value is meant)"
+        )
+    return result
 
 
 def _validate(model: type[BaseModel], raw: Any, source: str, *, prefix: str) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = []
+        # where -> (what was expected, what was got): the branches of a Union fail at one
+        # place (``fast = 3``: neither a string nor a list), so they share one line.
+        problems: dict[str, tuple[list[str], str]] = {}
         for error in exc.errors():
-            loc = tuple(str(part) for part in error["loc"])
+            loc = _data_path(raw, error)
             where = ".".join(filter(None, (prefix, *loc)))
-            if error["type"] == "extra_forbidden":
-                known = _keys_at(model, loc[:-1])
-                hint = _did_you_mean(loc[-1], known) or f"; expected one of: {', '.join(known)}"
-                # The value is not repeated: a misspelt api_key must not print the key.
-                problems.append(f"{source}: {where}: unknown key{hint}")
-                continue
-            got = "" if error["type"] == "missing" else f" (got {_safe_input(where, error)})"
-            problems.append(f"{source}: {where}: {error['msg']}{got}")
-        raise ConfigError("\n".join(problems)) from None
+            text, got = _describe(model, error, loc, where)
+            problems.setdefault(where, ([], got))[0].append(text)
+        raise ConfigError(
+            "\n".join(
+                f"{source}: {where}: {' or '.join(texts)}{got}"
+                for where, (texts, got) in problems.items()
+            )
+        ) from None
 
 
-_SENSITIVE = ("key", "secret", "token", "header", "auth", "password", "credential")
+def _data_path(raw: Any, error: Any) -> tuple[str, ...]:
+    """The key path of an error in the data: pydantic's location also names the branch of a
+    Union it tried (``models.fast.str``), a part the user never wrote. The missing key of a
+    "missing" error is not in the data either, and is kept."""
+    path, current = [], raw
+    for part in error["loc"]:
+        if _holds(current, part):
+            current = current[part]
+        elif error["type"] != "missing":
+            continue
+        path.append(str(part))
+    return tuple(path)
+
+
+def _holds(data: Any, part: Union[str, int]) -> bool:
+    if isinstance(data, list):
+        return isinstance(part, int) and 0 <= part < len(data)
+    return isinstance(data, Mapping) and part in data
+
+
+def _describe(
+    model: type[BaseModel], error: Any, loc: tuple[str, ...], where: str
+) -> tuple[str, str]:
+    """What an error says was expected, and the ``(got ...)`` to add (empty when the value
+    is absent, may be a key, or the message already shows it: a validator's own)."""
+    if error["type"] == "extra_forbidden":
+        known = _keys_at(model, loc[:-1])
+        hint = _did_you_mean(loc[-1], known) or f"; expected one of: {', '.join(known)}"
+        # The value is not repeated: a misspelt api_key must not print the key.
+        return f"unknown key{hint}", ""
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, "), ""
+    if error["type"] == "missing":
+        return error["msg"], ""
+    return error["msg"], f" (got {_safe_input(where, error)})"
+
+
+#: Words in a key path whose values are not shown: credentials, and the ``*_env`` names
+#: where a key pasted into the wrong field ends up.
+_SENSITIVE = ("key", "secret", "token", "header", "auth", "password", "credential", "_env")
 
 
 def _safe_input(where: str, error: Any) -> str:
     """The offending value for the message, unless it may be a credential (then its type)."""
     value = error.get("input")
-    sensitive = any(word in where.lower() for word in _SENSITIVE)
-    if sensitive or len(repr(value)) > 60:
+    if any(word in where.lower() for word in _SENSITIVE):
         return f"a value of type {type(value).__name__}"
-    return repr(value)
+    return _shown(value)
+
+
+def _shown(value: object) -> str:
+    """A wrong value as errors echo it: whole when short, else a string's first characters
+    (a key pasted into the wrong field is not printed whole) or a container's type."""
+    text = repr(value)
+    if len(text) <= _ECHO_LIMIT:
+        return text
+    if isinstance(value, str):
+        return f"{value[:8] + '…'!r} ({len(value)} characters)"
+    return f"a value of type {type(value).__name__}"
 
 
 def _keys_at(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
@@ -690,12 +807,12 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         if provider.auth_choices and provider.auth not in provider.auth_choices:
             raise ConfigError(
                 f"{source}: providers.{name}.auth: expected one of {provider.auth_choices}, "
-                f"got {provider.auth!r}"
+                f"got {_shown(provider.auth)}"
             )
     default = user.default_provider
     if default is not None and default not in providers:
         raise ConfigError(
-            f"{source}: default_provider: unknown provider {default!r} "
+            f"{source}: default_provider: unknown provider {_shown(default)} "
             f"(known: {', '.join(sorted(providers))})" + _did_you_mean(default, providers)
         )
     aliases = {
@@ -751,8 +868,8 @@ def _check_endpoint_choice(name: str, provider: ProviderConfig, source: str) -> 
         choices = sorted({getattr(endpoint, key) for endpoint in provider.endpoints})
         if value is not None and value not in choices:
             raise ConfigError(
-                f"{source}: providers.{name}.{key}: expected one of {choices}, got {value!r}"
-                + _did_you_mean(value, choices)
+                f"{source}: providers.{name}.{key}: expected one of {choices}, "
+                f"got {_shown(value)}" + _did_you_mean(value, choices)
             )
     if provider.endpoint() is None:
         listed = "; ".join(
@@ -810,14 +927,14 @@ def _check_target(
         provider_name, model = target.split("/", 1)
         if provider_name in providers:
             if not model:
-                raise ConfigError(f"{source}: models.{alias}: {target!r} names no model")
+                raise ConfigError(f"{source}: models.{alias}: {_shown(target)} names no model")
             return
     if any(p.canonical_model(target) for p in providers.values()) or default is not None:
         return
     known = [f"{p}/{m}" for p, cfg in providers.items() for m in cfg.models]
     raise ConfigError(
-        f"{source}: models.{alias}: {target!r} points nowhere: it is not an alias, not in any "
-        f"provider's catalogue, and has no 'provider/' prefix" + _did_you_mean(target, known)
+        f"{source}: models.{alias}: {_shown(target)} points nowhere: it is not an alias, not "
+        f"in any provider's catalogue, and has no 'provider/' prefix" + _did_you_mean(target, known)
     )
 
 

@@ -1,9 +1,9 @@
 """The ``[gateway]`` table of a config file: keys, limits, the ledger, the state store.
 
 The rest of the file (providers, aliases, prices, policy) is the ordinary llm-bridge
-config, read by ``llm_bridge._config`` exactly as the clients read it; this module takes
-the ``[gateway]`` table out first, because that loader is strict about unknown keys and
-the gateway's keys are none of its business. The gateway table is just as strict: a typo
+config, read by ``llm_bridge._config`` exactly as the clients read it (their loader skips
+the ``[gateway]`` table, so one file serves the gateway and its Python clients); this
+module takes the table out first and checks it. It is as strict as the rest: a typo
 (``rmp = 60``) is an error naming the key, not a limit silently missing.
 
 A key is stored only as the SHA-256 of its text (``llm-bridge keys new NAME`` prints both,
