@@ -154,14 +154,16 @@ def test_helper_restarts_on_the_same_port_and_keeps_the_data(tmp_path: Path) -> 
 
 async def test_take_is_a_sliding_window(state: RedisState, raw: aioredis.Redis) -> None:
     assert await state.take("w", limit=3, window=0.6) == 0.0
+    slept_from = time.monotonic()
     await asyncio.sleep(0.3)
+    late = time.monotonic() - slept_from - 0.3  # (a busy machine wakes the test late)
     assert [await state.take("w", limit=3, window=0.6) for _ in range(2)] == [0.0] * 2
     wait = await state.take("w", limit=3, window=0.6)
     assert 0.2 < wait <= 0.3  # until the first take leaves the window, not a fixed window
     await asyncio.sleep(wait + 0.02)
     assert await state.take("w", limit=3, window=0.6) == 0.0  # the first one's slot
     wait = await state.take("w", limit=3, window=0.6)
-    assert 0.2 < wait <= 0.3  # the next two leave 0.6 s after they came
+    assert 0.2 < wait <= 0.3 + late  # the next two leave 0.6 s after they came
     # amounts (tokens per minute): what does not fit takes nothing
     assert await state.take("tpm", limit=10, window=60, amount=7) == 0.0
     assert 59 < await state.take("tpm", limit=10, window=60, amount=4) <= 60
