@@ -7,11 +7,11 @@ Each must be a `ConfigError` naming the file and the key path, never echoing a k
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_config import config_error, write
 
-from llm_bridge import ConfigError, OpenAI, load_config
+from llm_bridge import OpenAI, load_config
 from llm_bridge.gateway._config import load_gateway_config
 
 KEY = "0123456789abcdef0123456789abcdef.SECRETsecret1234"  # Zhipu's id.secret shape
@@ -29,18 +29,6 @@ state = "${ONLY_ON_THE_GATEWAY_HOST}"
 [gateway.keys.team-a]
 key_sha256 = "0257c3cdf1692ffdfbcdc330f83206be0494451b1fed121017ccb0a3559288e0"
 """
-
-
-def write(directory: Path, text: str, name: str = "bridge.toml") -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def config_error(source: Any) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_config(source)
-    return str(info.value)
 
 
 def test_one_file_serves_the_gateway_and_its_clients(
