@@ -271,6 +271,22 @@ def text_of(chunks: Any) -> str:
     return "".join(c.delta.content or "" for chunk in chunks for c in chunk.choices)
 
 
+def openai_answer(request: httpx.Request, text: str, **more: Any) -> httpx.Response:
+    """An OpenAI-compatible server's chat answer to ``request`` (its model echoed), saying
+    ``text``; ``more`` adds top-level fields (``usage``)."""
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": json.loads(request.read())["model"],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        **more,
+    }
+    return httpx.Response(200, json=body)
+
+
 def sent(fake: Any, index: int = -1) -> dict[str, Any]:
     """The JSON body of a request the fake received (by default its last)."""
     return json.loads(fake.requests[index].content)

@@ -17,6 +17,7 @@ import httpx
 import openai
 import pydantic
 import pytest
+from helpers import openai_answer
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import llm_bridge
@@ -499,23 +500,7 @@ def test_an_unknown_openai_compatible_root_gets_every_request_as_openai_would_se
 
     def deepseek(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        body = json.loads(request.content)
-        return httpx.Response(
-            200,
-            json={
-                "id": "c-1",
-                "object": "chat.completion",
-                "created": 1,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "你好"},
-                        "finish_reason": "stop",
-                    }
-                ],
-            },
-        )
+        return openai_answer(request, "你好")
 
     client = llm_bridge.OpenAI(
         api_key="sk-deepseek0123456789",

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import httpx
 import openai
 import pytest
+from helpers import openai_answer
 
 import llm_bridge
 from llm_bridge import (
@@ -55,24 +56,8 @@ class Wire:
         request.read()
         self.openai.append(request)
         assert request.url.host == "api.openai.com", request.url
-        sent = json.loads(request.content)
-        return httpx.Response(
-            200,
-            json={
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 1,
-                "model": sent["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "served by openai"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
-            },
-        )
+        usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+        return openai_answer(request, "served by openai", usage=usage)
 
     def client(self, **kwargs: Any) -> OpenAI:
         http = httpx.Client(transport=httpx.MockTransport(self.handler))
