@@ -33,6 +33,7 @@ from . import _responses
 from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
 from ._front import json_body
 from ._response_store import StoredResponse
+from .adapters._params import check_booleans
 
 __all__ = [
     "Keep",
@@ -148,10 +149,7 @@ def prepare(
     known = _responses.RESPONSES_PARAMS
     request = {k: v for k, v in body.items() if k in known and v is not None}
     extras = {k: v for k, v in body.items() if k not in known}
-    for name in _BOOLEANS:
-        if name in request and not isinstance(request[name], bool):
-            kind = type(request[name]).__name__
-            raise _bad_request(f"{name} must be a boolean, got {kind}", name, url)
+    check_booleans(request, _BOOLEANS)
     wanted = previous_id(request)
     passes = isinstance(request.get("model"), str) and native(request["model"])
     if passes and not wanted and _namespaced(request.get("tools")):

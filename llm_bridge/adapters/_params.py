@@ -12,7 +12,7 @@ The module holds no state: what was warned about is the engine's to remember.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
 from .._config import ParamRule
@@ -290,13 +290,19 @@ def _check_model(model: Any) -> None:
         raise TypeError(f"model must be a string, got {type(model).__name__}")
 
 
-def _check_stream(params: Mapping[str, Any]) -> None:
-    """OpenAI's boolean parameters are booleans, and ``stream_options`` comes only with
-    ``stream: true`` (the server refuses it otherwise)."""
-    for name in _BOOLEANS:
+def check_booleans(params: Mapping[str, Any], names: Iterable[str]) -> None:
+    """A ``TypeError`` naming the first of ``names`` that ``params`` gives as something
+    other than a boolean (OpenAI refuses ``"stream": "yes"``; Python would take it as true)."""
+    for name in names:
         value = params.get(name)
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"{name} must be a boolean, got {type(value).__name__}")
+
+
+def _check_stream(params: Mapping[str, Any]) -> None:
+    """OpenAI's boolean parameters are booleans, and ``stream_options`` comes only with
+    ``stream: true`` (the server refuses it otherwise)."""
+    check_booleans(params, _BOOLEANS)
     options = params.get("stream_options")
     if options is None:
         return
