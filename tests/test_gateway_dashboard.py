@@ -243,7 +243,7 @@ async def test_who_may_open_the_dashboard(tmp_path: Path) -> None:
         assert "content-security-policy" in response.headers
         # Other methods and pages.
         response = seen(await client.post("/dashboard", headers=bearer(ADMIN_KEY)))
-        assert response.status_code == 405 and response.headers["allow"] == "GET"
+        assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
         response = seen(await client.get("/dashboard/nothing", headers=bearer(ADMIN_KEY)))
         assert response.status_code == 404
         response = seen(await client.get("/dashboard/login"))

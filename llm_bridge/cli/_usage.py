@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     out.table(
         (*group_columns, *FIGURES),
         [[*group, *row.cells()] for group, row in sorted(sums.items())],
-        title=f"{where} ({period}, as of {time.strftime('%Y-%m-%d %H:%M:%S')})",
+        title=f"{where} ({period}, as of {_utc(time.time())})",
         footer=["total", *[""] * (len(group_columns) - 1), *total.cells()] if sums else None,
     )
     if in_flight:

@@ -16,14 +16,18 @@ Per request:
 1. ``/v1/...`` needs a gateway key (``Authorization: Bearer`` or ``api-key``): its SHA-256
    is compared with every configured digest in constant time. 401 otherwise.
 2. The body is read up to ``max_body_bytes`` (413), parsed (400), its ``model`` checked
-   against the key's patterns (403).
+   against the key's patterns (403, naming them), and for a key with a budget against
+   the prices the gateway knows (403: a model without a price would cost it nothing).
 3. ``rpm`` takes one unit from the key's window, ``tpm`` an estimate of the tokens
    (`llm_bridge.tokens`), ``monthly_budget_cny`` reserves an upper estimate of the cost in
    the `GatewayState`; any refusal is a 429 (``insufficient_quota`` for the budget).
 4. The transport answers; the engine's usage callback reports each provider call's usage
    to the request that caused it, through a `contextvars.ContextVar` (streams report when
    they end, while the gateway's task iterates them, so the context is still there).
-5. The budget is settled with the actual cost, a `LedgerEntry` written, metrics counted.
+5. The budget is settled with the actual cost, the tpm window charged what the call used
+   beyond its estimate (past the limit if need be: it was used), a `LedgerEntry` written,
+   metrics counted. An in-memory state starts each month's budgets from the SQLite
+   ledger (`GatewayApp.startup`), so a restart hands out no second budget.
 
 A client that disconnects cancels the task that talks to the provider: the upstream
 request (or stream) is closed, and the ledger records what was used (status 499).
@@ -35,6 +39,7 @@ module only routes to it and lends it the key check (`GatewayApp.key_of`).
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextvars
 import hashlib
 import hmac
@@ -60,7 +65,7 @@ from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
 from ._key_store import KeyScopedStore
-from ._ledger import NullLedger, SQLiteLedger
+from ._ledger import NullLedger, SQLiteLedger, spend_by_key
 from ._memory import MemoryState
 from ._metrics import Metrics
 from ._state import IN_PROGRESS, GatewayState, LedgerEntry, LedgerSink
@@ -251,6 +256,7 @@ class GatewayApp:
         self.engines = _GatewayEngines(factory, config, open_response_store(gateway))
         self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.state: GatewayState = state if state is not None else open_state(gateway)
+        self._own_state = state is None  # (a state handed in holds its own budgets)
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
         # With a Redis state, replicas fetch provider tokens (Qianfan's) once between them.
         self.token_share: Optional[RedisTokenShare] = None
@@ -291,8 +297,29 @@ class GatewayApp:
                 return
 
     async def startup(self) -> None:
-        """Nothing to prepare: limits and budgets estimate prompts by length, so no
-        vocabulary is loaded (the server's lifespan hook, kept for subclasses)."""
+        """The server's lifespan hook: restore this month's budgets from the ledger when
+        they live in this process's memory. (No vocabulary is loaded: limits and budgets
+        estimate prompts by length.)"""
+        await self._restore_budgets()
+
+    async def _restore_budgets(self) -> None:
+        """Start an in-memory state's monthly budgets from what the SQLite ledger says each
+        key spent this month (UTC), so that restarting the gateway (a deploy, a crash)
+        does not give every key its whole budget again. A Redis state keeps its budgets
+        in Redis; a state handed to the app is taken as it is."""
+        if not self._own_state or not isinstance(self.state, MemoryState):
+            return
+        if not isinstance(self.ledger, SQLiteLedger):
+            return
+        budgeted = {key.name for key in self.gateway.keys if key.monthly_budget_cny is not None}
+        if not budgeted:
+            return
+        period = self._period()
+        start, end = _month_bounds(period)
+        spent = await asyncio.to_thread(spend_by_key, self.ledger.path, since=start, until=end)
+        for name, cost in spent.items():
+            if name in budgeted and cost > 0:
+                await self.state.settle(name, period, reserved=Decimal(0), actual=cost)
 
     async def shutdown(self) -> None:
         """Flush the ledger and close the state store and the upstream client (once)."""
@@ -320,6 +347,8 @@ class GatewayApp:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
+        if method == "HEAD" and _serves_get(path):  # a GET's headers (HTTP requires HEAD)
+            scope, send, method = {**scope, "method": "GET"}, _headless(send), "GET"
         if path == "/v1" or path.startswith("/v1/"):
             if method == "OPTIONS" and _header(scope, b"access-control-request-method"):
                 await self._preflight(scope, send)
@@ -484,13 +513,9 @@ class GatewayApp:
             exchange.model = path.split("/", 3)[3]
         routes = self._routes(exchange.model) if exchange.model else ()
         if exchange.model and not key.allows(exchange.model, routes):
-            raise _GatewayError(
-                403,
-                f"The gateway key {key.name!r} may not use the model {exchange.model!r}.",
-                type="permission_error",
-                code="model_not_allowed",
-                param="model",
-            )
+            raise _model_not_allowed(key, exchange.model)
+        if key.monthly_budget_cny is not None:
+            self._check_priced(key, routes)
         if key.rpm is not None:
             wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
             if wait > 0:
@@ -614,12 +639,18 @@ class GatewayApp:
         if key is None or key.models == ("*",):
             return content
         page = json.loads(content)
-        page["data"] = [
-            entry
-            for entry in page.get("data", [])
-            if key.allows(entry["id"], (f"{entry['owned_by']}/{entry['id']}",))
-        ]
+        page["data"] = [entry for entry in page.get("data", []) if self._listed(entry, key)]
         return json.dumps(page, ensure_ascii=False).encode()
+
+    def _listed(self, entry: dict[str, Any], key: KeySpec) -> bool:
+        """Whether the model list shows ``entry`` to ``key``: by the check a request for
+        it passes (`_serve`), so its routes decide (an alias, ``owned_by`` the
+        ``llm-bridge-alias``, is listed for ``zhipu/*`` when it routes to Zhipu)."""
+        name = entry["id"]
+        routes = self._routes(name) or (f"{entry['owned_by']}/{name}",)
+        if not key.allows(name, routes):
+            return False
+        return key.monthly_budget_cny is None or not self._unpriced(routes)
 
     # ------------------------------------------------------------------ limits and usage
 
@@ -646,25 +677,58 @@ class GatewayApp:
                 raise _rate_limited(key, "tokens", key.tpm, wait, estimate.tokens)
             reservation.tokens = estimate.tokens
         if key.monthly_budget_cny is not None:
-            reserved = await self.state.reserve(
-                key.name,
-                reservation.period,
-                amount=estimate.cost,
-                budget=key.monthly_budget_cny,
-            )
-            if not reserved:
-                spent = await self.state.spent(key.name, reservation.period)
-                raise _GatewayError(
-                    429,
-                    f"The gateway key {key.name!r} has used its monthly budget of "
-                    f"{key.monthly_budget_cny} CNY for {reservation.period} ({spent:.4f} "
-                    f"spent or reserved; this request may cost up to {estimate.cost:.4f}).",
-                    type="insufficient_quota",
-                    code="insufficient_quota",
-                    headers={"x-should-retry": "false"},
-                )
-            reservation.cost = estimate.cost
+            try:
+                await self._reserve_budget(key, key.monthly_budget_cny, reservation)
+            except _GatewayError:  # refused: the tokens just taken were never used
+                if reservation.tokens and key.tpm is not None:
+                    await self.state.give_back(
+                        f"tpm:{key.name}", window=60.0, amount=reservation.tokens
+                    )
+                raise
         return reservation
+
+    def _unpriced(self, routes: tuple[str, ...]) -> list[str]:
+        """The routes (``provider/model``) whose price the gateway does not know."""
+        engine = self.engines.engine
+        return [route for route in routes if engine.price(*route.split("/", 1)) is None]
+
+    def _check_priced(self, key: KeySpec, routes: tuple[str, ...]) -> None:
+        """Refuse a key with a budget any model whose price is unknown (outside the
+        catalogue, or catalogued without one): its cost could be neither estimated nor
+        settled, so it would cost the budget nothing while the provider bills it."""
+        unpriced = self._unpriced(routes)
+        if not unpriced:
+            return
+        raise _GatewayError(
+            403,
+            f"The gateway key {key.name!r} has a monthly budget, and the price of "
+            f"{', '.join(unpriced)} is unknown to the gateway, so its cost could not be "
+            f"counted against the budget. The gateway's operator can set it in the config: "
+            f'[prices."{unpriced[0]}"] input = ..., output = ... (CNY per million tokens).',
+            type="permission_error",
+            code="model_price_unknown",
+            param="model",
+        )
+
+    async def _reserve_budget(
+        self, key: KeySpec, budget: Decimal, reservation: _Reservation
+    ) -> None:
+        """Reserve the request's upper cost estimate in the key's monthly budget (a 429
+        ``insufficient_quota`` when it does not fit)."""
+        cost = reservation.estimate.cost
+        if await self.state.reserve(key.name, reservation.period, amount=cost, budget=budget):
+            reservation.cost = cost
+            return
+        spent = await self.state.spent(key.name, reservation.period)
+        raise _GatewayError(
+            429,
+            f"The gateway key {key.name!r} has used its monthly budget of {budget} CNY for "
+            f"{reservation.period} ({spent:.4f} spent or reserved; this request may cost up "
+            f"to {cost:.4f}).",
+            type="insufficient_quota",
+            code="insufficient_quota",
+            headers={"x-should-retry": "false"},
+        )
 
     async def _settle(self, key: KeySpec, reservation: _Reservation, exchange: _Exchange) -> None:
         try:
@@ -677,8 +741,10 @@ class GatewayApp:
                 bucket = f"tpm:{key.name}"
                 used = sum(r.usage.total_tokens for r in exchange.records)
                 extra = min(used - reservation.tokens, key.tpm)
-                if extra > 0:  # more than estimated: take it too, where it still fits
-                    await self.state.take(bucket, limit=key.tpm, window=60.0, amount=extra)
+                if extra > 0:  # more than estimated: used already, so taken past the limit
+                    await self.state.take(
+                        bucket, limit=key.tpm, window=60.0, amount=extra, force=True
+                    )
                 elif extra < 0:  # less: the window gets the difference back
                     await self.state.give_back(bucket, window=60.0, amount=-extra)
         except StateUnavailable as down:  # the outage is already reported: one line each
@@ -822,6 +888,14 @@ def _estimate(
         )
         cost = max(cost, route_cost)
     return _Estimate(tokens, cost)
+
+
+def _month_bounds(period: str) -> tuple[float, float]:
+    """The Unix times [start, end) of a budget period (``"2026-12"``, a UTC month)."""
+    year, month = (int(part) for part in period.split("-"))
+    start = calendar.timegm((year, month, 1, 0, 0, 0))
+    end = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0))
+    return float(start), float(end)
 
 
 def _length_tokens(value: Any) -> int:
@@ -998,7 +1072,10 @@ def _unknown_url(method: str, path: str) -> _GatewayError:
 
 
 def _method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> _GatewayError:
-    allow = ", ".join(allowed)
+    methods = list(allowed)
+    if "GET" in methods and "HEAD" not in methods:  # (`_http` answers HEAD as GET)
+        methods.append("HEAD")
+    allow = ", ".join(methods)
     return _GatewayError(
         405,
         f"{method} is not allowed on {path} (allowed: {allow}).",
@@ -1008,23 +1085,70 @@ def _method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> _Gate
     )
 
 
+#: Most of a key's model patterns a 403 names.
+_NAMED_PATTERNS = 20
+
+
+def _model_not_allowed(key: KeySpec, model: str) -> _GatewayError:
+    """The 403 of a model the key may not use, naming what it may use (its patterns:
+    the key's holder needs them to choose a model, and they are no secret to it)."""
+    message = f"The gateway key {key.name!r} may not use the model {model!r}."
+    if not key.models:
+        message += " It may use no model (it only opens the dashboard)."
+    else:
+        named = ", ".join(key.models[:_NAMED_PATTERNS])
+        more = len(key.models) - _NAMED_PATTERNS
+        if more > 0:
+            named += f" and {more} more"
+        message += f" It may use: {named} (GET /v1/models lists them)."
+    return _GatewayError(
+        403, message, type="permission_error", code="model_not_allowed", param="model"
+    )
+
+
 def _rate_limited(
     key: KeySpec, what: str, limit: int, wait: float, wanted: Optional[int] = None
 ) -> _GatewayError:
+    """The 429 of a full rpm or tpm window. A request whose estimate alone is over the
+    limit never fits, so it says ``x-should-retry: false``: openai's clients would
+    otherwise wait ``Retry-After`` (a minute) before each of their retries."""
     retry_after = max(1, math.ceil(wait))
     per = "requests per minute (rpm)" if what == "requests" else "tokens per minute (tpm)"
     message = f"Rate limit reached for gateway key {key.name!r}: {limit} {per}."
+    headers = {"retry-after": str(retry_after)}
     if wanted is not None and wanted > limit:
-        message += f" This request alone is estimated at {wanted} tokens, over the limit."
+        message += (
+            f" This request alone is estimated at {wanted} tokens, over the limit: send a "
+            f"shorter prompt or a smaller max_tokens."
+        )
+        headers["x-should-retry"] = "false"
     else:
         message += f" Please try again in {retry_after}s."
-    return _GatewayError(
-        429,
-        message,
-        type=what,
-        code="rate_limit_exceeded",
-        headers={"retry-after": str(retry_after)},
-    )
+    return _GatewayError(429, message, type=what, code="rate_limit_exceeded", headers=headers)
+
+
+def _serves_get(path: str) -> bool:
+    """Whether GET is answered at ``path``, so HEAD is too (as a GET without its body)."""
+    if path in ("/healthz", "/readyz", "/metrics", "/dashboard", "/dashboard/"):
+        return True
+    if path.startswith("/dashboard/static/"):
+        return True
+    if path == "/v1" or path.startswith("/v1/"):
+        methods = _route_of(path)[1]
+        return methods is not None and "GET" in methods
+    return False
+
+
+def _headless(send: Any) -> Any:
+    """``send`` for a HEAD request: the GET's status and headers (``content-length``
+    included), no body bytes (uvicorn drops them too; other ASGI servers may not)."""
+
+    async def headless(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headless
 
 
 def _header(scope: dict[str, Any], name: bytes) -> Optional[bytes]:

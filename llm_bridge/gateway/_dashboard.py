@@ -150,7 +150,7 @@ class Dashboard:
             return await self._static(scope, send)
         if path in ("/dashboard", "/dashboard/"):
             if method != "GET":
-                return await _page(send, 405, _message_page("Use GET."), [(b"allow", b"GET")])
+                return await _page(send, 405, _message_page("Use GET."), [(b"allow", b"GET, HEAD")])
             return await self._dashboard(scope, send)
         if path == "/dashboard/login":
             if method != "POST":

@@ -77,13 +77,19 @@ class FailoverState:
 
     # ------------------------------------------------------------------ GatewayState
 
-    async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
+    async def take(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> float:
         if not self._down:
             try:
-                return await self.primary.take(bucket, limit=limit, window=window, amount=amount)
+                return await self.primary.take(
+                    bucket, limit=limit, window=window, amount=amount, force=force
+                )
             except _UNAVAILABLE as exc:
                 self._went_down(exc)
-        return await self._fallback().take(bucket, limit=limit, window=window, amount=amount)
+        return await self._fallback().take(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
 
     async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
         if not self._down:

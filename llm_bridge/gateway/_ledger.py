@@ -9,7 +9,8 @@ the last few milliseconds of hand-overs: a request admitted earlier still has it
 provisional row (`IN_PROGRESS`), written when it was admitted. Rows are keyed by
 ``request_id``, so a repeated write lands once.
 
-Reading (``llm-bridge usage``) is plain synchronous sqlite3: `read_entries`, `summarise`.
+Reading (``llm-bridge usage``, and a gateway with in-memory state restoring this month's
+budgets when it starts) is plain synchronous sqlite3: `read_entries`, `spend_by_key`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ._state import IN_PROGRESS, LedgerEntry
 
 log = logging.getLogger("llm_bridge.gateway")
 
-__all__ = ["NullLedger", "SQLiteLedger", "read_entries"]
+__all__ = ["NullLedger", "SQLiteLedger", "read_entries", "spend_by_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -231,11 +232,36 @@ class NullLedger:
         return None
 
 
+def _read_only(path: Union[str, Path]) -> sqlite3.Connection:
+    """A read-only connection to a ledger file. Its URI is percent-encoded: written into
+    ``file:`` as it is, a ``#`` or ``?`` in the path would end it early (and SQLite
+    would open another file, finding no ledger table)."""
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+
+
+def spend_by_key(path: Union[str, Path], *, since: float, until: float) -> dict[str, Decimal]:
+    """What each key spent (``cost_cny`` summed, exactly) in the entries of [since, until)
+    of a ledger file: a gateway whose limits live in its memory starts its monthly
+    budgets from it, so a restart does not hand every key a fresh budget."""
+    connection = _read_only(path)
+    spent: dict[str, Decimal] = {}
+    try:
+        rows = connection.execute(
+            "SELECT key, cost_cny FROM ledger WHERE at >= ? AND at < ? AND cost_cny IS NOT NULL",
+            (since, until),
+        )
+        for key, cost in rows:
+            spent[key] = spent.get(key, Decimal(0)) + Decimal(cost)
+    finally:
+        connection.close()
+    return spent
+
+
 def read_entries(
     path: Union[str, Path], *, since: Optional[float] = None, until: Optional[float] = None
 ) -> Iterator[LedgerEntry]:
     """The entries of a ledger file, oldest first (for ``llm-bridge usage`` and tests)."""
-    connection = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    connection = _read_only(path)
     try:
         query = f"SELECT {', '.join(_COLUMNS)} FROM ledger WHERE at >= ? AND at < ? ORDER BY at"
         rows = connection.execute(query, (since or 0.0, until or float("inf"))).fetchall()

@@ -25,8 +25,10 @@ class MemoryState:
         self._windows: dict[str, _Window] = {}
         self._spend: dict[tuple[str, str], Decimal] = {}
 
-    async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
-        if amount > limit:
+    async def take(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> float:
+        if amount > limit and not force:
             return window
         if amount <= 0:  # nothing to take (never a credit: see `give_back`)
             return 0.0
@@ -36,7 +38,7 @@ class MemoryState:
             if taken is None:
                 taken = self._windows[bucket] = _Window()
             taken.expire(now - window)
-            if taken.used + amount <= limit:
+            if force or taken.used + amount <= limit:
                 taken.add(now, amount)
                 return 0.0
             # Wait until enough of the oldest entries leave the window.

@@ -123,12 +123,14 @@ def open_ledger(gateway: GatewayConfig, *, prefix: str = DEFAULT_PREFIX) -> Redi
 
 _TAKE = """
 -- KEYS[1]: the log (sorted set), KEYS[2]: its sum and sequence (hash)
--- ARGV: limit, window (microseconds), amount. Returns 0 (taken) or microseconds to wait.
+-- ARGV: limit, window (microseconds), amount, force ('1': take it even past the limit,
+-- units already used). Returns 0 (taken) or microseconds to wait.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit, window, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if amount > limit then return window end
+local force = ARGV[4] == '1'
+if amount > limit and not force then return window end
 local function units(member) return tonumber(string.match(member, ':(%d+)$')) end
 local cutoff = now - window
 local used = tonumber(redis.call('HGET', KEYS[2], 'sum'))
@@ -148,7 +150,7 @@ else
   end
 end
 local ttl = math.floor(window / 1000) + 1000
-if used + amount <= limit then
+if force or used + amount <= limit then
   local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
   redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. seq .. ':' .. ARGV[3])
   redis.call('HSET', KEYS[2], 'sum', used + amount)
@@ -454,15 +456,16 @@ class RedisState(_RedisUser):
     def budget_key(self, account: str) -> str:
         return f"{self.prefix}budget:{account}"
 
-    async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
-        if amount > limit:
+    async def take(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> float:
+        if amount > limit and not force:
             return window
         if amount <= 0:
             return 0.0
         window_us = max(round(window * 1_000_000), 1)
-        wait = await self._run(
-            self._take, self.window_keys(bucket), (int(limit), window_us, int(amount))
-        )
+        args = (int(limit), window_us, int(amount), 1 if force else 0)
+        wait = await self._run(self._take, self.window_keys(bucket), args)
         return 0.0 if int(wait) == 0 else int(wait) / 1_000_000
 
     async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
@@ -617,6 +620,7 @@ class RedisLedger:
         self._owns_client = owns_client
         self._queue: deque[LedgerEntry] = deque()
         self._down = False
+        self._gave_up = False  # the last flush ran out of time
         self._flusher: Optional[asyncio.Task[None]] = None
 
     @classmethod
@@ -652,15 +656,21 @@ class RedisLedger:
             if self._queue:
                 self._start_flusher()
             if time.monotonic() >= deadline:
+                self._gave_up = True
                 log.error(
                     "gateway ledger: %d entries still queued for Redis after the flush timeout",
                     self.pending,
                 )
                 return
             await asyncio.sleep(0.01)
+        self._gave_up = False
 
     async def close(self) -> None:
-        await self.flush()
+        """Flush (unless the last flush just ran out of time: the gateway's shutdown
+        flushes, then closes, and a Redis that is down would hold it up twice as long and
+        report the same entries twice), then stop the flusher and the client."""
+        if not self._gave_up:
+            await self.flush()
         flusher, self._flusher = self._flusher, None
         await stop_task(flusher)
         if self._owns_client:
@@ -696,6 +706,7 @@ class RedisLedger:
                 )
             return
         self._queue.append(entry)
+        self._gave_up = False  # (an entry no flush has waited for yet)
         self._start_flusher()
 
     def _went_down(self, exc: BaseException) -> None:

@@ -25,11 +25,17 @@ IN_PROGRESS = "in_progress"
 class GatewayState(Protocol):
     """Limits and budgets, shared by every replica that uses the same store."""
 
-    async def take(self, bucket: str, *, limit: int, window: float, amount: int = 1) -> float:
+    async def take(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> float:
         """Take ``amount`` units from ``bucket``, which allows ``limit`` units per sliding
         ``window`` seconds. Returns 0.0 when taken; else the seconds until ``amount`` would
         fit (nothing is taken). ``amount`` larger than ``limit`` never fits: the returned
-        wait is ``window``."""
+        wait is ``window``.
+
+        ``force=True`` takes ``amount`` even past ``limit`` and returns 0.0: units that were
+        already used (tokens a call used beyond its estimate), which the window must count
+        so that later takes wait for them to leave it."""
         ...
 
     async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
