@@ -25,12 +25,17 @@ from typing_extensions import Self
 from ._constants import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
+    import httpx2
+
     from ._config import Config
     from .usage import UsageLedger, UsageRecord
 
 __all__ = ["AsyncOpenAI", "OpenAI"]
 
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config", None]
+#: A client's ``timeout``: seconds, or a timeout of either HTTP library (openai 3.x's
+#: ``openai.Timeout`` is httpx2's).
+TimeoutArg = Union[float, httpx.Timeout, "httpx2.Timeout", None]
 
 #: ``base_url`` of a client that routes to several providers: requests never leave the
 #: process for it (the transport answers them), and ``.invalid`` can never resolve.
@@ -225,7 +230,7 @@ class _Bridged:
             if overrides.get(replacing) is not None:
                 settings[name] = dict(overrides.pop(replacing))
             overrides.pop(replacing, None)
-        settings.update({k: v for k, v in overrides.items() if v is not None})
+        settings.update({k: v for k, v in overrides.items() if _given(v)})
         return type(self)(**settings)
 
     with_options = copy
@@ -263,7 +268,7 @@ class OpenAI(_Bridged, openai.OpenAI):
         api_key: Optional[str] = None,
         secret_key: Optional[str] = None,
         base_url: Union[str, httpx.URL, None] = None,
-        timeout: Union[float, httpx.Timeout, None] = None,
+        timeout: TimeoutArg = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Optional[Mapping[str, str]] = None,
         default_query: Optional[Mapping[str, object]] = None,
@@ -314,7 +319,7 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         api_key: Optional[str] = None,
         secret_key: Optional[str] = None,
         base_url: Union[str, httpx.URL, None] = None,
-        timeout: Union[float, httpx.Timeout, None] = None,
+        timeout: TimeoutArg = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Optional[Mapping[str, str]] = None,
         default_query: Optional[Mapping[str, object]] = None,
@@ -343,6 +348,13 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         return _acyclic(await super()._process_response(**kwargs))
 
 
+def _given(value: object) -> bool:
+    """Whether a ``copy()`` argument changes anything: neither None nor openai's
+    ``NOT_GIVEN`` (its own ``copy`` defaults ``timeout``, ``max_retries`` and ``base_url``
+    to that sentinel, and code written for it may pass it on)."""
+    return value is not None and not isinstance(value, openai.NotGiven)
+
+
 def _acyclic(result: Any) -> Any:
     """``result``, an openai stream made free by reference counting: one abandoned unclosed
     then closes its connection as soon as it is dropped (see
@@ -354,10 +366,14 @@ def _acyclic(result: Any) -> Any:
     return cast("Any", result)
 
 
-def _openai_timeout(timeout: Union[float, httpx.Timeout, None]) -> Any:
-    """The timeout openai's constructor gets: the caller's, else llm-bridge's default (the
+def _openai_timeout(timeout: Any) -> Any:
+    """The timeout openai's constructor gets: the caller's own object (an ``openai.Timeout``
+    stays one, as ``client.timeout`` shows it), checked, else llm-bridge's default (the
     same figures as openai's). Per request it reaches the engine, which applies it."""
     from ._constants import DEFAULT_TIMEOUT
     from ._transport import checked_timeout
 
-    return DEFAULT_TIMEOUT if timeout is None else checked_timeout(timeout)
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    checked_timeout(timeout)
+    return timeout

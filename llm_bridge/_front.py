@@ -391,6 +391,22 @@ def success_headers(parsed: Any, provider: Optional[str], retries: int = 0) -> d
     return headers
 
 
+def stream_headers(
+    upstream: Mapping[str, str], request_id: Optional[str], provider: Optional[str], retries: int
+) -> dict[str, str]:
+    """An event stream's answer headers: what `success_headers` gives a JSON answer, so
+    ``with_raw_response``'s ``request_id`` and ``x-llm-bridge-provider`` read the same
+    whether the call streamed or not. ``x-request-id`` is the provider's header, else the
+    id its chunks carry (``request_id``); ``provider`` is who answered (a fallback's, too)."""
+    headers = {**SSE_HEADERS, **retry_header(retries)}
+    request_id = header_value(upstream.get("x-request-id")) or header_value(request_id)
+    if request_id:
+        headers["x-request-id"] = request_id
+    if provider:
+        headers["x-llm-bridge-provider"] = provider
+    return headers
+
+
 def json_body(parsed: Any) -> bytes:
     """A response model (or a plain value) as OpenAI's JSON.
 

@@ -22,6 +22,7 @@ one) is handed to a thread of its own instead of run there: see `_release`.
 from __future__ import annotations
 
 import gc
+import inspect
 import itertools
 import logging
 import os
@@ -78,10 +79,24 @@ class ChunkPipeline:
         self._text: Optional[list[str]] = []
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
+        self.answered = False  # whether any chunk was made (see `end`)
+        # The parser's client-side stop sequences (`ended`), if the call has any.
+        self._stop_scanner: Any = getattr(parser, "_stop", None)
+
+    @property
+    def ended(self) -> bool:
+        """True once a stop sequence applied here (one the provider was not sent) ended the
+        text. Nothing the provider sends after it reaches the caller, so the stream ends
+        there, as OpenAI's does at a stop sequence, rather than reading (and having the
+        provider generate and bill) the rest of the answer."""
+        return self._stop_scanner is not None and self._stop_scanner.stopped
 
     def end(self) -> Iterator[ChatCompletionChunk]:
-        """Called when the body ends: flush, check the provider finished, add the usage chunk."""
-        yield from self.feed(b"", final=True)
+        """Called when the body ends (or the text `ended` before it): flush, check the
+        provider finished, add the usage chunk. The rest of a body the text ended before is
+        not read, so what is left of it in the decoder (part of an event) is dropped."""
+        if not self.ended:
+            yield from self.feed(b"", final=True)
         if self.held is not None:
             raise self.held
         if not self.complete:
@@ -91,6 +106,8 @@ class ChunkPipeline:
                 request=self.response.request,
                 provider=self.call.provider,
             )
+        if not self.answered:
+            raise self._unanswered()
         usage = self.settle()
         head = self.parser.head
         if self.call.include_usage and usage is not None and head is not None:
@@ -147,6 +164,14 @@ class ChunkPipeline:
                     self.usage, "".join(self._text or ()), request_id, self.complete
                 )
         return self.usage
+
+    def _unanswered(self) -> APIError:
+        """The error for a stream the provider finished without a single chunk: no text,
+        no tool call, no finish reason. A non-stream answer with nothing in it is refused
+        the same way; passed on, it would be an empty stream, on which openai's stream
+        helper (``chat.completions.stream``) fails with a bare ``AssertionError``."""
+        what = "a stream that ended without an answer (no text, tool call or finish reason)"
+        return self.parser.adapter.invalid_body(None, what).api_error(self.response)
 
     def _consumed(self) -> str:
         return "usage so far unknown" if self.usage is None else f"usage so far {self.usage}"
@@ -205,6 +230,8 @@ class ChunkPipeline:
             if not chunks:
                 raise error
             self.held = error
+        if chunks:
+            self.answered = True
         return chunks
 
     def _given(self, usage: JSONDict) -> Optional[list[str]]:
@@ -250,6 +277,12 @@ def _identity(response: httpx.Response) -> bool:
     if response.is_stream_consumed:  # already read into memory: only iter_bytes serves it
         return False
     return response.headers.get("content-encoding", "identity").lower() in ("identity", "")
+
+
+def _ended(pipeline: ChunkPipeline) -> bool:
+    """Whether the text of a stream `ChunkPipeline.ended`: the rest is not read. (The
+    Responses pass-through's pipeline, which shares the stream loops, has no such end.)"""
+    return getattr(pipeline, "ended", False)
 
 
 def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionError:
@@ -414,6 +447,15 @@ class _StreamBase:
     def provider(self) -> str:
         return self._pipeline.call.provider
 
+    @property
+    def request_id(self) -> Optional[str]:
+        """The id the stream's chunks carry (the provider's request or task id), once one
+        was read; None for a pipeline without chunks (a Responses pass-through)."""
+        parser = getattr(self._pipeline, "parser", None)
+        head = getattr(parser, "head", None) or {}
+        request_id = head.get("id")
+        return request_id if isinstance(request_id, str) else None
+
 
 def _chunks(
     response: httpx.Response, pipeline: ChunkPipeline
@@ -437,6 +479,8 @@ def _chunks(
             yield from pipeline.feed(data)
             if pipeline.held is not None:
                 raise pipeline.held
+            if _ended(pipeline):
+                break
         yield from pipeline.end()
     except httpx.HTTPError as error:
         raise _broken(error, pipeline) from error
@@ -479,9 +523,16 @@ class Stream(_StreamBase):
         self.close()
 
     def close(self) -> None:
-        """Release the connection; iteration stops; what was consumed is recorded."""
+        """Release the connection; iteration stops; what was consumed is recorded.
+
+        Closing from another thread than the one iterating (a "stop" button's) while that
+        one waits for the provider leaves the chunk loop to it: a running generator cannot
+        be closed (``ValueError: generator already executing``). Its wait ends on the
+        closed response, and the loop releases as it ends, as openai's streams do."""
+        iterator = self._iterator
         try:
-            self._iterator.close()  # a started loop releases as it ends
+            if inspect.getgeneratorstate(iterator) != inspect.GEN_RUNNING:
+                iterator.close()  # a started loop releases as it ends
         finally:
             _release(self._pipeline, self.response)  # (once: both steps are idempotent)
 
@@ -504,6 +555,8 @@ async def _achunks(
                 yield chunk
             if pipeline.held is not None:
                 raise pipeline.held
+            if _ended(pipeline):
+                break
         for chunk in pipeline.end():
             yield chunk
     except httpx.HTTPError as error:

@@ -317,10 +317,12 @@ class _TransportBase:
                     parsed = _responses_front.answer(call.responses, completion)
                 kept = _responses_front.to_keep(call.responses, parsed)
             return self._json(request, call, parsed, result.retries_taken), kept
-        headers = {**_front.SSE_HEADERS, **_front.retry_header(result.retries_taken)}
-        upstream_id = _front.header_value(result.response.headers.get("x-request-id"))
-        if upstream_id:
-            headers["x-request-id"] = upstream_id
+        headers = _front.stream_headers(
+            result.response.headers,
+            getattr(parsed, "request_id", None),
+            getattr(parsed, "provider", None) or call.engine.primary_provider(),
+            result.retries_taken,
+        )
         _preload_openai_stream_errors()
         sync = isinstance(self, BridgeTransport)
         if call.responses is not None:
@@ -538,7 +540,7 @@ class EngineFactory:
         from ._upstream import upstream_client
 
         self.engine_class = engine_class
-        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else checked_timeout(timeout)
         self.max_retries = max_retries
         self.secret_key = secret_key
         self.on_usage = on_usage
@@ -596,7 +598,7 @@ def _http_client(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     if timeout is not None:
-        checked_timeout(timeout)
+        timeout = checked_timeout(timeout)
     resolved = config if isinstance(config, Config) else load_config(config)
     make = EngineFactory(
         SyncEngine if flavour == "sync" else AsyncEngine,
@@ -613,7 +615,13 @@ def _http_client(
 
 def checked_timeout(timeout: Any) -> Any:
     """``timeout`` (seconds, or an ``httpx.Timeout``), or a ``ValueError`` naming it when a
-    figure is not a positive number: httpx would refuse it on every request instead."""
+    figure is not a positive number: httpx would refuse it on every request instead.
+
+    An ``httpx2.Timeout`` (openai 3.x's ``openai.Timeout``, which openai's documentation
+    passes as ``timeout=``) comes back as the ``httpx.Timeout`` of the same figures: the
+    engine's provider clients are httpx's, which take no other library's timeout."""
+    if httpx2 is not None and isinstance(timeout, httpx2.Timeout):
+        timeout = httpx.Timeout(**timeout.as_dict())
     seconds = list(timeout.as_dict().values()) if isinstance(timeout, httpx.Timeout) else [timeout]
     if any(
         isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
