@@ -43,9 +43,11 @@ def plan_reasoning(
     budgets: dict[str, int],
     max_tokens: Optional[int],
     error: Callable[[str], Exception],
+    model: str = "this model",
 ) -> Optional[ReasoningPlan]:
     """The plan for ``effort`` on the model ``info`` describes; None when the model has no
-    thinking to control (the caller applies the unsupported-parameter policy).
+    thinking to control (the caller applies the unsupported-parameter policy). ``model``
+    names the model in refusals ("provider/model"), which say what was refused and why.
 
     - "none"/"minimal" turn thinking off on a hybrid model; a model that always thinks
       refuses "none" (before any request: the provider's own 400 says less) and takes
@@ -59,11 +61,13 @@ def plan_reasoning(
     if effort is None or info is None or info.thinking is None:
         return None
     if effort not in EFFORTS:
-        raise error(f"reasoning_effort must be one of {list(EFFORTS)}, got {effort!r}")
+        raise error(
+            f"reasoning_effort must be one of {list(EFFORTS)}, got {effort!r} (for {model})"
+        )
     if effort == "none" and info.thinking == "always":
         levels = [e for e in info.reasoning_efforts if e != "none"] or ["low", "medium", "high"]
         raise error(
-            f"this model always thinks and cannot turn thinking off: reasoning_effort "
+            f"{model} always thinks and cannot turn thinking off: reasoning_effort "
             f"'none' is not accepted; use one of {levels}"
         )
     if effort in _OFF and info.thinking == "hybrid":

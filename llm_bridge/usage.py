@@ -26,6 +26,11 @@ _log = logging.getLogger("llm_bridge")
 __all__ = ["Price", "UsageLedger", "UsageRecord", "UsageSummary", "cost_of"]
 
 MILLION = Decimal(1_000_000)
+#: What a hit on an explicit cache costs, as a share of the input price. DashScope marks
+#: such hits ``cache_type: "ephemeral"`` and bills them at 10 % of input, half its
+#: implicit-cache rate (help.aliyun.com/en/model-studio/context-cache). UNSURE (D4 in
+#: docs/unsure.md): that every explicit hit carries ``cache_type``, as the page's examples do.
+EXPLICIT_HIT_SHARE = Decimal("0.1")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class Price:
     output: Decimal
     cached_input: Optional[Decimal] = None
     cache_creation: Optional[Decimal] = None  # writing an explicit cache (DashScope: 125%)
+    # Output of a call that thought, on a hybrid model priced higher in thinking mode
+    # (DashScope's qwen-plus: 2 without thinking, 8 with); None: ``output`` either way.
+    thinking_output: Optional[Decimal] = None
 
 
 def cost_of(usage: CompletionUsage, price: Optional[Price]) -> Optional[Decimal]:
@@ -44,20 +52,35 @@ def cost_of(usage: CompletionUsage, price: Optional[Price]) -> Optional[Decimal]
     Prompt tokens fall in three tiers: read from the provider's cache (``cached_tokens``,
     at the cached-input price), written to an explicit cache (``cache_write_tokens``, or
     DashScope's ``cache_creation_input_tokens``, at the cache-creation price), and the rest
-    at the input price. A tier without a price of its own costs the input price."""
+    at the input price. A tier without a price of its own costs the input price; a read
+    from an explicit cache (`explicit_hit`) costs `EXPLICIT_HIT_SHARE` of it. The output
+    of a call that reports reasoning tokens costs the thinking-mode price, where one is
+    known."""
     if price is None:
         return None
     cached, written = cache_tiers(usage)
     cached_price = price.cached_input if price.cached_input is not None else price.input
+    if explicit_hit(usage):
+        cached_price = price.input * EXPLICIT_HIT_SHARE
     written_price = price.cache_creation if price.cache_creation is not None else price.input
     uncached = max(usage.prompt_tokens - cached - written, 0)
     total = (
         uncached * price.input
         + cached * cached_price
         + written * written_price
-        + usage.completion_tokens * price.output
+        + usage.completion_tokens * _output_price(usage, price)
     )
     return total / MILLION
+
+
+def _output_price(usage: CompletionUsage, price: Price) -> Decimal:
+    """The output price: the thinking-mode one for a call that reasoned (it reports
+    reasoning tokens), else the plain one."""
+    details = usage.completion_tokens_details
+    thought = details is not None and bool(details.reasoning_tokens)
+    if thought and price.thinking_output is not None:
+        return price.thinking_output
+    return price.output
 
 
 def cache_tiers(usage: CompletionUsage) -> tuple[int, int]:
@@ -68,6 +91,14 @@ def cache_tiers(usage: CompletionUsage) -> tuple[int, int]:
     extra = details.__pydantic_extra__ or {}
     written = details.cache_write_tokens or extra.get("cache_creation_input_tokens") or 0
     return details.cached_tokens or 0, written if isinstance(written, int) else 0
+
+
+def explicit_hit(usage: CompletionUsage) -> bool:
+    """Whether the cached tokens were read from an explicit cache (DashScope's
+    ``cache_control`` markers: ``cache_type`` "ephemeral"), not from the implicit one."""
+    details = usage.prompt_tokens_details
+    extra = (details.__pydantic_extra__ or {}) if details is not None else {}
+    return extra.get("cache_type") == "ephemeral"
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,9 @@ class DashScopeAdapter(Adapter):
                 )
             elif choice is not None:
                 parameters["tool_choice"] = choice
-        fmt = ctx.get("response_format")
+        if ctx.get("n") is not None:
+            parameters["n"] = _choice_count(ctx, call)
+        fmt = _response_format(ctx, call)
         if fmt:
             parameters["response_format"] = fmt
         parameters.update(_thinking_fields(self, ctx, call, max_tokens))
@@ -474,7 +476,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
 
     What it adds to the OpenAI wire: the word "JSON" for ``json_object``, the token limit
     as ``max_completion_tokens``, ``reasoning_effort`` as ``enable_thinking`` and
-    ``thinking_budget``, thinking off where the model refuses it (``json_schema``, forced
+    ``thinking_budget``, thinking off where the model refuses it (structured output, forced
     tool choice), 401 errors naming the region and plan, and cache-creation usage kept.
     """
 
@@ -498,6 +500,10 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
         if max_tokens is not None:
             body["max_completion_tokens"] = max_tokens
         body.pop("reasoning_effort", None)
+        if ctx.get("n") is not None:
+            body["n"] = _choice_count(ctx, call)
+        if _response_format(ctx, call) is None:
+            body.pop("response_format", None)
         body.update(_thinking_fields(self, ctx, call, max_tokens))
         return body
 
@@ -673,15 +679,52 @@ def _max_tokens(ctx: ParamContext) -> Optional[int]:
     return ctx.get("max_completion_tokens", ctx.get("max_tokens"))
 
 
-def _native_json_schema(params: Mapping[str, Any], call: CallContext) -> bool:
-    """A json_schema response format the model serves natively (catalogue capability)."""
+def _structured_format(params: Mapping[str, Any]) -> Optional[str]:
+    """The structured-output type asked for (``json_object`` or ``json_schema``), else None.
+
+    DashScope serves both only in non-thinking mode ("思考模式的模型暂不支持结构化输出功能",
+    help.aliyun.com/zh/model-studio/json-mode). A ``json_schema`` the model lacks arrives
+    here already emulated as ``json_object`` (`llm_bridge._structured`), or, when only
+    deciding whether to stream (`must_stream`), still as ``json_schema``: either way the
+    call is one to serve without thinking."""
     fmt = params.get("response_format")
-    return (
-        isinstance(fmt, dict)
-        and fmt.get("type") == "json_schema"
-        and call.info is not None
-        and call.info.supports("json_schema")
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    return kind if kind in ("json_object", "json_schema") else None
+
+
+def _response_format(ctx: ParamContext, call: CallContext) -> Optional[JSONDict]:
+    """The ``response_format`` to send: the caller's, except structured output for a model
+    that always thinks. DashScope serves structured output only in non-thinking mode, and
+    such a model cannot leave it; the messages still ask for JSON (`_with_json_word`, or
+    the schema instruction of an emulated ``json_schema``), so the policy reports the
+    format as not sent. UNSURE (D28 in docs/unsure.md): whether DashScope refuses the
+    format on such a model or ignores it; not sending it is right either way."""
+    fmt = ctx.get("response_format")
+    info = call.info
+    if _structured_format(ctx.params) and info is not None and info.thinking == "always":
+        ctx.unsupported(
+            "response_format",
+            f"{call.model} always thinks, and DashScope serves structured output only in "
+            f"non-thinking mode; it was not sent (the messages ask for JSON)",
+        )
+        return None
+    return fmt if isinstance(fmt, dict) else None
+
+
+def _choice_count(ctx: ParamContext, call: CallContext) -> int:
+    """``n`` within DashScope's range (``[params.n] max`` choices per request); a larger
+    ``n`` is cut to that maximum under the unsupported-parameter policy, where DashScope
+    would refuse the request."""
+    n = int(ctx.get("n"))
+    rule = ctx.rules.get("n")
+    top = int(rule.max) if rule is not None and rule.max is not None else n
+    if n <= top:
+        return n
+    ctx.unsupported(
+        "n",
+        f"{call.model} returns 1 to {top} choices per request, so n={n} was sent as n={top}",
     )
+    return top
 
 
 def _thinking_decision(params: Mapping[str, Any], call: CallContext) -> tuple[bool, Optional[str]]:
@@ -701,10 +744,11 @@ def _thinking_decision(params: Mapping[str, Any], call: CallContext) -> tuple[bo
         thinking = info is not None and (always or info.thinking_by_default)
     if not thinking or info is None or info.thinking != "hybrid":
         return thinking, None
-    if _native_json_schema(params, call):
+    structured = _structured_format(params)
+    if structured is not None:
         return False, (
-            "response_format json_schema is served only in non-thinking mode, so thinking "
-            "was turned off for this call"
+            f"response_format {structured} is served only in non-thinking mode, so thinking "
+            f"was turned off for this call"
         )
     if params.get("tools") and forces_a_tool(params.get("tool_choice")):
         return False, (
@@ -734,6 +778,7 @@ def _thinking_fields(
             budgets=adapter.spec.thinking_budgets,
             max_tokens=max_tokens,
             error=lambda text: ctx.error(text, param="reasoning_effort"),
+            model=f"{adapter.name}/{call.model}",
         )
         if plan is not None:
             if plan.thinking is not None:
@@ -746,12 +791,8 @@ def _thinking_fields(
             fields["enable_thinking"] = effort not in ("none", "minimal")
     thinking, turned_off = _thinking_decision(ctx.params, call)
     if turned_off is not None:
-        param = "response_format" if _native_json_schema(ctx.params, call) else "tool_choice"
-        message = f"{adapter.name}: {call.model}: {turned_off}"
-        if ctx.policy == "error":
-            raise ctx.error(f'{message} (policy unsupported_params = "error")', param=param)
-        if ctx.policy == "warn":
-            adapter._warn(param, message)
+        if effort is not None:  # thinking the caller asked for (not the model's default)
+            _report_thinking_off(adapter, ctx, call, turned_off)
         fields["enable_thinking"] = False
         fields.pop("thinking_budget", None)
     elif (
@@ -768,6 +809,18 @@ def _thinking_fields(
             budget = min(budget, info.max_thinking_budget)
         fields["thinking_budget"] = budget
     return fields
+
+
+def _report_thinking_off(adapter: Adapter, ctx: ParamContext, call: CallContext, why: str) -> None:
+    """Apply the unsupported-parameter policy to thinking the caller asked for with
+    ``reasoning_effort`` and this call cannot have (``why``). A model that thinks only by
+    default is switched off silently: the caller asked for nothing that was dropped."""
+    param = "response_format" if _structured_format(ctx.params) else "tool_choice"
+    message = f"{adapter.name}: {call.model}: {why}"
+    if ctx.policy == "error":
+        raise ctx.error(f'{message} (policy unsupported_params = "error")', param=param)
+    if ctx.policy == "warn":
+        adapter._warn(param, message)
 
 
 def _clamp_budget(adapter: Adapter, body: JSONDict, max_tokens: Any) -> None:

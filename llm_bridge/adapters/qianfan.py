@@ -419,8 +419,16 @@ class QianfanV2Adapter(OpenAICompatAdapter):
         limit = body.pop("max_completion_tokens", None)
         if limit is not None:
             body["max_tokens"] = limit
+        sent = ctx.stops()[0]
+        if sent:
+            body["stop"] = sent  # at most [params.stop] max_items; the rest are cut here
         self._reasoning(ctx, call, body)
         return body
+
+    def emulated_stop(self, ctx: ParamContext) -> list[str]:
+        """Stop words beyond ``[params.stop] max_items``, cut here. UNSURE: v2's own limit
+        is not confirmed; v1's (4) is kept, so a longer list works either way."""
+        return ctx.stops()[1]
 
     def _reasoning(self, ctx: ParamContext, call: CallContext, body: JSONDict) -> None:
         """``reasoning_effort`` as ``enable_thinking`` / ``thinking_budget`` (or as itself,
@@ -441,6 +449,7 @@ class QianfanV2Adapter(OpenAICompatAdapter):
             budgets=self.spec.thinking_budgets,
             max_tokens=body.get("max_tokens"),
             error=lambda message: ctx.error(message, param="reasoning_effort"),
+            model=f"{self.name}/{call.model}",
         )
         thinking = plan.thinking if plan is not None else None
         would_think = thinking if thinking is not None else info.thinking_by_default

@@ -231,6 +231,7 @@ class ZhipuAdapter(OpenAICompatAdapter):
                 budgets=self.spec.thinking_budgets,
                 max_tokens=None,
                 error=lambda message: ctx.error(message, param="reasoning_effort"),
+                model=f"{self.name}/{call.model}",
             )
             if plan is None and info is None:
                 # A model the catalogue does not know yet: GLM's own switch, as GLM-4.5+ take it.

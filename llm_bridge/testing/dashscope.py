@@ -375,7 +375,8 @@ class FakeDashScope(DashScopeGateway):
         completion = approx_tokens(reply.completion_text())
         usage = _native_usage(call.prompt_tokens, completion, reasoning, stream=stream)
         if call.cache is not None:
-            usage["prompt_tokens_details"] = dict(call.cache)
+            # Explicit-cache figures name their cache, on a hit as on a creation.
+            usage["prompt_tokens_details"] = {**call.cache, "cache_type": "ephemeral"}
         return usage
 
     # -- stream rendering ------------------------------------------------------------------

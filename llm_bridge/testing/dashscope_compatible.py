@@ -267,8 +267,11 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
         return f"chatcmpl-{uuid}", uuid
 
     def _prompt_details(self, messages: list[Any]) -> Mapping[str, Any] | None:
-        """Explicit-cache details, else ``cached_tokens: 0`` (always sent)."""
-        return self.cache_details(messages) or {"cached_tokens": 0}
+        """Explicit-cache details, else ``cached_tokens: 0`` (always sent). An explicit-cache
+        answer says ``cache_type: "ephemeral"``, on a hit as on a creation (the
+        context-cache page's examples); the ledger prices hits by it."""
+        details = self.cache_details(messages)
+        return {**details, "cache_type": "ephemeral"} if details else {"cached_tokens": 0}
 
     def _embedding_size(self, body: dict[str, Any], count: int) -> int | str:
         """The model's vector size for ``dimensions``, within its batch limit."""
