@@ -79,6 +79,9 @@ class ResponsesEventPipeline:
         self._settled = False
         self.complete = False
         self.held: Optional[APIError] = None
+        #: Never: a passed-through Responses stream has no stop applied here (the chat
+        #: pipeline's `ended`, read by the stream loops both share).
+        self.ended = False
 
     def feed(self, data: bytes, *, final: bool = False) -> list[JSONDict]:
         """The events ``data`` completes; an error after some of them is held (as in the

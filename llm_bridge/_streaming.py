@@ -80,8 +80,6 @@ class ChunkPipeline:
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
         self.answered = False  # whether any chunk was made (see `end`)
-        # The parser's client-side stop sequences (`ended`), if the call has any.
-        self._stop_scanner: Any = getattr(parser, "_stop", None)
 
     @property
     def ended(self) -> bool:
@@ -89,7 +87,7 @@ class ChunkPipeline:
         text. Nothing the provider sends after it reaches the caller, so the stream ends
         there, as OpenAI's does at a stop sequence, rather than reading (and having the
         provider generate and bill) the rest of the answer."""
-        return self._stop_scanner is not None and self._stop_scanner.stopped
+        return self.parser.stopped
 
     def end(self) -> Iterator[ChatCompletionChunk]:
         """Called when the body ends (or the text `ended` before it): flush, check the
@@ -277,12 +275,6 @@ def _identity(response: httpx.Response) -> bool:
     if response.is_stream_consumed:  # already read into memory: only iter_bytes serves it
         return False
     return response.headers.get("content-encoding", "identity").lower() in ("identity", "")
-
-
-def _ended(pipeline: ChunkPipeline) -> bool:
-    """Whether the text of a stream `ChunkPipeline.ended`: the rest is not read. (The
-    Responses pass-through's pipeline, which shares the stream loops, has no such end.)"""
-    return getattr(pipeline, "ended", False)
 
 
 def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionError:
@@ -479,7 +471,7 @@ def _chunks(
             yield from pipeline.feed(data)
             if pipeline.held is not None:
                 raise pipeline.held
-            if _ended(pipeline):
+            if pipeline.ended:
                 break
         yield from pipeline.end()
     except httpx.HTTPError as error:
@@ -555,7 +547,7 @@ async def _achunks(
                 yield chunk
             if pipeline.held is not None:
                 raise pipeline.held
-            if _ended(pipeline):
+            if pipeline.ended:
                 break
         for chunk in pipeline.end():
             yield chunk

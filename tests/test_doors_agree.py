@@ -7,6 +7,7 @@ Offline, against each provider's fake at its public API root."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import httpx
@@ -220,3 +221,57 @@ def test_a_model_the_provider_does_not_know_is_named_with_the_nearest(door: str)
     with pytest.raises(openai.NotFoundError) as caught:
         client(door, fake, key, root).chat.completions.create(model="glm-4-flsh", messages=HELLO)
     assert "did you mean 'glm-4-flash'" in caught.value.message
+
+
+def _odd_error(request: httpx.Request) -> httpx.Response:
+    """An error inside an HTTP 200 body, with a code no provider table has and no ``type``."""
+    return httpx.Response(200, json={"error": {"code": "9999", "message": "something odd"}})
+
+
+@DOORS
+@pytest.mark.parametrize("name", ["zhipu", "qianfan", "dashscope-compatible"])
+def test_an_unknown_error_in_a_200_body_is_a_server_error_through_both_doors(
+    name: str, door: str
+) -> None:
+    """openai classes an answer by the status it reads (500 here): `InternalServerError`,
+    which ``except openai.InternalServerError`` and retry code catch, not the bare base."""
+    _, key, root, model = PROVIDERS[name]
+    fake = SimpleNamespace(transport=lambda: httpx.MockTransport(_odd_error))
+    with pytest.raises(openai.InternalServerError) as caught:
+        client(door, fake, key, root).chat.completions.create(model=model, messages=HELLO)
+    assert caught.value.status_code == 500
+    assert "something odd" in caught.value.message
+
+
+def _thinking_stream(request: httpx.Request) -> httpx.Response:
+    """An OpenAI-shaped stream whose reasoning pieces name no role (as Qianfan v2's
+    thinking models send them): the role first comes with the answer's text."""
+
+    def event(delta: dict[str, Any], finish: Any = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        chunk = {"id": "t", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        return b"data: " + json.dumps({**chunk, "choices": [choice]}).encode() + b"\n\n"
+
+    body = b"".join(
+        [
+            event({"reasoning_content": "想"}),
+            event({"reasoning_content": "一想"}),
+            event({"role": "assistant", "content": "好"}),
+            event({}, "stop"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+
+@DOORS
+@pytest.mark.parametrize("name", ["zhipu", "qianfan", "dashscope-compatible"])
+def test_a_thinking_stream_names_its_role_on_its_first_chunk(name: str, door: str) -> None:
+    """OpenAI names the role once, on a choice's first chunk: here a reasoning piece."""
+    _, key, root, model = PROVIDERS[name]
+    fake = SimpleNamespace(transport=lambda: httpx.MockTransport(_thinking_stream))
+    stream = client(door, fake, key, root).chat.completions.create(
+        model=model, messages=HELLO, stream=True
+    )
+    roles = [chunk.choices[0].delta.role for chunk in stream if chunk.choices]
+    assert roles == ["assistant", None, None, None]

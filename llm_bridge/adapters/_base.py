@@ -237,6 +237,12 @@ class StreamParser:
         self.typed_chunks = typed_chunks and self._stop is None and self._fences is None
         self._validate = validate_chunk
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop sequence applied here (one the provider was not sent) has ended
+        the text: nothing the provider sends after it reaches the caller."""
+        return self._stop is not None and self._stop.stopped
+
     def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
         """One event's JSON object as an OpenAI chunk dict, or a short cut's typed chunk
         (`typed`); ``event`` is the SSE event name, if the event had one. Raises the
@@ -646,6 +652,8 @@ class Adapter:
             cls = exception_for_status(status)
         else:
             cls = _class_of_type(body) or default
+        if cls is APIStatusError:  # as openai classes the status it is answered with
+            cls = exception_for_status(status_of(cls, status))
         quoted = not message  # the body itself then stands for the message
         if quoted:
             message = _json_text(body) if isinstance(body, dict) else reply.text

@@ -143,7 +143,11 @@ def finish_validated(
             if "role" in fields:
                 fields.discard("role")
                 vars(delta)["role"] = None
-        elif delta.role or delta.content is not None:
+        elif (
+            delta.role
+            or delta.content is not None
+            or (delta.__pydantic_extra__ or {}).get("reasoning_content") is not None
+        ):
             if "role" not in fields:
                 fields.add("role")
                 vars(delta)["role"] = "assistant"

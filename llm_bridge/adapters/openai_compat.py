@@ -239,7 +239,12 @@ class OpenAICompatStreamParser(StreamParser):
             if index in roles_sent:
                 if "role" in delta:
                     del delta["role"]
-            elif delta.get("role") or delta.get("content") is not None or delta.get("tool_calls"):
+            elif (
+                delta.get("role")
+                or delta.get("content") is not None
+                or delta.get("reasoning_content") is not None  # (a thinking model's first)
+                or delta.get("tool_calls")
+            ):
                 delta.setdefault("role", "assistant")
                 roles_sent.add(index)
             if delta.get("tool_calls"):
