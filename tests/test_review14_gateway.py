@@ -250,6 +250,16 @@ async def test_a_403_names_the_models_the_key_may_use(tmp_path: Path) -> None:
     assert "may use no model" in admin_only.json()["error"]["message"]
 
 
+async def test_a_key_allows_its_models_in_any_case_as_routing_reads_them(
+    tmp_path: Path,
+) -> None:
+    """Model names route whatever their case (``GLM-4-Flash`` is glm-4-flash), so a key
+    allowed ``glm-*`` may ask for it so written."""
+    async with gateway(settings(tmp_path), answering(0)) as (_, client):
+        answered = await chat(client, model="GLM-4-Flash")
+    assert answered.status_code == 200, answered.text
+
+
 # --------------------------------------------------------------------------- usage
 
 

@@ -68,11 +68,13 @@ class KeySpec:
     def allows(self, model: str, routes: tuple[str, ...] = ()) -> bool:
         """Whether the key may use ``model``: the name the client asked for matches one
         of its patterns, or every ``provider/model`` it routes to does (so ``zhipu/*``
-        allows whatever goes to Zhipu, under any alias)."""
-        if any(fnmatchcase(model, pattern) for pattern in self.models):
+        allows whatever goes to Zhipu, under any alias). Case does not matter, as it does
+        not when names are routed (``GLM-4-Flash`` is glm-4-flash)."""
+        patterns = [pattern.lower() for pattern in self.models]
+        if any(fnmatchcase(model.lower(), pattern) for pattern in patterns):
             return True
         return bool(routes) and all(
-            any(fnmatchcase(route, pattern) for pattern in self.models) for route in routes
+            any(fnmatchcase(route.lower(), pattern) for pattern in patterns) for route in routes
         )
 
 
