@@ -26,7 +26,7 @@ import time
 import uuid
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import httpx
@@ -289,6 +289,18 @@ class Operation:
             (embeddings.__pydantic_extra__ or {}).get("request_id"),
         )
         return embeddings
+
+    def aggregated(
+        self, chunks: list[Any], usage: Optional[CompletionUsage], response: httpx.Response
+    ) -> ChatCompletion:
+        """The answer of a call streamed for a non-stream caller (`aggregate`), checked
+        against its emulated JSON schema as a non-stream answer is (`result`)."""
+        from ._streaming import aggregate
+
+        completion = aggregate(chunks, usage)
+        if self.schema is not None:
+            self.check_schema(completion, response)
+        return completion
 
     def check_schema(self, completion: ChatCompletion, response: httpx.Response) -> None:
         """Each choice's answer against the emulated schema, code fences removed; a
@@ -767,10 +779,13 @@ class _BoundedBody:
     100 MB at once); other encodings go through httpx's decoder, chunk by chunk. ``done``
     hands the bytes to the response, as ``read()`` would."""
 
-    __slots__ = ("chunks", "deadline", "inflater", "limit", "read", "response", "size")
+    __slots__ = ("chunks", "deadline", "inflater", "limit", "provider", "read", "response", "size")
 
-    def __init__(self, response: httpx.Response, limit: int, deadline: float) -> None:
+    def __init__(
+        self, response: httpx.Response, limit: int, deadline: float, provider: str
+    ) -> None:
         self.response = response
+        self.provider = provider  # (named by the error past the limit)
         self.limit = limit
         self.deadline = deadline  # time.monotonic() by which the body must be in (`_deadline`)
         self.chunks: list[bytes] = []
@@ -804,7 +819,11 @@ class _BoundedBody:
         self.size += len(data)
         if self.size > self.limit:
             raise ResponseTooLargeError(
-                self.response, limit=self.limit, setting="max_response_bytes", what="answer"
+                self.response,
+                limit=self.limit,
+                setting="max_response_bytes",
+                what="answer",
+                provider=self.provider,
             )
         self.chunks.append(data)
 
@@ -819,7 +838,91 @@ class _BoundedBody:
         self.response._content = b"".join(self.chunks)
 
 
+#: Content encodings inflated by llm-bridge rather than httpx, with zlib's window bits.
+_ZLIB_ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+#: The most a compressed stream's body is inflated to at a time (`_InflatedStream`).
+_INFLATE_STEP = 65_536
+
+
+class _InflatedStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A gzip- or deflate-encoded event stream's body, inflated at most `_INFLATE_STEP`
+    bytes at a time. httpx's decoder inflates each network read whole, so 100 KB of a
+    compressed bomb (blank lines, or one endless line) would be 100 MB in memory at once,
+    before the stream's line limit (``max_sse_line_bytes``) or its clock could look at it;
+    in steps, those limits stop it with bounded memory. A broken encoding is httpx's
+    ``DecodingError``, as it would have been; "deflate" not wrapped in zlib's header is
+    read as raw deflate, as httpx reads it."""
+
+    def __init__(self, raw: Any, wbits: int) -> None:
+        self.raw = raw
+        self.wbits = wbits
+        self.inflater = zlib.decompressobj(wbits)
+        self.inflated = False  # (whether any byte came out yet)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.raw:
+            yield from self._inflate(chunk)
+        yield from self._inflate(b"", final=True)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.raw:
+            for piece in self._inflate(chunk):
+                yield piece
+        for piece in self._inflate(b"", final=True):
+            yield piece
+
+    def _inflate(self, chunk: bytes, *, final: bool = False) -> Iterator[bytes]:
+        """What ``chunk`` (``final``: the body's end) inflates to, a step at a time."""
+        try:
+            yield from self._steps(chunk, final)
+        except zlib.error as error:
+            if not self._as_raw_deflate():
+                raise httpx.DecodingError(f"the answer's compression is broken: {error}") from None
+            yield from self._inflate(chunk, final=final)
+
+    def _steps(self, chunk: bytes, final: bool) -> Iterator[bytes]:
+        inflater = self.inflater
+        while chunk:
+            piece = inflater.decompress(chunk, _INFLATE_STEP)
+            chunk = inflater.unconsumed_tail
+            if piece:
+                self.inflated = True
+                yield piece
+        rest = inflater.flush() if final else b""
+        if rest:
+            yield rest
+
+    def _as_raw_deflate(self) -> bool:
+        """Whether to read the body again as raw deflate: httpx's rule for "deflate" that
+        fails before its first byte inflates (the zlib header is missing)."""
+        if self.wbits != 15 or self.inflated:
+            return False
+        self.wbits = -15
+        self.inflater = zlib.decompressobj(-15)
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+
+    async def aclose(self) -> None:
+        await self.raw.aclose()
+
+
+def _inflate_in_steps(response: httpx.Response) -> None:
+    """Have a gzip- or deflate-encoded stream's body inflated by `_InflatedStream` rather
+    than by httpx: its body becomes the inflated one, and its ``content-encoding`` goes."""
+    wbits = _ZLIB_ENCODINGS.get(response.headers.get("content-encoding", "").strip().lower())
+    if wbits is None or response.is_stream_consumed:
+        return
+    response.stream = _InflatedStream(response.stream, wbits)
+    del response.headers["content-encoding"]
+
+
 def _transport_error(error: httpx.HTTPError, request: httpx.Request, provider: str) -> APIError:
+    """The `APIError` for an httpx failure, to be raised past the ``except`` clause that
+    caught it: neither its cause nor its context then, so no traceback prints the httpx
+    error, whose message may quote the URL (Qianfan's carries its access token) and
+    whose ``request`` holds the credentials unmasked."""
     if isinstance(error, httpx.TimeoutException):
         return APITimeoutError(request, provider=provider)
     # httpx quotes the URL in some messages (Qianfan's carries its access token), and a
@@ -894,16 +997,20 @@ class SyncEngine(Engine):
     def _attempts(self, operation: Operation) -> RawResult:
         """Every attempt of one route, in one loop: the first, and each retry the policy
         allows after a failure (the policy is made at the first failure: most calls never
-        need one). A first answer that fails its JSON schema is corrected once instead."""
+        need one). The first answer that fails its JSON schema, whether or not a failed
+        attempt came before it, is asked for once more, quoting the problem; that
+        corrected request's failures are retried as the first's were, within the same
+        ``max_retries``."""
         policy: Optional[RetryPolicy] = None
         retries = 0
         while True:
             try:
                 return self._attempt(operation, retries)
             except StructuredOutputError as error:
-                if error.final or retries:
+                if error.final:
                     raise
-                return self._attempt(operation.corrected(error), 0)
+                operation = operation.corrected(error)  # (its failures retried as any)
+                continue
             except APIError as error:
                 policy = policy or self.retry_policy(operation)
                 wait = policy.wait_after(error, attempt=retries + 1)
@@ -919,18 +1026,15 @@ class SyncEngine(Engine):
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
         if operation.needs_body(response):
-            try:  # an error body cut short is a connection error, retried as one
-                response.read()
-            except httpx.HTTPError as error:
-                raise _transport_error(error, request, operation.route.provider) from error
-            finally:
-                response.close()
+            self._read_answer(response, request, operation)
             raise operation.error(response) or operation.unreadable_stream(response)
-        from ._streaming import Stream, aggregate
+        from ._streaming import Stream
 
+        _inflate_in_steps(response)
         stream = Stream(response, operation.pipeline(response))
         if operation.aggregate:
-            return RawResult(response, aggregate(list(stream), stream.usage), retries)
+            completion = operation.aggregated(list(stream), stream.usage, response)
+            return RawResult(response, completion, retries)
         stream.prime()  # a failure before the first chunk is still retried
         return RawResult(response, stream, retries)
 
@@ -950,25 +1054,53 @@ class SyncEngine(Engine):
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         deadline = _deadline(request, started)
+        provider = operation.route.provider
         # Every read until the answer is in (a stream's: its headers) ends by the deadline.
         before = hold_reads_to(None if deadline == math.inf else deadline)
         try:
             response = self._open(request)
             if not streamed:
-                body = _BoundedBody(response, self.max_response_bytes, deadline)
-                try:
-                    if not body.read:
-                        for chunk in response.iter_raw() if body.raw else response.iter_bytes():
-                            body.add(chunk)
-                finally:
-                    response.close()
-                body.done()
+                self._read_body(response, deadline, provider)
         except httpx.HTTPError as error:
-            raise _transport_error(error, request, operation.route.provider) from error
+            failure = _transport_error(error, request, provider)
+        else:
+            _log_response(request, response, started)
+            return response
         finally:
             hold_reads_to(before)
-        _log_response(request, response, started)
-        return response
+        raise failure  # (past the handler: see `_transport_error`)
+
+    def _read_body(self, response: httpx.Response, deadline: float, provider: str) -> None:
+        """Read ``response`` (from ``provider``) whole, within `max_response_bytes` and by
+        ``deadline`` (see `_BoundedBody`), and close it."""
+        body = _BoundedBody(response, self.max_response_bytes, deadline, provider)
+        try:
+            if not body.read:
+                for chunk in response.iter_raw() if body.raw else response.iter_bytes():
+                    body.add(chunk)
+        finally:
+            response.close()
+        body.done()
+
+    def _read_answer(
+        self, response: httpx.Response, request: httpx.Request, operation: Operation
+    ) -> None:
+        """Read the body of a stream request answered without an event stream (an error,
+        mostly) as a non-stream answer is read: within `max_response_bytes`, every read by
+        the deadline counted from the send, so an endless, inflating or dripped error body
+        cannot hold the call or its memory. A body cut short is a connection error,
+        retried as one."""
+        deadline = _deadline(request, operation.sent_at)
+        before = hold_reads_to(None if deadline == math.inf else deadline)
+        try:
+            self._read_body(response, deadline, operation.route.provider)
+        except httpx.HTTPError as error:
+            failure = _transport_error(error, request, operation.route.provider)
+        else:
+            return
+        finally:
+            hold_reads_to(before)
+        raise failure  # (past the handler: see `_transport_error`)
 
     def _open(self, request: httpx.Request) -> httpx.Response:
         """``self.http.send(request, stream=True)``, straight to its transport when that is
@@ -1045,9 +1177,10 @@ class AsyncEngine(Engine):
             try:
                 return await self._attempt(operation, retries)
             except StructuredOutputError as error:
-                if error.final or retries:
+                if error.final:
                     raise
-                return await self._attempt(operation.corrected(error), 0)
+                operation = operation.corrected(error)
+                continue
             except APIError as error:
                 policy = policy or self.retry_policy(operation)
                 wait = policy.wait_after(error, attempt=retries + 1)
@@ -1064,19 +1197,16 @@ class AsyncEngine(Engine):
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
         if operation.needs_body(response):
-            try:  # an error body cut short is a connection error, retried as one
-                await response.aread()
-            except httpx.HTTPError as error:
-                raise _transport_error(error, request, operation.route.provider) from error
-            finally:
-                await response.aclose()
+            await self._read_answer(response, request, operation)
             raise operation.error(response) or operation.unreadable_stream(response)
-        from ._streaming import AsyncStream, aggregate
+        from ._streaming import AsyncStream
 
+        _inflate_in_steps(response)
         stream = AsyncStream(response, operation.pipeline(response))
         if operation.aggregate:
             chunks = [chunk async for chunk in stream]
-            return RawResult(response, aggregate(chunks, stream.usage), retries)
+            completion = operation.aggregated(chunks, stream.usage, response)
+            return RawResult(response, completion, retries)
         await stream.prime()  # a failure before the first chunk is still retried
         return RawResult(response, stream, retries)
 
@@ -1110,24 +1240,34 @@ class AsyncEngine(Engine):
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         deadline = _deadline(request, started)
+        provider = operation.route.provider
+        # The whole exchange (a stream's: up to its headers) within the deadline.
+        reading = self._open(request) if streamed else self._read_whole(request, deadline, provider)
         try:
-            # The whole exchange (a stream's: up to its headers) within the deadline.
-            reading = self._open(request) if streamed else self._read_whole(request, deadline)
             if deadline == math.inf:
                 response = await reading
             else:
                 response = await asyncio.wait_for(reading, deadline - started)
         except (asyncio.TimeoutError, TimeoutError):
-            raise APITimeoutError(request, provider=operation.route.provider) from None
+            failure: APIError = APITimeoutError(request, provider=provider)
         except httpx.HTTPError as error:
-            raise _transport_error(error, request, operation.route.provider) from error
-        _log_response(request, response, started)
-        return response
+            failure = _transport_error(error, request, provider)
+        else:
+            _log_response(request, response, started)
+            return response
+        raise failure  # (past the handler: see `_transport_error`)
 
-    async def _read_whole(self, request: httpx.Request, deadline: float) -> httpx.Response:
+    async def _read_whole(
+        self, request: httpx.Request, deadline: float, provider: str
+    ) -> httpx.Response:
         """Send ``request`` and read its answer whole, within `max_response_bytes`."""
         response = await self._open(request)
-        body = _BoundedBody(response, self.max_response_bytes, deadline)
+        await self._read_body(response, deadline, provider)
+        return response
+
+    async def _read_body(self, response: httpx.Response, deadline: float, provider: str) -> None:
+        """As `SyncEngine._read_body`."""
+        body = _BoundedBody(response, self.max_response_bytes, deadline, provider)
         try:
             if not body.read:
                 chunks = response.aiter_raw() if body.raw else response.aiter_bytes()
@@ -1136,7 +1276,30 @@ class AsyncEngine(Engine):
         finally:
             await response.aclose()
         body.done()
-        return response
+
+    async def _read_answer(
+        self, response: httpx.Response, request: httpx.Request, operation: Operation
+    ) -> None:
+        """As `SyncEngine._read_answer`; the deadline held by ``asyncio.wait_for``."""
+        import asyncio
+
+        deadline = _deadline(request, operation.sent_at)
+        reading = self._read_body(response, deadline, operation.route.provider)
+        try:
+            if deadline == math.inf:
+                await reading
+            else:
+                await asyncio.wait_for(reading, max(deadline - time.monotonic(), 0.0))
+        except (asyncio.TimeoutError, TimeoutError):
+            failure: APIError = APITimeoutError(request, provider=operation.route.provider)
+        except httpx.HTTPError as error:
+            failure = _transport_error(error, request, operation.route.provider)
+        else:
+            return
+        finally:
+            reading.close()  # (never started when the deadline had passed already)
+            await response.aclose()
+        raise failure  # (past the handler: see `_transport_error`)
 
     async def _open(self, request: httpx.Request) -> httpx.Response:
         """As `SyncEngine._open`."""
@@ -1191,6 +1354,7 @@ def _keep_chain(error: APIError, failed: list[FallbackFailure]) -> None:
         f"{f.provider}/{f.model}: {type(f.error).__name__}: {getattr(f.error, 'message', f.error)}"
         for f in failed[:-1]
     )
+    error.own_message = error.message  # (the chain's last entry: this target's own words)
     error.message = f"{error.message} (every fallback target failed; before it: {earlier})"
     error.args = (error.message, *error.args[1:])
     for before, after in itertools.pairwise(failed):

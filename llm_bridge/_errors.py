@@ -124,6 +124,9 @@ class APIError(openai.APIError):
     #: When a fallback chain failed on every target: each target's failure, in the order
     #: tried (this error last). Empty otherwise.
     fallback_errors: tuple[FallbackFailure, ...] = ()
+    #: The message as this target's failure alone worded it, before the fallback chain's
+    #: summary was added to ``message`` (None: ``message`` is its own).
+    own_message: Optional[str] = None
     #: The provider's code table's verdict on retrying this error: None leaves it to
     #: openai's rules (connection errors, 408, 409, 429 and 5xx are retried).
     retryable: Optional[bool] = None
@@ -260,15 +263,27 @@ class ResponseTooLargeError(APIResponseValidationError):
     limit: int
     setting: str
 
-    def __init__(self, response: httpx.Response, *, limit: int, setting: str, what: str) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        *,
+        limit: int,
+        setting: str,
+        what: str,
+        provider: Optional[str] = None,
+    ) -> None:
+        """``provider`` names who sent it, as every other provider error does (in
+        ``provider`` and at the head of the message)."""
+        label = f"[{provider}] " if provider else ""
         super().__init__(
             response,
             None,
             message=(
-                f"The provider's {what} is larger than {limit:,} bytes, the limit "
+                f"{label}The provider's {what} is larger than {limit:,} bytes, the limit "
                 f"[limits] {setting} sets; reading stopped there. Raise the limit if the "
                 f"answer is genuine."
             ),
+            provider=provider,
         )
         self.code = "response_too_large"
         self.limit = limit
@@ -373,7 +388,7 @@ def error_object(error: BaseException, *, type: str, code: Optional[str]) -> dic
                 "provider": failure.provider,
                 "model": failure.model,
                 "error": failure.error.__class__.__name__,
-                "message": server_message(failure.error),
+                "message": server_message(failure.error, own=True),
             }
             for failure in chain
         ]
@@ -515,11 +530,13 @@ def status_message(status: int, text: str) -> str:
     return f"Error code: {status} - {text}"
 
 
-def server_message(error: BaseException) -> str:
+def server_message(error: BaseException, *, own: bool = False) -> str:
     """An error's message as a server writes it in ``{"error": {"message": ...}}``: without
     the ``Error code: 400 -`` of `status_message`, which belongs to the client (openai's
-    adds its own to what it reads)."""
-    message = getattr(error, "message", None) or str(error)
+    adds its own to what it reads). ``own``: as the error worded it before a fallback
+    chain's summary was added (see `APIError.own_message`), for its entry in the chain."""
+    own_words = getattr(error, "own_message", None) if own else None
+    message = own_words or getattr(error, "message", None) or str(error)
     status = getattr(error, "status_code", None)
     if isinstance(status, int):
         return message.removeprefix(status_message(status, ""))

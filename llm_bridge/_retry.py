@@ -48,10 +48,13 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def retry_delay(error: Optional[BaseException], retries_done: int) -> float:
-    """Seconds to wait before the next attempt (``retries_done`` >= 1)."""
+    """Seconds to wait before the next attempt (``retries_done`` >= 1): the provider's
+    wait when it asks for one of up to `MAX_RETRY_AFTER`, else the backoff. As in openai, a
+    wait of zero (or one already past) is no wait asked for: an overloaded provider saying
+    ``retry-after: 0`` gets the backoff, not every retry at once."""
     if isinstance(error, APIStatusError):
         after = _retry_after(error.response.headers)
-        if after is not None and 0 <= after <= MAX_RETRY_AFTER:
+        if after is not None and 0 < after <= MAX_RETRY_AFTER:
             return after
     delay = min(INITIAL_RETRY_DELAY * 2 ** (retries_done - 1), MAX_RETRY_DELAY)
     return delay * (1 - 0.25 * random.random())

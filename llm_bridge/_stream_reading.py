@@ -100,7 +100,11 @@ def decode(
         events = decoder.flush() if final else decoder.feed(data)
     except EventTooLarge as big:  # a line that does not end: stop reading it
         raise ResponseTooLargeError(
-            response, limit=big.limit, setting="max_sse_line_bytes", what="stream line"
+            response,
+            limit=big.limit,
+            setting="max_sse_line_bytes",
+            what="stream line",
+            provider=provider,
         ) from None
     if clock is not None and not final:
         clock.tick(len(events), response, provider)

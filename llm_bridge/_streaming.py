@@ -464,6 +464,7 @@ def _chunks(
     generator, in a cycle of someone else's), the collector would finalise it itself,
     inside whatever the thread was doing when it ran."""
     reads: Optional[_Body] = None
+    failure: Optional[APIConnectionError] = None
     try:
         reads = cast(_Body, response.iter_raw() if _identity(response) else response.iter_bytes())
         _reading.add(reads)
@@ -475,9 +476,11 @@ def _chunks(
                 break
         yield from pipeline.end()
     except httpx.HTTPError as error:
-        raise _broken(error, pipeline) from error
+        failure = _broken(error, pipeline)
     finally:
         _release(pipeline, response, reads)
+    if failure is not None:  # past the handler: see `_engine._transport_error`
+        raise failure
 
 
 class Stream(_StreamBase):
@@ -540,6 +543,7 @@ async def _achunks(
 ) -> AsyncGenerator[ChatCompletionChunk, None]:
     """An async stream's chunks (see `_chunks`). An abandoned one is closed by the event
     loop's async-generator finaliser, as a task: never inside the collector."""
+    failure: Optional[APIConnectionError] = None
     try:
         body = response.aiter_raw() if _identity(response) else None
         async for data in body or response.aiter_bytes():
@@ -552,12 +556,14 @@ async def _achunks(
         for chunk in pipeline.end():
             yield chunk
     except httpx.HTTPError as error:
-        raise _broken(error, pipeline) from error
+        failure = _broken(error, pipeline)
     finally:
         try:
             pipeline.settle()
         finally:
             await response.aclose()
+    if failure is not None:  # past the handler: see `_engine._transport_error`
+        raise failure
 
 
 class AsyncStream(_StreamBase):

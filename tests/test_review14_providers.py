@@ -110,11 +110,6 @@ def test_the_error_policy_refuses_structured_output_on_an_always_thinking_model(
     assert fake.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs llm_bridge/_engine.py: a must-stream call aggregated for a non-stream "
-    "caller skips the emulated json_schema check (see the review 14 report)",
-)
 def test_parse_on_a_stream_only_model_checks_the_aggregated_answer() -> None:
     fake, client = dashscope("compatible")
     fake.reply(f"```json\n{CITY}\n```")
