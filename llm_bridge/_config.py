@@ -100,6 +100,9 @@ class ModelInfo(_Strict):
     max_thinking_budget: Optional[int] = Field(default=None, gt=0)
     # Cache tiers: explicit cache creation (DashScope cache_control) in CNY per million.
     cache_creation_price: Optional[Decimal] = Field(default=None, ge=0)
+    # Output of a call that thought, where a hybrid model costs more in thinking mode
+    # (DashScope's qwen-plus: 2 without, 8 with); None: ``output_price`` either way.
+    thinking_output_price: Optional[Decimal] = Field(default=None, ge=0)
     # Retirement: the date the provider retired it (YYYY-MM-DD) and what replaces it.
     retired: Optional[str] = None
     successor: Optional[str] = None
@@ -392,6 +395,7 @@ class PriceOverride(_Strict):
     output: Decimal = Field(ge=0)
     cached_input: Optional[Decimal] = Field(default=None, ge=0)
     cache_creation: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output: Optional[Decimal] = Field(default=None, ge=0)
 
 
 Target = Union[str, List[str]]
@@ -444,13 +448,23 @@ class Config:
         override = self.prices.get(f"{provider}/{model}")
         if override is not None:
             return Price(
-                override.input, override.output, override.cached_input, override.cache_creation
+                override.input,
+                override.output,
+                override.cached_input,
+                override.cache_creation,
+                override.thinking_output,
             )
         info = self.provider(provider).model(model)
         if info is None or info.input_price is None:
             return None
         output = info.output_price if info.output_price is not None else Decimal(0)
-        return Price(info.input_price, output, info.cached_input_price, info.cache_creation_price)
+        return Price(
+            info.input_price,
+            output,
+            info.cached_input_price,
+            info.cache_creation_price,
+            info.thinking_output_price,
+        )
 
     def with_provider_settings(self, name: str, settings: Mapping[str, Any]) -> Config:
         """A copy in which provider ``name`` has ``settings`` (e.g. ``api``, ``region``)."""

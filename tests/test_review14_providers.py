@@ -16,6 +16,7 @@ from helpers import bridge, no_unsupported_warnings
 from pydantic import BaseModel
 
 from llm_bridge import BadRequestError, UnsupportedParameterWarning
+from llm_bridge._config import load_config
 from llm_bridge._shapes.completion_usage import CompletionUsage
 from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
 from llm_bridge.usage import Price, cost_of
@@ -227,3 +228,15 @@ def test_a_call_that_thought_costs_the_thinking_output_price() -> None:
     assert cost_of(plain, price) == Decimal(2)
     assert cost_of(thought, price) == Decimal(8)
     assert cost_of(thought, Price(Decimal("0.8"), Decimal(2))) == Decimal(2)  # none known
+
+
+def test_the_thinking_output_price_comes_from_the_catalogue_and_the_config() -> None:
+    catalogue = load_config({})
+    price = catalogue.price("dashscope", "qwen-plus")
+    assert price is not None and price.thinking_output == Decimal(8)
+    assert price.output == Decimal(2)
+    row = {"input": 1, "output": 2, "thinking_output": 6}
+    configured = load_config({"prices": {"dashscope/qwen-plus": row}})
+    assert configured.price("dashscope", "qwen-plus") == Price(
+        Decimal(1), Decimal(2), thinking_output=Decimal(6)
+    )

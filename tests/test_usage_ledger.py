@@ -69,19 +69,31 @@ MAPPINGS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 # --------------------------------------------------------------------------- helpers
 
 
-def toml_price(provider: str, model: str) -> tuple[Decimal, Decimal, Optional[Decimal]]:
-    """(input, output, cached_input) CNY per million, read straight from the provider table."""
+def toml_price(
+    provider: str, model: str, *, thought: bool = False
+) -> tuple[Decimal, Decimal, Optional[Decimal]]:
+    """(input, output, cached_input) CNY per million, read straight from the provider table;
+    the output price of a call that ``thought``, where the table gives one."""
     info = provider_table(provider, parse_float=Decimal)["models"][model]
     cached = info.get("cached_input_price")
+    output = info.get("thinking_output_price") if thought else None
     return (
         Decimal(str(info["input_price"])),
-        Decimal(str(info["output_price"])),
+        Decimal(str(info["output_price"] if output is None else output)),
         None if cached is None else Decimal(str(cached)),
     )
 
 
-def hand_cost(provider: str, model: str, prompt: int, completion: int, cached: int = 0) -> Decimal:
-    price_in, price_out, price_cached = toml_price(provider, model)
+def hand_cost(
+    provider: str,
+    model: str,
+    prompt: int,
+    completion: int,
+    cached: int = 0,
+    *,
+    thought: bool = False,
+) -> Decimal:
+    price_in, price_out, price_cached = toml_price(provider, model, thought=thought)
     if price_cached is None:
         price_cached = price_in
     return ((prompt - cached) * price_in + cached * price_cached + completion * price_out) / MILLION
@@ -177,7 +189,12 @@ async def test_usage_mapping_on_responses(provider: str, mode: str) -> None:
     assert_usage(record.usage, expected)
     assert record.estimated is False
     assert record.cost_cny == hand_cost(
-        provider, model, expected["prompt"], expected["completion"], expected["cached"] or 0
+        provider,
+        model,
+        expected["prompt"],
+        expected["completion"],
+        expected["cached"] or 0,
+        thought=bool(expected["reasoning"]),  # (a call that thought: its mode's price)
     )
 
 
