@@ -11,9 +11,11 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from array import array
 from collections.abc import Iterator
@@ -363,3 +365,36 @@ class ProviderChat:
     ) -> tuple[list[Any], Optional[BaseException]]:
         """The chunks of one streamed call, and the APIError that ended it, if any."""
         return await consume(await self.create(mode, f, stream=True, **params))
+
+
+def loopback_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A loopback server (its Zhipu root) whose every connection is answered by
+    ``answer(conn, stop)`` in a thread of its own, after the request is read; ``stop``
+    is set when the server closes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                answer(conn, stop)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/paas/v4"
+    finally:
+        stop.set()
+        listener.close()

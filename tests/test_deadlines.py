@@ -12,9 +12,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
+from helpers import loopback_server
 
 import llm_bridge
 
@@ -30,39 +31,6 @@ TIMEOUT = 1.0
 GAP = 0.2  # seconds between bytes: far below the timeout, so no single read times out
 
 
-def serve(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
-    """A loopback server (its Zhipu root) whose every connection is answered by
-    ``answer(conn, stop)`` in a thread of its own, after the request is read; ``stop``
-    is set when the server closes."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                answer(conn, stop)
-            except OSError:
-                return
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/paas/v4"
-    finally:
-        stop.set()
-        listener.close()
-
-
 def serve_drip(what: str) -> Iterator[str]:
     """A loopback server dripping the head (``what == "head"``) or the body (``"body"``)
     one byte per `GAP`."""
@@ -76,7 +44,7 @@ def serve_drip(what: str) -> Iterator[str]:
             conn.sendall(bytes([byte]))
             time.sleep(GAP)
 
-    return serve(drip)
+    return loopback_server(drip)
 
 
 @pytest.fixture(params=["body", "head"])
@@ -163,7 +131,7 @@ def serve_sse(pattern: str) -> Iterator[str]:
             elif pattern == "events":
                 conn.sendall(EVENT)
 
-    return serve(stream)
+    return loopback_server(stream)
 
 
 def read_stream(

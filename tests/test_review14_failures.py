@@ -26,7 +26,7 @@ from typing import Any, Optional
 import httpx
 import openai
 import pytest
-from helpers import HELLO, MODES, bridge, chat, consume
+from helpers import HELLO, MODES, bridge, chat, consume, loopback_server
 from pydantic import BaseModel
 
 import llm_bridge
@@ -153,38 +153,16 @@ TIMEOUT = 1.0
 
 def drip_server(head: bytes) -> Iterator[str]:
     """A loopback server (its Zhipu root) that answers every request with ``head``, then
-    a body one byte per `GAP`, in a thread per connection."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
+    a body one byte per `GAP`."""
 
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(head)
-                for _ in range(DRIP_BYTES):
-                    if stop.wait(GAP):
-                        return
-                    conn.sendall(b" ")
-            except OSError:
+    def drip(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(head)
+        for _ in range(DRIP_BYTES):
+            if stop.wait(GAP):
                 return
+            conn.sendall(b" ")
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/paas/v4"
-    finally:
-        stop.set()
-        listener.close()
+    return loopback_server(drip)
 
 
 @MODES
