@@ -789,6 +789,7 @@ monthly_budget_cny = 12.5
     (key,) = gateway.keys
     assert (key.name, key.models, key.rpm, key.tpm) == ("team", ("fast",), 10, 1000)
     assert key.monthly_budget_cny == Decimal("12.5") and gateway.max_body_bytes == 4096
+    assert gateway.client_write_timeout == 60  # (the default)
     assert hash_key(KEY) not in repr(gateway) and hash_key(KEY) not in repr(key)
     for mistake, said in [
         (good.replace("rpm = 10", "rmp = 10"), "unknown key 'rmp'"),
@@ -804,6 +805,10 @@ monthly_budget_cny = 12.5
         (good.replace('"usage.sqlite"', '"redis"'), "needs a redis:// gateway.state"),
         (good.replace("[gateway]", '[gateway]\nstate = "mysql://x"'), "gateway.state"),
         (good.replace("[gateway]", '[gateway]\nupstream = "curl"'), "gateway.upstream"),
+        (
+            good.replace("[gateway]", "[gateway]\nclient_write_timeout = 0"),
+            "gateway.client_write_timeout: expected a positive number of seconds",
+        ),
     ]:
         with pytest.raises(ConfigError, match=said) as raised:
             load_gateway_config(write(tmp_path, mistake))

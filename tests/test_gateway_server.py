@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -397,3 +398,34 @@ def test_a_client_hanging_up_mid_stream_ends_the_request_at_once(tmp_path: Path)
     (entry,) = entries
     assert (entry.status, entry.error_code) == (499, "client_disconnected")
     assert entry.estimated and entry.completion_tokens > 0
+
+
+def test_a_client_that_reads_nothing_is_given_up_after_client_write_timeout(
+    tmp_path: Path,
+) -> None:
+    """A client that stops reading a stream would hold it, and the provider call behind
+    it, until shutdown: once the sockets' buffers are full the server waits on it."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("字" * 400_000, chunk_size=8)  # ~10 MB of SSE
+    with (
+        serve(fake) as upstream,
+        running_gateway(tmp_path, upstream, extra="client_write_timeout = 1") as gateway,
+    ):
+        body = json.dumps({"model": "fast", "messages": HELLO, "stream": True}).encode()
+        request = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"authorization: Bearer " + KEY.encode() + b"\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        ) + body
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.connect(("127.0.0.1", gateway.port))
+            client.sendall(request)
+            assert client.recv(1024).startswith(b"HTTP/1.1 200")
+            (entry,) = gateway.entries(1, timeout=60)  # ... and then reads nothing more
+            assert (entry.status, entry.error_code) == (499, "client_stalled")
+            client.settimeout(30)
+            rest = b""
+            while piece := client.recv(1 << 20):  # the gateway closed the connection
+                rest += piece
+    assert b"data: [DONE]" not in rest
+    assert "client_write_timeout" in gateway.output()

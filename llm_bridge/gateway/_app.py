@@ -60,7 +60,7 @@ from .._errors import InternalServerError, OpenAIError
 from .._response_store import AsyncResponseStore, default_store
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..usage import UsageRecord
-from ._asgi import BodyTooLarge, ClientGone, read_body
+from ._asgi import BodyTooLarge, ClientGone, ClientStalled, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
 from ._failover import StateUnavailable
@@ -470,6 +470,14 @@ class GatewayApp:
             await _send_error(send, error)
         except ClientGone:
             exchange.status, exchange.error_code = 499, "client_disconnected"
+        except ClientStalled:
+            exchange.status, exchange.error_code = 499, "client_stalled"
+            log.warning(
+                "%s: the client read none of its stream for %g s (client_write_timeout): "
+                "connection given up",
+                exchange.request_id,
+                self.gateway.client_write_timeout,
+            )
         except asyncio.CancelledError:  # the server gave up on it (shutdown grace over)
             exchange.status, exchange.error_code = 503, "server_shutdown"
             raise
@@ -586,6 +594,7 @@ class GatewayApp:
         except Exception as error:
             await self._send_failure(send, exchange, error)
             return
+        watch: Optional[_StallWatch] = None
         try:
             exchange.status = response.status_code
             exchange.provider = response.headers.get("x-llm-bridge-provider") or exchange.provider
@@ -611,9 +620,13 @@ class GatewayApp:
             await send(
                 {"type": "http.response.start", "status": exchange.status, "headers": headers}
             )
+            watch = _StallWatch(self.gateway.client_write_timeout)
             try:
                 async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    piece = {"type": "http.response.body", "body": chunk, "more_body": True}
+                    await watch.send(send, piece)
+            except ClientStalled:
+                raise
             except Exception as error:  # broke mid-stream: the client gets an error event
                 reported = _front.as_openai_error(error) or _internal(error)
                 reply = _front.error_reply(reported)
@@ -623,6 +636,8 @@ class GatewayApp:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
+            if watch is not None:
+                watch.close()
             await response.aclose()
 
     async def _send_failure(self, send: Any, exchange: _Exchange, error: Exception) -> None:
@@ -988,6 +1003,52 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(model, str) or not model.strip():
         raise _bad_request("model must be a non-empty string", param="model")
     return params
+
+
+class _StallWatch:
+    """Gives up on a client that takes none of a streamed answer for ``seconds``
+    (``[gateway] client_write_timeout``): the server's ``send`` then waits on a socket
+    that accepts nothing more, and would hold the stream, and the provider call behind
+    it, until shutdown.
+
+    One timer per ``seconds`` for the whole stream rather than a timeout per chunk
+    (``asyncio.wait_for`` makes a task for each): ``send`` only notes when it began,
+    and the timer, finding a send still pending after ``seconds``, cancels the task
+    that waits in it, which `send` reports as `ClientStalled`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.since: Optional[float] = None  # when the pending send began (None: none is)
+        self.stalled = False
+        self.timer = self.loop.call_later(seconds, self._check)
+
+    async def send(self, send: Any, message: dict[str, Any]) -> None:
+        self.since = self.loop.time()
+        try:
+            await send(message)
+        except asyncio.CancelledError:
+            if not self.stalled:
+                raise
+            uncancel = getattr(self.task, "uncancel", None)  # (Python 3.11+)
+            if uncancel is not None:
+                uncancel()  # the cancellation was this watch's, and is answered
+            raise ClientStalled from None
+        finally:
+            self.since = None
+
+    def _check(self) -> None:
+        now, since = self.loop.time(), self.since
+        if since is not None and now - since >= self.seconds and self.task is not None:
+            self.stalled = True
+            self.task.cancel()
+            return
+        wait = self.seconds if since is None else self.seconds - (now - since)
+        self.timer = self.loop.call_later(wait, self._check)
+
+    def close(self) -> None:
+        self.timer.cancel()
 
 
 async def _until_disconnect(receive: Any, work: Awaitable[None]) -> None:

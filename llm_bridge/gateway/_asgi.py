@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BodyTooLarge", "ClientGone", "read_body"]
+__all__ = ["BodyTooLarge", "ClientGone", "ClientStalled", "read_body"]
 
 
 class ClientGone(Exception):
     """The client hung up before the exchange was complete."""
+
+
+class ClientStalled(Exception):
+    """The client read none of a streamed answer for longer than the gateway waits
+    (``[gateway] client_write_timeout``): its connection is given up."""
 
 
 class BodyTooLarge(Exception):

@@ -33,10 +33,13 @@ DEFAULT_LEDGER = "llm_bridge_ledger.sqlite"
 #: Request bodies larger than this are refused with 413 (images travel as base64).
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
+#: Seconds a stream may wait on a client that reads nothing (``client_write_timeout``).
+DEFAULT_CLIENT_WRITE_TIMEOUT = 60.0
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _GATEWAY_KEYS = {
+    "client_write_timeout",
     "cors_origins",
     "keys",
     "ledger",
@@ -91,6 +94,9 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_retries: int = 2
     timeout: Optional[float] = None  # seconds per provider call (None: the engine's)
+    # Seconds a streamed answer waits for a client that reads none of it before the
+    # gateway gives up on it (closes the connection and the provider call).
+    client_write_timeout: float = DEFAULT_CLIENT_WRITE_TIMEOUT
     # The HTTP client of provider calls: "httpx" (default) or "aiohttp" (faster; see
     # `_app._aiohttp_upstream`).
     upstream: str = "httpx"
@@ -161,11 +167,7 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
     failure = _string(table, "state_failure", "open", source)
     if failure not in ("open", "closed"):
         raise ConfigError(f'{source}: gateway.state_failure: expected "open" or "closed"')
-    timeout = table.get("timeout")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise ConfigError(f"{source}: gateway.timeout: expected a positive number of seconds")
+    timeout = _seconds(table, "timeout", None, source)
     upstream = _string(table, "upstream", "httpx", source)
     if upstream not in ("aiohttp", "httpx"):
         raise ConfigError(f'{source}: gateway.upstream: expected "aiohttp" or "httpx"')
@@ -179,9 +181,25 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
         max_body_bytes=_int(table, "max_body_bytes", DEFAULT_MAX_BODY_BYTES, source, "gateway")
         or DEFAULT_MAX_BODY_BYTES,
         max_retries=_int(table, "max_retries", 2, source, "gateway", minimum=0) or 0,
-        timeout=float(timeout) if timeout is not None else None,
+        timeout=timeout,
+        client_write_timeout=_seconds(
+            table, "client_write_timeout", DEFAULT_CLIENT_WRITE_TIMEOUT, source
+        )
+        or DEFAULT_CLIENT_WRITE_TIMEOUT,
         source=source,
     )
+
+
+def _seconds(
+    table: dict[str, Any], name: str, default: Optional[float], source: str
+) -> Optional[float]:
+    """``[gateway] name``: a positive number of seconds, else ``default``."""
+    value = table.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{source}: gateway.{name}: expected a positive number of seconds")
+    return float(value)
 
 
 def _origins(table: dict[str, Any], source: str) -> tuple[str, ...]:
