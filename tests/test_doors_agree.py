@@ -275,3 +275,22 @@ def test_a_thinking_stream_names_its_role_on_its_first_chunk(name: str, door: st
     )
     roles = [chunk.choices[0].delta.role for chunk in stream if chunk.choices]
     assert roles == ["assistant", None, None, None]
+
+
+@DOORS
+@pytest.mark.parametrize("name", ["zhipu", "qianfan", "dashscope-compatible"])
+def test_n_choices_come_back_with_usage_for_all_of_them(name: str, door: str) -> None:
+    """``n=3``: three choices, indexed 0-2, and the completion tokens of all three, whether
+    the provider answers ``n`` itself (Qianfan v2, DashScope) or takes three requests
+    (Zhipu)."""
+    fake_cls, key, root, model = PROVIDERS[name]
+    fake = fake_cls(api_key=key).reply("好的").reply("好的").reply("好的").reply("好的")
+    openai_client = client(door, fake, key, root)
+    one = openai_client.chat.completions.create(model=model, messages=HELLO)
+    three = openai_client.chat.completions.create(model=model, messages=HELLO, n=3)
+    assert [c.index for c in three.choices] == [0, 1, 2]
+    assert [c.message.content for c in three.choices] == ["好的"] * 3
+    assert one.usage is not None and three.usage is not None
+    assert three.usage.completion_tokens == 3 * one.usage.completion_tokens
+    sent = 1 + (3 if name == "zhipu" else 1)
+    assert len(fake.requests) == sent

@@ -68,6 +68,8 @@ class WireCall:
     prompt_tokens: int
     include_usage: bool
     prompt_details: Optional[Mapping[str, Any]] = None
+    #: Choices asked for (``n``): a non-stream answer holds that many copies of the reply.
+    n: int = 1
 
 
 class PrefixCache:
@@ -148,6 +150,7 @@ class OpenAIWireFake(FakeProvider, ABC):
             prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
             include_usage=self._include_usage(body),
             prompt_details=self._prompt_details(messages),
+            n=_choices_asked(body),
         )
         if self._wants_stream(body):
             return self._stream(call, outcome)
@@ -283,7 +286,8 @@ class OpenAIWireFake(FakeProvider, ABC):
         if isinstance(outcome, Sensitive):
             filtered = self._completion(call, self._filtered(outcome), filtered=True)
             return self.json_response(200, filtered, sort_keys=self.sort_keys)
-        return self.json_response(200, self._completion(call, outcome), sort_keys=self.sort_keys)
+        completion = _copies(self._completion(call, outcome), call.n, scripted=outcome.usage)
+        return self.json_response(200, completion, sort_keys=self.sort_keys)
 
     def _stream(self, call: WireCall, outcome: Outcome) -> httpx.Response:
         """Render any outcome for a ``stream: true`` request as SSE ending in ``[DONE]``."""
@@ -360,3 +364,27 @@ class OpenAIWireFake(FakeProvider, ABC):
     def _invalid(self, message: str) -> httpx.Response:
         """The provider's 400 for an invalid parameter, with ``message``."""
         return self._error_response(self.errors["bad_request"]._replace(message=message))
+
+
+def _choices_asked(body: dict[str, Any]) -> int:
+    """The request's ``n``: a positive integer, else 1 (the fake serves what it is asked;
+    the provider's own range is the adapter's to keep)."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+def _copies(
+    completion: dict[str, Any], n: int, *, scripted: Optional[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``completion`` with its one choice repeated ``n`` times (indexes 0..n-1), as a
+    provider answers ``n``; computed completion tokens count every choice, as providers
+    count them (scripted usage stands as written)."""
+    if n == 1:
+        return completion
+    (choice,) = completion["choices"]
+    completion["choices"] = [{**choice, "index": index} for index in range(n)]
+    usage = completion.get("usage")
+    if scripted is None and isinstance(usage, dict):
+        usage["completion_tokens"] *= n
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return completion
