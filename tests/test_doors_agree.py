@@ -278,10 +278,10 @@ def test_a_thinking_stream_names_its_role_on_its_first_chunk(name: str, door: st
 
 
 @DOORS
-@pytest.mark.parametrize("name", ["zhipu", "qianfan", "dashscope-compatible"])
+@pytest.mark.parametrize("name", list(PROVIDERS))
 def test_n_choices_come_back_with_usage_for_all_of_them(name: str, door: str) -> None:
     """``n=3``: three choices, indexed 0-2, and the completion tokens of all three, whether
-    the provider answers ``n`` itself (Qianfan v2, DashScope) or takes three requests
+    the provider answers ``n`` itself (Qianfan v2, DashScope in both modes) or takes three requests
     (Zhipu)."""
     fake_cls, key, root, model = PROVIDERS[name]
     fake = fake_cls(api_key=key).reply("好的").reply("好的").reply("好的").reply("好的")

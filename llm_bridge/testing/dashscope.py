@@ -140,6 +140,8 @@ class _Call:
     multimodal: bool
     incremental: bool
     cache: Optional[dict[str, Any]] = None
+    #: ``parameters.n``: a non-stream answer in ``choices`` holds that many copies.
+    n: int = 1
 
 
 class FakeDashScope(DashScopeGateway):
@@ -294,6 +296,7 @@ class FakeDashScope(DashScopeGateway):
             multimodal=multimodal_path,
             incremental=parameters.get("incremental_output") is True,
             cache=self.cache_details(messages),
+            n=_choices_asked(parameters),
         )
         if sse:
             return self._stream(call, outcome)
@@ -363,8 +366,11 @@ class FakeDashScope(DashScopeGateway):
             output = {"text": reply.content, "finish_reason": finish}
         else:
             message = assistant_message(call.request_id, _content(call, reply.content), reply)
-            output = {"choices": [{"finish_reason": finish, "message": message}]}
+            output = {"choices": [{"finish_reason": finish, "message": message}] * call.n}
         usage = self._final_usage(call, reply, stream=False)
+        if call.n > 1 and reply.usage is None and "choices" in output:
+            usage["output_tokens"] *= call.n  # (every choice's tokens, as providers count)
+            usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
         return {"output": output, "usage": usage, "request_id": call.request_id}
 
     def _final_usage(self, call: _Call, reply: Reply, *, stream: bool) -> dict[str, Any]:
@@ -591,6 +597,12 @@ def _content(call: _Call, text: str) -> Any:
     if call.multimodal:
         return [{"text": text}] if text else []
     return text
+
+
+def _choices_asked(parameters: Mapping[str, Any]) -> int:
+    """``parameters.n``: a positive integer, else 1."""
+    n = parameters.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def _native_usage(
