@@ -42,6 +42,9 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
     why = None
     if model not in config.aliases and config.provider(route.provider).model(route.model) is None:
         why = f"is not in the {route.provider} catalogue"
+        why += _did_you_mean(
+            route.model, [*config.providers[route.provider].models, *config.aliases]
+        )
     elif not _usable(engine, route.provider):
         why = f"is served by {route.provider}, which has no credentials here"
     if why is not None:
@@ -54,6 +57,16 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
         )
     owner = "llm-bridge-alias" if model in config.aliases else route.provider
     return _model(model, owner)
+
+
+def _did_you_mean(model: str, names: list[str]) -> str:
+    """ "; did you mean ..." with the catalogued names closest to a misspelt ``model`` (a
+    404 that only says "not found" leaves the caller guessing at the spelling)."""
+    import difflib
+
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(model.lower(), list(lowered), n=3, cutoff=0.75)
+    return f"; did you mean {', '.join(repr(lowered[c]) for c in close)}?" if close else ""
 
 
 def _usable(engine: Engine, provider: str) -> bool:

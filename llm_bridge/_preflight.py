@@ -30,11 +30,14 @@ def check_context_window(
         return
     wanted = params.get("max_completion_tokens") or params.get("max_tokens") or 0
     room = info.context_window - wanted
-    if sum(_byte_bound(m) for m in params["messages"]) < room:
+    tools = params.get("tools") or None
+    if sum(_byte_bound(m) for m in [*params["messages"], *(tools or [])]) < room:
         return
     from .tokens import count_message_tokens
 
-    prompt = count_message_tokens(params["messages"], route.model, provider=route.provider, api=api)
+    prompt = count_message_tokens(
+        params["messages"], route.model, provider=route.provider, api=api, tools=tools
+    )
     if prompt <= room:
         return
     import httpx
@@ -42,7 +45,7 @@ def check_context_window(
     raise local_error(
         BadRequestError,
         f"This model's maximum context length is {info.context_window} tokens. However, "
-        f"you requested {prompt + wanted} tokens ({prompt} in the messages, {wanted} in "
+        f"you requested {prompt + wanted} tokens ({prompt} in the messages and tools, {wanted} in "
         f"the completion). Please reduce the length of the messages or completion. "
         f"({route.provider}/{route.model}; counted before sending)",
         request=httpx.Request("POST", url),
@@ -53,8 +56,9 @@ def check_context_window(
 
 
 def _byte_bound(message: dict[str, Any]) -> int:
-    """At least the tokens a message can take: its text's UTF-8 length (plain text is the
-    fast path; anything else is measured as JSON) plus a template allowance."""
+    """At least the tokens a message (or a tool definition) can take: its text's UTF-8
+    length (plain text is the fast path; anything else is measured as JSON) plus a
+    template allowance."""
     content = message.get("content")
     if isinstance(content, str) and len(message) <= 2:
         return len(content.encode()) + 16

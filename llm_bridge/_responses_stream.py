@@ -63,7 +63,7 @@ class ResponsesEventPipeline:
         adapter: Adapter,
         call: CallContext,
         response: httpx.Response,
-        settle: Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]],
+        settle: Callable[[Optional[JSONDict], str, Optional[str], bool, bool], Optional[JSONDict]],
         max_event_bytes: Optional[int] = None,
         clock: Optional[StreamClock] = None,
     ) -> None:
@@ -160,7 +160,8 @@ class ResponsesEventPipeline:
         """Record the usage once: the provider's, else an estimate of the text seen."""
         if not self._settled:
             self._settled = True
+            began = self._response_id is not None  # (the provider began its response)
             self._usage = self._settle(
-                self._usage, "".join(self._text), self._response_id, self.complete
+                self._usage, "".join(self._text), self._response_id, self.complete, began
             )
         return self._usage

@@ -58,7 +58,7 @@ class ChunkPipeline:
         call: CallContext,
         response: httpx.Response,
         settle: Optional[
-            Callable[[Optional[JSONDict], str, Optional[str], bool], Optional[JSONDict]]
+            Callable[[Optional[JSONDict], str, Optional[str], bool, bool], Optional[JSONDict]]
         ] = None,
         max_event_bytes: Optional[int] = None,
         clock: Optional[StreamClock] = None,
@@ -159,7 +159,7 @@ class ChunkPipeline:
             if self._settle is not None and not sys.is_finalizing():
                 request_id = (self.parser.head or {}).get("id") or None
                 self.usage = self._settle(
-                    self.usage, "".join(self._text or ()), request_id, self.complete
+                    self.usage, "".join(self._text or ()), request_id, self.complete, self.answered
                 )
         return self.usage
 

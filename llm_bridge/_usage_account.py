@@ -52,12 +52,15 @@ class UsageAccount:
         text: str,
         request_id: Optional[str],
         complete: bool,
+        answered: bool,
     ) -> Optional[dict[str, Any]]:
         """A finished, broken or abandoned stream's usage: the provider's, else estimated.
 
         A stream that did not finish keeps the provider's last running figures when it
-        sent any (closer to the bill than a local count), marked estimated."""
-        if usage is None and not text and not complete:
+        sent any (closer to the bill than a local count), marked estimated. ``answered``:
+        whether anything of the answer reached the caller (a role-only first chunk, say);
+        a stream closed after that is billed for its prompt, text or not."""
+        if usage is None and not text and not complete and not answered:
             return None  # broke before anything was generated (and is retried): no record
         final = None
         if usage is not None:
@@ -100,7 +103,8 @@ class UsageAccount:
         messages = self.params.get("messages")
         if messages is None:  # a Responses request: its instructions and input as messages
             messages = [*instruction_messages(self.params), *input_messages(self.params)]
-        prompt = count_message_tokens(messages, model, provider=provider, api=self.api)
+        tools = self.params.get("tools")  # (counted as their JSON: part of the prompt)
+        prompt = count_message_tokens(messages, model, provider=provider, api=self.api, tools=tools)
         completion = count_tokens(completion_text, model, provider=provider)
         return CompletionUsage(
             prompt_tokens=prompt,

@@ -164,6 +164,7 @@ def count_message_tokens(
     *,
     provider: Optional[str] = None,
     api: Optional[str] = None,
+    tools: Optional[Iterable[Mapping[str, Any]]] = None,
 ) -> int:
     """Prompt tokens of a chat, chat-template overhead included where it is known.
 
@@ -171,6 +172,9 @@ def count_message_tokens(
     Tool calls count as their JSON. ChatML (Qwen) adds the role name's tokens too.
     ``api`` is the provider's API flavour when it has several (DashScope's native API bills
     a default system prompt when there is none; its compatible mode does not).
+    ``tools`` (the request's tool definitions) count as their JSON: providers put them in
+    the prompt and bill them, often more than the messages. The template's own wording
+    around them is not known and not counted, so the figure is a lower bound.
     """
     info = tokenizer_info(model, provider=provider)
     encoding = _encoding(info.vocabulary)
@@ -184,7 +188,16 @@ def count_message_tokens(
         total += per_message + _count(encoding, _message_text(message))
         if info.template == "chatml":
             total += _count(encoding, str(message.get("role", ""))) - 1
+    if tools:
+        total += _count(encoding, _tools_text(tools))
     return total
+
+
+def _tools_text(tools: Iterable[Mapping[str, Any]]) -> str:
+    """Tool definitions as the JSON text a provider puts in the prompt."""
+    import json
+
+    return json.dumps([dict(tool) for tool in tools], ensure_ascii=False, default=str)
 
 
 def _message_text(message: Mapping[str, Any]) -> str:

@@ -266,3 +266,21 @@ async def test_a_client_side_stop_sequence_ends_the_stream(mode: str, door: str)
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert len(records) == 1 and records[0].estimated  # cut short: counted here
+
+
+def test_a_stream_closed_after_its_role_only_first_chunk_records_its_prompt() -> None:
+    """DashScope's first chunk names only the role: the caller has it, so the request is
+    no longer retried, and the provider bills its prompt; usage was recorded only once
+    some text had come."""
+    fake = FakeDashScopeCompatible().reply("一二三四五六七八九十", chunk_size=1)
+    client = llm_bridge.OpenAI(
+        provider="dashscope",
+        api_key="sk-test",
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    stream = client.chat.completions.create(model="qwen-plus", messages=HELLO, stream=True)
+    first = next(iter(stream))
+    assert first.choices[0].delta.content in (None, "")  # (the role-only chunk)
+    stream.close()
+    (record,) = client.usage.records()
+    assert record.estimated and record.usage.prompt_tokens > 0

@@ -43,7 +43,7 @@ from .._errors import (
 from .._sse import SSEEvent
 from .._structured import FenceStripper
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
-from ._params import ParamContext, token_ids
+from ._params import ParamContext, check_input_length, token_ids
 from ._stop import StopScanner
 
 if TYPE_CHECKING:
@@ -416,6 +416,10 @@ class Adapter:
     #: Whether the provider's embeddings take ``input`` as token ids, as OpenAI's do; the
     #: Chinese providers take text only (see `embedding_input`).
     takes_token_ids: ClassVar[bool] = False
+    #: OpenAI content part types (``messages[].content[].type``) that no model of the
+    #: provider takes: refused before sending by `check_parts`, naming the part and the
+    #: provider, rather than answered by a 400 in the provider's words (or ignored).
+    refused_parts: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -543,6 +547,22 @@ class Adapter:
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 
+    def check_parts(self, ctx: ParamContext) -> None:
+        """Refuse the first content part whose type is one of `refused_parts`."""
+        if not self.refused_parts:
+            return
+        for index, message in enumerate(ctx.params.get("messages") or []):
+            content = message.get("content") if isinstance(message, dict) else None
+            for position, part in enumerate(content if isinstance(content, list) else []):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind in self.refused_parts:
+                    raise ctx.error(
+                        f"messages[{index}].content[{position}] is a part of type {kind!r}, "
+                        f"which {self.name} cannot take; send text (or an image_url part to "
+                        f"a vision model) instead",
+                        param=f"messages[{index}].content[{position}].type",
+                    )
+
     def chat_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         raise NotImplementedError
 
@@ -590,11 +610,13 @@ class Adapter:
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         raise NotImplementedError
 
-    def embedding_input(self, ctx: ParamContext) -> Any:
+    def embedding_input(self, ctx: ParamContext, call: Optional[CallContext] = None) -> Any:
         """The embeddings ``input`` to send. Token ids, which OpenAI takes and
         langchain-openai's ``OpenAIEmbeddings`` sends by default, are refused before sending
         by a provider that takes text only: it would answer with a 400 of its own, and
-        they cannot be read back into text here (no tokenizer vocabulary is shipped)."""
+        they cannot be read back into text here (no tokenizer vocabulary is shipped).
+        A text longer than the model's ``max_input_tokens`` (``call``'s catalogue entry)
+        is refused too (`check_input_length`)."""
         texts = ctx.get("input")
         if token_ids(texts) and not self.takes_token_ids:
             raise ctx.error(
@@ -604,6 +626,8 @@ class Adapter:
                 f"check_embedding_ctx_length=False to it",
                 param="input",
             )
+        if call is not None and call.info is not None and call.info.max_input_tokens:
+            check_input_length(ctx, texts, call.model, self.name, call.info.max_input_tokens)
         return texts
 
     def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
@@ -652,7 +676,8 @@ class Adapter:
             cls = exception_for_status(status)
         else:
             cls = _class_of_type(body) or default
-        if cls is APIStatusError:  # as openai classes the status it is answered with
+        unknown = cls is APIStatusError  # nothing says what it is, or whether it passes
+        if unknown:  # classed as openai classes the status it is answered with
             cls = exception_for_status(status_of(cls, status))
         quoted = not message  # the body itself then stands for the message
         if quoted:
@@ -667,7 +692,7 @@ class Adapter:
             suffix += self.auth_hint(reply)
         retryable = rule.retryable if rule is not None else None
         if retryable is None and cls is InternalServerError:
-            retryable = True
+            retryable = not unknown  # (a provider's own 5xx passes; an unknown code may not)
         if retryable is None and (openai_code or code) == "insufficient_quota":
             retryable = False  # OpenAI's own word for arrears, whatever the status (429)
         return ProviderFault(

@@ -194,6 +194,43 @@ class ParamContext:
         return value
 
 
+#: How far an approximate count (a provider whose vocabulary is not shipped, see
+#: `llm_bridge.tokens`) must exceed an embedding model's limit before the text is refused
+#: locally: the shipped vocabulary is off by tens of percent on those providers, so only a
+#: text far beyond the limit is surely too long; a nearer one is left to the provider.
+APPROXIMATE_MARGIN = 2
+
+
+def check_input_length(
+    ctx: ParamContext, texts: Any, model: str, provider: str, limit: int
+) -> None:
+    """Refuse, before sending, an embeddings text longer than ``limit`` tokens (the model's
+    ``max_input_tokens``), naming the limit and the text, as OpenAI does for its own
+    models; the provider would answer a 400 that names neither (or bill a truncation).
+
+    A text of at most ``limit`` UTF-8 bytes cannot exceed it and is not tokenized."""
+    rows = [texts] if isinstance(texts, str) else texts
+    if not isinstance(rows, list):
+        return
+    for index, text in enumerate(rows):
+        if not isinstance(text, str) or len(text.encode()) <= limit:
+            continue
+        from ..tokens import count_tokens, tokenizer_info
+
+        exact = tokenizer_info(model, provider=provider).exact
+        tokens = count_tokens(text, model, provider=provider)
+        if tokens > (limit if exact else limit * APPROXIMATE_MARGIN):
+            where = "input" if isinstance(texts, str) else f"input[{index}]"
+            counted = "" if exact else "about "
+            raise ctx.error(
+                f"This model's maximum context length is {limit} tokens, however you "
+                f"requested {counted}{tokens} tokens in {where}. Please reduce the length "
+                f"of the input. ({provider}/{model}; counted before sending)",
+                param="input",
+                code="context_length_exceeded",
+            )
+
+
 # --------------------------------------------------------------------------- OpenAI checks
 
 

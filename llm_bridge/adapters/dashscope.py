@@ -64,6 +64,10 @@ class DashScopeAdapter(Adapter):
 
     protocol = "dashscope"
     api = "native"
+    # The multimodal path takes text, image, video and audio parts; OpenAI's file part has
+    # no native counterpart (documents go through the file API and ``fileid://``).
+    # UNSURE (docs/unsure.md D29): compatible mode sends it unchanged.
+    refused_parts = frozenset({"file"})
 
     @classmethod
     def variant(
@@ -110,6 +114,7 @@ class DashScopeAdapter(Adapter):
         multimodal = self._multimodal(params, call)
         url = self.url(_MULTIMODAL_PATH if multimodal else _TEXT_PATH)
         ctx = self.params(legacy_functions_as_tools(params), url)
+        self.check_parts(ctx)
         source = _with_json_word(ctx.params["messages"], ctx.get("response_format"))
         messages = _with_tool_names([_message(m, multimodal) for m in source])
         self._check_messages(ctx, messages)
@@ -244,7 +249,7 @@ class DashScopeAdapter(Adapter):
         url = self.url(_EMBEDDING_PATH)
         ctx = self.params(params, url)
         offered = call.info.dimensions if call.info is not None else []
-        texts = self.embedding_input(ctx)
+        texts = self.embedding_input(ctx, call)
         parameters: JSONDict = {}
         dimensions = ctx.dimensions(call.model, offered)
         if dimensions is not None:

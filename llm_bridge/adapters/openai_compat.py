@@ -48,6 +48,7 @@ class OpenAICompatAdapter(Adapter):
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         url = self.url(self.chat_path)
         ctx = self.params(legacy_functions_as_tools(params), url)
+        self.check_parts(ctx)
         body = self.chat_body(ctx, call)
         body["model"] = call.model
         if call.stream:
@@ -109,7 +110,7 @@ class OpenAICompatAdapter(Adapter):
         offered = call.info.dimensions if call.info is not None else []
         params = {
             **params,
-            "input": self.embedding_input(ctx),
+            "input": self.embedding_input(ctx, call),
             "dimensions": ctx.dimensions(call.model, offered),
         }
         body = {k: v for k, v in params.items() if v is not None}
@@ -124,6 +125,9 @@ class OpenAICompatAdapter(Adapter):
             raise self.invalid_body(body, "an embeddings response without 'data'")
         body.setdefault("object", "list")
         body.setdefault("model", call.model)
+        # In input order, as OpenAI answers: callers (langchain, llama-index) zip the
+        # vectors with their texts by position, not by ``index``.
+        body["data"] = sorted(body["data"], key=_embedding_index)
         usage = body.get("usage") or {}
         body["usage"] = {
             "prompt_tokens": usage.get("prompt_tokens", 0),
@@ -273,3 +277,9 @@ def _hoist_choice_usage(body: JSONDict) -> None:
         if usage:
             body["usage"] = usage
             return
+
+
+def _embedding_index(item: Any) -> int:
+    """An embedding's ``index`` (0 where a body leaves it out), to sort by."""
+    index = item.get("index") if isinstance(item, dict) else None
+    return index if isinstance(index, int) else 0

@@ -255,7 +255,7 @@ class QianfanAdapter(Adapter):
         offered = call.info.dimensions if call.info is not None else []
         if ctx.dimensions(call.model, offered) is not None:
             ctx.unsupported("dimensions", f"{call.model} has a fixed size")
-        texts = self.embedding_input(ctx)
+        texts = self.embedding_input(ctx, call)
         body: JSONDict = {"input": [texts] if isinstance(texts, str) else list(texts)}
         if params.get("user"):
             body["user_id"] = params["user"]
@@ -394,6 +394,9 @@ class QianfanV2Adapter(OpenAICompatAdapter):
     protocol = "qianfan"
     api = "v2"
     takes_token_ids = False
+    # v2 takes text and image_url parts (vision models); no audio or file parts.
+    # UNSURE (docs/unsure.md Q42): other part types (video_url) are sent unchanged.
+    refused_parts = frozenset({"input_audio", "file"})
 
     @classmethod
     def make_credentials(
@@ -765,6 +768,7 @@ def repair_v2_messages(messages: Any, ctx: ParamContext, *, last_user: bool) -> 
         message = dict(original)
         role = message["role"]
         if role in ("system", "developer"):
+            _check_text_only(message.get("content"), index, role, ctx)
             text = _plain_text(message.get("content"))
             if text:
                 system.append(text)
@@ -817,6 +821,19 @@ def repair_v2_messages(messages: Any, ctx: ParamContext, *, last_user: bool) -> 
     if system:
         out.insert(0, {"role": "system", "content": "\n\n".join(system)})
     return out
+
+
+def _check_text_only(content: Any, index: int, role: str, ctx: ParamContext) -> None:
+    """Refuse a non-text part in a system or developer message: v2's system message is
+    text, so an image there would be dropped without a word (OpenAI refuses it too)."""
+    for position, part in enumerate(content if isinstance(content, list) else []):
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        if kind != "text":
+            raise ctx.error(
+                f"messages[{index}] is a {role} message with a part of type {kind!r}; "
+                f"Qianfan takes images in user messages only",
+                param=f"messages[{index}].content[{position}].type",
+            )
 
 
 def _answers_a_call(out: list[JSONDict]) -> bool:

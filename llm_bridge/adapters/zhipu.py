@@ -51,6 +51,9 @@ class ZhipuAdapter(OpenAICompatAdapter):
     lists_models = False  # (v4 documents no models endpoint)
     native_n = False
     takes_token_ids = False
+    # GLM's parts are text, image_url, video_url, file_url (vision models) and input_audio
+    # (glm-4-voice); OpenAI's file part (file_id/file_data) has no counterpart.
+    refused_parts = frozenset({"file"})
 
     @classmethod
     def make_credentials(
