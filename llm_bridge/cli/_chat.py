@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     prompt = args.prompt
     interactive = prompt is None and _isatty(sys.stdin)
     if prompt is None and not interactive:
-        prompt = sys.stdin.read().rstrip("\r\n")
+        prompt = _read_stdin()
+        if prompt is None:
+            out.error(NOT_TEXT)
+            return 2
         if not prompt.strip():
             out.error("no prompt: give one as an argument or on stdin")
             return 2
@@ -115,6 +118,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         client.close()
+
+
+#: What is said of input that is not text in the terminal's encoding.
+NOT_TEXT = (
+    "the input is not UTF-8 text (a GBK file?): convert it first, e.g. "
+    "iconv -f GBK -t UTF-8 FILE | llm-bridge chat MODEL"
+)
+
+
+def _read_stdin() -> Optional[str]:
+    """The prompt piped in, its final line break dropped; None when it is not text
+    (undecodable bytes, read strictly or as ``surrogateescape`` lone surrogates)."""
+    try:
+        text = sys.stdin.read().rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None
+    return text if _is_text(text) else None
+
+
+def _is_text(text: str) -> bool:
+    """Whether ``text`` can be sent: Python reads undecodable stdin bytes as lone
+    surrogates (``surrogateescape``), which no JSON body can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _isatty(stream: Any) -> bool:
@@ -220,6 +250,9 @@ def _conversation(
             continue
         if text in EXIT_WORDS:
             return 0
+        if not _is_text(line):
+            out.error(NOT_TEXT)
+            continue
         messages.append({"role": "user", "content": line})
         try:
             answer = _turn(client, args, messages, out)

@@ -22,6 +22,7 @@ usage or config error.
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -227,8 +228,8 @@ def _sources(config: Config, name: str, keys: dict[str, Optional[str]]) -> str:
 
 def _check_provider(config: Config, name: str, report: Report, args: Any) -> int:
     """Report on one provider; 1 when it has a credential (0: skipped)."""
-    from .._errors import OpenAIError
-    from ._remote import adapter_of, client_for, where
+    from .._errors import CodingPlanWarning, OpenAIError
+    from ._remote import adapter_of, client_for, endpoint_of, where
 
     spec = config.provider(name)
     keys = _credentials(config, name)
@@ -245,20 +246,41 @@ def _check_provider(config: Config, name: str, report: Report, args: Any) -> int
             return 1
         used, notes = plan
     try:
-        client = client_for(config, name, timeout=args.timeout)
+        with warnings.catch_warnings():  # the Coding Plan warning becomes a finding below
+            warnings.simplefilter("ignore", CodingPlanWarning)
+            client = client_for(config, name, timeout=args.timeout)
     except OpenAIError as error:  # an incomplete credential, found before any call
         report.add("fail", name, f"{sources}: {error}")
         return 1
     try:
-        place = where(spec, adapter_of(client, name))
+        adapter = adapter_of(client, name)
+        place = where(spec, adapter)
+        endpoint = endpoint_of(spec, adapter)
     finally:
         client.close()
     report.add("ok", name, f"{sources}{used}; sent to {place}")
+    if endpoint is not None and endpoint.plan == "coding":
+        notes.insert(0, _coding_plan(name, endpoint.url))
     for note in notes:
         report.add(note.verdict, note.check, note.finding, note.fix)
     if not args.offline:
         _check_online(config, name, spec, report, args.timeout)
     return 1
+
+
+def _coding_plan(name: str, url: str) -> Finding:
+    """The warning for requests sent to a Coding Plan host: its terms forbid scripts and
+    back-ends, which is what a migrated program is (the SDK warns once at run time; here
+    it is a finding with its fix, in the text and the JSON alike)."""
+    return Finding(
+        "warn",
+        name,
+        f"requests go to the Coding Plan host {url}: the plan is meant for interactive "
+        "coding tools; its terms forbid use from scripts and application back-ends, and "
+        "the provider may suspend keys used so",
+        f'use a pay-as-you-go key and the standard plan: remove plan = "coding" (or the '
+        f"Coding Plan base_url / OPENAI_BASE_URL) for [providers.{name}]",
+    )
 
 
 def _qianfan_plan(

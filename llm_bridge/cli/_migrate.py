@@ -13,8 +13,13 @@ It reads every Python file under PATH with libcst (never running it) and:
   found, mapped to a provider model and commented (`_migrate_models`): printed, written
   with ``--config-out FILE`` or, under ``--write``, into PATH.
 
-Virtual environments, ``site-packages``, vendored and build directories are skipped; a
-file that does not parse is reported and never touched. With ``--json`` the report is one
+Virtual environments, ``site-packages``, vendored and build directories are skipped, and
+so are symlinked files (``--write`` must not rewrite a file outside PATH, or one twice); a
+file that does not parse is reported and never touched (a file that mentions neither
+openai, llm_bridge nor an OpenAI model name is not parsed at all). Jupyter notebooks'
+code cells are reported (``PATH cell N:LINE``), never rewritten. Settings files (YAML,
+TOML, INI, ``.env``) are read for model names only (``model: gpt-4o``,
+``OPENAI_MODEL=gpt-4o``): the starter config aliases them too. With ``--json`` the report is one
 JSON object on stdout. On a terminal with rich installed (the ``[cli]`` extra) the table
 is rich's and a progress bar shows on large trees; otherwise plain text (as every command
 prints, `_output`).
@@ -40,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from ._migrate_scan import CallSite, FileScan, Finding
+    from ._migrate_scan import CallSite, FileScan, Finding, ModelName
 
 __all__ = ["EXIT_BLOCKED", "EXIT_OK", "EXIT_USAGE", "SKIP_DIRS", "configure", "main", "run"]
 
@@ -145,6 +150,8 @@ class _Run:
     root: Path
     scans: list[FileScan] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    settings: list[ModelName] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
     found: dict[str, list[tuple[str, Optional[str]]]] = field(default_factory=dict)
     judged_against: str = ""
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from .._errors import ConfigError
     from ._migrate_check import Checker, openai_api
     from ._migrate_models import pick, starter_config
-    from ._migrate_scan import scan_source
+    from ._migrate_scan import scan_notebook, scan_source, settings_models
 
     root = Path(args.path)
     if not root.exists():
@@ -190,10 +197,13 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"unknown provider {unknown[0]!r} (known: {known})")
 
     state = _Run(root)
-    files = sorted(_python_files(root, state.skipped))
+    files = sorted(_python_files(root, state.skipped, state.links))
     api = openai_api()
     for path in _progress(files, enabled=not args.no_progress):
         rel = _relative(path, root)
+        if _is_settings(path.name):
+            state.settings += _settings(path, rel, settings_models)
+            continue
         try:
             source = path.read_bytes()
         except OSError as error:
@@ -201,13 +211,13 @@ def run(args: argparse.Namespace) -> int:
 
             state.scans.append(FileScan(rel, error=f"could not be read: {error}"))
             continue
-        state.scans.append(scan_source(rel, source, api))
+        scan = scan_notebook if path.suffix == ".ipynb" else scan_source
+        state.scans.append(scan(rel, source, api))
 
-    for scan in state.scans:
-        for model in scan.models:
-            state.found.setdefault(model.name, []).append(
-                (f"{model.path}:{model.line}", model.used_for)
-            )
+    for model in [m for scan in state.scans for m in scan.models] + state.settings:
+        state.found.setdefault(model.name, []).append(
+            (f"{model.path}:{model.line}", model.used_for)
+        )
     origin = " ".join([str(args.path), *(f"--provider {p}" for p in args.provider or ())])
     text, choices = starter_config(defaults, state.found, providers, origin=origin)
     state.models = choices
@@ -236,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         for scan in state.scans:
             if scan.rewritten is not None:
-                (root / scan.path if root.is_dir() else root).write_bytes(scan.rewritten)
+                _replace(root / scan.path if root.is_dir() else root, scan.rewritten)
                 state.written.append(scan.path)
     if out is not None and state.config_text is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +262,25 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` over ``path`` atomically (a temporary file beside it, then a rename),
+    keeping its permissions: an interrupted ``--write`` leaves the old file whole, never
+    a truncated one."""
+    import shutil
+    import tempfile
+
+    path = path.resolve()  # PATH itself may be a symlink: rewrite its target, keep the link
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def _usage(message: str) -> int:
     print(f"llm-bridge migrate: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -265,13 +294,14 @@ def _toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _python_files(root: Path, skipped: list[str]) -> Iterator[Path]:
+def _python_files(root: Path, skipped: list[str], links: list[str]) -> Iterator[Path]:
     """The ``.py`` files under ``root`` in a stable order, minus the skipped directories
-    (their paths, relative to ``root``, are added to ``skipped``)."""
+    (their paths, relative to ``root``, are added to ``skipped``) and the symlinked files
+    (added to ``links``)."""
     if root.is_file():
         yield root
         return
-    for directory, dirs, names in os.walk(root):
+    for directory, dirs, names in os.walk(root):  # never follows a directory's symlink
         here = Path(directory)
         keep = []
         for name in sorted(dirs):
@@ -287,8 +317,41 @@ def _python_files(root: Path, skipped: list[str]) -> Iterator[Path]:
                 keep.append(name)
         dirs[:] = keep
         for name in sorted(names):
-            if name.endswith(".py"):
+            if not (name.endswith((".py", ".ipynb")) or _is_settings(name)):
+                continue
+            if (here / name).is_symlink():
+                # its target is scanned where it lives, or is outside the tree: --write
+                # must not rewrite a file twice or one the user did not point at
+                links.append(_relative(here / name, root))
+            else:
                 yield here / name
+
+
+#: Settings files read for model names (`_is_settings`), and the ones that are not.
+SETTINGS_SUFFIXES = (".yaml", ".yml", ".toml", ".ini", ".cfg", ".env")
+NOT_SETTINGS = frozenset({"llm_bridge.toml", "pyvenv.cfg"})
+#: A settings file larger than this is data, not settings: not read.
+SETTINGS_LIMIT = 1 << 20
+
+
+def _is_settings(name: str) -> bool:
+    """Whether a file named ``name`` is a settings file that may name a model."""
+    if name in NOT_SETTINGS:
+        return False
+    return name.endswith(SETTINGS_SUFFIXES) or name == ".env" or name.startswith(".env.")
+
+
+def _settings(path: Path, rel: str, read: Any) -> list[ModelName]:
+    """The model names a settings file gives (`settings_models`); none when it cannot be
+    read as text or is too large to be settings."""
+    try:
+        if path.stat().st_size > SETTINGS_LIMIT:
+            return []
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    found: list[ModelName] = read(rel, text)
+    return found
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -430,6 +493,7 @@ def _as_json(state: _Run, args: argparse.Namespace, code: int) -> dict[str, Any]
             if scan.error is not None
         ],
         "skipped_directories": state.skipped,
+        "skipped_symlinks": state.links,
         "rewrites": [
             {"file": scan.path, "written": scan.path in state.written, "diff": _diff(scan)}
             for scan in state.scans
@@ -511,10 +575,11 @@ def _rows(state: _Run) -> list[_Row]:
                 )
             )
         for line, finding in scan.findings:
+            where = f"{scan.path}:{line}" if line else scan.path  # 0: the whole file
             rows.append(
                 (
                     (scan.path, line),
-                    _Row(f"{scan.path}:{line}", "(file)", "-", "-", _status([finding]), [finding]),
+                    _Row(where, "(file)", "-", "-", _status([finding]), [finding]),
                 )
             )
         if scan.error is not None:
@@ -554,6 +619,11 @@ def _summary_lines(state: _Run, summary: dict[str, Any], args: argparse.Namespac
         f"{_n(summary['call_sites'], 'call site')}: {summary['ok']} ok, {summary['changes']} "
         f"with changes, {summary['blocks']} blocked.",
     ]
+    if state.links:
+        lines.append(
+            f"{_n(len(state.links), 'symlinked file')} not followed: "
+            f"{', '.join(state.links)}; scan the files they point to."
+        )
     if summary["files_not_parsed"]:
         lines.append(
             f"{_n(summary['files_not_parsed'], 'file')} could not be parsed: left untouched."

@@ -299,6 +299,7 @@ class Checker:
     def check(self, site: CallSite) -> Verdict:
         verdict = Verdict()
         if site.kind == "client":
+            self._base_url(site, verdict)
             return verdict
         if site.resource in LOCAL_METHODS:
             return verdict
@@ -353,6 +354,41 @@ class Checker:
         elif endpoint.kind == "responses":
             self._responses(site, verdict)
         return verdict
+
+    def _base_url(self, site: CallSite, verdict: Verdict) -> None:
+        """A client made with ``base_url=``: a root llm-bridge knows picks its provider;
+        any other URL (``https://api.openai.com/v1``, a proxy) makes llm-bridge's client
+        send every request there as provider ``openai``, past the config's model routes
+        (`OpenAI._setup`): the call sites' targets would not hold."""
+        from ._migrate_scan import UNKNOWN
+
+        given = {p.name: p for p in site.params}
+        url = given.get("base_url")
+        if url is None or url.value is None or "provider" in given:
+            return
+        if self.config.default_provider is not None:
+            return
+        if url.value is UNKNOWN or not isinstance(url.value, str):
+            verdict.add(
+                "note",
+                f"{url.code} is computed: a Zhipu, DashScope or Qianfan root picks "
+                "that provider, but any other URL sends every request of this client there "
+                "as provider 'openai', past the config's model routes; leave base_url out to "
+                "route by model",
+                "base_url",
+            )
+            return
+        from .._endpoints import recognise
+
+        if recognise(self.config, url.value) is None:
+            verdict.add(
+                "changes",
+                f"{url.value} is no provider root llm-bridge knows: this client "
+                "sends every request there as provider 'openai', not to the targets shown "
+                "for its calls; remove base_url= to route by model (keep it only for an "
+                "OpenAI-compatible service you mean to stay on)",
+                "base_url",
+            )
 
     # ---------------------------------------------------------------- per API
 

@@ -30,6 +30,8 @@ line endings.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,7 +51,9 @@ __all__ = [
     "Finding",
     "ModelName",
     "Param",
+    "scan_notebook",
     "scan_source",
+    "settings_models",
 ]
 
 
@@ -253,6 +257,7 @@ class _Imports(cst.CSTVisitor):
         self.modules: dict[str, list[cst.Import]] = {}  # bound name -> `import openai` stmts
         self.names: list[_ImportedName] = []
         self.azure: dict[str, cst.ImportFrom] = {}  # bound name of AzureOpenAI & co
+        self.langchain: set[str] = set()  # bound names of langchain_openai's classes
         self.stars: list[cst.ImportFrom] = []
         self._type_checking = 0
 
@@ -291,6 +296,11 @@ class _Imports(cst.CSTVisitor):
         top = module.split(".")[0]
         if top == "llm_bridge":
             self.uses_llm_bridge = True
+        if top == "langchain_openai" and not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                if (_dotted(alias.name) or "") in _LANGCHAIN:
+                    bound = alias.asname.name if alias.asname is not None else alias.name
+                    self.langchain.add(_dotted(bound) or "")
         if top != "openai":
             return
         self.uses_openai = True
@@ -302,7 +312,7 @@ class _Imports(cst.CSTVisitor):
             name = _dotted(alias.name) or ""
             bound = _dotted(alias.asname.name) if alias.asname is not None else name
             bound = bound or name
-            if name in ("AzureOpenAI", "AsyncAzureOpenAI"):
+            if name in _AZURE:
                 self.azure[bound] = node
             elif module == "openai":
                 self.names.append(_ImportedName(name, bound, node, index, self._type_checking > 0))
@@ -335,6 +345,7 @@ class _Calls(cst.CSTVisitor):
         self.call_nodes: list[cst.Call] = []
         self.constructions: list[tuple[CallSite, cst.Call, Optional[str]]] = []
         self.azure_calls: list[int] = []
+        self.file_findings: list[tuple[int, Finding]] = []
         self.models: list[ModelName] = []
         self._dicts: list[dict[str, list[cst.DictElement]]] = [{}]
         self._constants: list[dict[str, Any]] = [{}]
@@ -426,8 +437,10 @@ class _Calls(cst.CSTVisitor):
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value == "model":
                 self._model_string(arg.value, openai_looking=not self.look, used_for=used_for)
-        if isinstance(node.func, cst.Name) and node.func.value in self.imports.azure:
+        if self._is_azure(node, root, names):
             self.azure_calls.append(self._position(node)[0])
+        if isinstance(node.func, cst.Name) and node.func.value in self.imports.langchain:
+            self._langchain(node, node.func.value)
         if not self.look:
             return
         client = self._client_construction(node, root, names)
@@ -455,6 +468,34 @@ class _Calls(cst.CSTVisitor):
             module_client=module_client,
         )
         self.calls.append(site)
+
+    def _langchain(self, node: cst.Call, name: str) -> None:
+        """``ChatOpenAI(...)`` from langchain_openai builds openai's own client, which the
+        import rewrite cannot reach: unless it is given llm-bridge's HTTP client, its
+        requests still go to OpenAI. Said once per construction, with the fix."""
+        given = {arg.keyword.value for arg in node.args if arg.keyword is not None}
+        if given & {"http_client", "http_async_client", "client", "async_client"}:
+            return
+        line = self._position(node)[0]
+        self.file_findings.append(
+            (
+                line,
+                Finding(
+                    "changes",
+                    f"langchain's {name}(...) makes its own openai client, which still "
+                    "calls OpenAI: pass http_client=llm_bridge.http_client() and "
+                    "http_async_client=llm_bridge.async_http_client() (the model name is "
+                    "then routed by the config's aliases)",
+                ),
+            )
+        )
+
+    def _is_azure(self, node: cst.Call, root: Optional[str], names: list[str]) -> bool:
+        """Whether ``node`` builds an Azure client: ``AzureOpenAI(...)`` imported from
+        openai, or ``openai.AzureOpenAI(...)`` through the module (both stay openai's)."""
+        if isinstance(node.func, cst.Name):
+            return node.func.value in self.imports.azure
+        return len(names) == 1 and root in self.imports.modules and names[0] in _AZURE
 
     def _resource(self, names: list[str]) -> Optional[str]:
         """The openai method a chain of attributes ends in (wrappers such as
@@ -512,6 +553,10 @@ class _Calls(cst.CSTVisitor):
 
 
 _WRAPPERS = frozenset({"with_raw_response", "with_streaming_response"})
+#: langchain_openai's classes that build an openai client of their own.
+_LANGCHAIN = frozenset({"ChatOpenAI", "OpenAIEmbeddings", "OpenAI"})
+#: openai's Azure clients: llm-bridge has none, so they stay openai's (and block).
+_AZURE = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
 
 
 def _api_kind(resource: str) -> Optional[str]:
@@ -664,6 +709,8 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
     from ._migrate_check import CLIENT_NAMES, client_parameters
 
     scan = FileScan(path, original=source)
+    if not _worth_parsing(source):
+        return scan  # nothing to find; libcst takes minutes on a generated data module
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
@@ -678,7 +725,12 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
     imports = _Imports()
     module.visit(imports)
     scan.uses_openai = imports.uses_openai
-    if not (imports.uses_openai or imports.uses_llm_bridge or _MODEL_HINT.search(source)):
+    if not (
+        imports.uses_openai
+        or imports.uses_llm_bridge
+        or imports.langchain
+        or _MODEL_HINT.search(source)
+    ):
         return scan  # nothing to find: no openai, no OpenAI model name
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     clients = {
@@ -699,6 +751,7 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
     scan.findings += [(positions[node].start.line, star) for node in imports.stars]
     azure_lines = calls.azure_calls or [positions[n].start.line for n in imports.azure.values()]
     scan.findings += [(line, azure) for line in sorted(set(azure_lines))]
+    scan.findings += calls.file_findings
 
     parameters = client_parameters()
     plan = _Plan()
@@ -725,6 +778,101 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         if scan.rewritten == source:
             scan.rewritten = None
     return scan
+
+
+#: ``model: gpt-4o``, ``OPENAI_MODEL=gpt-4o``, ``chat_model = "gpt-4o"``: a setting whose
+#: key names a model, in a YAML, TOML, INI or .env file.
+_SETTING = re.compile(
+    r"""^\s*(?:export\s+)?["']?[\w.-]*model[\w.-]*["']?\s*[:=]\s*["']?([^"'\s#,]+)""",
+    re.IGNORECASE,
+)
+
+
+def settings_models(path: str, text: str) -> list[ModelName]:
+    """The OpenAI model names a settings file gives (``model: gpt-4o`` in YAML, an
+    ``OPENAI_MODEL=`` line in .env): code that reads its model from there passes a value
+    the scan cannot see, and the starter config needs an alias for it all the same."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _SETTING.match(line)
+        if match and OPENAI_MODEL.match(match[1]) and _MODEL_ID.match(match[1]):
+            found.append(ModelName(match[1], path, number))
+    return found
+
+
+#: A notebook line that is IPython, not Python: a magic (``%pip``) or a shell escape
+#: (``!ls``). Read as ``pass`` so the cell still parses. (Help queries, ``openai?``, are
+#: left alone: a prompt's line in a triple-quoted string ends in ``?`` far more often.)
+_IPYTHON_LINE = re.compile(r"^\s*[%!]")
+
+
+def scan_notebook(path: str, source: bytes, api: OpenAIApi) -> FileScan:
+    """Read a Jupyter notebook's code cells as one program (an import in the first cell
+    serves a call in the last) and report them like a file's; each place is named
+    ``PATH cell N:LINE``. A notebook is never rewritten (its JSON, outputs and metadata
+    are the user's): when it uses openai, a finding says which import to change."""
+    try:
+        cells = [
+            cell.get("source", "")
+            for cell in json.loads(source)["cells"]
+            if cell.get("cell_type") == "code"
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return FileScan(path, original=source, error=f"not a readable notebook: {error}")
+    lines: list[str] = []
+    places: list[tuple[int, int]] = []  # a line of the program -> (cell, line in cell)
+    for number, cell in enumerate(cells, 1):
+        text = "".join(cell) if isinstance(cell, list) else str(cell)
+        magic = text.lstrip().startswith("%%")  # a cell magic: the whole cell is not Python
+        for index, line in enumerate(text.splitlines(), 1):
+            if magic or _IPYTHON_LINE.search(line):
+                line = line[: len(line) - len(line.lstrip())] + "pass"
+            lines.append(line)
+            places.append((number, index))
+    scan = scan_source(path, "\n".join(lines).encode("utf-8") + b"\n", api)
+    scan.original, scan.rewritten = source, None
+    if scan.error is None:
+        _to_cells(scan, places)
+    if scan.uses_openai:
+        scan.findings.append((0, _NOTEBOOK))
+    return scan
+
+
+_NOTEBOOK = Finding(
+    "changes",
+    "a notebook is reported, never rewritten: in its cells import OpenAI and AsyncOpenAI "
+    "from llm_bridge instead of openai (openai.OpenAI(...) -> llm_bridge.OpenAI(...))",
+)
+
+
+def _to_cells(scan: FileScan, places: list[tuple[int, int]]) -> None:
+    """Name each place `scan_notebook` found by its cell: ``PATH cell N`` and the line
+    in that cell; a file finding says its cell in its message."""
+
+    def place(line: int) -> tuple[int, int]:
+        return places[line - 1] if 0 < line <= len(places) else (0, line)
+
+    for site in scan.calls:
+        cell, site.line = place(site.line)
+        site.path = f"{scan.path} cell {cell}"
+    scan.models = [
+        dataclasses.replace(model, path=f"{scan.path} cell {place(model.line)[0]}", line=line)
+        for model in scan.models
+        for line in [place(model.line)[1]]
+    ]
+    findings = []
+    for line, finding in scan.findings:
+        cell, _ = place(line)
+        message = f"cell {cell}: {finding.message}"
+        findings.append((0, dataclasses.replace(finding, message=message)))
+    scan.findings = findings
+
+
+def _worth_parsing(source: bytes) -> bool:
+    """Whether a file's bytes mention openai, llm_bridge or an OpenAI model name: a file
+    that does not has nothing to report or rewrite, so it is not parsed at all."""
+    lowered = source.lower()
+    return b"openai" in lowered or b"llm_bridge" in lowered or bool(_MODEL_HINT.search(source))
 
 
 def _syntax_error(source: bytes) -> Optional[str]:
