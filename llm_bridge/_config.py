@@ -84,6 +84,8 @@ class ModelInfo(_Strict):
     default_dimensions: Optional[int] = None
     max_batch: Optional[int] = Field(default=None, gt=0)
     max_input_tokens: Optional[int] = Field(default=None, gt=0)
+    # The most tokens one embeddings request may carry, all its texts together (Zhipu: 8K).
+    max_batch_tokens: Optional[int] = Field(default=None, gt=0)
     # Protocol-specific routing facts (Qianfan v1 endpoint suffix, v2 model id, ...).
     endpoint: Optional[str] = None
     v2_model: Optional[str] = None

@@ -48,7 +48,13 @@ from ._errors import (
     RateLimitError,
     ResponseTooLargeError,
 )
-from ._fan_out import chat_copies, embedding_batches, merged_choices, merged_embeddings
+from ._fan_out import (
+    BatchLimits,
+    chat_copies,
+    embedding_batches,
+    merged_choices,
+    merged_embeddings,
+)
 from ._http_clients import (
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
@@ -78,7 +84,7 @@ from ._usage_account import UsageAccount
 from ._wire import call_adapter, reply_of
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
-from .adapters._params import check_chat_params, check_embedding_params
+from .adapters._params import batch_token_limits, check_chat_params, check_embedding_params
 from .adapters._stop import cut_at_stop
 from .usage import Price, UsageLedger, UsageRecord
 
@@ -207,6 +213,10 @@ class Operation:
         credentials.sign(request)
         self.sent_at = time.monotonic()  # a stream's deadline counts from here
         return request
+
+    def check(self) -> None:
+        """Raise the adapter's refusal of this request, if it refuses it, sending nothing."""
+        call_adapter(None, self._spec)
 
     def _spec(self) -> HTTPRequest:
         """The adapter's description of the request, the caller's ``extra_body`` merged in."""
@@ -653,17 +663,29 @@ class Engine:
 
         return CreateEmbeddingResponse.model_validate(data)
 
-    def embedding_batches(self, params: JSONDict) -> list[JSONDict]:
+    def embedding_batches(self, params: JSONDict, options: RequestOptions) -> list[JSONDict]:
         """The checked parameters of each request of an embeddings call: ``input`` split
-        to the model's batch limit (from the catalogue; one request if none)."""
+        to the model's limits per request (from the catalogue; one request if none).
+
+        A split call's requests are all built once before the first is sent, so that a
+        refusal (a text too long, say, in the last request) comes before any request
+        is billed; and names the text by its index in the whole call (`InputSlice`)."""
         check_embedding_params(params)
+        route = self.routes(params["model"])[0]
 
-        def max_batch() -> Optional[int]:
-            route = self.routes(params["model"])[0]
+        def limits() -> BatchLimits:
             info = self.config.provider(route.provider).model(route.model)
-            return info.max_batch if info is not None else None
+            if info is None:
+                return BatchLimits()
+            if info.max_batch_tokens is None:
+                return BatchLimits(info.max_batch)
+            return batch_token_limits(route.provider, route.model, info)
 
-        return embedding_batches(params, max_batch)
+        batches = embedding_batches(params, limits)
+        if len(batches) > 1:
+            for batch in batches:
+                Operation(self, "embeddings", route, batch, options).check()
+        return batches
 
     def chat_requests(self, params: JSONDict) -> list[JSONDict]:
         """The checked parameters of each request a chat call takes (`chat_copies`)."""
@@ -976,7 +998,7 @@ class SyncEngine(Engine):
 
     def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order, merged."""
-        batches = self.embedding_batches(params)
+        batches = self.embedding_batches(params, options)
         results = [self.call("embeddings", b, options) for b in batches]
         return self.merged(results, merged_embeddings)
 
@@ -1152,7 +1174,7 @@ class AsyncEngine(Engine):
 
     async def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order (one at a time, as rate limits prefer)."""
-        batches = self.embedding_batches(params)
+        batches = self.embedding_batches(params, options)
         results = [await self.call("embeddings", b, options) for b in batches]
         return self.merged(results, merged_embeddings)
 

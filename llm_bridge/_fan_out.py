@@ -3,20 +3,28 @@
 Two OpenAI features meet providers that cannot serve them in one request: ``n > 1`` on a
 provider that answers a single choice (`chat_copies`: ``n`` one-choice requests, merged
 by `merged_choices`), and more embedding inputs than the model takes at once
-(`embedding_batches`, merged by `merged_embeddings`). Pure: the engine sends the requests
+(`embedding_batches`: by count, and by tokens where the model limits a request's
+total, as Zhipu does; merged by `merged_embeddings`). Pure: the engine sends the requests
 and hands their parsed answers back here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from ._shapes.chat import ChatCompletion
     from ._shapes.create_embedding_response import CreateEmbeddingResponse
 
-__all__ = ["chat_copies", "embedding_batches", "merged_choices", "merged_embeddings"]
+__all__ = [
+    "BatchLimits",
+    "InputSlice",
+    "chat_copies",
+    "embedding_batches",
+    "merged_choices",
+    "merged_embeddings",
+]
 
 JSONDict = dict[str, Any]
 
@@ -30,14 +38,65 @@ def chat_copies(params: JSONDict, native_n: Callable[[], bool]) -> list[JSONDict
     return [{**params, "n": None}] * n
 
 
-def embedding_batches(params: JSONDict, max_batch: Callable[[], Optional[int]]) -> list[JSONDict]:
-    """``input`` (checked: `check_embedding_params`) split to the model's batch limit
-    (``max_batch``: None, no limit)."""
+class InputSlice(list):  # type: ignore[type-arg]
+    """The texts of one request of a split embeddings call, knowing where they start in
+    the call's ``input`` (``start``), so that an error about one of them names its index
+    in what the caller sent. Serialised as the plain list it is."""
+
+    start: int = 0
+
+
+def _slice(texts: list[Any], start: int, end: int) -> InputSlice:
+    part = InputSlice(texts[start:end])
+    part.start = start
+    return part
+
+
+class BatchLimits(NamedTuple):
+    """What one embeddings request of a model may carry: at most ``items`` texts and at
+    most ``tokens`` tokens in all (each None: no such limit), tokens counted by ``counter``."""
+
+    items: Optional[int] = None
+    tokens: Optional[int] = None
+    counter: Callable[[str], int] = len
+
+
+def embedding_batches(params: JSONDict, limits: Callable[[], BatchLimits]) -> list[JSONDict]:
+    """``input`` (checked: `check_embedding_params`) split into requests within the
+    model's limits (``limits`` asked only for a list input), in input order.
+
+    Texts are packed greedily: a request ends when the next text would take it past
+    either limit. A text that alone exceeds the token limit goes alone (the provider
+    decides; `check_input_length` refused the surely-too-long ones before)."""
     texts = params["input"]
     if not isinstance(texts, list):
         return [params]
-    size = max_batch() or len(texts)
-    return [{**params, "input": texts[i : i + size]} for i in range(0, len(texts), size)]
+    items, tokens, count = limits()
+    size = items or len(texts)
+    if tokens is None or _fewer_bytes_than(texts, tokens):
+        starts = list(range(0, len(texts), size))
+    else:
+        starts, held = [0], 0
+        for index, text in enumerate(texts):
+            # Token ids (a list of ints) are their own count.
+            used = count(text) if isinstance(text, str) else len(text)
+            if index > starts[-1] and (index - starts[-1] == size or held + used > tokens):
+                starts.append(index)
+                held = 0
+            held += used
+    ends = [*starts[1:], len(texts)]
+    return [{**params, "input": _slice(texts, a, b)} for a, b in zip(starts, ends)]
+
+
+def _fewer_bytes_than(texts: list[Any], tokens: int) -> bool:
+    """Whether ``texts`` hold at most ``tokens`` UTF-8 bytes in all: no text has more
+    tokens than bytes, so such a list fits the token limit without being tokenized."""
+    total = 0
+    for text in texts:
+        total += len(text.encode()) if isinstance(text, str) else len(text)
+        if total > tokens:
+            return False
+    return True
 
 
 def merged_choices(completions: Sequence[ChatCompletion]) -> ChatCompletion:

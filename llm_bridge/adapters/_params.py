@@ -15,7 +15,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
-from .._config import ParamRule
+from .._config import ModelInfo, ParamRule
+from .._fan_out import BatchLimits, InputSlice
 from .._wire import Refused
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "EMBEDDING_PARAMS",
     "ParamContext",
     "ParamError",
+    "batch_token_limits",
     "check_chat_params",
     "check_embedding_params",
     "token_ids",
@@ -220,7 +222,9 @@ def check_input_length(
         exact = tokenizer_info(model, provider=provider).exact
         tokens = count_tokens(text, model, provider=provider)
         if tokens > (limit if exact else limit * APPROXIMATE_MARGIN):
-            where = "input" if isinstance(texts, str) else f"input[{index}]"
+            # (a request of a split call names the text by its index in the whole call)
+            start = texts.start if isinstance(texts, InputSlice) else 0
+            where = "input" if isinstance(texts, str) else f"input[{start + index}]"
             counted = "" if exact else "about "
             raise ctx.error(
                 f"This model's maximum context length is {limit} tokens, however you "
@@ -229,6 +233,24 @@ def check_input_length(
                 param="input",
                 code="context_length_exceeded",
             )
+
+
+def batch_token_limits(provider: str, model: str, info: ModelInfo) -> BatchLimits:
+    """The per-request limits of an embedding model that caps a request's total tokens
+    (``max_batch_tokens``; Zhipu's 8K), with texts counted by the provider's vocabulary.
+
+    Where that count is approximate the requests are packed to half the limit
+    (`APPROXIMATE_MARGIN`): a request more costs only a round trip, one past the limit
+    fails the whole call."""
+    from ..tokens import count_tokens, tokenizer_info
+
+    assert info.max_batch_tokens is not None
+    tokens = info.max_batch_tokens
+    if not tokenizer_info(model, provider=provider).exact:
+        tokens //= APPROXIMATE_MARGIN
+    return BatchLimits(
+        info.max_batch, tokens, lambda text: count_tokens(text, model, provider=provider)
+    )
 
 
 # --------------------------------------------------------------------------- OpenAI checks
@@ -302,9 +324,22 @@ def check_embedding_params(params: Mapping[str, Any]) -> None:
         raise missing("input")
     if isinstance(texts, list) and not texts:
         raise ValueError("input must not be an empty list")
+    _check_no_empty_text(texts)
     encoding = params.get("encoding_format")
     if encoding is not None and encoding not in ENCODING_FORMATS:
         raise ValueError(f"encoding_format must be 'float' or 'base64', got {encoding!r}")
+
+
+def _check_no_empty_text(texts: Any) -> None:
+    """Refuse an empty text, naming where it is: OpenAI answers 400 for one, and so do the
+    providers (with a message that names no index, after the other texts were billed
+    in earlier batches)."""
+    if texts == "":
+        raise ValueError("input must not be an empty string")
+    if isinstance(texts, list):
+        for index, text in enumerate(texts):
+            if text == "" or text == []:
+                raise ValueError(f"input[{index}] must not be empty")
 
 
 def token_ids(texts: Any) -> bool:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import httpx
 
-from ._fake import sse_event
+from ._fake import approx_tokens, sse_event
 from ._openai_wire import OpenAIWireFake, PrefixCache, WireCall, WireError, embedding_items
 from ._script import Failure, Outcome, Reply, ToolCallSpec
 
@@ -71,6 +71,9 @@ EMBEDDING_3_DIMENSIONS = frozenset({256, 512, 1024, 2048})
 EMBEDDING_3_DEFAULT_DIMENSIONS = 2048
 EMBEDDING_2_DIMENSIONS = 1024
 MAX_EMBEDDING_INPUTS = 64
+#: The most tokens one embeddings request may carry, all texts together (counted here by
+#: `approx_tokens`).
+MAX_EMBEDDING_REQUEST_TOKENS = 8192
 
 
 class FakeZhipu(OpenAIWireFake):
@@ -181,8 +184,11 @@ class FakeZhipu(OpenAIWireFake):
         return {"cached_tokens": cached} if cached else None
 
     def _embedding_size(self, body: dict[str, Any], count: int) -> int | str:
-        """At most 64 texts; embedding-2 is fixed, others take an allowed ``dimensions``."""
-        if count > MAX_EMBEDDING_INPUTS:
+        """At most 64 texts of at most 8K tokens in all; embedding-2 is fixed, others take
+        an allowed ``dimensions``."""
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        tokens = sum(approx_tokens(text) for text in texts)
+        if count > MAX_EMBEDDING_INPUTS or tokens > MAX_EMBEDDING_REQUEST_TOKENS:
             return INVALID.format(field="input")
         size = _embedding_size(str(body.get("model", "")), body.get("dimensions"))
         return INVALID.format(field="dimensions") if size is None else size
