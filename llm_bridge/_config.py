@@ -19,16 +19,25 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._constants import MAX_RESPONSE_BYTES, MAX_SSE_LINE_BYTES
 from ._errors import EXCEPTIONS_BY_NAME, APIStatusError, ConfigError
-from .usage import Price
+from .usage import Price, PriceTier
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +51,8 @@ __all__ = [
     "Limits",
     "ModelInfo",
     "ParamRule",
+    "PriceOverride",
+    "PriceTierRow",
     "ProviderConfig",
     "WebSearchRule",
     "load_config",
@@ -65,6 +76,105 @@ class _Strict(BaseModel):
     """Unknown keys are errors: a typo in a config file must not be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+#: The price fields a tier may carry, as the catalogue (``*_price``) and a ``[prices]`` row
+#: name them.
+_TIER_PRICES = (
+    "input",
+    "output",
+    "cached_input",
+    "cache_creation",
+    "thinking_output",
+    "explicit_cache_hit",
+)
+
+
+class _Tier(_Strict):
+    """The bounds of one price tier, shared by the catalogue's and the overrides' form:
+    the tier holds calls of at most ``up_to_input_tokens`` prompt tokens and at most
+    ``up_to_output_tokens`` completion tokens (inclusive; absent: no bound)."""
+
+    up_to_input_tokens: Optional[int] = Field(default=None, gt=0)
+    up_to_output_tokens: Optional[int] = Field(default=None, gt=0)
+
+    def prices(self) -> dict[str, Optional[Decimal]]:
+        """The tier's prices by their short names (``input``, ``cached_input`` ...)."""
+        raise NotImplementedError
+
+    def as_price_tier(self) -> PriceTier:
+        prices = self.prices()
+        input_price, output_price = prices["input"], prices["output"]
+        assert input_price is not None and output_price is not None  # required fields
+        return PriceTier(
+            self.up_to_input_tokens,
+            self.up_to_output_tokens,
+            input_price,
+            output_price,
+            cached_input=prices["cached_input"],
+            cache_creation=prices["cache_creation"],
+            thinking_output=prices["thinking_output"],
+            explicit_cache_hit=prices["explicit_cache_hit"],
+        )
+
+
+class PriceTierRow(_Tier):
+    """One ``[[models."NAME".price_tiers]]`` entry: a length band and its prices (CNY per
+    million tokens), named as the model's own price fields are."""
+
+    input_price: Decimal = Field(ge=0)
+    output_price: Decimal = Field(ge=0)
+    cached_input_price: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation_price: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output_price: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit_price: Optional[Decimal] = Field(default=None, ge=0)
+
+    def prices(self) -> dict[str, Optional[Decimal]]:
+        return {name: getattr(self, f"{name}_price") for name in _TIER_PRICES}
+
+
+def _check_tiers(tiers: List[Any], name: str) -> None:
+    """Tiers must be ascending: by ``up_to_input_tokens``, then, among tiers with the same
+    input bound, by ``up_to_output_tokens``; and the last tier of each input band must not
+    bound the output (a longer answer would otherwise fall into the next band's prices).
+    A call picks the first tier that holds it, so a tier out of order would never be used
+    or would price calls it was not meant for."""
+    infinity = float("inf")
+    for index, tier in enumerate(tiers):
+        here = f"{name}[{index}]"
+        if index + 1 < len(tiers):
+            after = tiers[index + 1]
+            same_band = after.up_to_input_tokens == tier.up_to_input_tokens
+        else:
+            same_band = False
+        if tier.up_to_output_tokens is not None and not same_band:
+            raise ValueError(
+                f"{here}.up_to_output_tokens: {tier.up_to_output_tokens} bounds the output, "
+                f"but no next tier with the same up_to_input_tokens prices longer answers "
+                f"(add one without up_to_output_tokens)"
+            )
+        if index == 0:
+            continue
+        before = tiers[index - 1]
+        low = before.up_to_input_tokens if before.up_to_input_tokens is not None else infinity
+        high = tier.up_to_input_tokens if tier.up_to_input_tokens is not None else infinity
+        if high < low or (high == low and before.up_to_output_tokens is None):
+            shown = "none" if tier.up_to_input_tokens is None else tier.up_to_input_tokens
+            raise ValueError(
+                f"{here}.up_to_input_tokens: {shown} does not come after {name}[{index - 1}]'s "
+                f"{'none' if before.up_to_input_tokens is None else before.up_to_input_tokens}"
+                f"; tiers go in ascending order of up_to_input_tokens (then "
+                f"up_to_output_tokens), the last one unbounded or the largest"
+            )
+        if high == low:
+            out_low = before.up_to_output_tokens
+            out_high = tier.up_to_output_tokens
+            if out_low is not None and out_high is not None and out_high <= out_low:
+                raise ValueError(
+                    f"{here}.up_to_output_tokens: {out_high} does not come after "
+                    f"{name}[{index - 1}]'s {out_low}; tiers with the same up_to_input_tokens "
+                    f"go in ascending order of up_to_output_tokens"
+                )
 
 
 class ModelInfo(_Strict):
@@ -105,9 +215,60 @@ class ModelInfo(_Strict):
     # Output of a call that thought, where a hybrid model costs more in thinking mode
     # (DashScope's qwen-plus: 2 without, 8 with); None: ``output_price`` either way.
     thinking_output_price: Optional[Decimal] = Field(default=None, ge=0)
+    # A read from an explicit cache (DashScope's cache_control hits, usage ``cache_type``
+    # "ephemeral": 10 % of input); None: such a read costs ``cached_input_price``.
+    explicit_cache_hit_price: Optional[Decimal] = Field(default=None, ge=0)
+    # Prices by the call's length, ascending (see `PriceTierRow`); the first tier's prices
+    # are also the model's own (``input_price`` ...), filled in from it when left out.
+    price_tiers: List[PriceTierRow] = []
     # Retirement: the date the provider retired it (YYYY-MM-DD) and what replaces it.
     retired: Optional[str] = None
     successor: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_tier_prices(cls, data: Any) -> Any:
+        """With ``price_tiers``, the model's own prices left out are the first tier's: what
+        listings (``llm-bridge models``) show and tools that know no tiers use."""
+        tiers = data.get("price_tiers") if isinstance(data, Mapping) else None
+        if not isinstance(tiers, list) or not tiers:
+            return data
+        first = tiers[0]
+        if isinstance(first, BaseModel):
+            first = first.model_dump(exclude_none=True)
+        if not isinstance(first, Mapping):
+            return data  # the field's own validation reports it
+        filled = dict(data)
+        for name in _TIER_PRICES:
+            key = f"{name}_price"
+            if filled.get(key) is None and first.get(key) is not None:
+                filled[key] = first[key]
+        return filled
+
+    @field_validator("price_tiers")
+    @classmethod
+    def _ascending_tiers(cls, value: List[PriceTierRow]) -> List[PriceTierRow]:
+        _check_tiers(value, "price_tiers")
+        return value
+
+    @model_validator(mode="after")
+    def _prices_match_first_tier(self) -> ModelInfo:
+        """A model's own price that differs from its first tier's is a contradiction (a
+        user's ``input_price`` on a model the catalogue tiers, say): which one is meant
+        cannot be told, so it is refused."""
+        if not self.price_tiers:
+            return self
+        first = self.price_tiers[0]
+        for name in _TIER_PRICES:
+            key = f"{name}_price"
+            own, tiered = getattr(self, key), getattr(first, key)
+            if own is not None and own != tiered:
+                raise ValueError(
+                    f"{key} = {own} differs from price_tiers[0].{key} = {tiered}: with "
+                    f"price_tiers the model's own prices are its first tier's; change the "
+                    f"tiers (price_tiers = [] prices the model flat) or leave {key} out"
+                )
+        return self
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -390,14 +551,73 @@ class Limits(_Strict):
     stream_deadline: Optional[float] = Field(default=None, gt=0)
 
 
-class PriceOverride(_Strict):
-    """A ``[prices."provider/model"]`` row: CNY per million tokens."""
+class PriceOverrideTier(_Tier):
+    """One ``[[prices."provider/model".tiers]]`` entry, named as the row's prices are."""
 
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
     cached_input: Optional[Decimal] = Field(default=None, ge=0)
     cache_creation: Optional[Decimal] = Field(default=None, ge=0)
     thinking_output: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit: Optional[Decimal] = Field(default=None, ge=0)
+
+    def prices(self) -> dict[str, Optional[Decimal]]:
+        return {name: getattr(self, name) for name in _TIER_PRICES}
+
+
+class PriceOverride(_Strict):
+    """A ``[prices."provider/model"]`` row: CNY per million tokens, flat (``input`` and
+    ``output``) or by the call's length (``tiers``, ascending, as the catalogue's
+    ``price_tiers``; then the row's own prices are the first tier's and may be left out).
+    It replaces the catalogue's price whole: catalogue tiers are not kept under it."""
+
+    input: Optional[Decimal] = Field(default=None, ge=0)
+    output: Optional[Decimal] = Field(default=None, ge=0)
+    cached_input: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit: Optional[Decimal] = Field(default=None, ge=0)
+    tiers: List[PriceOverrideTier] = []
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending_tiers(cls, value: List[PriceOverrideTier]) -> List[PriceOverrideTier]:
+        _check_tiers(value, "tiers")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> PriceOverride:
+        if not self.tiers:
+            missing = [name for name in ("input", "output") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} required (CNY per million tokens), or tiers"
+                )
+            return self
+        first = self.tiers[0]
+        for name in _TIER_PRICES:
+            own, tiered = getattr(self, name), getattr(first, name)
+            if own is not None and own != tiered:
+                raise ValueError(
+                    f"{name} = {own} differs from tiers[0].{name} = {tiered}: with tiers the "
+                    f"row's own prices are its first tier's; leave {name} out"
+                )
+        return self
+
+    def as_price(self) -> Price:
+        """The row as the ledger's `Price`."""
+        if self.tiers:
+            tiers = tuple(tier.as_price_tier() for tier in self.tiers)
+            return replace(tiers[0].flat(), tiers=tiers)
+        assert self.input is not None and self.output is not None  # checked above
+        return Price(
+            self.input,
+            self.output,
+            self.cached_input,
+            self.cache_creation,
+            self.thinking_output,
+            self.explicit_cache_hit,
+        )
 
 
 Target = Union[str, List[str]]
@@ -446,16 +666,11 @@ class Config:
         self.on_usage = on_usage
 
     def price(self, provider: str, model: str) -> Optional[Price]:
-        """CNY per million tokens for a model: the config's override, else the catalogue's."""
+        """CNY per million tokens for a model: the config's override, else the catalogue's
+        (with its length tiers, if it has any: `Price.for_call` picks a call's)."""
         override = self.prices.get(f"{provider}/{model}")
         if override is not None:
-            return Price(
-                override.input,
-                override.output,
-                override.cached_input,
-                override.cache_creation,
-                override.thinking_output,
-            )
+            return override.as_price()
         info = self.provider(provider).model(model)
         if info is None or info.input_price is None:
             return None
@@ -466,6 +681,8 @@ class Config:
             info.cached_input_price,
             info.cache_creation_price,
             info.thinking_output_price,
+            info.explicit_cache_hit_price,
+            tuple(tier.as_price_tier() for tier in info.price_tiers),
         )
 
     def with_provider_settings(self, name: str, settings: Mapping[str, Any]) -> Config:
@@ -814,7 +1031,7 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     providers = dict(builtins)
     for name, block in user.providers.items():
         if name in builtins:
-            providers[name] = _merge(builtins[name], block)
+            providers[name] = _merge(builtins[name], block, source, name)
         else:
             _check_new_provider(name, block, source, builtins)
             providers[name] = block
@@ -854,25 +1071,39 @@ def _build(raw: dict[str, Any], source: str) -> Config:
     )
 
 
-def _merge(base: ProviderConfig, override: ProviderConfig) -> ProviderConfig:
+def _merge(
+    base: ProviderConfig, override: ProviderConfig, source: str, name: str
+) -> ProviderConfig:
     """The user's block wins key by key; table entries (a model, an error code, a parameter
-    range) merge field by field, so overriding a price keeps the model's context window."""
+    range) merge field by field, so overriding a price keeps the model's context window.
+    A model's ``price_tiers`` given by the user replace the catalogue's, and with them the
+    model's own prices the user left out (they were the old first tier's). A merge that
+    contradicts itself (a flat ``input_price`` on a model the catalogue tiers) is reported
+    naming the user's file and key."""
     merged = base.model_dump()
     for key in override.model_fields_set:
         value = getattr(override, key)
         if isinstance(value, dict):
             table = dict(merged.get(key) or {})
-            for name, entry in value.items():
+            for entry_name, entry in value.items():
                 if isinstance(entry, BaseModel):
-                    entry = {
-                        **(table.get(name) or {}),
-                        **entry.model_dump(include=entry.model_fields_set),
-                    }
-                table[name] = entry
+                    given = entry.model_dump(include=entry.model_fields_set)
+                    entry = {**_kept_from_base(table.get(entry_name) or {}, given), **given}
+                table[entry_name] = entry
             merged[key] = table
         else:
             merged[key] = value
-    return ProviderConfig.model_validate(merged)
+    return _validate(ProviderConfig, merged, source, prefix=f"providers.{name}")
+
+
+def _kept_from_base(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """What a catalogue entry keeps under a user's entry: everything, except the prices
+    derived from tiers the user's own ``price_tiers`` replace (``price_tiers = []`` keeps
+    them: the model is then priced flat at the old first tier's prices, or the user's)."""
+    if not given.get("price_tiers"):
+        return base
+    derived = {f"{price}_price" for price in _TIER_PRICES}
+    return {key: value for key, value in base.items() if key not in derived}
 
 
 def _check_endpoint_choice(name: str, provider: ProviderConfig, source: str) -> None:

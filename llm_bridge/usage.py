@@ -23,19 +23,57 @@ from ._shapes.completion_usage import CompletionUsage
 
 _log = logging.getLogger("llm_bridge")
 
-__all__ = ["Price", "UsageLedger", "UsageRecord", "UsageSummary", "cost_of"]
+__all__ = ["Price", "PriceTier", "UsageLedger", "UsageRecord", "UsageSummary", "cost_of"]
 
 MILLION = Decimal(1_000_000)
-#: What a hit on an explicit cache costs, as a share of the input price. DashScope marks
-#: such hits ``cache_type: "ephemeral"`` and bills them at 10 % of input, half its
-#: implicit-cache rate (help.aliyun.com/en/model-studio/context-cache). UNSURE (D4 in
-#: docs/unsure.md): that every explicit hit carries ``cache_type``, as the page's examples do.
-EXPLICIT_HIT_SHARE = Decimal("0.1")
+
+
+@dataclass(frozen=True)
+class PriceTier:
+    """One band of a price that depends on the call's length, CNY per million tokens.
+
+    DashScope prices qwen-plus and the Qwen3.5+ models by the prompt's length (up to 128K,
+    up to 256K, beyond), and Zhipu's GLM-4.5 to GLM-5 by the prompt's and sometimes the
+    answer's length; each band has its own input, output and cache prices. A call falls in
+    the first tier whose bounds (inclusive; None: no bound) hold both its prompt and its
+    completion tokens. A price a tier leaves out falls back as `Price`'s do: a cached,
+    cache-creation or explicit-hit price to the tier's input (or cached) price, a
+    thinking-mode output price to its output price."""
+
+    up_to_input_tokens: Optional[int]
+    up_to_output_tokens: Optional[int]
+    input: Decimal
+    output: Decimal
+    cached_input: Optional[Decimal] = None
+    cache_creation: Optional[Decimal] = None
+    thinking_output: Optional[Decimal] = None
+    explicit_cache_hit: Optional[Decimal] = None
+
+    def holds(self, prompt_tokens: int, completion_tokens: int) -> bool:
+        """Whether a call of this length falls within the tier's bounds."""
+        return (self.up_to_input_tokens is None or prompt_tokens <= self.up_to_input_tokens) and (
+            self.up_to_output_tokens is None or completion_tokens <= self.up_to_output_tokens
+        )
+
+    def flat(self) -> Price:
+        """The tier as a flat price."""
+        return Price(
+            self.input,
+            self.output,
+            self.cached_input,
+            self.cache_creation,
+            self.thinking_output,
+            self.explicit_cache_hit,
+        )
 
 
 @dataclass(frozen=True)
 class Price:
-    """CNY per million tokens."""
+    """CNY per million tokens.
+
+    ``input`` and the other fields are the price of a call in the first (cheapest) tier,
+    which is what listings show; ``tiers``, when the provider prices by length, are all the
+    tiers in ascending order, and `for_call` picks the one a call falls in."""
 
     input: Decimal
     output: Decimal
@@ -44,24 +82,75 @@ class Price:
     # Output of a call that thought, on a hybrid model priced higher in thinking mode
     # (DashScope's qwen-plus: 2 without thinking, 8 with); None: ``output`` either way.
     thinking_output: Optional[Decimal] = None
+    # A read from an explicit cache (DashScope's cache_control: 10 % of input, half its
+    # implicit-cache rate); None: ``cached_input``. Catalogue data, per model.
+    explicit_cache_hit: Optional[Decimal] = None
+    tiers: tuple[PriceTier, ...] = ()
+
+    def for_call(self, prompt_tokens: int, completion_tokens: int = 0) -> Price:
+        """The flat price a call of this length pays: its tier's, else this one. A call
+        beyond the last tier's bounds pays the last tier's (the dearest, as the provider's
+        own limits should never let it happen)."""
+        if not self.tiers:
+            return self
+        return self.tiers[self._tier_index(prompt_tokens, completion_tokens)].flat()
+
+    def upper_cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        """Yuan no call with at most these tokens can exceed, whichever tier it falls in,
+        whether it thinks, and whatever part of its prompt is read from or written to a
+        cache: what a budget should reserve before the call (`cost_of` settles it after).
+
+        Tiers are ascending, so a shorter call falls in the same tier or an earlier one;
+        each of those is priced at its dearest input and output rates."""
+        candidates = (
+            [
+                tier.flat()
+                for tier in self.tiers[: self._tier_index(prompt_tokens, completion_tokens) + 1]
+            ]
+            if self.tiers
+            else [self]
+        )
+        worst = max(
+            prompt_tokens * max(_input_rates(price)) + completion_tokens * max(_output_rates(price))
+            for price in candidates
+        )
+        return worst / MILLION
+
+    def _tier_index(self, prompt_tokens: int, completion_tokens: int) -> int:
+        for index, tier in enumerate(self.tiers):
+            if tier.holds(prompt_tokens, completion_tokens):
+                return index
+        return len(self.tiers) - 1
+
+
+def _input_rates(price: Price) -> list[Decimal]:
+    rates = [price.input, price.cached_input, price.cache_creation, price.explicit_cache_hit]
+    return [rate for rate in rates if rate is not None]
+
+
+def _output_rates(price: Price) -> list[Decimal]:
+    return [rate for rate in (price.output, price.thinking_output) if rate is not None]
 
 
 def cost_of(usage: CompletionUsage, price: Optional[Price]) -> Optional[Decimal]:
     """Yuan for ``usage`` at ``price`` (None when the model has no price).
 
-    Prompt tokens fall in three tiers: read from the provider's cache (``cached_tokens``,
-    at the cached-input price), written to an explicit cache (``cache_write_tokens``, or
-    DashScope's ``cache_creation_input_tokens``, at the cache-creation price), and the rest
-    at the input price. A tier without a price of its own costs the input price; a read
-    from an explicit cache (`explicit_hit`) costs `EXPLICIT_HIT_SHARE` of it. The output
-    of a call that reports reasoning tokens costs the thinking-mode price, where one is
-    known."""
+    A tiered price is first narrowed to the tier the call's prompt and completion tokens
+    fall in (`Price.for_call`). Prompt tokens then fall in three parts: read from the
+    provider's cache (``cached_tokens``, at the cached-input price, or the explicit-hit
+    price for a read from an explicit cache: `explicit_hit`), written to an explicit cache
+    (``cache_write_tokens``, or DashScope's ``cache_creation_input_tokens``, at the
+    cache-creation price), and the rest at the input price. A part without a price of its
+    own costs the input price (an explicit hit without one: the cached-input price). The
+    output of a call that reports reasoning tokens costs the thinking-mode price, where
+    one is known."""
     if price is None:
         return None
+    price = price.for_call(usage.prompt_tokens, usage.completion_tokens)
     cached, written = cache_tiers(usage)
     cached_price = price.cached_input if price.cached_input is not None else price.input
-    if explicit_hit(usage):
-        cached_price = price.input * EXPLICIT_HIT_SHARE
+    if explicit_hit(usage) and price.explicit_cache_hit is not None:
+        cached_price = price.explicit_cache_hit
     written_price = price.cache_creation if price.cache_creation is not None else price.input
     uncached = max(usage.prompt_tokens - cached - written, 0)
     total = (
@@ -95,7 +184,9 @@ def cache_tiers(usage: CompletionUsage) -> tuple[int, int]:
 
 def explicit_hit(usage: CompletionUsage) -> bool:
     """Whether the cached tokens were read from an explicit cache (DashScope's
-    ``cache_control`` markers: ``cache_type`` "ephemeral"), not from the implicit one."""
+    ``cache_control`` markers: ``cache_type`` "ephemeral"), not from the implicit one.
+    UNSURE (D4 in docs/unsure.md): that every explicit hit carries ``cache_type``, as the
+    examples of Alibaba's context-cache page do."""
     details = usage.prompt_tokens_details
     extra = (details.__pydantic_extra__ or {}) if details is not None else {}
     return extra.get("cache_type") == "ephemeral"

@@ -184,11 +184,21 @@ def usage(prompt: int, cached: int, **details: Any) -> CompletionUsage:
 
 
 def test_an_explicit_cache_hit_costs_a_tenth_of_the_input_price() -> None:
-    price = Price(Decimal(10), Decimal(20), cached_input=Decimal(2), cache_creation=Decimal("12.5"))
+    # The explicit-hit rate is catalogue data (DashScope: 10 % of input), not a constant.
+    price = Price(
+        Decimal(10),
+        Decimal(20),
+        cached_input=Decimal(2),
+        cache_creation=Decimal("12.5"),
+        explicit_cache_hit=Decimal(1),
+    )
     implicit = usage(1_000_000, 1_000_000)
     explicit = usage(1_000_000, 1_000_000, cache_type="ephemeral")
     assert cost_of(implicit, price) == Decimal(2)  # the implicit rate: 20 %
     assert cost_of(explicit, price) == Decimal(1)  # the explicit rate: 10 %
+    # Without an explicit-hit price, such a read costs the cached-input price.
+    no_explicit = Price(Decimal(10), Decimal(20), cached_input=Decimal(2))
+    assert cost_of(explicit, no_explicit) == Decimal(2)
 
 
 @APIS

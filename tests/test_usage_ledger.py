@@ -70,11 +70,22 @@ MAPPINGS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 
 def toml_price(
-    provider: str, model: str, *, thought: bool = False
+    provider: str, model: str, *, thought: bool = False, prompt: int = 0, completion: int = 0
 ) -> tuple[Decimal, Decimal, Optional[Decimal]]:
     """(input, output, cached_input) CNY per million, read straight from the provider table;
-    the output price of a call that ``thought``, where the table gives one."""
+    the output price of a call that ``thought``, where the table gives one; for a model
+    priced by length, the first of its ``price_tiers`` that holds ``prompt`` and
+    ``completion`` tokens (the last if none does)."""
     info = provider_table(provider, parse_float=Decimal)["models"][model]
+    tiers = info.get("price_tiers") or []
+    fitting = [
+        tier
+        for tier in tiers
+        if prompt <= tier.get("up_to_input_tokens", prompt)
+        and completion <= tier.get("up_to_output_tokens", completion)
+    ]
+    if tiers:
+        info = (fitting or tiers[-1:])[0]
     cached = info.get("cached_input_price")
     output = info.get("thinking_output_price") if thought else None
     return (
@@ -93,7 +104,9 @@ def hand_cost(
     *,
     thought: bool = False,
 ) -> Decimal:
-    price_in, price_out, price_cached = toml_price(provider, model, thought=thought)
+    price_in, price_out, price_cached = toml_price(
+        provider, model, thought=thought, prompt=prompt, completion=completion
+    )
     if price_cached is None:
         price_cached = price_in
     return ((prompt - cached) * price_in + cached * price_cached + completion * price_out) / MILLION
@@ -498,8 +511,9 @@ async def test_total_and_by_model_sum_tokens_and_yuan(mode: str) -> None:
     ds_cost = hand_cost("dashscope", "qwen-plus", 12345, 678, 4096)
     qf_cost = hand_cost("qianfan", "ernie-4.0-8k", 99, 1)
     # Spelled out once, so that a wrong price table is caught too:
-    # glm-4.7 2/8, cached 0.4; qwen-plus 0.8/2, cached 0.16; ernie-4.0-8k 30/90.
-    assert zhipu_cost == Decimal("0.0108")  # (2000*2 + 3000*0.4 + 700*8) / 1e6
+    # glm-4.7 3/14, cached 0.6 (its tier for up to 32K in and over 200 out); qwen-plus
+    # 0.8/2, cached 0.16; ernie-4.0-8k 30/90.
+    assert zhipu_cost == Decimal("0.0176")  # (2000*3 + 3000*0.6 + 700*14) / 1e6
     assert ds_cost == Decimal("0.00861056")  # (8249*0.8 + 4096*0.16 + 678*2) / 1e6
     assert qf_cost == Decimal("0.00306")  # (99*30 + 1*90) / 1e6
 
