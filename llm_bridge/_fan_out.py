@@ -69,8 +69,8 @@ def embedding_batches(params: JSONDict, limits: Callable[[], BatchLimits]) -> li
     either limit. A text that alone exceeds the token limit goes alone (the provider
     decides; `check_input_length` refused the surely-too-long ones before)."""
     texts = params["input"]
-    if not isinstance(texts, list):
-        return [params]
+    if not isinstance(texts, list) or not isinstance(texts[0], (str, list)):
+        return [params]  # one text, or one text's token ids
     items, tokens, count = limits()
     size = items or len(texts)
     if tokens is None or _fewer_bytes_than(texts, tokens):

@@ -42,6 +42,7 @@ __all__ = [
     "ERROR_EXTENSION",
     "Endpoint",
     "ErrorReply",
+    "api_start",
     "endpoint_of",
     "error_reply",
     "forwarded_headers",
@@ -123,6 +124,12 @@ class Endpoint(NamedTuple):
     ident: Optional[str] = None
 
 
+def api_start(segments: list[str]) -> Optional[int]:
+    """The index of the first path segment that names an OpenAI API, if one does: what
+    comes before it is the API's root."""
+    return next((i for i, segment in enumerate(segments) if segment in _APIS), None)
+
+
 def endpoint_of(method: str, path: str, root_path: str = "") -> Endpoint:
     """The API a request path addresses, below ``root_path`` when known, else by the first
     segment that names an OpenAI API."""
@@ -131,8 +138,8 @@ def endpoint_of(method: str, path: str, root_path: str = "") -> Endpoint:
         segments = path[len(root_path.rstrip("/")) + 1 :].split("/")
     else:
         segments = path.strip("/").split("/")
-        starts = [i for i, segment in enumerate(segments) if segment in _APIS]
-        segments = segments[starts[0] :] if starts else segments
+        start = api_start(segments)
+        segments = segments[start:] if start is not None else segments
     head = segments[0] if segments else ""
     api = _APIS.get(head, "/".join(segments) or "/")
     if method == "POST" and segments == ["chat", "completions"]:

@@ -36,7 +36,7 @@ import httpx
 
 from . import _front, _responses_front
 from ._catalogue import model_entry, model_list
-from ._endpoints import find_root, known_roots
+from ._endpoints import KnownRoot, find_root, known_roots
 from ._errors import APIConnectionError, OpenAIError
 from ._response_store import StoredResponse, default_store
 
@@ -137,6 +137,8 @@ class RoutedEngines:
 
     def choose(self, request: Any) -> EngineChoice:
         known = find_root(self._roots, str(request.url))
+        if known is None and self.provider is not None:
+            known = own_root(request.url, self.provider)
         if known is None and self.default is not None:
             return self.default
         provider = known.provider if known is not None else self.provider
@@ -170,6 +172,27 @@ class RoutedEngines:
         config = self.config.with_provider_settings(provider, known.settings)
         engine = self.factory(config, provider=provider, api_key=key, base_url=known.root)
         return EngineChoice(engine, httpx.URL(known.root).path)
+
+
+#: The openai client's default root: a request there names no root of the caller's own.
+_OPENAI_HOST = "api.openai.com"
+
+
+def own_root(url: Any, provider: str) -> Optional[KnownRoot]:
+    """``provider`` at the root the caller's openai client was given (its ``base_url``: a
+    proxy, a private deployment), for ``http_client(provider=...)`` and a request to a
+    root no provider table names: the root is the URL up to the segment that names an
+    OpenAI API. None for openai's default root (the caller gave no ``base_url``) and for
+    a URL that names no API."""
+    if url.host == _OPENAI_HOST:
+        return None
+    segments = url.path.strip("/").split("/")
+    start = _front.api_start(segments)
+    if start is None:
+        return None
+    path = "/".join(segments[:start])
+    root = f"{url.scheme}://{url.netloc.decode('ascii')}" + (f"/{path}" if path else "")
+    return KnownRoot(provider, root, {})
 
 
 #: Requests answered from the store, about the stored response their URL names.

@@ -158,3 +158,8 @@ def test_a_refusal_in_a_later_request_comes_before_any_is_sent():
         zhipu(fake).embeddings.create(model="embedding-3", input=texts)
     assert caught.value.code == "context_length_exceeded"
     assert fake.requests == []  # the first 64 texts were not sent (and billed) first
+
+
+def test_one_text_as_token_ids_is_never_split():
+    ids = list(range(200))
+    assert batches(ids, BatchLimits(64, 10, len)) == [ids]

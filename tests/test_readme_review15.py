@@ -1,0 +1,90 @@
+"""What a new user following the README met (session 15's walkthrough): each test holds
+one fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+import llm_bridge
+from llm_bridge.testing import FakeZhipu
+
+MESSAGES: Any = [{"role": "user", "content": "你好"}]
+
+
+class Recorder:
+    """An upstream client that answers as FakeZhipu at any host, keeping the URLs."""
+
+    def __init__(self) -> None:
+        self.fake = FakeZhipu()
+        self.urls: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.urls.append(str(request.url))
+        request.read()
+        moved = httpx.Request(
+            request.method,
+            self._at_zhipu(request.url),
+            headers=request.headers,
+            content=request.content,
+        )
+        return self.fake.handler(moved)
+
+    @staticmethod
+    def _at_zhipu(url: httpx.URL) -> httpx.URL:
+        api = url.path[url.path.index("/v4/") + len("/v4") :]
+        return httpx.URL(f"https://open.bigmodel.cn/api/paas/v4{api}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self.handler))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "sent_to"),
+    [
+        # A proxy the caller's openai client names: the provider is reached there.
+        (
+            "https://llm-proxy.corp.example/zhipu/api/paas/v4",
+            "https://llm-proxy.corp.example/zhipu/api/paas/v4/chat/completions",
+        ),
+        ("https://10.0.0.7:8080/v4/", "https://10.0.0.7:8080/v4/chat/completions"),
+        # No base_url (openai's default root): the provider's own root.
+        (None, "https://open.bigmodel.cn/api/paas/v4/chat/completions"),
+        # A provider root: that provider at that root, as before.
+        (
+            "https://open.bigmodel.cn/api/paas/v4",
+            "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+        ),
+    ],
+)
+def test_http_client_with_provider_keeps_the_openai_clients_own_root(base_url: Any, sent_to: str):
+    recorder = Recorder()
+    client = openai.OpenAI(
+        api_key="id.secret",
+        base_url=base_url,
+        http_client=llm_bridge.http_client(provider="zhipu", http_client=recorder.client()),
+    )
+    answer = client.chat.completions.create(model="glm-4-flash", messages=MESSAGES)
+    assert answer.choices[0].message.content
+    assert recorder.urls == [sent_to]
+
+
+def test_the_own_root_also_serves_embeddings_and_streams():
+    recorder = Recorder()
+    client = openai.OpenAI(
+        api_key="id.secret",
+        base_url="https://gw.example/api/paas/v4",
+        http_client=llm_bridge.http_client(provider="zhipu", http_client=recorder.client()),
+    )
+    client.embeddings.create(model="embedding-3", input="文本")
+    chunks = list(
+        client.chat.completions.create(model="glm-4-flash", messages=MESSAGES, stream=True)
+    )
+    assert chunks
+    assert recorder.urls == [
+        "https://gw.example/api/paas/v4/embeddings",
+        "https://gw.example/api/paas/v4/chat/completions",
+    ]
