@@ -87,6 +87,10 @@ class _Bridged:
             resolved = resolved.with_provider_settings(known.provider, known.settings)
             provider = provider or known.provider
             url = known.root
+            if api_key is None and not _has_key(resolved, known.provider):
+                # Configured the openai way (a provider's root as the base URL): the key is
+                # where openai's client looks, as a plain openai client would send it.
+                api_key = os.environ.get("OPENAI_API_KEY") or None
         elif base_url is None:
             url = None  # OPENAI_BASE_URL for no known provider: the openai provider's own
         elif provider is None and resolved.default_provider is None:
@@ -377,3 +381,8 @@ def _openai_timeout(timeout: Any) -> Any:
         return DEFAULT_TIMEOUT
     checked_timeout(timeout)
     return timeout
+
+
+def _has_key(config: Config, provider: str) -> bool:
+    """Whether the config or the provider's own environment variables hold a key for it."""
+    return any(config.secret(provider, field) for field in ("api_key", "iam_access_key"))

@@ -88,3 +88,49 @@ def test_the_own_root_also_serves_embeddings_and_streams():
         "https://gw.example/api/paas/v4/embeddings",
         "https://gw.example/api/paas/v4/chat/completions",
     ]
+
+
+DASHSCOPE_ROOT = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+
+
+def dashscope_fake() -> tuple[Any, httpx.Client]:
+    from llm_bridge.testing import FakeDashScopeCompatible
+
+    fake = FakeDashScopeCompatible()
+    return fake, httpx.Client(transport=fake.transport())
+
+
+@pytest.mark.parametrize("via", ["argument", "OPENAI_BASE_URL"])
+def test_a_provider_root_as_base_url_takes_the_key_from_openai_api_key(
+    monkeypatch: pytest.MonkeyPatch, via: str
+):
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
+    fake, upstream = dashscope_fake()
+    if via == "argument":
+        client = llm_bridge.OpenAI(base_url=DASHSCOPE_ROOT, http_client=upstream)
+    else:
+        monkeypatch.setenv("OPENAI_BASE_URL", DASHSCOPE_ROOT)
+        client = llm_bridge.OpenAI(http_client=upstream)
+    client.chat.completions.create(model="qwen-plus", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-from-openai-env"
+
+
+def test_the_providers_own_key_still_wins_over_openai_api_key(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-dashscope-own")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
+    fake, upstream = dashscope_fake()
+    client = llm_bridge.OpenAI(base_url=DASHSCOPE_ROOT, http_client=upstream)
+    client.chat.completions.create(model="qwen-plus", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-dashscope-own"
+
+
+def test_without_a_provider_root_openai_api_key_is_not_taken_for_a_provider(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # provider= alone says nothing about openai's variables: the provider's own are needed.
+    monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
+    monkeypatch.delenv("ZHIPU_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
+    with pytest.raises(llm_bridge.ConfigError, match="ZHIPUAI_API_KEY"):
+        llm_bridge.OpenAI(provider="zhipu")
