@@ -6,6 +6,16 @@ config's aliases, whose ``owned_by`` says ``llm-bridge-alias``. A provider witho
 credentials is left out as OpenAI leaves out what a key cannot use: a gateway's clients
 fill their model menus from this list. Asking the providers themselves is the CLI's
 ``models --remote``.
+
+A model its provider has retired (a catalogue entry with ``retired``) is left out of the
+list too: a menu that offers it offers a model the provider no longer serves (a request
+naming it is still sent, with a `ModelRetiredWarning`, as some regions lag). It can still
+be retrieved by name, and its entry then says since when: OpenAI's ``shutdown_date`` ("the
+date when the model will shut down", YYYY-MM-DD, as the catalogue's ``retired``), with the
+catalogue's ``successor`` beside it where there is one, for the code that still names it.
+
+``created`` is 0: the provider tables record no release dates, and a date made up from
+a snapshot's name or a price's reading date would be a guess presented as a fact.
 """
 
 from __future__ import annotations
@@ -27,16 +37,23 @@ def _model(name: str, owner: str) -> dict[str, Any]:
 
 
 def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
-    """The page ``client.models.list()`` reads."""
+    """The page ``client.models.list()`` (and the gateway's ``GET /v1/models``) reads: the
+    catalogued models that are not retired, then the aliases."""
     config = engine.config
     names = [provider] if provider else [name for name in config.providers if _usable(engine, name)]
-    data = [_model(model, name) for name in names for model in config.providers[name].models]
+    data = [
+        _model(model, name)
+        for name in names
+        for model, info in config.providers[name].models.items()
+        if not info.retired
+    ]
     data.extend(_model(alias, "llm-bridge-alias") for alias in config.aliases)
     return {"object": "list", "data": data}
 
 
 def model_entry(engine: Engine, model: str) -> dict[str, Any]:
-    """One model, if the config can route it and it is an alias or catalogued."""
+    """One model, if the config can route it and it is an alias or catalogued; a retired
+    one too, with its ``shutdown_date`` (and ``successor``)."""
     route = engine.routes(model)[0]
     config = engine.config
     why = None
@@ -55,8 +72,16 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
             code="model_not_found",
             provider=route.provider,
         )
-    owner = "llm-bridge-alias" if model in config.aliases else route.provider
-    return _model(model, owner)
+    if model in config.aliases:
+        return _model(model, "llm-bridge-alias")
+    entry = _model(model, route.provider)
+    info = config.provider(route.provider).model(route.model)
+    if info is not None and info.retired:
+        # Left out of the list; said here, so a caller who asks by name learns why.
+        entry["shutdown_date"] = info.retired
+        if info.successor:
+            entry["successor"] = info.successor
+    return entry
 
 
 def _did_you_mean(model: str, names: list[str]) -> str:

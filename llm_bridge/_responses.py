@@ -26,6 +26,19 @@ The translation, and the choices it makes:
   ``reasoning_text`` content when there is no summary), joined by blank lines; a reasoning
   item with only ``encrypted_content`` says nothing we can send and is skipped.
 - ``function_call_output`` becomes a ``tool`` message (``tool_call_id`` = ``call_id``).
+- ``cache_control`` markers (an explicit-cache breakpoint, ``{"type": "ephemeral"}``: no
+  field of OpenAI's, but what DashScope's chat completions read, and what a caller writes
+  for it) stay where the caller put them: a part's on the chat part it becomes, an item's
+  on the chat message it becomes or joins. An assistant message whose parts carry one
+  keeps its text as a list of text parts, for the markers to sit on. Whether and how a
+  provider takes them is its adapter's business, as for chat completions. The conversation
+  before this request (``history``) keeps its markers too, so a prefix marked once stays
+  cached turn after turn; but a request carries at most four (the limit of this
+  convention, Anthropic's and DashScope's alike): the request's own markers all go, and
+  the history keeps its newest within what is left. `cache_markers` and
+  `without_cache_markers` are for the front door, which passes a request to a provider's
+  own Responses API (DashScope's takes no markers: its conversations are cached by its
+  session cache instead).
 - A chat tool call without an id gets ``item_ids("call")`` as its ``call_id``.
 - Tools (docs/responses-tools.md): function tools become chat function tools. A
   ``namespace`` tool (a named group of function tools; Codex's sub-agent tools) has no chat
@@ -52,7 +65,9 @@ The translation, and the choices it makes:
 - ``usage``: chat ``prompt_tokens_details.cached_tokens`` -> ``cached_tokens``,
   ``completion_tokens_details.reasoning_tokens`` -> ``reasoning_tokens``;
   ``cache_write_tokens`` (required by openai's type) is the provider's count where it
-  gives one, else 0.
+  gives one (``cache_write_tokens``, or DashScope's ``cache_creation_input_tokens``), else
+  0. DashScope's own cache keys (``cache_creation_input_tokens``, ``cache_creation``,
+  ``cache_type``) are kept beside them in ``input_tokens_details``, as chat keeps them.
 - Streams: items open in the order the chunks reveal them (reasoning, text, tool calls).
   A reasoning or text item closes when another kind of output starts; tool calls stay open
   until the stream ends (providers may interleave their argument deltas), then close in
@@ -71,19 +86,21 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
 
 __all__ = [
     "RESPONSES_PARAMS",
     "JSONDict",
     "ResponseEvents",
     "Unsupported",
+    "cache_markers",
     "chat_params",
     "input_messages",
     "instruction_messages",
     "output_messages",
     "response_from_chat",
     "text_part",
+    "without_cache_markers",
 ]
 
 JSONDict = dict[str, Any]
@@ -223,6 +240,14 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _NAMESPACE_SEPARATOR = "__"
 
 _ROLES = ("user", "system", "developer", "assistant")
+#: ``cache_control`` markers a request may carry: Anthropic's limit for the convention,
+#: which DashScope's explicit cache follows ("a single request supports a maximum of four
+#: cache markers", alibabacloud.com/help/en/model-studio/context-cache).
+_MOST_CACHE_MARKERS = 4
+#: The item fields whose parts may carry a marker.
+_PART_FIELDS = ("content", "output")
+#: DashScope's cache figures in chat's ``prompt_tokens_details``, kept in the Response's.
+_CACHE_DETAILS = ("cache_creation_input_tokens", "cache_creation", "cache_type")
 _CONTENT_FILTER = ("content_filter", "sensitive")
 _ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
 
@@ -265,10 +290,13 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
                 unsupported(f"include[{index}]", f"{value}: {_INCLUDE_UNSUPPORTED[value]}")
 
     names = _ToolNames(request.get("tools"))
+    instructions = _items_to_messages(request, "instructions", unsupported, names)
+    given = _items_to_messages(request, "input", unsupported, names)
+    own = sum(_markers_in(m) for m in (*instructions, *given))
     messages = [
-        *_items_to_messages(request, "instructions", unsupported, names),
-        *(dict(m) for m in history),
-        *_items_to_messages(request, "input", unsupported, names),
+        *instructions,
+        *_newest_markers(history, _MOST_CACHE_MARKERS - own),
+        *given,
     ]
     if not messages:
         raise ValueError("input: the request has no input and no instructions")
@@ -341,6 +369,102 @@ def instruction_messages(request: JSONDict) -> list[JSONDict]:
     """The leading message(s) the request's ``instructions`` become (not kept in the store)."""
     _check_request(request)
     return _items_to_messages(request, "instructions", _ignore, _ToolNames(request.get("tools")))
+
+
+def cache_markers(request: JSONDict) -> list[str]:
+    """Where the request's ``input`` and ``instructions`` items, and their parts, carry a
+    ``cache_control`` marker, as paths (``input[1].content[0].cache_control``), in order."""
+    found: list[str] = []
+    for name in ("instructions", "input"):
+        items = request.get(name)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            where = f"{name}[{index}]"
+            if item.get("cache_control") is not None:
+                found.append(f"{where}.cache_control")
+            for field in _PART_FIELDS:
+                parts = item.get(field)
+                for at, part in enumerate(parts if isinstance(parts, list) else []):
+                    if isinstance(part, dict) and part.get("cache_control") is not None:
+                        found.append(f"{where}.{field}[{at}].cache_control")
+    return found
+
+
+def without_cache_markers(request: JSONDict) -> JSONDict:
+    """A copy of ``request`` whose ``input`` and ``instructions`` items and parts carry no
+    ``cache_control`` marker (those `cache_markers` finds); the request is left as it is."""
+    out = dict(request)
+    for name in ("instructions", "input"):
+        items = request.get(name)
+        if isinstance(items, list):
+            out[name] = [_unmarked_item(item) for item in items]
+    return out
+
+
+def _unmarked_item(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out = _unmarked(item)
+    for field in _PART_FIELDS:
+        parts = out.get(field)
+        if isinstance(parts, list):
+            out[field] = [_unmarked(part) for part in parts]
+    return out
+
+
+def _unmarked(value: Any) -> Any:
+    """A part or item without its ``cache_control`` marker (as it is when it has none)."""
+    if not isinstance(value, dict) or "cache_control" not in value:
+        return value
+    return {key: field for key, field in value.items() if key != "cache_control"}
+
+
+def _mark(chat: JSONDict, given: Any) -> JSONDict:
+    """``chat`` (a message or part) with the ``cache_control`` marker of the item or part
+    ``given`` it comes from, if that has one."""
+    marker = given.get("cache_control") if isinstance(given, dict) else None
+    if marker is not None:
+        chat["cache_control"] = marker
+    return chat
+
+
+def _markers_in(message: JSONDict) -> int:
+    """How many ``cache_control`` markers a chat message carries, on it and its parts."""
+    content = message.get("content")
+    parts = content if isinstance(content, list) else []
+    on_parts = sum(1 for p in parts if isinstance(p, dict) and p.get("cache_control") is not None)
+    return on_parts + (message.get("cache_control") is not None)
+
+
+def _newest_markers(history: list[JSONDict], budget: int) -> list[JSONDict]:
+    """Copies of the ``history`` messages keeping only their newest ``budget`` markers.
+
+    The store keeps a turn's markers with it, so a conversation continued by
+    ``previous_response_id`` would gather one more each turn where the caller marks each
+    new turn (the pattern Alibaba's explicit-cache guide recommends) and pass the limit. A
+    marker caches the whole prefix up to it, so the newest ones cover the older ones."""
+    out: list[JSONDict] = []
+    for message in reversed(history):
+        message = dict(message)
+        if message.get("cache_control") is not None:
+            if budget > 0:
+                budget -= 1
+            else:
+                del message["cache_control"]
+        content = message.get("content")
+        if isinstance(content, list):
+            parts: list[Any] = []
+            for part in reversed(content):
+                if isinstance(part, dict) and part.get("cache_control") is not None:
+                    if budget > 0:
+                        budget -= 1
+                    else:
+                        part = _unmarked(part)
+                parts.append(part)
+            message["content"] = parts[::-1]
+        out.append(message)
+    return out[::-1]
 
 
 def _ignore(param: str, reason: str) -> None:
@@ -440,16 +564,15 @@ class _Conversation:
                     "arguments": _string(item, "arguments", where),
                 },
             }
-            self.assistant().setdefault("tool_calls", []).append(call)
+            _mark(self.assistant(), item).setdefault("tool_calls", []).append(call)
         elif kind == "function_call_output":
             self.flush()
-            self.out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": _string(item, "call_id", where),
-                    "content": self.tool_output(where, item.get("output")),
-                }
-            )
+            result = {
+                "role": "tool",
+                "tool_call_id": _string(item, "call_id", where),
+                "content": self.tool_output(where, item.get("output")),
+            }
+            self.out.append(_mark(result, item))
         elif kind == "reasoning":
             text = _reasoning_text(where, item)
             if not text:
@@ -457,7 +580,7 @@ class _Conversation:
             turn = self.turn
             if turn is not None and (turn.get("content") is not None or turn.get("tool_calls")):
                 self.flush()
-            self.assistant()
+            _mark(self.assistant(), item)
             self.reasoning.append(text)
         elif kind == "item_reference":
             self.unsupported(
@@ -480,31 +603,37 @@ class _Conversation:
                 self.flush()
             turn = self.assistant()
             turn["content"] = text
+            _mark(turn, item)
             return
         self.flush()
         if isinstance(content, str):
-            self.out.append({"role": role, "content": content})
+            self.out.append(_mark({"role": role, "content": content}, item))
             return
         parts: list[JSONDict] = []
         for at, part in _parts(where, "content", content):
             chat = self.read(self.input_part, at, part)
             if chat is not None:
-                parts.append(chat)
-        self.out.append({"role": role, "content": parts})
+                parts.append(_mark(chat, part))
+        self.out.append(_mark({"role": role, "content": parts}, item))
 
-    def assistant_text(self, where: str, content: Any) -> str:
+    def assistant_text(self, where: str, content: Any) -> Union[str, list[JSONDict]]:
+        """An assistant message's text: one string, or chat text parts where a part
+        carries a ``cache_control`` marker (a string has nowhere to keep it)."""
         if isinstance(content, str):
             return content
-        texts: list[str] = []
+        texts: list[JSONDict] = []
         for at, part in _parts(where, "content", content):
             kind = _part_type(at, part)
             if kind in ("output_text", "input_text"):
-                texts.append(_string(part, "text", at))
+                text = _string(part, "text", at)
             elif kind == "refusal":
-                texts.append(_string(part, "refusal", at))
+                text = _string(part, "refusal", at)
             else:
                 raise ValueError(f"{at}.type: an assistant message holds text, got {kind!r}")
-        return "".join(texts)
+            texts.append(_mark({"type": "text", "text": text}, part))
+        if any("cache_control" in text for text in texts):
+            return texts
+        return "".join(text["text"] for text in texts)
 
     def input_part(self, where: str, part: Any) -> Optional[JSONDict]:
         kind = _part_type(where, part)
@@ -536,7 +665,7 @@ class _Conversation:
         for at, part in _parts(where, "output", output):
             kind = _part_type(at, part)
             if kind in ("input_text", "output_text"):
-                parts.append({"type": "text", "text": _string(part, "text", at)})
+                parts.append(_mark({"type": "text", "text": _string(part, "text", at)}, part))
             elif kind in ("input_image", "input_file"):
                 self.unsupported(at, f"{kind} in a function result: chat tool results are text")
             else:
@@ -995,12 +1124,16 @@ def _usage(usage: Any) -> Optional[JSONDict]:
     cache_write = prompt_details.get("cache_write_tokens")
     if cache_write is None:
         cache_write = prompt_details.get("cache_creation_input_tokens")
+    input_details: JSONDict = {
+        "cached_tokens": prompt_details.get("cached_tokens") or 0,
+        "cache_write_tokens": cache_write or 0,
+    }
+    for name in _CACHE_DETAILS:
+        if prompt_details.get(name) is not None:
+            input_details[name] = prompt_details[name]
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": prompt_details.get("cached_tokens") or 0,
-            "cache_write_tokens": cache_write or 0,
-        },
+        "input_tokens_details": input_details,
         "output_tokens": completion,
         "output_tokens_details": {
             "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,

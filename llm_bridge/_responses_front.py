@@ -104,6 +104,15 @@ _NATIVE_UNSUPPORTED = {
     "conversation": "the provider has no conversation objects; use previous_response_id",
 }
 
+#: Why a ``cache_control`` marker is not passed to a provider's own Responses API: Model
+#: Studio's explicit cache "applies to the OpenAI Chat Completions and DashScope APIs. For
+#: the Responses API, use session instead" (alibabacloud.com/help/en/model-studio/
+#: context-cache; session cache is the ``x-dashscope-session-cache: enable`` header).
+_NATIVE_MARKER = (
+    "explicit-cache markers are read by chat completions only; the provider's Responses "
+    "API caches a conversation with its session cache instead"
+)
+
 
 def _namespaced(tools: Any) -> bool:
     """Whether a Responses ``tools`` list holds a ``namespace`` tool."""
@@ -139,11 +148,13 @@ def prepare(
     whether every provider the model routes to serves the Responses API itself: then the
     request passes through (a stored previous response of ours that was translated keeps
     the conversation translated; one that passed through is continued in chat from the
-    conversation stored with it). ``policy`` is the config's unsupported-parameter policy:
-    a Responses feature the provider lacks (built-in tools on chat providers,
-    ``background``, conversation objects, earlier turns that have no chat form ...) warns
-    and is dropped, is dropped, or raises `BadRequestError` naming it, before any
-    request."""
+    conversation stored with it), unless it starts a conversation with Codex's namespace
+    tools or ``cache_control`` markers, which the translation serves and the provider's
+    endpoint does not; markers on a turn that must pass are reported and left out.
+    ``policy`` is the config's unsupported-parameter policy: a Responses feature the
+    provider lacks (built-in tools on chat providers, ``background``, conversation objects,
+    earlier turns that have no chat form ...) warns and is dropped, is dropped, or raises
+    `BadRequestError` naming it, before any request."""
     if not isinstance(body, dict):
         raise _bad_request("the request body must be a JSON object", None, url)
     known = _responses.RESPONSES_PARAMS
@@ -152,9 +163,14 @@ def prepare(
     check_booleans(request, _BOOLEANS)
     wanted = previous_id(request)
     passes = isinstance(request.get("model"), str) and native(request["model"])
+    markers = _responses.cache_markers(request)
     if passes and not wanted and _namespaced(request.get("tools")):
         # Codex's namespace tools are OpenAI's own; a provider's Responses endpoint may not
         # know them (UNSURE for DashScope), while the translation flattens them reliably.
+        passes = False
+    if passes and not wanted and markers:
+        # The caller asked for DashScope's explicit cache, which only its chat completions
+        # serve: the turn (and so the conversation) goes there.
         passes = False
     entry = previous if wanted else None
     if wanted and entry is None and not passes:
@@ -176,7 +192,11 @@ def prepare(
             if request.get(name) not in (None, False):
                 unsupported(name, reason)
                 del request[name]
-        params = dict(request)
+        # A turn that continues a conversation the provider keeps must pass, markers and all:
+        # they are reported and left out, as any parameter the provider cannot honour.
+        for where in markers:
+            unsupported(where, _NATIVE_MARKER)
+        params = _responses.without_cache_markers(request) if markers else dict(request)
     else:
         try:
             params = _responses.chat_params(request, history, unsupported=unsupported)

@@ -32,10 +32,19 @@ JSONDict = dict[str, Any]
 
 #: The events that end a response.
 _FINAL = frozenset({"response.completed", "response.incomplete"})
+#: The counts chat's ``prompt_tokens_details`` declares (integers; the rest are extras).
+_COUNTS = frozenset(
+    {"audio_tokens", "cache_write_tokens", "cached_tokens", "image_tokens", "text_tokens"}
+)
 
 
 def chat_usage(usage: Any) -> Optional[JSONDict]:
-    """A Responses ``usage`` in chat completions' names (what the ledger records)."""
+    """A Responses ``usage`` in chat completions' names (what the ledger records).
+
+    ``input_tokens_details`` becomes ``prompt_tokens_details`` whole: its cache figures
+    (``cached_tokens``, ``cache_write_tokens``, and a provider's own, such as DashScope's
+    ``cache_creation_input_tokens`` and ``cache_type``) have the names chat gives them, and
+    the ledger prices cache reads and writes from them."""
     if not isinstance(usage, dict):
         return None
     prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
@@ -46,9 +55,15 @@ def chat_usage(usage: Any) -> Optional[JSONDict]:
         "completion_tokens": completion,
         "total_tokens": usage.get("total_tokens") or prompt + completion,
     }
-    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
-    if isinstance(cached, int):
-        figures["prompt_tokens_details"] = {"cached_tokens": cached}
+    details = usage.get("input_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        # A count chat's type declares is kept only as a whole number, so an odd value
+        # from upstream cannot fail the ledger's parsing of the rest.
+        figures["prompt_tokens_details"] = {
+            name: value
+            for name, value in details.items()
+            if name not in _COUNTS or isinstance(value, int)
+        }
     reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
     if isinstance(reasoning, int):
         figures["completion_tokens_details"] = {"reasoning_tokens": reasoning}
