@@ -63,17 +63,38 @@ class StreamClock:
     def tick(self, events: int, response: httpx.Response, provider: str) -> None:
         """A read brought ``events`` events: past either limit, raise `APITimeoutError`."""
         now = time.monotonic()
-        if now > self.deadline:
-            raise _late(response, provider, f"its deadline of {self.total:g} s", "stream_deadline")
-        if events:
+        if events and now <= self.deadline:
             self.last_event = now
-        elif self.idle is not None and now - self.last_event > self.idle:
-            raise _late(
+            return
+        late = self._passed(response, provider, now, 0.0)
+        if late is not None:
+            raise late
+
+    def timed_out(self, response: httpx.Response, provider: str) -> Optional[APITimeoutError]:
+        """What a read that timed out means, when the read timeout was lowered to one of
+        the stream's limits (`per_read_timeout`): the error naming that limit, so that a
+        silent socket names it too (the read may end a hair before the limit by this
+        clock, hence the slack). None: the call's own read timeout ran out."""
+        return self._passed(response, provider, time.monotonic(), _CLOCK_SLACK)
+
+    def _passed(
+        self, response: httpx.Response, provider: str, now: float, slack: float
+    ) -> Optional[APITimeoutError]:
+        """The error naming the limit the stream passed at ``now`` (less ``slack``)."""
+        if now > self.deadline - slack:
+            return _late(response, provider, f"its deadline of {self.total:g} s", "stream_deadline")
+        if self.idle is not None and now - self.last_event > self.idle - slack:
+            return _late(
                 response,
                 provider,
                 f"{self.idle:g} s without an event (keep-alive comments do not count)",
                 "stream_idle_timeout",
             )
+        return None
+
+
+#: How much earlier than a limit (seconds) a read timeout set to it may end, by this clock.
+_CLOCK_SLACK = 0.05
 
 
 def _late(response: httpx.Response, provider: str, what: str, key: str) -> APITimeoutError:

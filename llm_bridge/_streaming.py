@@ -280,7 +280,9 @@ def _identity(response: httpx.Response) -> bool:
 def _broken(error: httpx.HTTPError, pipeline: ChunkPipeline) -> APIConnectionError:
     request = pipeline.response.request
     if isinstance(error, httpx.TimeoutException):
-        return APITimeoutError(request, provider=pipeline.call.provider)
+        clock = pipeline.clock
+        late = clock.timed_out(pipeline.response, pipeline.call.provider) if clock else None
+        return late or APITimeoutError(request, provider=pipeline.call.provider)
     return APIConnectionError(
         message=scrub(
             f"{pipeline.call.provider} stream broke mid-way: {error} ({pipeline._consumed()})"

@@ -134,3 +134,29 @@ def test_without_a_provider_root_openai_api_key_is_not_taken_for_a_provider(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-openai-env")
     with pytest.raises(llm_bridge.ConfigError, match="ZHIPUAI_API_KEY"):
         llm_bridge.OpenAI(provider="zhipu")
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "named"),
+    [
+        ("x-llm-bridge-stream-idle-timeout", "0.5", "0.5 s without an event"),
+        ("x-llm-bridge-stream-deadline", "0.8", "its deadline of 0.8 s"),
+    ],
+)
+def test_a_silent_stream_names_the_limit_it_passed(header: str, value: str, named: str):
+    from llm_bridge.testing import Fault, serve
+
+    fake = FakeZhipu()
+    fake.reply("这是一个很长的回答，" * 40)
+    with serve(fake, faults=[Fault.stall_after(400, 3.0)]) as server:
+        client = llm_bridge.OpenAI(
+            provider="zhipu", api_key="id.secret", base_url=f"{server.url}/api/paas/v4"
+        )
+        stream = client.chat.completions.create(
+            model="glm-4-flash", messages=MESSAGES, stream=True, extra_headers={header: value}
+        )
+        with pytest.raises(llm_bridge.APITimeoutError) as caught:
+            list(stream)
+        client.close()
+    assert named in caught.value.message
+    assert "stream timed out" in caught.value.message
