@@ -160,3 +160,25 @@ def test_a_silent_stream_names_the_limit_it_passed(header: str, value: str, name
         client.close()
     assert named in caught.value.message
     assert "stream timed out" in caught.value.message
+
+
+def test_an_image_for_a_text_only_model_suggests_current_vision_models():
+    from llm_bridge.testing import FakeDashScope
+
+    fake = FakeDashScope("sk-test")
+    client = llm_bridge.OpenAI(
+        api_key="sk-test",
+        config={"providers": {"dashscope": {"api": "native"}}},
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    image: Any = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    with pytest.raises(llm_bridge.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="qwen-plus", messages=[{"role": "user", "content": [image]}]
+        )
+    suggested = caught.value.message.split("such as ", 1)[1].split(", ")
+    catalogue = client.config.provider("dashscope").models
+    assert suggested and all(
+        catalogue[name].supports("vision") and not catalogue[name].retired for name in suggested
+    )
+    assert fake.requests == []

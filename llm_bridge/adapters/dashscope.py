@@ -147,9 +147,15 @@ class DashScopeAdapter(Adapter):
         )
         if has_media and info is not None and not vision:
             url = self.url(_TEXT_PATH)
+            current = [
+                name
+                for name, model in self.spec.models.items()
+                if model.supports("vision") and not model.retired
+            ]
+            such_as = f" such as {', '.join(current[:3])}" if current else ""
             raise self.params(params, url).error(
                 f"{call.model} is a text-only model and cannot take image, audio or video "
-                f"parts; use a vision model such as qwen-vl-max",
+                f"parts; use a vision model{such_as}",
                 param="messages",
             )
         return vision or has_media
