@@ -39,7 +39,9 @@ def resolve_model(config: Config, model: str, *, client_provider: Optional[str])
     route = _resolve_single(config, model, client_provider)
     if route is None:
         suggestions = _nearest(config, model)
-        hint = f"; nearest known names: {', '.join(suggestions)}" if suggestions else ""
+        hint = _openai_name_hint(config, model) or (
+            f"; nearest known names: {', '.join(suggestions)}" if suggestions else ""
+        )
         raise ModelNotFoundError(
             f"model {model!r} routes to no provider: it is not an alias in the config, has no "
             f"known 'provider/' prefix, is in no provider's catalogue, and no default_provider "
@@ -99,3 +101,26 @@ def _nearest(config: Config, model: str) -> list[str]:
     import difflib  # only an error message needs it
 
     return difflib.get_close_matches(model, candidates, n=5, cutoff=0.5)
+
+
+#: How OpenAI's model names begin: code moved from openai names them, and no provider
+#: serves them, so the nearest names by spelling would only mislead.
+_OPENAI_NAMES = ("gpt-", "chatgpt-", "o1", "o3", "o4", "text-embedding-", "davinci", "babbage")
+
+
+def _openai_name_hint(config: Config, model: str) -> str:
+    """For an OpenAI model name: how to alias it to a provider's model, with the stand-in
+    (see ``[stand_ins]`` in the provider tables) of a provider that has a key, if any."""
+    if not model.lower().startswith(_OPENAI_NAMES):
+        return ""
+    kind = "embedding" if "embedding" in model else "fast"
+    keyed = [name for name in _search_order(config) if config.api_key(name)]
+    for name in [*keyed, *_search_order(config)]:
+        stand_in = config.providers[name].stand_ins.get(kind)
+        if stand_in:
+            return (
+                f"; {model!r} is an OpenAI model name: alias it to a provider's model in the "
+                f'config, e.g. [models] "{model}" = "{name}/{stand_in}" (`llm-bridge migrate` '
+                f"writes these aliases for a codebase)"
+            )
+    return ""

@@ -182,3 +182,37 @@ def test_an_image_for_a_text_only_model_suggests_current_vision_models():
         catalogue[name].supports("vision") and not catalogue[name].retired for name in suggested
     )
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("model", "alias"),
+    [("gpt-4o-mini", '"gpt-4o-mini" = "zhipu/'), ("text-embedding-3-small", "zhipu/embedding")],
+)
+def test_an_openai_model_name_is_answered_with_the_alias_to_write(
+    monkeypatch: pytest.MonkeyPatch, model: str, alias: str
+):
+    for name in ("DASHSCOPE_API_KEY", "QIANFAN_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZHIPUAI_API_KEY", "id.secret")
+    client = llm_bridge.OpenAI()
+    with pytest.raises(llm_bridge.ModelNotFoundError) as caught:
+        if "embedding" in model:
+            client.embeddings.create(model=model, input="文本")
+        else:
+            client.chat.completions.create(model=model, messages=MESSAGES)
+    message = str(caught.value)
+    assert "is an OpenAI model name" in message
+    assert alias in message
+    assert "llm-bridge migrate" in message
+
+
+def test_dashscope_compatible_mode_gets_developer_messages_as_system():
+    import json
+
+    fake, upstream = dashscope_fake()
+    client = llm_bridge.OpenAI(provider="dashscope", api_key="sk-test", http_client=upstream)
+    messages: Any = [{"role": "developer", "content": "简短回答。"}, *MESSAGES]
+    client.chat.completions.create(model="qwen-plus", messages=messages)
+    sent = json.loads(fake.requests[-1].content)["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[0]["content"] == "简短回答。"

@@ -500,7 +500,8 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
-        body["messages"] = _with_json_word(body["messages"], ctx.get("response_format"))
+        messages = [_as_system(m) for m in body["messages"]]
+        body["messages"] = _with_json_word(messages, ctx.get("response_format"))
         for name in ("temperature", "top_p"):
             if body.get(name) is not None:
                 body[name] = ctx.clamp(name, body[name])
@@ -879,6 +880,15 @@ def _with_json_word(messages: list[Any], fmt: Any) -> list[Any]:
     else:
         messages.insert(0, {"role": "system", "content": JSON_HINT})
     return messages
+
+
+def _as_system(message: Any) -> Any:
+    """A ``developer`` message as ``system``: compatible mode takes only system, user,
+    assistant, tool and function (400 "developer is not one of [...]"), like the native
+    API."""
+    if isinstance(message, dict) and message.get("role") == "developer":
+        return {**message, "role": "system"}
+    return message
 
 
 def _incremental(call: CallContext) -> bool:
