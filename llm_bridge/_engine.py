@@ -64,6 +64,7 @@ from ._http_clients import (
 from ._notices import warn_coding_plan, warn_retired, warn_unsupported
 from ._preflight import check_context_window
 from ._read_deadline import hold_reads_to
+from ._reasoning_memory import MEMORY as REASONING
 from ._request_builder import RequestBuilder
 from ._responses_stream import ResponsesEventPipeline, chat_usage
 from ._retry import RetryPolicy
@@ -646,6 +647,7 @@ class Engine:
                 if isinstance(message.get("tool_calls"), list):
                     message["tool_calls"] = message["tool_calls"][:1]
         data["provider"] = call.provider
+        REASONING.remember_answer(data)
         return ChatCompletion.model_validate(data)
 
     def embeddings(self, data: JSONDict, call: CallContext) -> CreateEmbeddingResponse:
@@ -688,8 +690,13 @@ class Engine:
         return batches
 
     def chat_requests(self, params: JSONDict) -> list[JSONDict]:
-        """The checked parameters of each request a chat call takes (`chat_copies`)."""
+        """The checked parameters of each request a chat call takes (`chat_copies`), with
+        the reasoning of earlier tool calls restored where the messages dropped it
+        (`_reasoning_memory`)."""
         check_chat_params(params)
+        messages = REASONING.restore(params["messages"])
+        if messages is not params["messages"]:
+            params = {**params, "messages": messages}
         return chat_copies(
             params, lambda: self.adapter(self.routes(params["model"])[0].provider).native_n
         )

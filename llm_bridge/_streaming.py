@@ -36,6 +36,7 @@ import httpx
 
 from ._auth import scrub
 from ._errors import APIConnectionError, APIError, APITimeoutError
+from ._reasoning_memory import MEMORY as REASONING
 from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
 from ._sse import SSEDecoder
@@ -58,7 +59,7 @@ class ChunkPipeline:
         call: CallContext,
         response: httpx.Response,
         settle: Optional[
-            Callable[[Optional[JSONDict], str, Optional[str], bool, bool], Optional[JSONDict]]
+            Callable[[Optional[JSONDict], str, Optional[str], bool, bool, str], Optional[JSONDict]]
         ] = None,
         max_event_bytes: Optional[int] = None,
         clock: Optional[StreamClock] = None,
@@ -77,6 +78,7 @@ class ChunkPipeline:
         # What reached the caller, to estimate usage if need be; None once the provider
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
+        self._thought = _Thought()  # reasoning beside tool calls, for `_reasoning_memory`
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
         self.answered = False  # whether any chunk was made (see `end`)
@@ -156,10 +158,16 @@ class ChunkPipeline:
         tokens then would import the tokenizer while imports no longer work."""
         if not self._settled:
             self._settled = True
+            self._thought.keep()
             if self._settle is not None and not sys.is_finalizing():
                 request_id = (self.parser.head or {}).get("id") or None
                 self.usage = self._settle(
-                    self.usage, "".join(self._text or ()), request_id, self.complete, self.answered
+                    self.usage,
+                    "".join(self._text or ()),
+                    request_id,
+                    self.complete,
+                    self.answered,
+                    self._thought.text(),
                 )
         return self.usage
 
@@ -207,19 +215,22 @@ class ChunkPipeline:
                             text += _text_of_dict(fault.body)
                         raise fault
                     continue
-                if text is not None:
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta.content is not None:
-                            text.append(delta.content)
-                        if delta.__pydantic_extra__:
-                            reasoning = delta.__pydantic_extra__.get("reasoning_content")
-                            if isinstance(reasoning, str):
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.__pydantic_extra__:
+                        reasoning = delta.__pydantic_extra__.get("reasoning_content")
+                        if isinstance(reasoning, str):
+                            self._thought.note(choice.index, reasoning)
+                            if text is not None:
                                 text.append(reasoning)
-                        if delta.tool_calls:
+                    if delta.tool_calls:
+                        self._thought.calls(choice.index, delta.tool_calls)
+                        if text is not None:
                             for call in delta.tool_calls:
                                 if call.function is not None:
                                     text += call.function.name or "", call.function.arguments or ""
+                    if text is not None and delta.content is not None:
+                        text.append(delta.content)
                 chunks.append(chunk)
             except Fault as fault:
                 error = fault.api_error(self.response)
@@ -267,6 +278,36 @@ def _text_of_dict(chunk: Any) -> Iterator[str]:
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
                 yield from (str(function.get(k) or "") for k in ("name", "arguments"))
+
+
+class _Thought:
+    """A stream's reasoning text and tool call ids, per choice, handed to the reasoning
+    memory when the stream settles (`llm_bridge._reasoning_memory`)."""
+
+    __slots__ = ("ids", "texts")
+
+    def __init__(self) -> None:
+        self.texts: dict[int, list[str]] = {}
+        self.ids: dict[int, list[str]] = {}
+
+    def note(self, index: int, reasoning: str) -> None:
+        texts = self.texts.get(index)
+        if texts is None:
+            texts = self.texts[index] = []
+        texts.append(reasoning)
+
+    def calls(self, index: int, calls: Any) -> None:
+        ids = [call.id for call in calls if call.id]
+        if ids:
+            self.ids.setdefault(index, []).extend(ids)
+
+    def text(self) -> str:
+        """All the reasoning read (every choice's), for an estimate of reasoning tokens."""
+        return "".join(piece for texts in self.texts.values() for piece in texts)
+
+    def keep(self) -> None:
+        for index, ids in self.ids.items():
+            REASONING.remember(ids, "".join(self.texts.get(index, ())))
 
 
 def _identity(response: httpx.Response) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 from ._responses import input_messages, instruction_messages
 from ._routing import Route
-from ._shapes.completion_usage import CompletionUsage
+from ._shapes.completion_usage import CompletionTokensDetails, CompletionUsage
 from .usage import Price, UsageLedger, UsageRecord, cost_of
 
 __all__ = ["MAX_PLAUSIBLE_TOKENS", "UsageAccount"]
@@ -53,8 +53,11 @@ class UsageAccount:
         request_id: Optional[str],
         complete: bool,
         answered: bool,
+        reasoning: str = "",
     ) -> Optional[dict[str, Any]]:
-        """A finished, broken or abandoned stream's usage: the provider's, else estimated.
+        """A finished, broken or abandoned stream's usage: the provider's, else estimated
+        (``text`` all that reached the caller, ``reasoning`` the part of it that was
+        reasoning, counted as reasoning tokens: thinking output may cost more).
 
         A stream that did not finish keeps the provider's last running figures when it
         sent any (closer to the bill than a local count), marked estimated. ``answered``:
@@ -70,19 +73,22 @@ class UsageAccount:
                 final = None
             if final is not None and not complete:
                 final.estimated = True
-        final = self.vetted(final, lambda: text)
+        final = self.vetted(final, lambda: text, reasoning)
         self.record(final, request_id)
         return final.model_dump(exclude_none=True)
 
     def vetted(
-        self, usage: Optional[CompletionUsage], completion_text: Callable[[], str]
+        self,
+        usage: Optional[CompletionUsage],
+        completion_text: Callable[[], str],
+        reasoning: str = "",
     ) -> CompletionUsage:
         """The provider's figures when they are plausible, else a count made here (marked
         ``estimated``, with a warning saying why): negative counts, or more tokens than
         any request can hold (`MAX_PLAUSIBLE_TOKENS`), would go into the ledger as
         negative or astronomical costs."""
         if usage is None:
-            return self.estimate(completion_text())
+            return self.estimate(completion_text(), reasoning)
         counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
         if all(0 <= count <= MAX_PLAUSIBLE_TOKENS for count in counts):
             return usage
@@ -95,8 +101,9 @@ class UsageAccount:
         )
         return self.estimate(completion_text())
 
-    def estimate(self, completion_text: str) -> CompletionUsage:
-        """Usage counted here, for a response or stream the provider gave none for."""
+    def estimate(self, completion_text: str, reasoning: str = "") -> CompletionUsage:
+        """Usage counted here, for a response or stream the provider gave none for;
+        ``reasoning`` (part of ``completion_text``) counts as reasoning tokens too."""
         from .tokens import count_message_tokens, count_tokens
 
         provider, model = self.route
@@ -106,10 +113,15 @@ class UsageAccount:
         tools = self.params.get("tools")  # (counted as their JSON: part of the prompt)
         prompt = count_message_tokens(messages, model, provider=provider, api=self.api, tools=tools)
         completion = count_tokens(completion_text, model, provider=provider)
+        details = None
+        if reasoning:
+            thought = min(count_tokens(reasoning, model, provider=provider), completion)
+            details = CompletionTokensDetails(reasoning_tokens=thought)
         return CompletionUsage(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,
+            completion_tokens_details=details,
             estimated=True,
         )
 
