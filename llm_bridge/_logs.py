@@ -16,10 +16,11 @@ logger = logging.getLogger("llm_bridge")
 
 
 def setup_logging() -> None:
+    """Log at ``LLM_BRIDGE_LOG``'s level to the root logger's handlers, as openai does for
+    ``OPENAI_LOG``: a program that configured logging keeps its handlers (each line is
+    written once), one that did not gets stderr (``logging.basicConfig``)."""
     level = os.environ.get("LLM_BRIDGE_LOG", "").lower()
     if level not in ("debug", "info"):
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s"))
-    logger.addHandler(handler)
+    logging.basicConfig(format="[%(asctime)s %(name)s %(levelname)s] %(message)s")
     logger.setLevel(logging.DEBUG if level == "debug" else logging.INFO)

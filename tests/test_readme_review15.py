@@ -216,3 +216,30 @@ def test_dashscope_compatible_mode_gets_developer_messages_as_system():
     sent = json.loads(fake.requests[-1].content)["messages"]
     assert [m["role"] for m in sent] == ["system", "user"]
     assert sent[0]["content"] == "简短回答。"
+
+
+def test_llm_bridge_log_writes_each_line_once_beside_the_programs_own_logging():
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="ROOT %(name)s %(message)s")
+        import httpx
+        from llm_bridge import OpenAI
+        from llm_bridge.testing import FakeZhipu
+        fake = FakeZhipu()
+        client = OpenAI(provider="zhipu", api_key="id.secret",
+                        http_client=httpx.Client(transport=fake.transport()))
+        client.chat.completions.create(model="glm-4-flash",
+                                       messages=[{"role": "user", "content": "hi"}])
+    """)
+    env = {**os.environ, "LLM_BRIDGE_LOG": "debug"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    lines = [line for line in result.stderr.splitlines() if "chat/completions -> 200" in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ROOT llm_bridge")  # the program's own handler and format
