@@ -100,6 +100,17 @@ __all__ = ["AsyncEngine", "Engine", "Operation", "RawResult", "RequestOptions", 
 
 log = logging.getLogger("llm_bridge")
 
+#: The protocols of providers with keys of their own, never OpenAI's (see `is_openai_key`).
+_NATIVE_PROTOCOLS = frozenset({"zhipu", "qianfan", "dashscope"})
+
+
+def is_openai_key(key: str) -> bool:
+    """Whether ``key`` is shaped as OpenAI's are: project, service-account and admin keys
+    by their prefix, and every OpenAI key (legacy ``sk-`` ones too) by the base64 of
+    "OpenAI" it carries. DashScope's ``sk-`` keys are hex and carry neither."""
+    return key.startswith(("sk-proj-", "sk-svcacct-", "sk-admin-")) or "T3BlbkFJ" in key
+
+
 #: Model names whose routes a client remembers.
 _ROUTE_CACHE_SIZE = 256
 T = TypeVar("T")
@@ -485,7 +496,27 @@ class Engine:
                         f"the {field} for provider {name!r} holds a line break or another "
                         f"control character inside it; copy the key again"
                     )
+        self._refuse_openai_key(name, keys)
         return keys
+
+    def _refuse_openai_key(self, name: str, keys: dict[str, Optional[str]]) -> None:
+        """Never send an OpenAI key to a provider that cannot take it: code moved from
+        openai passes ``api_key=os.environ["OPENAI_API_KEY"]``, and with the provider's own
+        key not set yet, that secret would go to Zhipu, Qianfan or DashScope (and come
+        back as a 401 that points elsewhere)."""
+        key = keys.get("api_key")
+        protocol = self.config.provider(name).protocol
+        if key is None or protocol not in _NATIVE_PROTOCOLS or not is_openai_key(key):
+            return
+        source = keys.get("api_key_from") or "the config"
+        where = "the api_key= argument" if source == "argument" else source
+        variables = " or ".join(self.config.provider(name).api_key_env) or "its api_key"
+        raise ConfigError(
+            f"the api_key for provider {name!r} (from {where}) is an OpenAI API key, which "
+            f"{name} does not take; it was not sent. Set {variables} to your {name} key "
+            f'(code moved from openai often passes api_key=os.environ["OPENAI_API_KEY"]: '
+            f"drop that argument, and llm-bridge reads the provider's own variable)"
+        )
 
     def adapter(self, name: str) -> Adapter:
         """The provider's adapter, built on first use and kept for the client's life."""

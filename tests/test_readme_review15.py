@@ -243,3 +243,31 @@ def test_llm_bridge_log_writes_each_line_once_beside_the_programs_own_logging():
     lines = [line for line in result.stderr.splitlines() if "chat/completions -> 200" in line]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("ROOT llm_bridge")  # the program's own handler and format
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["sk-proj-abc123def456", "sk-svcacct-xyz", "sk-abcdefT3BlbkFJ0123456789abcdef0123456789ab"],
+)
+def test_an_openai_key_is_never_sent_to_a_provider(monkeypatch: pytest.MonkeyPatch, key: str):
+    monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
+    fake = FakeZhipu()
+    client = llm_bridge.OpenAI(
+        api_key=key,
+        config={"models": {"gpt-4o-mini": "zhipu/glm-4-flash"}},
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    with pytest.raises(llm_bridge.ConfigError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert "is an OpenAI API key" in str(caught.value)
+    assert "ZHIPUAI_API_KEY" in str(caught.value)
+    assert key not in str(caught.value)
+    assert fake.requests == []
+
+
+def test_a_dashscope_key_is_not_mistaken_for_an_openai_one():
+    fake, upstream = dashscope_fake()
+    key = "sk-0123456789abcdef0123456789abcdef"  # DashScope's shape: sk- and 32 hex digits
+    client = llm_bridge.OpenAI(provider="dashscope", api_key=key, http_client=upstream)
+    client.chat.completions.create(model="qwen-plus", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {key}"
