@@ -15,6 +15,7 @@ Anything else is a `ModelNotFoundError` naming the nearest known names.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple, Optional
 
 from ._config import Config
@@ -42,8 +43,14 @@ def resolve_model(config: Config, model: str, *, client_provider: Optional[str])
         hint = _openai_name_hint(config, model) or (
             f"; nearest known names: {', '.join(suggestions)}" if suggestions else ""
         )
+        where = (
+            f"the config ({config.source})"
+            if config.source != "defaults"
+            else "a config (none was loaded: no $LLM_BRIDGE_CONFIG, no ./llm_bridge.toml in "
+            f"{os.getcwd()})"
+        )
         raise ModelNotFoundError(
-            f"model {model!r} routes to no provider: it is not an alias in the config, has no "
+            f"model {model!r} routes to no provider: it is not an alias in {where}, has no "
             f"known 'provider/' prefix, is in no provider's catalogue, and no default_provider "
             f"or provider= is set{hint}",
             model=model,

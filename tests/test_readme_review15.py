@@ -271,3 +271,19 @@ def test_a_dashscope_key_is_not_mistaken_for_an_openai_one():
     client = llm_bridge.OpenAI(provider="dashscope", api_key=key, http_client=upstream)
     client.chat.completions.create(model="qwen-plus", messages=MESSAGES)
     assert fake.requests[-1].headers["authorization"] == f"Bearer {key}"
+
+
+def test_a_model_routing_nowhere_says_whether_a_config_was_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLM_BRIDGE_CONFIG", raising=False)
+    monkeypatch.setenv("ZHIPUAI_API_KEY", "id.secret")
+    with pytest.raises(llm_bridge.ModelNotFoundError, match="none was loaded"):
+        llm_bridge.OpenAI().chat.completions.create(model="my-alias", messages=MESSAGES)
+    config = tmp_path / "elsewhere.toml"
+    config.write_text('[models]\n"other" = "zhipu/glm-4-flash"\n')
+    with pytest.raises(llm_bridge.ModelNotFoundError, match="elsewhere.toml"):
+        llm_bridge.OpenAI(config=str(config)).chat.completions.create(
+            model="my-alias", messages=MESSAGES
+        )
