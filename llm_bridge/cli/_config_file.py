@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 if TYPE_CHECKING:
-    from .._config import Config
+    from .._config import Config, ProviderConfig
+    from ..gateway import GatewayConfig
 
-__all__ = ["ConfigFile", "find_config", "load", "toml_key", "toml_string"]
+__all__ = [
+    "ConfigFile",
+    "credential_variables",
+    "find_config",
+    "load",
+    "load_gateway_table",
+    "toml_key",
+    "toml_string",
+]
 
 
 class ConfigFile(NamedTuple):
@@ -75,6 +84,45 @@ def load(found: ConfigFile) -> Config:
     raw.pop("gateway", None)
     source = str(found.path)
     return _build(_interpolate(raw, source, ""), source)
+
+
+def load_gateway_table(path: Path) -> Optional[GatewayConfig]:
+    """The file's ``[gateway]`` table as the gateway reads it (None when it has none), with
+    only that table's ``${VAR}`` references resolved: what the gateway's own settings need
+    (a Redis password in ``state``) is asked for, and the providers' keys
+    (``api_key = "${ZHIPUAI_API_KEY}"``) are not, as a command that reads the ledger's place
+    may run where they are not set. Raises `ConfigError` naming the key at fault."""
+    from .._config import _interpolate
+    from ..gateway._config import parse_gateway
+
+    table = read_raw(path).get("gateway")
+    if table is None:
+        return None
+    source = str(path)
+    return parse_gateway(_interpolate(table, source, "gateway"), source)
+
+
+def credential_variables(spec: ProviderConfig) -> list[str]:
+    """The environment variables that give the provider a credential the client uses, one
+    entry per way, from its table's ``*_env`` lists: ``["QIANFAN_API_KEY",
+    "QIANFAN_ACCESS_KEY/QIANFAN_SECRET_KEY"]`` (a pair is one way). A Qianfan application's
+    keys (``QIANFAN_AK``/``QIANFAN_SK``) reach only the v1 API, shut down on 2026-08-31, and
+    the client refuses them, so they are named only where ``api = "v1"`` is chosen (a
+    private deployment)."""
+    application_keys: tuple[str, ...] = ()
+    if spec.protocol == "qianfan":
+        from ..adapters.qianfan import _APP_KEY_VARIABLES
+
+        application_keys = _APP_KEY_VARIABLES
+    ways = []
+    for variable in spec.api_key_env:
+        if variable not in application_keys:
+            ways.append(variable)
+        elif spec.api == "v1" and spec.secret_key_env:
+            ways.append(f"{variable}/{spec.secret_key_env[0]}")
+    pairs = zip(spec.iam_access_key_env, spec.iam_secret_key_env)
+    ways += [f"{access}/{secret}" for access, secret in pairs]
+    return ways
 
 
 def toml_string(value: str) -> str:

@@ -10,10 +10,12 @@ provider with no credential) with the fix where there is one:
   explanation (the v1 API closed on 2026-08-31);
 - online (not with ``--offline``), one cheap authenticated call per provider
   (`_remote.check_key`: ``GET /models`` where the API has one, else a 1-token chat with
-  the cheapest catalogued model). A key the provider rejects is tried at the provider's
-  other regions and plans (the ``[[endpoints]]`` rows of its table, or of the user's
-  config, which may replace them), and the finding names the config lines that select
-  the one that accepted it.
+  the cheapest catalogued model). Only a listing (a 2xx) verifies a key; a 401 rejects
+  it; any other answer to ``GET /models`` (a 404 from a root that serves no list, a 5xx)
+  verifies nothing, and the 1-token chat decides (a 403 refuses the account, as a chat's
+  would). A key the provider rejects is tried at the provider's other regions and plans
+  (the ``[[endpoints]]`` rows of its table, or of the user's config, which may replace
+  them), and the finding names the config lines that select the one that accepted it.
 
 Exit status: 0 when nothing failed (warnings allowed), 1 when a check failed, 2 for a
 usage or config error.
@@ -41,7 +43,9 @@ Check the config and, per provider, the credential and whether the provider acce
 Online, each provider with a credential gets one authenticated call: GET /models where
 its API lists models (DashScope compatible mode, Qianfan v2, OpenAI-compatible
 providers; free), else a chat of one output token with its cheapest catalogued chat
-model (Zhipu: glm-4-flash, free; DashScope native API: qwen-flash). A rejected key is
+model (Zhipu: glm-4-flash, free; DashScope native API: qwen-flash). Only a model list
+verifies a key and a 401 rejects it; any other answer to GET /models (404: the root
+serves no list; 5xx) verifies nothing, so the 1-token chat is made. A rejected key is
 tried at the provider's other regions and plans ([[endpoints]] rows), and the config
 line that selects the one that accepted it is printed.
 
@@ -171,7 +175,7 @@ def _finish(out: Output, report: Report, found: ConfigFile, *, code: int) -> int
 
 def _check_config(found: ConfigFile, report: Report) -> Config:
     """Load the config (raises `ConfigError`) and say which one and that it is valid."""
-    from ._config_file import load, read_raw
+    from ._config_file import load, load_gateway_table
 
     config = load(found)
     if config.on_usage:  # the SDK imports it when a client is made: a typo fails there
@@ -183,13 +187,10 @@ def _check_config(found: ConfigFile, report: Report) -> Config:
         return config
     hook = f"; on_usage {config.on_usage!r} imports" if config.on_usage else ""
     report.add("ok", "config", f"{found.describe()}: valid{hook}")
-    table = read_raw(found.path).get("gateway")
-    if table is not None:
-        from .._config import _interpolate
-        from ..gateway._config import _redact_url, parse_gateway
+    gateway = load_gateway_table(found.path)
+    if gateway is not None:
+        from ..gateway._config import _redact_url
 
-        source = str(found.path)
-        gateway = parse_gateway(_interpolate(table, source, "gateway"), source)
         ledger = gateway.ledger or ("the Redis stream" if gateway.state != "memory" else None)
         report.add(
             "ok",
@@ -229,14 +230,14 @@ def _sources(config: Config, name: str, keys: dict[str, Optional[str]]) -> str:
 def _check_provider(config: Config, name: str, report: Report, args: Any) -> int:
     """Report on one provider; 1 when it has a credential (0: skipped)."""
     from .._errors import CodingPlanWarning, OpenAIError
+    from ._config_file import credential_variables
     from ._remote import adapter_of, client_for, endpoint_of, where
 
     spec = config.provider(name)
     keys = _credentials(config, name)
     if not any(value for field, value in keys.items() if field != "api_key_from"):
-        variables = spec.api_key_env + spec.iam_access_key_env
-        hint = " or ".join(variables[:2]) if variables else "api_key"
-        report.add("skip", name, f"no credential (set {hint}, or api_key under [providers.{name}])")
+        ways = [*credential_variables(spec), f"api_key under [providers.{name}]"]
+        report.add("skip", name, f"no credential (set {', or '.join(ways)})")
         return 0
     sources = _sources(config, name, keys)
     used, notes = "", []

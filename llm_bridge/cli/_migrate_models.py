@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Optional
 
-from ._config_file import toml_string
+from ._config_file import credential_variables, toml_string
 
 __all__ = [
     "Choice",
@@ -235,9 +235,9 @@ def starter_config(
     }
     env = []
     for provider in providers:
-        spec = config.provider(provider)
-        if spec.api_key_env:
-            env.append(f"{' or '.join(spec.api_key_env)} ({provider})")
+        variables = credential_variables(config.provider(provider))
+        if variables:
+            env.append(f"{', or '.join(variables)} ({provider})")
     read = sorted({config.provider(p).prices_read for p in providers} - {None})
     out = [
         *_wrap(f"# llm-bridge configuration: a starter written by `llm-bridge migrate {origin}`."),
@@ -245,7 +245,7 @@ def starter_config(
         '# a list for a fallback chain: "gpt-4o" = ["zhipu/glm-4.7", "dashscope/qwen3-max"].',
     ]
     if env:
-        out += _wrap("# Keys come from the environment: " + ", ".join(env) + ".")
+        out += _wrap("# Keys come from the environment: " + "; ".join(env) + ".")
     if read:
         out.append(f"# Prices: CNY per million tokens, from llm-bridge's tables (read {read[-1]}).")
     out += ["", "[models]"]

@@ -90,6 +90,19 @@ _MODEL_HINT = re.compile(
 )
 #: What a model id looks like (``gpt-4o``, ``qwen/qwen3``, ``ft:gpt-4o:org::id``).
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.:/@+-]*$")
+#: Calls that read an environment variable and take a default: ``os.getenv("OPENAI_MODEL",
+#: "gpt-4o")``. The default is the model the code asks for wherever the variable is unset
+#: (production, CI), whatever a ``.env`` beside the code sets it to.
+_ENV_READERS = frozenset(
+    {
+        "os.getenv",
+        "getenv",
+        "os.environ.get",
+        "environ.get",
+        "os.environ.setdefault",
+        "environ.setdefault",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +241,23 @@ def _chain(node: cst.BaseExpression) -> tuple[Optional[str], list[str]]:
     return (node.value if isinstance(node, cst.Name) else None), names
 
 
+def _is_env_read(node: cst.BaseExpression) -> bool:
+    """Whether ``node`` reads an environment variable (``os.getenv(...)`` and the like)."""
+    return isinstance(node, cst.Call) and _dotted(node.func) in _ENV_READERS
+
+
+def _env_default(node: cst.BaseExpression) -> Optional[cst.BaseExpression]:
+    """The default of an environment read (the ``"gpt-4o"`` of ``os.getenv("OPENAI_MODEL",
+    "gpt-4o")``, ``os.environ.get(NAME, default=...)``), else None."""
+    if not isinstance(node, cst.Call) or not _is_env_read(node):
+        return None
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value == "default":
+            return arg.value
+    positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
+    return positional[1].value if len(positional) >= 2 else None
+
+
 def _is_type_checking(test: cst.BaseExpression) -> bool:
     return _dotted(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING", "t.TYPE_CHECKING")
 
@@ -349,6 +379,8 @@ class _Calls(cst.CSTVisitor):
         self.models: list[ModelName] = []
         self._dicts: list[dict[str, list[cst.DictElement]]] = [{}]
         self._constants: list[dict[str, Any]] = [{}]
+        #: Defaults of environment reads already taken as model names (in a model position).
+        self._env_defaults: set[cst.BaseExpression] = set()
 
     def _value(self, node: cst.BaseExpression) -> Any:
         """`literal`, and a bare name bound to a literal in this scope or the module's
@@ -420,6 +452,17 @@ class _Calls(cst.CSTVisitor):
     def _model_string(
         self, node: cst.BaseExpression, *, openai_looking: bool, used_for: Optional[str] = None
     ) -> None:
+        if isinstance(node, cst.BooleanOperation) and isinstance(node.operator, cst.Or):
+            # os.getenv("OPENAI_MODEL") or "gpt-4o": either side may be the model
+            self._env_defaults.add(node.right)
+            for side in (node.left, node.right):
+                self._model_string(side, openai_looking=openai_looking, used_for=used_for)
+            return
+        default = _env_default(node)
+        if default is not None:  # model=os.getenv("OPENAI_MODEL", "gpt-4o")
+            self._env_defaults.add(default)
+            self._model_string(default, openai_looking=openai_looking, used_for=used_for)
+            return
         value = self._value(node)
         if not isinstance(value, str) or not value.strip() or len(value) > 100:
             return
@@ -429,7 +472,23 @@ class _Calls(cst.CSTVisitor):
             return
         self.models.append(ModelName(value, self.path, self._position(node)[0], used_for))
 
+    def visit_BooleanOperation(self, node: cst.BooleanOperation) -> None:
+        if (
+            isinstance(node.operator, cst.Or)
+            and _is_env_read(node.left)
+            and node.right not in self._env_defaults
+        ):
+            # os.getenv("REASONER") or "o3-mini" outside a model position: the fallback
+            self._env_defaults.add(node.right)
+            self._model_string(node.right, openai_looking=True)
+
     def visit_Call(self, node: cst.Call) -> None:
+        default = _env_default(node)
+        if default is not None and default not in self._env_defaults:
+            # an environment read's default outside a model position (a settings class,
+            # a helper's argument): a model name only if it looks like OpenAI's
+            self._env_defaults.add(default)
+            self._model_string(default, openai_looking=True)
         root, names = _chain(node.func)
         # model= anywhere (Agent(model="gpt-4o"), create(model=...), a helper's model=)
         resource = self._resource(names) if self.look else None

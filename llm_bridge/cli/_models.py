@@ -27,7 +27,9 @@ capabilities, and retired models with their successors. The config's own models 
 With --remote, ask each provider that has a credential what its API lists (one
 authenticated GET /models each): DashScope (compatible mode), Qianfan v2 and
 OpenAI-compatible providers have a models endpoint; Zhipu's v4 API has none (nor do
-DashScope's native API and Qianfan's v1), which is said instead.
+DashScope's native API and Qianfan's v1), which is said instead. A root that answers
+GET /models with 404 (a proxy or private deployment that serves no list) is reported as
+serving none, and counts as a failed call.
 
 exit status: 0 ok, 1 a provider call failed, 2 usage or config error"""
 
@@ -194,6 +196,8 @@ def _remote(
         endpoint_of,
         has_models_endpoint,
         list_models,
+        listing_failure,
+        serves_no_list,
         where,
     )
 
@@ -230,6 +234,12 @@ def _remote(
             except APIError as error:
                 failed = True
                 report["error"] = str(error)
+                if serves_no_list(error):  # a proxy, a private deployment, a fake
+                    report["error"] = (
+                        f"{report['root']} serves no model list ({listing_failure(error)}): "
+                        f"the catalogue (llm-bridge models --provider {name}) is what "
+                        f"llm-bridge knows"
+                    )
                 continue
         finally:
             client.close()

@@ -11,7 +11,10 @@ and the error mapping are exactly what a program using the SDK gets.
   catalogue without a call, so this asks the provider itself.
 - `check_key`: the cheapest proof that a key works: that listing where there is one (it
   costs nothing), else a chat of one output token with the provider's cheapest catalogued
-  chat model (a free one where there is one: glm-4-flash on Zhipu).
+  chat model (a free one where there is one: glm-4-flash on Zhipu). Only a 2xx listing
+  verifies a key and only a 401 (403: the account) refuses it: a 404 (a proxy, a private
+  deployment or a fake that serves no list), a 5xx or a 429 says nothing about the key,
+  so the chat is made then too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from .._client import OpenAI
     from .._config import Config, Endpoint, ProviderConfig
+    from .._errors import APIError
     from ..adapters import Adapter
 
 __all__ = [
@@ -33,6 +37,8 @@ __all__ = [
     "client_for",
     "has_models_endpoint",
     "list_models",
+    "listing_failure",
+    "serves_no_list",
 ]
 
 #: Seconds an online check may take per call (connect, read).
@@ -167,40 +173,75 @@ def check_key(
 ) -> KeyCheck:
     """Call ``provider`` once (at ``base_url``, else its configured root) and say whether
     its key was accepted. Raises only for what no call can cure: a config or credential
-    mistake found before sending (`OpenAIError`, not `APIError`)."""
-    from .._errors import APIConnectionError, APIError, AuthenticationError
+    mistake found before sending (`OpenAIError`, not `APIError`).
+
+    Where the API lists models, only a 2xx answer with a list verifies the key; a 401
+    rejects it and a 403 refuses the account, as a chat's would. Any other answer (404
+    from a root or proxy that serves no list, a 5xx, a 429, a 2xx without a list) says
+    nothing about the key, so the 1-token chat decides, and ``how`` names both calls."""
+    from .._errors import APIConnectionError, APIError, AuthenticationError, PermissionDeniedError
 
     client = client_for(config, provider, base_url=base_url, timeout=timeout)
     try:
         spec = client._engine.config.provider(provider)
         adapter = adapter_of(client, provider)
         place = where(spec, adapter, short=True)
-        model = None
+        listing = None
         if has_models_endpoint(adapter):
             how = "GET /models"
-        else:
-            model = cheapest_chat_model(client._engine.config, provider)
-            if model is None:
-                return KeyCheck(place, "no call", False, "no catalogued chat model to call")
-            how = f"a 1-token chat with {model}"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # notes are not the check's
+                    listed = list_models(client, provider)
+            except AuthenticationError as error:  # 401: the key is not known there
+                return KeyCheck(place, how, False, str(error), error)
+            except APIConnectionError as error:  # a chat would go to the same root
+                return KeyCheck(place, how, False, f"not reached: {error}", error)
+            except PermissionDeniedError as error:  # authenticated, the account refused
+                return KeyCheck(place, how, True, str(error), error)
+            except APIError as error:  # not an answer about the key: chat instead
+                listing = listing_failure(error)
+            else:
+                return KeyCheck(place, how, True, f"{len(listed)} models listed")
+        model = cheapest_chat_model(client._engine.config, provider)
+        if model is None:
+            detail = "no catalogued chat model to call"
+            return KeyCheck(place, "no call", False, f"{listing}; {detail}" if listing else detail)
+        how = f"a 1-token chat with {model}"
+        if listing:
+            how = f"{listing}, so {how}"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # parameter notes are not the check's
-                if model is None:
-                    detail = f"{len(list_models(client, provider))} models listed"
-                else:
-                    client.chat.completions.create(
-                        model=f"{provider}/{model}",
-                        messages=[{"role": "user", "content": "hi"}],
-                        max_tokens=1,
-                    )
-                    detail = "answered"
+                client.chat.completions.create(
+                    model=f"{provider}/{model}",
+                    messages=[{"role": "user", "content": "hi"}],
+                    max_tokens=1,
+                )
         except AuthenticationError as error:  # 401: the key is not known there
             return KeyCheck(place, how, False, str(error), error)
         except APIConnectionError as error:
             return KeyCheck(place, how, False, f"not reached: {error}", error)
         except APIError as error:  # authenticated, then refused (403: account, model...)
             return KeyCheck(place, how, True, str(error), error)
-        return KeyCheck(place, how, True, detail)
+        return KeyCheck(place, how, True, "answered")
     finally:
         client.close()
+
+
+def listing_failure(error: APIError) -> str:
+    """What a ``GET /models`` that verified nothing answered: ``GET /models answered 404``
+    (its HTTP status), or that a 2xx held no list of models."""
+    from .._errors import APIStatusError
+
+    if isinstance(error, APIStatusError):
+        return f"GET /models answered {error.status_code}"
+    return "GET /models answered no list of models"
+
+
+def serves_no_list(error: APIError) -> bool:
+    """Whether ``error`` says the root has no ``GET /models`` at all (404, or 405 from a
+    server that knows the path only for other methods), not that the call failed."""
+    from .._errors import APIStatusError
+
+    return isinstance(error, APIStatusError) and error.status_code in (404, 405)

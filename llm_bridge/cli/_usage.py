@@ -36,8 +36,10 @@ requests, errors, prompt and completion tokens, the share of tokens that were es
 
 The ledger read is --ledger FILE; else the one the --config file's [gateway] table names
 (its SQLite file, or with a Redis state the fleet's Redis stream); else
-./llm_bridge_ledger.sqlite. The SDK itself keeps no ledger file (a program's usage is
-client.usage, or what its on_usage callback records), so only the gateway's is read.
+./llm_bridge_ledger.sqlite. Only the [gateway] table of the config is read: the
+providers' keys (api_key = "${ZHIPUAI_API_KEY}") need not be set to sum the ledger.
+The SDK itself keeps no ledger file (a program's usage is client.usage, or what its
+on_usage callback records), so only the gateway's is read.
 
 exit status: 0 ok, 1 the Redis ledger cannot be read, 2 usage or config error (no
 ledger, a file that is not one, a bad date)"""
@@ -250,9 +252,16 @@ def _entries(
 
     ledger = args.ledger
     if ledger is None and args.config:
-        from ..gateway import load_gateway_config
+        from ._config_file import load_gateway_table
 
-        gateway = load_gateway_config(args.config)[1]
+        # Only the [gateway] table: the providers' keys are not needed to sum the ledger.
+        gateway = load_gateway_table(Path(args.config))
+        if gateway is None:
+            out.error(
+                f"{args.config}: no [gateway] table, so no ledger is named there: give the "
+                f"ledger file with --ledger"
+            )
+            return 2
         ledger = gateway.ledger
         if ledger == "none":
             out.error(f'{args.config}: the gateway keeps no ledger (ledger = "none")')

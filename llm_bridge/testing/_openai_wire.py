@@ -1,12 +1,14 @@
-"""The OpenAI wire shared by the OpenAI-shaped fakes: chat completions, embeddings, SSE.
+"""The OpenAI wire shared by the OpenAI-shaped fakes: chat completions, embeddings, SSE,
+and the model list.
 
 Zhipu's v4 API, Qianfan v2 and DashScope's compatible mode all speak OpenAI's
-``/chat/completions`` and ``/embeddings``: the same request flow, the same outcome rendering
-(non-stream JSON, ``data: {json}`` events ending in ``data: [DONE]``, cut and failed streams)
-and the same usage arithmetic. :class:`OpenAIWireFake` does that once; each provider fake
-supplies only its own rules: authentication and admission, message checks, ids, error codes
-and bodies, the key order and extra fields of its JSON, and its stream quirks (described in
-docs/providers/zhipu.md, qianfan.md and dashscope.md).
+``/chat/completions`` and ``/embeddings`` (Qianfan v2 and compatible mode also list their
+models at ``GET /models``; Zhipu's v4 answers 404 there): the same request flow, the same
+outcome rendering (non-stream JSON, ``data: {json}`` events ending in ``data: [DONE]``, cut
+and failed streams) and the same usage arithmetic. :class:`OpenAIWireFake` does that once;
+each provider fake supplies only its own rules: authentication and admission, message
+checks, ids, error codes and bodies, the key order and extra fields of its JSON, and its
+stream quirks (described in docs/providers/zhipu.md, qianfan.md and dashscope.md).
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def embedding_items(vectors: list[list[float]]) -> list[dict[str, Any]]:
 
 
 class OpenAIWireFake(FakeProvider, ABC):
-    """A fake of an OpenAI-shaped API: ``POST /chat/completions`` and ``POST /embeddings``.
+    """A fake of an OpenAI-shaped API: ``POST /chat/completions``, ``POST /embeddings`` and
+    (where the provider has it, `lists_models`) ``GET /models``.
 
     The request flow and the rendering of every scripted outcome are here; a subclass
     implements the abstract hooks (admission, checks, ids, bodies, stream chunks, errors) and
@@ -115,7 +118,15 @@ class OpenAIWireFake(FakeProvider, ABC):
     routes = (
         ("POST", "/chat/completions", "chat_completions"),
         ("POST", "/embeddings", "embeddings"),
+        ("GET", "/models", "models"),
     )
+    #: Whether the provider lists its models at ``GET /models`` (Qianfan v2 and DashScope's
+    #: compatible mode do; without it the path answers as any unknown one, 404).
+    lists_models: ClassVar[bool] = True
+    #: The ``owned_by`` of each listed model (Qianfan v2 documents an empty string).
+    model_owner: ClassVar[str] = ""
+    #: The models the fake serves (None: any); subclasses set it from their arguments.
+    model_names: Optional[set[str]] = None
     #: Headers of a successful stream.
     sse_headers: ClassVar[Mapping[str, str]] = {"Content-Type": "text/event-stream"}
     #: Whether non-stream bodies are written with sorted keys (Zhipu's are).
@@ -182,6 +193,32 @@ class OpenAIWireFake(FakeProvider, ABC):
         tokens = sum(approx_tokens(text) for text in texts)
         payload = self._embedding_body(body, vectors, tokens)
         return self.json_response(200, payload, sort_keys=self.sort_keys)
+
+    def models(self, request: httpx.Request) -> httpx.Response:
+        """``GET /models``: OpenAI's list (``{"object": "list", "data": [...]}``) of
+        ``model_names`` when set, else of the current chat models of the shipped provider
+        table that has this fake's root among its ``[[endpoints]]`` (sorted, ``created``
+        0). The credentials are checked as on the other routes (their 401/403 answer; the
+        checks of a request body do not apply to a GET). Only a queued Failure or Raw at
+        the head of the queue applies here, as on ``/embeddings``. A provider that lists no
+        models (`lists_models` false) answers as for an unknown path."""
+        if not self.lists_models:
+            return self.unknown_route(request)
+        _, rejection = self._admit(request)
+        if rejection is not None and rejection.status_code in (401, 403):
+            return rejection
+        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
+        if isinstance(outcome, Raw):
+            return self.raw_response(outcome)
+        if isinstance(outcome, Failure):
+            return self._error(outcome)
+        names = self.model_names
+        ids = sorted(names) if names is not None else catalogue_chat_models(self.base_url)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": self.model_owner}
+            for name in ids
+        ]
+        return self.json_response(200, {"object": "list", "data": data}, sort_keys=self.sort_keys)
 
     # -- hooks: admission and request rules ------------------------------------------------
 
@@ -364,6 +401,22 @@ class OpenAIWireFake(FakeProvider, ABC):
     def _invalid(self, message: str) -> httpx.Response:
         """The provider's 400 for an invalid parameter, with ``message``."""
         return self._error_response(self.errors["bad_request"]._replace(message=message))
+
+
+def catalogue_chat_models(root: str) -> list[str]:
+    """The current (not retired) chat models, sorted, of the shipped provider table with
+    an ``[[endpoints]]`` row at ``root``; none when no table has one. The tables are read
+    only when a model list is asked for, so importing the fakes needs no more of the SDK."""
+    from .._config import builtin_providers
+
+    for spec in builtin_providers().values():
+        if spec.endpoint_of(root) is not None:
+            return sorted(
+                name
+                for name, info in spec.models.items()
+                if info.kind == "chat" and not info.retired
+            )
+    return []
 
 
 def _choices_asked(body: dict[str, Any]) -> int:

@@ -94,8 +94,9 @@ RESPONSE_NOT_FOUND = WireError(404, "not_found", "Not found.", "invalid_request_
 class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
     """Fake DashScope compatible mode on ``https://dashscope.aliyuncs.com/compatible-mode/v1``.
 
-    ``POST /chat/completions`` and ``POST /embeddings`` in OpenAI's shapes with DashScope's
-    details (D8): ``chatcmpl-<uuid>`` ids, ``system_fingerprint: null``,
+    ``POST /chat/completions``, ``POST /embeddings`` and ``GET /models`` (the catalogue's
+    chat models, or ``model_names``) in OpenAI's shapes with DashScope's details (D8):
+    ``chatcmpl-<uuid>`` ids, ``system_fingerprint: null``,
     ``prompt_tokens_details.cached_tokens``, ``usage: null`` on stream chunks, a final
     ``choices: []`` usage chunk only with ``stream_options.include_usage``, then
     ``data: [DONE]``. Errors are ``{"error":{code,param,message,type},"id","request_id"}``.
@@ -106,6 +107,9 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
     root = "/compatible-mode/v1"
     base_url = f"https://{DEFAULT_HOST}{root}"
     routes = (*OpenAIWireFake.routes, ("POST", "/responses", "responses"))
+    #: ``GET /models`` lists the models as ``owned_by: "system"`` (UNSURE: the value
+    #: compatible mode writes there).
+    model_owner = "system"
     errors = COMPAT_ERRORS
     embedding_input_message = "input must be a string or a non-empty list of strings"
 

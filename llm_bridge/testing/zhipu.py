@@ -91,6 +91,9 @@ class FakeZhipu(OpenAIWireFake):
     sse_headers = SSE_HEADERS
     sort_keys = True
     filter_finish = "sensitive"
+    #: Zhipu's v4 API documents no model list: ``GET /models`` answers 404, as the real
+    #: one does (the SDK's Zhipu adapter says so too: ``lists_models = False``).
+    lists_models = False
     errors = ERRORS
     embedding_input_message = INVALID.format(field="input")
 
