@@ -287,3 +287,17 @@ def test_a_model_routing_nowhere_says_whether_a_config_was_loaded(
         llm_bridge.OpenAI(config=str(config)).chat.completions.create(
             model="my-alias", messages=MESSAGES
         )
+
+
+def test_the_compatible_fake_refuses_the_developer_role_as_dashscope_does():
+    fake, _ = dashscope_fake()
+    answer = fake.handler(
+        httpx.Request(
+            "POST",
+            f"{DASHSCOPE_ROOT}/chat/completions",
+            headers={"Authorization": "Bearer sk-test"},
+            json={"model": "qwen-plus", "messages": [{"role": "developer", "content": "x"}]},
+        )
+    )
+    assert answer.status_code == 400
+    assert "developer is not one of" in answer.json()["error"]["message"]

@@ -44,6 +44,11 @@ from ._script import Failure, Raw, Reply, chunk_text
 
 __all__ = ["FakeDashScopeCompatible"]
 
+#: The roles compatible mode takes, and its answer to another (OpenAI's ``developer``
+#: among them), as projects calling it report (openclaw#22710, Proma#1496, 2026).
+ROLES = ("system", "assistant", "user", "tool", "function")
+BAD_ROLE = f"{{role}} is not one of {list(ROLES)} - 'messages.[{{index}}].role'"
+
 #: Failure kind -> (HTTP status, code, message, type) in compatible mode (D8, docs/providers/
 #: dashscope.md "The compatible wire"). The
 #: data_inspection_failed, Arrearage, invalid_api_key and invalid_parameter_error bodies
@@ -247,6 +252,9 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
             return self._invalid(NO_USER_MESSAGE)
         if not all(isinstance(m, dict) for m in messages):
             return self._invalid(BAD_PARAMETER)
+        for index, message in enumerate(messages):
+            if message.get("role") not in ROLES:
+                return self._invalid(BAD_ROLE.format(role=message.get("role"), index=index))
         if wants_json_object(body) and not mentions_json(messages):
             return self._invalid(JSON_WORD)
         thinking = self.thinking_problem(model, body)
