@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._json_reply import json_content
 from ._script import (
     DEFAULT_CHUNK_SIZE,
     Failure,
@@ -283,9 +284,13 @@ class FakeProvider:
             self._serial += 1
             return self._serial
 
-    def default_reply(self, model: str, user_text: str) -> Reply:
-        """The unscripted answer: a deterministic sentence echoing the last user message."""
-        return Reply(content=f"(offline fake {model}) You said: {user_text}")
+    def default_reply(
+        self, model: str, user_text: str, body: Any = None, messages: Any = None
+    ) -> Reply:
+        """The unscripted answer: a deterministic sentence echoing the last user message,
+        or, for a request (``body``) that asks for JSON, JSON holding it (`json_content`)."""
+        echo = f"(offline fake {model}) You said: {user_text}"
+        return Reply(content=json_content(body, messages, echo) or echo)
 
     def json_response(
         self,

@@ -237,7 +237,9 @@ class OpenAIWireFake(FakeProvider, ABC):
         self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
     ) -> Outcome:
         """The next scripted outcome, or the echo reply."""
-        return self.next_outcome() or self.default_reply(model, last_user_text(messages))
+        return self.next_outcome() or self.default_reply(
+            model, last_user_text(messages), body, messages
+        )
 
     @abstractmethod
     def _ids(self, body: dict[str, Any]) -> tuple[str, str]:

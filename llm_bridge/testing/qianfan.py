@@ -818,7 +818,7 @@ class FakeQianfanV2(OpenAIWireFake):
         outcome = self.next_outcome()
         if outcome is not None:
             return outcome
-        reply = self.default_reply(model, last_user_text(messages))
+        reply = self.default_reply(model, last_user_text(messages), body, messages)
         if _thinks(body, model):
             return Reply(reply.content, reasoning_content=f"(offline fake {model} thinking)")
         return reply
