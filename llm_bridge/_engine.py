@@ -728,9 +728,13 @@ class Engine:
         messages = REASONING.restore(params["messages"])
         if messages is not params["messages"]:
             params = {**params, "messages": messages}
-        return chat_copies(
-            params, lambda: self.adapter(self.routes(params["model"])[0].provider).native_n
-        )
+
+        def native_n() -> bool:
+            route = self.routes(params["model"])[0]
+            info = self.config.provider(route.provider).model(route.model)
+            return self.adapter(route.provider).native_n_for(params, info)
+
+        return chat_copies(params, native_n)
 
     @staticmethod
     def merged(results: Sequence[RawResult], merge: Callable[[list[Any]], Any]) -> RawResult:

@@ -54,7 +54,9 @@ def plan_reasoning(
       "minimal" as its lowest level.
     - Other efforts turn thinking on. A model that takes ``reasoning_effort`` gets it
       as it is (the nearest value it lists, when it lists fewer); otherwise the effort
-      becomes a thinking budget from the provider's table, where one is needed.
+      becomes a thinking budget from the provider's table, where one is needed. A level
+      the table lacks takes the nearest level it has (`_budget`), so budgets never shrink
+      as the effort rises.
     - A budget stays under half of ``max_tokens``, so the answer keeps room (providers
       reject a budget at or above the token limit).
     """
@@ -75,7 +77,7 @@ def plan_reasoning(
     native = _nearest(effort, info.reasoning_efforts) if info.reasoning_efforts else None
     budget = None
     if native is None and (budgets or info.thinking_budget_required):
-        budget = budgets.get(effort) or budgets.get("medium") or info.max_thinking_budget
+        budget = _budget(effort, budgets) or info.max_thinking_budget
         if info.max_thinking_budget is not None and budget is not None:
             budget = min(budget, info.max_thinking_budget)
     if budget is not None and max_tokens is not None and max_tokens >= 2:
@@ -92,6 +94,16 @@ def _nearest(effort: str, offered: list[str]) -> Optional[str]:
         return None
     rank = EFFORTS.index(effort)
     return min(known, key=lambda e: (abs(EFFORTS.index(e) - rank), -EFFORTS.index(e)))
+
+
+def _budget(effort: str, budgets: dict[str, int]) -> Optional[int]:
+    """The budget the provider's table gives ``effort``: its own row, else the row of the
+    nearest level by rank (`_nearest`). A level above the table's top ("xhigh", "max"
+    where the table stops at "high") takes the largest budget, one below its bottom
+    ("minimal") the smallest: falling back to a fixed middle level would give "xhigh"
+    less than "high" and "minimal" more than "low". None for an empty table."""
+    level = _nearest(effort, list(budgets))
+    return budgets[level] if level is not None else None
 
 
 def forces_a_tool(tool_choice: object) -> bool:

@@ -62,6 +62,7 @@ __all__ = [
     "StreamParser",
     "Translated",
     "with_web_search",
+    "without_openai_only_fields",
 ]
 
 JSONDict = dict[str, Any]
@@ -542,6 +543,14 @@ class Adapter:
         aggregates); from the catalogue's ``stream_only``."""
         return bool(call.info is not None and call.info.stream_only)
 
+    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+        """Whether one request answers this call's ``n > 1`` (``info``: the model's entry,
+        None when uncatalogued); False has a non-stream call sent as ``n`` one-choice
+        requests (`llm_bridge._fan_out.chat_copies`). `native_n` for every call, unless a
+        provider serves ``n`` only for some calls (DashScope: not with tools, not while
+        thinking)."""
+        return self.native_n
+
     # ------------------------------------------------------------------ chat
 
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
@@ -840,6 +849,51 @@ def with_web_search(body: JSONDict, rule: WebSearchRule) -> None:
     body.update(copy.deepcopy(rule.fields))
     if rule.tool is not None:
         body["tools"] = [*(body.get("tools") or []), copy.deepcopy(rule.tool)]
+
+
+#: Assistant-message fields of openai's message objects that only OpenAI's API reads; they
+#: come back as they are (mostly as nulls) when a caller appends ``resp.choices[0].message``.
+OPENAI_ONLY_FIELDS = ("refusal", "annotations", "audio", "function_call")
+#: Fields no API reads, dropped whatever their value: ``provider`` (llm-bridge's tag on its
+#: answers) and ``parsed`` (openai's ``.parse()`` / ``.stream()`` helpers' view of the
+#: content, which is sent anyway).
+_CLIENT_ONLY_FIELDS = ("provider", "parsed")
+#: The same for a tool call's ``function``: the helpers' view of ``arguments``.
+_CLIENT_ONLY_FUNCTION_FIELDS = ("parsed_arguments",)
+
+
+def without_openai_only_fields(message: Mapping[str, Any]) -> JSONDict:
+    """An assistant message as a provider with its own message schema takes it (GLM,
+    Qianfan): without null `OPENAI_ONLY_FIELDS` (such a provider refuses or misreads
+    them), without the client-side fields (`_CLIENT_ONLY_FIELDS`, and ``parsed_arguments``
+    in each tool call's function). A non-null openai-only field (a refusal text, say)
+    stays: it says something, and the provider decides. ``message`` is not changed."""
+    out = {
+        key: value
+        for key, value in message.items()
+        if key not in _CLIENT_ONLY_FIELDS and not (key in OPENAI_ONLY_FIELDS and value is None)
+    }
+    calls = out.get("tool_calls")
+    if isinstance(calls, list) and any(
+        isinstance(c, dict)
+        and isinstance(c.get("function"), dict)
+        and any(key in c["function"] for key in _CLIENT_ONLY_FUNCTION_FIELDS)
+        for c in calls
+    ):
+        out["tool_calls"] = [_without_client_fields(call) for call in calls]
+    return out
+
+
+def _without_client_fields(call: Any) -> Any:
+    """A tool call without the client-only fields of its ``function``."""
+    if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+        return call
+    function = {
+        key: value
+        for key, value in call["function"].items()
+        if key not in _CLIENT_ONLY_FUNCTION_FIELDS
+    }
+    return {**call, "function": function}
 
 
 def split_url(url: str) -> tuple[str, str, str]:

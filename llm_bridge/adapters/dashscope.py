@@ -92,6 +92,12 @@ class DashScopeAdapter(Adapter):
             info.stream_only_when_thinking and _thinking_decision(params, call)[0]
         )
 
+    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+        """DashScope answers ``n > 1`` in one request only without tools and without
+        thinking; thinking is turned off for such a call on a hybrid model, so a call with
+        tools, or to a model that always thinks, is the one to fan out."""
+        return _native_n(params, info)
+
     def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
         """``extra_body`` keys that are not part of the envelope are DashScope parameters
         (``enable_thinking``, ``enable_search``, ``top_k`` ...), so they go there."""
@@ -498,6 +504,11 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         return DashScopeAdapter.must_stream(self, params, call)  # type: ignore[arg-type]
 
+    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+        """As `DashScopeAdapter.native_n_for`: one request serves ``n`` only without tools
+        and without thinking."""
+        return _native_n(params, info)
+
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
         messages = [_as_system(m) for m in body["messages"]]
@@ -724,10 +735,30 @@ def _response_format(ctx: ParamContext, call: CallContext) -> Optional[JSONDict]
 
 
 def _choice_count(ctx: ParamContext, call: CallContext) -> int:
-    """``n`` within DashScope's range (``[params.n] max`` choices per request); a larger
-    ``n`` is cut to that maximum under the unsupported-parameter policy, where DashScope
-    would refuse the request."""
+    """``n`` as DashScope serves it, under the unsupported-parameter policy where it cannot.
+
+    Its chat reference: ``n`` (1 to ``[params.n] max``) is served by Qwen3 in non-thinking
+    mode only, and must be 1 when ``tools`` are given. A hybrid model stops thinking for an
+    ``n > 1`` call without tools (`_thinking_decision`); a call with tools, or one that
+    still thinks (a model that always thinks, or ``enable_thinking`` forced in
+    ``extra_body``), gets one choice, where the provider would answer one silently.
+    Non-stream calls of that kind are sent as ``n`` one-choice requests instead where the
+    engine asks `DashScopeAdapter.native_n_for`. A larger ``n`` is cut to the maximum,
+    where DashScope would refuse the request."""
     n = int(ctx.get("n"))
+    if n > 1 and _sends_tools(ctx.params):
+        ctx.unsupported(
+            "n",
+            f"DashScope returns one choice when tools are given, so n={n} was sent as n=1",
+        )
+        return 1
+    if n > 1 and _thinking_decision(ctx.params, call)[0]:
+        ctx.unsupported(
+            "n",
+            f"{call.model} thinks for this call, and DashScope returns one choice in "
+            f"thinking mode, so n={n} was sent as n=1",
+        )
+        return 1
     rule = ctx.rules.get("n")
     top = int(rule.max) if rule is not None and rule.max is not None else n
     if n <= top:
@@ -739,9 +770,39 @@ def _choice_count(ctx: ParamContext, call: CallContext) -> int:
     return top
 
 
-def _thinking_decision(params: Mapping[str, Any], call: CallContext) -> tuple[bool, Optional[str]]:
-    """Whether the call thinks, and why thinking was turned off when this module turned it
-    off (None otherwise). The caller's ``extra_body`` ``enable_thinking`` always wins."""
+def _asks_n(params: Mapping[str, Any]) -> int:
+    """The ``n`` a call asks for (1 when absent)."""
+    n = params.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+def _sends_tools(params: Mapping[str, Any]) -> bool:
+    """Whether the call gives ``tools`` (DashScope then returns one choice)."""
+    return bool(params.get("tools"))
+
+
+def _native_n(params: Mapping[str, Any], info: Optional[ModelInfo]) -> bool:
+    """Whether one request serves the call's ``n`` (see `_choice_count`)."""
+    if _asks_n(params) <= 1:
+        return True
+    return not (_sends_tools(params) or (info is not None and info.thinking == "always"))
+
+
+#: Why thinking was turned off for a call: the parameter that needed it off, and the text.
+_TurnedOff = tuple[str, str]
+
+
+def _thinking_decision(
+    params: Mapping[str, Any], call: CallContext
+) -> tuple[bool, Optional[_TurnedOff]]:
+    """Whether the call thinks, and (the parameter, why) when this module turned thinking
+    off (None otherwise). The caller's ``extra_body`` ``enable_thinking`` always wins.
+
+    A hybrid model stops thinking for what DashScope serves only without it: structured
+    output, a forced tool call, and several choices (``n > 1`` without tools; with tools
+    one choice comes back either way, `_choice_count`). Without ``reasoning_effort`` the
+    model's default decides (``thinking_by_default``: Qwen3.5 and later, open-source
+    Qwen3), so the same guards hold for a call that says nothing about thinking."""
     extra = call.extra_body
     nested = extra.get("parameters")
     for source in (extra, nested if isinstance(nested, dict) else {}):
@@ -759,13 +820,21 @@ def _thinking_decision(params: Mapping[str, Any], call: CallContext) -> tuple[bo
     structured = _structured_format(params)
     if structured is not None:
         return False, (
+            "response_format",
             f"response_format {structured} is served only in non-thinking mode, so thinking "
-            f"was turned off for this call"
+            f"was turned off for this call",
         )
     if params.get("tools") and forces_a_tool(params.get("tool_choice")):
         return False, (
+            "tool_choice",
             "DashScope refuses tool_choice 'required' or a named function in thinking mode, "
-            "so thinking was turned off for this call"
+            "so thinking was turned off for this call",
+        )
+    if _asks_n(params) > 1 and not _sends_tools(params):
+        return False, (
+            "n",
+            f"DashScope returns n={_asks_n(params)} choices only in non-thinking mode, so "
+            f"thinking was turned off for this call",
         )
     return True, None
 
@@ -804,7 +873,7 @@ def _thinking_fields(
     thinking, turned_off = _thinking_decision(ctx.params, call)
     if turned_off is not None:
         if effort is not None:  # thinking the caller asked for (not the model's default)
-            _report_thinking_off(adapter, ctx, call, turned_off)
+            _report_thinking_off(adapter, ctx, call, *turned_off)
         fields["enable_thinking"] = False
         fields.pop("thinking_budget", None)
     elif (
@@ -823,11 +892,13 @@ def _thinking_fields(
     return fields
 
 
-def _report_thinking_off(adapter: Adapter, ctx: ParamContext, call: CallContext, why: str) -> None:
+def _report_thinking_off(
+    adapter: Adapter, ctx: ParamContext, call: CallContext, param: str, why: str
+) -> None:
     """Apply the unsupported-parameter policy to thinking the caller asked for with
-    ``reasoning_effort`` and this call cannot have (``why``). A model that thinks only by
-    default is switched off silently: the caller asked for nothing that was dropped."""
-    param = "response_format" if _structured_format(ctx.params) else "tool_choice"
+    ``reasoning_effort`` and this call cannot have because of ``param`` (``why``). A model
+    that thinks only by default is switched off silently: the caller asked for nothing
+    that was dropped."""
     message = f"{adapter.name}: {call.model}: {why}"
     if ctx.policy == "error":
         raise ctx.error(f'{message} (policy unsupported_params = "error")', param=param)

@@ -53,6 +53,7 @@ from ._base import (
     Translated,
     _endpoint_url,
     require_key,
+    without_openai_only_fields,
 )
 from ._params import ParamContext, legacy_functions_as_tools
 from .openai_compat import OpenAICompatAdapter
@@ -412,8 +413,16 @@ class QianfanV2Adapter(OpenAICompatAdapter):
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
         info = call.info
+        # openai's message objects, appended as they came back, carry fields v2 has no use
+        # for (null refusal, audio ...; parsed and parsed_arguments from its helpers).
+        messages = [
+            without_openai_only_fields(m)
+            if isinstance(m, dict) and m.get("role") == "assistant"
+            else m
+            for m in body["messages"]
+        ]
         body["messages"] = repair_v2_messages(
-            body["messages"], ctx, last_user=info is not None and info.supports("last_user_turn")
+            messages, ctx, last_user=info is not None and info.supports("last_user_turn")
         )
         for name in ("temperature", "top_p"):
             if body.get(name) is not None:
@@ -483,7 +492,9 @@ class QianfanV2Adapter(OpenAICompatAdapter):
         # model on v2 honours thinking_budget; X1 Turbo, for one, takes few parameters).
         takes_budget = info.max_thinking_budget is not None or info.thinking_budget_required
         if plan.thinking and plan.budget is not None and takes_budget:
-            body["thinking_budget"] = max(plan.budget, _MIN_THINKING_BUDGET)
+            budget = _thinking_budget(plan.budget, body.get("max_tokens"))
+            if budget is not None:
+                body["thinking_budget"] = budget
 
     def embeddings_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         request = super().embeddings_request(params, call)
@@ -506,6 +517,20 @@ class QianfanV2Adapter(OpenAICompatAdapter):
 
 #: v2's smallest thinking budget (its API reference: default 16384, minimum 100).
 _MIN_THINKING_BUDGET = 100
+
+
+def _thinking_budget(planned: int, max_tokens: Any) -> Optional[int]:
+    """The ``thinking_budget`` to send: the plan's (already under half of ``max_tokens``),
+    raised to v2's minimum; None (send none) when that minimum would not stay below
+    ``max_tokens``. Providers refuse a budget at or above the output limit, and a limit
+    too small for the smallest budget leaves no budget to ask for: the model's own
+    default applies, as when no effort is given. UNSURE (docs/unsure.md Q43): whether v2
+    refuses such a budget or caps it; leaving it out is valid either way."""
+    budget = max(planned, _MIN_THINKING_BUDGET)
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and budget >= max_tokens:
+        return None
+    return budget
+
 
 # --------------------------------------------------------------------------- keys
 

@@ -33,7 +33,13 @@ from .._auth import BearerKey, Credentials, ZhipuJWT
 from .._config import ProviderConfig
 from .._errors import ConfigError
 from .._reasoning import ReasoningPlan, plan_reasoning
-from ._base import CallContext, JSONDict, require_key, with_web_search
+from ._base import (
+    CallContext,
+    JSONDict,
+    require_key,
+    with_web_search,
+    without_openai_only_fields,
+)
 from ._params import ParamContext
 from .openai_compat import OpenAICompatAdapter
 
@@ -41,9 +47,6 @@ __all__ = ["ZhipuAdapter"]
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
-#: Assistant-message fields openai's returned message objects carry that GLM has no use
-#: for (sent back as they are when a caller appends ``resp.choices[0].message``).
-_OPENAI_ONLY_FIELDS = ("refusal", "annotations", "audio", "function_call", "provider")
 
 
 class ZhipuAdapter(OpenAICompatAdapter):
@@ -295,9 +298,9 @@ def _message(message: Any, thinking_on: Optional[bool] = None) -> JSONDict:
         out["role"] = "tool"
         out.setdefault("tool_call_id", out.get("name", ""))
     elif role == "assistant":
-        for name in _OPENAI_ONLY_FIELDS:
-            if out.get(name) is None or name == "provider":
-                out.pop(name, None)
+        # openai's message objects, appended as they came back, carry fields GLM has no
+        # use for (null refusal, audio ...; parsed and parsed_arguments from its helpers).
+        out = without_openai_only_fields(out)
         if out.get("tool_calls"):
             if out.get("content") in ("", []):
                 out["content"] = None  # GLM: empty content next to tool_calls is invalid

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -57,6 +58,15 @@ SCHEMA_WHEN_THINKING = "The json_schema response_format is not supported in thin
 BUDGET_OVER_LIMIT = (
     "The value of thinking_budget must be less than the value of max_completion_tokens"
 )
+#: A thinking call without streaming (quoted from user reports: langchain4j#3974,
+#: tencentmusic/supersonic#2355).
+THINKING_NEEDS_STREAM = "parameter.enable_thinking must be set to false for non-streaming calls"
+
+#: "qwen3.<minor>-...": Qwen3.5 and later think by default.
+_QWEN3_MINOR = re.compile(r"qwen3\.(\d+)-")
+#: The open-source Qwen3 (hybrid, thinking by default): qwen3-32b, qwen3-235b-a22b ...;
+#: not their -instruct-/-thinking- variants, nor qwen3-max, qwen3-coder, qwen3-vl.
+_OPEN_QWEN3 = re.compile(r"qwen3-[\d.]+b(-a[\d.]+b)?$")
 
 #: Embedding dimensions: v3 and v4 choose (1024 default); v1/v2 are fixed at 1536
 #: (docs/providers/dashscope.md, "Embeddings").
@@ -115,13 +125,55 @@ class DashScopeGateway(FakeProvider):
         """True for models that cannot stop thinking (qwen3.8-max, *-thinking-*)."""
         return model.startswith("qwen3.8-max") or "-thinking" in model
 
-    def thinking_problem(self, model: str, fields: Mapping[str, Any]) -> str | None:
-        """The 400 message for thinking-mode rules ``fields`` (body or parameters) break."""
+    def is_thinking_by_default(self, model: str) -> bool:
+        """True for hybrid models that think when ``enable_thinking`` is not sent: Qwen3.5
+        and later (qwen3.5-plus, qwen3.6-flash, qwen3.8-flash ...) and the open-source
+        Qwen3 (qwen3-32b, qwen3-235b-a22b ...); the commercial qwen-plus/-flash/-turbo
+        and qwen3-max default to not thinking (docs/providers/dashscope.md)."""
+        if self.is_thinking_only(model):
+            return False
+        version = _QWEN3_MINOR.match(model)
+        if version is not None:
+            return int(version.group(1)) >= 5
+        return _OPEN_QWEN3.match(model) is not None
+
+    def thinks(self, model: str, fields: Mapping[str, Any]) -> bool:
+        """Whether a request with ``fields`` (body or parameters) thinks: its
+        ``enable_thinking``, else the model's default."""
+        if self.is_thinking_only(model):
+            return True
+        flag = fields.get("enable_thinking")
+        if flag is None:
+            return self.is_thinking_by_default(model)
+        return flag is True
+
+    def choices_served(self, model: str, fields: Mapping[str, Any]) -> int:
+        """How many choices the answer carries: ``n`` (a positive integer, else 1), but one
+        with ``tools`` or in thinking mode, where Alibaba's chat reference says ``n`` is not
+        served (UNSURE D33: one choice or a 400; one choice is what this fake answers)."""
+        n = fields.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            return 1
+        if fields.get("tools") or self.thinks(model, fields):
+            return 1
+        return n
+
+    def thinking_problem(
+        self, model: str, fields: Mapping[str, Any], *, stream: bool | None = None
+    ) -> str | None:
+        """The 400 message for thinking-mode rules ``fields`` (body or parameters) break;
+        a request without ``enable_thinking`` is held to the model's default (`thinks`).
+        ``stream``: whether the request streams (None: the body's ``stream``, as the
+        compatible wire says it); a thinking call must, on a model that is not already
+        stream-only (whose own refusal comes first)."""
         flag = fields.get("enable_thinking")
         if self.is_thinking_only(model) and flag is False:
             return THINKING_ONLY
-        if not (flag is True or self.is_thinking_only(model)):
+        if not self.thinks(model, fields):
             return None
+        streaming = fields.get("stream") is True if stream is None else stream
+        if not streaming and not self.is_stream_only(model):
+            return THINKING_NEEDS_STREAM
         choice = fields.get("tool_choice")
         if fields.get("tools") and (choice == "required" or isinstance(choice, dict)):
             return FORCED_TOOL_WHEN_THINKING

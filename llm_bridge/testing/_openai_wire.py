@@ -161,7 +161,7 @@ class OpenAIWireFake(FakeProvider, ABC):
             prompt_tokens=sum(approx_tokens(message_text(m)) for m in messages),
             include_usage=self._include_usage(body),
             prompt_details=self._prompt_details(messages),
-            n=_choices_asked(body),
+            n=self._choices(model, body),
         )
         if self._wants_stream(body):
             return self._stream(call, outcome)
@@ -253,6 +253,10 @@ class OpenAIWireFake(FakeProvider, ABC):
     @abstractmethod
     def _prompt_details(self, messages: list[Any]) -> Mapping[str, Any] | None:
         """``usage.prompt_tokens_details`` for this prompt (cache hits), None to leave out."""
+
+    def _choices(self, model: str, body: dict[str, Any]) -> int:
+        """How many choices the answer carries: the request's ``n`` (`_choices_asked`)."""
+        return _choices_asked(body)
 
     def _wants_stream(self, body: dict[str, Any]) -> bool:
         """Whether the request asked for a stream."""

@@ -296,7 +296,7 @@ class FakeDashScope(DashScopeGateway):
             multimodal=multimodal_path,
             incremental=parameters.get("incremental_output") is True,
             cache=self.cache_details(messages),
-            n=_choices_asked(parameters),
+            n=self.choices_served(model, parameters),
         )
         if sse:
             return self._stream(call, outcome)
@@ -324,7 +324,7 @@ class FakeDashScope(DashScopeGateway):
             return MEDIA_ON_TEXT_PATH
         if wants_json_object(parameters) and not mentions_json(messages):
             return JSON_WORD
-        thinking = self.thinking_problem(model, parameters)
+        thinking = self.thinking_problem(model, parameters, stream=sse)
         if thinking is not None:
             return thinking
         incremental = parameters.get("incremental_output") is True
@@ -333,7 +333,7 @@ class FakeDashScope(DashScopeGateway):
                 return STREAM_ONLY
             if not incremental:
                 return STREAM_ONLY_NEEDS_INCREMENTAL
-        if sse and parameters.get("enable_thinking") is True and not incremental:
+        if sse and self.thinks(model, parameters) and not incremental:
             return THINKING_NEEDS_INCREMENTAL
         if not sse and incremental:
             return INCREMENTAL_WITHOUT_STREAM
@@ -597,12 +597,6 @@ def _content(call: _Call, text: str) -> Any:
     if call.multimodal:
         return [{"text": text}] if text else []
     return text
-
-
-def _choices_asked(parameters: Mapping[str, Any]) -> int:
-    """``parameters.n``: a positive integer, else 1."""
-    n = parameters.get("n")
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
 
 
 def _native_usage(

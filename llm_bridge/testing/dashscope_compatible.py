@@ -264,6 +264,10 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
             return self._invalid(STREAM_ONLY)
         return None
 
+    def _choices(self, model: str, body: dict[str, Any]) -> int:
+        """``n``, but one with tools or in thinking mode (`DashScopeGateway.choices_served`)."""
+        return self.choices_served(model, body)
+
     def _wants_stream(self, body: dict[str, Any]) -> bool:
         """Only ``stream: true`` streams."""
         return body.get("stream") is True
