@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 import llm_bridge
-from llm_bridge.testing import FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
+from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible, FakeQianfanV2, FakeZhipu
 from llm_bridge.testing._json_reply import json_content
 
 
@@ -32,15 +32,26 @@ FAKES = [
     (FakeZhipu, "zhipu", "glm-4-flash", "id.secret"),  # json_schema emulated
     (FakeDashScopeCompatible, "dashscope", "qwen-plus", "sk-test"),  # native json_schema
     (FakeQianfanV2, "qianfan", "ernie-4.5-turbo-128k", "bce-v3/ALTAK-a/b"),
+    (FakeDashScope, "dashscope", "qwen-plus", "sk-test"),  # native: parameters.response_format
 ]
+
+
+def bridge(fake: Any, provider: str, key: str) -> llm_bridge.OpenAI:
+    native = (
+        {"providers": {"dashscope": {"api": "native"}}} if isinstance(fake, FakeDashScope) else None
+    )
+    return llm_bridge.OpenAI(
+        provider=provider,
+        api_key=key,
+        config=native,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
 
 
 @pytest.mark.parametrize(("make", "provider", "model", "key"), FAKES)
 def test_parse_runs_against_an_unscripted_fake(make: Any, provider: str, model: str, key: str):
     fake = make()
-    client = llm_bridge.OpenAI(
-        provider=provider, api_key=key, http_client=httpx.Client(transport=fake.transport())
-    )
+    client = bridge(fake, provider, key)
     answer = client.chat.completions.parse(
         model=model, messages=[{"role": "user", "content": "去杭州"}], response_format=Trip
     )
@@ -53,9 +64,7 @@ def test_parse_runs_against_an_unscripted_fake(make: Any, provider: str, model: 
 @pytest.mark.parametrize(("make", "provider", "model", "key"), FAKES)
 def test_json_object_gets_the_echo_as_json(make: Any, provider: str, model: str, key: str):
     fake = make()
-    client = llm_bridge.OpenAI(
-        provider=provider, api_key=key, http_client=httpx.Client(transport=fake.transport())
-    )
+    client = bridge(fake, provider, key)
     answer = client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "answer in JSON"}],

@@ -286,7 +286,7 @@ class FakeDashScope(DashScopeGateway):
         if broken is not None:
             return self._invalid(broken, sse=sse)
         outcome = self.next_outcome() or self.default_reply(
-            model, last_user_text(messages, message_text)
+            model, last_user_text(messages, message_text), parameters, messages
         )
         call = _Call(
             request_id=self._request_id(),
