@@ -119,6 +119,10 @@ def collect_logs_and_secrets() -> Iterator[None]:
     root_previous = root.level
     root.addHandler(root_handler)
     root.setLevel(min(root_previous or logging.WARNING, logging.INFO))
+    # Tests that post to a fake's token URL themselves (no engine made yet) would log its
+    # query secrets through httpx: redacted as every engine does, so that the check below
+    # sees what llm-bridge logs, in any order of tests.
+    _auth.redact_http_logs()
 
     original_error_init = _errors.APIError.__init__
     original_engine_init = _engine.Engine.__init__

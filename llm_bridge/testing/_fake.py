@@ -271,6 +271,18 @@ class FakeProvider:
 
     # -- helpers for subclasses ------------------------------------------------------------
 
+    def queued_failure(self, error: Callable[[Failure], httpx.Response]) -> httpx.Response | None:
+        """The answer to a Failure (made by ``error``) or Raw at the head of the queue, taken
+        from it; None when the head is anything else. Routes other than chat (embeddings,
+        models) take only these: chat replies stay queued for the chat requests they were
+        scripted for."""
+        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
+        if isinstance(outcome, Raw):
+            return self.raw_response(outcome)
+        if isinstance(outcome, Failure):
+            return error(outcome)
+        return None
+
     def next_outcome(self, accept: Callable[[Outcome], bool] = lambda _: True) -> Outcome | None:
         """Pop the head of the queue if ``accept`` likes it, else None (queue left intact)."""
         with self._lock:

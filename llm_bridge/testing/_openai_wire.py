@@ -176,11 +176,9 @@ class OpenAIWireFake(FakeProvider, ABC):
         body, rejection = self._admit(request)
         if rejection is not None:
             return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
+        failed = self.queued_failure(self._error)
+        if failed is not None:
+            return failed
         texts = body.get("input")
         if isinstance(texts, str):
             texts = [texts]
@@ -207,11 +205,9 @@ class OpenAIWireFake(FakeProvider, ABC):
         _, rejection = self._admit(request)
         if rejection is not None and rejection.status_code in (401, 403):
             return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
+        failed = self.queued_failure(self._error)
+        if failed is not None:
+            return failed
         names = self.model_names
         ids = sorted(names) if names is not None else catalogue_chat_models(self.base_url)
         data = [

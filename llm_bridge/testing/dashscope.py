@@ -225,11 +225,9 @@ class FakeDashScope(DashScopeGateway):
         body, rejection = self._admit(request, sse=False)
         if rejection is not None:
             return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome, sse=False)
+        failed = self.queued_failure(lambda failure: self._error(failure, sse=False))
+        if failed is not None:
+            return failed
         model = body["model"]
         source = body.get("input")
         texts = source.get("texts") if isinstance(source, dict) else None

@@ -317,11 +317,9 @@ class FakeQianfan(FakeProvider):
         body, rejection = self._admit(request, endpoint)
         if rejection is not None:
             return rejection
-        outcome = self.next_outcome(lambda o: isinstance(o, (Failure, Raw)))
-        if isinstance(outcome, Raw):
-            return self.raw_response(outcome)
-        if isinstance(outcome, Failure):
-            return self._error(outcome)
+        failed = self.queued_failure(self._error)
+        if failed is not None:
+            return failed
         texts = body.get("input")
         if not is_text_list(texts) or not texts:
             return self._error_response(336003, "input must be a non-empty array of strings")
