@@ -266,7 +266,7 @@ def _entries(
         if ledger == "none":
             out.error(f'{args.config}: the gateway keeps no ledger (ledger = "none")')
             return 2
-        if ledger == "redis" or (ledger is None and gateway.state != "memory"):
+        if ledger == "redis" or (ledger is None and gateway.state_kind == "redis"):
             try:
                 from ..gateway._redis import read_ledger
             except ImportError:

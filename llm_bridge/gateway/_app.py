@@ -27,7 +27,9 @@ Per request:
 5. The budget is settled with the actual cost, the tpm window charged what the call used
    beyond its estimate (past the limit if need be: it was used), a `LedgerEntry` written,
    metrics counted. An in-memory state starts each month's budgets from the SQLite
-   ledger (`GatewayApp.startup`), so a restart hands out no second budget.
+   ledger (`GatewayApp.startup`), so a restart hands out no second budget; a SQLite
+   state keeps its budgets in its file and takes from the ledger only what was spent
+   before the file existed, once.
 
 A client that disconnects cancels the task that talks to the provider: the upstream
 request (or stream) is closed, and the ledger records what was used (status 499).
@@ -63,11 +65,13 @@ from ..usage import UsageRecord
 from ._asgi import BodyTooLarge, ClientGone, ClientStalled, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
-from ._failover import StateUnavailable
+from ._failover import FailoverState, StateUnavailable
 from ._key_store import KeyScopedStore
 from ._ledger import NullLedger, SQLiteLedger, spend_by_key
 from ._memory import MemoryState
 from ._metrics import Metrics
+from ._sqlite_state import SQLiteState
+from ._sqlite_state import open_state as open_sqlite_state
 from ._state import IN_PROGRESS, GatewayState, LedgerEntry, LedgerSink
 
 __all__ = ["GatewayApp"]
@@ -260,7 +264,7 @@ class GatewayApp:
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
         # With a Redis state, replicas fetch provider tokens (Qianfan's) once between them.
         self.token_share: Optional[RedisTokenShare] = None
-        if gateway.state != "memory":
+        if gateway.state_kind == "redis":
             from ._redis_tokens import RedisTokenShare
 
             self.token_share = RedisTokenShare.from_url(gateway.state)
@@ -305,21 +309,43 @@ class GatewayApp:
     async def _restore_budgets(self) -> None:
         """Start an in-memory state's monthly budgets from what the SQLite ledger says each
         key spent this month (UTC), so that restarting the gateway (a deploy, a crash)
-        does not give every key its whole budget again. A Redis state keeps its budgets
-        in Redis; a state handed to the app is taken as it is."""
-        if not self._own_state or not isinstance(self.state, MemoryState):
-            return
-        if not isinstance(self.ledger, SQLiteLedger):
+        does not give every key its whole budget again. A SQLite state keeps its budgets
+        in its file: it is given only what the ledger holds from before the file was
+        created, and only once for all the processes sharing it (`_seed_shared`). A Redis
+        state keeps its budgets in Redis; a state handed to the app is taken as it is."""
+        if not self._own_state or not isinstance(self.ledger, SQLiteLedger):
             return
         budgeted = {key.name for key in self.gateway.keys if key.monthly_budget_cny is not None}
         if not budgeted:
             return
         period = self._period()
+        if isinstance(self.state, FailoverState) and isinstance(self.state.primary, SQLiteState):
+            await self._seed_shared(self.state.primary, self.ledger, period)
+            return
+        if not isinstance(self.state, MemoryState):
+            return
         start, end = _month_bounds(period)
         spent = await asyncio.to_thread(spend_by_key, self.ledger.path, since=start, until=end)
         for name, cost in spent.items():
             if name in budgeted and cost > 0:
                 await self.state.settle(name, period, reserved=Decimal(0), actual=cost)
+
+    async def _seed_shared(self, state: SQLiteState, ledger: SQLiteLedger, period: str) -> None:
+        """Add to a SQLite state's budgets of ``period`` what the ledger says each key
+        spent in it before the state's file was created. Its later spend is in the file
+        already (the ledger would count it twice), and the `SQLiteState.seed` of the first
+        worker to get there marks the period, so the others add nothing."""
+        try:
+            if await state.seeded(period):
+                return
+            start, end = _month_bounds(period)
+            until = min(end, state.created)
+            spent: dict[str, Decimal] = {}
+            if until > start:
+                spent = await asyncio.to_thread(spend_by_key, ledger.path, since=start, until=until)
+            await state.seed(period, {name: cost for name, cost in spent.items() if cost > 0})
+        except StateUnavailable as down:  # the gateway still serves (state_failure decides)
+            log.warning("gateway: this month's budgets could not be read from the ledger: %s", down)
 
     async def shutdown(self) -> None:
         """Flush the ledger and close the state store and the upstream client (once)."""
@@ -898,10 +924,9 @@ def _estimate(
             info = config.provider(route_provider).model(route_model)
             ceiling = info.max_output_tokens if info is not None else None
             completion = (asked or ceiling or _DEFAULT_MAX_OUTPUT) * n
-        route_cost = (Decimal(prompt) * price.input + completion * price.output) / Decimal(
-            1_000_000
-        )
-        cost = max(cost, route_cost)
+        # (the dearest rate of every tier the call may fall in, thinking and cache writes
+        # included: an upper bound)
+        cost = max(cost, price.upper_cost(prompt, completion))
     return _Estimate(tokens, cost)
 
 
@@ -950,8 +975,9 @@ def _aiohttp_upstream(gateway: GatewayConfig) -> Optional[httpx.AsyncClient]:
 
 def open_response_store(gateway: GatewayConfig) -> AsyncResponseStore:
     """Stored Responses: the process's store, or, with a Redis state, one all replicas
-    share."""
-    if gateway.state == "memory":
+    share. (A SQLite state shares limits, not stored Responses: each worker keeps its
+    own.)"""
+    if gateway.state_kind != "redis":
         return default_store()
     from ._redis_responses import shared_response_store
 
@@ -959,9 +985,12 @@ def open_response_store(gateway: GatewayConfig) -> AsyncResponseStore:
 
 
 def open_state(gateway: GatewayConfig) -> GatewayState:
-    """The state store the config names: this process's memory, or Redis."""
-    if gateway.state == "memory":
+    """The state store the config names: this process's memory, a SQLite file the
+    machine's processes share, or Redis."""
+    if gateway.state_kind == "memory":
         return MemoryState()
+    if gateway.state_kind == "sqlite":
+        return open_sqlite_state(gateway)
     from . import _redis
 
     return _redis.open_state(gateway)
@@ -973,7 +1002,7 @@ def open_ledger(gateway: GatewayConfig) -> LedgerSink:
     ledger = gateway.ledger
     if ledger == "none":
         return NullLedger()
-    if ledger == "redis" or (ledger is None and gateway.state != "memory"):
+    if ledger == "redis" or (ledger is None and gateway.state_kind == "redis"):
         from . import _redis
 
         return _redis.open_ledger(gateway)

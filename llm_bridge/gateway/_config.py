@@ -6,6 +6,11 @@ the ``[gateway]`` table, so one file serves the gateway and its Python clients);
 module takes the table out first and checks it. It is as strict as the rest: a typo
 (``rmp = 60``) is an error naming the key, not a limit silently missing.
 
+Paths in the table (``ledger``, a ``sqlite:///`` state) that are relative resolve against
+the directory of the config file they are written in, wherever the server is started
+from; a config given as a mapping has no directory, and they stay relative to the working
+directory.
+
 A key is stored only as the SHA-256 of its text (``llm-bridge keys new NAME`` prints both,
 once), so a config file that leaks gives nobody a working key. ``admin = true`` lets a key
 open the usage dashboard (``/dashboard``); ``models = []`` makes a key that opens only that.
@@ -26,10 +31,24 @@ from typing import Any, Optional, Union
 from .._config import Config, _build, _interpolate, _read_toml
 from .._errors import ConfigError
 
-__all__ = ["DEFAULT_LEDGER", "GatewayConfig", "KeySpec", "hash_key", "load_gateway_config"]
+__all__ = [
+    "DEFAULT_LEDGER",
+    "DEFAULT_STATE_FILE",
+    "GatewayConfig",
+    "KeySpec",
+    "hash_key",
+    "load_gateway_config",
+]
 
 #: The ledger with no configuration: a SQLite file in the working directory.
 DEFAULT_LEDGER = "llm_bridge_ledger.sqlite"
+#: The file of ``state = "sqlite"``, in the config file's directory.
+DEFAULT_STATE_FILE = "llm_bridge_state.sqlite"
+#: What a SQLite state is written as: ``sqlite:///`` then the file's path, so a relative
+#: path has three slashes and an absolute one four (``sqlite:////var/lib/state.sqlite``),
+#: as in SQLAlchemy's URLs.
+SQLITE_PREFIX = "sqlite:///"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Request bodies larger than this are refused with 413 (images travel as base64).
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -87,10 +106,15 @@ class GatewayConfig:
 
     keys: tuple[KeySpec, ...] = ()
     # A SQLite path, "redis" (a stream in the state's Redis) or "none"; unset: the SQLite
-    # file DEFAULT_LEDGER with state "memory", the Redis stream with a Redis state.
+    # file DEFAULT_LEDGER with state "memory" or SQLite, the Redis stream with a Redis
+    # state. A relative path read from a file is made absolute against its directory.
     ledger: Optional[str] = None
-    state: str = "memory"  # or "redis://host:port/db"
-    state_failure: str = "open"  # with Redis down: per-process limits ("open") or 503
+    # "memory", "sqlite:///" + a SQLite file's path (absolute when read from a file), or
+    # a Redis URL ("redis://host:port/db"); `state_kind` says which.
+    state: str = "memory"
+    # With the shared store (Redis, a SQLite file) failing: per-process limits ("open"),
+    # or 503 ("closed").
+    state_failure: str = "open"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_retries: int = 2
     timeout: Optional[float] = None  # seconds per provider call (None: the engine's)
@@ -104,6 +128,21 @@ class GatewayConfig:
     # in a header a page must be given, never in cookies, so "*" opens nothing by itself.
     cors_origins: tuple[str, ...] = ("*",)
     source: str = "<mapping>"
+
+    @property
+    def state_kind(self) -> str:
+        """Where limits and budgets live: ``"memory"`` (this process), ``"sqlite"`` (a
+        file every process on the machine shares) or ``"redis"`` (every replica)."""
+        if self.state == "memory":
+            return "memory"
+        return "sqlite" if self.state.startswith(SQLITE_PREFIX) else "redis"
+
+    @property
+    def state_path(self) -> Optional[Path]:
+        """The file of a SQLite state (None for the others)."""
+        if not self.state.startswith(SQLITE_PREFIX):
+            return None
+        return Path(self.state[len(SQLITE_PREFIX) :])
 
     def __repr__(self) -> str:
         return (
@@ -126,7 +165,9 @@ def load_gateway_config(
     source: Union[str, os.PathLike[str], Mapping[str, Any]],
 ) -> tuple[Config, GatewayConfig]:
     """Read a config file (or a mapping of the same schema) into the engine's `Config`
-    and the `GatewayConfig`."""
+    and the `GatewayConfig`. Relative paths in a file's ``[gateway]`` table resolve
+    against the file's directory."""
+    base_dir: Optional[Path] = None
     if isinstance(source, Mapping):
         raw, where = dict(source), "<mapping>"
     else:
@@ -134,13 +175,20 @@ def load_gateway_config(
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         raw, where = _read_toml(path), str(path)
+        base_dir = path.resolve().parent
     raw = _interpolate(raw, where, "")
     table = raw.pop("gateway", None)
     config = _build(raw, where)
-    return config, parse_gateway(table, where)
+    return config, parse_gateway(table, where, base_dir=base_dir)
 
 
-def parse_gateway(table: Any, source: str) -> GatewayConfig:
+def parse_gateway(table: Any, source: str, *, base_dir: Optional[Path] = None) -> GatewayConfig:
+    """The ``[gateway]`` table ``table`` of the config ``source`` (a file's path, or
+    ``"<mapping>"``), checked. Relative paths resolve against ``base_dir``; by default
+    the directory of ``source`` when it names a file, else they are kept as written
+    (relative to the working directory)."""
+    if base_dir is None and source != "<mapping>" and Path(source).is_file():
+        base_dir = Path(source).resolve().parent
     if table is None:
         table = {}
     if not isinstance(table, dict):
@@ -158,12 +206,7 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
     digests = [k.digest for k in keys]
     if len(set(digests)) != len(digests):
         raise ConfigError(f"{source}: gateway.keys: two keys have the same key_sha256")
-    state = _string(table, "state", "memory", source)
-    if state != "memory" and not state.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f'{source}: gateway.state: expected "memory" or a redis:// URL, '
-            f"got {_redact_url(state)!r}"
-        )
+    state = _state(table, source, base_dir)
     failure = _string(table, "state_failure", "open", source)
     if failure not in ("open", "closed"):
         raise ConfigError(f'{source}: gateway.state_failure: expected "open" or "closed"')
@@ -175,7 +218,7 @@ def parse_gateway(table: Any, source: str) -> GatewayConfig:
         keys=keys,
         upstream=upstream,
         cors_origins=_origins(table, source),
-        ledger=_ledger(table, state, source),
+        ledger=_ledger(table, state, source, base_dir),
         state=state,
         state_failure=failure,
         max_body_bytes=_int(table, "max_body_bytes", DEFAULT_MAX_BODY_BYTES, source, "gateway")
@@ -217,13 +260,46 @@ def _origins(table: dict[str, Any], source: str) -> tuple[str, ...]:
     return tuple(o.lower() for o in origins)
 
 
-def _ledger(table: dict[str, Any], state: str, source: str) -> Optional[str]:
+def _state(table: dict[str, Any], source: str, base_dir: Optional[Path]) -> str:
+    """``state``: "memory", "sqlite" (`DEFAULT_STATE_FILE` in the config's directory),
+    ``sqlite:///PATH`` or a Redis URL; a SQLite path made absolute against ``base_dir``."""
+    state = _string(table, "state", "memory", source)
+    if state == "memory" or state.startswith(_REDIS_SCHEMES):
+        return state
+    if state == "sqlite":
+        path = DEFAULT_STATE_FILE
+    elif state.startswith(SQLITE_PREFIX) and len(state) > len(SQLITE_PREFIX):
+        path = state[len(SQLITE_PREFIX) :]
+    else:
+        raise ConfigError(
+            f'{source}: gateway.state: expected "memory", "sqlite", "sqlite:///PATH" (a '
+            f'path relative to the directory of the config file; "sqlite:////PATH" for an '
+            f"absolute one) or a redis:// URL, got {_redact_url(state)!r}"
+        )
+    return SQLITE_PREFIX + _resolved(path, base_dir)
+
+
+def _resolved(path: str, base_dir: Optional[Path]) -> str:
+    """``path``, made absolute against ``base_dir`` when it is relative (and there is
+    one)."""
+    if base_dir is None or Path(path).is_absolute():
+        return path
+    return str(base_dir / path)
+
+
+def _ledger(
+    table: dict[str, Any], state: str, source: str, base_dir: Optional[Path]
+) -> Optional[str]:
     if "ledger" not in table:
-        return None
+        # With a SQLite state the default ledger is named: callers that take an unnamed
+        # ledger with a non-memory state for the Redis stream then find the file.
+        return DEFAULT_LEDGER if state.startswith(SQLITE_PREFIX) else None
     ledger = _string(table, "ledger", DEFAULT_LEDGER, source)
-    if ledger == "redis" and state == "memory":
+    if ledger == "redis" and not state.startswith(_REDIS_SCHEMES):
         raise ConfigError(f'{source}: gateway.ledger: "redis" needs a redis:// gateway.state')
-    return ledger
+    if ledger in ("redis", "none"):
+        return ledger
+    return _resolved(ledger, base_dir)
 
 
 def _key(name: str, spec: Any, source: str) -> KeySpec:

@@ -9,8 +9,12 @@ the last few milliseconds of hand-overs: a request admitted earlier still has it
 provisional row (`IN_PROGRESS`), written when it was admitted. Rows are keyed by
 ``request_id``, so a repeated write lands once.
 
-Reading (``llm-bridge usage``, and a gateway with in-memory state restoring this month's
-budgets when it starts) is plain synchronous sqlite3: `read_entries`, `spend_by_key`.
+Reading (``llm-bridge usage``, and a gateway restoring this month's budgets when it
+starts: all of them into an in-memory state, what came before the file into a new SQLite
+state) is plain synchronous sqlite3: `read_entries`, `spend_by_key`.
+
+A relative ``[gateway] ledger`` path is resolved against the config file's directory when
+the config is read (`load_gateway_config`), so this module only ever sees the final path.
 """
 
 from __future__ import annotations

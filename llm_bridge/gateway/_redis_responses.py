@@ -74,10 +74,11 @@ def shared_response_store(
     **options: Any,
 ) -> AsyncResponseStore:
     """The Responses store for ``[gateway] state``: in its Redis, or, with ``"memory"``,
-    the process's own `default_store` (one process: nothing to share). ``options`` go to
+    the process's own `default_store` (a memory or SQLite state: Responses stay with the
+    process that made them). ``options`` go to
     `RedisResponseStore.from_url` (``retry_interval``, timeouts). Close the store with
     ``aclose`` at shutdown (a no-op for the process's store)."""
-    if gateway.state == "memory":
+    if gateway.state_kind != "redis":
         return default_store()
     return RedisResponseStore.from_url(gateway.state, prefix=prefix, ttl=ttl, **options)
 

@@ -50,9 +50,9 @@ return 0
 def open_token_share(
     gateway: GatewayConfig, *, prefix: str = DEFAULT_PREFIX
 ) -> Optional[RedisTokenShare]:
-    """The token share for ``[gateway] state``: in its Redis, or None with ``"memory"``
-    (one process: its tokens are shared by every client in it already)."""
-    if gateway.state == "memory":
+    """The token share for ``[gateway] state``: in its Redis, or None without Redis (each
+    process shares its tokens among its own clients)."""
+    if gateway.state_kind != "redis":
         return None
     return RedisTokenShare.from_url(gateway.state, prefix=prefix)
 

@@ -1,12 +1,15 @@
 """What gateway replicas share: rate-limit windows, budgets, and the usage ledger.
 
-One process keeps them in memory (`MemoryState`, in ``_memory.py``); several replicas keep
-them in Redis (``[gateway] state = "redis://..."``, in ``_redis.py``), so any number of
-replicas enforce one limit and one budget. The gateway talks only to these interfaces.
+One process keeps them in memory (`MemoryState`, in ``_memory.py``); the processes of one
+machine in a SQLite file (``state = "sqlite"``, and ``llm-bridge serve --workers N`` by
+itself; ``_sqlite_state.py``); several replicas in Redis (``[gateway] state =
+"redis://..."``, in ``_redis.py``), so any number of replicas enforce one limit and one
+budget. The gateway talks only to these interfaces.
 
 Every method is a coroutine: the gateway is an ASGI application, and a shared store is a
 network service. Each operation that decides something is atomic in the store (a Lua
-script in Redis, a lock in memory): two replicas never both take the last slot.
+script in Redis, a transaction in SQLite, a lock in memory): two replicas never both take
+the last slot.
 """
 
 from __future__ import annotations
