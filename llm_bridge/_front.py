@@ -24,6 +24,7 @@ from pydantic_core import to_json
 from ._errors import (
     APIConnectionError,
     APIError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     BadRequestError,
@@ -31,6 +32,7 @@ from ._errors import (
     ModelNotFoundError,
     NotFoundError,
     OpenAIError,
+    StructuredOutputError,
     error_object,
     error_type,
     local_error,
@@ -339,6 +341,10 @@ def error_reply(error: OpenAIError) -> ErrorReply:
         status, kind, code = 502, "connection_error", code or "connection_error"
     elif code == "response_too_large":  # the provider's answer broke a [limits] size
         status, kind = 502, "server_error"
+    elif isinstance(error, StructuredOutputError):  # the model's answer, not the server
+        status, kind, code = 502, "server_error", code or "structured_output_invalid"
+    elif isinstance(error, APIResponseValidationError):  # an answer that cannot be read
+        status, kind, code = 502, "server_error", code or "invalid_response"
     elif isinstance(error, ModelNotFoundError):
         status, kind, code = 404, "invalid_request_error", "model_not_found"
     elif isinstance(error, ConfigError):

@@ -761,11 +761,22 @@ class GatewayApp:
             reservation.cost = cost
             return
         spent = await self.state.spent(key.name, reservation.period)
+        left = max(budget - spent, Decimal(0))
+        if spent >= budget:
+            said = (
+                f"The gateway key {key.name!r} has used its monthly budget of {budget} CNY "
+                f"for {reservation.period} ({spent:.4f} spent or reserved)."
+            )
+        else:  # the budget is not used up: this request's worst case does not fit
+            said = (
+                f"This request may cost up to {cost:.4f} CNY, more than what is left of the "
+                f"gateway key {key.name!r}'s monthly budget for {reservation.period} "
+                f"({left:.4f} of {budget} CNY). Set max_tokens (max_output_tokens) to bound "
+                f"its cost: the bound counts the longest answer the request allows."
+            )
         raise _GatewayError(
             429,
-            f"The gateway key {key.name!r} has used its monthly budget of {budget} CNY for "
-            f"{reservation.period} ({spent:.4f} spent or reserved; this request may cost up "
-            f"to {cost:.4f}).",
+            said,
             type="insufficient_quota",
             code="insufficient_quota",
             headers={"x-should-retry": "false"},
