@@ -260,9 +260,18 @@ def import_lines(source: bytes) -> set[int]:
     return lines
 
 
+#: The line the rewrite adds after ``import openai`` where openai's module-level client is
+#: used: that client then sends through llm-bridge.
+HOOK = b"openai.http_client = llm_bridge.http_client()"
+
+
 def without_imports(source: bytes) -> list[bytes]:
     skip = import_lines(source)
-    return [line for n, line in enumerate(source.splitlines(True), 1) if n not in skip]
+    return [
+        line
+        for n, line in enumerate(source.splitlines(True), 1)
+        if n not in skip and line.strip() != HOOK
+    ]
 
 
 @pytest.mark.parametrize("name", CODEBASES)
@@ -281,11 +290,14 @@ def test_write_changes_nothing_but_import_lines(migrated, name: str) -> None:
             line.strip() for n, line in enumerate(old.splitlines(), 1) if n in import_lines(old)
         } - {line.strip() for line in new.splitlines()}
         added = {
-            line.strip() for n, line in enumerate(new.splitlines(), 1) if n in import_lines(new)
+            line.strip()
+            for n, line in enumerate(new.splitlines(), 1)
+            if n in import_lines(new) or line.strip() == HOOK
         } - {line.strip() for line in old.splitlines()}
         assert all(b"openai" in line for line in removed), (path, removed)
         assert added and all(
-            line.startswith(b"from llm_bridge import ") or line.startswith(b"from openai import ")
+            line.startswith((b"from llm_bridge import ", b"from openai import "))
+            or line in (b"import llm_bridge", HOOK)
             for line in added
         ), (path, added)
         compile(new, path, "exec")
@@ -295,9 +307,12 @@ def test_write_changes_nothing_but_import_lines(migrated, name: str) -> None:
             "examples/x509_workload_identity.py",
             "examples/bedrock.py",
             "examples/azure.py",
-            "examples/module_client.py",
         ):
             assert before[untouched] == after[untouched], untouched
+        # openai's module-level client is given llm-bridge's HTTP client after the import
+        assert after["examples/module_client.py"].startswith(
+            b"import openai\nimport llm_bridge\n" + HOOK + b"\n"
+        )
 
 
 @pytest.mark.parametrize("name", CODEBASES)
@@ -479,7 +494,7 @@ def test_the_starter_config_follows_the_providers_asked_for(tmp_path: Path) -> N
     config = load_config(out)
     assert config.aliases == {
         "gpt-4o-mini": ["dashscope/qwen-flash"],
-        "o4-mini": ["dashscope/qwen3-235b-a22b-thinking-2507"],
+        "o4-mini": ["dashscope/qwen-flash"],  # small: the fast model, not the dearest reasoner
         "text-embedding-3-small": ["dashscope/text-embedding-v4"],
     }
     again = migrate(str(tmp_path), "--config-out", str(out))
@@ -630,6 +645,7 @@ def test_an_existing_config_is_what_the_call_sites_are_judged_against(tmp_path: 
         "path": None,
         "written": False,
         "text": None,
+        "how_to_use": None,
     }
     assert site(data, "app.py:4")["target"] == "dashscope/qwen-plus"
     assert site(data, "app.py:4")["status"] == "ok"  # DashScope returns log probabilities

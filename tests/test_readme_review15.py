@@ -283,7 +283,7 @@ def test_a_model_routing_nowhere_says_whether_a_config_was_loaded(
         llm_bridge.OpenAI().chat.completions.create(model="my-alias", messages=MESSAGES)
     config = tmp_path / "elsewhere.toml"
     config.write_text('[models]\n"other" = "zhipu/glm-4-flash"\n')
-    with pytest.raises(llm_bridge.ModelNotFoundError, match="elsewhere.toml"):
+    with pytest.raises(llm_bridge.ModelNotFoundError, match=r"elsewhere\.toml"):
         llm_bridge.OpenAI(config=str(config)).chat.completions.create(
             model="my-alias", messages=MESSAGES
         )

@@ -4,7 +4,11 @@ It checks, and prints one line per finding (``ok``, ``warn``, ``fail``, or ``ski
 provider with no credential) with the fix where there is one:
 
 - which config file is read (the order the SDK uses) and whether it is valid, its
-  ``[gateway]`` table included;
+  ``[gateway]`` table included; with none read, an ``llm_bridge.toml`` in a parent
+  directory (up to the repository's root) is pointed out, since the SDK never looks there;
+- that every ``[models]`` alias can be served: each target's provider has a credential
+  (the first target without one: every call to that alias fails with ``ConfigError``,
+  which no fallback moves past; only a later target without one: a warning);
 - per provider, which credential is used and where it came from (shown masked: its first
   4 characters), and the API root it is sent to; Qianfan application keys get the v1
   explanation (the v1 API closed on 2026-08-31);
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._output import Output, mask
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     with_credentials = 0
     for name in names:
         with_credentials += _check_provider(config, name, report, args)
+    _check_aliases(config, report, args.provider)
     if not with_credentials and not args.provider:
         report.add(
             "fail",
@@ -178,6 +184,8 @@ def _check_config(found: ConfigFile, report: Report) -> Config:
     from ._config_file import load, load_gateway_table
 
     config = load(found)
+    if found.path is None:
+        _config_elsewhere(report)
     if config.on_usage:  # the SDK imports it when a client is made: a typo fails there
         from .._engine import _import_callback
 
@@ -191,7 +199,7 @@ def _check_config(found: ConfigFile, report: Report) -> Config:
     if gateway is not None:
         from ..gateway._config import _redact_url
 
-        ledger = gateway.ledger or ("the Redis stream" if gateway.state != "memory" else None)
+        ledger = gateway.ledger or ("the Redis stream" if gateway.state_kind == "redis" else None)
         report.add(
             "ok",
             "gateway",
@@ -199,6 +207,114 @@ def _check_config(found: ConfigFile, report: Report) -> Config:
             f"ledger {ledger or 'llm_bridge_ledger.sqlite'}",
         )
     return config
+
+
+#: Directories that mark a repository's root: the search for a config above the working
+#: directory stops there (a file beyond it belongs to another project).
+_VCS_MARKERS = (".git", ".hg", ".svn", ".bzr")
+
+
+def config_above(start: Path) -> Optional[Path]:
+    """The nearest ``llm_bridge.toml`` in a parent of ``start``, looking up to the
+    filesystem root or the first directory that is a repository's root (it included),
+    whichever comes first; None when there is none. ``start`` itself is not searched: the
+    SDK reads a config there already."""
+    from .._config import DEFAULT_CONFIG_FILE
+
+    here = start.resolve()
+    if any((here / marker).exists() for marker in _VCS_MARKERS):
+        return None  # the working directory is the repository's root: nothing above is ours
+    for directory in here.parents:
+        candidate = directory / DEFAULT_CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+        if any((directory / marker).exists() for marker in _VCS_MARKERS):
+            return None
+    return None
+
+
+def _config_elsewhere(report: Report) -> None:
+    """No config is read, but one sits in a parent directory: the SDK reads only
+    ``$LLM_BRIDGE_CONFIG`` or ``./llm_bridge.toml``, so a program run from here would use
+    the shipped tables, without the aliases that file maps (a starter config written by
+    ``migrate PATH --write`` into PATH, say). Said as a warning with both ways to use it."""
+    from .._config import CONFIG_ENV
+
+    found = config_above(Path.cwd())
+    if found is None:
+        return
+    report.add(
+        "warn",
+        "config",
+        f"no config is read here, but {found} exists: the SDK reads only ${CONFIG_ENV} or "
+        f"./{found.name} in the working directory, so its [models] aliases are not used",
+        f"run the program from {found.parent}, or set {CONFIG_ENV}={found}",
+    )
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def _has_credential(config: Config, name: str) -> bool:
+    keys = _credentials(config, name)
+    return any(value for field, value in keys.items() if field != "api_key_from")
+
+
+def _check_aliases(config: Config, report: Report, only: Optional[list[str]]) -> None:
+    """Each ``[models]`` alias, target by target: a provider without a credential makes
+    every call to it fail with ``ConfigError`` before any request, which the per-provider
+    ``skip`` lines do not say. A missing key is not a fault a fallback list moves past
+    (``[policy] fallback_on``), so an alias whose first target lacks one fails; one whose
+    later targets lack one warns (falling back to them would fail). With ``--provider``,
+    only aliases reaching those providers are checked."""
+    from .._errors import OpenAIError
+    from .._routing import resolve_model
+    from ._config_file import credential_variables
+
+    checked = 0
+    before = len(report.findings)
+    for alias in sorted(config.aliases):
+        try:
+            routes = resolve_model(config, alias, client_provider=None)
+        except OpenAIError as error:  # a dangling target is refused at load; defensive
+            report.add("fail", "models", f"alias {alias!r}: {error}")
+            continue
+        if only and not any(route.provider in only for route in routes):
+            continue
+        checked += 1
+        missing = [r for r in routes if not _has_credential(config, r.provider)]
+        if not missing:
+            continue
+        providers = sorted({r.provider for r in missing})
+        variables = []
+        for provider in providers:
+            ways = credential_variables(config.provider(provider)) or [
+                f"api_key under [providers.{provider}]"
+            ]
+            variables.append(f"{' or '.join(ways)} ({provider})")
+        targets = ", ".join(f"{r.provider}/{r.model}" for r in missing)
+        if routes[0] in missing:
+            # a missing key is no fault a fallback list moves past: the call fails here
+            chain = "" if len(routes) == 1 else " (a missing key does not fall back)"
+            report.add(
+                "fail",
+                "models",
+                f"alias {alias!r} -> {routes[0].provider}/{routes[0].model}: no credential "
+                f"for {routes[0].provider}, so every call to {alias!r} fails with "
+                f"ConfigError{chain}",
+                f"set {'; '.join(variables)}, or point the alias at a provider that has a key",
+            )
+        else:
+            report.add(
+                "warn",
+                "models",
+                f"alias {alias!r}: no credential for {targets}: calls go to "
+                f"{routes[0].provider}/{routes[0].model}, and falling back to {targets} "
+                "would fail with ConfigError",
+                f"set {'; '.join(variables)}, or remove it from the list",
+            )
+    if checked and len(report.findings) == before:
+        report.add("ok", "models", f"{checked} alias(es): every target's provider has a credential")
 
 
 # --------------------------------------------------------------------------- providers

@@ -11,7 +11,14 @@ It reads every Python file under PATH with libcst (never running it) and:
   what changes): shown as a unified diff, applied with ``--write``;
 - **writes a starter config** (``llm_bridge.toml``) with an alias for every model name
   found, mapped to a provider model and commented (`_migrate_models`): printed, written
-  with ``--config-out FILE`` or, under ``--write``, into PATH.
+  with ``--config-out FILE`` or, under ``--write``, into PATH. The SDK reads only
+  ``$LLM_BRIDGE_CONFIG`` or ``./llm_bridge.toml``, so when the file written is not what a
+  program run from here reads, the report says how it will be found (`_finding_hint`).
+
+A model or ``dimensions`` imported from another module of the codebase (``from
+.config import EMBEDDING_MODEL``) is read there, with ``ast`` (`_resolve_imported`): the
+call is judged against the alias for that name, and the starter config prefers an
+embedding model offering the sizes the code asks for (`_dimensions`).
 
 Virtual environments, ``site-packages``, vendored and build directories are skipped, and
 so are symlinked files (``--write`` must not rewrite a file outside PATH, or one twice); a
@@ -214,12 +221,15 @@ def run(args: argparse.Namespace) -> int:
         scan = scan_notebook if path.suffix == ".ipynb" else scan_source
         state.scans.append(scan(rel, source, api))
 
-    for model in [m for scan in state.scans for m in scan.models] + state.settings:
+    resolved = _resolve_imported(state.scans, root)
+    for model in [m for scan in state.scans for m in scan.models] + state.settings + resolved:
         state.found.setdefault(model.name, []).append(
             (f"{model.path}:{model.line}", model.used_for)
         )
     origin = " ".join([str(args.path), *(f"--provider {p}" for p in args.provider or ())])
-    text, choices = starter_config(defaults, state.found, providers, origin=origin)
+    text, choices = starter_config(
+        defaults, state.found, providers, origin=origin, dimensions=_dimensions(state.scans)
+    )
     state.models = choices
     if has_config:
         judge = defaults
@@ -260,6 +270,125 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_report(state, args, code)
     return code
+
+
+def _module_file(root: Path, importer: str, module: str, level: int) -> Optional[Path]:
+    """The file under ``root`` that ``from MODULE import ...`` in ``importer`` (a path
+    relative to ``root``) reads: relative to the importer for a relative import, else
+    from the importer's directory or any directory above it up to ``root`` (a flat
+    layout, ``src/``); None when the module is not in the tree."""
+    base = root if root.is_dir() else root.parent
+    here = (base / importer).parent
+    parts = [p for p in module.split(".") if p]
+    if level:
+        for _ in range(level - 1):
+            here = here.parent
+        starts = [here]
+    else:
+        starts = [here, *[d for d in here.parents if d == base or base in d.parents]]
+    for start in starts:
+        target = start.joinpath(*parts) if parts else start
+        for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+            if parts and candidate.is_file():
+                return candidate
+            if not parts and candidate.name == "__init__.py" and candidate.is_file():
+                return candidate
+    return None
+
+
+def _module_constants(path: Path) -> dict[str, tuple[Any, int]]:
+    """A module's top-level constants (``NAME = "gpt-4o"``, ``DIM = 1536``, an
+    environment read's default): name -> (value, line). Read with ``ast``, never run."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return {}
+    found: dict[str, tuple[Any, int]] = {}
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets, value = list(node.targets), node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            value = node.value
+            targets.append(node.target)
+        else:
+            continue
+        if isinstance(value, ast.Call) and len(value.args) >= 2:  # os.getenv("X", "gpt-4o")
+            func = ast.unparse(value.func)
+            if func in ("os.getenv", "getenv", "os.environ.get", "environ.get"):
+                value = value.args[1]
+        try:
+            constant = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if not isinstance(constant, (str, int, float, bool)):
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found[target.id] = (constant, node.lineno)
+    return found
+
+
+def _resolve_imported(scans: list[FileScan], root: Path) -> list[ModelName]:
+    """Fill in parameters whose value is a constant imported from another file of the
+    codebase (``model=EMBEDDING_MODEL`` after ``from rag_starter.config import
+    EMBEDDING_MODEL``): the call is then judged against the config's alias for that name,
+    not a generic target, and its ``dimensions`` checked. Each resolved model is returned
+    as a model name used at the call (so the starter config aliases it for that use)."""
+    import dataclasses
+
+    from ._migrate_scan import UNKNOWN, Finding, ModelName
+    from ._migrate_scan import _api_kind as api_kind
+
+    cache: dict[Path, dict[str, tuple[Any, int]]] = {}
+    models: list[ModelName] = []
+    for scan in scans:
+        for site in scan.calls:
+            for index, param in enumerate(site.params):
+                if param.value is not UNKNOWN or param.origin is None:
+                    continue
+                module, level, name = param.origin
+                source = _module_file(root, scan.path, module, level)
+                if source is None:
+                    continue
+                if source not in cache:
+                    cache[source] = _module_constants(source)
+                if name not in cache[source]:
+                    continue
+                value, line = cache[source][name]
+                site.params[index] = dataclasses.replace(param, value=value)
+                where = f"{_relative(source, root) if root.is_dir() else source.name}:{line}"
+                site.findings.append(
+                    Finding(
+                        "note",
+                        f"{param.code} is {value!r} ({where}): judged as that",
+                        param.name,
+                    )
+                )
+                if param.name == "model" and isinstance(value, str):
+                    models.append(ModelName(value, site.path, site.line, api_kind(site.resource)))
+    return models
+
+
+def _dimensions(scans: list[FileScan]) -> dict[str, list[Any]]:
+    """The ``dimensions`` each embedding model is asked for at the call sites: an int
+    where the code gives it (a literal, a constant), else the code's text."""
+    from ._migrate_scan import UNKNOWN
+
+    asked: dict[str, list[Any]] = {}
+    for scan in scans:
+        for site in scan.calls:
+            model = site.model
+            if site.resource != "embeddings.create" or not isinstance(model, str):
+                continue
+            for param in site.params:
+                if param.name == "dimensions":
+                    value = param.value
+                    known = isinstance(value, int) and value is not UNKNOWN
+                    asked.setdefault(model, []).append(value if known else param.code)
+    return asked
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -445,6 +574,7 @@ def _summary(state: _Run) -> dict[str, Any]:
         "ok": statuses.count("ok"),
         "changes": statuses.count("changes"),
         "blocks": statuses.count("blocks"),
+        "not_analysed": sum(site.reference for site in sites),
         "file_findings": sum(len(scan.findings) for scan in state.scans),
         "models": len(state.found),
     }
@@ -513,6 +643,7 @@ def _as_json(state: _Run, args: argparse.Namespace, code: int) -> dict[str, Any]
             "path": str(state.config_path) if state.config_path else None,
             "written": state.config_written,
             "text": state.config_text,
+            "how_to_use": _finding_hint(state.config_path) if state.config_written else None,
         },
         "summary": _summary(state),
         "exit_code": code,
@@ -619,6 +750,11 @@ def _summary_lines(state: _Run, summary: dict[str, Any], args: argparse.Namespac
         f"{_n(summary['call_sites'], 'call site')}: {summary['ok']} ok, {summary['changes']} "
         f"with changes, {summary['blocks']} blocked.",
     ]
+    if summary["not_analysed"]:
+        lines.append(
+            f"{_n(summary['not_analysed'], 'openai method')} referenced but not called where "
+            "the scan can see the call: not analysed (see the notes)."
+        )
     if state.links:
         lines.append(
             f"{_n(len(state.links), 'symlinked file')} not followed: "
@@ -637,6 +773,9 @@ def _summary_lines(state: _Run, summary: dict[str, Any], args: argparse.Namespac
         )
     if state.config_written:
         lines.append(f"Starter config written to {state.config_path}.")
+        hint = _finding_hint(state.config_path)
+        if hint:
+            lines.append(hint)
     elif state.config_text is not None:
         lines.append("Starter config shown above; --config-out FILE (or --write) writes it.")
     lines.append(f"Judged against {state.judged_against}.")
@@ -712,6 +851,38 @@ def _print_rich(
         )
     for line in _summary_lines(state, summary, args):
         console.print(line)
+
+
+def _finding_hint(path: Optional[Path]) -> Optional[str]:
+    """How a program will find the config written to ``path``, when it would not on its
+    own: the SDK reads ``$LLM_BRIDGE_CONFIG``, else ``./llm_bridge.toml`` in the working
+    directory, never PATH's (``migrate src/ --write`` writes ``src/llm_bridge.toml``).
+    None when a program run from here reads it already."""
+    from .._config import CONFIG_ENV, DEFAULT_CONFIG_FILE
+
+    if path is None:
+        return None
+    where = path.resolve()
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        if Path(env).resolve() == where:
+            return None
+        return (
+            f"${CONFIG_ENV} is set to {env}: the program reads that file, not this one; "
+            f"set {CONFIG_ENV}={where} to use it."
+        )
+    if where == (Path.cwd() / DEFAULT_CONFIG_FILE).resolve():
+        return None
+    if where.name == DEFAULT_CONFIG_FILE:
+        return (
+            f"The program reads ./{DEFAULT_CONFIG_FILE} from its working directory or the file "
+            f"${CONFIG_ENV} names: run the program from {where.parent}, or set "
+            f"{CONFIG_ENV}={where}."
+        )
+    return (
+        f"The program reads ./{DEFAULT_CONFIG_FILE} from its working directory or the file "
+        f"${CONFIG_ENV} names: set {CONFIG_ENV}={where}."
+    )
 
 
 def _cut(text: str, limit: int) -> str:

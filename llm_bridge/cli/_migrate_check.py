@@ -304,12 +304,7 @@ class Checker:
         if site.resource in LOCAL_METHODS:
             return verdict
         if site.module_client:
-            verdict.add(
-                "blocks",
-                "openai's module-level client (openai.<resource>) is openai's own and no "
-                "import change moves it: make a client with OpenAI() from llm_bridge and "
-                "call that",
-            )
+            self._module_client(site, verdict)
         from .._front import endpoint_of
 
         method, path = route_of(site.resource)
@@ -340,6 +335,14 @@ class Checker:
                 "NotFoundError before any request",
             )
             return verdict
+        if site.reference:
+            verdict.add(
+                "note",
+                f"method referenced, call not analysed: {site.resource} is stored or passed "
+                "on here and called elsewhere (or by a library), so its parameters and model "
+                "are not checked",
+            )
+            return verdict
         if site.star_kwargs:
             verdict.add(
                 "note",
@@ -354,6 +357,39 @@ class Checker:
         elif endpoint.kind == "responses":
             self._responses(site, verdict)
         return verdict
+
+    def _module_client(self, site: CallSite, verdict: Verdict) -> None:
+        """openai's module-level client (``openai.chat.completions.create``) is openai's,
+        and no import change moves it; one line does: ``openai.http_client =
+        llm_bridge.http_client()`` before its first call (openai builds that client on
+        first use with the module's ``http_client``; checked on openai 2.x and 3.x).
+        openai still refuses to send without some ``api_key`` (``OPENAI_API_KEY`` or
+        ``openai.api_key``: any value, as llm-bridge sends the provider's key)."""
+        key = (
+            "openai still wants an api_key before it sends (OPENAI_API_KEY or openai.api_key, "
+            "any value: llm-bridge sends the provider's own key)"
+        )
+        if site.module_hook == "set":
+            verdict.add(
+                "note",
+                "openai's module-level client: this file sets openai.http_client, so its "
+                f"calls go through llm-bridge if that runs first; {key}",
+            )
+        elif site.module_hook == "added":
+            verdict.add(
+                "changes",
+                "openai's module-level client (openai.<resource>): the rewrite adds "
+                "openai.http_client = llm_bridge.http_client() after import openai, so its "
+                f"calls go through llm-bridge; {key}",
+            )
+        else:
+            verdict.add(
+                "blocks",
+                "openai's module-level client (openai.<resource>) is openai's own and no "
+                "import change moves it: add `openai.http_client = llm_bridge.http_client()` "
+                f"(after import openai and import llm_bridge, before the first call; {key}), "
+                "or make a client with OpenAI() from llm_bridge and call that",
+            )
 
     def _base_url(self, site: CallSite, verdict: Verdict) -> None:
         """A client made with ``base_url=``: a root llm-bridge knows picks its provider;
@@ -431,6 +467,10 @@ class Checker:
 
         params, assumed = _values(site.params, EMBEDDING_PARAMS, _EMBEDDING_PLACEHOLDERS)
         params.setdefault("input", ["hi"])
+        unchecked = None
+        if "dimensions" in assumed:  # a size the code computes: nothing to judge it by
+            unchecked = next(p.code for p in site.params if p.name == "dimensions")
+            del params["dimensions"], assumed["dimensions"]
         route = self._route(site, params, "embedding", verdict)
         if route is None:
             return
@@ -442,8 +482,24 @@ class Checker:
         if info is not None and info.kind != "embedding":
             verdict.add("blocks", f"{provider}/{model} is not an embedding model")
             return
+        if unchecked is not None:
+            offers = (
+                f" ({provider}/{model} offers {', '.join(str(d) for d in info.dimensions)})"
+                if info is not None and info.dimensions
+                else ""
+            )
+            verdict.add(
+                "note", f"dimensions not a literal ({unchecked}): unchecked{offers}", "dimensions"
+            )
         dims = info.default_dimensions if info is not None else None
-        if dims:
+        asked = params.get("dimensions")
+        if isinstance(asked, int) and info is not None and asked in info.dimensions:
+            verdict.add(
+                "note",
+                f"{provider}/{model} offers the {asked} dimensions asked for, but vectors "
+                "stored from another model cannot be compared with its own; re-embed them",
+            )
+        elif dims:
             verdict.add(
                 "note",
                 f"{provider}/{model} returns {dims}-dimension vectors by default: vectors "

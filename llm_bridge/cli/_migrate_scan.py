@@ -21,7 +21,14 @@ The rewrite changes imports, and nothing else it can avoid:
   constructor lacks (``workload_identity=``, openai's ``provider=bedrock(...)``): moving it
   would break the call; the file says so (``blocks``);
 - imports under ``if TYPE_CHECKING:`` stay: annotations naming openai's classes accept
-  llm-bridge's clients, which subclass them.
+  llm-bridge's clients, which subclass them;
+- a file calling openai's module-level client (``openai.chat.completions.create(...)``)
+  gets ``openai.http_client = llm_bridge.http_client()`` right after a top-level
+  ``import openai`` (`_hook_module_client`): that client then sends through llm-bridge.
+
+A method saved in a name (``completion = client.chat.completions.create``) is a call site
+where the name is called (`_Methods`); a method passed on without a call the scan can see
+is reported as a reference, its API judged, its parameters not.
 
 libcst keeps every byte it is not asked to change: formatting, comments, encoding and
 line endings.
@@ -118,11 +125,14 @@ class Finding:
 @dataclass(frozen=True)
 class Param:
     """A keyword argument as written: its value where it is a literal (`UNKNOWN` in the
-    parts the code computes), and its source text (shortened)."""
+    parts the code computes), and its source text (shortened). ``origin`` says where a
+    bare name the file imports comes from (module, relative level, name): ``from .config
+    import MODEL`` gives ``("config", 1, "MODEL")``, which `migrate` reads in that file."""
 
     name: str
     value: Any
     code: str
+    origin: Optional[tuple[str, int, str]] = None
 
 
 @dataclass
@@ -140,6 +150,13 @@ class CallSite:
     params: list[Param]
     star_kwargs: bool = False
     module_client: bool = False
+    #: For a module-level client call: ``"set"`` when the file already gives openai's
+    #: module llm-bridge's HTTP client, ``"added"`` when the rewrite adds that line, None
+    #: when neither (the call stays openai's).
+    module_hook: Optional[str] = None
+    #: The method is referenced (stored in a name never called here, or passed on), not
+    #: called: where it is called, and with what, is not known.
+    reference: bool = False
     target: Optional[str] = None
     findings: list[Finding] = field(default_factory=list)
 
@@ -289,6 +306,11 @@ class _Imports(cst.CSTVisitor):
         self.azure: dict[str, cst.ImportFrom] = {}  # bound name of AzureOpenAI & co
         self.langchain: set[str] = set()  # bound names of langchain_openai's classes
         self.stars: list[cst.ImportFrom] = []
+        #: Names imported from the codebase's (or any) other modules: bound name ->
+        #: (module, relative level, name), for constants read from another file.
+        self.from_names: dict[str, tuple[str, int, str]] = {}
+        #: ``import pkg.config as cfg``: bound name -> module.
+        self.module_names: dict[str, str] = {}
         self._type_checking = 0
 
     def visit_If(self, node: cst.If) -> None:
@@ -303,6 +325,9 @@ class _Imports(cst.CSTVisitor):
         for alias in node.names:
             name = _dotted(alias.name) or ""
             top = name.split(".")[0]
+            if top not in ("openai", "llm_bridge"):
+                bound_as = _dotted(alias.asname.name) if alias.asname is not None else name
+                self.module_names[bound_as or name] = name
             if top == "llm_bridge":
                 self.uses_llm_bridge = True
                 if alias.asname is None and name == "llm_bridge":
@@ -320,6 +345,7 @@ class _Imports(cst.CSTVisitor):
                 self.modules.setdefault(bound, []).append(node)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        self._other_module(node)
         if node.relative or node.module is None:
             return
         module = _dotted(node.module) or ""
@@ -347,6 +373,171 @@ class _Imports(cst.CSTVisitor):
             elif module == "openai":
                 self.names.append(_ImportedName(name, bound, node, index, self._type_checking > 0))
 
+    def _other_module(self, node: cst.ImportFrom) -> None:
+        """Record ``from MODULE import NAME`` for a module other than openai's and ours."""
+        module = _dotted(node.module) if node.module is not None else ""
+        level = len(node.relative)
+        if module is None or isinstance(node.names, cst.ImportStar):
+            return
+        if not level and module.split(".")[0] in ("openai", "llm_bridge", "langchain_openai"):
+            return
+        for alias in node.names:
+            name = _dotted(alias.name) or ""
+            bound = _dotted(alias.asname.name) if alias.asname is not None else name
+            self.from_names[bound or name] = (module, level, name)
+
+
+# --------------------------------------------------------------------------- saved methods
+
+
+@dataclass
+class _Bound:
+    """A name bound to an openai method (``completion = client.chat.completions.create``)."""
+
+    resource: str
+    module_client: bool
+    code: str
+    node: cst.CSTNode
+    used: bool = False
+
+
+def method_of(
+    node: cst.BaseExpression, api: OpenAIApi, modules: Mapping[str, Any]
+) -> Optional[tuple[str, bool]]:
+    """The openai method an attribute chain names (``client.images.generate`` ->
+    ``images.generate``, wrappers skipped), and whether it is the openai module's own
+    client's (``openai.images.generate``); None for anything else."""
+    if not isinstance(node, cst.Attribute):
+        return None
+    root, names = _chain(node)
+    resource = api.find([n for n in names if n not in _WRAPPERS])
+    if resource is None:
+        return None
+    prefix = len(names) - len(resource.split(".")) - sum(n in _WRAPPERS for n in names)
+    return resource, prefix == 0 and root in modules
+
+
+_Scope = Union[cst.Module, cst.ClassDef, cst.FunctionDef]
+
+
+class _Methods(cst.CSTVisitor):
+    """Pass 1b: openai methods used without being called where they are named.
+
+    ``completion = client.chat.completions.create`` (shell_gpt does this) binds a name,
+    in its scope: a module's name is seen by every function that does not bind it itself,
+    a class body's as ``self.NAME``, ``self.gen = client.images.generate`` as ``self.gen``.
+    `_Calls` turns a call of such a name into a call site. Any other use of a method
+    (``partial(client.chat.completions.create, ...)``, a callback argument) is a
+    reference: reported, its call not analysed."""
+
+    def __init__(self, api: OpenAIApi, modules: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.api = api
+        self.modules = modules
+        self.bindings: dict[int, dict[str, _Bound]] = {}  # id(scope) -> name -> method
+        self.attributes: dict[str, _Bound] = {}  # "self.gen" -> method
+        self.local: dict[int, set[str]] = {}  # id(scope) -> every name it binds
+        self.references: list[tuple[cst.Attribute, str, bool]] = []
+        self.hooked: set[str] = set()  # `openai.http_client = ...` already set: bound names
+        self._scopes: list[_Scope] = []
+        self._skip: set[int] = set()  # call targets and bound values: not references
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._scopes.append(node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._scopes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scopes.append(node)
+        names = self.local.setdefault(id(node), set())
+        for param in (
+            *node.params.params,
+            *node.params.kwonly_params,
+            *node.params.posonly_params,
+        ):
+            names.add(param.name.value)
+        for star in (node.params.star_arg, node.params.star_kwarg):
+            if isinstance(star, cst.Param):
+                names.add(star.name.value)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._scopes.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._skip.add(id(node.func))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._bind(target.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind(node.target, node.value)
+
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        scope = self._scopes[-1]
+        dotted = _dotted(target)
+        if (
+            isinstance(target, cst.Attribute)
+            and target.attr.value == "http_client"
+            and isinstance(target.value, cst.Name)
+            and target.value.value in self.modules
+        ):
+            self.hooked.add(target.value.value)
+        if isinstance(target, cst.Name):
+            self.local.setdefault(id(scope), set()).add(target.value)
+        found = method_of(value, self.api, self.modules)
+        if found is None or dotted is None:
+            return
+        self._skip.add(id(value))
+        bound = _Bound(found[0], found[1], " ".join(_code(value).split()), value)
+        if isinstance(target, cst.Attribute):
+            self.attributes[dotted] = bound
+        elif isinstance(scope, cst.ClassDef):
+            self.attributes[f"self.{dotted}"] = self.attributes[f"cls.{dotted}"] = bound
+            self.bindings.setdefault(id(scope), {})[dotted] = bound
+        else:
+            self.bindings.setdefault(id(scope), {})[dotted] = bound
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if id(node) in self._skip:
+            return False
+        # an attribute of the method itself (a test's `....create.return_value = ...`):
+        # the method is configured, not passed on to be called
+        self._skip.add(id(node.value))
+        found = method_of(node, self.api, self.modules)
+        if found is None:
+            return True
+        self.references.append((node, found[0], found[1]))
+        return False
+
+    def lookup(self, func: cst.BaseExpression, scopes: list[_Scope]) -> Optional[_Bound]:
+        """The method a called expression is bound to, seen from ``scopes`` (innermost
+        last): a name bound in a function's own scope or an enclosing one (class bodies
+        are not enclosing), unless a nearer function binds it to something else."""
+        if isinstance(func, cst.Attribute):
+            dotted = _dotted(func)
+            return self.attributes.get(dotted) if dotted else None
+        if not isinstance(func, cst.Name):
+            return None
+        for depth, scope in enumerate(reversed(scopes)):
+            if isinstance(scope, cst.ClassDef) and depth > 0:
+                continue
+            bound = self.bindings.get(id(scope), {}).get(func.value)
+            if bound is not None:
+                return bound
+            if func.value in self.local.get(id(scope), set()):
+                return None  # a local of another meaning
+        return None
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
 
 # --------------------------------------------------------------------------- calls
 
@@ -362,8 +553,11 @@ class _Calls(cst.CSTVisitor):
         imports: _Imports,
         api: OpenAIApi,
         clients: dict[str, str],
+        methods: Optional[_Methods] = None,
     ) -> None:
         super().__init__()
+        self.methods = methods
+        self._scopes: list[_Scope] = [module]
         self.path = path
         self.module = module
         self.positions = positions
@@ -400,8 +594,15 @@ class _Calls(cst.CSTVisitor):
         text = " ".join(self.module.code_for_node(node).split())
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    # scopes, for `params = {...}; create(**params)`
+    # scopes, for `params = {...}; create(**params)` and `completion = ...create`
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._scopes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._scopes.pop()
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scopes.append(node)
         self._dicts.append({})
         self._constants.append({})
         for param in (*node.params.params, *node.params.kwonly_params):
@@ -409,6 +610,7 @@ class _Calls(cst.CSTVisitor):
                 self._model_string(param.default, openai_looking=True)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._scopes.pop()
         self._dicts.pop()
         self._constants.pop()
 
@@ -492,6 +694,11 @@ class _Calls(cst.CSTVisitor):
         root, names = _chain(node.func)
         # model= anywhere (Agent(model="gpt-4o"), create(model=...), a helper's model=)
         resource = self._resource(names) if self.look else None
+        bound = None
+        if resource is None and self.look and self.methods is not None:
+            bound = self.methods.lookup(node.func, self._scopes)
+            if bound is not None:
+                resource = bound.resource
         used_for = _api_kind(resource) if resource else None
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value == "model":
@@ -515,17 +722,32 @@ class _Calls(cst.CSTVisitor):
         # a resource method called on the openai module itself: openai's module-level client
         prefix = len(names) - len(resource.split(".")) - sum(n in _WRAPPERS for n in names)
         module_client = prefix == 0 and root in self.imports.modules
+        written = self._code(node.func, 80)
+        bound_line = 0
+        if bound is not None:
+            bound.used = True
+            module_client = bound.module_client
+            bound_line = self._position(bound.node)[0]
+            written = f"{written} (= {_cut(bound.code, 60)})"
         site = CallSite(
             self.path,
             line,
             column,
             "api",
             resource,
-            self._code(node.func, 80),
+            written,
             params,
             star_kwargs=star,
             module_client=module_client,
         )
+        if bound is not None:
+            site.findings.append(
+                Finding(
+                    "note",
+                    f"called through a saved method: {self._code(node.func)} = {bound.code} "
+                    f"(line {bound_line})",
+                )
+            )
         self.calls.append(site)
 
     def _langchain(self, node: cst.Call, name: str) -> None:
@@ -587,14 +809,34 @@ class _Calls(cst.CSTVisitor):
         )
         return site, via
 
+    def _origin(self, node: cst.BaseExpression) -> Optional[tuple[str, int, str]]:
+        """Where an imported name comes from: ``MODEL`` after ``from .config import
+        MODEL``, ``cfg.MODEL`` after ``import pkg.config as cfg`` (not a name this file
+        binds itself: a function's own ``MODEL`` is another value)."""
+        if isinstance(node, cst.Name):
+            if any(node.value in scope for scope in self._constants[1:]):
+                return None
+            return self.imports.from_names.get(node.value)
+        dotted = _dotted(node)
+        if dotted is None or "." not in dotted:
+            return None
+        module, _, name = dotted.rpartition(".")
+        if module in self.imports.module_names:
+            return (self.imports.module_names[module], 0, name)
+        head, _, rest = module.partition(".")
+        if head in self.imports.from_names and not rest:
+            source, level, imported = self.imports.from_names[head]  # from pkg import config
+            return (f"{source}.{imported}" if source else imported, level, name)
+        return None
+
     def _params(self, node: cst.Call) -> tuple[list[Param], bool]:
         params: list[Param] = []
         star = False
         for arg in node.args:
             if arg.keyword is not None:
-                params.append(
-                    Param(arg.keyword.value, self._value(arg.value), self._code(arg.value))
-                )
+                value = self._value(arg.value)
+                origin = self._origin(arg.value) if value is UNKNOWN else None
+                params.append(Param(arg.keyword.value, value, self._code(arg.value), origin))
             elif arg.star == "**":
                 entries = (
                     self._dicts[-1].get(arg.value.value)
@@ -609,6 +851,10 @@ class _Calls(cst.CSTVisitor):
                     if isinstance(key, str):
                         params.append(Param(key, self._value(entry.value), self._code(entry.value)))
         return params, star
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _WRAPPERS = frozenset({"with_raw_response", "with_streaming_response"})
@@ -643,9 +889,13 @@ class _Plan:
     moves: dict[int, set[int]] = field(default_factory=dict)  # id(ImportFrom) -> indexes
     calls: set[int] = field(default_factory=set)  # id(Call)
     follow: set[int] = field(default_factory=set)  # id(Import)
+    #: id(Import) -> the bound module name: follow it with ``import llm_bridge`` (unless
+    #: the file has it) and ``NAME.http_client = llm_bridge.http_client()``.
+    hooks: dict[int, str] = field(default_factory=dict)
+    has_llm_bridge: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.moves or self.calls or self.follow)
+        return bool(self.moves or self.calls or self.follow or self.hooks)
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -689,10 +939,29 @@ class _Rewriter(cst.CSTTransformer):
         return updated_node.with_changes(names=kept)
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
-        if id(original_node) in self.plan.follow:
-            self._after[id(original_node)] = [
-                cst.Import(names=[cst.ImportAlias(name=cst.Name("llm_bridge"))])
-            ]
+        added: list[cst.BaseSmallStatement] = []
+        hook = self.plan.hooks.get(id(original_node))
+        if id(original_node) in self.plan.follow or (
+            hook is not None and not self.plan.has_llm_bridge
+        ):
+            added.append(cst.Import(names=[cst.ImportAlias(name=cst.Name("llm_bridge"))]))
+        if hook is not None:
+            added.append(
+                cst.Assign(
+                    targets=[
+                        cst.AssignTarget(
+                            target=cst.Attribute(value=cst.Name(hook), attr=cst.Name("http_client"))
+                        )
+                    ],
+                    value=cst.Call(
+                        func=cst.Attribute(
+                            value=cst.Name("llm_bridge"), attr=cst.Name("http_client")
+                        )
+                    ),
+                )
+            )
+        if added:
+            self._after[id(original_node)] = added
         return updated_node
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
@@ -797,9 +1066,13 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         for imported in imports.names
         if imported.name in CLIENT_NAMES and not imported.type_checking
     }
-    calls = _Calls(path, module, positions, imports, api, clients)
+    methods = _Methods(api, imports.modules)
+    if imports.uses_openai or imports.uses_llm_bridge:
+        module.visit(methods)
+    calls = _Calls(path, module, positions, imports, api, clients, methods)
     module.visit(calls)
-    scan.calls = calls.calls
+    scan.calls = calls.calls + _references(path, methods, positions)
+    scan.calls.sort(key=lambda site: (site.line, site.column))
     scan.models = calls.models
     star = Finding("blocks", "from openai import * is not rewritten: import the clients by name")
     azure = Finding(
@@ -832,11 +1105,79 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         if imported.bound in blocked:
             continue
         plan.moves.setdefault(id(imported.statement), set()).add(imported.index)
+    _hook_module_client(scan, module, imports, methods, plan)
     if plan:
+        plan.has_llm_bridge = imports.imports_llm_bridge_module
         scan.rewritten = module.visit(_Rewriter(plan)).bytes
         if scan.rewritten == source:
             scan.rewritten = None
     return scan
+
+
+def _references(
+    path: str, methods: _Methods, positions: Mapping[cst.CSTNode, CodeRange]
+) -> list[CallSite]:
+    """A call site for each openai method named but not called here: a saved method no
+    call of which was found, a method passed on (``partial(client.images.generate)``). Its
+    API is judged (an images method still blocks); its parameters cannot be."""
+    found: list[tuple[cst.CSTNode, str, bool, str]] = []
+    for scope in methods.bindings.values():
+        for bound in scope.values():
+            if not bound.used:
+                found.append((bound.node, bound.resource, bound.module_client, bound.code))
+    for bound in methods.attributes.values():
+        if not bound.used and all(bound.node is not node for node, *_ in found):
+            found.append((bound.node, bound.resource, bound.module_client, bound.code))
+    for node, resource, module_client in methods.references:
+        found.append((node, resource, module_client, " ".join(_code(node).split())))
+    sites = []
+    for node, resource, module_client, code in found:
+        start = positions[node].start
+        sites.append(
+            CallSite(
+                path,
+                start.line,
+                start.column + 1,
+                "api",
+                resource,
+                _cut(code, 80),
+                [],
+                module_client=module_client,
+                reference=True,
+            )
+        )
+    return sites
+
+
+def _hook_module_client(
+    scan: FileScan, module: cst.Module, imports: _Imports, methods: _Methods, plan: _Plan
+) -> None:
+    """Calls through openai's module-level client (``openai.chat.completions.create``)
+    go through llm-bridge once ``openai.http_client = llm_bridge.http_client()`` runs
+    before the first of them (openai builds that client on first use, with the module's
+    ``http_client``). The file already sets it: the calls are marked ``set``. Else, when
+    ``import openai`` is a statement of the module's own body (not in a function, a
+    ``try`` or an ``if``), the rewrite adds the line right after it (``added``); otherwise
+    the call stays openai's and the finding says what line to add."""
+    sites = [site for site in scan.calls if site.module_client]
+    if not sites:
+        return
+    if methods.hooked:
+        for site in sites:
+            site.module_hook = "set"
+        return
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if not isinstance(small, cst.Import):
+                continue
+            for bound, nodes in imports.modules.items():
+                if any(node is small for node in nodes):
+                    plan.hooks[id(small)] = bound
+                    for site in sites:
+                        site.module_hook = "added"
+                    return
 
 
 #: ``model: gpt-4o``, ``OPENAI_MODEL=gpt-4o``, ``chat_model = "gpt-4o"``: a setting whose
