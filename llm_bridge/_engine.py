@@ -64,7 +64,7 @@ from ._http_clients import (
 from ._notices import warn_coding_plan, warn_retired, warn_unsupported
 from ._preflight import check_context_window
 from ._read_deadline import hold_reads_to
-from ._reasoning_memory import MEMORY as REASONING
+from ._reasoning_memory import memory_for
 from ._request_builder import RequestBuilder
 from ._responses_stream import ResponsesEventPipeline, chat_usage
 from ._retry import RetryPolicy
@@ -381,6 +381,7 @@ class Operation:
             self.call,
             response,
             settle=self.usage.settle_stream,
+            reasoning=self.engine.reasoning,
             max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
             clock=StreamClock(*self.stream_limits(), started=self.sent_at),
         )
@@ -418,6 +419,8 @@ class Engine:
             if usage is not None
             else UsageLedger(on_usage or _import_callback(config.on_usage))
         )
+        # The reasoning of tool-calling answers, for the family sharing this ledger.
+        self.reasoning = memory_for(self.usage)
         self.provider = provider
         self._client_keys = {"api_key": api_key, "secret_key": secret_key}
         self._base_url = base_url
@@ -678,8 +681,9 @@ class Engine:
                 if isinstance(message.get("tool_calls"), list):
                     message["tool_calls"] = message["tool_calls"][:1]
         data["provider"] = call.provider
-        REASONING.remember_answer(data)
-        return ChatCompletion.model_validate(data)
+        completion = ChatCompletion.model_validate(data)
+        self.reasoning.remember_answer(completion)
+        return completion
 
     def embeddings(self, data: JSONDict, call: CallContext) -> CreateEmbeddingResponse:
         data["provider"] = call.provider
@@ -725,7 +729,7 @@ class Engine:
         the reasoning of earlier tool calls restored where the messages dropped it
         (`_reasoning_memory`)."""
         check_chat_params(params)
-        messages = REASONING.restore(params["messages"])
+        messages = self.reasoning.restore(params["messages"])
         if messages is not params["messages"]:
             params = {**params, "messages": messages}
 

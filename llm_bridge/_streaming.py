@@ -36,7 +36,7 @@ import httpx
 
 from ._auth import scrub
 from ._errors import APIConnectionError, APIError, APITimeoutError
-from ._reasoning_memory import MEMORY as REASONING
+from ._reasoning_memory import ReasoningMemory
 from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
 from ._sse import SSEDecoder
@@ -63,6 +63,7 @@ class ChunkPipeline:
         ] = None,
         max_event_bytes: Optional[int] = None,
         clock: Optional[StreamClock] = None,
+        reasoning: Optional[ReasoningMemory] = None,
     ) -> None:
         self.parser = parser
         self.clock = clock  # the stream's idle timeout and deadline
@@ -78,7 +79,7 @@ class ChunkPipeline:
         # What reached the caller, to estimate usage if need be; None once the provider
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
-        self._thought = _Thought()  # reasoning beside tool calls, for `_reasoning_memory`
+        self._thought = _Thought(reasoning)  # reasoning beside tool calls, to remember
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
         self.answered = False  # whether any chunk was made (see `end`)
@@ -284,9 +285,10 @@ class _Thought:
     """A stream's reasoning text and tool call ids, per choice, handed to the reasoning
     memory when the stream settles (`llm_bridge._reasoning_memory`)."""
 
-    __slots__ = ("ids", "texts")
+    __slots__ = ("ids", "memory", "texts")
 
-    def __init__(self) -> None:
+    def __init__(self, memory: Optional[ReasoningMemory]) -> None:
+        self.memory = memory
         self.texts: dict[int, list[str]] = {}
         self.ids: dict[int, list[str]] = {}
 
@@ -306,8 +308,10 @@ class _Thought:
         return "".join(piece for texts in self.texts.values() for piece in texts)
 
     def keep(self) -> None:
+        if self.memory is None:
+            return
         for index, ids in self.ids.items():
-            REASONING.remember(ids, "".join(self.texts.get(index, ())))
+            self.memory.remember(ids, "".join(self.texts.get(index, ())))
 
 
 def _identity(response: httpx.Response) -> bool:

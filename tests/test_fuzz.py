@@ -42,7 +42,7 @@ from fuzzing import BODIES, CLIENTS, EVENT_DATA, MODELS, SSE_BYTES
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llm_bridge import APIError, OpenAI, _response_store, _retry
+from llm_bridge import APIError, OpenAI, _reasoning_memory, _response_store, _retry
 from llm_bridge.gateway import GatewayApp, create_app, hash_key
 from llm_bridge.tokens import count_tokens
 
@@ -478,6 +478,11 @@ def test_the_client_raises_only_api_errors(
     # The process's Responses store keeps the last 1,000 answers: bounded, but it would
     # still be filling in the measured window. A small one is full before it.
     monkeypatch.setattr(_response_store._DEFAULT, "capacity", 20)
+    # The same for the reasoning each client keeps of its tool-calling answers.
+    for wire in PROVIDERS[provider]:
+        kept = _reasoning_memory.memory_for(client(wire).usage)
+        monkeypatch.setattr(kept, "_size", 20)
+        monkeypatch.setattr(kept, "_characters", 4096)
     memory = MemoryWatch()
 
     @FUZZ
@@ -550,10 +555,13 @@ def gateway_request(endpoint: str, model: str, stream: bool) -> tuple[str, dict[
 @pytest.mark.parametrize("endpoint", ["chat", "responses"])
 @pytest.mark.parametrize("provider", list(GATEWAY_MODELS))
 def test_the_gateway_answers_every_upstream_with_http(
-    provider: str, endpoint: str, tmp_path: Path
+    provider: str, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every request gets a status and a body: OpenAI's error JSON for an error, never the
     gateway's own "failed to answer" (an exception of ours that escaped)."""
+    # The reasoning the gateway's engines keep, small enough to be full before the window.
+    monkeypatch.setattr(_reasoning_memory, "_SIZE", 20)
+    monkeypatch.setattr(_reasoning_memory, "_CHARACTERS", 4096)
     gateway = Gateway(tmp_path)
     # (the ledger's queue, which its writer thread drains at the disk's pace, emptied)
     memory = MemoryWatch(settle=lambda: gateway.loop.run_until_complete(gateway.app.ledger.flush()))

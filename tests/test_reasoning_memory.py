@@ -163,3 +163,42 @@ def test_a_stream_closed_early_counts_its_reasoning_as_reasoning_tokens():
         usage.prompt_tokens * flat.input + usage.completion_tokens * flat.thinking_output
     ) / Decimal(1_000_000)
     assert records[-1].cost_cny == expected  # the thinking-mode output price
+
+
+def test_memory_is_bounded_in_characters_too():
+    memory = ReasoningMemory(size=100, characters=10)
+    memory.remember(["a"], "12345")
+    memory.remember(["b"], "67890")
+    memory.remember(["c"], "abc")  # 13 characters: the oldest goes
+    memory.remember(["d"], "x" * 11)  # more than the whole memory: not kept
+    turns = [{"role": "assistant", "tool_calls": [{"id": i}]} for i in "abcd"]
+    assert [m.get("reasoning_content") for m in memory.restore(turns)] == [
+        None,
+        "67890",
+        "abc",
+        None,
+    ]
+
+
+def test_clients_keep_their_own_memory_and_copies_share_it():
+    fake = scripted()
+    client = llm_bridge.OpenAI(
+        provider="zhipu", api_key="id.secret", http_client=httpx.Client(transport=fake.transport())
+    )
+    messages: list[Any] = [{"role": "user", "content": "杭州天气？"}]
+    message = client.chat.completions.create(model="glm-5.1", messages=messages).choices[0].message
+    assert message.tool_calls
+    messages += [
+        rebuilt(message),
+        {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "晴"},
+    ]
+    # A copy (with_options) continues the conversation with the reasoning restored ...
+    client.with_options(timeout=30).chat.completions.create(model="glm-5.1", messages=messages)
+    assert assistant_turns(fake)[0]["reasoning_content"] == THOUGHT
+    # ... another client, whose own answers never carried it, does not get it.
+    other = FakeZhipu(api_key="id.secret").reply("晴")
+    stranger = llm_bridge.OpenAI(
+        provider="zhipu", api_key="id.secret", http_client=httpx.Client(transport=other.transport())
+    )
+    stranger.chat.completions.create(model="glm-5.1", messages=messages)
+    assert assistant_turns(other)[0]["reasoning_content"] != THOUGHT
