@@ -605,12 +605,15 @@ class PriceOverride(_Strict):
         return self
 
     def as_price(self) -> Price:
-        """The row as the ledger's `Price`."""
+        """The row as the ledger's `Price`: its first tier's prices, with all its tiers. A
+        flat row is one tier without bounds, so both forms go through `PriceTier.flat`."""
         if self.tiers:
             tiers = tuple(tier.as_price_tier() for tier in self.tiers)
             return replace(tiers[0].flat(), tiers=tiers)
         assert self.input is not None and self.output is not None  # checked above
-        return Price(
+        unbounded = PriceTier(
+            None,
+            None,
             self.input,
             self.output,
             self.cached_input,
@@ -618,6 +621,7 @@ class PriceOverride(_Strict):
             self.thinking_output,
             self.explicit_cache_hit,
         )
+        return unbounded.flat()
 
 
 Target = Union[str, List[str]]

@@ -237,6 +237,28 @@ def test_a_price_row_takes_an_explicit_cache_hit_price() -> None:
     assert cost_of(hit, price) == Decimal(1)
 
 
+def test_a_flat_price_row_keeps_each_price_under_its_own_name() -> None:
+    """Six distinct prices, so a field carried into the wrong slot of `Price` shows."""
+    row = {
+        "input": 1,
+        "output": 2,
+        "cached_input": 3,
+        "cache_creation": 4,
+        "thinking_output": 5,
+        "explicit_cache_hit": 6,
+    }
+    price = load_config({"prices": {"dashscope/qwen-plus": row}}).price("dashscope", "qwen-plus")
+    assert price == Price(
+        input=Decimal(1),
+        output=Decimal(2),
+        cached_input=Decimal(3),
+        cache_creation=Decimal(4),
+        thinking_output=Decimal(5),
+        explicit_cache_hit=Decimal(6),
+        tiers=(),
+    )
+
+
 def test_a_users_model_block_can_give_its_own_tiers() -> None:
     tiers = [
         {"up_to_input_tokens": 10, "input_price": 1, "output_price": 2},

@@ -420,7 +420,36 @@ def method_of(
 _Scope = Union[cst.Module, cst.ClassDef, cst.FunctionDef]
 
 
-class _Methods(cst.CSTVisitor):
+class _Scoped(cst.CSTVisitor):
+    """A visitor that knows the scopes around the node it visits: ``_scopes`` is the
+    module, then each class body and function it is in, innermost last. Both passes need
+    it, to see a name as Python would (`_Methods.lookup`); a subclass that keeps more per
+    scope extends the ``visit_``/``leave_`` methods and calls these first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scopes: list[_Scope] = []
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._scopes.append(node)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        self._scopes.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._scopes.append(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._scopes.append(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._scopes.pop()
+
+
+class _Methods(_Scoped):
     """Pass 1b: openai methods used without being called where they are named.
 
     ``completion = client.chat.completions.create`` (shell_gpt does this) binds a name,
@@ -439,20 +468,10 @@ class _Methods(cst.CSTVisitor):
         self.local: dict[int, set[str]] = {}  # id(scope) -> every name it binds
         self.references: list[tuple[cst.Attribute, str, bool]] = []
         self.hooked: set[str] = set()  # `openai.http_client = ...` already set: bound names
-        self._scopes: list[_Scope] = []
         self._skip: set[int] = set()  # call targets and bound values: not references
 
-    def visit_Module(self, node: cst.Module) -> None:
-        self._scopes.append(node)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._scopes.append(node)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self._scopes.pop()
-
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(node)
+        super().visit_FunctionDef(node)
         names = self.local.setdefault(id(node), set())
         for param in (
             *node.params.params,
@@ -463,9 +482,6 @@ class _Methods(cst.CSTVisitor):
         for star in (node.params.star_arg, node.params.star_kwarg):
             if isinstance(star, cst.Param):
                 names.add(star.name.value)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._scopes.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
         self._skip.add(id(node.func))
@@ -542,7 +558,7 @@ def _code(node: cst.CSTNode) -> str:
 # --------------------------------------------------------------------------- calls
 
 
-class _Calls(cst.CSTVisitor):
+class _Calls(_Scoped):
     """Pass 2: call sites, constructions and model names."""
 
     def __init__(
@@ -557,7 +573,6 @@ class _Calls(cst.CSTVisitor):
     ) -> None:
         super().__init__()
         self.methods = methods
-        self._scopes: list[_Scope] = [module]
         self.path = path
         self.module = module
         self.positions = positions
@@ -594,15 +609,9 @@ class _Calls(cst.CSTVisitor):
         text = " ".join(self.module.code_for_node(node).split())
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    # scopes, for `params = {...}; create(**params)` and `completion = ...create`
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._scopes.append(node)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        self._scopes.pop()
-
+    # a function's own dicts and constants, for `params = {...}; create(**params)`
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(node)
+        super().visit_FunctionDef(node)
         self._dicts.append({})
         self._constants.append({})
         for param in (*node.params.params, *node.params.kwonly_params):
@@ -610,7 +619,7 @@ class _Calls(cst.CSTVisitor):
                 self._model_string(param.default, openai_looking=True)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._scopes.pop()
+        super().leave_FunctionDef(original_node)
         self._dicts.pop()
         self._constants.pop()
 
