@@ -271,6 +271,23 @@ def test_built_requests_are_what_httpx_builds(
         assert same_request(ours, theirs)
 
 
+@pytest.mark.parametrize(
+    "extra", [{}, {"Host": "proxy.test"}, {"content-length": "13"}, {"Transfer-Encoding": "x"}]
+)
+def test_requests_built_again_from_the_cache_are_what_httpx_builds(extra: dict) -> None:
+    """The second build of a request takes the cached headers (with the Host header first);
+    headers of the caller's that httpx would not add itself are kept as httpx keeps them."""
+    headers = {"User-Agent": "t", **extra}
+    builder = RequestBuilder()
+    with httpx.Client(headers={"X-Client": "c"}) as client:
+        for content in (b'{"a":1}', b'{"model":"m"}'):
+            kwargs: dict[str, Any] = {"params": {}, "content": content, "timeout": 2.0}
+            url = "https://example.test/v1/chat"
+            ours = builder.build(client, "POST", url, headers=headers, **kwargs)
+            theirs = client.build_request("POST", url, headers=headers, **kwargs)
+            assert same_request(ours, theirs)
+
+
 @pytest.mark.parametrize("client_params", [{}, {"debug": "client", "a": "client"}])
 def test_a_query_in_the_url_is_kept_and_wins_over_the_clients(client_params: dict) -> None:
     with httpx.Client(params=client_params) as client:
@@ -336,3 +353,32 @@ def test_the_type_names_are_openais_own() -> None:
     assert llm_bridge.types.chat.chat_completion is openai.types.chat.chat_completion
     with pytest.raises(ModuleNotFoundError):
         llm_bridge.types.Nope  # noqa: B018
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_json_answers_are_the_responses_httpx_makes(library: str) -> None:
+    """The front door's answers, made without a read through httpx's decoders, are what
+    ``Response(content=...)`` makes: headers, body, state, and what reading them gives."""
+    from llm_bridge._transport import json_response
+
+    lib = pytest.importorskip(library)
+    request = lib.Request("POST", "http://x.test/v1/chat/completions")
+    body = '{"id":"c1","text":"你好"}'.encode()
+    headers = {"content-type": "application/json", "x-request-id": "c1"}
+    ours = json_response(request, dict(headers), body)
+    theirs = lib.Response(200, headers=headers, content=body, request=request)
+    for response in (ours, theirs):
+        assert response.read() == body
+    assert ours.headers.raw == theirs.headers.raw
+    assert (ours.status_code, ours.content, ours.json(), ours.text) == (
+        theirs.status_code,
+        theirs.content,
+        theirs.json(),
+        theirs.text,
+    )
+    assert (ours.is_closed, ours.is_stream_consumed) == (
+        theirs.is_closed,
+        theirs.is_stream_consumed,
+    )
+    assert list(ours.iter_bytes()) == list(theirs.iter_bytes())
+    assert ours.request is request
