@@ -1458,7 +1458,33 @@ class ResponseEvents:
         events.append(added)
         return item, events
 
+    def continued_text(self, text: str) -> Optional[JSONDict]:
+        """The ``response.output_text.delta`` of ``text`` when it only continues the open
+        message's text (most of a stream); None, with nothing done, when it needs more
+        (no message open yet, its first text, a refusal in it): `chunk` then handles it."""
+        item = self._current
+        if (
+            item is None
+            or item.data["type"] != "message"
+            or item.refusal is not None
+            or not item.has_text
+            or self._final is not None
+        ):
+            return None
+        item.add(text)
+        return self._event(
+            "response.output_text.delta",
+            item_id=item.data["id"],
+            output_index=item.index,
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
+
     def _text(self, text: str) -> list[JSONDict]:
+        continued = self.continued_text(text)
+        if continued is not None:
+            return [continued]
         item, events = self._message()
         if not item.has_text and item.refusal is None:
             events.append(self._part_event("response.content_part.added", item, text_part("")))

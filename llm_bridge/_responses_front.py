@@ -463,7 +463,7 @@ class ResponseEventStream:
         yield from _frames(self._writer.start())
         try:
             for chunk in self._chunks:
-                yield from _frames(self._writer.chunk(_as_dict(chunk)))
+                yield from self._translated(chunk)
         except Exception as error:
             yield from self._ended_by(error)
             return
@@ -474,7 +474,7 @@ class ResponseEventStream:
             yield frame
         try:
             async for chunk in self._chunks:
-                for frame in _frames(self._writer.chunk(_as_dict(chunk))):
+                for frame in self._translated(chunk):
                     yield frame
         except Exception as error:
             for frame in self._ended_by(error):
@@ -482,6 +482,18 @@ class ResponseEventStream:
             return
         for frame in self._finish():
             yield frame
+
+    def _translated(self, chunk: Any) -> Iterable[bytes]:
+        """A chat chunk's frames. A chunk that is only the next piece of the text being
+        written (most of a stream) is written as its one event straight away, without
+        turning the chunk into JSON values first: that was a third of what the
+        translation cost per event."""
+        text = _plain_text(chunk)
+        if text is not None:
+            event = self._writer.continued_text(text)
+            if event is not None:
+                return (_frame(event),)
+        return _frames(self._writer.chunk(_as_dict(chunk)))
 
     def _ended_by(self, error: Exception) -> Iterator[Frame]:
         """The frames that end a stream the provider broke off with ``error``: a content
@@ -566,8 +578,34 @@ def event_stream(chunks: Any, call: ResponsesCall) -> Any:
 
 def _frames(events: Iterable[JSONDict]) -> Iterator[bytes]:
     for event in events:
-        kind = str(event["type"]).encode(errors="replace")
-        yield b"event: " + kind + b"\ndata: " + json_body(event) + b"\n\n"
+        yield _frame(event)
+
+
+def _frame(event: JSONDict) -> bytes:
+    kind = str(event["type"]).encode(errors="replace")
+    return b"event: " + kind + b"\ndata: " + json_body(event) + b"\n\n"
+
+
+def _plain_text(chunk: Any) -> Optional[str]:
+    """The text of a typed chat chunk that carries nothing else `ResponseEvents.chunk`
+    reads (no usage, reasoning, refusal, tool calls or finish reason; one choice, the
+    first), else None."""
+    if isinstance(chunk, dict) or chunk.usage is not None or len(chunk.choices) != 1:
+        return None
+    choice = chunk.choices[0]
+    delta = choice.delta
+    content = delta.content
+    if (
+        choice.index != 0
+        or choice.finish_reason is not None
+        or not isinstance(content, str)
+        or not content
+        or delta.refusal
+        or delta.tool_calls
+        or (delta.__pydantic_extra__ or {}).get("reasoning_content")
+    ):
+        return None
+    return content
 
 
 def _as_dict(chunk: Any) -> JSONDict:

@@ -1264,3 +1264,86 @@ def test_any_text_stream_rebuilds_in_openai(pieces: list[tuple[str, str]], finis
         assert events[-1]["type"] == "response.incomplete"
     text = "".join(v for k, v in pieces if k == "content")
     assert valid(writer.response).output_text == text
+
+
+_delta_parts = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.sampled_from(["", "你好", "a"]),
+        "reasoning_content": st.sampled_from(["", "想"]),
+        "refusal": st.sampled_from(["", "no"]),
+        "role": st.just("assistant"),
+        "tool_calls": st.just(
+            [
+                {
+                    "index": 0,
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": "{}"},
+                }
+            ]
+        ),
+    },
+)
+
+
+@st.composite
+def _typed_chunks(draw: Any) -> Any:
+    from openai.types.chat import ChatCompletionChunk
+
+    choices = [
+        {
+            "index": draw(st.sampled_from([0, 0, 0, 1])),
+            "delta": draw(_delta_parts),
+            "finish_reason": draw(st.sampled_from([None, None, None, "stop", "length"])),
+        }
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    body: dict[str, Any] = {**chunk(None), "choices": choices}
+    if draw(st.integers(0, 5)) == 0:
+        body["usage"] = USAGE
+    return ChatCompletionChunk.model_validate(body)
+
+
+@st.composite
+def _text_chunk(draw: Any) -> Any:
+    from openai.types.chat import ChatCompletionChunk
+
+    delta = {"content": draw(st.sampled_from("ab"))}
+    extra = draw(st.sampled_from([None, None, "refusal", "reasoning_content", "tool_calls"]))
+    if extra == "tool_calls":
+        delta[extra] = [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]
+    elif extra is not None:
+        delta[extra] = "x"
+    body = chunk(delta, finish=draw(st.sampled_from([None, None, None, "length"])))
+    body["choices"][0]["index"] = draw(st.sampled_from([0, 0, 0, 1]))
+    return ChatCompletionChunk.model_validate(body)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(_text_chunk(), _typed_chunks()), max_size=12))
+def test_typed_chunks_give_the_frames_their_json_gives(chunks: list[Any]) -> None:
+    """The event stream's shortcut for chunks that only continue the text writes the same
+    frames (ids, sequence numbers, fields) as the chunks' JSON values take the long way."""
+    from unittest import mock
+
+    from llm_bridge import _responses_front
+    from llm_bridge._responses_front import ResponseEventStream, ResponsesCall
+
+    def frames(source: list[Any]) -> list[Any]:
+        call = ResponsesCall(
+            request={**REQ, "stream": True, "store": False},
+            params={},
+            extras={},
+            response_id="resp_1",
+            created_at=1700000000,
+            history=[],
+        )
+        with (
+            mock.patch.object(_responses_front, "new_id", ids()),
+            mock.patch.object(_responses_front, "_now", lambda: 1700000001),
+        ):
+            return list(ResponseEventStream(iter(source), call))
+
+    as_json = [c.model_dump(mode="json", exclude_none=True) for c in chunks]
+    assert frames(chunks) == frames(as_json)
