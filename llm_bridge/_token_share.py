@@ -3,8 +3,8 @@
 Qianfan's tokens (v2's IAM bearer token, v1's OAuth access token) are fetched from a token
 endpoint and cached per process (`TokenCredentials`). N gateway replicas would make N
 token requests at a cold start and N again after every 401; with a `TokenShare` set on the
-engine (``AsyncEngine.token_share``; the gateway sets a Redis one with ``[gateway] state =
-"redis://..."``) they make one between them:
+engine (``AsyncEngine.token_share``; the gateway sets one in Redis with ``[gateway] state =
+"redis://..."``, one in the state file with a SQLite state) they make one between them:
 
 1. Under the process's own lock (`TokenCredentials.async_lock`, so one task per replica
    gets this far), look in the share and `adopt` a fresh token another replica put there.
@@ -40,8 +40,9 @@ process-local cache.
 
 Only `AsyncEngine` consults a share (the gateway is asynchronous); `SyncEngine` keeps the
 per-process single flight, unchanged. This module imports no Redis client: a share is
-anything with the four coroutine methods of `TokenShare` (the gateway's is
-``llm_bridge.gateway._redis_tokens.RedisTokenShare``).
+anything with the four coroutine methods of `TokenShare` (the gateway's are
+``llm_bridge.gateway._redis_tokens.RedisTokenShare`` and
+``llm_bridge.gateway._sqlite_tokens.SQLiteTokenShare``).
 """
 
 from __future__ import annotations

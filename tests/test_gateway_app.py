@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import SUITE_SECRETS, SUITE_TEXTS
+from gateway_toml import gateway_toml, write_gateway_toml
 
 from llm_bridge import ConfigError
 from llm_bridge.gateway import (
@@ -759,32 +760,14 @@ async def test_a_client_that_hangs_up_closes_the_upstream_request(
 # --------------------------------------------------------------------------- config
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "gateway.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_the_gateway_table_is_read_strictly(tmp_path: Path) -> None:
-    good = f"""
-[providers.zhipu]
-api_key = "{ZHIPU_KEY}"
-
-[models]
-fast = "zhipu/glm-4-flash"
-
-[gateway]
-ledger = "usage.sqlite"
-max_body_bytes = 4096
-
-[gateway.keys.team]
-key_sha256 = "{hash_key(KEY)}"
-models = ["fast"]
-rpm = 10
-tpm = 1000
-monthly_budget_cny = 12.5
-"""
-    config, gateway = load_gateway_config(write(tmp_path, good))
+    good = gateway_toml(
+        ZHIPU_KEY,
+        KEY,
+        gateway='ledger = "usage.sqlite"\nmax_body_bytes = 4096',
+        key='models = ["fast"]\nrpm = 10\ntpm = 1000\nmonthly_budget_cny = 12.5',
+    )
+    config, gateway = load_gateway_config(write_gateway_toml(tmp_path, good))
     assert config.aliases == {"fast": ["zhipu/glm-4-flash"]}
     (key,) = gateway.keys
     assert (key.name, key.models, key.rpm, key.tpm) == ("team", ("fast",), 10, 1000)
@@ -811,7 +794,7 @@ monthly_budget_cny = 12.5
         ),
     ]:
         with pytest.raises(ConfigError, match=said) as raised:
-            load_gateway_config(write(tmp_path, mistake))
+            load_gateway_config(write_gateway_toml(tmp_path, mistake))
         assert "gateway.toml" in str(raised.value)
 
 
@@ -856,7 +839,7 @@ def test_keys_new_prints_a_key_once_and_config_lines_with_its_hash(tmp_path: Pat
     SUITE_SECRETS.add(key)
     config_text = out[out.index("[gateway.keys.ci-bot]") :]
     assert key not in config_text and out.count(key) == 1
-    path = write(
+    path = write_gateway_toml(
         tmp_path, f'[providers.zhipu]\napi_key = "{ZHIPU_KEY}"\n' + "[gateway]\n" + config_text
     )
     _, gateway = load_gateway_config(path)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import SUITE_SECRETS, SUITE_TEXTS
+from gateway_toml import gateway_toml, write_gateway_toml
 from redis_server import free_port
 
 from llm_bridge import ConfigError
@@ -334,31 +335,8 @@ def write_config(
 ) -> Path:
     """``gateway.toml`` in ``directory``: ``gateway`` in its ``[gateway]`` table, ``key``
     in the table of its one key (``team``)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "gateway.toml"
-    config.write_text(
-        f"""
-[providers.zhipu]
-api_key = "{ZHIPU_KEY}"
-base_url = "{upstream}/api/paas/v4"
-
-[models]
-fast = "zhipu/glm-4-flash"
-
-[prices."zhipu/glm-4-flash"]
-input = 1
-output = 1
-
-[gateway]
-{gateway}
-
-[gateway.keys.team]
-key_sha256 = "{hash_key(KEY)}"
-{key}
-""",
-        encoding="utf-8",
-    )
-    return config
+    text = gateway_toml(ZHIPU_KEY, KEY, gateway=gateway, key=key, upstream=upstream)
+    return write_gateway_toml(directory, text)
 
 
 def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Path) -> None:
@@ -613,18 +591,18 @@ def running_server(
     assert process.returncode == 0, log_path.read_text("utf-8", errors="replace")
 
 
-def chat_counts(url: str) -> list[int]:
-    """How many chat requests each worker answered, from its own ``/metrics`` (asked
-    often, on a new connection each time, so that every worker answers some). A worker is
-    told apart by its chat lines: the counts by status and the sum of their durations."""
+def answers_per_worker(url: str, route: str = "/v1/chat/completions") -> list[int]:
+    """How many requests of ``route`` each worker answered, from its own ``/metrics``
+    (asked often, on a new connection each time, so that every worker answers some). A
+    worker is told apart by its lines of the route: the counts by status and the sum of
+    their durations."""
     seen: dict[tuple[str, ...], int] = {}
     for _ in range(60):
         text = httpx.get(url + "/metrics", headers={"connection": "close"}).text
         lines = tuple(
             line
             for line in text.splitlines()
-            if 'route="/v1/chat/completions"' in line
-            and ("requests_total" in line or "_sum" in line)
+            if f'route="{route}"' in line and ("requests_total" in line or "_sum" in line)
         )
         seen[lines] = sum(int(line.split()[-1]) for line in lines if "requests_total" in line)
     return sorted(seen.values())
@@ -660,7 +638,7 @@ def test_two_workers_enforce_one_rpm(tmp_path: Path) -> None:
             # A burst may all go to the first worker to wake (asyncio accepts what has
             # queued at once): requests one after the other reach both, and each refuses.
             assert [ask(n) for n in range(extra)] == [429] * extra
-            counts = chat_counts(url)
+            counts = answers_per_worker(url)
             assert len(counts) == 2 and sum(counts) == 3 * rpm + extra, counts
             assert 0 not in counts  # both workers answered some
             (shared,) = tmp.iterdir()  # the workers' state, made by serve

@@ -52,7 +52,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
 
@@ -65,13 +65,15 @@ from ..usage import UsageRecord
 from ._asgi import BodyTooLarge, ClientGone, ClientStalled, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
 from ._dashboard import Dashboard, route_of
-from ._failover import FailoverState, StateUnavailable
+from ._failover import StateUnavailable
 from ._key_store import KeyScopedStore
 from ._ledger import NullLedger, SQLiteLedger, spend_by_key
 from ._memory import MemoryState
 from ._metrics import Metrics
-from ._sqlite_state import SQLiteState
+from ._sqlite_responses import SQLiteResponseStore
+from ._sqlite_state import SQLiteState, shared_file
 from ._sqlite_state import open_state as open_sqlite_state
+from ._sqlite_tokens import SQLiteTokenShare
 from ._state import IN_PROGRESS, GatewayState, LedgerEntry, LedgerSink
 
 __all__ = ["GatewayApp"]
@@ -257,18 +259,15 @@ class GatewayApp:
             max_retries=gateway.max_retries,
             on_usage=self._on_usage,
         )
-        self.engines = _GatewayEngines(factory, config, open_response_store(gateway))
-        self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.state: GatewayState = state if state is not None else open_state(gateway)
         self._own_state = state is None  # (a state handed in holds its own budgets)
+        shared = shared_file(self.state)
+        self.engines = _GatewayEngines(factory, config, open_response_store(gateway, shared))
+        self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
-        # With a Redis state, replicas fetch provider tokens (Qianfan's) once between them.
-        self.token_share: Optional[RedisTokenShare] = None
-        if gateway.state_kind == "redis":
-            from ._redis_tokens import RedisTokenShare
-
-            self.token_share = RedisTokenShare.from_url(gateway.state)
-            self.engines.engine.token_share = self.token_share
+        # Workers and replicas fetch provider tokens (Qianfan's) once between them.
+        self.token_share = open_token_share(gateway, shared)
+        self.engines.engine.token_share = self.token_share
         self._digests = [(key.digest, key) for key in gateway.keys]
         self.dashboard = Dashboard(self)
         self._closed = False
@@ -319,8 +318,9 @@ class GatewayApp:
         if not budgeted:
             return
         period = self._period()
-        if isinstance(self.state, FailoverState) and isinstance(self.state.primary, SQLiteState):
-            await self._seed_shared(self.state.primary, self.ledger, period)
+        shared = shared_file(self.state)
+        if shared is not None:
+            await self._seed_shared(shared, self.ledger, period)
             return
         if not isinstance(self.state, MemoryState):
             return
@@ -984,15 +984,33 @@ def _aiohttp_upstream(gateway: GatewayConfig) -> Optional[httpx.AsyncClient]:
     return DefaultAioHttpClient(timeout=timeout)
 
 
-def open_response_store(gateway: GatewayConfig) -> AsyncResponseStore:
-    """Stored Responses: the process's store, or, with a Redis state, one all replicas
-    share. (A SQLite state shares limits, not stored Responses: each worker keeps its
-    own.)"""
-    if gateway.state_kind != "redis":
-        return default_store()
-    from ._redis_responses import shared_response_store
+def open_response_store(
+    gateway: GatewayConfig, shared: Optional[SQLiteState]
+) -> AsyncResponseStore:
+    """Stored Responses where the state is shared: in Redis for all replicas, in the
+    SQLite state file ``shared`` (`shared_file`) for the processes of the machine, else
+    in the process's own store."""
+    if gateway.state_kind == "redis":
+        from ._redis_responses import shared_response_store
 
-    return shared_response_store(gateway)
+        return shared_response_store(gateway)
+    if shared is not None:
+        return SQLiteResponseStore(shared)
+    return default_store()
+
+
+def open_token_share(
+    gateway: GatewayConfig, shared: Optional[SQLiteState]
+) -> Optional[Union[RedisTokenShare, SQLiteTokenShare]]:
+    """Where workers and replicas share the provider tokens they fetch: Redis, the SQLite
+    state file ``shared``, or nowhere (None: each process fetches its own)."""
+    if gateway.state_kind == "redis":
+        from ._redis_tokens import open_token_share as open_redis_share
+
+        return open_redis_share(gateway)
+    if shared is not None:
+        return SQLiteTokenShare(shared)
+    return None
 
 
 def open_state(gateway: GatewayConfig) -> GatewayState:

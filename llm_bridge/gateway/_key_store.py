@@ -4,8 +4,9 @@ OpenAI keeps a stored response within the project that made it: another project'
 gets a 404 for its id, cannot read its input items, continue it (``previous_response_id``)
 or delete it. The gateway's keys are its projects, so each key sees its own responses
 only. `KeyScopedStore` is the gateway's store as one key sees it: every id it is given is
-filed under the key's name, in whichever store the gateway has (this process's, or the
-one its replicas share in Redis), so nothing about the stores themselves changes.
+filed under the key's name, in whichever store the gateway has (this process's, the one
+its workers share in a SQLite state file, or the one its replicas share in Redis), so
+nothing about the stores themselves changes.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from collections import deque
 from decimal import Decimal
 from typing import Callable
 
+from ._state import take_by_arguments
+
 __all__ = ["MemoryState"]
 
 
@@ -28,10 +30,9 @@ class MemoryState:
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
-        if amount > limit and not force:
-            return window
-        if amount <= 0:  # nothing to take (never a credit: see `give_back`)
-            return 0.0
+        early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
+        if early is not None:
+            return early
         now = self._clock()
         with self._lock:
             taken = self._windows.get(bucket)

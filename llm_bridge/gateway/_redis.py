@@ -76,7 +76,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from ._failover import FailoverState, StateUnavailable, stop_task
-from ._state import IN_PROGRESS, LedgerEntry
+from ._state import IN_PROGRESS, LedgerEntry, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -459,10 +459,9 @@ class RedisState(_RedisUser):
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
-        if amount > limit and not force:
-            return window
-        if amount <= 0:
-            return 0.0
+        early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
+        if early is not None:
+            return early
         window_us = max(round(window * 1_000_000), 1)
         args = (int(limit), window_us, int(amount), 1 if force else 0)
         wait = await self._run(self._take, self.window_keys(bucket), args)

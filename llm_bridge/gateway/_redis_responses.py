@@ -73,9 +73,9 @@ def shared_response_store(
     ttl: float = DEFAULT_TTL,
     **options: Any,
 ) -> AsyncResponseStore:
-    """The Responses store for ``[gateway] state``: in its Redis, or, with ``"memory"``,
-    the process's own `default_store` (a memory or SQLite state: Responses stay with the
-    process that made them). ``options`` go to
+    """The Responses store for ``[gateway] state``: in its Redis, or else the process's
+    own `default_store` (a SQLite state's store lives in its open file, so the gateway
+    makes that one: `_app.open_response_store`). ``options`` go to
     `RedisResponseStore.from_url` (``retry_interval``, timeouts). Close the store with
     ``aclose`` at shutdown (a no-op for the process's store)."""
     if gateway.state_kind != "redis":

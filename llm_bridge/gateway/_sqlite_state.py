@@ -60,13 +60,24 @@ Budgets carried over from the ledger (`created`, `seeded`, `seed`)
     the first adds, the others find the mark. A file that persists across restarts is
     therefore never counted twice, and a fresh file (the per-run file of ``llm-bridge
     serve --workers N``) starts from what the ledger says.
+
+Stored Responses and provider tokens (tables ``responses``, ``tokens``, ``token_locks``)
+    The same file, on the same connection and through the same transactions (`run`),
+    holds what the workers share besides limits: the stored Responses of
+    ``_sqlite_responses`` and the provider tokens of ``_sqlite_tokens``. One file means one
+    path to configure, one lock discipline and one checkpointer. All the file's tables are
+    declared here (`_SCHEMA`), so its layout reads in one place; version 2 added these
+    three, and a version-1 file is given them when it is opened (`_init_meta`). A new file
+    is made readable by its owner only, since it holds a bearer token (`_create_private`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import decimal
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -77,11 +88,12 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from .._errors import ConfigError
 from ._failover import FailoverState, StateUnavailable
+from ._state import GatewayState, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
 
-__all__ = ["SPEND_TTL", "SQLiteState", "open_state"]
+__all__ = ["SPEND_TTL", "SQLiteState", "open_state", "shared_file"]
 
 log = logging.getLogger("llm_bridge.gateway")
 
@@ -92,7 +104,10 @@ _SWEEP_EVERY = 10.0
 #: The first and the longest pause between attempts at a lock another process holds.
 _FIRST_PAUSE = 0.0002
 _LONGEST_PAUSE = 0.005
-_VERSION = "1"
+#: The file's layout, and the one before it, which this one only adds tables to: a file
+#: of it is given them by `_connect` and marked as of this one by `_init_meta`.
+_VERSION = "2"
+_PREVIOUS = "1"
 #: Commits of one process between two checkpoints its background thread runs.
 _CHECKPOINT_EVERY = 100
 #: WAL pages past which a commit checkpoints inline after all (the thread cannot keep
@@ -123,6 +138,25 @@ CREATE TABLE IF NOT EXISTS spend (
     PRIMARY KEY (account, period)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seeded (period TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Version 2: stored Responses (_sqlite_responses) and provider tokens (_sqlite_tokens).
+CREATE TABLE IF NOT EXISTS responses (
+    seq INTEGER PRIMARY KEY,    -- the order they were stored in: the oldest go first
+    id TEXT NOT NULL UNIQUE,    -- as filed by the gateway ("<key name>/<response id>")
+    expires REAL NOT NULL,
+    entry BLOB NOT NULL         -- StoredResponse.to_json, as JSON
+);
+CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires);
+CREATE TABLE IF NOT EXISTS tokens (
+    key TEXT PRIMARY KEY,       -- TokenCredentials.share_key (a digest, never a secret)
+    token TEXT NOT NULL,
+    renew_at REAL NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_locks (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 #: Exact decimal arithmetic: enough precision that a sum is never rounded.
@@ -142,6 +176,15 @@ def open_state(gateway: GatewayConfig) -> FailoverState:
     state = SQLiteState.open(path, source=gateway.source)
     mode = "closed" if gateway.state_failure == "closed" else "open"
     return FailoverState(state, mode=mode)
+
+
+def shared_file(state: GatewayState) -> Optional[SQLiteState]:
+    """The `SQLiteState` ``state`` is, or wraps (`open_state`'s `FailoverState`); None for
+    a state of another kind. Whoever shares one shares its file: the budgets seeded from
+    the ledger, stored Responses, provider tokens."""
+    if isinstance(state, FailoverState):
+        state = state.primary
+    return state if isinstance(state, SQLiteState) else None
 
 
 class SQLiteState:
@@ -165,6 +208,7 @@ class SQLiteState:
         self._next_sweep = 0.0
         self._commits = 0
         self._checkpoints: Optional[_Checkpointer] = None
+        _create_private(self.path)
         self._db = _connect(self.path)
         try:
             #: When the file was created (Unix time): the ledger's spend before it is what
@@ -198,13 +242,18 @@ class SQLiteState:
             ) from None
 
     def _init_meta(self) -> float:
-        """The file's creation time, recorded by the first process to open it."""
+        """The file's creation time, recorded by the first process to open it; a file of
+        the previous layout (which `_connect` gave the new tables) is marked as of this."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('version', ?), ('created', ?)",
                 (_VERSION, repr(self.clock())),
+            )
+            db.execute(
+                "UPDATE meta SET value = ? WHERE name = 'version' AND value = ?",
+                (_VERSION, _PREVIOUS),
             )
             rows = dict(db.execute("SELECT name, value FROM meta").fetchall())
             db.execute("COMMIT")
@@ -213,7 +262,7 @@ class SQLiteState:
             raise
         if rows.get("version") != _VERSION:
             raise sqlite3.DatabaseError(f"state schema version {rows.get('version')!r}")
-        # From now on a busy lock is waited for by `_run`, off the event loop.
+        # From now on a busy lock is waited for by `run`, off the event loop.
         db.execute("PRAGMA busy_timeout = 0")
         return float(rows["created"])
 
@@ -222,10 +271,9 @@ class SQLiteState:
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
-        if amount > limit and not force:
-            return window
-        if amount <= 0:  # nothing to take (never a credit: see `give_back`)
-            return 0.0
+        early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
+        if early is not None:
+            return early
 
         def decide(db: sqlite3.Connection, now: float) -> float:
             used, seq = _expire(db, bucket, now - window)
@@ -249,7 +297,7 @@ class SQLiteState:
                     return max(at + window - now, 0.001)
             return window  # pragma: no cover - used == the rows' units, and amount <= limit
 
-        return await self._run(decide, write=True)
+        return await self.run(decide, write=True)
 
     async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
         if amount <= 0:
@@ -284,7 +332,7 @@ class SQLiteState:
                     left -= units
             db.execute("UPDATE buckets SET used = ? WHERE bucket = ?", (max(used, 0), bucket))
 
-        await self._run(shrink, write=True)
+        await self.run(shrink, write=True)
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         def decide(db: sqlite3.Connection, now: float) -> bool:
@@ -294,7 +342,7 @@ class SQLiteState:
             _set_spend(db, account, period, new, now)
             return True
 
-        return await self._run(decide, write=True)
+        return await self.run(decide, write=True)
 
     async def settle(
         self, account: str, period: str, *, reserved: Decimal, actual: Decimal
@@ -303,10 +351,10 @@ class SQLiteState:
             new = _EXACT.add(_EXACT.subtract(_spend(db, account, period), reserved), actual)
             _set_spend(db, account, period, max(new, Decimal(0)), now)
 
-        await self._run(replace, write=True)
+        await self.run(replace, write=True)
 
     async def spent(self, account: str, period: str) -> Decimal:
-        return await self._run(lambda db, now: _spend(db, account, period), write=False)
+        return await self.run(lambda db, now: _spend(db, account, period), write=False)
 
     async def ping(self) -> bool:
         """Whether the file answers a read (``/readyz``); raises `StateUnavailable` when
@@ -316,7 +364,7 @@ class SQLiteState:
             row = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
             return row is not None
 
-        return await self._run(read, write=False)
+        return await self.run(read, write=False)
 
     async def close(self) -> None:
         self.close_sync()
@@ -336,7 +384,7 @@ class SQLiteState:
             row = db.execute("SELECT 1 FROM seeded WHERE period = ?", (period,)).fetchone()
             return row is not None
 
-        return await self._run(read, write=False)
+        return await self.run(read, write=False)
 
     async def seed(self, period: str, spent: Mapping[str, Decimal]) -> bool:
         """Add ``spent`` (each account's spend in ``period`` before `created`, from the
@@ -351,14 +399,17 @@ class SQLiteState:
             db.execute("INSERT INTO seeded VALUES (?)", (period,))
             return True
 
-        return await self._run(add, write=True)
+        return await self.run(add, write=True)
 
     # ------------------------------------------------------------------ transactions
 
-    async def _run(self, work: Callable[[sqlite3.Connection, float], T], *, write: bool) -> T:
+    async def run(self, work: Callable[[sqlite3.Connection, float], T], *, write: bool) -> T:
         """``work(connection, now)`` in one transaction (``BEGIN IMMEDIATE`` when it
         writes), inline; while another process holds the lock, retried after a pause that
-        lets the event loop run. Errors of the file become `StateUnavailable`."""
+        lets the event loop run. Errors of the file become `StateUnavailable`. ``now`` is
+        `clock`'s. Public for the file's other users (`_sqlite_responses`,
+        `_sqlite_tokens`); ``work`` must not block, and is rerun from the start when the
+        lock was busy."""
         deadline: Optional[float] = None
         pause = _FIRST_PAUSE
         while True:
@@ -447,13 +498,22 @@ class _Checkpointer:
                     return
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next commit's `_run` reports the file
+                except sqlite3.Error as exc:  # the next commit's `run` reports the file
                     log.debug("gateway state: checkpoint of %s failed: %s", self.path, exc)
         finally:
             db.close()
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _create_private(path: Path) -> None:
+    """Make the file (empty: SQLite takes it for a new database) readable and writable by
+    its owner only, unless it exists (then it keeps its mode). It holds a provider's
+    bearer token (`_sqlite_tokens`), and SQLite gives the WAL and shared-memory files it
+    makes beside it the database file's permissions."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Optional, Protocol
 
-__all__ = ["IN_PROGRESS", "GatewayState", "LedgerEntry", "LedgerSink"]
+__all__ = ["IN_PROGRESS", "GatewayState", "LedgerEntry", "LedgerSink", "take_by_arguments"]
 
 #: The error code of a provisional ledger entry: the request was admitted and had not
 #: ended. Its final entry replaces it; a process killed mid-request leaves it standing.
@@ -70,6 +70,18 @@ class GatewayState(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def take_by_arguments(*, amount: int, limit: int, window: float, force: bool) -> Optional[float]:
+    """What `GatewayState.take` answers from its arguments alone, before any store is
+    asked (every store's ``take`` starts here, so they agree): ``window`` for an
+    ``amount`` over the ``limit`` (it never fits) unless forced, 0.0 for nothing to take
+    (a take is never a credit: see ``give_back``); None when the store must decide."""
+    if amount > limit and not force:
+        return window
+    if amount <= 0:
+        return 0.0
+    return None
 
 
 @dataclass(frozen=True)
