@@ -9,7 +9,8 @@ rate-limit windows and budgets (a key's limits enforced once per worker). So wit
 fresh temporary directory, names it to the workers in ``$LLM_BRIDGE_GATEWAY_SHARED_STATE``
 (their factory, `worker_app`, puts it in place of "memory"), and deletes it when the
 server stops: one set of limits for the machine, as lasting as the memory was, with the
-budgets still started from the ledger. One worker keeps the faster memory state.
+budgets still started from the ledger; stored Responses and Qianfan's access token are
+shared through the same file. One worker keeps the faster memory state.
 """
 
 from __future__ import annotations
