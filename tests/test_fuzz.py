@@ -573,7 +573,11 @@ def test_the_gateway_answers_every_upstream_with_http(
 ) -> None:
     """Every request gets a status and a body: OpenAI's error JSON for an error, never the
     gateway's own "failed to answer" (an exception of ours that escaped)."""
-    # The reasoning the gateway's engines keep, small enough to be full before the window.
+    # The reasoning the gateway's engines keep, and the process's Responses store (which
+    # a gateway without a shared state uses: 1,000 answers, filled in the window by the
+    # gateway tests before this one or not, depending on their order), small enough to be
+    # full before the window.
+    monkeypatch.setattr(_response_store._DEFAULT, "capacity", 20)
     monkeypatch.setattr(_reasoning_memory, "_SIZE", 20)
     monkeypatch.setattr(_reasoning_memory, "_CHARACTERS", 4096)
     gateway = Gateway(tmp_path)
