@@ -1471,6 +1471,20 @@ class ResponseEvents:
             or self._final is not None
         ):
             return None
+        return self._text_delta(item, text)
+
+    def _text(self, text: str) -> list[JSONDict]:
+        continued = self.continued_text(text)
+        if continued is not None:
+            return [continued]
+        item, events = self._message()
+        if not item.has_text and item.refusal is None:
+            events.append(self._part_event("response.content_part.added", item, text_part("")))
+        events.append(self._text_delta(item, text))
+        return events
+
+    def _text_delta(self, item: _Item, text: str) -> JSONDict:
+        """``text`` added to the message ``item``, and its ``output_text.delta`` event."""
         item.add(text)
         return self._event(
             "response.output_text.delta",
@@ -1480,26 +1494,6 @@ class ResponseEvents:
             delta=text,
             logprobs=[],
         )
-
-    def _text(self, text: str) -> list[JSONDict]:
-        continued = self.continued_text(text)
-        if continued is not None:
-            return [continued]
-        item, events = self._message()
-        if not item.has_text and item.refusal is None:
-            events.append(self._part_event("response.content_part.added", item, text_part("")))
-        item.add(text)
-        events.append(
-            self._event(
-                "response.output_text.delta",
-                item_id=item.data["id"],
-                output_index=item.index,
-                content_index=0,
-                delta=text,
-                logprobs=[],
-            )
-        )
-        return events
 
     def _refusal(self, text: str) -> list[JSONDict]:
         item, events = self._message()

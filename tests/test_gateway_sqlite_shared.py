@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import SUITE_TEXTS
-from test_gateway_app import AUTH, ZHIPU_KEY, error_of, gateway, seen, settings
+from responses_turns import continued_elsewhere, create
+from test_gateway_app import AUTH, ZHIPU_KEY, error_of, gateway, settings
 from test_gateway_sqlite_state import (
     KEY,
     Clock,
@@ -46,10 +47,6 @@ from llm_bridge.gateway._sqlite_responses import DEFAULT_CAPACITY, SQLiteRespons
 from llm_bridge.gateway._sqlite_state import SQLiteState
 from llm_bridge.gateway._sqlite_tokens import SQLiteTokenShare
 from llm_bridge.testing import FakeZhipu, serve
-
-USER_1 = {"role": "user", "content": "西湖在哪里？"}
-ANSWER_1 = {"role": "assistant", "content": "西湖在杭州。"}
-USER_2 = {"role": "user", "content": "它怎么样？"}
 
 
 @pytest.fixture
@@ -299,11 +296,6 @@ def sqlite_config(tmp_path: Path) -> dict[str, Any]:
     return cfg
 
 
-async def create(client: httpx.AsyncClient, text: str, **more: Any) -> httpx.Response:
-    body = {"model": "fast", "input": text, **more}
-    return seen(await client.post("/v1/responses", headers=AUTH, json=body))
-
-
 async def test_a_response_made_on_one_app_is_continued_read_and_deleted_on_another(
     tmp_path: Path,
 ) -> None:
@@ -323,19 +315,7 @@ async def test_a_response_made_on_one_app_is_continued_read_and_deleted_on_anoth
         rid = made.json()["id"]
         assert kept(tmp_path / "state.sqlite") == [f"team/{rid}"]  # filed under its key
 
-        follow = await create(two, "它怎么样？", previous_response_id=rid)
-        assert follow.status_code == 200, follow.text
-        assert fake.last_json["messages"] == [USER_1, ANSWER_1, USER_2]
-
-        got = seen(await two.get(f"/v1/responses/{rid}", headers=AUTH))
-        assert got.status_code == 200 and got.json()["output"] == made.json()["output"]
-        items = seen(await two.get(f"/v1/responses/{rid}/input_items", headers=AUTH)).json()
-        assert [i["content"][0]["text"] for i in items["data"]] == ["西湖在哪里？"]
-
-        deleted = seen(await two.delete(f"/v1/responses/{rid}", headers=AUTH))
-        assert deleted.status_code == 200 and deleted.json()["deleted"] is True
-        gone = await one.get(f"/v1/responses/{rid}", headers=AUTH)
-        assert gone.status_code == 404
+        gone = await continued_elsewhere(one, two, made, fake)
         error = error_of(gone)
         assert error["code"] == "response_not_found"
         assert "SQLite state file" in error["message"] and "this process" not in error["message"]

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis_server import RedisServer
+from responses_turns import ANSWER_1, USER_1, USER_2, continued_elsewhere, create
 from test_gateway_app import AUTH, ZHIPU_KEY, error_of, gateway, seen, settings
 
 import llm_bridge
@@ -70,22 +71,12 @@ async def replica(
             app.engines.shared_store = own
 
 
-async def create(client: httpx.AsyncClient, text: str, **more: Any) -> httpx.Response:
-    body = {"model": "fast", "input": text, **more}
-    return seen(await client.post("/v1/responses", headers=AUTH, json=body))
-
-
 async def until(condition: Any, seconds: float = 10.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if condition():
             return
         await asyncio.sleep(0.05)
     raise AssertionError("not reached in time")
-
-
-USER_1 = {"role": "user", "content": "西湖在哪里？"}
-ANSWER_1 = {"role": "assistant", "content": "西湖在杭州。"}
-USER_2 = {"role": "user", "content": "它怎么样？"}
 
 
 # --------------------------------------------------------------------------- sharing
@@ -108,20 +99,8 @@ async def test_a_response_made_on_one_replica_is_continued_read_and_deleted_on_a
         raw = await peek.get(key)
         assert raw is not None and json.loads(raw)["response"]["id"] == rid
 
-        follow = await create(two, "它怎么样？", previous_response_id=rid)
-        assert follow.status_code == 200, follow.text
-        assert fake.last_json["messages"] == [USER_1, ANSWER_1, USER_2]
-
-        got = seen(await two.get(f"/v1/responses/{rid}", headers=AUTH))
-        assert got.status_code == 200 and got.json()["output"] == made.json()["output"]
-        items = seen(await two.get(f"/v1/responses/{rid}/input_items", headers=AUTH)).json()
-        assert [i["content"][0]["text"] for i in items["data"]] == ["西湖在哪里？"]
-
-        deleted = seen(await two.delete(f"/v1/responses/{rid}", headers=AUTH))
-        assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+        gone = await continued_elsewhere(one, two, made, fake)
         assert await peek.exists(key) == 0
-        gone = await one.get(f"/v1/responses/{rid}", headers=AUTH)
-        assert gone.status_code == 404
         error = error_of(gone)
         assert error["code"] == "response_not_found"
         assert "in Redis" in error["message"] and "in this process" not in error["message"]
