@@ -72,6 +72,7 @@ class _Bridged:
         from ._config import Config, load_config
         from ._endpoints import recognise
         from ._engine import AsyncEngine, SyncEngine
+        from ._front_client import front_client
         from ._transport import (
             AsyncBridgeTransport,
             BridgeTransport,
@@ -128,10 +129,9 @@ class _Bridged:
         lib = client_library(None)
         if flavour == "sync":
             self._transport = BridgeTransport(source, stash_errors=True)
-            front = lib.Client(transport=self._transport)
         else:
             self._transport = AsyncBridgeTransport(source, stash_errors=True)
-            front = lib.AsyncClient(transport=self._transport)
+        front = front_client(lib, self._transport, sync=flavour == "sync")
         key = api_key or (resolved.api_key(primary) if primary else None) or PLACEHOLDER_KEY
         return {"api_key": key, "base_url": root, "http_client": front}
 

@@ -38,6 +38,7 @@ from . import _front, _responses_front
 from ._catalogue import model_entry, model_list
 from ._endpoints import KnownRoot, find_root, known_roots
 from ._errors import APIConnectionError, OpenAIError
+from ._front_client import front_client
 from ._response_store import StoredResponse, default_store
 
 if TYPE_CHECKING:
@@ -643,8 +644,8 @@ def _http_client(
     )
     source = RoutedEngines(make, resolved, provider)
     if flavour == "sync":
-        return lib.Client(transport=BridgeTransport(source, stash_errors=False))
-    return lib.AsyncClient(transport=AsyncBridgeTransport(source, stash_errors=False))
+        return front_client(lib, BridgeTransport(source, stash_errors=False), sync=True)
+    return front_client(lib, AsyncBridgeTransport(source, stash_errors=False), sync=False)
 
 
 def checked_timeout(timeout: Any) -> Any:
