@@ -58,9 +58,11 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
     config = engine.config
     why = None
     if model not in config.aliases and config.provider(route.provider).model(route.model) is None:
+        from ._config import _did_you_mean
+
         why = f"is not in the {route.provider} catalogue"
         why += _did_you_mean(
-            route.model, [*config.providers[route.provider].models, *config.aliases]
+            route.model, [*config.providers[route.provider].models, *config.aliases], 0.75
         )
     elif not _usable(engine, route.provider):
         why = f"is served by {route.provider}, which has no credentials here"
@@ -82,16 +84,6 @@ def model_entry(engine: Engine, model: str) -> dict[str, Any]:
         if info.successor:
             entry["successor"] = info.successor
     return entry
-
-
-def _did_you_mean(model: str, names: list[str]) -> str:
-    """ "; did you mean ..." with the catalogued names closest to a misspelt ``model`` (a
-    404 that only says "not found" leaves the caller guessing at the spelling)."""
-    import difflib
-
-    lowered = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(model.lower(), list(lowered), n=3, cutoff=0.75)
-    return f"; did you mean {', '.join(repr(lowered[c]) for c in close)}?" if close else ""
 
 
 def _usable(engine: Engine, provider: str) -> bool:

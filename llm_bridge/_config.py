@@ -1189,8 +1189,12 @@ def _check_target(
     )
 
 
-def _did_you_mean(name: str, candidates: Any) -> str:
+def _did_you_mean(name: str, candidates: Any, cutoff: float = 0.6) -> str:
+    """ "; did you mean ..." with up to three of ``candidates`` closest to a misspelt
+    ``name``, case aside (an error that only says "not found" leaves the caller guessing
+    at the spelling); "" when none is close."""
     import difflib  # only an error message needs it
 
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    lowered = {str(candidate).lower(): candidate for candidate in candidates}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=cutoff)
+    return f"; did you mean {', '.join(repr(lowered[c]) for c in close)}?" if close else ""

@@ -781,14 +781,17 @@ def error_kind(error: BaseException) -> str:
 
 
 def _name_nearest(error: APIError, route: Route, config: Config) -> None:
-    """A provider's "no such model" given the catalogue's nearest names to the model sent,
-    as llm-bridge's own `ModelNotFoundError` names them (the provider's own text, Zhipu's
-    "模型不存在", says nothing of what exists)."""
+    """A provider's "no such model" given the model sent and the catalogue's nearest names
+    to it, as llm-bridge's own `ModelNotFoundError` names them (the provider's own text,
+    Zhipu's "模型不存在", names neither)."""
     catalogue = config.provider(route.provider).models
     if error.code != "model_not_found" or route.model in catalogue:
         return  # (a catalogued model the account cannot use: no other name would help)
     hint = _did_you_mean(route.model, catalogue)
-    if hint and hint not in error.message:
+    if route.model not in error.message:  # (a provider's own text may name it)
+        known = hint or "; client.models.list() lists the ones it serves"
+        hint = f"; {route.model!r} is not in the {route.provider} catalogue{known}"
+    if hint not in error.message:
         error.message += hint
         error.args = (error.message, *error.args[1:])
 
@@ -892,7 +895,9 @@ class _BoundedBody:
 
     def stream(self) -> Any:
         """The response's body stream, taken to be read here: the response then counts
-        as read (`done` gives it its content) and closes as usual."""
+        as read (`done` gives it its content) and closes as usual. (httpx's own readers
+        put the request on an error raised while reading; the engine's callers are given
+        the request themselves, see `_transport_error`.)"""
         response = self.response
         response.is_stream_consumed = True
         return response.stream
@@ -1366,9 +1371,17 @@ class AsyncEngine(Engine):
         body = _BoundedBody(response, self.max_response_bytes, deadline, provider)
         try:
             if not body.read:
-                chunks = body.stream() if body.raw else response.aiter_bytes()
-                async for chunk in chunks:
-                    body.add(chunk)
+                # The iterator itself is closed too, when the read stops early (an error,
+                # the deadline's cancel): left to the garbage collector, an async
+                # generator is finalised on whatever loop runs then.
+                chunks = (body.stream() if body.raw else response.aiter_bytes()).__aiter__()
+                try:
+                    async for chunk in chunks:
+                        body.add(chunk)
+                finally:
+                    close = getattr(chunks, "aclose", None)
+                    if close is not None:
+                        await close()
         finally:
             await response.aclose()
         body.done()

@@ -4,10 +4,11 @@ a `MemoryError` or gigabytes of memory, and is not retried."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 
 import httpx
@@ -130,6 +131,38 @@ def test_the_gateway_answers_a_too_large_body_with_a_502() -> None:
         plain.chat.completions.create(model="glm-4-flash", messages=HELLO)
     assert raised.value.status_code == 502
     assert "max_response_bytes" in str(raised.value)
+
+
+class AsyncEndless(httpx.AsyncByteStream):
+    """`Endless` for an async client, noting when its iterator has been closed."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            yield b'{"id": "x", "choices": [{"message": {"content": "'
+            while True:
+                yield b"a" * 65536
+        finally:
+            self.finished = True
+
+
+def test_an_async_read_stopped_at_the_limit_closes_its_iterator_at_once() -> None:
+    # (left to the garbage collector, an async generator is finalised on whatever loop
+    # runs then, or warns that it never was)
+    body = AsyncEndless()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=body)
+
+    async def main() -> bool:
+        async_client = client(handler, mode="async")
+        with pytest.raises(ResponseTooLargeError):
+            await async_client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+        return body.finished  # before anything else runs
+
+    assert asyncio.run(main())
 
 
 def test_a_limit_must_be_positive() -> None:
