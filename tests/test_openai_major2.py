@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = REPO / "tests" / "envs" / "openai2.txt"
 INNER_TESTS = (
     "tests/test_front_door.py",
+    "tests/test_front_client.py",
     "tests/test_libraries.py",
     "tests/library_env/",
 )  # (the secret scan runs when the inner session ends, as in every session: conftest.py)
