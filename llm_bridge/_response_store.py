@@ -20,6 +20,8 @@ just call the sync ones). Thread-safe.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -32,8 +34,11 @@ __all__ = [
     "StoredResponse",
     "SyncResponseStore",
     "default_store",
+    "encoded",
     "seconds",
 ]
+
+log = logging.getLogger("llm_bridge")
 
 #: How many responses, and for how long, the default store keeps.
 DEFAULT_CAPACITY = 1000
@@ -79,6 +84,30 @@ class StoredResponse:
         if not (isinstance(items, list) and isinstance(omitted, dict)):
             raise ValueError("a stored llm-bridge response with malformed input items or notes")
         return cls(response, messages, items, native=data.get("native") is True, omitted=omitted)
+
+
+def encoded(response_id: str, entry: StoredResponse) -> Optional[bytes]:
+    """``entry`` as JSON bytes, for a store that keeps serialised entries; None (logged)
+    when it cannot be written.
+
+    pydantic-core writes it; what that refuses, a lone surrogate a provider sent (escaped
+    text can carry one) or nesting past its depth limit, the standard library writes,
+    escaped. Nothing is left but nesting past the interpreter's recursion limit, which a
+    body parsed as JSON can reach by a few levels: such a response is not stored (a later
+    ``previous_response_id`` naming it gets a not-found saying why), and its request
+    still gets its answer."""
+    from pydantic_core import to_json
+
+    data = entry.to_json()
+    try:
+        return to_json(data)
+    except ValueError:  # PydanticSerializationError
+        pass
+    try:
+        return json.dumps(data).encode()
+    except (ValueError, RecursionError) as error:
+        log.warning("response %s not stored: it cannot be written as JSON (%s)", response_id, error)
+        return None
 
 
 def seconds(value: float) -> str:

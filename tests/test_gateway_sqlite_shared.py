@@ -162,6 +162,45 @@ async def test_a_failing_file_leaves_responses_with_their_worker_and_hands_them_
     assert kept(workers[0].path) == ["stays", "made"]
 
 
+def nested(depth: int) -> Any:
+    value: Any = "底"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_what_pydantic_cannot_write_is_stored_and_what_nothing_can_write_is_not(
+    workers: tuple[SQLiteState, SQLiteState], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lone surrogate (a provider's escaped half emoji) and nesting past pydantic-core's
+    # depth limit: the standard library writes both. Nesting past the interpreter's
+    # recursion limit nothing writes: not stored, said in the log, and no error.
+    one, two = SQLiteResponseStore(workers[0]), SQLiteResponseStore(workers[1])
+    odd = entry("odd")
+    odd.messages[1]["content"] = "半个表情 \ud83d"
+    deep = entry("deep")
+    deep.input_items.append({"type": "message", "content": nested(300)})
+    hopeless = entry("hopeless")
+    hopeless.input_items.append({"type": "message", "content": nested(5000)})
+    for store, name, value in ((one, "odd", odd), (one, "deep", deep), (one, "x", hopeless)):
+        await store.aput(name, value)
+    got = await two.aget("odd")
+    assert got is not None and got.messages[1]["content"] == "半个表情 \ud83d"
+    got = await two.aget("deep")
+    assert got is not None and got.input_items == deep.input_items
+    assert await two.aget("x") is None and await one.aget("x") is None
+    assert "response x not stored: it cannot be written as JSON" in caplog.text
+    # ... and one that cannot be written, made while the file failed, is dropped at the
+    # hand-over rather than stopping it.
+    one = SQLiteResponseStore(workers[0], retry_interval=0.0)
+    one.local.put("y", hopeless)
+    one.local.put("z", entry("z"))
+    one._retry_at = 0.0  # (as after a failure)
+    assert await one.aget("z") is not None
+    assert kept(workers[0].path) == ["odd", "deep", "z"]
+    assert len(one.local) == 0
+
+
 async def test_a_row_of_another_layout_is_not_found(
     workers: tuple[SQLiteState, SQLiteState],
 ) -> None:

@@ -238,6 +238,27 @@ async def test_a_redis_that_refuses_writes_leaves_the_response_with_its_replica(
             await peek.config_set("maxmemory", "0")
 
 
+async def test_responses_only_the_standard_library_can_write_are_shared_too(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (the SQLite store's twin test: tests/test_gateway_sqlite_shared.py)
+    one, two = RedisResponseStore.from_url(redis.url), RedisResponseStore.from_url(redis.url)
+    try:
+        odd = StoredResponse({"id": "odd"}, [{"role": "assistant", "content": "半个 \ud83d"}])
+        hopeless: Any = "底"
+        for _ in range(5000):
+            hopeless = [hopeless]
+        await one.aput("odd", odd)
+        await one.aput("x", StoredResponse({"id": "x"}, [{"role": "user", "content": hopeless}]))
+        got = await two.aget("odd")
+        assert got is not None and got.messages == odd.messages
+        assert await two.aget("x") is None and one.ready and len(one.local) == 0
+        assert "response x not stored: it cannot be written as JSON" in caplog.text
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
 async def test_a_foreign_value_under_a_response_key_is_not_found(
     tmp_path: Path, redis: RedisServer, peek: aioredis.Redis
 ) -> None:

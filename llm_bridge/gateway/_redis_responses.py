@@ -5,7 +5,7 @@ through one replica is continued (``previous_response_id``), retrieved, listed
 
 One key per response, under the state's prefix (``"llm-bridge:"``)::
 
-    llm-bridge:response:<response id>   JSON (`StoredResponse.to_json`), SET with PX <ttl>
+    llm-bridge:response:<response id>   JSON (`_response_store.encoded`), SET with PX <ttl>
 
 Redis forgets a response ``ttl`` seconds (one hour, as in a single process) after it was
 stored; ``delete`` is a ``DEL``. The in-process store's other bound, a capacity (the 1000
@@ -40,7 +40,6 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 import redis.asyncio as aioredis
-from pydantic_core import to_json
 from redis.exceptions import RedisError
 
 from .._response_store import (
@@ -49,6 +48,7 @@ from .._response_store import (
     ResponseStore,
     StoredResponse,
     default_store,
+    encoded,
     seconds,
 )
 from ._failover import stop_task
@@ -155,11 +155,12 @@ class RedisResponseStore:
         return self.local.get(response_id)  # stored here while Redis failed us
 
     async def aput(self, response_id: str, entry: StoredResponse) -> None:
+        data = encoded(response_id, entry)
+        if data is None:
+            return
         if not self._down:
             try:
-                await _wait(
-                    self.client.set(self.key(response_id), _encode(entry), px=_ms(self.ttl))
-                )
+                await _wait(self.client.set(self.key(response_id), data, px=_ms(self.ttl)))
                 return
             except _FAILED as exc:
                 self._failed(exc, "store a response")
@@ -258,7 +259,9 @@ class RedisResponseStore:
                 return
             pipe = self.client.pipeline(transaction=False)
             for response_id, entry, left in pending:
-                pipe.set(self.key(response_id), _encode(entry), px=_ms(left), nx=True)
+                data = encoded(response_id, entry)
+                if data is not None:  # (one that cannot be written is dropped: logged)
+                    pipe.set(self.key(response_id), data, px=_ms(left), nx=True)
             for response_id in forget:
                 pipe.delete(self.key(response_id))
             try:
@@ -268,7 +271,3 @@ class RedisResponseStore:
             for response_id, entry, _left in pending:
                 self.local.discard(response_id, entry)
             self._forget -= forget
-
-
-def _encode(entry: StoredResponse) -> bytes:
-    return to_json(entry.to_json())

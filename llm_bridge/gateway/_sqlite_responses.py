@@ -7,7 +7,7 @@ another worker about half the time and is told its previous response does not ex
 
 One row per response in the file's ``responses`` table (declared with the others in
 `_sqlite_state`): the id as the gateway files it, when it expires (Unix time, the clock
-the workers share), and the entry as JSON (`StoredResponse.to_json`, encoded before the
+the workers share), and the entry as JSON (`_response_store.encoded`, before the
 transaction). Every call is one transaction of the state's own (`SQLiteState.run`), on its
 connection: inline, never waiting for a lock inside SQLite, retried off the event loop.
 
@@ -42,9 +42,7 @@ import sqlite3
 import time
 from typing import Callable, Optional, TypeVar
 
-from pydantic_core import to_json
-
-from .._response_store import DEFAULT_TTL, ResponseStore, StoredResponse, seconds
+from .._response_store import DEFAULT_TTL, ResponseStore, StoredResponse, encoded, seconds
 from ._failover import StateUnavailable
 from ._sqlite_state import SQLiteState
 
@@ -105,7 +103,9 @@ class SQLiteResponseStore:
         return entry if entry is not None else self.local.get(response_id)
 
     async def aput(self, response_id: str, entry: StoredResponse) -> None:
-        data = to_json(entry.to_json())
+        data = encoded(response_id, entry)
+        if data is None:
+            return
 
         def write(db: sqlite3.Connection, now: float) -> None:
             _insert(db, response_id, data, now + self.ttl)
@@ -184,7 +184,9 @@ class SQLiteResponseStore:
             for response_id in forget:
                 db.execute("DELETE FROM responses WHERE id = ?", (response_id,))
             for response_id, entry, left in pending:
-                _insert(db, response_id, to_json(entry.to_json()), now + left, keep=True)
+                data = encoded(response_id, entry)
+                if data is not None:  # (one that cannot be written is dropped: logged)
+                    _insert(db, response_id, data, now + left, keep=True)
             _trim(db, now, self.capacity)
             return pending, forget
 
