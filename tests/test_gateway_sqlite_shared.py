@@ -11,6 +11,7 @@ only separate processes show what a per-process store loses.)"""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import stat
@@ -249,7 +250,9 @@ def test_a_version_1_file_is_given_the_new_tables_and_keeps_its_budgets(tmp_path
         SQLiteState(path)
 
 
-def test_a_new_state_file_is_its_owners_alone(tmp_path: Path) -> None:
+def test_a_new_state_file_is_its_owners_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """It holds a bearer token; SQLite gives its WAL files the same mode."""
     state = SQLiteState(tmp_path / "state.sqlite")
     try:
@@ -263,8 +266,27 @@ def test_a_new_state_file_is_its_owners_alone(tmp_path: Path) -> None:
     existing = tmp_path / "existing.sqlite"
     existing.touch(mode=0o644)
     os.chmod(existing, 0o644)  # (whatever the umask)
-    SQLiteState(existing).close_sync()
+    with caplog.at_level(logging.WARNING, logger="llm_bridge.gateway"):
+        SQLiteState(existing).close_sync()
     assert stat.S_IMODE(existing.stat().st_mode) == 0o644  # left as its owner made it
+    assert f"{existing} can be read or written by other users (mode 644)" in caplog.text
+
+
+def test_a_state_file_named_by_a_symlink_is_made_its_owners_alone(tmp_path: Path) -> None:
+    real, link = tmp_path / "real.sqlite", tmp_path / "state.sqlite"
+    link.symlink_to(real)  # (dangling: the file is not made yet)
+    old = os.umask(0o022)
+    state = SQLiteState(link)
+    try:
+        asyncio.run(SQLiteTokenShare(state).acquire("k", 10.0))  # (a write: the WAL is made)
+        made = [p for p in tmp_path.iterdir() if not p.is_symlink()]
+        names = ["real.sqlite", "real.sqlite-shm", "real.sqlite-wal"]
+        assert sorted(p.name for p in made) == names
+        for path in made:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    finally:
+        state.close_sync()
+        os.umask(old)
 
 
 # --------------------------------------------------------------------------- tokens

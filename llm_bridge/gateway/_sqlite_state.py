@@ -79,6 +79,7 @@ import decimal
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -509,11 +510,24 @@ class _Checkpointer:
 
 def _create_private(path: Path) -> None:
     """Make the file (empty: SQLite takes it for a new database) readable and writable by
-    its owner only, unless it exists (then it keeps its mode). It holds a provider's
-    bearer token (`_sqlite_tokens`), and SQLite gives the WAL and shared-memory files it
-    makes beside it the database file's permissions."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    its owner only. It holds a provider's bearer token (`_sqlite_tokens`), and SQLite
+    gives the WAL and shared-memory files it makes beside it the database file's
+    permissions. A symlink to a file not made yet has that file made so. A file that
+    exists keeps its mode, with a warning when others may read it (made by an earlier
+    release, or by hand)."""
+    target = os.path.realpath(path)
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+            if mode & 0o077:
+                log.warning(
+                    "gateway state: %s can be read or written by other users (mode %03o) "
+                    "and holds provider access tokens; chmod 600 it",
+                    path,
+                    mode,
+                )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
