@@ -157,8 +157,11 @@ class RequestOptions:
 def request_body(body: object) -> bytes:
     """``body`` as compact UTF-8 JSON, what ``json.dumps(body, ensure_ascii=False,
     separators=(",", ":")).encode()`` writes, in a quarter of the time. What pydantic-core
-    refuses (a lone surrogate, an object JSON has no form for) takes the standard
-    library's way, and so fails as it did."""
+    refuses (a lone surrogate, nesting past its depth limit) takes the standard library's
+    way, and so fails as it did. The same bytes for JSON values (what requests are made
+    of: parsed JSON and the adapters' dicts); pydantic-core also writes some values the
+    standard library refuses (``Decimal``, ``bytes``, dates), and a ``None`` key as
+    ``"None"``."""
     try:
         return to_json(body)
     except ValueError:  # PydanticSerializationError
