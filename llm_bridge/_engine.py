@@ -341,10 +341,16 @@ class Operation:
 
     def check_schema(self, completion: ChatCompletion, response: httpx.Response) -> None:
         """Each choice's answer against the emulated schema, code fences removed; a
-        mismatch raises `StructuredOutputError` (``final`` on the corrected attempt)."""
+        mismatch raises `StructuredOutputError` (``final`` on the corrected attempt).
+
+        An answer the provider cut short (``length``) or stopped (``content_filter``) is
+        not checked: asking again would resend what was filtered, or pay for the same cut;
+        openai's ``parse`` raises its own error for either, as with a native schema."""
         assert self.schema is not None
         for choice in completion.choices:
             if choice.message.tool_calls:  # the model chose a tool: nothing to check
+                continue
+            if choice.finish_reason in ("length", "content_filter"):
                 continue
             text, problem = check(choice.message.content, self.schema)
             choice.message.content = text

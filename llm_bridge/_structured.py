@@ -201,7 +201,9 @@ _TYPES: dict[str, Any] = {
 
 
 def _is(instance: Any, kind: str) -> bool:
-    if kind == "integer":
+    if kind == "integer":  # (3.0 too, as JSON Schema and pydantic take it)
+        if isinstance(instance, float):
+            return instance.is_integer()
         return isinstance(instance, int) and not isinstance(instance, bool)
     if kind == "number":
         return isinstance(instance, (int, float)) and not isinstance(instance, bool)

@@ -75,6 +75,28 @@ def test_a_mismatching_answer_is_asked_for_once_more_quoting_the_problem(door: s
     assert "metropolis" in retry[-1]["content"]
 
 
+@by_door
+@pytest.mark.parametrize("stopped", ["length", "content_filter"])
+def test_an_answer_cut_short_or_filtered_is_not_asked_for_again(door: str, stopped: str) -> None:
+    # openai's parse raises its own error for either, as with a native schema; asking
+    # again would resend what was filtered, or pay for the same cut.
+    fake = FakeZhipu(api_key=KEY)
+    if stopped == "length":
+        fake.reply('{"name": "杭', finish_reason="length")
+    else:
+        fake.sensitive(1, '{"name"')
+    fake.reply(json.dumps(GOOD, ensure_ascii=False))
+    error = {
+        "length": openai.LengthFinishReasonError,
+        "content_filter": openai.ContentFilterFinishReasonError,
+    }[stopped]
+    with pytest.raises(error):
+        door_client(door, fake).chat.completions.parse(
+            model="glm-4-flash", messages=ASK, response_format=City
+        )
+    assert len(fake.requests) == 1
+
+
 def test_two_mismatches_raise_an_error_carrying_the_raw_text() -> None:
     fake = FakeZhipu(api_key=KEY).reply("我不知道").reply('{"name": "杭州"}')
     with pytest.raises(openai.APIResponseValidationError) as caught:
@@ -130,6 +152,7 @@ SCHEMA = City.model_json_schema()
         ({k: v for k, v in GOOD.items() if k != "name"}, "'name' is missing"),
         ({**GOOD, "kind": "village"}, "not one of"),
         ([GOOD], "expected object, got array"),
+        ({**GOOD, "population_millions": 12.0}, None),
     ],
 )
 def test_the_validator_names_the_first_problem(answer: Any, problem: Optional[str]) -> None:
@@ -138,6 +161,14 @@ def test_the_validator_names_the_first_problem(answer: Any, problem: Optional[st
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(("value", "fits"), [(3, True), (3.0, True), (3.5, False), (True, False)])
+def test_a_whole_number_written_with_a_point_is_an_integer(value: Any, fits: bool) -> None:
+    # (as JSON Schema and pydantic take it)
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    _, found = check(json.dumps({"n": value}), Schema("N", schema))
+    assert (found is None) is fits, found
 
 
 def test_refs_arrays_and_strict_objects() -> None:
