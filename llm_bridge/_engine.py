@@ -154,6 +154,12 @@ class RequestOptions:
         self.stream_deadline = stream_deadline
 
 
+def _choices(params: JSONDict) -> int:
+    """How many choices one request asks for (``n``; 1 when not a count above 1)."""
+    n = params.get("n")
+    return n if type(n) is int and n > 1 else 1
+
+
 def request_body(body: object) -> bytes:
     """``body`` as compact UTF-8 JSON, what ``json.dumps(body, ensure_ascii=False,
     separators=(",", ":")).encode()`` writes, in a quarter of the time. What pydantic-core
@@ -195,6 +201,7 @@ class Operation:
             info=info,
             extra_body=options.extra_body,
             one_tool_call=params.get("parallel_tool_calls") is False,
+            choices=_choices(params),
         )
         # json_schema from a model without it: json_object plus the schema, checked here.
         self.schema: Optional[Schema] = None

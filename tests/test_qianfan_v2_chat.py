@@ -477,3 +477,45 @@ def test_embeddings_on_v2_are_sent_by_model_name() -> None:
     assert result.data[0].index == 0
     assert sent(fake) == {"model": "bge-large-zh", "input": "你好"}
     assert str(fake.requests[-1].url) == "https://qianfan.baidubce.com/v2/embeddings"
+
+
+def _event(index: int, content: str, finish: Any = None) -> str:
+    choice = {"index": index, "delta": {"role": "assistant", "content": content}}
+    chunk = {
+        "id": "as-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "ernie-4.5-turbo-128k",
+        "choices": [{**choice, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+def test_a_stop_word_applied_here_ends_only_its_own_choice_of_a_stream() -> None:
+    # v2 takes four stop words; the fifth is cut here, in each choice's own text.
+    interleaved = [(0, "hello "), (1, "abc "), (0, "ST"), (1, "def "), (0, "OP tail")]
+    interleaved += [(1, "ghi"), (0, ""), (1, "")]
+    events = [
+        _event(i, text, "stop" if n >= 6 else None) for n, (i, text) in enumerate(interleaved)
+    ]
+    fake = FakeQianfanV2().raw(
+        200, "".join(events) + "data: [DONE]\n\n", {"content-type": "text/event-stream"}
+    )
+    stops = ["s1", "s2", "s3", "s4", "STOP"]
+    stream = client(fake).chat.completions.create(
+        model="ernie-4.5-turbo-128k",
+        messages=[{"role": "user", "content": "hi"}],
+        n=2,
+        stream=True,
+        stop=stops,
+    )
+    texts: dict[int, str] = {}
+    finished: dict[int, str] = {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finished[choice.index] = choice.finish_reason
+    assert fake.last_json["stop"] == stops[:4]
+    assert texts == {0: "hello ", 1: "abc def ghi"}
+    assert finished == {0: "stop", 1: "stop"}

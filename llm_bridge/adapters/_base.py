@@ -105,6 +105,8 @@ class CallContext:
     #: A streamed answer to an emulated ``json_schema`` (`llm_bridge._structured`): code
     #: fences around it are removed as it streams.
     strip_fences: bool = False
+    #: How many choices the provider is asked for in one request (``n`` sent natively).
+    choices: int = 1
 
     def __post_init__(self) -> None:
         # A str subclass (an enum member naming the model, say) as the plain string it
@@ -232,17 +234,22 @@ class StreamParser:
         self.done = False
         self.finished = False
         self.head = None
-        self._stop = StopScanner(call.emulated_stop) if call.emulated_stop else None
+        # choice index -> its scanner for the emulated stop sequences (each choice's text
+        # is its own: one choice's stop word ends that choice only)
+        self._stops: Optional[dict[Any, StopScanner]] = {} if call.emulated_stop else None
         self._first_calls: dict[Any, Any] = {}  # choice index -> its first tool call's index
         self._fences: Optional[dict[Any, FenceStripper]] = {} if call.strip_fences else None
-        self.typed_chunks = typed_chunks and self._stop is None and self._fences is None
+        self.typed_chunks = typed_chunks and self._stops is None and self._fences is None
         self._validate = validate_chunk
 
     @property
     def stopped(self) -> bool:
         """Whether a stop sequence applied here (one the provider was not sent) has ended
-        the text: nothing the provider sends after it reaches the caller."""
-        return self._stop is not None and self._stop.stopped
+        the text of every choice: nothing the provider sends after it reaches the caller."""
+        stops = self._stops
+        if not stops or len(stops) < self.call.choices:
+            return False
+        return all(scanner.stopped for scanner in stops.values())
 
     def chunk(self, data: JSONDict, event: Optional[str]) -> Union[JSONDict, Translated]:
         """One event's JSON object as an OpenAI chunk dict, or a short cut's typed chunk
@@ -309,7 +316,7 @@ class StreamParser:
         if self.head is None:
             self.head = {key: chunk[key] for key in _HEAD if key in chunk}
             self.head["provider"] = self.call.provider
-        if not chunk.get("choices") or (self._stop is not None and not self._cut_at_stop(chunk)):
+        if not chunk.get("choices") or (self._stops is not None and not self._cut_at_stop(chunk)):
             return None, usage, None
         if self.call.one_tool_call:
             self._keep_one_call(chunk)
@@ -355,13 +362,19 @@ class StreamParser:
         )
 
     def _cut_at_stop(self, chunk: JSONDict) -> bool:
-        """Cut content at an emulated stop sequence; False when the chunk has nothing left
-        (the text stopped at an earlier one)."""
-        stop = self._stop
-        assert stop is not None
-        if stop.stopped:
-            return False
+        """Cut each choice's content at an emulated stop sequence, and leave out the
+        choices whose text stopped at an earlier one; False when no choice is left."""
+        stops = self._stops
+        assert stops is not None
+        kept = []
         for choice in chunk["choices"]:
+            index = choice.get("index", 0)
+            stop = stops.get(index)
+            if stop is None:
+                stop = stops[index] = StopScanner(self.call.emulated_stop)
+            if stop.stopped:
+                continue
+            kept.append(choice)
             delta = choice.get("delta")
             if not delta:
                 delta = choice["delta"] = {}  # (attached: held text may be released into it)
@@ -369,13 +382,15 @@ class StreamParser:
                 delta["content"] = stop.feed(delta["content"])
             if stop.stopped:
                 choice["finish_reason"] = "stop"
-                self.finished = True
             elif choice.get("finish_reason") is not None:
                 held = stop.flush()
                 content = delta.get("content")
                 if held and (content is None or isinstance(content, str)):
                     delta["content"] = (content or "") + held  # (other content fails validation)
-        return True
+        chunk["choices"] = kept
+        if self.stopped:
+            self.finished = True
+        return bool(kept)
 
     def usage_of(self, usage: JSONDict) -> Optional[JSONDict]:
         """Usage figures as an event carried them (`Translated`), in OpenAI's names. The
