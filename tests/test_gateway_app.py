@@ -632,6 +632,65 @@ async def test_unknown_paths_and_methods(tmp_path: Path) -> None:
     assert fake.requests == []
 
 
+async def asgi_request(
+    app: GatewayApp, method: str, path: str, body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request with ``path`` exactly as an ASGI server decodes it (httpx's client
+    would normalise it first)."""
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {KEY}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    status = next(m["status"] for m in out if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/x/../chat/completions"),
+        ("POST", "/v1/./chat/completions"),
+        ("POST", "/v1/chat/completions?"),  # (%3F, decoded)
+        ("POST", "/v1/chat/completions#x"),  # (%23x)
+        ("POST", "/v1//chat/completions"),
+        ("GET", "/v1/models?"),
+    ],
+)
+async def test_a_path_a_url_parser_would_rewrite_is_not_served(
+    tmp_path: Path, method: str, path: str
+) -> None:
+    # Counted as one route (no model allowlist, budget or tpm for an unknown one) and
+    # served as the route it normalises to, such a path would skip the key's checks.
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    forbidden = {"model": "zhipu/glm-4-plus", "messages": HELLO}
+    async with gateway(settings(tmp_path), fake.transport()) as (app, _):
+        status, body = await asgi_request(app, method, path, json.dumps(forbidden).encode())
+    assert status == 404, body
+    assert json.loads(body)["error"]["code"] == "unknown_url"
+    assert fake.requests == []
+
+
 async def test_health_and_readiness(tmp_path: Path) -> None:
     class Down(MemoryState):
         async def ping(self) -> bool:

@@ -200,6 +200,17 @@ class _GatewayEngines:
         return self._choice
 
 
+def _canonical(path: str) -> bool:
+    """Whether a (decoded) request path reads back as itself when parsed as a URL: no
+    ``.`` or ``..`` segments, no empty ones (``//``), no ``?`` or ``#`` (sent as %3F or
+    %23). Any other path could be counted under one route (`_route_of`: its model,
+    budget and limit checks) and served as another, which a URL parser normalises it to."""
+    segments = path.split("/")[1:]
+    if segments and segments[-1] == "":
+        segments.pop()  # (a trailing slash)
+    return "?" not in path and "#" not in path and all(s not in ("", ".", "..") for s in segments)
+
+
 def _route_of(path: str) -> tuple[str, Optional[tuple[str, ...]]]:
     """The route template a ``/v1`` path is counted under, and the methods it takes (None:
     the transport decides, naming the API it does not serve)."""
@@ -535,6 +546,8 @@ class GatewayApp:
         key = self._authenticate(headers)
         exchange.key = key
         method, path = scope["method"], scope["path"]
+        if not _canonical(path):
+            raise _unknown_url(method, path)
         if methods is not None and method not in methods:
             raise _method_not_allowed(method, path, methods)
         body = await _read_body(receive, headers, self.gateway.max_body_bytes)
