@@ -128,15 +128,40 @@ async def test_client_headers_stay_at_the_gateway(tmp_path: Path) -> None:
     # it reaches the provider; only what shapes the body does.
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply("好")
     tracking = {"session-id": "s-1", "x-codex-window-id": "w-1", "originator": "codex"}
+    # DashScope's options pass, but not those that are the gateway's to decide: a stream
+    # the engine did not ask for (generated and billed, then refused), an async task, the
+    # workspace billed.
+    dashscope = {"x-dashscope-datainspection": '{"input": "cip"}'}
+    gateways = {
+        "x-dashscope-sse": "enable",
+        "x-dashscope-async": "enable",
+        "x-dashscope-workspace": "ws-other",
+    }
     async with gateway(settings(tmp_path), fake.transport()) as (_, client):
         response = await client.post(
             "/v1/chat/completions",
-            headers={**AUTH, **tracking},
+            headers={**AUTH, **tracking, **dashscope, **gateways},
             json={"model": "fast", "messages": HELLO},
         )
         assert response.status_code == 200
     sent = {name.lower() for name in fake.requests[-1].headers}
     assert not sent & set(tracking) and "content-type" in sent
+    assert set(dashscope) <= sent and not sent & set(gateways)
+
+
+async def test_a_budgeted_key_for_every_model_is_listed_only_the_priced_ones(
+    tmp_path: Path,
+) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    for budget, unpriced_listed in ((None, True), (100, False)):
+        key: dict[str, Any] = {"models": ["*"]}
+        if budget is not None:
+            key["monthly_budget_cny"] = budget
+        async with gateway(settings(tmp_path, **key), fake.transport()) as (_, client):
+            listed = seen(await client.get("/v1/models", headers=AUTH)).json()
+        ids = {m["id"] for m in listed["data"]}
+        assert "glm-4-plus" in ids  # (priced)
+        assert ("glm-5.3" in ids) is unpriced_listed  # (no price known: docs/unsure.md Z1)
 
 
 async def test_a_stream_is_sse_and_its_usage_reaches_the_ledger(tmp_path: Path) -> None:

@@ -95,10 +95,20 @@ _INTERNAL_ORIGIN = "http://gateway.llm-bridge.internal"
 
 def _forwarded(name: str) -> bool:
     """Whether a client's request header reaches the provider: only what shapes the body
-    (``content-type``, ``accept``) and DashScope's own ``x-dashscope-*`` options. Clients
-    send their own tracking (Codex: session, thread and installation ids), and the
-    gateway's keys and hop-by-hop headers are the gateway's."""
-    return name in _FORWARDED_REQUEST or name.startswith("x-dashscope-")
+    (``content-type``, ``accept``) and DashScope's own ``x-dashscope-*`` options, but for
+    those that are the gateway's to decide. Clients send their own tracking (Codex:
+    session, thread and installation ids), and the gateway's keys and hop-by-hop headers
+    are the gateway's."""
+    if name.startswith("x-dashscope-"):
+        return name not in _DASHSCOPE_GATEWAYS
+    return name in _FORWARDED_REQUEST
+
+
+#: DashScope headers a client may not set through the gateway: whether the answer is
+#: streamed (the engine asks for a stream when the body does, and reads what it asked
+#: for: a stream it did not ask for would be generated and billed, and then refused), an
+#: asynchronous task (no answer to read), and the workspace billed (the config's).
+_DASHSCOPE_GATEWAYS = frozenset({"x-dashscope-sse", "x-dashscope-async", "x-dashscope-workspace"})
 
 
 #: Request headers forwarded to the provider as they are.
@@ -690,8 +700,8 @@ class GatewayApp:
 
     def _visible_models(self, content: bytes, key: Optional[KeySpec]) -> bytes:
         """The model list filtered to what the key may use."""
-        if key is None or key.models == ("*",):
-            return content
+        if key is None or (key.models == ("*",) and key.monthly_budget_cny is None):
+            return content  # (a budget hides the unpriced models: `_listed`)
         page = json.loads(content)
         page["data"] = [entry for entry in page.get("data", []) if self._listed(entry, key)]
         return json.dumps(page, ensure_ascii=False).encode()
