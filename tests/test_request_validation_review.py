@@ -119,6 +119,41 @@ def test_the_openai_client_gets_the_same_refusal_for_stream_options() -> None:
     assert info.value.param == "stream_options" and fake.requests == []
 
 
+# --------------------------------------------------------------------------- bounds
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "said"),
+    [
+        ("/chat/completions", {"model": "glm-4-flash", "messages": HELLO, "n": 129}, "<= 128"),
+        ("/chat/completions", {"model": "glm-4-flash", "messages": HELLO, "n": 0}, ">= 1"),
+        (
+            "/chat/completions",
+            {"model": "glm-4-flash", "messages": HELLO, "logprobs": True, "top_logprobs": 21},
+            "<= 20",
+        ),
+        ("/embeddings", {"model": "embedding-3", "input": ["一"] * 2049}, "at most 2048"),
+    ],
+    ids=["n-high", "n-low", "top_logprobs", "inputs"],
+)
+def test_counts_past_openais_bounds_are_refused_before_anything_is_sent(
+    path: str, body: dict[str, Any], said: str
+) -> None:
+    # Each of n's choices is a request of its own where the provider takes one, and each
+    # 64 texts one: a gateway key's n=100000 made 100000 provider calls.
+    fake = FakeZhipu(api_key=KEY)
+    error = post(fake, path, body)
+    assert said in error["message"]
+    assert fake.requests == []
+
+
+def test_one_text_given_as_its_token_ids_may_be_longer_than_2048() -> None:
+    # (refused as token ids, not for its length)
+    fake = FakeZhipu(api_key=KEY)
+    error = post(fake, "/embeddings", {"model": "embedding-3", "input": [1] * 3000})
+    assert "text only" in error["message"]
+
+
 # --------------------------------------------------------------------------- embeddings
 
 

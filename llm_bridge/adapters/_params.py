@@ -275,7 +275,7 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
         value = params.get(name)
         if value is not None:
             _check_number(name, value, low, high)
-    for name, least in _INTEGERS:
+    for name, least, most in _INTEGERS:
         value = params.get(name)
         if value is None:
             continue
@@ -283,6 +283,8 @@ def check_chat_params(params: Mapping[str, Any]) -> None:
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
         if least is not None and value < least:
             raise ValueError(f"{name} must be >= {least}, got {value}")
+        if most is not None and value > most:
+            raise ValueError(f"{name} must be <= {most}, got {value}")
     stop = params.get("stop")
     if (
         stop is not None
@@ -300,14 +302,18 @@ _RANGES = (
     ("presence_penalty", -2.0, 2.0),
     ("frequency_penalty", -2.0, 2.0),
 )
-#: Integer parameters and their least value (None: any).
+#: Integer parameters and their least and greatest values (None: any), as OpenAI takes
+#: them. ``n`` past OpenAI's 128 is refused here too: where a provider takes one choice a
+#: request, each choice is a request of its own (`_fan_out`).
 _INTEGERS = (
-    ("max_tokens", 1),
-    ("max_completion_tokens", 1),
-    ("n", 1),
-    ("seed", None),
-    ("top_logprobs", None),
+    ("max_tokens", 1, None),
+    ("max_completion_tokens", 1, None),
+    ("n", 1, 128),
+    ("seed", None, None),
+    ("top_logprobs", 0, 20),
 )
+#: The most texts (or token lists) one embeddings request takes, as OpenAI's.
+MAX_EMBEDDING_INPUTS = 2048
 #: OpenAI's boolean chat parameters (a string such as "yes" is refused, not read as true).
 _BOOLEANS = ("stream", "logprobs", "parallel_tool_calls", "store")
 
@@ -324,6 +330,9 @@ def check_embedding_params(params: Mapping[str, Any]) -> None:
         raise missing("input")
     if isinstance(texts, list) and not texts:
         raise ValueError("input must not be an empty list")
+    # (a flat list of ints is one text's token ids, as long as the text)
+    if isinstance(texts, list) and len(texts) > MAX_EMBEDDING_INPUTS and not _integer(texts[0]):
+        raise ValueError(f"input must hold at most {MAX_EMBEDDING_INPUTS} items, got {len(texts)}")
     _check_no_empty_text(texts)
     encoding = params.get("encoding_format")
     if encoding is not None and encoding not in ENCODING_FORMATS:
