@@ -342,6 +342,72 @@ async def test_over_tpm_429_with_retry_after(tmp_path: Path) -> None:
     assert len(fake.requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/v1/chat/completions", {"input": {"messages": [{"role": "user", "content": "长"}]}}),
+        ("/v1/chat/completions", {"parameters": {"max_tokens": 2000}}),
+        ("/v1/chat/completions", {"system": "长" * 100}),
+        ("/v1/chat/completions", {"max_output_tokens": 2048}),
+        ("/v1/responses", {"parameters": {"max_tokens": 2000}}),
+    ],
+)
+async def test_provider_fields_that_would_replace_what_the_limits_checked_are_refused(
+    tmp_path: Path, path: str, extra: dict[str, Any]
+) -> None:
+    # Passed on as provider extras, they would replace the prompt or the answer's length
+    # the key's tpm and budget were checked against (DashScope's envelope, ERNIE's fields).
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    body: dict[str, Any] = {"model": "fast", "max_tokens": 5, **extra}
+    body["input" if path == "/v1/responses" else "messages"] = (
+        "你好" if path == "/v1/responses" else HELLO
+    )
+    body.pop("max_tokens") if path == "/v1/responses" else None
+    async with gateway(settings(tmp_path, tpm=100_000), fake.transport()) as (_, client):
+        refused = await client.post(path, headers=AUTH, json=body)
+        assert refused.status_code == 400
+        error = error_of(refused)
+        assert error["param"] == next(iter(extra)) and "limits and budget" in error["message"]
+        # (a provider option that replaces nothing passes as before)
+        fine = {"model": "fast", "messages": HELLO, "enable_thinking": False}
+        assert (await client.post("/v1/chat/completions", headers=AUTH, json=fine)).is_success
+    assert len(fake.requests) == 1
+
+
+async def test_the_estimate_counts_tools_and_copies_but_not_image_data(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "description": "长" * 3000, "parameters": {"type": "object"}},
+    }
+    image = "data:image/png;base64," + "A" * 400_000  # (160 000 tokens if read as text)
+    vision = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "这是什么？"},
+                {"type": "image_url", "image_url": {"url": image}},
+            ],
+        }
+    ]
+    async with gateway(settings(tmp_path, tpm=20_000), fake.transport()) as (_, client):
+        tools = {"model": "fast", "messages": HELLO, "tools": [tool] * 20, "max_tokens": 10}
+        refused = await client.post("/v1/chat/completions", headers=AUTH, json=tools)
+        assert refused.status_code == 429 and "alone" in error_of(refused)["message"]
+        copies = {"model": "fast", "messages": [{"role": "user", "content": "长" * 3000}]}
+        refused = await client.post(
+            "/v1/chat/completions", headers=AUTH, json={**copies, "n": 8, "max_tokens": 10}
+        )
+        assert refused.status_code == 429 and "alone" in error_of(refused)["message"]
+        answered = await client.post(
+            "/v1/chat/completions",
+            headers=AUTH,
+            json={"model": "glm-4v-flash", "messages": vision, "max_tokens": 10},
+        )
+        assert answered.status_code == 200, answered.text
+    assert len(fake.requests) == 1
+
+
 async def test_tpm_takes_the_usage_beyond_the_estimate(tmp_path: Path) -> None:
     """A call that used more than its length estimate has the rest taken afterwards."""
     fake = FakeZhipu(api_key=ZHIPU_KEY).reply(

@@ -60,7 +60,9 @@ from .. import _front
 from .._config import Config
 from .._errors import InternalServerError, OpenAIError
 from .._response_store import AsyncResponseStore, default_store
+from .._responses import RESPONSES_PARAMS
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
+from ..adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
 from ..usage import UsageRecord
 from ._asgi import BodyTooLarge, ClientGone, ClientStalled, read_body
 from ._config import DEFAULT_LEDGER, GatewayConfig, KeySpec
@@ -119,6 +121,11 @@ _DROPPED_RESPONSE = frozenset({"content-length", "transfer-encoding", "connectio
 
 #: Completion tokens assumed for a model without a known maximum, when a request sets none.
 _DEFAULT_MAX_OUTPUT = 4096
+#: Prompt tokens assumed for one image or audio clip, whatever the size of its data: an
+#: upper estimate at the providers' default resolution limits (Qwen-VL's images are 4 to
+#: 1280 tokens by default, GLM-4V's about 1600); trued up when the call ends. UNSURE
+#: (docs/unsure.md X4) for high-resolution modes, which may take more.
+_MEDIA_TOKENS = 4096
 #: UTF-8 bytes per token assumed when a request's prompt is estimated from its length:
 #: an upper estimate for the providers' vocabularies on Chinese (about 3 bytes a token, a
 #: common character being one token or less) and on English (about 4 bytes a token).
@@ -565,6 +572,7 @@ class GatewayApp:
         params: dict[str, Any] = {}
         if kind is not None:
             params = _parse_body(body)
+            _refuse_provider_envelope(kind, params)
             exchange.model = params["model"]
         elif exchange.route == "/v1/models/{id}":
             exchange.model = path.split("/", 3)[3]
@@ -930,12 +938,11 @@ def _estimate(
         )
     elif kind == "embeddings":
         prompt = _length_tokens(params.get("input"))
-    elif kind == "chat":
-        prompt = _length_tokens(params.get("messages"))
     else:
-        prompt = _length_tokens([params.get("instructions"), params.get("input")])
+        prompt = _prompt_tokens(params)
     n_given = params.get("n")
     n: int = n_given if isinstance(n_given, int) and n_given > 0 else 1
+    prompt *= n  # (a provider taking one choice a request is sent, and bills, each copy)
     asked = next(
         (
             params[name]
@@ -970,6 +977,84 @@ def _month_bounds(period: str) -> tuple[float, float]:
     start = calendar.timegm((year, month, 1, 0, 0, 0))
     end = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0))
     return float(start), float(end)
+
+
+def _prompt_tokens(params: dict[str, Any]) -> int:
+    """An upper estimate of a chat or Responses request's prompt: all the client sent
+    (its messages or input, and the tools, schemas and instructions the provider is sent
+    and bills as prompt too), each image or audio clip counted as `_MEDIA_TOKENS` rather
+    than by the length of its inline data. (A Responses continuation's stored
+    conversation is not counted here: the usage beyond the estimate is taken when the
+    call ends.)"""
+    media, inline = _media(params.get("messages") or params.get("input"))
+    sent = [
+        value
+        for name, value in params.items()
+        if name in ("instructions", "input")
+        or (isinstance(value, (list, dict)) and name not in _NOT_PROMPT)
+    ]
+    text = json.dumps(sent, ensure_ascii=False, default=str).encode("utf-8", "replace")
+    return math.ceil(max(len(text) - inline, 0) / _BYTES_PER_TOKEN) + media * _MEDIA_TOKENS
+
+
+#: A request's objects and lists that are not sent to the model as prompt.
+_NOT_PROMPT = frozenset({"stream_options", "metadata", "logit_bias", "reasoning"})
+
+
+def _media(items: Any) -> tuple[int, int]:
+    """How many images and audio clips a messages (or Responses input) list holds, and
+    the bytes of their data given inline."""
+    count = inline = 0
+    for item in items if isinstance(items, list) else ():
+        content = item.get("content") if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else ():
+            data = _media_data(part) if isinstance(part, dict) else None
+            if data is not None:
+                count += 1
+                inline += len(data.encode("utf-8", "replace"))
+    return count, inline
+
+
+def _media_data(part: dict[str, Any]) -> Optional[str]:
+    """The URL or data of an image or audio part (chat's or the Responses API's), else
+    None."""
+    kind = part.get("type")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+    elif kind == "input_image":
+        url = part.get("image_url")
+    elif kind == "input_audio":
+        audio = part.get("input_audio")
+        url = audio.get("data") if isinstance(audio, dict) else None
+    else:
+        return None
+    return url if isinstance(url, str) else ""
+
+
+def _refuse_provider_envelope(kind: str, params: dict[str, Any]) -> None:
+    """Refuse a top-level field outside the API's parameters (a provider extra, passed on
+    to the provider's body) that would replace a part of the provider's request the
+    gateway checks the key's limits and budget against: the prompt (DashScope's ``input``,
+    ERNIE's ``system``) or the answer's length (``parameters``, ``max_output_tokens``)."""
+    known = {"chat": CHAT_PARAMS, "embeddings": EMBEDDING_PARAMS}.get(kind, RESPONSES_PARAMS)
+    for name in params:
+        if name in _PROVIDER_ENVELOPE and name not in known:
+            raise _bad_request(
+                f"The field '{name}' is not accepted by this gateway: as a provider field it "
+                f"would replace what the request's OpenAI parameters say (the prompt, or how "
+                f"long the answer may be), which the key's limits and budget are checked "
+                f"against. Send the OpenAI parameters (messages, max_tokens) instead.",
+                param=name,
+            )
+
+
+#: Provider request fields a client's extras may not set through the gateway (see
+#: `_refuse_provider_envelope`): DashScope's native envelope, ERNIE's system text and
+#: output limit, and the names other wires give the output limit.
+_PROVIDER_ENVELOPE = frozenset(
+    {"input", "parameters", "resources", "system", "max_output_tokens", "max_new_tokens"}
+)
 
 
 def _length_tokens(value: Any) -> int:
