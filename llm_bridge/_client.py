@@ -160,6 +160,8 @@ class _Bridged:
             default_query=args["default_query"],
             organization=args["organization"],
             project=args["project"],
+            # (only when given: openai versions before these arguments refuse them)
+            **{name: args[name] for name in _OPENAI_PASSED if args[name]},
         )
 
     def _refuse_connect(self, resource: Any, api: str) -> Any:
@@ -226,7 +228,7 @@ class _Bridged:
         settings = dict(self._bridge)
         settings["default_headers"] = dict(getattr(self, "_custom_headers", {}))
         settings["default_query"] = dict(getattr(self, "_custom_query", {}))
-        for name in ("organization", "project"):
+        for name in ("organization", "project", *_OPENAI_PASSED):
             settings[name] = getattr(self, name, None)
         for name, replacing in _MERGED.items():
             if overrides.get(name) is not None:
@@ -282,6 +284,9 @@ class OpenAI(_Bridged, openai.OpenAI):
         on_usage: Optional[Callable[[UsageRecord], Any]] = None,
         organization: Optional[str] = None,
         project: Optional[str] = None,
+        webhook_secret: Optional[str] = None,
+        websocket_base_url: Union[str, httpx.URL, None] = None,
+        _strict_response_validation: bool = False,
         _usage: Optional[UsageLedger] = None,
     ) -> None:
         """openai's constructor arguments, plus:
@@ -333,6 +338,9 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         on_usage: Optional[Callable[[UsageRecord], Any]] = None,
         organization: Optional[str] = None,
         project: Optional[str] = None,
+        webhook_secret: Optional[str] = None,
+        websocket_base_url: Union[str, httpx.URL, None] = None,
+        _strict_response_validation: bool = False,
         _usage: Optional[UsageLedger] = None,
     ) -> None:
         """As `OpenAI`; ``http_client`` is an ``httpx.AsyncClient``."""
@@ -350,6 +358,11 @@ class AsyncOpenAI(_Bridged, openai.AsyncOpenAI):
         if "retries_taken" in kwargs:
             kwargs["retries_taken"] += retries_of(kwargs.get("response"))
         return _acyclic(await super()._process_response(**kwargs))
+
+
+#: openai constructor arguments passed on as they are (``webhooks.unwrap`` reads the
+#: secret; WebSocket modes are refused, but the URL is kept as openai keeps it).
+_OPENAI_PASSED = ("webhook_secret", "websocket_base_url", "_strict_response_validation")
 
 
 def _given(value: object) -> bool:

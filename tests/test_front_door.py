@@ -104,6 +104,22 @@ def test_with_options_max_retries_governs_the_engine() -> None:
     assert raw.retries_taken == 0 and raw.http_response.headers["x-llm-bridge-provider"] == "zhipu"
 
 
+@pytest.mark.parametrize("flavour", [llm_bridge.OpenAI, llm_bridge.AsyncOpenAI])
+def test_openais_other_constructor_arguments_are_taken_and_copied(flavour: Any) -> None:
+    # (code moved from openai passes them: a TypeError would break the one-line change)
+    given = {
+        "webhook_secret": "whsec_test",
+        "websocket_base_url": "wss://example.test/v1",
+        "_strict_response_validation": True,
+    }
+    client = flavour(provider="zhipu", api_key=KEY, **given)
+    for made in (client, client.with_options(timeout=5), client.copy(max_retries=1)):
+        assert made.webhook_secret == "whsec_test"
+        assert str(made.websocket_base_url) == "wss://example.test/v1"
+        assert made._strict_response_validation is True
+    assert client.copy(webhook_secret="whsec_other").webhook_secret == "whsec_other"
+
+
 @DOORS
 def test_the_tool_loop_appends_the_returned_message(door: Any) -> None:
     fake = FakeZhipu(api_key=KEY).tool_call("get_weather", {"city": "北京"}, id="call_1")
