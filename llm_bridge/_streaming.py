@@ -736,7 +736,10 @@ def aggregate(
                 into["finish_reason"] = choice.finish_reason
     for index, calls in tools.items():
         if calls:
-            choices[index]["message"]["tool_calls"] = [calls[i] for i in sorted(calls)]
+            message = choices[index]["message"]
+            message["tool_calls"] = [calls[i] for i in sorted(calls)]
+            if message["content"] == "":  # (only tool calls: OpenAI's content is null)
+                message["content"] = None
     head = chunks[0].model_dump(exclude={"choices", "usage", "object"}) if chunks else {}
     return ChatCompletion.model_validate(
         {

@@ -218,3 +218,41 @@ def test_an_unreadable_tool_call_fragment_is_an_api_error() -> None:
         # Before the first chunk: raised by create() itself, where it could be retried.
         with pytest.raises(APIResponseValidationError):
             client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def tool_only(fake: Any) -> Any:
+    from llm_bridge.testing import Reply, ToolCallSpec
+
+    return fake.then(Reply(content="", tool_calls=(ToolCallSpec("get_weather", {"city": "北京"}),)))
+
+
+def test_an_answer_of_only_tool_calls_has_null_content_streamed_and_aggregated() -> None:
+    # Qianfan v2 and DashScope send "" beside tool calls; OpenAI sends null, and code
+    # tests `message.content is None` to tell a tool call from an answer.
+    from helpers import bridge
+
+    from llm_bridge.testing import FakeDashScopeCompatible, FakeQianfanV2
+
+    key = "bce-v3/ALTAK-streamEdges/0a1b2c3d4e5f"
+    hello: Any = [{"role": "user", "content": "北京天气？"}]
+    streamed = bridge("qianfan", tool_only(FakeQianfanV2()), api_key=key)
+    with streamed.chat.completions.stream(
+        model="ernie-4.5-turbo-128k", messages=hello, tools=[WEATHER]
+    ) as stream:
+        stream.until_done()
+        final = stream.get_final_completion().choices[0].message
+    assert final.content is None and final.tool_calls
+    # (a model that only streams, called without stream=True: its chunks aggregated)
+    aggregated = bridge("dashscope", tool_only(FakeDashScopeCompatible()), api_key="sk-edge")
+    with pytest.warns(Warning):  # (qwq-plus is retired: a warning, and sent anyway)
+        answer = aggregated.chat.completions.create(
+            model="qwq-plus", messages=hello, tools=[WEATHER]
+        )
+    message = answer.choices[0].message
+    assert message.content is None and message.tool_calls

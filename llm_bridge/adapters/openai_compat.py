@@ -254,6 +254,8 @@ class OpenAICompatStreamParser(StreamParser):
             if delta.get("tool_calls"):
                 for position, call in enumerate(delta["tool_calls"]):
                     call.setdefault("index", position)
+                if delta.get("content") == "":  # (DashScope, Qianfan v2: OpenAI's is null)
+                    delta["content"] = None
             finish = choice.get("finish_reason")
             if finish is not None:
                 choice["finish_reason"] = finish = self.adapter.finish_reason(
