@@ -109,6 +109,32 @@ def test_a_chat_request_is_a_plain_description(wire: str) -> None:
     assert "你好" in text and "0.5" in text
 
 
+SERVICE_PARAMS: dict[str, Any] = {
+    "store": True,
+    "metadata": {"team": "a"},
+    "service_tier": "auto",
+    "prompt_cache_key": "k",
+    "prompt_cache_retention": "24h",
+    "prompt_cache_options": {"ttl": "24h"},
+    "moderation": {"input": {"policy": "default"}},
+    "safety_identifier": "user-1",
+}
+
+
+@EVERY_WIRE
+def test_openais_service_parameters_reach_only_openai_shaped_servers(wire: str) -> None:
+    # They change nothing the caller sees of the answer (storage, tracking, OpenAI's own
+    # caching, tiering, moderation): the providers are not sent them, with no report;
+    # OpenAI itself and the servers that copy it are.
+    warned: list[Any] = []
+    a = adapter(wire, warned=warned)
+    params = {"model": "x", "messages": HELLO, **SERVICE_PARAMS}
+    sent = json.dumps(a.chat_request(params, call(a, chat_model(wire))).json)
+    reached = [name for name in SERVICE_PARAMS if f'"{name}"' in sent]
+    assert reached == (list(SERVICE_PARAMS) if wire == "openai" else [])
+    assert warned == []
+
+
 def test_zhipu_returns_the_stop_words_it_does_not_send() -> None:
     a = adapter("zhipu")
     context = call(a, "glm-4-flash")

@@ -104,6 +104,18 @@ def test_with_options_max_retries_governs_the_engine() -> None:
     assert raw.retries_taken == 0 and raw.http_response.headers["x-llm-bridge-provider"] == "zhipu"
 
 
+def test_openais_newer_chat_parameters_are_not_taken_for_provider_extras() -> None:
+    # (extras go into the provider's body as they are; these are openai's own)
+    fake = FakeZhipu(api_key=KEY).reply("好")
+    newer: Any = {
+        "prompt_cache_retention": "24h",
+        "prompt_cache_options": {"ttl": "24h"},
+        "moderation": {"input": {"policy": "default"}},
+    }
+    bridged(fake).chat.completions.create(model="glm-4-flash", messages=HELLO, extra_body=newer)
+    assert not set(newer) & set(json.loads(fake.requests[-1].content))
+
+
 @pytest.mark.parametrize("flavour", [llm_bridge.OpenAI, llm_bridge.AsyncOpenAI])
 def test_openais_other_constructor_arguments_are_taken_and_copied(flavour: Any) -> None:
     # (code moved from openai passes them: a TypeError would break the one-line change)

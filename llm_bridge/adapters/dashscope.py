@@ -33,7 +33,7 @@ from ._base import (
     with_web_search,
 )
 from ._params import ParamContext, legacy_functions_as_tools
-from .openai_compat import OpenAICompatAdapter, OpenAICompatStreamParser
+from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter, OpenAICompatStreamParser
 
 if TYPE_CHECKING:
     from .._shapes.chat import ChatCompletionChunk
@@ -500,6 +500,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     protocol = "dashscope"
     api = "compatible"
     takes_token_ids = False
+    unsent = OPENAI_SERVICE_PARAMS
 
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         return DashScopeAdapter.must_stream(self, params, call)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ adapter reads all of those variants, so a provider defined in a user's config wi
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from .._sse import SSEEvent
 from ._base import (
@@ -35,10 +35,32 @@ __all__ = ["OpenAICompatAdapter", "OpenAICompatStreamParser"]
 _LOCAL_PARAMS = frozenset({"stream", "stream_options"})
 
 
+#: OpenAI parameters that change nothing the caller sees of the answer (storage, tracking,
+#: OpenAI's own caching, tiering and moderation), which a provider with an OpenAI-shaped
+#: wire of its own is not sent (see `OpenAICompatAdapter.unsent`): the providers document
+#: none of them, cache prompts on their own and run their own content safety on every
+#: request.
+OPENAI_SERVICE_PARAMS = frozenset(
+    {
+        "metadata",
+        "moderation",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "service_tier",
+        "store",
+    }
+)
+
+
 class OpenAICompatAdapter(Adapter):
     protocol = "openai_compat"
     lists_models = True
     takes_token_ids = True  # OpenAI's own embeddings do (so may a compatible server)
+    #: Parameters this wire is not sent: none for OpenAI itself and the servers that copy
+    #: it; `OPENAI_SERVICE_PARAMS` for the providers' own OpenAI-shaped wires.
+    unsent: ClassVar[frozenset[str]] = frozenset()
 
     chat_path = "chat/completions"
     embeddings_path = "embeddings"
@@ -61,7 +83,12 @@ class OpenAICompatAdapter(Adapter):
         """The provider's body from OpenAI parameters. Compatible providers take them as
         is, but for ``web_search_options`` where the provider table has a ``[web_search]``
         rule (its own way to search, as DashScope's ``enable_search``)."""
-        body = {k: v for k, v in ctx.params.items() if v is not None and k not in _LOCAL_PARAMS}
+        unsent = self.unsent
+        body = {
+            k: v
+            for k, v in ctx.params.items()
+            if v is not None and k not in _LOCAL_PARAMS and k not in unsent
+        }
         body["messages"] = list(body["messages"])
         if self.spec.web_search is not None:
             body.pop("web_search_options", None)

@@ -56,7 +56,7 @@ from ._base import (
     without_openai_only_fields,
 )
 from ._params import ParamContext, legacy_functions_as_tools
-from .openai_compat import OpenAICompatAdapter
+from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter
 
 if TYPE_CHECKING:
     from .._shapes.chat import ChatCompletionChunk
@@ -395,6 +395,7 @@ class QianfanV2Adapter(OpenAICompatAdapter):
     protocol = "qianfan"
     api = "v2"
     takes_token_ids = False
+    unsent = OPENAI_SERVICE_PARAMS
     # v2 takes text and image_url parts (vision models); no audio or file parts.
     # UNSURE (docs/unsure.md Q42): other part types (video_url) are sent unchanged.
     refused_parts = frozenset({"input_audio", "file"})
