@@ -149,6 +149,20 @@ async def test_client_headers_stay_at_the_gateway(tmp_path: Path) -> None:
     assert set(dashscope) <= sent and not sent & set(gateways)
 
 
+async def test_a_calls_query_stays_at_the_gateway(tmp_path: Path) -> None:
+    # (an Azure client's api-version; a value of the provider's own, as Qianfan v1's
+    # access_token, would otherwise replace the gateway's)
+    fake = FakeZhipu(api_key=ZHIPU_KEY).reply("好")
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post(
+            "/v1/chat/completions?api-version=2024-10-21&access_token=theirs",
+            headers=AUTH,
+            json={"model": "fast", "messages": HELLO},
+        )
+        assert response.status_code == 200
+    assert fake.requests[-1].url.query == b""
+
+
 async def test_a_budgeted_key_for_every_model_is_listed_only_the_priced_ones(
     tmp_path: Path,
 ) -> None:

@@ -588,7 +588,11 @@ class GatewayApp:
         reservation = await self._reserve(key, kind, params, routes) if kind else None
         try:
             try:
-                url = httpx.URL(_INTERNAL_ORIGIN + path, query=scope.get("query_string") or b"")
+                # A call's query would be passed on to the provider's URL (an Azure
+                # client's api-version, or a value of the provider's own, such as
+                # Qianfan v1's access_token): only the gateway's own routes read one.
+                query = b"" if kind is not None else scope.get("query_string") or b""
+                url = httpx.URL(_INTERNAL_ORIGIN + path, query=query)
             except httpx.InvalidURL:  # control characters in the path: no such API
                 raise _unknown_url(method, path.encode("unicode_escape").decode()) from None
             request = httpx.Request(
