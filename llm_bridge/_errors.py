@@ -158,7 +158,9 @@ class APIError(openai.APIError):
         fields = _openai_error_fields(body)
         self.code = code if code is not None else fields.get("code")
         self.param = param if param is not None else fields.get("param")
-        self.type = type if type is not None else fields.get("type")
+        if type is None:  # (a provider's own word for it, DashScope's "Arrearage", is not)
+            type = fields.get("type") if fields.get("type") in OPENAI_ERROR_TYPES else None
+        self.type = type
         self.provider = provider
         self.provider_code = provider_code
 
@@ -335,7 +337,9 @@ class APIStatusError(APIError, openai.APIStatusError):
             response.request = self.request
         self.response = self.provider_response = response
         self.status_code = status_of(type(self), response.status_code)
-        if self.type is None:
+        if self.code == "insufficient_quota":  # (OpenAI's type for it too, on every wire)
+            self.type = "insufficient_quota"
+        elif self.type is None:
             self.type = error_type(self.status_code)
         self.request_id = request_id or _request_id_from(response, body)
 
@@ -356,6 +360,24 @@ def status_of(cls: type[APIStatusError], given: int) -> int:
     if issubclass(cls, InternalServerError) and given < 500:
         return 500
     return given if given >= 400 else 500
+
+
+#: The error ``type`` values OpenAI's API gives (and an OpenAI-compatible server copies);
+#: any other a body holds is replaced by the status's (`error_type`).
+OPENAI_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "rate_limit_error",
+        "insufficient_quota",
+        "requests",
+        "tokens",
+        "server_error",
+        "api_error",
+    }
+)
 
 
 def error_type(status: int) -> str:

@@ -234,6 +234,30 @@ def test_a_model_the_provider_does_not_know_is_named_with_what_exists(
     assert message.count(model) == 1  # (added once, though the error passes two layers)
 
 
+@DOORS
+@pytest.mark.parametrize("name", list(PROVIDERS))
+@pytest.mark.parametrize(
+    ("failure", "error", "kind"),
+    [
+        ("model_not_found", openai.NotFoundError, "invalid_request_error"),
+        ("arrears", openai.RateLimitError, "insufficient_quota"),
+        ("rate_limit", openai.RateLimitError, "rate_limit_error"),
+    ],
+)
+def test_the_same_failure_has_the_same_class_and_openai_type_everywhere(
+    name: str, door: str, failure: str, error: type[Exception], kind: str
+) -> None:
+    # (Qianfan's unknown model was a BadRequestError; DashScope's arrears kept its own
+    # "Arrearage" as the type)
+    cls, key, root, model = PROVIDERS[name]
+    with pytest.raises(error) as caught:
+        client(door, cls(api_key=key).fail(failure), key, root).chat.completions.create(
+            model=model, messages=HELLO
+        )
+    raised: Any = caught.value
+    assert raised.type == kind
+
+
 def _odd_error(request: httpx.Request) -> httpx.Response:
     """An error inside an HTTP 200 body, with a code no provider table has and no ``type``."""
     return httpx.Response(200, json={"error": {"code": "9999", "message": "something odd"}})
