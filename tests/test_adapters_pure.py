@@ -135,6 +135,29 @@ def test_openais_service_parameters_reach_only_openai_shaped_servers(wire: str) 
     assert warned == []
 
 
+def function_tool(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+
+
+@EVERY_WIRE
+def test_an_allowed_tools_choice_sends_only_the_tools_it_allows(wire: str) -> None:
+    # (sent on as it was, the model was offered every tool, the disallowed ones too)
+    a = adapter(wire)
+    choice = {
+        "type": "allowed_tools",
+        "allowed_tools": {"mode": "required", "tools": [function_tool("safe_tool")]},
+    }
+    params = {
+        "model": "x",
+        "messages": HELLO,
+        "tools": [function_tool("safe_tool"), function_tool("delete_everything")],
+        "tool_choice": choice,
+    }
+    sent = json.dumps(a.chat_request(params, call(a, chat_model(wire))).json)
+    assert "safe_tool" in sent and "delete_everything" not in sent
+    assert "allowed_tools" not in sent
+
+
 def test_zhipu_returns_the_stop_words_it_does_not_send() -> None:
     a = adapter("zhipu")
     context = call(a, "glm-4-flash")

@@ -455,6 +455,37 @@ def _check_tools(tools: Any) -> None:
             ) from None
 
 
+def tools_as_sent(params: dict[str, Any]) -> dict[str, Any]:
+    """The call's tools and ``tool_choice`` as a provider takes them: openai's deprecated
+    ``functions`` as tools (`legacy_functions_as_tools`), and an ``allowed_tools`` choice
+    as the tools it allows, with its mode as the choice (no provider here takes the
+    object; sent on, the model was offered every tool, the disallowed ones included)."""
+    params = legacy_functions_as_tools(params)
+    choice = params.get("tool_choice")
+    if not (isinstance(choice, Mapping) and choice.get("type") == "allowed_tools"):
+        return params
+    allowed = choice.get("allowed_tools")
+    mode = allowed.get("mode") if isinstance(allowed, Mapping) else None
+    listed = allowed.get("tools") if isinstance(allowed, Mapping) else None
+    if mode not in ("auto", "required"):
+        raise ParamError(
+            f"tool_choice.allowed_tools.mode must be 'auto' or 'required', got {mode!r}",
+            param="tool_choice",
+        )
+    if not isinstance(listed, list):
+        raise ParamError("tool_choice.allowed_tools.tools must be a list", param="tool_choice")
+    names = {_tool_name(tool) for tool in listed} - {None}
+    tools = [tool for tool in params.get("tools") or [] if _tool_name(tool) in names]
+    return {**params, "tools": tools or None, "tool_choice": mode if tools else None}
+
+
+def _tool_name(tool: Any) -> Optional[str]:
+    """A function tool's name (``{"type": "function", "function": {"name": ...}}``)."""
+    function = tool.get("function") if isinstance(tool, Mapping) else None
+    name = function.get("name") if isinstance(function, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 def legacy_functions_as_tools(params: dict[str, Any]) -> dict[str, Any]:
     """openai's deprecated ``functions``/``function_call`` as ``tools``/``tool_choice``."""
     if params.get("functions") is None:

@@ -32,7 +32,7 @@ from ._base import (
     split_url,
     with_web_search,
 )
-from ._params import ParamContext, legacy_functions_as_tools
+from ._params import ParamContext, tools_as_sent
 from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter, OpenAICompatStreamParser
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class DashScopeAdapter(Adapter):
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         multimodal = self._multimodal(params, call)
         url = self.url(_MULTIMODAL_PATH if multimodal else _TEXT_PATH)
-        ctx = self.params(legacy_functions_as_tools(params), url)
+        ctx = self.params(tools_as_sent(params), url)
         self.check_parts(ctx)
         source = _with_json_word(ctx.params["messages"], ctx.get("response_format"))
         messages = _with_tool_names([_message(m, multimodal) for m in source])

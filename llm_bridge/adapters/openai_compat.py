@@ -24,7 +24,7 @@ from ._base import (
     Translated,
     with_web_search,
 )
-from ._params import ParamContext, legacy_functions_as_tools
+from ._params import ParamContext, tools_as_sent
 
 if TYPE_CHECKING:
     from .._shapes.chat.chat_completion_chunk import ChatCompletionChunk
@@ -69,7 +69,7 @@ class OpenAICompatAdapter(Adapter):
 
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         url = self.url(self.chat_path)
-        ctx = self.params(legacy_functions_as_tools(params), url)
+        ctx = self.params(tools_as_sent(params), url)
         self.check_parts(ctx)
         body = self.chat_body(ctx, call)
         body["model"] = call.model

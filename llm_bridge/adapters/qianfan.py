@@ -55,7 +55,7 @@ from ._base import (
     require_key,
     without_openai_only_fields,
 )
-from ._params import ParamContext, legacy_functions_as_tools
+from ._params import ParamContext, tools_as_sent
 from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class QianfanAdapter(Adapter):
 
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         url = self.endpoint_url("chat", call)
-        ctx = self.params(legacy_functions_as_tools(params), url)
+        ctx = self.params(tools_as_sent(params), url)
         body = self._body(ctx, call)
         if call.stream:
             body["stream"] = True
