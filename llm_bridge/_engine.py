@@ -86,7 +86,12 @@ from ._usage_account import UsageAccount
 from ._wire import call_adapter, reply_of
 from .adapters import adapter_class
 from .adapters._base import MALFORMED, Adapter, CallContext, HTTPRequest, JSONDict, parse_json
-from .adapters._params import batch_token_limits, check_chat_params, check_embedding_params
+from .adapters._params import (
+    as_legacy_function_call,
+    batch_token_limits,
+    check_chat_params,
+    check_embedding_params,
+)
 from .adapters._stop import cut_at_stop
 from .usage import Price, UsageLedger, UsageRecord
 
@@ -202,6 +207,7 @@ class Operation:
             extra_body=options.extra_body,
             one_tool_call=params.get("parallel_tool_calls") is False,
             choices=_choices(params),
+            legacy_functions=params.get("functions") is not None,
         )
         # json_schema from a model without it: json_object plus the schema, checked here.
         self.schema: Optional[Schema] = None
@@ -306,6 +312,9 @@ class Operation:
             return answer
         if self.kind == "chat":
             data = call_adapter(response, adapter.chat_response, reply, body, self.call)
+            if self.call.legacy_functions:
+                for choice in data.get("choices") or ():
+                    as_legacy_function_call(choice, "message")
             completion = self._typed(self.engine.completion, data, response)
             if not any(_answered(choice) for choice in completion.choices):
                 raise adapter.invalid_body(

@@ -756,6 +756,11 @@ def _merge_delta(message: JSONDict, delta: Any, calls: dict[int, JSONDict]) -> N
         piece = getattr(delta, field, None)
         if isinstance(piece, str):
             message[field] = (message.get(field) or "") + piece
+    legacy = delta.function_call  # (an answer to openai's deprecated ``functions``)
+    if legacy is not None:
+        into = message.setdefault("function_call", {"name": "", "arguments": ""})
+        into["name"] += legacy.name or ""
+        into["arguments"] += legacy.arguments or ""
     for call in delta.tool_calls or []:
         into = calls.setdefault(
             call.index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}

@@ -258,6 +258,45 @@ def test_the_same_failure_has_the_same_class_and_openai_type_everywhere(
     assert raised.type == kind
 
 
+def sent_messages(fake: Any) -> list[Any]:
+    body = fake.last_json
+    return body["messages"] if "messages" in body else body["input"]["messages"]
+
+
+@DOORS
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_openais_deprecated_functions_get_a_function_call_back(name: str, door: str) -> None:
+    # Code written before tools (functions=, message.function_call, role "function") keeps
+    # its loop: the answer's call comes back as function_call, and the next turn, with the
+    # call and its result in the legacy form, reaches the provider as a call and result.
+    cls, key, root, model = PROVIDERS[name]
+    function = {"name": "get_weather", "parameters": TOOL["function"]["parameters"]}
+    fake = cls(api_key=key).tool_call("get_weather", {"city": "北京"})
+    fake.tool_call("get_weather", {"city": "北京"}).reply("北京晴")
+    openai_client: Any = client(door, fake, key, root)
+    create = openai_client.chat.completions.create
+    answer = create(model=model, messages=HELLO, functions=[function])
+    choice = answer.choices[0]
+    assert choice.finish_reason == "function_call" and not choice.message.tool_calls
+    call = choice.message.function_call
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "北京"}
+    pieces = [
+        c.choices[0].delta.function_call
+        for c in create(model=model, messages=HELLO, functions=[function], stream=True)
+        if c.choices and c.choices[0].delta.function_call
+    ]
+    assert json.loads("".join(p.arguments or "" for p in pieces)) == {"city": "北京"}
+    turn = [
+        *HELLO,
+        {"role": "assistant", "content": None, "function_call": call.model_dump()},
+        {"role": "function", "name": "get_weather", "content": "晴"},
+    ]
+    assert create(model=model, messages=turn, functions=[function]).choices[0].message.content
+    sent = [m for m in sent_messages(fake) if m.get("tool_calls") or m["role"] == "tool"]
+    assert [m["role"] for m in sent] == ["assistant", "tool"]
+    assert sent[0]["tool_calls"][0]["id"] == sent[1]["tool_call_id"]
+
+
 def _odd_error(request: httpx.Request) -> httpx.Response:
     """An error inside an HTTP 200 body, with a code no provider table has and no ``type``."""
     return httpx.Response(200, json={"error": {"code": "9999", "message": "something odd"}})

@@ -43,7 +43,7 @@ from .._errors import (
 from .._sse import SSEEvent
 from .._structured import FenceStripper
 from .._wire import Fault, MalformedBody, ProviderFault, Refused, Reply
-from ._params import ParamContext, check_input_length, token_ids
+from ._params import ParamContext, as_legacy_function_call, check_input_length, token_ids
 from ._stop import StopScanner
 
 if TYPE_CHECKING:
@@ -107,6 +107,9 @@ class CallContext:
     strip_fences: bool = False
     #: How many choices the provider is asked for in one request (``n`` sent natively).
     choices: int = 1
+    #: The call used openai's deprecated ``functions``: its answer's tool call is given
+    #: back as ``function_call`` (`as_legacy_function_call`).
+    legacy_functions: bool = False
 
     def __post_init__(self) -> None:
         # A str subclass (an enum member naming the model, say) as the plain string it
@@ -320,6 +323,9 @@ class StreamParser:
             return None, usage, None
         if self.call.one_tool_call:
             self._keep_one_call(chunk)
+        if self.call.legacy_functions:
+            for choice in chunk["choices"]:
+                as_legacy_function_call(choice, "delta")
         if self._fences is not None:
             self._strip_fences(chunk, self._fences)
         chunk["provider"] = self.call.provider

@@ -487,14 +487,65 @@ def _tool_name(tool: Any) -> Optional[str]:
 
 
 def legacy_functions_as_tools(params: dict[str, Any]) -> dict[str, Any]:
-    """openai's deprecated ``functions``/``function_call`` as ``tools``/``tool_choice``."""
-    if params.get("functions") is None:
+    """openai's deprecated ``functions``/``function_call`` as ``tools``/``tool_choice``,
+    and a conversation's legacy turns (an assistant's ``function_call``, a ``function``
+    result) as a tool call and its result (`_legacy_turns_as_tools`): the providers take
+    only these, and dropped the legacy call, leaving its result with no call before it."""
+    messages = params.get("messages")
+    legacy_turns = isinstance(messages, list) and any(
+        isinstance(m, Mapping) and (m.get("role") == "function" or m.get("function_call"))
+        for m in messages
+    )
+    if params.get("functions") is None and not legacy_turns:
         return params
     params = dict(params)
-    params["tools"] = [{"type": "function", "function": f} for f in params.pop("functions")]
-    choice = params.pop("function_call", None)
-    if isinstance(choice, Mapping):
-        params["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
-    elif choice is not None:
-        params["tool_choice"] = choice
+    if params.get("functions") is not None:
+        params["tools"] = [{"type": "function", "function": f} for f in params.pop("functions")]
+        choice = params.pop("function_call", None)
+        if isinstance(choice, Mapping):
+            params["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        elif choice is not None:
+            params["tool_choice"] = choice
+    if legacy_turns and isinstance(messages, list):
+        params["messages"] = _legacy_turns_as_tools(messages)
     return params
+
+
+def _legacy_turns_as_tools(messages: list[Any]) -> list[Any]:
+    """Each assistant ``function_call`` as a tool call with an id made here, and each
+    ``function`` result as the tool result of the latest call of its name without one."""
+    out: list[Any] = []
+    waiting: dict[Any, list[str]] = {}  # function name -> ids of its calls with no result yet
+    for position, message in enumerate(messages):
+        call = message.get("function_call") if isinstance(message, Mapping) else None
+        role = message.get("role") if isinstance(message, Mapping) else None
+        if role == "assistant" and isinstance(call, Mapping) and not message.get("tool_calls"):
+            ident = f"call_legacy_{position}"
+            waiting.setdefault(call.get("name"), []).append(ident)
+            function = {"name": call.get("name"), "arguments": call.get("arguments") or "{}"}
+            turn = {k: v for k, v in message.items() if k != "function_call"}
+            turn["tool_calls"] = [{"id": ident, "type": "function", "function": function}]
+            out.append(turn)
+        elif role == "function":
+            calls = waiting.get(message.get("name")) or [f"call_legacy_{position}"]
+            ident = calls.pop()
+            out.append({"role": "tool", "tool_call_id": ident, "content": message.get("content")})
+        else:
+            out.append(message)
+    return out
+
+
+def as_legacy_function_call(choice: dict[str, Any], field: str) -> None:
+    """A choice of an answer to openai's deprecated ``functions`` as openai words it: its
+    first tool call as ``function_call`` (in ``field``, the message or a stream's delta),
+    no ``tool_calls``, and ``finish_reason`` ``function_call`` for ``tool_calls``."""
+    if choice.get("finish_reason") == "tool_calls":
+        choice["finish_reason"] = "function_call"
+    part = choice.get(field)
+    calls = part.pop("tool_calls", None) if isinstance(part, dict) else None
+    if not isinstance(part, dict) or not isinstance(calls, list):
+        return
+    first = [c for c in calls if isinstance(c, Mapping) and c.get("index", 0) == 0][:1]
+    function = first[0].get("function") if first else None
+    if isinstance(function, Mapping):
+        part["function_call"] = {k: v for k, v in function.items() if v is not None}
