@@ -734,6 +734,9 @@ def aggregate(
             _merge_delta(into["message"], choice.delta, tools.setdefault(choice.index, {}))
             if choice.finish_reason is not None:
                 into["finish_reason"] = choice.finish_reason
+            if choice.logprobs is not None:  # (asked for: each chunk's tokens, in order)
+                kept = into.setdefault("logprobs", {"content": [], "refusal": None})
+                kept["content"] += [p.model_dump() for p in choice.logprobs.content or ()]
     for index, calls in tools.items():
         if calls:
             message = choices[index]["message"]

@@ -1312,3 +1312,74 @@ async def test_commodity_not_purchased_on_429_is_not_retried(mode: str):
     with pytest.raises(PermissionDeniedError):
         await create(mode, f)
     assert len(f.requests) == 1
+
+
+LOGPROB = {"token": "你", "bytes": [228, 189, 160], "logprob": -0.1, "top_logprobs": []}
+
+
+def native_event(content: str, finish: str) -> str:
+    choice = {
+        "message": {"role": "assistant", "content": content},
+        "finish_reason": finish,
+        "logprobs": {"content": [{**LOGPROB, "token": content}]},
+    }
+    body = {"output": {"choices": [choice]}, "request_id": "r-1"}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def test_the_log_probabilities_dashscope_answers_reach_the_caller() -> None:
+    # (asked for with logprobs=True, they were dropped: the answer read as if none came)
+    choice = {
+        "message": {"role": "assistant", "content": "你好"},
+        "finish_reason": "stop",
+        "logprobs": {"content": [LOGPROB]},
+    }
+    body = {
+        "output": {"choices": [choice]},
+        "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+        "request_id": "r-1",
+    }
+    answer = client(fake().raw(200, json.dumps(body), {"content-type": "application/json"}))
+    got = answer.chat.completions.create(model=MODEL, messages=HELLO, logprobs=True)
+    content = got.choices[0].logprobs.content
+    assert [(p.token, p.logprob) for p in content] == [("你", -0.1)]
+    sse = native_event("你", "null") + native_event("好", "stop")
+    streamed = client(fake().raw(200, sse, {"content-type": "text/event-stream"}))
+    chunks = list(
+        streamed.chat.completions.create(model=MODEL, messages=HELLO, logprobs=True, stream=True)
+    )
+    tokens = [
+        p.token
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for p in c.choices[0].logprobs.content
+    ]
+    assert tokens == ["你", "好"]
+
+
+def test_a_stream_read_whole_keeps_its_log_probabilities() -> None:
+    # (a model that only streams, called without stream=True: its chunks aggregated)
+    from llm_bridge._shapes.chat.chat_completion_chunk import ChatCompletionChunk
+    from llm_bridge._streaming import aggregate
+
+    def chunk(token: str, finish: Any) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate(
+            {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": token},
+                        "finish_reason": finish,
+                        "logprobs": {"content": [{**LOGPROB, "token": token}]},
+                    }
+                ],
+            }
+        )
+
+    whole = aggregate([chunk("你", None), chunk("好", "stop")], None)
+    assert whole.choices[0].message.content == "你好"
+    assert [p.token for p in whole.choices[0].logprobs.content] == ["你", "好"]

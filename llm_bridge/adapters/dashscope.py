@@ -232,13 +232,14 @@ class DashScopeAdapter(Adapter):
             if message.get("tool_calls"):
                 message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
                 message["content"] = message["content"] or None
-            choices.append(
-                {
-                    "index": choice.get("index", position),
-                    "message": message,
-                    "finish_reason": _finish(choice.get("finish_reason")),
-                }
-            )
+            entry = {
+                "index": choice.get("index", position),
+                "message": message,
+                "finish_reason": _finish(choice.get("finish_reason")),
+            }
+            if isinstance(choice.get("logprobs"), dict):  # (OpenAI's shape: `logprobs: true`)
+                entry["logprobs"] = choice["logprobs"]
+            choices.append(entry)
         return {
             "id": body.get("request_id") or "",
             "object": "chat.completion",
@@ -386,6 +387,7 @@ class DashScopeStreamParser(StreamParser):
             or index.__class__ is not int
             or choice.get("finish_reason") not in _NOT_FINISHED
             or message.get("tool_calls")
+            or choice.get("logprobs")
             or (request_id is not None and request_id.__class__ is not str)
         ):
             return None
@@ -445,7 +447,10 @@ class DashScopeStreamParser(StreamParser):
             finish = None
         else:
             self.done = True
-        return {"index": index, "delta": delta, "finish_reason": finish}
+        out = {"index": index, "delta": delta, "finish_reason": finish}
+        if isinstance(choice.get("logprobs"), dict):  # (OpenAI's shape: `logprobs: true`)
+            out["logprobs"] = choice["logprobs"]
+        return out
 
     def _new_text(self, index: int, field: str, text: Optional[str]) -> str:
         if not text:
