@@ -737,20 +737,9 @@ async def test_unknown_paths_and_methods(tmp_path: Path) -> None:
     assert fake.requests == []
 
 
-async def asgi_request(
-    app: GatewayApp, method: str, path: str, body: bytes = b""
-) -> tuple[int, bytes]:
-    """One request with ``path`` exactly as an ASGI server decodes it (httpx's client
-    would normalise it first)."""
-    out: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        out.append(message)
-
-    scope = {
+def asgi_scope(method: str, path: str) -> dict[str, Any]:
+    """An HTTP request's ASGI scope, with the team's key, ``path`` as a server decodes it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -766,7 +755,22 @@ async def asgi_request(
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
     }
-    await app(scope, receive, send)
+
+
+async def asgi_request(
+    app: GatewayApp, method: str, path: str, body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request with ``path`` exactly as an ASGI server decodes it (httpx's client
+    would normalise it first)."""
+    out: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        out.append(message)
+
+    await app(asgi_scope(method, path), receive, send)
     status = next(m["status"] for m in out if m["type"] == "http.response.start")
     return status, b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
 
@@ -866,23 +870,7 @@ async def drive(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "query_string": b"",
-        "headers": [
-            (b"authorization", f"Bearer {KEY}".encode()),
-            (b"content-type", b"application/json"),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await app(scope, receive, send)
+    await app(asgi_scope("POST", "/v1/chat/completions"), receive, send)
 
 
 @pytest.mark.parametrize("stream", [True, False])
