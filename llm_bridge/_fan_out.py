@@ -31,10 +31,16 @@ JSONDict = dict[str, Any]
 
 def chat_copies(params: JSONDict, native_n: Callable[[], bool]) -> list[JSONDict]:
     """One request, or ``n`` copies without ``n`` for a non-stream ``n > 1`` on a provider
-    that answers one choice (``native_n`` asked only then)."""
+    that answers one choice (``native_n`` asked only then). A ``seed`` is given to each
+    copy as ``seed + i``: the same seed in every copy would make a provider that honours
+    it answer ``n`` times the same, where ``n`` asks for different choices; the answers
+    stay reproducible."""
     n = params.get("n") or 1
     if n <= 1 or params.get("stream") or native_n():
         return [params]
+    seed = params.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return [{**params, "n": None, "seed": seed + i} for i in range(n)]
     return [{**params, "n": None}] * n
 
 

@@ -368,3 +368,14 @@ def test_n_choices_come_back_with_usage_for_all_of_them(name: str, door: str) ->
     assert three.usage.completion_tokens == 3 * one.usage.completion_tokens
     sent = 1 + (3 if name == "zhipu" else 1)
     assert len(fake.requests) == sent
+
+
+def test_copies_made_for_n_get_seeds_of_their_own() -> None:
+    # The same seed in each would make a provider that honours it answer three times the
+    # same; seed, seed + 1, seed + 2 stay reproducible.
+    fake_cls, key, root, model = PROVIDERS["zhipu"]
+    fake = fake_cls(api_key=key).reply("甲").reply("乙").reply("丙")
+    client("llm_bridge.OpenAI", fake, key, root).chat.completions.create(
+        model=model, messages=HELLO, n=3, seed=7
+    )
+    assert [json.loads(r.content).get("seed") for r in fake.requests] == [7, 8, 9]
