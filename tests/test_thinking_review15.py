@@ -349,17 +349,26 @@ def test_a_message_from_openais_stream_helper_reaches_glm_without_its_client_fie
     assert answer.choices[0].message.content == "晴"
 
 
-def test_an_appended_message_object_reaches_qianfan_without_null_openai_fields() -> None:
-    fake = FakeQianfanV2()
+@pytest.mark.parametrize(
+    ("provider", "fake_class", "key", "model"),
+    [
+        ("qianfan", FakeQianfanV2, QF_KEY, "ernie-x1.1"),
+        ("dashscope", FakeDashScopeCompatible, DS_KEY, "qwen-plus"),
+    ],
+)
+def test_an_appended_message_object_reaches_the_provider_without_null_openai_fields(
+    provider: str, fake_class: Any, key: str, model: str
+) -> None:
+    fake = fake_class()
     fake.then(Reply(reasoning_content="查天气", tool_calls=(CALL,)))
     fake.then(Reply(content="晴"))
-    bridge = client("qianfan", fake, QF_KEY)
+    bridge = client(provider, fake, key)
     messages: Any = list(HELLO)
-    first = bridge.chat.completions.create(model="ernie-x1.1", messages=messages, tools=TOOLS)
+    first = bridge.chat.completions.create(model=model, messages=messages, tools=TOOLS)
     message = first.choices[0].message
     assert message.tool_calls
     messages += [message, result_of(message)]
-    answer = bridge.chat.completions.create(model="ernie-x1.1", messages=messages, tools=TOOLS)
+    answer = bridge.chat.completions.create(model=model, messages=messages, tools=TOOLS)
     assistant = fake.last_json["messages"][1]
     assert assistant["role"] == "assistant"
     assert _OPENAI_ONLY.isdisjoint(assistant)

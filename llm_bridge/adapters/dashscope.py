@@ -31,6 +31,7 @@ from ._base import (
     _endpoint_url,
     split_url,
     with_web_search,
+    without_openai_only_fields,
 )
 from ._params import ParamContext, tools_as_sent
 from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter, OpenAICompatStreamParser
@@ -517,7 +518,14 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
-        messages = [_as_system(m) for m in body["messages"]]
+        # (openai's message objects, appended as they came back, carry fields compatible
+        # mode has no use for: null refusal, audio ...; parsed from its helpers)
+        messages = [
+            without_openai_only_fields(m)
+            if isinstance(m, dict) and m.get("role") == "assistant"
+            else _as_system(m)
+            for m in body["messages"]
+        ]
         body["messages"] = _with_json_word(messages, ctx.get("response_format"))
         for name in ("temperature", "top_p"):
             if body.get(name) is not None:
