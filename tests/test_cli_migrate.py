@@ -376,10 +376,16 @@ REWRITES = {
         "# -*- coding: latin-1 -*-\nfrom llm_bridge import OpenAI\nx = 'café'\n".encode("latin-1"),
     ),
     "a keyword llm-bridge lacks": (
-        b'from openai import OpenAI, AsyncOpenAI\na = OpenAI(websocket_base_url="w")\n'
+        b'from openai import OpenAI, AsyncOpenAI\na = OpenAI(admin_api_key="k")\n'
         b"b = AsyncOpenAI()\n",
         b"from openai import OpenAI\nfrom llm_bridge import AsyncOpenAI\n"
-        b'a = OpenAI(websocket_base_url="w")\nb = AsyncOpenAI()\n',
+        b'a = OpenAI(admin_api_key="k")\nb = AsyncOpenAI()\n',
+    ),
+    "keywords both take": (
+        b'from openai import OpenAI\na = OpenAI(websocket_base_url="w", '
+        b"_strict_response_validation=True)\n",
+        b'from llm_bridge import OpenAI\na = OpenAI(websocket_base_url="w", '
+        b"_strict_response_validation=True)\n",
     ),
     "type checking only": (
         b"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from openai import OpenAI\n",

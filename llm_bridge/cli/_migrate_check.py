@@ -254,14 +254,15 @@ def route_of(resource: str) -> tuple[str, str]:
 def client_parameters() -> dict[str, frozenset[str]]:
     """The keyword parameters of llm-bridge's client constructors (``OpenAI``,
     ``AsyncOpenAI``): a construction passing another (openai's ``workload_identity``,
-    ``websocket_base_url`` ...) would fail once moved."""
+    ``admin_api_key`` ...) would fail once moved. (``_usage`` is llm-bridge's own, for
+    ``copy()``; openai's ``_strict_response_validation`` is taken.)"""
     from .. import _client
 
     return {
         name: frozenset(
             p
             for p in inspect.signature(getattr(_client, name).__init__).parameters
-            if p != "self" and not p.startswith("_")
+            if p not in ("self", "_usage")
         )
         for name in CLIENT_NAMES
     }
