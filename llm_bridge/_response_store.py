@@ -92,8 +92,8 @@ def encoded(response_id: str, entry: StoredResponse) -> Optional[bytes]:
 
     pydantic-core writes it; what that refuses, a lone surrogate a provider sent (escaped
     text can carry one) or nesting past its depth limit, the standard library writes,
-    escaped. Nothing is left but nesting past the interpreter's recursion limit, which a
-    body parsed as JSON can reach by a few levels: such a response is not stored (a later
+    escaped. What neither writes (nesting past the interpreter's limit, which a body parsed
+    as JSON can reach by a few levels on some Python versions) is not stored (a later
     ``previous_response_id`` naming it gets a not-found saying why), and its request
     still gets its answer."""
     from pydantic_core import to_json
@@ -105,7 +105,7 @@ def encoded(response_id: str, entry: StoredResponse) -> Optional[bytes]:
         pass
     try:
         return json.dumps(data).encode()
-    except (ValueError, RecursionError) as error:
+    except (TypeError, ValueError, RecursionError) as error:
         log.warning("response %s not stored: it cannot be written as JSON (%s)", response_id, error)
         return None
 

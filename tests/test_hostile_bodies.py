@@ -157,7 +157,15 @@ def test_an_async_read_stopped_at_the_limit_closes_its_iterator_at_once() -> Non
         return httpx.Response(200, headers={"content-type": "application/json"}, stream=body)
 
     async def main() -> bool:
-        async_client = client(handler, mode="async")
+        # (llm-bridge's own client, which the engine reads from directly: the body it
+        # reads is this stream's, not one httpx wrapped around it)
+        upstream = llm_bridge.DefaultAsyncHttpxClient(transport=httpx.MockTransport(handler))
+        async_client = llm_bridge.AsyncOpenAI(
+            provider="zhipu",
+            api_key=KEY,
+            config={"limits": {"max_response_bytes": LIMIT}},
+            http_client=upstream,
+        )
         with pytest.raises(ResponseTooLargeError):
             await async_client.chat.completions.create(model="glm-4-flash", messages=HELLO)
         return body.finished  # before anything else runs
