@@ -31,8 +31,10 @@ class _Direct:
     """Mixed into an HTTP library's client class (see `_client_class`): what the sync and
     async ``send`` share."""
 
-    _library: Any  # the HTTP library (httpx or httpx2)
+    # (of the HTTP library, httpx or httpx2, the class was made for)
     _log: logging.Logger  # its logger
+    _opened_state: Any  # its ``ClientState.OPENED``
+    _client_default: Any  # its ``USE_CLIENT_DEFAULT``
     _transport: Any  # (the library client's own)
     _default_encoding: Any
 
@@ -43,7 +45,7 @@ class _Direct:
         return not (
             stream
             or client.is_closed
-            or auth is not self._library.USE_CLIENT_DEFAULT
+            or auth is not self._client_default
             or client._auth is not None
             or client._mounts
             or hooks["request"]
@@ -53,7 +55,7 @@ class _Direct:
     def _opened(self, request: Any) -> None:
         """What ``send`` does to the client and request before sending."""
         client: Any = self
-        client._state = self._library._client.ClientState.OPENED
+        client._state = self._opened_state
         client._set_timeout(request)
 
     @staticmethod
@@ -87,7 +89,7 @@ class _Direct:
 class _DirectSync(_Direct):
     def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        auth = kwargs.get("auth", self._library.USE_CLIENT_DEFAULT)
+        auth = kwargs.get("auth", self._client_default)
         if not self._direct(stream, auth):
             response = super().send(request, stream=stream, **kwargs)  # type: ignore[misc]
             return self._timed(response, started, stream)
@@ -105,7 +107,7 @@ class _DirectSync(_Direct):
 class _DirectAsync(_Direct):
     async def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        auth = kwargs.get("auth", self._library.USE_CLIENT_DEFAULT)
+        auth = kwargs.get("auth", self._client_default)
         if not self._direct(stream, auth):
             response = await super().send(request, stream=stream, **kwargs)  # type: ignore[misc]
             return self._timed(response, started, stream)
@@ -125,7 +127,11 @@ def _client_class(library: Any, sync: bool) -> type:
     """``library``'s client class (``Client`` or ``AsyncClient``) with the direct ``send``."""
     base = library.Client if sync else library.AsyncClient
     mixin = _DirectSync if sync else _DirectAsync
-    attributes = {"_library": library, "_log": logging.getLogger(library.__name__)}
+    attributes = {
+        "_log": logging.getLogger(library.__name__),
+        "_opened_state": library._client.ClientState.OPENED,
+        "_client_default": library.USE_CLIENT_DEFAULT,
+    }
     return type(base.__name__, (mixin, base), attributes)
 
 

@@ -28,6 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
+from pydantic_core import to_json
+
 __all__ = [
     "AsyncResponseStore",
     "ResponseStore",
@@ -96,8 +98,6 @@ def encoded(response_id: str, entry: StoredResponse) -> Optional[bytes]:
     as JSON can reach by a few levels on some Python versions) is not stored (a later
     ``previous_response_id`` naming it gets a not-found saying why), and its request
     still gets its answer."""
-    from pydantic_core import to_json
-
     data = entry.to_json()
     try:
         return to_json(data)
