@@ -435,6 +435,27 @@ async def test_tpm_takes_the_usage_beyond_the_estimate(tmp_path: Path) -> None:
     assert await state.take("tpm:team", limit=1000, window=60.0, amount=1) > 0
 
 
+async def test_a_responses_continuation_is_estimated_with_its_stored_conversation(
+    tmp_path: Path,
+) -> None:
+    """``previous_response_id`` sends the provider the whole stored conversation: a
+    one-word continuation of it is estimated at the conversation's length, not one word."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path, tpm=5000), fake.transport()) as (_, client):
+        long = {"model": "fast", "input": "长" * 3000, "max_output_tokens": 10}
+        first = await client.post("/v1/responses", headers=AUTH, json=long)
+        assert first.status_code == 200, first.text  # (~3600 estimated, ~1500 used)
+        more = {"model": "fast", "input": "继续", "max_output_tokens": 10}
+        refused = await client.post(
+            "/v1/responses", headers=AUTH, json={**more, "previous_response_id": first.json()["id"]}
+        )
+        assert refused.status_code == 429, refused.text
+        assert "tokens" in error_of(refused)["message"]
+        # (a fresh short request still fits what is left)
+        assert (await client.post("/v1/responses", headers=AUTH, json=more)).status_code == 200
+    assert len(fake.requests) == 2
+
+
 async def test_over_budget_429_insufficient_quota_and_spend_is_settled(tmp_path: Path) -> None:
     fake = FakeZhipu(api_key=ZHIPU_KEY)
     state = MemoryState()

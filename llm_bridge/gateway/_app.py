@@ -743,7 +743,8 @@ class GatewayApp:
     ) -> Optional[_Reservation]:
         if key.tpm is None and key.monthly_budget_cny is None:
             return None
-        estimate = _estimate(self.config, self.engines.engine, kind, params, routes)
+        carried = await self._carried_tokens(params) if kind == "responses" else 0
+        estimate = _estimate(self.config, self.engines.engine, kind, params, routes, carried)
         reservation = _Reservation(self._period(), estimate)
         if key.tpm is not None:
             wait = await self.state.take(
@@ -762,6 +763,20 @@ class GatewayApp:
                     )
                 raise
         return reservation
+
+    async def _carried_tokens(self, params: dict[str, Any]) -> int:
+        """The estimated prompt tokens of the stored conversation a Responses request
+        continues (``previous_response_id``): the provider is sent, and bills, all of it,
+        so a one-word continuation of a long conversation is not estimated at one word.
+        0 when there is none, or the store cannot say (the call then fails for that)."""
+        previous = params.get("previous_response_id")
+        if not isinstance(previous, str):
+            return 0
+        try:
+            entry = await self.engines.store.aget(previous)
+        except Exception:  # (the store down: the transport reports it, as the call's error)
+            return 0
+        return _prompt_tokens({"messages": entry.messages}) if entry is not None else 0
 
     def _unpriced(self, routes: tuple[str, ...]) -> list[str]:
         """The routes (``provider/model``) whose price the gateway does not know."""
@@ -924,11 +939,17 @@ class _Reservation:
 
 
 def _estimate(
-    config: Config, engine: Any, kind: str, params: dict[str, Any], routes: tuple[str, ...]
+    config: Config,
+    engine: Any,
+    kind: str,
+    params: dict[str, Any],
+    routes: tuple[str, ...],
+    carried: int = 0,
 ) -> _Estimate:
     """Tokens to take from ``tpm`` (the prompt, estimated from its length, plus any
     completion maximum the request sets) and an upper estimate of the cost (that prompt,
     plus the largest completion the request allows, at the dearest of the model's routes).
+    ``carried`` is the prompt a Responses continuation adds from its stored conversation.
 
     The prompt is never tokenized here: a vocabulary costs each worker tens of MiB and the
     count hundreds of microseconds a request, and both are trued up anyway when the call
@@ -943,7 +964,7 @@ def _estimate(
     elif kind == "embeddings":
         prompt = _length_tokens(params.get("input"))
     else:
-        prompt = _prompt_tokens(params)
+        prompt = _prompt_tokens(params) + carried
     n_given = params.get("n")
     n: int = n_given if isinstance(n_given, int) and n_given > 0 else 1
     prompt *= n  # (a provider taking one choice a request is sent, and bills, each copy)
@@ -988,8 +1009,7 @@ def _prompt_tokens(params: dict[str, Any]) -> int:
     (its messages or input, and the tools, schemas and instructions the provider is sent
     and bills as prompt too), each image or audio clip counted as `_MEDIA_TOKENS` rather
     than by the length of its inline data. (A Responses continuation's stored
-    conversation is not counted here: the usage beyond the estimate is taken when the
-    call ends.)"""
+    conversation is counted by `GatewayApp._carried_tokens`.)"""
     media, inline = _media(params.get("messages") or params.get("input"))
     sent = [
         value
