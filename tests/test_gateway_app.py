@@ -6,6 +6,7 @@ driven by hand with ASGI messages where a test needs to hang up mid-stream)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import subprocess
 import sys
@@ -737,6 +738,26 @@ async def test_a_body_over_the_limit_413(tmp_path: Path) -> None:
         assert response.status_code == 413
         ok = {"model": "fast", "messages": HELLO}
         assert (await client.post("/v1/chat/completions", headers=AUTH, json=ok)).status_code == 200
+    assert len(fake.requests) == 1
+
+
+async def test_a_compressed_body_415_naming_its_encoding(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    body = gzip.compress(json.dumps({"model": "fast", "messages": HELLO}).encode())
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={**AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+            content=body,
+        )
+        assert response.status_code == 415, response.text
+        error = error_of(response)
+        assert error["code"] == "unsupported_content_encoding" and "gzip" in error["message"]
+        plain = {**AUTH, "Content-Encoding": "identity"}
+        ok = await client.post(
+            "/v1/chat/completions", headers=plain, json=json.loads(gzip.decompress(body))
+        )
+        assert ok.status_code == 200
     assert len(fake.requests) == 1
 
 

@@ -1171,7 +1171,19 @@ def open_ledger(gateway: GatewayConfig) -> LedgerSink:
 
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:
+    """The request's body, at most ``limit`` bytes (413 past it), as the client sent it: a
+    compressed one (``Content-Encoding``) is refused with 415 rather than read as
+    malformed JSON, or decompressed past the limit."""
     declared = next((v for k, v in headers if k == "content-length"), None)
+    encoding = next((v for k, v in headers if k == "content-encoding"), "identity")
+    if encoding.strip().lower() not in ("", "identity"):
+        raise _GatewayError(
+            415,
+            f"The gateway reads request bodies uncompressed; this one has "
+            f"'Content-Encoding: {encoding[:40]}'. Send it without compression.",
+            type="invalid_request_error",
+            code="unsupported_content_encoding",
+        )
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     try:
