@@ -247,10 +247,12 @@ def test_a_version_1_file_is_given_the_new_tables_and_keeps_its_budgets(tmp_path
     assert rows(path, "SELECT value FROM meta WHERE name = 'version'") == [("2",)]
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = '3' WHERE name = 'version'")  # a later release's
+    db.execute("DROP TABLE tokens")  # (say it renamed one: it must not be made again)
     db.commit()
     db.close()
     with pytest.raises(sqlite3.DatabaseError, match="state schema version '3'"):
         SQLiteState(path)
+    assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'tokens'") == []
 
 
 def test_a_new_state_file_is_its_owners_alone(

@@ -533,10 +533,12 @@ def _create_private(path: Path) -> None:
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), the file in WAL mode
     and its tables made. Waits up to 5 s for a lock here only: processes starting
-    together may all be creating the file."""
+    together may all be creating the file. A file of a later layout is refused before
+    anything is written to it (its release may have changed the tables made here)."""
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA busy_timeout = 5000")
+        _refuse_later_layout(db)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute(f"PRAGMA wal_autocheckpoint = {_WAL_PAGES_MAX}")  # see _Checkpointer
@@ -546,6 +548,23 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _refuse_later_layout(db: sqlite3.Connection) -> None:
+    """Raise if the file's ``meta`` says it is of a layout other than this or the one
+    before it (an empty or new file, or one without ``meta``, passes)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return
+        raise
+    if row is not None and row[0] not in (_VERSION, _PREVIOUS):
+        raise sqlite3.DatabaseError(
+            f"state schema version {row[0]!r}: the file is of another llm-bridge release "
+            f"(this one reads versions {_PREVIOUS} and {_VERSION}); give this one a file "
+            f"of its own"
+        )
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
