@@ -822,7 +822,12 @@ def load_config(
             f"config: expected a path to a TOML file (str or os.PathLike) or a mapping of the "
             f"same schema (a client's config= also takes a Config), got {type(source).__name__}"
         )
-    path = Path(source)
+    return load_file(Path(source), chosen=chosen)
+
+
+def load_file(path: Path, *, chosen: bool) -> Config:
+    """The `Config` of the TOML file at ``path`` (its ``[gateway]`` table skipped); one
+    not ``chosen`` (found in the working directory) may not name code to import."""
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     raw = _interpolate(_without_gateway(_read_toml(path)), str(path), "")

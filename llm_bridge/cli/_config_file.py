@@ -32,12 +32,22 @@ __all__ = [
 ]
 
 
+#: Why `find_config` chose ``./llm_bridge.toml``: the one file the user did not name.
+_FOUND = "found in the working directory"
+
+
 class ConfigFile(NamedTuple):
     """Where a config comes from: ``path`` (None: no file, the shipped tables and the
     environment) and why that one (``--config``, ``$LLM_BRIDGE_CONFIG``, ``./llm_bridge.toml``)."""
 
     path: Optional[Path]
     reason: str
+
+    @property
+    def chosen(self) -> bool:
+        """Whether the user named the file (a file only found in the working directory
+        may not name code to import, as the SDK's `load_config` says)."""
+        return self.reason != _FOUND
 
     def describe(self) -> str:
         if self.path is None:
@@ -55,7 +65,7 @@ def find_config(given: Optional[str]) -> ConfigFile:
     if env_path:
         return ConfigFile(Path(env_path), f"${CONFIG_ENV}")
     if Path(DEFAULT_CONFIG_FILE).is_file():
-        return ConfigFile(Path(DEFAULT_CONFIG_FILE), "found in the working directory")
+        return ConfigFile(Path(DEFAULT_CONFIG_FILE), _FOUND)
     return ConfigFile(
         None,
         f"no config file (no --config, ${CONFIG_ENV} unset, no ./{DEFAULT_CONFIG_FILE}): "
@@ -76,14 +86,11 @@ def read_raw(path: Path) -> dict[str, Any]:
 def load(found: ConfigFile) -> Config:
     """The SDK's `Config` from ``found``, a ``[gateway]`` table left to the gateway (raises
     `ConfigError` for a mistake, naming the file and the key)."""
-    from .._config import _build, _interpolate
+    from .._config import _build, load_file
 
     if found.path is None:
         return _build({}, "the shipped provider tables")
-    raw = read_raw(found.path)
-    raw.pop("gateway", None)
-    source = str(found.path)
-    return _build(_interpolate(raw, source, ""), source)
+    return load_file(found.path, chosen=found.chosen)
 
 
 def load_gateway_table(path: Path) -> Optional[GatewayConfig]:

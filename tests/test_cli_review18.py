@@ -1,0 +1,30 @@
+"""The commands read a config as the SDK does, and refuse what the SDK refuses: a review
+of the configuration, the command line and their messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_support import run_cli
+
+
+@pytest.mark.parametrize("command", [["doctor", "--offline"], ["chat", "glm-4-flash", "hi"]])
+def test_a_working_directory_config_naming_code_is_refused_as_the_sdk_refuses_it(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``doctor`` and ``chat`` imported the ``on_usage`` module of a ``./llm_bridge.toml``
+    that came with a checked-out repository, which ``OpenAI()`` refuses to do."""
+    (tmp_path / "evil_hook.py").write_text(
+        'open("IMPORTED", "w").write("ran")\ndef record(usage): pass\n'
+    )
+    (tmp_path / "llm_bridge.toml").write_text(
+        'on_usage = "evil_hook:record"\n'
+        '[providers.zhipu]\nbase_url = "http://127.0.0.1:9/api/paas/v4"\n'
+    )
+    done = run_cli(*command, cwd=tmp_path, env={"ZHIPUAI_API_KEY": "id.secret"})
+    assert done.returncode != 0
+    assert "imports code only from a config you chose" in done.stdout + done.stderr
+    assert not (tmp_path / "IMPORTED").exists()
+    chosen = run_cli(*command, "--config", "llm_bridge.toml", cwd=tmp_path)
+    assert "imports code only" not in chosen.stdout + chosen.stderr
