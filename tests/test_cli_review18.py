@@ -3,6 +3,7 @@ of the configuration, the command line and their messages."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,19 @@ def test_a_working_directory_config_naming_code_is_refused_as_the_sdk_refuses_it
     assert not (tmp_path / "IMPORTED").exists()
     chosen = run_cli(*command, "--config", "llm_bridge.toml", cwd=tmp_path)
     assert "imports code only" not in chosen.stdout + chosen.stderr
+
+
+def test_serve_names_a_ledger_it_cannot_use(tmp_path: Path) -> None:
+    """A ledger that is not a SQLite file was a uvicorn traceback, exit status 1."""
+    (tmp_path / "bad.sqlite").write_text("not a database")
+    (tmp_path / "gw.toml").write_text(
+        '[gateway]\nledger = "bad.sqlite"\n'
+        f'[gateway.keys.a]\nkey_sha256 = "{"0" * 64}"\n'
+    )
+    with socket.socket() as probe:  # (a port free now; the run stops before listening)
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    done = run_cli("serve", "--config", "gw.toml", "--port", port, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "gateway.ledger: cannot use" in done.stderr and "bad.sqlite" in done.stderr

@@ -706,3 +706,40 @@ def test_configured_headers_are_sent_and_never_shown() -> None:
     loaded = load_config(config)
     assert "tenant-secret-77" not in repr(loaded.provider("zhipu"))
     assert "tenant-secret-77" not in repr(loaded)
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "said"),
+    [
+        ({"policy": {"preflight": "no"}}, "policy.preflight", "valid boolean"),
+        ({"policy": {"preflight": 0}}, "policy.preflight", "valid boolean"),
+        ({"limits": {"max_response_bytes": "1000"}}, "limits.max_response_bytes", "integer"),
+        ({"limits": {"max_response_bytes": 1000.0}}, "limits.max_response_bytes", "integer"),
+        ({"limits": {"stream_idle_timeout": True}}, "limits.stream_idle_timeout", "number"),
+        ({"providers": {"zhipu": {"token_ttl": "100"}}}, "providers.zhipu.token_ttl", "number"),
+        (
+            {"providers": {"zhipu": {"models": {"glm-4-flash": {"context_window": "128000"}}}}},
+            "providers.zhipu.models.glm-4-flash.context_window",
+            "integer",
+        ),
+        ({"prices": {"zhipu/glm-4-flash": {"input": True, "output": 1}}}, "input", "Decimal"),
+    ],
+)
+def test_a_value_of_another_type_is_an_error_not_converted(
+    raw: dict, where: str, said: str
+) -> None:
+    """``true`` became a 1-second timeout and ``"no"`` a switched-off preflight."""
+    with pytest.raises(ConfigError, match=said) as raised:
+        load_config(raw)
+    assert where in str(raised.value)
+
+
+def test_numbers_where_they_belong_still_load() -> None:
+    config = load_config(
+        {
+            "limits": {"stream_idle_timeout": 30, "max_response_bytes": 1000},
+            "prices": {"zhipu/glm-4-flash": {"input": "0.1", "output": 2}},
+        }
+    )
+    assert config.limits.stream_idle_timeout == 30.0
+    assert config.price("zhipu", "glm-4-flash").input == Decimal("0.1")

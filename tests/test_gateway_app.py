@@ -986,6 +986,18 @@ def test_the_gateway_table_is_read_strictly(tmp_path: Path) -> None:
             good.replace("[gateway]", "[gateway]\nclient_write_timeout = 0"),
             "gateway.client_write_timeout: expected a positive number of seconds",
         ),
+        (
+            good.replace("[gateway]", "[gateway]\nclient_write_timeout = nan"),
+            "gateway.client_write_timeout: expected a positive number of seconds",
+        ),
+        (
+            good.replace("monthly_budget_cny = 12.5", "monthly_budget_cny = nan"),
+            "monthly_budget_cny: expected a finite number",
+        ),
+        (
+            good.replace("monthly_budget_cny = 12.5", "monthly_budget_cny = inf"),
+            "monthly_budget_cny: expected a finite number",
+        ),
     ]:
         with pytest.raises(ConfigError, match=said) as raised:
             load_gateway_config(write_gateway_toml(tmp_path, mistake))

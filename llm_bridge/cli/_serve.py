@@ -175,9 +175,15 @@ def _with_shared_state(gateway: GatewayConfig) -> GatewayConfig:
 
 
 def _check_state(gateway: GatewayConfig) -> None:
-    """Open a SQLite state once before any worker does: its file and tables are made, or
-    the reason it cannot be used is one line (a `ConfigError`) rather than every
-    worker's traceback."""
+    """Open a SQLite state and ledger once before any worker does: their files and tables
+    are made, or the reason one cannot be used is one line (a `ConfigError`) rather than
+    every worker's traceback."""
+    from ..gateway._app import sqlite_ledger_path
+    from ..gateway._ledger import open_file
+
+    ledger = sqlite_ledger_path(gateway)
+    if ledger is not None:
+        open_file(Path(ledger), gateway.source).close()
     if gateway.state_path is None:
         return
     from ..gateway._sqlite_state import SQLiteState

@@ -1160,14 +1160,22 @@ def open_state(gateway: GatewayConfig) -> GatewayState:
 def open_ledger(gateway: GatewayConfig) -> LedgerSink:
     """The ledger the config names (by default a SQLite file per machine, or the Redis
     stream of a Redis state, which the whole fleet shares)."""
-    ledger = gateway.ledger
-    if ledger == "none":
+    if gateway.ledger == "none":
         return NullLedger()
-    if ledger == "redis" or (ledger is None and gateway.state_kind == "redis"):
+    path = sqlite_ledger_path(gateway)
+    if path is None:
         from . import _redis
 
         return _redis.open_ledger(gateway)
-    return SQLiteLedger(ledger or DEFAULT_LEDGER)
+    return SQLiteLedger(path, source=gateway.source)
+
+
+def sqlite_ledger_path(gateway: GatewayConfig) -> Optional[str]:
+    """The SQLite file the ledger is written to, or None (no ledger, or Redis's)."""
+    ledger = gateway.ledger
+    if ledger in ("none", "redis") or (ledger is None and gateway.state_kind == "redis"):
+        return None
+    return ledger or DEFAULT_LEDGER
 
 
 async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -> bytes:

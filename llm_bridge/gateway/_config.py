@@ -19,6 +19,7 @@ open the usage dashboard (``/dashboard``); ``models = []`` makes a key that open
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -240,8 +241,15 @@ def _seconds(
     value = table.get(name, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{source}: gateway.{name}: expected a positive number of seconds")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(
+            f"{source}: gateway.{name}: expected a positive number of seconds, got {value!r}"
+        )
     return float(value)
 
 
@@ -330,8 +338,11 @@ def _key(name: str, spec: Any, source: str) -> KeySpec:
             raise ConfigError(
                 f"{source}: {where}.monthly_budget_cny: expected a number of yuan"
             ) from None
-        if budget < 0:
-            raise ConfigError(f"{source}: {where}.monthly_budget_cny: must be >= 0")
+        if not budget.is_finite() or budget < 0:
+            raise ConfigError(
+                f"{source}: {where}.monthly_budget_cny: expected a finite number of yuan "
+                f">= 0, got {budget}"
+            )
     admin = spec.get("admin", False)
     if not isinstance(admin, bool):
         raise ConfigError(f"{source}: {where}.admin: expected true or false")

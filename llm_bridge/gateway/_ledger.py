@@ -31,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from .._errors import ConfigError
 from ._state import IN_PROGRESS, LedgerEntry
 
 log = logging.getLogger("llm_bridge.gateway")
@@ -129,16 +130,30 @@ def _connect(path: Union[str, Path]) -> sqlite3.Connection:
     return connection
 
 
+def open_file(path: Path, source: str = "<mapping>") -> sqlite3.Connection:
+    """A connection to the ledger file at ``path``, its directory and tables made; a
+    `ConfigError` naming ``[gateway] ledger`` in ``source`` when the file cannot be used
+    (not a SQLite file, a directory that cannot be made, no permission)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _connect(path)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(
+            f"{source}: gateway.ledger: cannot use {path} as the SQLite ledger: {exc}"
+        ) from None
+
+
 class SQLiteLedger:
     """A `LedgerSink` over a SQLite file (shared safely by every worker on one machine)."""
 
     #: The gateway writes a provisional row when it admits a request (see `_INSERT`).
     records_in_progress = True
 
-    def __init__(self, path: Union[str, Path], *, queue_size: int = 10_000) -> None:
+    def __init__(
+        self, path: Union[str, Path], *, queue_size: int = 10_000, source: str = "<mapping>"
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = _connect(self.path)  # fails now if the file is unusable
+        self._connection = open_file(self.path, source)  # fails now if the file is unusable
         # Bounded: if the disk falls behind the requests, `write` waits for room rather
         # than the queue growing without end (about 300 bytes an entry).
         self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Optional[Future[None]]]]] = (
