@@ -631,6 +631,7 @@ class Engine:
         headers = {
             "User-Agent": USER_AGENT,
             "Accept": "text/event-stream" if stream else "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
             **self.default_headers,
             **spec.headers,
             **options.extra_headers,
@@ -882,22 +883,12 @@ def _answered(choice: Any) -> bool:
 class _BoundedBody:
     """A non-stream answer read chunk by chunk, up to ``limit`` bytes after decompression:
     past it, reading stops with `ResponseTooLargeError`, so an endless body or a gzip bomb
-    never reaches memory whole. gzip and deflate are inflated here, at most the room left
-    at a time (httpx's own decoder inflates each chunk whole: 100 KB of a bomb becomes
-    100 MB at once); other encodings go through httpx's decoder, chunk by chunk. ``done``
-    hands the bytes to the response, as ``read()`` would."""
+    never reaches memory whole. gzip and deflate are inflated a step at a time
+    (`_InflatedStream`; httpx's own decoder inflates each chunk whole: 100 KB of a bomb
+    becomes 100 MB at once), and no other encoding gets this far (`unread_encoding`).
+    ``done`` hands the bytes to the response, as ``read()`` would."""
 
-    __slots__ = (
-        "chunks",
-        "deadline",
-        "inflater",
-        "limit",
-        "provider",
-        "raw",
-        "read",
-        "response",
-        "size",
-    )
+    __slots__ = ("chunks", "deadline", "limit", "provider", "read", "response", "size", "wbits")
 
     def __init__(
         self, response: httpx.Response, limit: int, deadline: float, provider: str
@@ -911,38 +902,25 @@ class _BoundedBody:
         # Read whole already (a test transport's bytes): only its size is checked (`done`).
         self.read = response.is_stream_consumed
         encoding = response.headers.get("content-encoding", "").strip().lower()
-        wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding)
-        self.inflater = zlib.decompressobj(wbits) if wbits is not None else None
-        # Fed the body as sent, straight from the transport's stream (`stream`): a body
-        # not encoded, or one inflated here. httpx's own iterators wrap each read in three
-        # context managers, a decoder and a chunker, 5-10 us a response.
-        self.raw = wbits is not None or encoding in ("", "identity")
+        self.wbits = _ZLIB_ENCODINGS.get(encoding)
 
     def stream(self) -> Any:
-        """The response's body stream, taken to be read here: the response then counts
-        as read (`done` gives it its content) and closes as usual. (httpx's own readers
-        put the request on an error raised while reading; the engine's callers are given
-        the request themselves, see `_transport_error`.)"""
+        """The response's body stream (inflated, if it is compressed), taken to be read
+        here: the response then counts as read (`done` gives it its content) and closes
+        as usual. Read straight from the transport's stream: httpx's own iterators wrap
+        each read in three context managers, a decoder and a chunker, 5-10 us a response.
+        (httpx's own readers put the request on an error raised while reading; the
+        engine's callers are given the request themselves, see `_transport_error`.)"""
         response = self.response
         response.is_stream_consumed = True
-        return response.stream
+        if self.wbits is None:
+            return response.stream
+        return _InflatedStream(response.stream, self.wbits)
 
     def add(self, chunk: bytes) -> None:
         if time.monotonic() > self.deadline:  # a body dripped a byte at a time
             raise httpx.ReadTimeout("the answer took longer than the call's timeout")
-        inflater = self.inflater
-        if inflater is None:
-            self._keep(chunk)
-            return
-        try:
-            while chunk:
-                self._keep(inflater.decompress(chunk, self.limit - self.size + 1))
-                chunk = inflater.unconsumed_tail
-        except zlib.error as error:
-            raise httpx.DecodingError(f"the answer's compression is broken: {error}") from None
-
-    def _keep(self, data: bytes) -> None:
-        self.size += len(data)
+        self.size += len(chunk)
         if self.size > self.limit:
             raise ResponseTooLargeError(
                 self.response,
@@ -951,21 +929,39 @@ class _BoundedBody:
                 what="answer",
                 provider=self.provider,
             )
-        self.chunks.append(data)
+        self.chunks.append(chunk)
 
     def done(self) -> None:
         if self.read:
             if len(self.response.content) > self.limit:
-                self._keep(self.response.content)  # (raises)
+                self.add(self.response.content)  # (raises)
             return
-        if self.inflater is not None:
-            self._keep(self.inflater.flush())
         # What httpx's own read() keeps (its body is then read; the stream is closed).
         self.response._content = b"".join(self.chunks)
 
 
-#: Content encodings inflated by llm-bridge rather than httpx, with zlib's window bits.
+#: Content encodings inflated by llm-bridge rather than httpx, with zlib's window bits:
+#: the only ones read (`unread_encoding`), and asked for (``Accept-Encoding``).
 _ZLIB_ENCODINGS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+def unread_encoding(response: httpx.Response) -> Optional[str]:
+    """Why the answer's ``Content-Encoding`` cannot be read, or None (none, identity, or
+    one of `_ZLIB_ENCODINGS`, which are inflated a step at a time). httpx would decode
+    any other (brotli, zstd, layers of gzip) a whole network read at a time: a few KB
+    become gigabytes before a limit sees them. They are never asked for, so a provider
+    sending one is broken or hostile."""
+    encoding = response.headers.get("content-encoding")
+    if encoding is None:
+        return None
+    encoding = encoding.strip().lower()
+    if encoding in _ZLIB_ENCODINGS or encoding in ("", "identity"):
+        return None
+    return (
+        f"the answer's Content-Encoding {encoding[:40]!r} is not one llm-bridge reads "
+        f"({ACCEPT_ENCODING}; asked for in Accept-Encoding)"
+    )
 #: The most a compressed stream's body is inflated to at a time (`_InflatedStream`).
 _INFLATE_STEP = 65_536
 
@@ -1202,7 +1198,7 @@ class SyncEngine(Engine):
         body = _BoundedBody(response, self.max_response_bytes, deadline, provider)
         try:
             if not body.read:
-                for chunk in body.stream() if body.raw else response.iter_bytes():
+                for chunk in body.stream():
                     body.add(chunk)
         finally:
             response.close()
@@ -1230,15 +1226,23 @@ class SyncEngine(Engine):
 
     def _open(self, request: httpx.Request) -> httpx.Response:
         """``self.http.send(request, stream=True)``, straight to its transport when that is
-        the same thing (see `direct_transport`)."""
+        the same thing (see `direct_transport`); an answer in an encoding not read here
+        is closed and refused (`unread_encoding`)."""
         transport = self.direct
+        response = None
         if isinstance(transport, httpx.BaseTransport) and not self.http.is_closed:
             response = transport.handle_request(request)
             response.request = request
-            if not follows_redirect(self.http, response):
-                return response
+            if follows_redirect(self.http, response):
+                response.close()
+                response = None
+        if response is None:
+            response = self.http.send(request, stream=True)
+        problem = unread_encoding(response)
+        if problem is not None:
             response.close()
-        return self.http.send(request, stream=True)
+            raise httpx.DecodingError(problem, request=request)
+        return response
 
     def close(self) -> None:
         if self.owns_client:
@@ -1399,7 +1403,7 @@ class AsyncEngine(Engine):
                 # The iterator itself is closed too, when the read stops early (an error,
                 # the deadline's cancel): left to the garbage collector, an async
                 # generator is finalised on whatever loop runs then.
-                chunks = (body.stream() if body.raw else response.aiter_bytes()).__aiter__()
+                chunks = body.stream().__aiter__()
                 try:
                     async for chunk in chunks:
                         body.add(chunk)
@@ -1438,13 +1442,20 @@ class AsyncEngine(Engine):
     async def _open(self, request: httpx.Request) -> httpx.Response:
         """As `SyncEngine._open`."""
         transport = self.direct
+        response = None
         if isinstance(transport, httpx.AsyncBaseTransport) and not self.http.is_closed:
             response = await transport.handle_async_request(request)
             response.request = request
-            if not follows_redirect(self.http, response):
-                return response
+            if follows_redirect(self.http, response):
+                await response.aclose()
+                response = None
+        if response is None:
+            response = await self.http.send(request, stream=True)
+        problem = unread_encoding(response)
+        if problem is not None:
             await response.aclose()
-        return await self.http.send(request, stream=True)
+            raise httpx.DecodingError(problem, request=request)
+        return response
 
     async def close(self) -> None:
         if self.owns_client:

@@ -237,6 +237,72 @@ def test_a_compressed_stream_within_the_limits_reads_as_before(mode: str, how: s
     assert run(mode, compressed_answer(mode, how)) == "你好，世界"
 
 
+@MODES
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_whole_answer_in_raw_deflate_reads_as_httpx_reads_it(mode: str, stream: bool) -> None:
+    """A non-stream answer sent as "deflate" without zlib's header was "compression is
+    broken" (and retried), where httpx, and a stream, read it."""
+    fake = FakeZhipu(api_key=KEY).reply("你好，世界")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = fake.handler(request)
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = packer.compress(answer.read()) + packer.flush()
+        headers = {**answer.headers, "content-encoding": "deflate"}
+        headers.pop("content-length", None)
+        return httpx.Response(answer.status_code, headers=headers, stream=Packed(body))
+
+    async def call() -> str:
+        answer = await chat(mode, limited(handler, mode), model="glm-4-flash", stream=stream)
+        if not stream:
+            return answer.choices[0].message.content
+        chunks, error = await consume(answer)
+        assert error is None
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    assert run(mode, call()) == "你好，世界"
+
+
+def layered_bomb() -> bytes:
+    """gzip of gzip: a few KB that a layer-by-layer decoder inflates to 100 MB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = gzipped(repeat=b" " * 1_000_000, times=100)
+    return packer.compress(inner) + packer.flush()
+
+
+@MODES
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "br", "zstd"])
+def test_an_encoding_not_asked_for_is_refused_before_it_inflates(
+    mode: str, stream: bool, encoding: str
+) -> None:
+    """httpx decoded brotli, zstd and layered gzip a network read at a time: a 2 KB
+    answer grew to gigabytes before a limit saw it. Only gzip and deflate are asked
+    for, and read (a step at a time)."""
+    packed = layered_bomb()
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["accept-encoding"])
+        content_type = "text/event-stream" if stream else "application/json"
+        headers = {"content-type": content_type, "content-encoding": encoding}
+        return httpx.Response(200, headers=headers, stream=Packed(packed))
+
+    async def call() -> None:
+        answer = await chat(
+            mode, limited(handler, mode, max_retries=0), model="glm-4-flash", stream=stream
+        )
+        if stream:
+            _, error = await consume(answer)
+            raise error or AssertionError("no error")
+
+    error, peak = peak_of(lambda: run(mode, call()))
+    assert isinstance(error, llm_bridge.APIConnectionError)
+    assert f"Content-Encoding {encoding!r} is not one llm-bridge reads" in str(error)
+    assert peak < 8 * LIMIT
+    assert asked == ["gzip, deflate"]
+
+
 # --------------------------------------------------------------------------- retries
 
 
