@@ -1106,7 +1106,7 @@ def _named(item: JSONDict, names: _ToolNames) -> JSONDict:
 
 
 def _incomplete_reason(finish_reason: Any) -> Optional[str]:
-    if finish_reason == "length":
+    if finish_reason in ("length", "model_context_window_exceeded"):
         return "max_output_tokens"
     if finish_reason in _CONTENT_FILTER:
         return "content_filter"

@@ -454,6 +454,20 @@ async def test_json_object_without_the_word_json_gets_it_in_a_system_message(mod
 
 
 @MODES
+async def test_json_in_an_image_url_is_not_the_word_json(mode: str):
+    """Only text counts: an image whose URL or data holds "json" by chance left the
+    request without the word, and DashScope refused it."""
+    image = {"type": "image_url", "image_url": {"url": "https://img.example/json/cat.png"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "这是什么？"}, image]}]
+    f = fake()
+    await create(
+        mode, f, model="qwen-vl-max", messages=messages, response_format={"type": "json_object"}
+    )
+    system = f.last_json["input"]["messages"][0]  # (a multimodal model's: in parts)
+    assert system == {"role": "system", "content": [{"text": "Answer in JSON."}]}
+
+
+@MODES
 async def test_json_object_with_the_word_json_is_sent(mode: str):
     messages = [{"role": "user", "content": "用 JSON 回答：你好"}]
     body = await sent(mode, messages=messages, response_format={"type": "json_object"})

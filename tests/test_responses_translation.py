@@ -665,6 +665,7 @@ def test_tool_calls_and_reasoning() -> None:
         ("length", "max_output_tokens"),
         ("content_filter", "content_filter"),
         ("sensitive", "content_filter"),
+        ("model_context_window_exceeded", "max_output_tokens"),
     ],
 )
 def test_cut_short_is_incomplete(finish: str, reason: str) -> None:

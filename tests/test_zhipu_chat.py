@@ -692,6 +692,15 @@ async def test_sensitive_finish_is_content_filter(mode: str):
 
 
 @MODES
+async def test_an_answer_cut_by_the_context_window_is_length(mode: str):
+    """GLM-4.5 and later's ``model_context_window_exceeded`` is not a finish reason openai
+    knows: code checking ``== "length"`` for a cut answer missed it."""
+    f = fake().reply("半", finish_reason="model_context_window_exceeded")
+    result = await create(mode, f)
+    assert result.choices[0].finish_reason == "length"
+
+
+@MODES
 async def test_network_error_finish_raises_internal_server_error(mode: str):
     f = fake().reply("半", finish_reason="network_error")
     with pytest.raises(InternalServerError) as info:

@@ -13,8 +13,7 @@ OpenAI's shapes.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._config import ModelInfo, ProviderConfig
@@ -948,8 +947,7 @@ def _with_json_word(messages: list[Any], fmt: Any) -> list[Any]:
     mentions it: appended to the first system message, or as a new system message."""
     if not (isinstance(fmt, dict) and fmt.get("type") == "json_object"):
         return messages
-    text = json.dumps([m.get("content") for m in messages if isinstance(m, dict)])
-    if "json" in text.lower():
+    if any("json" in text.lower() for text in _texts(messages)):
         return messages
     messages = list(messages)
     first = messages[0] if messages else None
@@ -965,6 +963,20 @@ def _with_json_word(messages: list[Any], fmt: Any) -> list[Any]:
     else:
         messages.insert(0, {"role": "system", "content": JSON_HINT})
     return messages
+
+
+def _texts(messages: list[Any]) -> Iterator[str]:
+    """The text of ``messages``: string contents and the ``text`` of content parts (in
+    OpenAI's form and the native API's), never an image's URL or inline data, where
+    "json" may occur by chance."""
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            yield content
+        for part in content if isinstance(content, list) else ():
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str):
+                yield text
 
 
 def _as_system(message: Any) -> Any:
