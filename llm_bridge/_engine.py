@@ -26,7 +26,7 @@ import time
 import uuid
 import zlib
 from array import array
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import httpx
@@ -762,7 +762,7 @@ class Engine:
                 Operation(self, "embeddings", route, batch, options).check()
         return batches
 
-    def chat_requests(self, params: JSONDict) -> list[JSONDict]:
+    def chat_requests(self, params: JSONDict, extra_body: Mapping[str, Any]) -> list[JSONDict]:
         """The checked parameters of each request a chat call takes (`chat_copies`), with
         the reasoning of earlier tool calls restored where the messages dropped it
         (`_reasoning_memory`)."""
@@ -774,7 +774,7 @@ class Engine:
         def native_n() -> bool:
             route = self.routes(params["model"])[0]
             info = self.config.provider(route.provider).model(route.model)
-            return self.adapter(route.provider).native_n_for(params, info)
+            return self.adapter(route.provider).native_n_for(params, info, extra_body)
 
         return chat_copies(params, native_n)
 
@@ -1091,7 +1091,7 @@ class SyncEngine(Engine):
 
     def chat(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """A chat call: its requests (see `chat_requests`), merged."""
-        requests = self.chat_requests(params)
+        requests = self.chat_requests(params, options.extra_body)
         if len(requests) == 1:
             return self.call("chat", requests[0], options)
         return self.merged([self.call("chat", p, options) for p in requests], merged_choices)
@@ -1269,7 +1269,7 @@ class AsyncEngine(Engine):
         Not itself a coroutine: a single request hands back `call`'s, so that the caller
         awaits it directly (every suspension of a request passes back through each
         coroutine in the chain: one level less)."""
-        requests = self.chat_requests(params)
+        requests = self.chat_requests(params, options.extra_body)
         if len(requests) == 1:
             return self.call("chat", requests[0], options)
         return self._fan_out(requests, options)

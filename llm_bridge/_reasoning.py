@@ -109,4 +109,6 @@ def _budget(effort: str, budgets: dict[str, int]) -> Optional[int]:
 def forces_a_tool(tool_choice: object) -> bool:
     """Whether ``tool_choice`` forces a call ("required" or a named function): providers
     refuse that in thinking mode (DashScope, GLM)."""
-    return tool_choice == "required" or isinstance(tool_choice, dict)
+    return tool_choice == "required" or (
+        isinstance(tool_choice, dict) and tool_choice.get("type") == "function"
+    )

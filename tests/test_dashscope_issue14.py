@@ -5,6 +5,7 @@ client against the fakes."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -314,3 +315,50 @@ def test_the_fake_refuses_eleven_texts_for_v4() -> None:
         )
     )
     assert response.status_code == 400
+
+
+# ------------------------------------------------------------------ decided as sent
+
+
+def test_an_allowed_tools_auto_choice_keeps_a_thinking_call_streamed() -> None:
+    """``allowed_tools`` in mode auto forces no call, so a model thinking by default
+    keeps thinking, and DashScope serves thinking only as a stream: the call was judged
+    on the raw object (as if forced), sent unstreamed while still thinking, and
+    refused with a 400."""
+    fake = FakeDashScopeCompatible(KEY).reply("好", reasoning_content="想")
+    other = {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [TOOL]}}
+    answer = bridge(fake).chat.completions.create(
+        model="qwen3.6-plus", messages=HELLO, tools=[TOOL, other], tool_choice=choice
+    )
+    assert answer.choices[0].message.content == "好"
+    (sent,) = fake.requests
+    body = sent_json(sent)
+    assert body["stream"] is True and body["tool_choice"] == "auto"
+    assert [t["function"]["name"] for t in body["tools"]] == ["f"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"functions": [{"name": "f", "parameters": {"type": "object"}}]},
+        {"extra_body": {"enable_thinking": True}},
+    ],
+    ids=["legacy functions", "thinking forced in extra_body"],
+)
+def test_n_copies_are_sent_one_a_request_where_dashscope_answers_one(call: dict) -> None:
+    """DashScope answers one choice with tools or while thinking: such a call is sent as
+    ``n`` one-choice requests. Legacy ``functions`` (tools once converted) and thinking
+    forced in ``extra_body`` were missed, and the caller got one choice of two."""
+    fake = FakeDashScopeCompatible(KEY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "n was sent as n=1")
+        answer = bridge(fake).chat.completions.create(
+            model="qwen-plus", messages=HELLO, n=2, **call
+        )
+    assert len(answer.choices) == 2 and len(fake.requests) == 2
+    assert all("n" not in sent_json(request) for request in fake.requests)
+
+
+def sent_json(request: httpx.Request) -> dict[str, Any]:
+    return json.loads(request.content)

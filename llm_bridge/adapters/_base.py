@@ -564,12 +564,14 @@ class Adapter:
         aggregates); from the catalogue's ``stream_only``."""
         return bool(call.info is not None and call.info.stream_only)
 
-    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+    def native_n_for(
+        self, params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]
+    ) -> bool:
         """Whether one request answers this call's ``n > 1`` (``info``: the model's entry,
-        None when uncatalogued); False has a non-stream call sent as ``n`` one-choice
-        requests (`llm_bridge._fan_out.chat_copies`). `native_n` for every call, unless a
-        provider serves ``n`` only for some calls (DashScope: not with tools, not while
-        thinking)."""
+        None when uncatalogued; ``extra_body``: the caller's, sent with it); False has a
+        non-stream call sent as ``n`` one-choice requests
+        (`llm_bridge._fan_out.chat_copies`). `native_n` for every call, unless a provider
+        serves ``n`` only for some calls (DashScope: not with tools, not while thinking)."""
         return self.native_n
 
     # ------------------------------------------------------------------ chat

@@ -85,18 +85,23 @@ class DashScopeAdapter(Adapter):
     # ------------------------------------------------------------------ request
 
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
+        """A model that thinks only in streams, for a call that thinks (decided on the
+        tools and choice as sent, as the body is: `tools_as_sent`)."""
         info = call.info
         if info is None:
             return False
         return info.stream_only or (
-            info.stream_only_when_thinking and _thinking_decision(params, call)[0]
+            info.stream_only_when_thinking and _thinking_decision(tools_as_sent(params), call)[0]
         )
 
-    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+    def native_n_for(
+        self, params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]
+    ) -> bool:
         """DashScope answers ``n > 1`` in one request only without tools and without
         thinking; thinking is turned off for such a call on a hybrid model, so a call with
-        tools, or to a model that always thinks, is the one to fan out."""
-        return _native_n(params, info)
+        tools, to a model that always thinks, or with thinking forced in ``extra_body`` is
+        the one to fan out."""
+        return _native_n(params, info, extra_body)
 
     def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
         """``extra_body`` keys that are not part of the envelope are DashScope parameters
@@ -510,10 +515,12 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         return DashScopeAdapter.must_stream(self, params, call)  # type: ignore[arg-type]
 
-    def native_n_for(self, params: JSONDict, info: Optional[ModelInfo]) -> bool:
+    def native_n_for(
+        self, params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]
+    ) -> bool:
         """As `DashScopeAdapter.native_n_for`: one request serves ``n`` only without tools
         and without thinking."""
-        return _native_n(params, info)
+        return _native_n(params, info, extra_body)
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
@@ -794,11 +801,26 @@ def _sends_tools(params: Mapping[str, Any]) -> bool:
     return bool(params.get("tools"))
 
 
-def _native_n(params: Mapping[str, Any], info: Optional[ModelInfo]) -> bool:
-    """Whether one request serves the call's ``n`` (see `_choice_count`)."""
+def _native_n(
+    params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]
+) -> bool:
+    """Whether one request serves the call's ``n`` (see `_choice_count`), judged on the
+    tools as sent (`tools_as_sent`: legacy ``functions`` are tools too)."""
     if _asks_n(params) <= 1:
         return True
-    return not (_sends_tools(params) or (info is not None and info.thinking == "always"))
+    if _sends_tools(tools_as_sent(params)) or (info is not None and info.thinking == "always"):
+        return False
+    return _forced_thinking(extra_body) is not True
+
+
+def _forced_thinking(extra_body: Mapping[str, Any]) -> Optional[bool]:
+    """The caller's ``enable_thinking`` in ``extra_body`` (or its ``parameters``), which
+    always wins; None when it sets none."""
+    nested = extra_body.get("parameters")
+    for source in (extra_body, nested if isinstance(nested, dict) else {}):
+        if "enable_thinking" in source:
+            return bool(source["enable_thinking"])
+    return None
 
 
 #: Why thinking was turned off for a call: the parameter that needed it off, and the text.
@@ -816,11 +838,9 @@ def _thinking_decision(
     one choice comes back either way, `_choice_count`). Without ``reasoning_effort`` the
     model's default decides (``thinking_by_default``: Qwen3.5 and later, open-source
     Qwen3), so the same guards hold for a call that says nothing about thinking."""
-    extra = call.extra_body
-    nested = extra.get("parameters")
-    for source in (extra, nested if isinstance(nested, dict) else {}):
-        if "enable_thinking" in source:
-            return bool(source["enable_thinking"]), None
+    forced = _forced_thinking(call.extra_body)
+    if forced is not None:
+        return forced, None
     info = call.info
     effort = params.get("reasoning_effort")
     always = info is not None and info.thinking == "always"
