@@ -1275,10 +1275,24 @@ class AsyncEngine(Engine):
         return self._fan_out(requests, options)
 
     async def _fan_out(self, requests: list[JSONDict], options: RequestOptions) -> RawResult:
+        """The copies of a call concurrently; the first to fail cancels the others (each a
+        billed request nobody would read, retried as long as it fails) and is raised."""
         import asyncio  # only a fanned-out call needs it
 
-        results = await asyncio.gather(*(self.call("chat", p, options) for p in requests))
-        return self.merged(results, merged_choices)
+        tasks = [asyncio.ensure_future(self.call("chat", p, options)) for p in requests]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # (also when this call itself is cancelled)
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for task in tasks:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+        return self.merged([task.result() for task in tasks], merged_choices)
 
     async def embed(self, params: JSONDict, options: RequestOptions) -> RawResult:
         """An embeddings call: its batches, in order (one at a time, as rate limits prefer)."""
