@@ -218,15 +218,24 @@ def test_dashscope_compatible_mode_gets_developer_messages_as_system():
     assert sent[0]["content"] == "简短回答。"
 
 
-def test_llm_bridge_log_writes_each_line_once_beside_the_programs_own_logging():
+@pytest.mark.parametrize("imported_first", [False, True])
+def test_llm_bridge_log_writes_each_line_once_beside_the_programs_own_logging(
+    imported_first: bool,
+):
+    """Through the program's handler and format, whether it configured logging before
+    importing llm_bridge or after (the usual order, which a ``basicConfig`` on import
+    would have turned into a silent no-op: the program's own log file never made)."""
     import os
     import subprocess
     import sys
     import textwrap
 
-    script = textwrap.dedent("""
-        import logging
-        logging.basicConfig(level=logging.WARNING, format="ROOT %(name)s %(message)s")
+    configure = (
+        "import logging; "
+        'logging.basicConfig(level=logging.WARNING, format="ROOT %(name)s %(message)s")'
+    )
+    steps = ["import llm_bridge", configure]
+    script = "\n".join(steps if imported_first else steps[::-1]) + textwrap.dedent("""
         import httpx
         from llm_bridge import OpenAI
         from llm_bridge.testing import FakeZhipu
