@@ -89,6 +89,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional, TypeVar, Union
 
 __all__ = [
+    "ERROR_CODES",
     "RESPONSES_PARAMS",
     "JSONDict",
     "ResponseEvents",
@@ -249,7 +250,9 @@ _PART_FIELDS = ("content", "output")
 #: DashScope's cache figures in chat's ``prompt_tokens_details``, kept in the Response's.
 _CACHE_DETAILS = ("cache_creation_input_tokens", "cache_creation", "cache_type")
 _CONTENT_FILTER = ("content_filter", "sensitive")
-_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+#: The codes of a failed response's ``error`` (openai's `ResponseError`) a provider's
+#: failure can be given; any other is reported as ``server_error``.
+ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
 
 
 class Unsupported(Exception):
@@ -1359,7 +1362,7 @@ class ResponseEvents:
             status="failed",
             usage=self._usage,
             error={
-                "code": code if code in _ERROR_CODES else "server_error",
+                "code": code if code in ERROR_CODES else "server_error",
                 "message": str(error.get("message") or "the provider failed"),
             },
         )

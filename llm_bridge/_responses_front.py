@@ -523,13 +523,15 @@ class PassedEventStream:
     """A provider's own Responses events, passed on as server-sent events, with a `Keep`
     of the final response before the event that completes it (as `ResponseEventStream`).
     A stream that fails mid-way ends with ``response.failed`` (built from the last
-    response snapshot the provider sent), as a translated one does."""
+    response snapshot the provider sent, with the output streamed since), as a translated
+    one does."""
 
     def __init__(self, events: Any, call: ResponsesCall) -> None:
         self._events = events
         self._call = call
         self._snapshot: JSONDict = {"id": call.response_id, "object": "response"}
         self._sequence = 0
+        self._output: dict[int, JSONDict] = {}  # the output items so far, by output_index
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -557,13 +559,43 @@ class PassedEventStream:
                 kept = to_keep(self._call, snapshot)
                 if kept is not None:
                     out.append(kept)
+        else:
+            self._note_output(event)
         sequence = event.get("sequence_number")
         self._sequence = sequence + 1 if isinstance(sequence, int) else self._sequence + 1
         out.extend(_frames([event]))
         return out
 
+    def _note_output(self, event: JSONDict) -> None:
+        """Follow the output items (and a message's text) the events build, so that a
+        failure keeps what was already streamed, as a translated stream's does."""
+        kind, index = event.get("type"), event.get("output_index")
+        if not isinstance(index, int):
+            return
+        item = event.get("item")
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            if isinstance(item, dict):
+                self._output[index] = {**item, "content": list(item.get("content") or [])}
+            return
+        parts = self._output.get(index, {}).get("content")
+        position = event.get("content_index")
+        if not isinstance(parts, list) or not isinstance(position, int):
+            return
+        part, delta = event.get("part"), event.get("delta")
+        if kind == "response.content_part.added" and isinstance(part, dict):
+            parts.append(dict(part))
+        elif (
+            kind == "response.output_text.delta"
+            and isinstance(delta, str)
+            and 0 <= position < len(parts)
+            and isinstance(parts[position].get("text"), str)
+        ):
+            parts[position]["text"] += delta
+
     def _failed(self, error: BaseException) -> JSONDict:
         response = {**self._snapshot, "status": "failed", "error": _error_of(error)}
+        if self._output:
+            response["output"] = [self._output[index] for index in sorted(self._output)]
         return {"type": "response.failed", "sequence_number": self._sequence, "response": response}
 
     def close(self) -> Any:
@@ -615,9 +647,11 @@ def _as_dict(chunk: Any) -> JSONDict:
 
 
 def _error_of(error: BaseException) -> JSONDict:
-    code = getattr(error, "code", None) or "server_error"
+    """A failed response's ``error``: its code one of those openai's `ResponseError`
+    takes (else ``server_error``, as a translated stream's), its message the error's."""
+    code = getattr(error, "code", None)
     message = getattr(error, "message", None) or str(error)
-    return {"code": str(code), "message": message}
+    return {"code": code if code in _responses.ERROR_CODES else "server_error", "message": message}
 
 
 def _request(url: str) -> httpx.Request:

@@ -53,7 +53,7 @@ def chat_usage(usage: Any) -> Optional[JSONDict]:
     figures: JSONDict = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": usage.get("total_tokens") or prompt + completion,
+        "total_tokens": _whole(usage.get("total_tokens")) or prompt + completion,
     }
     details = usage.get("input_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
@@ -64,10 +64,21 @@ def chat_usage(usage: Any) -> Optional[JSONDict]:
             for name, value in details.items()
             if name not in _COUNTS or isinstance(value, int)
         }
-    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    reasoning = _field(usage.get("output_tokens_details"), "reasoning_tokens")
     if isinstance(reasoning, int):
         figures["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return figures
+
+
+def _whole(value: Any) -> Optional[int]:
+    """``value`` if it is a whole number (not a boolean), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` if ``value`` is an object, else None: a provider's answer of
+    another shape is read as one without the field, not an `AttributeError`."""
+    return value.get(name) if isinstance(value, dict) else None
 
 
 class ResponsesEventPipeline:
@@ -129,21 +140,22 @@ class ResponsesEventPipeline:
             )
         kind = data["type"]
         if kind == "error" or kind == "response.failed":
-            failed = data.get("response") if kind == "response.failed" else data
-            error = (failed or {}).get("error") if kind == "response.failed" else data
+            error = _field(data.get("response"), "error") if kind == "response.failed" else data
+            if isinstance(error, str):
+                error = {"message": error}
             raise self.adapter.make_error(
                 reply_of(self.response, read=False),
                 {"error": error},
-                str((error or {}).get("code") or "server_error"),
-                (error or {}).get("message"),
+                str(_field(error, "code") or "server_error"),
+                _field(error, "message"),
                 default=InternalServerError,
             ).api_error(self.response)
         if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
             self._text.append(data["delta"])
         elif kind in _FINAL:
-            finished = data.get("response") or {}
-            self._usage = chat_usage(finished.get("usage"))
-            self._response_id = finished.get("id")
+            finished = data.get("response")
+            self._usage = chat_usage(_field(finished, "usage"))
+            self._response_id = _field(finished, "id")
             self.complete = True
         yield data
 

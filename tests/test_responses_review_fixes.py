@@ -316,3 +316,124 @@ async def test_a_filter_breaking_off_a_stream_ends_the_response_incomplete(mode:
     assert last.response.error is None
     kept = c.responses.retrieve(last.response.id)
     assert (await kept if mode == "async" else kept).status == "incomplete"
+
+
+# ------------------------------------------------------------------ DashScope's own, odd
+
+
+DS_RESPONSE = {
+    "id": "resp_ds1",
+    "object": "response",
+    "created_at": 1,
+    "model": "qwen-plus",
+    "status": "in_progress",
+    "output": [],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+}
+
+
+def ds_events(*events: dict[str, Any]) -> Raw:
+    body = "".join(
+        f"event: {e['type']}\ndata: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events
+    )
+    return Raw(200, body, {"content-type": "text/event-stream"})
+
+
+def test_a_passed_through_stream_that_fails_keeps_its_text_and_an_openai_code() -> None:
+    """DashScope's own stream broken by an ``error`` event: ``response.failed`` carried
+    DashScope's code (``InternalError``, not one openai's types take) and the stale
+    snapshot's empty output, where a translated stream keeps the text streamed."""
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress"}
+    text = {"type": "output_text", "text": "", "annotations": []}
+    fake = FakeDashScopeCompatible("sk-ds").then(
+        ds_events(
+            {"type": "response.created", "sequence_number": 0, "response": DS_RESPONSE},
+            {
+                "type": "response.output_item.added",
+                "sequence_number": 1,
+                "output_index": 0,
+                "item": {**message, "content": []},
+            },
+            {
+                "type": "response.content_part.added",
+                "sequence_number": 2,
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "part": text,
+            },
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": 3,
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "部分",
+                "logprobs": [],
+            },
+            {"type": "error", "sequence_number": 4, "code": "InternalError", "message": "boom"},
+        )
+    )
+    client = bridge("dashscope", fake, api_key="sk-ds", max_retries=0)
+    events = list(client.responses.create(model="qwen-plus", input="x", stream=True))
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert failed.response.error is not None and failed.response.error.code == "server_error"
+    (item,) = failed.response.output
+    assert item.type == "message" and item.content[0].text == "部分"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"type": "response.failed", "response": [1]},
+        {"type": "response.failed", "response": {"error": "boom"}},
+    ],
+)
+def test_a_failure_event_of_another_shape_is_an_openai_error(answer: dict[str, Any]) -> None:
+    fake = FakeDashScopeCompatible("sk-ds").then(ds_events(answer))
+    client = bridge("dashscope", fake, api_key="sk-ds", max_retries=0)
+    with pytest.raises(openai.APIError):
+        list(client.responses.create(model="qwen-plus", input="x", stream=True))
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": 3, "output_tokens": 2, "output_tokens_details": [1]},
+        {"input_tokens": 3, "output_tokens": 2, "total_tokens": "x"},
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_odd_usage_figures_are_read_around_not_raised(usage: dict[str, Any], stream: bool) -> None:
+    """They raised ``AttributeError``, or a 400 blaming the caller."""
+    done = {
+        **DS_RESPONSE,
+        "status": "completed",
+        "output": [
+            {
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "好", "annotations": []}],
+            }
+        ],
+        "usage": usage,
+    }
+    if stream:
+        answer = ds_events({"type": "response.completed", "sequence_number": 0, "response": done})
+    else:
+        answer = Raw(200, json.dumps(done), {"content-type": "application/json"})
+    records: list[Any] = []
+    fake = FakeDashScopeCompatible("sk-ds").then(answer)
+    client = bridge("dashscope", fake, api_key="sk-ds", max_retries=0, on_usage=records.append)
+    result = client.responses.create(model="qwen-plus", input="x", stream=stream)
+    if stream:
+        list(result)
+    (record,) = records
+    figures = record.usage
+    assert (figures.prompt_tokens, figures.completion_tokens, figures.total_tokens) == (3, 2, 5)
+    assert not record.estimated
