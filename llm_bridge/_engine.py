@@ -962,6 +962,8 @@ def unread_encoding(response: httpx.Response) -> Optional[str]:
         f"the answer's Content-Encoding {encoding[:40]!r} is not one llm-bridge reads "
         f"({ACCEPT_ENCODING}; asked for in Accept-Encoding)"
     )
+
+
 #: The most a compressed stream's body is inflated to at a time (`_InflatedStream`).
 _INFLATE_STEP = 65_536
 

@@ -35,8 +35,7 @@ def test_serve_names_a_ledger_it_cannot_use(tmp_path: Path) -> None:
     """A ledger that is not a SQLite file was a uvicorn traceback, exit status 1."""
     (tmp_path / "bad.sqlite").write_text("not a database")
     (tmp_path / "gw.toml").write_text(
-        '[gateway]\nledger = "bad.sqlite"\n'
-        f'[gateway.keys.a]\nkey_sha256 = "{"0" * 64}"\n'
+        f'[gateway]\nledger = "bad.sqlite"\n[gateway.keys.a]\nkey_sha256 = "{"0" * 64}"\n'
     )
     with socket.socket() as probe:  # (a port free now; the run stops before listening)
         probe.bind(("127.0.0.1", 0))

@@ -801,9 +801,7 @@ def _sends_tools(params: Mapping[str, Any]) -> bool:
     return bool(params.get("tools"))
 
 
-def _native_n(
-    params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]
-) -> bool:
+def _native_n(params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]) -> bool:
     """Whether one request serves the call's ``n`` (see `_choice_count`), judged on the
     tools as sent (`tools_as_sent`: legacy ``functions`` are tools too)."""
     if _asks_n(params) <= 1:
