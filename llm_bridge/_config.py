@@ -1022,8 +1022,8 @@ def _keys_at(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(part)
             current = field.annotation if field is not None else None
-        else:  # a Dict[str, X] level: ``part`` is a user-chosen name
-            current = _dict_value_type(current)
+        else:  # a Dict[str, X] level (``part`` a user-chosen name) or a List[X] (an index)
+            current = _item_type(current)
         current = _unwrap_optional(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
@@ -1037,9 +1037,12 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _dict_value_type(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", ())
-    return args[1] if getattr(annotation, "__origin__", None) is dict and len(args) == 2 else None
+def _item_type(annotation: Any) -> Any:
+    """The type of a ``Dict[str, X]``'s values or a ``List[X]``'s items (else None)."""
+    args, origin = getattr(annotation, "__args__", ()), getattr(annotation, "__origin__", None)
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return args[0] if origin is list and len(args) == 1 else None
 
 
 def _build(raw: dict[str, Any], source: str) -> Config:

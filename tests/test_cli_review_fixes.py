@@ -82,6 +82,7 @@ def test_keys_new_prints_lines_that_load_whatever_the_name_models_and_budget(
         ("--budget", "-3", ">= 0"),
         ("--budget", "nan", ">= 0"),
         ("--budget", "ten", ">= 0"),
+        ("--models", "", "a model name or pattern"),
     ],
 )
 def test_keys_new_refuses_a_limit_the_gateway_would_refuse(

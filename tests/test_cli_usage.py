@@ -56,7 +56,7 @@ ENTRIES = [
     entry(2, SEP_1, "team-a", "dashscope", "qwen-plus", 1000, 500, "0.0018"),
     entry(3, SEP_2, "team-b", "dashscope", "qwen-plus", 2000, 0, "0.0016", estimated=True),
     entry(4, SEP_2, "team-b", None, "nosuch", 0, 0, None, status=404),
-    entry(5, OCT_1, "team-a", "zhipu", "glm-4-flash", 10, 10, "0"),
+    entry(5, OCT_1, "team-a", "zhipu", "glm-4-flash", 10, 10, "0.0000368"),
 ]
 
 
@@ -88,20 +88,20 @@ def test_sums_by_key_with_the_estimated_share_and_a_total(ledger: Path) -> None:
         "key", "provider", "requests", "errors", "prompt", "completion", "estimated", "cost_cny",
     ]  # fmt: skip
     assert table(done.stdout) == [
-        ["team-a", "dashscope", "1", "0", "1000", "500", "0%", "0.0018"],
-        ["team-a", "zhipu", "2", "0", "110", "60", "0%", "0.0000"],
-        ["team-b", "-", "1", "1", "0", "0", "0%", "0.0000"],
-        ["team-b", "dashscope", "1", "0", "2000", "0", "100%", "0.0016"],
-        ["total", "5", "1", "3110", "560", "54%", "0.0034"],  # 2000 of 3670 estimated
+        ["team-a", "dashscope", "1", "0", "1000", "500", "0%", "0.001800"],
+        ["team-a", "zhipu", "2", "0", "110", "60", "0%", "0.000037"],  # (not 0.0000)
+        ["team-b", "-", "1", "1", "0", "0", "0%", "0.000000"],
+        ["team-b", "dashscope", "1", "0", "2000", "0", "100%", "0.001600"],
+        ["total", "5", "1", "3110", "560", "54%", "0.003437"],  # 2000 of 3670 estimated
     ]
 
 
 def test_by_model_and_by_day_with_since(ledger: Path) -> None:
     by_model = run_cli("usage", "--ledger", str(ledger), "--by", "model", cwd=ledger.parent)
     assert table(by_model.stdout)[:3] == [
-        ["-", "nosuch", "1", "1", "0", "0", "0%", "0.0000"],
-        ["dashscope", "qwen-plus", "2", "0", "3000", "500", "57%", "0.0034"],
-        ["zhipu", "glm-4-flash", "2", "0", "110", "60", "0%", "0.0000"],
+        ["-", "nosuch", "1", "1", "0", "0", "0%", "0.000000"],
+        ["dashscope", "qwen-plus", "2", "0", "3000", "500", "57%", "0.003400"],
+        ["zhipu", "glm-4-flash", "2", "0", "110", "60", "0%", "0.000037"],
     ]  # the upstream model, not the alias ("fast") the client asked for
     by_day = run_cli(
         "usage", "--ledger", str(ledger), "--by", "day", "--since", "2026-09-02",
@@ -110,9 +110,9 @@ def test_by_model_and_by_day_with_since(ledger: Path) -> None:
     assert by_day.returncode == 0
     assert "(since 2026-09-02 00:00 UTC, as of" in by_day.stdout.splitlines()[0]
     assert table(by_day.stdout) == [
-        ["2026-09-02", "2", "1", "2000", "0", "100%", "0.0016"],
-        ["2026-10-01", "1", "0", "10", "10", "0%", "0.0000"],
-        ["total", "3", "1", "2010", "10", "99%", "0.0016"],
+        ["2026-09-02", "2", "1", "2000", "0", "100%", "0.001600"],
+        ["2026-10-01", "1", "0", "10", "10", "0%", "0.000037"],
+        ["total", "3", "1", "2010", "10", "99%", "0.001637"],
     ]
 
 
@@ -184,4 +184,4 @@ def test_the_fleets_redis_ledger(tmp_path: Path) -> None:
         done = run_cli("usage", "--config", str(config), "--month", "2026-09", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("the fleet's Redis ledger (2026-09, as of")
-    assert table(done.stdout)[-1] == ["total", "4", "1", "3100", "550", "55%", "0.0034"]
+    assert table(done.stdout)[-1] == ["total", "4", "1", "3100", "550", "55%", "0.003400"]

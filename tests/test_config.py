@@ -743,3 +743,18 @@ def test_numbers_where_they_belong_still_load() -> None:
     )
     assert config.limits.stream_idle_timeout == 30.0
     assert config.price("zhipu", "glm-4-flash").input == Decimal("0.1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "suggested"),
+    [
+        ({"prices": {"zhipu/glm-4-flash": {"tiers": [{"input": 1, "output": 1, "upto": 5}]}}},
+         "expected one of: up_to_input_tokens"),
+        ({"providers": {"zhipu": {"endpoints": [{"url": "https://x", "regin": "cn"}]}}},
+         "did you mean 'region'"),
+    ],
+)  # fmt: skip
+def test_an_unknown_key_in_a_list_of_tables_names_the_keys_there(raw: dict, suggested: str) -> None:
+    """The hint was "expected one of: " with nothing after it."""
+    with pytest.raises(ConfigError, match=suggested):
+        load_config(raw)

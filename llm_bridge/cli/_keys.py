@@ -42,7 +42,9 @@ def configure(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     new.add_argument("name", metavar="NAME", help="1-64 of A-Z a-z 0-9 _ . - (the ledger shows it)")
-    new.add_argument("--models", nargs="+", default=["*"], help='names or patterns (default "*")')
+    new.add_argument(
+        "--models", nargs="+", type=_model, default=["*"], help='names or patterns (default "*")'
+    )
     new.add_argument("--rpm", type=integer(1), help="requests per minute (1 or more)")
     new.add_argument("--tpm", type=integer(1), help="tokens per minute (1 or more)")
     new.add_argument("--budget", type=_yuan, help="monthly budget in CNY (0 or more)")
@@ -53,6 +55,13 @@ def configure(subparsers: Any) -> None:
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
+
+
+def _model(text: str) -> str:
+    """One of ``--models``: a name or pattern, not empty (the gateway refuses an empty one)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a model name or pattern, got an empty one")
+    return text
 
 
 def _yuan(text: str) -> Decimal:

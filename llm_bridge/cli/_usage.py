@@ -149,7 +149,7 @@ class Sums:
             self.prompt_tokens,
             self.completion_tokens,
             f"{self.estimated_share:.0%}",
-            f"{self.cost_cny:.4f}",
+            f"{self.cost_cny:.6f}",  # (as `chat` prints it: a small call costs 0.00004)
         ]
 
     def as_json(self) -> dict[str, Any]:
