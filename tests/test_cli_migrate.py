@@ -367,6 +367,14 @@ REWRITES = {
         b"if True: from openai import OpenAI, APIError\n",
         b"if True: from openai import APIError; from llm_bridge import OpenAI\n",
     ),
+    "statements after the import on its line": (
+        b'import openai; c = openai.OpenAI(api_key="k")  # one line\n',
+        b'import openai  # one line\nimport llm_bridge\nc = llm_bridge.OpenAI(api_key="k")\n',
+    ),
+    "a name imported with others, used on the same line": (
+        b"from openai import OpenAI, RateLimitError; c = OpenAI()\n",
+        b"from openai import RateLimitError\nfrom llm_bridge import OpenAI\nc = OpenAI()\n",
+    ),
     "CRLF": (
         b"from openai import OpenAI, APIError\r\nclient = OpenAI()\r\n",
         b"from openai import APIError\r\nfrom llm_bridge import OpenAI\r\nclient = OpenAI()\r\n",
@@ -725,3 +733,25 @@ def test_piped_output_is_plain_and_the_import_stays_lean() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+def test_a_client_class_passed_on_rather_than_called_blocks() -> None:
+    """``Factory = openai.OpenAI`` (or ``partial(openai.OpenAI, ...)``) made openai's
+    clients after the rewrite, and the report said nothing. Checking against the class
+    (``isinstance``) and naming it as a type are fine: llm-bridge's client is one."""
+    from llm_bridge.cli._migrate_check import openai_api
+    from llm_bridge.cli._migrate_scan import scan_source
+
+    source = (
+        b"import functools\nimport openai\n"
+        b"Factory = openai.OpenAI\n"
+        b'make = functools.partial(openai.AsyncOpenAI, api_key="k")\n'
+        b"def check(c: openai.OpenAI) -> bool:\n"
+        b"    return isinstance(c, (openai.OpenAI, openai.AsyncOpenAI))\n"
+        b"client = openai.OpenAI()\n"
+    )
+    scan = scan_source("case.py", source, openai_api())
+    blocking = [(line, f.message) for line, f in scan.findings if f.severity == "blocks"]
+    assert [line for line, _ in blocking] == [3, 4]
+    assert "write llm_bridge.OpenAI here" in blocking[0][1]
+    assert "write llm_bridge.AsyncOpenAI here" in blocking[1][1]

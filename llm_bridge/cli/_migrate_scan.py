@@ -590,6 +590,8 @@ class _Calls(_Scoped):
         self._constants: list[dict[str, Any]] = [{}]
         #: Defaults of environment reads already taken as model names (in a model position).
         self._env_defaults: set[cst.BaseExpression] = set()
+        #: Expressions naming a client class that are called or checked against (ids).
+        self._called: set[int] = set()
 
     def _value(self, node: cst.BaseExpression) -> Any:
         """`literal`, and a bare name bound to a literal in this scope or the module's
@@ -694,6 +696,11 @@ class _Calls(_Scoped):
             self._model_string(node.right, openai_looking=True)
 
     def visit_Call(self, node: cst.Call) -> None:
+        self._called.add(id(node.func))
+        if isinstance(node.func, cst.Name) and node.func.value in ("isinstance", "issubclass"):
+            for arg in node.args[1:]:
+                kinds = arg.value.elements if isinstance(arg.value, cst.Tuple) else ()
+                self._called.update([id(arg.value), *(id(kind.value) for kind in kinds)])
         default = _env_default(node)
         if default is not None and default not in self._env_defaults:
             # an environment read's default outside a model position (a settings class,
@@ -758,6 +765,37 @@ class _Calls(_Scoped):
                 )
             )
         self.calls.append(site)
+
+    def visit_Annotation(self, node: cst.Annotation) -> bool:
+        return False  # (``client: openai.OpenAI`` names the type; it makes no client)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        """``openai.OpenAI`` passed on rather than called (``Factory = openai.OpenAI``,
+        ``partial(openai.OpenAI, ...)``): the import rewrite cannot follow it, so the
+        clients made from it would stay openai's. Reported as blocking, with the fix."""
+        if not (
+            self.look
+            and isinstance(node.value, cst.Name)
+            and node.value.value in self.imports.modules
+            and id(node) not in self._called
+        ):
+            return
+        from ._migrate_check import CLIENT_NAMES
+
+        if node.attr.value not in CLIENT_NAMES:
+            return
+        written = self._code(node)
+        self.file_findings.append(
+            (
+                self._position(node)[0],
+                Finding(
+                    "blocks",
+                    f"{written} is passed on here, not called, so the clients made from it "
+                    f"stay openai's: write llm_bridge.{node.attr.value} here (and import "
+                    f"llm_bridge)",
+                ),
+            )
+        )
 
     def _langchain(self, node: cst.Call, name: str) -> None:
         """``ChatOpenAI(...)`` from langchain_openai builds openai's own client, which the
@@ -982,19 +1020,36 @@ class _Rewriter(cst.CSTTransformer):
     def leave_SimpleStatementLine(
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
     ) -> Union[cst.BaseStatement, cst.FlattenSentinel[cst.BaseStatement]]:
-        lines: list[cst.BaseStatement] = [updated_node]
-        for statement in original_node.body:
-            for added in self._after.pop(id(statement), []):
-                comment = self._comments.pop(id(statement), None)
-                trailing = (
-                    cst.TrailingWhitespace(
-                        whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(comment)
-                    )
-                    if comment
-                    else cst.TrailingWhitespace()
+        """The line, and after each of its statements what that one needs added (the import
+        of ``llm_bridge`` after an ``import openai``): a line of several statements
+        (``import openai; c = openai.OpenAI()``) is split where something is added, so
+        that the statements after it see it."""
+        lines: list[cst.BaseStatement] = []
+        segment: list[cst.BaseSmallStatement] = []
+        for original, updated in zip(original_node.body, updated_node.body):
+            segment.append(updated)
+            added = self._after.pop(id(original), [])
+            if not added:
+                continue
+            lines.append(_line(updated_node, segment, first=not lines))
+            segment = []
+            comment = self._comments.pop(id(original), None)
+            trailing = (
+                cst.TrailingWhitespace(
+                    whitespace=cst.SimpleWhitespace("  "), comment=cst.Comment(comment)
                 )
-                lines.append(cst.SimpleStatementLine(body=[added], trailing_whitespace=trailing))
-        return cst.FlattenSentinel(lines) if len(lines) > 1 else updated_node
+                if comment
+                else cst.TrailingWhitespace()
+            )
+            lines.extend(
+                cst.SimpleStatementLine(body=[statement], trailing_whitespace=trailing)
+                for statement in added
+            )
+        if not lines:
+            return updated_node
+        if segment:
+            lines.append(_line(updated_node, segment, first=False))
+        return cst.FlattenSentinel(lines)
 
     def leave_SimpleStatementSuite(
         self, original_node: cst.SimpleStatementSuite, updated_node: cst.SimpleStatementSuite
@@ -1312,3 +1367,14 @@ def _incompatible(site: CallSite, accepted: frozenset[str]) -> Optional[str]:
                 "was left as openai's"
             )
     return None
+
+
+def _line(
+    line: cst.SimpleStatementLine, body: list[cst.BaseSmallStatement], *, first: bool
+) -> cst.SimpleStatementLine:
+    """A line of ``body``, a part of ``line``: the first part keeps the lines above it and
+    the line's comment; a statement ending a part loses its semicolon."""
+    body = [*body[:-1], body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)]
+    if first:
+        return line.with_changes(body=body)
+    return cst.SimpleStatementLine(body=body)
