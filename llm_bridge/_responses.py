@@ -185,14 +185,12 @@ _IGNORED_PARAMS = frozenset(
     }
 )
 
-#: ``include`` values that need a feature the chat wire lacks.
+#: ``include`` values asking for what the translation cannot give. The others are
+#: accepted: those of built-in tools have nothing to fill (a tool the provider lacks is
+#: reported as the tool; GLM's web search, the one mapped, returns no ``web_search_call``
+#: items), as OpenAI fills nothing for a tool a request does not use, and input images
+#: are kept in the stored input items.
 _INCLUDE_UNSUPPORTED = {
-    "file_search_call.results": "the file_search tool is not available on this provider",
-    "web_search_call.results": "the web_search tool is not available on this provider",
-    "web_search_call.action.sources": "the web_search tool is not available on this provider",
-    "code_interpreter_call.outputs": "the code_interpreter tool is not available on this provider",
-    "computer_call_output.output.image_url": "computer use is not available on this provider",
-    "message.input_image.image_url": "input images are not stored by this provider",
     "message.output_text.logprobs": "log probabilities are not translated for the Responses API",
 }
 #: ``reasoning.encrypted_content`` is accepted: reasoning goes back to the model as its
@@ -973,7 +971,9 @@ def _tool_choice(
             else:
                 unsupported(where, f"{allowed_kind}: only function tools are available")
         kept = [t for t in tools if t["function"]["name"] in chosen]
-        return mode, kept, search if searches else None
+        # (no function tool left: no choice to send, as chat's `tools_as_sent` does; a
+        # web search cannot be forced)
+        return mode if kept else None, kept, search if searches else None
     if kind in _WEB_SEARCH_TOOLS:
         unsupported("tool_choice", f"{kind}: a web search cannot be forced; the model decides")
         return None, tools, search
