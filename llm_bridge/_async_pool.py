@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import select
 import ssl
+import time
 import typing
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpcore
 import httpx
@@ -83,6 +84,27 @@ class _SocketCachingStream(httpcore.AsyncNetworkStream):
         self.read = stream.read  # type: ignore[method-assign]
         self.write = stream.write  # type: ignore[method-assign]
         self.aclose = stream.aclose  # type: ignore[method-assign]
+        self._held: Optional[tuple[Callable[[], float], httpx.Response]] = None
+
+    def hold_to(self, read_by: Callable[[], float], response: httpx.Response) -> None:
+        """Hold the reads to ``read_by()`` (``time.monotonic()``) until ``response`` is
+        closed: a stream's idle timeout and deadline (`_stream_reading.hold_reads`). The
+        per-read timeout restarts at every read, so alone it let a stream run up to
+        twice its limit."""
+        self._held = (read_by, response)
+        self.read = self._held_read  # type: ignore[method-assign]
+
+    async def _held_read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
+        assert self._held is not None
+        read_by, response = self._held
+        if response.is_closed:  # (the connection now serves another request)
+            self._held = None
+            self.read = self._stream.read  # type: ignore[method-assign]
+            return await self._stream.read(max_bytes, timeout)
+        left = read_by() - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the stream passed its idle timeout or deadline")
+        return await self._stream.read(max_bytes, left if timeout is None else min(timeout, left))
 
     async def start_tls(
         self,

@@ -72,7 +72,7 @@ from ._retry import RetryPolicy
 from ._routing import Route, resolve_model
 from ._shapes.chat import ChatCompletion
 from ._shapes.completion_usage import CompletionUsage
-from ._stream_reading import StreamClock, per_read_timeout
+from ._stream_reading import StreamClock, hold_reads, per_read_timeout
 from ._structured import (
     Schema,
     StructuredOutputError,
@@ -401,6 +401,8 @@ class Operation:
 
     def pipeline(self, response: httpx.Response) -> Any:
         """What reads the stream: chat chunks, or a provider's own Responses events."""
+        clock = StreamClock(*self.stream_limits(), started=self.sent_at)
+        hold_reads(response, clock)
         if self.kind == "responses":
             return ResponsesEventPipeline(
                 self.adapter,
@@ -408,7 +410,7 @@ class Operation:
                 response,
                 settle=self.usage.settle_stream,
                 max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
-                clock=StreamClock(*self.stream_limits(), started=self.sent_at),
+                clock=clock,
             )
         from ._streaming import ChunkPipeline
 
@@ -420,7 +422,7 @@ class Operation:
             settle=self.usage.settle_stream,
             reasoning=self.engine.reasoning,
             max_event_bytes=self.engine.config.limits.max_sse_line_bytes,
-            clock=StreamClock(*self.stream_limits(), started=self.sent_at),
+            clock=clock,
         )
 
     def unreadable_stream(self, response: httpx.Response) -> APIError:

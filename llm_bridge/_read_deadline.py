@@ -17,11 +17,13 @@ httpcore's own (a test transport, respx's mock) is left as it is.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import threading
 import time
 import typing
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import httpcore
 import httpx
@@ -81,16 +83,42 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 class _DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose reads end by the thread's deadline; the rest is the stream's."""
+    """A network stream whose reads end by the thread's deadline, and by the limits of a
+    stream answer being read through it (`hold_to`); closing it also wakes a thread
+    blocked reading it. The rest is the stream's."""
+
+    #: While the response is open: when its next read must be over (a stream's clock).
+    held: Optional[tuple[Callable[[], float], httpx.Response]] = None
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
         self.write = stream.write  # type: ignore[method-assign]
-        self.close = stream.close  # type: ignore[method-assign]
         self.get_extra_info = stream.get_extra_info  # type: ignore[method-assign]
+
+    def hold_to(self, read_by: Callable[[], float], response: httpx.Response) -> None:
+        """Hold the reads to ``read_by()`` (``time.monotonic()``) until ``response`` is
+        closed (the connection then serves other requests as before)."""
+        self.held = (read_by, response)
+
+    def close(self) -> None:
+        """Close the socket, shut down first: a thread blocked reading it (a stream being
+        read while another thread closes it, a "stop" button) wakes at once, where a bare
+        close left it waiting for the read timeout."""
+        sock = self._stream.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._stream.close()
 
     def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         deadline: Optional[float] = getattr(_held, "deadline", None)
+        held = self.held
+        if held is not None:
+            if held[1].is_closed:
+                self.held = None
+            else:
+                limit = held[0]()
+                deadline = limit if deadline is None else min(deadline, limit)
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:

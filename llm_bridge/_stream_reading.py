@@ -17,7 +17,11 @@ byte of an event at a time, never trips it. Two limits bound a stream as a whole
 
 Both are checked whenever bytes arrive. A socket that goes silent is bounded by the read
 timeout, which a stream request sends lowered to its idle timeout and deadline when they
-are shorter (`per_read_timeout`). Passing either raises `APITimeoutError` naming it.
+are shorter (`per_read_timeout`); on llm-bridge's own HTTP clients each read is also
+held to the time the next limit falls (`hold_reads`): a read timeout restarts at every
+read, so keep-alives, or events until just before the deadline, followed by silence
+would otherwise end the stream up to twice its limit late. Passing either raises
+`APITimeoutError` naming it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "IDLE_HEADER",
     "StreamClock",
     "decode",
+    "hold_reads",
     "per_read_timeout",
     "seconds",
 ]
@@ -59,6 +64,13 @@ class StreamClock:
         self.total = total
         self.deadline = math.inf if total is None else (now if started is None else started) + total
         self.last_event = now
+
+    def read_by(self) -> float:
+        """When the next read must have brought an event (``time.monotonic()``; inf: no
+        limit): the sooner of the idle timeout's and the deadline."""
+        if self.idle is None:
+            return self.deadline
+        return min(self.deadline, self.last_event + self.idle)
 
     def tick(self, events: int, response: httpx.Response, provider: str) -> None:
         """A read brought ``events`` events: past either limit, raise `APITimeoutError`."""
@@ -130,6 +142,16 @@ def decode(
     if clock is not None and not final:
         clock.tick(len(events), response, provider)
     return events
+
+
+def hold_reads(response: httpx.Response, clock: StreamClock) -> None:
+    """Hold the reads of ``response``'s connection to ``clock`` while it is open, where
+    the connection is one of llm-bridge's own HTTP clients' (`_read_deadline`,
+    `_async_pool`); any other reads as it did (bounded by its read timeout alone)."""
+    stream = response.extensions.get("network_stream")
+    hold = getattr(stream, "hold_to", None)
+    if hold is not None:
+        hold(clock.read_by, response)
 
 
 def per_read_timeout(

@@ -8,6 +8,7 @@ take tens of seconds)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import threading
 import time
@@ -118,14 +119,18 @@ EVENT = (
 )
 
 
-def serve_sse(pattern: str) -> Iterator[str]:
+def serve_sse(pattern: str, *, for_seconds: float = math.inf) -> Iterator[str]:
     """A loopback server answering with an event stream that never ends: after one event,
     keep-alive comments only (``"keepalive"``), an event every `GAP` (``"events"``), or
-    nothing at all (``"silent"``)."""
+    nothing at all (``"silent"``); the comments or events for ``for_seconds``, then
+    silence."""
 
     def stream(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(SSE_HEAD + EVENT)
+        ends = time.monotonic() + for_seconds
         while not stop.wait(GAP):
+            if time.monotonic() + GAP > ends:
+                continue
             if pattern == "keepalive":
                 conn.sendall(b": keep-alive\n\n")
             elif pattern == "events":
@@ -229,6 +234,24 @@ def test_a_stream_of_events_ends_at_its_deadline(flavour: str) -> None:
         assert error is None and took > 2.5
 
 
+@pytest.mark.parametrize(
+    ("pattern", "limit"),
+    [("keepalive", "x-llm-bridge-stream-idle-timeout"), ("events", "x-llm-bridge-stream-deadline")],
+)
+def test_silence_after_reads_ends_a_stream_at_its_limit_not_later(
+    flavour: str, pattern: str, limit: str
+) -> None:
+    """The read timeout restarts at every read: keep-alives (or events) until just before
+    the limit, then silence, ended the stream nearly twice its limit late."""
+    seconds = 2.0
+    for url in serve_sse(pattern, for_seconds=0.8 * seconds):
+        _, took, error = read_stream(
+            url, flavour=flavour, timeout=30.0, default_headers={limit: str(seconds)}
+        )
+        assert isinstance(error, llm_bridge.APITimeoutError), error
+        assert seconds <= took < 1.4 * seconds  # (it took 1.8 times the limit)
+
+
 def test_a_bad_stream_limit_is_refused_naming_the_header() -> None:
     with pytest.raises(llm_bridge.BadRequestError) as caught:
         llm_bridge.OpenAI(provider="zhipu", api_key="id.secret").chat.completions.create(
@@ -243,3 +266,32 @@ def test_a_bad_stream_limit_is_refused_naming_the_header() -> None:
         llm_bridge.OpenAI(
             provider="zhipu", api_key="id.secret", config={"limits": {"stream_idle_timeout": 0}}
         )
+
+
+def test_closing_a_sync_stream_from_another_thread_ends_the_read_at_once() -> None:
+    """A "stop" button: the reading thread waited in the socket read for the whole read
+    timeout (600 s by default), holding the provider's connection, after close()."""
+    for url in serve_sse("silent"):
+        client = llm_bridge.OpenAI(
+            provider="zhipu", api_key="sse.secret", base_url=url, max_retries=0, timeout=20.0
+        )
+        stream = client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+        ended: list[float] = []
+        reader = threading.Thread(target=read_to_the_end, args=(stream, ended), daemon=True)
+        reader.start()
+        time.sleep(0.3)  # (the reader is waiting in the read by now)
+        closed = time.monotonic()
+        stream.close()
+        reader.join(10.0)
+        assert ended and ended[0] - closed < 5.0  # (it took the read timeout, 20 s)
+        client.close()
+
+
+def read_to_the_end(stream: Any, ended: list[float]) -> None:
+    """Read ``stream`` until it ends or fails; note when in ``ended``."""
+    try:
+        for _ in stream:
+            pass
+    except Exception:
+        pass
+    ended.append(time.monotonic())
