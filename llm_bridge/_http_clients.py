@@ -134,7 +134,20 @@ def _aiohttp_client_class() -> type[httpx.AsyncClient]:
             'DefaultAioHttpClient needs aiohttp: pip install "llm-bridge-cn[aiohttp]"'
         ) from None
 
+    import aiohttp
+
     class AioHttpClient(_NoResponseCookies, HttpxAiohttpClient):  # type: ignore[misc]
-        pass
+        async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            """httpx's ``send``, an answer aiohttp could not read as HTTP (a header line
+            past its limit, a garbage status line, a negative length) raised as httpx's
+            ``RemoteProtocolError``, as httpx's own client raises it: httpx_aiohttp maps
+            only aiohttp's connection, timeout and payload errors, so these escaped
+            every ``except openai.APIError``."""
+            try:
+                return await super().send(request, **kwargs)
+            except aiohttp.ClientResponseError as error:
+                raise httpx.RemoteProtocolError(
+                    f"the answer could not be read as HTTP: {error.message}", request=request
+                ) from None
 
     return AioHttpClient

@@ -8,6 +8,7 @@ import socket
 import httpx
 import pytest
 import respx
+from helpers import loopback_server
 
 import llm_bridge
 import llm_bridge._async_pool
@@ -50,6 +51,32 @@ async def test_aiohttp_client_serves_requests_and_streams_over_real_sockets() ->
     assert answer.choices[0].message.content == "你好"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "流式回答"
     assert chunks[-1].usage is not None
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 abc\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 10_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n{}",
+    ],
+    ids=["garbage status line", "header line too long", "negative length"],
+)
+async def test_an_answer_aiohttp_cannot_read_is_an_openai_error(head: bytes) -> None:
+    """aiohttp's ``ClientResponseError`` escaped as itself: no ``except APIError`` (nor the
+    retries, nor the gateway's error answer) caught it."""
+    for url in loopback_server(lambda conn, stop: conn.sendall(head)):
+        http_client = llm_bridge.DefaultAioHttpClient()
+        client = llm_bridge.AsyncOpenAI(
+            provider="zhipu", api_key="id.secret", base_url=url, http_client=http_client,
+            max_retries=0,
+        )  # fmt: skip
+        with pytest.raises(llm_bridge.APIConnectionError, match="could not be read as HTTP"):
+            await client.chat.completions.create(
+                model="glm-4-flash", messages=[{"role": "user", "content": "hi"}]
+            )
+        await http_client.aclose()
 
 
 @pytest.mark.timeout(30)
