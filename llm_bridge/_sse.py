@@ -17,6 +17,8 @@ from typing import Optional, Union
 
 __all__ = ["EventTooLarge", "SSEDecoder", "SSEEvent"]
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class SSEEvent:
     """One dispatched event. ``comments`` keeps ``:`` lines (DashScope puts status there).
@@ -127,6 +129,21 @@ class SSEDecoder:
         # event framed the same way is cut at it without the regular expression, which
         # on a loopback stream cost ~5% of the whole; see `_framed_event`.
         self._tail: Optional[bytes] = None
+        # Until the body's first bytes are in: a UTF-8 byte order mark there is dropped,
+        # as the WHATWG rules drop it (left, it made the first line's field name
+        # "\ufeffdata", and the first event was lost). What may be the start of one.
+        self._fresh = True
+        self._opening = b""
+
+    def _without_bom(self, chunk: bytes) -> bytes:
+        """``chunk``, the body's first bytes, without a byte order mark (b"" while they
+        could still be one: kept until more arrive)."""
+        chunk = self._opening + chunk
+        if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+            self._opening = chunk
+            return b""
+        self._fresh, self._opening = False, b""
+        return chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
 
     def feed(self, chunk: bytes) -> list[Union[bytes, SSEEvent]]:
         """The events completed by ``chunk`` (possibly none), in order.
@@ -135,6 +152,8 @@ class SSEDecoder:
         as its data bytes, with no event object made for it, and so does, when the decoder
         was given ``names``, one framed as DashScope frames its events and not of those
         names; any other comes as an `SSEEvent`."""
+        if self._fresh:
+            chunk = self._without_bom(chunk)
         if self._held:
             # An event is unfinished: look for its end only where ``chunk`` could put one
             # (the chunk and the few bytes before it), so a line that never ends is read

@@ -396,3 +396,16 @@ def test_a_stream_line_past_max_sse_line_bytes_is_an_api_error() -> None:
             model="glm-4-flash", messages=[{"role": "user", "content": "hi"}], stream=True
         ):
             pass
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 5])
+def test_a_byte_order_mark_opening_the_body_is_dropped(cut: int) -> None:
+    """As the WHATWG rules drop it: left, the first line's field was "\\ufeffdata" and the
+    first event was lost (the stream then "ended without an answer")."""
+    body = b"\xef\xbb\xbfdata: 1\n\ndata: 2\n\n"
+    decoder = SSEDecoder()
+    events = [*decoder.feed(body[:cut]), *decoder.feed(body[cut:]), *decoder.flush()]
+    assert [e if isinstance(e, bytes) else e.raw for e in events] == [b"1", b"2"]
+    # (only at the very start: later, the same bytes are data)
+    later = SSEDecoder()
+    assert later.feed(b"data: \xef\xbb\xbfx\n\n") == [b"\xef\xbb\xbfx"]
