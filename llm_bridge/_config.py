@@ -760,13 +760,19 @@ class Config:
         return self.base_url_from_env(name) or self.provider(name).base_url
 
     def base_url_from_env(self, name: str) -> Optional[str]:
-        """The API root the provider's environment variable sets (``ZHIPUAI_BASE_URL`` ...).
+        """The API root the provider's environment variable sets (``ZHIPUAI_BASE_URL`` ...),
+        unless the config gives the provider a ``base_url`` of its own: the config's root
+        wins, as its ``api_key`` wins over the key's variable (else the config's key would
+        be sent to a host the environment chose).
 
         Otherwise each adapter picks its root from the table: ``base_url``, else the
         ``endpoints`` entry for the configured ``api``, ``region`` and ``plan``.
         """
         provider = self.provider(name)
         if provider.base_url_env and os.environ.get(provider.base_url_env):
+            shipped = builtin_providers().get(name)
+            if provider.base_url not in (None, shipped.base_url if shipped else None):
+                return None
             return os.environ[provider.base_url_env].rstrip("/")
         return None
 

@@ -758,3 +758,20 @@ def test_an_unknown_key_in_a_list_of_tables_names_the_keys_there(raw: dict, sugg
     """The hint was "expected one of: " with nothing after it."""
     with pytest.raises(ConfigError, match=suggested):
         load_config(raw)
+
+
+def test_a_configured_root_wins_over_the_environments_as_the_configured_key_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The config's ``api_key`` won over ``ZHIPUAI_API_KEY`` but its ``base_url`` lost to
+    ``ZHIPUAI_BASE_URL``: the config's key went to a host the environment chose."""
+    monkeypatch.setenv("ZHIPUAI_BASE_URL", "https://env.example/api/paas/v4")
+    configured = load_config(
+        {"providers": {"zhipu": {"api_key": "id.secret", "base_url": "https://cfg.example/v4"}}}
+    )
+    assert configured.base_url_from_env("zhipu") is None
+    assert configured.base_url("zhipu") == "https://cfg.example/v4"
+    # A provider the config gives no root of its own takes the environment's, as before.
+    assert load_config({}).base_url("zhipu") == "https://env.example/api/paas/v4"
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://proxy.example/v1")
+    assert load_config({}).base_url("openai") == "https://proxy.example/v1"  # (over the table's)
