@@ -1224,6 +1224,10 @@ class _Item:
         self._pieces: list[str] = []
         self.refusal: Optional[str] = None
         self.open = True
+        # A message's content parts, each's ``content_index`` the order it was added in
+        # (a refusal may come before the text or after it); -1: not added.
+        self.text_index = -1
+        self.refusal_index = -1
 
     def add(self, piece: str) -> None:
         self._pieces.append(piece)
@@ -1403,10 +1407,13 @@ class ResponseEvents:
 
     @staticmethod
     def _parts(item: _Item) -> list[JSONDict]:
-        parts = [text_part(item.text)] if item.text or item.refusal is None else []
+        """A message's content parts so far, in the order they were added."""
+        parts: list[tuple[int, JSONDict]] = []
+        if item.text_index >= 0:
+            parts.append((item.text_index, text_part(item.text)))
         if item.refusal is not None:
-            parts.append({"type": "refusal", "refusal": item.refusal})
-        return parts
+            parts.append((item.refusal_index, {"type": "refusal", "refusal": item.refusal}))
+        return [part for _, part in sorted(parts, key=lambda entry: entry[0])]
 
     def _add(self, data: JSONDict) -> tuple[_Item, JSONDict]:
         item = _Item(len(self._items), data)
@@ -1481,7 +1488,8 @@ class ResponseEvents:
         if continued is not None:
             return [continued]
         item, events = self._message()
-        if not item.has_text and item.refusal is None:
+        if item.text_index < 0:
+            item.text_index = 1 if item.refusal_index == 0 else 0
             events.append(self._part_event("response.content_part.added", item, text_part("")))
         events.append(self._text_delta(item, text))
         return events
@@ -1493,7 +1501,7 @@ class ResponseEvents:
             "response.output_text.delta",
             item_id=item.data["id"],
             output_index=item.index,
-            content_index=0,
+            content_index=item.text_index,
             delta=text,
             logprobs=[],
         )
@@ -1502,6 +1510,7 @@ class ResponseEvents:
         item, events = self._message()
         if item.refusal is None:
             item.refusal = ""
+            item.refusal_index = 1 if item.text_index == 0 else 0
             events.append(
                 self._part_event(
                     "response.content_part.added", item, {"type": "refusal", "refusal": ""}
@@ -1513,18 +1522,14 @@ class ResponseEvents:
                 "response.refusal.delta",
                 item_id=item.data["id"],
                 output_index=item.index,
-                content_index=self._refusal_index(item),
+                content_index=item.refusal_index,
                 delta=text,
             )
         )
         return events
 
-    @staticmethod
-    def _refusal_index(item: _Item) -> int:
-        return 1 if item.has_text else 0
-
     def _part_event(self, kind: str, item: _Item, part: JSONDict) -> JSONDict:
-        index = self._refusal_index(item) if part["type"] == "refusal" else 0
+        index = item.refusal_index if part["type"] == "refusal" else item.text_index
         return self._event(
             kind,
             item_id=item.data["id"],
@@ -1593,35 +1598,27 @@ class ResponseEvents:
             )
             item.data = _reasoning_item(item.data["id"], item.text)
         else:
-            if item.text or item.refusal is None:
-                events.append(
-                    self._event(
-                        "response.output_text.done",
-                        **ids,
-                        content_index=0,
-                        text=item.text,
-                        logprobs=[],
+            for part in self._parts(item):  # (in content_index order, so are their events)
+                if part["type"] == "refusal":
+                    events.append(
+                        self._event(
+                            "response.refusal.done",
+                            **ids,
+                            content_index=item.refusal_index,
+                            refusal=part["refusal"],
+                        )
                     )
-                )
-                events.append(
-                    self._part_event("response.content_part.done", item, text_part(item.text))
-                )
-            if item.refusal is not None:
-                events.append(
-                    self._event(
-                        "response.refusal.done",
-                        **ids,
-                        content_index=self._refusal_index(item),
-                        refusal=item.refusal,
+                else:
+                    events.append(
+                        self._event(
+                            "response.output_text.done",
+                            **ids,
+                            content_index=item.text_index,
+                            text=part["text"],
+                            logprobs=[],
+                        )
                     )
-                )
-                events.append(
-                    self._part_event(
-                        "response.content_part.done",
-                        item,
-                        {"type": "refusal", "refusal": item.refusal},
-                    )
-                )
+                events.append(self._part_event("response.content_part.done", item, part))
             item.data = _message_item(item.data["id"], self._parts(item), "completed")
         events.append(self._event("response.output_item.done", **_done_fields(item)))
         return events

@@ -1113,6 +1113,34 @@ def test_refusal_stream() -> None:
     )
 
 
+@pytest.mark.parametrize("refusal_first", [True, False])
+def test_a_refusal_and_text_in_one_message_keep_their_own_indexes(refusal_first: bool) -> None:
+    """A refusal then text: the text had no ``content_part.added`` and streamed at the
+    refusal's index 0, and openai's accumulator failed an assertion."""
+    pieces = [chunk({"refusal": "I can't"}), chunk({"content": "but here"})]
+    if not refusal_first:
+        pieces.reverse()
+    events, writer, state = run_stream([*pieces, chunk({}, finish="stop")])
+    indexes = {
+        e["type"]: e["content_index"] for e in events if e["type"].startswith("response.refusal")
+    }
+    text_indexes = {
+        e["type"]: e["content_index"]
+        for e in events
+        if e["type"].startswith("response.output_text")
+    }
+    first, second = (0, 1) if refusal_first else (1, 0)
+    assert set(indexes.values()) == {first} and set(text_indexes.values()) == {second}
+    added = [e["part"]["type"] for e in events if e["type"] == "response.content_part.added"]
+    kinds = ["refusal", "output_text"]
+    assert added == (kinds if refusal_first else kinds[::-1])
+    numbers = [e["sequence_number"] for e in events]
+    assert numbers == sorted(numbers)
+    same(writer, state)  # (openai's own accumulator reads it to the same response)
+    (message,) = final_of(state)["output"]
+    assert [part["type"] for part in message["content"]] == added
+
+
 def test_stream_parse_with_text_format() -> None:
     """``responses.stream(text_format=Model)``: openai's accumulator parses our text."""
 
