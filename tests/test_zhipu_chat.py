@@ -721,6 +721,23 @@ async def test_network_error_finish_never_becomes_a_result(mode: str):
 
 
 @MODES
+async def test_a_usage_without_its_total_is_given_the_sum(mode: str):
+    """openai's type requires ``total_tokens``: the whole answer was refused for it."""
+    body = {
+        "id": "1",
+        "created": 1,
+        "model": "glm-4-flash",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+    }
+    result = await create(mode, fake().raw(200, json.dumps(body), JSON_HEADERS))
+    assert result.usage is not None and result.usage.total_tokens == 12
+    assert result.choices[0].message.content == "好"
+
+
+@MODES
 async def test_extra_top_level_fields_are_reachable(mode: str):
     body = {
         "choices": [

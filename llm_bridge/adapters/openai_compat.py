@@ -298,14 +298,20 @@ class OpenAICompatStreamParser(StreamParser):
 
 
 def _hoist_choice_usage(body: JSONDict) -> None:
-    """Moonshot puts usage inside ``choices[0]``; OpenAI has it at the top level."""
-    if body.get("usage"):
-        return
-    for choice in body.get("choices") or []:
-        usage = choice.pop("usage", None) if isinstance(choice, dict) else None
-        if usage:
-            body["usage"] = usage
-            return
+    """Moonshot puts usage inside ``choices[0]``; OpenAI has it at the top level. A usage
+    without ``total_tokens`` is given their sum, which openai's type requires: the answer
+    was refused whole for it (a stream's was read, its usage estimated)."""
+    if not body.get("usage"):
+        for choice in body.get("choices") or []:
+            usage = choice.pop("usage", None) if isinstance(choice, dict) else None
+            if usage:
+                body["usage"] = usage
+                break
+    usage = body.get("usage")
+    if isinstance(usage, dict) and "total_tokens" not in usage:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if type(prompt) is int and type(completion) is int:
+            usage["total_tokens"] = prompt + completion
 
 
 def _embedding_index(item: Any) -> int:
