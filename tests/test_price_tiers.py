@@ -166,6 +166,23 @@ def test_dashscope_explicit_hits_cost_a_tenth_of_input_as_before(model: str) -> 
     assert cost_of(hit, price) == 1_000 * price.input / 10 / MILLION
 
 
+def test_every_dashscope_price_with_an_explicit_cache_has_its_creation_price() -> None:
+    """Alibaba's context-cache page: explicit creation costs 125 % of input, a hit 10 %.
+    Eleven rows and tiers gave the hit price only, so a cache write cost 100 %."""
+    from llm_bridge._config import builtin_providers
+
+    rows = []
+    for name, info in builtin_providers()["dashscope"].models.items():
+        rows += [(name, info), *((f"{name} tier", tier) for tier in info.price_tiers)]
+    checked = 0
+    for name, row in rows:
+        if row.explicit_cache_hit_price is None or row.input_price is None:
+            continue
+        assert row.cache_creation_price == row.input_price * Decimal("1.25"), name
+        checked += 1
+    assert checked > 20
+
+
 def test_an_explicit_hit_without_an_explicit_price_costs_the_cached_price() -> None:
     # Zhipu has no explicit cache: were a hit so marked, it would cost the cached price.
     price = catalogue_price("zhipu", "glm-4.5v")
