@@ -306,7 +306,7 @@ class Operation:
             usage = chat_usage(answer.get("usage"))
             figures = self.usage.vetted(
                 CompletionUsage.model_validate(usage) if usage else None,
-                lambda: _output_text(answer),
+                lambda: _output_texts(answer),
             )
             self.usage.record(figures, answer.get("id"))
             return answer
@@ -321,8 +321,7 @@ class Operation:
                     data, "an answer with no message, no tool call and no finish reason"
                 ).api_error(response)
             completion.usage = self.usage.vetted(
-                completion.usage,
-                lambda: "".join(c.message.content or "" for c in completion.choices),
+                completion.usage, lambda: _answer_texts(completion)
             )
             extra = completion.__pydantic_extra__ or {}  # a missing extra costs an exception
             self.usage.record(completion.usage, extra.get("request_id") or completion.id)
@@ -332,6 +331,8 @@ class Operation:
         data = call_adapter(response, adapter.embeddings_response, reply, body, self.call)
         embeddings = self._typed(self.engine.embeddings, data, response)
         usage = embeddings.usage
+        if usage.estimated:  # (the provider reported none: `embedding_usage`)
+            usage.prompt_tokens = usage.total_tokens = self.usage.input_tokens()
         self.usage.record(
             CompletionUsage(
                 prompt_tokens=usage.prompt_tokens,
@@ -848,15 +849,45 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _output_text(response: JSONDict) -> str:
-    """The text of a Responses answer's message items (for an estimate of its usage)."""
-    return "".join(
-        part.get("text") or ""
-        for item in response.get("output") or []
-        if isinstance(item, dict) and item.get("type") == "message"
-        for part in item.get("content") or []
-        if isinstance(part, dict)
-    )
+def _answer_texts(completion: ChatCompletion) -> tuple[str, str]:
+    """What a chat answer generated, for an estimate of its usage: every choice's text,
+    reasoning and tool calls (names and arguments), and the reasoning alone (counted as
+    reasoning tokens too), as a stream of the same answer is counted."""
+    generated: list[str] = []
+    reasoning: list[str] = []
+    for choice in completion.choices:
+        message = choice.message
+        thought = (message.__pydantic_extra__ or {}).get("reasoning_content")
+        if isinstance(thought, str):
+            reasoning.append(thought)
+        generated += [message.content or "", message.refusal or ""]
+        for call in message.tool_calls or ():
+            function = getattr(call, "function", None)
+            if function is not None:
+                generated += [function.name, function.arguments]
+    thought = "".join(reasoning)
+    return "".join(generated) + thought, thought
+
+
+def _output_texts(response: JSONDict) -> tuple[str, str]:
+    """What a Responses answer generated, for an estimate of its usage: its message text,
+    function calls and reasoning summaries, and the reasoning alone."""
+    generated: list[str] = []
+    reasoning: list[str] = []
+    for item in response.get("output") or []:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "message":
+            for part in item.get("content") or []:
+                text = part.get("text") if isinstance(part, dict) else None
+                generated.append(text if isinstance(text, str) else "")
+        elif kind == "function_call":
+            generated += [str(item.get("name") or ""), str(item.get("arguments") or "")]
+        elif kind == "reasoning":
+            for part in item.get("summary") or []:
+                text = part.get("text") if isinstance(part, dict) else None
+                reasoning.append(text if isinstance(text, str) else "")
+    thought = "".join(reasoning)
+    return "".join(generated) + thought, thought
 
 
 def _read_timeout(timeout: Union[float, httpx.Timeout, None]) -> Optional[float]:

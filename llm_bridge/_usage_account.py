@@ -73,22 +73,21 @@ class UsageAccount:
                 final = None
             if final is not None and not complete:
                 final.estimated = True
-        final = self.vetted(final, lambda: text, reasoning)
+        final = self.vetted(final, lambda: (text, reasoning))
         self.record(final, request_id)
         return final.model_dump(exclude_none=True)
 
     def vetted(
-        self,
-        usage: Optional[CompletionUsage],
-        completion_text: Callable[[], str],
-        reasoning: str = "",
+        self, usage: Optional[CompletionUsage], answer: Callable[[], tuple[str, str]]
     ) -> CompletionUsage:
         """The provider's figures when they are plausible, else a count made here (marked
         ``estimated``, with a warning saying why): negative counts, or more tokens than
         any request can hold (`MAX_PLAUSIBLE_TOKENS`), would go into the ledger as
-        negative or astronomical costs."""
+        negative or astronomical costs. ``answer()`` gives what the count is made of: all
+        the answer's generated text (its message, reasoning and tool calls) and the part
+        of it that was reasoning."""
         if usage is None:
-            return self.estimate(completion_text(), reasoning)
+            return self.estimate(*answer())
         counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
         if all(0 <= count <= MAX_PLAUSIBLE_TOKENS for count in counts):
             return usage
@@ -99,7 +98,7 @@ class UsageAccount:
             self.route.model,
             *counts,
         )
-        return self.estimate(completion_text())
+        return self.estimate(*answer())
 
     def estimate(self, completion_text: str, reasoning: str = "") -> CompletionUsage:
         """Usage counted here, for a response or stream the provider gave none for;
@@ -123,6 +122,23 @@ class UsageAccount:
             total_tokens=prompt + completion,
             completion_tokens_details=details,
             estimated=True,
+        )
+
+    def input_tokens(self) -> int:
+        """The tokens of an embeddings call's ``input`` counted here (a provider that
+        reported none): texts with the model's tokenizer, token arrays by their length."""
+        from .tokens import count_tokens
+
+        provider, model = self.route
+        given = self.params.get("input")
+        items = given if isinstance(given, list) else [given]
+        if items and all(isinstance(item, int) for item in items):
+            return len(items)  # (one token array)
+        return sum(
+            len(item)
+            if isinstance(item, list)
+            else count_tokens(str(item), model, provider=provider)
+            for item in items
         )
 
     def record(self, usage: CompletionUsage, request_id: Optional[str]) -> None:

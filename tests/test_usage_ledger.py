@@ -10,6 +10,7 @@ exact sums under concurrent threads and tasks.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from decimal import Decimal
@@ -822,3 +823,66 @@ def test_reset_empties_the_ledger() -> None:
     assert len(client.usage) == 0
     client.chat.completions.create(model="glm-4-plus", messages=HELLO)
     assert client.usage.total().requests == 1
+
+
+# ------------------------------------------------------------ estimates of what was generated
+
+
+def test_an_answer_without_usage_counts_its_tool_calls_and_reasoning() -> None:
+    """Only ``message.content`` was counted: a tool call alone cost 0 completion tokens,
+    and reasoning was neither counted nor priced as thinking, where the same answer
+    streamed counted both."""
+    arguments = '{"city": "上海", "date": "2026-12-07", "unit": "celsius"}'
+    message = {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "先查天气。" * 20,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": arguments},
+            }
+        ],
+    }
+    body = {
+        "id": "1",
+        "created": 1,
+        "model": "glm-4.7",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+    }
+    fake = FakeZhipu(api_key=ZHIPU_KEY).raw(
+        200, json.dumps(body), {"content-type": "application/json"}
+    )
+    client = make_client("zhipu", fake)
+    completion = client.chat.completions.create(model="glm-4.7", messages=HELLO)
+    usage = completion.usage
+    assert usage is not None and usage.estimated
+    thought = count_tokens(message["reasoning_content"], "glm-4.7", provider="zhipu")
+    call = count_tokens("get_weather" + arguments, "glm-4.7", provider="zhipu")
+    assert usage.completion_tokens == thought + call
+    assert usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == thought
+
+
+@pytest.mark.parametrize("provider", ["zhipu", "dashscope"])
+def test_embeddings_without_usage_are_counted_not_free(provider: str) -> None:
+    """They were recorded as 0 tokens, cost 0, not estimated."""
+    texts = ["今天天气怎么样？", "The weather is fine today."]
+    if provider == "zhipu":
+        model = "embedding-3"
+        body = {"data": [{"index": i, "embedding": [0.1, 0.2]} for i in range(2)]}
+        fake: Any = FakeZhipu(api_key=ZHIPU_KEY)
+    else:
+        model = "text-embedding-v4"
+        embeddings = [{"text_index": i, "embedding": [0.1, 0.2]} for i in range(2)]
+        body = {"output": {"embeddings": embeddings}, "request_id": "r"}
+        fake = FakeDashScope(DS_KEY)
+    fake.raw(200, json.dumps(body), {"content-type": "application/json"})
+    client = make_client(provider, fake)
+    answer = client.embeddings.create(model=model, input=texts, encoding_format="float")
+    expected = sum(count_tokens(text, model, provider=provider) for text in texts)
+    assert answer.usage.prompt_tokens == answer.usage.total_tokens == expected > 0
+    record = one_record(client)
+    assert record.estimated and record.usage.prompt_tokens == expected
+    assert record.cost_cny is not None and record.cost_cny > 0

@@ -61,6 +61,7 @@ __all__ = [
     "Reply",
     "StreamParser",
     "Translated",
+    "embedding_usage",
     "with_web_search",
     "without_openai_only_fields",
 ]
@@ -946,3 +947,16 @@ def _warn_plain_http(name: str, root: str) -> None:
         UserWarning,
         stacklevel=4,
     )
+
+
+def embedding_usage(usage: Any) -> JSONDict:
+    """An embeddings answer's ``usage`` in OpenAI's names, from the provider's (which may
+    name the count ``prompt_tokens`` or ``total_tokens`` only). None there, or no count:
+    zeros marked ``estimated``, for the engine to count the input instead (a usage of 0
+    would bill nothing for a call the provider bills)."""
+    given = usage if isinstance(usage, dict) else {}
+    prompt, total = given.get("prompt_tokens"), given.get("total_tokens")
+    prompt = prompt if type(prompt) is int else total
+    if type(prompt) is not int:
+        return {"prompt_tokens": 0, "total_tokens": 0, "estimated": True}
+    return {"prompt_tokens": prompt, "total_tokens": total if type(total) is int else prompt}

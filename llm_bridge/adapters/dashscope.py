@@ -28,6 +28,7 @@ from ._base import (
     StreamParser,
     Translated,
     _endpoint_url,
+    embedding_usage,
     split_url,
     with_web_search,
     without_openai_only_fields,
@@ -284,7 +285,6 @@ class DashScopeAdapter(Adapter):
         if not isinstance(output, dict) or not isinstance(output.get("embeddings"), list):
             raise self.invalid_body(body, "an embeddings response without 'embeddings'")
         items = sorted(output["embeddings"], key=lambda item: item.get("text_index", 0))
-        total = (body.get("usage") or {}).get("total_tokens", 0)
         return {
             "object": "list",
             "model": call.model,
@@ -296,7 +296,7 @@ class DashScopeAdapter(Adapter):
                 }
                 for position, item in enumerate(items)
             ],
-            "usage": {"prompt_tokens": total, "total_tokens": total},
+            "usage": embedding_usage(body.get("usage")),
             "request_id": body.get("request_id"),
         }
 

@@ -22,6 +22,7 @@ from ._base import (
     Reply,
     StreamParser,
     Translated,
+    embedding_usage,
     with_web_search,
 )
 from ._params import ParamContext, tools_as_sent
@@ -155,11 +156,7 @@ class OpenAICompatAdapter(Adapter):
         # In input order, as OpenAI answers: callers (langchain, llama-index) zip the
         # vectors with their texts by position, not by ``index``.
         body["data"] = sorted(body["data"], key=_embedding_index)
-        usage = body.get("usage") or {}
-        body["usage"] = {
-            "prompt_tokens": usage.get("prompt_tokens", 0),
-            "total_tokens": usage.get("total_tokens", usage.get("prompt_tokens", 0)),
-        }
+        body["usage"] = embedding_usage(body.get("usage"))
         return body
 
     # ------------------------------------------------------------------ errors

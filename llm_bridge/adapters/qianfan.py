@@ -52,6 +52,7 @@ from ._base import (
     StreamParser,
     Translated,
     _endpoint_url,
+    embedding_usage,
     require_key,
     without_openai_only_fields,
 )
@@ -265,8 +266,6 @@ class QianfanAdapter(Adapter):
     def embeddings_response(self, reply: Reply, body: Any, call: CallContext) -> JSONDict:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise self.invalid_body(body, "an embeddings response without 'data'")
-        usage = body.get("usage") or {}
-        prompt = usage.get("prompt_tokens", usage.get("total_tokens", 0))
         data = sorted(body["data"], key=lambda item: item.get("index", 0))
         return {
             "id": body.get("id"),
@@ -280,7 +279,7 @@ class QianfanAdapter(Adapter):
                 }
                 for position, item in enumerate(data)
             ],
-            "usage": {"prompt_tokens": prompt, "total_tokens": usage.get("total_tokens", prompt)},
+            "usage": embedding_usage(body.get("usage")),
         }
 
     # ------------------------------------------------------------------ errors
