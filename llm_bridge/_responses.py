@@ -366,10 +366,13 @@ def input_messages(request: JSONDict, *, skipped: Optional[Report] = None) -> li
     return _items_to_messages(request, "input", skipped or _ignore, names, skipped is not None)
 
 
-def instruction_messages(request: JSONDict) -> list[JSONDict]:
-    """The leading message(s) the request's ``instructions`` become (not kept in the store)."""
+def instruction_messages(request: JSONDict, *, lenient: bool = False) -> list[JSONDict]:
+    """The leading message(s) the request's ``instructions`` become (not kept in the store);
+    ``lenient``: what cannot be translated is left out rather than raised (an estimate of
+    a request a provider has already answered)."""
     _check_request(request)
-    return _items_to_messages(request, "instructions", _ignore, _ToolNames(request.get("tools")))
+    names = _ToolNames(request.get("tools"))
+    return _items_to_messages(request, "instructions", _ignore, names, lenient)
 
 
 def cache_markers(request: JSONDict) -> list[str]:

@@ -32,6 +32,14 @@ JSONDict = dict[str, Any]
 
 #: The events that end a response.
 _FINAL = frozenset({"response.completed", "response.incomplete"})
+#: The delta events of what the model generates (an estimate of a cut stream counts them),
+#: and those of them that are reasoning (counted as reasoning tokens too).
+_REASONING = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
+_GENERATED = _REASONING | {
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+}
 #: The counts chat's ``prompt_tokens_details`` declares (integers; the rest are extras).
 _COUNTS = frozenset(
     {"audio_tokens", "cache_write_tokens", "cached_tokens", "image_tokens", "text_tokens"}
@@ -89,7 +97,9 @@ class ResponsesEventPipeline:
         adapter: Adapter,
         call: CallContext,
         response: httpx.Response,
-        settle: Callable[[Optional[JSONDict], str, Optional[str], bool, bool], Optional[JSONDict]],
+        settle: Callable[
+            [Optional[JSONDict], str, Optional[str], bool, bool, str], Optional[JSONDict]
+        ],
         max_event_bytes: Optional[int] = None,
         clock: Optional[StreamClock] = None,
     ) -> None:
@@ -99,7 +109,8 @@ class ResponsesEventPipeline:
         self.response = response
         self._settle = settle
         self._decoder = SSEDecoder(("error",), max_event_bytes=max_event_bytes)
-        self._text: list[str] = []
+        self._text: list[str] = []  # what was generated: text, reasoning, call arguments
+        self._reasoning: list[str] = []
         self._usage: Optional[JSONDict] = None
         self._response_id: Optional[str] = None
         self._settled = False
@@ -150,13 +161,18 @@ class ResponsesEventPipeline:
                 _field(error, "message"),
                 default=InternalServerError,
             ).api_error(self.response)
-        if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
-            self._text.append(data["delta"])
+        delta = data.get("delta")
+        if kind in _GENERATED and isinstance(delta, str):
+            self._text.append(delta)
+            if kind in _REASONING:
+                self._reasoning.append(delta)
         elif kind in _FINAL:
             finished = data.get("response")
             self._usage = chat_usage(_field(finished, "usage"))
             self._response_id = _field(finished, "id")
             self.complete = True
+        elif kind == "response.created":  # (the provider began: a cut from now is billed)
+            self._response_id = _field(data.get("response"), "id") or ""
         yield data
 
     def _consumed(self) -> str:
@@ -189,6 +205,11 @@ class ResponsesEventPipeline:
             self._settled = True
             began = self._response_id is not None  # (the provider began its response)
             self._usage = self._settle(
-                self._usage, "".join(self._text), self._response_id, self.complete, began
+                self._usage,
+                "".join(self._text),
+                self._response_id or None,
+                self.complete,
+                began,
+                "".join(self._reasoning),
             )
         return self._usage

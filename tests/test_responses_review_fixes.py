@@ -437,3 +437,52 @@ def test_odd_usage_figures_are_read_around_not_raised(usage: dict[str, Any], str
     figures = record.usage
     assert (figures.prompt_tokens, figures.completion_tokens, figures.total_tokens) == (3, 2, 5)
     assert not record.estimated
+
+
+def test_a_passed_through_stream_cut_while_reasoning_is_billed_its_estimate() -> None:
+    """Cut before any text (the model still reasoning): no usage was recorded at all, and
+    the gateway's budget spent nothing on a call the provider bills."""
+    thought = "让我想想这个问题。" * 10
+    fake = FakeDashScopeCompatible("sk-ds").then(
+        ds_events(
+            {"type": "response.created", "sequence_number": 0, "response": DS_RESPONSE},
+            {"type": "response.reasoning_summary_text.delta", "sequence_number": 1,
+             "item_id": "rs_1", "output_index": 0, "summary_index": 0, "delta": thought},
+        )  # (the body ends here, without response.completed)
+    )  # fmt: skip
+    records: list[Any] = []
+    client = bridge("dashscope", fake, api_key="sk-ds", max_retries=0, on_usage=records.append)
+    events = list(client.responses.create(model="qwen-plus", input="为什么？", stream=True))
+    assert events[-1].type == "response.failed"
+    (record,) = records
+    assert record.estimated and record.usage.completion_tokens > 0
+    details = record.usage.completion_tokens_details
+    assert details is not None and details.reasoning_tokens == record.usage.completion_tokens
+
+
+def test_an_estimate_leaves_out_input_it_cannot_translate() -> None:
+    """DashScope took an ``input_video`` part that chat has no form for and answered
+    without usage: the estimate raised, and the answered call became a 400."""
+    done = {
+        **DS_RESPONSE,
+        "status": "completed",
+        "output": [
+            {"id": "m", "type": "message", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "一段视频", "annotations": []}]}
+        ],
+    }  # fmt: skip
+    video = {"type": "input_video", "video_url": "https://example.com/v.mp4"}
+    text = {"type": "input_text", "text": "这是什么？"}
+    records: list[Any] = []
+    fake = FakeDashScopeCompatible("sk-ds").then(
+        Raw(200, json.dumps(done), {"content-type": "application/json"})
+    )
+    client = bridge("dashscope", fake, api_key="sk-ds", max_retries=0, on_usage=records.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        answer = client.responses.create(
+            model="qwen-plus", input=[{"role": "user", "content": [text, video]}]
+        )
+    assert answer.output_text == "一段视频"
+    (record,) = records
+    assert record.estimated and record.usage.prompt_tokens > 0
