@@ -675,6 +675,18 @@ class Engine:
             return credentials.token_request()
         return None
 
+    def timed(self, request: httpx.Request, operation: Operation) -> httpx.Request:
+        """``request`` (a token fetch the credentials built) held to the call's timeout,
+        as the call's own requests are: without one it had no deadline and no read
+        timeout on llm-bridge's own clients, and a token endpoint that never answered
+        held the call, and every call waiting for the same token, for ever."""
+        options = operation.options.timeout
+        timeout = self.timeout if options is None else options
+        if not isinstance(timeout, httpx.Timeout):
+            timeout = httpx.Timeout(timeout)
+        request.extensions["timeout"] = timeout.as_dict()
+        return request
+
     def falls_back(
         self,
         error: APIError,
@@ -1203,6 +1215,7 @@ class SyncEngine(Engine):
         with credentials.thread_lock:
             request = self.token_request(credentials)  # another thread may have fetched it
             if request is not None:
+                request = self.timed(request, operation)
                 credentials.accept_token(self._send(request, operation, stream=False))
 
     def _send(
@@ -1399,6 +1412,7 @@ class AsyncEngine(Engine):
             if request is None:
                 return
             if self.token_share is None:
+                request = self.timed(request, operation)
                 credentials.accept_token(await self._send(request, operation, stream=False))
                 return
             from ._token_share import obtain_token
@@ -1406,6 +1420,7 @@ class AsyncEngine(Engine):
             async def mint() -> None:
                 fresh = self.token_request(credentials)  # signed now, after any wait
                 if fresh is not None:
+                    fresh = self.timed(fresh, operation)
                     credentials.accept_token(await self._send(fresh, operation, stream=False))
 
             how = await obtain_token(self.token_share, credentials, mint)

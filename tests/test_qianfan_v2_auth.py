@@ -490,3 +490,36 @@ def test_the_same_ambiguous_key_as_an_argument_is_taken_as_an_iam_key() -> None:
     given = keys(api_key=ODD_AK, secret_key=APP_SK, api_key_from="argument")
     plan = plan_keys("qianfan", SPEC, given)
     assert (plan.api, plan.kind) == ("v2", "iam") and "taken as IAM" in (plan.assumed or "")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_token_endpoint_that_never_answers_ends_at_the_calls_timeout(mode: str) -> None:
+    """The IAM token request was sent with no timeout at all (on llm-bridge's own client):
+    a token endpoint that accepted the connection and never answered held the call, and
+    every call waiting for the same token, for ever."""
+    from helpers import loopback_server
+
+    access, secret = "ALTAKq7Hn2mVx9LpR4tWc8Ye", "5f0c7a9e1b2d4c6e8f0a1b3c5d7e9f1a"
+    for url in loopback_server(lambda conn, stop: stop.wait(30)):
+        root = url.split("/api/")[0]
+        config = {"providers": {"qianfan": {"iam_token_url": f"{root}/v1/BCE-BEARER/token"}}}
+        options: dict[str, Any] = dict(
+            provider="qianfan", api_key=access, secret_key=secret, config=config,
+            timeout=1.0, max_retries=0,
+        )  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(llm_bridge.APITimeoutError):
+            if mode == "sync":
+                OpenAI(**options).chat.completions.create(
+                    model="ernie-4.5-turbo-128k", messages=HELLO
+                )
+            else:
+                asyncio.run(
+                    asyncio.wait_for(
+                        AsyncOpenAI(**options).chat.completions.create(
+                            model="ernie-4.5-turbo-128k", messages=HELLO
+                        ),
+                        20,
+                    )
+                )
+        assert time.monotonic() - started < 10  # (it never ended)
