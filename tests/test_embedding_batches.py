@@ -115,10 +115,22 @@ def test_without_the_split_the_fake_refuses_such_a_call():
     zhipu(fake).embeddings.create(model="embedding-3", input=texts)  # split: accepted
 
 
-def test_short_texts_still_go_64_at_a_time():
+@pytest.mark.parametrize("model", ["embedding-3", "embedding-2"])
+def test_short_texts_still_go_64_at_a_time(model: str):
     fake = FakeZhipu()
-    zhipu(fake).embeddings.create(model="embedding-3", input=[f"t{i}" for i in range(130)])
+    zhipu(fake).embeddings.create(model=model, input=[f"t{i}" for i in range(130)])
     assert [len(batch) for batch in sent_inputs(fake)] == [64, 64, 2]
+
+
+def test_embedding_2_calls_over_8k_tokens_are_split_too():
+    """embedding-2 had no limits: 50 texts of ~200 tokens went as one request, refused."""
+    texts = [f"第{i}段：" + "数据迁移与模型调用的说明文字。" * 20 for i in range(50)]
+    assert sum(map(tokens, texts)) > REQUEST_TOKENS
+    fake = FakeZhipu()
+    result = zhipu(fake).embeddings.create(model="embedding-2", input=texts)
+    sent = sent_inputs(fake)
+    assert len(sent) > 1 and [t for batch in sent for t in batch] == texts
+    assert [e.index for e in result.data] == list(range(len(texts)))
 
 
 def test_providers_without_a_token_limit_split_by_count_only():
