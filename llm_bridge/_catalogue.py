@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 
-from ._errors import ConfigError, NotFoundError, local_error
+from ._errors import ConfigError, NotFoundError, OpenAIError, local_error
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -47,8 +47,23 @@ def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
         for model, info in config.providers[name].models.items()
         if not info.retired
     ]
-    data.extend(_model(alias, "llm-bridge-alias") for alias in config.aliases)
+    served = set(names)
+    data.extend(
+        _model(alias, "llm-bridge-alias")
+        for alias in config.aliases
+        if any(route.provider in served for route in _routes(engine, alias))
+    )
     return {"object": "list", "data": data}
+
+
+def _routes(engine: Engine, alias: str) -> list[Any]:
+    """Where ``alias`` goes (none, if it cannot be routed): an alias is listed when one of
+    its targets is a provider the list holds, so a menu never offers a name whose every
+    target has no credentials here (`model_entry` refuses it, and so would the call)."""
+    try:
+        return engine.routes(alias)
+    except OpenAIError:  # (ModelNotFoundError, ConfigError)
+        return []
 
 
 def model_entry(engine: Engine, model: str) -> dict[str, Any]:

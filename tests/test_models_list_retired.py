@@ -81,6 +81,27 @@ def test_a_model_the_config_retires_leaves_the_list_and_aliases_stay() -> None:
     assert model.shutdown_date == "2026-10-10" and model.model_extra == {"successor": "glm-4.7"}
 
 
+def test_an_alias_whose_targets_have_no_credentials_is_not_listed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It was listed, and ``retrieve`` then said no credentials (a menu offering a name
+    no call can use); an alias with one usable target in its chain is listed."""
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    config = {
+        "providers": {"zhipu": {"api_key": KEYS["zhipu"]}},
+        "models": {
+            "qwen": "dashscope/qwen-plus",
+            "fast": "zhipu/glm-4-flash",
+            "either": ["dashscope/qwen-plus", "zhipu/glm-4-flash"],
+        },
+    }
+    c = llm_bridge.OpenAI(config=config, http_client=no_network())
+    aliases = {m.id for m in c.models.list() if m.owned_by == "llm-bridge-alias"}
+    assert aliases == {"fast", "either"}
+    with pytest.raises(llm_bridge.NotFoundError, match="no credentials"):
+        c.models.retrieve("qwen")
+
+
 def test_a_client_of_every_provider_lists_none_of_their_retired_models() -> None:
     config = {"providers": {name: {"api_key": key} for name, key in KEYS.items()}}
     c = llm_bridge.OpenAI(config=config, http_client=no_network())
