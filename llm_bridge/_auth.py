@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 
-from ._errors import APIStatusError, AuthenticationError, InternalServerError
+from ._errors import APIStatusError, AuthenticationError, InternalServerError, RateLimitError
 
 __all__ = [
     "BearerKey",
@@ -490,7 +490,11 @@ def _token_endpoint_error(
             provider="qianfan",
             provider_code=str(code) if code else None,
         )
-    cls = InternalServerError if response.status_code >= 500 else APIStatusError
+    cls: type[APIStatusError] = APIStatusError
+    if response.status_code >= 500:
+        cls = InternalServerError
+    elif response.status_code == 429:  # (throttled, not refused: openai's callers back off)
+        cls = RateLimitError
     return cls(
         f"Qianfan's {endpoint} answered {response.status_code} without a token",
         response=safe,
@@ -660,7 +664,8 @@ def _iam_error(
         f"('bce-v3/...', console -> API Key) or use IAM keys"
     )
     refusal = None
-    if response.status_code < 500 and (response.status_code in (400, 401, 403) or code):
+    status = response.status_code
+    if status < 500 and status != 429 and (status in (400, 401, 403) or code):
         refusal = (
             f"Qianfan's IAM refused to mint a v2 bearer token: "
             f"{code or response.status_code}: {message or 'no reason given'}. {hint}"

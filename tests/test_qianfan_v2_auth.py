@@ -291,6 +291,23 @@ def test_a_tampered_signature_is_refused_by_the_fake_as_iam_refuses_it(iam_env: 
         ask(client(httpx.MockTransport(tamper)))
 
 
+def test_iam_throttling_is_a_rate_limit_not_a_refusal_of_the_keys(iam_env: None) -> None:
+    """A 429 from the token endpoint was an ``AuthenticationError`` (401) telling the
+    caller to make new keys; callers back off on ``RateLimitError``."""
+    fake = iam_fake()
+    original = fake.handler
+    throttled = {"code": "RequestRateLimitExceeded", "message": "too many requests"}
+
+    def throttle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == IAM_HOST:
+            return httpx.Response(429, json=throttled)
+        return original(request)
+
+    with pytest.raises(llm_bridge.RateLimitError) as info:
+        ask(client(httpx.MockTransport(throttle), max_retries=0))
+    assert info.value.status_code == 429 and "bce-v3/" not in str(info.value)
+
+
 def test_a_stale_signature_is_refused(iam_env: None) -> None:
     fake = iam_fake(clock=Clock(NOW + 3600))  # IAM's clock is an hour ahead of ours
     c = client(fake)
