@@ -113,15 +113,32 @@ def merged_choices(completions: Sequence[ChatCompletion]) -> ChatCompletion:
         for i, c in enumerate(c for completion in completions for c in completion.choices)
     ]
     usages = [c.usage for c in completions if c.usage is not None]
-    usage = None
-    if usages:
-        usage = usages[0].model_copy(
-            update={
-                field: sum(getattr(u, field) for u in usages)
-                for field in ("prompt_tokens", "completion_tokens", "total_tokens")
-            }
-        )
-    return completions[0].model_copy(update={"choices": choices, "usage": usage})
+    return completions[0].model_copy(update={"choices": choices, "usage": _summed(usages)})
+
+
+def _summed(parts: Sequence[Any]) -> Any:
+    """Usage figures (or their details) of several requests as one: each count summed
+    (cached and reasoning tokens too), any other value the first's, ``estimated`` if any
+    was. None when there are none."""
+    if not parts:
+        return None
+    fields: dict[str, Any] = {}
+    for part in parts:
+        for name, value in part.model_dump(exclude_none=True).items():
+            if name.endswith("_details"):
+                continue
+            if type(value) is int:
+                fields[name] = fields.get(name, 0) + value
+            elif name == "estimated":
+                fields[name] = fields.get(name, False) or value
+            else:
+                fields.setdefault(name, value)
+    first = parts[0]
+    for name in ("prompt_tokens_details", "completion_tokens_details"):
+        details = [getattr(part, name, None) for part in parts]
+        if any(detail is not None for detail in details):
+            fields[name] = _summed([detail for detail in details if detail is not None])
+    return type(first).model_validate(fields)
 
 
 def merged_embeddings(parts: Sequence[CreateEmbeddingResponse]) -> CreateEmbeddingResponse:

@@ -886,3 +886,29 @@ def test_embeddings_without_usage_are_counted_not_free(provider: str) -> None:
     record = one_record(client)
     assert record.estimated and record.usage.prompt_tokens == expected
     assert record.cost_cny is not None and record.cost_cny > 0
+
+
+def test_n_copies_sum_their_cached_and_reasoning_tokens_too() -> None:
+    """The merged ``usage`` of a call sent as ``n`` requests summed only the three totals:
+    cached and reasoning tokens were the first copy's, and ``estimated`` too."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    for reasoning in (100, 150, 120):
+        fake.reply(
+            "好",
+            usage={
+                "prompt_tokens": 2000,
+                "completion_tokens": 200,
+                "total_tokens": 2200,
+                "prompt_tokens_details": {"cached_tokens": 1000},
+                "completion_tokens_details": {"reasoning_tokens": reasoning},
+            },
+        )
+    client = make_client("zhipu", fake)
+    usage = client.chat.completions.create(model="glm-4.7", messages=HELLO, n=3).usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (6000, 600, 6600)
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 3000
+    assert usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 370
+    assert len(client.usage.records()) == 3
