@@ -738,6 +738,26 @@ async def test_a_usage_without_its_total_is_given_the_sum(mode: str):
 
 
 @MODES
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": 10, "total_tokens": 10}, {"prompt_tokens": 10, "completion_tokens": None}],
+)
+async def test_a_usage_without_a_count_is_estimated_not_refused(mode: str, usage: dict):
+    body = {
+        "id": "1",
+        "created": 1,
+        "model": "glm-4-flash",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
+        ],
+        "usage": usage,
+    }
+    result = await create(mode, fake().raw(200, json.dumps(body), JSON_HEADERS))
+    assert result.usage is not None and result.usage.estimated
+    assert result.choices[0].message.content == "好"
+
+
+@MODES
 async def test_extra_top_level_fields_are_reachable(mode: str):
     body = {
         "choices": [

@@ -296,8 +296,9 @@ class OpenAICompatStreamParser(StreamParser):
 
 def _hoist_choice_usage(body: JSONDict) -> None:
     """Moonshot puts usage inside ``choices[0]``; OpenAI has it at the top level. A usage
-    without ``total_tokens`` is given their sum, which openai's type requires: the answer
-    was refused whole for it (a stream's was read, its usage estimated)."""
+    without ``total_tokens`` is given the sum of the other two, which openai's type
+    requires, and one without those is dropped, to be estimated: the answer was refused
+    whole for either (a stream's was read, its usage estimated)."""
     if not body.get("usage"):
         for choice in body.get("choices") or []:
             usage = choice.pop("usage", None) if isinstance(choice, dict) else None
@@ -305,10 +306,13 @@ def _hoist_choice_usage(body: JSONDict) -> None:
                 body["usage"] = usage
                 break
     usage = body.get("usage")
-    if isinstance(usage, dict) and "total_tokens" not in usage:
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if type(prompt) is int and type(completion) is int:
-            usage["total_tokens"] = prompt + completion
+    if not isinstance(usage, dict):
+        return
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if prompt is None or completion is None:  # (estimated here, not the answer refused)
+        body["usage"] = None
+    elif usage.get("total_tokens") is None and type(prompt) is int and type(completion) is int:
+        usage["total_tokens"] = prompt + completion
 
 
 def _embedding_index(item: Any) -> int:
