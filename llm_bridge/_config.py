@@ -23,15 +23,15 @@ from dataclasses import replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    Strict,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -74,16 +74,29 @@ _ECHO_LIMIT = 32
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors, and so are values of another type (``true`` or ``"1000"``
-    for a number, ``"no"`` for a switch): a slip in a config file must not be silently
-    ignored or turned into something else. Prices (`_Yuan`) alone also take a string."""
+    """Unknown keys are errors: a typo in a config file must not be silently ignored. So
+    is a boolean where a number belongs (``stream_idle_timeout = true`` was a 1-second
+    timeout): pydantic reads ``true`` as 1. Other conversions stay, as a value from
+    ``${VAR}`` is always a string: ``"30"`` is 30 seconds, ``"false"`` is false."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and _numeric(field.annotation):
+                raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
-#: A price in yuan: a TOML number, or a string (``"0.0008"``) to keep a decimal fraction
-#: exact; never a boolean, NaN or infinity.
-_Yuan = Annotated[Decimal, Strict(False)]
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type is a number (``int``, ``float``, ``Decimal``, or Optional)."""
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if getattr(annotation, "__origin__", None) is Union and len(args) == 1:
+        annotation = args[0]
+    return annotation in (int, float, Decimal)
 
 
 #: The price fields a tier may carry, as the catalogue (``*_price``) and a ``[prices]`` row
@@ -130,12 +143,12 @@ class PriceTierRow(_Tier):
     """One ``[[models."NAME".price_tiers]]`` entry: a length band and its prices (CNY per
     million tokens), named as the model's own price fields are."""
 
-    input_price: _Yuan = Field(ge=0)
-    output_price: _Yuan = Field(ge=0)
-    cached_input_price: Optional[_Yuan] = Field(default=None, ge=0)
-    cache_creation_price: Optional[_Yuan] = Field(default=None, ge=0)
-    thinking_output_price: Optional[_Yuan] = Field(default=None, ge=0)
-    explicit_cache_hit_price: Optional[_Yuan] = Field(default=None, ge=0)
+    input_price: Decimal = Field(ge=0)
+    output_price: Decimal = Field(ge=0)
+    cached_input_price: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation_price: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output_price: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit_price: Optional[Decimal] = Field(default=None, ge=0)
 
     def prices(self) -> dict[str, Optional[Decimal]]:
         return {name: getattr(self, f"{name}_price") for name in _TIER_PRICES}
@@ -194,9 +207,9 @@ class ModelInfo(_Strict):
     max_output_tokens: Optional[int] = Field(default=None, gt=0)
     capabilities: List[str] = []
     # Prices in CNY per million tokens.
-    input_price: Optional[_Yuan] = Field(default=None, ge=0)
-    output_price: Optional[_Yuan] = Field(default=None, ge=0)
-    cached_input_price: Optional[_Yuan] = Field(default=None, ge=0)
+    input_price: Optional[Decimal] = Field(default=None, ge=0)
+    output_price: Optional[Decimal] = Field(default=None, ge=0)
+    cached_input_price: Optional[Decimal] = Field(default=None, ge=0)
     # Embedding models.
     dimensions: List[int] = []
     default_dimensions: Optional[int] = None
@@ -219,13 +232,13 @@ class ModelInfo(_Strict):
     thinking_budget_required: bool = False
     max_thinking_budget: Optional[int] = Field(default=None, gt=0)
     # Cache tiers: explicit cache creation (DashScope cache_control) in CNY per million.
-    cache_creation_price: Optional[_Yuan] = Field(default=None, ge=0)
+    cache_creation_price: Optional[Decimal] = Field(default=None, ge=0)
     # Output of a call that thought, where a hybrid model costs more in thinking mode
     # (DashScope's qwen-plus: 2 without, 8 with); None: ``output_price`` either way.
-    thinking_output_price: Optional[_Yuan] = Field(default=None, ge=0)
+    thinking_output_price: Optional[Decimal] = Field(default=None, ge=0)
     # A read from an explicit cache (DashScope's cache_control hits, usage ``cache_type``
     # "ephemeral": 10 % of input); None: such a read costs ``cached_input_price``.
-    explicit_cache_hit_price: Optional[_Yuan] = Field(default=None, ge=0)
+    explicit_cache_hit_price: Optional[Decimal] = Field(default=None, ge=0)
     # Prices by the call's length, ascending (see `PriceTierRow`); the first tier's prices
     # are also the model's own (``input_price`` ...), filled in from it when left out.
     price_tiers: List[PriceTierRow] = []
@@ -562,12 +575,12 @@ class Limits(_Strict):
 class PriceOverrideTier(_Tier):
     """One ``[[prices."provider/model".tiers]]`` entry, named as the row's prices are."""
 
-    input: _Yuan = Field(ge=0)
-    output: _Yuan = Field(ge=0)
-    cached_input: Optional[_Yuan] = Field(default=None, ge=0)
-    cache_creation: Optional[_Yuan] = Field(default=None, ge=0)
-    thinking_output: Optional[_Yuan] = Field(default=None, ge=0)
-    explicit_cache_hit: Optional[_Yuan] = Field(default=None, ge=0)
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit: Optional[Decimal] = Field(default=None, ge=0)
 
     def prices(self) -> dict[str, Optional[Decimal]]:
         return {name: getattr(self, name) for name in _TIER_PRICES}
@@ -579,12 +592,12 @@ class PriceOverride(_Strict):
     ``price_tiers``; then the row's own prices are the first tier's and may be left out).
     It replaces the catalogue's price whole: catalogue tiers are not kept under it."""
 
-    input: Optional[_Yuan] = Field(default=None, ge=0)
-    output: Optional[_Yuan] = Field(default=None, ge=0)
-    cached_input: Optional[_Yuan] = Field(default=None, ge=0)
-    cache_creation: Optional[_Yuan] = Field(default=None, ge=0)
-    thinking_output: Optional[_Yuan] = Field(default=None, ge=0)
-    explicit_cache_hit: Optional[_Yuan] = Field(default=None, ge=0)
+    input: Optional[Decimal] = Field(default=None, ge=0)
+    output: Optional[Decimal] = Field(default=None, ge=0)
+    cached_input: Optional[Decimal] = Field(default=None, ge=0)
+    cache_creation: Optional[Decimal] = Field(default=None, ge=0)
+    thinking_output: Optional[Decimal] = Field(default=None, ge=0)
+    explicit_cache_hit: Optional[Decimal] = Field(default=None, ge=0)
     tiers: List[PriceOverrideTier] = []
 
     @field_validator("tiers")
