@@ -680,8 +680,11 @@ class Config:
         prices: Optional[dict[str, PriceOverride]] = None,
         on_usage: Optional[str] = None,
         limits: Optional[Limits] = None,
+        configured_roots: frozenset[str] = frozenset(),
     ) -> None:
         self.providers = providers
+        #: The providers whose ``base_url`` the user's config sets (`base_url_from_env`).
+        self.configured_roots = configured_roots
         self.limits = limits or Limits()
         self.aliases = aliases
         self.default_provider = default_provider
@@ -724,6 +727,7 @@ class Config:
             prices=self.prices,
             on_usage=self.on_usage,
             limits=self.limits,
+            configured_roots=self.configured_roots,
         )
 
     def __repr__(self) -> str:
@@ -782,10 +786,9 @@ class Config:
         ``endpoints`` entry for the configured ``api``, ``region`` and ``plan``.
         """
         provider = self.provider(name)
+        if name in self.configured_roots:
+            return None
         if provider.base_url_env and os.environ.get(provider.base_url_env):
-            shipped = builtin_providers().get(name)
-            if provider.base_url not in (None, shipped.base_url if shipped else None):
-                return None
             return os.environ[provider.base_url_env].rstrip("/")
         return None
 
@@ -1107,6 +1110,9 @@ def _build(raw: dict[str, Any], source: str) -> Config:
         prices=dict(user.prices),
         on_usage=user.on_usage,
         limits=user.limits,
+        configured_roots=frozenset(
+            name for name, block in user.providers.items() if block.base_url is not None
+        ),
     )
 
 

@@ -788,3 +788,8 @@ def test_a_configured_root_wins_over_the_environments_as_the_configured_key_does
     assert load_config({}).base_url("zhipu") == "https://env.example/api/paas/v4"
     monkeypatch.setenv("OPENAI_BASE_URL", "https://proxy.example/v1")
     assert load_config({}).base_url("openai") == "https://proxy.example/v1"  # (over the table's)
+    # A root the config sets wins even when it is the one the shipped table has.
+    shipped = {
+        "providers": {"openai": {"api_key": "sk-x", "base_url": "https://api.openai.com/v1"}}
+    }
+    assert load_config(shipped).base_url("openai") == "https://api.openai.com/v1"
