@@ -47,19 +47,18 @@ def model_list(engine: Engine, provider: Optional[str]) -> dict[str, Any]:
         for model, info in config.providers[name].models.items()
         if not info.retired
     ]
-    served = set(names)
     data.extend(
         _model(alias, "llm-bridge-alias")
         for alias in config.aliases
-        if any(route.provider in served for route in _routes(engine, alias))
+        if any(_usable(engine, route.provider) for route in _routes(engine, alias))
     )
     return {"object": "list", "data": data}
 
 
 def _routes(engine: Engine, alias: str) -> list[Any]:
     """Where ``alias`` goes (none, if it cannot be routed): an alias is listed when one of
-    its targets is a provider the list holds, so a menu never offers a name whose every
-    target has no credentials here (`model_entry` refuses it, and so would the call)."""
+    its targets is a provider with credentials here, so a menu never offers a name whose
+    every target has none (`model_entry` refuses it, and so would the call)."""
     try:
         return engine.routes(alias)
     except OpenAIError:  # (ModelNotFoundError, ConfigError)

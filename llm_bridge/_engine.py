@@ -1336,8 +1336,9 @@ class AsyncEngine(Engine):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        for task in tasks:
-            error = None if task.cancelled() else task.exception()
+        # (each failure is read, so none is logged as "never retrieved"; the first raised)
+        errors = [task.exception() for task in tasks if not task.cancelled()]
+        for error in errors:
             if error is not None:
                 raise error
         return self.merged([task.result() for task in tasks], merged_choices)

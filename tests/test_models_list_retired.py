@@ -100,6 +100,11 @@ def test_an_alias_whose_targets_have_no_credentials_is_not_listed(
     assert aliases == {"fast", "either"}
     with pytest.raises(llm_bridge.NotFoundError, match="no credentials"):
         c.models.retrieve("qwen")
+    # A client routed to one provider still lists an alias to another it can reach.
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-ds")
+    scoped = llm_bridge.OpenAI(provider="zhipu", config=config, http_client=no_network())
+    aliases = {m.id for m in scoped.models.list() if m.owned_by == "llm-bridge-alias"}
+    assert aliases == {"fast", "either", "qwen"}
 
 
 def test_a_client_of_every_provider_lists_none_of_their_retired_models() -> None:

@@ -71,3 +71,27 @@ def test_copies_that_all_succeed_are_merged() -> None:
 
     assert sorted(asyncio.run(call())) == ["一", "三", "二"]
     assert [json.loads(r.content).get("n") for r in fake.requests] == [None] * 3
+
+
+def test_every_failed_copy_is_retrieved_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """With every copy failing, only the first error was read: asyncio logged the others
+    as "Task exception was never retrieved", with their tracebacks."""
+    import gc
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": {"code": "1214", "message": "bad input"}})
+
+    async def call() -> None:
+        client = llm_bridge.AsyncOpenAI(
+            provider="zhipu",
+            api_key=KEY,
+            max_retries=0,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        )
+        with pytest.raises(llm_bridge.BadRequestError):
+            await client.chat.completions.create(model="glm-4-flash", messages=HELLO, n=3)
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        asyncio.run(call())
+        gc.collect()
+    assert "never retrieved" not in caplog.text
