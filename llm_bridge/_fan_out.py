@@ -117,28 +117,31 @@ def merged_choices(completions: Sequence[ChatCompletion]) -> ChatCompletion:
 
 
 def _summed(parts: Sequence[Any]) -> Any:
-    """Usage figures (or their details) of several requests as one: each count summed
-    (cached and reasoning tokens too), any other value the first's, ``estimated`` if any
-    was. None when there are none."""
+    """Usage figures of several requests as one (None when there are none): see
+    `_sum_fields`."""
     if not parts:
         return None
-    fields: dict[str, Any] = {}
-    for part in parts:
-        for name, value in part.model_dump(exclude_none=True).items():
-            if name.endswith("_details"):
-                continue
-            if type(value) is int:
-                fields[name] = fields.get(name, 0) + value
-            elif name == "estimated":
-                fields[name] = fields.get(name, False) or value
-            else:
-                fields.setdefault(name, value)
-    first = parts[0]
-    for name in ("prompt_tokens_details", "completion_tokens_details"):
-        details = [getattr(part, name, None) for part in parts]
-        if any(detail is not None for detail in details):
-            fields[name] = _summed([detail for detail in details if detail is not None])
-    return type(first).model_validate(fields)
+    return type(parts[0]).model_validate(
+        _sum_fields([part.model_dump(exclude_none=True) for part in parts])
+    )
+
+
+def _sum_fields(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each count summed, at any depth (cached and reasoning tokens, DashScope's
+    ``cache_creation`` by duration), ``estimated`` if any was, any other value the
+    first's."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(name for entry in figures for name in entry):
+        values = [entry[name] for entry in figures if name in entry]
+        if name == "estimated":
+            out[name] = any(values)
+        elif all(type(value) is int for value in values):
+            out[name] = sum(values)
+        elif all(isinstance(value, dict) for value in values):
+            out[name] = _sum_fields(values)
+        else:
+            out[name] = values[0]
+    return out
 
 
 def merged_embeddings(parts: Sequence[CreateEmbeddingResponse]) -> CreateEmbeddingResponse:

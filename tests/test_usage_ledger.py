@@ -912,3 +912,26 @@ def test_n_copies_sum_their_cached_and_reasoning_tokens_too() -> None:
     assert usage.completion_tokens_details is not None
     assert usage.completion_tokens_details.reasoning_tokens == 370
     assert len(client.usage.records()) == 3
+
+
+def test_n_copies_sum_dashscopes_cache_creation_by_duration_too() -> None:
+    """Nested figures (``cache_creation.ephemeral_5m_input_tokens``, from which the
+    creation count is derived) were the first copy's while their total was summed."""
+    from llm_bridge._fan_out import _sum_fields
+
+    def copy(written: int) -> dict[str, Any]:
+        return {
+            "prompt_tokens": 3000,
+            "prompt_tokens_details": {
+                "cache_creation_input_tokens": written,
+                "cache_type": "ephemeral",
+                "cache_creation": {"ephemeral_5m_input_tokens": written},
+            },
+            "estimated": False,
+        }
+
+    summed = _sum_fields([copy(100), copy(200)])
+    details = summed["prompt_tokens_details"]
+    assert summed["prompt_tokens"] == 6000 and details["cache_type"] == "ephemeral"
+    assert details["cache_creation_input_tokens"] == 300
+    assert details["cache_creation"] == {"ephemeral_5m_input_tokens": 300}
