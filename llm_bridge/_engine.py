@@ -679,12 +679,15 @@ class Engine:
         """``request`` (a token fetch the credentials built) held to the call's timeout,
         as the call's own requests are: without one it had no deadline and no read
         timeout on llm-bridge's own clients, and a token endpoint that never answered
-        held the call, and every call waiting for the same token, for ever."""
+        held the call, and every call waiting for the same token, for ever. It asks for
+        the encodings the engine reads, as they do (an HTTP library's default may offer
+        brotli, which `unread_encoding` refuses)."""
         options = operation.options.timeout
         timeout = self.timeout if options is None else options
         if not isinstance(timeout, httpx.Timeout):
             timeout = httpx.Timeout(timeout)
         request.extensions["timeout"] = timeout.as_dict()
+        request.headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
         return request
 
     def falls_back(

@@ -743,15 +743,18 @@ def test_a_client_class_passed_on_rather_than_called_blocks() -> None:
     from llm_bridge.cli._migrate_scan import scan_source
 
     source = (
-        b"import functools\nimport openai\n"
+        b"import functools\nimport openai\nimport typing\nfrom unittest import mock\n"
         b"Factory = openai.OpenAI\n"
         b'make = functools.partial(openai.AsyncOpenAI, api_key="k")\n'
         b"def check(c: openai.OpenAI) -> bool:\n"
-        b"    return isinstance(c, (openai.OpenAI, openai.AsyncOpenAI))\n"
+        b"    return isinstance(c, (int, (openai.OpenAI, openai.AsyncOpenAI)))\n"
         b"client = openai.OpenAI()\n"
+        b"typed = typing.cast(openai.OpenAI, client)\n"
+        b'T = typing.TypeVar("T", bound=openai.OpenAI)\n'
+        b'patched = mock.patch.object(openai.OpenAI, "close")\n'
     )
     scan = scan_source("case.py", source, openai_api())
     blocking = [(line, f.message) for line, f in scan.findings if f.severity == "blocks"]
-    assert [line for line, _ in blocking] == [3, 4]
+    assert [line for line, _ in blocking] == [5, 6]
     assert "write llm_bridge.OpenAI here" in blocking[0][1]
     assert "write llm_bridge.AsyncOpenAI here" in blocking[1][1]

@@ -308,6 +308,16 @@ def test_iam_throttling_is_a_rate_limit_not_a_refusal_of_the_keys(iam_env: None)
     assert info.value.status_code == 429 and "bce-v3/" not in str(info.value)
 
 
+def test_the_token_request_asks_only_for_encodings_the_engine_reads(iam_env: None) -> None:
+    """An HTTP library's default (aiohttp's with Brotli installed) offered br, which the
+    engine refuses to read."""
+    fake = iam_fake()
+    ask(client(fake))
+    (token,) = tokens(fake)
+    assert token.headers["accept-encoding"] == "gzip, deflate"
+    assert token.extensions["timeout"]["read"] is not None  # (and held to the call's timeout)
+
+
 def test_a_stale_signature_is_refused(iam_env: None) -> None:
     fake = iam_fake(clock=Clock(NOW + 3600))  # IAM's clock is an hour ahead of ours
     c = client(fake)

@@ -590,8 +590,9 @@ class _Calls(_Scoped):
         self._constants: list[dict[str, Any]] = [{}]
         #: Defaults of environment reads already taken as model names (in a model position).
         self._env_defaults: set[cst.BaseExpression] = set()
-        #: Expressions naming a client class that are called or checked against (ids).
-        self._called: set[int] = set()
+        #: Expressions (ids) in a position where a client class is passed on to make
+        #: clients later: an assignment's value, ``partial``'s first argument.
+        self._passed_on: set[int] = set()
 
     def _value(self, node: cst.BaseExpression) -> Any:
         """`literal`, and a bare name bound to a literal in this scope or the module's
@@ -626,6 +627,7 @@ class _Calls(_Scoped):
         self._constants.pop()
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._passed_on.add(id(node.value))
         for target in node.targets:
             name = _dotted(target.target)
             if isinstance(target.target, cst.Name):
@@ -644,6 +646,8 @@ class _Calls(_Scoped):
                 self._model_string(node.value, openai_looking=True)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._passed_on.add(id(node.value))
         name = _dotted(node.target)
         if node.value is not None and name and _MODEL_VARIABLE.search(name.split(".")[-1]):
             self._model_string(node.value, openai_looking=True)
@@ -696,11 +700,9 @@ class _Calls(_Scoped):
             self._model_string(node.right, openai_looking=True)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self._called.add(id(node.func))
-        if isinstance(node.func, cst.Name) and node.func.value in ("isinstance", "issubclass"):
-            for arg in node.args[1:]:
-                kinds = arg.value.elements if isinstance(arg.value, cst.Tuple) else ()
-                self._called.update([id(arg.value), *(id(kind.value) for kind in kinds)])
+        callee = node.func.attr if isinstance(node.func, cst.Attribute) else node.func
+        if isinstance(callee, cst.Name) and callee.value == "partial" and node.args:
+            self._passed_on.add(id(node.args[0].value))
         default = _env_default(node)
         if default is not None and default not in self._env_defaults:
             # an environment read's default outside a model position (a settings class,
@@ -766,18 +768,17 @@ class _Calls(_Scoped):
             )
         self.calls.append(site)
 
-    def visit_Annotation(self, node: cst.Annotation) -> bool:
-        return False  # (``client: openai.OpenAI`` names the type; it makes no client)
-
     def visit_Attribute(self, node: cst.Attribute) -> None:
         """``openai.OpenAI`` passed on rather than called (``Factory = openai.OpenAI``,
         ``partial(openai.OpenAI, ...)``): the import rewrite cannot follow it, so the
-        clients made from it would stay openai's. Reported as blocking, with the fix."""
+        clients made from it would stay openai's. Reported as blocking, with the fix.
+        Other uses of the class (``isinstance``, ``cast``, a type, a mock's target) make
+        no client, and are left alone."""
         if not (
             self.look
+            and id(node) in self._passed_on
             and isinstance(node.value, cst.Name)
             and node.value.value in self.imports.modules
-            and id(node) not in self._called
         ):
             return
         from ._migrate_check import CLIENT_NAMES
