@@ -362,3 +362,18 @@ def test_n_copies_are_sent_one_a_request_where_dashscope_answers_one(call: dict)
 
 def sent_json(request: httpx.Request) -> dict[str, Any]:
     return json.loads(request.content)
+
+
+def test_the_native_api_with_tool_choice_none_serves_n_in_one_request() -> None:
+    """The native API sends no tools for ``tool_choice="none"``; ``n`` was still cut to 1
+    (streams) or sent as ``n`` requests, as if the tools went."""
+    fake = FakeDashScope(KEY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        answer = bridge(fake, NATIVE).chat.completions.create(
+            model="qwen-plus", messages=HELLO, n=2, tools=[TOOL], tool_choice="none"
+        )
+    (sent,) = fake.requests
+    parameters = sent_json(sent)["parameters"]
+    assert parameters["n"] == 2 and "tools" not in parameters
+    assert len(answer.choices) == 2

@@ -85,14 +85,24 @@ class DashScopeAdapter(Adapter):
 
     # ------------------------------------------------------------------ request
 
+    def as_sent(self, params: JSONDict) -> JSONDict:
+        """The call's tools and choice as this wire sends them (`tools_as_sent`), which
+        its decisions (stream or not, ``n`` in one request or several, thinking) are made
+        on, as its body is: the native API has no ``tool_choice`` of none, so such a
+        call is sent without its tools."""
+        sent = tools_as_sent(params)
+        if sent.get("tool_choice") == "none" and sent.get("tools"):
+            return {**sent, "tools": None, "tool_choice": None}
+        return sent
+
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         """A model that thinks only in streams, for a call that thinks (decided on the
-        tools and choice as sent, as the body is: `tools_as_sent`)."""
+        call as sent: `as_sent`)."""
         info = call.info
         if info is None:
             return False
         return info.stream_only or (
-            info.stream_only_when_thinking and _thinking_decision(tools_as_sent(params), call)[0]
+            info.stream_only_when_thinking and _thinking_decision(self.as_sent(params), call)[0]
         )
 
     def native_n_for(
@@ -102,7 +112,7 @@ class DashScopeAdapter(Adapter):
         thinking; thinking is turned off for such a call on a hybrid model, so a call with
         tools, to a model that always thinks, or with thinking forced in ``extra_body`` is
         the one to fan out."""
-        return _native_n(params, info, extra_body)
+        return _native_n(self.as_sent(params), info, extra_body)
 
     def merge_extra_body(self, body: JSONDict, extra: Mapping[str, Any]) -> JSONDict:
         """``extra_body`` keys that are not part of the envelope are DashScope parameters
@@ -125,7 +135,7 @@ class DashScopeAdapter(Adapter):
     def chat_request(self, params: JSONDict, call: CallContext) -> HTTPRequest:
         multimodal = self._multimodal(params, call)
         url = self.url(_MULTIMODAL_PATH if multimodal else _TEXT_PATH)
-        ctx = self.params(tools_as_sent(params), url)
+        ctx = self.params(self.as_sent(params), url)
         self.check_parts(ctx)
         source = _with_json_word(ctx.params["messages"], ctx.get("response_format"))
         messages = _with_tool_names([_message(m, multimodal) for m in source])
@@ -512,6 +522,11 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     takes_token_ids = False
     unsent = OPENAI_SERVICE_PARAMS
 
+    def as_sent(self, params: JSONDict) -> JSONDict:
+        """As `DashScopeAdapter.as_sent`; compatible mode takes ``tool_choice`` none with
+        the tools."""
+        return tools_as_sent(params)
+
     def must_stream(self, params: JSONDict, call: CallContext) -> bool:
         return DashScopeAdapter.must_stream(self, params, call)  # type: ignore[arg-type]
 
@@ -520,7 +535,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     ) -> bool:
         """As `DashScopeAdapter.native_n_for`: one request serves ``n`` only without tools
         and without thinking."""
-        return _native_n(params, info, extra_body)
+        return _native_n(self.as_sent(params), info, extra_body)
 
     def chat_body(self, ctx: ParamContext, call: CallContext) -> JSONDict:
         body = super().chat_body(ctx, call)
@@ -803,10 +818,10 @@ def _sends_tools(params: Mapping[str, Any]) -> bool:
 
 def _native_n(params: JSONDict, info: Optional[ModelInfo], extra_body: Mapping[str, Any]) -> bool:
     """Whether one request serves the call's ``n`` (see `_choice_count`), judged on the
-    tools as sent (`tools_as_sent`: legacy ``functions`` are tools too)."""
+    call as sent (``params``: the adapter's `as_sent`)."""
     if _asks_n(params) <= 1:
         return True
-    if _sends_tools(tools_as_sent(params)) or (info is not None and info.thinking == "always"):
+    if _sends_tools(params) or (info is not None and info.thinking == "always"):
         return False
     return _forced_thinking(extra_body) is not True
 
