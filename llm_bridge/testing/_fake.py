@@ -22,6 +22,7 @@ import httpx
 from ._json_reply import json_content
 from ._script import (
     DEFAULT_CHUNK_SIZE,
+    OUTCOMES,
     Failure,
     MidStreamError,
     Outcome,
@@ -151,6 +152,9 @@ class FakeProvider:
     routes: ClassVar[tuple[Route, ...]] = ()
     #: Further path roots (besides ``base_url``'s) under which the same routes answer.
     other_roots: ClassVar[tuple[str, ...]] = ()
+    #: Paths the provider serves on another host (Qianfan's IAM token endpoint), with the
+    #: origin they belong to: `serve` sends a request for one there, not to ``base_url``'s.
+    other_hosts: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self, *, split_bytes: int | None = None, clock: Callable[[], float] = time.time
@@ -167,7 +171,11 @@ class FakeProvider:
     # -- scripting -------------------------------------------------------------------------
 
     def then(self, outcome: Outcome) -> FakeProvider:
-        """Queue any scripted outcome; returns self for chaining."""
+        """Queue any scripted outcome; returns self for chaining. Anything else is a
+        TypeError now, rather than a failure when a request arrives."""
+        if not isinstance(outcome, OUTCOMES):
+            kinds = ", ".join(kind.__name__ for kind in OUTCOMES)
+            raise TypeError(f"then(): expected one of {kinds}, got {outcome!r}")
         with self._lock:
             self._queue.append(outcome)
         return self
@@ -241,7 +249,20 @@ class FakeProvider:
         """The parsed JSON body of the most recent request."""
         if not self.requests:
             raise LookupError("the fake has not received any request yet")
-        return json.loads(self.requests[-1].content)
+        last = self.requests[-1]
+        try:
+            return json.loads(last.content)
+        except ValueError:
+            raise LookupError(
+                f"the most recent request ({last.method} {last.url.path}) has no JSON body"
+            ) from None
+
+    @property
+    def pending(self) -> list[Outcome]:
+        """The scripted outcomes no request has taken yet, in order (a test can assert
+        ``fake.pending == []`` to check that every one it scripted was used)."""
+        with self._lock:
+            return list(self._queue)
 
     # -- wiring ----------------------------------------------------------------------------
 

@@ -90,6 +90,9 @@ class Reply:
         _check_chunking(0, self.chunk_size)
         # Freeze a caller's list so the dataclass stays immutable.
         object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        for call in self.tool_calls:  # (said now, not as an AttributeError at a request)
+            if not isinstance(call, ToolCallSpec):
+                raise TypeError(f"tool_calls: expected ToolCallSpec(name, arguments), got {call!r}")
 
     def resolved_finish_reason(self) -> str:
         """The finish reason to send: the scripted one, or the natural one."""
@@ -184,6 +187,8 @@ class Sensitive:
 
 #: Anything a fake can be scripted to answer with.
 Outcome = Union[Reply, Failure, Raw, StreamCut, MidStreamError, Sensitive]
+#: The classes of `Outcome` (what ``then()`` takes).
+OUTCOMES = (Reply, Failure, Raw, StreamCut, MidStreamError, Sensitive)
 
 
 def sent_chunks(outcome: Union[StreamCut, MidStreamError, Sensitive]) -> Tuple[str, ...]:

@@ -63,8 +63,10 @@ STOP_TIMEOUT = 5.0
 #: A connection idle (or a request unread) this long is dropped, so no thread waits forever.
 IDLE_TIMEOUT = 30.0
 
-#: Request headers not forwarded to the fake (httpx recomputes them from the new URL/body).
-_HOP_REQUEST = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+#: Request headers not forwarded to the fake (httpx recomputes them from the new body).
+#: ``Host`` is kept as the client sent it: a request signed over it (Qianfan's IAM
+#: signature) still verifies, while the fake routes by the rewritten URL's host.
+_HOP_REQUEST = frozenset({"content-length", "transfer-encoding", "connection"})
 #: Response headers of the fake replaced by this server's own framing.
 _HOP_RESPONSE = frozenset({"content-length", "transfer-encoding", "connection"})
 
@@ -191,13 +193,17 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Abort
         if fault is not None and fault.kind == "delay":
             self._pause(fault.seconds)
-        response = owner.fake.handler(request)
+        try:
+            response = owner.fake.handler(request)
+        except Exception as error:  # (a bug in a test's script, or in the fake)
+            response = owner._failed(request, error)
         self._write(response, fault)
 
     def _incoming(self, owner: LoopbackServer) -> httpx.Request:
         body = self._read_body()
         target = urlsplit(self.path)
-        url = owner._fake_origin + target.path + (f"?{target.query}" if target.query else "")
+        origin = getattr(owner.fake, "other_hosts", {}).get(target.path, owner._fake_origin)
+        url = origin + target.path + (f"?{target.query}" if target.query else "")
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_REQUEST]
         return httpx.Request(self.command, url, headers=headers, content=body)
 
@@ -357,13 +363,16 @@ class LoopbackServer:
 
     ``url`` is ``http://127.0.0.1:<port>``; ``faults`` is the queue of pending `Fault`s
     (append while running); ``requests`` every request received (rewritten to the fake's
-    host), faulted ones included.
+    host), faulted ones included; ``errors`` what the fake raised (a bug in a test's
+    script, say), each answered as a 500 naming it rather than a dropped connection, which
+    a test of retries could not tell from `Fault.reset_before`.
     """
 
     def __init__(self, fake: Any, faults: Optional[Iterable[Fault]] = None) -> None:
         self.fake = fake
         self.faults: deque[Fault] = deque(faults or ())
         self.requests: list[httpx.Request] = []
+        self.errors: list[Exception] = []
         parts = urlsplit(fake.base_url)
         self._fake_origin = f"{parts.scheme}://{parts.netloc}"
         self._fake_path = parts.path.rstrip("/")
@@ -470,6 +479,15 @@ class LoopbackServer:
     def _record(self, request: httpx.Request) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _failed(self, request: httpx.Request, error: Exception) -> httpx.Response:
+        """The answer to a request the fake raised on: kept in `errors`, and a 500 whose
+        body says what was raised."""
+        with self._lock:
+            self.errors.append(error)
+        message = f"llm_bridge.testing: the fake raised {type(error).__name__}: {error}"
+        body = {"error": {"message": message, "type": "fake_error", "code": "fake_error"}}
+        return httpx.Response(500, json=body, request=request)
 
     def _next_fault(self, path: str) -> Optional[Fault]:
         with self._lock:

@@ -683,6 +683,7 @@ class FakeQianfanV2(OpenAIWireFake):
     """
 
     base_url = "https://qianfan.baidubce.com/v2"
+    other_hosts: ClassVar[Mapping[str, str]] = {IAM_TOKEN_PATH: f"https://{IAM_HOST}"}
     errors = V2_ERRORS
     embedding_input_message = f"input must be 1 to {MAX_EMBEDDING_INPUTS} strings"
 
