@@ -232,7 +232,10 @@ class ChunkPipeline:
                                     text += call.function.name or "", call.function.arguments or ""
                     if text is not None and delta.content is not None:
                         text.append(delta.content)
-                chunks.append(chunk)
+                if len(chunk.choices) == 1 and len(chunk.choices[0].delta.tool_calls or ()) > 1:
+                    chunks += _one_call_a_chunk(chunk)
+                else:
+                    chunks.append(chunk)
             except Fault as fault:
                 error = fault.api_error(self.response)
                 break
@@ -312,6 +315,26 @@ class _Thought:
             return
         for index, ids in self.ids.items():
             self.memory.remember(ids, "".join(self.texts.get(index, ())))
+
+
+def _one_call_a_chunk(chunk: ChatCompletionChunk) -> list[ChatCompletionChunk]:
+    """A chunk of one choice holding several tool calls (GLM and Qianfan send a turn's
+    calls in one event) as one chunk per call, as OpenAI streams them: code reading only
+    a delta's first call (llama-index's streamed tool calls) lost the others. The first
+    keeps the rest of the delta (role, text, reasoning), the last the finish reason."""
+    (choice,) = chunk.choices
+    calls = choice.delta.tool_calls or []
+    last = len(calls) - 1
+    out = []
+    for position, call in enumerate(calls):
+        if position == 0:
+            delta = choice.delta.model_copy(update={"tool_calls": [call]})
+        else:
+            delta = type(choice.delta)(tool_calls=[call])
+        finish = choice.finish_reason if position == last else None
+        part = choice.model_copy(update={"delta": delta, "finish_reason": finish})
+        out.append(chunk.model_copy(update={"choices": [part]}))
+    return out
 
 
 def _identity(response: httpx.Response) -> bool:

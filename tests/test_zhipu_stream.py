@@ -22,7 +22,7 @@ from llm_bridge import (
     RateLimitError,
     Stream,
 )
-from llm_bridge.testing import FakeZhipu
+from llm_bridge.testing import FakeZhipu, ToolCallSpec
 from llm_bridge.types import CompletionUsage
 from llm_bridge.types.chat import ChatCompletionChunk
 
@@ -322,6 +322,36 @@ def test_fake_tool_call_stream():
     chunks = list(stream(client(f), tools=tools))
     _assert_single_tool_chunk(chunks, None)
     assert f.last_json["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_parallel_tool_calls_come_one_a_chunk_as_openai_streams_them():
+    """GLM sends a turn's calls in one event: passed on as one chunk holding both, code
+    reading a delta's first call only (llama-index's streamed tool calls, its agents)
+    lost the second without a word."""
+    f = fake()
+    f.reply(
+        tool_calls=[
+            ToolCallSpec("get_weather", {"city": "北京"}),
+            ToolCallSpec("get_weather", {"city": "上海"}),
+        ]
+    )
+    chunks = list(stream(client(f)))
+    per_chunk = [len(c.choices[0].delta.tool_calls or ()) for c in chunks if c.choices]
+    assert [n for n in per_chunk if n] == [1, 1]
+    calls = [
+        c.choices[0].delta.tool_calls[0]
+        for c in chunks
+        if c.choices and c.choices[0].delta.tool_calls
+    ]
+    assert [call.index for call in calls] == [0, 1]
+    assert [json.loads(call.function.arguments)["city"] for call in calls] == ["北京", "上海"]
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert [f for f in finishes if f is not None] == ["tool_calls"]
+    # openai's own stream helper puts both together again
+    c = client(f.reply(tool_calls=[ToolCallSpec("a", {}), ToolCallSpec("b", {})]))
+    with c.chat.completions.stream(model="glm-4-flash", messages=HELLO) as helper:
+        final = helper.get_final_completion()
+    assert [t.function.name for t in final.choices[0].message.tool_calls or []] == ["a", "b"]
 
 
 @pytest.mark.parametrize("split", [1, 3, 7])
