@@ -127,6 +127,10 @@ class APIError(openai.APIError):
     #: The message as this target's failure alone worded it, before the fallback chain's
     #: summary was added to ``message`` (None: ``message`` is its own).
     own_message: Optional[str] = None
+    #: What a server would have written as the error's message, for an error made here
+    #: (`local_error`), whose ``message`` is worded as the client's (None: read from
+    #: ``message``, see `server_message`).
+    server_text: Optional[str] = None
     #: The provider's code table's verdict on retrying this error: None leaves it to
     #: openai's rules (connection errors, 408, 409, 429 and 5xx are retried).
     retryable: Optional[bool] = None
@@ -524,8 +528,10 @@ def local_error(
     """An error detected here, before sending, shaped as if the server had said it.
 
     The synthetic response carries the class's status code, so ``err.status_code`` reads
-    as it would have from the server.
-    """
+    as it would have from the server, and its message is worded as a provider's failure
+    is (``Error code: 400 - <message> (<code>)``, `status_message`): libraries that
+    classify openai errors by their text (langchain's context-overflow check looks for
+    ``context_length_exceeded``) read both alike. The body keeps the bare message."""
     status = getattr(cls, "status_code", None)
     if not isinstance(status, int):
         status = 500 if issubclass(cls, InternalServerError) else 400
@@ -535,8 +541,9 @@ def local_error(
     import httpx
 
     response = httpx.Response(status, json=body, request=request)
-    return cls(
-        message,
+    worded = status_message(status, message if code is None else f"{message} ({code})")
+    error = cls(
+        worded,
         response=response,
         body=body,
         code=code,
@@ -544,6 +551,8 @@ def local_error(
         type="invalid_request_error",
         provider=provider,
     )
+    error.server_text = message
+    return error
 
 
 def status_message(status: int, text: str) -> str:
@@ -558,6 +567,9 @@ def server_message(error: BaseException, *, own: bool = False) -> str:
     adds its own to what it reads). ``own``: as the error worded it before a fallback
     chain's summary was added (see `APIError.own_message`), for its entry in the chain."""
     own_words = getattr(error, "own_message", None) if own else None
+    server_text = getattr(error, "server_text", None)
+    if own_words is None and server_text is not None:
+        return str(server_text)
     message = own_words or getattr(error, "message", None) or str(error)
     status = getattr(error, "status_code", None)
     if isinstance(status, int):

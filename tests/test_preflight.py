@@ -88,6 +88,11 @@ async def test_one_token_over_the_window_is_refused_unsent(provider: str, mode: 
     assert error.code == "context_length_exceeded"
     assert error.status_code == 400
     assert str(window) in str(error)
+    # Worded as a provider's refusal is (langchain-openai tells a context overflow by
+    # "context_length_exceeded" in the text), the body keeping the bare message.
+    assert str(error).startswith("Error code: 400 - ")
+    assert str(error).endswith("(context_length_exceeded)")
+    assert isinstance(error.body, dict) and "Error code" not in str(error.body)
     assert fake.requests == []
     assert len(client.usage) == 0
 
