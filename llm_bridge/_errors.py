@@ -422,7 +422,13 @@ def error_object(error: BaseException, *, type: str, code: Optional[str]) -> dic
 
 
 def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
-    for header in ("x-request-id", "x-acs-request-id", "x-bce-request-id", "x-log-id"):
+    for header in (
+        "x-request-id",
+        "x-acs-request-id",
+        "x-bce-request-id",
+        "x-baidu-request-id",  # (Qianfan's, protocols.md §2A.8)
+        "x-log-id",
+    ):
         if header in response.headers:
             return response.headers[header]
     if isinstance(body, dict):

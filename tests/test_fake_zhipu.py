@@ -248,7 +248,7 @@ def test_auth_rejections() -> None:
     f = fake(api_key=KEY)
     now_ms = int(NOW * 1000)
     assert auth_status(f, "Bearer other.key") == (401, "1002")
-    assert auth_status(f, None) == (401, "1002")
+    assert auth_status(f, None) == (401, "1001")  # (no header: protocols.md §1.9)
     expired = jwt(KEY, exp_ms=now_ms - 1, ts_ms=now_ms - 210_000)
     assert auth_status(f, f"Bearer {expired}") == (401, "1003")
     wrong_secret = jwt("2f8cd1.other", exp_ms=now_ms + 210_000, ts_ms=now_ms)
@@ -260,7 +260,7 @@ def test_auth_rejections() -> None:
 
 def test_auth_failure_body_and_no_outcome_consumed() -> None:
     f = fake(api_key=KEY).reply("kept")
-    with client(f) as c:
+    with client(f, Authorization="Bearer other.key") as c:
         r = c.post(CHAT, json={"model": "glm-4", "messages": HELLO})
     message = "Authorization Token非法，请确认Authorization Token正确传递。"
     assert r.json() == {"error": {"code": "1002", "message": message}}

@@ -519,3 +519,19 @@ def test_a_stop_word_applied_here_ends_only_its_own_choice_of_a_stream() -> None
     assert fake.last_json["stop"] == stops[:4]
     assert texts == {0: "hello ", 1: "abc def ghi"}
     assert finished == {0: "stop", 1: "stop"}
+
+
+def test_an_error_takes_qianfans_request_id_header() -> None:
+    """Qianfan names its request id ``X-Baidu-Request-Id`` (protocols.md §2A.8), which was
+    not read: an error without an id in its body had none."""
+    body = (
+        '{"error": {"code": "invalid_argument", "message": "bad", "type": "invalid_request_error"}}'
+    )
+    fake = FakeQianfanV2().raw(
+        400, body, {"content-type": "application/json", "X-Baidu-Request-Id": "qf-req-1"}
+    )
+    with pytest.raises(BadRequestError) as raised:
+        client(fake, max_retries=0).chat.completions.create(
+            model="ernie-4.5-turbo-128k", messages=[{"role": "user", "content": "你好"}]
+        )
+    assert raised.value.request_id == "qf-req-1"

@@ -54,6 +54,8 @@ ERRORS: dict[str, WireError] = {
     "bad_request": WireError(400, "1214", "参数非法，请检查文档。"),
 }
 EXPIRED_TOKEN = WireError(401, "1003", "Authentication Token 已过期，请重新生成/获取")
+#: No ``Authorization`` header at all (protocols.md §1.9: 1001, not 1002's invalid token).
+NO_AUTH_HEADER = WireError(401, "1001", "Header中未收到Authentication参数，无法进行身份验证。")
 #: GLM-5.3 refusing thinking.type "disabled" (THU-MAIC/OpenMAIC#1400, OpenCSGs/csglite#195).
 ALWAYS_THINKS = WireError(400, "1210", "该模型始终思考，不支持关闭思考；请使用 low、high 或 max。")
 #: 400 code 1214's message naming the parameter at fault.
@@ -131,6 +133,8 @@ class FakeZhipu(OpenAIWireFake):
         """None when ``header`` carries the raw key or a valid JWT, else the error to send."""
         if self.api_key is None:
             return None
+        if not header.strip():
+            return NO_AUTH_HEADER
         token = header[len("Bearer ") :] if header.startswith("Bearer ") else header
         if token == self.api_key:
             return None
