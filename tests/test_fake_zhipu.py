@@ -505,3 +505,16 @@ def test_last_json_without_requests() -> None:
 
 def test_raw_outcome_type_is_exported() -> None:
     assert Raw(200, "é").body_bytes() == "é".encode()
+
+
+@pytest.mark.parametrize(
+    "extra", [{"stop": ["Human:", "AI:"]}, {"tool_choice": "required"}, {"tool_choice": "none"}]
+)
+def test_parameters_glm_refuses_are_refused(extra: dict) -> None:
+    """protocols.md §1.3: one stop word at most, ``tool_choice`` "auto" only. The fake took
+    both, so a regression in llm-bridge's translation of them would pass unseen."""
+    f = fake()
+    with client(f) as c:
+        r = c.post(CHAT, json={"model": "glm-4-flash", "messages": HELLO, **extra})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "1214"
+    assert next(iter(extra)) in r.json()["error"]["message"]

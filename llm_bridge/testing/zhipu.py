@@ -148,11 +148,17 @@ class FakeZhipu(OpenAIWireFake):
     def _check_chat(
         self, request: httpx.Request, body: dict[str, Any], model: str, messages: list[Any]
     ) -> httpx.Response | None:
-        """Thinking that cannot be turned off (400 code 1210), then GLM's message rules (400
-        code 1214)."""
+        """Thinking that cannot be turned off (400 code 1210), then GLM's parameter and
+        message rules (400 code 1214): one stop word at most, ``tool_choice`` "auto" only
+        (protocols.md §1.3), a user message among the messages."""
         thinking = _thinking(model, body.get("thinking"), _coding(request))
         if thinking == "refused":
             return self._error_response(ALWAYS_THINKS)
+        stop = body.get("stop")
+        if isinstance(stop, list) and len(stop) > 1:
+            return self._invalid(INVALID.format(field="stop"))
+        if body.get("tool_choice") not in (None, "auto"):
+            return self._invalid(INVALID.format(field="tool_choice"))
         if not messages:
             return self._invalid(INVALID.format(field="messages"))
         if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
