@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,14 @@ from llm_bridge.testing import FakeZhipu
 
 KEY = "review18.secret"
 HELLO = [{"role": "user", "content": "你好"}]
+
+
+def answered_by(handler: Any, **options: Any) -> llm_bridge.AsyncOpenAI:
+    """An async GLM client whose requests ``handler`` answers."""
+    transport = httpx.MockTransport(handler)
+    return llm_bridge.AsyncOpenAI(
+        provider="zhipu", api_key=KEY, http_client=httpx.AsyncClient(transport=transport), **options
+    )
 
 
 def test_a_failed_copy_cancels_its_siblings() -> None:
@@ -36,12 +45,7 @@ def test_a_failed_copy_cancels_its_siblings() -> None:
         return fake.handler(request)
 
     async def call() -> None:
-        client = llm_bridge.AsyncOpenAI(
-            provider="zhipu",
-            api_key=KEY,
-            max_retries=2,
-            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        )
+        client = answered_by(handler, max_retries=2)
         with pytest.raises(llm_bridge.BadRequestError):
             await asyncio.wait_for(
                 client.chat.completions.create(model="glm-4-flash", messages=HELLO, n=3), 10
@@ -82,12 +86,7 @@ def test_every_failed_copy_is_retrieved_not_logged(caplog: pytest.LogCaptureFixt
         return httpx.Response(400, json={"error": {"code": "1214", "message": "bad input"}})
 
     async def call() -> None:
-        client = llm_bridge.AsyncOpenAI(
-            provider="zhipu",
-            api_key=KEY,
-            max_retries=0,
-            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
-        )
+        client = answered_by(handler, max_retries=0)
         with pytest.raises(llm_bridge.BadRequestError):
             await client.chat.completions.create(model="glm-4-flash", messages=HELLO, n=3)
 

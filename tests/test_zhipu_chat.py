@@ -721,28 +721,18 @@ async def test_network_error_finish_never_becomes_a_result(mode: str):
 
 
 @MODES
-async def test_a_usage_without_its_total_is_given_the_sum(mode: str):
-    """openai's type requires ``total_tokens``: the whole answer was refused for it."""
-    body = {
-        "id": "1",
-        "created": 1,
-        "model": "glm-4-flash",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "好"}}
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 2},
-    }
-    result = await create(mode, fake().raw(200, json.dumps(body), JSON_HEADERS))
-    assert result.usage is not None and result.usage.total_tokens == 12
-    assert result.choices[0].message.content == "好"
-
-
-@MODES
 @pytest.mark.parametrize(
-    "usage",
-    [{"prompt_tokens": 10, "total_tokens": 10}, {"prompt_tokens": 10, "completion_tokens": None}],
+    ("usage", "total"),
+    [
+        ({"prompt_tokens": 10, "completion_tokens": 2}, 12),  # the total: their sum
+        ({"prompt_tokens": 10, "total_tokens": 10}, None),  # a count missing: estimated
+        ({"prompt_tokens": 10, "completion_tokens": None}, None),
+    ],
 )
-async def test_a_usage_without_a_count_is_estimated_not_refused(mode: str, usage: dict):
+async def test_a_usage_missing_a_figure_is_completed_not_refused(
+    mode: str, usage: dict, total: Any
+):
+    """openai's type requires all three counts: the whole (billed) answer was refused."""
     body = {
         "id": "1",
         "created": 1,
@@ -753,8 +743,12 @@ async def test_a_usage_without_a_count_is_estimated_not_refused(mode: str, usage
         "usage": usage,
     }
     result = await create(mode, fake().raw(200, json.dumps(body), JSON_HEADERS))
-    assert result.usage is not None and result.usage.estimated
     assert result.choices[0].message.content == "好"
+    assert result.usage is not None
+    if total is None:
+        assert result.usage.estimated
+    else:
+        assert result.usage.total_tokens == total and not result.usage.estimated
 
 
 @MODES
