@@ -224,16 +224,18 @@ class ChunkPipeline:
                             self._thought.note(choice.index, reasoning)
                             if text is not None:
                                 text.append(reasoning)
-                    if delta.tool_calls:
-                        self._thought.calls(choice.index, delta.tool_calls)
+                    calls = delta.tool_calls
+                    if calls:
+                        self._thought.calls(choice.index, calls)
                         if text is not None:
-                            for call in delta.tool_calls:
+                            for call in calls:
                                 if call.function is not None:
                                     text += call.function.name or "", call.function.arguments or ""
                     if text is not None and delta.content is not None:
                         text.append(delta.content)
-                if len(chunk.choices) == 1 and len(chunk.choices[0].delta.tool_calls or ()) > 1:
-                    chunks += _one_call_a_chunk(chunk)
+                    if calls and len(calls) > 1 and len(chunk.choices) == 1:
+                        chunks += _one_call_a_chunk(chunk)  # (only tool-call chunks look)
+                        break
                 else:
                     chunks.append(chunk)
             except Fault as fault:

@@ -111,7 +111,7 @@ class OpenAICompatAdapter(Adapter):
                 message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
                 if message.get("content") == "":  # (Qianfan v2, DashScope: OpenAI's is null)
                     message["content"] = None
-        _hoist_choice_usage(body)
+        _usage_in_openai_form(body)
         return body
 
     @staticmethod
@@ -294,11 +294,11 @@ class OpenAICompatStreamParser(StreamParser):
         return data
 
 
-def _hoist_choice_usage(body: JSONDict) -> None:
-    """Moonshot puts usage inside ``choices[0]``; OpenAI has it at the top level. A usage
-    without ``total_tokens`` is given the sum of the other two, which openai's type
-    requires, and one without those is dropped, to be estimated: the answer was refused
-    whole for either (a stream's was read, its usage estimated)."""
+def _usage_in_openai_form(body: JSONDict) -> None:
+    """``usage`` where and as OpenAI's type has it: Moonshot puts it inside ``choices[0]``,
+    OpenAI at the top level. A usage without ``total_tokens`` is given the sum of the other
+    two, which openai's type requires, and one without those is dropped, to be estimated:
+    the answer was refused whole for either (a stream's was read, its usage estimated)."""
     if not body.get("usage"):
         for choice in body.get("choices") or []:
             usage = choice.pop("usage", None) if isinstance(choice, dict) else None
