@@ -352,18 +352,22 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
     return params
 
 
-def input_messages(request: JSONDict, *, skipped: Optional[Report] = None) -> list[JSONDict]:
+def input_messages(
+    request: JSONDict, *, skipped: Optional[Report] = None, lenient: bool = False
+) -> list[JSONDict]:
     """The chat messages the request's ``input`` becomes: what the store keeps for
     continuation. ``instructions`` are left out (see `instruction_messages`): OpenAI does
     not carry them over to the next turn. Unsupported items and parts are left out too.
 
-    With ``skipped``, an item or part that cannot be translated (an unknown type, a
-    malformed field) is left out as well and reported to it with what is unsupported,
-    where it would raise: for a request a provider has already answered as it was (its own
-    Responses API), whose conversation is kept as far as it translates."""
+    With ``skipped`` (or ``lenient``), an item or part that cannot be translated (an
+    unknown type, a malformed field) is left out as well, where it would raise, and
+    reported to ``skipped`` with what is unsupported: for a request a provider has already
+    answered as it was (its own Responses API), whose conversation is kept, or estimated,
+    as far as it translates."""
     _check_request(request)
     names = _ToolNames(request.get("tools"))
-    return _items_to_messages(request, "input", skipped or _ignore, names, skipped is not None)
+    lenient = lenient or skipped is not None
+    return _items_to_messages(request, "input", skipped or _ignore, names, lenient)
 
 
 def instruction_messages(request: JSONDict, *, lenient: bool = False) -> list[JSONDict]:

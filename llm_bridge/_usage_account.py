@@ -24,10 +24,6 @@ log = logging.getLogger("llm_bridge")
 MAX_PLAUSIBLE_TOKENS = 100_000_000
 
 
-def _left_out(where: str, why: str) -> None:
-    """What an estimate's prompt count cannot translate is left out of it (see `estimate`)."""
-
-
 class UsageAccount:
     """Usage for one call: ``kind`` (chat, embeddings, responses) of ``params`` to
     ``route``, counted with the chat template of ``api`` when estimated, priced by
@@ -116,7 +112,7 @@ class UsageAccount:
             # parts chat has no form for, and its answer is in by now)
             messages = [
                 *instruction_messages(self.params, lenient=True),
-                *input_messages(self.params, skipped=_left_out),
+                *input_messages(self.params, lenient=True),
             ]
         tools = self.params.get("tools")  # (counted as their JSON: part of the prompt)
         prompt = count_message_tokens(messages, model, provider=provider, api=self.api, tools=tools)
