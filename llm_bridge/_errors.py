@@ -23,6 +23,7 @@ synthetic ``httpx.Response`` so that every attribute an ``except`` block reads e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Optional, cast
 
 import openai
@@ -421,16 +422,29 @@ def error_object(error: BaseException, *, type: str, code: Optional[str]) -> dic
     return payload
 
 
+#: The headers providers put their request id in (the one their support asks for).
+REQUEST_ID_HEADERS = (
+    "x-request-id",
+    "x-acs-request-id",
+    "x-bce-request-id",
+    "x-baidu-request-id",  # (Qianfan's, protocols.md §2A.8)
+    "x-log-id",
+)
+
+
+def request_id_header(headers: Mapping[str, str]) -> Optional[str]:
+    """The provider's request id among a response's ``headers``, if it sent one."""
+    for header in REQUEST_ID_HEADERS:
+        value = headers.get(header)
+        if value:
+            return value
+    return None
+
+
 def _request_id_from(response: httpx.Response, body: object) -> Optional[str]:
-    for header in (
-        "x-request-id",
-        "x-acs-request-id",
-        "x-bce-request-id",
-        "x-baidu-request-id",  # (Qianfan's, protocols.md §2A.8)
-        "x-log-id",
-    ):
-        if header in response.headers:
-            return response.headers[header]
+    found = request_id_header(response.headers)
+    if found:
+        return found
     if isinstance(body, dict):
         fields = cast("dict[str, Any]", body)
         for key in ("request_id", "requestId", "id"):

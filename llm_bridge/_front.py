@@ -36,6 +36,7 @@ from ._errors import (
     error_object,
     error_type,
     local_error,
+    request_id_header,
 )
 from ._stream_reading import DEADLINE_HEADER, IDLE_HEADER, seconds
 from .adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS, ParamError
@@ -393,10 +394,17 @@ def header_value(value: object) -> Optional[str]:
     return None
 
 
-def success_headers(parsed: Any, provider: Optional[str], retries: int = 0) -> dict[str, str]:
+def success_headers(
+    parsed: Any, provider: Optional[str], retries: int = 0, upstream: Mapping[str, str] = {}
+) -> dict[str, str]:
+    """A JSON answer's headers: ``x-request-id`` is the provider's request id, from its
+    ``upstream`` headers (`request_id_header`), else its body's ``request_id``, else the
+    answer's ``id``; ``x-llm-bridge-provider`` says who answered; the engine's retries."""
     headers = {"content-type": "application/json", **retry_header(retries)}
     extra = getattr(parsed, "__pydantic_extra__", None) or {}
-    request_id = header_value(extra.get("request_id") or getattr(parsed, "id", None))
+    request_id = header_value(request_id_header(upstream)) or header_value(
+        extra.get("request_id") or getattr(parsed, "id", None)
+    )
     if request_id:
         headers["x-request-id"] = request_id
     if provider:
@@ -412,7 +420,7 @@ def stream_headers(
     whether the call streamed or not. ``x-request-id`` is the provider's header, else the
     id its chunks carry (``request_id``); ``provider`` is who answered (a fallback's, too)."""
     headers = {**SSE_HEADERS, **retry_header(retries)}
-    request_id = header_value(upstream.get("x-request-id")) or header_value(request_id)
+    request_id = header_value(request_id_header(upstream)) or header_value(request_id)
     if request_id:
         headers["x-request-id"] = request_id
     if provider:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
@@ -332,9 +332,16 @@ class _TransportBase:
         self.source = source
         self.stash_errors = stash_errors
 
-    def _json(self, request: Any, call: _Call, parsed: Any, retries: int = 0) -> Any:
+    def _json(
+        self,
+        request: Any,
+        call: _Call,
+        parsed: Any,
+        retries: int = 0,
+        upstream: Mapping[str, str] = {},
+    ) -> Any:
         provider = getattr(parsed, "provider", None) or call.engine.primary_provider()
-        headers = _front.success_headers(parsed, provider, retries)
+        headers = _front.success_headers(parsed, provider, retries, upstream)
         return json_response(request, headers, _front.json_body(parsed))
 
     def _answer(
@@ -352,7 +359,10 @@ class _TransportBase:
                     completion = parsed.model_dump(mode="json", exclude_none=True)
                     parsed = _responses_front.answer(call.responses, completion)
                 kept = _responses_front.to_keep(call.responses, parsed)
-            return self._json(request, call, parsed, result.retries_taken), kept
+            answer = self._json(
+                request, call, parsed, result.retries_taken, result.response.headers
+            )
+            return answer, kept
         headers = _front.stream_headers(
             result.response.headers,
             getattr(parsed, "request_id", None),

@@ -540,3 +540,33 @@ def test_an_unknown_openai_compatible_root_gets_every_request_as_openai_would_se
     assert answer.choices[0].message.content == "你好"
     assert str(seen[0].url) == "https://api.deepseek.com/v1/chat/completions"
     assert seen[0].headers["authorization"] == "Bearer sk-deepseek0123456789"
+
+
+@pytest.mark.parametrize("fake_class", [FakeDashScope, FakeDashScopeCompatible])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_request_id_is_the_one_the_provider_sent_in_its_header(
+    fake_class: Any, stream: bool
+) -> None:
+    """The id DashScope's support asks for is the one in its ``x-request-id`` header (in
+    compatible mode the answer's ``id`` is ``chatcmpl-`` and that id): the caller's
+    ``_request_id`` is it, streamed or not."""
+    fake = fake_class(api_key="sk-test")
+    sent: list[str] = []
+
+    def kept(response: httpx.Response) -> None:
+        sent.append(response.headers["x-request-id"])
+
+    upstream = httpx.Client(transport=fake.transport(), event_hooks={"response": [kept]})
+    client = llm_bridge.OpenAI(
+        provider="dashscope", api_key="sk-test", base_url=fake.base_url, http_client=upstream
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model="qwen-plus", messages=HELLO, stream=stream
+    )
+    answer = raw.parse()
+    if stream:
+        assert [chunk.choices[0].delta.content for chunk in answer if chunk.choices]
+    assert len(sent) == 1 and sent[0]
+    assert raw.headers["x-request-id"] == sent[0]
+    if not stream:
+        assert answer._request_id == sent[0]

@@ -129,6 +129,8 @@ class OpenAIWireFake(FakeProvider, ABC):
     model_names: Optional[set[str]] = None
     #: Headers of a successful stream.
     sse_headers: ClassVar[Mapping[str, str]] = {"Content-Type": "text/event-stream"}
+    #: The header a successful answer carries its request id in (None: no such header).
+    request_id_header: ClassVar[Optional[str]] = None
     #: Whether non-stream bodies are written with sorted keys (Zhipu's are).
     sort_keys: ClassVar[bool] = False
     #: The finish reason of an answer the safety filter stopped.
@@ -322,11 +324,12 @@ class OpenAIWireFake(FakeProvider, ABC):
             return self.stream_response(
                 200, [data[: len(data) // 2]], headers, cut=outcome.cut_raises
             )
+        headers = self._answer_headers(call)
         if isinstance(outcome, Sensitive):
             filtered = self._completion(call, self._filtered(outcome), filtered=True)
-            return self.json_response(200, filtered, sort_keys=self.sort_keys)
+            return self.json_response(200, filtered, headers, sort_keys=self.sort_keys)
         completion = _copies(self._completion(call, outcome), call.n, scripted=outcome.usage)
-        return self.json_response(200, completion, sort_keys=self.sort_keys)
+        return self.json_response(200, completion, headers, sort_keys=self.sort_keys)
 
     def _stream(self, call: WireCall, outcome: Outcome) -> httpx.Response:
         """Render any outcome for a ``stream: true`` request as SSE ending in ``[DONE]``."""
@@ -334,18 +337,24 @@ class OpenAIWireFake(FakeProvider, ABC):
             return self.raw_response(outcome)
         if isinstance(outcome, Failure):
             return self._error(outcome, call)
+        headers = {**self.sse_headers, **self._answer_headers(call)}
         if isinstance(outcome, Reply):
-            return self.stream_response(200, self._reply_events(call, outcome), self.sse_headers)
+            return self.stream_response(200, self._reply_events(call, outcome), headers)
         events = self._opening_events(call)
         events += [self._delta_event(call, {"content": text}) for text in sent_chunks(outcome)]
         if isinstance(outcome, StreamCut):
-            return self.stream_response(200, events, self.sse_headers, cut=outcome.cut_raises)
+            return self.stream_response(200, events, headers, cut=outcome.cut_raises)
         if isinstance(outcome, MidStreamError):
             events.append(sse_event(self._stream_error(call, outcome.kind)))
-            return self.stream_response(200, events, self.sse_headers)
+            return self.stream_response(200, events, headers)
         partial = self._filtered(outcome)
         events += self._finish_events(call, partial, {"content": ""}, filtered=True)
-        return self.stream_response(200, [*events, DONE_EVENT], self.sse_headers)
+        return self.stream_response(200, [*events, DONE_EVENT], headers)
+
+    def _answer_headers(self, call: WireCall) -> dict[str, str]:
+        """A successful answer's own headers: its request id, where the provider sends it."""
+        header = self.request_id_header
+        return {header: call.request_id} if header else {}
 
     def _reply_events(self, call: WireCall, reply: Reply) -> list[bytes]:
         """Opening events, reasoning and content chunks, tool calls, the finish, [DONE]."""

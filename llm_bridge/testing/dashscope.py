@@ -354,7 +354,7 @@ class FakeDashScope(DashScopeGateway):
             headers = {"Content-Type": "application/json"}
             half = [body[: len(body) // 2]]
             return self.stream_response(200, half, headers, cut=outcome.cut_raises)
-        return self.json_response(200, self._completion(call, outcome))
+        return self.json_response(200, self._completion(call, outcome), _answered(call))
 
     def _completion(self, call: _Call, reply: Reply) -> dict[str, Any]:
         """The D1 body (``choices``, or ``text`` for result_format text), or D4 for calls."""
@@ -394,12 +394,15 @@ class FakeDashScope(DashScopeGateway):
         if isinstance(outcome, Reply):
             writer = _NativeStream(self, call, outcome)
             writer.run(_steps(call, outcome))
-            return self.stream_response(200, writer.finish(), SSE_HEADERS)
+            return self.stream_response(200, writer.finish(), _answered(call, SSE_HEADERS))
         partial = Reply("".join(sent_chunks(outcome)), chunk_size=outcome.chunk_size)
         writer = _NativeStream(self, call, partial)
         writer.run(("content", 0, piece) for piece in sent_chunks(outcome))
         if isinstance(outcome, StreamCut):
-            return self.stream_response(200, writer.frames(), SSE_HEADERS, cut=outcome.cut_raises)
+            frames = writer.frames()
+            return self.stream_response(
+                200, frames, _answered(call, SSE_HEADERS), cut=outcome.cut_raises
+            )
         if isinstance(outcome, MidStreamError):
             status, code, message = ERRORS[outcome.kind]
             if outcome.kind == "content_filter":
@@ -407,9 +410,10 @@ class FakeDashScope(DashScopeGateway):
             payload = {"code": code, "message": message, "request_id": call.request_id}
             frames = writer.frames()
             frames.append(_frame(len(frames) + 1, "error", status, payload))
-            return self.stream_response(200, frames, SSE_HEADERS)
+            return self.stream_response(200, frames, _answered(call, SSE_HEADERS))
         # Sensitive: the filter ends the answer with a content_filter finish (UNSURE).
-        return self.stream_response(200, writer.finish("content_filter"), SSE_HEADERS)
+        frames = writer.finish("content_filter")
+        return self.stream_response(200, frames, _answered(call, SSE_HEADERS))
 
     # -- errors and ids --------------------------------------------------------------------
 
@@ -650,3 +654,9 @@ def _has_media(message: Mapping[str, Any]) -> bool:
         and (any(key in part for key in MEDIA_KEYS) or part.get("type") in MEDIA_TYPES)
         for part in content
     )
+
+
+def _answered(call: _Call, headers: Mapping[str, str] = {}) -> dict[str, str]:
+    """``headers`` with the answer's request id in ``x-request-id``, where DashScope sends it
+    (its SDK reads the header when a body has none)."""
+    return {**headers, "x-request-id": call.request_id}

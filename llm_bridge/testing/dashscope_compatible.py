@@ -104,8 +104,9 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
     ``chatcmpl-<uuid>`` ids, ``system_fingerprint: null``,
     ``prompt_tokens_details.cached_tokens``, ``usage: null`` on stream chunks, a final
     ``choices: []`` usage chunk only with ``stream_options.include_usage``, then
-    ``data: [DONE]``. Errors are ``{"error":{code,param,message,type},"id","request_id"}``.
-    ``api_key``, ``model_names``, ``stream_only_models`` and :attr:`workspaces` work as on
+    ``data: [DONE]``. Errors are ``{"error":{code,param,message,type},"id","request_id"}``;
+    answers carry their request id (the uuid) in ``x-request-id``. ``api_key``,
+    ``model_names``, ``stream_only_models`` and :attr:`workspaces` work as on
     :class:`~llm_bridge.testing.dashscope.FakeDashScope`.
     """
 
@@ -116,6 +117,8 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
     #: compatible mode writes there).
     model_owner = "system"
     errors = COMPAT_ERRORS
+    #: (DashScope's answers carry their request id in this header; its SDK reads it.)
+    request_id_header = "x-request-id"
     embedding_input_message = "input must be a string or a non-empty list of strings"
 
     # -- the Responses API -------------------------------------------------------------------
