@@ -578,14 +578,15 @@ class GatewayApp:
             exchange.model = path.split("/", 3)[3]
         routes = self._routes(exchange.model) if exchange.model else ()
         if exchange.model and not key.allows(exchange.model, routes):
-            raise _model_not_allowed(key, exchange.model)
+            raise _model_not_allowed(key, exchange.model, retrieved=kind is None)
         if key.monthly_budget_cny is not None:
             self._check_priced(key, routes)
+        carried = await self._carried_tokens(params) if kind == "responses" else 0
         if key.rpm is not None:
             wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
             if wait > 0:
                 raise _rate_limited(key, "requests", key.rpm, wait)
-        reservation = await self._reserve(key, kind, params, routes) if kind else None
+        reservation = await self._reserve(key, kind, params, routes, carried) if kind else None
         try:
             try:
                 # A call's query would be passed on to the provider's URL (an Azure
@@ -739,11 +740,18 @@ class GatewayApp:
             self._user_on_usage(record)
 
     async def _reserve(
-        self, key: KeySpec, kind: str, params: dict[str, Any], routes: tuple[str, ...]
+        self,
+        key: KeySpec,
+        kind: str,
+        params: dict[str, Any],
+        routes: tuple[str, ...],
+        carried: int,
     ) -> Optional[_Reservation]:
+        """Take the request's estimate from the key's ``tpm`` window and budget, if it has
+        them (``carried``: the tokens of the stored conversation a Responses request
+        continues, `_carried_tokens`)."""
         if key.tpm is None and key.monthly_budget_cny is None:
             return None
-        carried = await self._carried_tokens(params) if kind == "responses" else 0
         estimate = _estimate(self.config, self.engines.engine, kind, params, routes, carried)
         reservation = _Reservation(self._period(), estimate)
         if key.tpm is not None:
@@ -768,7 +776,14 @@ class GatewayApp:
         """The estimated prompt tokens of the stored conversation a Responses request
         continues (``previous_response_id``): the provider is sent, and bills, all of it,
         so a one-word continuation of a long conversation is not estimated at one word.
-        0 when there is none, or the store cannot say (the call then fails for that)."""
+        0 when there is none, or the store cannot say (the call then fails for that).
+
+        An id the key's own store does not hold is refused here (400
+        ``previous_response_not_found``), whatever the model. The SDK passes such an id
+        on to a provider that serves the Responses API itself, where the caller's account
+        may still hold the conversation; behind the gateway that account is the gateway's,
+        holding every key's conversations, and passing the id on would let one key
+        continue another's."""
         previous = params.get("previous_response_id")
         if not isinstance(previous, str):
             return 0
@@ -776,7 +791,17 @@ class GatewayApp:
             entry = await self.engines.store.aget(previous)
         except Exception:  # (the store down: the transport reports it, as the call's error)
             return 0
-        return _prompt_tokens({"messages": entry.messages}) if entry is not None else 0
+        if entry is None:
+            raise _GatewayError(
+                400,
+                f"Previous response with id '{previous}' not found: this gateway keeps the "
+                f"responses each key made; it is unknown to this key, expired, deleted, or "
+                f"was made with store=false.",
+                type="invalid_request_error",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        return _prompt_tokens({"messages": entry.messages})
 
     def _unpriced(self, routes: tuple[str, ...]) -> list[str]:
         """The routes (``provider/model``) whose price the gateway does not know."""
@@ -968,7 +993,9 @@ def _estimate(
     n_given = params.get("n")
     n: int = n_given if isinstance(n_given, int) and n_given > 0 else 1
     prompt *= n  # (a provider taking one choice a request is sent, and bills, each copy)
-    asked = next(
+    # The largest limit given: which one a provider honours is the adapter's choice, and
+    # the estimate is an upper bound.
+    asked = max(
         (
             params[name]
             for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")
@@ -976,7 +1003,7 @@ def _estimate(
             and not isinstance(params.get(name), bool)
             and params[name] > 0
         ),
-        None,
+        default=None,
     )
     tokens = prompt + (asked or 0) * n
     cost = Decimal(0)
@@ -1075,9 +1102,18 @@ def _refuse_provider_envelope(kind: str, params: dict[str, Any]) -> None:
 
 #: Provider request fields a client's extras may not set through the gateway (see
 #: `_refuse_provider_envelope`): DashScope's native envelope, ERNIE's system text and
-#: output limit, and the names other wires give the output limit.
+#: output limit, and the names other wires (and the other API) give the output limit.
 _PROVIDER_ENVELOPE = frozenset(
-    {"input", "parameters", "resources", "system", "max_output_tokens", "max_new_tokens"}
+    {
+        "input",
+        "parameters",
+        "resources",
+        "system",
+        "max_output_tokens",
+        "max_new_tokens",
+        "max_tokens",
+        "max_completion_tokens",
+    }
 )
 
 
@@ -1200,6 +1236,10 @@ async def _read_body(receive: Any, headers: list[tuple[str, str]], limit: int) -
         raise _too_large(limit) from None
 
 
+#: The longest model name a request may give (providers' names are a few dozen characters).
+MAX_MODEL_NAME = 256
+
+
 def _parse_body(body: bytes) -> dict[str, Any]:
     try:
         params = json.loads(body) if body else None
@@ -1212,6 +1252,13 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         raise _bad_request("Missing required parameter: 'model'.", param="model")
     if not isinstance(model, str) or not model.strip():
         raise _bad_request("model must be a non-empty string", param="model")
+    if len(model) > MAX_MODEL_NAME:
+        # (a name is resolved, cached, written to the ledger and quoted in errors
+        # before the key's permission and rate limit are checked)
+        raise _bad_request(
+            f"model must be at most {MAX_MODEL_NAME} characters, got {len(model)}",
+            param="model",
+        )
     return params
 
 
@@ -1360,9 +1407,12 @@ def _method_not_allowed(method: str, path: str, allowed: Iterable[str]) -> _Gate
 _NAMED_PATTERNS = 20
 
 
-def _model_not_allowed(key: KeySpec, model: str) -> _GatewayError:
+def _model_not_allowed(key: KeySpec, model: str, *, retrieved: bool = False) -> _GatewayError:
     """The 403 of a model the key may not use, naming what it may use (its patterns:
-    the key's holder needs them to choose a model, and they are no secret to it)."""
+    the key's holder needs them to choose a model, and they are no secret to it). A
+    model ``retrieved`` (``GET /v1/models/{id}``) gets OpenAI's 404 ``model_not_found``
+    instead, as for a model that does not exist: the key's model list leaves it out too,
+    and openai's clients raise `NotFoundError` for it."""
     message = f"The gateway key {key.name!r} may not use the model {model!r}."
     if not key.models:
         message += " It may use no model (it only opens the dashboard)."
@@ -1372,6 +1422,10 @@ def _model_not_allowed(key: KeySpec, model: str) -> _GatewayError:
         if more > 0:
             named += f" and {more} more"
         message += f" It may use: {named} (GET /v1/models lists them)."
+    if retrieved:
+        return _GatewayError(
+            404, message, type="invalid_request_error", code="model_not_found", param="model"
+        )
     return _GatewayError(
         403, message, type="permission_error", code="model_not_allowed", param="model"
     )
