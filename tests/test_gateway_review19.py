@@ -119,3 +119,19 @@ async def test_an_unknown_previous_response_is_refused_on_a_native_model(tmp_pat
         assert response.status_code == 400
         assert error_of(response)["code"] == "previous_response_not_found"
     assert fake.requests == []
+
+
+def test_a_redis_password_in_the_query_or_with_an_at_sign_is_hidden(tmp_path: Path) -> None:
+    """``doctor`` and the config's repr showed ``?password=…`` (a form redis-py takes) in
+    full, and the part of a password after an ``@``."""
+    from llm_bridge.gateway import load_gateway_config
+
+    for state, secret in (
+        ("redis://10.0.0.5:6379/0?password=S3cretRedisPass", "S3cretRedisPass"),
+        ("redis://user:p@ssword-tail@10.0.0.5:6379/0", "ssword-tail"),
+    ):
+        config = settings(tmp_path)
+        config["gateway"]["state"] = state
+        _, gateway_config = load_gateway_config(config)
+        shown = repr(gateway_config)
+        assert secret not in shown and "10.0.0.5:6379/0" in shown

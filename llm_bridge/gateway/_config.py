@@ -153,8 +153,11 @@ class GatewayConfig:
 
 
 def _redact_url(url: str) -> str:
-    """A state URL without its password (``redis://:secret@host`` -> ``redis://***@host``)."""
-    return re.sub(r"//[^@/]*@", "//***@", url)
+    """A state URL without its credentials: the whole user part, up to the authority's
+    last ``@`` (``redis://:p@ss@host`` -> ``redis://***@host``), and a ``password`` (or
+    ``username``) query parameter, which redis-py takes too."""
+    url = re.sub(r"//[^/?#]*@", "//***@", url)
+    return re.sub(r"([?&](?:password|username)=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def hash_key(key: str) -> str:
