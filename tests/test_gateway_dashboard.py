@@ -594,7 +594,7 @@ async def test_the_page_sums_requests_sent_through_the_gateway(tmp_path: Path) -
     assert ["zhipu", "500", "500", "1"] in errors
     assert ["gateway", "model_not_allowed", "403", "1"] in errors
     keys = {row[0]: row for row in rows_of(page, "table-keys")}
-    assert spent > 0 and keys["team"][6].startswith(f"{spent:,.4f} (")
+    assert spent == Decimal("0.006") and keys["team"][6].startswith("0.006000 (")
     assert keys["team"][8] == "4"
 
 
@@ -990,3 +990,13 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the page did not get there in time")
         time.sleep(0.05)
+
+
+async def test_a_spend_of_millionths_of_a_yuan_is_shown(tmp_path: Path) -> None:
+    """Four free-tier calls cost 0.000048 CNY: the page showed 0.0000 at 4 places."""
+    ledger = SQLiteLedger(tmp_path / "ledger.sqlite")
+    await write_all(ledger, [entry(n, NOW - 60, cost="0.000012") for n in range(4)])
+    config = settings(ledger.path)
+    async with gateway(config, clock=Clock(NOW), ledger=ledger) as (_, client):
+        page = seen(await client.get("/dashboard", headers=bearer(ADMIN_KEY))).text
+    assert parse(page).texts["total-spend"] == "0.000048"

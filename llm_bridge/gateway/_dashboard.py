@@ -723,7 +723,11 @@ def _n(value: int) -> str:
 
 
 def _cny(value: Optional[Decimal]) -> str:
-    return "–" if value is None else f"{value:,.4f}"
+    """Yuan to 4 places, or to 6 below a fen (free-tier calls cost millionths of a yuan,
+    as `llm-bridge usage` shows them: 4 places showed them as nothing)."""
+    if value is None:
+        return "–"
+    return f"{value:,.6f}" if 0 < abs(value) < Decimal("0.01") else f"{value:,.4f}"
 
 
 def _ms(value: Optional[float]) -> str:

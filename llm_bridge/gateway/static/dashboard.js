@@ -22,7 +22,8 @@
       return "–";
     }
     if (unit === "CNY") {
-      return value === 0 ? "0" : value.toFixed(Math.abs(value) < 1 ? 4 : 2);
+      var size = Math.abs(value);
+      return value === 0 ? "0" : value.toFixed(size < 0.01 ? 6 : size < 1 ? 4 : 2);
     }
     return Math.round(value).toLocaleString("en-US");
   }
