@@ -507,14 +507,55 @@ def test_raw_outcome_type_is_exported() -> None:
     assert Raw(200, "é").body_bytes() == "é".encode()
 
 
+NO_DESCRIPTION = {"type": "function", "function": {"name": "f", "parameters": {}}}
+NO_PARAMETERS = {"type": "function", "function": {"name": "f", "description": "d"}}
+
+
 @pytest.mark.parametrize(
-    "extra", [{"stop": ["Human:", "AI:"]}, {"tool_choice": "required"}, {"tool_choice": "none"}]
+    "extra",
+    [
+        {"stop": ["Human:", "AI:"]},
+        {"tool_choice": "required"},
+        {"tool_choice": "none"},
+        {"temperature": 1.5},
+        {"temperature": 0},
+        {"top_p": 1},
+        {"user_id": "abc"},
+        {"user_id": "u" * 129},
+        {"tools": [NO_DESCRIPTION]},
+        {"tools": [NO_PARAMETERS]},
+    ],
 )
 def test_parameters_glm_refuses_are_refused(extra: dict) -> None:
-    """protocols.md §1.3: one stop word at most, ``tool_choice`` "auto" only. The fake took
-    both, so a regression in llm-bridge's translation of them would pass unseen."""
+    """protocols.md §1.3 and docs/providers/zhipu.md: one stop word at most, ``tool_choice``
+    "auto" only, sampling within GLM's ranges, a 6-128 character ``user_id``, tools with a
+    description and parameters. A fake that took them would let a regression in
+    llm-bridge's translation of them pass unseen."""
     f = fake()
     with client(f) as c:
         r = c.post(CHAT, json={"model": "glm-4-flash", "messages": HELLO, **extra})
     assert r.status_code == 400 and r.json()["error"]["code"] == "1214"
     assert next(iter(extra)) in r.json()["error"]["message"]
+
+
+def test_what_glm_refuses_is_translated_into_what_it_takes() -> None:
+    """The adapter's side of the rules above, end to end: OpenAI's values that GLM refuses
+    (temperature 0 and above 1, a short ``user``, a tool without a description or
+    parameters) are sent as values it takes."""
+    import llm_bridge
+
+    f = fake()
+    client = llm_bridge.OpenAI(
+        provider="zhipu", api_key=KEY, http_client=httpx.Client(transport=f.transport())
+    )
+    tool = {"type": "function", "function": {"name": "f"}}
+    for temperature in (0, 1.5):
+        client.chat.completions.create(
+            model="glm-4-flash",
+            messages=HELLO,
+            temperature=temperature,
+            top_p=1,
+            user="abc",
+            tools=[tool],  # type: ignore[list-item]
+        )
+    assert len(f.requests) == 2

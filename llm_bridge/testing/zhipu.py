@@ -150,15 +150,15 @@ class FakeZhipu(OpenAIWireFake):
     ) -> httpx.Response | None:
         """Thinking that cannot be turned off (400 code 1210), then GLM's parameter and
         message rules (400 code 1214): one stop word at most, ``tool_choice`` "auto" only
-        (protocols.md §1.3), a user message among the messages."""
+        (protocols.md §1.3), sampling within GLM's ranges, a ``user_id`` of 6 to 128
+        characters, function tools with a description and parameters, a user message
+        among the messages."""
         thinking = _thinking(model, body.get("thinking"), _coding(request))
         if thinking == "refused":
             return self._error_response(ALWAYS_THINKS)
-        stop = body.get("stop")
-        if isinstance(stop, list) and len(stop) > 1:
-            return self._invalid(INVALID.format(field="stop"))
-        if body.get("tool_choice") not in (None, "auto"):
-            return self._invalid(INVALID.format(field="tool_choice"))
+        field = _bad_param(body)
+        if field is not None:
+            return self._invalid(INVALID.format(field=field))
         if not messages:
             return self._invalid(INVALID.format(field="messages"))
         if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
@@ -375,3 +375,29 @@ def _embedding_size(model: str, dimensions: object) -> int | None:
 def _digits(seed: str, count: int) -> str:
     """``count`` decimal digits derived from ``seed`` (for ``call_<digits>`` ids)."""
     return str(int(hashlib.sha256(seed.encode()).hexdigest(), 16))[:count]
+
+
+def _bad_param(body: dict[str, Any]) -> str | None:
+    """The first parameter GLM refuses (protocols.md §1.3; docs/providers/zhipu.md): more
+    than one stop word, a ``tool_choice`` other than "auto", a temperature outside
+    (0, 1] or a ``top_p`` outside (0, 1) (GLM's documented ranges, taken leniently: the
+    adapter keeps within [0.01, 0.99]), a ``user_id`` not of 6 to 128 characters, a
+    function tool without its description or parameters."""
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) > 1:
+        return "stop"
+    if body.get("tool_choice") not in (None, "auto"):
+        return "tool_choice"
+    temperature, top_p = body.get("temperature"), body.get("top_p")
+    if isinstance(temperature, (int, float)) and not 0 < temperature <= 1:
+        return "temperature"
+    if isinstance(top_p, (int, float)) and not 0 < top_p < 1:
+        return "top_p"
+    user_id = body.get("user_id")
+    if isinstance(user_id, str) and not 6 <= len(user_id) <= 128:
+        return "user_id"
+    for tool in body.get("tools") or ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and not {"description", "parameters"} <= function.keys():
+            return "tools"
+    return None
