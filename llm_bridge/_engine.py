@@ -426,6 +426,14 @@ class Operation:
             clock=clock,
         )
 
+    def abandoned(self) -> None:
+        """Record the prompt of a call cancelled while its request was out (an asyncio
+        task cancelled, a gateway client that hung up) as an estimate: the provider goes
+        on to answer it and bills it, as it bills a stream closed early, which is recorded
+        the same way. Its completion is unknown (counted as none)."""
+        if self.kind != "embeddings":
+            self.usage.record(self.usage.estimate(""), None)
+
     def unreadable_stream(self, response: httpx.Response) -> APIError:
         """A 200 stream request answered without SSE and without an error: cannot be read."""
         return self.adapter.invalid_body(
@@ -1388,8 +1396,14 @@ class AsyncEngine(Engine):
     async def _attempt(self, operation: Operation, retries: int) -> RawResult:
         if self.token_request(operation.adapter.credentials) is not None:
             await self._ensure_token(operation)
+        import asyncio  # (here: a sync-only program never loads asyncio)
+
         request = operation.build(self.http)
-        response = await self._send(request, operation)
+        try:
+            response = await self._send(request, operation)
+        except asyncio.CancelledError:
+            operation.abandoned()
+            raise
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
         if operation.needs_body(response):

@@ -570,3 +570,36 @@ def test_the_request_id_is_the_one_the_provider_sent_in_its_header(
     assert raw.headers["x-request-id"] == sent[0]
     if not stream:
         assert answer._request_id == sent[0]
+
+
+async def test_a_call_cancelled_while_out_is_recorded_as_its_prompt_estimated() -> None:
+    """A task cancelled while its request is with the provider (``asyncio.wait_for``, a
+    gateway client hanging up) is still answered and billed there: its prompt is
+    recorded, estimated, as an early-closed stream's is; and only once."""
+    import asyncio
+
+    records: list[llm_bridge.UsageRecord] = []
+    sent = asyncio.Event()
+
+    async def provider(request: httpx.Request) -> httpx.Response:
+        sent.set()
+        await asyncio.sleep(30)
+        raise AssertionError("not reached")
+
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        on_usage=records.append,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)),
+    )
+    call = asyncio.ensure_future(
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO * 50)
+    )
+    await asyncio.wait_for(sent.wait(), 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    (record,) = records
+    assert record.estimated and record.usage.prompt_tokens > 50
+    assert record.usage.completion_tokens == 0 and record.cost_cny is not None
+    await client.close()

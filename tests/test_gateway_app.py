@@ -951,6 +951,9 @@ async def test_a_client_that_hangs_up_closes_the_upstream_request(
     assert (entry.status, entry.error_code) == (499, "client_disconnected")
     if stream:  # what was streamed before the hang-up is accounted (estimated)
         assert entry.provider == "zhipu" and entry.completion_tokens > 0 and entry.estimated
+    else:  # the provider was sent the prompt, and bills it: estimated, as a stream's is
+        assert entry.provider == "zhipu" and entry.estimated
+        assert entry.prompt_tokens > 0 and entry.completion_tokens == 0
 
 
 # --------------------------------------------------------------------------- config
