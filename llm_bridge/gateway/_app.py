@@ -59,7 +59,7 @@ import httpx
 from .. import _front
 from .._config import Config
 from .._errors import InternalServerError, OpenAIError
-from .._response_store import AsyncResponseStore, default_store
+from .._response_store import AsyncResponseStore, StoredResponse, default_store
 from .._responses import RESPONSES_PARAMS
 from .._transport import AsyncBridgeTransport, EngineChoice, EngineFactory
 from ..adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
@@ -148,6 +148,7 @@ class _Exchange:
         "error_code",
         "key",
         "model",
+        "previous",
         "provider",
         "records",
         "request_id",
@@ -166,6 +167,8 @@ class _Exchange:
         self.status = 500
         self.error_code: Optional[str] = None
         self.records: list[UsageRecord] = []
+        #: The stored response a Responses continuation names, as read for its checks.
+        self.previous: Optional[tuple[str, StoredResponse]] = None
 
 
 class _GatewayError(Exception):
@@ -211,7 +214,7 @@ class _GatewayEngines:
         exchange = _current.get()
         if exchange is None or exchange.key is None:
             return self.shared_store
-        return KeyScopedStore(self.shared_store, exchange.key.name)
+        return KeyScopedStore(self.shared_store, exchange.key.name, exchange.previous)
 
     def choose(self, request: Any) -> EngineChoice:
         return self._choice
@@ -581,7 +584,7 @@ class GatewayApp:
             raise _model_not_allowed(key, exchange.model, retrieved=kind is None)
         if key.monthly_budget_cny is not None:
             self._check_priced(key, routes)
-        carried = await self._carried_tokens(params) if kind == "responses" else 0
+        carried = await self._carried_tokens(params, exchange) if kind == "responses" else 0
         if key.rpm is not None:
             wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
             if wait > 0:
@@ -772,7 +775,7 @@ class GatewayApp:
                 raise
         return reservation
 
-    async def _carried_tokens(self, params: dict[str, Any]) -> int:
+    async def _carried_tokens(self, params: dict[str, Any], exchange: _Exchange) -> int:
         """The estimated prompt tokens of the stored conversation a Responses request
         continues (``previous_response_id``): the provider is sent, and bills, all of it,
         so a one-word continuation of a long conversation is not estimated at one word.
@@ -787,20 +790,22 @@ class GatewayApp:
         previous = params.get("previous_response_id")
         if not isinstance(previous, str):
             return 0
+        store = self.engines.store
         try:
-            entry = await self.engines.store.aget(previous)
+            entry = await store.aget(previous)
         except Exception:  # (the store down: the transport reports it, as the call's error)
             return 0
         if entry is None:
             raise _GatewayError(
                 400,
-                f"Previous response with id '{previous}' not found: this gateway keeps the "
-                f"responses each key made; it is unknown to this key, expired, deleted, or "
-                f"was made with store=false.",
+                f"Previous response with id '{previous}' not found: {store.describe()}, "
+                f"each for the gateway key that made it; it is unknown to this key, "
+                f"expired, deleted, or was made with store=false.",
                 type="invalid_request_error",
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
+        exchange.previous = (previous, entry)  # (for the transport: read once)
         return _prompt_tokens({"messages": entry.messages})
 
     def _unpriced(self, routes: tuple[str, ...]) -> list[str]:

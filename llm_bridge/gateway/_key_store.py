@@ -19,17 +19,28 @@ __all__ = ["KeyScopedStore"]
 
 
 class KeyScopedStore:
-    """``store`` as the gateway key ``owner`` sees it (an `AsyncResponseStore`)."""
+    """``store`` as the gateway key ``owner`` sees it (an `AsyncResponseStore`). ``read``:
+    an id and the entry already read for it while answering this request (the gateway
+    checks a continuation's ``previous_response_id`` before the transport reads it), so
+    one request reads a shared store once."""
 
-    def __init__(self, store: AsyncResponseStore, owner: str) -> None:
+    def __init__(
+        self,
+        store: AsyncResponseStore,
+        owner: str,
+        read: Optional[tuple[str, StoredResponse]] = None,
+    ) -> None:
         self.store = store
         self.owner = owner
+        self.read = read
 
     def _filed(self, response_id: str) -> str:
         # A key name has no "/" (`_config._NAME`), so no two keys' ids can meet.
         return f"{self.owner}/{response_id}"
 
     async def aget(self, response_id: str) -> Optional[StoredResponse]:
+        if self.read is not None and self.read[0] == response_id:
+            return self.read[1]
         return await self.store.aget(self._filed(response_id))
 
     async def aput(self, response_id: str, entry: StoredResponse) -> None:
