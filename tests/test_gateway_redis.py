@@ -232,6 +232,35 @@ async def test_take_is_atomic_under_many_tasks(state: RedisState, raw: aioredis.
     assert int(await raw.hget(sum_key, "sum")) == sum(taken)
 
 
+async def test_a_refused_take_keeps_the_log_as_long_as_its_sum(
+    state: RedisState, raw: aioredis.Redis
+) -> None:
+    """A refusal renews the expiry of the log with its sum's. Renewing the sum's alone let
+    the log expire first, and the sum it left behind refused every take from then on."""
+    window = 0.2  # the keys live a window plus a second: 1.2 s
+    assert [await state.take("stuck", limit=2, window=window) for _ in range(2)] == [0.0] * 2
+    await asyncio.sleep(0.15)
+    assert await state.take("stuck", limit=2, window=window) > 0  # refused at 0.15 s
+    log_key, sum_key = state.window_keys("stuck")
+    assert abs(await raw.pttl(log_key) - await raw.pttl(sum_key)) < 50
+    await asyncio.sleep(1.1)  # past the takes' own expiry (1.2 s), before the refusal's
+    assert await state.take("stuck", limit=2, window=window) == 0.0
+
+
+async def test_a_log_evicted_before_its_sum_leaves_an_empty_window(
+    state: RedisState, raw: aioredis.Redis
+) -> None:
+    """A ``volatile-*`` maxmemory policy may evict the log and keep its sum: the window
+    is then empty, not full for as long as the sum is renewed."""
+    assert await state.take("evicted", limit=2, window=60, amount=2) == 0.0
+    assert await state.take("evicted", limit=2, window=60) > 0
+    log_key, sum_key = state.window_keys("evicted")
+    await raw.delete(log_key)  # (what an eviction does)
+    assert await state.take("evicted", limit=2, window=60, amount=2) == 0.0
+    assert await raw.hget(sum_key, "sum") == "2" and await raw.zcard(log_key) == 1
+    assert await state.take("evicted", limit=2, window=60) > 0
+
+
 async def test_scripts_are_reloaded_after_script_flush(
     state: RedisState, raw: aioredis.Redis
 ) -> None:
@@ -434,6 +463,38 @@ async def test_failover_open_serves_per_process_then_returns_to_redis(
     finally:
         await state.close()
         await other.close()
+
+
+async def test_failover_open_counts_the_spend_redis_last_reported(
+    own_server: RedisServer, prefix: str
+) -> None:
+    """During an outage a budget is what Redis last said was spent plus what is spent in
+    memory: an exhausted key does not get its budget again (it got all of it before)."""
+    state = FailoverState(
+        RedisState.from_url(own_server.url, prefix=prefix), mode="open", retry_interval=0.1
+    )
+    budget = Decimal(200)
+    try:
+        assert await state.reserve("team", PERIOD, amount=Decimal(150), budget=budget)
+        await state.settle("team", PERIOD, reserved=Decimal(150), actual=Decimal("160.5"))
+        assert await state.reserve("other", PERIOD, amount=Decimal(10), budget=budget)
+        assert not await state.reserve("other", PERIOD, amount=Decimal(195), budget=budget)
+
+        own_server.stop(kill=True)
+        assert not await state.reserve("team", PERIOD, amount=Decimal(40), budget=budget)
+        assert await state.reserve("team", PERIOD, amount=Decimal("39.5"), budget=budget)
+        assert not await state.reserve("team", PERIOD, amount=Decimal("0.01"), budget=budget)
+        assert await state.spent("team", PERIOD) == budget
+        assert not await state.reserve("other", PERIOD, amount=Decimal(191), budget=budget)
+        assert await state.reserve("other", PERIOD, amount=Decimal(190), budget=budget)
+        assert await state.reserve("new", PERIOD, amount=Decimal(200), budget=budget)  # unseen
+
+        own_server.start()
+        await until(lambda: _ready(state), what="FailoverState back on Redis")
+        assert await state.spent("team", PERIOD) == budget  # the outage's spend, added once
+        assert await state.spent("other", PERIOD) == budget
+    finally:
+        await state.close()
 
 
 async def _ready(state: FailoverState) -> bool:

@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
@@ -31,6 +32,7 @@ from test_gateway_sqlite_state import (
     Clock,
     _race,
     answers_per_worker,
+    locked_elsewhere,
     rows,
     running_server,
     write_config,
@@ -161,6 +163,26 @@ async def test_a_failing_file_leaves_responses_with_their_worker_and_hands_them_
     assert await two.aget("made") is not None
     assert await two.aget("dropped") is None
     assert kept(workers[0].path) == ["stays", "made"]
+
+
+async def test_a_store_does_not_wait_out_a_lock_held_elsewhere_at_each_retry(
+    workers: tuple[SQLiteState, SQLiteState],
+) -> None:
+    """While another process holds the file's lock, a worker's store tries the file again
+    with a ping, which gives up in a quarter of a second, not the state's busy timeout:
+    a request does not wait that long at each retry."""
+    workers[0].busy_timeout = 1.0
+    one = SQLiteResponseStore(workers[0], retry_interval=0.0)  # (tries at every call)
+    with locked_elsewhere(workers[0].path):
+        started = time.monotonic()
+        await one.aput("made", entry("made"))  # waits the busy timeout once; kept here
+        assert time.monotonic() - started >= 1.0 and not one.ready
+        started = time.monotonic()
+        await one.aput("later", entry("later"))
+        assert await one.aget("made") is not None
+        assert time.monotonic() - started < 0.9 and not one.ready
+    assert await one.aget("made") is not None and one.ready  # handed over
+    assert kept(workers[0].path) == ["made", "later"] and len(one.local) == 0
 
 
 def nested(depth: int) -> Any:

@@ -39,6 +39,7 @@ from llm_bridge.gateway import (
 )
 from llm_bridge.gateway._config import DEFAULT_LEDGER, DEFAULT_STATE_FILE
 from llm_bridge.gateway._failover import FailoverState, StateUnavailable
+from llm_bridge.gateway._ledger import read_entries, spend_by_key
 from llm_bridge.gateway._sqlite_state import SQLiteState
 from llm_bridge.testing import FakeZhipu, LoopbackServer, serve
 
@@ -239,6 +240,83 @@ async def test_a_lock_held_elsewhere_is_waited_for_off_the_event_loop(
     assert 0.2 <= time.monotonic() - started < 2
     other.execute("ROLLBACK")
     other.close()
+
+
+@contextmanager
+def locked_elsewhere(path: Path) -> Iterator[sqlite3.Connection]:
+    """The file's write lock held by another connection (another process, mid-transaction,
+    or a ``sqlite3`` shell left open) until the block ends."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_the_failover_stays_off_a_file_locked_elsewhere_until_it_is_unlocked(
+    tmp_path: Path,
+) -> None:
+    """`ping` takes the write lock, so the failover's probe fails while another process
+    holds it: requests wait ``busy_timeout`` once, then not at all until the lock is let
+    go. (A probe by reading succeeded, ended the outage, and sent the next request to
+    wait ``busy_timeout`` again, once per probe.)"""
+    primary = SQLiteState(tmp_path / "s.sqlite", busy_timeout=0.5)
+    state = FailoverState(primary, mode="open", retry_interval=0.05)
+    try:
+        with locked_elsewhere(primary.path):
+            started = time.monotonic()
+            assert await state.take("rpm:k", limit=1000, window=60.0) == 0.0  # in memory
+            assert time.monotonic() - started >= 0.5 and not state.ready
+            waits: list[float] = []
+            until = time.monotonic() + 1.0  # many probes
+            while time.monotonic() < until:
+                started = time.monotonic()
+                await state.take("rpm:k", limit=1000, window=60.0)
+                waits.append(time.monotonic() - started)
+                await asyncio.sleep(0.01)
+            assert max(waits) < 0.25 and not state.ready
+            with pytest.raises(StateUnavailable, match="locked by another process"):
+                await primary.ping()
+        deadline = time.monotonic() + 5
+        while not state.ready:
+            assert time.monotonic() < deadline, "the failover did not return to the file"
+            await asyncio.sleep(0.02)
+        assert await state.ping() and await primary.ping()
+    finally:
+        await state.close()
+
+
+async def test_the_failover_counts_the_spend_the_file_last_reported(tmp_path: Path) -> None:
+    """A budget used up in the file stays used up while the file is locked elsewhere."""
+    primary = SQLiteState(tmp_path / "s.sqlite", busy_timeout=0.2)
+    state = FailoverState(primary, mode="open", retry_interval=0.05)
+    try:
+        assert await state.reserve("team", "2027-01", amount=Decimal(8), budget=Decimal(10))
+        await state.settle("team", "2027-01", reserved=Decimal(8), actual=Decimal("9.5"))
+        with locked_elsewhere(primary.path):
+            assert not await state.reserve("team", "2027-01", amount=Decimal(1), budget=Decimal(10))
+            assert not state.ready
+            assert await state.reserve("team", "2027-01", amount=Decimal("0.5"), budget=Decimal(10))
+            assert await state.spent("team", "2027-01") == 10
+    finally:
+        await state.close()
+
+
+async def test_a_seed_the_file_failed_is_added_by_the_next_write(state: SQLiteState) -> None:
+    """A worker whose startup seed found the file locked elsewhere adds it (once) with
+    its next write, rather than leaving the month without the spend from before."""
+    state.busy_timeout = 0.2
+    with locked_elsewhere(state.path), pytest.raises(StateUnavailable):
+        await state.seed("2027-01", {"k": Decimal("1.5")})
+    assert not await state.seeded("2027-01")
+    assert await state.take("rpm:k", limit=1, window=60.0) == 0.0  # any write
+    assert await state.seeded("2027-01")
+    assert await state.spent("k", "2027-01") == Decimal("1.5")
+    assert await state.take("rpm:k", limit=2, window=60.0) == 0.0
+    assert not await state.seed("2027-01", {"k": Decimal("1.5")})
+    assert await state.spent("k", "2027-01") == Decimal("1.5")  # added once
 
 
 # --------------------------------------------------------------------------- processes
@@ -455,6 +533,38 @@ def ledger_entry(request_id: str, at: float, cost: str) -> LedgerEntry:
     )
 
 
+async def test_the_ledger_keeps_a_batch_while_another_process_holds_the_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`write` promises not to lose an entry: a batch that finds the file locked past the
+    busy timeout waits and is written when the lock is let go (it was dropped). A batch
+    that cannot be written for another reason is dropped at once, and said."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = SQLiteLedger(path, busy_timeout=0.1)
+    now = time.time()
+    await ledger.write(ledger_entry("r0", now, "1"))
+    await ledger.flush()
+    with locked_elsewhere(path):
+        for i in range(1, 4):
+            await ledger.write(ledger_entry(f"r{i}", now + i, "10"))
+        flushed = asyncio.ensure_future(ledger.flush())
+        await asyncio.sleep(0.6)  # several busy timeouts
+        assert not flushed.done()
+    await asyncio.wait_for(flushed, 5)
+    assert "is locked by another process; 3 entries wait" in caplog.text
+    assert [e.request_id for e in read_entries(path)] == ["r0", "r1", "r2", "r3"]
+    assert spend_by_key(path, since=0, until=now + 10) == {"team": Decimal(31)}
+
+    broken = sqlite3.connect(path, isolation_level=None)
+    broken.execute("DROP TABLE ledger")  # not a lock: nothing to wait for
+    broken.close()
+    await ledger.write(ledger_entry("r4", now + 4, "1"))
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await asyncio.wait_for(ledger.flush(), 5)
+    assert "1 entries could not be written" in caplog.text
+    await ledger.close()
+
+
 async def test_budgets_start_from_the_ledger_once_and_never_twice(tmp_path: Path) -> None:
     """A fresh state file gets the month's spend from before it existed; the other
     workers on it, and later restarts, add nothing (the file holds what came after)."""
@@ -506,6 +616,7 @@ async def test_readyz_pings_the_sqlite_state(
                 raise sqlite3.OperationalError("disk I/O error")
 
             monkeypatch.setattr(app.state.primary, "_transaction", broken)
+            monkeypatch.setattr(app.state.primary, "_probe", broken)  # (ping's)
             ready = await client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["state"] == "unreachable"
             refused = await client.post(

@@ -219,6 +219,25 @@ async def test_with_redis_down_a_replica_serves_its_own_and_hands_them_over_afte
         assert (await two.get(f"/v1/responses/{dropped}", headers=AUTH)).status_code == 404
 
 
+async def test_a_response_deleted_while_redis_is_down_is_deleted_when_it_returns(
+    redis: RedisServer, peek: aioredis.Redis
+) -> None:
+    """A delete of a response Redis holds, made while Redis is unreachable, is applied
+    when it answers again: the response does not come back (it was forgotten)."""
+    store = RedisResponseStore.from_url(redis.url, retry_interval=0.05)
+    try:
+        await store.aput("team/resp_1", StoredResponse({"id": "resp_1"}, [{"role": "user"}]))
+        redis.stop(kill=True)
+        assert await store.adelete("team/resp_1") is False  # (not here; Redis cannot say)
+        assert not store.ready
+        redis.start()
+        await until(lambda: store.ready)
+        assert await peek.exists("llm-bridge:response:team/resp_1") == 0
+        assert await store.aget("team/resp_1") is None
+    finally:
+        await store.aclose()
+
+
 async def test_a_redis_that_refuses_writes_leaves_the_response_with_its_replica(
     tmp_path: Path, redis: RedisServer, peek: aioredis.Redis
 ) -> None:

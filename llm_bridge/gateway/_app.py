@@ -376,7 +376,11 @@ class GatewayApp:
                 spent = await asyncio.to_thread(spend_by_key, ledger.path, since=start, until=until)
             await state.seed(period, {name: cost for name, cost in spent.items() if cost > 0})
         except StateUnavailable as down:  # the gateway still serves (state_failure decides)
-            log.warning("gateway: this month's budgets could not be read from the ledger: %s", down)
+            log.warning(
+                "gateway: this month's budgets from the ledger could not be added to the "
+                "shared state yet (they will be with its next write that succeeds): %s",
+                down,
+            )
 
     async def shutdown(self) -> None:
         """Flush the ledger and close the state store and the upstream client (once)."""

@@ -6,7 +6,10 @@
 - ``"open"`` (the default): the first call that finds the store unreachable logs one warning
   and the replica goes on serving from a `MemoryState` of its own, so limits and budgets
   hold per process until the store returns (N replicas may then let N times a limit
-  through: availability over exactness).
+  through: availability over exactness). A budget is not handed out afresh: what the
+  store last said the account had spent (`SpendSeen`, kept by the store as it answers)
+  counts against it, plus what is spent in memory (an account the replica had not seen
+  spend starts from 0).
 - ``"closed"``: every call raises `StateUnavailable` while the store is unreachable, and the
   gateway answers 503 (exactness over availability).
 
@@ -30,7 +33,7 @@ from decimal import Decimal
 from typing import Any, Literal, Optional
 
 from ._memory import MemoryState
-from ._state import GatewayState
+from ._state import GatewayState, SpendSeen
 
 __all__ = ["FailoverState", "StateUnavailable"]
 
@@ -66,6 +69,7 @@ class FailoverState:
         self._down = False
         self._memory = MemoryState()
         self._touched: set[tuple[str, str]] = set()  # budgets spent in memory
+        self._seen = _spend_seen(primary)
         self._probe: Optional[asyncio.Task[None]] = None
         self._recovering = False
         self._closed = False
@@ -107,7 +111,9 @@ class FailoverState:
                 self._went_down(exc)
         memory = self._fallback()
         self._touched.add((account, period))
-        return await memory.reserve(account, period, amount=amount, budget=budget)
+        # The memory holds the outage's spend; the store's, as last seen, comes off the budget.
+        left = budget - self._seen.spent(account, period)
+        return await memory.reserve(account, period, amount=amount, budget=left)
 
     async def settle(
         self, account: str, period: str, *, reserved: Decimal, actual: Decimal
@@ -129,7 +135,8 @@ class FailoverState:
                 return await self.primary.spent(account, period)
             except _UNAVAILABLE as exc:
                 self._went_down(exc)
-        return await self._fallback().spent(account, period)
+        outage = await self._fallback().spent(account, period)
+        return self._seen.spent(account, period) + outage
 
     async def ping(self) -> bool:
         """Pings the shared store (not the fallback); a success ends an outage at once."""
@@ -225,6 +232,13 @@ class FailoverState:
                     await self._memory.settle(account, period, reserved=Decimal(0), actual=spent)
                     self._touched.add((account, period))
                 return
+
+
+def _spend_seen(primary: GatewayState) -> SpendSeen:
+    """What ``primary`` records of the spends it reads and writes (`RedisState`,
+    `SQLiteState`); an empty record for a primary that keeps none."""
+    seen = getattr(primary, "spend_seen", None)
+    return seen if isinstance(seen, SpendSeen) else SpendSeen()
 
 
 async def stop_task(task: Optional[asyncio.Task[Any]]) -> None:

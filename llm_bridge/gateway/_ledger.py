@@ -7,7 +7,9 @@ pays one commit per batch, not per request, and no request waits for a commit. `
 (on shutdown) waits until everything handed over is committed. What a SIGKILL can lose is
 the last few milliseconds of hand-overs: a request admitted earlier still has its
 provisional row (`IN_PROGRESS`), written when it was admitted. Rows are keyed by
-``request_id``, so a repeated write lands once.
+``request_id``, so a repeated write lands once. While another process holds the file's
+lock, the thread keeps what has queued and tries again until it can write it (entries
+queue behind it meanwhile, up to ``queue_size``, and `flush` waits).
 
 Reading (``llm-bridge usage``, and a gateway restoring this month's budgets when it
 starts: all of them into an in-memory state, what came before the file into a new SQLite
@@ -25,6 +27,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from decimal import Decimal
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from .._errors import ConfigError
+from ._sqlite_state import _busy
 from ._state import IN_PROGRESS, LedgerEntry
 
 log = logging.getLogger("llm_bridge.gateway")
@@ -90,6 +94,10 @@ _INSERT = (
 
 #: Most entries one transaction takes.
 _BATCH = 500
+#: The first and the longest pause of the writer thread between two attempts at a file
+#: whose lock another process kept past the busy timeout.
+_FIRST_PAUSE = 0.05
+_LONGEST_PAUSE = 1.0
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
@@ -121,22 +129,26 @@ def _entry(row: tuple[Any, ...]) -> LedgerEntry:
     return LedgerEntry(**values)
 
 
-def _connect(path: Union[str, Path]) -> sqlite3.Connection:
+def _connect(path: Union[str, Path], busy_timeout: float) -> sqlite3.Connection:
     connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")  # readers (llm-bridge usage) never block it
     connection.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint/commit
-    connection.execute("PRAGMA busy_timeout=5000")  # another worker's commit in progress
+    # Another worker's commit in progress is waited for (on the writer thread).
+    connection.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
     connection.executescript(_SCHEMA)
     return connection
 
 
-def open_file(path: Path, source: str = "<mapping>") -> sqlite3.Connection:
+def open_file(
+    path: Path, source: str = "<mapping>", *, busy_timeout: float = 5.0
+) -> sqlite3.Connection:
     """A connection to the ledger file at ``path``, its directory and tables made; a
     `ConfigError` naming ``[gateway] ledger`` in ``source`` when the file cannot be used
-    (not a SQLite file, a directory that cannot be made, no permission)."""
+    (not a SQLite file, a directory that cannot be made, no permission). A statement
+    waits up to ``busy_timeout`` seconds for a lock another connection holds."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return _connect(path)
+        return _connect(path, busy_timeout)
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(
             f"{source}: gateway.ledger: cannot use {path} as the SQLite ledger: {exc}"
@@ -150,10 +162,19 @@ class SQLiteLedger:
     records_in_progress = True
 
     def __init__(
-        self, path: Union[str, Path], *, queue_size: int = 10_000, source: str = "<mapping>"
+        self,
+        path: Union[str, Path],
+        *,
+        queue_size: int = 10_000,
+        source: str = "<mapping>",
+        busy_timeout: float = 5.0,
     ) -> None:
+        """A ledger in the file at ``path`` (made when missing: a `ConfigError` naming
+        ``source`` when it cannot be used). The writer thread waits ``busy_timeout``
+        seconds at a time for a lock another process holds, and then again."""
         self.path = Path(path)
-        self._connection = open_file(self.path, source)  # fails now if the file is unusable
+        # Fails now if the file is unusable.
+        self._connection = open_file(self.path, source, busy_timeout=busy_timeout)
         # Bounded: if the disk falls behind the requests, `write` waits for room rather
         # than the queue growing without end (about 300 bytes an entry).
         self._queue: queue.Queue[Optional[tuple[Optional[LedgerEntry], Optional[Future[None]]]]] = (
@@ -174,6 +195,9 @@ class SQLiteLedger:
         await self._put((entry, None))
 
     async def flush(self) -> None:
+        """Wait until every entry written so far is committed (for as long as another
+        process holds the file's lock); raise the error of a batch that could not be
+        written."""
         done: Future[None] = Future()
         await self._put((None, done))
         await asyncio.wrap_future(done)
@@ -215,20 +239,7 @@ class SQLiteLedger:
                 break
             batch.append(more)
         rows = [_row(entry) for entry, _ in batch if entry is not None]
-        error: Optional[BaseException] = None
-        try:
-            if rows:
-                with self._connection:  # one transaction
-                    self._connection.execute("BEGIN")
-                    self._connection.executemany(_INSERT, rows)
-        except Exception as exc:  # (any: the writer must outlive one bad batch)
-            error = exc
-            log.error(
-                "gateway ledger: %d entries could not be written to %s: %s",
-                len(rows),
-                self.path,
-                exc,
-            )
+        error = self._insert(rows) if rows else None
         for _, done in batch:
             if done is None:
                 continue
@@ -236,6 +247,44 @@ class SQLiteLedger:
                 done.set_result(None)
             else:
                 done.set_exception(error)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> Optional[Exception]:
+        """Commit ``rows`` in one transaction. While another process holds the file's lock
+        (past the busy timeout: a backup, an open ``sqlite3`` shell, a stuck worker) the
+        batch is kept and tried again after a pause, for as long as that takes: `write`
+        promised not to lose it. Any other error (a full disk, a damaged file) drops the
+        batch, logged, and is returned: the writer must outlive one bad batch."""
+        pause, stalled = _FIRST_PAUSE, False
+        while True:
+            try:
+                with self._connection:  # one transaction
+                    self._connection.execute("BEGIN IMMEDIATE")
+                    self._connection.executemany(_INSERT, rows)
+            except Exception as exc:  # (any: see above)
+                if not (isinstance(exc, sqlite3.OperationalError) and _busy(exc)):
+                    log.error(
+                        "gateway ledger: %d entries could not be written to %s: %s",
+                        len(rows),
+                        self.path,
+                        exc,
+                    )
+                    return exc
+                if not stalled:
+                    stalled = True
+                    log.warning(
+                        "gateway ledger: %s is locked by another process; %d entries wait "
+                        "for it (and the entries after them)",
+                        self.path,
+                        len(rows),
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
+            else:
+                if stalled:
+                    log.info(
+                        "gateway ledger: %s is unlocked; the waiting entries are written", self.path
+                    )
+                return None
 
 
 class NullLedger:

@@ -13,8 +13,9 @@ Rate limits (`RedisState.take`)
     ``window``", and a replica that fails over to memory must keep the same meaning. The
     log costs one sorted-set entry per take still in the window: at most ``limit`` for an
     rpm bucket, one per request for a tpm bucket. Time is always Redis's own clock, never
-    a replica's (replicas' clocks differ). Keys expire one window (plus a second) after the
-    last take.
+    a replica's (replicas' clocks differ). Both keys expire one window (plus a second)
+    after the last take or refusal; a log gone before its sum (evicted under a
+    ``volatile-*`` policy) means nothing is in the window.
 
 Budgets (`reserve`, `settle`, `spent`)
     A hash per account, period -> spend, where the spend is a decimal string of yuan
@@ -76,7 +77,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from ._failover import FailoverState, StateUnavailable, stop_task
-from ._state import IN_PROGRESS, LedgerEntry, take_by_arguments
+from ._state import IN_PROGRESS, LedgerEntry, SpendSeen, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -134,8 +135,12 @@ if amount > limit and not force then return window end
 local function units(member) return tonumber(string.match(member, ':(%d+)$')) end
 local cutoff = now - window
 local used = tonumber(redis.call('HGET', KEYS[2], 'sum'))
-if used == nil then
-  -- first take, or the hash was lost: count the log itself
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- nothing in the window: the first take, or a log that expired or was evicted before
+  -- its sum (which must not keep counting takes no longer there)
+  used = 0
+elseif used == nil then
+  -- the sum was lost: count the log itself
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
   used = 0
   for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -158,9 +163,11 @@ if force or used + amount <= limit then
   redis.call('PEXPIRE', KEYS[2], ttl)
   return 0
 end
+-- Not taken. The log and its sum expire together: a sum left without its log would
+-- count takes no longer there. Wait until enough of the oldest entries leave the window.
 redis.call('HSET', KEYS[2], 'sum', used)
+redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
--- Not taken: wait until enough of the oldest entries leave the window.
 local excess = used + amount - limit
 local start = 0
 while true do
@@ -287,12 +294,15 @@ end
 _RESERVE = (
     _DECIMAL
     + """
--- KEYS[1]: the account's hash; ARGV: period, amount, budget, ttl (ms). Returns 1 or 0.
-local new = dadd(dec(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), dec(ARGV[2]))
-if dsign(dadd(new, dneg(dec(ARGV[3])))) > 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], dstr(new))
+-- KEYS[1]: the account's hash; ARGV: period, amount, budget, ttl (ms). Returns {1, the
+-- new spend} when reserved, else {0, the spend}.
+local spent = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+local new = dadd(dec(spent), dec(ARGV[2]))
+if dsign(dadd(new, dneg(dec(ARGV[3])))) > 0 then return {0, spent} end
+local text = dstr(new)
+redis.call('HSET', KEYS[1], ARGV[1], text)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+return {1, text}
 """
 )
 
@@ -430,6 +440,8 @@ class RedisState(_RedisUser):
         self.client = client
         self.prefix = prefix
         self.budget_ttl_ms = int(budget_ttl * 1000)
+        #: What Redis last said each account had spent (`FailoverState` reads it).
+        self.spend_seen = SpendSeen()
         self._owns_client = owns_client
 
     @classmethod
@@ -474,28 +486,32 @@ class RedisState(_RedisUser):
         await self._run(self._give_back, self.window_keys(bucket), (window_us, int(amount)))
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
-        done = await self._run(
+        done, spent = await self._run(
             self._reserve,
             (self.budget_key(account),),
             (period, _money(amount), _money(budget), self.budget_ttl_ms),
         )
+        self.spend_seen.saw(account, period, Decimal(spent))
         return int(done) == 1
 
     async def settle(
         self, account: str, period: str, *, reserved: Decimal, actual: Decimal
     ) -> None:
-        await self._run(
+        spent = await self._run(
             self._settle,
             (self.budget_key(account),),
             (period, _money(reserved), _money(actual), self.budget_ttl_ms),
         )
+        self.spend_seen.saw(account, period, Decimal(spent))
 
     async def spent(self, account: str, period: str) -> Decimal:
         try:
             value = await _wait(self.client.hget(self.budget_key(account), period))
         except _DOWN as exc:
             raise StateUnavailable(f"Redis: {type(exc).__name__}") from exc
-        return Decimal(str(value)) if value else Decimal(0)
+        spent = Decimal(str(value)) if value else Decimal(0)
+        self.spend_seen.saw(account, period, spent)
+        return spent
 
     async def _run(
         self, script: _Script, keys: Sequence[str], args: Sequence[Union[str, int]]

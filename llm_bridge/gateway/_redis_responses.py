@@ -23,7 +23,8 @@ most recent; a response stored then lives in this replica only, and an id stored
 Redis is "not found" here: the error says why), nothing waits on Redis (a background
 probe pings it every ``retry_interval`` seconds), and no Redis error ever reaches a
 client. When Redis answers again, the responses stored meanwhile are handed over to it
-(``SET ... NX``, with the time they have left), and the replicas share them from then on.
+(``SET ... NX``, with the time they have left), the responses deleted meanwhile are
+deleted there (wherever they were stored), and the replicas share them from then on.
 
 Redis is reached the way `_redis` reaches it (its client options and timeouts), on a pool
 of the store's own, connected lazily: nothing is sent before the first Responses request,
@@ -109,7 +110,7 @@ class RedisResponseStore:
         self.local = ResponseStore(ttl=ttl)
         self._owns_client = owns_client
         self._down = False
-        self._forget: set[str] = set()  # deleted here while down: DEL them on the return
+        self._forget: set[str] = set()  # deleted while Redis failed: DEL them on the return
         self._probe: Optional[asyncio.Task[None]] = None
         self._closed = False
 
@@ -167,19 +168,18 @@ class RedisResponseStore:
         self.local.put(response_id, entry)
 
     async def adelete(self, response_id: str) -> bool:
+        """Delete the response here and in Redis. While Redis fails, the id is kept and
+        deleted there when it answers again (Redis may hold it, or a hand-over in progress
+        may be taking it there): a response deleted during an outage never comes back.
+        True when it was found (here, or in Redis when Redis answers)."""
         here = self.local.delete(response_id)
-        if self._down:
-            if here:  # it may be on its way to Redis (a hand-over in progress)
-                self._forget.add(response_id)
-            return here
-        try:
-            removed = await _wait(self.client.delete(self.key(response_id)))
-        except _FAILED as exc:
-            self._failed(exc, "delete a stored response")
-            if here:
-                self._forget.add(response_id)
-            return here
-        return bool(removed) or here
+        if not self._down:
+            try:
+                return bool(await _wait(self.client.delete(self.key(response_id)))) or here
+            except _FAILED as exc:
+                self._failed(exc, "delete a stored response")
+        self._forget.add(response_id)
+        return here
 
     def describe(self) -> str:
         where = (

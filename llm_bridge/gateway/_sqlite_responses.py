@@ -154,11 +154,15 @@ class SQLiteResponseStore:
     ) -> T:
         """``work`` in one transaction of the state's, after handing over what this worker
         kept while the file failed; `_FileUnusable` when the file fails (or is still being
-        left alone)."""
+        left alone). After a failure the file is pinged first (`SQLiteState.ping`), which
+        gives up on a lock still held elsewhere within a quarter of a second rather than
+        the state's ``busy_timeout``: no request waits that long once a second while
+        another process holds the lock."""
         try:
             if self._retry_at is not None:
                 if time.monotonic() < self._retry_at:
                     raise _FileUnusable
+                await self.state.ping()
                 await self._hand_over()
             return await self.state.run(work, write=write)
         except StateUnavailable as exc:

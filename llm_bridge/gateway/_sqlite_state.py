@@ -59,7 +59,9 @@ Budgets carried over from the ledger (`created`, `seeded`, `seed`)
     the gateway reads the ledger only up to `created`. Every worker tries at startup;
     the first adds, the others find the mark. A file that persists across restarts is
     therefore never counted twice, and a fresh file (the per-run file of ``llm-bridge
-    serve --workers N``) starts from what the ledger says.
+    serve --workers N``) starts from what the ledger says. A seed the file failed (a
+    lock held elsewhere past ``busy_timeout``) is added by the worker's next write that
+    succeeds.
 
 Stored Responses and provider tokens (tables ``responses``, ``tokens``, ``token_locks``)
     The same file, on the same connection and through the same transactions (`run`),
@@ -89,7 +91,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from .._errors import ConfigError
 from ._failover import FailoverState, StateUnavailable
-from ._state import GatewayState, take_by_arguments
+from ._state import GatewayState, SpendSeen, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -105,6 +107,9 @@ _SWEEP_EVERY = 10.0
 #: The first and the longest pause between attempts at a lock another process holds.
 _FIRST_PAUSE = 0.0002
 _LONGEST_PAUSE = 0.005
+#: Seconds `ping` waits for the write lock: the other processes' decisions hold it for
+#: microseconds, so a lock held this long is held by something else.
+_PING_WAIT = 0.25
 #: The file's layout, and the one before it, which this one only adds tables to: a file
 #: of it is given them by `_connect` and marked as of this one by `_init_meta`.
 _VERSION = "2"
@@ -206,6 +211,10 @@ class SQLiteState:
         self.path = Path(path)
         self.clock = clock
         self.busy_timeout = busy_timeout
+        #: What the file last said each account had spent (`FailoverState` reads it).
+        self.spend_seen = SpendSeen()
+        #: The seeds the file failed (`seed`): added by the next write that succeeds.
+        self._unseeded: dict[str, dict[str, Decimal]] = {}
         self._next_sweep = 0.0
         self._commits = 0
         self._checkpoints: Optional[_Checkpointer] = None
@@ -336,36 +345,43 @@ class SQLiteState:
         await self.run(shrink, write=True)
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
-        def decide(db: sqlite3.Connection, now: float) -> bool:
-            new = _EXACT.add(_spend(db, account, period), amount)
+        def decide(db: sqlite3.Connection, now: float) -> tuple[bool, Decimal]:
+            spent = _spend(db, account, period)
+            new = _EXACT.add(spent, amount)
             if new > budget:  # (comparisons are exact in any context)
-                return False
+                return False, spent
             _set_spend(db, account, period, new, now)
-            return True
+            return True, new
 
-        return await self.run(decide, write=True)
+        done, spent = await self.run(decide, write=True)
+        self.spend_seen.saw(account, period, spent)
+        return done
 
     async def settle(
         self, account: str, period: str, *, reserved: Decimal, actual: Decimal
     ) -> None:
-        def replace(db: sqlite3.Connection, now: float) -> None:
+        def replace(db: sqlite3.Connection, now: float) -> Decimal:
             new = _EXACT.add(_EXACT.subtract(_spend(db, account, period), reserved), actual)
-            _set_spend(db, account, period, max(new, Decimal(0)), now)
+            new = max(new, Decimal(0))
+            _set_spend(db, account, period, new, now)
+            return new
 
-        await self.run(replace, write=True)
+        spent = await self.run(replace, write=True)
+        self.spend_seen.saw(account, period, spent)
 
     async def spent(self, account: str, period: str) -> Decimal:
-        return await self.run(lambda db, now: _spend(db, account, period), write=False)
+        spent = await self.run(lambda db, now: _spend(db, account, period), write=False)
+        self.spend_seen.saw(account, period, spent)
+        return spent
 
     async def ping(self) -> bool:
-        """Whether the file answers a read (``/readyz``); raises `StateUnavailable` when
-        it does not (`FailoverState` says "unreachable")."""
-
-        def read(db: sqlite3.Connection, now: float) -> bool:
-            row = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
-            return row is not None
-
-        return await self.run(read, write=False)
+        """Whether a decision could be made now (``/readyz``, and `FailoverState`'s probe
+        during an outage): the file answers a read *with its write lock taken*, within
+        `_PING_WAIT` seconds; raises `StateUnavailable` when it does not ("unreachable").
+        A plain read succeeds while another process holds the lock (WAL readers do not
+        wait for the writer), so a probe by reading ended an outage every second only for
+        the next decision to wait ``busy_timeout`` and fail again."""
+        return await self._retrying(self._probe, min(self.busy_timeout, _PING_WAIT))
 
     async def close(self) -> None:
         self.close_sync()
@@ -389,18 +405,16 @@ class SQLiteState:
 
     async def seed(self, period: str, spent: Mapping[str, Decimal]) -> bool:
         """Add ``spent`` (each account's spend in ``period`` before `created`, from the
-        ledger) to the budgets, unless a process did so already; True when added."""
-
-        def add(db: sqlite3.Connection, now: float) -> bool:
-            if db.execute("SELECT 1 FROM seeded WHERE period = ?", (period,)).fetchone():
-                return False
-            for account, cost in spent.items():
-                new = _EXACT.add(_spend(db, account, period), cost)
-                _set_spend(db, account, period, new, now)
-            db.execute("INSERT INTO seeded VALUES (?)", (period,))
-            return True
-
-        return await self.run(add, write=True)
+        ledger) to the budgets, unless a process did so already; True when added. When
+        the file fails (`StateUnavailable`, raised), the seed is kept and added by this
+        process's next write that succeeds: a worker that started while another process
+        held the lock does not leave the month's budgets without what came before."""
+        self._unseeded.pop(period, None)
+        try:
+            return await self.run(lambda db, now: _seed(db, period, spent, now), write=True)
+        except StateUnavailable:
+            self._unseeded[period] = dict(spent)
+            raise
 
     # ------------------------------------------------------------------ transactions
 
@@ -411,11 +425,17 @@ class SQLiteState:
         `clock`'s. Public for the file's other users (`_sqlite_responses`,
         `_sqlite_tokens`); ``work`` must not block, and is rerun from the start when the
         lock was busy."""
+        return await self._retrying(lambda: self._transaction(work, write), self.busy_timeout)
+
+    async def _retrying(self, attempt: Callable[[], T], wait: float) -> T:
+        """``attempt()``, again after a pause that lets the event loop run for as long as
+        another process holds the lock, up to ``wait`` seconds; errors of the file (and
+        the lock held past ``wait``) as `StateUnavailable`."""
         deadline: Optional[float] = None
         pause = _FIRST_PAUSE
         while True:
             try:
-                return self._transaction(work, write)
+                return attempt()
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise StateUnavailable(f"SQLite state {self.path}: {exc}") from exc
@@ -425,11 +445,10 @@ class SQLiteState:
                 raise StateUnavailable(f"SQLite state {self.path}: {exc}") from exc
             now = time.monotonic()
             if deadline is None:
-                deadline = now + self.busy_timeout
+                deadline = now + wait
             elif now >= deadline:
                 raise StateUnavailable(
-                    f"SQLite state {self.path}: locked by another process for "
-                    f"{self.busy_timeout:g} s"
+                    f"SQLite state {self.path}: locked by another process for {wait:g} s"
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, _LONGEST_PAUSE)
@@ -442,12 +461,17 @@ class SQLiteState:
             if write and now >= self._next_sweep:
                 _sweep(db, now)
                 self._next_sweep = now + _SWEEP_EVERY
+            unseeded = self._unseeded if write else {}
+            for period, spent in unseeded.items():
+                _seed(db, period, spent, now)
             result = work(db, now)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if unseeded:
+            self._unseeded = {}
         if write:
             self._commits += 1
             if self._commits >= _CHECKPOINT_EVERY:
@@ -456,6 +480,15 @@ class SQLiteState:
                     self._checkpoints = _Checkpointer(self.path)
                 self._checkpoints.wake()
         return result
+
+    def _probe(self) -> bool:
+        """Take the write lock, read the file's version, and let go (`ping`)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            return db.execute("SELECT 1 FROM meta WHERE name = 'version'").fetchone() is not None
+        finally:
+            db.execute("ROLLBACK")
 
 
 class _Checkpointer:
@@ -591,6 +624,17 @@ def _expire(db: sqlite3.Connection, bucket: str, cutoff: float) -> tuple[int, in
         used = max(used - gone, 0)
         db.execute("UPDATE buckets SET used = ? WHERE bucket = ?", (used, bucket))
     return used, seq
+
+
+def _seed(db: sqlite3.Connection, period: str, spent: Mapping[str, Decimal], now: float) -> bool:
+    """Add ``spent`` to the budgets of ``period`` and mark the period seeded, unless it
+    is already (`SQLiteState.seed`); True when added."""
+    if db.execute("SELECT 1 FROM seeded WHERE period = ?", (period,)).fetchone():
+        return False
+    for account, cost in spent.items():
+        _set_spend(db, account, period, _EXACT.add(_spend(db, account, period), cost), now)
+    db.execute("INSERT INTO seeded VALUES (?)", (period,))
+    return True
 
 
 def _sweep(db: sqlite3.Connection, now: float) -> None:

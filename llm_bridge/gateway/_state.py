@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Optional, Protocol
 
-__all__ = ["IN_PROGRESS", "GatewayState", "LedgerEntry", "LedgerSink", "take_by_arguments"]
+__all__ = [
+    "IN_PROGRESS",
+    "GatewayState",
+    "LedgerEntry",
+    "LedgerSink",
+    "SpendSeen",
+    "take_by_arguments",
+]
 
 #: The error code of a provisional ledger entry: the request was admitted and had not
 #: ended. Its final entry replaces it; a process killed mid-request leaves it standing.
@@ -82,6 +89,30 @@ def take_by_arguments(*, amount: int, limit: int, window: float, force: bool) ->
     if amount <= 0:
         return 0.0
     return None
+
+
+class SpendSeen:
+    """What a shared store last said each account had spent, in the latest period it said
+    it for (periods are ``"YYYY-MM"``, which sort as text). A store records here every
+    spend it reads or writes (`reserve`, `settle`, `spent`), at no extra cost; the
+    `FailoverState` standing in for it during an outage counts it against the budgets,
+    so a key that had used its budget does not get the whole of it again. One entry per
+    account, so it stays as small as the gateway's list of keys."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, tuple[str, Decimal]] = {}
+
+    def saw(self, account: str, period: str, spent: Decimal) -> None:
+        """The store said ``account`` had spent ``spent`` in ``period``. An earlier period
+        than the one kept (a request settled after the month turned) is not kept."""
+        latest = self._latest.get(account)
+        if latest is None or period >= latest[0]:
+            self._latest[account] = (period, spent)
+
+    def spent(self, account: str, period: str) -> Decimal:
+        """The spend last seen for ``account`` in ``period``; 0 when none was."""
+        latest = self._latest.get(account)
+        return latest[1] if latest is not None and latest[0] == period else Decimal(0)
 
 
 @dataclass(frozen=True)
