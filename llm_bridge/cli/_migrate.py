@@ -20,16 +20,17 @@ A model or ``dimensions`` imported from another module of the codebase (``from
 call is judged against the alias for that name, and the starter config prefers an
 embedding model offering the sizes the code asks for (`_dimensions`).
 
-Virtual environments, ``site-packages``, vendored and build directories are skipped, and
-so are symlinked files (``--write`` must not rewrite a file outside PATH, or one twice); a
-file that does not parse is reported and never touched (a file that mentions neither
-openai, llm_bridge nor an OpenAI model name is not parsed at all). Jupyter notebooks'
-code cells are reported (``PATH cell N:LINE``), never rewritten. Settings files (YAML,
-TOML, INI, ``.env``) are read for model names only (``model: gpt-4o``,
-``OPENAI_MODEL=gpt-4o``): the starter config aliases them too. With ``--json`` the report is one
-JSON object on stdout. On a terminal with rich installed (the ``[cli]`` extra) the table
-is rich's and a progress bar shows on large trees; otherwise plain text (as every command
-prints, `_output`).
+Virtual and conda environments, ``site-packages``, vendored and build directories are
+skipped, and symlinked files and directories are listed, not followed (``--write`` must
+not rewrite a file outside PATH, or one twice); a directory that cannot be listed, and a
+file that does not parse, is reported (it blocks) and never touched (a file that
+mentions neither openai, llm_bridge nor an OpenAI model name is not parsed at all).
+Jupyter notebooks' code cells are reported (``PATH cell N:LINE``), never rewritten.
+Settings files (YAML, TOML, INI, ``.env``) are read for model names only (``model:
+gpt-4o``, ``OPENAI_MODEL=gpt-4o``): the starter config aliases them too. With ``--json``
+the report is one JSON object on stdout. On a terminal with rich installed (the
+``[cli]`` extra) the table is rich's and a progress bar shows on large trees; otherwise
+plain text (as every command prints, `_output`).
 
 Exit codes: 0, the scan found nothing that blocks; 1, something blocks (a call site the
 configured providers cannot serve or that is refused before sending, a client left as
@@ -48,6 +49,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -62,7 +64,7 @@ EXIT_USAGE = 2
 
 #: Directories never scanned: environments, installed and vendored packages, build output.
 #: Hidden directories (``.git``, ``.venv``, ``.tox`` ...) and any directory holding a
-#: ``pyvenv.cfg`` (a virtual environment of any name) are skipped too.
+#: ``pyvenv.cfg`` or ``conda-meta/`` (an environment of any name) are skipped too.
 SKIP_DIRS = frozenset(
     {
         "venv",
@@ -204,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"unknown provider {unknown[0]!r} (known: {known})")
 
     state = _Run(root)
-    files = sorted(_python_files(root, state.skipped, state.links))
+    files = sorted(_python_files(root, state))
     api = openai_api()
     for path in _progress(files, enabled=not args.no_progress):
         rel = _relative(path, root)
@@ -423,25 +425,25 @@ def _toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def _python_files(root: Path, skipped: list[str], links: list[str]) -> Iterator[Path]:
-    """The ``.py`` files under ``root`` in a stable order, minus the skipped directories
-    (their paths, relative to ``root``, are added to ``skipped``) and the symlinked files
-    (added to ``links``)."""
+def _python_files(root: Path, state: _Run) -> Iterator[Path]:
+    """The files to read under ``root`` in a stable order, minus the skipped directories
+    (their paths, relative to ``root``, are added to ``state.skipped``) and the symlinked
+    files and directories (added to ``state.links``: never followed, as their targets are
+    scanned where they live or are outside the tree, and ``--write`` must not rewrite a
+    file twice or one the user did not point at). A directory that cannot be listed is a
+    file not parsed (it blocks): its files would otherwise vanish from the report."""
     if root.is_file():
         yield root
         return
-    for directory, dirs, names in os.walk(root):  # never follows a directory's symlink
+    for directory, dirs, names in os.walk(root, onerror=partial(_unlisted, state)):
         here = Path(directory)
         keep = []
         for name in sorted(dirs):
             path = here / name
-            if (
-                name in SKIP_DIRS
-                or name.startswith(".")
-                or name.endswith(".egg-info")
-                or (path / "pyvenv.cfg").exists()
-            ):
-                skipped.append(_relative(path, root))
+            if path.is_symlink():
+                state.links.append(_relative(path, root))
+            elif _is_skipped(path):
+                state.skipped.append(_relative(path, root))
             else:
                 keep.append(name)
         dirs[:] = keep
@@ -449,11 +451,38 @@ def _python_files(root: Path, skipped: list[str], links: list[str]) -> Iterator[
             if not (name.endswith((".py", ".ipynb")) or _is_settings(name)):
                 continue
             if (here / name).is_symlink():
-                # its target is scanned where it lives, or is outside the tree: --write
-                # must not rewrite a file twice or one the user did not point at
-                links.append(_relative(here / name, root))
+                state.links.append(_relative(here / name, root))
             else:
                 yield here / name
+
+
+def _is_skipped(directory: Path) -> bool:
+    """Whether ``directory`` is never scanned: an environment (a virtual one, by its
+    ``pyvenv.cfg``, or conda's, by its ``conda-meta``), installed, vendored or build
+    output, or hidden. (``os.path``'s checks: one that cannot look inside says no, and
+    the walk then reports the directory as unreadable.)"""
+    name = directory.name
+    return (
+        name in SKIP_DIRS
+        or name.startswith(".")
+        or name.endswith(".egg-info")
+        or os.path.exists(directory / "pyvenv.cfg")
+        or os.path.isdir(directory / "conda-meta")
+    )
+
+
+def _unlisted(state: _Run, error: OSError) -> None:
+    """`os.walk`'s ``onerror``: a directory that could not be listed is reported as not
+    parsed, so the run blocks instead of passing over its files."""
+    from ._migrate_scan import FileScan
+
+    where = Path(error.filename) if error.filename else state.root
+    state.scans.append(
+        FileScan(
+            _relative(where, state.root),
+            error=f"directory could not be read: {error.strerror or error}",
+        )
+    )
 
 
 #: Settings files read for model names (`_is_settings`), and the ones that are not.
@@ -757,8 +786,8 @@ def _summary_lines(state: _Run, summary: dict[str, Any], args: argparse.Namespac
         )
     if state.links:
         lines.append(
-            f"{_n(len(state.links), 'symlinked file')} not followed: "
-            f"{', '.join(state.links)}; scan the files they point to."
+            f"{_n(len(state.links), 'symlink')} not followed: "
+            f"{', '.join(state.links)}; scan what they point to."
         )
     if summary["files_not_parsed"]:
         lines.append(

@@ -365,7 +365,9 @@ class Checker:
         llm_bridge.http_client()`` before its first call (openai builds that client on
         first use with the module's ``http_client``; checked on openai 2.x and 3.x).
         openai still refuses to send without some ``api_key`` (``OPENAI_API_KEY`` or
-        ``openai.api_key``: any value, as llm-bridge sends the provider's key)."""
+        ``openai.api_key``: any value, as llm-bridge sends the provider's key). A client
+        of the project's own set there (``httpx.Client(timeout=30)``) still sends to
+        OpenAI: it blocks, saying how to keep its settings."""
         key = (
             "openai still wants an api_key before it sends (OPENAI_API_KEY or openai.api_key, "
             "any value: llm-bridge sends the provider's own key)"
@@ -375,6 +377,15 @@ class Checker:
                 "note",
                 "openai's module-level client: this file sets openai.http_client, so its "
                 f"calls go through llm-bridge if that runs first; {key}",
+            )
+        elif site.module_hook == "own":
+            verdict.add(
+                "blocks",
+                "openai's module-level client: this file sets openai.http_client to a client "
+                "of its own, not llm-bridge's, so its calls still go to OpenAI: give that "
+                "client's settings to llm-bridge's, `openai.http_client = "
+                "llm_bridge.http_client(http_client=<your client>)` (timeout=, max_retries= "
+                f"too); {key}",
             )
         elif site.module_hook == "added":
             verdict.add(

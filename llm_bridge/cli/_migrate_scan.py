@@ -12,7 +12,8 @@ The rewrite changes imports, and nothing else it can avoid:
   clients from llm_bridge on a line of their own, right after (``as`` names, the import's
   parentheses, commas and comments kept; a moved name's comment goes with it);
 - ``import openai`` with ``openai.OpenAI(...)`` constructions: those expressions become
-  ``llm_bridge.OpenAI(...)`` and ``import llm_bridge`` is added after ``import openai``.
+  ``llm_bridge.OpenAI(...)`` and ``import llm_bridge`` is added after ``import openai``
+  (unless a module-level one runs before it: one in a function does not bind it here).
   The rest of ``openai.`` (types, errors, helpers) is left alone: llm-bridge's clients and
   errors subclass openai's. ``import llm_bridge as openai`` was not chosen: it would make
   ``openai.NOT_GIVEN``, ``openai.pydantic_function_tool`` and the module's own client
@@ -21,7 +22,7 @@ The rewrite changes imports, and nothing else it can avoid:
   constructor lacks (``workload_identity=``, openai's ``provider=bedrock(...)``): moving it
   would break the call; the file says so (``blocks``);
 - imports under ``if TYPE_CHECKING:`` stay: annotations naming openai's classes accept
-  llm-bridge's clients, which subclass them;
+  llm-bridge's clients, which subclass them (its ``else:`` runs, and is rewritten);
 - a file calling openai's module-level client (``openai.chat.completions.create(...)``)
   gets ``openai.http_client = llm_bridge.http_client()`` right after a top-level
   ``import openai`` (`_hook_module_client`): that client then sends through llm-bridge.
@@ -40,7 +41,7 @@ import ast
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -151,8 +152,9 @@ class CallSite:
     star_kwargs: bool = False
     module_client: bool = False
     #: For a module-level client call: ``"set"`` when the file already gives openai's
-    #: module llm-bridge's HTTP client, ``"added"`` when the rewrite adds that line, None
-    #: when neither (the call stays openai's).
+    #: module llm-bridge's HTTP client, ``"own"`` when it gives it a client of its own (the
+    #: call stays openai's), ``"added"`` when the rewrite adds that line, None when none
+    #: of these (the call stays openai's).
     module_hook: Optional[str] = None
     #: The method is referenced (stored in a name never called here, or passed on), not
     #: called: where it is called, and with what, is not known.
@@ -189,6 +191,7 @@ class FileScan:
     calls: list[CallSite] = field(default_factory=list)
     models: list[ModelName] = field(default_factory=list)
     findings: list[tuple[int, Finding]] = field(default_factory=list)
+    #: The file's bytes, kept only when it is rewritten (for the diff).
     original: bytes = b""
     rewritten: Optional[bytes] = None
     encoding: str = "utf-8"
@@ -300,7 +303,12 @@ class _Imports(cst.CSTVisitor):
         super().__init__()
         self.uses_openai = False
         self.uses_llm_bridge = False
-        self.imports_llm_bridge_module = False
+        #: Import statements (ids) a module-level ``import llm_bridge`` runs before: what
+        #: the rewrite adds after one of them may name llm_bridge without importing it.
+        self.after_llm_bridge: set[int] = set()
+        #: The callees, as written, whose call makes llm-bridge's HTTP client
+        #: (``llm_bridge.http_client``, ``http_client`` imported from llm_bridge).
+        self.http_clients: set[str] = set()
         self.modules: dict[str, list[cst.Import]] = {}  # bound name -> `import openai` stmts
         self.names: list[_ImportedName] = []
         self.azure: dict[str, cst.ImportFrom] = {}  # bound name of AzureOpenAI & co
@@ -312,13 +320,31 @@ class _Imports(cst.CSTVisitor):
         #: ``import pkg.config as cfg``: bound name -> module.
         self.module_names: dict[str, str] = {}
         self._type_checking = 0
+        self._type_checking_bodies: set[int] = set()  # `if TYPE_CHECKING:` bodies (ids)
+        self._top_level: set[int] = set()  # the module body's own small statements
+        self._llm_bridge_imported = False  # a module-level `import llm_bridge` seen
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._top_level = {
+            id(small)
+            for statement in node.body
+            if isinstance(statement, cst.SimpleStatementLine)
+            for small in statement.body
+        }
 
     def visit_If(self, node: cst.If) -> None:
         if _is_type_checking(node.test):
-            self._type_checking += 1
+            # its body only: the `else:` is what runs
+            self._type_checking_bodies.add(id(node.body))
 
-    def leave_If(self, original_node: cst.If) -> None:
-        if _is_type_checking(original_node.test):
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if id(node) in self._type_checking_bodies:
+            self._type_checking += 1
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        if id(original_node) in self._type_checking_bodies:
             self._type_checking -= 1
 
     def visit_Import(self, node: cst.Import) -> None:
@@ -329,9 +355,7 @@ class _Imports(cst.CSTVisitor):
                 bound_as = _dotted(alias.asname.name) if alias.asname is not None else name
                 self.module_names[bound_as or name] = name
             if top == "llm_bridge":
-                self.uses_llm_bridge = True
-                if alias.asname is None and name == "llm_bridge":
-                    self.imports_llm_bridge_module = True
+                self._llm_bridge_module(node, alias, name)
             if top != "openai":
                 continue
             self.uses_openai = True
@@ -343,6 +367,22 @@ class _Imports(cst.CSTVisitor):
                 bound = "openai"
             if not self._type_checking:
                 self.modules.setdefault(bound, []).append(node)
+        if self._llm_bridge_imported:
+            self.after_llm_bridge.add(id(node))
+
+    def _llm_bridge_module(self, node: cst.Import, alias: cst.ImportAlias, name: str) -> None:
+        """Record ``import llm_bridge`` (``as lb``): the names its HTTP client factories
+        are called by, and whether it binds ``llm_bridge`` for the whole module (a plain
+        import in the module's own body; one in a function or under ``if TYPE_CHECKING:``
+        does not, so the rewrite must add its own)."""
+        self.uses_llm_bridge = True
+        if self._type_checking:
+            return
+        bound = _dotted(alias.asname.name) if alias.asname is not None else "llm_bridge"
+        if alias.asname is None or name == "llm_bridge":
+            self.http_clients.update(f"{bound}.{factory}" for factory in _HTTP_CLIENTS)
+        if alias.asname is None and id(node) in self._top_level:
+            self._llm_bridge_imported = True
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         self._other_module(node)
@@ -352,6 +392,7 @@ class _Imports(cst.CSTVisitor):
         top = module.split(".")[0]
         if top == "llm_bridge":
             self.uses_llm_bridge = True
+            self._llm_bridge_names(node)
         if top == "langchain_openai" and not isinstance(node.names, cst.ImportStar):
             for alias in node.names:
                 if (_dotted(alias.name) or "") in _LANGCHAIN:
@@ -372,6 +413,16 @@ class _Imports(cst.CSTVisitor):
                 self.azure[bound] = node
             elif module == "openai":
                 self.names.append(_ImportedName(name, bound, node, index, self._type_checking > 0))
+
+    def _llm_bridge_names(self, node: cst.ImportFrom) -> None:
+        """Record ``from llm_bridge import http_client`` (``as NAME``): a call of it makes
+        llm-bridge's HTTP client."""
+        if self._type_checking or isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            if _dotted(alias.name) in _HTTP_CLIENTS:
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                self.http_clients.add(_dotted(bound) or "")
 
     def _other_module(self, node: cst.ImportFrom) -> None:
         """Record ``from MODULE import NAME`` for a module other than openai's and ours."""
@@ -459,15 +510,20 @@ class _Methods(_Scoped):
     (``partial(client.chat.completions.create, ...)``, a callback argument) is a
     reference: reported, its call not analysed."""
 
-    def __init__(self, api: OpenAIApi, modules: Mapping[str, Any]) -> None:
+    def __init__(
+        self, api: OpenAIApi, modules: Mapping[str, Any], http_clients: Collection[str]
+    ) -> None:
         super().__init__()
         self.api = api
         self.modules = modules
+        self.http_clients = http_clients  # what makes llm-bridge's HTTP client (`_Imports`)
         self.bindings: dict[int, dict[str, _Bound]] = {}  # id(scope) -> name -> method
         self.attributes: dict[str, _Bound] = {}  # "self.gen" -> method
         self.local: dict[int, set[str]] = {}  # id(scope) -> every name it binds
         self.references: list[tuple[cst.Attribute, str, bool]] = []
-        self.hooked: set[str] = set()  # `openai.http_client = ...` already set: bound names
+        #: Each ``openai.http_client = VALUE`` in the file: whether VALUE is llm-bridge's
+        #: HTTP client (a call of ``llm_bridge.http_client``), not one of the project's own.
+        self.hooks: list[bool] = []
         self._skip: set[int] = set()  # call targets and bound values: not references
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -503,7 +559,9 @@ class _Methods(_Scoped):
             and isinstance(target.value, cst.Name)
             and target.value.value in self.modules
         ):
-            self.hooked.add(target.value.value)
+            self.hooks.append(
+                isinstance(value, cst.Call) and _dotted(value.func) in self.http_clients
+            )
         if isinstance(target, cst.Name):
             self.local.setdefault(id(scope), set()).add(target.value)
         found = method_of(value, self.api, self.modules)
@@ -590,9 +648,13 @@ class _Calls(_Scoped):
         self._constants: list[dict[str, Any]] = [{}]
         #: Defaults of environment reads already taken as model names (in a model position).
         self._env_defaults: set[cst.BaseExpression] = set()
-        #: Expressions (ids) in a position where a client class is passed on to make
-        #: clients later: an assignment's value, ``partial``'s first argument.
-        self._passed_on: set[int] = set()
+        #: Expressions (ids) where a client class makes no client: the class called (a
+        #: construction) or read from (``openai.OpenAI.close``) ...
+        self._not_passed_on: set[int] = set()
+        #: ... and whole subtrees: an ``isinstance`` check, a ``cast``, a mock's target
+        #: (`_no_client_arguments`); annotations and subscripts are too, by their type.
+        self._no_client: set[int] = set()
+        self._no_client_depth = 0
 
     def _value(self, node: cst.BaseExpression) -> Any:
         """`literal`, and a bare name bound to a literal in this scope or the module's
@@ -627,7 +689,6 @@ class _Calls(_Scoped):
         self._constants.pop()
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        self._passed_on.add(id(node.value))
         for target in node.targets:
             name = _dotted(target.target)
             if isinstance(target.target, cst.Name):
@@ -646,8 +707,6 @@ class _Calls(_Scoped):
                 self._model_string(node.value, openai_looking=True)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._passed_on.add(id(node.value))
         name = _dotted(node.target)
         if node.value is not None and name and _MODEL_VARIABLE.search(name.split(".")[-1]):
             self._model_string(node.value, openai_looking=True)
@@ -700,9 +759,7 @@ class _Calls(_Scoped):
             self._model_string(node.right, openai_looking=True)
 
     def visit_Call(self, node: cst.Call) -> None:
-        callee = node.func.attr if isinstance(node.func, cst.Attribute) else node.func
-        if isinstance(callee, cst.Name) and callee.value == "partial" and node.args:
-            self._passed_on.add(id(node.args[0].value))
+        self._no_client_arguments(node)
         default = _env_default(node)
         if default is not None and default not in self._env_defaults:
             # an environment read's default outside a model position (a settings class,
@@ -769,14 +826,17 @@ class _Calls(_Scoped):
         self.calls.append(site)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        """``openai.OpenAI`` passed on rather than called (``Factory = openai.OpenAI``,
-        ``partial(openai.OpenAI, ...)``): the import rewrite cannot follow it, so the
-        clients made from it would stay openai's. Reported as blocking, with the fix.
-        Other uses of the class (``isinstance``, ``cast``, a type, a mock's target) make
-        no client, and are left alone."""
+        """``openai.OpenAI`` used but not called (``Factory = openai.OpenAI``, in a dict,
+        returned, a default, an argument, a base class): the import rewrite cannot follow
+        it, so the clients made from it would stay openai's. Reported as blocking, with
+        the fix. The uses that make no client are left alone: the class called (a
+        construction, reported as one) or read from, and the places `_no_client_here`
+        names."""
+        self._not_passed_on.add(id(node.value))  # `openai.OpenAI.close`: read from
         if not (
             self.look
-            and id(node) in self._passed_on
+            and id(node) not in self._not_passed_on
+            and not self._no_client_depth
             and isinstance(node.value, cst.Name)
             and node.value.value in self.imports.modules
         ):
@@ -791,12 +851,44 @@ class _Calls(_Scoped):
                 self._position(node)[0],
                 Finding(
                     "blocks",
-                    f"{written} is passed on here, not called, so the clients made from it "
-                    f"stay openai's: write llm_bridge.{node.attr.value} here (and import "
-                    f"llm_bridge)",
+                    f"{written} is used here but not called (stored, passed on, returned or "
+                    "subclassed), so the clients made from it stay openai's: write "
+                    f"llm_bridge.{node.attr.value} here (and import llm_bridge)",
                 ),
             )
         )
+
+    def _no_client_arguments(self, node: cst.Call) -> None:
+        """Mark what a client class in this call makes no client through: the called
+        class itself; ``isinstance``/``issubclass``'s second argument; every argument of
+        ``cast``, ``TypeVar``, ``setattr`` and a mock's ``patch``/``patch.object``."""
+        self._not_passed_on.add(id(node.func))
+        parts = (_dotted(node.func) or "").split(".")
+        if parts[-1] in ("isinstance", "issubclass"):
+            arguments = node.args[1:2]
+        elif parts[-1] in ("cast", "TypeVar", "setattr") or "patch" in parts:
+            arguments = node.args
+        else:
+            return
+        self._no_client.update(id(argument.value) for argument in arguments)
+
+    def _no_client_here(self, node: cst.CSTNode) -> bool:
+        """Whether a client class anywhere in ``node`` makes no client: an annotation, a
+        subscript's index (``Optional[openai.OpenAI]``), an argument
+        `_no_client_arguments` marked."""
+        return isinstance(node, (cst.Annotation, cst.SubscriptElement)) or (
+            id(node) in self._no_client
+        )
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._no_client_here(node):
+            self._no_client_depth += 1
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        if self._no_client_here(original_node):
+            self._no_client_depth -= 1
 
     def _langchain(self, node: cst.Call, name: str) -> None:
         """``ChatOpenAI(...)`` from langchain_openai builds openai's own client, which the
@@ -910,6 +1002,9 @@ _WRAPPERS = frozenset({"with_raw_response", "with_streaming_response"})
 _LANGCHAIN = frozenset({"ChatOpenAI", "OpenAIEmbeddings", "OpenAI"})
 #: openai's Azure clients: llm-bridge has none, so they stay openai's (and block).
 _AZURE = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
+#: llm_bridge's functions making the HTTP client that sends through it: set as openai's
+#: module-level ``http_client``, the module's calls go through llm-bridge.
+_HTTP_CLIENTS = frozenset({"http_client", "async_http_client"})
 
 
 def _api_kind(resource: str) -> Optional[str]:
@@ -937,13 +1032,18 @@ class _Plan:
     moves: dict[int, set[int]] = field(default_factory=dict)  # id(ImportFrom) -> indexes
     calls: set[int] = field(default_factory=set)  # id(Call)
     follow: set[int] = field(default_factory=set)  # id(Import)
-    #: id(Import) -> the bound module name: follow it with ``import llm_bridge`` (unless
-    #: the file has it) and ``NAME.http_client = llm_bridge.http_client()``.
+    #: id(Import) -> the bound module name: follow it with
+    #: ``NAME.http_client = llm_bridge.http_client()``.
     hooks: dict[int, str] = field(default_factory=dict)
-    has_llm_bridge: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.moves or self.calls or self.follow or self.hooks)
+
+    def import_llm_bridge_after(self, statement: cst.Import, imports: _Imports) -> None:
+        """Follow ``statement`` with ``import llm_bridge``, for what the rewrite writes
+        after it, unless a module-level ``import llm_bridge`` already ran before it."""
+        if id(statement) not in imports.after_llm_bridge:
+            self.follow.add(id(statement))
 
 
 class _Rewriter(cst.CSTTransformer):
@@ -989,9 +1089,7 @@ class _Rewriter(cst.CSTTransformer):
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
         added: list[cst.BaseSmallStatement] = []
         hook = self.plan.hooks.get(id(original_node))
-        if id(original_node) in self.plan.follow or (
-            hook is not None and not self.plan.has_llm_bridge
-        ):
+        if id(original_node) in self.plan.follow:
             added.append(cst.Import(names=[cst.ImportAlias(name=cst.Name("llm_bridge"))]))
         if hook is not None:
             added.append(
@@ -1101,7 +1199,7 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
     client's (`openai_api`), which says what a call site's method is."""
     from ._migrate_check import CLIENT_NAMES, client_parameters
 
-    scan = FileScan(path, original=source)
+    scan = FileScan(path)
     if not _worth_parsing(source):
         return scan  # nothing to find; libcst takes minutes on a generated data module
     try:
@@ -1131,7 +1229,7 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         for imported in imports.names
         if imported.name in CLIENT_NAMES and not imported.type_checking
     }
-    methods = _Methods(api, imports.modules)
+    methods = _Methods(api, imports.modules, imports.http_clients)
     if imports.uses_openai or imports.uses_llm_bridge:
         module.visit(methods)
     calls = _Calls(path, module, positions, imports, api, clients, methods)
@@ -1162,8 +1260,7 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         elif via is not None:
             plan.calls.add(id(node))
             for statement in imports.modules.get(via, []):
-                if not imports.imports_llm_bridge_module:
-                    plan.follow.add(id(statement))
+                plan.import_llm_bridge_after(statement, imports)
     for imported in imports.names:
         if imported.name not in CLIENT_NAMES or imported.type_checking:
             continue
@@ -1172,10 +1269,9 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         plan.moves.setdefault(id(imported.statement), set()).add(imported.index)
     _hook_module_client(scan, module, imports, methods, plan)
     if plan:
-        plan.has_llm_bridge = imports.imports_llm_bridge_module
-        scan.rewritten = module.visit(_Rewriter(plan)).bytes
-        if scan.rewritten == source:
-            scan.rewritten = None
+        rewritten = module.visit(_Rewriter(plan)).bytes
+        if rewritten != source:  # the bytes are kept for the diff only: a tree can be large
+            scan.original, scan.rewritten = source, rewritten
     return scan
 
 
@@ -1220,16 +1316,18 @@ def _hook_module_client(
     """Calls through openai's module-level client (``openai.chat.completions.create``)
     go through llm-bridge once ``openai.http_client = llm_bridge.http_client()`` runs
     before the first of them (openai builds that client on first use, with the module's
-    ``http_client``). The file already sets it: the calls are marked ``set``. Else, when
+    ``http_client``). The file already sets it: the calls are marked ``set``, or ``own``
+    where it sets a client of its own (its calls still go to OpenAI). Else, when
     ``import openai`` is a statement of the module's own body (not in a function, a
     ``try`` or an ``if``), the rewrite adds the line right after it (``added``); otherwise
     the call stays openai's and the finding says what line to add."""
     sites = [site for site in scan.calls if site.module_client]
     if not sites:
         return
-    if methods.hooked:
+    if methods.hooks:  # the file sets openai.http_client itself: to llm-bridge's or its own
+        hook = "set" if all(methods.hooks) else "own"
         for site in sites:
-            site.module_hook = "set"
+            site.module_hook = hook
         return
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
@@ -1240,6 +1338,7 @@ def _hook_module_client(
             for bound, nodes in imports.modules.items():
                 if any(node is small for node in nodes):
                     plan.hooks[id(small)] = bound
+                    plan.import_llm_bridge_after(small, imports)
                     for site in sites:
                         site.module_hook = "added"
                     return
@@ -1283,21 +1382,20 @@ def scan_notebook(path: str, source: bytes, api: OpenAIApi) -> FileScan:
             if cell.get("cell_type") == "code"
         ]
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        return FileScan(path, original=source, error=f"not a readable notebook: {error}")
+        return FileScan(path, error=f"not a readable notebook: {error}")
     lines: list[str] = []
     places: list[tuple[int, int]] = []  # a line of the program -> (cell, line in cell)
     for number, cell in enumerate(cells, 1):
         text = "".join(cell) if isinstance(cell, list) else str(cell)
         magic = text.lstrip().startswith("%%")  # a cell magic: the whole cell is not Python
-        for index, line in enumerate(text.splitlines(), 1):
+        for index, line in enumerate(_python_lines(text), 1):
             if magic or _IPYTHON_LINE.search(line):
                 line = line[: len(line) - len(line.lstrip())] + "pass"
             lines.append(line)
             places.append((number, index))
     scan = scan_source(path, "\n".join(lines).encode("utf-8") + b"\n", api)
-    scan.original, scan.rewritten = source, None
-    if scan.error is None:
-        _to_cells(scan, places)
+    scan.original, scan.rewritten = b"", None
+    _to_cells(scan, places)
     if scan.uses_openai:
         scan.findings.append((0, _NOTEBOOK))
     return scan
@@ -1310,13 +1408,29 @@ _NOTEBOOK = Finding(
 )
 
 
+#: Where Python ends a line (`str.splitlines` also breaks at U+2028, form feeds ..., which
+#: a string literal may hold).
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _python_lines(text: str) -> list[str]:
+    """``text``'s lines as Python reads them, without their line ends."""
+    lines = _NEWLINE.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _to_cells(scan: FileScan, places: list[tuple[int, int]]) -> None:
     """Name each place `scan_notebook` found by its cell: ``PATH cell N`` and the line
-    in that cell; a file finding says its cell in its message."""
+    in that cell; a file finding, or the error of a notebook that does not parse, says
+    its cell in its message."""
 
     def place(line: int) -> tuple[int, int]:
         return places[line - 1] if 0 < line <= len(places) else (0, line)
 
+    if scan.error is not None:
+        scan.error = re.sub(
+            r"\bline (\d+)", lambda m: "cell {}, line {}".format(*place(int(m[1]))), scan.error
+        )
     for site in scan.calls:
         cell, site.line = place(site.line)
         site.path = f"{scan.path} cell {cell}"
