@@ -59,8 +59,10 @@ from ._fan_out import (
 from ._http_clients import (
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
+    SentMark,
     direct_transport,
     follows_redirect,
+    reads_body_as_sent,
 )
 from ._notices import warn_coding_plan, warn_retired, warn_unsupported
 from ._preflight import check_context_window
@@ -1320,6 +1322,7 @@ class AsyncEngine(Engine):
         self.owns_client = http_client is None
         self.http = http_client or DefaultAsyncHttpxClient(timeout=self.timeout)
         self.direct = direct_transport(self.http)
+        self.marks_sending = reads_body_as_sent(self.http)  # (see `_attempt`)
         self.token_share: Optional[TokenShare] = None
 
     def chat(self, params: JSONDict, options: RequestOptions) -> Awaitable[RawResult]:
@@ -1399,10 +1402,16 @@ class AsyncEngine(Engine):
         import asyncio  # (here: a sync-only program never loads asyncio)
 
         request = operation.build(self.http)
+        # A call cancelled while out is billed by the provider, and recorded here as its
+        # prompt (`Operation.abandoned`); one cancelled before its body began to go (a
+        # wait for a pooled connection) never reached it. Where the transport does not
+        # say (`reads_body_as_sent`), a cancelled call is taken to have been sent.
+        sending = SentMark(request) if self.marks_sending else None
         try:
             response = await self._send(request, operation)
         except asyncio.CancelledError:
-            operation.abandoned()
+            if sending is None or sending.sent:
+                operation.abandoned()
             raise
         if not operation.stream:
             return RawResult(response, operation.result(response), retries)
@@ -1413,11 +1422,19 @@ class AsyncEngine(Engine):
 
         _inflate_in_steps(response)
         stream = AsyncStream(response, operation.pipeline(response))
-        if operation.aggregate:
-            chunks = [chunk async for chunk in stream]
-            completion = operation.aggregated(chunks, stream.usage, response)
-            return RawResult(response, completion, retries)
-        await stream.prime()  # a failure before the first chunk is still retried
+        try:
+            if operation.aggregate:
+                chunks = [chunk async for chunk in stream]
+                completion = operation.aggregated(chunks, stream.usage, response)
+                return RawResult(response, completion, retries)
+            await stream.prime()  # a failure before the first chunk is still retried
+        except asyncio.CancelledError:
+            # Cancelled once the provider had begun to answer: closed, and recorded (an
+            # estimate of what came, or of the prompt when nothing had).
+            await stream.close()
+            if stream.usage is None:
+                operation.abandoned()
+            raise
         return RawResult(response, stream, retries)
 
     async def _ensure_token(self, operation: Operation) -> None:

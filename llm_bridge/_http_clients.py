@@ -27,7 +27,8 @@ the client are still sent; to keep the ones responses set, pass a plain ``httpx.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import httpx
 
@@ -37,8 +38,10 @@ __all__ = [
     "DefaultAioHttpClient",
     "DefaultAsyncHttpxClient",
     "DefaultHttpxClient",
+    "SentMark",
     "direct_transport",
     "follows_redirect",
+    "reads_body_as_sent",
 ]
 
 
@@ -107,6 +110,35 @@ def direct_transport(
     if client.auth is not None or any(client.event_hooks.values()) or client._mounts:
         return None
     return client._transport
+
+
+def reads_body_as_sent(client: httpx.AsyncClient) -> bool:
+    """Whether ``client`` reads a request's body only while sending it (httpx's own
+    transport, over httpcore, which sends the headers first): then a body not yet read
+    was not yet sent (see `SentMark`). A mock transport reads it at once, and other
+    transports are not known to wait."""
+    return isinstance(client._transport, httpx.AsyncHTTPTransport) and not client._mounts
+
+
+class SentMark(httpx.AsyncByteStream):
+    """A request's body that notes when the transport begins to send it (``sent``): a
+    call cancelled before then never reached the provider (it waited for a pooled
+    connection, or was connecting), and is not billed."""
+
+    __slots__ = ("body", "sent")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.body = cast("httpx.AsyncByteStream", request.stream)
+        self.sent = False
+        request.stream = self
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.sent = True
+        async for chunk in self.body:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.body.aclose()
 
 
 def follows_redirect(client: httpx.Client | httpx.AsyncClient, response: httpx.Response) -> bool:

@@ -603,3 +603,88 @@ async def test_a_call_cancelled_while_out_is_recorded_as_its_prompt_estimated() 
     assert record.estimated and record.usage.prompt_tokens > 50
     assert record.usage.completion_tokens == 0 and record.cost_cny is not None
     await client.close()
+
+
+async def test_a_call_cancelled_before_it_was_sent_records_nothing() -> None:
+    """A call cancelled while it waits for a pooled connection never reached the provider:
+    no usage. The one that was out (its body sent, no answer yet) is recorded once."""
+    import asyncio
+
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # reads nothing back, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    records: list[llm_bridge.UsageRecord] = []
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        base_url=f"http://127.0.0.1:{port}/api/paas/v4",
+        on_usage=records.append,
+        http_client=llm_bridge.DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=1)),
+    )
+    create = client.chat.completions.create
+    out = asyncio.ensure_future(create(model="glm-4-flash", messages=HELLO))
+    for _ in range(500):
+        if connections:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # (its body is in the socket)
+    waiting = [asyncio.ensure_future(create(model="glm-4-flash", messages=HELLO)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    for call in waiting:
+        call.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert records == [] and len(connections) == 1
+    out.cancel()
+    await asyncio.gather(out, return_exceptions=True)
+    assert len(records) == 1 and records[0].estimated
+    await client.close()
+    for writer in connections:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_stream_cancelled_before_its_first_chunk_records_its_prompt() -> None:
+    """Between the answer's headers and its first chunk (the model thinking) the provider
+    has taken the call: a cancel there is recorded, as before the headers and after."""
+    import asyncio
+
+    class Waiting(httpx.AsyncByteStream):
+        closed = False
+
+        async def __aiter__(self) -> Any:
+            await asyncio.sleep(30)
+            yield b""
+
+        async def aclose(self) -> None:
+            Waiting.closed = True
+
+    answered = asyncio.Event()
+
+    async def provider(request: httpx.Request) -> httpx.Response:
+        answered.set()
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Waiting())
+
+    records: list[llm_bridge.UsageRecord] = []
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        on_usage=records.append,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)),
+    )
+    call = asyncio.ensure_future(
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
+    )
+    await asyncio.wait_for(answered.wait(), 5)
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    (record,) = records
+    assert record.estimated and record.usage.prompt_tokens > 0
+    assert Waiting.closed  # (and the provider's answer was closed)
+    await client.close()
