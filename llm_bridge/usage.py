@@ -11,12 +11,14 @@ under a lock and no ``await`` happens while it is held.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any, Callable, Optional
 
 from ._shapes.completion_usage import CompletionUsage
@@ -259,6 +261,7 @@ class UsageLedger:
         self._by_model: dict[str, UsageSummary] = {}
         self._lock = threading.Lock()
         self.on_usage = on_usage
+        self._callbacks: set[Any] = set()  # an async on_usage's tasks, kept until done
 
     def record(self, record: UsageRecord) -> None:
         key = record.key
@@ -270,9 +273,45 @@ class UsageLedger:
             summary.add(record)
         if self.on_usage is not None:
             try:
-                self.on_usage(record)
+                result = self.on_usage(record)
             except Exception:  # the provider has answered (and billed): the caller gets it
                 _log.exception("on_usage callback %r failed on %s", self.on_usage, record.key)
+            else:
+                if inspect.isawaitable(result):
+                    self._run_later(result, record)
+
+    def _run_later(self, callback: Awaitable[Any], record: UsageRecord) -> None:
+        """Run what an ``async def`` ``on_usage`` returned as a task of the running event
+        loop (the call that made the record does not wait for it), keeping it until it
+        ends and logging its failure. Without a running loop (a sync client) nothing can
+        run it: that is logged, with what to give instead."""
+        import asyncio  # (here: a sync-only program never loads asyncio)
+
+        try:
+            task = asyncio.get_running_loop().create_task(_awaited(callback))
+        except RuntimeError:  # no running loop
+            if inspect.iscoroutine(callback):
+                callback.close()  # (never awaited: no warning at its collection)
+            _log.error(
+                "on_usage callback %r returned an awaitable outside an event loop (a sync "
+                "client), which nothing can await: the record of %s reached it unread. Give "
+                "a sync client a plain function.",
+                self.on_usage,
+                record.key,
+            )
+            return
+        self._callbacks.add(task)
+        task.add_done_callback(partial(self._ran, record))
+
+    def _ran(self, record: UsageRecord, task: Any) -> None:
+        self._callbacks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error(
+                "on_usage callback %r failed on %s",
+                self.on_usage,
+                record.key,
+                exc_info=task.exception(),
+            )
 
     def records(self) -> list[UsageRecord]:
         """The latest records (up to ``keep``), oldest first."""
@@ -310,3 +349,9 @@ class UsageLedger:
             f"UsageLedger(requests={total.requests}, total_tokens={total.total_tokens}, "
             f"cost_cny={total.cost_cny})"
         )
+
+
+async def _awaited(callback: Awaitable[Any]) -> Any:
+    """``callback`` awaited (a task needs a coroutine; an ``on_usage`` may return any
+    awaitable)."""
+    return await callback

@@ -688,3 +688,56 @@ async def test_a_stream_cancelled_before_its_first_chunk_records_its_prompt() ->
     assert record.estimated and record.usage.prompt_tokens > 0
     assert Waiting.closed  # (and the provider's answer was closed)
     await client.close()
+
+
+async def test_an_async_on_usage_is_awaited() -> None:
+    """``AsyncOpenAI(on_usage=<async def>)``: its coroutine was made and dropped (a
+    "never awaited" warning, the record lost); it now runs on the event loop."""
+    import asyncio
+
+    seen: list[llm_bridge.UsageRecord] = []
+
+    async def on_usage(record: llm_bridge.UsageRecord) -> None:
+        await asyncio.sleep(0)
+        seen.append(record)
+
+    fake = FakeZhipu(api_key=KEY).reply("一").reply("二")
+    client = llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        on_usage=on_usage,
+        http_client=httpx.AsyncClient(transport=fake.transport()),
+    )
+    await client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+    async for _ in await client.chat.completions.create(
+        model="glm-4-flash", messages=HELLO, stream=True
+    ):
+        pass
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert [r.usage.completion_tokens > 0 for r in seen] == [True, True]
+    await client.close()
+
+
+def test_an_async_on_usage_on_a_sync_client_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    import warnings
+
+    async def on_usage(record: llm_bridge.UsageRecord) -> None:
+        raise AssertionError("nothing can run it")
+
+    fake = FakeZhipu(api_key=KEY).reply("一")
+    client = llm_bridge.OpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        on_usage=on_usage,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no "coroutine was never awaited")
+        client.chat.completions.create(model="glm-4-flash", messages=HELLO)
+        import gc
+
+        gc.collect()
+    assert "outside an event loop" in caplog.text and "plain function" in caplog.text
