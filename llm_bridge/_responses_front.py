@@ -503,7 +503,14 @@ class ResponseEventStream:
         ``incomplete`` with reason ``content_filter``, as the same filter given as a finish
         reason does and as OpenAI reports filtered output; anything else fails it."""
         if getattr(error, "code", None) == "content_filter":
-            yield from _frames(self._writer.chunk(_FILTERED))
+            # The chat stream has recorded what it cost (the provider's figures, else an
+            # estimate) as it broke: the response reports it, as OpenAI's incomplete
+            # responses report their usage.
+            usage = getattr(self._chunks, "usage", None)
+            filtered = _FILTERED
+            if usage is not None:
+                filtered = {**_FILTERED, "usage": usage.model_dump(exclude_none=True)}
+            yield from _frames(self._writer.chunk(filtered))
             yield from self._finish()
         else:
             yield from _frames(self._writer.fail(_error_of(error)))

@@ -314,6 +314,9 @@ async def test_a_filter_breaking_off_a_stream_ends_the_response_incomplete(mode:
     assert last.response.incomplete_details is not None
     assert last.response.incomplete_details.reason == "content_filter"
     assert last.response.error is None
+    # It reports its usage, as OpenAI's incomplete responses do (the estimate recorded).
+    usage = last.response.usage
+    assert usage is not None and usage.input_tokens > 0 and usage.output_tokens > 0
     kept = c.responses.retrieve(last.response.id)
     assert (await kept if mode == "async" else kept).status == "incomplete"
 
