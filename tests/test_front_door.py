@@ -572,6 +572,28 @@ def test_the_request_id_is_the_one_the_provider_sent_in_its_header(
         assert answer._request_id == sent[0]
 
 
+def recording_client(handler: Any, records: list[Any]) -> llm_bridge.AsyncOpenAI:
+    """An ``AsyncOpenAI`` on Zhipu answered by ``handler``, its usage into ``records``."""
+    return llm_bridge.AsyncOpenAI(
+        provider="zhipu",
+        api_key=KEY,
+        on_usage=records.append,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+
+
+async def cancelled_once(client: llm_bridge.AsyncOpenAI, reached: Any, **params: Any) -> None:
+    """Make a call, and cancel it once the provider was ``reached`` (an asyncio.Event)."""
+    import asyncio
+
+    call = asyncio.ensure_future(client.chat.completions.create(model="glm-4-flash", **params))
+    await asyncio.wait_for(reached.wait(), 5)
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
 async def test_a_call_cancelled_while_out_is_recorded_as_its_prompt_estimated() -> None:
     """A task cancelled while its request is with the provider (``asyncio.wait_for``, a
     gateway client hanging up) is still answered and billed there: its prompt is
@@ -586,19 +608,8 @@ async def test_a_call_cancelled_while_out_is_recorded_as_its_prompt_estimated() 
         await asyncio.sleep(30)
         raise AssertionError("not reached")
 
-    client = llm_bridge.AsyncOpenAI(
-        provider="zhipu",
-        api_key=KEY,
-        on_usage=records.append,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)),
-    )
-    call = asyncio.ensure_future(
-        client.chat.completions.create(model="glm-4-flash", messages=HELLO * 50)
-    )
-    await asyncio.wait_for(sent.wait(), 5)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
+    client = recording_client(provider, records)
+    await cancelled_once(client, sent, messages=HELLO * 50)
     (record,) = records
     assert record.estimated and record.usage.prompt_tokens > 50
     assert record.usage.completion_tokens == 0 and record.cost_cny is not None
@@ -670,20 +681,8 @@ async def test_a_stream_cancelled_before_its_first_chunk_records_its_prompt() ->
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Waiting())
 
     records: list[llm_bridge.UsageRecord] = []
-    client = llm_bridge.AsyncOpenAI(
-        provider="zhipu",
-        api_key=KEY,
-        on_usage=records.append,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)),
-    )
-    call = asyncio.ensure_future(
-        client.chat.completions.create(model="glm-4-flash", messages=HELLO, stream=True)
-    )
-    await asyncio.wait_for(answered.wait(), 5)
-    await asyncio.sleep(0.05)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
+    client = recording_client(provider, records)
+    await cancelled_once(client, answered, messages=HELLO, stream=True)
     (record,) = records
     assert record.estimated and record.usage.prompt_tokens > 0
     assert Waiting.closed  # (and the provider's answer was closed)
