@@ -556,6 +556,8 @@ class AsyncBridgeTransport(_TransportBase, *_ASYNC_TRANSPORT_BASES):  # type: ig
 
     async def aclose(self) -> None:
         factory = self.source.factory
+        if factory.usage is not None:
+            await factory.usage.drain()  # (an async on_usage's last records)
         if factory.owns_http:
             await factory.http.aclose()
 

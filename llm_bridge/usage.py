@@ -303,9 +303,24 @@ class UsageLedger:
         self._callbacks.add(task)
         task.add_done_callback(partial(self._ran, record))
 
+    async def drain(self) -> None:
+        """Wait for the async ``on_usage`` callbacks still running: the client's
+        ``close()`` does, so that the last records of a program reach them."""
+        import asyncio
+
+        while self._callbacks:
+            await asyncio.gather(*self._callbacks, return_exceptions=True)
+
     def _ran(self, record: UsageRecord, task: Any) -> None:
         self._callbacks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():  # (the event loop ended first: asyncio.run cancels what is left)
+            _log.warning(
+                "on_usage callback %r was cancelled before it took the record of %s: "
+                "close the client (await client.close(), or async with) to wait for it",
+                self.on_usage,
+                record.key,
+            )
+        elif task.exception() is not None:
             _log.error(
                 "on_usage callback %r failed on %s",
                 self.on_usage,
