@@ -114,10 +114,14 @@ def direct_transport(
 
 def reads_body_as_sent(client: httpx.AsyncClient) -> bool:
     """Whether ``client`` reads a request's body only while sending it (httpx's own
-    transport, over httpcore, which sends the headers first): then a body not yet read
-    was not yet sent (see `SentMark`). A mock transport reads it at once, and other
-    transports are not known to wait."""
-    return isinstance(client._transport, httpx.AsyncHTTPTransport) and not client._mounts
+    transport, over httpcore, which sends the headers first, directly or through a
+    proxy; a mount of None, as ``NO_PROXY`` makes, is the client's own transport): then
+    a body not yet read was not yet sent (see `SentMark`). A mock transport reads it at
+    once, and other transports are not known to wait."""
+    return all(
+        transport is None or isinstance(transport, httpx.AsyncHTTPTransport)
+        for transport in (client._transport, *client._mounts.values())
+    )
 
 
 class SentMark(httpx.AsyncByteStream):

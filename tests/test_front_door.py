@@ -616,10 +616,20 @@ async def test_a_call_cancelled_while_out_is_recorded_as_its_prompt_estimated() 
     await client.close()
 
 
-async def test_a_call_cancelled_before_it_was_sent_records_nothing() -> None:
+@pytest.mark.parametrize("proxies", [{}, {"NO_PROXY": "localhost", "HTTPS_PROXY": "http://p:1"}])
+async def test_a_call_cancelled_before_it_was_sent_records_nothing(
+    proxies: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A call cancelled while it waits for a pooled connection never reached the provider:
-    no usage. The one that was out (its body sent, no answer yet) is recorded once."""
+    no usage. The one that was out (its body sent, no answer yet) is recorded once. So too
+    with proxy variables set, which give httpx's client mounts (the call goes direct)."""
     import asyncio
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in proxies.items():
+        monkeypatch.setenv(name, value)
 
     connections: list[asyncio.StreamWriter] = []
 
