@@ -76,7 +76,14 @@ from ._sqlite_responses import SQLiteResponseStore
 from ._sqlite_state import SQLiteState, shared_file
 from ._sqlite_state import open_state as open_sqlite_state
 from ._sqlite_tokens import SQLiteTokenShare
-from ._state import IN_PROGRESS, GatewayState, LedgerEntry, LedgerSink
+from ._state import (
+    IN_PROGRESS,
+    GatewayState,
+    LedgerEntry,
+    LedgerSink,
+    give_back_entry,
+    take_entry,
+)
 
 __all__ = ["GatewayApp"]
 
@@ -762,19 +769,24 @@ class GatewayApp:
         estimate = _estimate(self.config, self.engines.engine, kind, params, routes, carried)
         reservation = _Reservation(self._period(), estimate)
         if key.tpm is not None:
-            wait = await self.state.take(
-                f"tpm:{key.name}", limit=key.tpm, window=60.0, amount=estimate.tokens
+            wait, entry = await take_entry(
+                self.state, f"tpm:{key.name}", limit=key.tpm, window=60.0, amount=estimate.tokens
             )
             if wait > 0:
                 raise _rate_limited(key, "tokens", key.tpm, wait, estimate.tokens)
             reservation.tokens = estimate.tokens
+            reservation.entry = entry
         if key.monthly_budget_cny is not None:
             try:
                 await self._reserve_budget(key, key.monthly_budget_cny, reservation)
             except _GatewayError:  # refused: the tokens just taken were never used
                 if reservation.tokens and key.tpm is not None:
-                    await self.state.give_back(
-                        f"tpm:{key.name}", window=60.0, amount=reservation.tokens
+                    await give_back_entry(
+                        self.state,
+                        f"tpm:{key.name}",
+                        window=60.0,
+                        amount=reservation.tokens,
+                        entry=reservation.entry,
                     )
                 raise
         return reservation
@@ -881,8 +893,11 @@ class GatewayApp:
                     await self.state.take(
                         bucket, limit=key.tpm, window=60.0, amount=extra, force=True
                     )
-                elif extra < 0:  # less: the window gets the difference back
-                    await self.state.give_back(bucket, window=60.0, amount=-extra)
+                elif extra < 0:  # less: the request's own take gives the difference back
+                    # (none once it has left the window: the others' takes stay counted)
+                    await give_back_entry(
+                        self.state, bucket, window=60.0, amount=-extra, entry=reservation.entry
+                    )
         except StateUnavailable as down:  # the outage is already reported: one line each
             log.warning("gateway: a request's budget could not be settled: %s", down)
         except Exception:
@@ -963,12 +978,13 @@ class _Estimate:
 
 
 class _Reservation:
-    __slots__ = ("cost", "estimate", "period", "tokens")
+    __slots__ = ("cost", "entry", "estimate", "period", "tokens")
 
     def __init__(self, period: str, estimate: _Estimate) -> None:
         self.period = period
         self.estimate = estimate
         self.tokens = 0
+        self.entry: Optional[str] = None  # the tpm window's id of the take of ``tokens``
         self.cost: Optional[Decimal] = None
 
 

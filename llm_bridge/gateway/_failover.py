@@ -19,7 +19,9 @@ In ``"open"`` mode what was spent during the outage is then added to the shared 
 before the first request goes back to them, so the outage does not hand out a second
 budget; a reservation made in memory and settled after the return nets out in the store,
 since its reserve was added with the outage's spend. Rate-limit windows are short and are
-not carried over.
+not carried over. A take's id (`take_entry`) says which of the two holds the take, so a
+give-back goes to that one or nowhere: a take held by the store is not given back out of
+the memory's window during an outage, nor one held by an outage's memory to the store.
 
 `ready` (for ``/readyz``) is False while the store is unreachable, in either mode.
 """
@@ -33,7 +35,7 @@ from decimal import Decimal
 from typing import Any, Literal, Optional
 
 from ._memory import MemoryState
-from ._state import GatewayState, SpendSeen
+from ._state import GatewayState, SpendSeen, take_entry
 
 __all__ = ["FailoverState", "StateUnavailable"]
 
@@ -45,6 +47,10 @@ class StateUnavailable(ConnectionError):
     answers 503). Raised by `RedisState` for connection errors and timeouts, and by
     `FailoverState` in ``"closed"`` mode."""
 
+
+#: How `FailoverState.take_entry` marks the ids of takes the store holds; those the
+#: memory holds are marked ``m<generation>:`` (each outage's memory is a new generation).
+_PRIMARY = "p:"
 
 # What counts as "the store is down" when a primary raises it (RedisState raises
 # StateUnavailable; a primary of another kind may let builtin socket errors through).
@@ -68,6 +74,7 @@ class FailoverState:
         self.retry_interval = retry_interval
         self._down = False
         self._memory = MemoryState()
+        self._generation = 0  # of `_memory`: a take's id names the memory that holds it
         self._touched: set[tuple[str, str]] = set()  # budgets spent in memory
         self._seen = _spend_seen(primary)
         self._probe: Optional[asyncio.Task[None]] = None
@@ -95,13 +102,50 @@ class FailoverState:
             bucket, limit=limit, window=window, amount=amount, force=force
         )
 
-    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
         if not self._down:
             try:
-                return await self.primary.give_back(bucket, window=window, amount=amount)
+                wait, entry = await take_entry(
+                    self.primary, bucket, limit=limit, window=window, amount=amount, force=force
+                )
+                return wait, None if entry is None else _PRIMARY + entry
             except _UNAVAILABLE as exc:
                 self._went_down(exc)
-        await self._fallback().give_back(bucket, window=window, amount=amount)
+        memory, generation = self._fallback(), self._generation
+        wait, entry = await memory.take_entry(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
+        return wait, None if entry is None else f"m{generation}:{entry}"
+
+    async def give_back(
+        self, bucket: str, *, window: float, amount: int, entry: Optional[str] = None
+    ) -> None:
+        if entry is None:
+            if not self._down:
+                try:
+                    return await self.primary.give_back(bucket, window=window, amount=amount)
+                except _UNAVAILABLE as exc:
+                    self._went_down(exc)
+            await self._fallback().give_back(bucket, window=window, amount=amount)
+        elif entry.startswith(_PRIMARY):
+            # The store holds the take: while it is down, the memory does not (and in
+            # "closed" mode this says the store is unreachable, as every call does).
+            if self._down:
+                self._fallback()
+                return
+            try:
+                own = entry[len(_PRIMARY) :]
+                await self.primary.give_back(bucket, window=window, amount=amount, entry=own)
+            except _UNAVAILABLE as exc:
+                self._went_down(exc)
+                self._fallback()
+        else:
+            generation, _, own = entry[1:].partition(":")
+            # A memory replaced since (`_carry_over`) went with its windows and the take.
+            if generation == str(self._generation):
+                await self._memory.give_back(bucket, window=window, amount=amount, entry=own)
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         if not self._down:
@@ -217,6 +261,7 @@ class FailoverState:
                 return
             memory, touched = self._memory, self._touched
             self._memory, self._touched = MemoryState(), set()
+            self._generation += 1
             try:
                 for account, period in sorted(touched):
                     spent = await memory.spent(account, period)

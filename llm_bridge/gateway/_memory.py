@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, Optional
 
 from ._state import take_by_arguments
 
@@ -30,9 +30,17 @@ class MemoryState:
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
+        wait, _ = await self.take_entry(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
+        return wait
+
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
         early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
         if early is not None:
-            return early
+            return early, None
         now = self._clock()
         with self._lock:
             taken = self._windows.get(bucket)
@@ -40,24 +48,33 @@ class MemoryState:
                 taken = self._windows[bucket] = _Window()
             taken.expire(now - window)
             if force or taken.used + amount <= limit:
-                taken.add(now, amount)
-                return 0.0
+                return 0.0, str(taken.add(now, amount))
             # Wait until enough of the oldest entries leave the window.
             excess = taken.used + amount - limit
-            for at, units in taken.entries:
-                excess -= units
+            for take in taken.entries:
+                excess -= take.units
                 if excess <= 0:
-                    return max(at + window - now, 0.001)
-            return window  # pragma: no cover - amount <= limit makes the loop return
+                    return max(take.at + window - now, 0.001), None
+            return window, None  # pragma: no cover - amount <= limit makes the loop return
 
-    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+    async def give_back(
+        self, bucket: str, *, window: float, amount: int, entry: Optional[str] = None
+    ) -> None:
         if amount <= 0:
             return
         with self._lock:
             taken = self._windows.get(bucket)
-            if taken is not None:
-                taken.expire(self._clock() - window)
+            if taken is None:
+                return
+            taken.expire(self._clock() - window)
+            if entry is None:
                 taken.give_back(amount)
+                return
+            try:
+                taken_id = int(entry)  # (`_Window.add`'s)
+            except ValueError:  # not an id of this state's: nothing of it is here
+                return
+            taken.give_back_to(taken_id, amount)
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         with self._lock:
@@ -85,35 +102,69 @@ class MemoryState:
         return None
 
 
-class _Window:
-    """What one bucket took within its window: ``(time, units)`` oldest first, and their
-    running sum (so a decision costs the entries that expire, not the whole window)."""
+class _Take:
+    """One take in a window: when, its id (`_Window.add`), and the units it still holds."""
 
-    __slots__ = ("entries", "used")
+    __slots__ = ("at", "id", "units")
+
+    def __init__(self, at: float, ident: int, units: int) -> None:
+        self.at = at
+        self.id = ident
+        self.units = units
+
+
+class _Window:
+    """What one bucket took within its window: its takes oldest first (ids count up),
+    those still holding units by id, and their running sum (so a decision costs the
+    takes that expire, not the whole window)."""
+
+    __slots__ = ("by_id", "entries", "last_id", "used")
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[float, int]] = deque()
+        self.entries: deque[_Take] = deque()
+        self.by_id: dict[int, _Take] = {}
+        self.last_id = 0
         self.used = 0
 
     def expire(self, before: float) -> None:
         entries = self.entries
-        while entries and entries[0][0] <= before:
-            self.used -= entries.popleft()[1]
+        while entries and entries[0].at <= before:
+            gone = entries.popleft()
+            self.by_id.pop(gone.id, None)
+            self.used -= gone.units
 
-    def add(self, at: float, units: int) -> None:
-        self.entries.append((at, units))
+    def add(self, at: float, units: int) -> int:
+        """Add a take; its id (for `give_back_to`)."""
+        self.last_id += 1
+        take = _Take(at, self.last_id, units)
+        self.entries.append(take)
+        self.by_id[take.id] = take
         self.used += units
+        return take.id
+
+    def give_back_to(self, taken: int, units: int) -> None:
+        """Return up to ``units`` of the take ``taken``, if it is still in the window. An
+        emptied take stays in the log with 0 units until it expires (taking it out of
+        the middle would cost the whole log), and is given nothing more."""
+        take = self.by_id.get(taken)
+        if take is None:
+            return
+        back = min(units, take.units)
+        take.units -= back
+        self.used -= back
+        if take.units == 0:
+            del self.by_id[taken]
 
     def give_back(self, units: int) -> None:
-        """Return ``units`` taken but not used, newest entries first (they hold their
-        place in the window longest)."""
+        """Return ``units`` taken but not used, newest takes first (they hold their place
+        in the window longest): for a caller that kept no take's id."""
         entries = self.entries
         while units > 0 and entries:
-            at, held = entries.pop()
-            kept = held - units
-            units -= held
-            if kept > 0:
-                entries.append((at, kept))
-                self.used -= held - kept
-            else:
-                self.used -= held
+            take = entries[-1]
+            back = min(units, take.units)
+            take.units -= back
+            self.used -= back
+            units -= back
+            if take.units == 0:
+                entries.pop()
+                self.by_id.pop(take.id, None)

@@ -15,7 +15,10 @@ Rate limits (`RedisState.take`)
     rpm bucket, one per request for a tpm bucket. Time is always Redis's own clock, never
     a replica's (replicas' clocks differ). Both keys expire one window (plus a second)
     after the last take or refusal; a log gone before its sum (evicted under a
-    ``volatile-*`` policy) means nothing is in the window.
+    ``volatile-*`` policy) means nothing is in the window. The take's script also
+    answers the take's id (`RedisState.take_entry`: its member without the amount), and
+    a give-back with it shrinks that member alone, or nothing once it has left the
+    window: one script each, no extra round trip.
 
 Budgets (`reserve`, `settle`, `spent`)
     A hash per account, period -> spend, where the spend is a decimal string of yuan
@@ -125,13 +128,14 @@ def open_ledger(gateway: GatewayConfig, *, prefix: str = DEFAULT_PREFIX) -> Redi
 _TAKE = """
 -- KEYS[1]: the log (sorted set), KEYS[2]: its sum and sequence (hash)
 -- ARGV: limit, window (microseconds), amount, force ('1': take it even past the limit,
--- units already used). Returns 0 (taken) or microseconds to wait.
+-- units already used). Returns {0, the take's id} (taken: its member without the units,
+-- '<seconds>.<microseconds>:<seq>', for _GIVE_BACK_TO) or {microseconds to wait, ''}.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit, window, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local force = ARGV[4] == '1'
-if amount > limit and not force then return window end
+if amount > limit and not force then return {window, ''} end
 local function units(member) return tonumber(string.match(member, ':(%d+)$')) end
 local cutoff = now - window
 local used = tonumber(redis.call('HGET', KEYS[2], 'sum'))
@@ -157,11 +161,12 @@ end
 local ttl = math.floor(window / 1000) + 1000
 if force or used + amount <= limit then
   local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-  redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. seq .. ':' .. ARGV[3])
+  local id = t[1] .. '.' .. t[2] .. ':' .. seq
+  redis.call('ZADD', KEYS[1], now, id .. ':' .. ARGV[3])
   redis.call('HSET', KEYS[2], 'sum', used + amount)
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
-  return 0
+  return {0, id}
 end
 -- Not taken. The log and its sum expire together: a sum left without its log would
 -- count takes no longer there. Wait until enough of the oldest entries leave the window.
@@ -172,13 +177,13 @@ local excess = used + amount - limit
 local start = 0
 while true do
   local page = redis.call('ZRANGE', KEYS[1], start, start + 99, 'WITHSCORES')
-  if #page == 0 then return window end
+  if #page == 0 then return {window, ''} end
   for i = 1, #page, 2 do
     excess = excess - units(page[i])
     if excess <= 0 then
       local wait = tonumber(page[i + 1]) + window - now
       if wait < 1000 then wait = 1000 end
-      return wait
+      return {wait, ''}
     end
   end
   start = start + 100
@@ -188,7 +193,8 @@ end
 _GIVE_BACK = """
 -- KEYS[1]: the log (sorted set), KEYS[2]: its sum and sequence (hash)
 -- ARGV: window (microseconds), amount. Shrinks the newest takes still in the window by
--- amount in all (removing those it empties) and the sum with them.
+-- amount in all (removing those it empties) and the sum with them: for a caller that
+-- kept no take's id (_GIVE_BACK_TO is the gateway's).
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[1])
@@ -213,6 +219,38 @@ while left > 0 do
 end
 if used < 0 then used = 0 end
 redis.call('HSET', KEYS[2], 'sum', used)
+return 0
+"""
+
+_GIVE_BACK_TO = """
+-- KEYS[1]: the log (sorted set), KEYS[2]: its sum and sequence (hash)
+-- ARGV: window (microseconds), amount, the take's id (from _TAKE). Shrinks that take by
+-- amount (at most what it holds; removed when emptied) and the sum with it, if it is
+-- still in the window; no other take. Returns the units given back.
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local sec, usec = string.match(ARGV[3], '^(%d+)%.(%d+):%d+$')
+if sec == nil then return 0 end
+local at = tonumber(sec) * 1000000 + tonumber(usec)
+local t = redis.call('TIME')
+if at <= tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[1]) then return 0 end
+local head = ARGV[3] .. ':'
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], at, at)) do
+  if string.sub(member, 1, #head) == head then
+    local held = tonumber(string.sub(member, #head + 1))
+    local back = math.min(held, tonumber(ARGV[2]))
+    -- (added before the removal: a log left empty would be deleted, and its expiry lost)
+    if held > back then redis.call('ZADD', KEYS[1], at, head .. (held - back)) end
+    redis.call('ZREM', KEYS[1], member)
+    -- (a lost sum stays lost: the next take counts the log, this take shrunk in it)
+    local used = tonumber(redis.call('HGET', KEYS[2], 'sum'))
+    if used ~= nil then
+      used = used - back
+      if used < 0 then used = 0 end
+      redis.call('HSET', KEYS[2], 'sum', used)
+    end
+    return back
+  end
+end
 return 0
 """
 
@@ -426,6 +464,7 @@ class RedisState(_RedisUser):
 
     _take = _Script(_TAKE)
     _give_back = _Script(_GIVE_BACK)
+    _give_back_to = _Script(_GIVE_BACK_TO)
     _reserve = _Script(_RESERVE)
     _settle = _Script(_SETTLE)
 
@@ -471,19 +510,35 @@ class RedisState(_RedisUser):
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
+        wait, _ = await self.take_entry(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
+        return wait
+
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
         early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
         if early is not None:
-            return early
+            return early, None
         window_us = max(round(window * 1_000_000), 1)
         args = (int(limit), window_us, int(amount), 1 if force else 0)
-        wait = await self._run(self._take, self.window_keys(bucket), args)
-        return 0.0 if int(wait) == 0 else int(wait) / 1_000_000
+        wait, entry = await self._run(self._take, self.window_keys(bucket), args)
+        if int(wait) == 0:
+            return 0.0, str(entry)
+        return int(wait) / 1_000_000, None
 
-    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+    async def give_back(
+        self, bucket: str, *, window: float, amount: int, entry: Optional[str] = None
+    ) -> None:
         if amount <= 0:
             return
         window_us = max(round(window * 1_000_000), 1)
-        await self._run(self._give_back, self.window_keys(bucket), (window_us, int(amount)))
+        keys = self.window_keys(bucket)
+        if entry is None:
+            await self._run(self._give_back, keys, (window_us, int(amount)))
+        else:
+            await self._run(self._give_back_to, keys, (window_us, int(amount), entry))
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
         done, spent = await self._run(

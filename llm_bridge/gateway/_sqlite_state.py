@@ -39,12 +39,14 @@ Rate limits (`take`, `give_back`): a sliding-window log, as `MemoryState`'s
     Table ``takes`` holds one row per take still in its window (bucket, time, sequence,
     units) and ``buckets`` one per bucket (the running sum of its units, its sequence,
     and when its last take leaves the window). A take expires its bucket's old rows,
-    reads the sum, decides and adds: O(rows that expired), not O(window). Every
-    ``_SWEEP_EVERY`` seconds a call also drops whole buckets idle past their window (a
-    key removed from the config), so the tables hold what the windows hold, nothing
-    older. Time is the wall clock (``time.time``): the workers share it, while each has
-    its own monotonic clock. A wall clock set back keeps takes in the window longer (the
-    limit errs strict), one set forward lets them leave sooner.
+    reads the sum, decides and adds: O(rows that expired), not O(window). A take's id
+    (`take_entry`) is its row's time and sequence, so a give-back shrinks that row
+    alone, or nothing once it has expired. Every ``_SWEEP_EVERY`` seconds a call also
+    drops whole buckets idle past their window (a key removed from the config), so the
+    tables hold what the windows hold, nothing older. Time is the wall clock
+    (``time.time``): the workers share it, while each has its own monotonic clock. A
+    wall clock set back keeps takes in the window longer (the limit errs strict), one
+    set forward lets them leave sooner.
 
 Budgets (`reserve`, `settle`, `spent`): exact decimals
     Table ``spend`` holds each account's spend in a period as text (``"12.3400567"``),
@@ -281,11 +283,19 @@ class SQLiteState:
     async def take(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
     ) -> float:
+        wait, _ = await self.take_entry(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
+        return wait
+
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
         early = take_by_arguments(amount=amount, limit=limit, window=window, force=force)
         if early is not None:
-            return early
+            return early, None
 
-        def decide(db: sqlite3.Connection, now: float) -> float:
+        def decide(db: sqlite3.Connection, now: float) -> tuple[float, Optional[str]]:
             used, seq = _expire(db, bucket, now - window)
             if force or used + amount <= limit:
                 db.execute("INSERT INTO takes VALUES (?, ?, ?, ?)", (bucket, now, seq + 1, amount))
@@ -295,7 +305,7 @@ class SQLiteState:
                     "idle_at = max(idle_at, excluded.idle_at)",
                     (bucket, used + amount, seq + 1, now + window),
                 )
-                return 0.0
+                return 0.0, _entry_id(now, seq + 1)
             # Wait until enough of the oldest takes leave the window.
             excess = used + amount - limit
             rows = db.execute(
@@ -304,13 +314,22 @@ class SQLiteState:
             for at, units in rows:
                 excess -= units
                 if excess <= 0:
-                    return max(at + window - now, 0.001)
-            return window  # pragma: no cover - used == the rows' units, and amount <= limit
+                    return max(at + window - now, 0.001), None
+            return window, None  # pragma: no cover - used == the rows' units, amount <= limit
 
         return await self.run(decide, write=True)
 
-    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
+    async def give_back(
+        self, bucket: str, *, window: float, amount: int, entry: Optional[str] = None
+    ) -> None:
         if amount <= 0:
+            return
+        if entry is not None:
+            key = _entry_key(entry)
+            if key is not None:
+                await self.run(
+                    lambda db, now: _give_back_to(db, bucket, key, window, amount, now), write=True
+                )
             return
 
         def shrink(db: sqlite3.Connection, now: float) -> None:
@@ -624,6 +643,50 @@ def _expire(db: sqlite3.Connection, bucket: str, cutoff: float) -> tuple[int, in
         used = max(used - gone, 0)
         db.execute("UPDATE buckets SET used = ? WHERE bucket = ?", (used, bucket))
     return used, seq
+
+
+def _entry_id(at: float, seq: int) -> str:
+    """The id `take_entry` gives a take: its row's key in ``takes`` (``repr`` of a float
+    reads back as the same float)."""
+    return f"{at!r}/{seq}"
+
+
+def _entry_key(entry: str) -> Optional[tuple[float, int]]:
+    """The ``(at, seq)`` of an id `_entry_id` made; None for text it did not make."""
+    at, _, seq = entry.rpartition("/")
+    try:
+        return float(at), int(seq)
+    except ValueError:
+        return None
+
+
+def _give_back_to(
+    db: sqlite3.Connection,
+    bucket: str,
+    key: tuple[float, int],
+    window: float,
+    amount: int,
+    now: float,
+) -> None:
+    """Shrink the take ``key`` of ``bucket`` by ``amount`` (at most what it holds), if it
+    is still in the window; the other takes are left as they are."""
+    used, _ = _expire(db, bucket, now - window)
+    at, seq = key
+    row = db.execute(
+        "SELECT units FROM takes WHERE bucket = ? AND at = ? AND seq = ?", (bucket, at, seq)
+    ).fetchone()
+    if row is None:  # left the window (or never was)
+        return
+    (units,) = row
+    back = min(amount, units)
+    if units > back:
+        db.execute(
+            "UPDATE takes SET units = ? WHERE bucket = ? AND at = ? AND seq = ?",
+            (units - back, bucket, at, seq),
+        )
+    else:
+        db.execute("DELETE FROM takes WHERE bucket = ? AND at = ? AND seq = ?", (bucket, at, seq))
+    db.execute("UPDATE buckets SET used = ? WHERE bucket = ?", (max(used - back, 0), bucket))
 
 
 def _seed(db: sqlite3.Connection, period: str, spent: Mapping[str, Decimal], now: float) -> bool:

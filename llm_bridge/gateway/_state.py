@@ -24,7 +24,9 @@ __all__ = [
     "LedgerEntry",
     "LedgerSink",
     "SpendSeen",
+    "give_back_entry",
     "take_by_arguments",
+    "take_entry",
 ]
 
 #: The error code of a provisional ledger entry: the request was admitted and had not
@@ -48,10 +50,30 @@ class GatewayState(Protocol):
         so that later takes wait for them to leave it."""
         ...
 
-    async def give_back(self, bucket: str, *, window: float, amount: int) -> None:
-        """Return ``amount`` units taken from ``bucket`` (within the last ``window``
-        seconds) that were not used: a request took an estimate of its tokens and used
-        fewer. The most recent takes shrink first; never below nothing."""
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
+        """`take`, and the id of the entry it added to the window (None when it added
+        none: a wait, or nothing to take), for `give_back` to shrink that entry alone.
+        The same one call to the store as `take`. An id is opaque text, meaningful only
+        to the store (and bucket) that gave it."""
+        ...
+
+    async def give_back(
+        self, bucket: str, *, window: float, amount: int, entry: Optional[str] = None
+    ) -> None:
+        """Return ``amount`` units taken from ``bucket`` that were not used: a request
+        took an estimate of its tokens (`take_entry`) and used fewer.
+
+        With ``entry``, only that take shrinks (by at most what it holds), and nothing
+        happens once it has left its ``window``: what the window counts for other takes
+        stays, so the window never undercounts the takes still in it, and a take that
+        outlived its window returns nothing it no longer holds.
+
+        Without ``entry`` (a caller that kept none), the most recent takes still in the
+        window shrink first, never below nothing. That takes the units off other
+        requests' entries and can undercount the window: the gateway always passes
+        ``entry``."""
         ...
 
     async def reserve(self, account: str, period: str, *, amount: Decimal, budget: Decimal) -> bool:
@@ -89,6 +111,35 @@ def take_by_arguments(*, amount: int, limit: int, window: float, force: bool) ->
     if amount <= 0:
         return 0.0
     return None
+
+
+async def take_entry(
+    state: GatewayState,
+    bucket: str,
+    *,
+    limit: int,
+    window: float,
+    amount: int,
+    force: bool = False,
+) -> tuple[float, Optional[str]]:
+    """``state.take_entry(...)``; for a state written against an earlier release of
+    `GatewayState`, which has no `take_entry`, its `take` and no entry."""
+    taker = getattr(state, "take_entry", None)
+    if taker is None:
+        wait = await state.take(bucket, limit=limit, window=window, amount=amount, force=force)
+        return wait, None
+    return await taker(bucket, limit=limit, window=window, amount=amount, force=force)
+
+
+async def give_back_entry(
+    state: GatewayState, bucket: str, *, window: float, amount: int, entry: Optional[str]
+) -> None:
+    """``state.give_back(...)`` of the units ``entry`` (from `take_entry`) did not use;
+    an entry of None is passed as no argument (a state of an earlier release)."""
+    if entry is None:
+        await state.give_back(bucket, window=window, amount=amount)
+    else:
+        await state.give_back(bucket, window=window, amount=amount, entry=entry)
 
 
 class SpendSeen:
