@@ -135,3 +135,17 @@ def test_a_redis_password_in_the_query_or_with_an_at_sign_is_hidden(tmp_path: Pa
         _, gateway_config = load_gateway_config(config)
         shown = repr(gateway_config)
         assert secret not in shown and "10.0.0.5:6379/0" in shown
+
+
+async def test_a_model_name_past_256_characters_in_the_path_is_not_kept(tmp_path: Path) -> None:
+    fake = FakeZhipu(api_key="gwtest.zhipusecret0123456789abcdef")
+    async with gateway(settings(tmp_path), fake.transport()) as (app, client):
+        name = "zhipu/" + "x" * 8000
+        response = await client.get(f"/v1/models/{name}", headers=AUTH)
+        assert response.status_code == 404 and len(response.content) < 1000
+        assert error_of(response)["code"] == "model_not_found"
+        assert name not in app.engines.engine._routes
+    from llm_bridge.gateway import read_entries
+
+    (entry,) = read_entries(tmp_path / "ledger.sqlite")
+    assert len(entry.model or "") <= 256

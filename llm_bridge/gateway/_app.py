@@ -590,17 +590,27 @@ class GatewayApp:
             exchange.model = params["model"]
         elif exchange.route == "/v1/models/{id}":
             exchange.model = path.split("/", 3)[3]
+            if len(exchange.model) > MAX_MODEL_NAME:  # (no such model: see `_parse_body`)
+                exchange.model = exchange.model[:MAX_MODEL_NAME]
+                raise _GatewayError(
+                    404,
+                    f"No model has a name over {MAX_MODEL_NAME} characters.",
+                    type="invalid_request_error",
+                    code="model_not_found",
+                    param="model",
+                )
         routes = self._routes(exchange.model) if exchange.model else ()
         if exchange.model and not key.allows(exchange.model, routes):
             raise _model_not_allowed(key, exchange.model, retrieved=kind is None)
         if key.monthly_budget_cny is not None:
             self._check_priced(key, routes)
-        carried = await self._carried_tokens(params, exchange) if kind == "responses" else 0
         if key.rpm is not None:
             wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
             if wait > 0:
                 raise _rate_limited(key, "requests", key.rpm, wait)
-        reservation = await self._reserve(key, kind, params, routes, carried) if kind else None
+        if kind == "responses":
+            await self._check_previous(params, exchange)
+        reservation = await self._reserve(key, kind, params, routes, exchange) if kind else None
         try:
             try:
                 # A call's query would be passed on to the provider's URL (an Azure
@@ -759,13 +769,16 @@ class GatewayApp:
         kind: str,
         params: dict[str, Any],
         routes: tuple[str, ...],
-        carried: int,
+        exchange: _Exchange,
     ) -> Optional[_Reservation]:
         """Take the request's estimate from the key's ``tpm`` window and budget, if it has
-        them (``carried``: the tokens of the stored conversation a Responses request
-        continues, `_carried_tokens`)."""
+        them: the request's own, plus the stored conversation a Responses request
+        continues (found by `_check_previous`), which the provider is sent and bills too,
+        so a one-word continuation of a long conversation is not estimated at one word."""
         if key.tpm is None and key.monthly_budget_cny is None:
             return None
+        previous = exchange.previous
+        carried = _prompt_tokens({"messages": previous[1].messages}) if previous else 0
         estimate = _estimate(self.config, self.engines.engine, kind, params, routes, carried)
         reservation = _Reservation(self._period(), estimate)
         if key.tpm is not None:
@@ -791,38 +804,48 @@ class GatewayApp:
                 raise
         return reservation
 
-    async def _carried_tokens(self, params: dict[str, Any], exchange: _Exchange) -> int:
-        """The estimated prompt tokens of the stored conversation a Responses request
-        continues (``previous_response_id``): the provider is sent, and bills, all of it,
-        so a one-word continuation of a long conversation is not estimated at one word.
-        0 when there is none, or the store cannot say (the call then fails for that).
+    async def _check_previous(self, params: dict[str, Any], exchange: _Exchange) -> None:
+        """Find the stored response a Responses request continues (``previous_response_id``)
+        in the key's own store, for the estimate (`_reserve`) and the transport (read
+        once: `KeyScopedStore`). The store down: nothing here; the transport reports it
+        as the call's error.
 
-        An id the key's own store does not hold is refused here (400
+        An id the key's store does not hold is refused here (400
         ``previous_response_not_found``), whatever the model. The SDK passes such an id
         on to a provider that serves the Responses API itself, where the caller's account
         may still hold the conversation; behind the gateway that account is the gateway's,
         holding every key's conversations, and passing the id on would let one key
-        continue another's."""
+        continue another's. While the shared store is unreachable an id it may hold is
+        not refused but answered 503, to be retried (openai's clients do)."""
         previous = params.get("previous_response_id")
         if not isinstance(previous, str):
-            return 0
+            return
         store = self.engines.store
         try:
             entry = await store.aget(previous)
         except Exception:  # (the store down: the transport reports it, as the call's error)
-            return 0
-        if entry is None:
+            return
+        if entry is not None:
+            exchange.previous = (previous, entry)
+            return
+        if not getattr(self.engines.shared_store, "ready", True):
             raise _GatewayError(
-                400,
-                f"Previous response with id '{previous}' not found: {store.describe()}, "
-                f"each for the gateway key that made it; it is unknown to this key, "
-                f"expired, deleted, or was made with store=false.",
-                type="invalid_request_error",
-                param="previous_response_id",
-                code="previous_response_not_found",
+                503,
+                f"Previous response with id '{previous}' cannot be looked up: {store.describe()}"
+                f". Retry shortly.",
+                type="server_error",
+                code="store_unavailable",
+                headers={"Retry-After": "1"},
             )
-        exchange.previous = (previous, entry)  # (for the transport: read once)
-        return _prompt_tokens({"messages": entry.messages})
+        raise _GatewayError(
+            400,
+            f"Previous response with id '{previous}' not found: {store.describe()}, each "
+            f"for the gateway key that made it; it is unknown to this key, expired, "
+            f"deleted, or was made with store=false.",
+            type="invalid_request_error",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
 
     def _unpriced(self, routes: tuple[str, ...]) -> list[str]:
         """The routes (``provider/model``) whose price the gateway does not know."""
@@ -1061,7 +1084,7 @@ def _prompt_tokens(params: dict[str, Any]) -> int:
     (its messages or input, and the tools, schemas and instructions the provider is sent
     and bills as prompt too), each image or audio clip counted as `_MEDIA_TOKENS` rather
     than by the length of its inline data. (A Responses continuation's stored
-    conversation is counted by `GatewayApp._carried_tokens`.)"""
+    conversation is counted by `GatewayApp._reserve`.)"""
     media, inline = _media(params.get("messages") or params.get("input"))
     sent = [
         value
