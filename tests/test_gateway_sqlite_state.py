@@ -755,3 +755,26 @@ def test_two_workers_enforce_one_rpm(tmp_path: Path) -> None:
             (shared,) = tmp.iterdir()  # the workers' state, made by serve
             assert (shared / "state.sqlite").is_file()
         assert list(tmp.iterdir()) == []  # deleted when the server stopped
+
+
+async def test_a_lock_held_past_the_longest_wait_drops_the_batch_and_says_which(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held for ever must not stall the gateway for ever: once the queue is full
+    every request waits for room, and shutdown's flush waits too. After the longest wait
+    the batch is dropped, logged with its requests' ids, and the ledger goes on."""
+    from llm_bridge.gateway import _ledger
+
+    monkeypatch.setattr(_ledger, "_LONGEST_WAIT", 0.4)
+    path = tmp_path / "ledger.sqlite"
+    ledger = SQLiteLedger(path, busy_timeout=0.1)
+    now = time.time()
+    with locked_elsewhere(path):
+        await ledger.write(ledger_entry("stuck-1", now, "1"))
+        with pytest.raises(sqlite3.OperationalError):
+            await asyncio.wait_for(ledger.flush(), 5)
+    assert "locked for over 0.4 s" in caplog.text and "stuck-1" in caplog.text
+    await ledger.write(ledger_entry("after", now + 1, "1"))
+    await asyncio.wait_for(ledger.flush(), 5)
+    assert [e.request_id for e in read_entries(path)] == ["after"]
+    await ledger.close()

@@ -8,7 +8,7 @@ pays one commit per batch, not per request, and no request waits for a commit. `
 the last few milliseconds of hand-overs: a request admitted earlier still has its
 provisional row (`IN_PROGRESS`), written when it was admitted. Rows are keyed by
 ``request_id``, so a repeated write lands once. While another process holds the file's
-lock, the thread keeps what has queued and tries again until it can write it (entries
+lock, the thread keeps what has queued and tries again, for up to `_LONGEST_WAIT` (entries
 queue behind it meanwhile, up to ``queue_size``, and `flush` waits).
 
 Reading (``llm-bridge usage``, and a gateway restoring this month's budgets when it
@@ -98,6 +98,10 @@ _BATCH = 500
 #: whose lock another process kept past the busy timeout.
 _FIRST_PAUSE = 0.05
 _LONGEST_PAUSE = 1.0
+#: How long a batch waits for a file locked by another process before it is dropped
+#: (logged): entries queue behind it meanwhile, and once the queue is full every request
+#: waits for room, so a lock held for ever must not stall the gateway for ever.
+_LONGEST_WAIT = 30.0
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
@@ -195,9 +199,9 @@ class SQLiteLedger:
         await self._put((entry, None))
 
     async def flush(self) -> None:
-        """Wait until every entry written so far is committed (for as long as another
-        process holds the file's lock); raise the error of a batch that could not be
-        written."""
+        """Wait until every entry written so far is committed (or, the file locked by
+        another process for longer than `_LONGEST_WAIT`, dropped); raise the error of a
+        batch that could not be written."""
         done: Future[None] = Future()
         await self._put((None, done))
         await asyncio.wrap_future(done)
@@ -251,22 +255,28 @@ class SQLiteLedger:
     def _insert(self, rows: list[tuple[Any, ...]]) -> Optional[Exception]:
         """Commit ``rows`` in one transaction. While another process holds the file's lock
         (past the busy timeout: a backup, an open ``sqlite3`` shell, a stuck worker) the
-        batch is kept and tried again after a pause, for as long as that takes: `write`
-        promised not to lose it. Any other error (a full disk, a damaged file) drops the
-        batch, logged, and is returned: the writer must outlive one bad batch."""
+        batch is kept and tried again after a pause, up to `_LONGEST_WAIT`. Any other error
+        (a full disk, a damaged file), or a lock held longer, drops the batch, logged with
+        the requests it held, and is returned: the writer must outlive one bad batch."""
         pause, stalled = _FIRST_PAUSE, False
+        give_up = time.monotonic() + _LONGEST_WAIT
         while True:
             try:
                 with self._connection:  # one transaction
                     self._connection.execute("BEGIN IMMEDIATE")
                     self._connection.executemany(_INSERT, rows)
             except Exception as exc:  # (any: see above)
-                if not (isinstance(exc, sqlite3.OperationalError) and _busy(exc)):
+                busy = isinstance(exc, sqlite3.OperationalError) and _busy(exc)
+                if not busy or time.monotonic() >= give_up:
                     log.error(
-                        "gateway ledger: %d entries could not be written to %s: %s",
+                        "gateway ledger: %d entries could not be written to %s (%s%s); "
+                        "their requests: %s",
                         len(rows),
                         self.path,
                         exc,
+                        f", locked for over {_LONGEST_WAIT:g} s" if busy else "",
+                        ", ".join(str(row[0]) for row in rows[:20])
+                        + (" ..." if len(rows) > 20 else ""),
                     )
                     return exc
                 if not stalled:
