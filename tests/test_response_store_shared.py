@@ -239,6 +239,27 @@ async def test_a_response_deleted_while_redis_is_down_is_deleted_when_it_returns
         await store.aclose()
 
 
+async def test_deletes_remembered_during_an_outage_are_bounded(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DELETEs of made-up ids during an outage must not grow a replica's memory for as
+    long as the outage lasts: past the bound they apply here only, and that is said."""
+    from llm_bridge.gateway import _redis_responses
+
+    monkeypatch.setattr(_redis_responses, "_MOST_FORGOTTEN", 3)
+    store = RedisResponseStore.from_url(redis.url, retry_interval=60)
+    try:
+        redis.stop(kill=True)
+        for n in range(5):
+            await store.adelete(f"team/resp_made_up_{n}")
+        await store.adelete("team/" + "x" * 300)
+        assert len(store._forget) == 3
+        assert "past 3; later ones apply to this replica only" in caplog.text
+    finally:
+        redis.start()
+        await store.aclose()
+
+
 async def test_a_redis_that_refuses_writes_leaves_the_response_with_its_replica(
     tmp_path: Path, redis: RedisServer, peek: aioredis.Redis
 ) -> None:

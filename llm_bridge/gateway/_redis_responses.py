@@ -65,6 +65,11 @@ log = logging.getLogger("llm_bridge.gateway")
 #: Errors of a Redis call that the store answers from this replica instead: Redis down
 #: (`_DOWN`, which starts the outage), or refusing one command (out of memory, say).
 _FAILED = (RedisError, OSError)
+#: The most deletes an outage remembers to make in Redis when it answers again, and the
+#: longest id remembered (ours are about 40 characters): deletes of made-up ids must not
+#: grow a replica's memory for as long as an outage lasts.
+_MOST_FORGOTTEN = 10_000
+_LONGEST_ID = 256
 
 
 def shared_response_store(
@@ -111,6 +116,7 @@ class RedisResponseStore:
         self._owns_client = owns_client
         self._down = False
         self._forget: set[str] = set()  # deleted while Redis failed: DEL them on the return
+        self._forget_full = False  # (said once an outage, see `adelete`)
         self._probe: Optional[asyncio.Task[None]] = None
         self._closed = False
 
@@ -178,7 +184,15 @@ class RedisResponseStore:
                 return bool(await _wait(self.client.delete(self.key(response_id)))) or here
             except _FAILED as exc:
                 self._failed(exc, "delete a stored response")
-        self._forget.add(response_id)
+        if len(self._forget) < _MOST_FORGOTTEN and len(response_id) <= _LONGEST_ID:
+            self._forget.add(response_id)  # (bounded: deletes of made-up ids, in a long outage)
+        elif not self._forget_full:
+            self._forget_full = True
+            log.warning(
+                "gateway: deletes of stored responses made while Redis is unreachable are "
+                "past %d; later ones apply to this replica only",
+                _MOST_FORGOTTEN,
+            )
         return here
 
     def describe(self) -> str:
@@ -271,3 +285,4 @@ class RedisResponseStore:
             for response_id, entry, _left in pending:
                 self.local.discard(response_id, entry)
             self._forget -= forget
+            self._forget_full = False
