@@ -924,7 +924,7 @@ def _deadline(request: httpx.Request, started: float) -> float:
     (``time.monotonic()``): ``started`` plus the call's read timeout, so ``timeout`` bounds
     the whole answer, not each read (a server sending a byte every few seconds never trips
     a per-read timeout). No read timeout, no deadline. Async calls are held to it by
-    ``asyncio.wait_for``; sync calls by their reads (`_read_deadline`) on llm-bridge's own
+    `_deadline.within`; sync calls by their reads (`_read_deadline`) on llm-bridge's own
     clients, and from the first body byte on with any client."""
     timeout = request.extensions.get("timeout") or {}
     read = timeout.get("read") if isinstance(timeout, dict) else None
@@ -1466,6 +1466,8 @@ class AsyncEngine(Engine):
     ) -> httpx.Response:
         import asyncio  # (here: a sync-only program never loads asyncio)
 
+        from ._deadline import within
+
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         deadline = _deadline(request, started)
@@ -1476,7 +1478,7 @@ class AsyncEngine(Engine):
             if deadline == math.inf:
                 response = await reading
             else:
-                response = await asyncio.wait_for(reading, deadline - started)
+                response = await within(reading, deadline - started)
         except (asyncio.TimeoutError, TimeoutError):
             failure: APIError = APITimeoutError(request, provider=provider)
         except httpx.HTTPError as error:
@@ -1517,8 +1519,10 @@ class AsyncEngine(Engine):
     async def _read_answer(
         self, response: httpx.Response, request: httpx.Request, operation: Operation
     ) -> None:
-        """As `SyncEngine._read_answer`; the deadline held by ``asyncio.wait_for``."""
+        """As `SyncEngine._read_answer`; the deadline held by `_deadline.within`."""
         import asyncio
+
+        from ._deadline import within
 
         deadline = _deadline(request, operation.sent_at)
         reading = self._read_body(response, deadline, operation.route.provider)
@@ -1526,7 +1530,7 @@ class AsyncEngine(Engine):
             if deadline == math.inf:
                 await reading
             else:
-                await asyncio.wait_for(reading, max(deadline - time.monotonic(), 0.0))
+                await within(reading, max(deadline - time.monotonic(), 0.0))
         except (asyncio.TimeoutError, TimeoutError):
             failure: APIError = APITimeoutError(request, provider=operation.route.provider)
         except httpx.HTTPError as error:

@@ -2,7 +2,7 @@
 
 httpx's ``timeout`` bounds each read, so a server that sends its status line and headers
 one byte every few seconds holds a sync call for as long as it likes. An async call is
-held to its deadline by ``asyncio.wait_for``; a sync one has no such outer clock, so the
+held to its deadline by `_deadline.within`; a sync one has no such outer clock, so the
 reads themselves are bounded: `hold_reads_to` sets, for the calling thread, the time by
 which the exchange must be over, and `bound_reads` gives a client's connection pools a
 network backend whose streams read with ``min(timeout, time left)`` and raise

@@ -55,6 +55,7 @@ import weakref
 from typing import Awaitable, Callable, Optional, Protocol, TypeVar
 
 from ._auth import SharedToken, TokenCredentials
+from ._deadline import within
 
 __all__ = [
     "ADOPTED",
@@ -127,7 +128,7 @@ class _Calls:
 
     async def __call__(self, awaitable: Awaitable[T]) -> T:
         try:
-            result = await asyncio.wait_for(awaitable, self.timeout)
+            result = await within(awaitable, self.timeout)
         except Exception as exc:  # any failure of a pluggable share (CancelledError passes)
             raise _Unavailable(f"{type(exc).__name__}") from exc
         _answered(self.share)
