@@ -431,10 +431,16 @@ class Operation:
     def abandoned(self) -> None:
         """Record the prompt of a call cancelled while its request was out (an asyncio
         task cancelled, a gateway client that hung up) as an estimate: the provider goes
-        on to answer it and bills it, as it bills a stream closed early, which is recorded
-        the same way. Its completion is unknown (counted as none)."""
-        if self.kind != "embeddings":
+        on to answer it and bills it (UNSURE: no provider documents billing a call its
+        client left; see docs/unsure.md X5), as it bills a stream closed early, which is
+        recorded the same way. Its completion is unknown (counted as none). Called while
+        the cancellation propagates: a failure here is logged, never raised in its place."""
+        if self.kind == "embeddings":
+            return
+        try:
             self.usage.record(self.usage.estimate(""), None)
+        except Exception:
+            log.exception("%s/%s: a cancelled call's usage could not be recorded", *self.route)
 
     def unreadable_stream(self, response: httpx.Response) -> APIError:
         """A 200 stream request answered without SSE and without an error: cannot be read."""
