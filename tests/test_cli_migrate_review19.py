@@ -259,3 +259,119 @@ def test_a_notebook_that_does_not_parse_names_the_cell() -> None:
         "nb.ipynb", notebook(["import openai\n"], ["x = 1\n", "def broken(:\n"]), openai_api()
     )
     assert found.error is not None and found.error.startswith("cell 2, line 2, column")
+
+
+# --------------------------------------------------------------------------- review 19b
+
+#: What ``openai.http_client`` is set to -> whose client the scan takes it for: a name is
+#: followed to its assignment; only a value known not to be llm-bridge's blocks.
+HOOKS = {
+    "a name bound to llm-bridge's": (
+        "import llm_bridge\nclient = llm_bridge.http_client(timeout=30)\n"
+        "openai.http_client = client",
+        "set",
+    ),
+    "a name, imported by another name": (
+        "from llm_bridge import async_http_client as make\nclient = make()\n"
+        "openai.http_client = client",
+        "set",
+    ),
+    "a name through a name": (
+        "import llm_bridge as lb\nbase = lb.http_client()\nclient = base\n"
+        "openai.http_client = client",
+        "set",
+    ),
+    "in a function, a module name": (
+        "import llm_bridge\nclient = llm_bridge.http_client()\n"
+        "def setup():\n    openai.http_client = client\nsetup()",
+        "set",
+    ),
+    "a name bound to httpx's": (
+        "import httpx\nclient = httpx.Client(timeout=30)\nopenai.http_client = client",
+        "own",
+    ),
+    "None": ("openai.http_client = None", "own"),
+    "an imported name": ("from .net import client\nopenai.http_client = client", "unknown"),
+    "an attribute": ("import config\nopenai.http_client = config.client", "unknown"),
+    "a name bound two ways": (
+        "import httpx, llm_bridge\nclient = llm_bridge.http_client()\n"
+        "if DEBUG:\n    client = httpx.Client()\nopenai.http_client = client",
+        "unknown",
+    ),
+    "a function's parameter": (
+        "def setup(client):\n    openai.http_client = client",
+        "unknown",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOOKS)
+def test_a_name_set_as_the_module_client_is_followed_to_its_value(case: str) -> None:
+    setting, hook = HOOKS[case]
+    found = scan(
+        f"import openai\n{setting}\n"
+        "def ask():\n    return openai.chat.completions.create(model='gpt-4o', messages=[])\n"
+    )
+    assert [site.module_hook for site in found.calls] == [hook]
+    assert found.rewritten is None
+
+
+def test_a_module_client_set_to_a_name_blocks_only_when_it_is_not_llm_bridges(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call = (
+        "def ask():\n    return openai.chat.completions.create(\n"
+        "        model='gpt-4o', messages=[{'role': 'user', 'content': 'hi'}]\n    )\n"
+    )
+    (tmp_path / "ours.py").write_text(
+        "import openai\nimport llm_bridge\nclient = llm_bridge.http_client(timeout=30)\n"
+        f"openai.http_client = client\n{call}"
+    )
+    (tmp_path / "elsewhere.py").write_text(
+        f"import openai\nfrom .net import client\nopenai.http_client = client\n{call}"
+    )
+    code, data = migrate(capsys, str(tmp_path))
+    status = {site["file"]: site["status"] for site in data["call_sites"]}
+    assert status == {"elsewhere.py": "changes", "ours.py": "ok"}
+    [elsewhere] = [site for site in data["call_sites"] if site["file"] == "elsewhere.py"]
+    assert "cannot trace" in elsewhere["findings"][0]["message"]
+    assert code == _migrate.EXIT_OK
+
+
+def test_a_client_class_mocked_inspected_or_registered_makes_no_client() -> None:
+    found = scan(
+        "import inspect\nfrom functools import singledispatch\nfrom unittest import mock\n"
+        "import openai\n"
+        "fake = mock.MagicMock(spec=openai.OpenAI)\n"  # 5
+        "strict = mock.Mock(spec_set=openai.AsyncOpenAI)\n"
+        "auto = mock.create_autospec(openai.OpenAI)\n"
+        "has = hasattr(openai.OpenAI, 'responses')\n"
+        "close = getattr(openai.OpenAI, 'close')\n"
+        "params = inspect.signature(openai.OpenAI).parameters\n"  # 10
+        "@singledispatch\ndef describe(x):\n    return '?'\n"
+        "@describe.register(openai.OpenAI)\ndef _(x):\n    return 'client'\n"  # 14
+        "same = type(fake) is openai.OpenAI\n"  # 17
+        "make = getattr(config, 'client_class', openai.OpenAI)\n"  # 18: the default is returned
+        "factories.register('openai', openai.OpenAI)\n"  # 19: a registry keeps it
+    )
+    assert blocking_lines(found) == [18, 19]
+
+
+def test_a_symlinked_environment_is_skipped_not_listed_as_a_symlink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = tmp_path / "envs" / "app"
+    (env / "lib").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (env / "lib" / "mod.py").write_text("from openai import OpenAI\nOpenAI()\n")
+    tree = tmp_path / "proj"
+    tree.mkdir()
+    (tree / "app.py").write_text("import openai\nclient = openai.OpenAI()\n")
+    (tree / "venv").symlink_to(env)  # by its pyvenv.cfg
+    (tree / ".venv").symlink_to(env)  # by its name too
+    (tree / "node_modules").symlink_to(env / "lib")  # by its name only
+    code, data = migrate(capsys, str(tree))
+    assert [site["file"] for site in data["call_sites"]] == ["app.py"]
+    assert data["skipped_directories"] == [".venv", "node_modules", "venv"]
+    assert data["skipped_symlinks"] == []
+    assert code == _migrate.EXIT_OK

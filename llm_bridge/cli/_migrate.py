@@ -427,11 +427,12 @@ def _toml(text: str) -> dict[str, Any]:
 
 def _python_files(root: Path, state: _Run) -> Iterator[Path]:
     """The files to read under ``root`` in a stable order, minus the skipped directories
-    (their paths, relative to ``root``, are added to ``state.skipped``) and the symlinked
-    files and directories (added to ``state.links``: never followed, as their targets are
-    scanned where they live or are outside the tree, and ``--write`` must not rewrite a
-    file twice or one the user did not point at). A directory that cannot be listed is a
-    file not parsed (it blocks): its files would otherwise vanish from the report."""
+    (their paths, relative to ``root``, are added to ``state.skipped``, symlinked ones
+    too: ``venv -> ../envs/app``) and the other symlinked files and directories (added
+    to ``state.links``: never followed, as their targets are scanned where they live or
+    are outside the tree, and ``--write`` must not rewrite a file twice or one the user
+    did not point at). A directory that cannot be listed is a file not parsed (it
+    blocks): its files would otherwise vanish from the report."""
     if root.is_file():
         yield root
         return
@@ -440,10 +441,10 @@ def _python_files(root: Path, state: _Run) -> Iterator[Path]:
         keep = []
         for name in sorted(dirs):
             path = here / name
-            if path.is_symlink():
-                state.links.append(_relative(path, root))
-            elif _is_skipped(path):
+            if _is_skipped(path):  # first: a symlinked venv is an environment, skipped
                 state.skipped.append(_relative(path, root))
+            elif path.is_symlink():
+                state.links.append(_relative(path, root))
             else:
                 keep.append(name)
         dirs[:] = keep

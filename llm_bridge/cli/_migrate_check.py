@@ -367,7 +367,8 @@ class Checker:
         openai still refuses to send without some ``api_key`` (``OPENAI_API_KEY`` or
         ``openai.api_key``: any value, as llm-bridge sends the provider's key). A client
         of the project's own set there (``httpx.Client(timeout=30)``) still sends to
-        OpenAI: it blocks, saying how to keep its settings."""
+        OpenAI: it blocks, saying how to keep its settings; one the scan cannot trace to
+        either (a name imported from elsewhere) is a change to check, not a block."""
         key = (
             "openai still wants an api_key before it sends (OPENAI_API_KEY or openai.api_key, "
             "any value: llm-bridge sends the provider's own key)"
@@ -386,6 +387,16 @@ class Checker:
                 "client's settings to llm-bridge's, `openai.http_client = "
                 "llm_bridge.http_client(http_client=<your client>)` (timeout=, max_retries= "
                 f"too); {key}",
+            )
+        elif site.module_hook == "unknown":
+            verdict.add(
+                "changes",
+                "openai's module-level client: this file sets openai.http_client to a client "
+                "the scan cannot trace (imported, read from an attribute, bound more than "
+                "one way), so its calls go through llm-bridge only if that client is "
+                "llm_bridge.http_client(...) and is set before the first call: check it, or "
+                "give its settings to llm-bridge's, `openai.http_client = "
+                f"llm_bridge.http_client(http_client=<your client>)`; {key}",
             )
         elif site.module_hook == "added":
             verdict.add(

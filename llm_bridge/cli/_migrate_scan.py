@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider, ScopeProvider
 
 if TYPE_CHECKING:
     from ._migrate_check import OpenAIApi
@@ -153,8 +153,9 @@ class CallSite:
     module_client: bool = False
     #: For a module-level client call: ``"set"`` when the file already gives openai's
     #: module llm-bridge's HTTP client, ``"own"`` when it gives it a client of its own (the
-    #: call stays openai's), ``"added"`` when the rewrite adds that line, None when none
-    #: of these (the call stays openai's).
+    #: call stays openai's), ``"unknown"`` when it gives it one the scan cannot trace (a
+    #: name imported or bound in several ways, an attribute), ``"added"`` when the rewrite
+    #: adds that line, None when none of these (the call stays openai's).
     module_hook: Optional[str] = None
     #: The method is referenced (stored in a name never called here, or passed on), not
     #: called: where it is called, and with what, is not known.
@@ -521,9 +522,12 @@ class _Methods(_Scoped):
         self.attributes: dict[str, _Bound] = {}  # "self.gen" -> method
         self.local: dict[int, set[str]] = {}  # id(scope) -> every name it binds
         self.references: list[tuple[cst.Attribute, str, bool]] = []
-        #: Each ``openai.http_client = VALUE`` in the file: whether VALUE is llm-bridge's
-        #: HTTP client (a call of ``llm_bridge.http_client``), not one of the project's own.
-        self.hooks: list[bool] = []
+        #: Each VALUE of ``openai.http_client = VALUE`` in the file (`_hook_kind` says whose
+        #: client it is).
+        self.hooks: list[cst.BaseExpression] = []
+        #: The value of each plain assignment ``NAME = VALUE`` (or ``NAME: T = VALUE``), by
+        #: the id of its target ``NAME``: what a name set as ``openai.http_client`` holds.
+        self.assigned: dict[int, cst.BaseExpression] = {}
         self._skip: set[int] = set()  # call targets and bound values: not references
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -559,11 +563,10 @@ class _Methods(_Scoped):
             and isinstance(target.value, cst.Name)
             and target.value.value in self.modules
         ):
-            self.hooks.append(
-                isinstance(value, cst.Call) and _dotted(value.func) in self.http_clients
-            )
+            self.hooks.append(value)
         if isinstance(target, cst.Name):
             self.local.setdefault(id(scope), set()).add(target.value)
+            self.assigned[id(target)] = value
         found = method_of(value, self.api, self.modules)
         if found is None or dotted is None:
             return
@@ -607,6 +610,39 @@ class _Methods(_Scoped):
             if func.value in self.local.get(id(scope), set()):
                 return None  # a local of another meaning
         return None
+
+
+def _hook_kind(
+    value: cst.BaseExpression,
+    methods: _Methods,
+    scopes: Mapping[cst.CSTNode, Any],
+    seen: frozenset[int] = frozenset(),
+) -> str:
+    """Whose client ``openai.http_client = VALUE`` gives openai's module: ``"set"`` for
+    llm-bridge's (a call of ``llm_bridge.http_client``/``async_http_client``, under any
+    name the file imports them by), ``"own"`` for one known not to be (a call of anything
+    else, such as ``httpx.Client(...)``; ``None``; the factory itself, not called),
+    ``"unknown"`` when the file does not say. A name is followed to what it is bound to
+    where it is read (``scopes``, libcst's `ScopeProvider`): every binding must be a plain
+    assignment, and all of one kind, for the name to be of that kind (an import, a loop,
+    a parameter or two assignments that disagree leave it unknown)."""
+    if isinstance(value, cst.Call):
+        return "set" if _dotted(value.func) in methods.http_clients else "own"
+    dotted = _dotted(value)
+    factories = {f"llm_bridge.{factory}" for factory in _HTTP_CLIENTS}
+    if dotted == "None" or dotted in methods.http_clients or dotted in factories:
+        return "own"
+    if not isinstance(value, cst.Name) or id(value) in seen:
+        return "unknown"
+    scope = scopes.get(value)
+    assignments = list(scope[value.value]) if scope is not None else []
+    kinds = {
+        _hook_kind(methods.assigned[id(a.node)], methods, scopes, seen | {id(value)})
+        if id(a.node) in methods.assigned
+        else "unknown"
+        for a in assignments
+    }
+    return kinds.pop() if len(kinds) == 1 else "unknown"
 
 
 def _code(node: cst.CSTNode) -> str:
@@ -861,16 +897,32 @@ class _Calls(_Scoped):
     def _no_client_arguments(self, node: cst.Call) -> None:
         """Mark what a client class in this call makes no client through: the called
         class itself; ``isinstance``/``issubclass``'s second argument; every argument of
-        ``cast``, ``TypeVar``, ``setattr`` and a mock's ``patch``/``patch.object``."""
+        ``cast``, ``TypeVar``, ``setattr``, ``hasattr``, ``inspect.signature``, a mock's
+        ``patch``/``patch.object`` and ``create_autospec``; ``getattr``'s object (not its
+        default, which it may return); a mock's ``spec=``/``spec_set=``; the class a
+        ``.register(...)`` call registers (``functools.singledispatch``'s, an ABC's: its
+        first argument; a registry's ``register("name", Class)`` passes it on)."""
         self._not_passed_on.add(id(node.func))
         parts = (_dotted(node.func) or "").split(".")
+        positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
+        arguments = [
+            arg
+            for arg in node.args
+            if arg.keyword is not None and arg.keyword.value in ("spec", "spec_set")
+        ]
         if parts[-1] in ("isinstance", "issubclass"):
-            arguments = node.args[1:2]
-        elif parts[-1] in ("cast", "TypeVar", "setattr") or "patch" in parts:
-            arguments = node.args
-        else:
-            return
+            arguments += node.args[1:2]
+        elif parts[-1] in _INSPECTING or "patch" in parts:
+            arguments += node.args
+        elif parts[-1] == "getattr" or (parts[-1] == "register" and len(parts) > 1):
+            arguments += positional[:1]  # the object read from; the class registered
         self._no_client.update(id(argument.value) for argument in arguments)
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        """A client class compared (``type(x) is openai.OpenAI``) makes no client."""
+        for operand in (node.left, *(target.comparator for target in node.comparisons)):
+            if _dotted(operand) is not None:
+                self._no_client.add(id(operand))
 
     def _no_client_here(self, node: cst.CSTNode) -> bool:
         """Whether a client class anywhere in ``node`` makes no client: an annotation, a
@@ -1002,6 +1054,9 @@ _WRAPPERS = frozenset({"with_raw_response", "with_streaming_response"})
 _LANGCHAIN = frozenset({"ChatOpenAI", "OpenAIEmbeddings", "OpenAI"})
 #: openai's Azure clients: llm-bridge has none, so they stay openai's (and block).
 _AZURE = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
+#: Functions whose every argument a client class makes no client through: it is checked,
+#: inspected or mocked (`_Calls._no_client_arguments`).
+_INSPECTING = frozenset({"cast", "TypeVar", "setattr", "hasattr", "signature", "create_autospec"})
 #: llm_bridge's functions making the HTTP client that sends through it: set as openai's
 #: module-level ``http_client``, the module's calls go through llm-bridge.
 _HTTP_CLIENTS = frozenset({"http_client", "async_http_client"})
@@ -1223,7 +1278,8 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         or _MODEL_HINT.search(source)
     ):
         return scan  # nothing to find: no openai, no OpenAI model name
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
     clients = {
         imported.bound: imported.name
         for imported in imports.names
@@ -1267,7 +1323,7 @@ def scan_source(path: str, source: bytes, api: OpenAIApi) -> FileScan:
         if imported.bound in blocked:
             continue
         plan.moves.setdefault(id(imported.statement), set()).add(imported.index)
-    _hook_module_client(scan, module, imports, methods, plan)
+    _hook_module_client(scan, wrapper, imports, methods, plan)
     if plan:
         rewritten = module.visit(_Rewriter(plan)).bytes
         if rewritten != source:  # the bytes are kept for the diff only: a tree can be large
@@ -1311,13 +1367,14 @@ def _references(
 
 
 def _hook_module_client(
-    scan: FileScan, module: cst.Module, imports: _Imports, methods: _Methods, plan: _Plan
+    scan: FileScan, wrapper: MetadataWrapper, imports: _Imports, methods: _Methods, plan: _Plan
 ) -> None:
     """Calls through openai's module-level client (``openai.chat.completions.create``)
     go through llm-bridge once ``openai.http_client = llm_bridge.http_client()`` runs
     before the first of them (openai builds that client on first use, with the module's
-    ``http_client``). The file already sets it: the calls are marked ``set``, or ``own``
-    where it sets a client of its own (its calls still go to OpenAI). Else, when
+    ``http_client``). The file already sets it: the calls are marked ``set``, ``own``
+    where it sets a client known not to be llm-bridge's (its calls still go to OpenAI), or
+    ``unknown`` where the file does not say whose client it sets (`_hook_kind`). Else, when
     ``import openai`` is a statement of the module's own body (not in a function, a
     ``try`` or an ``if``), the rewrite adds the line right after it (``added``); otherwise
     the call stays openai's and the finding says what line to add."""
@@ -1325,11 +1382,19 @@ def _hook_module_client(
     if not sites:
         return
     if methods.hooks:  # the file sets openai.http_client itself: to llm-bridge's or its own
-        hook = "set" if all(methods.hooks) else "own"
+        # libcst's scopes, only for a name set there (they cost a pass of their own)
+        scopes: Mapping[cst.CSTNode, Any] = {}
+        if any(isinstance(value, cst.Name) for value in methods.hooks):
+            try:
+                scopes = wrapper.resolve(ScopeProvider)
+            except Exception:  # libcst could not tell the scopes: every name is unknown
+                scopes = {}
+        kinds = {_hook_kind(value, methods, scopes) for value in methods.hooks}
+        hook = "own" if "own" in kinds else "unknown" if "unknown" in kinds else "set"
         for site in sites:
             site.module_hook = hook
         return
-    for statement in module.body:
+    for statement in wrapper.module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
             continue
         for small in statement.body:
