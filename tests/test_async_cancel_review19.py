@@ -16,6 +16,7 @@ then. Each fails with ``wait_for`` on Python 3.10 and 3.11.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import sys
 import time
@@ -210,15 +211,18 @@ async def test_within_hands_over_the_result_and_the_error() -> None:
         await within(fail(), 5.0)
 
 
+async def hang_noting(cancelled: list[bool]) -> None:
+    """Wait for ever; note being cancelled in ``cancelled``."""
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+
+
 async def test_within_cancels_the_step_at_the_deadline_and_leaves_the_caller_uncancelled() -> None:
     cancelled: list[bool] = []
-
-    async def hang() -> None:
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.append(True)
-            raise
+    hang = functools.partial(hang_noting, cancelled)
 
     started = time.monotonic()
     with pytest.raises(TimeoutError):
@@ -246,13 +250,7 @@ async def test_within_a_deadline_already_past_never_starts_the_step() -> None:
 
 async def test_within_a_cancel_of_the_caller_stops_the_step() -> None:
     cancelled: list[bool] = []
-
-    async def hang() -> None:
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            cancelled.append(True)
-            raise
+    hang = functools.partial(hang_noting, cancelled)
 
     task = asyncio.ensure_future(within(hang(), 30.0))
     await asyncio.sleep(0.01)

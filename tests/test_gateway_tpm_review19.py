@@ -44,6 +44,18 @@ HELLO = [{"role": "user", "content": "你好"}]
 USED = {"prompt_tokens": 10, "completion_tokens": 15, "total_tokens": 25}
 
 
+def tpm_config(tmp_path: Path) -> dict[str, Any]:
+    """A gateway on Zhipu whose one key has a tpm of 1000."""
+    return {
+        "providers": {"zhipu": {"api_key": ZHIPU_KEY}},
+        "models": {"fast": "zhipu/glm-4-flash"},
+        "gateway": {
+            "ledger": str(tmp_path / "ledger.sqlite"),
+            "keys": {"team": {"key_sha256": hash_key(KEY), "tpm": 1000}},
+        },
+    }
+
+
 class Clock:
     def __init__(self, now: float = 1_800_000_000.0) -> None:
         self.now = now
@@ -89,14 +101,7 @@ async def gated(tmp_path: Path) -> AsyncIterator[Gated]:
             await gate.wait()
         return fake.handler(request)
 
-    config = {
-        "providers": {"zhipu": {"api_key": ZHIPU_KEY}},
-        "models": {"fast": "zhipu/glm-4-flash"},
-        "gateway": {
-            "ledger": str(tmp_path / "ledger.sqlite"),
-            "keys": {"team": {"key_sha256": hash_key(KEY), "tpm": 1000}},
-        },
-    }
+    config = tpm_config(tmp_path)
     http = httpx.AsyncClient(transport=httpx.MockTransport(upstream))
     app = create_app(config, http_client=http, state=MemoryState(clock=clock))
     await app.startup()
@@ -439,14 +444,7 @@ async def test_a_state_of_an_earlier_release_still_serves(tmp_path: Path) -> Non
     earlier = Earlier()
     fake = FakeZhipu(api_key=ZHIPU_KEY)
     fake.reply("好", usage=USED)
-    config = {
-        "providers": {"zhipu": {"api_key": ZHIPU_KEY}},
-        "models": {"fast": "zhipu/glm-4-flash"},
-        "gateway": {
-            "ledger": str(tmp_path / "ledger.sqlite"),
-            "keys": {"team": {"key_sha256": hash_key(KEY), "tpm": 1000}},
-        },
-    }
+    config = tpm_config(tmp_path)
     state: GatewayState = earlier  # type: ignore[assignment]
     http = httpx.AsyncClient(transport=fake.transport())
     app = create_app(config, http_client=http, state=state)

@@ -13,12 +13,12 @@ from collections import deque
 from decimal import Decimal
 from typing import Callable, Optional
 
-from ._state import take_by_arguments
+from ._state import TakesByEntry, take_by_arguments
 
 __all__ = ["MemoryState"]
 
 
-class MemoryState:
+class MemoryState(TakesByEntry):
     """Limits and budgets for one process (see `GatewayState`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -26,14 +26,6 @@ class MemoryState:
         self._lock = threading.Lock()
         self._windows: dict[str, _Window] = {}
         self._spend: dict[tuple[str, str], Decimal] = {}
-
-    async def take(
-        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
-    ) -> float:
-        wait, _ = await self.take_entry(
-            bucket, limit=limit, window=window, amount=amount, force=force
-        )
-        return wait
 
     async def take_entry(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False

@@ -80,7 +80,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from ._failover import FailoverState, StateUnavailable, stop_task
-from ._state import IN_PROGRESS, LedgerEntry, SpendSeen, take_by_arguments
+from ._state import IN_PROGRESS, LedgerEntry, SpendSeen, TakesByEntry, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -458,7 +458,7 @@ class _RedisUser:
             await self.client.aclose()
 
 
-class RedisState(_RedisUser):
+class RedisState(TakesByEntry, _RedisUser):
     """`GatewayState` in Redis, shared by every replica that uses the same server and
     prefix. Raises `StateUnavailable` when Redis does not answer (see `FailoverState`)."""
 
@@ -506,14 +506,6 @@ class RedisState(_RedisUser):
 
     def budget_key(self, account: str) -> str:
         return f"{self.prefix}budget:{account}"
-
-    async def take(
-        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
-    ) -> float:
-        wait, _ = await self.take_entry(
-            bucket, limit=limit, window=window, amount=amount, force=force
-        )
-        return wait
 
     async def take_entry(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False

@@ -93,7 +93,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from .._errors import ConfigError
 from ._failover import FailoverState, StateUnavailable
-from ._state import GatewayState, SpendSeen, take_by_arguments
+from ._state import GatewayState, SpendSeen, TakesByEntry, take_by_arguments
 
 if TYPE_CHECKING:
     from ._config import GatewayConfig
@@ -195,7 +195,7 @@ def shared_file(state: GatewayState) -> Optional[SQLiteState]:
     return state if isinstance(state, SQLiteState) else None
 
 
-class SQLiteState:
+class SQLiteState(TakesByEntry):
     """Limits and budgets shared by the processes that open the same file (see
     `GatewayState` and the module docstring)."""
 
@@ -279,14 +279,6 @@ class SQLiteState:
         return float(rows["created"])
 
     # ------------------------------------------------------------------ GatewayState
-
-    async def take(
-        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
-    ) -> float:
-        wait, _ = await self.take_entry(
-            bucket, limit=limit, window=window, amount=amount, force=force
-        )
-        return wait
 
     async def take_entry(
         self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False

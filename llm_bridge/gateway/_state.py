@@ -113,6 +113,24 @@ def take_by_arguments(*, amount: int, limit: int, window: float, force: bool) ->
     return None
 
 
+class TakesByEntry:
+    """A store's `GatewayState.take`, as its ``take_entry`` without the entry: what each
+    built-in store inherits, so the three answer alike."""
+
+    async def take_entry(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> tuple[float, Optional[str]]:
+        raise NotImplementedError
+
+    async def take(
+        self, bucket: str, *, limit: int, window: float, amount: int = 1, force: bool = False
+    ) -> float:
+        wait, _ = await self.take_entry(
+            bucket, limit=limit, window=window, amount=amount, force=force
+        )
+        return wait
+
+
 async def take_entry(
     state: GatewayState,
     bucket: str,
