@@ -15,6 +15,7 @@ Nothing here knows about the facade's resources, so the httpx transport (for the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import itertools
@@ -36,6 +37,7 @@ from . import _retry
 from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
 from ._config import CREDENTIAL_FIELDS, Config, _did_you_mean
 from ._constants import DEFAULT_TIMEOUT, USER_AGENT
+from ._deadline import within
 from ._errors import (
     SECRET_HEADERS,
     APIConnectionError,
@@ -1345,7 +1347,6 @@ class AsyncEngine(Engine):
     async def _fan_out(self, requests: list[JSONDict], options: RequestOptions) -> RawResult:
         """The copies of a call concurrently; the first to fail cancels the others (each a
         billed request nobody would read, retried as long as it fails) and is raised."""
-        import asyncio  # only a fanned-out call needs it
 
         tasks = [asyncio.ensure_future(self.call("chat", p, options)) for p in requests]
         try:
@@ -1405,8 +1406,6 @@ class AsyncEngine(Engine):
     async def _attempt(self, operation: Operation, retries: int) -> RawResult:
         if self.token_request(operation.adapter.credentials) is not None:
             await self._ensure_token(operation)
-        import asyncio  # (here: a sync-only program never loads asyncio)
-
         request = operation.build(self.http)
         # A call cancelled while out is billed by the provider, and recorded here as its
         # prompt (`Operation.abandoned`); one cancelled before its body began to go (a
@@ -1470,10 +1469,6 @@ class AsyncEngine(Engine):
     async def _send(
         self, request: httpx.Request, operation: Operation, *, stream: Optional[bool] = None
     ) -> httpx.Response:
-        import asyncio  # (here: a sync-only program never loads asyncio)
-
-        from ._deadline import within
-
         started = time.monotonic()
         streamed = operation.stream if stream is None else stream
         deadline = _deadline(request, started)
@@ -1526,10 +1521,6 @@ class AsyncEngine(Engine):
         self, response: httpx.Response, request: httpx.Request, operation: Operation
     ) -> None:
         """As `SyncEngine._read_answer`; the deadline held by `_deadline.within`."""
-        import asyncio
-
-        from ._deadline import within
-
         deadline = _deadline(request, operation.sent_at)
         reading = self._read_body(response, deadline, operation.route.provider)
         try:

@@ -11,6 +11,7 @@ under a lock and no ``await`` happens while it is held.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import threading
@@ -285,8 +286,6 @@ class UsageLedger:
         loop (the call that made the record does not wait for it), keeping it until it
         ends and logging its failure. Without a running loop (a sync client) nothing can
         run it: that is logged, with what to give instead."""
-        import asyncio  # (here: a sync-only program never loads asyncio)
-
         try:
             task = asyncio.get_running_loop().create_task(_awaited(callback))
         except RuntimeError:  # no running loop
@@ -306,8 +305,6 @@ class UsageLedger:
     async def drain(self) -> None:
         """Wait for the async ``on_usage`` callbacks still running: the client's
         ``close()`` does, so that the last records of a program reach them."""
-        import asyncio
-
         while self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
 
