@@ -58,6 +58,17 @@ async def ends_cancelled(work: Awaitable[Any]) -> asyncio.Task[Any]:
     return task
 
 
+async def assert_ends_cancelled(work: Awaitable[Any], closing: Any = None) -> None:
+    """``work`` ends cancelled: the caller's cancellation reached it (``closing``, a
+    client, is closed afterwards either way)."""
+    try:
+        task = await ends_cancelled(work)
+    finally:
+        if closing is not None:
+            await closing.close()
+    assert task.cancelled(), f"the call went on: {task.result()!r}"
+
+
 class CancelOnAnswer(httpx.AsyncBaseTransport):
     """The fake GLM's answers; the first has the calling task cancelled as it comes."""
 
@@ -93,11 +104,7 @@ async def test_a_cancel_that_comes_with_the_answer_cancels_the_call(stream: bool
             async for _ in answer:  # (wait_for: read to the end, the cancel lost)
                 pass
 
-    try:
-        task = await ends_cancelled(call())
-    finally:
-        await client.close()
-    assert task.cancelled(), f"the call went on: {task.result()!r}"
+    await assert_ends_cancelled(call(), closing=client)
 
 
 class EndsWithCancel(httpx.AsyncByteStream):
@@ -146,11 +153,7 @@ async def test_a_cancel_that_comes_with_a_stream_error_body_cancels_the_call() -
         async for _ in stream:
             pass
 
-    try:
-        task = await ends_cancelled(call())
-    finally:
-        await client.close()
-    assert task.cancelled(), f"the call went on: {task.result()!r}"
+    await assert_ends_cancelled(call(), closing=client)
 
 
 class CancelOnFirstLook:
@@ -268,8 +271,7 @@ async def test_within_a_cancel_that_comes_with_the_result_reaches_the_caller() -
     async def call() -> None:
         await within(answer(asyncio.current_task()), 30.0)
 
-    task = await ends_cancelled(call())
-    assert task.cancelled(), f"the call went on: {task.result()!r}"
+    await assert_ends_cancelled(call())
 
 
 async def test_a_request_past_its_deadline_is_a_timeout_and_the_caller_goes_on() -> None:
