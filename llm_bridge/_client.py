@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
-import httpx
 import openai
 from typing_extensions import Self
 
 from ._constants import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
+    import httpx
     import httpx2
 
     from ._config import Config
@@ -35,7 +35,7 @@ __all__ = ["AsyncOpenAI", "OpenAI"]
 ConfigSource = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config", None]
 #: A client's ``timeout``: seconds, or a timeout of either HTTP library (openai 3.x's
 #: ``openai.Timeout`` is httpx2's).
-TimeoutArg = Union[float, httpx.Timeout, "httpx2.Timeout", None]
+TimeoutArg = Union[float, "httpx.Timeout", "httpx2.Timeout", None]
 
 #: ``base_url`` of a client that routes to several providers: requests never leave the
 #: process for it (the transport answers them), and ``.invalid`` can never resolve.
@@ -69,6 +69,8 @@ class _Bridged:
         usage: Optional[UsageLedger],
     ) -> dict[str, Any]:
         """Build the engine and transport; return what openai's constructor needs."""
+        import httpx  # (here, not at the top: `from llm_bridge import OpenAI` skips it)
+
         from ._config import Config, load_config
         from ._endpoints import recognise
         from ._engine import AsyncEngine, SyncEngine
@@ -387,7 +389,7 @@ def _openai_timeout(timeout: Any) -> Any:
     """The timeout openai's constructor gets: the caller's own object (an ``openai.Timeout``
     stays one, as ``client.timeout`` shows it), checked, else llm-bridge's default (the
     same figures as openai's). Per request it reaches the engine, which applies it."""
-    from ._constants import DEFAULT_TIMEOUT
+    from ._http_clients import DEFAULT_TIMEOUT
     from ._transport import checked_timeout
 
     if timeout is None:

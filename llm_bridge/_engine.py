@@ -36,7 +36,7 @@ from pydantic_core import to_json
 from . import _retry
 from ._auth import Credentials, TokenCredentials, redact_http_logs, scrub
 from ._config import CREDENTIAL_FIELDS, Config, _did_you_mean
-from ._constants import DEFAULT_TIMEOUT, USER_AGENT
+from ._constants import USER_AGENT
 from ._deadline import within
 from ._errors import (
     SECRET_HEADERS,
@@ -59,6 +59,7 @@ from ._fan_out import (
     merged_embeddings,
 )
 from ._http_clients import (
+    DEFAULT_TIMEOUT,
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
     SentMark,

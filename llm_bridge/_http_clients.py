@@ -32,7 +32,17 @@ from typing import Any, cast
 
 import httpx
 
-from ._constants import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from ._constants import (
+    DEFAULT_CONNECT_SECONDS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_KEEPALIVE,
+    DEFAULT_TIMEOUT_SECONDS,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT_SECONDS, connect=DEFAULT_CONNECT_SECONDS)
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=DEFAULT_MAX_CONNECTIONS, max_keepalive_connections=DEFAULT_MAX_KEEPALIVE
+)
 
 __all__ = [
     "DefaultAioHttpClient",

@@ -582,9 +582,8 @@ class EngineFactory:
         on_usage: Optional[Callable[[UsageRecord], Any]] = None,
         usage: Optional[UsageLedger] = None,
     ) -> None:
-        from ._constants import DEFAULT_TIMEOUT
         from ._engine import SyncEngine as _SyncEngine
-        from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
+        from ._http_clients import DEFAULT_TIMEOUT, DefaultAsyncHttpxClient, DefaultHttpxClient
         from ._upstream import upstream_client
 
         self.engine_class = engine_class

@@ -45,6 +45,8 @@ def test_importing_the_client_loads_neither_the_engine_nor_its_tools() -> None:
     loaded = modules_after("from llm_bridge import OpenAI, AsyncOpenAI")
     for heavy in ("tiktoken", "llm_bridge._engine", "llm_bridge._config"):
         assert heavy not in loaded
+    # openai 3.x speaks httpx2; the engine's upstream httpx (0.x) waits for a client.
+    assert "httpx" not in loaded
 
 
 def test_a_client_loads_only_its_own_protocol() -> None:

@@ -1193,8 +1193,7 @@ def _aiohttp_upstream(gateway: GatewayConfig) -> Optional[httpx.AsyncClient]:
             '"llm-bridge-cn[server]"); provider calls use httpx'
         )
         return None
-    from .._constants import DEFAULT_TIMEOUT
-    from .._http_clients import DefaultAioHttpClient
+    from .._http_clients import DEFAULT_TIMEOUT, DefaultAioHttpClient
 
     timeout = gateway.timeout if gateway.timeout is not None else DEFAULT_TIMEOUT
     return DefaultAioHttpClient(timeout=timeout)
