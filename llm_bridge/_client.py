@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 import openai
 from typing_extensions import Self
 
+from ._answer_models import built
 from ._constants import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
@@ -222,6 +223,17 @@ class _Bridged:
         if stashed is not None:
             return stashed
         return super()._make_status_error(err_msg, body=body, response=response)  # type: ignore[misc]
+
+    def _process_response_data(self, *, data: object, cast_to: Any, response: Any) -> Any:
+        """openai's answer object for ``data``: built by pydantic's validator, equal to
+        and much faster than openai's own way (`_answer_models`), where it may be."""
+        if not self._strict_response_validation:  # type: ignore[attr-defined]
+            model = built(data, cast_to)
+            if model is not None:
+                return model
+        return super()._process_response_data(  # type: ignore[misc]
+            data=data, cast_to=cast_to, response=response
+        )
 
     def copy(self, **overrides: Any) -> Self:  # pyright: ignore[reportIncompatibleMethodOverride]
         """A client like this one with some constructor arguments changed (as openai's).
