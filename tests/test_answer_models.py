@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from openai._models import construct_type
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseStreamEvent
 
 from llm_bridge import AsyncOpenAI, OpenAI
 from llm_bridge._answer_models import built
@@ -263,12 +263,65 @@ def answers(odd: bool) -> dict[str, st.SearchStrategy[dict[str, Any]]]:
     }
 
 
+def events(odd: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Responses stream events of a few types (an unknown one too), their tag first."""
+
+    def v(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(valid, ODD) if odd else valid
+
+    text, integer = v(st.text(max_size=4)), v(st.integers(0, 2**40))
+    extras = fields(provider=st.just("zhipu"), obfuscation=text)
+    delta = st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["response.output_text.delta", "response.reasoning_summary_text.delta"]
+            ),
+            "item_id": text,
+            "output_index": integer,
+            "content_index": integer,
+            "summary_index": integer,
+            "delta": text,
+            "sequence_number": integer,
+        },
+        optional={"logprobs": v(st.just([]))},
+    )
+    arguments = st.fixed_dictionaries(
+        {
+            "type": st.just("response.function_call_arguments.delta"),
+            "item_id": text,
+            "output_index": integer,
+            "delta": text,
+            "sequence_number": integer,
+        }
+    )
+    done = st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["response.output_item.done", "response.output_item.added"]),
+            "output_index": integer,
+            "sequence_number": integer,
+            "item": st.fixed_dictionaries(
+                {
+                    "type": st.just("function_call"),
+                    "call_id": text,
+                    "name": text,
+                    "arguments": text,
+                },
+                optional={"id": text, "status": st.just("completed")},
+            ),
+        }
+    )
+    unknown = st.fixed_dictionaries({"type": st.sampled_from(["response.new_thing", 3])})
+    return merged(st.one_of(delta, arguments, done, unknown), extras)
+
+
 USUAL_ANSWERS, ODD_ANSWERS = answers(odd=False), answers(odd=True)
+USUAL_ANSWERS["event"], ODD_ANSWERS["event"] = events(odd=False), events(odd=True)
 CASTS = {
     "completion": ChatCompletion,
     "chunk": ChatCompletionChunk,
     "embeddings": CreateEmbeddingResponse,
     "response": Response,
+    "event": ResponseStreamEvent,
 }
 
 #: An answer as llm-bridge's engine writes it (the usual case, which must be built here).
@@ -322,6 +375,14 @@ def test_the_usual_answer_is_built_here_and_an_odd_one_left_to_openai() -> None:
     assert check_equal(USUAL, ChatCompletion) is not None
     assert built({**USUAL, "created": "1721614853"}, ChatCompletion) is None
     assert built([USUAL], ChatCompletion) is None  # (not an object: openai's way)
+
+
+def test_a_stream_event_is_built_as_the_variant_its_type_names() -> None:
+    event = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0}
+    event.update(content_index=0, delta="你", sequence_number=3, logprobs=[], provider="z")
+    mine = check_equal(event, ResponseStreamEvent)
+    assert type(mine).__name__ == "ResponseTextDeltaEvent"
+    assert built({**event, "type": "response.new_thing"}, ResponseStreamEvent) is None
 
 
 def test_a_page_is_left_to_openai() -> None:
