@@ -21,9 +21,15 @@ the same fields counted as set (validation also counts the extra fields; openai'
 nothing that ``construct`` would leave alone (a ``"1"`` for an int stays openai's).
 tests/test_answer_models.py holds the two ways equal over generated answers.
 
-Not used for a client built with ``_strict_response_validation`` (openai validates those
-itself), for list pages (which openai fills in after building them) or for types with
-their own builder.
+Only openai's own types (``openai.types``) are built here: a caller's class given to
+``parse(to=...)`` may have validators or settings that validation would apply and
+openai's construct does not. Nor is it used for a client built with
+``_strict_response_validation`` (openai validates those itself), for list pages (which
+openai fills in after building them), for types with their own builder, or for types
+whose construct differs from validation in ways this module does not mirror (a field
+named otherwise in JSON, a default made by a factory; see `_builder_for`). One known
+difference is kept on purpose: an answer with an extra key ``"_fields_set"`` makes
+openai's construct raise ``AttributeError``; here it is built.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ import pydantic
 __all__ = ["built"]
 
 #: How each answer type is built here (None: openai's way), decided on its first answer.
+#: Only openai's own types are kept, so it holds at most one entry per such type.
 _BUILDERS: dict[Any, Optional[Callable[[dict[str, Any]], Any]]] = {}
+#: A float beyond this is not exact: openai keeps such an int as it came.
+_EXACT_FLOATS = 2**53
 
 
 def built(data: object, cast_to: Any) -> Optional[Any]:
@@ -46,42 +55,61 @@ def built(data: object, cast_to: Any) -> Optional[Any]:
     ``construct_type`` makes of it; None where openai's own way must build it."""
     if type(data) is not dict:
         return None
-    try:
-        builder = _BUILDERS[cast_to]
-    except KeyError:
+    builder = _BUILDERS.get(cast_to, _builder_for)
+    if builder is _builder_for:
+        if not _openais(cast_to):
+            return None  # (a caller's own class, say for ``parse(to=...)``: not cached)
         builder = _BUILDERS[cast_to] = _builder_for(cast_to)
-    except TypeError:  # (an unhashable type: openai's way)
-        return None
     if builder is None:
         return None
     try:
         return builder(data)
     except pydantic.ValidationError:
         return None  # (a value of another type: openai keeps it as it came)
-    except Exception:  # the type's schema cannot be built: openai's way, from now on
+    except pydantic.PydanticUserError:  # a schema that cannot be built: openai's, for good
         _BUILDERS[cast_to] = None
         return None
 
 
+def _openais(cast_to: Any) -> bool:
+    """One of openai's own answer types (or an alias of them), not a caller's."""
+    module = getattr(cast_to, "__module__", "")
+    if typing.get_origin(cast_to) is typing.Annotated:
+        module = getattr(typing.get_args(cast_to)[0], "__module__", "")
+        return module == "typing" or module.startswith("openai.types.")
+    return module.startswith("openai.types.")
+
+
 def _builder_for(cast_to: Any) -> Optional[Callable[[dict[str, Any]], Any]]:
-    """A plain openai model class (no list page, no builder of its own) is validated,
-    and its extras unset as openai's ``construct`` leaves them. A union tagged by a
-    field (``Annotated[Union[...], PropertyInfo(discriminator="type")]``: the event
-    types of a Responses stream) is validated as the one variant its tag names, which
-    is what openai's own union validation picks when every variant's tag is a distinct
-    literal; it counts extras as set, as openai's does."""
+    """How openai's type ``cast_to`` is built here, if it can be.
+
+    A model class is validated, and its extras unset as openai's ``construct`` leaves
+    them, if openai would construct it: not a list page or a type with a builder of its
+    own, and, in it and every model openai constructs inside it, no field whose JSON name
+    differs from its own (openai's construct keeps those twice) and no default made by a
+    factory (construct leaves those None). An answer whose model has a float field openai
+    constructs is refused if it holds an int that a float cannot hold exactly.
+
+    A union tagged by a field (``Annotated[Union[...], PropertyInfo(discriminator=...)]``:
+    the event types of a Responses stream) is validated as the one variant its tag names,
+    which is what openai's own union validation picks when every variant is a model whose
+    tag is a distinct literal; it counts extras as set, as openai's does."""
     from openai import BaseModel
     from openai._base_client import BasePage
     from openai._types import ModelBuilderProtocol
 
     if inspect.isclass(cast_to):
         if (
-            issubclass(cast_to, BaseModel)
-            and not issubclass(cast_to, BasePage)
-            and not issubclass(cast_to, ModelBuilderProtocol)
+            not issubclass(cast_to, BaseModel)
+            or issubclass(cast_to, BasePage)
+            or issubclass(cast_to, ModelBuilderProtocol)
         ):
-            return functools.partial(_validated_model, cast_to)
-        return None
+            return None
+        constructed = _constructed_models(cast_to)
+        if constructed is None:
+            return None
+        floats = any(shape.endswith("float") for c in constructed for _, shape in _fields(c))
+        return functools.partial(_validated_model, cast_to, floats)
     tagged = _tagged_union(cast_to)
     if tagged is None:
         return None
@@ -89,17 +117,49 @@ def _builder_for(cast_to: Any) -> Optional[Callable[[dict[str, Any]], Any]]:
     return functools.partial(_validated_variant, tag, variants)
 
 
-def _validated_model(cls: type[pydantic.BaseModel], data: dict[str, Any]) -> Any:
+def _validated_model(cls: type[pydantic.BaseModel], floats: bool, data: dict[str, Any]) -> Any:
+    if floats and _inexact_int(data):
+        return None
     model = cls.model_validate(data, strict=True)
     _unset_extras(model)
     return model
 
 
+def _inexact_int(value: Any) -> bool:
+    """Whether ``value`` (JSON) holds an int beyond a float's exact range anywhere."""
+    kind = type(value)
+    if kind is int:
+        return not -_EXACT_FLOATS <= value <= _EXACT_FLOATS
+    if kind is dict:
+        return any(_inexact_int(item) for item in value.values())
+    if kind is list:
+        return any(_inexact_int(item) for item in value)
+    return False
+
+
 def _validated_variant(
     tag: str, variants: dict[str, type[pydantic.BaseModel]], data: dict[str, Any]
 ) -> Any:
-    variant = variants.get(data.get(tag))  # type: ignore[arg-type]
+    value = data.get(tag)
+    variant = variants.get(value) if type(value) is str else None
     return None if variant is None else variant.model_validate(data, strict=True)
+
+
+def _constructed_models(cls: type[pydantic.BaseModel]) -> Optional[list[type[Any]]]:
+    """``cls`` and every model openai's ``construct`` builds inside it, or None if one of
+    them has a field named otherwise in JSON or a default made by a factory."""
+    found: list[type[Any]] = []
+    waiting = [cls]
+    while waiting:
+        model = waiting.pop()
+        if model in found:
+            continue
+        for name, field in model.model_fields.items():
+            if field.alias not in (None, name) or field.default_factory is not None:
+                return None
+        found.append(model)
+        waiting.extend(_child(model, name) for name, shape in _fields(model) if shape in _NESTED)
+    return found
 
 
 def _tagged_union(annotation: Any) -> Optional[tuple[str, dict[str, type[pydantic.BaseModel]]]]:
@@ -140,45 +200,63 @@ def _unset_extras(model: pydantic.BaseModel) -> None:
     if extra:
         model.__pydantic_fields_set__.difference_update(extra)
     values = model.__dict__
-    for name, shape in _constructed_fields(type(model)):
+    for name, shape in _fields(type(model)):
         value = values.get(name)
         if shape == "model":
             children: Any = (value,)
         elif shape == "list":
             children = value if type(value) is list else ()
-        else:
+        elif shape == "dict":
             children = value.values() if type(value) is dict else ()
+        else:
+            continue
         for child in children:
             if isinstance(child, pydantic.BaseModel):
                 _unset_extras(child)
 
 
-#: Per model class: its fields that openai constructs, and how (`_constructed_fields`).
-_CONSTRUCTED: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+#: The shapes of field that hold models openai constructs.
+_NESTED = ("model", "list", "dict")
+#: Per model class: its fields that openai constructs, and their shapes (`_fields`).
+_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
 
 
-def _constructed_fields(cls: type[pydantic.BaseModel]) -> tuple[tuple[str, str], ...]:
-    """The fields of ``cls`` typed as a model (``"model"``), a list of one (``"list"``) or
-    a dict of one (``"dict"``), not as a union: those openai's ``construct_type`` builds
-    by constructing, leaving extras unset."""
-    known = _CONSTRUCTED.get(cls)
+def _fields(cls: type[pydantic.BaseModel]) -> tuple[tuple[str, str], ...]:
+    """The fields of ``cls`` that openai's ``construct_type`` builds by constructing (not
+    by validating, as it does a union), with their shape: a model (``"model"``), a list
+    or dict of one (``"list"``, ``"dict"``), a float or a list of them (``"float"``,
+    ``"list float"``)."""
+    known = _FIELDS.get(cls)
     if known is None:
         found = []
         for name, field in cls.model_fields.items():
             shape = _shape(field.annotation)
             if shape is not None:
                 found.append((name, shape))
-        known = _CONSTRUCTED[cls] = tuple(found)
+        known = _FIELDS[cls] = tuple(found)
     return known
+
+
+def _child(cls: type[pydantic.BaseModel], name: str) -> type[Any]:
+    """The model class a field of shape "model", "list" or "dict" holds."""
+    annotation = cls.model_fields[name].annotation
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    args = typing.get_args(annotation)
+    return args[-1] if args else annotation  # type: ignore[no-any-return]
 
 
 def _shape(annotation: Any) -> Optional[str]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _shape(typing.get_args(annotation)[0])
+    if annotation is float:
+        return "float"
     if _is_model(annotation):
         return "model"
     args = typing.get_args(annotation)
+    if origin is list and args and args[0] is float:
+        return "list float"
     if origin is list and args and _is_model(args[0]):
         return "list"
     if origin is dict and len(args) == 2 and _is_model(args[1]):

@@ -13,13 +13,14 @@ import json
 from typing import Any
 
 import httpx
+import openai
 import pydantic
 import pytest
 import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai._models import construct_type
-from openai.types import CreateEmbeddingResponse
+from openai.types import CreateEmbeddingResponse, ModerationCreateResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
@@ -175,7 +176,10 @@ def answers(odd: bool) -> dict[str, st.SearchStrategy[dict[str, Any]]]:
                         "object": v(st.just("embedding")),
                         "index": integer,
                         "embedding": v(
-                            st.lists(st.one_of(st.floats(-1, 1), st.integers(-1, 1)), max_size=4)
+                            st.lists(
+                                st.one_of(st.floats(-1, 1), st.integers(-1, 1), st.integers()),
+                                max_size=4,
+                            )
                         ),
                     }
                 ),
@@ -383,6 +387,34 @@ def test_a_stream_event_is_built_as_the_variant_its_type_names() -> None:
     mine = check_equal(event, ResponseStreamEvent)
     assert type(mine).__name__ == "ResponseTextDeltaEvent"
     assert built({**event, "type": "response.new_thing"}, ResponseStreamEvent) is None
+
+
+class Summary(openai.BaseModel):
+    """A caller's own class, as openai's docs suggest for ``parse(to=...)``."""
+
+    model: str
+
+    @pydantic.field_validator("model")
+    @classmethod
+    def upper(cls, value: str) -> str:
+        return value.upper()
+
+
+def test_what_openai_would_build_otherwise_is_left_to_openai() -> None:
+    # A caller's class (its validators must not run: openai constructs it)...
+    assert built({"model": "glm-4"}, Summary) is None
+    # ... an int a float field openai constructs cannot hold exactly (openai keeps it) ...
+    response = {"id": "r", "object": "response", "created_at": 2**53 + 1, "model": "m"}
+    response.update(output=[], parallel_tool_calls=False, tool_choice="auto", tools=[])
+    assert built(response, Response) is None
+    assert built({**response, "created_at": 2**53}, Response) is not None
+    # ... a type with fields named otherwise in JSON (openai's construct keeps both) ...
+    assert built({"id": "m", "model": "x", "results": []}, ModerationCreateResponse) is None
+    # ... and an event whose tag is not text, which leaves the next event built here.
+    event = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0}
+    event.update(content_index=0, delta="你", sequence_number=3, logprobs=[])
+    assert built({**event, "type": ["x"]}, ResponseStreamEvent) is None
+    assert built(event, ResponseStreamEvent) is not None
 
 
 def test_a_page_is_left_to_openai() -> None:
