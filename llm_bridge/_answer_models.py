@@ -72,12 +72,11 @@ def built(data: object, cast_to: Any) -> Optional[Any]:
 
 
 def _openais(cast_to: Any) -> bool:
-    """One of openai's own answer types (or an alias of them), not a caller's."""
-    module = getattr(cast_to, "__module__", "")
+    """One of openai's own answer types (or a tagged union of them), not a caller's."""
     if typing.get_origin(cast_to) is typing.Annotated:
-        module = getattr(typing.get_args(cast_to)[0], "__module__", "")
-        return module == "typing" or module.startswith("openai.types.")
-    return module.startswith("openai.types.")
+        union = typing.get_args(cast_to)[0]
+        return all(map(_openais, typing.get_args(union) or (union,)))
+    return getattr(cast_to, "__module__", "").startswith("openai.types.")
 
 
 def _builder_for(cast_to: Any) -> Optional[Callable[[dict[str, Any]], Any]]:

@@ -10,7 +10,7 @@ are the same at every level: classes, values with their exact types (``1`` is no
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import httpx
 import openai
@@ -403,6 +403,23 @@ class Summary(openai.BaseModel):
 def test_what_openai_would_build_otherwise_is_left_to_openai() -> None:
     # A caller's class (its validators must not run: openai constructs it)...
     assert built({"model": "glm-4"}, Summary) is None
+    # ... or a tagged union of them ...
+    from openai._utils import PropertyInfo
+
+    class Tagged(openai.BaseModel):
+        type: Literal["t"]
+        model: str
+
+        @pydantic.field_validator("model")
+        @classmethod
+        def upper(cls, value: str) -> str:
+            return value.upper()
+
+    class Other(openai.BaseModel):
+        type: Literal["o"]
+
+    mine = Annotated[Union[Tagged, Other], PropertyInfo(discriminator="type")]
+    assert built({"type": "t", "model": "m"}, mine) is None
     # ... an int a float field openai constructs cannot hold exactly (openai keeps it) ...
     response = {"id": "r", "object": "response", "created_at": 2**53 + 1, "model": "m"}
     response.update(output=[], parallel_tool_calls=False, tool_choice="auto", tools=[])
