@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -67,9 +68,9 @@ SAMPLES = [
 @pytest.fixture
 def fresh_encoding_cache():
     """Every test that meddles with the cache leaves it empty (the next use reloads it)."""
-    tokens._encoding.cache_clear()
+    tokens._encodings.clear()
     yield
-    tokens._encoding.cache_clear()
+    tokens._encodings.clear()
 
 
 # --------------------------------------------------------------------------- reference BPE
@@ -214,8 +215,7 @@ def test_import_loads_no_vocabulary_and_no_tiktoken(tmp_path: Path) -> None:
         client = OpenAI(provider="zhipu", api_key="id.secret")
         print(json.dumps({
             "tiktoken": sorted(m for m in sys.modules if m.split(".")[0] == "tiktoken"),
-            "cached": t._encoding.cache_info().currsize,
-            "misses": t._encoding.cache_info().misses,
+            "cached": len(t._encodings),
         }))
         """
     )
@@ -228,16 +228,50 @@ def test_import_loads_no_vocabulary_and_no_tiktoken(tmp_path: Path) -> None:
         check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"tiktoken": [], "cached": 0, "misses": 0}
+    assert result == {"tiktoken": [], "cached": 0}
 
 
-def test_vocabulary_loads_on_first_use_once(fresh_encoding_cache) -> None:
-    assert tokens._encoding.cache_info().currsize == 0
+def _counted_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The vocabularies built from here on, in order (the real builds, observed)."""
+    built: list[str] = []
+    real = tokens._built
+
+    def spy(name: str) -> object:
+        built.append(name)
+        return real(name)
+
+    monkeypatch.setattr(tokens, "_built", spy)
+    return built
+
+
+def test_vocabulary_loads_on_first_use_once(monkeypatch, fresh_encoding_cache) -> None:
+    built = _counted_builds(monkeypatch)
     count_tokens("hello", "qwen-plus")
     count_message_tokens(D1_MESSAGES, "glm-4-flash")
-    info = tokens._encoding.cache_info()
-    assert info.currsize == 1
-    assert info.misses == 1
+    assert built == ["qwen"]
+    assert list(tokens._encodings) == ["qwen"]
+
+
+def test_threads_counting_at_once_build_the_vocabulary_once(
+    monkeypatch, fresh_encoding_cache
+) -> None:
+    """A server's threads whose first streams close at once each count: one builds the
+    vocabulary (0.2 s, 50 MiB at its peak) and the others wait for it."""
+    built = _counted_builds(monkeypatch)
+    start = threading.Barrier(6)
+    counts: list[int] = []
+
+    def count() -> None:
+        start.wait()
+        counts.append(count_tokens(D1_ANSWER, "qwen-plus"))
+
+    threads = [threading.Thread(target=count) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert counts == [D1_OUTPUT_TOKENS] * 6
+    assert built == ["qwen"]
 
 
 def test_counts_with_no_network(monkeypatch, tmp_path: Path, fresh_encoding_cache) -> None:
@@ -269,7 +303,7 @@ def test_damaged_vocabulary_fails_loudly(monkeypatch, tmp_path: Path, fresh_enco
     message = str(caught.value)
     assert "SHA-256" in message
     assert "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186" in message
-    assert tokens._encoding.cache_info().currsize == 0  # nothing damaged was kept
+    assert tokens._encodings == {}  # nothing damaged was kept
 
     # The intact file under the same patched directory loads again.
     shutil.copyfile(VOCAB_FILE, tmp_path / "qwen.tiktoken")
