@@ -27,9 +27,13 @@ openai's construct does not. Nor is it used for a client built with
 ``_strict_response_validation`` (openai validates those itself), for list pages (which
 openai fills in after building them), for types with their own builder, or for types
 whose construct differs from validation in ways this module does not mirror (a field
-named otherwise in JSON, a default made by a factory; see `_builder_for`). One known
-difference is kept on purpose: an answer with an extra key ``"_fields_set"`` makes
-openai's construct raise ``AttributeError``; here it is built.
+named otherwise in JSON, a default made by a factory; see `_builder_for`), nor for an
+answer with a key named as one of ``construct``'s own parameters (``"_fields_set"``),
+which openai's construct takes as that argument.
+
+openai asks for embeddings in base64 unless told otherwise: such an answer holds a string
+where the type says a list of floats, which validation refuses, so openai's construct
+builds it as it came (openai's embeddings resource decodes it afterwards).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def built(data: object, cast_to: Any) -> Optional[Any]:
         return None
     try:
         return builder(data)
-    except pydantic.ValidationError:
+    except (pydantic.ValidationError, _OpenAIsWay):
         return None  # (a value of another type: openai keeps it as it came)
     except pydantic.PydanticUserError:  # a schema that cannot be built: openai's, for good
         _BUILDERS[cast_to] = None
@@ -125,14 +129,22 @@ def _validated_model(cls: type[pydantic.BaseModel], floats: bool, data: dict[str
 
 
 def _inexact_int(value: Any) -> bool:
-    """Whether ``value`` (JSON) holds an int beyond a float's exact range anywhere."""
-    kind = type(value)
-    if kind is int:
-        return not -_EXACT_FLOATS <= value <= _EXACT_FLOATS
-    if kind is dict:
-        return any(_inexact_int(item) for item in value.values())
-    if kind is list:
-        return any(_inexact_int(item) for item in value)
+    """Whether ``value`` (JSON) holds an int beyond a float's exact range anywhere.
+
+    Walked with a list rather than by recursion: JSON nested deeper than Python's
+    recursion limit (a tool's JSON schema echoed back in a ``Response``) is legal, and
+    openai's construct takes it."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        kind = type(item)
+        if kind is int:
+            if not -_EXACT_FLOATS <= item <= _EXACT_FLOATS:
+                return True
+        elif kind is dict:
+            waiting.extend(item.values())
+        elif kind is list:
+            waiting.extend(item)
     return False
 
 
@@ -190,13 +202,26 @@ def _tagged_union(annotation: Any) -> Optional[tuple[str, dict[str, type[pydanti
     return tag, variants
 
 
+class _OpenAIsWay(Exception):
+    """An answer only openai's construct can build as openai builds it."""
+
+
+#: The names of ``construct``'s own parameters: an extra key of one of these names is
+#: taken as that argument (``"_fields_set": null`` vanishes, another value raises), so an
+#: answer holding one is left to openai.
+_CONSTRUCT_PARAMETERS = frozenset({"_fields_set", "_BaseModel__cls"})
+
+
 def _unset_extras(model: pydantic.BaseModel) -> None:
     """Extra fields no longer counted as set wherever openai's ``construct`` would have
     built the model: ``model`` itself, and the models in its fields typed as a model or a
     list or dict of one. A field typed as a union (``Optional[...]`` too) openai builds
-    by validating it (lax), which counts extras as set, as `built`'s validation did."""
+    by validating it (lax), which counts extras as set, as `built`'s validation did.
+    Raises `_OpenAIsWay` for an extra named as one of construct's parameters."""
     extra = model.__pydantic_extra__
     if extra:
+        if not _CONSTRUCT_PARAMETERS.isdisjoint(extra):
+            raise _OpenAIsWay
         model.__pydantic_fields_set__.difference_update(extra)
     values = model.__dict__
     for name, shape in _fields(type(model)):

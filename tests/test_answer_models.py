@@ -434,6 +434,31 @@ def test_what_openai_would_build_otherwise_is_left_to_openai() -> None:
     assert built(event, ResponseStreamEvent) is not None
 
 
+@pytest.mark.parametrize("value", [None, ["x"]])
+@pytest.mark.parametrize("name", ["_fields_set", "_BaseModel__cls"])
+@pytest.mark.parametrize("where", ["answer", "message"])
+def test_a_key_named_as_a_construct_parameter_is_left_to_openai(
+    where: str, name: str, value: Any
+) -> None:
+    """openai's construct takes such a key as its own argument: ``"_fields_set": null``
+    vanishes, other values raise. Whatever openai does with it, it is openai's to do."""
+    answer = json.loads(json.dumps(USUAL))
+    (answer if where == "answer" else answer["choices"][0]["message"])[name] = value
+    assert built(answer, ChatCompletion) is None
+
+
+def test_json_nested_deeper_than_the_recursion_limit_is_built_as_openai_builds_it() -> None:
+    """A Response holds the request's tools, whose JSON schemas may nest deeply; JSON has
+    no depth limit and openai's construct takes it (the check for inexact ints here
+    recursed, and raised RecursionError)."""
+    deep: Any = []
+    for _ in range(900):  # (the recursion limit is 1000; json's own coder takes this)
+        deep = [deep]
+    response = {"id": "r", "object": "response", "created_at": 1, "model": "m", "output": []}
+    response.update(parallel_tool_calls=False, tool_choice="auto", tools=[], deep=deep)
+    assert type(check_equal(response, Response)) is Response
+
+
 def test_a_page_is_left_to_openai() -> None:
     from openai.pagination import SyncPage
     from openai.types import Model
