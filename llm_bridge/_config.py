@@ -14,6 +14,7 @@ expensive kind. Secrets are held as `pydantic.SecretStr` so they never print.
 from __future__ import annotations
 
 import codecs
+import copy
 import logging
 import os
 import re
@@ -729,6 +730,13 @@ class Config:
             limits=self.limits,
             configured_roots=self.configured_roots,
         )
+
+    def shown_as(self, source: str) -> Config:
+        """A copy that names its source as ``source`` in the messages it gives (the
+        gateway's, sent to its clients, name the file without the server's directories)."""
+        shown = copy.copy(self)
+        shown.source = source
+        return shown
 
     def __repr__(self) -> str:
         return (

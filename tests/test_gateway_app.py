@@ -844,6 +844,32 @@ async def test_a_path_a_url_parser_would_rewrite_is_not_served(
     assert fake.requests == []
 
 
+async def test_answers_name_the_config_file_without_the_servers_directories(
+    tmp_path: Path,
+) -> None:
+    """Where the server keeps its config is the operator's business, not every key
+    holder's: an unknown model's 404 and /readyz name the file alone."""
+    folder = tmp_path / "srv" / "secret-folder"
+    path = write_gateway_toml(folder, gateway_toml(ZHIPU_KEY, KEY, key='models = ["*"]'))
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    app = create_app(path, http_client=httpx.AsyncClient(transport=fake.transport()))
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            body = {"model": "glm-4-flsh", "messages": HELLO}
+            response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+            ready = await client.get("/readyz")
+    finally:
+        await app.shutdown()
+    error = error_of(response)
+    assert response.status_code == 404 and error["code"] == "model_not_found"
+    assert "the config (gateway.toml)" in error["message"]
+    assert ready.json()["config"] == "gateway.toml"
+    for text in (response.text, ready.text):
+        assert "secret-folder" not in text and str(tmp_path) not in text
+
+
 async def test_health_and_readiness(tmp_path: Path) -> None:
     class Down(MemoryState):
         async def ping(self) -> bool:

@@ -52,6 +52,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import httpx
@@ -267,6 +268,17 @@ _BODY_ROUTES = {
 }
 
 
+def _public_source(source: str) -> str:
+    """How the gateway's answers (errors, ``/readyz``) name its config: a file by its name
+    alone, as where the server keeps it is nobody's business but the operator's; a
+    config without a file says so (rather than naming the server's working directory)."""
+    if source == "<mapping>":
+        return source
+    if source == "defaults":
+        return "no config file"
+    return Path(source).name
+
+
 class GatewayApp:
     """The ASGI application (`create_app` builds it from a config)."""
 
@@ -282,7 +294,7 @@ class GatewayApp:
     ) -> None:
         from .._engine import AsyncEngine, _import_callback
 
-        self.config = config
+        self.config = config.shown_as(_public_source(config.source))
         self.gateway = gateway
         self.clock = clock
         self.metrics = Metrics()
@@ -300,7 +312,7 @@ class GatewayApp:
         self.state: GatewayState = state if state is not None else open_state(gateway)
         self._own_state = state is None  # (a state handed in holds its own budgets)
         shared = shared_file(self.state)
-        self.engines = _GatewayEngines(factory, config, open_response_store(gateway, shared))
+        self.engines = _GatewayEngines(factory, self.config, open_response_store(gateway, shared))
         self.transport = AsyncBridgeTransport(self.engines, stash_errors=False)
         self.ledger: LedgerSink = ledger if ledger is not None else open_ledger(gateway)
         # Workers and replicas fetch provider tokens (Qianfan's) once between them.
