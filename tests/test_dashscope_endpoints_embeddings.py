@@ -31,7 +31,6 @@ from llm_bridge import (
     ConfigError,
     OpenAI,
     RateLimitError,
-    UnsupportedParameterWarning,
 )
 from llm_bridge.testing import FakeDashScope, FakeDashScopeCompatible
 from llm_bridge.types import CreateEmbeddingResponse
@@ -812,13 +811,16 @@ async def test_fixed_size_model_own_size_is_dropped_quietly(mode: str, model: st
 
 @MODES
 @pytest.mark.parametrize("model", ["text-embedding-v1", "text-embedding-v2"])
-async def test_fixed_size_model_other_size_warns_and_is_not_sent(mode: str, model: str):
+async def test_fixed_size_model_other_size_is_refused_before_sending(mode: str, model: str):
+    """Vectors of another size than asked for would break the index they go into: refused
+    (as OpenAI refuses ``dimensions`` for a model without them), whatever the policy."""
     rec = Recorder(FakeDashScope(KEY))
-    with pytest.warns(UnsupportedParameterWarning, match="dimensions"):
-        result = await embed(mode, make_client(mode, rec), model=model, input=["a"], dimensions=512)
-    assert len(rec.requests) == 1
-    assert "dimension" not in rec.bodies[0].get("parameters", {})
-    assert len(result.data[0].embedding) == CATALOGUE[model]["dimensions"][0]
+    with pytest.raises(BadRequestError) as info:
+        await embed(mode, make_client(mode, rec), model=model, input=["a"], dimensions=512)
+    assert rec.requests == []
+    assert info.value.param == "dimensions"
+    size = CATALOGUE[model]["dimensions"][0]
+    assert f"dimensions=512 is not offered by {model}; it always returns {size}" in str(info.value)
 
 
 @MODES

@@ -1302,13 +1302,13 @@ async def test_dimensions_equal_to_the_fixed_size_are_not_sent(mode: str):
 
 
 @MODES
-async def test_other_dimensions_warn_and_are_not_sent(mode: str):
+async def test_other_dimensions_are_refused_before_sending(mode: str):
     f = fake()
     c = client(f) if mode == "sync" else aclient(f)
-    with pytest.warns(UnsupportedParameterWarning, match="dimensions"):
-        result = await embed(mode, c, model="embedding-v1", input="你好", dimensions=128)
-    assert "dimensions" not in json.loads(embedding_requests(f)[-1].content)
-    assert len(result.data[0].embedding) == 384
+    with pytest.raises(BadRequestError) as info:
+        await embed(mode, c, model="embedding-v1", input="你好", dimensions=128)
+    assert embedding_requests(f) == []
+    assert info.value.param == "dimensions" and "always returns 384" in str(info.value)
 
 
 @MODES

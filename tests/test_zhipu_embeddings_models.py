@@ -20,7 +20,6 @@ from llm_bridge import (
     BadRequestError,
     NotFoundError,
     OpenAI,
-    UnsupportedParameterWarning,
 )
 from llm_bridge.testing import FakeZhipu
 from llm_bridge.types import CreateEmbeddingResponse, Embedding, Model
@@ -197,14 +196,11 @@ def test_unoffered_dimensions_rejected_before_sending(rec: Recorder):
     assert info.value.param == "dimensions"
 
 
-def test_embedding_2_other_dimensions_warned_and_not_sent(rec: Recorder):
-    with pytest.warns(UnsupportedParameterWarning, match="dimensions"):
-        result = rec.client().embeddings.create(
-            model="embedding-2", input=["a", "b"], dimensions=512
-        )
-    assert len(rec.fake.requests) == 1
-    assert "dimensions" not in rec.bodies[0]
-    assert all(len(e.embedding) == 1024 for e in result.data)
+def test_embedding_2_other_dimensions_refused_before_sending(rec: Recorder):
+    with pytest.raises(BadRequestError) as info:
+        rec.client().embeddings.create(model="embedding-2", input=["a", "b"], dimensions=512)
+    assert rec.fake.requests == []
+    assert info.value.param == "dimensions" and "always returns 1024" in str(info.value)
 
 
 def test_embedding_2_its_own_size_is_dropped_quietly(rec: Recorder):

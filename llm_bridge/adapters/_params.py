@@ -169,23 +169,26 @@ class ParamContext:
     def dimensions(self, model: str, offered: list[int]) -> Optional[int]:
         """The ``dimensions`` value to send for an embedding model offering ``offered``.
 
-        A fixed-size model (one entry) gets nothing sent: its providers reject the field;
-        asking for another size is unsupported. A size the model does not offer is refused.
+        A fixed-size model (one entry) asked for its own size gets nothing sent: its
+        providers reject the field. A size the model does not offer is refused, whatever
+        the unsupported-parameter policy, as OpenAI refuses ``dimensions`` for a model
+        without them: vectors of another size than asked for would fail far from here (in
+        the index they are stored in).
         """
         dimensions = self.get("dimensions")
         if dimensions is None or not offered:
             return dimensions
-        if len(offered) == 1:
-            if dimensions != offered[0]:
-                self.unsupported("dimensions", f"{model} always returns {offered[0]} dimensions")
-            return None
         if dimensions not in offered:
+            sizes = (
+                f"it always returns {offered[0]}"
+                if len(offered) == 1
+                else f"allowed: {', '.join(map(str, offered))}"
+            )
             raise self.error(
-                f"dimensions={dimensions} is not offered by {model}; allowed: "
-                f"{', '.join(map(str, offered))}",
+                f"dimensions={dimensions} is not offered by {model}; {sizes}",
                 param="dimensions",
             )
-        return dimensions
+        return None if len(offered) == 1 else dimensions
 
     def clamp(self, name: str, value: float) -> float:
         """``value`` kept inside the provider's range for ``name`` (from its table)."""
