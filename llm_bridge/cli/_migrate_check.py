@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import time
 import uuid
 import warnings
@@ -691,7 +692,7 @@ class Checker:
 
     def _run(self, build: Callable[[], Any], assumed: dict[str, str], verdict: Verdict) -> None:
         """Build the request; the adapter's unsupported-parameter reports and refusals
-        become findings."""
+        become findings (a refusal as `_refusal` judges it)."""
         from .._wire import Refused
 
         self._reports.clear()
@@ -700,16 +701,7 @@ class Checker:
             try:
                 build()
             except (Refused, TypeError, ValueError) as error:
-                message = error.message if isinstance(error, Refused) else str(error)
-                if assumed:
-                    computed = ", ".join(sorted(assumed))
-                    verdict.add(
-                        "note",
-                        f"may be refused before sending, depending on values computed at run "
-                        f"time ({computed}): {message}",
-                    )
-                else:
-                    verdict.add("blocks", f"refused before sending: {message}")
+                _refusal(error, assumed, verdict)
         for param, message in self._reports:
             reason = message.split(": ", 1)[1] if ": " in message else message
             self._unsupported(verdict, param, reason, assumed)
@@ -760,6 +752,83 @@ class Checker:
             adapter = None
         self._adapters[provider] = adapter
         return adapter
+
+
+#: Refusals (by OpenAI's error ``code``) that depend on more than the parameter they name:
+#: a prompt over the context window is as much the completion limit's doing (and the
+#: tools' definitions count in the prompt).
+_CODE_DEPENDS: dict[str, frozenset[str]] = {
+    "context_length_exceeded": frozenset(
+        {"messages", "tools", "input", "max_tokens", "max_completion_tokens"}
+    ),
+}
+
+#: The call's parameters a request parameter is made from, beside its own name: a
+#: Responses call is checked as the chat request it is translated to, so a refusal of
+#: ``messages`` is about the ``input`` and ``instructions`` the code wrote; an
+#: ``allowed_tools`` choice picks the tools sent.
+_MADE_FROM: dict[str, frozenset[str]] = {
+    "messages": frozenset({"input", "instructions"}),
+    "max_completion_tokens": frozenset({"max_output_tokens"}),
+    "response_format": frozenset({"text"}),
+    "verbosity": frozenset({"text"}),
+    "reasoning_effort": frozenset({"reasoning"}),
+    "tools": frozenset({"tool_choice"}),
+    "web_search_options": frozenset({"tools"}),
+}
+
+
+def _refusal(error: Exception, assumed: Mapping[str, str], verdict: Verdict) -> None:
+    """A refusal of the dry run as a finding: ``blocks`` when it is certain; a ``note``,
+    naming the computed values, when it may depend on a value the code computes (whose
+    placeholder, not its real value, was refused).
+
+    What a refusal depends on: the parameter it names (`_refused_param`); for some
+    refusals, by ``code``, more (`_CODE_DEPENDS`: a prompt over the context window is the
+    messages', the tools' and the completion limit's doing); and the call's parameters
+    those are made from (`_MADE_FROM`: a Responses call's ``input`` for ``messages``). A
+    refusal that names no parameter may depend on any. So a literal ``dimensions=3072``
+    the model does not offer blocks beside a computed ``input`` (it is refused whatever
+    ``input`` holds), as ``max_tokens=0`` does beside computed messages, while a
+    context-length refusal beside a computed ``max_tokens`` stays a note. Where unsure the
+    rule leans to a note: a refusal it cannot trace, or a parameter only partly computed
+    (a tools list with a computed schema) counts as computed. A computed model is not
+    counted: the call is checked against the kind's usual model, which a note of its own
+    says, as before."""
+    from .._wire import Refused
+
+    message = error.message if isinstance(error, Refused) else str(error)
+    param = _refused_param(error)
+    if param is None:
+        depends = set(assumed)
+    else:
+        depends = {param, *_CODE_DEPENDS.get(getattr(error, "code", None) or "", ())}
+        depends.update(*(_MADE_FROM.get(name, ()) for name in list(depends)))
+    computed = sorted(depends & assumed.keys())
+    if computed:
+        verdict.add(
+            "note",
+            f"may be refused before sending, depending on values computed at run time "
+            f"({', '.join(computed)}): {message}",
+            param,
+        )
+    else:
+        verdict.add("blocks", f"refused before sending: {message}", param)
+
+
+def _refused_param(error: Exception) -> Optional[str]:
+    """The top-level parameter a refusal is about (``messages`` for
+    ``messages[0].content[1].type``): its ``param`` (a `Refused`'s or a `ParamError`'s),
+    else the parameter its message starts with (``temperature must be between 0 and 2``,
+    as the OpenAI checks word a bare ``ValueError``); None when it names none."""
+    from ..adapters._params import CHAT_PARAMS, EMBEDDING_PARAMS
+
+    named = getattr(error, "param", None)
+    if not isinstance(named, str) or not named:
+        match = re.match(r"[A-Za-z_]\w*", str(error))
+        named = match.group(0) if match else ""
+    top = named.split(".")[0].split("[")[0]
+    return top if top in CHAT_PARAMS | EMBEDDING_PARAMS else None
 
 
 def _because(assumed: Mapping[str, str], param: str) -> str:
