@@ -26,7 +26,9 @@ Or through respx::
 Scripted outcomes are answered in FIFO order (``reply``, ``tool_call``, ``fail``, ``raw``,
 ``cut_stream``, ``error_mid_stream``, ``sensitive``, or ``then(outcome)``); once the queue is
 empty every chat request gets a deterministic echo such as
-``"(offline fake glm-4-flash) You said: 你好"``. Every request received is kept in
+``"(offline fake glm-4-flash) You said: 你好"``. A reply (scripted or echoed) ends before
+the earliest stop word the request sends (``stop``; DashScope native's ``parameters.stop``),
+with finish reason ``stop``, as the providers end it. Every request received is kept in
 ``fake.requests`` and ``fake.last_json`` is the last request's parsed body. Pass
 ``split_bytes=N`` to deliver stream bodies in N-byte reads that split SSE events and UTF-8
 characters, the way real networks do.

@@ -120,6 +120,9 @@ class DashScopeGateway(FakeProvider):
         self._cache_blocks: set[str] = set()
         #: The ids of the Responses this fake made (``previous_response_id`` must be one).
         self.response_ids: set[str] = set()
+        #: The last user text of each Response's conversation, by its id (what an
+        #: unscripted follow-up without user text of its own echoes).
+        self._response_user_texts: dict[str, str] = {}
 
     def is_thinking_only(self, model: str) -> bool:
         """True for models that cannot stop thinking (qwen3.8-max, *-thinking-*)."""
@@ -270,16 +273,18 @@ def assistant_message(request_id: str, content: Any, reply: Reply) -> dict[str, 
     return message
 
 
+def tool_call_id(request_id: str, index: int, spec: ToolCallSpec) -> str:
+    """A tool call's id: the scripted one, or ``call_`` plus 22 hex digits (as in D4)
+    derived from the request and the call's place in it."""
+    return spec.id or "call_" + hashlib.sha256(f"{request_id}/{index}".encode()).hexdigest()[:22]
+
+
 def tool_call(request_id: str, index: int, spec: ToolCallSpec, arguments: str) -> dict[str, Any]:
-    """One tool call in D4/D8 key order with ``arguments`` as given; its id is the scripted
-    one or ``call_`` plus 22 hex digits, as in D4."""
-    call_id = spec.id or (
-        "call_" + hashlib.sha256(f"{request_id}/{index}".encode()).hexdigest()[:22]
-    )
+    """One tool call in D4/D8 key order with ``arguments`` as given (`tool_call_id`)."""
     return {
         "function": {"name": spec.name, "arguments": arguments},
         "index": index,
-        "id": call_id,
+        "id": tool_call_id(request_id, index, spec),
         "type": "function",
     }
 

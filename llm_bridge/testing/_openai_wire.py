@@ -40,6 +40,8 @@ from ._script import (
     StreamCut,
     chunk_text,
     sent_chunks,
+    stop_words,
+    stopped,
 )
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -143,7 +145,8 @@ class OpenAIWireFake(FakeProvider, ABC):
     # -- routes ----------------------------------------------------------------------------
 
     def chat_completions(self, request: httpx.Request) -> httpx.Response:
-        """``POST /chat/completions``: a scripted (or echo) answer, streamed when asked."""
+        """``POST /chat/completions``: a scripted (or echo) answer, streamed when asked, cut
+        at the request's ``stop`` words as the provider cuts it (`stopped`)."""
         body, rejection = self._admit(request)
         if rejection is not None:
             return rejection
@@ -154,6 +157,7 @@ class OpenAIWireFake(FakeProvider, ABC):
         if rejection is not None:
             return rejection
         outcome = self._outcome(request, body, model, messages)
+        outcome = stopped(outcome, stop_words(body.get("stop")))
         call_id, request_id = self._ids(body)
         call = WireCall(
             id=call_id,

@@ -9,7 +9,7 @@ one script drive the Zhipu, Qianfan and DashScope fakes alike.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 #: Failure kinds every provider fake knows how to render into its native error.
@@ -76,7 +76,10 @@ class Reply:
 
     ``finish_reason`` None means natural: ``"tool_calls"`` when there are tool calls, else
     ``"stop"``. ``usage`` None means computed deterministically from text lengths.
-    ``chunk_size`` is the number of characters per streamed content chunk.
+    ``chunk_size`` is the number of characters per streamed content chunk. ``stopped_by``
+    is the request's stop word that ended the answer (set by the fakes, `stopped`; a wire
+    whose natural finish is not ``"stop"``, Qianfan v1's ``"normal"``, reports it as
+    ``"stop"``).
     """
 
     content: str = ""
@@ -85,6 +88,7 @@ class Reply:
     usage: Optional[Mapping[str, Any]] = None
     reasoning_content: Optional[str] = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    stopped_by: Optional[str] = None
 
     def __post_init__(self) -> None:
         _check_chunking(0, self.chunk_size)
@@ -189,6 +193,35 @@ class Sensitive:
 Outcome = Union[Reply, Failure, Raw, StreamCut, MidStreamError, Sensitive]
 #: The classes of `Outcome` (what ``then()`` takes).
 OUTCOMES = (Reply, Failure, Raw, StreamCut, MidStreamError, Sensitive)
+
+
+def stop_words(value: Any) -> Tuple[str, ...]:
+    """The stop words of a request's ``stop`` field: one string or a list of them. Anything
+    else in the list (DashScope's token-id lists) and empty strings are not text to find."""
+    words = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(word for word in words if isinstance(word, str) and word)
+
+
+def stopped(outcome: Outcome, words: Sequence[str]) -> Outcome:
+    """``outcome`` as a model sent stop ``words`` generates it: a `Reply` whose content holds
+    one ends before the earliest, with ``finish_reason`` "stop" and without the tool calls
+    it would have made after it (generation ended there). Computed usage follows the cut
+    text; a scripted ``usage`` stands as written. Anything else, and a Reply without a stop
+    word, is returned unchanged (interrupted outcomes end on their own terms)."""
+    if not isinstance(outcome, Reply):
+        return outcome
+    positions = [(outcome.content.find(word), word) for word in words]
+    found = [(at, word) for at, word in positions if at >= 0]
+    if not found:
+        return outcome
+    at, word = min(found)
+    return replace(
+        outcome,
+        content=outcome.content[:at],
+        tool_calls=(),
+        finish_reason="stop",
+        stopped_by=word,
+    )
 
 
 def sent_chunks(outcome: Union[StreamCut, MidStreamError, Sensitive]) -> Tuple[str, ...]:

@@ -67,6 +67,8 @@ from ._script import (
     StreamCut,
     chunk_text,
     sent_chunks,
+    stop_words,
+    stopped,
 )
 from .dashscope_compatible import FakeDashScopeCompatible
 
@@ -269,7 +271,8 @@ class FakeDashScope(DashScopeGateway):
         return body, None
 
     def _generation(self, request: httpx.Request, *, multimodal_path: bool) -> httpx.Response:
-        """Validate like the server, then answer the next scripted (or echo) outcome."""
+        """Validate like the server, then answer the next scripted (or echo) outcome, cut at
+        ``parameters.stop`` (`stopped`)."""
         sse = request.headers.get("X-DashScope-SSE", "").strip().lower() == "enable"
         body, rejection = self._admit(request, sse=sse)
         if rejection is not None:
@@ -286,6 +289,7 @@ class FakeDashScope(DashScopeGateway):
         outcome = self.next_outcome() or self.default_reply(
             model, last_user_text(messages, message_text), parameters, messages
         )
+        outcome = stopped(outcome, stop_words(parameters.get("stop")))
         call = _Call(
             request_id=self._request_id(),
             model=model,

@@ -14,6 +14,7 @@ API keys are region-bound, so a request to the other region's host answers 401.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Mapping
 
 import httpx
@@ -35,10 +36,11 @@ from ._dashscope_gateway import (
     batch_error,
     embedding_rule,
     mentions_json,
+    tool_call_id,
     tool_call_piece,
     wants_json_object,
 )
-from ._fake import approx_tokens, dumps, sse_event, uuid_from
+from ._fake import approx_tokens, dumps, last_user_text, sse_event, uuid_from
 from ._openai_wire import OpenAIWireFake, WireCall, WireError, embedding_items
 from ._script import Failure, Raw, Reply, chunk_text
 
@@ -125,10 +127,13 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
 
     def responses(self, request: httpx.Request) -> httpx.Response:
         """``POST /responses``: OpenAI's Responses API, as compatible mode serves it for
-        the models that have it: a ``Response`` with one message, or its events streamed
+        the models that have it: a ``Response`` whose output is the reply's message and a
+        ``function_call`` item per tool call, or its events streamed
         (``response.created`` ... ``response.completed``). No ``background`` mode (400).
-        A queued `Reply` gives the text (tool calls are not rendered here), a `Failure`
-        the error; ``previous_response_id`` must name a response this fake made."""
+        A queued `Reply` gives the output, a `Failure` the error; unscripted, the answer
+        echoes the last user text of the input (or of the conversation
+        ``previous_response_id`` continues), as the chat route does;
+        ``previous_response_id`` must name a response this fake made."""
         body, rejection = self._admit(request)
         if rejection is not None:
             return rejection
@@ -138,98 +143,72 @@ class FakeDashScopeCompatible(DashScopeGateway, OpenAIWireFake):
         if previous is not None and previous not in self.response_ids:
             message = f"Response {previous} not found"
             return self._error_response(RESPONSE_NOT_FOUND._replace(message=message))
-        outcome = self.next_outcome() or Reply("你好！")
+        user_text = self._responses_user_text(body)
+        outcome = self.next_outcome() or self.default_reply(body["model"], user_text)
         if isinstance(outcome, Raw):
             return self.raw_response(outcome)
         if isinstance(outcome, Failure):
             return self._error(outcome)
         if not isinstance(outcome, Reply):
             return self._invalid("this fake renders only replies and failures on /responses")
-        text = outcome.content
-        response_id, message_id = f"resp_{self._uuid()}", f"msg_{self._uuid()}"
-        self.response_ids.add(response_id)
-        prompt = approx_tokens(json.dumps(body.get("input"), ensure_ascii=False))
-        usage = {
-            "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": approx_tokens(text),
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + approx_tokens(text),
-        }
-        part = {"type": "output_text", "text": text, "annotations": []}
-        message = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "status": "completed",
-            "content": [part],
-        }
+        response_id = f"resp_{self._uuid()}"
+        with self._lock:
+            self.response_ids.add(response_id)
+            self._response_user_texts[response_id] = user_text
         done = {
             "id": response_id,
             "object": "response",
             "created_at": int(self.clock()),
             "model": body["model"],
             "status": "completed",
-            "output": [message],
-            "usage": usage,
+            "output": self._output_items(response_id, outcome),
+            "usage": _responses_usage(body, outcome),
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
         }
         if body.get("stream") is not True:
             return self.json_response(200, done)
-        pieces = chunk_text(text, outcome.chunk_size)
-        opening = {**done, "status": "in_progress", "output": [], "usage": None}
-        events: list[dict[str, Any]] = [
-            {"type": "response.created", "response": opening},
-            {"type": "response.in_progress", "response": opening},
-            {
-                "type": "response.output_item.added",
-                "output_index": 0,
-                "item": {**message, "status": "in_progress", "content": []},
-            },
-            {
-                "type": "response.content_part.added",
-                "item_id": message_id,
-                "output_index": 0,
-                "content_index": 0,
-                "part": {**part, "text": ""},
-            },
-            *(
-                {
-                    "type": "response.output_text.delta",
-                    "item_id": message_id,
-                    "output_index": 0,
-                    "content_index": 0,
-                    "delta": piece,
-                    "logprobs": [],
-                }
-                for piece in pieces
-            ),
-            {
-                "type": "response.output_text.done",
-                "item_id": message_id,
-                "output_index": 0,
-                "content_index": 0,
-                "text": text,
-                "logprobs": [],
-            },
-            {
-                "type": "response.content_part.done",
-                "item_id": message_id,
-                "output_index": 0,
-                "content_index": 0,
-                "part": part,
-            },
-            {"type": "response.output_item.done", "output_index": 0, "item": message},
-            {"type": "response.completed", "response": done},
-        ]
         frames = [
             f"event: {event['type']}\ndata: "
             f"{dumps({**event, 'sequence_number': number})}\n\n".encode()
-            for number, event in enumerate(events)
+            for number, event in enumerate(_response_events(done, outcome.chunk_size))
         ]
         return self.stream_response(200, frames, {"Content-Type": "text/event-stream"})
+
+    def _responses_user_text(self, body: dict[str, Any]) -> str:
+        """The text the unscripted answer echoes: the input's last user text (a string
+        input is one), else that of the conversation ``previous_response_id`` continues
+        (a follow-up of tool outputs alone has none of its own)."""
+        given = body.get("input")
+        if isinstance(given, str):
+            return given
+        text = last_user_text(given) if isinstance(given, list) else ""
+        if text:
+            return text
+        with self._lock:
+            return self._response_user_texts.get(body.get("previous_response_id") or "", "")
+
+    def _output_items(self, response_id: str, reply: Reply) -> list[dict[str, Any]]:
+        """The Response's output: a ``message`` with the reply's text (left out when the
+        reply is tool calls alone), then one ``function_call`` item per tool call, in
+        OpenAI's shapes (ids ``msg_``/``fc_`` plus a uuid; call ids as the chat route's)."""
+        items: list[dict[str, Any]] = []
+        if reply.content or not reply.tool_calls:
+            part = {"type": "output_text", "text": reply.content, "annotations": []}
+            message = {"id": f"msg_{self._uuid()}", "type": "message", "role": "assistant"}
+            items.append({**message, "status": "completed", "content": [part]})
+        for index, spec in enumerate(reply.tool_calls):
+            call = {
+                "type": "function_call",
+                "id": f"fc_{self._uuid()}",
+                "call_id": tool_call_id(response_id, index, spec),
+                "name": spec.name,
+                "arguments": spec.arguments_json(),
+                "status": "completed",
+            }
+            items.append(call)
+        return items
 
     # -- admission and request rules ---------------------------------------------------------
 
@@ -421,3 +400,77 @@ def _tail(call: WireCall) -> dict[str, Any]:
         "model": call.model,
         "id": call.id,
     }
+
+
+def _responses_usage(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """A Response's usage: the input's tokens, and the output's (text and tool calls;
+    reasoning is not rendered on this route)."""
+    prompt = approx_tokens(json.dumps(body.get("input"), ensure_ascii=False))
+    output = approx_tokens(replace(reply, reasoning_content=None).completion_text())
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + output,
+    }
+
+
+def _response_events(done: dict[str, Any], chunk_size: int) -> list[dict[str, Any]]:
+    """The events of a streamed Response (without sequence numbers), in OpenAI's order:
+    created, in progress, each output item's events, completed."""
+    opening = {**done, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": opening},
+        {"type": "response.in_progress", "response": opening},
+    ]
+    for index, item in enumerate(done["output"]):
+        if item["type"] == "message":
+            events += _message_events(index, item, chunk_size)
+        else:
+            events += _function_call_events(index, item, chunk_size)
+    events.append({"type": "response.completed", "response": done})
+    return events
+
+
+def _message_events(index: int, message: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    """A ``message`` item streamed: added, its text part opened, the text in pieces of
+    ``size`` characters, the text and part done, the item done."""
+    (part,) = message["content"]
+    ids = {"item_id": message["id"], "output_index": index, "content_index": 0}
+    return [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": {**message, "status": "in_progress", "content": []},
+        },
+        {"type": "response.content_part.added", **ids, "part": {**part, "text": ""}},
+        *(
+            {"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": []}
+            for piece in chunk_text(part["text"], size)
+        ),
+        {"type": "response.output_text.done", **ids, "text": part["text"], "logprobs": []},
+        {"type": "response.content_part.done", **ids, "part": part},
+        {"type": "response.output_item.done", "output_index": index, "item": message},
+    ]
+
+
+def _function_call_events(index: int, call: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    """A ``function_call`` item streamed as OpenAI streams one: added with empty
+    arguments, the arguments in pieces of ``size`` characters, the arguments done, the
+    item done."""
+    ids = {"item_id": call["id"], "output_index": index}
+    arguments = call["arguments"]
+    return [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": {**call, "arguments": "", "status": "in_progress"},
+        },
+        *(
+            {"type": "response.function_call_arguments.delta", **ids, "delta": piece}
+            for piece in chunk_text(arguments, size)
+        ),
+        {"type": "response.function_call_arguments.done", **ids, "arguments": arguments},
+        {"type": "response.output_item.done", "output_index": index, "item": call},
+    ]

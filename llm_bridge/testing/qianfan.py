@@ -57,6 +57,8 @@ from ._script import (
     ToolCallSpec,
     chunk_text,
     sent_chunks,
+    stop_words,
+    stopped,
 )
 
 __all__ = ["IAM_HOST", "KNOWN_ENDPOINTS", "FakeQianfan", "FakeQianfanV2"]
@@ -286,7 +288,8 @@ class FakeQianfan(FakeProvider):
         return self.json_response(200, self._issue_token())
 
     def chat(self, request: httpx.Request, endpoint: str) -> httpx.Response:
-        """``POST .../wenxinworkshop/chat/{endpoint}``: B2/B4/B6 bodies or a B3 stream."""
+        """``POST .../wenxinworkshop/chat/{endpoint}``: B2/B4/B6 bodies or a B3 stream, cut
+        at the request's ``stop`` words (`stopped`; finish ``stop``, not ``normal``)."""
         body, rejection = self._admit(request, endpoint)
         if rejection is not None:
             return rejection
@@ -297,6 +300,7 @@ class FakeQianfan(FakeProvider):
         assert isinstance(messages, list)  # _check_messages refuses anything else
         model = (self.endpoints or {}).get(endpoint, endpoint)
         outcome = self.next_outcome() or self.default_reply(model, last_user_text(messages))
+        outcome = stopped(outcome, stop_words(body.get("stop")))
         system = body.get("system") if isinstance(body.get("system"), str) else ""
         prompt = sum(approx_tokens(message_text(m)) for m in messages)
         call = _V1Call(
@@ -985,7 +989,10 @@ def _check_messages(messages: Any) -> tuple[int, str] | None:
 
 
 def _v1_finish(reply: Reply) -> str:
-    """v1's finish reason: ``normal`` for a natural end, ``function_call`` for a call."""
+    """v1's finish reason: ``normal`` for a natural end, ``stop`` for one at a stop word,
+    ``function_call`` for a call."""
+    if reply.stopped_by is not None:
+        return "stop"
     if reply.tool_calls and reply.finish_reason is None:
         return "function_call"
     finish = reply.resolved_finish_reason()
