@@ -274,7 +274,7 @@ def chat_params(request: JSONDict, history: list[JSONDict], *, unsupported: Repo
     _check_request(request)
     for name in sorted(set(request) - RESPONSES_PARAMS):
         # A parameter a newer openai sends that this translation does not know yet.
-        unsupported(name, "not translated to chat completions; it was not sent")
+        unsupported(name, "not translated to chat completions")
     for name, reason in _UNSUPPORTED_PARAMS.items():
         if request.get(name) is not None:
             unsupported(name, reason)

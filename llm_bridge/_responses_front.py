@@ -33,7 +33,7 @@ from . import _responses
 from ._errors import BadRequestError, NotFoundError, UnsupportedParameterWarning, local_error
 from ._front import json_body
 from ._response_store import StoredResponse
-from .adapters._params import check_booleans
+from .adapters._params import check_booleans, policy_refusal, policy_warning
 
 __all__ = [
     "Keep",
@@ -250,12 +250,10 @@ def _policy(policy: str, provider: Optional[str], url: str) -> Callable[[str, st
     def unsupported(param: str, reason: str) -> None:
         message = f"{provider or 'this provider'} does not support {param}: {reason}"
         if policy == "error":
-            refusal = f'{message} (policy unsupported_params = "error")'
-            raise _bad_request(refusal, param, url, "unsupported_parameter")
+            raise _bad_request(policy_refusal(message), param, url, "unsupported_parameter")
         if policy == "warn":
             warnings.warn(
-                f'{message}; it was not sent. Set [policy] unsupported_params = "drop" to '
-                f'silence this or "error" to refuse such requests.',
+                policy_warning(f"{message}; it was not sent"),
                 UnsupportedParameterWarning,
                 stacklevel=2,
             )

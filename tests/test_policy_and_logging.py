@@ -168,3 +168,34 @@ def test_every_attempt_is_made_by_one_loop_and_numbered_from_one(
     with pytest.raises(InternalServerError):
         run(max_retries=2)
     assert len(no_retry_sleep) == 2
+
+
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize("policy", ["warn", "error"])
+def test_an_unsupported_value_is_worded_as_the_policy_treats_it(policy: str) -> None:
+    """The warning says what was sent instead; the refusal, which sends nothing, does not
+    say something was sent."""
+    fake = FakeZhipu(api_key="id.secret")
+    config = {"policy": {"unsupported_params": policy}}
+    client = OpenAI(
+        provider="zhipu",
+        api_key="id.secret",
+        config=config,
+        http_client=httpx.Client(transport=fake.transport()),
+    )
+    call = {"model": "glm-4-flash", "messages": [{"role": "user", "content": "hi"}]}
+    call.update(tools=TOOLS, tool_choice="required")
+    if policy == "warn":
+        with pytest.warns(UserWarning) as caught:
+            client.chat.completions.create(**call)
+        said = str(caught[0].message)
+        assert "GLM accepts only 'auto'; 'required' was sent as 'auto'." in said
+        return
+    with pytest.raises(BadRequestError) as refused:
+        client.chat.completions.create(**call)
+    said = str(refused.value)
+    assert "zhipu does not support tool_choice: GLM accepts only 'auto'. Refused" in said
+    assert "nothing was sent" in said and "was sent as" not in said
+    assert fake.requests == []

@@ -546,17 +546,20 @@ class Adapter:
         if not rule.enabled:
             ctx.unsupported(
                 "web_search_options",
-                "its web search is turned off in the config (web_search.enabled = false); "
-                "no search was sent",
+                "its web search is turned off in the config (web_search.enabled = false)",
+                instead="no search was sent",
             )
             return None
         if call.info is not None and not call.info.supports("web_search"):
-            ctx.unsupported("web_search_options", f"{call.model} has no web search; none was sent")
+            ctx.unsupported(
+                "web_search_options", f"{call.model} has no web search", instead="none was sent"
+            )
             return None
         if isinstance(options, Mapping) and options.get("user_location"):
             ctx.unsupported(
                 "web_search_options.user_location",
-                "its web search takes no user location; it searched without one",
+                "its web search takes no user location",
+                instead="it searched without one",
             )
         return rule
 

@@ -99,6 +99,21 @@ def missing(name: str) -> ParamError:
     )
 
 
+def policy_refusal(message: str) -> str:
+    """The text of a request refused under ``[policy] unsupported_params = "error"`` for
+    what ``message`` says the provider cannot do."""
+    return f'{message}. Refused (policy unsupported_params = "error"): nothing was sent'
+
+
+def policy_warning(message: str) -> str:
+    """The text of the warning ``[policy] unsupported_params = "warn"`` gives for
+    ``message`` (what the provider cannot do, and what was sent instead)."""
+    return (
+        f'{message}. Set [policy] unsupported_params = "drop" to silence this or "error" '
+        f"to refuse such requests."
+    )
+
+
 class ParamContext:
     """The caller's parameters plus the policy for what the provider cannot take."""
 
@@ -123,23 +138,16 @@ class ParamContext:
         value = self.params.get(name, default)
         return default if value is None else value
 
-    def unsupported(self, name: str, reason: str) -> None:
-        """Apply the policy to a parameter the provider cannot honour. ``reason`` says why,
-        and what was done instead where something was ("... so 'required' was sent as
-        'auto'")."""
+    def unsupported(self, name: str, reason: str, instead: str = "it was not sent") -> None:
+        """Apply the policy to a parameter the provider cannot honour. ``reason`` says why
+        ("GLM accepts only 'auto'"), ``instead`` what the "warn" and "drop" policies send
+        in its place ("'required' was sent as 'auto'"): the "error" policy's refusal leaves
+        that out, as nothing is sent then."""
         message = f"{self.provider} does not support {name}: {reason}"
         if self.policy == "error":
-            raise self.error(
-                f'{message} (policy unsupported_params = "error")',
-                param=name,
-                code="unsupported_parameter",
-            )
+            raise self.error(policy_refusal(message), param=name, code="unsupported_parameter")
         if self.policy == "warn":
-            self._warn(
-                name,
-                f"{message}. Set [policy] unsupported_params = "
-                f'"drop" to silence this or "error" to refuse such requests.',
-            )
+            self._warn(name, policy_warning(f"{message}; {instead}"))
 
     def refuse(self, unsupported: Mapping[str, str]) -> None:
         """Apply the policy to every given parameter the provider table lists as unsupported."""
@@ -148,7 +156,7 @@ class ParamContext:
             return
         for name, reason in unsupported.items():  # in the table's order: errors are stable
             if name in given and self.params[name] not in (None, False):
-                self.unsupported(name, f"{reason}; it was not sent")
+                self.unsupported(name, reason)
 
     def error(
         self, message: str, *, param: Optional[str] = None, code: Optional[str] = None

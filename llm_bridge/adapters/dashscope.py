@@ -33,7 +33,7 @@ from ._base import (
     with_web_search,
     without_openai_only_fields,
 )
-from ._params import ParamContext, tools_as_sent
+from ._params import ParamContext, policy_refusal, tools_as_sent
 from .openai_compat import OPENAI_SERVICE_PARAMS, OpenAICompatAdapter, OpenAICompatStreamParser
 
 if TYPE_CHECKING:
@@ -217,8 +217,8 @@ class DashScopeAdapter(Adapter):
             if choice == "required":
                 ctx.unsupported(
                     "tool_choice",
-                    "DashScope accepts auto, none or a named "
-                    "function, so 'required' was sent as 'auto'",
+                    "DashScope accepts auto, none or a named function",
+                    instead="'required' was sent as 'auto'",
                 )
             elif choice is not None:
                 parameters["tool_choice"] = choice
@@ -763,7 +763,8 @@ def _response_format(ctx: ParamContext, call: CallContext) -> Optional[JSONDict]
         ctx.unsupported(
             "response_format",
             f"{call.model} always thinks, and DashScope serves structured output only in "
-            f"non-thinking mode; it was not sent (the messages ask for JSON)",
+            f"non-thinking mode",
+            instead="it was not sent (the messages ask for JSON)",
         )
         return None
     return fmt if isinstance(fmt, dict) else None
@@ -784,14 +785,15 @@ def _choice_count(ctx: ParamContext, call: CallContext) -> int:
     if n > 1 and _sends_tools(ctx.params):
         ctx.unsupported(
             "n",
-            f"DashScope returns one choice when tools are given, so n={n} was sent as n=1",
+            "DashScope returns one choice when tools are given",
+            instead=f"n={n} was sent as n=1",
         )
         return 1
     if n > 1 and _thinking_decision(ctx.params, call)[0]:
         ctx.unsupported(
             "n",
-            f"{call.model} thinks for this call, and DashScope returns one choice in "
-            f"thinking mode, so n={n} was sent as n=1",
+            f"{call.model} thinks for this call, and DashScope returns one choice in thinking mode",
+            instead=f"n={n} was sent as n=1",
         )
         return 1
     rule = ctx.rules.get("n")
@@ -800,7 +802,8 @@ def _choice_count(ctx: ParamContext, call: CallContext) -> int:
         return n
     ctx.unsupported(
         "n",
-        f"{call.model} returns 1 to {top} choices per request, so n={n} was sent as n={top}",
+        f"{call.model} returns 1 to {top} choices per request",
+        instead=f"n={n} was sent as n={top}",
     )
     return top
 
@@ -867,20 +870,17 @@ def _thinking_decision(
     if structured is not None:
         return False, (
             "response_format",
-            f"response_format {structured} is served only in non-thinking mode, so thinking "
-            f"was turned off for this call",
+            f"response_format {structured} is served only in non-thinking mode",
         )
     if params.get("tools") and forces_a_tool(params.get("tool_choice")):
         return False, (
             "tool_choice",
-            "DashScope refuses tool_choice 'required' or a named function in thinking mode, "
-            "so thinking was turned off for this call",
+            "DashScope refuses tool_choice 'required' or a named function in thinking mode",
         )
     if _asks_n(params) > 1 and not _sends_tools(params):
         return False, (
             "n",
-            f"DashScope returns n={_asks_n(params)} choices only in non-thinking mode, so "
-            f"thinking was turned off for this call",
+            f"DashScope returns n={_asks_n(params)} choices only in non-thinking mode",
         )
     return True, None
 
@@ -947,9 +947,9 @@ def _report_thinking_off(
     that was dropped."""
     message = f"{adapter.name}: {call.model}: {why}"
     if ctx.policy == "error":
-        raise ctx.error(f'{message} (policy unsupported_params = "error")', param=param)
+        raise ctx.error(policy_refusal(message), param=param)
     if ctx.policy == "warn":
-        adapter._warn(param, message)
+        adapter._warn(param, f"{message}, so thinking was turned off for this call")
 
 
 def _clamp_budget(adapter: Adapter, body: JSONDict, max_tokens: Any) -> None:

@@ -152,8 +152,8 @@ class QianfanAdapter(Adapter):
         if ctx.get("n", 1) > 1:
             ctx.unsupported(
                 "n",
-                "ERNIE returns one answer per request, and a stream cannot be "
-                "fanned out: you get one",
+                "ERNIE returns one answer per request, and a stream cannot be fanned out",
+                instead="you get one",
             )
         ctx.refuse(self.spec.unsupported)
         return body
@@ -186,8 +186,8 @@ class QianfanAdapter(Adapter):
         if choice not in (None, "auto"):
             ctx.unsupported(
                 "tool_choice",
-                f"ERNIE can force a named function or choose "
-                f"freely, so {choice!r} was sent as 'auto'",
+                "ERNIE can force a named function or choose freely",
+                instead=f"{choice!r} was sent as 'auto'",
             )
         return functions, None
 
@@ -199,8 +199,8 @@ class QianfanAdapter(Adapter):
         if kind == "json_schema":
             ctx.unsupported(
                 "response_format",
-                "json_schema is sent as json_object; ERNIE "
-                "returns JSON but does not enforce the schema",
+                "ERNIE returns JSON but does not enforce the schema",
+                instead="json_schema was sent as json_object",
             )
             kind = "json_object"
         if kind not in ("text", "json_object"):
@@ -470,15 +470,16 @@ class QianfanV2Adapter(OpenAICompatAdapter):
                 ctx.unsupported(
                     "tool_choice",
                     f"{call.model} always thinks, and thinking mode does not take a forced "
-                    f"tool call: tool_choice was sent as 'auto'",
+                    f"tool call",
+                    instead="tool_choice was sent as 'auto'",
                 )
                 body["tool_choice"] = "auto"
             else:
                 if effort is not None and thinking:
                     ctx.unsupported(
                         "reasoning_effort",
-                        "tool_choice forces a tool call, which thinking mode does not take: "
-                        "thinking was turned off for this call",
+                        "tool_choice forces a tool call, which thinking mode does not take",
+                        instead="thinking was turned off for this call",
                     )
                 body["enable_thinking"] = False
                 return

@@ -89,8 +89,8 @@ class ZhipuAdapter(OpenAICompatAdapter):
         if ctx.get("n", 1) > 1:
             ctx.unsupported(
                 "n",
-                "GLM returns one choice per request, and a stream cannot be "
-                "fanned out: you get one",
+                "GLM returns one choice per request, and a stream cannot be fanned out",
+                instead="you get one",
             )
         self._user(ctx, body)
         self._response_format(ctx, body)
@@ -149,7 +149,7 @@ class ZhipuAdapter(OpenAICompatAdapter):
             # Offering only the named function is the closest GLM gets to forcing it.
         elif choice not in (None, "auto"):
             ctx.unsupported(
-                "tool_choice", f"GLM accepts only 'auto', so {choice!r} was sent as 'auto'"
+                "tool_choice", "GLM accepts only 'auto'", instead=f"{choice!r} was sent as 'auto'"
             )
         rule = ctx.rules.get("tools")
         if rule is not None and rule.max_items and len(converted) > rule.max_items:
@@ -210,8 +210,8 @@ class ZhipuAdapter(OpenAICompatAdapter):
             body["response_format"] = {"type": "json_object"}
             ctx.unsupported(
                 "response_format",
-                "json_schema is sent as json_object; GLM returns "
-                "JSON but does not enforce the schema",
+                "GLM returns JSON but does not enforce the schema",
+                instead="json_schema was sent as json_object",
             )
         else:
             raise ctx.error(
