@@ -199,14 +199,6 @@ class ResponsesEventPipeline:
             )
         self.settle()
 
-    @property
-    def counts_when_settled(self) -> bool:
-        """Whether `settle` would count tokens here (see `ChunkPipeline`'s)."""
-        began = self._response_id is not None
-        return (
-            not self._settled and self._usage is None and bool(self._text or self.complete or began)
-        )
-
     def settle(self) -> Optional[JSONDict]:
         """Record the usage once: the provider's, else an estimate of the text seen."""
         if not self._settled:

@@ -43,7 +43,6 @@ from ._sse import SSEDecoder
 from ._stream_reading import StreamClock, decode
 from ._wire import Fault
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
-from .tokens import load_vocabulary
 
 __all__ = ["AsyncStream", "ChunkPipeline", "Stream", "aggregate", "unlink_openai_stream"]
 
@@ -151,17 +150,6 @@ class ChunkPipeline:
     def complete(self) -> bool:
         """True once the provider said the stream is finished (or a stop word ended it)."""
         return self.parser.done or self.parser.finished
-
-    @property
-    def counts_when_settled(self) -> bool:
-        """Whether `settle` would count tokens here: no figures from the provider, and
-        something consumed (see `UsageAccount.settle_stream`)."""
-        return (
-            not self._settled
-            and self._settle is not None
-            and self.usage is None
-            and bool(self._text or self.complete or self.answered)
-        )
 
     def settle(self) -> Optional[JSONDict]:
         """Final usage, once: the provider's last figures, else an estimate of what was
@@ -637,36 +625,17 @@ async def _achunks(
                 raise pipeline.held
             if pipeline.ended:
                 break
-        await _ready_to_settle(pipeline)
         for chunk in pipeline.end():
             yield chunk
     except httpx.HTTPError as error:
         failure = _broken(error, pipeline)
     finally:
         try:
-            await _settled(pipeline)
+            pipeline.settle()
         finally:
             await response.aclose()
     if failure is not None:  # past the handler: see `_engine._transport_error`
         raise failure
-
-
-async def _ready_to_settle(pipeline: Any) -> None:
-    """Load the vocabulary settling ``pipeline`` will count with, if it will count, in a
-    worker thread (see `llm_bridge.tokens.load_vocabulary`): the first estimate of a
-    process would otherwise hold the event loop while it loads."""
-    if pipeline.counts_when_settled:
-        call = pipeline.call
-        await load_vocabulary(call.model, provider=call.provider)
-
-
-async def _settled(pipeline: Any) -> None:
-    """Settle ``pipeline`` (see `ChunkPipeline.settle`), its vocabulary loaded first; it is
-    settled even when the wait for that is cancelled."""
-    try:
-        await _ready_to_settle(pipeline)
-    finally:
-        pipeline.settle()
 
 
 class AsyncStream(_StreamBase):
@@ -708,7 +677,7 @@ class AsyncStream(_StreamBase):
         to its end in one step, leaving no such task an opening; a step still reading ends
         on the closed response."""
         try:
-            await _settled(self._pipeline)
+            self._pipeline.settle()
         finally:
             try:
                 await self.response.aclose()

@@ -142,17 +142,6 @@ def tokenizer_info(model: str, *, provider: Optional[str] = None) -> TokenizerIn
     )
 
 
-async def load_vocabulary(model: str, *, provider: Optional[str] = None) -> None:
-    """Load the vocabulary that counts ``model``'s tokens, unless it is loaded, in a worker
-    thread: an event loop about to count for the first time goes on serving meanwhile
-    (the load takes about 0.2 s; counting on the loop would hold every task that long)."""
-    name = tokenizer_info(model, provider=provider).vocabulary
-    if name not in _encodings:
-        import asyncio
-
-        await asyncio.to_thread(_encoding, name)
-
-
 def count_tokens(text: str, model: str, *, provider: Optional[str] = None) -> int:
     """Tokens in ``text`` as ``model``'s provider counts them (see `tokenizer_info`);
     beyond `EXACT_LIMIT` characters, an estimate (see `_count`)."""

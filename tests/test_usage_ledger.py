@@ -415,43 +415,6 @@ async def test_error_event_mid_stream_records_what_was_consumed(mode: str) -> No
     assert record.usage.completion_tokens == count_tokens("人工智能助手很高", "glm-4-flash")
 
 
-@pytest.mark.parametrize("how", ["closed early", "broken by an error event"])
-async def test_an_async_streams_first_estimate_loads_the_vocabulary_off_the_loop(
-    how: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first estimate of a process loads the vocabulary (about 0.2 s): an async stream
-    has it loaded in a worker thread, so the event loop goes on serving other tasks."""
-    from llm_bridge import tokens
-
-    loop_thread = threading.current_thread()
-    building: list[threading.Thread] = []
-    real = tokens._built
-
-    def spy(name: str) -> Any:
-        building.append(threading.current_thread())
-        return real(name)
-
-    monkeypatch.setattr(tokens, "_built", spy)
-    monkeypatch.setattr(tokens, "_encodings", {})  # (the loaded one is back afterwards)
-    content = "西湖位于杭州，是中国著名的风景名胜。"
-    fake = FakeZhipu(api_key=ZHIPU_KEY)
-    if how == "closed early":
-        fake.reply(content, chunk_size=4)
-    else:
-        fake.error_mid_stream(2, "content_filter", content)
-    client = make_client("zhipu", fake, "async")
-    stream = await create(client, model="glm-4-flash", messages=HELLO, stream=True)
-
-    if how == "closed early":
-        await first_then_close(stream)
-    else:
-        with pytest.raises(APIError):
-            await consume(stream)
-
-    assert one_record(client).estimated is True
-    assert len(building) == 1 and building[0] is not loop_thread
-
-
 @MODES
 async def test_stream_only_model_called_without_stream_is_recorded_once(mode: str) -> None:
     usage = {
