@@ -16,7 +16,7 @@ damaged file fails loudly instead of miscounting quietly.
 
 from __future__ import annotations
 
-import binascii
+import base64
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping
@@ -105,12 +105,10 @@ def _built(name: str) -> Any:
             f"vocabulary {name!r} at {path} is damaged: SHA-256 {digest}, expected "
             f"{vocab.sha256}; reinstall llm-bridge-cn"
         )
-    # Lines of "<token in base64> <rank>": split at every blank, tokens and ranks
-    # alternate. (binascii's decoder mapped over them takes 40% less time than splitting
-    # each line and calling b64decode: the load blocks whoever counts first, an event
-    # loop too.)
-    fields = data.split()
-    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
     specials = {token: vocab.first_special + i for i, token in enumerate(vocab.specials)}
     return tiktoken.Encoding(
         name=name, pat_str=vocab.pattern, mergeable_ranks=ranks, special_tokens=specials
