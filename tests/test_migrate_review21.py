@@ -184,3 +184,54 @@ def test_an_all_literal_refused_call_still_blocks() -> None:
     verdict = Verdict()
     _refusal(ValueError("the request cannot be sent"), {}, verdict)
     assert [(f.severity, f.param) for f in verdict.findings] == [("blocks", None)]
+
+
+# --------------------------------------------------------------------------- review of the fix
+
+
+def test_a_refusal_caused_by_another_computed_parameter_stays_a_note() -> None:
+    """``stream_options`` is refused without ``stream``: a computed ``stream`` (which the
+    dry run takes as false) may well be true at run time, so the refusal is a note; with
+    ``stream=False`` written out it blocks."""
+    options = {"include_usage": True}
+    computed = checker("zhipu/glm-4-flash").check(
+        call(
+            "chat.completions.create",
+            model="m",
+            messages=HELLO,
+            stream=UNKNOWN,
+            stream_options=options,
+        )
+    )
+    assert refusals(computed) == [("note", "stream_options")]
+    literal = checker("zhipu/glm-4-flash").check(
+        call(
+            "chat.completions.create",
+            model="m",
+            messages=HELLO,
+            stream=False,
+            stream_options=options,
+        )
+    )
+    assert refusals(literal) == [("blocks", "stream_options")]
+
+
+def test_under_the_error_policy_a_finding_says_what_other_policies_send() -> None:
+    """The dry run reports with the "warn" policy's words ("'required' was sent as
+    'auto'"); under "error" nothing is sent, and the finding says whose words they are."""
+    config = {"models": {"m": "zhipu/glm-4-flash"}, "policy": {"unsupported_params": "error"}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    verdict = Checker(load_config(config), {}).check(
+        call(
+            "chat.completions.create",
+            model="m",
+            messages=HELLO,
+            tools=tools,
+            tool_choice="required",
+        )
+    )
+    (finding,) = [f for f in verdict.findings if f.param == "tool_choice"]
+    assert finding.severity == "blocks"
+    assert finding.message.startswith(
+        'refused before sending (policy "error"); under "warn" or "drop": '
+    )

@@ -716,9 +716,11 @@ class Checker:
         top = param.split(".")[0].split("[")[0]
         policy = self.config.policy.unsupported_params
         if policy == "error":
+            # (``reason`` says what the "warn" policy the dry run used sent instead)
             verdict.add(
                 "blocks",
-                f'refused before sending (policy "error"): {reason}' + _because(assumed, top),
+                f'refused before sending (policy "error"); under "warn" or "drop": {reason}'
+                + _because(assumed, top),
                 param,
             )
         else:
@@ -763,10 +765,12 @@ _CODE_DEPENDS: dict[str, frozenset[str]] = {
     ),
 }
 
-#: The call's parameters a request parameter is made from, beside its own name: a
-#: Responses call is checked as the chat request it is translated to, so a refusal of
-#: ``messages`` is about the ``input`` and ``instructions`` the code wrote; an
-#: ``allowed_tools`` choice picks the tools sent.
+#: The call's parameters a request parameter is made from, or is refused by, beside its
+#: own name: a Responses call is checked as the chat request it is translated to, so a
+#: refusal of ``messages`` is about the ``input`` and ``instructions`` the code wrote; an
+#: ``allowed_tools`` choice picks the tools sent; ``stream_options`` is refused without
+#: ``stream`` (which the dry run takes as false when the code computes it), a tool
+#: choice or parallel calls without tools, ``top_logprobs`` without ``logprobs``.
 _MADE_FROM: dict[str, frozenset[str]] = {
     "messages": frozenset({"input", "instructions"}),
     "max_completion_tokens": frozenset({"max_output_tokens"}),
@@ -775,6 +779,10 @@ _MADE_FROM: dict[str, frozenset[str]] = {
     "reasoning_effort": frozenset({"reasoning"}),
     "tools": frozenset({"tool_choice"}),
     "web_search_options": frozenset({"tools"}),
+    "stream_options": frozenset({"stream"}),
+    "tool_choice": frozenset({"tools"}),
+    "parallel_tool_calls": frozenset({"tools"}),
+    "top_logprobs": frozenset({"logprobs"}),
 }
 
 
