@@ -339,6 +339,55 @@ async def test_over_rpm_429_with_retry_after(tmp_path: Path) -> None:
     assert len(fake.requests) == 3
 
 
+async def test_rpm_counts_model_calls_not_model_lists(tmp_path: Path) -> None:
+    """Chat UIs reload the model list often: as with OpenAI's limits, only model calls
+    count against ``rpm``."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path, rpm=2), fake.transport()) as (_, client):
+        for _ in range(3):
+            assert (await client.get("/v1/models", headers=AUTH)).status_code == 200
+            assert (await client.get("/v1/models/fast", headers=AUTH)).status_code == 200
+        body = {"model": "fast", "messages": HELLO}
+        codes = [
+            (await client.post("/v1/chat/completions", headers=AUTH, json=body)).status_code
+            for _ in range(3)
+        ]
+    assert codes == [200, 200, 429]
+
+
+async def test_a_call_refused_for_its_tokens_gives_its_request_back(tmp_path: Path) -> None:
+    """Nothing was sent for a call ``tpm`` refused: it does not take one of the key's
+    ``rpm`` requests (each such refusal did, and the key ran out of both)."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY)
+    async with gateway(settings(tmp_path, rpm=1, tpm=300), fake.transport()) as (_, client):
+        huge = {"model": "fast", "messages": [{"role": "user", "content": "字" * 2000}]}
+        for _ in range(2):
+            refused = await client.post("/v1/chat/completions", headers=AUTH, json=huge)
+            assert refused.status_code == 429 and error_of(refused)["type"] == "tokens"
+        body = {"model": "fast", "messages": HELLO}
+        answered = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert answered.status_code == 200
+        again = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+        assert again.status_code == 429 and error_of(again)["type"] == "requests"
+    assert len(fake.requests) == 1
+
+
+async def test_a_provider_account_out_of_funds_is_not_the_clients_budget(
+    tmp_path: Path,
+) -> None:
+    """A provider's arrears are the operator's account running dry: a 502 saying so, not
+    the 429 ``insufficient_quota`` a client reads as its own budget spent (the gateway's
+    answer over a key's budget)."""
+    fake = FakeZhipu(api_key=ZHIPU_KEY).fail("arrears")
+    async with gateway(settings(tmp_path), fake.transport()) as (_, client):
+        body = {"model": "fast", "messages": HELLO}
+        response = await client.post("/v1/chat/completions", headers=AUTH, json=body)
+    error = error_of(response)
+    assert response.status_code == 502 and error["code"] == "provider_quota_exhausted"
+    assert error["type"] == "server_error" and error["provider"] == "zhipu"
+    assert "[providers.zhipu]" in error["message"]
+
+
 async def test_over_tpm_429_with_retry_after(tmp_path: Path) -> None:
     fake = FakeZhipu(api_key=ZHIPU_KEY)
     async with gateway(settings(tmp_path, tpm=300), fake.transport()) as (_, client):

@@ -616,13 +616,7 @@ class GatewayApp:
             raise _model_not_allowed(key, exchange.model, retrieved=kind is None)
         if key.monthly_budget_cny is not None:
             self._check_priced(key, routes)
-        if key.rpm is not None:
-            wait = await self.state.take(f"rpm:{key.name}", limit=key.rpm, window=60.0)
-            if wait > 0:
-                raise _rate_limited(key, "requests", key.rpm, wait)
-        if kind == "responses":
-            await self._check_previous(params, exchange)
-        reservation = await self._reserve(key, kind, params, routes, exchange) if kind else None
+        reservation = await self._admit(key, kind, params, routes, exchange) if kind else None
         try:
             try:
                 # A call's query would be passed on to the provider's URL (an Azure
@@ -704,7 +698,9 @@ class GatewayApp:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 content = await response.aread()
                 if response.status_code == 401:  # the provider refused the gateway's key
-                    exchange.status, content = 502, _provider_refused_key(content)
+                    exchange.status, content = 502, _provider_refused(content, "credentials")
+                elif response.status_code == 429 and _error_code(content) == "insufficient_quota":
+                    exchange.status, content = 502, _provider_refused(content, "quota")
                 if response.status_code >= 400:
                     _note_error(exchange, content)
                 elif exchange.route == "/v1/models":
@@ -815,6 +811,37 @@ class GatewayApp:
                     )
                 raise
         return reservation
+
+    async def _admit(
+        self,
+        key: KeySpec,
+        kind: str,
+        params: dict[str, Any],
+        routes: tuple[str, ...],
+        exchange: _Exchange,
+    ) -> Optional[_Reservation]:
+        """Count a model call (``kind``: chat, embeddings, responses) against the key's
+        ``rpm``, and reserve its tokens and cost (`_reserve`). Only model calls count, as
+        with OpenAI's limits: a chat UI that reloads the model list often does not spend
+        its chat requests on it. A call refused here (its tokens, its budget, an unknown
+        conversation) gives its request back: nothing was sent."""
+        entry: Optional[str] = None
+        if key.rpm is not None:
+            wait, entry = await take_entry(
+                self.state, f"rpm:{key.name}", limit=key.rpm, window=60.0, amount=1
+            )
+            if wait > 0:
+                raise _rate_limited(key, "requests", key.rpm, wait)
+        try:
+            if kind == "responses":
+                await self._check_previous(params, exchange)
+            return await self._reserve(key, kind, params, routes, exchange)
+        except _GatewayError:
+            if key.rpm is not None:
+                await give_back_entry(
+                    self.state, f"rpm:{key.name}", window=60.0, amount=1, entry=entry
+                )
+            raise
 
     async def _check_previous(self, params: dict[str, Any], exchange: _Exchange) -> None:
         """Find the stored response a Responses request continues (``previous_response_id``)
@@ -1561,29 +1588,59 @@ def _stamped(send: Any, request_id: str, cors: list[tuple[bytes, bytes]]) -> Any
     return stamped
 
 
-def _provider_refused_key(content: bytes) -> bytes:
-    """The answer when the provider refused the gateway's own credentials (a 401 of the
-    provider's): a 502, since OpenAI's clients take a 401 to mean the key *they* sent is
-    bad and stop using it. The provider's message, which names its API root, goes to the
-    log for the operator."""
+#: What the gateway tells its client when a provider refuses the gateway's own account:
+#: (message after the provider's name, ``code``, what the log says).
+_ACCOUNT_REFUSALS = {
+    "credentials": (
+        "refused the gateway's credentials (the gateway key you sent was accepted); the "
+        "gateway's operator must check [providers.{provider}] in its config.",
+        "provider_authentication_failed",
+        "refused the gateway's credentials",
+    ),
+    "quota": (
+        "refused the gateway's account: it is out of funds or quota there (the gateway key "
+        "you sent was accepted, and its own budget is not what ran out); the gateway's "
+        "operator must top it up or change [providers.{provider}] in its config.",
+        "provider_quota_exhausted",
+        "has no funds or quota left for the gateway's account",
+    ),
+}
+
+
+def _provider_refused(content: bytes, what: str) -> bytes:
+    """The answer when a provider refused the gateway's own account (``what``: its
+    ``"credentials"``, a 401 of the provider's; its ``"quota"``, arrears or a spent quota,
+    a 429 ``insufficient_quota``): a 502. OpenAI's clients take a 401 to mean the key
+    *they* sent is bad, and ``insufficient_quota`` that *their* account is spent, which is
+    the gateway's own answer over a key's budget; the account behind the gateway is the
+    operator's. The provider's message, which may name its API root or the account, goes
+    to the log for the operator."""
     try:
         error = json.loads(content).get("error")
     except (ValueError, AttributeError):
         error = None
     error = error if isinstance(error, dict) else {}
     provider = error.get("provider") if isinstance(error.get("provider"), str) else None
-    log.error("gateway: %s refused the gateway's credentials: %s", provider, error.get("message"))
+    message, code, logged = _ACCOUNT_REFUSALS[what]
+    log.error("gateway: %s %s: %s", provider, logged, error.get("message"))
     body = {
-        "message": f"{provider or 'The provider'} refused the gateway's credentials (the "
-        f"gateway key you sent was accepted); the gateway's operator must check "
-        f"[providers.{provider or '...'}] in its config.",
+        "message": f"{provider or 'The provider'} " + message.format(provider=provider or "..."),
         "type": "server_error",
         "param": None,
-        "code": "provider_authentication_failed",
+        "code": code,
         "provider": provider,
         "provider_code": error.get("provider_code"),
     }
     return json.dumps({"error": body}, ensure_ascii=False).encode()
+
+
+def _error_code(content: bytes) -> Optional[str]:
+    """The ``code`` of an OpenAI-shaped error body (None: none, or not such a body)."""
+    try:
+        code = json.loads(content)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
