@@ -206,7 +206,7 @@ def unserved(endpoint: Endpoint, provider: Optional[str]) -> APIStatusError:
     who = f"provider {provider!r}" if provider else "llm-bridge"
     return local_error(
         NotFoundError,
-        f"{who} does not serve {endpoint.api} through llm-bridge; it serves chat "
+        f"{who} does not serve the {endpoint.api} API here; llm-bridge serves chat "
         f"completions, the Responses API (create, stream, parse, retrieve, delete, input "
         f"items), embeddings and models",
         request=httpx.Request("POST", "/"),

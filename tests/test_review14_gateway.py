@@ -349,4 +349,5 @@ async def test_a_key_with_a_budget_may_not_use_a_model_without_a_price(tmp_path:
     assert priced.status_code == 200 and seen(free_to_use).status_code == 200
     ids = {entry["id"] for entry in listed}
     assert "glm-4-plus" in ids and "glm-5.3" not in ids
-    assert one.status_code == 403
+    # Left out of the list, so retrieved as one that does not exist (review 21).
+    assert one.status_code == 404 and one.json()["error"]["code"] == "model_not_found"

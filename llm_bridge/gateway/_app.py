@@ -615,7 +615,7 @@ class GatewayApp:
         if exchange.model and not key.allows(exchange.model, routes):
             raise _model_not_allowed(key, exchange.model, retrieved=kind is None)
         if key.monthly_budget_cny is not None:
-            self._check_priced(key, routes)
+            self._check_priced(key, routes, retrieved=kind is None)
         reservation = await self._admit(key, kind, params, routes, exchange) if kind else None
         try:
             try:
@@ -891,13 +891,25 @@ class GatewayApp:
         engine = self.engines.engine
         return [route for route in routes if engine.price(*route.split("/", 1)) is None]
 
-    def _check_priced(self, key: KeySpec, routes: tuple[str, ...]) -> None:
+    def _check_priced(self, key: KeySpec, routes: tuple[str, ...], *, retrieved: bool) -> None:
         """Refuse a key with a budget any model whose price is unknown (outside the
         catalogue, or catalogued without one): its cost could be neither estimated nor
-        settled, so it would cost the budget nothing while the provider bills it."""
+        settled, so it would cost the budget nothing while the provider bills it. Such a
+        model ``retrieved`` (``GET /v1/models/{id}``) is a 404, as the key's model list
+        leaves it out (`_model_not_allowed`'s rule)."""
         unpriced = self._unpriced(routes)
         if not unpriced:
             return
+        if retrieved:
+            raise _GatewayError(
+                404,
+                f"The model {unpriced[0]!r} is not among those the gateway key {key.name!r} "
+                f"may use: it has a monthly budget, and the model's price is unknown to the "
+                f"gateway (GET /v1/models lists the models it may use).",
+                type="invalid_request_error",
+                code="model_not_found",
+                param="model",
+            )
         raise _GatewayError(
             403,
             f"The gateway key {key.name!r} has a monthly budget, and the price of "
@@ -927,9 +939,9 @@ class GatewayApp:
             )
         else:  # the budget is not used up: this request's worst case does not fit
             said = (
-                f"This request may cost up to {cost:.4f} CNY, more than what is left of the "
-                f"gateway key {key.name!r}'s monthly budget for {reservation.period} "
-                f"({left:.4f} of {budget} CNY). Set max_tokens (max_output_tokens) to bound "
+                f"This request may cost up to {cost:.6f} CNY, more than what is left of the "
+                f"monthly budget of the gateway key {key.name!r} for {reservation.period} "
+                f"({left:.6f} of {budget} CNY). Set max_tokens (max_output_tokens) to bound "
                 f"its cost: the bound counts the longest answer the request allows."
             )
         raise _GatewayError(
