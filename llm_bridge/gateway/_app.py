@@ -699,7 +699,9 @@ class GatewayApp:
                 content = await response.aread()
                 if response.status_code == 401:  # the provider refused the gateway's key
                     exchange.status, content = 502, _provider_refused(content, "credentials")
-                elif response.status_code == 429 and _error_code(content) == "insufficient_quota":
+                elif response.status_code == 429 and (
+                    _error_object(content).get("code") == "insufficient_quota"
+                ):
                     exchange.status, content = 502, _provider_refused(content, "quota")
                 if response.status_code >= 400:
                     _note_error(exchange, content)
@@ -1435,14 +1437,18 @@ async def _disconnected(receive: Any) -> None:
             return
 
 
+def _error_object(body: bytes) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI-shaped error body (empty: none, or no such body)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return error if isinstance(error, dict) else {}
+
+
 def _note_error(exchange: _Exchange, body: bytes) -> None:
     """The code and provider an OpenAI-shaped error body names (for the ledger, metrics)."""
-    try:
-        error = json.loads(body).get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    if not isinstance(error, dict):
-        error = {}
+    error = _error_object(body)
     code = error.get("code") or error.get("type")
     exchange.error_code = str(code) if code else str(exchange.status)
     provider = error.get("provider")
@@ -1627,11 +1633,7 @@ def _provider_refused(content: bytes, what: str) -> bytes:
     the gateway's own answer over a key's budget; the account behind the gateway is the
     operator's. The provider's message, which may name its API root or the account, goes
     to the log for the operator."""
-    try:
-        error = json.loads(content).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    error = error if isinstance(error, dict) else {}
+    error = _error_object(content)
     provider = error.get("provider") if isinstance(error.get("provider"), str) else None
     message, code, logged = _ACCOUNT_REFUSALS[what]
     log.error("gateway: %s %s: %s", provider, logged, error.get("message"))
@@ -1644,15 +1646,6 @@ def _provider_refused(content: bytes, what: str) -> bytes:
         "provider_code": error.get("provider_code"),
     }
     return json.dumps({"error": body}, ensure_ascii=False).encode()
-
-
-def _error_code(content: bytes) -> Optional[str]:
-    """The ``code`` of an OpenAI-shaped error body (None: none, or not such a body)."""
-    try:
-        code = json.loads(content)["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return code if isinstance(code, str) else None
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
