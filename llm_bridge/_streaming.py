@@ -41,6 +41,7 @@ from ._shapes.chat import ChatCompletion, ChatCompletionChunk
 from ._shapes.completion_usage import CompletionUsage
 from ._sse import SSEDecoder
 from ._stream_reading import StreamClock, decode
+from ._tool_call_deltas import ToolCallHeads
 from ._wire import Fault
 from .adapters._base import MALFORMED, CallContext, JSONDict, StreamParser
 
@@ -80,6 +81,7 @@ class ChunkPipeline:
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
         self._thought = _Thought(reasoning)  # reasoning beside tool calls, to remember
+        self._calls = ToolCallHeads()  # each tool call's header, sent once
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
         self.answered = False  # whether any chunk was made (see `end`)
@@ -226,6 +228,7 @@ class ChunkPipeline:
                                 text.append(reasoning)
                     calls = delta.tool_calls
                     if calls:
+                        self._calls.tidy(choice.index, calls)
                         self._thought.calls(choice.index, calls)
                         if text is not None:
                             for call in calls:

@@ -148,10 +148,13 @@ def finish_validated(
             or delta.content is not None
             or (delta.__pydantic_extra__ or {}).get("reasoning_content") is not None
         ):
-            if "role" not in fields:
+            if not delta.role:  # (absent, or an empty string: see the general way)
                 fields.add("role")
                 vars(delta)["role"] = "assistant"
             roles_sent.add(choice.index)
+        elif "role" in fields:  # an empty one before anything else (the general way's rule)
+            fields.discard("role")
+            vars(delta)["role"] = None
     fields = chunk.__pydantic_fields_set__
     fields.discard("usage")  # a null one, which the general way pops from the dict
     fields.update(("object", "provider"))

@@ -107,6 +107,8 @@ class OpenAICompatAdapter(Adapter):
             choice["finish_reason"] = self.finish_reason(choice.get("finish_reason"), reply, body)
             message = choice.get("message") or {}
             choice["message"] = message
+            if not message.get("role"):  # (GLM-5 has sent "": strict clients refuse it)
+                message["role"] = "assistant"
             if message.get("tool_calls"):
                 message["tool_calls"] = self.function_tool_calls(message["tool_calls"])
                 if message.get("content") == "":  # (Qianfan v2, DashScope: OpenAI's is null)
@@ -273,8 +275,11 @@ class OpenAICompatStreamParser(StreamParser):
                 or delta.get("reasoning_content") is not None  # (a thinking model's first)
                 or delta.get("tool_calls")
             ):
-                delta.setdefault("role", "assistant")
+                if not delta.get("role"):  # (absent, or GLM-5's "": OpenAI's is "assistant")
+                    delta["role"] = "assistant"
                 roles_sent.add(index)
+            elif "role" in delta:  # an empty one before anything else: it names nothing
+                del delta["role"]
             if delta.get("tool_calls"):
                 for position, call in enumerate(delta["tool_calls"]):
                     call.setdefault("index", position)

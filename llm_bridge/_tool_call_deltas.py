@@ -1,0 +1,92 @@
+"""Streamed tool-call fragments put in OpenAI's form, for code that joins them by index.
+
+OpenAI streams a tool call as fragments sharing its ``index``: the first carries ``id``,
+``type`` and the function's ``name``, the rest only pieces of ``arguments``. Every
+accumulator (openai's ``chat.completions.stream``, langchain, the AI SDK, ours in
+`llm_bridge._streaming.aggregate`) joins the fragments of one index, concatenating every
+string it finds. Two provider habits break that:
+
+- the header repeated on every fragment (GLM-5.1 as relayed by some proxies, vLLM and
+  SGLang servers of Qwen, which config-defined providers reach): joined, the call's id
+  becomes ``call_1call_1call_1`` and its name ``get_weatherget_weather...``;
+- parallel calls all streamed at index 0 (Qwen3 on vLLM/SGLang, Ollama), each with its own
+  id: joined, two calls become one whose arguments are two JSON objects end to end.
+
+`ToolCallHeads` keeps, per stream, the header each (choice, index) began with: a fragment
+repeating it loses the repeated fields, and one with another ``id`` at an index already
+holding a call is a new call and gets the next free index (its later fragments follow it
+there). A fragment without an id continues the call at its index: parallel calls that
+come without ids cannot be told apart, so they are left as the provider sent them. A
+stream already in OpenAI's form passes unchanged.
+
+UNSURE (docs/unsure.md X6): which of our providers stream either habit; the reports are
+third parties'.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["ToolCallHeads"]
+
+
+class _Head:
+    """What began one call: its id and name as first sent, and the index it is given."""
+
+    __slots__ = ("id", "index", "name")
+
+    def __init__(self, call_id: Optional[str], name: Optional[str], index: int) -> None:
+        self.id = call_id
+        self.name = name
+        self.index = index
+
+
+class ToolCallHeads:
+    """One stream's tool calls, by choice and the provider's index (see the module)."""
+
+    __slots__ = ("_heads", "_taken")
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple[int, int], _Head] = {}  # the latest call at each index
+        self._taken: dict[int, set[int]] = {}  # the indexes given out, per choice
+
+    def tidy(self, choice: int, calls: list[Any]) -> None:
+        """Put one delta's ``calls`` (`ChoiceDeltaToolCall` models, fresh from the
+        provider's event) in OpenAI's form, in place."""
+        taken = self._taken.setdefault(choice, set())
+        for call in calls:
+            key = (choice, call.index)
+            head = self._heads.get(key)
+            function = call.function
+            name = function.name if function is not None else None
+            if head is None or (call.id and head.id and call.id != head.id):
+                index = call.index if call.index not in taken else max(taken) + 1
+                taken.add(index)
+                self._heads[key] = _Head(call.id, name, index)
+                if index != call.index:
+                    _set(call, "index", index)
+                continue
+            if head.index != call.index:
+                _set(call, "index", head.index)
+            if call.id is not None:
+                if head.id is None:
+                    head.id = call.id  # (an id that came after the first fragment)
+                elif call.id == head.id:
+                    _unset(call, "id")
+            if call.type is not None and (head.id is not None or head.name is not None):
+                _unset(call, "type")
+            if name:
+                if head.name is None:
+                    head.name = name
+                elif name == head.name:
+                    _unset(function, "name")
+
+
+def _set(model: Any, field: str, value: Any) -> None:
+    vars(model)[field] = value
+
+
+def _unset(model: Any, field: str) -> None:
+    """``field`` of ``model`` as if the provider had not sent it."""
+    vars(model)[field] = None
+    model.__pydantic_fields_set__.discard(field)
