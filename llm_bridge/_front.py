@@ -458,8 +458,14 @@ DONE_EVENT = b"data: [DONE]\n\n"
 def sse_events(chunk: Any) -> bytes:
     """One chunk as the events OpenAI's server would send for it, in one piece of body.
 
+    Written as OpenAI writes a chunk: a null is left out (a delta names only what it
+    carries: ``{"content": "..."}``, not six keys of which five are null), except a
+    choice's ``logprobs`` and ``finish_reason``, which OpenAI always sends. Clients that
+    check chunks against OpenAI's schema (GitHub Copilot) refuse keys OpenAI never sends,
+    such as a delta's ``function_call``, and every client parses less.
+
     This runs for every chunk of every stream: the common chunk (one choice, no tool
-    calls) is tested for first and written by `json_body`, straight from its serializer.
+    calls) is tested for first and written by `chunk_json`, straight from its serializer.
 
     Chunks with tool calls are written as OpenAI writes them: a continuation delta carries
     no ``id``/``type``/``name`` keys at all (openai's stream helper copies a ``null`` type
@@ -470,28 +476,62 @@ def sse_events(chunk: Any) -> bytes:
     if (len(choices) == 1 and choices[0].delta.tool_calls is None) or not any(
         choice.delta.tool_calls for choice in choices
     ):
-        return b"data: " + json_body(chunk) + b"\n\n"
-    data = chunk.model_dump(mode="json")
+        try:
+            return b"data: " + chunk_json(chunk) + b"\n\n"
+        except ValueError:  # PydanticSerializationError: a lone surrogate (see `json_body`)
+            return _event(_chunk_dict(chunk))
+    data = _chunk_dict(chunk)
     ending = []
     for choice in data["choices"]:
-        for call in choice["delta"].get("tool_calls") or ():
-            _drop_nones(call, ("id", "type"))
-            _drop_nones(call.get("function") or {}, ("name", "arguments"))
-        if choice.get("finish_reason") and choice["delta"].get("tool_calls"):
+        if choice["finish_reason"] and choice["delta"].get("tool_calls"):
             ending.append(
-                {"index": choice["index"], "delta": {}, "finish_reason": choice["finish_reason"]}
+                {
+                    "index": choice["index"],
+                    "delta": {},
+                    "logprobs": None,
+                    "finish_reason": choice["finish_reason"],
+                }
             )
             choice["finish_reason"] = None
     if not ending:
         return _event(data)
     usage = data.pop("usage", None)
-    return _event(data) + _event({**data, "choices": ending, "usage": usage})
+    last = {**data, "choices": ending}
+    if usage is not None:
+        last["usage"] = usage
+    return _event(data) + _event(last)
 
 
-def _drop_nones(mapping: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if key in mapping and mapping[key] is None:
-            del mapping[key]
+#: What `chunk_json` writes apart, and each choice's ending when it has no log probabilities
+#: (by whether it has a finish reason): the keys OpenAI always sends, null or not.
+_NO_CHOICES = frozenset({"choices"})
+_ENDINGS = {True: b',"logprobs":null}', False: b',"logprobs":null,"finish_reason":null}'}
+
+
+def chunk_json(chunk: Any) -> bytes:
+    """A chunk model as OpenAI's JSON, without the nulls OpenAI leaves out (`sse_events`).
+
+    Raises ``ValueError`` for text holding a lone surrogate, as `json_body`'s serializer
+    does (`_chunk_dict` then takes the standard library's way)."""
+    top = chunk.__pydantic_serializer__.to_json(chunk, exclude=_NO_CHOICES, exclude_none=True)
+    written = []
+    for choice in chunk.choices:
+        data = choice.__pydantic_serializer__.to_json(choice, exclude_none=True)
+        if choice.logprobs is None:
+            data = data[:-1] + _ENDINGS[choice.finish_reason is not None]
+        elif choice.finish_reason is None:
+            data = data[:-1] + b',"finish_reason":null}'
+        written.append(data)
+    return b'{"choices":[' + b",".join(written) + b"]," + top[1:]
+
+
+def _chunk_dict(chunk: Any) -> dict[str, Any]:
+    """`chunk_json` as JSON values (for chunks whose events are written from a dict)."""
+    data = chunk.model_dump(mode="json", exclude_none=True)
+    for choice in data["choices"]:
+        choice.setdefault("logprobs", None)
+        choice.setdefault("finish_reason", None)
+    return data
 
 
 def _event(data: Any) -> bytes:
