@@ -55,9 +55,10 @@ class ToolCallHeads:
         provider's event) in OpenAI's form, in place."""
         taken = self._taken.setdefault(choice, set())
         for call in calls:
+            function = call.function
+            _blank_to_none(call, function)
             key = (choice, call.index)
             head = self._heads.get(key)
-            function = call.function
             name = function.name if function is not None else None
             if head is None or (call.id and head.id and call.id != head.id):
                 index = call.index if call.index not in taken else max(taken) + 1
@@ -71,15 +72,28 @@ class ToolCallHeads:
             if call.id is not None:
                 if head.id is None:
                     head.id = call.id  # (an id that came after the first fragment)
-                elif call.id == head.id:
-                    _unset(call, "id")
+                else:
+                    _unset(call, "id")  # (the same id: another would have begun a call)
             if call.type is not None and (head.id is not None or head.name is not None):
                 _unset(call, "type")
-            if name:
+            if name is not None:
                 if head.name is None:
                     head.name = name
                 elif name == head.name:
                     _unset(function, "name")
+
+
+def _blank_to_none(call: Any, function: Any) -> None:
+    """Empty strings for what OpenAI leaves out: an ``id`` or ``name`` of ``""`` names
+        nothing (continuation fragments with ``"id": ""`` are read on DashScope's compatible
+    mode, UNSURE as docs/unsure.md X6 says), and a ``type`` of
+        ``""`` is a function call's (the AI SDK refuses it: "Type validation failed")."""
+    if call.id == "":
+        _unset(call, "id")
+    if call.type == "":
+        _set(call, "type", "function")
+    if function is not None and function.name == "":
+        _unset(function, "name")
 
 
 def _set(model: Any, field: str, value: Any) -> None:

@@ -184,6 +184,45 @@ def test_an_id_after_the_first_fragment_is_kept_once() -> None:
     assert (again.index, again.id) == (0, None)
 
 
+def test_empty_strings_name_nothing() -> None:
+    """An empty ``id`` or ``name`` is left out, and an empty ``type`` is a function's."""
+    from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
+
+    heads = ToolCallHeads()
+    first = ChoiceDeltaToolCall.model_validate(
+        {"index": 0, "id": "call_1", "type": "", "function": {"name": "f", "arguments": ""}}
+    )
+    later = ChoiceDeltaToolCall.model_validate(
+        {"index": 0, "id": "", "type": "", "function": {"name": "", "arguments": "{}"}}
+    )
+    heads.tidy(0, [first])
+    heads.tidy(0, [later])
+    assert first.model_dump(exclude_unset=True) == _call(0, "call_1", "f", "")
+    assert later.model_dump(exclude_unset=True) == {"index": 0, "function": {"arguments": "{}"}}
+
+
+@by_door
+def test_an_answers_call_of_empty_type_is_a_function_call(door: str) -> None:
+    call = {**_call(0, "call_1", "get_weather", '{"city": "Beijing"}'), "type": ""}
+    answer = {
+        **BASE,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    fake = FakeZhipu(api_key=KEY).then(Raw(200, json.dumps(answer)))
+    reply = door_client(door, fake).chat.completions.create(
+        model="glm-4-plus", messages=HELLO, tools=TOOLS
+    )
+    (got,) = reply.choices[0].message.tool_calls
+    assert (got.id, got.type, got.function.name) == ("call_1", "function", "get_weather")
+
+
 # --------------------------------------------------------------------------- empty role
 
 PLAIN_TEXT = {"index": 0, "delta": {"role": "", "content": "你好"}}

@@ -121,7 +121,7 @@ class OpenAICompatAdapter(Adapter):
         """Only function calls map to OpenAI; built-in tools (web search) are not the caller's."""
         calls = []
         for call in tool_calls:
-            if call.get("type", "function") != "function":
+            if (call.get("type") or "function") != "function":  # ("" is a function's too)
                 continue
             function = dict(call.get("function") or {})
             arguments = function.get("arguments")
