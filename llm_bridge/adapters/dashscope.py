@@ -521,6 +521,7 @@ class DashScopeCompatAdapter(OpenAICompatAdapter):
     api = "compatible"
     takes_token_ids = False
     unsent = OPENAI_SERVICE_PARAMS
+    models_lack = frozenset({"logit_bias", "prediction", "verbosity"})
 
     def as_sent(self, params: JSONDict) -> JSONDict:
         """As `DashScopeAdapter.as_sent`; compatible mode takes ``tool_choice`` none with

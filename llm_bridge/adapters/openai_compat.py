@@ -62,6 +62,11 @@ class OpenAICompatAdapter(Adapter):
     #: Parameters this wire is not sent: none for OpenAI itself and the servers that copy
     #: it; `OPENAI_SERVICE_PARAMS` for the providers' own OpenAI-shaped wires.
     unsent: ClassVar[frozenset[str]] = frozenset()
+    #: Entries of the provider table's ``[unsupported]`` (written for its native protocol)
+    #: that hold on this wire too, because the provider's models lack the feature (a logit
+    #: bias, predicted outputs, GPT-5's verbosity): refused under the policy here as there,
+    #: not forwarded for the provider to ignore without a word.
+    models_lack: ClassVar[frozenset[str]] = frozenset()
 
     chat_path = "chat/completions"
     embeddings_path = "embeddings"
@@ -91,6 +96,11 @@ class OpenAICompatAdapter(Adapter):
             if v is not None and k not in _LOCAL_PARAMS and k not in unsent
         }
         body["messages"] = list(body["messages"])
+        lacking = self.models_lack.intersection(body)
+        if lacking:
+            ctx.refuse({n: r for n, r in self.spec.unsupported.items() if n in lacking})
+            for name in lacking:
+                del body[name]
         if self.spec.web_search is not None:
             body.pop("web_search_options", None)
             rule = self.web_search(ctx, call)

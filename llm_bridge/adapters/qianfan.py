@@ -395,6 +395,7 @@ class QianfanV2Adapter(OpenAICompatAdapter):
     api = "v2"
     takes_token_ids = False
     unsent = OPENAI_SERVICE_PARAMS
+    models_lack = frozenset({"logit_bias", "prediction", "verbosity"})
     # v2 takes text and image_url parts (vision models); no audio or file parts.
     # UNSURE (docs/unsure.md Q42): other part types (video_url) are sent unchanged.
     refused_parts = frozenset({"input_audio", "file"})
