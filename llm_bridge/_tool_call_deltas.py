@@ -17,7 +17,11 @@ repeating it loses the repeated fields, and one with another ``id`` at an index 
 holding a call is a new call and gets the next free index (its later fragments follow it
 there). A fragment without an id continues the call at its index: parallel calls that
 come without ids cannot be told apart, so they are left as the provider sent them. A
-stream already in OpenAI's form passes unchanged.
+call's first fragment without an id is given one (``call_`` and random hex), as a
+non-stream answer's call is (`OpenAICompatAdapter.function_tool_calls`): OpenAI's always
+has one, the AI SDK refuses a call without, and the tool message answering it needs one;
+an id the provider sends later for that call is then left out. A stream already in
+OpenAI's form passes unchanged.
 
 UNSURE (docs/unsure.md X6): which of our providers stream either habit; the reports are
 third parties'.
@@ -25,30 +29,34 @@ third parties'.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = ["ToolCallHeads"]
 
 
 class _Head:
-    """What began one call: its id and name as first sent, and the index it is given."""
+    """What began one call: its id (``minted`` when llm-bridge made it) and name as first
+    sent, and the index it is given."""
 
-    __slots__ = ("id", "index", "name")
+    __slots__ = ("id", "index", "minted", "name")
 
-    def __init__(self, call_id: Optional[str], name: Optional[str], index: int) -> None:
+    def __init__(self, call_id: str, name: Optional[str], index: int, minted: bool) -> None:
         self.id = call_id
         self.name = name
         self.index = index
+        self.minted = minted
 
 
 class ToolCallHeads:
-    """One stream's tool calls, by choice and the provider's index (see the module)."""
+    """One stream's tool calls, by choice and the provider's index (see the module).
+    ``new_id`` makes the random part of an id for a call that came without one."""
 
-    __slots__ = ("_heads", "_taken")
+    __slots__ = ("_heads", "_new_id", "_taken")
 
-    def __init__(self) -> None:
+    def __init__(self, new_id: Callable[[], str]) -> None:
         self._heads: dict[tuple[int, int], _Head] = {}  # the latest call at each index
         self._taken: dict[int, set[int]] = {}  # the indexes given out, per choice
+        self._new_id = new_id
 
     def tidy(self, choice: int, calls: list[Any]) -> None:
         """Put one delta's ``calls`` (`ChoiceDeltaToolCall` models, fresh from the
@@ -60,27 +68,34 @@ class ToolCallHeads:
             key = (choice, call.index)
             head = self._heads.get(key)
             name = function.name if function is not None else None
-            if head is None or (call.id and head.id and call.id != head.id):
-                index = call.index if call.index not in taken else max(taken) + 1
-                taken.add(index)
-                self._heads[key] = _Head(call.id, name, index)
-                if index != call.index:
-                    _set(call, "index", index)
+            if head is None or (call.id and not head.minted and call.id != head.id):
+                self._heads[key] = self._begin(call, name, taken)
                 continue
             if head.index != call.index:
                 _set(call, "index", head.index)
             if call.id is not None:
-                if head.id is None:
-                    head.id = call.id  # (an id that came after the first fragment)
-                else:
-                    _unset(call, "id")  # (the same id: another would have begun a call)
-            if call.type is not None and (head.id is not None or head.name is not None):
+                _unset(call, "id")  # (the same id, or a late one: the call has its id)
+            if call.type is not None:
                 _unset(call, "type")
             if name is not None:
                 if head.name is None:
                     head.name = name
                 elif name == head.name:
                     _unset(function, "name")
+
+    def _begin(self, call: Any, name: Optional[str], taken: set[int]) -> _Head:
+        """The head of a call this fragment begins: its index (the next free one if
+        another call holds the provider's), an id and a type if it came without them."""
+        index = call.index if call.index not in taken else max(taken) + 1
+        taken.add(index)
+        if index != call.index:
+            _set(call, "index", index)
+        minted = call.id is None
+        if minted:
+            _put(call, "id", f"call_{self._new_id()[:24]}")
+        if call.type is None:
+            _put(call, "type", "function")
+        return _Head(call.id, name, index, minted)
 
 
 def _blank_to_none(call: Any, function: Any) -> None:
@@ -98,6 +113,12 @@ def _blank_to_none(call: Any, function: Any) -> None:
 
 def _set(model: Any, field: str, value: Any) -> None:
     vars(model)[field] = value
+
+
+def _put(model: Any, field: str, value: Any) -> None:
+    """``field`` of ``model`` as if the provider had sent ``value``."""
+    vars(model)[field] = value
+    model.__pydantic_fields_set__.add(field)
 
 
 def _unset(model: Any, field: str) -> None:

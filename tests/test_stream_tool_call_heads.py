@@ -150,7 +150,7 @@ def test_the_written_sse_carries_the_header_once() -> None:
 
 
 def test_a_stream_in_openai_form_passes_unchanged() -> None:
-    heads = ToolCallHeads()
+    heads = ToolCallHeads(lambda: "f" * 32)
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
     def calls(*raw: dict[str, Any]) -> list[Any]:
@@ -170,25 +170,79 @@ def test_a_stream_in_openai_form_passes_unchanged() -> None:
     ]
 
 
-def test_an_id_after_the_first_fragment_is_kept_once() -> None:
+def test_a_call_begun_without_an_id_is_given_one_and_a_late_id_left_out() -> None:
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-    heads = ToolCallHeads()
+    heads = ToolCallHeads(lambda: "ab" * 16)
     first = ChoiceDeltaToolCall.model_validate({"index": 0, "function": {"name": "f"}})
     with_id = ChoiceDeltaToolCall.model_validate({"index": 0, "id": "call_1", "type": "function"})
-    again = ChoiceDeltaToolCall.model_validate({"index": 0, "id": "call_1", "function": {}})
-    for call in (first, with_id, again):
+    for call in (first, with_id):
         heads.tidy(0, [call])
-    assert (with_id.index, with_id.id) == (0, "call_1")  # (not a new call: it had no id)
-    assert with_id.type is None  # (the name came first: the call's header was begun)
-    assert (again.index, again.id) == (0, None)
+    assert first.model_dump(exclude_unset=True) == {
+        "index": 0,
+        "id": "call_" + "ab" * 12,
+        "type": "function",
+        "function": {"name": "f"},
+    }
+    assert with_id.model_dump(exclude_unset=True) == {"index": 0}  # (not a new call)
+
+
+NO_ID = _stream(
+    _fragment({"index": 0, "function": {"name": "get_weather", "arguments": '{"city": '}}),
+    _fragment({"index": 0, "function": {"arguments": '"Beijing"}'}}),
+    FINISH,
+)
+
+
+@by_door
+def test_a_streamed_call_without_an_id_can_be_answered(door: str) -> None:
+    """openai's stream helper joins the call; its id names the tool message answering it,
+    and the next turn goes out with both."""
+    fake = FakeZhipu(api_key=KEY).then(NO_ID).reply("晴")
+    client = door_client(door, fake)
+    with client.chat.completions.stream(model="glm-4-plus", messages=HELLO, tools=TOOLS) as stream:
+        message = stream.get_final_completion().choices[0].message
+    (call,) = message.tool_calls
+    assert call.id.startswith("call_") and len(call.id) == 29
+    answer = {"role": "tool", "tool_call_id": call.id, "content": "晴"}
+    reply = client.chat.completions.create(
+        model="glm-4-plus", messages=[*HELLO, message, answer], tools=TOOLS
+    )
+    assert reply.choices[0].message.content == "晴"
+    sent = json.loads(fake.requests[-1].content)["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == call.id
+
+
+@pytest.mark.parametrize("given", [None, ""])
+@by_door
+def test_an_answers_call_without_an_id_is_given_one(door: str, given: Any) -> None:
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    if given is not None:
+        call["id"] = given
+    answer = {
+        **BASE,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    fake = FakeZhipu(api_key=KEY).then(Raw(200, json.dumps(answer)))
+    reply = door_client(door, fake).chat.completions.create(
+        model="glm-4-plus", messages=HELLO, tools=TOOLS
+    )
+    (got,) = reply.choices[0].message.tool_calls
+    assert got.id.startswith("call_") and len(got.id) == 29
 
 
 def test_empty_strings_name_nothing() -> None:
     """An empty ``id`` or ``name`` is left out, and an empty ``type`` is a function's."""
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-    heads = ToolCallHeads()
+    heads = ToolCallHeads(lambda: "f" * 32)
     first = ChoiceDeltaToolCall.model_validate(
         {"index": 0, "id": "call_1", "type": "", "function": {"name": "f", "arguments": ""}}
     )

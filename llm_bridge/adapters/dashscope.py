@@ -267,7 +267,7 @@ class DashScopeAdapter(Adapter):
             **{k: v for k, v in output.items() if k in ("search_info", "tool_info")},
         }
 
-    function_tool_calls = staticmethod(OpenAICompatAdapter.function_tool_calls)
+    function_tool_calls = OpenAICompatAdapter.function_tool_calls
 
     def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
         return DashScopeStreamParser(self, reply, call)

@@ -126,9 +126,10 @@ class OpenAICompatAdapter(Adapter):
         _usage_in_openai_form(body)
         return body
 
-    @staticmethod
-    def function_tool_calls(tool_calls: list[JSONDict]) -> list[JSONDict]:
-        """Only function calls map to OpenAI; built-in tools (web search) are not the caller's."""
+    def function_tool_calls(self, tool_calls: list[JSONDict]) -> list[JSONDict]:
+        """Only function calls map to OpenAI; built-in tools (web search) are not the
+        caller's. A call without an id (or with ``""``) is given one: OpenAI's type
+        requires it, and the tool message answering the call must name it."""
         calls = []
         for call in tool_calls:
             if (call.get("type") or "function") != "function":  # ("" is a function's too)
@@ -137,7 +138,8 @@ class OpenAICompatAdapter(Adapter):
             arguments = function.get("arguments")
             if not isinstance(arguments, str):
                 function["arguments"] = json.dumps(arguments or {}, ensure_ascii=False)
-            calls.append({**call, "type": "function", "function": function})
+            call_id = call.get("id") or f"call_{self.new_id()[:24]}"
+            calls.append({**call, "id": call_id, "type": "function", "function": function})
         return calls
 
     def stream_parser(self, reply: Reply, call: CallContext) -> StreamParser:
