@@ -213,12 +213,8 @@ def test_a_streamed_call_without_an_id_can_be_answered(door: str) -> None:
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == call.id
 
 
-@pytest.mark.parametrize("given", [None, ""])
-@by_door
-def test_an_answers_call_without_an_id_is_given_one(door: str, given: Any) -> None:
-    call = {"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-    if given is not None:
-        call["id"] = given
+def _answered_call(door: str, call: dict[str, Any]) -> Any:
+    """The tool call a client reads from a non-stream answer holding ``call`` alone."""
     answer = {
         **BASE,
         "choices": [
@@ -235,6 +231,16 @@ def test_an_answers_call_without_an_id_is_given_one(door: str, given: Any) -> No
         model="glm-4-plus", messages=HELLO, tools=TOOLS
     )
     (got,) = reply.choices[0].message.tool_calls
+    return got
+
+
+@pytest.mark.parametrize("given", [None, ""])
+@by_door
+def test_an_answers_call_without_an_id_is_given_one(door: str, given: Any) -> None:
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    if given is not None:
+        call["id"] = given
+    got = _answered_call(door, call)
     assert got.id.startswith("call_") and len(got.id) == 29
 
 
@@ -258,22 +264,7 @@ def test_empty_strings_name_nothing() -> None:
 @by_door
 def test_an_answers_call_of_empty_type_is_a_function_call(door: str) -> None:
     call = {**_call(0, "call_1", "get_weather", '{"city": "Beijing"}'), "type": ""}
-    answer = {
-        **BASE,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
-                "finish_reason": "tool_calls",
-            }
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-    }
-    fake = FakeZhipu(api_key=KEY).then(Raw(200, json.dumps(answer)))
-    reply = door_client(door, fake).chat.completions.create(
-        model="glm-4-plus", messages=HELLO, tools=TOOLS
-    )
-    (got,) = reply.choices[0].message.tool_calls
+    got = _answered_call(door, call)
     assert (got.id, got.type, got.function.name) == ("call_1", "function", "get_weather")
 
 
