@@ -473,13 +473,14 @@ def sse_events(chunk: Any) -> bytes:
     the last tool-call delta (providers such as Zhipu send both at once, and openai's
     helper then never reports the last call's arguments as done)."""
     choices = chunk.choices
-    if (len(choices) == 1 and choices[0].delta.tool_calls is None) or not any(
-        choice.delta.tool_calls for choice in choices
-    ):
+    if (
+        (len(choices) == 1 and choices[0].delta.tool_calls is None)
+        or not any(choice.delta.tool_calls for choice in choices)
+    ) and not _null_extras(chunk):
         try:
             return b"data: " + chunk_json(chunk) + b"\n\n"
         except ValueError:  # PydanticSerializationError: a lone surrogate (see `json_body`)
-            return _event(_chunk_dict(chunk))
+            pass
     data = _chunk_dict(chunk)
     ending = []
     for choice in data["choices"]:
@@ -526,12 +527,39 @@ def chunk_json(chunk: Any) -> bytes:
 
 
 def _chunk_dict(chunk: Any) -> dict[str, Any]:
-    """`chunk_json` as JSON values (for chunks whose events are written from a dict)."""
+    """`chunk_json` as JSON values (for chunks whose events are written from a dict), with
+    a provider's own fields kept where they came as null (`_null_extras`)."""
     data = chunk.model_dump(mode="json", exclude_none=True)
-    for choice in data["choices"]:
-        choice.setdefault("logprobs", None)
-        choice.setdefault("finish_reason", None)
+    _put_null_extras(chunk, data)
+    for choice, written in zip(chunk.choices, data["choices"]):
+        written.setdefault("logprobs", None)
+        written.setdefault("finish_reason", None)
+        _put_null_extras(choice, written)
+        _put_null_extras(choice.delta, written["delta"])
     return data
+
+
+def _null_extras(chunk: Any) -> bool:
+    """Whether a field beyond OpenAI's came as null on the chunk, a choice or a delta
+    (DeepSeek-style ``"reasoning_content": null`` beside the answer's text): written all
+    the same, since code reads such a field as an attribute (``delta.reasoning_content``),
+    which openai's types have only if the JSON holds it."""
+    if _has_null(chunk.__pydantic_extra__):
+        return True
+    return any(
+        _has_null(choice.__pydantic_extra__) or _has_null(choice.delta.__pydantic_extra__)
+        for choice in chunk.choices
+    )
+
+
+def _has_null(extra: Optional[dict[str, Any]]) -> bool:
+    return extra is not None and None in extra.values()
+
+
+def _put_null_extras(model: Any, data: dict[str, Any]) -> None:
+    for name, value in (model.__pydantic_extra__ or {}).items():
+        if value is None:
+            data[name] = None
 
 
 def _event(data: Any) -> bytes:

@@ -15,7 +15,7 @@ from helpers import HELLO, ZHIPU_ROOT, sse_payloads, upstream
 import llm_bridge
 from llm_bridge._front import sse_events
 from llm_bridge._shapes.chat.chat_completion_chunk import ChatCompletionChunk
-from llm_bridge.testing import FakeZhipu, ToolCallSpec
+from llm_bridge.testing import FakeZhipu, Raw, ToolCallSpec
 
 KEY = "id.secret"
 
@@ -98,3 +98,26 @@ def test_log_probabilities_and_a_finish_reason_are_written_as_given() -> None:
     assert [
         (c["index"], c["logprobs"], c["finish_reason"]) for c in json.loads(payload)["choices"]
     ] == [(0, logprobs, None), (1, None, "stop"), (2, logprobs, "length")]
+
+
+def test_a_provider_field_sent_as_null_is_kept() -> None:
+    """Thinking models' content deltas carry ``"reasoning_content": null`` (DeepSeek,
+    DashScope), and code written to their docs reads ``delta.reasoning_content`` on every
+    chunk: openai's types have that attribute only if the JSON holds the key."""
+    head = {"id": "t", "created": 1, "model": "glm-4-plus"}
+    deltas = [
+        ({"role": "assistant", "reasoning_content": "想"}, None),
+        ({"content": "好", "reasoning_content": None}, None),
+        ({"content": "", "reasoning_content": None}, "stop"),
+    ]
+    events = [
+        {**head, "choices": [{"index": 0, "delta": d, "finish_reason": f}]} for d, f in deltas
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    answer = Raw(200, body + b"data: [DONE]\n\n", {"content-type": "text/event-stream"})
+    chunks = _written(FakeZhipu(api_key=KEY).then(answer))
+    assert [c["choices"][0]["delta"] for c in chunks] == [
+        {"role": "assistant", "reasoning_content": "想"},
+        {"content": "好", "reasoning_content": None},
+        {"content": "", "reasoning_content": None},
+    ]
