@@ -14,14 +14,15 @@ string it finds. Two provider habits break that:
 
 `ToolCallHeads` keeps, per stream, the header each (choice, index) began with: a fragment
 repeating it loses the repeated fields, and one with another ``id`` at an index already
-holding a call is a new call and gets the next free index (its later fragments follow it
-there). A fragment without an id continues the call at its index: parallel calls that
-come without ids cannot be told apart, so they are left as the provider sent them. A
-call's first fragment without an id is given one (``call_`` and random hex), as a
-non-stream answer's call is (`OpenAICompatAdapter.function_tool_calls`): OpenAI's always
-has one, the AI SDK refuses a call without, and the tool message answering it needs one;
-an id the provider sends later for that call is then left out. A stream already in
-OpenAI's form passes unchanged.
+holding a call, and a function name, is a new call and gets the next free index (its
+later fragments follow it there; an id that changes without a name, as some providers'
+later fragments do, is the same call's). A fragment without an id continues the call at
+its index: parallel calls that come without ids cannot be told apart, so they are left
+as the provider sent them. A call's first fragment without an id is given one (``call_``
+and random hex), as a non-stream answer's call is
+(`OpenAICompatAdapter.function_tool_calls`): OpenAI's always has one, the AI SDK refuses
+a call without, and the tool message answering it needs one; an id the provider sends
+later for that call is then left out. A stream already in OpenAI's form passes unchanged.
 
 UNSURE (docs/unsure.md X6): which of our providers stream either habit; the reports are
 third parties'.
@@ -68,7 +69,9 @@ class ToolCallHeads:
             key = (choice, call.index)
             head = self._heads.get(key)
             name = function.name if function is not None else None
-            if head is None or (call.id and not head.minted and call.id != head.id):
+            if head is None or (
+                call.id and name and not head.minted and call.id != head.id
+            ):  # (a new call names its function: an id alone changing mid-call does not)
                 self._heads[key] = self._begin(call, name, taken)
                 continue
             if head.index != call.index:
@@ -82,6 +85,8 @@ class ToolCallHeads:
                     head.name = name
                 elif name == head.name:
                     _unset(function, "name")
+                else:  # (a name streamed in pieces: what is repeated is the whole so far)
+                    head.name += name
 
     def _begin(self, call: Any, name: Optional[str], taken: set[int]) -> _Head:
         """The head of a call this fragment begins: its index (the next free one if

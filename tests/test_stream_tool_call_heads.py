@@ -170,6 +170,50 @@ def test_a_stream_in_openai_form_passes_unchanged() -> None:
     ]
 
 
+def _tidied(*raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """``raw`` fragments of one choice, one per event, as `ToolCallHeads` leaves them."""
+    from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
+
+    heads = ToolCallHeads(lambda: "0" * 32)
+    calls = [ChoiceDeltaToolCall.model_validate(c) for c in raw]
+    for call in calls:
+        heads.tidy(0, [call])
+    return [c.model_dump(exclude_unset=True) for c in calls]
+
+
+def test_an_id_changing_without_a_name_is_the_same_call() -> None:
+    """Some providers' later fragments carry an id of their own, the same on each."""
+    assert _tidied(
+        _call(0, "call_X", "get_weather", ""),
+        {"index": 0, "id": "call_Y", "function": {"arguments": '{"city": '}},
+        {"index": 0, "id": "call_Y", "function": {"arguments": '"Beijing"}'}},
+    ) == [
+        _call(0, "call_X", "get_weather", ""),
+        {"index": 0, "function": {"arguments": '{"city": '}},
+        {"index": 0, "function": {"arguments": '"Beijing"}'}},
+    ]
+
+
+def test_two_calls_of_one_function_at_one_index_stay_two() -> None:
+    assert [
+        c["index"]
+        for c in _tidied(
+            _call(0, "call_a", "get_weather", '{"city": "Beijing"}'),
+            _call(0, "call_b", "get_weather", '{"city": "Tokyo"}'),
+        )
+    ] == [0, 1]
+
+
+def test_a_name_streamed_in_pieces_keeps_every_piece() -> None:
+    pieces = _tidied(
+        _call(0, "call_1", "echo", ""),
+        {"index": 0, "function": {"name": "_"}},
+        {"index": 0, "function": {"name": "echo"}},
+        {"index": 0, "function": {"name": "echo_echo", "arguments": "{}"}},
+    )
+    assert [c["function"].get("name") for c in pieces] == ["echo", "_", "echo", None]
+
+
 def test_a_call_begun_without_an_id_is_given_one_and_a_late_id_left_out() -> None:
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
