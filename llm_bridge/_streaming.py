@@ -81,7 +81,7 @@ class ChunkPipeline:
         # gave figures of its own, which then stand (its later ones replace them).
         self._text: Optional[list[str]] = []
         self._thought = _Thought(reasoning)  # reasoning beside tool calls, to remember
-        self._calls = ToolCallHeads(parser.adapter.new_id)  # each call's header, sent once
+        self._calls = ToolCallHeads(parser.adapter.new_call_id)  # each call's header, sent once
         self._decoder = SSEDecoder(parser.event_names, max_event_bytes=max_event_bytes)
         self.held: Optional[APIError] = None  # see `feed`
         self.answered = False  # whether any chunk was made (see `end`)

@@ -18,11 +18,10 @@ holding a call, and a function name, is a new call and gets the next free index 
 later fragments follow it there; an id that changes without a name, as some providers'
 later fragments do, is the same call's). A fragment without an id continues the call at
 its index: parallel calls that come without ids cannot be told apart, so they are left
-as the provider sent them. A call's first fragment without an id is given one (``call_``
-and random hex), as a non-stream answer's call is
-(`OpenAICompatAdapter.function_tool_calls`): OpenAI's always has one, the AI SDK refuses
-a call without, and the tool message answering it needs one; an id the provider sends
-later for that call is then left out. A stream already in OpenAI's form passes unchanged.
+as the provider sent them. A call's first fragment without an id is given one, as a
+non-stream answer's call is (`Adapter.new_call_id`): OpenAI's always has one, the AI SDK
+refuses a call without, and the tool message answering it needs one; an id the provider
+sends later for that call is then left out. A stream already in OpenAI's form passes unchanged.
 
 UNSURE (docs/unsure.md X6): which of our providers stream either habit; the reports are
 third parties'.
@@ -50,14 +49,14 @@ class _Head:
 
 class ToolCallHeads:
     """One stream's tool calls, by choice and the provider's index (see the module).
-    ``new_id`` makes the random part of an id for a call that came without one."""
+    ``new_call_id`` names a call that came without an id."""
 
-    __slots__ = ("_heads", "_new_id", "_taken")
+    __slots__ = ("_heads", "_new_call_id", "_taken")
 
-    def __init__(self, new_id: Callable[[], str]) -> None:
+    def __init__(self, new_call_id: Callable[[], str]) -> None:
         self._heads: dict[tuple[int, int], _Head] = {}  # the latest call at each index
         self._taken: dict[int, set[int]] = {}  # the indexes given out, per choice
-        self._new_id = new_id
+        self._new_call_id = new_call_id
 
     def tidy(self, choice: int, calls: list[Any]) -> None:
         """Put one delta's ``calls`` (`ChoiceDeltaToolCall` models, fresh from the
@@ -97,7 +96,7 @@ class ToolCallHeads:
             _set(call, "index", index)
         minted = call.id is None
         if minted:
-            _put(call, "id", f"call_{self._new_id()[:24]}")
+            _put(call, "id", self._new_call_id())
         if call.type is None:
             _put(call, "type", "function")
         return _Head(call.id, name, index, minted)
@@ -105,9 +104,9 @@ class ToolCallHeads:
 
 def _blank_to_none(call: Any, function: Any) -> None:
     """Empty strings for what OpenAI leaves out: an ``id`` or ``name`` of ``""`` names
-        nothing (continuation fragments with ``"id": ""`` are read on DashScope's compatible
-    mode, UNSURE as docs/unsure.md X6 says), and a ``type`` of
-        ``""`` is a function call's (the AI SDK refuses it: "Type validation failed")."""
+    nothing (continuation fragments with ``"id": ""`` are read on DashScope's compatible
+    mode, UNSURE as docs/unsure.md X6 says), and a ``type`` of ``""`` is a function
+    call's (the AI SDK refuses it: "Type validation failed")."""
     if call.id == "":
         _unset(call, "id")
     if call.type == "":

@@ -150,7 +150,7 @@ def test_the_written_sse_carries_the_header_once() -> None:
 
 
 def test_a_stream_in_openai_form_passes_unchanged() -> None:
-    heads = ToolCallHeads(lambda: "f" * 32)
+    heads = ToolCallHeads(lambda: "call_" + "f" * 24)
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
     def calls(*raw: dict[str, Any]) -> list[Any]:
@@ -174,7 +174,7 @@ def _tidied(*raw: dict[str, Any]) -> list[dict[str, Any]]:
     """``raw`` fragments of one choice, one per event, as `ToolCallHeads` leaves them."""
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-    heads = ToolCallHeads(lambda: "0" * 32)
+    heads = ToolCallHeads(lambda: "call_" + "0" * 24)
     calls = [ChoiceDeltaToolCall.model_validate(c) for c in raw]
     for call in calls:
         heads.tidy(0, [call])
@@ -217,7 +217,7 @@ def test_a_name_streamed_in_pieces_keeps_every_piece() -> None:
 def test_a_call_begun_without_an_id_is_given_one_and_a_late_id_left_out() -> None:
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-    heads = ToolCallHeads(lambda: "ab" * 16)
+    heads = ToolCallHeads(lambda: "call_" + "ab" * 12)
     first = ChoiceDeltaToolCall.model_validate({"index": 0, "function": {"name": "f"}})
     with_id = ChoiceDeltaToolCall.model_validate({"index": 0, "id": "call_1", "type": "function"})
     for call in (first, with_id):
@@ -292,7 +292,7 @@ def test_empty_strings_name_nothing() -> None:
     """An empty ``id`` or ``name`` is left out, and an empty ``type`` is a function's."""
     from llm_bridge._shapes.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
-    heads = ToolCallHeads(lambda: "f" * 32)
+    heads = ToolCallHeads(lambda: "call_" + "f" * 24)
     first = ChoiceDeltaToolCall.model_validate(
         {"index": 0, "id": "call_1", "type": "", "function": {"name": "f", "arguments": ""}}
     )

@@ -774,6 +774,12 @@ class Adapter:
             raise self.invalid_body(value, "a stream event that is not an object")
         return value
 
+    def new_call_id(self) -> str:
+        """An id for a tool call the provider sent without one (``call_`` and 24 hex
+        digits): OpenAI's calls always have one, and the tool message answering a call
+        must name it."""
+        return f"call_{self.new_id()[:24]}"
+
     def invalid_body(self, body: Any, what: str) -> MalformedBody:
         """The fault for an answer of a shape that cannot be translated (``what`` it was)."""
         return MalformedBody(f"{self.name} returned {what}", body=body, provider=self.name)

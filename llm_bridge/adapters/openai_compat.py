@@ -128,8 +128,7 @@ class OpenAICompatAdapter(Adapter):
 
     def function_tool_calls(self, tool_calls: list[JSONDict]) -> list[JSONDict]:
         """Only function calls map to OpenAI; built-in tools (web search) are not the
-        caller's. A call without an id (or with ``""``) is given one: OpenAI's type
-        requires it, and the tool message answering the call must name it."""
+        caller's. A call without an id (or with ``""``) is given one (`new_call_id`)."""
         calls = []
         for call in tool_calls:
             if (call.get("type") or "function") != "function":  # ("" is a function's too)
@@ -138,7 +137,7 @@ class OpenAICompatAdapter(Adapter):
             arguments = function.get("arguments")
             if not isinstance(arguments, str):
                 function["arguments"] = json.dumps(arguments or {}, ensure_ascii=False)
-            call_id = call.get("id") or f"call_{self.new_id()[:24]}"
+            call_id = call.get("id") or self.new_call_id()
             calls.append({**call, "id": call_id, "type": "function", "function": function})
         return calls
 
